@@ -1,0 +1,163 @@
+//! The plain values a [`Board`](crate::Board) is made of.
+
+/// A range of CPU physical addresses (already translated through every bus).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Region {
+    /// First address.
+    pub base: u64,
+    /// Length in bytes.
+    pub size: u64,
+}
+
+impl Region {
+    /// The empty region at address 0, for filling fixed tables.
+    pub const EMPTY: Region = Region { base: 0, size: 0 };
+
+    /// One past the last address. Never overflows: the parser refuses regions
+    /// that would.
+    pub fn end(&self) -> u64 {
+        self.base.saturating_add(self.size)
+    }
+}
+
+/// Which UART programming model a console speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UartKind {
+    /// Arm PrimeCell PL011 (`arm,pl011`): QEMU `virt`, the Pi's first UART.
+    Pl011,
+    /// The BCM2835 auxiliary "mini UART" (`brcm,bcm2835-aux-uart`): the Pi 4's
+    /// console on GPIO 14/15. `region` is its 0x40-byte register block.
+    Bcm2835Aux,
+    /// A 16550-compatible UART (`ns16550a`, `ns16550`).
+    Ns16550,
+}
+
+/// A UART the hypervisor can print on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Uart {
+    /// The programming model.
+    pub kind: UartKind,
+    /// Its registers (first `reg` entry).
+    pub region: Region,
+    /// Its reference clock, if the tree states it: the node's
+    /// `clock-frequency`, or that of a `fixed-clock` its first `clocks` entry
+    /// names. `None` for the Pi's mini UART, whose clock is the VPU core clock.
+    pub clock_hz: Option<u32>,
+}
+
+/// GIC architecture version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GicVersion {
+    /// GICv2 (`arm,gic-400`, `arm,cortex-a15-gic`, ...): memory-mapped CPU interface.
+    V2,
+    /// GICv3 or v4 (`arm,gic-v3`): redistributors, system-register CPU interface.
+    V3,
+}
+
+/// The interrupt controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gic {
+    /// Architecture version.
+    pub version: GicVersion,
+    /// GICD.
+    pub distributor: Region,
+    /// GICC: v2's CPU interface (a v3 may list it for legacy guests).
+    pub cpu_interface: Option<Region>,
+    /// The first GICR region (v3 only).
+    pub redistributor: Option<Region>,
+    /// GICH: the virtual interface control block (v2; optional on v3).
+    pub hyp_interface: Option<Region>,
+    /// GICV: the virtual CPU interface (v2; optional on v3).
+    pub vcpu_interface: Option<Region>,
+    /// The virtualisation maintenance interrupt, as an INTID (PPI 9 is 25).
+    pub maintenance_irq: Option<u32>,
+}
+
+/// The architected timer's interrupts, as PPI numbers (INTID = PPI + 16).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timer {
+    /// EL2 physical timer (CNTHP), the fourth `interrupts` entry; 10 on QEMU and the Pi.
+    pub hyp_phys_ppi: u32,
+    /// EL1 virtual timer (CNTV), the third entry; 11 on QEMU and the Pi.
+    pub virt_ppi: u32,
+    /// EL1 non-secure physical timer (CNTP), the second entry; 14 on QEMU and the Pi.
+    pub phys_ppi: u32,
+}
+
+/// The PSCI conduit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PsciMethod {
+    /// `method = "smc"`: firmware at EL3 (QEMU `virt` with `virtualization=on`).
+    Smc,
+    /// `method = "hvc"`: a hypervisor below us.
+    Hvc,
+}
+
+/// The `/psci` node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Psci {
+    /// How to call it.
+    pub method: PsciMethod,
+    /// The `cpu_on` function ID, if the node gives one (PSCI 0.1 binding;
+    /// PSCI 0.2 and later use the standard ID 0xc4000003).
+    pub cpu_on: Option<u32>,
+}
+
+/// How a secondary CPU is started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnableMethod {
+    /// `enable-method = "psci"`: PSCI `CPU_ON`.
+    Psci,
+    /// `enable-method = "spin-table"`: write the entry point to `release_addr`
+    /// and send an event (the Raspberry Pi firmware's stub).
+    SpinTable {
+        /// `cpu-release-addr`: the physical address the CPU polls.
+        release_addr: u64,
+    },
+    /// No `enable-method` this crate knows (QEMU `virt` with one CPU gives none).
+    None,
+}
+
+/// One CPU from `/cpus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cpu {
+    /// Its affinity (`reg`): the Aff3 and Aff2..Aff0 fields of MPIDR_EL1
+    /// (bits 39:32 and 23:0), as the tree gives them.
+    pub mpidr: u64,
+    /// How to start it.
+    pub enable: EnableMethod,
+}
+
+impl Cpu {
+    /// A placeholder for filling fixed tables.
+    pub const EMPTY: Cpu = Cpu {
+        mpidr: 0,
+        enable: EnableMethod::None,
+    };
+}
+
+/// The Raspberry Pi's power-management block (`brcm,bcm2835-pm`,
+/// `brcm,bcm2711-pm`, `brcm,bcm2835-pm-wdt`): its watchdog registers
+/// (RSTC, RSTS, WDOG) reset or power off the board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PowerManagement {
+    /// The PM register block (first `reg` entry).
+    pub region: Region,
+}
+
+/// A virtio-mmio transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VirtioMmio {
+    /// Its registers.
+    pub region: Region,
+    /// Its interrupt, as an INTID (QEMU `virt` slot 0: SPI 16, INTID 48).
+    pub irq: u32,
+}
+
+impl VirtioMmio {
+    /// A placeholder for filling fixed tables.
+    pub const EMPTY: VirtioMmio = VirtioMmio {
+        region: Region::EMPTY,
+        irq: 0,
+    };
+}

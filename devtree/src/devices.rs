@@ -1,0 +1,87 @@
+//! The single-purpose nodes: timer, PSCI, the Pi's PM block, virtio-mmio.
+
+use crate::Error;
+use crate::board::{Board, push};
+use crate::device::{PowerManagement, Psci, PsciMethod, Timer, VirtioMmio};
+use crate::interrupts::{GicInfo, Irq, interrupts};
+use crate::translate::first_region;
+use crate::tree::Frame;
+
+/// The architected timer bindings.
+const TIMER: &[&str] = &["arm,armv8-timer", "arm,armv7-timer"];
+/// The PSCI bindings (0.1, 0.2, 1.0).
+const PSCI: &[&str] = &["arm,psci", "arm,psci-0.2", "arm,psci-1.0"];
+/// The Raspberry Pi power-management / watchdog block.
+const PM: &[&str] = &["brcm,bcm2835-pm", "brcm,bcm2711-pm", "brcm,bcm2835-pm-wdt"];
+/// virtio over MMIO.
+const VIRTIO_MMIO: &[&str] = &["virtio,mmio"];
+
+/// Records `frame` if it is one of the nodes this module knows. The first
+/// timer, PSCI and PM node win; every virtio-mmio node is listed.
+pub(crate) fn visit(
+    frame: &Frame<'_, '_>,
+    gic: Option<GicInfo>,
+    board: &mut Board<'_>,
+) -> Result<(), Error> {
+    if board.timer.is_none() && frame.is_compatible(TIMER) {
+        board.timer = Some(timer(frame, gic)?);
+    } else if board.psci.is_none() && frame.is_compatible(PSCI) {
+        board.psci = Some(psci(frame)?);
+    } else if board.power.is_none() && frame.is_compatible(PM) {
+        board.power = Some(PowerManagement {
+            region: first_region(frame)?,
+        });
+    } else if frame.is_compatible(VIRTIO_MMIO) {
+        let irq = interrupts(frame, gic).and_then(|mut irqs| irqs.next().flatten());
+        // A transport whose interrupt is not on the GIC cannot be used: leave it out.
+        if let Some(irq) = irq {
+            let virtio = VirtioMmio {
+                region: first_region(frame)?,
+                irq: irq.intid(),
+            };
+            push(
+                &mut board.virtio_mmio,
+                &mut board.virtio_count,
+                virtio,
+                "virtio-mmio transports",
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The PPIs of the timer's secure-physical, physical, virtual and hyp-physical
+/// interrupts, in that order.
+fn timer(frame: &Frame<'_, '_>, gic: Option<GicInfo>) -> Result<Timer, Error> {
+    let mut ppis = [0u32; 4];
+    let mut irqs = interrupts(frame, gic).ok_or(Error::Malformed(
+        "the timer's interrupts are not on the GIC",
+    ))?;
+    for ppi in &mut ppis {
+        match irqs.next() {
+            Some(Some(Irq::Ppi(n))) => *ppi = n,
+            _ => return Err(Error::Malformed("the timer does not list four GIC PPIs")),
+        }
+    }
+    Ok(Timer {
+        phys_ppi: ppis[1],
+        virt_ppi: ppis[2],
+        hyp_phys_ppi: ppis[3],
+    })
+}
+
+fn psci(frame: &Frame<'_, '_>) -> Result<Psci, Error> {
+    let method = match frame.str_prop("method") {
+        Some("smc") => PsciMethod::Smc,
+        Some("hvc") => PsciMethod::Hvc,
+        _ => {
+            return Err(Error::Malformed(
+                "/psci method is neither \"smc\" nor \"hvc\"",
+            ));
+        }
+    };
+    Ok(Psci {
+        method,
+        cpu_on: frame.u32_prop("cpu_on"),
+    })
+}

@@ -1,0 +1,94 @@
+//! The GIC: version, register frames, maintenance interrupt.
+
+use crate::device::{Gic, GicVersion, Region};
+use crate::interrupts::{GicInfo, interrupts};
+use crate::translate::regions;
+use crate::tree::{Frame, find};
+use crate::{Error, cells::MAX_CELLS};
+
+/// `compatible` strings of GICv2-style controllers (Linux `irq-gic.c`).
+const GIC_V2: &[&str] = &[
+    "arm,gic-400",
+    "arm,cortex-a15-gic",
+    "arm,cortex-a9-gic",
+    "arm,cortex-a7-gic",
+    "arm,arm11mp-gic",
+    "arm,eb11mp-gic",
+    "arm,tc11mp-gic",
+    "arm,pl390",
+];
+/// `compatible` of GICv3 and GICv4.
+const GIC_V3: &[&str] = &["arm,gic-v3"];
+
+/// Most `reg` entries read from a GIC node: GICD, up to 8 GICR regions, GICC, GICH, GICV.
+const MAX_GIC_REGS: usize = 12;
+
+/// Finds the first enabled GIC and decodes it.
+pub(crate) fn find_gic(root: &Frame<'_, '_>) -> Result<Option<(Gic, Option<GicInfo>)>, Error> {
+    find(root, |frame| {
+        let version = if frame.is_compatible(GIC_V2) {
+            GicVersion::V2
+        } else if frame.is_compatible(GIC_V3) {
+            GicVersion::V3
+        } else {
+            return None;
+        };
+        Some(decode(frame, version))
+    })
+    .transpose()
+}
+
+/// The GIC's frames and, if it has a phandle other nodes can name it by, what
+/// decoding their interrupt specifiers needs.
+fn decode(frame: &Frame<'_, '_>, version: GicVersion) -> Result<(Gic, Option<GicInfo>), Error> {
+    let mut regs = [Region::EMPTY; MAX_GIC_REGS];
+    let mut count = 0;
+    for (slot, region) in regs.iter_mut().zip(regions(frame)?) {
+        *slot = region?;
+        count += 1;
+    }
+    let reg = |i: usize| regs.get(..count).and_then(|used| used.get(i)).copied();
+    let distributor = reg(0).ok_or(Error::Malformed("the GIC has no distributor reg"))?;
+    let gic = match version {
+        GicVersion::V2 => Gic {
+            version,
+            distributor,
+            cpu_interface: reg(1),
+            redistributor: None,
+            hyp_interface: reg(2),
+            vcpu_interface: reg(3),
+            maintenance_irq: None,
+        },
+        GicVersion::V3 => {
+            let redistributors = frame.u32_prop("#redistributor-regions").unwrap_or(1) as usize;
+            let after = 1usize.saturating_add(redistributors);
+            Gic {
+                version,
+                distributor,
+                cpu_interface: reg(after),
+                redistributor: Some(
+                    reg(1).ok_or(Error::Malformed("the GICv3 has no redistributor reg"))?,
+                ),
+                hyp_interface: reg(after + 1),
+                vcpu_interface: reg(after + 2),
+                maintenance_irq: None,
+            }
+        }
+    };
+    let info = frame.phandle().map(|phandle| GicInfo {
+        phandle,
+        interrupt_cells: frame
+            .u32_prop("#interrupt-cells")
+            .map_or(0, |c| (c as usize).min(MAX_CELLS + 1)),
+    });
+    let maintenance_irq = interrupts(frame, info)
+        .and_then(|mut irqs| irqs.next().flatten())
+        .map(|irq| irq.intid());
+    Ok((
+        Gic {
+            maintenance_irq,
+            ..gic
+        },
+        info,
+    ))
+}

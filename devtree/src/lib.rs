@@ -1,0 +1,102 @@
+//! Reads a flattened device tree (DTB) into a [`Board`]: the plain summary the
+//! hypervisor boots from — RAM, reserved memory, console UART, GIC, timer,
+//! PSCI, CPUs, `/chosen`, the Raspberry Pi's PM block and virtio-mmio slots.
+//!
+//! - `no_std` and no allocation: the hypervisor calls it before it has a heap.
+//!   Lists live in fixed tables ([`MAX_MEMORY`], ...).
+//! - Every address is a CPU physical address: `reg` values are translated
+//!   through the `ranges` of every parent bus (the Pi's `/soc` maps bus address
+//!   0x7e000000 to 0xfe000000).
+//! - Disabled nodes (`status` other than `"okay"`/`"ok"`) and everything below
+//!   them are ignored.
+//! - A hostile or corrupt blob gives an [`Error`], never a panic: the structure
+//!   block is validated (`validate.rs`), then walked by a small bounds-checked
+//!   reader (`structure.rs`; why not the `fdt` crate is written there).
+//!
+//! ```no_run
+//! # fn boot(dtb: &[u8]) -> Result<(), devtree::Error> {
+//! let board = devtree::parse(dtb)?;
+//! for ram in board.memory() {
+//!     // hand ram.base .. ram.end() to the frame allocator
+//! }
+//! # Ok(()) }
+//! ```
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod board;
+mod cells;
+mod chosen;
+mod cpus;
+mod device;
+mod devices;
+mod error;
+mod gic;
+mod header;
+mod interrupts;
+mod memory;
+mod structure;
+mod translate;
+mod tree;
+mod uart;
+mod validate;
+
+pub use board::{Board, MAX_CPUS, MAX_MEMORY, MAX_RESERVED, MAX_VIRTIO};
+pub use device::{
+    Cpu, EnableMethod, Gic, GicVersion, PowerManagement, Psci, PsciMethod, Region, Timer, Uart,
+    UartKind, VirtioMmio,
+};
+pub use error::Error;
+pub use header::{HEADER_SIZE, MAX_TOTAL_SIZE, total_size};
+
+use crate::header::Header;
+use crate::tree::{Frame, walk};
+use crate::uart::ConsoleSearch;
+
+/// Summarises the device tree `dtb`, which must hold at least its `totalsize`
+/// bytes.
+///
+/// Fails with [`Error::NoMemory`] if the tree gives no RAM (the Raspberry Pi
+/// DTB as shipped, before the firmware fills it in). A caller that wants to
+/// report that on the tree's console uses [`parse_allow_no_memory`] and then
+/// [`Board::require_memory`].
+pub fn parse(dtb: &[u8]) -> Result<Board<'_>, Error> {
+    let board = parse_allow_no_memory(dtb)?;
+    board.require_memory()?;
+    Ok(board)
+}
+
+/// Like [`parse`], but a tree without RAM gives a [`Board`] whose
+/// [`memory`](Board::memory) is empty instead of an error.
+pub fn parse_allow_no_memory(dtb: &[u8]) -> Result<Board<'_>, Error> {
+    let header = Header::parse(dtb)?;
+    let dtb = dtb.get(..header.total_size).ok_or(Error::BadHeader)?;
+    let blocks = validate::validate(dtb, &header)?;
+    let root = Frame::root(blocks.root().ok_or(Error::Malformed("no root node"))?);
+
+    let mut board = Board::empty();
+    board.model = root.str_prop("model").unwrap_or_default();
+    board.compatible = root.str_prop("compatible").unwrap_or_default();
+    let chosen = chosen::read(&root)?;
+    board.bootargs = chosen.bootargs;
+    board.initrd = chosen.initrd;
+    memory::add_reservations(dtb, &header, &mut board)?;
+
+    // The GIC first: other nodes' interrupts are decoded against it.
+    let gic = gic::find_gic(&root)?;
+    board.gic = gic.map(|(gic, _)| gic);
+    let gic_info = gic.and_then(|(_, info)| info);
+
+    let mut console = ConsoleSearch::new(chosen.stdout_path);
+    walk(&root, &mut |frame: &Frame<'_, '_>| {
+        memory::visit(frame, &mut board)?;
+        cpus::visit(frame, &mut board)?;
+        devices::visit(frame, gic_info, &mut board)?;
+        console.visit(frame)
+    })?;
+    board.console = console.finish(&root);
+    board.virtio_mmio[..board.virtio_count].sort_unstable_by_key(|v| v.region.base);
+    Ok(board)
+}

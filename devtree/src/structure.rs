@@ -1,0 +1,164 @@
+//! Nodes and properties of the structure block (Devicetree Specification 5.4).
+//!
+//! A small walker of our own rather than the `fdt` crate's: `fdt` 0.1.5 panics
+//! (`assert_eq!` in its node skipping, `node.rs:472`) on a tree with `FDT_NOP`
+//! tokens between child nodes, and QEMU's `raspi4b` writes exactly that when it
+//! removes the nodes of devices it does not model (`fdt_nop_node`). Every step
+//! here is bounds-checked and yields nothing rather than panic; `validate.rs`
+//! has already proved the structure well formed, so nothing is lost.
+
+use crate::cells::be32;
+
+pub(crate) const FDT_BEGIN_NODE: u32 = 1;
+pub(crate) const FDT_END_NODE: u32 = 2;
+pub(crate) const FDT_PROP: u32 = 3;
+pub(crate) const FDT_NOP: u32 = 4;
+pub(crate) const FDT_END: u32 = 9;
+
+/// The structure and strings blocks of a validated tree.
+#[derive(Clone, Copy)]
+pub(crate) struct Blocks<'a> {
+    pub structure: &'a [u8],
+    pub strings: &'a [u8],
+}
+
+/// One node: its name and where its properties start.
+#[derive(Clone, Copy)]
+pub(crate) struct Node<'a> {
+    /// The name with unit address; `""` for the root.
+    pub name: &'a str,
+    blocks: Blocks<'a>,
+    /// Offset in the structure block just past the node's name.
+    body: usize,
+}
+
+/// One property.
+#[derive(Clone, Copy)]
+pub(crate) struct Property<'a> {
+    pub name: &'a str,
+    pub value: &'a [u8],
+}
+
+/// What sits at one position of the structure block.
+enum Token<'a> {
+    Begin { name: &'a str, body: usize },
+    End,
+    Prop(Property<'a>),
+    Nop,
+}
+
+impl<'a> Blocks<'a> {
+    /// The root node, which the structure block starts with.
+    pub fn root(self) -> Option<Node<'a>> {
+        match self.token(0)?.0 {
+            Token::Begin { name, body } => Some(Node {
+                name,
+                blocks: self,
+                body,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The token at `pos` and the position after it; `None` at `FDT_END`, an
+    /// unknown token or anything out of bounds.
+    fn token(self, pos: usize) -> Option<(Token<'a>, usize)> {
+        let next = pos.checked_add(4)?;
+        match be32(self.structure, pos)? {
+            FDT_BEGIN_NODE => {
+                let name = cstr(self.structure, next)?;
+                let body = align4(next.checked_add(name.len() + 1)?)?;
+                Some((Token::Begin { name, body }, body))
+            }
+            FDT_END_NODE => Some((Token::End, next)),
+            FDT_PROP => {
+                let len = be32(self.structure, next)? as usize;
+                let name_offset = be32(self.structure, next.checked_add(4)?)? as usize;
+                let start = next.checked_add(8)?;
+                let value = self.structure.get(start..start.checked_add(len)?)?;
+                let name = cstr(self.strings, name_offset)?;
+                Some((Token::Prop(Property { name, value }), align4(start + len)?))
+            }
+            FDT_NOP => Some((Token::Nop, next)),
+            _ => None,
+        }
+    }
+
+    /// The position just past the `FDT_END_NODE` closing the node whose body
+    /// starts at `pos`.
+    fn skip_node(self, mut pos: usize) -> Option<usize> {
+        let mut depth = 1usize;
+        while depth > 0 {
+            let (token, next) = self.token(pos)?;
+            match token {
+                Token::Begin { .. } => depth += 1,
+                Token::End => depth -= 1,
+                Token::Prop(_) | Token::Nop => {}
+            }
+            pos = next;
+        }
+        Some(pos)
+    }
+}
+
+impl<'a> Node<'a> {
+    /// The node's properties, in order.
+    pub fn properties(self) -> impl Iterator<Item = Property<'a>> {
+        let mut pos = Some(self.body);
+        core::iter::from_fn(move || {
+            loop {
+                let (token, next) = self.blocks.token(pos?)?;
+                pos = Some(next);
+                match token {
+                    Token::Prop(property) => return Some(property),
+                    Token::Nop => {}
+                    Token::Begin { .. } | Token::End => {
+                        pos = None;
+                        return None;
+                    }
+                }
+            }
+        })
+    }
+
+    /// The value of property `name`.
+    pub fn property(self, name: &str) -> Option<&'a [u8]> {
+        self.properties().find(|p| p.name == name).map(|p| p.value)
+    }
+
+    /// The node's children, in order.
+    pub fn children(self) -> impl Iterator<Item = Node<'a>> {
+        let mut pos = Some(self.body);
+        core::iter::from_fn(move || {
+            loop {
+                let (token, next) = self.blocks.token(pos?)?;
+                match token {
+                    Token::Prop(_) | Token::Nop => pos = Some(next),
+                    Token::Begin { name, body } => {
+                        pos = self.blocks.skip_node(body);
+                        return Some(Node {
+                            name,
+                            blocks: self.blocks,
+                            body,
+                        });
+                    }
+                    Token::End => {
+                        pos = None;
+                        return None;
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// The NUL-terminated UTF-8 string at `pos` in `bytes`.
+pub(crate) fn cstr(bytes: &[u8], pos: usize) -> Option<&str> {
+    let rest = bytes.get(pos..)?;
+    let len = rest.iter().position(|&b| b == 0)?;
+    core::str::from_utf8(rest.get(..len)?).ok()
+}
+
+fn align4(pos: usize) -> Option<usize> {
+    pos.checked_next_multiple_of(4)
+}

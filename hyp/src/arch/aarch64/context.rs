@@ -1,0 +1,97 @@
+//! A vCPU's CPU state: general registers (saved on every exit by vectors.S), and the EL1 system,
+//! timer and FP/SIMD registers (switched only when another vCPU takes the CPU).
+
+use core::arch::asm;
+
+/// General registers as vectors.S saves them; the layout is shared with the assembly.
+#[repr(C)]
+#[derive(Clone, Debug, Default)]
+pub struct GuestRegs {
+    pub x: [u64; 31],
+    pub elr: u64,
+    pub spsr: u64,
+}
+
+/// The FP/SIMD register file: q0..q31, FPSR, FPCR (layout fixed by fpsimd.S).
+#[repr(C, align(16))]
+#[derive(Clone, Debug, Default)]
+pub struct FpSimd {
+    pub q: [u128; 32],
+    pub fpsr: u64,
+    pub fpcr: u64,
+}
+
+const _: () = assert!(core::mem::offset_of!(FpSimd, fpsr) == 512);
+
+unsafe extern "C" {
+    fn fpsimd_save(state: *mut FpSimd);
+    fn fpsimd_restore(state: *const FpSimd);
+}
+
+macro_rules! el1_state {
+    ($($field:ident => $reg:literal),* $(,)?) => {
+        /// EL1 and EL0 system registers a guest owns, plus its virtual timer.
+        #[derive(Clone, Debug, Default)]
+        pub struct El1State { $(pub $field: u64,)* }
+
+        impl El1State {
+            /// Reads the registers of the vCPU that is leaving the CPU.
+            pub fn save(&mut self) {
+                $(
+                    // SAFETY: reading an EL1 system register at EL2 has no side effects.
+                    unsafe { asm!(concat!("mrs {}, ", $reg), out(reg) self.$field, options(nomem, nostack)) };
+                )*
+            }
+
+            /// Loads the registers of the vCPU about to run.
+            pub fn restore(&self) {
+                $(
+                    // SAFETY: these registers only affect EL1/EL0 execution, which the hyp does
+                    // not use; the guest that owns them is the next to run.
+                    unsafe { asm!(concat!("msr ", $reg, ", {}"), in(reg) self.$field, options(nomem, nostack)) };
+                )*
+            }
+        }
+    };
+}
+
+el1_state! {
+    sctlr => "sctlr_el1", cpacr => "cpacr_el1", ttbr0 => "ttbr0_el1", ttbr1 => "ttbr1_el1",
+    tcr => "tcr_el1", mair => "mair_el1", amair => "amair_el1", vbar => "vbar_el1",
+    contextidr => "contextidr_el1", tpidr_el1 => "tpidr_el1", tpidr_el0 => "tpidr_el0",
+    tpidrro_el0 => "tpidrro_el0", sp_el0 => "sp_el0", sp_el1 => "sp_el1", elr => "elr_el1",
+    spsr => "spsr_el1", esr => "esr_el1", far => "far_el1", afsr0 => "afsr0_el1",
+    afsr1 => "afsr1_el1", par => "par_el1", cntkctl => "cntkctl_el1", csselr => "csselr_el1",
+    mdscr => "mdscr_el1", cntv_ctl => "cntv_ctl_el0", cntv_cval => "cntv_cval_el0",
+    cntvoff => "cntvoff_el2", vmpidr => "vmpidr_el2",
+}
+
+/// SCTLR_EL1 at reset: the RES1 bits, MMU and caches off (EL1 boots like a bare CPU).
+const SCTLR_EL1_RESET: u64 = 0x30D0_0800;
+
+impl El1State {
+    /// The state a vCPU starts in: MMU off, timer off, its own MPIDR.
+    pub fn at_reset(vcpu_index: u64) -> Self {
+        Self {
+            sctlr: SCTLR_EL1_RESET,
+            // MPIDR_EL1 bit 31 is RES1; the vCPU index is affinity level 0.
+            vmpidr: (1 << 31) | vcpu_index,
+            ..Self::default()
+        }
+    }
+}
+
+impl FpSimd {
+    /// Saves the live FP/SIMD registers into `self`.
+    pub fn save(&mut self) {
+        // SAFETY: fpsimd_save writes exactly size_of::<FpSimd>() bytes to a valid, aligned block;
+        // CPTR_EL2.TFP is clear, so the accesses do not trap.
+        unsafe { fpsimd_save(self) }
+    }
+
+    /// Loads `self` into the FP/SIMD registers.
+    pub fn restore(&self) {
+        // SAFETY: as for save; the hyp itself never uses these registers (soft-float build).
+        unsafe { fpsimd_restore(self) }
+    }
+}

@@ -1,0 +1,138 @@
+//! EL2 system-register set-up: what guests may touch, and what traps to the hypervisor.
+
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::*;
+use core::arch::asm;
+
+/// CPTR_EL2 (E2H = 0): RES1 bits 13, 12, 9 and 7..0, which also keep SVE (TZ, bit 8) and SME
+/// (TSM, bit 12) trapped where the CPU has them. TFP (bit 10) is clear: guests own FP/SIMD.
+/// TTA (bit 20) traps trace-register access.
+const CPTR_EL2_GUESTS: u64 = (1 << 20) | (1 << 13) | (1 << 12) | (1 << 9) | (1 << 8) | 0xff;
+
+/// Configures this CPU's EL2 for running guests. Called once per CPU before its first guest.
+pub fn init_el2(vectors: u64, percpu: u64) {
+    VBAR_EL2.set(vectors);
+    TPIDR_EL2.set(percpu);
+
+    // Guests run AArch64 EL1 with stage 2 on. Sensitive operations trap: SMC (TSC), WFI (TWI),
+    // implementation-defined and auxiliary control registers (TIDCP, TACR), set/way cache
+    // maintenance (TSW). Physical interrupts and SErrors come to EL2 (IMO, FMO, AMO); DC
+    // (default cacheable) lets a guest run safely with its own MMU still off.
+    HCR_EL2.write(
+        HCR_EL2::RW::EL1IsAarch64
+            + HCR_EL2::VM::Enable
+            + HCR_EL2::SWIO::SET
+            + HCR_EL2::FMO::EnableVirtualFIQ
+            + HCR_EL2::IMO::EnableVirtualIRQ
+            + HCR_EL2::AMO::SET
+            + HCR_EL2::BSU::InnerShareable
+            + HCR_EL2::FB::SET
+            + HCR_EL2::TSC::EnableTrapEl1SmcToEl2
+            + HCR_EL2::TWI::SET
+            + HCR_EL2::TIDCP::SET
+            + HCR_EL2::TACR::SET
+            + HCR_EL2::TSW::SET
+            + HCR_EL2::DC::SET,
+    );
+
+    // SAFETY: CPTR_EL2 only controls traps of lower-EL (and EL2) coprocessor accesses; the
+    // value keeps FP/SIMD usable and SVE/SME/trace trapped.
+    unsafe { asm!("msr cptr_el2, {}", in(reg) CPTR_EL2_GUESTS, options(nomem, nostack)) };
+
+    // No PMU and no debug registers for guests; HPMN keeps the counters the CPU reports.
+    let hpmn = MDCR_EL2.read(MDCR_EL2::HPMN);
+    MDCR_EL2.write(
+        MDCR_EL2::TPM::SET
+            + MDCR_EL2::TPMCR::SET
+            + MDCR_EL2::TDA::SET
+            + MDCR_EL2::TDOSA::SET
+            + MDCR_EL2::TDRA::SET
+            + MDCR_EL2::HPMN.val(hpmn),
+    );
+
+    // The physical timer and counter are the hyp's; guests use the virtual ones.
+    CNTHCTL_EL2.write(CNTHCTL_EL2::EL1PCEN::CLEAR + CNTHCTL_EL2::EL1PCTEN::CLEAR);
+    CNTVOFF_EL2.set(0);
+    // Guests see the real CPU's MIDR.
+    // SAFETY: VPIDR_EL2 only changes what EL1 reads from MIDR_EL1.
+    unsafe { asm!("msr vpidr_el2, {}", in(reg) MIDR_EL1.get(), options(nomem, nostack)) };
+    barrier::isb(barrier::SY);
+}
+
+/// The physical-address size the CPU supports, as the PS/PARange encoding capped at 48 bits.
+pub fn pa_range_capped() -> u64 {
+    ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange).min(5)
+}
+
+/// Waits for an interrupt or event with nothing else to do.
+pub fn wait_forever() -> ! {
+    loop {
+        aarch64_cpu::asm::wfe();
+    }
+}
+
+/// Calls the firmware through SMC with SMCCC register use (PSCI on `virt`).
+pub fn smc(function: u32, a1: u64, a2: u64, a3: u64) -> u64 {
+    let mut x0 = u64::from(function);
+    // SAFETY: an SMCCC call to the secure firmware; it clobbers at most x0..x17 (SMCCC 1.2),
+    // which we declare, and touches no memory of ours.
+    unsafe {
+        asm!(
+            "smc #0",
+            inout("x0") x0, inout("x1") a1 => _, inout("x2") a2 => _, inout("x3") a3 => _,
+            out("x4") _, out("x5") _, out("x6") _, out("x7") _, out("x8") _, out("x9") _,
+            out("x10") _, out("x11") _, out("x12") _, out("x13") _, out("x14") _,
+            out("x15") _, out("x16") _, out("x17") _,
+            options(nomem, nostack)
+        );
+    }
+    x0
+}
+
+/// The exception that brought the guest to EL2.
+pub fn exit_syndrome() -> (u64, u64, u64) {
+    (ESR_EL2.get(), FAR_EL2.get(), HPFAR_EL2.get())
+}
+
+unsafe extern "C" {
+    fn guest_enter_first(stack_top: usize) -> !;
+}
+
+/// Enters the vCPU this CPU's PerCpu points at, on a fresh EL2 stack. Never returns: later
+/// exits come back through the vectors.
+pub fn enter_guest_first(stack_top: usize) -> ! {
+    // SAFETY: PerCpu::regs points at a loaded vCPU and `stack_top` is this CPU's own EL2 stack,
+    // on which nothing of the caller's is needed any more.
+    unsafe { guest_enter_first(stack_top) }
+}
+
+/// ESR_ELx.EC of an exception with an unknown reason: what an UNDEFINED instruction reports.
+const EC_UNKNOWN: u64 = 0x00;
+/// ESR_ELx.IL: the trapped instruction was 32 bits long.
+const ESR_IL: u64 = 1 << 25;
+/// PSTATE.M for EL1 using SP_EL1, and the DAIF mask, as an exception into EL1 sets them.
+const SPSR_EL1H_DAIF_MASKED: u64 = 0x3c5;
+
+/// Makes the running guest take a synchronous exception at EL1, as if its instruction at
+/// ELR were UNDEFINED: the guest's own handler decides what happens next.
+pub fn inject_undefined(regs: &mut super::context::GuestRegs) {
+    inject_sync(regs, (EC_UNKNOWN << 26) | ESR_IL, 0);
+}
+
+/// Delivers a synchronous exception with syndrome `esr` (and `far`) to the running guest's
+/// EL1 vector table. The guest's EL1 registers are live on this CPU, so they are written here.
+pub fn inject_sync(regs: &mut super::context::GuestRegs, esr: u64, far: u64) {
+    let from_mode = regs.spsr & 0xf;
+    // Vector offset: current EL with SP_EL0 (EL1t), current EL with SP_ELx (EL1h), lower EL.
+    let offset = match from_mode {
+        0b0100 => 0x000,
+        0b0101 => 0x200,
+        _ => 0x400,
+    };
+    ESR_EL1.set(esr);
+    FAR_EL1.set(far);
+    ELR_EL1.set(regs.elr);
+    SPSR_EL1.set(regs.spsr);
+    regs.elr = VBAR_EL1.get() + offset;
+    regs.spsr = SPSR_EL1H_DAIF_MASKED;
+}

@@ -1,0 +1,37 @@
+//! Entry points vectors.S calls: guest exits and faults of the hypervisor itself.
+
+use super::context::GuestRegs;
+use super::cpu::{exit_syndrome, wait_forever};
+use crate::arch::aarch64::esr::Syndrome;
+
+/// Kinds of guest exit, as vectors.S passes them.
+pub const EXIT_SYNC: u64 = 0;
+/// A physical IRQ arrived while a guest ran.
+pub const EXIT_IRQ: u64 = 1;
+/// A physical FIQ arrived while a guest ran.
+pub const EXIT_FIQ: u64 = 2;
+/// A physical SError arrived while a guest ran.
+pub const EXIT_SERROR: u64 = 3;
+
+/// Called by vectors.S on every guest exit, with the exiting vCPU's saved registers.
+#[unsafe(no_mangle)]
+extern "C" fn handle_guest_exit(_regs: *mut GuestRegs, kind: u64) {
+    // The register block is reached through the scheduler, which owns the vCPU.
+    let (esr, far, hpfar) = exit_syndrome();
+    let exit = match kind {
+        EXIT_SYNC => crate::vm::exit::Exit::Sync(Syndrome::decode(esr, far, hpfar)),
+        EXIT_IRQ => crate::vm::exit::Exit::Irq,
+        _ => crate::vm::exit::Exit::Unexpected { kind, esr },
+    };
+    crate::vm::exit::handle(exit);
+}
+
+/// Called by vectors.S for an exception taken at EL2 itself: a hypervisor bug.
+#[unsafe(no_mangle)]
+extern "C" fn handle_hyp_fault(kind: u64, esr: u64, far: u64, elr: u64) -> ! {
+    let syndrome = Syndrome::decode(esr, far, 0);
+    log::error!("exception at EL2 (kind {kind}): {syndrome} at ELR {elr:#x}; stopping");
+    crate::power::halt_after_failure();
+    #[allow(unreachable_code)]
+    wait_forever()
+}

@@ -1,0 +1,120 @@
+/*
+ * EL2 exception vectors and the guest entry/exit path.
+ *
+ * A guest exit saves x0..x30, ELR_EL2 and SPSR_EL2 into the running vCPU's register block, whose
+ * address the per-CPU structure (TPIDR_EL2) holds, and calls Rust. Rust may switch to another
+ * vCPU; the return path loads whichever vCPU is current then. Offsets come from Rust
+ * (core::mem::offset_of!) as const operands, so the layout is written down once.
+ */
+
+.macro save_guest_and_handle kind
+    stp     x0, x1, [sp, #-16]!
+    mrs     x0, tpidr_el2
+    ldr     x0, [x0, #{PERCPU_REGS}]
+    stp     x2, x3, [x0, #(2 * 8)]
+    stp     x4, x5, [x0, #(4 * 8)]
+    stp     x6, x7, [x0, #(6 * 8)]
+    stp     x8, x9, [x0, #(8 * 8)]
+    stp     x10, x11, [x0, #(10 * 8)]
+    stp     x12, x13, [x0, #(12 * 8)]
+    stp     x14, x15, [x0, #(14 * 8)]
+    stp     x16, x17, [x0, #(16 * 8)]
+    stp     x18, x19, [x0, #(18 * 8)]
+    stp     x20, x21, [x0, #(20 * 8)]
+    stp     x22, x23, [x0, #(22 * 8)]
+    stp     x24, x25, [x0, #(24 * 8)]
+    stp     x26, x27, [x0, #(26 * 8)]
+    stp     x28, x29, [x0, #(28 * 8)]
+    str     x30, [x0, #(30 * 8)]
+    ldp     x2, x3, [sp], #16
+    stp     x2, x3, [x0, #0]
+    mrs     x1, elr_el2
+    mrs     x2, spsr_el2
+    stp     x1, x2, [x0, #{REGS_ELR}]
+    mov     x1, #\kind
+    bl      handle_guest_exit
+    b       guest_enter_current
+.endm
+
+.macro hyp_fault kind
+    /* An exception taken from EL2 itself is a hypervisor bug: report and stop. */
+    mov     x0, #\kind
+    mrs     x1, esr_el2
+    mrs     x2, far_el2
+    mrs     x3, elr_el2
+    bl      handle_hyp_fault
+1:  wfe
+    b       1b
+.endm
+
+.section .text.vectors, "ax"
+.balign 2048
+.global hyp_vectors
+hyp_vectors:
+/* Current EL with SP_EL0: never used by the hyp. */
+.balign 0x80
+    hyp_fault 0
+.balign 0x80
+    hyp_fault 1
+.balign 0x80
+    hyp_fault 2
+.balign 0x80
+    hyp_fault 3
+/* Current EL with SP_ELx. */
+.balign 0x80
+    hyp_fault 0
+.balign 0x80
+    hyp_fault 1
+.balign 0x80
+    hyp_fault 2
+.balign 0x80
+    hyp_fault 3
+/* Lower EL, AArch64: the guests. */
+.balign 0x80
+    save_guest_and_handle {EXIT_SYNC}
+.balign 0x80
+    save_guest_and_handle {EXIT_IRQ}
+.balign 0x80
+    save_guest_and_handle {EXIT_FIQ}
+.balign 0x80
+    save_guest_and_handle {EXIT_SERROR}
+/* Lower EL, AArch32: guests cannot run AArch32 (HCR_EL2.RW=1); report if it ever happens. */
+.balign 0x80
+    hyp_fault 4
+.balign 0x80
+    hyp_fault 4
+.balign 0x80
+    hyp_fault 4
+.balign 0x80
+    hyp_fault 4
+
+.text
+/* Enters the current vCPU with a fresh EL2 stack: x0 = the stack top to use. */
+.global guest_enter_first
+guest_enter_first:
+    mov     sp, x0
+    /* fall through */
+.global guest_enter_current
+guest_enter_current:
+    mrs     x0, tpidr_el2
+    ldr     x0, [x0, #{PERCPU_REGS}]
+    ldp     x1, x2, [x0, #{REGS_ELR}]
+    msr     elr_el2, x1
+    msr     spsr_el2, x2
+    ldp     x2, x3, [x0, #(2 * 8)]
+    ldp     x4, x5, [x0, #(4 * 8)]
+    ldp     x6, x7, [x0, #(6 * 8)]
+    ldp     x8, x9, [x0, #(8 * 8)]
+    ldp     x10, x11, [x0, #(10 * 8)]
+    ldp     x12, x13, [x0, #(12 * 8)]
+    ldp     x14, x15, [x0, #(14 * 8)]
+    ldp     x16, x17, [x0, #(16 * 8)]
+    ldp     x18, x19, [x0, #(18 * 8)]
+    ldp     x20, x21, [x0, #(20 * 8)]
+    ldp     x22, x23, [x0, #(22 * 8)]
+    ldp     x24, x25, [x0, #(24 * 8)]
+    ldp     x26, x27, [x0, #(26 * 8)]
+    ldp     x28, x29, [x0, #(28 * 8)]
+    ldr     x30, [x0, #(30 * 8)]
+    ldp     x0, x1, [x0, #0]
+    eret

@@ -1,0 +1,86 @@
+//! The physical console: one UART the device tree's /chosen/stdout-path names, shared by the
+//! hyp's log and the guests' lines. Whole lines are written under one lock, so lines from
+//! different VMs never interleave.
+
+use super::pl011::Pl011;
+use core::fmt;
+use spin::Mutex;
+
+/// The UART kinds the hyp can drive.
+pub enum Uart {
+    Pl011(Pl011),
+}
+
+impl Uart {
+    fn write_byte(&self, byte: u8) {
+        match self {
+            Uart::Pl011(u) => u.write_byte(byte),
+        }
+    }
+
+    fn flush(&self) {
+        match self {
+            Uart::Pl011(u) => u.flush(),
+        }
+    }
+}
+
+static CONSOLE: Mutex<Option<Uart>> = Mutex::new(None);
+
+/// Installs the console UART.
+pub fn install(uart: Uart) {
+    *CONSOLE.lock() = Some(uart);
+}
+
+struct Writer<'a>(&'a Uart);
+
+impl fmt::Write for Writer<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for b in s.bytes() {
+            if b == b'\n' {
+                self.0.write_byte(b'\r');
+            }
+            self.0.write_byte(b);
+        }
+        Ok(())
+    }
+}
+
+/// Writes formatted text atomically with respect to other console users.
+pub fn write_fmt(args: fmt::Arguments) {
+    if let Some(uart) = CONSOLE.lock().as_ref() {
+        let _ = fmt::Write::write_fmt(&mut Writer(uart), args);
+    }
+}
+
+/// Writes one line `prefix: text` for a VM; `text` is the guest's bytes, shown escaped where
+/// they are not printable so a guest cannot drive the terminal.
+pub fn write_vm_line(prefix: &str, text: &[u8]) {
+    if let Some(uart) = CONSOLE.lock().as_ref() {
+        let mut w = Writer(uart);
+        let _ = fmt::Write::write_fmt(&mut w, format_args!("{prefix}: "));
+        for &b in text {
+            match b {
+                b' '..=b'~' | b'\t' => uart.write_byte(b),
+                _ => {
+                    let _ = fmt::Write::write_fmt(&mut w, format_args!("\\x{b:02x}"));
+                }
+            }
+        }
+        uart.write_byte(b'\r');
+        uart.write_byte(b'\n');
+    }
+}
+
+/// Waits until every byte has left the UART (before powering off).
+pub fn flush() {
+    if let Some(uart) = CONSOLE.lock().as_ref() {
+        uart.flush();
+    }
+}
+
+/// `println!` for the hyp, bypassing the log formatter (for the summary line).
+#[macro_export]
+macro_rules! println {
+    ($($arg:tt)*) => { $crate::dev::console::write_fmt(format_args!("{}\n", format_args!($($arg)*))) };
+}

@@ -1,0 +1,4 @@
+//! Devices the hypervisor itself drives.
+
+pub mod console;
+pub mod pl011;

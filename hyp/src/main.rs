@@ -1,0 +1,56 @@
+//! pvhyp: a paravirtualizing microhypervisor for AArch64, running at EL2.
+//!
+//! Boot, top to bottom: the entry code (arch/aarch64/entry.S) has turned the MMU on and called
+//! `hyp_main` with the device tree. We learn the board from it, take over the MMU with precise
+//! tables, hand free RAM to the frame allocator, read the VM manifest from the initrd, build
+//! the VMs, and run them until all have ended; then print the summary and power off.
+
+#![cfg_attr(target_os = "none", no_std, no_main)]
+#![cfg_attr(not(target_os = "none"), allow(dead_code))]
+
+extern crate alloc;
+
+mod arch;
+#[cfg(target_os = "none")]
+mod boot;
+#[cfg(target_os = "none")]
+mod dev;
+mod hypercall;
+#[cfg(target_os = "none")]
+mod logger;
+mod mm;
+#[cfg(target_os = "none")]
+mod percpu;
+#[cfg(target_os = "none")]
+mod power;
+mod vm;
+
+#[cfg(target_os = "none")]
+#[unsafe(no_mangle)]
+extern "C" fn hyp_main(dtb_pa: usize, image_pa: usize) -> ! {
+    let board = boot::read_device_tree(dtb_pa);
+    boot::take_over_mmu(&board, image_pa);
+    boot::start_console(&board);
+    boot::describe(&board);
+    boot::init_power(&board);
+    boot::init_cpu();
+    boot::init_memory(&board, dtb_pa, image_pa);
+    let vms = boot::load_vms(&board);
+    vm::sched::run(vms)
+}
+
+#[cfg(target_os = "none")]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    log::error!("panic: {info}");
+    power::halt_after_failure()
+}
+
+/// On the build machine this crate only hosts its unit tests.
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!(
+        "the hypervisor runs at EL2 on AArch64: build it with scripts/build.sh and boot it with scripts/run.sh"
+    );
+    std::process::exit(2);
+}

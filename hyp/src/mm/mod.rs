@@ -1,0 +1,8 @@
+//! Physical memory: which RAM is free, the frame allocator over it, and the hyp's heap.
+
+#[cfg(target_os = "none")]
+pub mod frames;
+pub mod regions;
+
+/// The translation granule and the unit of guest memory.
+pub const PAGE_SIZE: u64 = 4096;

@@ -1,0 +1,81 @@
+//! Per-VM console line assembly: a guest's bytes become whole lines on the physical console.
+
+/// Longest line kept before it is cut (and continued on the next line).
+pub const LINE_MAX: usize = 200;
+
+/// Collects a VM's console bytes until a newline.
+pub struct LineBuffer {
+    buf: [u8; LINE_MAX],
+    len: usize,
+}
+
+impl Default for LineBuffer {
+    fn default() -> Self {
+        Self {
+            buf: [0; LINE_MAX],
+            len: 0,
+        }
+    }
+}
+
+impl LineBuffer {
+    /// Adds bytes; calls `emit` with each completed (or overlong) line, without its newline.
+    pub fn push(&mut self, bytes: &[u8], mut emit: impl FnMut(&[u8])) {
+        for &b in bytes {
+            match b {
+                b'\n' => {
+                    emit(&self.buf[..self.len]);
+                    self.len = 0;
+                }
+                b'\r' => {}
+                _ => {
+                    if self.len == LINE_MAX {
+                        emit(&self.buf[..self.len]);
+                        self.len = 0;
+                    }
+                    self.buf[self.len] = b;
+                    self.len += 1;
+                }
+            }
+        }
+    }
+
+    /// Emits a partial last line (when the VM ends).
+    pub fn flush(&mut self, mut emit: impl FnMut(&[u8])) {
+        if self.len > 0 {
+            emit(&self.buf[..self.len]);
+            self.len = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec::Vec;
+
+    fn lines(chunks: &[&[u8]]) -> Vec<Vec<u8>> {
+        let mut lb = LineBuffer::default();
+        let mut out = Vec::new();
+        for c in chunks {
+            lb.push(c, |l| out.push(l.to_vec()));
+        }
+        lb.flush(|l| out.push(l.to_vec()));
+        out
+    }
+
+    #[test]
+    fn joins_chunks_into_lines_and_drops_cr() {
+        assert_eq!(
+            lines(&[b"hel", b"lo\r\nwor", b"ld\n", b"tail"]),
+            [&b"hello"[..], b"world", b"tail"]
+        );
+    }
+
+    #[test]
+    fn cuts_overlong_lines() {
+        let long = [b'x'; LINE_MAX + 5];
+        let out = lines(&[&long]);
+        assert_eq!((out[0].len(), out[1].len()), (LINE_MAX, 5));
+    }
+}

@@ -1,0 +1,16 @@
+//! Virtual machines: what a VM is, how it is built from its image, and how its vCPU is
+//! scheduled and its exits handled.
+
+#[cfg(target_os = "none")]
+pub mod build;
+pub mod console;
+pub mod elf;
+#[cfg(target_os = "none")]
+pub mod exit;
+#[cfg(target_os = "none")]
+pub mod memory;
+#[cfg(target_os = "none")]
+pub mod sched;
+
+#[cfg(target_os = "none")]
+pub use build::{Vm, VmState};

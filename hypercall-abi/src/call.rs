@@ -1,0 +1,347 @@
+//! Every v1 call as a typed value: decode from / encode to the register image.
+
+use crate::{
+    Error, MemPerms, Regs, Version,
+    abi::*,
+    block::*,
+    catalog::CallInfo,
+    channel::*,
+    console::*,
+    event::{self, *},
+    mem::*,
+    psci::PsciCall,
+    standard::*,
+    vm::*,
+};
+
+/// One call with its arguments. Each variant's docs name the function ID constant, which
+/// documents arguments, results and errors. Everything here is since 1.0.
+///
+/// Live: the standard calls, PSCI, `AbiVersion`, `AbiFeatures`, `VmExit`, `VmYield`, `VmInfo`,
+/// `ConsoleWrite`. The rest are provisional: decodable, but a 1.0 hypervisor answers
+/// `NOT_SUPPORTED` and they may change until their issue makes them live.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Call {
+    /// [`SMCCC_VERSION`]. Live.
+    SmcccVersion,
+    /// [`SMCCC_ARCH_FEATURES`]. Live.
+    SmcccArchFeatures {
+        /// The Arm Architecture Service function asked about (w1).
+        function_id: u32,
+    },
+    /// [`VENDOR_HYP_CALL_UID`]. Live.
+    VendorHypCallUid,
+    /// [`VENDOR_HYP_REVISION`]. Live.
+    VendorHypRevision,
+    /// A PSCI call (`0x84..`/`0xC4..`). Live.
+    Psci(PsciCall),
+    /// [`ABI_VERSION`]. Live.
+    AbiVersion {
+        /// The version the guest was built for.
+        guest: Version,
+    },
+    /// [`ABI_FEATURES`]. Live.
+    AbiFeatures,
+    /// [`VM_EXIT`]. Live.
+    VmExit {
+        /// Exit status, 0 for success.
+        status: u64,
+    },
+    /// [`VM_YIELD`]. Live.
+    VmYield,
+    /// [`VM_INFO`]. Live.
+    VmInfo,
+    /// [`CONSOLE_WRITE`]. Live.
+    ConsoleWrite {
+        /// IPA of the bytes.
+        ipa: u64,
+        /// How many.
+        len: u64,
+    },
+    /// [`CONSOLE_READ`]. Provisional.
+    ConsoleRead {
+        /// IPA of the buffer.
+        ipa: u64,
+        /// Its length.
+        len: u64,
+    },
+    /// [`MEM_MAP`]. Provisional.
+    MemMap {
+        /// First page's IPA.
+        ipa: u64,
+        /// Page count.
+        pages: u64,
+        /// Permissions.
+        perms: MemPerms,
+    },
+    /// [`MEM_UNMAP`]. Provisional.
+    MemUnmap {
+        /// First page's IPA.
+        ipa: u64,
+        /// Page count.
+        pages: u64,
+    },
+    /// [`MEM_PROTECT`]. Provisional.
+    MemProtect {
+        /// First page's IPA.
+        ipa: u64,
+        /// Page count.
+        pages: u64,
+        /// New permissions.
+        perms: MemPerms,
+    },
+    /// [`MEM_QUERY`]. Provisional.
+    MemQuery {
+        /// The page's IPA.
+        ipa: u64,
+    },
+    /// [`MEM_BATCH`]. Provisional.
+    MemBatch {
+        /// IPA of the page holding the entries.
+        list_ipa: u64,
+        /// How many entries.
+        count: u64,
+    },
+    /// [`EVENT_BIND`]. Provisional.
+    EventBind {
+        /// What to deliver.
+        source: EventSource,
+    },
+    /// [`EVENT_MASK`]. Provisional.
+    EventMask {
+        /// Event number.
+        event: u32,
+    },
+    /// [`EVENT_UNMASK`]. Provisional.
+    EventUnmask {
+        /// Event number.
+        event: u32,
+    },
+    /// [`EVENT_ACK`]. Provisional.
+    EventAck {
+        /// Event number.
+        event: u32,
+    },
+    /// [`EVENT_SEND`]. Provisional.
+    EventSend {
+        /// Target vCPU index in the caller's VM.
+        vcpu: u32,
+        /// Event number.
+        event: u32,
+    },
+    /// [`BLOCK_INFO`]. Provisional.
+    BlockInfo,
+    /// [`BLOCK_SUBMIT`]. Provisional.
+    BlockSubmit {
+        /// The request ring's new producer index.
+        producer: u32,
+    },
+    /// [`CHANNEL_INFO`]. Provisional.
+    ChannelInfo {
+        /// Channel number.
+        channel: u32,
+    },
+    /// [`CHANNEL_NOTIFY`]. Provisional.
+    ChannelNotify {
+        /// Channel number.
+        channel: u32,
+    },
+}
+
+impl Call {
+    /// The function ID (w0) this call encodes to; for PSCI the SMC64 form where one exists.
+    pub fn function_id(&self) -> u32 {
+        match self {
+            Call::SmcccVersion => SMCCC_VERSION,
+            Call::SmcccArchFeatures { .. } => SMCCC_ARCH_FEATURES,
+            Call::VendorHypCallUid => VENDOR_HYP_CALL_UID,
+            Call::VendorHypRevision => VENDOR_HYP_REVISION,
+            Call::Psci(p) => p.function_id(),
+            Call::AbiVersion { .. } => ABI_VERSION,
+            Call::AbiFeatures => ABI_FEATURES,
+            Call::VmExit { .. } => VM_EXIT,
+            Call::VmYield => VM_YIELD,
+            Call::VmInfo => VM_INFO,
+            Call::ConsoleWrite { .. } => CONSOLE_WRITE,
+            Call::ConsoleRead { .. } => CONSOLE_READ,
+            Call::MemMap { .. } => MEM_MAP,
+            Call::MemUnmap { .. } => MEM_UNMAP,
+            Call::MemProtect { .. } => MEM_PROTECT,
+            Call::MemQuery { .. } => MEM_QUERY,
+            Call::MemBatch { .. } => MEM_BATCH,
+            Call::EventBind { .. } => EVENT_BIND,
+            Call::EventMask { .. } => EVENT_MASK,
+            Call::EventUnmask { .. } => EVENT_UNMASK,
+            Call::EventAck { .. } => EVENT_ACK,
+            Call::EventSend { .. } => EVENT_SEND,
+            Call::BlockInfo => BLOCK_INFO,
+            Call::BlockSubmit { .. } => BLOCK_SUBMIT,
+            Call::ChannelInfo { .. } => CHANNEL_INFO,
+            Call::ChannelNotify { .. } => CHANNEL_NOTIFY,
+        }
+    }
+
+    /// The argument registers x1..x3 (no v1 call takes more).
+    fn args(&self) -> [u64; 3] {
+        match *self {
+            Call::SmcccArchFeatures { function_id } => [function_id.into(), 0, 0],
+            Call::Psci(p) => p.args(),
+            Call::AbiVersion { guest } => [guest.to_u64(), 0, 0],
+            Call::VmExit { status } => [status, 0, 0],
+            Call::ConsoleWrite { ipa, len } | Call::ConsoleRead { ipa, len } => [ipa, len, 0],
+            Call::MemMap { ipa, pages, perms } | Call::MemProtect { ipa, pages, perms } => {
+                [ipa, pages, perms.bits()]
+            }
+            Call::MemUnmap { ipa, pages } => [ipa, pages, 0],
+            Call::MemQuery { ipa } => [ipa, 0, 0],
+            Call::MemBatch { list_ipa, count } => [list_ipa, count, 0],
+            Call::EventBind { source } => {
+                let [kind, index] = source.to_regs();
+                [kind, index, 0]
+            }
+            Call::EventMask { event } | Call::EventUnmask { event } | Call::EventAck { event } => {
+                [event.into(), 0, 0]
+            }
+            Call::EventSend { vcpu, event } => [vcpu.into(), event.into(), 0],
+            Call::BlockSubmit { producer } => [producer.into(), 0, 0],
+            Call::ChannelInfo { channel } | Call::ChannelNotify { channel } => {
+                [channel.into(), 0, 0]
+            }
+            Call::SmcccVersion
+            | Call::VendorHypCallUid
+            | Call::VendorHypRevision
+            | Call::AbiFeatures
+            | Call::VmYield
+            | Call::VmInfo
+            | Call::BlockInfo => [0; 3],
+        }
+    }
+
+    /// The register image: x0 = function ID, x1.. = arguments, the rest 0.
+    pub fn to_regs(&self) -> Regs {
+        let mut regs = [0; 18];
+        regs[0] = self.function_id().into();
+        regs[1..4].copy_from_slice(&self.args());
+        regs
+    }
+
+    /// The catalog entry of [`Call::function_id`].
+    pub fn info(&self) -> &'static CallInfo {
+        match CallInfo::find(self.function_id()) {
+            Some(info) => info,
+            // Every variant's ID is in the catalog (a unit test checks it).
+            None => unreachable!("call missing from the catalog"),
+        }
+    }
+
+    /// The catalog name, e.g. `CONSOLE_WRITE`.
+    pub fn name(&self) -> &'static str {
+        self.info().name
+    }
+
+    /// Whether the call is live in this crate's version (`false`: provisional, a hypervisor
+    /// built from this crate answers `NOT_SUPPORTED`).
+    pub fn is_live(&self) -> bool {
+        self.info().live
+    }
+
+    /// The version that introduced the call.
+    pub fn since(&self) -> Version {
+        self.info().since
+    }
+}
+
+/// A vendor-call argument typed `u32`: bits 63:32 are reserved.
+fn u32_arg(x: u64) -> Result<u32, Error> {
+    u32::try_from(x).map_err(|_| Error::InvalidParameters)
+}
+
+impl TryFrom<&Regs> for Call {
+    type Error = Error;
+
+    /// Decodes a register image. Only the low 32 bits of x0 are the function ID.
+    /// Unknown ID: `NOT_SUPPORTED`. Malformed argument (unknown perm bits, reserved bits set, a
+    /// bad version encoding, an event number out of range): `INVALID_PARAMETERS`. Argument
+    /// registers a call does not use are ignored. Never panics.
+    fn try_from(x: &Regs) -> Result<Call, Error> {
+        let id = x[0] as u32;
+        Ok(match id {
+            SMCCC_VERSION => Call::SmcccVersion,
+            SMCCC_ARCH_FEATURES => Call::SmcccArchFeatures {
+                function_id: x[1] as u32,
+            },
+            VENDOR_HYP_CALL_UID => Call::VendorHypCallUid,
+            VENDOR_HYP_REVISION => Call::VendorHypRevision,
+            ABI_VERSION => Call::AbiVersion {
+                guest: Version::from_u64(x[1]).ok_or(Error::InvalidParameters)?,
+            },
+            ABI_FEATURES => Call::AbiFeatures,
+            VM_EXIT => Call::VmExit { status: x[1] },
+            VM_YIELD => Call::VmYield,
+            VM_INFO => Call::VmInfo,
+            CONSOLE_WRITE => Call::ConsoleWrite {
+                ipa: x[1],
+                len: x[2],
+            },
+            CONSOLE_READ => Call::ConsoleRead {
+                ipa: x[1],
+                len: x[2],
+            },
+            MEM_MAP => Call::MemMap {
+                ipa: x[1],
+                pages: x[2],
+                perms: MemPerms::decode(x[3])?,
+            },
+            MEM_UNMAP => Call::MemUnmap {
+                ipa: x[1],
+                pages: x[2],
+            },
+            MEM_PROTECT => Call::MemProtect {
+                ipa: x[1],
+                pages: x[2],
+                perms: MemPerms::decode(x[3])?,
+            },
+            MEM_QUERY => Call::MemQuery { ipa: x[1] },
+            MEM_BATCH => Call::MemBatch {
+                list_ipa: x[1],
+                count: x[2],
+            },
+            EVENT_BIND => Call::EventBind {
+                source: EventSource::from_regs(x[1], x[2])?,
+            },
+            EVENT_MASK => Call::EventMask {
+                event: event::decode_event(x[1])?,
+            },
+            EVENT_UNMASK => Call::EventUnmask {
+                event: event::decode_event(x[1])?,
+            },
+            EVENT_ACK => Call::EventAck {
+                event: event::decode_event(x[1])?,
+            },
+            EVENT_SEND => Call::EventSend {
+                vcpu: u32_arg(x[1])?,
+                event: event::decode_event(x[2])?,
+            },
+            BLOCK_INFO => Call::BlockInfo,
+            BLOCK_SUBMIT => Call::BlockSubmit {
+                producer: u32_arg(x[1])?,
+            },
+            CHANNEL_INFO => Call::ChannelInfo {
+                channel: u32_arg(x[1])?,
+            },
+            CHANNEL_NOTIFY => Call::ChannelNotify {
+                channel: u32_arg(x[1])?,
+            },
+            _ => Call::Psci(PsciCall::decode(id, x).ok_or(Error::NotSupported)?),
+        })
+    }
+}
+
+impl TryFrom<Regs> for Call {
+    type Error = Error;
+
+    /// As `TryFrom<&Regs>`.
+    fn try_from(x: Regs) -> Result<Call, Error> {
+        Call::try_from(&x)
+    }
+}

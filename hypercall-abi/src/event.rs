@@ -1,0 +1,78 @@
+//! The `event` family (`0xC600_004n`): virtual interrupts as numbered events. Provisional.
+//!
+//! Each VM has [`EVENT_COUNT`] events. Pending and mask bits live in the event page
+//! ([`crate::layout::EventPage`], IPA in the boot info); a pending unmasked event raises the
+//! vCPU's virtual IRQ until the guest acknowledges it.
+
+use crate::{Error, abi::vendor_id};
+
+/// `EVENT_BIND` (`0xC600_0040`): x1 = [`EventSource`] kind, x2 = source index. Result: x1 = the
+/// event number now delivering that source. Errors: `INVALID_PARAMETERS` (unknown kind, index
+/// out of range), `BUSY` (no free event), `DENIED` (not this VM's channel). Provisional.
+pub const EVENT_BIND: u32 = vendor_id(0x40);
+/// `EVENT_MASK` (`0xC600_0041`): x1 = event. Errors: `INVALID_PARAMETERS`. Provisional.
+pub const EVENT_MASK: u32 = vendor_id(0x41);
+/// `EVENT_UNMASK` (`0xC600_0042`): x1 = event. Errors: `INVALID_PARAMETERS`. Provisional.
+pub const EVENT_UNMASK: u32 = vendor_id(0x42);
+/// `EVENT_ACK` (`0xC600_0043`): x1 = event. Clears its pending bit and, when nothing unmasked is
+/// pending, the virtual IRQ. Errors: `INVALID_PARAMETERS`. Provisional.
+pub const EVENT_ACK: u32 = vendor_id(0x43);
+/// `EVENT_SEND` (`0xC600_0044`): x1 = target vCPU index, x2 = event. Makes the event pending on
+/// a vCPU of the caller's own VM (an IPI). Errors: `INVALID_PARAMETERS`. Provisional.
+pub const EVENT_SEND: u32 = vendor_id(0x44);
+
+/// Events per VM; event numbers are `0..EVENT_COUNT`.
+pub const EVENT_COUNT: u32 = 256;
+/// "No event": the value of an unbound event field in the boot info.
+pub const EVENT_NONE: u32 = u32::MAX;
+
+/// What an event is bound to. On the wire: x1 = kind (0 timer, 1 console input, 2 block
+/// completion, 3 channel), x2 = index (the channel number; 0 for the others).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum EventSource {
+    /// The EL1 virtual timer (`CNTV`) firing.
+    VirtualTimer,
+    /// Console input waiting.
+    ConsoleRx,
+    /// Block requests completed.
+    BlockCompletion,
+    /// The peer notified a channel.
+    Channel {
+        /// The channel number.
+        channel: u32,
+    },
+}
+
+impl EventSource {
+    /// The (kind, index) registers.
+    pub fn to_regs(self) -> [u64; 2] {
+        match self {
+            EventSource::VirtualTimer => [0, 0],
+            EventSource::ConsoleRx => [1, 0],
+            EventSource::BlockCompletion => [2, 0],
+            EventSource::Channel { channel } => [3, channel.into()],
+        }
+    }
+
+    /// Decodes (kind, index); `INVALID_PARAMETERS` for an unknown kind, a non-zero index where
+    /// none is taken, or an index above 32 bits.
+    pub fn from_regs(kind: u64, index: u64) -> Result<EventSource, Error> {
+        match (kind, index) {
+            (0, 0) => Ok(EventSource::VirtualTimer),
+            (1, 0) => Ok(EventSource::ConsoleRx),
+            (2, 0) => Ok(EventSource::BlockCompletion),
+            (3, i) => Ok(EventSource::Channel {
+                channel: u32::try_from(i).map_err(|_| Error::InvalidParameters)?,
+            }),
+            _ => Err(Error::InvalidParameters),
+        }
+    }
+}
+
+/// Decodes an event-number register: `INVALID_PARAMETERS` unless below [`EVENT_COUNT`].
+pub fn decode_event(x: u64) -> Result<u32, Error> {
+    match u32::try_from(x) {
+        Ok(e) if e < EVENT_COUNT => Ok(e),
+        _ => Err(Error::InvalidParameters),
+    }
+}

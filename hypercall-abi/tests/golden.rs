@@ -1,0 +1,305 @@
+//! The golden fixture `tests/golden/v1.txt` freezes the ABI: every live call's register images,
+//! every live layout, constant and error code. Provisional entries sit in their own section
+//! and may change until they go live.
+//!
+//! A live entry never changes. Making calls live in a new minor 1.N: move their lines into a
+//! new `[frozen 1.N]` section (with `since` 1.N in the catalog) and record that section's hash
+//! in `FROZEN_HASHES`; sections already recorded stay byte-for-byte the same.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::mem::{align_of, offset_of, size_of};
+
+use common::{hex_list, samples};
+use hypercall_abi::{
+    BOOT_INFO_MAGIC, BootInfo, CALLS, Call, Error, Version, abi, console,
+    event::{EVENT_COUNT, EVENT_NONE},
+    layout::{BatchEntry, BlockDesc, ChannelDesc, EventPage, RING_MAGIC, RingHeader},
+    mem, psci, standard,
+};
+
+const FIXTURE: &str = include_str!("golden/v1.txt");
+
+/// FNV-1a of each frozen section's normalized lines. Never edit an existing entry.
+const FROZEN_HASHES: &[(&str, u64)] = &[("frozen 1.0", 0xec71e4dad7e48c)];
+
+const PROVISIONAL: &str = "provisional";
+
+fn frozen(v: Version) -> String {
+    format!("frozen {v}")
+}
+
+macro_rules! layout_line {
+    ($ty:ty { $($field:ident),* $(,)? }) => {{
+        let mut line = format!(
+            "layout {} size={} align={}",
+            stringify!($ty),
+            size_of::<$ty>(),
+            align_of::<$ty>()
+        );
+        $(line += &format!(" {}@{}", stringify!($field), offset_of!($ty, $field));)*
+        line
+    }};
+}
+
+/// What the crate says, as (section, line).
+fn expected() -> Vec<(String, String)> {
+    let v1_0 = frozen(Version::new(1, 0));
+    let mut out = Vec::new();
+    for s in samples() {
+        let info = CALLS.iter().find(|c| c.name == s.name).unwrap();
+        let section = if info.live {
+            frozen(info.since)
+        } else {
+            PROVISIONAL.into()
+        };
+        let bit = info.feature_bit().map_or("-".into(), |b| b.to_string());
+        let args = hex_list(&s.regs[1..=usize::from(info.args)]);
+        let ret = s.ret.as_deref().map_or("-".into(), hex_list);
+        let since = if info.live {
+            info.since.to_string()
+        } else {
+            "-".into()
+        };
+        let line = format!(
+            "call {} id={:#010x} since={since} bit={bit} args={args} ret={ret}",
+            s.name, info.function_id
+        );
+        out.push((section, line));
+    }
+    for e in Error::ALL {
+        out.push((
+            v1_0.clone(),
+            format!("error {} code={}", e.name(), e.code()),
+        ));
+    }
+    let consts: [(&str, String, bool); 11] = [
+        ("BOOT_INFO_MAGIC", format!("{BOOT_INFO_MAGIC:#x}"), true),
+        (
+            "VENDOR_HYP_BASE",
+            format!("{:#x}", abi::VENDOR_HYP_BASE),
+            true,
+        ),
+        (
+            "VENDOR_HYP_UID",
+            hex_list(&standard::VENDOR_HYP_UID.map(u64::from)),
+            true,
+        ),
+        (
+            "SMCCC_VERSION_1_2",
+            format!("{:#x}", standard::SMCCC_VERSION_1_2),
+            true,
+        ),
+        (
+            "PSCI_VERSION_1_1",
+            format!("{:#x}", psci::PSCI_VERSION_1_1),
+            true,
+        ),
+        (
+            "CONSOLE_CHUNK_MAX",
+            console::CONSOLE_CHUNK_MAX.to_string(),
+            true,
+        ),
+        ("EVENT_NONE", format!("{EVENT_NONE:#x}"), true),
+        ("PAGE_SIZE", mem::PAGE_SIZE.to_string(), false),
+        ("MEM_BATCH_MAX", mem::MEM_BATCH_MAX.to_string(), false),
+        ("EVENT_COUNT", EVENT_COUNT.to_string(), false),
+        ("RING_MAGIC", format!("{RING_MAGIC:#x}"), false),
+    ];
+    for (name, value, live) in consts {
+        let section = if live {
+            v1_0.clone()
+        } else {
+            PROVISIONAL.into()
+        };
+        out.push((section, format!("const {name}={value}")));
+    }
+    out.push((
+        v1_0.clone(),
+        layout_line!(BootInfo {
+            magic,
+            abi_version,
+            vm_index,
+            vcpu_count,
+            mem_quota_bytes,
+            image_start,
+            image_end,
+            ipa_bits,
+            flags,
+            name_len,
+            cmdline_len,
+            name,
+            cmdline,
+            event_page_ipa,
+            console_ring_ipa,
+            block_ring_ipa,
+            pl011_ipa,
+            timer_event,
+            console_event,
+            block_event,
+            channel_count,
+            reserved,
+        }),
+    ));
+    let p = || PROVISIONAL.to_string();
+    out.push((p(), layout_line!(BatchEntry { raw })));
+    out.push((
+        p(),
+        layout_line!(EventPage {
+            pending,
+            masked,
+            reserved
+        }),
+    ));
+    out.push((
+        p(),
+        layout_line!(RingHeader {
+            magic,
+            entries,
+            entry_size,
+            flags,
+            reserved0,
+            producer,
+            reserved1,
+            consumer,
+            reserved2,
+        }),
+    ));
+    out.push((
+        p(),
+        layout_line!(BlockDesc {
+            op,
+            status,
+            sector,
+            buf_ipa,
+            len,
+            reserved
+        }),
+    ));
+    out.push((p(), layout_line!(ChannelDesc { len, flags, data })));
+    out
+}
+
+/// The fixture's sections: `[name]` headers, `#` comments, blank lines ignored.
+fn parse(text: &str) -> BTreeMap<String, Vec<String>> {
+    let mut sections = BTreeMap::<String, Vec<String>>::new();
+    let mut current = None;
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = Some(name.to_string());
+            sections.entry(name.to_string()).or_default();
+        } else {
+            let name = current.clone().expect("fixture line before any [section]");
+            sections.get_mut(&name).unwrap().push(line.to_string());
+        }
+    }
+    sections
+}
+
+fn fnv1a(lines: &[String]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in lines.join("\n").bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+#[test]
+fn fixture_matches_the_crate() {
+    let fixture = parse(FIXTURE);
+    let mut want = BTreeMap::<String, BTreeSet<String>>::new();
+    for (section, line) in expected() {
+        want.entry(section).or_default().insert(line);
+    }
+    let names: BTreeSet<&String> = fixture.keys().chain(want.keys()).collect();
+    let mut problems = Vec::new();
+    for name in names {
+        let have: BTreeSet<String> = fixture.get(name).into_iter().flatten().cloned().collect();
+        let empty = BTreeSet::new();
+        let need = want.get(name).unwrap_or(&empty);
+        for l in need.difference(&have) {
+            problems.push(format!("crate says, fixture lacks [{name}]: {l}"));
+        }
+        for l in have.difference(need) {
+            problems.push(format!("fixture says, crate differs [{name}]: {l}"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "the ABI and tests/golden/v1.txt disagree (a live entry must never change):\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn frozen_sections_never_change() {
+    let fixture = parse(FIXTURE);
+    for (name, lines) in fixture.iter().filter(|(n, _)| n.starts_with("frozen ")) {
+        let hash = fnv1a(lines);
+        match FROZEN_HASHES.iter().find(|(n, _)| n == name) {
+            Some((_, h)) => assert_eq!(
+                *h, hash,
+                "[{name}] of tests/golden/v1.txt changed (hash now {hash:#x}): frozen entries never change"
+            ),
+            None => panic!("new frozen section [{name}]: record ({name:?}, {hash:#x})"),
+        }
+    }
+    for (name, _) in FROZEN_HASHES {
+        assert!(
+            fixture.contains_key(*name),
+            "frozen section [{name}] removed"
+        );
+    }
+}
+
+#[test]
+fn every_catalog_entry_has_a_sample_and_decodes_to_it() {
+    let samples = samples();
+    for info in CALLS {
+        let s = samples.iter().find(|s| s.name == info.name);
+        let s = s.unwrap_or_else(|| panic!("{} has no sample/fixture entry", info.name));
+        assert_eq!(Call::try_from(&s.regs), Ok(s.call), "{}", info.name);
+        assert!(s.regs[1 + usize::from(info.args)..].iter().all(|&r| r == 0));
+        // The typed value encodes to the catalog's ID (the SMC64 one for PSCI pairs).
+        let encoded = s.call.function_id();
+        assert!(encoded == info.function_id || info.name.ends_with("_32"));
+        assert_eq!(s.call.is_live(), info.live, "{}", info.name);
+    }
+    assert_eq!(samples.len(), CALLS.len());
+}
+
+#[test]
+fn catalog_ids_are_unique_and_vendor_bits_distinct() {
+    let ids: BTreeSet<u32> = CALLS.iter().map(|c| c.function_id).collect();
+    assert_eq!(ids.len(), CALLS.len());
+    let bits: Vec<u32> = CALLS.iter().filter_map(|c| c.feature_bit()).collect();
+    let unique: BTreeSet<u32> = bits.iter().copied().collect();
+    assert_eq!(bits.len(), unique.len());
+    for c in CALLS
+        .iter()
+        .filter(|c| c.function_id & 0xFF00_0000 == abi::VENDOR_HYP_BASE)
+    {
+        assert!(c.feature_bit().is_some(), "{} has no feature bit", c.name);
+    }
+}
+
+#[test]
+#[ignore = "prints the lines the fixture should hold; for writing new entries"]
+fn print_fixture() {
+    let mut by = BTreeMap::<String, Vec<String>>::new();
+    for (s, l) in expected() {
+        by.entry(s).or_default().push(l);
+    }
+    for (s, lines) in by {
+        println!("[{s}]");
+        for l in lines {
+            println!("{l}");
+        }
+        println!();
+    }
+}

@@ -1,0 +1,294 @@
+//! The compact manifest: a line-oriented text the hyp parses bare-metal, without serde.
+//!
+//! ```text
+//! pvhyp-manifest 1
+//! vm name=alpha memory=16777216 vcpus=1 console=pv on_fault=kill image=images/pv-guest cmdline=selftest
+//! channel name=ping a=alpha b=beta pages=1
+//! ```
+//!
+//! - The first line is exactly `pvhyp-manifest 1` ([`HEADER`]).
+//! - Then one record per line, `vm` or `channel`, then `key=value` fields separated by spaces.
+//!   Every key is required, once. In a `vm` record `cmdline=` comes last and takes the rest of
+//!   the line, spaces included. Numbers are decimal; `memory` is in bytes.
+//! - Empty lines and lines starting with `#` are ignored. Lines end with `\n`.
+//!
+//! [`decode`] checks every rule of [`validate`](crate::validate) and the image names again:
+//! its input comes from outside the hypervisor, so garbage yields an error, never a panic.
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt::{self, Write};
+
+use crate::model::*;
+use crate::validate::{self, Item, Problem};
+
+/// The first line of every compact manifest: format name and version.
+pub const HEADER: &str = "pvhyp-manifest 1";
+
+/// The format name on the first line, before the version.
+const MAGIC: &str = "pvhyp-manifest";
+
+/// Why [`decode`] refused its input: what and on which line (1-based; 0 for the whole text).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError {
+    /// 1-based line number, or 0 when the error is about the text as a whole.
+    pub line: usize,
+    /// What is wrong.
+    pub kind: DecodeErrorKind,
+}
+
+/// What [`decode`] found wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DecodeErrorKind {
+    /// The first line is not `pvhyp-manifest <version>`.
+    MissingHeader,
+    /// The version on the first line is not 1.
+    UnsupportedVersion(String),
+    /// A line starts with neither `vm` nor `channel`.
+    UnknownRecord(String),
+    /// A field is not `key=value`.
+    NotKeyValue(String),
+    /// A key this record does not have.
+    UnknownKey(String),
+    /// A key given twice.
+    DuplicateKey(&'static str),
+    /// A required key is absent.
+    MissingKey(&'static str),
+    /// A number that is not decimal digits or does not fit.
+    BadNumber(&'static str),
+    /// A `console` or `on_fault` value not in the list.
+    BadValue(&'static str),
+    /// A value breaks a manifest rule.
+    Invalid(Problem),
+}
+
+impl fmt::Display for DecodeErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::MissingHeader => write!(f, "first line is not \"{HEADER}\""),
+            Self::UnsupportedVersion(v) => {
+                write!(
+                    f,
+                    "manifest version {v:?} is not supported (this hyp reads 1)"
+                )
+            }
+            Self::UnknownRecord(r) => write!(f, "unknown record {r:?}; expected vm or channel"),
+            Self::NotKeyValue(t) => write!(f, "{t:?} is not key=value"),
+            Self::UnknownKey(k) => write!(f, "unknown key {k:?}"),
+            Self::DuplicateKey(k) => write!(f, "key {k} given twice"),
+            Self::MissingKey(k) => write!(f, "missing key {k}"),
+            Self::BadNumber(k) => write!(f, "{k} is not a decimal number that fits"),
+            Self::BadValue(k) => write!(f, "{k} has a value that is not allowed"),
+            Self::Invalid(p) => write!(f, "{p}"),
+        }
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "manifest: {}", self.kind)
+        } else {
+            write!(f, "manifest line {}: {}", self.line, self.kind)
+        }
+    }
+}
+
+impl core::error::Error for DecodeError {}
+
+/// Writes the compact form of `m`.
+///
+/// `m` should already obey the rules ([`validate`](crate::validate) plus
+/// [`check_image_name`](crate::check_image_name)); otherwise [`decode`] will refuse the result.
+pub fn encode(m: &Manifest) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = writeln!(out, "{HEADER}");
+    for vm in &m.vms {
+        let _ = writeln!(
+            out,
+            "vm name={} memory={} vcpus={} console={} on_fault={} image={} cmdline={}",
+            vm.name,
+            vm.memory_bytes,
+            vm.vcpus,
+            vm.console.as_str(),
+            vm.on_fault.as_str(),
+            vm.image,
+            vm.cmdline,
+        );
+    }
+    for ch in &m.channels {
+        let _ = writeln!(
+            out,
+            "channel name={} a={} b={} pages={}",
+            ch.name, ch.a, ch.b, ch.pages
+        );
+    }
+    out
+}
+
+/// Parses and validates a compact manifest.
+pub fn decode(text: &str) -> Result<Manifest, DecodeError> {
+    let mut lines = text.split('\n').enumerate().map(|(i, l)| (i + 1, l));
+    let at = |line| move |kind| DecodeError { line, kind };
+
+    let (n, first) = lines.next().unwrap_or((1, ""));
+    let version = first
+        .strip_prefix(MAGIC)
+        .and_then(|rest| rest.strip_prefix(' '))
+        .ok_or_else(|| at(n)(DecodeErrorKind::MissingHeader))?;
+    if version != "1" {
+        return Err(at(n)(DecodeErrorKind::UnsupportedVersion(
+            version.to_string(),
+        )));
+    }
+
+    let mut m = Manifest::default();
+    // The line each VM and channel came from, to place errors found between records.
+    let mut vm_lines = Vec::new();
+    let mut channel_lines = Vec::new();
+    for (n, line) in lines {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (record, rest) = line.split_once(' ').unwrap_or((line, ""));
+        match record {
+            "vm" => {
+                if m.vms.len() == MAX_VMS {
+                    let kind = DecodeErrorKind::Invalid(Problem::TooManyVms(MAX_VMS + 1));
+                    return Err(at(n)(kind));
+                }
+                m.vms.push(decode_vm(rest).map_err(at(n))?);
+                vm_lines.push(n);
+            }
+            "channel" => {
+                if m.channels.len() == MAX_CHANNELS {
+                    let problem = Problem::TooManyChannels(MAX_CHANNELS + 1);
+                    return Err(at(n)(DecodeErrorKind::Invalid(problem)));
+                }
+                m.channels.push(decode_channel(rest).map_err(at(n))?);
+                channel_lines.push(n);
+            }
+            other => return Err(at(n)(DecodeErrorKind::UnknownRecord(other.to_string()))),
+        }
+    }
+
+    validate::check_relations(&m).map_err(|e| {
+        let line = match e.item {
+            Item::Manifest => 0,
+            Item::Vm(i) => vm_lines.get(i).copied().unwrap_or(0),
+            Item::Channel(i) => channel_lines.get(i).copied().unwrap_or(0),
+        };
+        DecodeError {
+            line,
+            kind: DecodeErrorKind::Invalid(e.problem),
+        }
+    })?;
+    Ok(m)
+}
+
+/// Collects the `key=value` fields of one record into `slots` (one per known key, in order).
+///
+/// When `rest_key` is given, that key ends the field list and its value is the rest of the line.
+fn fields<'a>(
+    mut rest: &'a str,
+    keys: &[&'static str],
+    rest_key: Option<&'static str>,
+    slots: &mut [Option<&'a str>],
+) -> Result<(), DecodeErrorKind> {
+    loop {
+        rest = rest.trim_start_matches(' ');
+        if rest.is_empty() {
+            break;
+        }
+        let (token, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+        let Some((key, value)) = token.split_once('=') else {
+            return Err(DecodeErrorKind::NotKeyValue(token.to_string()));
+        };
+        let Some(index) = keys.iter().position(|k| *k == key) else {
+            return Err(DecodeErrorKind::UnknownKey(key.to_string()));
+        };
+        let is_rest = rest_key == Some(keys[index]);
+        let slot = &mut slots[index];
+        if slot.is_some() {
+            return Err(DecodeErrorKind::DuplicateKey(keys[index]));
+        }
+        if is_rest {
+            // `key=` is ASCII, so this index is a char boundary.
+            *slot = Some(&rest[key.len() + 1..]);
+            break;
+        }
+        *slot = Some(value);
+        rest = tail;
+    }
+    match keys
+        .iter()
+        .zip(slots.iter())
+        .find(|(_, slot)| slot.is_none())
+    {
+        Some((key, _)) => Err(DecodeErrorKind::MissingKey(key)),
+        None => Ok(()),
+    }
+}
+
+/// Parses a decimal number of digits only (no sign, no spaces).
+fn number(key: &'static str, value: &str) -> Result<u64, DecodeErrorKind> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(DecodeErrorKind::BadNumber(key));
+    }
+    value.parse().map_err(|_| DecodeErrorKind::BadNumber(key))
+}
+
+/// A number with an `i64` view for the range checks, which take `i64`.
+fn small(key: &'static str, value: &str) -> Result<i64, DecodeErrorKind> {
+    i64::try_from(number(key, value)?).map_err(|_| DecodeErrorKind::BadNumber(key))
+}
+
+const VM_KEYS: [&str; 7] = [
+    "name", "memory", "vcpus", "console", "on_fault", "image", "cmdline",
+];
+
+fn decode_vm(rest: &str) -> Result<VmSpec, DecodeErrorKind> {
+    let mut s = [None; VM_KEYS.len()];
+    fields(rest, &VM_KEYS, Some("cmdline"), &mut s)?;
+    let [name, memory, vcpus, console, on_fault, image, cmdline] = s.map(Option::unwrap_or_default);
+    let invalid = DecodeErrorKind::Invalid;
+
+    validate::check_vm_name(name).map_err(invalid)?;
+    let memory_bytes = number("memory", memory)?;
+    validate::check_memory(memory_bytes).map_err(invalid)?;
+    let vcpus = validate::check_vcpus(small("vcpus", vcpus)?).map_err(invalid)?;
+    let console = ConsoleKind::from_name(console).ok_or(DecodeErrorKind::BadValue("console"))?;
+    let on_fault = FaultPolicy::from_name(on_fault).ok_or(DecodeErrorKind::BadValue("on_fault"))?;
+    validate::check_image_name(image).map_err(invalid)?;
+    validate::check_cmdline(cmdline).map_err(invalid)?;
+    Ok(VmSpec {
+        name: name.to_string(),
+        image: image.to_string(),
+        memory_bytes,
+        vcpus,
+        cmdline: cmdline.to_string(),
+        console,
+        on_fault,
+    })
+}
+
+const CHANNEL_KEYS: [&str; 4] = ["name", "a", "b", "pages"];
+
+fn decode_channel(rest: &str) -> Result<ChannelSpec, DecodeErrorKind> {
+    let mut s = [None; CHANNEL_KEYS.len()];
+    fields(rest, &CHANNEL_KEYS, None, &mut s)?;
+    let [name, a, b, pages] = s.map(Option::unwrap_or_default);
+    let invalid = DecodeErrorKind::Invalid;
+
+    validate::check_name(name).map_err(invalid)?;
+    validate::check_vm_name(a).map_err(invalid)?;
+    validate::check_vm_name(b).map_err(invalid)?;
+    let pages = validate::check_pages(small("pages", pages)?).map_err(invalid)?;
+    Ok(ChannelSpec {
+        name: name.to_string(),
+        a: a.to_string(),
+        b: b.to_string(),
+        pages,
+    })
+}

@@ -1,0 +1,46 @@
+//! The VM manifest: which VMs the hypervisor starts, with what memory, vCPUs, command line,
+//! console and fault policy, and the channels between them; and the cpio archive (the initrd)
+//! that carries it together with the guest images.
+//!
+//! Two front ends share one model ([`Manifest`]) and one set of rules ([`validate`]):
+//!
+//! - the TOML users write (feature `host`: `parse_toml`); `docs/MANIFEST.md` is its
+//!   normative reference;
+//! - the compact line format inside the archive ([`encode`], [`decode`]), which the hyp parses
+//!   bare-metal; [`decode`] checks every rule again, since its input comes from outside.
+//!
+//! `pvpack` turns the first into the second: it reads the TOML, resolves the images and writes
+//! a [`cpio`] newc archive holding `manifest` (the compact form) and `images/<name>`.
+//!
+//! The crate is `no_std` + `alloc` without the `host` feature, and has no `unsafe`.
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+extern crate alloc;
+
+mod compact;
+pub mod cpio;
+mod fits;
+mod model;
+mod size;
+#[cfg(feature = "host")]
+mod toml_front;
+mod validate;
+
+pub use compact::{DecodeError, DecodeErrorKind, HEADER, decode, encode};
+pub use fits::{HYP_ALLOWANCE_BYTES, ManifestError, check_fits};
+pub use model::*;
+pub use size::{Size, parse_size};
+#[cfg(feature = "host")]
+pub use toml_front::{SourceLines, VmLines, parse_toml, parse_toml_with_lines};
+pub use validate::{
+    Invalid, Item, Problem, check_channel, check_cmdline, check_image_name, check_memory,
+    check_name, check_pages, check_relations, check_vcpus, check_vm, check_vm_name, validate,
+};
+
+/// Name of the compact manifest inside the archive.
+pub const ARCHIVE_MANIFEST: &str = "manifest";
+/// Directory of the guest images inside the archive.
+pub const ARCHIVE_IMAGES_DIR: &str = "images/";

@@ -1,0 +1,152 @@
+//! What a manifest says: the VMs to start and the channels between them.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// Size of a stage-2 page (4 KiB granule); memory quotas are multiples of it.
+pub const PAGE_SIZE: u64 = 4096;
+/// Longest VM or channel name, in bytes.
+pub const MAX_NAME_LEN: usize = 31;
+/// The name no VM may take: console lines of the hypervisor itself carry it.
+pub const RESERVED_NAME: &str = "hyp";
+/// Most vCPUs one VM may have.
+pub const MAX_VCPUS: u32 = 8;
+/// Longest command line, in bytes (it must fit the boot-info page's field).
+pub const MAX_CMDLINE_LEN: usize = 255;
+/// Largest memory quota of one VM: half of the 39-bit IPA space.
+pub const MAX_MEMORY_BYTES: u64 = 1 << 38;
+/// Most VMs one manifest may start.
+pub const MAX_VMS: usize = 64;
+/// Most channels one manifest may declare.
+pub const MAX_CHANNELS: usize = 64;
+/// Most pages one channel may share.
+pub const MAX_CHANNEL_PAGES: u32 = 256;
+/// Longest image name inside the archive, in bytes.
+pub const MAX_IMAGE_LEN: usize = 255;
+/// The command line a VM gets when the TOML gives none.
+pub const DEFAULT_CMDLINE: &str = "selftest";
+
+/// A whole manifest: every VM to start, in order, and the channels between them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Manifest {
+    /// The VMs, in the order the manifest lists them (the hyp starts them in this order).
+    pub vms: Vec<VmSpec>,
+    /// Shared-memory channels, each between two of the VMs.
+    pub channels: Vec<ChannelSpec>,
+}
+
+/// One VM.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmSpec {
+    /// Unique name, `[A-Za-z0-9_-]{1,31}`, not `hyp`; prefixes the VM's console lines.
+    pub name: String,
+    /// The guest image. In the archive's compact manifest: the member's name (for example
+    /// `images/pv-guest.elf`). From `parse_toml` (feature `host`): the path the TOML gave,
+    /// relative to the manifest's directory, or empty for the default (the built pv-guest).
+    pub image: String,
+    /// Memory quota in bytes: a positive multiple of [`PAGE_SIZE`].
+    pub memory_bytes: u64,
+    /// Number of vCPUs, `1..=MAX_VCPUS`.
+    pub vcpus: u32,
+    /// What the guest runs: program name and arguments; printable ASCII, at most 255 bytes.
+    pub cmdline: String,
+    /// The VM's console.
+    pub console: ConsoleKind,
+    /// What a stage-2 fault outside the VM's mappings does.
+    pub on_fault: FaultPolicy,
+}
+
+/// A shared-memory channel between two VMs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelSpec {
+    /// Unique among channels, same rules as a VM name.
+    pub name: String,
+    /// One end: a VM's name.
+    pub a: String,
+    /// The other end: a different VM's name.
+    pub b: String,
+    /// Number of shared pages, `1..=MAX_CHANNEL_PAGES`.
+    pub pages: u32,
+}
+
+/// How a VM's console reaches the UART.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "host",
+    derive(serde::Deserialize),
+    serde(rename_all = "kebab-case")
+)]
+pub enum ConsoleKind {
+    /// Paravirtual: a ring plus a doorbell hypercall (`"pv"`).
+    #[default]
+    Pv,
+    /// An emulated PL011 the guest drives by trapped MMIO (`"emulated-pl011"`).
+    EmulatedPl011,
+}
+
+/// What the hyp does when a VM touches an IPA it has no mapping for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "host",
+    derive(serde::Deserialize),
+    serde(rename_all = "kebab-case")
+)]
+pub enum FaultPolicy {
+    /// End the VM (`"kill"`).
+    #[default]
+    Kill,
+    /// Inject a synchronous abort the guest can handle (`"inject"`).
+    Inject,
+}
+
+impl ConsoleKind {
+    /// The spelling used in TOML and in the compact form.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pv => "pv",
+            Self::EmulatedPl011 => "emulated-pl011",
+        }
+    }
+
+    /// Parses [`as_str`](Self::as_str)'s spelling.
+    pub fn from_name(s: &str) -> Option<Self> {
+        match s {
+            "pv" => Some(Self::Pv),
+            "emulated-pl011" => Some(Self::EmulatedPl011),
+            _ => None,
+        }
+    }
+}
+
+impl FaultPolicy {
+    /// The spelling used in TOML and in the compact form.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Kill => "kill",
+            Self::Inject => "inject",
+        }
+    }
+
+    /// Parses [`as_str`](Self::as_str)'s spelling.
+    pub fn from_name(s: &str) -> Option<Self> {
+        match s {
+            "kill" => Some(Self::Kill),
+            "inject" => Some(Self::Inject),
+            _ => None,
+        }
+    }
+}
+
+impl Manifest {
+    /// The VM with this name, if any.
+    pub fn vm(&self, name: &str) -> Option<&VmSpec> {
+        self.vms.iter().find(|vm| vm.name == name)
+    }
+
+    /// Sum of all VM quotas and channel pages, in bytes (saturating).
+    pub fn total_bytes(&self) -> u64 {
+        let vms = self.vms.iter().map(|vm| vm.memory_bytes);
+        let channels = self.channels.iter().map(|c| u64::from(c.pages) * PAGE_SIZE);
+        vms.chain(channels).fold(0, u64::saturating_add)
+    }
+}

@@ -1,0 +1,298 @@
+//! The rules every manifest obeys, whichever front end it came through.
+//!
+//! The checks are split per field so a front end can report the exact place (the TOML parser
+//! a line and column span, the compact decoder a line); [`validate`] runs them all plus the
+//! rules between items (unique names, channel ends that exist).
+
+use alloc::string::String;
+use core::fmt;
+
+use crate::model::*;
+
+/// One broken rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// A name is empty.
+    NameEmpty,
+    /// A name is longer than [`MAX_NAME_LEN`].
+    NameTooLong,
+    /// A name holds a character outside `[A-Za-z0-9_-]`.
+    NameBadChar(char),
+    /// A VM is called `hyp`.
+    NameReserved,
+    /// The image name is empty.
+    ImageEmpty,
+    /// The image name is longer than [`MAX_IMAGE_LEN`].
+    ImageTooLong,
+    /// The image name holds a space, a control character or non-ASCII.
+    ImageBadChar,
+    /// The memory quota is zero.
+    MemoryZero,
+    /// The memory quota is not a multiple of [`PAGE_SIZE`].
+    MemoryNotPageMultiple(u64),
+    /// The memory quota is above [`MAX_MEMORY_BYTES`].
+    MemoryTooLarge(u64),
+    /// vCPUs outside `1..=MAX_VCPUS`.
+    VcpusOutOfRange(i64),
+    /// The command line is longer than [`MAX_CMDLINE_LEN`].
+    CmdlineTooLong(usize),
+    /// The command line holds a character that is not printable ASCII.
+    CmdlineBadChar,
+    /// Channel pages outside `1..=MAX_CHANNEL_PAGES`.
+    PagesOutOfRange(i64),
+    /// Two VMs share a name.
+    DuplicateVm(String),
+    /// Two channels share a name.
+    DuplicateChannel(String),
+    /// A channel names a VM the manifest does not have.
+    UnknownEndpoint(String),
+    /// A channel's two ends are the same VM.
+    SameEndpoints(String),
+    /// No VM at all.
+    NoVms,
+    /// More than [`MAX_VMS`] VMs.
+    TooManyVms(usize),
+    /// More than [`MAX_CHANNELS`] channels.
+    TooManyChannels(usize),
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NameEmpty => f.write_str("name is empty"),
+            Self::NameTooLong => write!(f, "name is longer than {MAX_NAME_LEN} bytes"),
+            Self::NameBadChar(c) => {
+                write!(f, "name contains {c:?}; only A-Z a-z 0-9 _ - are allowed")
+            }
+            Self::NameReserved => {
+                write!(f, "name \"{RESERVED_NAME}\" is reserved for the hypervisor")
+            }
+            Self::ImageEmpty => f.write_str("image name is empty"),
+            Self::ImageTooLong => write!(f, "image name is longer than {MAX_IMAGE_LEN} bytes"),
+            Self::ImageBadChar => f.write_str("image name must be printable ASCII without spaces"),
+            Self::MemoryZero => f.write_str("memory must be greater than 0"),
+            Self::MemoryNotPageMultiple(b) => write!(
+                f,
+                "memory {b} bytes is not a multiple of the {PAGE_SIZE}-byte page size"
+            ),
+            Self::MemoryTooLarge(b) => write!(
+                f,
+                "memory {b} bytes is more than the limit of {MAX_MEMORY_BYTES} bytes (256G)"
+            ),
+            Self::VcpusOutOfRange(n) => write!(f, "vcpus {n} is outside 1..={MAX_VCPUS}"),
+            Self::CmdlineTooLong(n) => {
+                write!(f, "cmdline is {n} bytes, more than {MAX_CMDLINE_LEN}")
+            }
+            Self::CmdlineBadChar => f.write_str(
+                "cmdline must be printable ASCII (no tabs, newlines or control characters)",
+            ),
+            Self::PagesOutOfRange(n) => {
+                write!(f, "pages {n} is outside 1..={MAX_CHANNEL_PAGES}")
+            }
+            Self::DuplicateVm(n) => write!(f, "duplicate VM name \"{n}\""),
+            Self::DuplicateChannel(n) => write!(f, "duplicate channel name \"{n}\""),
+            Self::UnknownEndpoint(n) => {
+                write!(f, "channel end \"{n}\" is not a VM in this manifest")
+            }
+            Self::SameEndpoints(n) => write!(f, "channel connects VM \"{n}\" to itself"),
+            Self::NoVms => f.write_str("the manifest has no VM"),
+            Self::TooManyVms(n) => write!(f, "{n} VMs, more than the limit of {MAX_VMS}"),
+            Self::TooManyChannels(n) => {
+                write!(f, "{n} channels, more than the limit of {MAX_CHANNELS}")
+            }
+        }
+    }
+}
+
+impl core::error::Error for Problem {}
+
+/// Which item of a manifest a [`Invalid`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Item {
+    /// The manifest as a whole (for example: no VM at all).
+    Manifest,
+    /// `vms[i]`.
+    Vm(usize),
+    /// `channels[i]`.
+    Channel(usize),
+}
+
+/// A broken rule and where: what [`validate`] returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invalid {
+    /// The VM or channel that breaks it.
+    pub item: Item,
+    /// The rule.
+    pub problem: Problem,
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.item {
+            Item::Manifest => write!(f, "{}", self.problem),
+            Item::Vm(i) => write!(f, "VM #{}: {}", i + 1, self.problem),
+            Item::Channel(i) => write!(f, "channel #{}: {}", i + 1, self.problem),
+        }
+    }
+}
+
+impl core::error::Error for Invalid {}
+
+/// A VM or channel name: `[A-Za-z0-9_-]{1,31}`. (`hyp` is refused for VMs by [`check_vm_name`].)
+pub fn check_name(name: &str) -> Result<(), Problem> {
+    if name.is_empty() {
+        return Err(Problem::NameEmpty);
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+    {
+        return Err(Problem::NameBadChar(c));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(Problem::NameTooLong);
+    }
+    Ok(())
+}
+
+/// A VM name: [`check_name`] and not [`RESERVED_NAME`].
+pub fn check_vm_name(name: &str) -> Result<(), Problem> {
+    check_name(name)?;
+    if name == RESERVED_NAME {
+        return Err(Problem::NameReserved);
+    }
+    Ok(())
+}
+
+/// An image name inside the archive: 1..=255 bytes of printable ASCII without spaces.
+pub fn check_image_name(image: &str) -> Result<(), Problem> {
+    if image.is_empty() {
+        return Err(Problem::ImageEmpty);
+    }
+    if image.len() > MAX_IMAGE_LEN {
+        return Err(Problem::ImageTooLong);
+    }
+    if !image.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Problem::ImageBadChar);
+    }
+    Ok(())
+}
+
+/// A memory quota: positive, a page multiple, at most [`MAX_MEMORY_BYTES`].
+pub fn check_memory(bytes: u64) -> Result<(), Problem> {
+    if bytes == 0 {
+        Err(Problem::MemoryZero)
+    } else if !bytes.is_multiple_of(PAGE_SIZE) {
+        Err(Problem::MemoryNotPageMultiple(bytes))
+    } else if bytes > MAX_MEMORY_BYTES {
+        Err(Problem::MemoryTooLarge(bytes))
+    } else {
+        Ok(())
+    }
+}
+
+/// A vCPU count: `1..=MAX_VCPUS`. Takes `i64` so front ends can pass what they read unchecked.
+pub fn check_vcpus(n: i64) -> Result<u32, Problem> {
+    match u32::try_from(n) {
+        Ok(v) if (1..=MAX_VCPUS).contains(&v) => Ok(v),
+        _ => Err(Problem::VcpusOutOfRange(n)),
+    }
+}
+
+/// A command line: printable ASCII (space included), at most [`MAX_CMDLINE_LEN`] bytes.
+pub fn check_cmdline(cmdline: &str) -> Result<(), Problem> {
+    if !cmdline.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+        return Err(Problem::CmdlineBadChar);
+    }
+    if cmdline.len() > MAX_CMDLINE_LEN {
+        return Err(Problem::CmdlineTooLong(cmdline.len()));
+    }
+    Ok(())
+}
+
+/// A channel's page count: `1..=MAX_CHANNEL_PAGES`.
+pub fn check_pages(n: i64) -> Result<u32, Problem> {
+    match u32::try_from(n) {
+        Ok(v) if (1..=MAX_CHANNEL_PAGES).contains(&v) => Ok(v),
+        _ => Err(Problem::PagesOutOfRange(n)),
+    }
+}
+
+/// Checks one VM's fields except `image` (whose form depends on the front end).
+pub fn check_vm(vm: &VmSpec) -> Result<(), Problem> {
+    check_vm_name(&vm.name)?;
+    check_memory(vm.memory_bytes)?;
+    check_vcpus(i64::from(vm.vcpus))?;
+    check_cmdline(&vm.cmdline)
+}
+
+/// Checks one channel's own fields (not whether its ends exist).
+pub fn check_channel(ch: &ChannelSpec) -> Result<(), Problem> {
+    check_name(&ch.name)?;
+    check_pages(i64::from(ch.pages))?;
+    Ok(())
+}
+
+/// Checks the rules between items: counts, unique names, channel ends.
+///
+/// Field rules are [`check_vm`] and [`check_channel`]; [`validate`] runs all three.
+pub fn check_relations(m: &Manifest) -> Result<(), Invalid> {
+    let whole = |problem| Invalid {
+        item: Item::Manifest,
+        problem,
+    };
+    if m.vms.is_empty() {
+        return Err(whole(Problem::NoVms));
+    }
+    if m.vms.len() > MAX_VMS {
+        return Err(whole(Problem::TooManyVms(m.vms.len())));
+    }
+    if m.channels.len() > MAX_CHANNELS {
+        return Err(whole(Problem::TooManyChannels(m.channels.len())));
+    }
+    // Quadratic, but both lists are capped at 64 entries and this needs no hashing in no_std.
+    for (i, vm) in m.vms.iter().enumerate() {
+        if m.vms[..i].iter().any(|o| o.name == vm.name) {
+            let problem = Problem::DuplicateVm(vm.name.clone());
+            return Err(Invalid {
+                item: Item::Vm(i),
+                problem,
+            });
+        }
+    }
+    for (i, ch) in m.channels.iter().enumerate() {
+        let item = Item::Channel(i);
+        if m.channels[..i].iter().any(|o| o.name == ch.name) {
+            let problem = Problem::DuplicateChannel(ch.name.clone());
+            return Err(Invalid { item, problem });
+        }
+        for end in [&ch.a, &ch.b] {
+            if m.vm(end).is_none() {
+                let problem = Problem::UnknownEndpoint(end.clone());
+                return Err(Invalid { item, problem });
+            }
+        }
+        if ch.a == ch.b {
+            let problem = Problem::SameEndpoints(ch.a.clone());
+            return Err(Invalid { item, problem });
+        }
+    }
+    Ok(())
+}
+
+/// Checks every rule except the form of `image` (see [`check_image_name`]).
+pub fn validate(m: &Manifest) -> Result<(), Invalid> {
+    for (i, vm) in m.vms.iter().enumerate() {
+        check_vm(vm).map_err(|problem| Invalid {
+            item: Item::Vm(i),
+            problem,
+        })?;
+    }
+    for (i, ch) in m.channels.iter().enumerate() {
+        check_channel(ch).map_err(|problem| Invalid {
+            item: Item::Channel(i),
+            problem,
+        })?;
+    }
+    check_relations(m)
+}

@@ -1,0 +1,91 @@
+//! pv-guest: a small paravirtualized kernel for EL1.
+//!
+//! It never probes hardware and assumes nothing about its memory: it reads the boot-info page
+//! the hypervisor hands it in x0, states its ABI version, and does all I/O by hypercall. Its
+//! command line names the program it runs; the program's result is the VM's exit status.
+
+#![cfg_attr(target_os = "none", no_std, no_main)]
+#![cfg_attr(not(target_os = "none"), allow(dead_code))]
+
+mod arch;
+mod console;
+mod fault;
+mod programs;
+
+#[cfg(target_os = "none")]
+use hypercall_abi::{BootInfo, Hvc, Hypervisor};
+
+/// The hypervisor, through the HVC conduit.
+#[cfg(target_os = "none")]
+pub fn hv() -> Hypervisor<Hvc> {
+    Hypervisor::new(Hvc)
+}
+
+/// Ends this VM with `status`.
+#[cfg(target_os = "none")]
+pub fn exit(status: u64) -> ! {
+    console::CONSOLE.lock().flush();
+    let refused = hv().vm_exit(status);
+    // Only reached if the hypervisor refused to end us: say so, then stop for good.
+    println!("vm_exit refused: {refused}");
+    loop {
+        aarch64_wfi();
+    }
+}
+
+#[cfg(target_os = "none")]
+fn aarch64_wfi() {
+    // SAFETY: WFI only waits; the hypervisor traps it and runs others.
+    unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
+}
+
+/// Exit status when the boot-info page is not one we understand.
+const STATUS_BAD_BOOT_INFO: u64 = 90;
+/// Exit status when the hypervisor refuses our ABI version.
+const STATUS_VERSION_REFUSED: u64 = 91;
+
+#[cfg(target_os = "none")]
+#[unsafe(no_mangle)]
+extern "C" fn guest_main(boot_info_ipa: u64) -> ! {
+    // SAFETY: the hypervisor maps the boot-info page at this IPA for our whole life; the MMU is
+    // off, so the IPA is the address; BootInfo is plain integers, valid for any bytes.
+    let info: &'static BootInfo = unsafe { &*(boot_info_ipa as *const BootInfo) };
+    if !info.is_valid() {
+        println!("boot info at {boot_info_ipa:#x} is not valid");
+        exit(STATUS_BAD_BOOT_INFO);
+    }
+    match hv().abi_version() {
+        Ok(v) => println!(
+            "ABI {}.{} (hypervisor), built for {}.{}; running \"{}\"",
+            v.major,
+            v.minor,
+            hypercall_abi::Version::CURRENT.major,
+            hypercall_abi::Version::CURRENT.minor,
+            info.cmdline()
+        ),
+        Err(e) => {
+            println!(
+                "the hypervisor refused ABI {:?}: {e}",
+                hypercall_abi::Version::CURRENT
+            );
+            exit(STATUS_VERSION_REFUSED);
+        }
+    }
+    exit(programs::run(info))
+}
+
+#[cfg(target_os = "none")]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    println!("panic: {info}");
+    exit(101)
+}
+
+/// On the build machine this crate only hosts its unit tests.
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!(
+        "pv-guest runs at EL1 under pvhyp: build it with scripts/build.sh and boot it with scripts/run.sh"
+    );
+    std::process::exit(2);
+}

@@ -1,0 +1,198 @@
+//! `selftest`: checks that the hypervisor answers every live call of the ABI as documented,
+//! from inside a real guest. Prints each failed check and a closing count; status 0 only if
+//! every check passed.
+
+use crate::arch::sensitive;
+use crate::fault;
+use crate::{hv, println};
+use hypercall_abi::psci::{PSCI_FUNCTION_IDS, PSCI_VERSION_1_1, psci_error};
+use hypercall_abi::standard::{
+    SMCCC_ARCH_FEATURES, SMCCC_VERSION, SMCCC_VERSION_1_2, VENDOR_HYP_UID,
+};
+use hypercall_abi::{BootInfo, Conduit, Error, Version};
+
+struct Checks {
+    passed: u32,
+    failed: u32,
+}
+
+impl Checks {
+    fn check(&mut self, what: &str, ok: bool) {
+        if ok {
+            self.passed += 1;
+        } else {
+            self.failed += 1;
+            println!("selftest: FAILED: {what}");
+        }
+    }
+}
+
+/// ESR class of an UNDEFINED instruction.
+const EC_UNKNOWN: u64 = 0;
+
+pub fn run(info: &BootInfo) -> u64 {
+    let mut c = Checks {
+        passed: 0,
+        failed: 0,
+    };
+    let mut hv = hv();
+
+    // Boot info and version handshake.
+    let hyp_version = Version::from_u64(info.abi_version);
+    c.check(
+        "boot info states a v1 ABI",
+        hyp_version.is_some_and(|v| v.major == Version::CURRENT.major),
+    );
+    c.check("boot info names this VM", !info.name().is_empty());
+    c.check(
+        "version handshake accepted",
+        hv.abi_version()
+            .is_ok_and(|v| v.major == Version::CURRENT.major),
+    );
+    let other_major = Version {
+        major: Version::CURRENT.major + 1,
+        minor: 0,
+    };
+    c.check(
+        "another major is refused",
+        hv.abi_version_for(other_major) == Err(Error::VersionMismatch),
+    );
+    let newer_minor = Version {
+        major: Version::CURRENT.major,
+        minor: Version::CURRENT.minor + 1,
+    };
+    c.check(
+        "a newer minor is accepted",
+        hv.abi_version_for(newer_minor).is_ok(),
+    );
+    let features = hv.abi_features();
+    c.check(
+        "features bitmap says console write is live",
+        features
+            .is_ok_and(|f| f & hypercall_abi::live_features() == hypercall_abi::live_features()),
+    );
+
+    // SMCCC standard queries.
+    c.check(
+        "SMCCC_VERSION is 1.2",
+        hv.smccc_version() == SMCCC_VERSION_1_2,
+    );
+    c.check(
+        "SMCCC_ARCH_FEATURES(SMCCC_VERSION)",
+        hv.smccc_arch_features(SMCCC_VERSION) == 0,
+    );
+    c.check(
+        "SMCCC_ARCH_FEATURES(ARCH_FEATURES)",
+        hv.smccc_arch_features(SMCCC_ARCH_FEATURES) == 0,
+    );
+    c.check(
+        "SMCCC_ARCH_FEATURES(unknown) is NOT_SUPPORTED",
+        hv.smccc_arch_features(0x8000_7FFF) == -1,
+    );
+    c.check("vendor hyp UID", hv.vendor_uid() == VENDOR_HYP_UID);
+    c.check("vendor hyp revision 1.0", hv.vendor_revision() == (1, 0));
+
+    // PSCI 1.1.
+    c.check("PSCI_VERSION is 1.1", hv.psci_version() == PSCI_VERSION_1_1);
+    for id in PSCI_FUNCTION_IDS {
+        c.check(
+            "PSCI_FEATURES of a mandatory function",
+            hv.psci_features(id) == psci_error::SUCCESS,
+        );
+    }
+    c.check(
+        "PSCI_FEATURES(unknown) is NOT_SUPPORTED",
+        hv.psci_features(0x8400_00EE) == psci_error::NOT_SUPPORTED,
+    );
+    let own = 0; // MPIDR of this VM's vCPU 0
+    c.check(
+        "CPU_ON of itself is ALREADY_ON",
+        hv.psci_cpu_on(own, 0x4000_0000, 0) == psci_error::ALREADY_ON,
+    );
+    c.check(
+        "CPU_ON of another MPIDR is INVALID_PARAMETERS",
+        hv.psci_cpu_on(7, 0x4000_0000, 0) == psci_error::INVALID_PARAMETERS,
+    );
+    c.check(
+        "AFFINITY_INFO of itself is ON",
+        hv.psci_affinity_info(own, 0) == 0,
+    );
+    c.check(
+        "AFFINITY_INFO of another is INVALID_PARAMETERS",
+        hv.psci_affinity_info(5, 0) == psci_error::INVALID_PARAMETERS,
+    );
+    c.check(
+        "CPU_SUSPEND returns SUCCESS",
+        hv.psci_cpu_suspend(0, 0, 0) == psci_error::SUCCESS,
+    );
+
+    // Unknown IDs, bad arguments.
+    let mut regs = [0u64; 18];
+    regs[0] = 0xC600_00FF;
+    c.check(
+        "unknown vendor ID is NOT_SUPPORTED",
+        hv.conduit_mut().call(&regs)[0] as i64 == -1,
+    );
+    let mut garbage = [0xDEAD_BEEF_0BAD_F00Du64; 18];
+    garbage[0] = 0xFFFF_FFFF_0000_0000 | 0xC600_0020; // console write with garbage arguments
+    c.check(
+        "garbage arguments are refused",
+        (hv.conduit_mut().call(&garbage)[0] as i64) < 0,
+    );
+    c.check(
+        "console write of an unmapped IPA is BAD_ADDRESS",
+        hv.console_write(0x7F_0000_0000, 8) == Err(Error::BadAddress),
+    );
+    c.check(
+        "a provisional call is NOT_SUPPORTED",
+        hv.mem_query(info.image_start) == Err(Error::NotSupported),
+    );
+
+    // VM calls.
+    let vm_info = hv.vm_info();
+    c.check(
+        "vm.info names this VM's index",
+        vm_info.is_ok_and(|i| i.vm_index == info.vm_index),
+    );
+    c.check(
+        "vm.info quota left is within the quota",
+        vm_info.is_ok_and(|i| i.mem_available_bytes < info.mem_quota_bytes),
+    );
+    c.check("vm.yield returns", hv.vm_yield().is_ok());
+
+    // Sensitive instructions trap; the hypervisor answers with an UNDEF we can handle, or
+    // (SMC) NOT_SUPPORTED.
+    let undef = |esr: Option<u64>| esr.is_some_and(|e| fault::class(e) == EC_UNKNOWN);
+    c.check(
+        "IMPDEF register access is UNDEFINED",
+        undef(fault::probe(sensitive::read_impdef_register)),
+    );
+    c.check(
+        "set/way cache maintenance is UNDEFINED",
+        undef(fault::probe(sensitive::clean_by_set_way)),
+    );
+    c.check(
+        "auxiliary control register is UNDEFINED",
+        undef(fault::probe(sensitive::read_actlr)),
+    );
+    c.check(
+        "PMU is UNDEFINED",
+        undef(fault::probe(sensitive::read_pmcr)),
+    );
+    c.check(
+        "SMC from a guest is refused",
+        sensitive::smc(SMCCC_VERSION.into()) as i64 == -1,
+    );
+
+    if c.failed == 0 {
+        println!("selftest: all {} checks passed", c.passed);
+        0
+    } else {
+        println!(
+            "selftest: {} of {} checks FAILED",
+            c.failed,
+            c.passed + c.failed
+        );
+        1
+    }
+}

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Builds the hypervisor and pv-guest and boots them on QEMU. See --help.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${PVHYP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pvhyp}"
+
+usage() {
+    cat <<'USAGE'
+usage: scripts/run.sh [options] [-- QEMU-ARGS...]
+
+Boots the pvhyp hypervisor with its VMs on QEMU. With a terminal the console is interactive
+(Ctrl-A x quits QEMU); without one the run ends when every VM has ended, or at the timeout.
+Exit status: 0 if every VM exited with status 0; 1 if any failed or the hypervisor did not
+finish; 124 on timeout; 2 for a bad option.
+
+options:
+  --board virt|raspi4b   machine to emulate (default virt)
+  --cpu MODEL            CPU model on virt (default cortex-a72); e.g. cortex-a53, cortex-a57,
+                         cortex-a76, neoverse-n1, max
+  --gic 2|3              GIC version on virt (default 3)
+  --smp N                CPUs on virt (default 1)
+  --mem SIZE             RAM on virt, e.g. 256M, 1G, 5G (default 1G)
+  --manifest FILE        the VMs to run (TOML, docs/MANIFEST.md); default:
+                         manifest/examples/default.toml
+  --timeout SECONDS      stop QEMU after this long (default: 120 without a terminal, none with)
+  --no-build             use the binaries already in target/pvhyp (scripts/test.sh does)
+  --gdb                  start QEMU halted with a GDB server on localhost:1234
+                         (gdb target/pvhyp/hyp.elf -ex 'target remote :1234')
+  -h, --help             this text
+  -- ARGS               passed to QEMU as they are
+USAGE
+}
+
+die() { echo "run: $*" >&2; exit 2; }
+
+board=virt cpu="" gic="" smp="" mem="" manifest="" timeout="" build=1 gdb=0
+qemu_extra=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --board) board="${2:?--board needs a value}"; shift 2 ;;
+        --cpu) cpu="${2:?--cpu needs a value}"; shift 2 ;;
+        --gic) gic="${2:?--gic needs a value}"; shift 2 ;;
+        --smp) smp="${2:?--smp needs a value}"; shift 2 ;;
+        --mem) mem="${2:?--mem needs a value}"; shift 2 ;;
+        --manifest) manifest="${2:?--manifest needs a value}"; shift 2 ;;
+        --timeout) timeout="${2:?--timeout needs a value}"; shift 2 ;;
+        --no-build) build=0; shift ;;
+        --gdb) gdb=1; shift ;;
+        -h|--help) usage; exit 0 ;;
+        --) shift; qemu_extra=("$@"); break ;;
+        *) usage >&2; die "unknown option: $1" ;;
+    esac
+done
+
+case "$board" in
+    virt)
+        cpu="${cpu:-cortex-a72}" gic="${gic:-3}" smp="${smp:-1}" mem="${mem:-1G}"
+        case "$gic" in 2|3) ;; *) die "--gic must be 2 or 3, not '$gic'" ;; esac
+        [[ "$smp" =~ ^[1-9][0-9]*$ ]] || die "--smp must be a positive number, not '$smp'"
+        [[ "$mem" =~ ^[1-9][0-9]*[MG]$ ]] || die "--mem must look like 256M or 5G, not '$mem'"
+        ;;
+    raspi4b)
+        # Fixed hardware: 4 Cortex-A72, 2 GiB, GICv2.
+        [ -z "$cpu" ] || die "--board raspi4b has fixed Cortex-A72 CPUs: --cpu cannot be honoured"
+        [ -z "$mem" ] || die "--board raspi4b has a fixed 2 GiB of RAM: --mem cannot be honoured"
+        [ -z "$smp" ] || die "--board raspi4b has a fixed 4 CPUs: --smp cannot be honoured"
+        [ -z "$gic" ] || [ "$gic" = 2 ] || die "--board raspi4b has a GIC-400 (GICv2): --gic $gic cannot be honoured"
+        ;;
+    *) die "--board must be virt or raspi4b, not '$board'" ;;
+esac
+if [ -n "$timeout" ]; then
+    [[ "$timeout" =~ ^[1-9][0-9]*$ ]] || die "--timeout must be a positive number of seconds, not '$timeout'"
+elif [ ! -t 0 ] || [ ! -t 1 ]; then
+    timeout=120
+fi
+manifest="${manifest:-$ROOT/manifest/examples/default.toml}"
+[ -f "$manifest" ] || die "no such manifest: $manifest"
+
+if [ "$build" = 1 ]; then
+    "$ROOT/scripts/setup.sh"
+    "$ROOT/scripts/build.sh"
+fi
+OUT="$ROOT/target/pvhyp"
+[ -f "$OUT/Image" ] || die "target/pvhyp/Image is missing: run without --no-build"
+
+# Each run packs its own initrd, so parallel runs never share one.
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+case "$board" in
+    virt) ram_bytes="$mem" ;;
+    raspi4b) ram_bytes=2G ;;
+esac
+"$OUT/pvpack" --manifest "$manifest" --default-image "$OUT/pv-guest.elf" --out "$work/initrd.cpio" \
+    --mem "$ram_bytes" >/dev/null || exit 1
+
+qemu=(qemu-system-aarch64 -nographic -nic none -no-reboot)
+case "$board" in
+    virt)
+        qemu+=(-M "virt,virtualization=on,gic-version=$gic" -cpu "$cpu" -smp "$smp" -m "$mem"
+               -kernel "$OUT/Image" -initrd "$work/initrd.cpio")
+        ;;
+    raspi4b)
+        dtb="$CACHE/dtb/bcm2711-rpi-4-b.dtb"
+        [ -f "$dtb" ] || die "missing $dtb: run scripts/setup.sh"
+        # QEMU's first serial port is the PL011, the second the mini UART the DTB's
+        # stdout-path names (GPIO 14/15 on a real Pi 4).
+        qemu=(qemu-system-aarch64 -nographic -nic none -no-reboot -M raspi4b -dtb "$dtb"
+              -kernel "$OUT/kernel8.img" -initrd "$work/initrd.cpio" -serial null -serial mon:stdio)
+        ;;
+esac
+[ "$gdb" = 1 ] && qemu+=(-s -S)
+qemu+=("${qemu_extra[@]}")
+
+log="$work/console.log"
+set +e
+if [ -n "$timeout" ]; then
+    if [ -t 0 ]; then
+        timeout --foreground "$timeout" "${qemu[@]}" | tee "$log"
+    else
+        timeout "$timeout" "${qemu[@]}" </dev/null | tee "$log"
+    fi
+else
+    "${qemu[@]}" | tee "$log"
+fi
+status=${PIPESTATUS[0]}
+set -e
+if [ "$status" = 124 ]; then
+    echo "run: timeout after $timeout s"
+    exit 124
+fi
+[ "$status" = 0 ] || { echo "run: QEMU exited with status $status"; exit 1; }
+summary="$(tr -d '\r' <"$log" | grep -E '^hyp: summary: ' | tail -n1 || true)"
+if [[ "$summary" =~ vms=([0-9]+)\ ok=([0-9]+)\ failed=([0-9]+) ]]; then
+    vms=${BASH_REMATCH[1]} ok=${BASH_REMATCH[2]} failed=${BASH_REMATCH[3]}
+    if [ "$failed" = 0 ] && [ "$ok" = "$vms" ] && [ "$vms" -gt 0 ]; then
+        exit 0
+    fi
+    echo "run: $failed of $vms VMs failed"
+    exit 1
+fi
+echo "run: the hypervisor printed no summary line: it did not finish"
+exit 1

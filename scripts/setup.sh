@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing need; idempotent and quiet when all is there.
+#   - the Rust toolchain and targets pinned in rust-toolchain.toml
+#   - QEMU >= 9 with the raspi4b machine (from bookworm-backports when the distro's is older)
+#   - the real Raspberry Pi 4 device trees (from Debian's arm64 kernel package), into the cache
+# Downloads are cached outside the clone (PVHYP_CACHE, default ~/.cache/pvhyp).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${PVHYP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pvhyp}"
+mkdir -p "$CACHE"
+
+say() { echo "setup: $*" >&2; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_quiet() { DEBIAN_FRONTEND=noninteractive as_root apt-get -q -o=Dpkg::Use-Pty=0 "$@" >/dev/null; }
+
+ensure_rust() {
+    cd "$ROOT"
+    local installed
+    installed="$(rustup target list --installed 2>/dev/null || true)"
+    if ! grep -q aarch64-unknown-none-softfloat <<<"$installed" ||
+        ! grep -q '^aarch64-unknown-none$' <<<"$installed"; then
+        say "installing the pinned Rust toolchain and targets"
+        rustup toolchain install >/dev/null 2>&1 || rustup show >/dev/null
+    fi
+}
+
+qemu_has_raspi4b() {
+    command -v qemu-system-aarch64 >/dev/null &&
+        qemu-system-aarch64 -M help 2>/dev/null | grep -q '^raspi4b '
+}
+
+# The URIs of the machine's own Debian source, so no mirror host is written here.
+debian_uris() {
+    local f
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -f "$f" ] || continue
+        awk 'BEGIN{RS=""} /Suites:[^\n]*bookworm([ \n]|$)/ && /URIs:/ {
+                 match($0, /URIs:[^\n]*/); print substr($0, RSTART+6, RLENGTH-6); exit }' "$f"
+    done | head -n1
+    if [ -f /etc/apt/sources.list ]; then
+        awk '$1=="deb" && $3=="bookworm" {print $2; exit}' /etc/apt/sources.list
+    fi
+}
+
+BACKPORTS=/etc/apt/sources.list.d/pvhyp-bookworm-backports.sources
+ensure_backports_source() {
+    [ -f "$BACKPORTS" ] && return 0
+    local uris
+    uris="$(debian_uris | head -n1 | xargs)"
+    [ -n "$uris" ] || { say "error: no Debian bookworm apt source found to reuse"; exit 1; }
+    say "adding bookworm-backports (main non-free-firmware) from $uris"
+    as_root tee "$BACKPORTS" >/dev/null <<SRC
+Types: deb
+URIs: $uris
+Suites: bookworm-backports
+Components: main non-free-firmware
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    APT_UPDATED=""
+}
+
+APT_UPDATED=""
+apt_update_once() { [ -n "$APT_UPDATED" ] || { apt_quiet update; APT_UPDATED=1; }; }
+
+ensure_qemu() {
+    qemu_has_raspi4b && return 0
+    ensure_backports_source
+    apt_update_once
+    say "installing qemu-system-arm from bookworm-backports"
+    apt_quiet install -y --no-install-recommends -t bookworm-backports qemu-system-arm
+    qemu_has_raspi4b || { say "error: qemu-system-aarch64 still lacks raspi4b"; exit 1; }
+}
+
+# Real device trees: Debian's arm64 kernel package ships the Pi's; QEMU dumps its own.
+DTB_DIR="$CACHE/dtb"
+PI_DTBS=(bcm2711-rpi-4-b.dtb bcm2711-rpi-400.dtb bcm2711-rpi-cm4-io.dtb)
+ensure_pi_dtbs() {
+    local missing=0 d
+    for d in "${PI_DTBS[@]}"; do [ -f "$DTB_DIR/$d" ] || missing=1; done
+    [ "$missing" = 0 ] && return 0
+    if ! dpkg --print-foreign-architectures | grep -q arm64; then
+        as_root dpkg --add-architecture arm64
+        APT_UPDATED=""
+    fi
+    apt_update_once
+    local pkg tmp
+    pkg="$(apt-cache depends linux-image-arm64:arm64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')"
+    [ -n "$pkg" ] || { say "error: cannot name Debian's current arm64 kernel package"; exit 1; }
+    say "fetching device trees from $pkg"
+    tmp="$(mktemp -d)"
+    (cd "$tmp" && apt-get download -q "$pkg" >/dev/null 2>&1 && dpkg-deb -x ./*.deb x)
+    mkdir -p "$DTB_DIR"
+    for d in "${PI_DTBS[@]}"; do
+        cp "$(find "$tmp/x" -path "*broadcom/$d" | head -n1)" "$DTB_DIR/$d"
+    done
+    rm -rf "$tmp"
+}
+
+ensure_qemu_dtbs() {
+    local gic
+    for gic in 2 3; do
+        [ -f "$DTB_DIR/qemu-virt-gicv$gic.dtb" ] && continue
+        mkdir -p "$DTB_DIR"
+        qemu-system-aarch64 -M "virt,virtualization=on,gic-version=$gic,dumpdtb=$DTB_DIR/qemu-virt-gicv$gic.dtb" \
+            -cpu cortex-a72 -m 1G -display none -nic none >/dev/null 2>&1 ||
+            { say "error: QEMU could not dump its virt device tree"; exit 1; }
+    done
+    if [ ! -f "$DTB_DIR/qemu-raspi4b.dtb" ]; then
+        qemu-system-aarch64 -M "raspi4b,dumpdtb=$DTB_DIR/qemu-raspi4b.dtb" \
+            -dtb "$DTB_DIR/bcm2711-rpi-4-b.dtb" -display none -nic none >/dev/null 2>&1 ||
+            { say "error: QEMU could not dump its raspi4b device tree"; exit 1; }
+    fi
+}
+
+ensure_rust
+ensure_qemu
+ensure_pi_dtbs
+ensure_qemu_dtbs

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Runs every check: host unit tests, lints, and the QEMU integration runs (2 at a time, each
+# with its own timeout). Ends with one line "N passed, N failed"; exits non-zero on a failure.
+#   scripts/test.sh          the suite CI runs (about 10 minutes at most on 2 cores)
+#   scripts/test.sh --full   also the whole virt option matrix (CPU x GIC x memory)
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+full=0
+for arg in "$@"; do
+    case "$arg" in
+        --full) full=1 ;;
+        -h|--help) sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "test: unknown option $arg" >&2; exit 2 ;;
+    esac
+done
+
+passed=0 failed=0
+failures=()
+pass() { passed=$((passed + 1)); echo "ok   $1"; }
+fail() { failed=$((failed + 1)); failures+=("$1"); echo "FAIL $1"; }
+
+scripts/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
+scripts/build.sh || { echo "FAIL build"; echo "0 passed, 1 failed"; exit 1; }
+
+results="$(mktemp -d)"
+trap 'rm -rf "$results"' EXIT
+
+# --- Host unit tests: every test case counts. ---
+if cargo test -q --workspace --no-fail-fast >"$results/cargo-test.log" 2>&1; then cargo_ok=1; else cargo_ok=0; fi
+host_passed=$(grep -Eo '[0-9]+ passed' "$results/cargo-test.log" | awk '{s+=$1} END {print s+0}')
+host_failed=$(grep -Eo '[0-9]+ failed' "$results/cargo-test.log" | awk '{s+=$1} END {print s+0}')
+passed=$((passed + host_passed)); failed=$((failed + host_failed))
+echo "ok   host unit tests: $host_passed passed, $host_failed failed"
+if [ "$cargo_ok" = 0 ]; then
+    grep -E '^(test .* FAILED|error|---- )' "$results/cargo-test.log" | head -40
+    [ "$host_failed" -gt 0 ] || fail "cargo test (build error)"
+    [ "$host_failed" = 0 ] || failures+=("host unit tests")
+fi
+
+# --- Lints: clippy on the host and on both bare-metal targets, and formatting. ---
+lint() {
+    local name="$1"; shift
+    if "$@" >"$results/lint.log" 2>&1; then pass "$name"; else fail "$name"; tail -30 "$results/lint.log"; fi
+}
+lint "clippy (host, all targets)" cargo clippy -q --workspace --all-targets -- -D warnings
+lint "clippy (hyp, aarch64-unknown-none-softfloat)" \
+    cargo clippy -q -p hyp --target aarch64-unknown-none-softfloat -- -D warnings
+lint "clippy (pv-guest, aarch64-unknown-none)" cargo clippy -q -p pv-guest --target aarch64-unknown-none -- -D warnings
+lint "rustfmt" cargo fmt --all --check
+
+# --- QEMU integration runs. ---
+# Each line: name | expected exit status | run.sh arguments | patterns the output must contain
+# (separated by ';;'). Output lines are matched as fixed strings.
+M=tests/manifests
+cases=(
+    "virt gicv3 cortex-a72, 2 guests|0|--gic 3|alpha: selftest: all;;beta: selftest: all;;hyp: summary: vms=2 ok=2 failed=0"
+    "virt gicv2, 2 guests|0|--gic 2|alpha: selftest: all;;beta: selftest: all;;hyp: summary: vms=2 ok=2 failed=0"
+    "virt cortex-a53|0|--cpu cortex-a53|alpha: selftest: all;;hyp: summary: vms=2 ok=2 failed=0"
+    "virt max (SVE/SME trapped)|0|--cpu max|alpha: selftest: all;;hyp: summary: vms=2 ok=2 failed=0"
+    "virt 1 guest|0|--manifest $M/one.toml|solo: selftest: all;;hyp: summary: vms=1 ok=1 failed=0"
+    "FP/SIMD state survives the other guest|0|--manifest $M/fpsimd.toml|fp-a: fpsimd: all 32 vector registers and FPCR intact;;fp-b: fpsimd: all 32 vector registers and FPCR intact;;hyp: summary: vms=2 ok=2 failed=0"
+    "a failing guest fails the run|1|--manifest $M/exit-nonzero.toml|VM fails exited with status 3;;passes: selftest: all;;hyp: summary: vms=2 ok=1 failed=1;;run: 1 of 2 VMs failed"
+    "a guest that never ends times out|124|--manifest $M/spin.toml --timeout 5|spinner: spinning forever;;run: timeout after 5 s"
+)
+if [ "$full" = 1 ]; then
+    for cpu in cortex-a53 cortex-a57 cortex-a72 cortex-a76 neoverse-n1 max; do
+        for gic in 2 3; do
+            for mem in 256M 1G 5G; do
+                cases+=("matrix $cpu gicv$gic $mem|0|--cpu $cpu --gic $gic --mem $mem|hyp: summary: vms=2 ok=2 failed=0")
+            done
+        done
+    done
+fi
+
+RUN_TIMEOUT=60
+run_case() {
+    local i="$1" spec="$2" name want args patterns
+    IFS='|' read -r name want args patterns <<<"$spec"
+    local out="$results/case-$i"
+    # shellcheck disable=SC2086 # args are words by design
+    timeout $((RUN_TIMEOUT + 10)) scripts/run.sh --no-build --timeout "$RUN_TIMEOUT" $args \
+        </dev/null >"$out.log" 2>&1
+    local got=$?
+    local verdict=ok why=""
+    [ "$got" = "$want" ] || { verdict=FAIL; why="exit status $got, expected $want"; }
+    local p
+    while [ -n "$patterns" ]; do
+        p="${patterns%%;;*}"
+        [ "$p" = "$patterns" ] && patterns="" || patterns="${patterns#*;;}"
+        tr -d '\r' <"$out.log" | grep -qF -- "$p" || { verdict=FAIL; why="${why:+$why; }missing \"$p\""; }
+    done
+    grep -q 'panic' "$out.log" && { verdict=FAIL; why="${why:+$why; }the hypervisor or a guest panicked"; }
+    echo "$verdict|$name|$why" >"$out.result"
+}
+
+pids=()
+for i in "${!cases[@]}"; do
+    run_case "$i" "${cases[$i]}" &
+    pids+=($!)
+    # Two QEMU boots at a time: one per core.
+    while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n; done
+done
+wait
+for i in "${!cases[@]}"; do
+    IFS='|' read -r verdict name why <"$results/case-$i.result"
+    if [ "$verdict" = ok ]; then
+        pass "qemu: $name"
+    else
+        fail "qemu: $name ($why)"
+        sed 's/^/    | /' "$results/case-$i.log" | tail -15
+    fi
+done
+
+echo
+for f in "${failures[@]}"; do echo "failed: $f"; done
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

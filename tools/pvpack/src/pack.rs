@@ -1,0 +1,216 @@
+//! From a TOML manifest to an archive: parse and check, resolve and read the images, name them
+//! inside the archive, check the memory fits, write.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use manifest::{
+    ARCHIVE_IMAGES_DIR, ARCHIVE_MANIFEST, HYP_ALLOWANCE_BYTES, ManifestError, PAGE_SIZE, Size,
+    SourceLines,
+};
+
+use crate::args::Args;
+
+/// Why packing failed: which file, which line (0: none), what.
+#[derive(Debug)]
+pub struct Failure {
+    pub file: Option<PathBuf>,
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Failure {
+    /// `FILE:LINE: reason`, `FILE: reason` or `reason`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.file, self.line) {
+            (Some(file), 0) => write!(f, "{}: {}", file.display(), self.message),
+            (Some(file), line) => write!(f, "{}:{line}: {}", file.display(), self.message),
+            (None, _) => f.write_str(&self.message),
+        }
+    }
+}
+
+/// Packs `args.manifest` into `args.out`; returns a one-line summary.
+pub fn run(args: &Args) -> Result<String, Failure> {
+    let in_manifest = |line: usize, message: String| Failure {
+        file: Some(args.manifest.clone()),
+        line,
+        message,
+    };
+    let from_error = |e: ManifestError| in_manifest(e.line, e.message);
+
+    let text = fs::read_to_string(&args.manifest).map_err(|e| Failure {
+        file: Some(args.manifest.clone()),
+        line: 0,
+        message: e.to_string(),
+    })?;
+    let (mut m, lines) = manifest::parse_toml_with_lines(&text).map_err(from_error)?;
+
+    let base = args.manifest.parent().unwrap_or(Path::new("."));
+    let mut images = Images::default();
+    for (vm, vm_lines) in m.vms.iter_mut().zip(&lines.vms) {
+        vm.image = if vm.image.is_empty() {
+            let Some(path) = &args.default_image else {
+                let message = format!(
+                    "VM \"{}\" has no image key and no --default-image was given",
+                    vm.name
+                );
+                return Err(in_manifest(vm_lines.name, message));
+            };
+            images.add(path).map_err(|e| Failure {
+                file: None,
+                line: 0,
+                message: format!("default image {}: {e}", path.display()),
+            })?
+        } else {
+            let path = base.join(&vm.image);
+            images.add(&path).map_err(|e| {
+                let message = format!("image {:?} ({}): {e}", vm.image, path.display());
+                in_manifest(vm_lines.image.unwrap_or(vm_lines.name), message)
+            })?
+        };
+    }
+
+    let compact = manifest::encode(&m);
+    // The hyp will run exactly this check; failing it here would be a bug in pvpack.
+    manifest::decode(&compact).map_err(|e| {
+        in_manifest(
+            0,
+            format!("internal error: the packed manifest is refused: {e}"),
+        )
+    })?;
+    let mut members: Vec<(&str, &[u8])> = vec![(ARCHIVE_MANIFEST, compact.as_bytes())];
+    members.extend(
+        images
+            .members
+            .iter()
+            .map(|(name, data)| (name.as_str(), data.as_slice())),
+    );
+    let archive = manifest::cpio::write_newc(&members);
+
+    if let Some(mem) = args.mem {
+        check_mem(&m, &lines, mem, archive.len() as u64).map_err(from_error)?;
+    }
+
+    fs::write(&args.out, &archive).map_err(|e| Failure {
+        file: Some(args.out.clone()),
+        line: 0,
+        message: format!("cannot write: {e}"),
+    })?;
+    Ok(format!(
+        "wrote {} ({} bytes): {} VM(s), {} channel(s), {} image(s), quotas {}",
+        args.out.display(),
+        archive.len(),
+        m.vms.len(),
+        m.channels.len(),
+        images.members.len(),
+        Size(m.total_bytes()),
+    ))
+}
+
+/// The VMs (and channels) must fit in `mem` minus [`HYP_ALLOWANCE_BYTES`] minus the archive,
+/// which stays in RAM while the hyp loads from it.
+fn check_mem(
+    m: &manifest::Manifest,
+    lines: &SourceLines,
+    mem: u64,
+    archive_len: u64,
+) -> Result<(), ManifestError> {
+    let archive = archive_len.div_ceil(PAGE_SIZE) * PAGE_SIZE;
+    let reserved = HYP_ALLOWANCE_BYTES + archive;
+    let Some(free) = mem.checked_sub(reserved).filter(|&f| f > 0) else {
+        let message = format!(
+            "--mem {} leaves nothing for VMs after {} for the hypervisor and {} for the archive",
+            Size(mem),
+            Size(HYP_ALLOWANCE_BYTES),
+            Size(archive),
+        );
+        return Err(ManifestError { line: 0, message });
+    };
+    lines.check_fits(m, free).map_err(|e| ManifestError {
+        message: format!(
+            "{} (--mem {} minus {} for the hypervisor and {} for the archive)",
+            e.message,
+            Size(mem),
+            Size(HYP_ALLOWANCE_BYTES),
+            Size(archive)
+        ),
+        ..e
+    })
+}
+
+/// The images going into the archive, each file once, under a unique `images/<name>`.
+#[derive(Default)]
+struct Images {
+    /// Archive name and contents, in the order first used.
+    members: Vec<(String, Vec<u8>)>,
+    /// Canonical path of each file read, to its archive name.
+    by_path: HashMap<PathBuf, String>,
+}
+
+impl Images {
+    /// Reads `path` (unless already read) and returns its name inside the archive.
+    fn add(&mut self, path: &Path) -> Result<String, String> {
+        let canonical = fs::canonicalize(path).map_err(|e| e.to_string())?;
+        if let Some(name) = self.by_path.get(&canonical) {
+            return Ok(name.clone());
+        }
+        let data = fs::read(&canonical).map_err(|e| e.to_string())?;
+        if data.is_empty() {
+            return Err("the file is empty".into());
+        }
+        let base = archive_basename(&canonical);
+        let mut name = format!("{ARCHIVE_IMAGES_DIR}{base}");
+        for n in 2.. {
+            if !self.members.iter().any(|(taken, _)| *taken == name) {
+                break;
+            }
+            name = format!("{ARCHIVE_IMAGES_DIR}{base}-{n}");
+        }
+        self.by_path.insert(canonical, name.clone());
+        self.members.push((name.clone(), data));
+        Ok(name)
+    }
+}
+
+/// The file's name with every character outside `[A-Za-z0-9._-]` replaced by `_`, at most 64
+/// bytes, so the archive name is a valid compact-manifest token.
+fn archive_basename(path: &Path) -> String {
+    let raw = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let clean: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    if clean.is_empty() {
+        "image".into()
+    } else {
+        clean
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basenames_are_tokens() {
+        assert_eq!(
+            archive_basename(Path::new("/a/b/pv-guest.elf")),
+            "pv-guest.elf"
+        );
+        assert_eq!(archive_basename(Path::new("/a/my guest ü")), "my_guest__");
+        assert_eq!(archive_basename(Path::new("/")), "image");
+    }
+}
