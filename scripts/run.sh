@@ -14,7 +14,9 @@ Exit status: 0 if every VM exited with status 0; 1 if any failed or the hypervis
 finish; 124 on timeout; 2 for a bad option.
 
 options:
-  --board virt|raspi4b   machine to emulate (default virt)
+  --board virt|raspi4b   machine to emulate (default virt); raspi4b is fixed hardware (4
+                         Cortex-A72, 2 GiB, GIC-400) booted with the real Pi 4 device tree,
+                         its console the mini UART (QEMU's second serial port)
   --cpu MODEL            CPU model on virt (default cortex-a72); e.g. cortex-a53, cortex-a57,
                          cortex-a76, neoverse-n1, max
   --gic 2|3              GIC version on virt (default 3)
@@ -82,6 +84,8 @@ if [ "$build" = 1 ]; then
 fi
 OUT="$ROOT/target/pvhyp"
 [ -f "$OUT/Image" ] || die "target/pvhyp/Image is missing: run without --no-build"
+[ "$board" != raspi4b ] || [ -f "$OUT/kernel8.img" ] ||
+    die "target/pvhyp/kernel8.img is missing: run without --no-build"
 
 # Each run packs its own initrd, so parallel runs never share one.
 work="$(mktemp -d)"
@@ -104,7 +108,9 @@ case "$board" in
         [ -f "$dtb" ] || die "missing $dtb: run scripts/setup.sh"
         # QEMU's first serial port is the PL011, the second the mini UART the DTB's
         # stdout-path names (GPIO 14/15 on a real Pi 4).
-        qemu=(qemu-system-aarch64 -nographic -nic none -no-reboot -M raspi4b -dtb "$dtb"
+        # Fixed hardware, stated anyway so the command line says what runs. No PSCI: the
+        # hypervisor halts the board through the PM block, which makes QEMU exit.
+        qemu=(qemu-system-aarch64 -nographic -nic none -no-reboot -M raspi4b -smp 4 -m 2G -dtb "$dtb"
               -kernel "$OUT/kernel8.img" -initrd "$work/initrd.cpio" -serial null -serial mon:stdio)
         ;;
 esac

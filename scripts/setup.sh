@@ -3,8 +3,18 @@
 #   - the Rust toolchain and targets pinned in rust-toolchain.toml
 #   - QEMU >= 9 with the raspi4b machine (from bookworm-backports when the distro's is older)
 #   - the real Raspberry Pi 4 device trees (from Debian's arm64 kernel package), into the cache
+#   - with --raspi-firmware (scripts/sdcard.sh asks for it; CI never does): the Pi 4's boot
+#     firmware, start4.elf and fixup4.dat, from Debian's raspi-firmware package, into the cache
 # Downloads are cached outside the clone (PVHYP_CACHE, default ~/.cache/pvhyp).
 set -euo pipefail
+raspi_firmware=0
+for arg in "$@"; do
+    case "$arg" in
+        --raspi-firmware) raspi_firmware=1 ;;
+        -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "setup: unknown option $arg" >&2; exit 2 ;;
+    esac
+done
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${PVHYP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pvhyp}"
 mkdir -p "$CACHE"
@@ -54,6 +64,25 @@ Types: deb
 URIs: $uris
 Suites: bookworm-backports
 Components: main non-free-firmware
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    APT_UPDATED=""
+}
+
+# raspi-firmware is in bookworm's non-free-firmware component (not in backports): a source for
+# just that component, from the same mirror as the machine's own.
+NON_FREE_FIRMWARE=/etc/apt/sources.list.d/pvhyp-bookworm-non-free-firmware.sources
+ensure_non_free_firmware_source() {
+    [ -f "$NON_FREE_FIRMWARE" ] && return 0
+    local uris
+    uris="$(debian_uris | head -n1 | xargs)"
+    [ -n "$uris" ] || { say "error: no Debian bookworm apt source found to reuse"; exit 1; }
+    say "adding bookworm non-free-firmware from $uris"
+    as_root tee "$NON_FREE_FIRMWARE" >/dev/null <<SRC
+Types: deb
+URIs: $uris
+Suites: bookworm
+Components: non-free-firmware
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
     APT_UPDATED=""
@@ -112,7 +141,35 @@ ensure_qemu_dtbs() {
     fi
 }
 
+# The Pi 4's boot firmware for scripts/sdcard.sh: start4.elf (the VideoCore firmware that loads
+# config.txt, the DTB, kernel8.img and the initramfs) and fixup4.dat, plus the package's
+# copyright file (the Broadcom licence the files are distributed under).
+FIRMWARE_DIR="$CACHE/raspi-firmware"
+FIRMWARE_FILES=(start4.elf fixup4.dat)
+ensure_raspi_firmware() {
+    local missing=0 f tmp
+    for f in "${FIRMWARE_FILES[@]}" copyright; do [ -f "$FIRMWARE_DIR/$f" ] || missing=1; done
+    [ "$missing" = 0 ] && return 0
+    if ! apt-cache show raspi-firmware >/dev/null 2>&1; then
+        ensure_non_free_firmware_source
+        apt_update_once
+    fi
+    say "fetching the Raspberry Pi boot firmware (Debian package raspi-firmware)"
+    tmp="$(mktemp -d)"
+    chmod 755 "$tmp"  # apt-get download writes as _apt where it can
+    (cd "$tmp" && apt-get download -q raspi-firmware >/dev/null 2>&1 && dpkg-deb -x ./*.deb x) ||
+        { rm -rf "$tmp"; say "error: could not download raspi-firmware"; exit 1; }
+    mkdir -p "$FIRMWARE_DIR"
+    for f in "${FIRMWARE_FILES[@]}"; do
+        cp "$tmp/x/usr/lib/raspi-firmware/$f" "$FIRMWARE_DIR/$f"
+    done
+    cp "$tmp/x/usr/share/doc/raspi-firmware/copyright" "$FIRMWARE_DIR/copyright"
+    dpkg-deb -f "$tmp"/*.deb Version >"$FIRMWARE_DIR/VERSION"
+    rm -rf "$tmp"
+}
+
 ensure_rust
 ensure_qemu
 ensure_pi_dtbs
 ensure_qemu_dtbs
+[ "$raspi_firmware" = 0 ] || ensure_raspi_firmware

@@ -49,6 +49,31 @@ lint "clippy (hyp, aarch64-unknown-none-softfloat)" \
 lint "clippy (pv-guest, aarch64-unknown-none)" cargo clippy -q -p pv-guest --target aarch64-unknown-none -- -D warnings
 lint "rustfmt" cargo fmt --all --check
 
+# --- run.sh refuses what the fixed raspi4b hardware cannot honour (exit 2, a clear message). ---
+refuses() {
+    local name="$1" want="$2"; shift 2
+    local out got
+    out="$(scripts/run.sh --no-build "$@" </dev/null 2>&1)"; got=$?
+    if [ "$got" = 2 ] && grep -qF -- "$want" <<<"$out"; then pass "$name"; else
+        fail "$name (exit $got, expected 2 and \"$want\")"; echo "$out" | tail -5; fi
+}
+refuses "run.sh raspi4b refuses --mem" "fixed 2 GiB of RAM: --mem cannot be honoured" --board raspi4b --mem 1G
+refuses "run.sh raspi4b refuses --gic 3" "GIC-400 (GICv2): --gic 3 cannot be honoured" --board raspi4b --gic 3
+
+# --- sdcard.sh writes a Pi 4 boot partition (offline: the firmware download and the FAT image
+# need the network once and are left to a real user's run). ---
+sd="$results/sdcard"
+if scripts/sdcard.sh "$sd" --no-build --no-firmware >"$results/sdcard.log" 2>&1 &&
+    cmp -s "$sd/kernel8.img" target/pvhyp/kernel8.img &&
+    cmp -s "$sd/bcm2711-rpi-4-b.dtb" "${PVHYP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pvhyp}/dtb/bcm2711-rpi-4-b.dtb" &&
+    [ -s "$sd/initrd.cpio" ] &&
+    grep -qx 'kernel_address=0x80000' "$sd/config.txt" &&
+    grep -qx 'initramfs initrd.cpio followkernel' "$sd/config.txt"; then
+    pass "sdcard.sh writes kernel8.img, config.txt, the DTB and initrd.cpio"
+else
+    fail "sdcard.sh writes kernel8.img, config.txt, the DTB and initrd.cpio"; tail -5 "$results/sdcard.log"
+fi
+
 # --- QEMU integration runs. ---
 # Each line: name | expected exit status | run.sh arguments | patterns the output must contain
 # (separated by ';;'). Output lines are matched as fixed strings.
@@ -62,6 +87,9 @@ cases=(
     "FP/SIMD state survives the other guest|0|--manifest $M/fpsimd.toml|fp-a: fpsimd: all 32 vector registers and FPCR intact;;fp-b: fpsimd: all 32 vector registers and FPCR intact;;hyp: summary: vms=2 ok=2 failed=0"
     "a failing guest fails the run|1|--manifest $M/exit-nonzero.toml|VM fails exited with status 3;;passes: selftest: all;;hyp: summary: vms=2 ok=1 failed=1;;run: 1 of 2 VMs failed"
     "a guest that never ends times out|124|--manifest $M/spin.toml --timeout 5|spinner: spinning forever;;run: timeout after 5 s"
+    "raspi4b (real Pi 4 DTB), 2 guests|0|--board raspi4b|on Raspberry Pi 4 Model B;;console Bcm2835Aux at 0xfe215040;;cpus=4 (3 parked in WFI until SMP);;alpha: selftest: all;;beta: selftest: all;;hyp: summary: vms=2 ok=2 failed=0"
+    "raspi4b FP/SIMD state survives the other guest|0|--board raspi4b --manifest $M/fpsimd.toml|fp-a: fpsimd: all 32 vector registers and FPCR intact;;fp-b: fpsimd: all 32 vector registers and FPCR intact;;hyp: summary: vms=2 ok=2 failed=0"
+    "raspi4b a failing guest fails the run|1|--board raspi4b --manifest $M/exit-nonzero.toml|VM fails exited with status 3;;passes: selftest: all;;hyp: summary: vms=2 ok=1 failed=1;;run: 1 of 2 VMs failed"
 )
 if [ "$full" = 1 ]; then
     for cpu in cortex-a53 cortex-a57 cortex-a72 cortex-a76 neoverse-n1 max; do

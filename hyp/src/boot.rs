@@ -1,16 +1,18 @@
 //! The boot steps `hyp_main` reads as a story, each a function with one job.
 
 use crate::arch::aarch64::{cpu, mmu};
+use crate::dev::bcm2835_aux::Bcm2835Aux;
 use crate::dev::console::{self, Uart};
 use crate::dev::pl011::Pl011;
+use crate::mm::frames;
 use crate::mm::regions::{Range, RangeSet};
-use crate::mm::{PAGE_SIZE, frames};
 use crate::percpu;
 use crate::power::{self, PowerOff};
 use crate::vm::Vm;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use devtree::{Board, PsciMethod, UartKind};
+use devtree::{Board, EnableMethod, PsciMethod, UartKind};
+use spin::Once;
 
 /// The hyp's link address minus where the bootloader put it (see hyp.ld).
 const HYP_LINK_START: usize = 0x7F_C008_0000;
@@ -18,7 +20,12 @@ const HYP_LINK_START: usize = 0x7F_C008_0000;
 /// The largest device tree the hyp accepts (also devtree::total_size's limit).
 const DTB_MAX: usize = 2 << 20;
 
+/// Where the device tree lies, (address, size), once read_device_tree has validated it.
+static DTB: Once<(u64, u64)> = Once::new();
+
 /// Parses the device tree entry.S left identity-mapped. Without one we cannot even print.
+/// A tree without RAM (the Pi's, when nothing filled in its memory node) is still read, so
+/// that the console it names can say why the boot stops (init_power).
 pub fn read_device_tree(dtb_pa: usize) -> Board<'static> {
     // SAFETY: entry.S identity-mapped the GiB around x0; the header is 40 bytes.
     let header = unsafe { core::slice::from_raw_parts(dtb_pa as *const u8, 40) };
@@ -28,40 +35,68 @@ pub fn read_device_tree(dtb_pa: usize) -> Board<'static> {
     // SAFETY: the header says the blob is `size` bytes; the bootloader placed it in RAM, which
     // stays mapped and is excluded from the frame allocator, so it lives as long as the hyp.
     let blob = unsafe { core::slice::from_raw_parts(dtb_pa as *const u8, size) };
-    devtree::parse(blob).unwrap_or_else(|_| cpu::wait_forever())
+    DTB.call_once(|| (dtb_pa as u64, size as u64));
+    devtree::parse_allow_no_memory(blob).unwrap_or_else(|_| cpu::wait_forever())
 }
 
 /// Replaces the boot tables with precise ones: image by section, RAM, the console and the
-/// power-management block.
+/// power-management block. Device regions are mapped by the pages that contain them (the Pi's
+/// mini UART is a 0x40-byte block at 0xfe215040: its one page).
 pub fn take_over_mmu(board: &Board, image_pa: usize) {
-    let mut devices: [(u64, u64); 2] = [(0, 0); 2];
+    let mut devices: [(u64, u64); 5] = [(0, 0); 5];
     let mut n = 0;
+    if let Some(gic) = &board.gic {
+        let regions = [Some(gic.distributor), gic.cpu_interface, gic.redistributor];
+        for r in regions.into_iter().flatten() {
+            devices[n] = (r.base, r.size.max(1));
+            n += 1;
+        }
+    }
     if let Some(uart) = &board.console {
-        devices[n] = (uart.region.base, uart.region.size.max(PAGE_SIZE));
+        devices[n] = (uart.region.base, uart.region.size.max(1));
         n += 1;
     }
     if let Some(pm) = &board.power {
-        devices[n] = (pm.region.base, pm.region.size.max(PAGE_SIZE));
+        devices[n] = (pm.region.base, pm.region.size.max(1));
         n += 1;
     }
     let mut ram_banks = [(0u64, 0u64); devtree::MAX_MEMORY];
     for (slot, r) in ram_banks.iter_mut().zip(board.memory()) {
         *slot = (r.base, r.size);
     }
+    let mut banks = board.memory().len();
+    if banks == 0 {
+        // No RAM to map, but the tree itself must stay readable (the board's strings point
+        // into it) until init_power has said why the boot stops.
+        if let Some(&dtb) = DTB.get() {
+            ram_banks[0] = dtb;
+            banks = 1;
+        }
+    }
     mmu::switch_to_final_tables(&mmu::Layout {
         image_offset: HYP_LINK_START - image_pa,
-        ram: &ram_banks[..board.memory().len()],
+        ram: &ram_banks[..banks],
         devices: &devices[..n],
     });
 }
 
 /// Starts the console /chosen/stdout-path names, and the logger on it.
 pub fn start_console(board: &Board) {
-    if let Some(uart) = board.console.filter(|u| u.kind == UartKind::Pl011) {
-        // SAFETY: the UART's page is identity-mapped as a device and only the console uses it.
-        console::install(Uart::Pl011(unsafe {
-            Pl011::new(uart.region.base as usize)
-        }));
+    if let Some(uart) = board.console {
+        let base = uart.region.base as usize;
+        // In both arms take_over_mmu identity-mapped the UART's page as a device, and only the
+        // console uses it.
+        let uart = match uart.kind {
+            // SAFETY: see above; the tree says the block is a PL011.
+            UartKind::Pl011 => Some(Uart::Pl011(unsafe { Pl011::new(base) })),
+            // SAFETY: see above; the tree says the block is a mini UART.
+            UartKind::Bcm2835Aux => Some(Uart::Bcm2835Aux(unsafe { Bcm2835Aux::new(base) })),
+            // No driver: the hyp runs silently (the summary still ends the run).
+            UartKind::Ns16550 => None,
+        };
+        if let Some(uart) = uart {
+            console::install(uart);
+        }
     }
     crate::logger::init();
 }
@@ -86,10 +121,6 @@ pub fn describe(board: &Board) {
             gic.distributor.base
         );
     }
-    log::info!(
-        "cpus={} (secondaries stay with the firmware)",
-        board.cpus().len()
-    );
 }
 
 /// Installs vectors and per-CPU state, and the EL2 controls for running guests.
@@ -101,6 +132,24 @@ pub fn init_cpu() {
     // SAFETY: only the address of the vector table is taken.
     let vectors = unsafe { &hyp_vectors as *const u8 as u64 };
     cpu::init_el2(vectors, percpu as u64);
+}
+
+/// Brings up the interrupt controller and the hyp's scheduling timer. Without them guests
+/// still run, but a guest that never yields is not preempted: say so.
+pub fn init_interrupts(board: &Board) {
+    let (Some(gic), Some(timer)) = (&board.gic, &board.timer) else {
+        log::warn!("no GIC or timer in the device tree: guests are not preempted");
+        return;
+    };
+    // SAFETY: take_over_mmu mapped the GIC's regions as device memory; only dev::gic uses them.
+    match unsafe { crate::dev::gic::init(gic, board.cpus().len().max(1)) } {
+        Ok(()) => {
+            crate::dev::gic::enable_ppi(timer.hyp_phys_ppi, 0);
+            crate::vm::exit::set_scheduler_irq(16 + timer.hyp_phys_ppi);
+            log::info!("preemption: EL2 timer, INTID {}", 16 + timer.hyp_phys_ppi);
+        }
+        Err(e) => log::warn!("GIC unusable ({}): guests are not preempted", e.0),
+    }
 }
 
 /// Hands all free RAM to the frame allocator: RAM minus the hyp image, the device tree, the
@@ -135,17 +184,74 @@ pub fn init_memory(board: &Board, dtb_pa: usize, image_pa: usize) {
         "{} MiB free for guests and the hyp heap",
         free.total() >> 20
     );
-    if let Err(e) = frames::init(free.as_slice()) {
+    let ram_start = board.memory().iter().map(|r| r.base).min().unwrap_or(0);
+    let ram_end = board.memory().iter().map(|r| r.end()).max().unwrap_or(0);
+    if let Err(e) = frames::init(
+        free.as_slice(),
+        Range {
+            start: ram_start,
+            end: ram_end,
+        },
+    ) {
         fail(e);
     }
 }
 
-/// Learns how to switch the board off, so that even a failed boot ends the run.
+/// Learns how to switch the board off, so that even a failed boot ends the run: PSCI where the
+/// tree has it (`virt`), else the Pi's PM block. Then a board without RAM ends here: nothing
+/// could run, and this is the first point where the console can say so and the board stop.
 pub fn init_power(board: &Board) {
-    power::init(match board.psci.map(|p| p.method) {
-        Some(PsciMethod::Smc) => PowerOff::PsciSmc,
+    power::init(match (board.psci.map(|p| p.method), board.power) {
+        (Some(PsciMethod::Smc), _) => PowerOff::PsciSmc,
+        (_, Some(pm)) => PowerOff::PmBlock(pm.region.base as usize),
         _ => PowerOff::None,
     });
+    if board.memory().is_empty() {
+        fail(NO_RAM);
+    }
+}
+
+/// This CPU's MPIDR_EL1 affinity fields (Aff3, Aff2..Aff0), as the tree's `/cpus` `reg` gives
+/// them.
+fn boot_cpu_affinity() -> u64 {
+    use aarch64_cpu::registers::{MPIDR_EL1, Readable};
+    const AFFINITY: u64 = 0xff_00ff_ffff;
+    MPIDR_EL1.get() & AFFINITY
+}
+
+/// What the hyp says when the device tree's memory node is empty (the Pi's DTB as shipped).
+const NO_RAM: &str =
+    "no RAM in the device tree memory node: the firmware (or QEMU) must fill it in";
+
+/// Takes the secondary CPUs out of the firmware's hands until the hyp runs guests on them:
+/// spin-table CPUs (the Pi) are parked in the hyp's WFI loop; PSCI CPUs (`virt`) are off and
+/// simply never started.
+pub fn park_secondaries(board: &Board, image_pa: usize) {
+    let me = boot_cpu_affinity();
+    let (mut parked, mut off, mut left) = (0, 0, 0);
+    for c in board.cpus().iter().filter(|c| c.mpidr != me) {
+        match crate::board::spin_table::park(c, board.memory(), HYP_LINK_START - image_pa) {
+            Ok(true) => parked += 1,
+            Ok(false) if c.enable == EnableMethod::Psci => off += 1,
+            Ok(false) => left += 1,
+            Err(e) => {
+                log::warn!(
+                    "CPU {:#x} stays on the firmware's spin table: {e:?}",
+                    c.mpidr
+                );
+                left += 1;
+            }
+        }
+    }
+    let n = board.cpus().len();
+    match (parked, off, left) {
+        (0, 0, 0) => log::info!("cpus={n}"),
+        (p, 0, 0) => log::info!("cpus={n} ({p} parked in WFI until SMP)"),
+        (0, o, 0) => log::info!("cpus={n} ({o} off until SMP: PSCI CPU_ON)"),
+        (p, o, l) => log::info!(
+            "cpus={n} ({p} parked in WFI, {o} off under PSCI, {l} left with the firmware)"
+        ),
+    }
 }
 
 fn board_dtb_size(dtb_pa: usize) -> usize {
@@ -189,7 +295,7 @@ pub fn load_vms(board: &Board) -> Vec<Box<Vm>> {
         };
         let name = spec.name.clone();
         // VMID 0 is never used: stale translations of "no VM" cannot match a guest.
-        match Vm::build(index, index as u16 + 1, spec, image) {
+        match Vm::build(index, index as u16 + 1, spec, image, 0) {
             Ok(vm) => {
                 log::info!(
                     "VM {name}: VMID {}, {} pages mapped, entry {:#x}, cmdline \"{}\"",

@@ -11,6 +11,7 @@
 extern crate alloc;
 
 mod arch;
+mod board;
 #[cfg(target_os = "none")]
 mod boot;
 #[cfg(target_os = "none")]
@@ -33,7 +34,9 @@ extern "C" fn hyp_main(dtb_pa: usize, image_pa: usize) -> ! {
     boot::start_console(&board);
     boot::describe(&board);
     boot::init_power(&board);
+    boot::park_secondaries(&board, image_pa);
     boot::init_cpu();
+    boot::init_interrupts(&board);
     boot::init_memory(&board, dtb_pa, image_pa);
     let vms = boot::load_vms(&board);
     vm::sched::run(vms)

@@ -8,6 +8,8 @@ use spin::Once;
 pub enum PowerOff {
     /// PSCI SYSTEM_OFF through SMC (QEMU `virt` with EL2).
     PsciSmc,
+    /// The Raspberry Pi's PM block at this (identity-mapped) address: halt through its watchdog.
+    PmBlock(usize),
     /// No known way: stop the CPU.
     None,
 }
@@ -39,6 +41,11 @@ fn power_off() -> ! {
     match POWER_OFF.get() {
         Some(PowerOff::PsciSmc) => {
             crate::arch::aarch64::cpu::smc(hypercall_abi::psci::PSCI_SYSTEM_OFF, 0, 0, 0);
+        }
+        Some(&PowerOff::PmBlock(base)) => {
+            // SAFETY: init_power records only the tree's PM block, which take_over_mmu mapped
+            // as a device; this is its only user, and it runs once, at the very end.
+            unsafe { crate::board::rpi4::PmWatchdog::new(base) }.halt();
         }
         Some(PowerOff::None) | None => {}
     }

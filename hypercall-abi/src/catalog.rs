@@ -60,6 +60,7 @@ impl CallInfo {
 }
 
 const V1_0: Version = Version::new(1, 0);
+const V1_1: Version = Version::new(1, 1);
 
 const fn live(name: &'static str, function_id: u32, family: Family, args: u8) -> CallInfo {
     CallInfo {
@@ -69,6 +70,20 @@ const fn live(name: &'static str, function_id: u32, family: Family, args: u8) ->
         live: true,
         since: V1_0,
         args,
+    }
+}
+
+/// A call made live in `since` (a minor after 1.0).
+const fn live_since(
+    name: &'static str,
+    function_id: u32,
+    family: Family,
+    args: u8,
+    since: Version,
+) -> CallInfo {
+    CallInfo {
+        since,
+        ..live(name, function_id, family, args)
     }
 }
 
@@ -113,11 +128,11 @@ pub const CALLS: &[CallInfo] = &[
     live("VM_INFO", VM_INFO, Family::Vm, 0),
     live("CONSOLE_WRITE", CONSOLE_WRITE, Family::Console, 2),
     prov("CONSOLE_READ", CONSOLE_READ, Family::Console, 2),
-    prov("MEM_MAP", MEM_MAP, Family::Mem, 3),
-    prov("MEM_UNMAP", MEM_UNMAP, Family::Mem, 2),
-    prov("MEM_PROTECT", MEM_PROTECT, Family::Mem, 3),
-    prov("MEM_QUERY", MEM_QUERY, Family::Mem, 1),
-    prov("MEM_BATCH", MEM_BATCH, Family::Mem, 2),
+    live_since("MEM_MAP", MEM_MAP, Family::Mem, 3, V1_1),
+    live_since("MEM_UNMAP", MEM_UNMAP, Family::Mem, 2, V1_1),
+    live_since("MEM_PROTECT", MEM_PROTECT, Family::Mem, 3, V1_1),
+    live_since("MEM_QUERY", MEM_QUERY, Family::Mem, 1, V1_1),
+    live_since("MEM_BATCH", MEM_BATCH, Family::Mem, 2, V1_1),
     prov("EVENT_BIND", EVENT_BIND, Family::Event, 2),
     prov("EVENT_MASK", EVENT_MASK, Family::Event, 1),
     prov("EVENT_UNMASK", EVENT_UNMASK, Family::Event, 1),

@@ -207,10 +207,11 @@ impl<C: Conduit> Hypervisor<C> {
         self.vendor_unit(Call::MemProtect { ipa, pages, perms })
     }
 
-    /// `MEM_QUERY`: the page's permissions (unknown bits from a newer hypervisor dropped).
-    pub fn mem_query(&mut self, ipa: u64) -> Result<MemPerms, Error> {
+    /// `MEM_QUERY`: the page's permissions (unknown bits from a newer hypervisor dropped) and
+    /// the VM's quota left in bytes.
+    pub fn mem_query(&mut self, ipa: u64) -> Result<(MemPerms, u64), Error> {
         self.vendor(Call::MemQuery { ipa })
-            .map(|v| MemPerms::from_bits_truncate(v[0]))
+            .map(|v| (MemPerms::from_bits_truncate(v[0]), v[1]))
     }
 
     /// `MEM_BATCH`.

@@ -1,4 +1,4 @@
-//! The `mem` family (`0xC600_003n`): map, unmap, protect, query, batch. Provisional.
+//! The `mem` family (`0xC600_003n`): map, unmap, protect, query, batch. Live since 1.1.
 //!
 //! Addresses are IPAs aligned to [`PAGE_SIZE`]; lengths are page counts. Mapping takes fresh
 //! zeroed frames against the VM's quota; unmapping returns them.
@@ -7,23 +7,24 @@ use crate::{Error, abi::vendor_id};
 
 /// `MEM_MAP` (`0xC600_0030`): x1 = IPA, x2 = pages, x3 = [`MemPerms`]. Maps fresh zeroed
 /// frames. Errors: `BAD_ADDRESS` (unaligned, outside the IPA space), `INVALID_PARAMETERS` (unknown
-/// perm bits, 0 pages), `ALREADY_MAPPED`, `OUT_OF_MEMORY` (quota or frames). Provisional.
+/// perm bits, no READ, 0 pages), `ALREADY_MAPPED`, `OUT_OF_MEMORY` (quota or frames). All or
+/// nothing. Live since 1.1.
 pub const MEM_MAP: u32 = vendor_id(0x30);
 /// `MEM_UNMAP` (`0xC600_0031`): x1 = IPA, x2 = pages. Returns the frames (zeroed before reuse).
-/// Errors: `BAD_ADDRESS`, `NOT_MAPPED`, `DENIED` (image, boot-info or channel pages).
-/// Provisional.
+/// Errors: `BAD_ADDRESS`, `NOT_MAPPED`, `DENIED` (image, boot-info or channel pages). All or
+/// nothing. Live since 1.1.
 pub const MEM_UNMAP: u32 = vendor_id(0x31);
 /// `MEM_PROTECT` (`0xC600_0032`): x1 = IPA, x2 = pages, x3 = [`MemPerms`]. Errors: as
-/// `MEM_UNMAP`, plus `INVALID_PARAMETERS` (unknown perm bits). Provisional.
+/// `MEM_UNMAP`, plus `INVALID_PARAMETERS` (unknown perm bits, no READ). Live since 1.1.
 pub const MEM_PROTECT: u32 = vendor_id(0x32);
-/// `MEM_QUERY` (`0xC600_0033`): x1 = IPA. Result: x1 = the page's [`MemPerms`] bits.
-/// Errors: `BAD_ADDRESS`, `NOT_MAPPED`. Provisional.
+/// `MEM_QUERY` (`0xC600_0033`): x1 = IPA. Result: x1 = the page's [`MemPerms`] bits, x2 = the
+/// VM's quota left in bytes. Errors: `BAD_ADDRESS`, `NOT_MAPPED`. Live since 1.1.
 pub const MEM_QUERY: u32 = vendor_id(0x33);
 /// `MEM_BATCH` (`0xC600_0034`): x1 = IPA of a page holding a list of
 /// [`crate::layout::BatchEntry`], x2 = entry count (1..=[`MEM_BATCH_MAX`]). Runs the entries in
 /// order, stopping at the first that fails. Result: [`BatchResult`] in x1..x2.
 /// Errors (whole call, nothing done): `BAD_ADDRESS` (list page unaligned or not the VM's RAM),
-/// `INVALID_PARAMETERS` (count 0 or above the maximum). Provisional.
+/// `INVALID_PARAMETERS` (count 0 or above the maximum). Live since 1.1.
 pub const MEM_BATCH: u32 = vendor_id(0x34);
 
 /// The stage-2 granule: every IPA argument of this family is a multiple of it.

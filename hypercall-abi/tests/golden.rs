@@ -22,7 +22,10 @@ use hypercall_abi::{
 const FIXTURE: &str = include_str!("golden/v1.txt");
 
 /// FNV-1a of each frozen section's normalized lines. Never edit an existing entry.
-const FROZEN_HASHES: &[(&str, u64)] = &[("frozen 1.0", 0xec71e4dad7e48c)];
+const FROZEN_HASHES: &[(&str, u64)] = &[
+    ("frozen 1.0", 0xec71e4dad7e48c),
+    ("frozen 1.1", 0xedf66f45705f1562),
+];
 
 const PROVISIONAL: &str = "provisional";
 
@@ -74,6 +77,7 @@ fn expected() -> Vec<(String, String)> {
             format!("error {} code={}", e.name(), e.code()),
         ));
     }
+    let v1_1 = frozen(Version::new(1, 1));
     let consts: [(&str, String, bool); 11] = [
         ("BOOT_INFO_MAGIC", format!("{BOOT_INFO_MAGIC:#x}"), true),
         (
@@ -102,16 +106,16 @@ fn expected() -> Vec<(String, String)> {
             true,
         ),
         ("EVENT_NONE", format!("{EVENT_NONE:#x}"), true),
-        ("PAGE_SIZE", mem::PAGE_SIZE.to_string(), false),
-        ("MEM_BATCH_MAX", mem::MEM_BATCH_MAX.to_string(), false),
+        ("PAGE_SIZE", mem::PAGE_SIZE.to_string(), true),
+        ("MEM_BATCH_MAX", mem::MEM_BATCH_MAX.to_string(), true),
         ("EVENT_COUNT", EVENT_COUNT.to_string(), false),
         ("RING_MAGIC", format!("{RING_MAGIC:#x}"), false),
     ];
     for (name, value, live) in consts {
-        let section = if live {
-            v1_0.clone()
-        } else {
-            PROVISIONAL.into()
+        let section = match (live, name) {
+            (true, "PAGE_SIZE" | "MEM_BATCH_MAX") => v1_1.clone(),
+            (true, _) => v1_0.clone(),
+            (false, _) => PROVISIONAL.into(),
         };
         out.push((section, format!("const {name}={value}")));
     }
@@ -143,7 +147,7 @@ fn expected() -> Vec<(String, String)> {
         }),
     ));
     let p = || PROVISIONAL.to_string();
-    out.push((p(), layout_line!(BatchEntry { raw })));
+    out.push((v1_1.clone(), layout_line!(BatchEntry { raw })));
     out.push((
         p(),
         layout_line!(EventPage {

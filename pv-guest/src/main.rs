@@ -7,9 +7,13 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]
 
+#[cfg(target_os = "none")]
+extern crate alloc;
+
 mod arch;
 mod console;
 mod fault;
+mod mm;
 mod programs;
 
 #[cfg(target_os = "none")]
@@ -43,12 +47,15 @@ fn aarch64_wfi() {
 const STATUS_BAD_BOOT_INFO: u64 = 90;
 /// Exit status when the hypervisor refuses our ABI version.
 const STATUS_VERSION_REFUSED: u64 = 91;
+/// Exit status when the stage-1 map cannot be built.
+const STATUS_NO_MMU: u64 = 92;
 
 #[cfg(target_os = "none")]
 #[unsafe(no_mangle)]
 extern "C" fn guest_main(boot_info_ipa: u64) -> ! {
     // SAFETY: the hypervisor maps the boot-info page at this IPA for our whole life; the MMU is
-    // off, so the IPA is the address; BootInfo is plain integers, valid for any bytes.
+    // off, so the IPA is the address (and once it is on, stage 1 maps this page to itself);
+    // BootInfo is plain integers, valid for any bytes.
     let info: &'static BootInfo = unsafe { &*(boot_info_ipa as *const BootInfo) };
     if !info.is_valid() {
         println!("boot info at {boot_info_ipa:#x} is not valid");
@@ -71,7 +78,12 @@ extern "C" fn guest_main(boot_info_ipa: u64) -> ! {
             exit(STATUS_VERSION_REFUSED);
         }
     }
-    exit(programs::run(info))
+    let cmd = programs::parse(info.cmdline());
+    if let Err(e) = mm::init(info, boot_info_ipa, cmd.mmu) {
+        println!("cannot build the stage-1 map: {e}");
+        exit(STATUS_NO_MMU);
+    }
+    exit(programs::run(info, &cmd))
 }
 
 #[cfg(target_os = "none")]

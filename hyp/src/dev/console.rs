@@ -2,25 +2,31 @@
 //! hyp's log and the guests' lines. Whole lines are written under one lock, so lines from
 //! different VMs never interleave.
 
+use super::bcm2835_aux::Bcm2835Aux;
 use super::pl011::Pl011;
 use core::fmt;
 use spin::Mutex;
 
 /// The UART kinds the hyp can drive.
 pub enum Uart {
+    /// Arm PL011 (QEMU `virt`).
     Pl011(Pl011),
+    /// The BCM2835 auxiliary mini UART (Raspberry Pi 4, GPIO 14/15).
+    Bcm2835Aux(Bcm2835Aux),
 }
 
 impl Uart {
     fn write_byte(&self, byte: u8) {
         match self {
             Uart::Pl011(u) => u.write_byte(byte),
+            Uart::Bcm2835Aux(u) => u.write_byte(byte),
         }
     }
 
     fn flush(&self) {
         match self {
             Uart::Pl011(u) => u.flush(),
+            Uart::Bcm2835Aux(u) => u.flush(),
         }
     }
 }

@@ -1,4 +1,6 @@
 //! Devices the hypervisor itself drives.
 
+pub mod bcm2835_aux;
 pub mod console;
+pub mod gic;
 pub mod pl011;

@@ -9,7 +9,7 @@ pub fn write(vm: &mut impl GuestVm, ipa: u64, len: u64) -> Result<[u64; 3], Erro
     let n = len.min(CONSOLE_CHUNK_MAX) as usize;
     let mut buf = [0u8; CONSOLE_CHUNK_MAX as usize];
     // Copy first, then use: the guest cannot change the bytes after the check.
-    vm.read_memory(ipa, &mut buf[..n])?;
+    vm.memory().read(ipa, &mut buf[..n])?;
     vm.console_output(&buf[..n]);
     Ok([n as u64, 0, 0])
 }
@@ -22,7 +22,7 @@ mod tests {
     #[test]
     fn copies_bytes_from_guest_memory() {
         let mut vm = FakeVm::default();
-        vm.page[..5].copy_from_slice(b"hello");
+        vm.memory.write(PAGE_IPA, b"hello").unwrap();
         assert_eq!(write(&mut vm, PAGE_IPA, 5), Ok([5, 0, 0]));
         assert_eq!(vm.console, b"hello");
     }

@@ -5,17 +5,24 @@
 //! in host tests against a fake VM.
 
 mod abi;
+#[cfg(test)]
+mod compat;
 mod console;
+mod mem;
 mod psci;
 mod standard;
 
+use crate::arch::Cpu;
+use crate::vm::memory::GuestMemory;
 use alloc::string::String;
 use hypercall_abi::{Call, Error, Regs};
 
 /// What the hyp needs from the calling VM to serve its calls.
 pub trait GuestVm {
-    /// Copies guest memory at `ipa`; fails with BadAddress if any byte is not mapped.
-    fn read_memory(&self, ipa: u64, buf: &mut [u8]) -> Result<(), Error>;
+    /// The VM's memory.
+    fn memory(&self) -> &GuestMemory<Cpu>;
+    /// The VM's memory, to change.
+    fn memory_mut(&mut self) -> &mut GuestMemory<Cpu>;
     /// Shows console bytes as this VM's lines.
     fn console_output(&mut self, bytes: &[u8]);
     /// The calling vCPU's MPIDR as the guest sees it.
@@ -65,6 +72,11 @@ pub fn dispatch(vm: &mut impl GuestVm, regs: &mut Regs) -> Action {
         }
         Call::VmInfo => answer(regs, Ok(vm.info().to_values())),
         Call::ConsoleWrite { ipa, len } => answer(regs, console::write(vm, ipa, len)),
+        Call::MemMap { ipa, pages, perms } => answer(regs, mem::map(vm, ipa, pages, perms)),
+        Call::MemUnmap { ipa, pages } => answer(regs, mem::unmap(vm, ipa, pages)),
+        Call::MemProtect { ipa, pages, perms } => answer(regs, mem::protect(vm, ipa, pages, perms)),
+        Call::MemQuery { ipa } => answer(regs, mem::query(vm, ipa)),
+        Call::MemBatch { list_ipa, count } => answer(regs, mem::batch(vm, list_ipa, count)),
         // Calls still provisional in this ABI version are answered by `is_live` above.
         _ => answer(regs, Err(Error::NotSupported)),
     }
@@ -82,32 +94,50 @@ fn answer(regs: &mut Regs, result: Result<[u64; 3], Error>) -> Action {
 #[cfg(test)]
 pub(crate) mod fake {
     use super::GuestVm;
-    use hypercall_abi::{Error, VmInfo};
+    use crate::arch::Cpu;
+    use crate::vm::memory::GuestMemory;
+    use hypercall_abi::{MemPerms, VmInfo};
     use std::vec::Vec;
 
-    /// A VM with one page of memory at IPA 0x1000 and a console that records.
+    /// The IPA of the one page a fresh FakeVm has mapped.
+    pub const PAGE_IPA: u64 = 0x1000;
+
+    /// A VM on the fake machine with a console that records.
     pub struct FakeVm {
-        pub page: [u8; 4096],
+        pub index: u32,
+        pub memory: GuestMemory<Cpu>,
         pub console: Vec<u8>,
     }
 
-    impl Default for FakeVm {
-        fn default() -> Self {
+    impl FakeVm {
+        /// VM `index` with `quota_pages` of quota and nothing mapped.
+        pub fn empty(index: u16, quota_pages: u64) -> Self {
+            let memory = GuestMemory::new(index, index + 1, quota_pages * 4096);
             Self {
-                page: [0; 4096],
+                index: index.into(),
+                memory,
                 console: Vec::new(),
             }
         }
     }
 
-    pub const PAGE_IPA: u64 = 0x1000;
+    impl Default for FakeVm {
+        /// VM 2 with 64 pages of quota and one page mapped at PAGE_IPA.
+        fn default() -> Self {
+            let mut vm = Self::empty(2, 64);
+            vm.memory
+                .map(PAGE_IPA, 1, MemPerms::RW)
+                .expect("fresh memory maps");
+            vm
+        }
+    }
 
     impl GuestVm for FakeVm {
-        fn read_memory(&self, ipa: u64, buf: &mut [u8]) -> Result<(), Error> {
-            let start = ipa.checked_sub(PAGE_IPA).ok_or(Error::BadAddress)? as usize;
-            let end = start.checked_add(buf.len()).ok_or(Error::BadAddress)?;
-            buf.copy_from_slice(self.page.get(start..end).ok_or(Error::BadAddress)?);
-            Ok(())
+        fn memory(&self) -> &GuestMemory<Cpu> {
+            &self.memory
+        }
+        fn memory_mut(&mut self) -> &mut GuestMemory<Cpu> {
+            &mut self.memory
         }
         fn console_output(&mut self, bytes: &[u8]) {
             self.console.extend_from_slice(bytes);
@@ -117,9 +147,9 @@ pub(crate) mod fake {
         }
         fn info(&self) -> VmInfo {
             VmInfo {
-                vm_index: 2,
+                vm_index: self.index,
                 vcpu_count: 1,
-                mem_available_bytes: 0x10_0000,
+                mem_available_bytes: self.memory.quota_left_bytes(),
             }
         }
     }
@@ -157,7 +187,7 @@ mod tests {
     #[test]
     fn provisional_calls_answer_not_supported() {
         let mut vm = FakeVm::default();
-        let (action, regs) = call(&mut vm, Call::MemQuery { ipa: 0x1000 });
+        let (action, regs) = call(&mut vm, Call::BlockInfo);
         assert_eq!(
             (action, regs[0] as i64),
             (Action::Resume, Error::NotSupported.code())

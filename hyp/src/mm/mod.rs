@@ -2,6 +2,7 @@
 
 #[cfg(target_os = "none")]
 pub mod frames;
+pub mod owner;
 pub mod regions;
 
 /// The translation granule and the unit of guest memory.

@@ -3,17 +3,19 @@
 
 use super::console::LineBuffer;
 use super::elf;
-use super::memory::{Access, GuestMemory};
+use super::memory::{GuestMemory, IPA_LIMIT};
+use crate::arch::Cpu;
 use crate::arch::aarch64::context::{El1State, FpSimd, GuestRegs};
-use crate::arch::aarch64::stage2::{self, IPA_BITS};
 use crate::mm::PAGE_SIZE;
 use alloc::string::String;
-use hypercall_abi::{BootInfo, Version};
+use hypercall_abi::{BootInfo, MemPerms, Version};
 use manifest::VmSpec;
 
 /// A vCPU's full state while it is not running.
 pub struct Vcpu {
     pub regs: GuestRegs,
+    /// This vCPU's HCR_EL2 (DC and TVM clear once its MMU is on).
+    pub hcr: u64,
     pub el1: El1State,
     pub fp: FpSimd,
 }
@@ -35,10 +37,12 @@ pub struct Vm {
     pub vmid: u16,
     pub spec: VmSpec,
     pub image: &'static [u8],
-    pub memory: GuestMemory,
+    pub memory: GuestMemory<Cpu>,
     pub vcpu: Vcpu,
     pub state: VmState,
     pub console: LineBuffer,
+    /// How many times the guest restarted itself (PSCI SYSTEM_RESET).
+    pub restarts: u64,
 }
 
 /// Why a VM could not be built.
@@ -61,26 +65,27 @@ impl core::fmt::Display for BuildError {
 const SPSR_EL1H_MASKED: u64 = 0x3c5;
 
 impl Vm {
-    /// Builds VM `index` from its manifest entry and image.
+    /// Builds VM `index` from its manifest entry and image; `restarts` counts earlier lives
+    /// (the guest finds it in x1 at entry).
     pub fn build(
         index: usize,
         vmid: u16,
         spec: VmSpec,
         image: &'static [u8],
+        restarts: u64,
     ) -> Result<Self, BuildError> {
-        let parsed = elf::parse(image, 1 << IPA_BITS).map_err(BuildError::Image)?;
-        let mut memory = GuestMemory::new(spec.memory_bytes);
+        let parsed = elf::parse(image, IPA_LIMIT).map_err(BuildError::Image)?;
+        let mut memory = GuestMemory::new(index as u16, vmid, spec.memory_bytes);
         let mut image_start = u64::MAX;
         let mut image_end = 0;
         for seg in parsed.segments() {
             let first = seg.vaddr & !(PAGE_SIZE - 1);
             let end = (seg.vaddr + seg.mem_size).next_multiple_of(PAGE_SIZE);
-            let access = Access {
-                write: seg.write,
-                exec: seg.exec,
-            };
+            let mut perms = MemPerms::READ;
+            perms.set(MemPerms::WRITE, seg.write);
+            perms.set(MemPerms::EXEC, seg.exec);
             memory
-                .map_fresh(first, (end - first) / PAGE_SIZE, access)
+                .map_pinned(first, (end - first) / PAGE_SIZE, perms)
                 .map_err(|e| BuildError::Memory("image", e))?;
             memory
                 .write(seg.vaddr, seg.data)
@@ -91,14 +96,7 @@ impl Vm {
 
         let boot_info_ipa = image_end;
         memory
-            .map_fresh(
-                boot_info_ipa,
-                1,
-                Access {
-                    write: false,
-                    exec: false,
-                },
-            )
+            .map_pinned(boot_info_ipa, 1, MemPerms::READ)
             .map_err(|e| BuildError::Memory("boot-info page", e))?;
         let info = boot_info(index, &spec, image_start, image_end);
         memory
@@ -107,6 +105,7 @@ impl Vm {
 
         let mut regs = GuestRegs::default();
         regs.x[0] = boot_info_ipa;
+        regs.x[1] = restarts;
         regs.elr = parsed.entry;
         regs.spsr = SPSR_EL1H_MASKED;
         Ok(Self {
@@ -118,17 +117,19 @@ impl Vm {
             memory,
             vcpu: Vcpu {
                 regs,
+                hcr: crate::arch::aarch64::cpu::hcr(),
                 el1: El1State::at_reset(0),
                 fp: FpSimd::default(),
             },
             state: VmState::Runnable,
             console: LineBuffer::default(),
+            restarts,
         })
     }
 
     /// This VM's VTTBR_EL2 value.
     pub fn vttbr(&self) -> u64 {
-        stage2::vttbr(self.vmid, self.memory.root_pa())
+        self.memory.vttbr()
     }
 
     /// Shows the VM's console bytes, line by line, prefixed with its name.
@@ -153,7 +154,7 @@ fn boot_info(index: usize, spec: &VmSpec, image_start: u64, image_end: u64) -> B
     info.mem_quota_bytes = spec.memory_bytes;
     info.image_start = image_start;
     info.image_end = image_end;
-    info.ipa_bits = IPA_BITS;
+    info.ipa_bits = super::memory::IPA_BITS;
     info.set_name(&spec.name);
     info.set_cmdline(&spec.cmdline);
     info
@@ -171,8 +172,12 @@ fn boot_info_bytes(info: &BootInfo) -> &[u8] {
 }
 
 impl crate::hypercall::GuestVm for Vm {
-    fn read_memory(&self, ipa: u64, buf: &mut [u8]) -> Result<(), hypercall_abi::Error> {
-        self.memory.read(ipa, buf)
+    fn memory(&self) -> &GuestMemory<Cpu> {
+        &self.memory
+    }
+
+    fn memory_mut(&mut self) -> &mut GuestMemory<Cpu> {
+        &mut self.memory
     }
 
     fn console_output(&mut self, bytes: &[u8]) {
@@ -187,10 +192,7 @@ impl crate::hypercall::GuestVm for Vm {
         hypercall_abi::VmInfo {
             vm_index: self.index as u32,
             vcpu_count: 1,
-            mem_available_bytes: self
-                .spec
-                .memory_bytes
-                .saturating_sub(self.memory.pages_used() * PAGE_SIZE),
+            mem_available_bytes: self.memory.quota_left_bytes(),
         }
     }
 }

@@ -2,11 +2,37 @@
 
 use super::sched::SCHED;
 use super::{Vm, VmState};
-use crate::arch::aarch64::esr::{Class, Syndrome};
-use crate::arch::aarch64::{cpu, stage2};
+use crate::arch::aarch64::esr::{self, Class, Syndrome, SysRegAccess};
+use crate::arch::aarch64::{cpu, stage2, timer};
+use crate::dev::gic;
 use crate::hypercall::{self, Action};
 use alloc::boxed::Box;
+use core::sync::atomic::{AtomicU32, Ordering};
 use hypercall_abi::Regs;
+use manifest::FaultPolicy;
+
+/// The INTID of the hyp's scheduling timer (0: none, guests are not preempted).
+static SCHEDULER_IRQ: AtomicU32 = AtomicU32::new(0);
+
+/// Records which interrupt ends a guest's slice.
+pub fn set_scheduler_irq(intid: u32) {
+    SCHEDULER_IRQ.store(intid, Ordering::Relaxed);
+}
+
+/// Serves the physical interrupts that made the guest exit: the end of its slice yields.
+fn take_interrupts() -> Action {
+    let mut action = Action::Resume;
+    while let Some(intid) = gic::acknowledge() {
+        if intid == SCHEDULER_IRQ.load(Ordering::Relaxed) {
+            timer::disarm();
+            action = Action::Yield;
+        } else {
+            log::warn!("unexpected interrupt {intid}");
+        }
+        gic::end(intid);
+    }
+    action
+}
 
 /// Why the guest left.
 pub enum Exit {
@@ -22,7 +48,7 @@ pub fn handle(exit: Exit) {
     let vm = &mut sched.vms[sched.current];
     let action = match exit {
         Exit::Sync(s) => handle_sync(vm, &s),
-        Exit::Irq => Action::Resume,
+        Exit::Irq => take_interrupts(),
         Exit::Unexpected { kind, esr } => Action::Kill(alloc::format!(
             "unexpected exception kind {kind}, ESR {esr:#x}"
         )),
@@ -57,6 +83,7 @@ pub fn handle(exit: Exit) {
 }
 
 fn end(vm: &mut Vm, state: VmState) {
+    check_frame_accounting(vm);
     vm.state = state;
     // Forget the VM's translations now; its VMID is never reused.
     stage2::flush_vm(vm.vttbr());
@@ -65,9 +92,10 @@ fn end(vm: &mut Vm, state: VmState) {
 fn reset(slot: &mut Box<Vm>) {
     let old = &**slot;
     let (index, vmid, spec, image) = (old.index, old.vmid, old.spec.clone(), old.image);
+    let restarts = old.restarts + 1;
     let old_vttbr = old.vttbr();
     // Build first, then drop the old VM (its frames return to the pool scrubbed).
-    match Vm::build(index, vmid, spec, image) {
+    match Vm::build(index, vmid, spec, image, restarts) {
         Ok(fresh) => {
             **slot = fresh;
             // The VMID is reused with new tables: drop every stale translation.
@@ -92,6 +120,8 @@ fn handle_sync(vm: &mut Vm, s: &Syndrome) -> Action {
             regs.copy_from_slice(&vm.vcpu.regs.x[..18]);
             let action = hypercall::dispatch(vm, &mut regs);
             vm.vcpu.regs.x[..18].copy_from_slice(&regs);
+            #[cfg(debug_assertions)]
+            check_frame_accounting(vm);
             action
         }
         Class::Smc64 => {
@@ -104,15 +134,81 @@ fn handle_sync(vm: &mut Vm, s: &Syndrome) -> Action {
             vm.vcpu.regs.elr += 4;
             Action::Yield
         }
-        Class::SysReg | Class::Unknown => {
+        Class::SysReg => {
+            let access = SysRegAccess::decode(s.iss);
+            if !access.is_read && emulate_vm_register_write(vm, access) {
+                vm.vcpu.regs.elr += 4;
+            } else {
+                cpu::inject_undefined(&mut vm.vcpu.regs);
+            }
+            Action::Resume
+        }
+        Class::Unknown => {
             cpu::inject_undefined(&mut vm.vcpu.regs);
             Action::Resume
         }
-        Class::DataAbortLower | Class::InstructionAbortLower => Action::Kill(alloc::format!(
-            "stage-2 fault at IPA {:#x}, PC {:#x}: {s}",
-            s.ipa,
-            vm.vcpu.regs.elr
-        )),
+        Class::DataAbortLower | Class::InstructionAbortLower => stage2_fault(vm, s),
         _ => Action::Kill(alloc::format!("PC {:#x}: {s}", vm.vcpu.regs.elr)),
     }
+}
+
+/// A guest's write to an EL1 translation register (trapped by HCR_EL2.TVM) takes effect; when
+/// it turns its MMU on, the vCPU stops needing DC and the traps.
+fn emulate_vm_register_write(vm: &mut Vm, access: SysRegAccess) -> bool {
+    let value = match access.rt {
+        31 => 0,
+        rt => vm.vcpu.regs.x[usize::from(rt)],
+    };
+    if !cpu::write_vm_register(access.reg, value) {
+        return false;
+    }
+    const SCTLR_M: u64 = 1;
+    if access.reg == esr::SCTLR_EL1 && value & SCTLR_M != 0 {
+        vm.vcpu.hcr &= !(cpu::HCR_DC | cpu::HCR_TVM);
+        cpu::set_hcr(vm.vcpu.hcr);
+        log::debug!("VM {} turned its MMU on", vm.name);
+    }
+    true
+}
+
+/// A guest touched an IPA it has no (or not that) access to: the VM's fault policy decides.
+fn stage2_fault(vm: &mut Vm, s: &Syndrome) -> Action {
+    let regs = &mut vm.vcpu.regs;
+    if vm.spec.on_fault == FaultPolicy::Inject {
+        // SPSR.M[3:2] is the exception level the guest was at.
+        let from_el1 = (regs.spsr >> 2) & 3 == 1;
+        log::debug!(
+            "VM {}: stage-2 fault at IPA {:#x} injected: {s}",
+            vm.name,
+            s.ipa
+        );
+        cpu::inject_sync(regs, esr::injected_abort_syndrome(s, from_el1), s.far);
+        return Action::Resume;
+    }
+    Action::Kill(alloc::format!(
+        "stage-2 fault at IPA {:#x}, PC {:#x}: {s}",
+        s.ipa,
+        regs.elr
+    ))
+}
+
+/// Every frame backing the VM is owned by it, and it owns no other: checked after each
+/// hypercall in debug builds, and when a VM ends in all builds.
+fn check_frame_accounting(vm: &Vm) {
+    use crate::mm::{frames, owner::Owner};
+    let owner = Owner::Vm(vm.index as u16);
+    for pa in vm.memory.frames() {
+        assert_eq!(
+            frames::owner(pa),
+            owner,
+            "VM {}: frame {pa:#x} has another owner",
+            vm.name
+        );
+    }
+    assert_eq!(
+        frames::count(owner) as u64,
+        vm.memory.pages_used(),
+        "VM {}: frame count",
+        vm.name
+    );
 }

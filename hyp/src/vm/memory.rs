@@ -1,22 +1,41 @@
-//! A VM's guest-physical memory: its stage-2 table and the record of which frame backs each
-//! guest page. Frames are fresh and zeroed when mapped and scrubbed when given back.
+//! A VM's guest-physical memory: its stage-2 table, and the record of which frame backs each
+//! guest page with which permissions. Generic over the machine, so the table building, the
+//! quota and ownership accounting and the TLB maintenance sequences are tested on the host.
+//!
+//! Rules kept here, so the hardware (not only QEMU) is correct:
+//! - new entries need only `DSB ISHST` before the guest can use them;
+//! - a live entry is never changed in place: break-before-make, i.e. invalidate, complete the
+//!   TLB maintenance, then write the new entry;
+//! - after removing or changing entries, with the VM's VMID loaded: `DSB ISHST`,
+//!   `TLBI IPAS2E1IS` per page, `DSB ISH`, `TLBI VMALLE1IS`, `DSB ISH`, `ISB`.
 
-use crate::arch::aarch64::stage2::{IPA_BITS, ROOT_LEVEL};
+use crate::arch::{Machine, TlbOp};
 use crate::mm::PAGE_SIZE;
-use crate::mm::frames;
+use crate::mm::owner::Owner;
 use aarch64_paging::Mapping;
 use aarch64_paging::descriptor::{PhysicalAddress, Stage2Attributes};
 use aarch64_paging::paging::{Constraints, MemoryRegion, PageTable, Stage2, Translation};
 use alloc::collections::BTreeMap;
+use core::marker::PhantomData;
 use core::ptr::NonNull;
-use hypercall_abi::Error;
+use hypercall_abi::{Error, MemPerms};
 
-/// Stage-2 table pages come from the frame allocator; RAM is identity-mapped at EL2.
-struct FrameTables;
+/// Stage-2 input size: 39-bit IPAs, starting at level 1 (T0SZ = 25, SL0 = 1), valid on every
+/// CPU we support (a level-0 start is not on CPUs with 40-bit PAs such as cortex-a53).
+pub const IPA_BITS: u32 = 39;
+/// The level the stage-2 walk starts at.
+pub const ROOT_LEVEL: usize = 1;
+/// The first IPA beyond a guest's address space.
+pub const IPA_LIMIT: u64 = 1 << IPA_BITS;
 
-impl Translation<Stage2Attributes> for FrameTables {
+/// Stage-2 table pages: frames owned by the hyp; RAM is identity-mapped at EL2.
+struct FrameTables<M>(PhantomData<M>);
+
+impl<M: Machine> Translation<Stage2Attributes> for FrameTables<M> {
     fn allocate_table(&mut self) -> (NonNull<PageTable<Stage2Attributes>>, PhysicalAddress) {
-        let pa = frames::alloc_zeroed(1).expect("out of memory for stage-2 tables");
+        // Table allocation failure cannot be reported through aarch64-paging: the hyp keeps
+        // enough RAM for tables (a VM's quota is checked before its pages are mapped).
+        let pa = M::alloc_frame(Owner::Hyp).expect("out of memory for stage-2 tables");
         (
             NonNull::new(pa as *mut _).expect("RAM is not at 0"),
             PhysicalAddress(pa as usize),
@@ -24,7 +43,7 @@ impl Translation<Stage2Attributes> for FrameTables {
     }
 
     unsafe fn deallocate_table(&mut self, table: NonNull<PageTable<Stage2Attributes>>) {
-        frames::free(table.as_ptr() as u64, 1);
+        M::free_frame(Owner::Hyp, table.as_ptr() as u64);
     }
 
     fn physical_to_virtual(&self, pa: PhysicalAddress) -> NonNull<PageTable<Stage2Attributes>> {
@@ -32,117 +51,283 @@ impl Translation<Stage2Attributes> for FrameTables {
     }
 }
 
-/// Access a guest has to one of its pages.
+/// One guest page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Access {
-    pub write: bool,
-    pub exec: bool,
+struct Page {
+    pa: u64,
+    perms: MemPerms,
+    /// Image and boot-info pages: the guest may protect them but not unmap them.
+    pinned: bool,
 }
 
-impl Access {
-    fn attributes(self) -> Stage2Attributes {
-        let mut a = Stage2Attributes::VALID
-            | Stage2Attributes::MEMATTR_NORMAL_INNER_WB
-            | Stage2Attributes::MEMATTR_NORMAL_OUTER_WB
-            | Stage2Attributes::SH_INNER
-            | Stage2Attributes::ACCESS_FLAG;
-        a |= if self.write {
-            Stage2Attributes::S2AP_ACCESS_RW
-        } else {
-            Stage2Attributes::S2AP_ACCESS_RO
-        };
-        if !self.exec {
-            a |= Stage2Attributes::XN;
-        }
-        a
+fn attributes(perms: MemPerms) -> Stage2Attributes {
+    let mut a = Stage2Attributes::VALID
+        | Stage2Attributes::MEMATTR_NORMAL_INNER_WB
+        | Stage2Attributes::MEMATTR_NORMAL_OUTER_WB
+        | Stage2Attributes::SH_INNER
+        | Stage2Attributes::ACCESS_FLAG;
+    a |= if perms.contains(MemPerms::WRITE) {
+        Stage2Attributes::S2AP_ACCESS_RW
+    } else {
+        Stage2Attributes::S2AP_ACCESS_RO
+    };
+    if !perms.contains(MemPerms::EXEC) {
+        a |= Stage2Attributes::XN;
+    }
+    a
+}
+
+/// Checks a page range argument: aligned, non-empty, inside the IPA space, no wrap.
+pub fn check_range(ipa: u64, pages: u64) -> Result<(), Error> {
+    if pages == 0 {
+        return Err(Error::InvalidParameters);
+    }
+    if !ipa.is_multiple_of(PAGE_SIZE) {
+        return Err(Error::BadAddress);
+    }
+    let end = pages
+        .checked_mul(PAGE_SIZE)
+        .and_then(|len| ipa.checked_add(len));
+    match end {
+        Some(end) if end <= IPA_LIMIT => Ok(()),
+        _ => Err(Error::BadAddress),
+    }
+}
+
+/// A guest must at least be able to read what it maps.
+fn check_perms(perms: MemPerms) -> Result<(), Error> {
+    if perms.contains(MemPerms::READ) {
+        Ok(())
+    } else {
+        Err(Error::InvalidParameters)
     }
 }
 
 /// A VM's memory.
-pub struct GuestMemory {
-    stage2: Mapping<FrameTables, Stage2>,
-    /// Guest page IPA -> backing frame PA.
-    pages: BTreeMap<u64, u64>,
+pub struct GuestMemory<M: Machine> {
+    owner: Owner,
+    vmid: u16,
+    stage2: Mapping<FrameTables<M>, Stage2>,
+    pages: BTreeMap<u64, Page>,
     quota_pages: u64,
 }
 
 // SAFETY: the stage-2 tables are reachable only through this GuestMemory, which the scheduler
 // lock serialises; the raw table pointers inside Mapping are not shared with any other owner.
-unsafe impl Send for GuestMemory {}
+unsafe impl<M: Machine> Send for GuestMemory<M> {}
 
-impl GuestMemory {
-    pub fn new(quota_bytes: u64) -> Self {
+impl<M: Machine> GuestMemory<M> {
+    /// Empty memory for VM `index` with stage-2 VMID `vmid` and a quota in bytes.
+    pub fn new(index: u16, vmid: u16, quota_bytes: u64) -> Self {
         Self {
-            stage2: Mapping::new(FrameTables, ROOT_LEVEL, Stage2),
+            owner: Owner::Vm(index),
+            vmid,
+            stage2: Mapping::new(FrameTables(PhantomData), ROOT_LEVEL, Stage2),
             pages: BTreeMap::new(),
             quota_pages: quota_bytes / PAGE_SIZE,
         }
     }
 
-    /// The physical address of the stage-2 root (for VTTBR_EL2).
-    pub fn root_pa(&self) -> u64 {
-        self.stage2.root_address().0 as u64
+    /// This VM's VTTBR_EL2: its VMID and its stage-2 root.
+    pub fn vttbr(&self) -> u64 {
+        (u64::from(self.vmid) << 48) | self.stage2.root_address().0 as u64
     }
 
     pub fn pages_used(&self) -> u64 {
         self.pages.len() as u64
     }
 
-    /// Backs `[ipa, ipa + pages * 4K)` with fresh zeroed frames. Only at VM build time or for
-    /// pages not mapped before, so no live entry changes and no TLB maintenance is needed
-    /// beyond the barrier before the guest next runs.
-    pub fn map_fresh(&mut self, ipa: u64, pages: u64, access: Access) -> Result<(), Error> {
-        if !ipa.is_multiple_of(PAGE_SIZE) || pages == 0 {
-            return Err(Error::InvalidParameters);
-        }
-        let end = pages
-            .checked_mul(PAGE_SIZE)
-            .and_then(|len| ipa.checked_add(len));
-        if end.is_none_or(|end| end > 1 << IPA_BITS) {
-            return Err(Error::BadAddress);
-        }
-        if self.pages_used() + pages > self.quota_pages {
+    /// The frames backing this VM's pages.
+    pub fn frames(&self) -> impl Iterator<Item = u64> + '_ {
+        self.pages.values().map(|p| p.pa)
+    }
+
+    /// Quota not yet used, in bytes.
+    pub fn quota_left_bytes(&self) -> u64 {
+        (self.quota_pages - self.pages_used()) * PAGE_SIZE
+    }
+
+    /// Backs `[ipa, ipa + pages)` with fresh zeroed frames. All or nothing.
+    pub fn map(&mut self, ipa: u64, pages: u64, perms: MemPerms) -> Result<(), Error> {
+        self.map_pages(ipa, pages, perms, false)
+    }
+
+    /// As `map`, for the image and boot-info pages the guest cannot unmap.
+    pub fn map_pinned(&mut self, ipa: u64, pages: u64, perms: MemPerms) -> Result<(), Error> {
+        self.map_pages(ipa, pages, perms, true)
+    }
+
+    fn map_pages(
+        &mut self,
+        ipa: u64,
+        pages: u64,
+        perms: MemPerms,
+        pinned: bool,
+    ) -> Result<(), Error> {
+        check_range(ipa, pages)?;
+        check_perms(perms)?;
+        if pages > self.quota_pages - self.pages_used() {
             return Err(Error::OutOfMemory);
         }
-        for i in 0..pages {
-            let page = ipa + i * PAGE_SIZE;
-            if self.pages.contains_key(&page) {
-                return Err(Error::AlreadyMapped);
-            }
+        if self
+            .pages
+            .range(ipa..ipa + pages * PAGE_SIZE)
+            .next()
+            .is_some()
+        {
+            return Err(Error::AlreadyMapped);
         }
         for i in 0..pages {
             let page = ipa + i * PAGE_SIZE;
-            let pa = frames::alloc_zeroed(1).ok_or(Error::OutOfMemory)?;
-            self.pages.insert(page, pa);
+            let Some(pa) = M::alloc_frame(self.owner) else {
+                // Host RAM ran out: undo this call's pages (never mapped live, no TLB work).
+                self.forget(ipa, i);
+                return Err(Error::OutOfMemory);
+            };
             self.stage2
                 .map_range(
                     &MemoryRegion::new(page as usize, (page + PAGE_SIZE) as usize),
                     PhysicalAddress(pa as usize),
-                    access.attributes(),
+                    attributes(perms),
                     Constraints::NO_BLOCK_MAPPINGS,
                 )
-                .map_err(|_| Error::OutOfMemory)?;
+                .expect("a checked, unmapped range maps");
+            self.pages.insert(page, Page { pa, perms, pinned });
+        }
+        // New entries: only make the table writes visible to the walkers.
+        M::tlb(TlbOp::DsbIshst);
+        Ok(())
+    }
+
+    /// Fails unless every page of the range is mapped (and, if `unpinned`, not pinned).
+    fn check_mapped(&self, ipa: u64, pages: u64, unpinned: bool) -> Result<(), Error> {
+        check_range(ipa, pages)?;
+        let end = ipa + pages * PAGE_SIZE;
+        if self.pages.range(ipa..end).count() as u64 != pages {
+            return Err(Error::NotMapped);
+        }
+        if unpinned && self.pages.range(ipa..end).any(|(_, p)| p.pinned) {
+            return Err(Error::Denied);
         }
         Ok(())
+    }
+
+    /// Invalidates the range's entries and completes the TLB maintenance for them.
+    fn break_entries(&mut self, ipa: u64, pages: u64) {
+        let region = MemoryRegion::new(ipa as usize, (ipa + pages * PAGE_SIZE) as usize);
+        self.stage2
+            .modify_range(&region, &|_, d| {
+                d.set(PhysicalAddress(0), Stage2Attributes::empty())
+            })
+            .expect("mapped pages have level-3 entries");
+        self.invalidate_tlb(ipa, pages);
+    }
+
+    /// The stage-2 TLB maintenance after removing or changing entries, with this VM's VMID.
+    fn invalidate_tlb(&self, ipa: u64, pages: u64) {
+        let previous = M::vttbr();
+        let ours = self.vttbr();
+        if previous != ours {
+            M::set_vttbr(ours);
+        }
+        M::tlb(TlbOp::DsbIshst);
+        for i in 0..pages {
+            M::tlb(TlbOp::TlbiIpas2e1is {
+                ipa: ipa + i * PAGE_SIZE,
+            });
+        }
+        M::tlb(TlbOp::DsbIsh);
+        M::tlb(TlbOp::TlbiVmalle1is);
+        M::tlb(TlbOp::DsbIsh);
+        M::tlb(TlbOp::Isb);
+        if previous != ours {
+            M::set_vttbr(previous);
+        }
+    }
+
+    /// Drops pages never made visible to the guest (no TLB maintenance needed).
+    fn forget(&mut self, ipa: u64, pages: u64) {
+        if pages == 0 {
+            return;
+        }
+        let region = MemoryRegion::new(ipa as usize, (ipa + pages * PAGE_SIZE) as usize);
+        let _ = self.stage2.modify_range(&region, &|_, d| {
+            d.set(PhysicalAddress(0), Stage2Attributes::empty())
+        });
+        for i in 0..pages {
+            if let Some(p) = self.pages.remove(&(ipa + i * PAGE_SIZE)) {
+                M::free_frame(self.owner, p.pa);
+            }
+        }
+    }
+
+    /// Removes the range's pages and returns their frames, scrubbed. All or nothing.
+    pub fn unmap(&mut self, ipa: u64, pages: u64) -> Result<(), Error> {
+        self.check_mapped(ipa, pages, true)?;
+        self.break_entries(ipa, pages);
+        for i in 0..pages {
+            let page = self
+                .pages
+                .remove(&(ipa + i * PAGE_SIZE))
+                .expect("checked mapped");
+            M::free_frame(self.owner, page.pa);
+        }
+        Ok(())
+    }
+
+    /// Changes the range's permissions, break-before-make. All or nothing.
+    pub fn protect(&mut self, ipa: u64, pages: u64, perms: MemPerms) -> Result<(), Error> {
+        check_perms(perms)?;
+        self.check_mapped(ipa, pages, false)?;
+        self.break_entries(ipa, pages);
+        for i in 0..pages {
+            let page_ipa = ipa + i * PAGE_SIZE;
+            let page = self.pages.get_mut(&page_ipa).expect("checked mapped");
+            page.perms = perms;
+            let pa = page.pa;
+            self.stage2
+                .map_range(
+                    &MemoryRegion::new(page_ipa as usize, (page_ipa + PAGE_SIZE) as usize),
+                    PhysicalAddress(pa as usize),
+                    attributes(perms),
+                    Constraints::NO_BLOCK_MAPPINGS,
+                )
+                .expect("an invalidated entry can be written");
+        }
+        M::tlb(TlbOp::DsbIshst);
+        Ok(())
+    }
+
+    /// The permissions of the page holding `ipa`.
+    pub fn query(&self, ipa: u64) -> Result<MemPerms, Error> {
+        if ipa >= IPA_LIMIT {
+            return Err(Error::BadAddress);
+        }
+        self.pages
+            .get(&(ipa & !(PAGE_SIZE - 1)))
+            .map(|p| p.perms)
+            .ok_or(Error::NotMapped)
     }
 
     /// The hyp's (identity) address of the byte at `ipa`, if that page is mapped.
     fn host_address(&self, ipa: u64) -> Option<u64> {
         let page = ipa & !(PAGE_SIZE - 1);
-        self.pages.get(&page).map(|pa| pa + (ipa - page))
+        self.pages.get(&page).map(|p| p.pa + (ipa - page))
     }
 
-    /// Copies guest memory at `ipa` into `buf`, page by page; fails if any page is unmapped.
+    /// Copies guest memory at `ipa` into `buf`; fails if any page is unmapped.
     pub fn read(&self, ipa: u64, buf: &mut [u8]) -> Result<(), Error> {
         self.copy(ipa, buf.len(), |host, done, n| {
-            // SAFETY: `host` is an identity-mapped frame this VM owns, valid for n bytes.
+            // SAFETY: `host` is an identity-mapped frame this VM owns, valid for n bytes; the
+            // guest may change it concurrently only through its own mapping (plain bytes).
             unsafe {
                 core::ptr::copy_nonoverlapping(host as *const u8, buf[done..].as_mut_ptr(), n)
             }
         })
     }
 
-    /// Copies `data` into guest memory at `ipa`; fails if any page is unmapped.
+    /// Copies `data` into guest memory at `ipa` (whatever the guest's permissions: the hyp
+    /// writes boot info into read-only pages); fails if any page is unmapped.
     pub fn write(&mut self, ipa: u64, data: &[u8]) -> Result<(), Error> {
         self.copy(ipa, data.len(), |host, done, n| {
             // SAFETY: as in `read`; the hyp writes only frames this VM owns.
@@ -170,10 +355,14 @@ impl GuestMemory {
     }
 }
 
-impl Drop for GuestMemory {
+impl<M: Machine> Drop for GuestMemory<M> {
     fn drop(&mut self) {
-        for (_, pa) in core::mem::take(&mut self.pages) {
-            frames::free(pa, 1);
+        for (_, page) in core::mem::take(&mut self.pages) {
+            M::free_frame(self.owner, page.pa);
         }
+        // The stage-2 tables are freed by Mapping's own drop (FrameTables::deallocate_table).
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,7 +7,6 @@ pub mod console;
 pub mod elf;
 #[cfg(target_os = "none")]
 pub mod exit;
-#[cfg(target_os = "none")]
 pub mod memory;
 #[cfg(target_os = "none")]
 pub mod sched;

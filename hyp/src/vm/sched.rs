@@ -1,7 +1,7 @@
 //! Round-robin scheduling of vCPUs on this CPU, and the context switch between them.
 
 use super::{Vm, VmState};
-use crate::arch::aarch64::{cpu, stage2};
+use crate::arch::aarch64::{cpu, stage2, timer};
 use crate::percpu::PerCpu;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -30,6 +30,7 @@ use aarch64_cpu::registers::Readable;
 /// Points this CPU at `vm`'s vCPU: its EL1, timer and FP/SIMD state, its stage 2, and the
 /// register block vectors.S restores from.
 fn load(vm: &mut Vm) {
+    cpu::set_hcr(vm.vcpu.hcr);
     vm.vcpu.el1.restore();
     vm.vcpu.fp.restore();
     stage2::load(vm.vttbr());
@@ -58,6 +59,7 @@ impl Scheduler {
         let Some(next) = self.next_runnable() else {
             return false;
         };
+        timer::arm_slice();
         if next == self.current && outgoing_alive {
             return true;
         }
@@ -95,6 +97,7 @@ pub fn run(vms: Vec<Box<Vm>>) -> ! {
         crate::power::finish(None);
     }
     load(&mut sched.vms[0]);
+    timer::arm_slice();
     drop(guard);
     // SAFETY: this CPU's PerCpu was set up at boot; stack_top is its own EL2 stack.
     let stack_top = unsafe { (*this_cpu()).stack_top };

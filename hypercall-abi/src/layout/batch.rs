@@ -1,4 +1,4 @@
-//! `MEM_BATCH` list entries. Provisional.
+//! `MEM_BATCH` list entries. Live since 1.1.
 
 use crate::{Error, MemPerms, mem::PAGE_SIZE};
 

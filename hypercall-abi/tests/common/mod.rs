@@ -234,7 +234,7 @@ pub fn samples() -> Vec<Sample> {
         (
             "MEM_QUERY",
             Call::MemQuery { ipa: 0x5000_0000 },
-            ok([MemPerms::RW.bits(), 0, 0]),
+            ok([MemPerms::RW.bits(), 0xf_0000, 0]),
         ),
         (
             "MEM_BATCH",

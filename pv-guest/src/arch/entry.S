@@ -28,19 +28,17 @@ _start:
 3:  wfi
     b       3b
 
-/* Every exception reports its vector slot and registers to Rust. */
+/*
+ * Every exception saves the interrupted context (x0..x30, ELR, SPSR) in an ExceptionFrame on
+ * the stack and calls guest_exception(slot, frame, esr, far), which may change the frame (the
+ * resume address); then the frame is restored and the exception returns.
+ */
 .macro vector slot
 .balign 0x80
-    sub     sp, sp, #16
-    stp     x0, x1, [sp]
+    sub     sp, sp, #{FRAME_SIZE}
+    stp     x0, x1, [sp, #0]
     mov     x0, #\slot
-    mrs     x1, esr_el1
-    mrs     x2, elr_el1
-    mrs     x3, far_el1
-    bl      guest_exception
-    ldp     x0, x1, [sp]
-    add     sp, sp, #16
-    eret
+    b       exception_common
 .endm
 
 .text
@@ -62,3 +60,50 @@ guest_vectors:
     vector 13
     vector 14
     vector 15
+
+exception_common:
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x19, [sp, #144]
+    stp     x20, x21, [sp, #160]
+    stp     x22, x23, [sp, #176]
+    stp     x24, x25, [sp, #192]
+    stp     x26, x27, [sp, #208]
+    stp     x28, x29, [sp, #224]
+    mrs     x1, elr_el1
+    mrs     x2, spsr_el1
+    str     x30, [sp, #240]
+    str     x1, [sp, #{FRAME_ELR}]
+    str     x2, [sp, #{FRAME_SPSR}]
+    mov     x1, sp
+    mrs     x2, esr_el1
+    mrs     x3, far_el1
+    bl      guest_exception
+    ldr     x1, [sp, #{FRAME_ELR}]
+    ldr     x2, [sp, #{FRAME_SPSR}]
+    msr     elr_el1, x1
+    msr     spsr_el1, x2
+    ldr     x30, [sp, #240]
+    ldp     x28, x29, [sp, #224]
+    ldp     x26, x27, [sp, #208]
+    ldp     x24, x25, [sp, #192]
+    ldp     x22, x23, [sp, #176]
+    ldp     x20, x21, [sp, #160]
+    ldp     x18, x19, [sp, #144]
+    ldp     x16, x17, [sp, #128]
+    ldp     x14, x15, [sp, #112]
+    ldp     x12, x13, [sp, #96]
+    ldp     x10, x11, [sp, #80]
+    ldp     x8, x9, [sp, #64]
+    ldp     x6, x7, [sp, #48]
+    ldp     x4, x5, [sp, #32]
+    ldp     x2, x3, [sp, #16]
+    ldp     x0, x1, [sp, #0]
+    add     sp, sp, #{FRAME_SIZE}
+    eret

@@ -1,5 +1,13 @@
-//! EL1 entry and exception vectors: the guest's assembly (the HVC conduit is
-//! `hypercall_abi::Hvc`).
+//! EL1 entry and exception vectors, and every other piece of the guest's assembly (the HVC
+//! conduit is `hypercall_abi::Hvc`).
+
+#[cfg(target_os = "none")]
+pub mod access;
+#[cfg(target_os = "none")]
+pub mod fpsimd;
+pub mod mmu;
+#[cfg(target_os = "none")]
+pub mod timer;
 
 /// Bytes of stack for the guest's one vCPU.
 pub const STACK_SIZE: usize = 64 * 1024;
@@ -11,15 +19,41 @@ pub struct Stack(pub [u8; STACK_SIZE]);
 #[unsafe(no_mangle)]
 pub static mut GUEST_STACK: Stack = Stack([0; STACK_SIZE]);
 
-#[cfg(target_os = "none")]
-core::arch::global_asm!(include_str!("entry.S"), STACK_SIZE = const STACK_SIZE);
+/// The interrupted context, as the vectors save it on the stack (x30 at offset 240 in
+/// `entry.S` is `x[30]`).
+#[repr(C)]
+#[derive(Debug)]
+pub struct ExceptionFrame {
+    /// x0..x30.
+    pub x: [u64; 31],
+    /// Where the exception returns to.
+    pub elr: u64,
+    pub spsr: u64,
+    _pad: u64,
+}
 
-/// Makes the exception being handled return to `pc`.
+const _: () = assert!(core::mem::offset_of!(ExceptionFrame, x) + 30 * 8 == 240);
+
 #[cfg(target_os = "none")]
-pub fn resume_at(pc: u64) {
-    // SAFETY: ELR_EL1 is read by the ERET at the end of the vector; `pc` is the next instruction
-    // of the code that faulted.
-    unsafe { core::arch::asm!("msr elr_el1, {}", in(reg) pc, options(nomem, nostack)) };
+core::arch::global_asm!(
+    include_str!("entry.S"),
+    STACK_SIZE = const STACK_SIZE,
+    FRAME_SIZE = const core::mem::size_of::<ExceptionFrame>(),
+    FRAME_ELR = const core::mem::offset_of!(ExceptionFrame, elr),
+    FRAME_SPSR = const core::mem::offset_of!(ExceptionFrame, spsr),
+);
+
+/// Calls the code at `va` as a function without arguments or results (`blr`): if fetching it
+/// faults, the fault handler can resume at the return address in x30.
+///
+/// # Safety
+///
+/// `va` must hold code that returns and follows the C ABI, or fault on its first fetch.
+#[cfg(target_os = "none")]
+pub unsafe fn call(va: u64) {
+    // SAFETY: the caller vouches for the code; all caller-saved registers are declared
+    // clobbered.
+    unsafe { core::arch::asm!("blr {}", in(reg) va, clobber_abi("C")) };
 }
 
 /// Instructions the hypervisor must not let a guest execute: each traps to EL2, which answers
@@ -51,6 +85,49 @@ pub mod sensitive {
     pub fn read_pmcr() {
         // SAFETY: a read with no side effect; it traps before executing.
         unsafe { asm!("mrs {}, pmcr_el0", out(reg) _, options(nomem, nostack)) };
+    }
+
+    /// The debug monitor control register, trapped by MDCR_EL2.TDA.
+    pub fn read_mdscr() {
+        // SAFETY: a read with no side effect; it traps before executing.
+        unsafe { asm!("mrs {}, mdscr_el1", out(reg) _, options(nomem, nostack)) };
+    }
+
+    /// A breakpoint value register, trapped by MDCR_EL2.TDA.
+    pub fn read_dbgbvr0() {
+        // SAFETY: a read with no side effect; it traps before executing.
+        unsafe { asm!("mrs {}, dbgbvr0_el1", out(reg) _, options(nomem, nostack)) };
+    }
+
+    /// Writing a breakpoint control register (0: disabled), trapped by MDCR_EL2.TDA.
+    pub fn write_dbgbcr0() {
+        // SAFETY: writing 0 disables breakpoint 0, which nothing uses; it traps anyway.
+        unsafe { asm!("msr dbgbcr0_el1, xzr", options(nomem, nostack)) };
+    }
+
+    /// The OS double-lock register, trapped by MDCR_EL2.TDOSA.
+    pub fn read_osdlr() {
+        // SAFETY: a read with no side effect; it traps before executing.
+        unsafe { asm!("mrs {}, osdlr_el1", out(reg) _, options(nomem, nostack)) };
+    }
+
+    /// The debug ROM address register, trapped by MDCR_EL2.TDRA.
+    pub fn read_mdrar() {
+        // SAFETY: a read with no side effect; it traps before executing.
+        unsafe { asm!("mrs {}, mdrar_el1", out(reg) _, options(nomem, nostack)) };
+    }
+
+    /// The EL1 physical timer's control, trapped by CNTHCTL_EL2.EL1PCEN = 0.
+    pub fn read_cntp_ctl() {
+        // SAFETY: a read with no side effect; it traps before executing.
+        unsafe { asm!("mrs {}, cntp_ctl_el0", out(reg) _, options(nomem, nostack)) };
+    }
+
+    /// Arming the EL1 physical timer, trapped by CNTHCTL_EL2.EL1PCEN = 0.
+    pub fn write_cntp_ctl() {
+        // SAFETY: enabling the timer with its interrupt masked (IMASK, bit 1) raises nothing;
+        // and it traps before executing.
+        unsafe { asm!("msr cntp_ctl_el0, {}", in(reg) 0b11u64, options(nomem, nostack)) };
     }
 
     /// SMC #0 with `function` in x0; returns x0 as the hypervisor left it.

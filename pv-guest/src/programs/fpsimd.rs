@@ -1,84 +1,48 @@
 //! `fpsimd [rounds=N]`: fills all 32 vector registers and FPCR with a pattern unique to this
 //! VM, gives the CPU away N times (other VMs run and use theirs), and checks that every bit
-//! came back. The fill, the yields and the read-back are one assembly block, so no compiler
-//! code can touch the registers in between.
+//! came back (see `arch::fpsimd`).
 
+use crate::arch::fpsimd::hold_across_yields;
 use crate::println;
 use hypercall_abi::BootInfo;
-use hypercall_abi::vm::VM_YIELD;
 
 const DEFAULT_ROUNDS: u64 = 50;
 
-pub fn run(info: &BootInfo, args: &str) -> u64 {
-    let rounds = args
-        .strip_prefix("rounds=")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(DEFAULT_ROUNDS);
-    let seed = 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(u64::from(info.vm_index) + 1);
+/// A pattern for q0..q31 and FPCR unique to VM `vm_index`.
+pub fn pattern(vm_index: u32) -> ([u128; 32], u64) {
+    let seed = 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(u64::from(vm_index) + 1);
     let mut written = [0u128; 32];
     for (i, q) in written.iter_mut().enumerate() {
         let lo = seed.rotate_left(i as u32) ^ i as u64;
         *q = (u128::from(!lo) << 64) | u128::from(lo);
     }
     // Rounding mode (bits 23:22) and flush-to-zero (bit 24) differ per VM.
-    let fpcr_written = ((u64::from(info.vm_index) % 4) << 22) | (1 << 24);
-    let mut read = [0u128; 32];
-    let fpcr_read: u64;
-    // SAFETY: the block reads `written` and writes `read` (both 512 bytes, 16-aligned as
-    // u128 arrays), declares every register it or the hypervisor call may change, and
-    // restores nothing the compiler relies on: all vector registers are declared clobbered.
-    unsafe {
-        core::arch::asm!(
-            "msr fpcr, {fpcr_in}",
-            "ldp q0, q1, [{src}, #0]", "ldp q2, q3, [{src}, #32]", "ldp q4, q5, [{src}, #64]",
-            "ldp q6, q7, [{src}, #96]", "ldp q8, q9, [{src}, #128]", "ldp q10, q11, [{src}, #160]",
-            "ldp q12, q13, [{src}, #192]", "ldp q14, q15, [{src}, #224]", "ldp q16, q17, [{src}, #256]",
-            "ldp q18, q19, [{src}, #288]", "ldp q20, q21, [{src}, #320]", "ldp q22, q23, [{src}, #352]",
-            "ldp q24, q25, [{src}, #384]", "ldp q26, q27, [{src}, #416]", "ldp q28, q29, [{src}, #448]",
-            "ldp q30, q31, [{src}, #480]",
-            "2:",
-            "mov x0, {yield_id}",
-            "hvc #0",
-            "subs {n}, {n}, #1",
-            "b.ne 2b",
-            "stp q0, q1, [{dst}, #0]", "stp q2, q3, [{dst}, #32]", "stp q4, q5, [{dst}, #64]",
-            "stp q6, q7, [{dst}, #96]", "stp q8, q9, [{dst}, #128]", "stp q10, q11, [{dst}, #160]",
-            "stp q12, q13, [{dst}, #192]", "stp q14, q15, [{dst}, #224]", "stp q16, q17, [{dst}, #256]",
-            "stp q18, q19, [{dst}, #288]", "stp q20, q21, [{dst}, #320]", "stp q22, q23, [{dst}, #352]",
-            "stp q24, q25, [{dst}, #384]", "stp q26, q27, [{dst}, #416]", "stp q28, q29, [{dst}, #448]",
-            "stp q30, q31, [{dst}, #480]",
-            "mrs {fpcr_out}, fpcr",
-            "msr fpcr, xzr",
-            src = in(reg) written.as_ptr(),
-            dst = in(reg) read.as_mut_ptr(),
-            n = inout(reg) rounds.max(1) => _,
-            yield_id = in(reg) u64::from(VM_YIELD),
-            fpcr_in = in(reg) fpcr_written,
-            fpcr_out = lateout(reg) fpcr_read,
-            out("x0") _, out("x1") _, out("x2") _, out("x3") _, out("x4") _, out("x5") _,
-            out("x6") _, out("x7") _, out("x8") _, out("x9") _, out("x10") _, out("x11") _,
-            out("x12") _, out("x13") _, out("x14") _, out("x15") _, out("x16") _, out("x17") _,
-            out("v0") _, out("v1") _, out("v2") _, out("v3") _, out("v4") _, out("v5") _,
-            out("v6") _, out("v7") _, out("v8") _, out("v9") _, out("v10") _, out("v11") _,
-            out("v12") _, out("v13") _, out("v14") _, out("v15") _, out("v16") _, out("v17") _,
-            out("v18") _, out("v19") _, out("v20") _, out("v21") _, out("v22") _, out("v23") _,
-            out("v24") _, out("v25") _, out("v26") _, out("v27") _, out("v28") _, out("v29") _,
-            out("v30") _, out("v31") _,
-            options(nostack)
-        );
-    }
+    let fpcr = ((u64::from(vm_index) % 4) << 22) | (1 << 24);
+    (written, fpcr)
+}
+
+/// Holds this VM's pattern across `rounds` yields; the number of registers that changed
+/// (each reported as `<program>: ...`).
+pub fn check_across_yields(program: &str, vm_index: u32, rounds: u64) -> u32 {
+    let (written, fpcr_written) = pattern(vm_index);
+    let (read, fpcr_read) = hold_across_yields(&written, fpcr_written, rounds);
     let mut bad = 0;
     for (i, (w, r)) in written.iter().zip(&read).enumerate() {
         if w != r {
-            println!("fpsimd: q{i} changed: wrote {w:#034x}, read {r:#034x}");
+            println!("{program}: q{i} changed: wrote {w:#034x}, read {r:#034x}");
             bad += 1;
         }
     }
     if fpcr_read != fpcr_written {
-        println!("fpsimd: FPCR changed: wrote {fpcr_written:#x}, read {fpcr_read:#x}");
+        println!("{program}: FPCR changed: wrote {fpcr_written:#x}, read {fpcr_read:#x}");
         bad += 1;
     }
-    if bad == 0 {
+    bad
+}
+
+pub fn run(info: &BootInfo, args: &str) -> u64 {
+    let rounds = super::args::number(args, "rounds").unwrap_or(DEFAULT_ROUNDS);
+    if check_across_yields("fpsimd", info.vm_index, rounds) == 0 {
         println!("fpsimd: all 32 vector registers and FPCR intact after {rounds} yields");
         0
     } else {

@@ -1,29 +1,49 @@
 //! The programs a VM's command line can name. Each returns the VM's exit status.
+//!
+//! A command line is `[nommu] PROGRAM [ARGS]`: `nommu` leaves the stage-1 MMU off (for
+//! debugging a hypervisor without the MMU-enable trap); by default it is on for every program.
 
+pub mod args;
+#[cfg(target_os = "none")]
+mod attack;
+#[cfg(target_os = "none")]
+mod checks;
 #[cfg(target_os = "none")]
 mod fpsimd;
 #[cfg(target_os = "none")]
+mod hog;
+#[cfg(target_os = "none")]
+mod memtest;
+pub mod pattern;
+#[cfg(target_os = "none")]
 mod selftest;
+#[cfg(target_os = "none")]
+mod victim;
 
-/// A parsed command line: the program and its arguments.
+/// A parsed command line: the boot flags, the program and its arguments.
 pub struct Command<'a> {
     pub program: &'a str,
     pub args: &'a str,
+    /// Turn the stage-1 MMU on (no `nommu`).
+    pub mmu: bool,
 }
 
-/// Splits a command line into the program name and the rest.
+/// Splits a command line into the boot flags, the program name and the rest.
 pub fn parse(cmdline: &str) -> Command<'_> {
-    let cmdline = cmdline.trim();
-    match cmdline.split_once(char::is_whitespace) {
-        Some((program, args)) => Command {
-            program,
-            args: args.trim(),
-        },
-        None => Command {
-            program: cmdline,
-            args: "",
-        },
+    let mut rest = cmdline.trim();
+    let mut mmu = true;
+    while let Some(after) = rest.strip_prefix("nommu") {
+        if !after.is_empty() && !after.starts_with(char::is_whitespace) {
+            break; // a program whose name starts with "nommu"
+        }
+        mmu = false;
+        rest = after.trim_start();
     }
+    let (program, args) = match rest.split_once(char::is_whitespace) {
+        Some((program, args)) => (program, args.trim()),
+        None => (rest, ""),
+    };
+    Command { program, args, mmu }
 }
 
 /// The status `exit N` asks for; a malformed N is itself a failure (status 2).
@@ -34,13 +54,20 @@ pub fn exit_status(args: &str) -> u64 {
 /// Status for an unknown program name.
 pub const STATUS_UNKNOWN_PROGRAM: u64 = 127;
 
+/// An IPA no VM is given unless it maps it (far above the image, below 2^39): touching it is
+/// a stage-2 fault.
+pub const UNMAPPED_IPA: u64 = 0x7E_0000_0000;
+
 #[cfg(target_os = "none")]
-pub fn run(info: &hypercall_abi::BootInfo) -> u64 {
+pub fn run(info: &hypercall_abi::BootInfo, cmd: &Command) -> u64 {
     use crate::println;
-    let cmd = parse(info.cmdline());
     match cmd.program {
-        "selftest" => selftest::run(info),
+        "selftest" => selftest::run(info, cmd),
         "fpsimd" => fpsimd::run(info, cmd.args),
+        "memtest" => memtest::run(info),
+        "attack" => attack::run(info, cmd.args),
+        "victim" => victim::run(info, cmd.args),
+        "hog" => hog::run(cmd.args),
         "hello" => {
             println!(
                 "hello from VM {} ({} KiB quota)",
@@ -54,6 +81,15 @@ pub fn run(info: &hypercall_abi::BootInfo) -> u64 {
             println!("exiting with status {status} as asked");
             status
         }
+        // Touches an IPA it never mapped: with on_fault = "kill" the hypervisor ends the VM.
+        "crash" => {
+            println!("crash: touching IPA {UNMAPPED_IPA:#x}, which this VM never mapped");
+            // SAFETY: a volatile read of an address stage 1 maps (the identity map covers the
+            // IPA space) and stage 2 does not: the access faults, it reads no Rust object.
+            let v = unsafe { crate::arch::access::read_u64(UNMAPPED_IPA) };
+            println!("crash: read {v:#x}: the fault was not fatal (on_fault = \"inject\"?)");
+            1
+        }
         // Never ends and never yields: what the scheduler and the run timeout must survive.
         "spin" => {
             println!("spinning forever");
@@ -62,7 +98,10 @@ pub fn run(info: &hypercall_abi::BootInfo) -> u64 {
             }
         }
         other => {
-            println!("unknown program \"{other}\" (try selftest, fpsimd, hello, exit N, spin)");
+            println!(
+                "unknown program \"{other}\" (try selftest, memtest, attack, victim, hog, fpsimd, \
+                 hello, exit N, crash, spin)"
+            );
             STATUS_UNKNOWN_PROGRAM
         }
     }
@@ -75,9 +114,21 @@ mod tests {
     #[test]
     fn splits_program_and_arguments() {
         let c = parse("  fpsimd  rounds=100 ");
-        assert_eq!((c.program, c.args), ("fpsimd", "rounds=100"));
+        assert_eq!((c.program, c.args, c.mmu), ("fpsimd", "rounds=100", true));
         let c = parse("selftest");
         assert_eq!((c.program, c.args), ("selftest", ""));
+    }
+
+    #[test]
+    fn nommu_is_a_leading_flag() {
+        let c = parse("nommu memtest x=1");
+        assert_eq!((c.program, c.args, c.mmu), ("memtest", "x=1", false));
+        let c = parse("nommu");
+        assert_eq!((c.program, c.mmu), ("", false));
+        let c = parse("nommux");
+        assert_eq!((c.program, c.mmu), ("nommux", true));
+        let c = parse("hello nommu");
+        assert_eq!((c.program, c.args, c.mmu), ("hello", "nommu", true));
     }
 
     #[test]

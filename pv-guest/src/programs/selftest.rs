@@ -2,40 +2,27 @@
 //! from inside a real guest. Prints each failed check and a closing count; status 0 only if
 //! every check passed.
 
-use crate::arch::sensitive;
-use crate::fault;
-use crate::{hv, println};
+use super::Command;
+use super::checks::Checks;
+use crate::arch::{mmu, sensitive};
+use crate::fault::{self, ec::UNKNOWN as EC_UNKNOWN};
+use crate::hv;
+use crate::mm::stage1;
 use hypercall_abi::psci::{PSCI_FUNCTION_IDS, PSCI_VERSION_1_1, psci_error};
 use hypercall_abi::standard::{
     SMCCC_ARCH_FEATURES, SMCCC_VERSION, SMCCC_VERSION_1_2, VENDOR_HYP_UID,
 };
 use hypercall_abi::{BootInfo, Conduit, Error, Version};
 
-struct Checks {
-    passed: u32,
-    failed: u32,
-}
-
-impl Checks {
-    fn check(&mut self, what: &str, ok: bool) {
-        if ok {
-            self.passed += 1;
-        } else {
-            self.failed += 1;
-            println!("selftest: FAILED: {what}");
-        }
-    }
-}
-
-/// ESR class of an UNDEFINED instruction.
-const EC_UNKNOWN: u64 = 0;
-
-pub fn run(info: &BootInfo) -> u64 {
-    let mut c = Checks {
-        passed: 0,
-        failed: 0,
-    };
+pub fn run(info: &BootInfo, cmd: &Command) -> u64 {
+    let mut c = Checks::new("selftest");
     let mut hv = hv();
+
+    // Memory: the stage-1 MMU is on unless the command line said nommu.
+    c.check(
+        "the stage-1 MMU is on as the command line asks",
+        mmu::is_enabled() == cmd.mmu && stage1::is_on() == cmd.mmu,
+    );
 
     // Boot info and version handshake.
     let hyp_version = Version::from_u64(info.abi_version);
@@ -90,7 +77,14 @@ pub fn run(info: &BootInfo) -> u64 {
         hv.smccc_arch_features(0x8000_7FFF) == -1,
     );
     c.check("vendor hyp UID", hv.vendor_uid() == VENDOR_HYP_UID);
-    c.check("vendor hyp revision 1.0", hv.vendor_revision() == (1, 0));
+    let current = (
+        u32::from(Version::CURRENT.major),
+        u32::from(Version::CURRENT.minor),
+    );
+    c.check(
+        "vendor hyp revision is the ABI version",
+        hv.vendor_revision() == current,
+    );
 
     // PSCI 1.1.
     c.check("PSCI_VERSION is 1.1", hv.psci_version() == PSCI_VERSION_1_1);
@@ -145,7 +139,12 @@ pub fn run(info: &BootInfo) -> u64 {
     );
     c.check(
         "a provisional call is NOT_SUPPORTED",
-        hv.mem_query(info.image_start) == Err(Error::NotSupported),
+        hv.block_info() == Err(Error::NotSupported),
+    );
+    c.check(
+        "mem.query of the image's first page says read+exec",
+        hv.mem_query(info.image_start)
+            .is_ok_and(|(perms, _)| perms == hypercall_abi::MemPerms::RX),
     );
 
     // VM calls.
@@ -184,15 +183,5 @@ pub fn run(info: &BootInfo) -> u64 {
         sensitive::smc(SMCCC_VERSION.into()) as i64 == -1,
     );
 
-    if c.failed == 0 {
-        println!("selftest: all {} checks passed", c.passed);
-        0
-    } else {
-        println!(
-            "selftest: {} of {} checks FAILED",
-            c.failed,
-            c.passed + c.failed
-        );
-        1
-    }
+    c.finish()
 }

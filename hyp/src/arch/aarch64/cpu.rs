@@ -16,8 +16,9 @@ pub fn init_el2(vectors: u64, percpu: u64) {
 
     // Guests run AArch64 EL1 with stage 2 on. Sensitive operations trap: SMC (TSC), WFI (TWI),
     // implementation-defined and auxiliary control registers (TIDCP, TACR), set/way cache
-    // maintenance (TSW). Physical interrupts and SErrors come to EL2 (IMO, FMO, AMO); DC
-    // (default cacheable) lets a guest run safely with its own MMU still off.
+    // maintenance (TSW). Physical interrupts and SErrors come to EL2 (IMO, FMO, AMO). DC
+    // (default cacheable) lets a guest run safely with its own MMU still off; TVM traps its
+    // translation-register writes so the hyp sees the MMU go on and drops DC then.
     HCR_EL2.write(
         HCR_EL2::RW::EL1IsAarch64
             + HCR_EL2::VM::Enable
@@ -32,7 +33,8 @@ pub fn init_el2(vectors: u64, percpu: u64) {
             + HCR_EL2::TIDCP::SET
             + HCR_EL2::TACR::SET
             + HCR_EL2::TSW::SET
-            + HCR_EL2::DC::SET,
+            + HCR_EL2::DC::SET
+            + HCR_EL2::TVM::SET,
     );
 
     // SAFETY: CPTR_EL2 only controls traps of lower-EL (and EL2) coprocessor accesses; the
@@ -135,4 +137,40 @@ pub fn inject_sync(regs: &mut super::context::GuestRegs, esr: u64, far: u64) {
     SPSR_EL1.set(regs.spsr);
     regs.elr = VBAR_EL1.get() + offset;
     regs.spsr = SPSR_EL1H_DAIF_MASKED;
+}
+
+/// HCR_EL2.DC: stage 1 off behaves as Normal cacheable memory.
+pub const HCR_DC: u64 = 1 << 12;
+/// HCR_EL2.TVM: writes to the EL1 translation registers trap.
+pub const HCR_TVM: u64 = 1 << 26;
+
+/// The HCR_EL2 in force (a new vCPU starts with the value `init_el2` set).
+pub fn hcr() -> u64 {
+    HCR_EL2.get()
+}
+
+/// Loads a vCPU's HCR_EL2.
+pub fn set_hcr(value: u64) {
+    HCR_EL2.set(value);
+    barrier::isb(barrier::SY);
+}
+
+/// Performs a guest's trapped write (HCR_EL2.TVM) to one of the EL1 registers it owns; false
+/// if `reg` is not one of them. The vCPU is current, so its registers are live.
+pub fn write_vm_register(reg: (u8, u8, u8, u8, u8), value: u64) -> bool {
+    match reg {
+        (3, 0, 1, 0, 0) => SCTLR_EL1.set(value),
+        (3, 0, 2, 0, 0) => TTBR0_EL1.set(value),
+        (3, 0, 2, 0, 1) => TTBR1_EL1.set(value),
+        (3, 0, 2, 0, 2) => TCR_EL1.set(value),
+        (3, 0, 5, 1, 0) => AFSR0_EL1.set(value),
+        (3, 0, 5, 1, 1) => AFSR1_EL1.set(value),
+        (3, 0, 5, 2, 0) => ESR_EL1.set(value),
+        (3, 0, 6, 0, 0) => FAR_EL1.set(value),
+        (3, 0, 10, 2, 0) => MAIR_EL1.set(value),
+        (3, 0, 10, 3, 0) => AMAIR_EL1.set(value),
+        (3, 0, 13, 0, 1) => CONTEXTIDR_EL1.set(value),
+        _ => return false,
+    }
+    true
 }

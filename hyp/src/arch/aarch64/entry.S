@@ -138,6 +138,30 @@ park:
     wfe
     b       park
 
+/*
+ * Spin-table secondaries (the Raspberry Pi) wait here once the hyp has taken them off the
+ * firmware's spin table, until the hyp starts them itself. They arrive at EL2 with the MMU and
+ * caches off, at this code's physical address: it is position independent and touches no
+ * memory, so it needs neither a stack nor a mapping.
+ */
+.global secondary_park
+secondary_park:
+    wfi
+    b       secondary_park
+
+/*
+ * spin_table_release(x0 = a CPU's cpu-release-addr, x1 = the physical address it jumps to).
+ * The CPU polls that word with its MMU and caches off, so the store is cleaned to the point of
+ * coherency before the event (SEV) wakes it from WFE (Linux's booting.rst, spin-table).
+ */
+.global spin_table_release
+spin_table_release:
+    str     x1, [x0]
+    dc      civac, x0
+    dsb     sy
+    sev
+    ret
+
 .section .boot_tables, "aw", %nobits
 .balign 4096
 boot_l1: .space 4096

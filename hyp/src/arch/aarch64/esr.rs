@@ -145,6 +145,58 @@ impl fmt::Display for Syndrome {
     }
 }
 
+/// A trapped MSR/MRS (EC 0x18): which register, which general register, which direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SysRegAccess {
+    /// (op0, op1, CRn, CRm, op2): the register's encoding.
+    pub reg: (u8, u8, u8, u8, u8),
+    /// The general register (31 = XZR).
+    pub rt: u8,
+    pub is_read: bool,
+}
+
+impl SysRegAccess {
+    /// Decodes the ISS of a trapped MSR/MRS.
+    pub fn decode(iss: u32) -> Self {
+        let bits = |shift: u32, width: u32| ((iss >> shift) & ((1 << width) - 1)) as u8;
+        Self {
+            reg: (
+                bits(20, 2),
+                bits(14, 3),
+                bits(10, 4),
+                bits(1, 4),
+                bits(17, 3),
+            ),
+            rt: bits(5, 5),
+            is_read: iss & 1 != 0,
+        }
+    }
+}
+
+/// The (op0, op1, CRn, CRm, op2) of SCTLR_EL1.
+pub const SCTLR_EL1: (u8, u8, u8, u8, u8) = (3, 0, 1, 0, 0);
+
+/// Builds the syndrome a guest sees for a stage-2 fault the hyp injects back as an abort
+/// taken to EL1: the same-EL class if the guest was at EL1, with the write flag and the fault
+/// status code of the original (which say what happened), and nothing stage-2 specific.
+pub fn injected_abort_syndrome(s: &Syndrome, from_el1: bool) -> u64 {
+    const WNR: u64 = 1 << 6;
+    const FSC: u64 = 0x3f;
+    let ec: u64 = match (s.class, from_el1) {
+        (Class::InstructionAbortLower, true) => 0x21,
+        (Class::InstructionAbortLower, false) => 0x20,
+        (_, true) => 0x25,
+        (_, false) => 0x24,
+    };
+    let iss = u64::from(s.iss)
+        & if s.class == Class::DataAbortLower {
+            WNR | FSC
+        } else {
+            FSC
+        };
+    (ec << 26) | (1 << 25) | iss
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +215,48 @@ mod tests {
             text.contains("data abort from a guest, translation fault on write, level 3"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn decodes_a_trapped_sctlr_write() {
+        // MSR SCTLR_EL1, x3: Op0 3, Op2 0, Op1 0, CRn 1, Rt 3, CRm 0, write.
+        let iss = (3 << 20) | (1 << 10) | (3 << 5);
+        let a = SysRegAccess::decode(iss);
+        assert_eq!(
+            a,
+            SysRegAccess {
+                reg: SCTLR_EL1,
+                rt: 3,
+                is_read: false
+            }
+        );
+        // MRS x7, TCR_EL1 (3, 0, 2, 0, 2).
+        let iss = (3 << 20) | (2 << 17) | (2 << 10) | (7 << 5) | 1;
+        assert_eq!(
+            SysRegAccess::decode(iss),
+            SysRegAccess {
+                reg: (3, 0, 2, 0, 2),
+                rt: 7,
+                is_read: true
+            }
+        );
+    }
+
+    #[test]
+    fn injected_aborts_keep_what_the_guest_needs() {
+        // A write translation fault at level 3 from EL1, with stage-2-only bits (ISV, S1PTW).
+        let esr = (0x24 << 26) | (1 << 25) | (1 << 24) | (1 << 7) | (1 << 6) | 0x07;
+        let s = Syndrome::decode(esr, 0x1000, 0);
+        assert_eq!(
+            injected_abort_syndrome(&s, true),
+            (0x25 << 26) | (1 << 25) | (1 << 6) | 0x07
+        );
+        let ia = Syndrome::decode((0x20 << 26) | (1 << 25) | 0x0f, 0, 0);
+        assert_eq!(
+            injected_abort_syndrome(&ia, true),
+            (0x21 << 26) | (1 << 25) | 0x0f
+        );
+        assert_eq!(injected_abort_syndrome(&ia, false) >> 26, 0x20);
     }
 
     #[test]

@@ -11,9 +11,13 @@ pub mod cpu;
 #[cfg(target_os = "none")]
 pub mod exception;
 #[cfg(target_os = "none")]
+pub mod machine;
+#[cfg(target_os = "none")]
 pub mod mmu;
 #[cfg(target_os = "none")]
 pub mod stage2;
+#[cfg(target_os = "none")]
+pub mod timer;
 
 #[cfg(target_os = "none")]
 mod asm {

@@ -1,0 +1,105 @@
+//! The interrupt controller, for the hypervisor's own interrupts (its scheduling timer).
+//! Guests never see it: no GIC page is in any stage 2, and their interrupts are events.
+//! GICv2 (the Pi 4's GIC-400, `virt` with `--gic 2`) through its MMIO CPU interface, GICv3
+//! through the system registers; the `arm-gic` crate drives both.
+
+use arm_gic::gicv2::GicV2;
+use arm_gic::gicv3::{GicCpuInterface, GicV3, Group};
+use arm_gic::{IntId, InterruptGroup, UniqueMmioPointer};
+use core::ptr::NonNull;
+use devtree::GicVersion;
+use spin::Mutex;
+
+enum Driver {
+    V2(GicV2<'static>),
+    V3(GicV3<'static>),
+}
+
+// SAFETY: the driver holds MMIO pointers to the GIC, used only under the GIC lock.
+unsafe impl Send for Driver {}
+
+static GIC: Mutex<Option<Driver>> = Mutex::new(None);
+
+/// The priority of the hyp's interrupts (lower is more urgent; all are equal here).
+const PRIORITY: u8 = 0x80;
+
+/// Why the GIC could not be brought up.
+#[derive(Debug)]
+pub struct GicUnavailable(pub &'static str);
+
+/// Brings up the distributor and this CPU's interface.
+///
+/// # Safety
+/// The GIC's regions in `gic` must be identity-mapped as device memory and used by nothing else.
+pub unsafe fn init(gic: &devtree::Gic, cpus: usize) -> Result<(), GicUnavailable> {
+    let driver = match gic.version {
+        GicVersion::V2 => {
+            let gicc = gic
+                .cpu_interface
+                .ok_or(GicUnavailable("GICv2 without a CPU interface"))?;
+            // SAFETY: per this function's contract.
+            let mut d = unsafe { GicV2::new(gic.distributor.base as *mut _, gicc.base as *mut _) };
+            d.setup();
+            Driver::V2(d)
+        }
+        GicVersion::V3 => {
+            let gicr = gic
+                .redistributor
+                .ok_or(GicUnavailable("GICv3 without redistributors"))?;
+            // EL2 uses the system-register interface; EL1 may not enable it (Enable = 0), so a
+            // guest cannot reach the physical CPU interface.
+            GicCpuInterface::enable_system_register_el2(false);
+            let gicd =
+                NonNull::new(gic.distributor.base as *mut _).ok_or(GicUnavailable("GICD at 0"))?;
+            let gicr = NonNull::new(gicr.base as *mut _).ok_or(GicUnavailable("GICR at 0"))?;
+            // SAFETY: per this function's contract.
+            let mut d = unsafe { GicV3::new(UniqueMmioPointer::new(gicd), gicr, cpus) }
+                .map_err(|_| GicUnavailable("GICv3 redistributors not found"))?;
+            d.setup(0);
+            Driver::V3(d)
+        }
+    };
+    *GIC.lock() = Some(driver);
+    Ok(())
+}
+
+/// Enables a private interrupt (PPI `ppi`, INTID 16 + ppi) on this CPU.
+pub fn enable_ppi(ppi: u32, cpu: usize) {
+    let intid = IntId::ppi(ppi);
+    match GIC.lock().as_mut() {
+        Some(Driver::V2(d)) => {
+            d.set_interrupt_priority(intid, PRIORITY);
+            let _ = d.enable_interrupt(intid, true);
+        }
+        Some(Driver::V3(d)) => {
+            let _ = d.set_interrupt_priority(intid, Some(cpu), PRIORITY);
+            let _ = d.set_group(intid, Some(cpu), Group::Group1NS);
+            let _ = d.enable_interrupt(intid, Some(cpu), true);
+            GicCpuInterface::set_priority_mask(0xff);
+        }
+        None => {}
+    }
+}
+
+/// Takes the highest-priority pending interrupt, if any: its INTID.
+pub fn acknowledge() -> Option<u32> {
+    // On GICv2 the non-secure GICC_IAR/EOIR serve whichever group the hyp's interrupts are in
+    // (the crate calls them the Group 0 registers).
+    let id = match GIC.lock().as_mut()? {
+        Driver::V2(d) => d.get_and_acknowledge_interrupt(InterruptGroup::Group0),
+        Driver::V3(_) => GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1),
+    };
+    id.map(u32::from)
+}
+
+/// Ends (and deactivates) an interrupt `acknowledge` returned.
+pub fn end(intid: u32) {
+    let Ok(id) = IntId::try_from(intid) else {
+        return;
+    };
+    match GIC.lock().as_mut() {
+        Some(Driver::V2(d)) => d.end_interrupt(id, InterruptGroup::Group0),
+        Some(Driver::V3(_)) => GicCpuInterface::end_interrupt(id, InterruptGroup::Group1),
+        None => {}
+    }
+}

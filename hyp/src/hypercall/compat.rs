@@ -1,0 +1,172 @@
+//! The compatibility matrix, on the host: guests built against each frozen version of the ABI
+//! (the golden fixture's register images) talk to this hypervisor's real dispatcher and get
+//! the documented answers; calls from a newer guest that this hypervisor does not know are
+//! NOT_SUPPORTED; another major is refused.
+
+use super::fake::FakeVm;
+use super::{Action, dispatch};
+use hypercall_abi::layout::{BatchEntry, BatchOp};
+use hypercall_abi::{Error, MemPerms, Regs, Version, live_features_in};
+use std::string::String;
+use std::vec::Vec;
+
+const FIXTURE: &str = include_str!("../../../hypercall-abi/tests/golden/v1.txt");
+
+/// A frozen `call` line of the fixture.
+struct Frozen {
+    name: String,
+    since: Version,
+    regs: Regs,
+    ret: Option<Vec<u64>>,
+}
+
+fn hex(s: &str) -> u64 {
+    u64::from_str_radix(s.trim_start_matches("0x"), 16).expect("fixture hex")
+}
+
+fn list(s: &str) -> Vec<u64> {
+    let inner = s.trim_start_matches('[').trim_end_matches(']');
+    inner
+        .split(',')
+        .filter(|x| !x.is_empty())
+        .map(hex)
+        .collect()
+}
+
+fn frozen_calls() -> Vec<Frozen> {
+    let mut section = "";
+    let mut out = Vec::new();
+    for line in FIXTURE.lines() {
+        if line.starts_with('[') {
+            section = line;
+            continue;
+        }
+        if !section.starts_with("[frozen ") || !line.starts_with("call ") {
+            continue;
+        }
+        let field = |key: &str| {
+            line.split(' ')
+                .find_map(|w| w.strip_prefix(key))
+                .expect("fixture field")
+        };
+        let since = field("since=").split_once('.').expect("version");
+        let mut regs: Regs = [0; 18];
+        regs[0] = hex(field("id="));
+        for (r, v) in regs[1..].iter_mut().zip(list(field("args="))) {
+            *r = v;
+        }
+        out.push(Frozen {
+            name: line.split(' ').nth(1).expect("name").into(),
+            since: Version::new(
+                since.0.parse().expect("major"),
+                since.1.parse().expect("minor"),
+            ),
+            regs,
+            ret: Some(field("ret=")).filter(|r| *r != "-").map(list),
+        });
+    }
+    out
+}
+
+const PAGE: u64 = 4096;
+
+/// The VM each fixture answer describes (documented in the fixture's samples): VM index 1, one
+/// vCPU, 1 MiB of quota, and whatever the call's arguments need mapped.
+fn context_for(name: &str) -> FakeVm {
+    let mut vm = FakeVm::empty(1, 256);
+    let m = &mut vm.memory;
+    match name {
+        "CONSOLE_WRITE" => {
+            m.map(0x4008_0000, 1, MemPerms::RW).unwrap();
+            m.write(0x4008_0000, b"hello, world").unwrap();
+        }
+        "MEM_PROTECT" | "MEM_QUERY" => m.map(0x5000_0000, 16, MemPerms::RW).unwrap(),
+        "MEM_BATCH" => {
+            // 3 pages of quota left when the list of 512 maps runs.
+            m.map(0x5100_0000, 1, MemPerms::RW).unwrap();
+            m.map(0x6000_0000, 252, MemPerms::RW).unwrap();
+            let list: Vec<u8> = (0..512)
+                .map(|i| {
+                    BatchEntry::new(BatchOp::Map, 0x5200_0000 + i * PAGE, MemPerms::RW)
+                        .unwrap()
+                        .raw
+                })
+                .flat_map(u64::to_le_bytes)
+                .collect();
+            m.write(0x5100_0000, &list).unwrap();
+        }
+        _ => {}
+    }
+    vm
+}
+
+#[test]
+fn every_frozen_call_gets_its_documented_answer() {
+    let calls = frozen_calls();
+    assert!(calls.len() >= 20, "the fixture's frozen calls were found");
+    for c in calls.iter() {
+        let mut vm = context_for(&c.name);
+        let mut regs = c.regs;
+        let action = dispatch(&mut vm, &mut regs);
+        let Some(ret) = &c.ret else {
+            assert_ne!(
+                action,
+                Action::Resume,
+                "{} does not return to the guest",
+                c.name
+            );
+            continue;
+        };
+        let got = &regs[..ret.len()];
+        match c.name.as_str() {
+            // Answers that name the hypervisor's own version: a newer minor of the same major.
+            "ABI_VERSION" => {
+                assert_eq!(got[0], 0, "{}", c.name);
+                let v = Version::from_u64(got[1]).unwrap();
+                assert!(v.major == c.since.major && v >= c.since, "{}: {v}", c.name);
+            }
+            "VENDOR_HYP_REVISION" => assert!(got[0] == ret[0] && got[1] >= ret[1], "{}", c.name),
+            "ABI_FEATURES" => {
+                assert_eq!(got[0], 0);
+                assert_eq!(
+                    got[1] & live_features_in(c.since),
+                    live_features_in(c.since),
+                    "a superset"
+                );
+            }
+            _ => assert_eq!(got, &ret[..], "{} (frozen since {})", c.name, c.since),
+        }
+    }
+}
+
+#[test]
+fn calls_of_a_newer_guest_are_not_supported() {
+    let mut vm = FakeVm::default();
+    // IDs a later minor may define in each of our families, and beyond them.
+    for id in [
+        0xC600_0002u64,
+        0xC600_0013,
+        0xC600_0035,
+        0xC600_0045,
+        0xC600_0070,
+        0xC600_FF00,
+    ] {
+        let mut regs: Regs = [0; 18];
+        regs[0] = id;
+        dispatch(&mut vm, &mut regs);
+        assert_eq!(regs[0] as i64, Error::NotSupported.code(), "{id:#x}");
+    }
+}
+
+#[test]
+fn a_guest_of_another_major_is_refused() {
+    let mut vm = FakeVm::default();
+    for major in [0, 2, 9] {
+        let mut regs = hypercall_abi::Call::AbiVersion {
+            guest: Version::new(major, 0),
+        }
+        .to_regs();
+        dispatch(&mut vm, &mut regs);
+        assert_eq!(regs[0] as i64, Error::VersionMismatch.code());
+    }
+}

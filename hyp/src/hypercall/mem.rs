@@ -1,0 +1,277 @@
+//! The `mem` family: a guest asks for its memory page by page instead of owning RAM.
+//! Validation and the stage-2 work are in `vm::memory`; this module reads the arguments and the
+//! batch list (copied out of guest memory before anything is checked).
+
+use super::GuestVm;
+use hypercall_abi::layout::{BatchEntry, BatchOp};
+use hypercall_abi::mem::{MEM_BATCH_MAX, PAGE_SIZE};
+use hypercall_abi::{BatchResult, Error, MemPerms};
+
+pub fn map(
+    vm: &mut impl GuestVm,
+    ipa: u64,
+    pages: u64,
+    perms: MemPerms,
+) -> Result<[u64; 3], Error> {
+    vm.memory_mut().map(ipa, pages, perms).map(|()| [0; 3])
+}
+
+pub fn unmap(vm: &mut impl GuestVm, ipa: u64, pages: u64) -> Result<[u64; 3], Error> {
+    vm.memory_mut().unmap(ipa, pages).map(|()| [0; 3])
+}
+
+pub fn protect(
+    vm: &mut impl GuestVm,
+    ipa: u64,
+    pages: u64,
+    perms: MemPerms,
+) -> Result<[u64; 3], Error> {
+    vm.memory_mut().protect(ipa, pages, perms).map(|()| [0; 3])
+}
+
+/// x1 = the page's permissions, x2 = quota bytes left.
+pub fn query(vm: &mut impl GuestVm, ipa: u64) -> Result<[u64; 3], Error> {
+    let memory = vm.memory();
+    memory
+        .query(ipa)
+        .map(|perms| [perms.bits(), memory.quota_left_bytes(), 0])
+}
+
+/// Runs up to 512 one-page operations listed in a page of the guest's RAM, in order, stopping
+/// at the first that fails.
+pub fn batch(vm: &mut impl GuestVm, list_ipa: u64, count: u64) -> Result<[u64; 3], Error> {
+    if count == 0 || count > MEM_BATCH_MAX {
+        return Err(Error::InvalidParameters);
+    }
+    if !list_ipa.is_multiple_of(PAGE_SIZE) {
+        return Err(Error::BadAddress);
+    }
+    // Copy the whole list first: the guest cannot change an entry between its check and use.
+    let mut raw = [0u8; MEM_BATCH_MAX as usize * 8];
+    let list = &mut raw[..count as usize * 8];
+    vm.memory().read(list_ipa, list)?;
+    let mut done = 0;
+    let mut first_error = None;
+    for bytes in list.chunks_exact(8) {
+        let entry = BatchEntry {
+            raw: u64::from_le_bytes(bytes.try_into().expect("8 bytes")),
+        };
+        let result = entry.decode().and_then(|(op, ipa, perms)| {
+            let memory = vm.memory_mut();
+            match op {
+                BatchOp::Map => memory.map(ipa, 1, perms),
+                BatchOp::Unmap => memory.unmap(ipa, 1),
+                BatchOp::Protect => memory.protect(ipa, 1, perms),
+            }
+        });
+        if let Err(e) = result {
+            first_error = Some(e);
+            break;
+        }
+        done += 1;
+    }
+    Ok(BatchResult { done, first_error }.to_values())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fake::{FakeVm, PAGE_IPA};
+    use super::super::{Action, dispatch};
+    use super::*;
+    use hypercall_abi::{Call, decode_return};
+    use std::vec::Vec;
+
+    fn call(vm: &mut FakeVm, c: Call) -> Result<[u64; 3], Error> {
+        let mut regs = c.to_regs();
+        assert_eq!(dispatch(vm, &mut regs), Action::Resume);
+        decode_return([regs[0], regs[1], regs[2], regs[3]])
+    }
+
+    fn write_list(vm: &mut FakeVm, entries: &[u64]) {
+        let bytes: Vec<u8> = entries.iter().flat_map(|e| e.to_le_bytes()).collect();
+        vm.memory.write(PAGE_IPA, &bytes).unwrap();
+    }
+
+    fn entry(op: BatchOp, ipa: u64, perms: MemPerms) -> u64 {
+        BatchEntry::new(op, ipa, perms).unwrap().raw
+    }
+
+    #[test]
+    fn map_query_protect_unmap_through_the_dispatcher() {
+        let mut vm = FakeVm::default();
+        let ipa = 0x10_0000;
+        assert_eq!(
+            call(
+                &mut vm,
+                Call::MemMap {
+                    ipa,
+                    pages: 4,
+                    perms: MemPerms::RW
+                }
+            ),
+            Ok([0; 3])
+        );
+        assert_eq!(
+            call(&mut vm, Call::MemQuery { ipa: ipa + 5 }),
+            Ok([MemPerms::RW.bits(), 59 * 4096, 0])
+        );
+        assert_eq!(
+            call(
+                &mut vm,
+                Call::MemProtect {
+                    ipa,
+                    pages: 2,
+                    perms: MemPerms::READ
+                }
+            ),
+            Ok([0; 3])
+        );
+        assert_eq!(
+            call(&mut vm, Call::MemQuery { ipa }).map(|r| r[0]),
+            Ok(MemPerms::READ.bits())
+        );
+        assert_eq!(call(&mut vm, Call::MemUnmap { ipa, pages: 4 }), Ok([0; 3]));
+        assert_eq!(call(&mut vm, Call::MemQuery { ipa }), Err(Error::NotMapped));
+        assert_eq!(
+            call(&mut vm, Call::MemUnmap { ipa, pages: 1 }),
+            Err(Error::NotMapped)
+        );
+    }
+
+    #[test]
+    fn a_full_batch_maps_512_pages() {
+        let mut vm = FakeVm::default();
+        vm.memory = crate::vm::memory::GuestMemory::new(2, 3, 600 * 4096);
+        vm.memory.map(PAGE_IPA, 1, MemPerms::RW).unwrap();
+        let entries: Vec<u64> = (0..512)
+            .map(|i| entry(BatchOp::Map, 0x100_0000 + i * 4096, MemPerms::RW))
+            .collect();
+        write_list(&mut vm, &entries);
+        let result = call(
+            &mut vm,
+            Call::MemBatch {
+                list_ipa: PAGE_IPA,
+                count: 512,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            BatchResult::from_values(result),
+            BatchResult {
+                done: 512,
+                first_error: None
+            }
+        );
+        assert_eq!(vm.memory.pages_used(), 513);
+    }
+
+    #[test]
+    fn a_batch_stops_at_its_first_bad_entry() {
+        let mut vm = FakeVm::default();
+        let base = 0x20_0000;
+        let reserved_bits = entry(BatchOp::Map, base + 4096, MemPerms::RW) | 1 << 7;
+        write_list(
+            &mut vm,
+            &[
+                entry(BatchOp::Map, base, MemPerms::RW),
+                reserved_bits,
+                entry(BatchOp::Map, base + 8192, MemPerms::RW),
+            ],
+        );
+        let result = call(
+            &mut vm,
+            Call::MemBatch {
+                list_ipa: PAGE_IPA,
+                count: 3,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            BatchResult::from_values(result),
+            BatchResult {
+                done: 1,
+                first_error: Some(Error::InvalidParameters)
+            }
+        );
+        assert_eq!(vm.memory.query(base + 8192), Err(Error::NotMapped));
+        write_list(
+            &mut vm,
+            &[
+                entry(BatchOp::Unmap, base, MemPerms::empty()),
+                entry(BatchOp::Unmap, base, MemPerms::empty()),
+            ],
+        );
+        let result = call(
+            &mut vm,
+            Call::MemBatch {
+                list_ipa: PAGE_IPA,
+                count: 2,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            BatchResult::from_values(result),
+            BatchResult {
+                done: 1,
+                first_error: Some(Error::NotMapped)
+            }
+        );
+    }
+
+    #[test]
+    fn bad_batch_lists_are_refused_whole() {
+        let mut vm = FakeVm::default();
+        assert_eq!(
+            call(
+                &mut vm,
+                Call::MemBatch {
+                    list_ipa: PAGE_IPA,
+                    count: 0
+                }
+            ),
+            Err(Error::InvalidParameters)
+        );
+        assert_eq!(
+            call(
+                &mut vm,
+                Call::MemBatch {
+                    list_ipa: PAGE_IPA,
+                    count: 513
+                }
+            ),
+            Err(Error::InvalidParameters)
+        );
+        assert_eq!(
+            call(
+                &mut vm,
+                Call::MemBatch {
+                    list_ipa: PAGE_IPA + 8,
+                    count: 1
+                }
+            ),
+            Err(Error::BadAddress)
+        );
+        assert_eq!(
+            call(
+                &mut vm,
+                Call::MemBatch {
+                    list_ipa: 0x9000,
+                    count: 1
+                }
+            ),
+            Err(Error::BadAddress)
+        );
+        // A list running off the end of the guest's page.
+        assert_eq!(
+            call(
+                &mut vm,
+                Call::MemBatch {
+                    list_ipa: PAGE_IPA,
+                    count: 512
+                }
+            )
+            .map(|_| ()),
+            Ok(())
+        );
+    }
+}

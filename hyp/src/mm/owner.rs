@@ -1,0 +1,166 @@
+//! Who owns each frame of RAM: exactly one of the hyp, one VM, a shared object (such as a
+//! channel), or nobody (free). The frame allocator records every hand-over here, so a frame
+//! freed by someone who does not own it is caught instead of silently reused.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// A frame's owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Owner {
+    Free,
+    /// The hypervisor itself: its heap, its tables (including VMs' stage-2 tables).
+    Hyp,
+    /// A VM, by manifest index.
+    Vm(u16),
+    /// A shared object (a channel), by index.
+    Shared(u16),
+}
+
+impl Owner {
+    const FREE: u16 = 0;
+    const HYP: u16 = 1;
+    const VM: u16 = 0x4000;
+    const SHARED: u16 = 0x8000;
+    const INDEX: u16 = 0x3fff;
+
+    fn encode(self) -> u16 {
+        match self {
+            Owner::Free => Self::FREE,
+            Owner::Hyp => Self::HYP,
+            Owner::Vm(i) => Self::VM | (i & Self::INDEX),
+            Owner::Shared(i) => Self::SHARED | (i & Self::INDEX),
+        }
+    }
+
+    fn decode(raw: u16) -> Self {
+        match raw & !Self::INDEX {
+            Self::VM => Owner::Vm(raw & Self::INDEX),
+            Self::SHARED => Owner::Shared(raw & Self::INDEX),
+            _ if raw == Self::HYP => Owner::Hyp,
+            _ => Owner::Free,
+        }
+    }
+}
+
+/// A hand-over the map refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OwnershipError {
+    /// The frame is not RAM the map covers.
+    NotRam(u64),
+    /// The frame belongs to someone else than the one giving it up or taking it.
+    WrongOwner {
+        frame: u64,
+        expected: Owner,
+        actual: Owner,
+    },
+}
+
+/// The owner of every frame in `[first_frame, first_frame + len)`; frames start Free.
+pub struct OwnerMap {
+    first_frame: u64,
+    owners: Vec<u16>,
+}
+
+impl OwnerMap {
+    pub fn new(first_frame: u64, frames: usize) -> Self {
+        Self {
+            first_frame,
+            owners: vec![Owner::Free.encode(); frames],
+        }
+    }
+
+    fn slot(&mut self, frame: u64) -> Result<&mut u16, OwnershipError> {
+        let i = frame
+            .checked_sub(self.first_frame)
+            .ok_or(OwnershipError::NotRam(frame))?;
+        self.owners
+            .get_mut(i as usize)
+            .ok_or(OwnershipError::NotRam(frame))
+    }
+
+    /// The owner of `frame` (frames outside the map are reported as the hyp's).
+    pub fn owner(&self, frame: u64) -> Owner {
+        frame
+            .checked_sub(self.first_frame)
+            .and_then(|i| self.owners.get(i as usize))
+            .map_or(Owner::Hyp, |&raw| Owner::decode(raw))
+    }
+
+    /// Moves `frame` from `from` to `to`; refuses if `from` does not own it.
+    pub fn transfer(&mut self, frame: u64, from: Owner, to: Owner) -> Result<(), OwnershipError> {
+        let slot = self.slot(frame)?;
+        let actual = Owner::decode(*slot);
+        if actual != from {
+            return Err(OwnershipError::WrongOwner {
+                frame,
+                expected: from,
+                actual,
+            });
+        }
+        *slot = to.encode();
+        Ok(())
+    }
+
+    /// How many frames `owner` holds.
+    pub fn count(&self, owner: Owner) -> usize {
+        let raw = owner.encode();
+        self.owners.iter().filter(|&&o| o == raw).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_change_hands_only_from_their_owner() {
+        let mut map = OwnerMap::new(0x40000, 16);
+        map.transfer(0x40003, Owner::Free, Owner::Vm(2)).unwrap();
+        assert_eq!(map.owner(0x40003), Owner::Vm(2));
+        assert_eq!(
+            map.transfer(0x40003, Owner::Vm(1), Owner::Free),
+            Err(OwnershipError::WrongOwner {
+                frame: 0x40003,
+                expected: Owner::Vm(1),
+                actual: Owner::Vm(2)
+            })
+        );
+        assert_eq!(
+            map.transfer(0x40003, Owner::Free, Owner::Hyp),
+            Err(OwnershipError::WrongOwner {
+                frame: 0x40003,
+                expected: Owner::Free,
+                actual: Owner::Vm(2)
+            })
+        );
+        map.transfer(0x40003, Owner::Vm(2), Owner::Free).unwrap();
+        assert_eq!(map.count(Owner::Free), 16);
+    }
+
+    #[test]
+    fn frames_outside_ram_are_refused() {
+        let mut map = OwnerMap::new(0x40000, 4);
+        assert_eq!(
+            map.transfer(0x3ffff, Owner::Free, Owner::Hyp),
+            Err(OwnershipError::NotRam(0x3ffff))
+        );
+        assert_eq!(
+            map.transfer(0x40004, Owner::Free, Owner::Hyp),
+            Err(OwnershipError::NotRam(0x40004))
+        );
+    }
+
+    #[test]
+    fn every_owner_kind_round_trips() {
+        for o in [
+            Owner::Free,
+            Owner::Hyp,
+            Owner::Vm(0),
+            Owner::Vm(0x3fff),
+            Owner::Shared(7),
+        ] {
+            assert_eq!(Owner::decode(o.encode()), o);
+        }
+    }
+}

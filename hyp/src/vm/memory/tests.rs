@@ -1,0 +1,213 @@
+//! Host tests of guest memory on the fake machine: semantics, accounting, TLB sequences.
+
+use super::*;
+use crate::arch::fake::FakeMachine;
+use std::vec;
+
+type Mem = GuestMemory<FakeMachine>;
+
+const BASE: u64 = 0x8000_0000;
+const P: u64 = PAGE_SIZE;
+
+fn fresh(quota_pages: u64) -> Mem {
+    FakeMachine::limit_frames(None);
+    let mem = Mem::new(3, 4, quota_pages * P);
+    FakeMachine::take_tlb_ops();
+    mem
+}
+
+fn removal_sequence(ipas: &[u64]) -> Vec<TlbOp> {
+    let mut ops = vec![TlbOp::DsbIshst];
+    ops.extend(ipas.iter().map(|&ipa| TlbOp::TlbiIpas2e1is { ipa }));
+    ops.extend([
+        TlbOp::DsbIsh,
+        TlbOp::TlbiVmalle1is,
+        TlbOp::DsbIsh,
+        TlbOp::Isb,
+    ]);
+    ops
+}
+
+#[test]
+fn mapped_pages_are_zeroed_and_readable() {
+    let mut mem = fresh(8);
+    mem.map(BASE, 2, MemPerms::RW).unwrap();
+    let mut buf = [0xffu8; 16];
+    mem.read(BASE + P - 8, &mut buf).unwrap();
+    assert_eq!(buf, [0; 16]);
+    mem.write(BASE + P - 4, b"abcdefgh").unwrap();
+    mem.read(BASE + P - 4, &mut buf[..8]).unwrap();
+    assert_eq!(&buf[..8], b"abcdefgh");
+    assert_eq!(mem.read(BASE + 2 * P - 4, &mut buf), Err(Error::BadAddress));
+    assert_eq!(FakeMachine::frames_of(Owner::Vm(3)), 2);
+}
+
+#[test]
+fn a_new_entry_needs_only_a_barrier() {
+    let mut mem = fresh(8);
+    mem.map(BASE, 3, MemPerms::RW).unwrap();
+    assert_eq!(FakeMachine::take_tlb_ops(), [TlbOp::DsbIshst]);
+}
+
+#[test]
+fn unmap_breaks_invalidates_and_returns_frames() {
+    let mut mem = fresh(8);
+    mem.map(BASE, 3, MemPerms::RW).unwrap();
+    FakeMachine::take_tlb_ops();
+    FakeMachine::set_vttbr(mem.vttbr());
+    mem.unmap(BASE + P, 2).unwrap();
+    assert_eq!(
+        FakeMachine::take_tlb_ops(),
+        removal_sequence(&[BASE + P, BASE + 2 * P])
+    );
+    assert_eq!(mem.pages_used(), 1);
+    assert_eq!(FakeMachine::frames_of(Owner::Vm(3)), 1);
+    assert_eq!(mem.query(BASE + P), Err(Error::NotMapped));
+    assert_eq!(mem.quota_left_bytes(), 7 * P);
+}
+
+#[test]
+fn tlb_maintenance_runs_under_the_vms_own_vmid() {
+    let mut mem = fresh(8);
+    mem.map(BASE, 1, MemPerms::RW).unwrap();
+    let other_vm = 0x0009_0000_4000_0000;
+    FakeMachine::set_vttbr(other_vm);
+    assert_eq!(mem.vttbr() >> 48, 4, "the VMID is in VTTBR[63:48]");
+    mem.unmap(BASE, 1).unwrap();
+    // The maintenance itself ran with our VMID; the other VM's context is back afterwards.
+    assert_eq!(FakeMachine::vttbr(), other_vm);
+}
+
+#[test]
+fn protect_is_break_before_make() {
+    let mut mem = fresh(8);
+    mem.map(BASE, 2, MemPerms::RW).unwrap();
+    FakeMachine::set_vttbr(mem.vttbr());
+    FakeMachine::take_tlb_ops();
+    mem.protect(BASE, 2, MemPerms::READ | MemPerms::EXEC)
+        .unwrap();
+    let mut expected = removal_sequence(&[BASE, BASE + P]);
+    expected.push(TlbOp::DsbIshst);
+    assert_eq!(FakeMachine::take_tlb_ops(), expected);
+    assert_eq!(mem.query(BASE + P + 7), Ok(MemPerms::RX));
+    let mut read_only_exec = 0;
+    mem.stage2
+        .walk_range(
+            &MemoryRegion::new(BASE as usize, (BASE + 2 * P) as usize),
+            &mut |_, d, level| {
+                if level == 3 && d.is_valid() {
+                    let f = d.flags();
+                    assert!(
+                        f.contains(Stage2Attributes::S2AP_ACCESS_RO)
+                            && !f.contains(Stage2Attributes::S2AP_ACCESS_WO)
+                    );
+                    assert!(!f.contains(Stage2Attributes::XN));
+                    read_only_exec += 1;
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+    assert_eq!(read_only_exec, 2);
+}
+
+#[test]
+fn range_arguments_are_checked() {
+    let mut mem = fresh(8);
+    assert_eq!(mem.map(BASE + 1, 1, MemPerms::RW), Err(Error::BadAddress));
+    assert_eq!(
+        mem.map(BASE, 0, MemPerms::RW),
+        Err(Error::InvalidParameters)
+    );
+    assert_eq!(
+        mem.map(IPA_LIMIT - P, 2, MemPerms::RW),
+        Err(Error::BadAddress)
+    );
+    assert_eq!(mem.map(!(P - 1), 2, MemPerms::RW), Err(Error::BadAddress));
+    assert_eq!(
+        mem.map(BASE, u64::MAX, MemPerms::RW),
+        Err(Error::BadAddress)
+    );
+    assert_eq!(
+        mem.map(BASE, 1, MemPerms::WRITE),
+        Err(Error::InvalidParameters)
+    );
+    assert_eq!(mem.query(IPA_LIMIT), Err(Error::BadAddress));
+    assert_eq!(mem.unmap(BASE, 1), Err(Error::NotMapped));
+    assert_eq!(mem.pages_used(), 0);
+    assert!(
+        FakeMachine::take_tlb_ops().is_empty(),
+        "refused calls touch nothing"
+    );
+}
+
+#[test]
+fn quota_and_overlap_are_all_or_nothing() {
+    let mut mem = fresh(4);
+    mem.map(BASE + 2 * P, 1, MemPerms::RW).unwrap();
+    assert_eq!(mem.map(BASE, 4, MemPerms::RW), Err(Error::OutOfMemory));
+    assert_eq!(mem.map(BASE, 3, MemPerms::RW), Err(Error::AlreadyMapped));
+    assert_eq!(mem.pages_used(), 1);
+    mem.map(BASE, 2, MemPerms::RW).unwrap();
+    assert_eq!(
+        mem.unmap(BASE, 4),
+        Err(Error::NotMapped),
+        "one page of the range is not mapped"
+    );
+    assert_eq!(mem.pages_used(), 3);
+}
+
+#[test]
+fn pinned_pages_cannot_be_unmapped_but_can_be_protected() {
+    let mut mem = fresh(4);
+    mem.map_pinned(BASE, 1, MemPerms::RX).unwrap();
+    mem.map(BASE + P, 1, MemPerms::RW).unwrap();
+    assert_eq!(mem.unmap(BASE, 2), Err(Error::Denied));
+    assert_eq!(mem.pages_used(), 2);
+    mem.protect(BASE, 1, MemPerms::READ).unwrap();
+}
+
+#[test]
+fn running_out_of_host_frames_rolls_back() {
+    let mut mem = fresh(64);
+    let tables_before = FakeMachine::frames_of(Owner::Hyp);
+    mem.map(BASE, 1, MemPerms::RW).unwrap();
+    FakeMachine::limit_frames(Some(3));
+    assert_eq!(mem.map(BASE + P, 8, MemPerms::RW), Err(Error::OutOfMemory));
+    FakeMachine::limit_frames(None);
+    assert_eq!(mem.pages_used(), 1);
+    assert_eq!(FakeMachine::frames_of(Owner::Vm(3)), 1);
+    let mut buf = [0u8; 1];
+    assert_eq!(mem.read(BASE + P, &mut buf), Err(Error::BadAddress));
+    drop(mem);
+    assert_eq!(FakeMachine::frames_of(Owner::Vm(3)), 0);
+    assert!(FakeMachine::frames_of(Owner::Hyp) <= tables_before);
+}
+
+#[test]
+fn every_frame_has_exactly_one_owner() {
+    let mut a = fresh(16);
+    let mut b = Mem::new(5, 6, 16 * P);
+    a.map(BASE, 5, MemPerms::RW).unwrap();
+    b.map(BASE, 7, MemPerms::RW).unwrap();
+    a.unmap(BASE, 2).unwrap();
+    assert_eq!(
+        FakeMachine::frames_of(Owner::Vm(3)),
+        a.pages_used() as usize
+    );
+    assert_eq!(
+        FakeMachine::frames_of(Owner::Vm(5)),
+        b.pages_used() as usize
+    );
+    drop(a);
+    drop(b);
+    assert_eq!(
+        FakeMachine::frames_of(Owner::Vm(3)) + FakeMachine::frames_of(Owner::Vm(5)),
+        0
+    );
+    assert_eq!(
+        FakeMachine::frames_of(Owner::Hyp),
+        0,
+        "stage-2 tables are freed with the VM"
+    );
+}
