@@ -22,8 +22,10 @@ options:
   --gic 2|3              GIC version on virt (default 3)
   --smp N                CPUs on virt (default 1)
   --mem SIZE             RAM on virt, e.g. 256M, 1G, 5G (default 1G)
-  --manifest FILE        the VMs to run (TOML, docs/MANIFEST.md); default:
-                         manifest/examples/default.toml
+  --manifest FILE        the VMs to run (TOML, docs/MANIFEST.md); default: with a
+                         terminal manifest/examples/interactive.toml (a shell; Ctrl-]
+                         moves the console input between VMs), without one
+                         manifest/examples/default.toml (VMs that end by themselves)
   --timeout SECONDS      stop QEMU after this long (default: 120 without a terminal, none with)
   --no-build             use the binaries already in target/pvhyp (scripts/test.sh does)
   --gdb                  start QEMU halted with a GDB server on localhost:1234
@@ -75,7 +77,14 @@ if [ -n "$timeout" ]; then
 elif [ ! -t 0 ] || [ ! -t 1 ]; then
     timeout=120
 fi
-manifest="${manifest:-$ROOT/manifest/examples/default.toml}"
+if [ -z "$manifest" ]; then
+    # With a terminal, a shell to type into; without one, VMs that end by themselves.
+    if [ -t 0 ] && [ -t 1 ]; then
+        manifest="$ROOT/manifest/examples/interactive.toml"
+    else
+        manifest="$ROOT/manifest/examples/default.toml"
+    fi
+fi
 [ -f "$manifest" ] || die "no such manifest: $manifest"
 
 if [ "$build" = 1 ]; then
@@ -123,7 +132,8 @@ if [ -n "$timeout" ]; then
     if [ -t 0 ]; then
         timeout --foreground "$timeout" "${qemu[@]}" | tee "$log"
     else
-        timeout "$timeout" "${qemu[@]}" </dev/null | tee "$log"
+        # Without a terminal, input (if any) comes from stdin: a pipe can drive the shell.
+        timeout "$timeout" "${qemu[@]}" | tee "$log"
     fi
 else
     "${qemu[@]}" | tee "$log"

@@ -76,7 +76,8 @@ fi
 
 # --- QEMU integration runs. ---
 # Each line: name | expected exit status | run.sh arguments | patterns the output must contain
-# (separated by ';;'). Output lines are matched as fixed strings.
+# (separated by ';;') | optional console input (printf escapes). Output lines are matched as fixed strings; "A>>>B" means A's first line
+# comes before B's.
 M=tests/manifests
 cases=(
     "virt gicv3 cortex-a72, 2 guests|0|--gic 3|alpha: selftest: all;;beta: selftest: all;;hyp: summary: vms=2 ok=2 failed=0"
@@ -87,6 +88,14 @@ cases=(
     "FP/SIMD state survives the other guest|0|--manifest $M/fpsimd.toml|fp-a: fpsimd: all 32 vector registers and FPCR intact;;fp-b: fpsimd: all 32 vector registers and FPCR intact;;hyp: summary: vms=2 ok=2 failed=0"
     "a failing guest fails the run|1|--manifest $M/exit-nonzero.toml|VM fails exited with status 3;;passes: selftest: all;;hyp: summary: vms=2 ok=1 failed=1;;run: 1 of 2 VMs failed"
     "a guest that never ends times out|124|--manifest $M/spin.toml --timeout 5|spinner: spinning forever;;run: timeout after 5 s"
+    "memtest: map/unmap/protect/query/batch from a guest|0|--manifest $M/memtest.toml|mem: memtest: all;;hyp: summary: vms=1 ok=1 failed=0"
+    "8 VMs at once|0|--manifest $M/eight.toml|st-1: selftest: all;;st-4: selftest: all;;mt-1: memtest: all;;mt-4: memtest: all;;hyp: summary: vms=8 ok=8 failed=0"
+    "a guest that never yields cannot starve another|0|--manifest $M/starvation.toml|runner: selftest: all>>>hog: hog: done;;hog: hog: done after;;hyp: summary: vms=2 ok=2 failed=0"
+    "attack blocked, victim untouched|0|--manifest $M/attack.toml|attacker: attack: all;;victim: victim: memory and FP/SIMD registers unchanged;;hyp: summary: vms=2 ok=2 failed=0"
+    "a VM killed by a fault, the others finish|1|--manifest $M/crash.toml|VM crasher killed: stage-2 fault at IPA;;before: selftest: all;;after: selftest: all;;hyp: summary: vms=3 ok=2 failed=1"
+    "both consoles: PV ring and emulated PL011|0|--manifest $M/consoles.toml|pv: hello from VM pv;;trapped: hello from VM trapped;;hyp: summary: vms=2 ok=2 failed=0"
+    "virtual timer events (WFI and IRQ) beside a busy VM|0|--manifest $M/timer.toml|ticker: timer: 6 timer events;;ticker2: timer: 4 timer events;;hyp: summary: vms=3 ok=3 failed=0"
+    "shell: typed input through the PV console|0|--manifest $M/shell.toml|sh: sh> vms;;sh: VM 0 \"sh\": index 0;;sh: mapped 4 zeroed pages;;sh: unknown command \"bogus\";;other: selftest: all;;hyp: summary: vms=2 ok=2 failed=0|help\rvms\rmap 4\rbogus\rexit\r"
     "raspi4b (real Pi 4 DTB), 2 guests|0|--board raspi4b|on Raspberry Pi 4 Model B;;console Bcm2835Aux at 0xfe215040;;cpus=4 (3 parked in WFI until SMP);;alpha: selftest: all;;beta: selftest: all;;hyp: summary: vms=2 ok=2 failed=0"
     "raspi4b FP/SIMD state survives the other guest|0|--board raspi4b --manifest $M/fpsimd.toml|fp-a: fpsimd: all 32 vector registers and FPCR intact;;fp-b: fpsimd: all 32 vector registers and FPCR intact;;hyp: summary: vms=2 ok=2 failed=0"
     "raspi4b a failing guest fails the run|1|--board raspi4b --manifest $M/exit-nonzero.toml|VM fails exited with status 3;;passes: selftest: all;;hyp: summary: vms=2 ok=1 failed=1;;run: 1 of 2 VMs failed"
@@ -103,12 +112,12 @@ fi
 
 RUN_TIMEOUT=60
 run_case() {
-    local i="$1" spec="$2" name want args patterns
-    IFS='|' read -r name want args patterns <<<"$spec"
+    local i="$1" spec="$2" name want args patterns input
+    IFS='|' read -r name want args patterns input <<<"$spec"
     local out="$results/case-$i"
     # shellcheck disable=SC2086 # args are words by design
-    timeout $((RUN_TIMEOUT + 10)) scripts/run.sh --no-build --timeout "$RUN_TIMEOUT" $args \
-        </dev/null >"$out.log" 2>&1
+    printf "%b" "$input" | timeout $((RUN_TIMEOUT + 10)) scripts/run.sh --no-build \
+        --timeout "$RUN_TIMEOUT" $args >"$out.log" 2>&1
     local got=$?
     local verdict=ok why=""
     [ "$got" = "$want" ] || { verdict=FAIL; why="exit status $got, expected $want"; }
@@ -116,6 +125,14 @@ run_case() {
     while [ -n "$patterns" ]; do
         p="${patterns%%;;*}"
         [ "$p" = "$patterns" ] && patterns="" || patterns="${patterns#*;;}"
+        if [[ "$p" == *'>>>'* ]]; then
+            local first="${p%%>>>*}" second="${p#*>>>}" l1 l2
+            l1=$(tr -d '\r' <"$out.log" | grep -nF -m1 -- "$first" | cut -d: -f1)
+            l2=$(tr -d '\r' <"$out.log" | grep -nF -m1 -- "$second" | cut -d: -f1)
+            [ -n "$l1" ] && [ -n "$l2" ] && [ "$l1" -lt "$l2" ] ||
+                { verdict=FAIL; why="${why:+$why; }\"$first\" not before \"$second\""; }
+            continue
+        fi
         tr -d '\r' <"$out.log" | grep -qF -- "$p" || { verdict=FAIL; why="${why:+$why; }missing \"$p\""; }
     done
     grep -q 'panic' "$out.log" && { verdict=FAIL; why="${why:+$why; }the hypervisor or a guest panicked"; }

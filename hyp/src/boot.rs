@@ -145,7 +145,8 @@ pub fn init_interrupts(board: &Board) {
     match unsafe { crate::dev::gic::init(gic, board.cpus().len().max(1)) } {
         Ok(()) => {
             crate::dev::gic::enable_ppi(timer.hyp_phys_ppi, 0);
-            crate::vm::exit::set_scheduler_irq(16 + timer.hyp_phys_ppi);
+            crate::dev::gic::enable_ppi(timer.virt_ppi, 0);
+            crate::vm::exit::set_timer_irqs(16 + timer.hyp_phys_ppi, 16 + timer.virt_ppi);
             log::info!("preemption: EL2 timer, INTID {}", 16 + timer.hyp_phys_ppi);
         }
         Err(e) => log::warn!("GIC unusable ({}): guests are not preempted", e.0),

@@ -58,7 +58,9 @@ pub enum Call {
         /// How many.
         len: u64,
     },
-    /// [`CONSOLE_READ`]. Provisional.
+    /// [`CONSOLE_NOTIFY`]. Live since 1.2.
+    ConsoleNotify,
+    /// [`CONSOLE_READ`]. Live since 1.2.
     ConsoleRead {
         /// IPA of the buffer.
         ipa: u64,
@@ -164,6 +166,7 @@ impl Call {
             Call::VmInfo => VM_INFO,
             Call::ConsoleWrite { .. } => CONSOLE_WRITE,
             Call::ConsoleRead { .. } => CONSOLE_READ,
+            Call::ConsoleNotify => CONSOLE_NOTIFY,
             Call::MemMap { .. } => MEM_MAP,
             Call::MemUnmap { .. } => MEM_UNMAP,
             Call::MemProtect { .. } => MEM_PROTECT,
@@ -213,6 +216,7 @@ impl Call {
             | Call::AbiFeatures
             | Call::VmYield
             | Call::VmInfo
+            | Call::ConsoleNotify
             | Call::BlockInfo => [0; 3],
         }
     }
@@ -283,6 +287,7 @@ impl TryFrom<&Regs> for Call {
                 ipa: x[1],
                 len: x[2],
             },
+            CONSOLE_NOTIFY => Call::ConsoleNotify,
             CONSOLE_READ => Call::ConsoleRead {
                 ipa: x[1],
                 len: x[2],

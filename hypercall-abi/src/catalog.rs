@@ -61,6 +61,7 @@ impl CallInfo {
 
 const V1_0: Version = Version::new(1, 0);
 const V1_1: Version = Version::new(1, 1);
+const V1_2: Version = Version::new(1, 2);
 
 const fn live(name: &'static str, function_id: u32, family: Family, args: u8) -> CallInfo {
     CallInfo {
@@ -127,17 +128,18 @@ pub const CALLS: &[CallInfo] = &[
     live("VM_YIELD", VM_YIELD, Family::Vm, 0),
     live("VM_INFO", VM_INFO, Family::Vm, 0),
     live("CONSOLE_WRITE", CONSOLE_WRITE, Family::Console, 2),
-    prov("CONSOLE_READ", CONSOLE_READ, Family::Console, 2),
+    live_since("CONSOLE_READ", CONSOLE_READ, Family::Console, 2, V1_2),
+    live_since("CONSOLE_NOTIFY", CONSOLE_NOTIFY, Family::Console, 0, V1_2),
     live_since("MEM_MAP", MEM_MAP, Family::Mem, 3, V1_1),
     live_since("MEM_UNMAP", MEM_UNMAP, Family::Mem, 2, V1_1),
     live_since("MEM_PROTECT", MEM_PROTECT, Family::Mem, 3, V1_1),
     live_since("MEM_QUERY", MEM_QUERY, Family::Mem, 1, V1_1),
     live_since("MEM_BATCH", MEM_BATCH, Family::Mem, 2, V1_1),
-    prov("EVENT_BIND", EVENT_BIND, Family::Event, 2),
-    prov("EVENT_MASK", EVENT_MASK, Family::Event, 1),
-    prov("EVENT_UNMASK", EVENT_UNMASK, Family::Event, 1),
-    prov("EVENT_ACK", EVENT_ACK, Family::Event, 1),
-    prov("EVENT_SEND", EVENT_SEND, Family::Event, 2),
+    live_since("EVENT_BIND", EVENT_BIND, Family::Event, 2, V1_2),
+    live_since("EVENT_MASK", EVENT_MASK, Family::Event, 1, V1_2),
+    live_since("EVENT_UNMASK", EVENT_UNMASK, Family::Event, 1, V1_2),
+    live_since("EVENT_ACK", EVENT_ACK, Family::Event, 1, V1_2),
+    live_since("EVENT_SEND", EVENT_SEND, Family::Event, 2, V1_2),
     prov("BLOCK_INFO", BLOCK_INFO, Family::Block, 0),
     prov("BLOCK_SUBMIT", BLOCK_SUBMIT, Family::Block, 1),
     prov("CHANNEL_INFO", CHANNEL_INFO, Family::Channel, 1),

@@ -185,7 +185,12 @@ impl<C: Conduit> Hypervisor<C> {
         self.vendor(Call::ConsoleWrite { ipa, len }).map(|v| v[0])
     }
 
-    /// `CONSOLE_READ` (provisional): bytes read.
+    /// `CONSOLE_NOTIFY`: bytes the hypervisor took from the output ring.
+    pub fn console_notify(&mut self) -> Result<u64, Error> {
+        self.vendor(Call::ConsoleNotify).map(|v| v[0])
+    }
+
+    /// `CONSOLE_READ`: bytes read.
     pub fn console_read(&mut self, ipa: u64, len: u64) -> Result<u64, Error> {
         self.vendor(Call::ConsoleRead { ipa, len }).map(|v| v[0])
     }

@@ -1,4 +1,4 @@
-//! The `event` family (`0xC600_004n`): virtual interrupts as numbered events. Provisional.
+//! The `event` family (`0xC600_004n`): virtual interrupts as numbered events. Live since 1.2.
 //!
 //! Each VM has [`EVENT_COUNT`] events. Pending and mask bits live in the event page
 //! ([`crate::layout::EventPage`], IPA in the boot info); a pending unmasked event raises the
@@ -8,17 +8,17 @@ use crate::{Error, abi::vendor_id};
 
 /// `EVENT_BIND` (`0xC600_0040`): x1 = [`EventSource`] kind, x2 = source index. Result: x1 = the
 /// event number now delivering that source. Errors: `INVALID_PARAMETERS` (unknown kind, index
-/// out of range), `BUSY` (no free event), `DENIED` (not this VM's channel). Provisional.
+/// out of range), `BUSY` (no free event), `DENIED` (not this VM's channel). Live since 1.2.
 pub const EVENT_BIND: u32 = vendor_id(0x40);
-/// `EVENT_MASK` (`0xC600_0041`): x1 = event. Errors: `INVALID_PARAMETERS`. Provisional.
+/// `EVENT_MASK` (`0xC600_0041`): x1 = event. Errors: `INVALID_PARAMETERS`. Live since 1.2.
 pub const EVENT_MASK: u32 = vendor_id(0x41);
-/// `EVENT_UNMASK` (`0xC600_0042`): x1 = event. Errors: `INVALID_PARAMETERS`. Provisional.
+/// `EVENT_UNMASK` (`0xC600_0042`): x1 = event. Errors: `INVALID_PARAMETERS`. Live since 1.2.
 pub const EVENT_UNMASK: u32 = vendor_id(0x42);
 /// `EVENT_ACK` (`0xC600_0043`): x1 = event. Clears its pending bit and, when nothing unmasked is
-/// pending, the virtual IRQ. Errors: `INVALID_PARAMETERS`. Provisional.
+/// pending, the virtual IRQ. Errors: `INVALID_PARAMETERS`. Live since 1.2.
 pub const EVENT_ACK: u32 = vendor_id(0x43);
 /// `EVENT_SEND` (`0xC600_0044`): x1 = target vCPU index, x2 = event. Makes the event pending on
-/// a vCPU of the caller's own VM (an IPI). Errors: `INVALID_PARAMETERS`. Provisional.
+/// a vCPU of the caller's own VM (an IPI). Errors: `INVALID_PARAMETERS`. Live since 1.2.
 pub const EVENT_SEND: u32 = vendor_id(0x44);
 
 /// Events per VM; event numbers are `0..EVENT_COUNT`.

@@ -25,6 +25,7 @@ const FIXTURE: &str = include_str!("golden/v1.txt");
 const FROZEN_HASHES: &[(&str, u64)] = &[
     ("frozen 1.0", 0xec71e4dad7e48c),
     ("frozen 1.1", 0xedf66f45705f1562),
+    ("frozen 1.2", 0x22e190e66d7e574b),
 ];
 
 const PROVISIONAL: &str = "provisional";
@@ -78,7 +79,8 @@ fn expected() -> Vec<(String, String)> {
         ));
     }
     let v1_1 = frozen(Version::new(1, 1));
-    let consts: [(&str, String, bool); 11] = [
+    let v1_2 = frozen(Version::new(1, 2));
+    let consts: [(&str, String, bool); 12] = [
         ("BOOT_INFO_MAGIC", format!("{BOOT_INFO_MAGIC:#x}"), true),
         (
             "VENDOR_HYP_BASE",
@@ -108,12 +110,18 @@ fn expected() -> Vec<(String, String)> {
         ("EVENT_NONE", format!("{EVENT_NONE:#x}"), true),
         ("PAGE_SIZE", mem::PAGE_SIZE.to_string(), true),
         ("MEM_BATCH_MAX", mem::MEM_BATCH_MAX.to_string(), true),
-        ("EVENT_COUNT", EVENT_COUNT.to_string(), false),
-        ("RING_MAGIC", format!("{RING_MAGIC:#x}"), false),
+        ("EVENT_COUNT", EVENT_COUNT.to_string(), true),
+        ("RING_MAGIC", format!("{RING_MAGIC:#x}"), true),
+        (
+            "CONSOLE_RING_ENTRIES",
+            console::CONSOLE_RING_ENTRIES.to_string(),
+            true,
+        ),
     ];
     for (name, value, live) in consts {
         let section = match (live, name) {
             (true, "PAGE_SIZE" | "MEM_BATCH_MAX") => v1_1.clone(),
+            (true, "EVENT_COUNT" | "RING_MAGIC" | "CONSOLE_RING_ENTRIES") => v1_2.clone(),
             (true, _) => v1_0.clone(),
             (false, _) => PROVISIONAL.into(),
         };
@@ -149,7 +157,7 @@ fn expected() -> Vec<(String, String)> {
     let p = || PROVISIONAL.to_string();
     out.push((v1_1.clone(), layout_line!(BatchEntry { raw })));
     out.push((
-        p(),
+        v1_2.clone(),
         layout_line!(EventPage {
             pending,
             masked,
@@ -157,7 +165,7 @@ fn expected() -> Vec<(String, String)> {
         }),
     ));
     out.push((
-        p(),
+        v1_2.clone(),
         layout_line!(RingHeader {
             magic,
             entries,

@@ -72,6 +72,7 @@ fn call() -> impl Strategy<Value = Call> {
         Just(Call::VmInfo),
         (u(), u()).prop_map(|(ipa, len)| Call::ConsoleWrite { ipa, len }),
         (u(), u()).prop_map(|(ipa, len)| Call::ConsoleRead { ipa, len }),
+        Just(Call::ConsoleNotify),
         (u(), u(), perms()).prop_map(|(ipa, pages, perms)| Call::MemMap { ipa, pages, perms }),
         (u(), u()).prop_map(|(ipa, pages)| Call::MemUnmap { ipa, pages }),
         (u(), u(), perms()).prop_map(|(ipa, pages, perms)| Call::MemProtect { ipa, pages, perms }),

@@ -1,5 +1,5 @@
-//! The console front-end: text is gathered into a buffer and handed to the hypervisor a line
-//! (or a buffer-full) at a time, never a hypercall per character.
+//! The console front-end: text is gathered a line at a time and handed to the hypervisor
+//! through the output ring and its doorbell (or, for an `emulated-pl011` VM, to the UART).
 
 use core::fmt;
 
@@ -46,18 +46,89 @@ impl<F: FnMut(&[u8])> fmt::Write for LineWriter<F> {
 #[cfg(target_os = "none")]
 mod target {
     use super::LineWriter;
+    use crate::drivers::console_ring::{self, SharedRing};
+    use crate::drivers::pl011::Pl011;
     use crate::hv;
+    use hypercall_abi::BootInfo;
     use spin::Mutex;
 
-    fn send(bytes: &[u8]) {
-        let mut rest = bytes;
-        // The hypervisor may take fewer bytes than offered; MMU off, so VA == IPA.
-        while !rest.is_empty() {
-            match hv().console_write(rest.as_ptr() as u64, rest.len() as u64) {
-                Ok(n) if n > 0 => rest = &rest[(n as usize).min(rest.len())..],
-                _ => return,
+    /// Where console output goes.
+    enum Path {
+        /// Before `init`: one CONSOLE_WRITE per buffer.
+        Hypercall,
+        /// The paravirtual ring and its doorbell, with the producer index.
+        Ring(u64, u32),
+        /// The emulated UART (trap and emulate).
+        Uart(Pl011),
+    }
+
+    static PATH: Mutex<Path> = Mutex::new(Path::Hypercall);
+
+    /// Chooses the console path the boot info offers.
+    pub fn init(info: &BootInfo) {
+        *PATH.lock() = if info.flags & BootInfo::FLAG_PL011 != 0 {
+            Path::Uart(Pl011 {
+                base: info.pl011_ipa,
+            })
+        } else if info.console_ring_ipa != 0 {
+            Path::Ring(info.console_ring_ipa, 0)
+        } else {
+            Path::Hypercall
+        };
+    }
+
+    /// Sends bytes through the path in force.
+    pub fn send(bytes: &[u8]) {
+        match &mut *PATH.lock() {
+            Path::Ring(ipa, producer) => {
+                console_ring::send(&mut SharedRing(*ipa), producer, bytes, |_| {
+                    let _ = hv().console_notify();
+                })
+            }
+            Path::Uart(uart) => uart.send(bytes),
+            Path::Hypercall => {
+                let mut rest = bytes;
+                // The hypervisor may take fewer bytes than offered; VA == IPA.
+                while !rest.is_empty() {
+                    match hv().console_write(rest.as_ptr() as u64, rest.len() as u64) {
+                        Ok(n) if n > 0 => rest = &rest[(n as usize).min(rest.len())..],
+                        _ => return,
+                    }
+                }
             }
         }
+    }
+
+    /// Typed bytes read ahead of the caller: (buffer, next, end).
+    static INPUT: Mutex<([u8; 64], usize, usize)> = Mutex::new(([0; 64], 0, 0));
+
+    /// Refills the read-ahead buffer with CONSOLE_READ when it is empty; true if it holds bytes.
+    fn fill(input: &mut ([u8; 64], usize, usize)) -> bool {
+        let (buf, next, end) = input;
+        if next == end {
+            let n = hv()
+                .console_read(buf.as_mut_ptr() as u64, buf.len() as u64)
+                .unwrap_or(0);
+            (*next, *end) = (0, (n as usize).min(buf.len()));
+        }
+        next < end
+    }
+
+    /// A typed byte, if one is waiting (CONSOLE_READ, a buffer at a time, or the UART).
+    pub fn receive() -> Option<u8> {
+        if let Path::Uart(uart) = &*PATH.lock() {
+            return uart.receive();
+        }
+        let mut input = INPUT.lock();
+        fill(&mut input).then(|| {
+            input.1 += 1;
+            input.0[input.1 - 1]
+        })
+    }
+
+    /// Whether a typed byte is waiting.
+    pub fn has_input() -> bool {
+        fill(&mut INPUT.lock())
     }
 
     type Console = LineWriter<fn(&[u8])>;
@@ -67,6 +138,8 @@ mod target {
 
 #[cfg(target_os = "none")]
 pub use target::CONSOLE;
+#[cfg(target_os = "none")]
+pub use target::{has_input, init, receive};
 
 /// Prints to the VM's console.
 #[macro_export]
@@ -80,6 +153,7 @@ macro_rules! print {
 /// Prints a line to the VM's console.
 #[macro_export]
 macro_rules! println {
+    () => { $crate::print!("\n") };
     ($($arg:tt)*) => { $crate::print!("{}\n", format_args!($($arg)*)) };
 }
 

@@ -112,6 +112,11 @@ extern "C" fn guest_exception(
     esr: u64,
     far: u64,
 ) {
+    // An IRQ (current EL, SP_EL0 or SP_ELx): the hypervisor's virtual IRQ for our events.
+    if slot == 1 || slot == 5 {
+        crate::events::handle_irq(crate::boot_info());
+        return;
+    }
     if ARMED.swap(false, Ordering::SeqCst) {
         ADDRESS.store(far, Ordering::SeqCst);
         // ESR 0 would read as "no fault": keep a marker bit the architecture leaves RES0.

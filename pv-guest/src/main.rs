@@ -12,6 +12,8 @@ extern crate alloc;
 
 mod arch;
 mod console;
+mod drivers;
+mod events;
 mod fault;
 mod mm;
 mod programs;
@@ -43,6 +45,18 @@ fn aarch64_wfi() {
     unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
 }
 
+/// The boot-info page's IPA, for code that runs outside `guest_main`'s call tree (vectors).
+static BOOT_INFO: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The boot-info page the hypervisor gave us.
+#[cfg(target_os = "none")]
+pub fn boot_info() -> &'static BootInfo {
+    let ipa = BOOT_INFO.load(core::sync::atomic::Ordering::SeqCst);
+    // SAFETY: set once in guest_main before anything can call this; the page stays mapped
+    // read-only for the VM's life and BootInfo is plain integers.
+    unsafe { &*(ipa as *const BootInfo) }
+}
+
 /// Exit status when the boot-info page is not one we understand.
 const STATUS_BAD_BOOT_INFO: u64 = 90;
 /// Exit status when the hypervisor refuses our ABI version.
@@ -57,10 +71,12 @@ extern "C" fn guest_main(boot_info_ipa: u64) -> ! {
     // off, so the IPA is the address (and once it is on, stage 1 maps this page to itself);
     // BootInfo is plain integers, valid for any bytes.
     let info: &'static BootInfo = unsafe { &*(boot_info_ipa as *const BootInfo) };
+    BOOT_INFO.store(boot_info_ipa, core::sync::atomic::Ordering::SeqCst);
     if !info.is_valid() {
         println!("boot info at {boot_info_ipa:#x} is not valid");
         exit(STATUS_BAD_BOOT_INFO);
     }
+    console::init(info);
     match hv().abi_version() {
         Ok(v) => println!(
             "ABI {}.{} (hypervisor), built for {}.{}; running \"{}\"",

@@ -1,5 +1,5 @@
 //! The BCM2835 auxiliary "mini UART" (the Raspberry Pi 4's console on GPIO 14/15), transmit
-//! side. Registers from the BCM2835 ARM Peripherals manual, section 2.2; the device tree's
+//! and receive. Registers from the BCM2835 ARM Peripherals manual, section 2.2; the device tree's
 //! region starts at AUX_MU_IO (bus 0x7e215040, CPU 0xfe215040 on the BCM2711).
 //!
 //! The firmware (`enable_uart=1`) or QEMU has already set it up: 8-bit mode, baud rate, GPIO
@@ -7,12 +7,14 @@
 //! know, so it never touches the configuration and only writes bytes.
 
 use tock_registers::interfaces::{Readable, Writeable};
-use tock_registers::registers::{ReadOnly, WriteOnly};
+use tock_registers::registers::{ReadOnly, ReadWrite};
 use tock_registers::{register_bitfields, register_structs};
 
 register_bitfields! {u32,
     /// AUX_MU_LSR_REG: line status.
     LSR [
+        /// The receive FIFO holds at least one byte.
+        DATA_READY OFFSET(0) NUMBITS(1) [],
         /// The transmit FIFO can accept at least one byte.
         TX_EMPTY OFFSET(5) NUMBITS(1) [],
         /// The transmit FIFO is empty and the transmitter has sent its last bit.
@@ -22,8 +24,9 @@ register_bitfields! {u32,
 
 register_structs! {
     Registers {
-        /// AUX_MU_IO_REG: a write sends a byte (with DLAB clear, as the firmware leaves it).
-        (0x00 => io: WriteOnly<u32>),
+        /// AUX_MU_IO_REG: a write sends a byte, a read takes one (with DLAB clear, as the
+        /// firmware leaves it).
+        (0x00 => io: ReadWrite<u32>),
         /// AUX_MU_IER, IIR, LCR, MCR: configuration the firmware owns.
         (0x04 => _reserved0),
         (0x14 => lsr: ReadOnly<u32, LSR::Register>),
@@ -50,6 +53,14 @@ impl Bcm2835Aux {
         // SAFETY: per the contract, `base` points at the UART's register block for 'static.
         let regs = unsafe { &*(base as *const Registers) };
         Self { regs }
+    }
+
+    /// A received byte, if one is waiting.
+    pub fn read_byte(&self) -> Option<u8> {
+        self.regs
+            .lsr
+            .is_set(LSR::DATA_READY)
+            .then(|| self.regs.io.get() as u8)
     }
 
     pub fn write_byte(&self, byte: u8) {

@@ -29,6 +29,18 @@ impl Uart {
             Uart::Bcm2835Aux(u) => u.flush(),
         }
     }
+
+    fn read_byte(&self) -> Option<u8> {
+        match self {
+            Uart::Pl011(u) => u.read_byte(),
+            Uart::Bcm2835Aux(u) => u.read_byte(),
+        }
+    }
+}
+
+/// A byte typed on the console, if one is waiting.
+pub fn read_byte() -> Option<u8> {
+    CONSOLE.lock().as_ref()?.read_byte()
 }
 
 static CONSOLE: Mutex<Option<Uart>> = Mutex::new(None);

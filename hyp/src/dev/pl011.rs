@@ -1,11 +1,13 @@
-//! Arm PL011 UART (the `virt` board's console), transmit side.
+//! Arm PL011 UART (the `virt` board's console): transmit, and receive by polling.
 
 use tock_registers::interfaces::{Readable, Writeable};
-use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
+use tock_registers::registers::{ReadOnly, ReadWrite};
 use tock_registers::{register_bitfields, register_structs};
 
 register_bitfields! {u32,
     FR [
+        /// Receive FIFO empty.
+        RXFE OFFSET(4) NUMBITS(1) [],
         /// Transmit FIFO full.
         TXFF OFFSET(5) NUMBITS(1) [],
         /// UART busy transmitting.
@@ -20,7 +22,7 @@ register_bitfields! {u32,
 
 register_structs! {
     Registers {
-        (0x00 => dr: WriteOnly<u32>),
+        (0x00 => dr: ReadWrite<u32>),
         (0x04 => _reserved0),
         (0x18 => fr: ReadOnly<u32, FR::Register>),
         (0x1c => _reserved1),
@@ -46,6 +48,11 @@ impl Pl011 {
         let regs = unsafe { &*(base as *const Registers) };
         regs.cr.write(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
         Self { regs }
+    }
+
+    /// A received byte, if one is waiting.
+    pub fn read_byte(&self) -> Option<u8> {
+        (!self.regs.fr.is_set(FR::RXFE)).then(|| self.regs.dr.get() as u8)
     }
 
     pub fn write_byte(&self, byte: u8) {

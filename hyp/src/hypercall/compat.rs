@@ -81,6 +81,13 @@ fn context_for(name: &str) -> FakeVm {
             m.write(0x4008_0000, b"hello, world").unwrap();
         }
         "MEM_PROTECT" | "MEM_QUERY" => m.map(0x5000_0000, 16, MemPerms::RW).unwrap(),
+        "CONSOLE_NOTIFY" => {
+            // 32 bytes produced into the output ring.
+            m.map(0x4009_0000, 1, MemPerms::RW).unwrap();
+            m.write(0x4009_0000 + 192, &[b'x'; 32]).unwrap();
+            m.write(0x4009_0000 + 64, &32u32.to_le_bytes()).unwrap();
+            vm.console_io.ring_ipa = Some(0x4009_0000);
+        }
         "MEM_BATCH" => {
             // 3 pages of quota left when the list of 512 maps runs.
             m.map(0x5100_0000, 1, MemPerms::RW).unwrap();

@@ -1,8 +1,11 @@
-//! The `console` family: a guest's bytes, copied out of its memory, become its console lines.
+//! The `console` family: a guest's bytes, copied out of its memory (a buffer, or its output
+//! ring), become its console lines; typed input waits in its queue for CONSOLE_READ.
 
 use super::GuestVm;
+use core::mem::offset_of;
 use hypercall_abi::Error;
-use hypercall_abi::console::CONSOLE_CHUNK_MAX;
+use hypercall_abi::console::{CONSOLE_CHUNK_MAX, CONSOLE_RING_ENTRIES};
+use hypercall_abi::layout::RingHeader;
 
 /// Writes up to CONSOLE_CHUNK_MAX bytes from guest memory at `ipa`; returns how many.
 pub fn write(vm: &mut impl GuestVm, ipa: u64, len: u64) -> Result<[u64; 3], Error> {
@@ -14,10 +17,50 @@ pub fn write(vm: &mut impl GuestVm, ipa: u64, len: u64) -> Result<[u64; 3], Erro
     Ok([n as u64, 0, 0])
 }
 
+/// The output ring's doorbell: takes the bytes between the hyp's consumer index and the
+/// guest's producer index. Only `producer` and the slots are read from the shared page.
+pub fn notify(vm: &mut impl GuestVm) -> Result<[u64; 3], Error> {
+    let ring = vm.console_io().ring_ipa.ok_or(Error::NotSupported)?;
+    let mut word = [0u8; 4];
+    vm.memory()
+        .read(ring + offset_of!(RingHeader, producer) as u64, &mut word)?;
+    let producer = u32::from_le_bytes(word);
+    let consumer = vm.console_io().consumer;
+    let n = producer.wrapping_sub(consumer).min(CONSOLE_RING_ENTRIES) as usize;
+    let mut buf = [0u8; CONSOLE_RING_ENTRIES as usize];
+    let slots = ring + RingHeader::SLOTS_OFFSET as u64;
+    let start = (consumer % CONSOLE_RING_ENTRIES) as usize;
+    let first = n.min(CONSOLE_RING_ENTRIES as usize - start);
+    vm.memory().read(slots + start as u64, &mut buf[..first])?;
+    vm.memory().read(slots, &mut buf[first..n])?;
+    vm.console_output(&buf[..n]);
+    let consumer = consumer.wrapping_add(n as u32);
+    vm.console_io().consumer = consumer;
+    vm.memory_mut().write(
+        ring + offset_of!(RingHeader, consumer) as u64,
+        &consumer.to_le_bytes(),
+    )?;
+    Ok([n as u64, 0, 0])
+}
+
+/// Gives the guest up to `len` typed bytes.
+pub fn read(vm: &mut impl GuestVm, ipa: u64, len: u64) -> Result<[u64; 3], Error> {
+    let n = (len.min(CONSOLE_CHUNK_MAX) as usize).min(vm.console_io().input.len());
+    let mut buf = [0u8; CONSOLE_CHUNK_MAX as usize];
+    for (slot, byte) in buf[..n].iter_mut().zip(vm.console_io().input.iter()) {
+        *slot = *byte;
+    }
+    // Only bytes that reached the guest leave the queue.
+    vm.memory_mut().write(ipa, &buf[..n])?;
+    vm.console_io().input.drain(..n);
+    Ok([n as u64, 0, 0])
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::fake::{FakeVm, PAGE_IPA};
     use super::*;
+    use hypercall_abi::MemPerms;
 
     #[test]
     fn copies_bytes_from_guest_memory() {
@@ -34,6 +77,56 @@ mod tests {
         assert_eq!(write(&mut vm, PAGE_IPA + 4090, 10), Err(Error::BadAddress));
         assert_eq!(write(&mut vm, u64::MAX - 2, 10), Err(Error::BadAddress));
         assert!(vm.console.is_empty());
+    }
+
+    const RING: u64 = 0x8000;
+
+    fn with_ring(produced: &[u8], producer: u32) -> FakeVm {
+        let mut vm = FakeVm::default();
+        vm.memory.map(RING, 1, MemPerms::RW).unwrap();
+        vm.console_io.ring_ipa = Some(RING);
+        vm.console_io.consumer = producer.wrapping_sub(produced.len() as u32);
+        let start = vm.console_io.consumer % CONSOLE_RING_ENTRIES;
+        for (i, b) in produced.iter().enumerate() {
+            let slot = (start + i as u32) % CONSOLE_RING_ENTRIES;
+            vm.memory
+                .write(RING + 192 + u64::from(slot), &[*b])
+                .unwrap();
+        }
+        vm.memory.write(RING + 64, &producer.to_le_bytes()).unwrap();
+        vm
+    }
+
+    #[test]
+    fn the_ring_doorbell_takes_everything_produced_even_across_the_wrap() {
+        let mut vm = with_ring(b"wrapped line\n", 2048 * 7 + 5);
+        assert_eq!(notify(&mut vm), Ok([13, 0, 0]));
+        assert_eq!(vm.console, b"wrapped line\n");
+        let mut consumer = [0u8; 4];
+        vm.memory.read(RING + 128, &mut consumer).unwrap();
+        assert_eq!(u32::from_le_bytes(consumer), 2048 * 7 + 5);
+        assert_eq!(notify(&mut vm), Ok([0, 0, 0]), "nothing new");
+    }
+
+    #[test]
+    fn a_lying_producer_gets_at_most_one_ring() {
+        let mut vm = with_ring(b"", 0);
+        vm.memory.write(RING + 64, &u32::MAX.to_le_bytes()).unwrap();
+        assert_eq!(notify(&mut vm), Ok([2048, 0, 0]));
+        let mut no_ring = FakeVm::default();
+        assert_eq!(notify(&mut no_ring), Err(Error::NotSupported));
+    }
+
+    #[test]
+    fn input_is_read_in_order_and_kept_when_the_buffer_is_bad() {
+        let mut vm = FakeVm::default();
+        vm.console_io.push_input(b"ls\r");
+        assert_eq!(read(&mut vm, 0x9000, 8), Err(Error::BadAddress));
+        assert_eq!(read(&mut vm, PAGE_IPA, 2), Ok([2, 0, 0]));
+        assert_eq!(read(&mut vm, PAGE_IPA + 2, 8), Ok([1, 0, 0]));
+        let mut got = [0u8; 3];
+        vm.memory.read(PAGE_IPA, &mut got).unwrap();
+        assert_eq!(&got, b"ls\r");
     }
 
     #[test]

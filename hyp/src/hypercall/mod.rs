@@ -8,6 +8,7 @@ mod abi;
 #[cfg(test)]
 mod compat;
 mod console;
+mod event;
 mod mem;
 mod psci;
 mod standard;
@@ -25,10 +26,16 @@ pub trait GuestVm {
     fn memory_mut(&mut self) -> &mut GuestMemory<Cpu>;
     /// Shows console bytes as this VM's lines.
     fn console_output(&mut self, bytes: &[u8]);
+    /// The VM's console ring and input queue.
+    fn console_io(&mut self) -> &mut crate::vm::console::ConsoleIo;
     /// The calling vCPU's MPIDR as the guest sees it.
     fn vcpu_mpidr(&self) -> u64;
     /// The VM's index, vCPU count and free quota.
     fn info(&self) -> hypercall_abi::VmInfo;
+    /// The VM's events.
+    fn events(&mut self) -> &mut crate::vm::events::Events;
+    /// The events changed by a call (`acked`: the event the guest acknowledged, if any).
+    fn events_changed(&mut self, acked: Option<u32>);
 }
 
 /// What the scheduler does after the call.
@@ -38,6 +45,8 @@ pub enum Action {
     Resume,
     /// Return to the vCPU later; run others first.
     Yield,
+    /// Return to the vCPU when one of its events is raised (WFI, CPU_SUSPEND).
+    Wait,
     /// The VM ended itself with this status.
     Exit(u64),
     /// The VM is ended for this reason.
@@ -72,11 +81,18 @@ pub fn dispatch(vm: &mut impl GuestVm, regs: &mut Regs) -> Action {
         }
         Call::VmInfo => answer(regs, Ok(vm.info().to_values())),
         Call::ConsoleWrite { ipa, len } => answer(regs, console::write(vm, ipa, len)),
+        Call::ConsoleNotify => answer(regs, console::notify(vm)),
+        Call::ConsoleRead { ipa, len } => answer(regs, console::read(vm, ipa, len)),
         Call::MemMap { ipa, pages, perms } => answer(regs, mem::map(vm, ipa, pages, perms)),
         Call::MemUnmap { ipa, pages } => answer(regs, mem::unmap(vm, ipa, pages)),
         Call::MemProtect { ipa, pages, perms } => answer(regs, mem::protect(vm, ipa, pages, perms)),
         Call::MemQuery { ipa } => answer(regs, mem::query(vm, ipa)),
         Call::MemBatch { list_ipa, count } => answer(regs, mem::batch(vm, list_ipa, count)),
+        Call::EventBind { source } => answer(regs, event::bind(vm, source)),
+        Call::EventMask { event } => answer(regs, event::set_masked(vm, event, true)),
+        Call::EventUnmask { event } => answer(regs, event::set_masked(vm, event, false)),
+        Call::EventAck { event } => answer(regs, event::ack(vm, event)),
+        Call::EventSend { vcpu, event } => answer(regs, event::send(vm, vcpu, event)),
         // Calls still provisional in this ABI version are answered by `is_live` above.
         _ => answer(regs, Err(Error::NotSupported)),
     }
@@ -105,6 +121,9 @@ pub(crate) mod fake {
     /// A VM on the fake machine with a console that records.
     pub struct FakeVm {
         pub index: u32,
+        pub events: crate::vm::events::Events,
+        pub acked: Vec<u32>,
+        pub console_io: crate::vm::console::ConsoleIo,
         pub memory: GuestMemory<Cpu>,
         pub console: Vec<u8>,
     }
@@ -115,6 +134,9 @@ pub(crate) mod fake {
             let memory = GuestMemory::new(index, index + 1, quota_pages * 4096);
             Self {
                 index: index.into(),
+                events: crate::vm::events::Events::new(1),
+                acked: Vec::new(),
+                console_io: Default::default(),
                 memory,
                 console: Vec::new(),
             }
@@ -144,6 +166,15 @@ pub(crate) mod fake {
         }
         fn vcpu_mpidr(&self) -> u64 {
             0x8000_0000
+        }
+        fn console_io(&mut self) -> &mut crate::vm::console::ConsoleIo {
+            &mut self.console_io
+        }
+        fn events(&mut self) -> &mut crate::vm::events::Events {
+            &mut self.events
+        }
+        fn events_changed(&mut self, acked: Option<u32>) {
+            self.acked.extend(acked);
         }
         fn info(&self) -> VmInfo {
             VmInfo {

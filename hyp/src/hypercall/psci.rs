@@ -1,6 +1,6 @@
 //! PSCI 1.1 for guests. Each VM has one vCPU for now: CPU_ON of another MPIDR is
-//! INVALID_PARAMETERS and of its own ALREADY_ON; CPU_SUSPEND waits for the VM's next event,
-//! which today is just giving the CPU to others; CPU_OFF of the last vCPU ends the VM.
+//! INVALID_PARAMETERS and of its own ALREADY_ON; CPU_SUSPEND waits for the VM's next event;
+//! CPU_OFF of the last vCPU ends the VM.
 
 use super::{Action, GuestVm};
 use hypercall_abi::Regs;
@@ -14,7 +14,11 @@ pub fn handle(vm: &mut impl GuestVm, call: PsciCall, regs: &mut Regs) -> Action 
     let (result, action) = match call {
         PsciCall::Version => (PSCI_VERSION_1_1 as i32, Action::Resume),
         PsciCall::Features { function_id } => (features(function_id), Action::Resume),
-        PsciCall::CpuSuspend { .. } => (psci_error::SUCCESS, Action::Yield),
+        // A wait for the VM's next event, unless one is already deliverable.
+        PsciCall::CpuSuspend { .. } if vm.events().deliverable() => {
+            (psci_error::SUCCESS, Action::Resume)
+        }
+        PsciCall::CpuSuspend { .. } => (psci_error::SUCCESS, Action::Wait),
         PsciCall::CpuOff => return Action::Exit(0),
         PsciCall::CpuOn { target_mpidr, .. } if target_mpidr & MPIDR_AFFINITY_MASK == own => {
             (psci_error::ALREADY_ON, Action::Resume)
@@ -110,7 +114,7 @@ mod tests {
                 context_id: 0
             })
             .0,
-            Action::Yield
+            Action::Wait
         );
     }
 }

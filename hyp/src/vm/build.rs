@@ -1,14 +1,21 @@
 //! Building a VM: a VMID, a stage-2 table, its image loaded into fresh zeroed frames, and a
 //! boot-info page; its one vCPU enters at the image's entry point at EL1h, x0 = boot info.
 
+use super::console::ConsoleIo;
 use super::console::LineBuffer;
 use super::elf;
-use super::memory::{GuestMemory, IPA_LIMIT};
+use super::events::{self, Events};
+use super::memory::{GuestMemory, IPA_LIMIT, Pin};
+use super::pl011::{PL011_IPA, Pl011Emu};
 use crate::arch::Cpu;
 use crate::arch::aarch64::context::{El1State, FpSimd, GuestRegs};
+use crate::arch::aarch64::cpu;
 use crate::mm::PAGE_SIZE;
 use alloc::string::String;
+use hypercall_abi::console::CONSOLE_RING_ENTRIES;
+use hypercall_abi::layout::{EventPage, RingHeader};
 use hypercall_abi::{BootInfo, MemPerms, Version};
+use manifest::ConsoleKind;
 use manifest::VmSpec;
 
 /// A vCPU's full state while it is not running.
@@ -24,6 +31,8 @@ pub struct Vcpu {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VmState {
     Runnable,
+    /// Waiting for an event (WFI, PSCI CPU_SUSPEND): not scheduled until one is raised.
+    Waiting,
     /// Ended by itself with this status.
     Exited(u64),
     /// Ended by the hyp (a fault it was not allowed to survive).
@@ -43,6 +52,15 @@ pub struct Vm {
     pub console: LineBuffer,
     /// How many times the guest restarted itself (PSCI SYSTEM_RESET).
     pub restarts: u64,
+    /// Its events, mirrored into the read-only event page at `event_page_ipa`.
+    pub events: Events,
+    pub event_page_ipa: u64,
+    /// Whether its vCPU is loaded on the CPU now (its EL1 state is live, not in `vcpu`).
+    pub on_cpu: bool,
+    /// Its console ring and input queue.
+    pub console_io: ConsoleIo,
+    /// The emulated UART of an `emulated-pl011` VM.
+    pub pl011: Option<Pl011Emu>,
 }
 
 /// Why a VM could not be built.
@@ -60,6 +78,9 @@ impl core::fmt::Display for BuildError {
         }
     }
 }
+
+/// CNTV_CTL_EL0.IMASK: the virtual timer's interrupt is masked.
+pub const CNTV_CTL_IMASK: u64 = 1 << 1;
 
 /// SPSR for entering EL1h with all of DAIF masked.
 const SPSR_EL1H_MASKED: u64 = 0x3c5;
@@ -85,7 +106,7 @@ impl Vm {
             perms.set(MemPerms::WRITE, seg.write);
             perms.set(MemPerms::EXEC, seg.exec);
             memory
-                .map_pinned(first, (end - first) / PAGE_SIZE, perms)
+                .map_pinned(first, (end - first) / PAGE_SIZE, perms, Pin::Image)
                 .map_err(|e| BuildError::Memory("image", e))?;
             memory
                 .write(seg.vaddr, seg.data)
@@ -96,11 +117,43 @@ impl Vm {
 
         let boot_info_ipa = image_end;
         memory
-            .map_pinned(boot_info_ipa, 1, MemPerms::READ)
+            .map_pinned(boot_info_ipa, 1, MemPerms::READ, Pin::Hyp)
             .map_err(|e| BuildError::Memory("boot-info page", e))?;
-        let info = boot_info(index, &spec, image_start, image_end);
+        let event_page_ipa = boot_info_ipa + PAGE_SIZE;
         memory
-            .write(boot_info_ipa, boot_info_bytes(&info))
+            .map_pinned(event_page_ipa, 1, MemPerms::READ, Pin::Hyp)
+            .map_err(|e| BuildError::Memory("event page", e))?;
+        let events = Events::new(0);
+        memory
+            .write(event_page_ipa, as_bytes(&events.page()))
+            .map_err(|e| BuildError::Memory("event page", e))?;
+        let mut info = boot_info(index, &spec, image_start, image_end);
+        let mut console_io = ConsoleIo::default();
+        let mut pl011 = None;
+        match spec.console {
+            ConsoleKind::Pv => {
+                let ring = event_page_ipa + PAGE_SIZE;
+                memory
+                    .map_pinned(ring, 1, MemPerms::RW, Pin::Hyp)
+                    .map_err(|e| BuildError::Memory("console ring", e))?;
+                memory
+                    .write(ring, as_bytes(&RingHeader::new(CONSOLE_RING_ENTRIES, 1)))
+                    .map_err(|e| BuildError::Memory("console ring", e))?;
+                info.console_ring_ipa = ring;
+                console_io.ring_ipa = Some(ring);
+            }
+            ConsoleKind::EmulatedPl011 => {
+                info.flags |= BootInfo::FLAG_PL011;
+                info.pl011_ipa = PL011_IPA;
+                pl011 = Some(Pl011Emu::default());
+            }
+        }
+        info.event_page_ipa = event_page_ipa;
+        info.timer_event = events::TIMER_EVENT;
+        info.console_event = events::CONSOLE_EVENT;
+        info.block_event = events::BLOCK_EVENT;
+        memory
+            .write(boot_info_ipa, as_bytes(&info))
             .map_err(|e| BuildError::Memory("boot-info page", e))?;
 
         let mut regs = GuestRegs::default();
@@ -117,19 +170,55 @@ impl Vm {
             memory,
             vcpu: Vcpu {
                 regs,
-                hcr: crate::arch::aarch64::cpu::hcr(),
+                hcr: cpu::hcr(),
                 el1: El1State::at_reset(0),
                 fp: FpSimd::default(),
             },
             state: VmState::Runnable,
             console: LineBuffer::default(),
             restarts,
+            events,
+            event_page_ipa,
+            on_cpu: false,
+            console_io,
+            pl011,
         })
     }
 
     /// This VM's VTTBR_EL2 value.
     pub fn vttbr(&self) -> u64 {
         self.memory.vttbr()
+    }
+
+    /// Whether the VM still runs (or waits to).
+    pub fn is_alive(&self) -> bool {
+        matches!(self.state, VmState::Runnable | VmState::Waiting)
+    }
+
+    /// Raises `event` (from the hyp: a device, a timer, a peer).
+    pub fn raise_event(&mut self, event: u32) {
+        if self.events.raise(event).is_ok() {
+            self.events_changed();
+        }
+    }
+
+    /// After its events changed: mirror them into the event page, set or drop the virtual
+    /// IRQ, and wake the vCPU if it waits and something is deliverable.
+    pub fn events_changed(&mut self) {
+        let page = self.events.page();
+        let _ = self.memory.write(self.event_page_ipa, as_bytes(&page));
+        let deliverable = self.events.deliverable();
+        if deliverable {
+            self.vcpu.hcr |= cpu::HCR_VI;
+            if self.state == VmState::Waiting {
+                self.state = VmState::Runnable;
+            }
+        } else {
+            self.vcpu.hcr &= !cpu::HCR_VI;
+        }
+        if self.on_cpu {
+            cpu::set_hcr(self.vcpu.hcr);
+        }
     }
 
     /// Shows the VM's console bytes, line by line, prefixed with its name.
@@ -160,15 +249,16 @@ fn boot_info(index: usize, spec: &VmSpec, image_start: u64, image_end: u64) -> B
     info
 }
 
-fn boot_info_bytes(info: &BootInfo) -> &[u8] {
-    // SAFETY: BootInfo is #[repr(C)] of fixed-width integers and byte arrays with no padding
-    // (the ABI crate asserts its size and offsets), so every byte is initialised.
-    unsafe {
-        core::slice::from_raw_parts(
-            (info as *const BootInfo).cast(),
-            core::mem::size_of::<BootInfo>(),
-        )
-    }
+/// Shared layouts of the ABI that are plain bytes: `#[repr(C)]`, fixed-width fields, no
+/// padding (the ABI crate asserts their sizes and offsets).
+trait NoPadding {}
+impl NoPadding for BootInfo {}
+impl NoPadding for EventPage {}
+impl NoPadding for RingHeader {}
+
+fn as_bytes<T: NoPadding>(value: &T) -> &[u8] {
+    // SAFETY: T has no padding (NoPadding), so all size_of::<T>() bytes are initialised.
+    unsafe { core::slice::from_raw_parts((value as *const T).cast(), core::mem::size_of::<T>()) }
 }
 
 impl crate::hypercall::GuestVm for Vm {
@@ -182,6 +272,27 @@ impl crate::hypercall::GuestVm for Vm {
 
     fn console_output(&mut self, bytes: &[u8]) {
         Vm::console_output(self, bytes);
+    }
+
+    fn console_io(&mut self) -> &mut ConsoleIo {
+        &mut self.console_io
+    }
+
+    fn events(&mut self) -> &mut Events {
+        &mut self.events
+    }
+
+    fn events_changed(&mut self, acked: Option<u32>) {
+        if acked == Some(events::TIMER_EVENT) {
+            // The guest has handled its timer: let the timer interrupt through again (in the
+            // live register while the vCPU is on the CPU, else in its saved state).
+            if self.on_cpu {
+                cpu::set_cntv_ctl(cpu::cntv_ctl() & !CNTV_CTL_IMASK);
+            } else {
+                self.vcpu.el1.cntv_ctl &= !CNTV_CTL_IMASK;
+            }
+        }
+        Vm::events_changed(self);
     }
 
     fn vcpu_mpidr(&self) -> u64 {

@@ -1,4 +1,30 @@
-//! Per-VM console line assembly: a guest's bytes become whole lines on the physical console.
+//! A VM's console: its output assembled into whole lines for the physical console, the state
+//! of its output ring, and its input queue.
+
+use alloc::collections::VecDeque;
+
+/// Input bytes kept for a VM that has not read them yet; more are dropped.
+pub const INPUT_MAX: usize = 4096;
+
+/// The VM's side of the console hypercalls.
+#[derive(Debug, Default)]
+pub struct ConsoleIo {
+    /// The output ring's IPA (PV console VMs).
+    pub ring_ipa: Option<u64>,
+    /// The hyp's own consumer index of that ring (the copy in the page is only informative).
+    pub consumer: u32,
+    /// Typed bytes waiting for CONSOLE_READ.
+    pub input: VecDeque<u8>,
+}
+
+impl ConsoleIo {
+    /// Queues typed bytes; true if any were queued (the console event is then raised).
+    pub fn push_input(&mut self, bytes: &[u8]) -> bool {
+        let room = INPUT_MAX - self.input.len();
+        self.input.extend(bytes.iter().take(room));
+        room > 0 && !bytes.is_empty()
+    }
+}
 
 /// Longest line kept before it is cut (and continued on the next line).
 pub const LINE_MAX: usize = 200;

@@ -1,5 +1,6 @@
 //! What the hyp does when a guest leaves EL1: hypercalls, traps and faults.
 
+use super::pl011::{PL011_IPA, PL011_SIZE};
 use super::sched::SCHED;
 use super::{Vm, VmState};
 use crate::arch::aarch64::esr::{self, Class, Syndrome, SysRegAccess};
@@ -13,19 +14,30 @@ use manifest::FaultPolicy;
 
 /// The INTID of the hyp's scheduling timer (0: none, guests are not preempted).
 static SCHEDULER_IRQ: AtomicU32 = AtomicU32::new(0);
+/// The INTID of the guests' virtual timer.
+static VTIMER_IRQ: AtomicU32 = AtomicU32::new(0);
 
-/// Records which interrupt ends a guest's slice.
-pub fn set_scheduler_irq(intid: u32) {
-    SCHEDULER_IRQ.store(intid, Ordering::Relaxed);
+/// Records which interrupts end a guest's slice and signal its virtual timer.
+pub fn set_timer_irqs(scheduler: u32, vtimer: u32) {
+    SCHEDULER_IRQ.store(scheduler, Ordering::Relaxed);
+    VTIMER_IRQ.store(vtimer, Ordering::Relaxed);
 }
 
-/// Serves the physical interrupts that made the guest exit: the end of its slice yields.
-fn take_interrupts() -> Action {
+/// Serves the physical interrupts pending now. The end of a slice yields; the running guest's
+/// virtual timer becomes its timer event (`vm`: the guest on the CPU, if any), its interrupt
+/// masked until the guest acknowledges the event.
+pub fn take_interrupts(mut vm: Option<&mut Vm>) -> Action {
     let mut action = Action::Resume;
     while let Some(intid) = gic::acknowledge() {
         if intid == SCHEDULER_IRQ.load(Ordering::Relaxed) {
             timer::disarm();
             action = Action::Yield;
+        } else if intid == VTIMER_IRQ.load(Ordering::Relaxed) {
+            let ctl = cpu::cntv_ctl();
+            cpu::set_cntv_ctl(ctl | super::build::CNTV_CTL_IMASK);
+            if let Some(vm) = vm.as_deref_mut() {
+                vm.raise_event(super::events::TIMER_EVENT);
+            }
         } else {
             log::warn!("unexpected interrupt {intid}");
         }
@@ -48,7 +60,7 @@ pub fn handle(exit: Exit) {
     let vm = &mut sched.vms[sched.current];
     let action = match exit {
         Exit::Sync(s) => handle_sync(vm, &s),
-        Exit::Irq => take_interrupts(),
+        Exit::Irq => take_interrupts(Some(&mut *vm)),
         Exit::Unexpected { kind, esr } => Action::Kill(alloc::format!(
             "unexpected exception kind {kind}, ESR {esr:#x}"
         )),
@@ -56,6 +68,10 @@ pub fn handle(exit: Exit) {
     let alive = match action {
         Action::Resume => return,
         Action::Yield => true,
+        Action::Wait => {
+            vm.state = VmState::Waiting;
+            true
+        }
         Action::Exit(status) => {
             vm.flush_console();
             log::info!("VM {} exited with status {status}", vm.name);
@@ -132,7 +148,12 @@ fn handle_sync(vm: &mut Vm, s: &Syndrome) -> Action {
         }
         Class::WfiWfe => {
             vm.vcpu.regs.elr += 4;
-            Action::Yield
+            // WFI waits for the VM's next event, unless one is already deliverable.
+            if vm.events.deliverable() {
+                Action::Resume
+            } else {
+                Action::Wait
+            }
         }
         Class::SysReg => {
             let access = SysRegAccess::decode(s.iss);
@@ -171,8 +192,13 @@ fn emulate_vm_register_write(vm: &mut Vm, access: SysRegAccess) -> bool {
     true
 }
 
-/// A guest touched an IPA it has no (or not that) access to: the VM's fault policy decides.
+/// A guest touched an IPA it has no (or not that) access to: its emulated UART if it has one
+/// there, else the VM's fault policy decides.
 fn stage2_fault(vm: &mut Vm, s: &Syndrome) -> Action {
+    if s.class == Class::DataAbortLower && emulate_pl011(vm, s) {
+        vm.vcpu.regs.elr += 4;
+        return Action::Resume;
+    }
     let regs = &mut vm.vcpu.regs;
     if vm.spec.on_fault == FaultPolicy::Inject {
         // SPSR.M[3:2] is the exception level the guest was at.
@@ -211,4 +237,34 @@ fn check_frame_accounting(vm: &Vm) {
         "VM {}: frame count",
         vm.name
     );
+}
+
+/// Emulates one access to an `emulated-pl011` VM's UART; false if this abort is not one.
+fn emulate_pl011(vm: &mut Vm, s: &Syndrome) -> bool {
+    let Some(offset) = s.ipa.checked_sub(PL011_IPA).filter(|&o| o < PL011_SIZE) else {
+        return false;
+    };
+    let (Some(uart), Some(access)) = (vm.pl011.as_mut(), esr::DataAccess::decode(s)) else {
+        return false;
+    };
+    let reg = usize::from(access.reg);
+    if access.is_write {
+        let value = if reg == 31 {
+            0
+        } else {
+            vm.vcpu.regs.x[reg] as u32
+        };
+        let mut sent = None;
+        uart.write(offset, value, |b| sent = Some(b));
+        if let Some(b) = sent {
+            vm.console_output(&[b]);
+        }
+    } else {
+        let input = &mut vm.console_io.input;
+        let value = uart.read(offset, !input.is_empty(), || input.pop_front().unwrap_or(0));
+        if reg != 31 {
+            vm.vcpu.regs.x[reg] = u64::from(value);
+        }
+    }
+    true
 }

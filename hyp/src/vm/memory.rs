@@ -51,13 +51,24 @@ impl<M: Machine> Translation<Stage2Attributes> for FrameTables<M> {
     }
 }
 
+/// Who decides about a page the guest did not map itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pin {
+    /// The guest's own (`MEM_MAP`): it may unmap and protect it.
+    None,
+    /// Its image: it may protect the pages (e.g. make code read-only) but not unmap them.
+    Image,
+    /// Pages the hyp shares with it (boot info, event page, console ring): neither.
+    Hyp,
+}
+
 /// One guest page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Page {
     pa: u64,
     perms: MemPerms,
-    /// Image and boot-info pages: the guest may protect them but not unmap them.
-    pinned: bool,
+    /// Pages the guest did not map itself.
+    pin: Pin,
 }
 
 fn attributes(perms: MemPerms) -> Stage2Attributes {
@@ -149,21 +160,21 @@ impl<M: Machine> GuestMemory<M> {
 
     /// Backs `[ipa, ipa + pages)` with fresh zeroed frames. All or nothing.
     pub fn map(&mut self, ipa: u64, pages: u64, perms: MemPerms) -> Result<(), Error> {
-        self.map_pages(ipa, pages, perms, false)
+        self.map_pages(ipa, pages, perms, Pin::None)
     }
 
-    /// As `map`, for the image and boot-info pages the guest cannot unmap.
-    pub fn map_pinned(&mut self, ipa: u64, pages: u64, perms: MemPerms) -> Result<(), Error> {
-        self.map_pages(ipa, pages, perms, true)
-    }
-
-    fn map_pages(
+    /// As `map`, for pages the guest did not ask for: its image, or pages the hyp shares.
+    pub fn map_pinned(
         &mut self,
         ipa: u64,
         pages: u64,
         perms: MemPerms,
-        pinned: bool,
+        pin: Pin,
     ) -> Result<(), Error> {
+        self.map_pages(ipa, pages, perms, pin)
+    }
+
+    fn map_pages(&mut self, ipa: u64, pages: u64, perms: MemPerms, pin: Pin) -> Result<(), Error> {
         check_range(ipa, pages)?;
         check_perms(perms)?;
         if pages > self.quota_pages - self.pages_used() {
@@ -192,21 +203,25 @@ impl<M: Machine> GuestMemory<M> {
                     Constraints::NO_BLOCK_MAPPINGS,
                 )
                 .expect("a checked, unmapped range maps");
-            self.pages.insert(page, Page { pa, perms, pinned });
+            self.pages.insert(page, Page { pa, perms, pin });
         }
         // New entries: only make the table writes visible to the walkers.
         M::tlb(TlbOp::DsbIshst);
         Ok(())
     }
 
-    /// Fails unless every page of the range is mapped (and, if `unpinned`, not pinned).
-    fn check_mapped(&self, ipa: u64, pages: u64, unpinned: bool) -> Result<(), Error> {
+    /// Fails unless every page of the range is mapped, with none of the `denied` pins.
+    fn check_mapped(&self, ipa: u64, pages: u64, denied: &[Pin]) -> Result<(), Error> {
         check_range(ipa, pages)?;
         let end = ipa + pages * PAGE_SIZE;
         if self.pages.range(ipa..end).count() as u64 != pages {
             return Err(Error::NotMapped);
         }
-        if unpinned && self.pages.range(ipa..end).any(|(_, p)| p.pinned) {
+        if self
+            .pages
+            .range(ipa..end)
+            .any(|(_, p)| denied.contains(&p.pin))
+        {
             return Err(Error::Denied);
         }
         Ok(())
@@ -263,7 +278,7 @@ impl<M: Machine> GuestMemory<M> {
 
     /// Removes the range's pages and returns their frames, scrubbed. All or nothing.
     pub fn unmap(&mut self, ipa: u64, pages: u64) -> Result<(), Error> {
-        self.check_mapped(ipa, pages, true)?;
+        self.check_mapped(ipa, pages, &[Pin::Image, Pin::Hyp])?;
         self.break_entries(ipa, pages);
         for i in 0..pages {
             let page = self
@@ -278,7 +293,7 @@ impl<M: Machine> GuestMemory<M> {
     /// Changes the range's permissions, break-before-make. All or nothing.
     pub fn protect(&mut self, ipa: u64, pages: u64, perms: MemPerms) -> Result<(), Error> {
         check_perms(perms)?;
-        self.check_mapped(ipa, pages, false)?;
+        self.check_mapped(ipa, pages, &[Pin::Hyp])?;
         self.break_entries(ipa, pages);
         for i in 0..pages {
             let page_ipa = ipa + i * PAGE_SIZE;

@@ -5,9 +5,11 @@
 pub mod build;
 pub mod console;
 pub mod elf;
+pub mod events;
 #[cfg(target_os = "none")]
 pub mod exit;
 pub mod memory;
+pub mod pl011;
 #[cfg(target_os = "none")]
 pub mod sched;
 

@@ -42,19 +42,19 @@ pub struct BootInfo {
     pub name: [u8; 32],
     /// The VM's command line (`shell`, `selftest`, `fuzz seed=1 count=9`...), UTF-8.
     pub cmdline: [u8; 256],
-    /// Provisional: IPA of the [`super::EventPage`].
+    /// IPA of the [`super::EventPage`] (since 1.2).
     pub event_page_ipa: u64,
-    /// Provisional: IPA of the console input ring (bytes).
+    /// IPA of the console output ring (since 1.2; 0 for an emulated-PL011 VM).
     pub console_ring_ipa: u64,
     /// Provisional: IPA of the block request ring ([`super::BlockDesc`] slots).
     pub block_ring_ipa: u64,
     /// IPA of the emulated PL011 when [`BootInfo::FLAG_PL011`] is set, else 0.
     pub pl011_ipa: u64,
-    /// Provisional: event the virtual timer is bound to.
+    /// Event the virtual timer is bound to (since 1.2).
     pub timer_event: u32,
-    /// Provisional: event console input is bound to.
+    /// Event console input is bound to (since 1.2).
     pub console_event: u32,
-    /// Provisional: event block completion is bound to.
+    /// Event block completion is bound to (since 1.2).
     pub block_event: u32,
     /// Provisional: how many channels this VM has (numbered from 0).
     pub channel_count: u32,

@@ -1,4 +1,4 @@
-//! The event page. Provisional.
+//! The event page. Live since 1.2.
 
 use crate::event::EVENT_COUNT;
 

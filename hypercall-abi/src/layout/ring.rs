@@ -1,5 +1,6 @@
 //! Single-producer single-consumer rings in shared pages: console input, block requests,
-//! channel messages. Provisional.
+//! channel messages. The header is live since 1.2 (the console output ring); the block and
+//! channel slot layouts are provisional.
 //!
 //! A ring is a [`RingHeader`] followed at offset 192 by `entries` slots of `entry_size` bytes.
 //! `producer` and `consumer` are free-running u32 counters (slot = counter % entries); the ring

@@ -53,6 +53,7 @@ fn has_sample(call: &Call) -> bool {
         | Call::VmInfo
         | Call::ConsoleWrite { .. }
         | Call::ConsoleRead { .. }
+        | Call::ConsoleNotify
         | Call::MemMap { .. }
         | Call::MemUnmap { .. }
         | Call::MemProtect { .. }
@@ -197,6 +198,7 @@ pub fn samples() -> Vec<Sample> {
             },
             ok([12, 0, 0]),
         ),
+        ("CONSOLE_NOTIFY", Call::ConsoleNotify, ok([0x20, 0, 0])),
         (
             "CONSOLE_READ",
             Call::ConsoleRead {
@@ -251,9 +253,9 @@ pub fn samples() -> Vec<Sample> {
         (
             "EVENT_BIND",
             Call::EventBind {
-                source: EventSource::Channel { channel: 2 },
+                source: EventSource::ConsoleRx,
             },
-            ok([5, 0, 0]),
+            ok([1, 0, 0]),
         ),
         ("EVENT_MASK", Call::EventMask { event: 5 }, ok([0; 3])),
         ("EVENT_UNMASK", Call::EventUnmask { event: 5 }, ok([0; 3])),

@@ -17,6 +17,9 @@ mod memtest;
 pub mod pattern;
 #[cfg(target_os = "none")]
 mod selftest;
+pub mod shell;
+#[cfg(target_os = "none")]
+mod timer;
 #[cfg(target_os = "none")]
 mod victim;
 
@@ -68,6 +71,8 @@ pub fn run(info: &hypercall_abi::BootInfo, cmd: &Command) -> u64 {
         "attack" => attack::run(info, cmd.args),
         "victim" => victim::run(info, cmd.args),
         "hog" => hog::run(cmd.args),
+        "shell" => shell::run(info),
+        "timer" => timer::run(info, cmd.args),
         "hello" => {
             println!(
                 "hello from VM {} ({} KiB quota)",
@@ -99,8 +104,8 @@ pub fn run(info: &hypercall_abi::BootInfo, cmd: &Command) -> u64 {
         }
         other => {
             println!(
-                "unknown program \"{other}\" (try selftest, memtest, attack, victim, hog, fpsimd, \
-                 hello, exit N, crash, spin)"
+                "unknown program \"{other}\" (try shell, selftest, memtest, attack, victim, hog, \
+                 fpsimd, hello, exit N, crash, spin)"
             );
             STATUS_UNKNOWN_PROGRAM
         }

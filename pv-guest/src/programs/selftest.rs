@@ -115,9 +115,36 @@ pub fn run(info: &BootInfo, cmd: &Command) -> u64 {
         "AFFINITY_INFO of another is INVALID_PARAMETERS",
         hv.psci_affinity_info(5, 0) == psci_error::INVALID_PARAMETERS,
     );
+    // CPU_SUSPEND waits for the VM's next event: make one deliverable first, so it returns.
+    let spare = 100;
+    c.check("event.send to itself", hv.event_send(0, spare).is_ok());
+    c.check("event.unmask", hv.event_unmask(spare).is_ok());
     c.check(
-        "CPU_SUSPEND returns SUCCESS",
+        "the event is pending in the event page",
+        crate::events::is_pending(info, spare),
+    );
+    c.check(
+        "CPU_SUSPEND returns SUCCESS with an event deliverable",
         hv.psci_cpu_suspend(0, 0, 0) == psci_error::SUCCESS,
+    );
+    c.check("event.ack", hv.event_ack(spare).is_ok());
+    c.check(
+        "an acked event is no longer pending",
+        !crate::events::is_pending(info, spare),
+    );
+    c.check("event.mask", hv.event_mask(spare).is_ok());
+    c.check(
+        "the timer's event is the boot info's",
+        hv.event_bind(hypercall_abi::event::EventSource::VirtualTimer) == Ok(info.timer_event),
+    );
+    c.check(
+        "events past 255 are refused",
+        hv.event_ack(256) == Err(Error::InvalidParameters),
+    );
+    c.check(
+        "a channel this VM does not have is refused",
+        hv.event_bind(hypercall_abi::event::EventSource::Channel { channel: 0 })
+            == Err(Error::Denied),
     );
 
     // Unknown IDs, bad arguments.

@@ -141,6 +141,8 @@ pub fn inject_sync(regs: &mut super::context::GuestRegs, esr: u64, far: u64) {
 
 /// HCR_EL2.DC: stage 1 off behaves as Normal cacheable memory.
 pub const HCR_DC: u64 = 1 << 12;
+/// HCR_EL2.VI: a virtual IRQ is pending for the guest.
+pub const HCR_VI: u64 = 1 << 7;
 /// HCR_EL2.TVM: writes to the EL1 translation registers trap.
 pub const HCR_TVM: u64 = 1 << 26;
 
@@ -173,4 +175,14 @@ pub fn write_vm_register(reg: (u8, u8, u8, u8, u8), value: u64) -> bool {
         _ => return false,
     }
     true
+}
+
+/// The live virtual timer control of the running vCPU.
+pub fn cntv_ctl() -> u64 {
+    CNTV_CTL_EL0.get()
+}
+
+/// Sets the running vCPU's virtual timer control.
+pub fn set_cntv_ctl(value: u64) {
+    CNTV_CTL_EL0.set(value);
 }

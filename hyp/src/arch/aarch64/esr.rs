@@ -173,6 +173,38 @@ impl SysRegAccess {
     }
 }
 
+/// A data abort's access, when the syndrome describes it (ISS.ISV): what an emulator needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataAccess {
+    /// Bytes accessed: 1, 2, 4 or 8.
+    pub size: u8,
+    /// The general register transferred (31 = XZR/WZR).
+    pub reg: u8,
+    pub is_write: bool,
+    /// A load sign-extends (ISS.SSE).
+    pub sign_extend: bool,
+    /// A load writes the 64-bit register (ISS.SF), else the 32-bit one.
+    pub sixty_four: bool,
+}
+
+impl DataAccess {
+    /// The access of a data abort, or None if the syndrome does not describe it (e.g. a
+    /// load/store pair, or with writeback): such accesses cannot be emulated.
+    pub fn decode(s: &Syndrome) -> Option<Self> {
+        let iss = s.iss;
+        if iss & (1 << 24) == 0 {
+            return None;
+        }
+        Some(Self {
+            size: 1 << ((iss >> 22) & 3),
+            reg: ((iss >> 16) & 0x1f) as u8,
+            is_write: iss & (1 << 6) != 0,
+            sign_extend: iss & (1 << 21) != 0,
+            sixty_four: iss & (1 << 15) != 0,
+        })
+    }
+}
+
 /// The (op0, op1, CRn, CRm, op2) of SCTLR_EL1.
 pub const SCTLR_EL1: (u8, u8, u8, u8, u8) = (3, 0, 1, 0, 0);
 
@@ -239,6 +271,22 @@ mod tests {
                 rt: 7,
                 is_read: true
             }
+        );
+    }
+
+    #[test]
+    fn decodes_an_emulatable_data_access() {
+        // STR w3, [..]: ISV, SAS = 2 (word), SRT = 3, WnR.
+        let esr = (0x24 << 26) | (1 << 25) | (1 << 24) | (2 << 22) | (3 << 16) | (1 << 6) | 0x07;
+        let a = DataAccess::decode(&Syndrome::decode(esr, 0, 0)).unwrap();
+        assert_eq!(
+            (a.size, a.reg, a.is_write, a.sixty_four),
+            (4, 3, true, false)
+        );
+        // Without ISV (e.g. LDP) nothing can be emulated.
+        assert_eq!(
+            DataAccess::decode(&Syndrome::decode((0x24 << 26) | 0x07, 0, 0)),
+            None
         );
     }
 

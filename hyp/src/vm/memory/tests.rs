@@ -160,11 +160,19 @@ fn quota_and_overlap_are_all_or_nothing() {
 #[test]
 fn pinned_pages_cannot_be_unmapped_but_can_be_protected() {
     let mut mem = fresh(4);
-    mem.map_pinned(BASE, 1, MemPerms::RX).unwrap();
+    mem.map_pinned(BASE, 1, MemPerms::RX, Pin::Image).unwrap();
     mem.map(BASE + P, 1, MemPerms::RW).unwrap();
+    mem.map_pinned(BASE + 2 * P, 1, MemPerms::READ, Pin::Hyp)
+        .unwrap();
     assert_eq!(mem.unmap(BASE, 2), Err(Error::Denied));
-    assert_eq!(mem.pages_used(), 2);
+    assert_eq!(mem.pages_used(), 3);
     mem.protect(BASE, 1, MemPerms::READ).unwrap();
+    assert_eq!(
+        mem.protect(BASE + P, 2, MemPerms::RW),
+        Err(Error::Denied),
+        "a page the hyp shares"
+    );
+    assert_eq!(mem.unmap(BASE + 2 * P, 1), Err(Error::Denied));
 }
 
 #[test]

@@ -155,12 +155,18 @@ fn ranges(r: &mut Report, info: &BootInfo, boot_info: u64, x: u64) {
         BadAddress,
     );
     r.expect_err("querying another VM's page", hv.mem_query(x), NotMapped);
-    match hv.mem_query(x - P) {
-        Err(_) => r.blocked("refused maps leave nothing mapped", "NOT_MAPPED"),
-        Ok(p) => r.through(
-            "refused maps leave nothing mapped",
-            format_args!("mapped {p:?}"),
-        ),
+    // The pages the refused maps above would have touched first.
+    for ipa in [x, info.image_start - P] {
+        match hv.mem_query(ipa) {
+            Err(_) => r.blocked(
+                format_args!("refused maps leave nothing mapped at {ipa:#x}"),
+                "NOT_MAPPED",
+            ),
+            Ok(p) => r.through(
+                format_args!("refused maps leave nothing mapped at {ipa:#x}"),
+                format_args!("mapped {p:?}"),
+            ),
+        }
     }
 }
 

@@ -8,11 +8,14 @@ use hypercall_abi::mem::{MEM_BATCH, MEM_MAP, MEM_PROTECT, MEM_UNMAP};
 use hypercall_abi::{CallInfo, Conduit, Error, Family, Regs};
 use hypercall_abi::{console, vm};
 
-/// Function IDs (w0) that end, stop, reset or suspend this VM: VM_EXIT, PSCI CPU_OFF,
-/// SYSTEM_OFF, SYSTEM_RESET, SYSTEM_RESET2, SYSTEM_SUSPEND, CPU_FREEZE, CPU_DEFAULT_SUSPEND,
-/// SYSTEM_OFF2 (32- and 64-bit forms).
-const SKIP: [u32; 13] = [
+/// Function IDs (w0) that end, stop, reset or suspend this VM: VM_EXIT, PSCI CPU_SUSPEND (a
+/// wait for an event that nothing here would raise), CPU_OFF, SYSTEM_OFF, SYSTEM_RESET,
+/// SYSTEM_RESET2, SYSTEM_SUSPEND, CPU_FREEZE, CPU_DEFAULT_SUSPEND, SYSTEM_OFF2 (32- and 64-bit
+/// forms).
+const SKIP: [u32; 15] = [
     vm::VM_EXIT,
+    0x8400_0001,
+    0xC400_0001,
     0x8400_0002,
     0x8400_0008,
     0x8400_0009,

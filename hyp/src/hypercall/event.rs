@@ -1,0 +1,86 @@
+//! The `event` family: a guest binds, masks, unmasks and acknowledges its events, and sends
+//! events to its own vCPUs. Delivery (the virtual IRQ) follows from the state in `vm::events`.
+
+use super::GuestVm;
+use hypercall_abi::Error;
+use hypercall_abi::event::EventSource;
+
+pub fn bind(vm: &mut impl GuestVm, source: EventSource) -> Result<[u64; 3], Error> {
+    vm.events().bind(source).map(|e| [e.into(), 0, 0])
+}
+
+pub fn set_masked(vm: &mut impl GuestVm, event: u32, masked: bool) -> Result<[u64; 3], Error> {
+    vm.events().set_masked(event, masked)?;
+    vm.events_changed(None);
+    Ok([0; 3])
+}
+
+pub fn ack(vm: &mut impl GuestVm, event: u32) -> Result<[u64; 3], Error> {
+    vm.events().ack(event)?;
+    vm.events_changed(Some(event));
+    Ok([0; 3])
+}
+
+/// Raises `event` on one of the caller's own vCPUs (each VM has one vCPU for now).
+pub fn send(vm: &mut impl GuestVm, vcpu: u32, event: u32) -> Result<[u64; 3], Error> {
+    if vcpu != 0 {
+        return Err(Error::InvalidParameters);
+    }
+    vm.events().raise(event)?;
+    vm.events_changed(None);
+    Ok([0; 3])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fake::FakeVm;
+    use super::super::{Action, dispatch};
+    use hypercall_abi::event::EventSource;
+    use hypercall_abi::{Call, Error, decode_return};
+
+    fn call(vm: &mut FakeVm, c: Call) -> Result<[u64; 3], Error> {
+        let mut regs = c.to_regs();
+        assert_eq!(dispatch(vm, &mut regs), Action::Resume);
+        decode_return([regs[0], regs[1], regs[2], regs[3]])
+    }
+
+    #[test]
+    fn send_unmask_ack_cycle() {
+        let mut vm = FakeVm::default();
+        let e = call(
+            &mut vm,
+            Call::EventBind {
+                source: EventSource::ConsoleRx,
+            },
+        )
+        .unwrap()[0] as u32;
+        assert_eq!(
+            call(&mut vm, Call::EventSend { vcpu: 0, event: e }),
+            Ok([0; 3])
+        );
+        assert!(!vm.events.deliverable(), "events start masked");
+        call(&mut vm, Call::EventUnmask { event: e }).unwrap();
+        assert!(vm.events.deliverable());
+        call(&mut vm, Call::EventAck { event: e }).unwrap();
+        assert!(!vm.events.deliverable());
+        assert_eq!(vm.acked, [e]);
+    }
+
+    #[test]
+    fn bad_events_and_vcpus_are_refused() {
+        let mut vm = FakeVm::default();
+        assert_eq!(
+            call(&mut vm, Call::EventSend { vcpu: 1, event: 0 }),
+            Err(Error::InvalidParameters)
+        );
+        let mut regs = Call::EventAck { event: 0 }.to_regs();
+        regs[1] = 256;
+        dispatch(&mut vm, &mut regs);
+        assert_eq!(regs[0] as i64, Error::InvalidParameters.code());
+        let channel = EventSource::Channel { channel: 5 };
+        assert_eq!(
+            call(&mut vm, Call::EventBind { source: channel }),
+            Err(Error::Denied)
+        );
+    }
+}

@@ -1,0 +1,5 @@
+//! Front-ends: how pv-guest reaches the hypervisor's paravirtual devices (and, for the
+//! trap-and-emulate baseline, the emulated UART).
+
+pub mod console_ring;
+pub mod pl011;
