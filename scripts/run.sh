@@ -27,6 +27,12 @@ options:
                          moves the console input between VMs), without one
                          manifest/examples/default.toml (VMs that end by themselves)
   --timeout SECONDS      stop QEMU after this long (default: 120 without a terminal, none with)
+  --disk FILE            the disk image the VMs' disk regions (manifest key `disk`) lie on,
+                         attached to QEMU virt as a virtio-blk device (virtio-mmio); created
+                         (16 MiB, zeroed) if missing. Default, when a VM of the manifest has a
+                         disk region: target/pvhyp/disk.img, created once and kept between
+                         runs. raspi4b has no disk the hypervisor drives: its VMs' regions are
+                         a RAM disk that does not persist, and --disk is refused
   --no-build             use the binaries already in target/pvhyp (scripts/test.sh does)
   --gdb                  start QEMU halted with a GDB server on localhost:1234
                          (gdb target/pvhyp/hyp.elf -ex 'target remote :1234')
@@ -37,7 +43,7 @@ USAGE
 
 die() { echo "run: $*" >&2; exit 2; }
 
-board=virt cpu="" gic="" smp="" mem="" manifest="" timeout="" build=1 gdb=0
+board=virt cpu="" gic="" smp="" mem="" manifest="" timeout="" build=1 gdb=0 disk=""
 qemu_extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -48,6 +54,7 @@ while [ $# -gt 0 ]; do
         --mem) mem="${2:?--mem needs a value}"; shift 2 ;;
         --manifest) manifest="${2:?--manifest needs a value}"; shift 2 ;;
         --timeout) timeout="${2:?--timeout needs a value}"; shift 2 ;;
+        --disk) disk="${2:?--disk needs a value}"; shift 2 ;;
         --no-build) build=0; shift ;;
         --gdb) gdb=1; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -69,6 +76,7 @@ case "$board" in
         [ -z "$mem" ] || die "--board raspi4b has a fixed 2 GiB of RAM: --mem cannot be honoured"
         [ -z "$smp" ] || die "--board raspi4b has a fixed 4 CPUs: --smp cannot be honoured"
         [ -z "$gic" ] || [ "$gic" = 2 ] || die "--board raspi4b has a GIC-400 (GICv2): --gic $gic cannot be honoured"
+        [ -z "$disk" ] || die "--board raspi4b has no disk the hypervisor drives (its VMs' disk regions are a RAM disk): --disk cannot be honoured"
         ;;
     *) die "--board must be virt or raspi4b, not '$board'" ;;
 esac
@@ -86,6 +94,14 @@ if [ -z "$manifest" ]; then
     fi
 fi
 [ -f "$manifest" ] || die "no such manifest: $manifest"
+# The disk image: asked for, or the default one when some VM has a disk region.
+if [ "$board" = virt ] && [ -z "$disk" ] && grep -Eq '^[[:space:]]*disk[[:space:]]*=' "$manifest"; then
+    disk="$ROOT/target/pvhyp/disk.img"
+fi
+if [ -n "$disk" ] && [ ! -e "$disk" ]; then
+    mkdir -p "$(dirname "$disk")"
+    truncate -s 16M "$disk" || die "cannot create the disk image $disk"
+fi
 
 if [ "$build" = 1 ]; then
     "$ROOT/scripts/setup.sh"
@@ -111,6 +127,9 @@ case "$board" in
     virt)
         qemu+=(-M "virt,virtualization=on,gic-version=$gic" -cpu "$cpu" -smp "$smp" -m "$mem"
                -kernel "$OUT/Image" -initrd "$work/initrd.cpio")
+        # The hypervisor drives the disk itself (virtio-mmio, legacy or modern transport).
+        [ -z "$disk" ] || qemu+=(-drive "file=$disk,if=none,format=raw,id=hd0"
+                                 -device virtio-blk-device,drive=hd0)
         ;;
     raspi4b)
         dtb="$CACHE/dtb/bcm2711-rpi-4-b.dtb"

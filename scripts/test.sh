@@ -59,6 +59,7 @@ refuses() {
 }
 refuses "run.sh raspi4b refuses --mem" "fixed 2 GiB of RAM: --mem cannot be honoured" --board raspi4b --mem 1G
 refuses "run.sh raspi4b refuses --gic 3" "GIC-400 (GICv2): --gic 3 cannot be honoured" --board raspi4b --gic 3
+refuses "run.sh raspi4b refuses --disk" "RAM disk): --disk cannot be honoured" --board raspi4b --disk x.img
 
 # --- sdcard.sh writes a Pi 4 boot partition (offline: the firmware download and the FAT image
 # need the network once and are left to a real user's run). ---
@@ -72,6 +73,15 @@ if scripts/sdcard.sh "$sd" --no-build --no-firmware >"$results/sdcard.log" 2>&1 
     pass "sdcard.sh writes kernel8.img, config.txt, the DTB and initrd.cpio"
 else
     fail "sdcard.sh writes kernel8.img, config.txt, the DTB and initrd.cpio"; tail -5 "$results/sdcard.log"
+fi
+
+# --- bench.sh runs end to end and its JSON names every measure (a few iterations: nothing is
+# timed or judged here; scripts/bench.sh is the benchmark). ---
+if scripts/bench.sh --no-build --quick --json "$results/bench.json" >"$results/bench.log" 2>&1 &&
+    target/release/benchreport --check-json "$results/bench.json" >>"$results/bench.log" 2>&1; then
+    pass "bench.sh --quick: valid JSON with every measure"
+else
+    fail "bench.sh --quick: valid JSON with every measure"; tail -15 "$results/bench.log"
 fi
 
 # --- QEMU integration runs. ---
@@ -96,8 +106,15 @@ cases=(
     "both consoles: PV ring and emulated PL011|0|--manifest $M/consoles.toml|pv: hello from VM pv;;trapped: hello from VM trapped;;hyp: summary: vms=2 ok=2 failed=0"
     "virtual timer events (WFI and IRQ) beside a busy VM|0|--manifest $M/timer.toml|ticker: timer: 6 timer events;;ticker2: timer: 4 timer events;;hyp: summary: vms=3 ok=3 failed=0"
     "shell: typed input through the PV console|0|--manifest $M/shell.toml|sh: sh> vms;;sh: VM 0 \"sh\": index 0;;sh: mapped 4 zeroed pages;;sh: unknown command \"bogus\";;other: selftest: all;;hyp: summary: vms=2 ok=2 failed=0|help\rvms\rmap 4\rbogus\rexit\r"
+    "channel ping-pong; a third VM cannot reach the channel|0|--manifest $M/channel.toml|channel wire: pinger <-> ponger, 1 page(s), owned by the channel;;pinger: ping: 2000 round trips;;pinger: ping: all;;ponger: pong: all;;snooper: snoop: all;;hyp: summary: vms=3 ok=3 failed=0"
+    "PSCI SYSTEM_RESET (fresh memory), CPU_OFF, SYSTEM_OFF|0|--manifest $M/psci.toml|VM resetter resets;;resetter: reset: restarted once; image fresh: true, memory fresh: true;;VM cpuoff exited with status 0;;VM sysoff exited with status 0;;hyp: summary: vms=3 ok=3 failed=0"
+    "block: requests past the region and malformed ring entries refused|0|--manifest $M/blk-attack.toml --disk $results/attack.img|virtio-blk (Legacy virtio-mmio);;attacker: blk attack: all;;neighbour: blk: verified 256 KiB with seed 3: all match;;diskless: selftest: all;;hyp: summary: vms=3 ok=3 failed=0"
+    "block: a fresh disk does not pass for a written one|1|--manifest $M/blk-verify.toml --disk $results/fresh.img -- -global virtio-mmio.force-legacy=false|virtio-blk (Modern virtio-mmio);;disk: blk: verify FAILED;;run: 2 of 2 VMs failed"
+    "raspi4b block: RAM disk written and read back|0|--board raspi4b --manifest $M/blk-ram.toml|RAM disk of 5 MiB, zeroed at boot, which does not persist;;ram: blk: verified 1024 KiB with seed 5: all match;;hyp: summary: vms=1 ok=1 failed=0"
     "raspi4b (real Pi 4 DTB), 2 guests|0|--board raspi4b|on Raspberry Pi 4 Model B;;console Bcm2835Aux at 0xfe215040;;cpus=4 (3 parked in WFI until SMP);;alpha: selftest: all;;beta: selftest: all;;hyp: summary: vms=2 ok=2 failed=0"
     "raspi4b FP/SIMD state survives the other guest|0|--board raspi4b --manifest $M/fpsimd.toml|fp-a: fpsimd: all 32 vector registers and FPCR intact;;fp-b: fpsimd: all 32 vector registers and FPCR intact;;hyp: summary: vms=2 ok=2 failed=0"
+    "raspi4b attack blocked, victim untouched|0|--board raspi4b --manifest $M/attack.toml|attacker: attack: all;;victim: victim: memory and FP/SIMD registers unchanged;;hyp: summary: vms=2 ok=2 failed=0"
+    "raspi4b 8 VMs at once|0|--board raspi4b --manifest $M/eight.toml|st-1: selftest: all;;mt-4: memtest: all;;hyp: summary: vms=8 ok=8 failed=0"
     "raspi4b a failing guest fails the run|1|--board raspi4b --manifest $M/exit-nonzero.toml|VM fails exited with status 3;;passes: selftest: all;;hyp: summary: vms=2 ok=1 failed=1;;run: 1 of 2 VMs failed"
 )
 if [ "$full" = 1 ]; then
@@ -156,6 +173,22 @@ for i in "${!cases[@]}"; do
         sed 's/^/    | /' "$results/case-$i.log" | tail -15
     fi
 done
+
+# --- The block device persists: one boot writes its regions (legacy virtio-mmio) and flushes,
+# a second boot with the same disk image (modern virtio-mmio) reads them back. ---
+disk="$results/persist.img"
+if scripts/run.sh --no-build --timeout "$RUN_TIMEOUT" --disk "$disk" --manifest "$M/blk-write.toml" \
+        </dev/null >"$results/persist-1.log" 2>&1 &&
+    grep -qF "disk: blk: wrote 1024 KiB with seed 7 and flushed" "$results/persist-1.log" &&
+    scripts/run.sh --no-build --timeout "$RUN_TIMEOUT" --disk "$disk" --manifest "$M/blk-verify.toml" \
+        -- -global virtio-mmio.force-legacy=false </dev/null >"$results/persist-2.log" 2>&1 &&
+    grep -qF "disk: blk: verified 1024 KiB with seed 7: all match" "$results/persist-2.log" &&
+    grep -qF "other: blk: verified 1024 KiB with seed 9: all match" "$results/persist-2.log"; then
+    pass "qemu: block: written, flushed, powered off, read back on the next boot"
+else
+    fail "qemu: block: written, flushed, powered off, read back on the next boot"
+    tail -8 "$results/persist-1.log" "$results/persist-2.log" 2>/dev/null | sed 's/^/    | /'
+fi
 
 echo
 for f in "${failures[@]}"; do echo "failed: $f"; done

@@ -43,7 +43,7 @@ pub fn read_device_tree(dtb_pa: usize) -> Board<'static> {
 /// power-management block. Device regions are mapped by the pages that contain them (the Pi's
 /// mini UART is a 0x40-byte block at 0xfe215040: its one page).
 pub fn take_over_mmu(board: &Board, image_pa: usize) {
-    let mut devices: [(u64, u64); 5] = [(0, 0); 5];
+    let mut devices: [(u64, u64); 6] = [(0, 0); 6];
     let mut n = 0;
     if let Some(gic) = &board.gic {
         let regions = [Some(gic.distributor), gic.cpu_interface, gic.redistributor];
@@ -58,6 +58,11 @@ pub fn take_over_mmu(board: &Board, image_pa: usize) {
     }
     if let Some(pm) = &board.power {
         devices[n] = (pm.region.base, pm.region.size.max(1));
+        n += 1;
+    }
+    // The virtio-mmio slots, where the disk may be: the hyp's map only, never a guest's.
+    if let Some(span) = crate::disk::setup::mmio_span(board.virtio()) {
+        devices[n] = span;
         n += 1;
     }
     let mut ram_banks = [(0u64, 0u64); devtree::MAX_MEMORY];
@@ -188,7 +193,7 @@ pub fn init_memory(board: &Board, dtb_pa: usize, image_pa: usize) {
     let ram_start = board.memory().iter().map(|r| r.base).min().unwrap_or(0);
     let ram_end = board.memory().iter().map(|r| r.end()).max().unwrap_or(0);
     if let Err(e) = frames::init(
-        free.as_slice(),
+        free,
         Range {
             start: ram_start,
             end: ram_end,
@@ -285,7 +290,7 @@ pub fn load_vms(board: &Board) -> Vec<Box<Vm>> {
     let manifest =
         manifest::decode(text).unwrap_or_else(|e| fail(&alloc::format!("bad manifest: {e}")));
     let mut vms = Vec::new();
-    for (index, spec) in manifest.vms.into_iter().enumerate() {
+    for (index, spec) in manifest.vms.iter().cloned().enumerate() {
         let image = match manifest::cpio::find(archive, &spec.image) {
             Ok(Some(bytes)) => bytes,
             _ => fail(&alloc::format!(
@@ -305,15 +310,95 @@ pub fn load_vms(board: &Board) -> Vec<Box<Vm>> {
                     vm.vcpu.regs.elr,
                     vm.spec.cmdline
                 );
+                if vm.spec.vcpus > 1 {
+                    log::warn!(
+                        "VM {name} asks for {} vCPUs; this hyp gives each VM one vCPU (PSCI CPU_ON of another is INVALID_PARAMETERS)",
+                        vm.spec.vcpus
+                    );
+                }
                 vms.push(Box::new(vm));
             }
             Err(e) => fail(&alloc::format!("VM {name}: {e}")),
         }
     }
+    connect_channels(&manifest.channels, &mut vms);
     vms
+}
+
+/// Finds the disk the VMs' regions lie on (virtio-blk, else a RAM disk), if any VM has one.
+pub fn init_disk(board: &Board, vms: &[Box<Vm>]) {
+    let regions: Vec<(&str, crate::vm::block::Region)> = vms
+        .iter()
+        .filter_map(|vm| Some((vm.name.as_str(), vm.block_io.as_ref()?.region)))
+        .collect();
+    if let Err(e) = crate::disk::setup::init(board, &regions) {
+        fail(&e);
+    }
 }
 
 fn fail(reason: &str) -> ! {
     log::error!("{reason}");
     power::halt_after_failure()
+}
+
+/// Gives each channel of the manifest its pages (owned by the channel, zeroed, with a ring per
+/// direction) and maps them into its two VMs, and nobody else.
+#[allow(
+    clippy::vec_box,
+    reason = "a VM must not move: PerCpu points at its registers"
+)]
+fn connect_channels(channels: &[manifest::ChannelSpec], vms: &mut [Box<Vm>]) {
+    use crate::arch::{Cpu, Machine};
+    use crate::mm::PAGE_SIZE;
+    use crate::mm::owner::Owner;
+    use crate::vm::channel::{ChannelEnd, channel_ipa, ring_headers};
+    use crate::vm::events::FIRST_CHANNEL_EVENT;
+    for (i, spec) in channels.iter().enumerate() {
+        let index_of = |name: &str| vms.iter().position(|vm| vm.name == name);
+        let (Some(a), Some(b)) = (index_of(&spec.a), index_of(&spec.b)) else {
+            fail(&alloc::format!("channel {}: no such VM", spec.name));
+        };
+        let owner = Owner::Shared(i as u16);
+        let frames: Vec<u64> = (0..spec.pages)
+            .map(|_| Cpu::alloc_frame(owner).unwrap_or_else(|| fail("no RAM left for channels")))
+            .collect();
+        for (offset, header) in ring_headers(u64::from(spec.pages)) {
+            let at = frames[(offset / PAGE_SIZE) as usize] + offset % PAGE_SIZE;
+            // SAFETY: the frame was just allocated for this channel, is identity-mapped RAM
+            // and not yet mapped into any VM; the header fits in the page (offset is 0 or the
+            // start of a later page or of a page's second half).
+            unsafe {
+                core::ptr::write_unaligned(at as *mut hypercall_abi::layout::RingHeader, header)
+            };
+        }
+        let (local_a, local_b) = (vms[a].channels.len(), vms[b].channels.len());
+        let end = |peer: usize, peer_local: usize, local: usize, first: bool| ChannelEnd {
+            channel: i as u16,
+            ipa: channel_ipa(local),
+            frames: frames.clone(),
+            peer_vm: peer,
+            peer_event: FIRST_CHANNEL_EVENT + peer_local as u32,
+            sends_on_first: first,
+        };
+        let ends = [
+            (a, end(b, local_b, local_a, true)),
+            (b, end(a, local_a, local_b, false)),
+        ];
+        for (vm, end) in ends {
+            if let Err(e) = vms[vm].attach_channel(end) {
+                fail(&alloc::format!(
+                    "channel {}: cannot map it into VM {}: {e}",
+                    spec.name,
+                    vms[vm].name
+                ));
+            }
+        }
+        log::info!(
+            "channel {}: {} <-> {}, {} page(s), owned by the channel",
+            spec.name,
+            vms[a].name,
+            vms[b].name,
+            spec.pages
+        );
+    }
 }

@@ -11,11 +11,13 @@
 extern crate alloc;
 
 mod arch;
+mod bench;
 mod board;
 #[cfg(target_os = "none")]
 mod boot;
 #[cfg(target_os = "none")]
 mod dev;
+mod disk;
 mod hypercall;
 #[cfg(target_os = "none")]
 mod logger;
@@ -28,7 +30,8 @@ mod vm;
 
 #[cfg(target_os = "none")]
 #[unsafe(no_mangle)]
-extern "C" fn hyp_main(dtb_pa: usize, image_pa: usize) -> ! {
+extern "C" fn hyp_main(dtb_pa: usize, image_pa: usize, boot_counter: u64) -> ! {
+    bench::record_boot_counter(boot_counter);
     let board = boot::read_device_tree(dtb_pa);
     boot::take_over_mmu(&board, image_pa);
     boot::start_console(&board);
@@ -39,6 +42,7 @@ extern "C" fn hyp_main(dtb_pa: usize, image_pa: usize) -> ! {
     boot::init_interrupts(&board);
     boot::init_memory(&board, dtb_pa, image_pa);
     let vms = boot::load_vms(&board);
+    boot::init_disk(&board, &vms);
     vm::sched::run(vms)
 }
 

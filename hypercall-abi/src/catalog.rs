@@ -62,6 +62,8 @@ impl CallInfo {
 const V1_0: Version = Version::new(1, 0);
 const V1_1: Version = Version::new(1, 1);
 const V1_2: Version = Version::new(1, 2);
+const V1_3: Version = Version::new(1, 3);
+const V1_4: Version = Version::new(1, 4);
 
 const fn live(name: &'static str, function_id: u32, family: Family, args: u8) -> CallInfo {
     CallInfo {
@@ -84,13 +86,6 @@ const fn live_since(
 ) -> CallInfo {
     CallInfo {
         since,
-        ..live(name, function_id, family, args)
-    }
-}
-
-const fn prov(name: &'static str, function_id: u32, family: Family, args: u8) -> CallInfo {
-    CallInfo {
-        live: false,
         ..live(name, function_id, family, args)
     }
 }
@@ -140,8 +135,8 @@ pub const CALLS: &[CallInfo] = &[
     live_since("EVENT_UNMASK", EVENT_UNMASK, Family::Event, 1, V1_2),
     live_since("EVENT_ACK", EVENT_ACK, Family::Event, 1, V1_2),
     live_since("EVENT_SEND", EVENT_SEND, Family::Event, 2, V1_2),
-    prov("BLOCK_INFO", BLOCK_INFO, Family::Block, 0),
-    prov("BLOCK_SUBMIT", BLOCK_SUBMIT, Family::Block, 1),
-    prov("CHANNEL_INFO", CHANNEL_INFO, Family::Channel, 1),
-    prov("CHANNEL_NOTIFY", CHANNEL_NOTIFY, Family::Channel, 1),
+    live_since("BLOCK_INFO", BLOCK_INFO, Family::Block, 0, V1_3),
+    live_since("BLOCK_SUBMIT", BLOCK_SUBMIT, Family::Block, 1, V1_3),
+    live_since("CHANNEL_INFO", CHANNEL_INFO, Family::Channel, 1, V1_4),
+    live_since("CHANNEL_NOTIFY", CHANNEL_NOTIFY, Family::Channel, 1, V1_4),
 ];

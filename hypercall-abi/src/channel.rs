@@ -1,5 +1,5 @@
 //! The `channel` family (`0xC600_006n`): shared-memory channels between two VMs, named in the
-//! manifest and numbered per VM from 0. Provisional.
+//! manifest and numbered per VM from 0. Live since 1.4.
 //!
 //! A channel is a run of pages mapped into both VMs (neither can unmap them) holding two
 //! [`crate::layout::RingHeader`] rings of [`crate::layout::ChannelDesc`] slots, one per
@@ -9,10 +9,11 @@
 use crate::abi::vendor_id;
 
 /// `CHANNEL_INFO` (`0xC600_0060`): x1 = channel number. Result: [`ChannelInfo`] in x1..x3.
-/// Errors: `INVALID_PARAMETERS` (no such channel). Provisional.
+/// Errors: `INVALID_PARAMETERS` (no such channel). Live since 1.4.
 pub const CHANNEL_INFO: u32 = vendor_id(0x60);
 /// `CHANNEL_NOTIFY` (`0xC600_0061`): x1 = channel number. Raises the peer's event for this
-/// channel. Errors: `INVALID_PARAMETERS`, `BUSY` (peer not running). Provisional.
+/// channel (nothing happens if the peer has ended). Errors: `INVALID_PARAMETERS` (no such
+/// channel). Live since 1.4.
 pub const CHANNEL_NOTIFY: u32 = vendor_id(0x61);
 
 /// The result of `CHANNEL_INFO`: x1 = `ipa`, x2 = `pages`, x3 = `peer_vm | (flags << 32)`.

@@ -252,16 +252,17 @@ impl<C: Conduit> Hypervisor<C> {
         self.vendor_unit(Call::EventSend { vcpu, event })
     }
 
-    // block (provisional)
+    // block (live since 1.3)
 
     /// `BLOCK_INFO`.
     pub fn block_info(&mut self) -> Result<BlockInfo, Error> {
         self.vendor(Call::BlockInfo).map(BlockInfo::from_values)
     }
 
-    /// `BLOCK_SUBMIT`.
-    pub fn block_submit(&mut self, producer: u32) -> Result<(), Error> {
-        self.vendor_unit(Call::BlockSubmit { producer })
+    /// `BLOCK_SUBMIT`: the descriptors taken.
+    pub fn block_submit(&mut self, producer: u32) -> Result<u32, Error> {
+        self.vendor(Call::BlockSubmit { producer })
+            .map(|[taken, _, _]| taken as u32)
     }
 
     // channel (provisional)

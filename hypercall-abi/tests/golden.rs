@@ -13,7 +13,7 @@ use std::mem::{align_of, offset_of, size_of};
 
 use common::{hex_list, samples};
 use hypercall_abi::{
-    BOOT_INFO_MAGIC, BootInfo, CALLS, Call, Error, Version, abi, console,
+    BOOT_INFO_MAGIC, BootInfo, CALLS, Call, Error, Version, abi, block, console,
     event::{EVENT_COUNT, EVENT_NONE},
     layout::{BatchEntry, BlockDesc, ChannelDesc, EventPage, RING_MAGIC, RingHeader},
     mem, psci, standard,
@@ -26,6 +26,8 @@ const FROZEN_HASHES: &[(&str, u64)] = &[
     ("frozen 1.0", 0xec71e4dad7e48c),
     ("frozen 1.1", 0xedf66f45705f1562),
     ("frozen 1.2", 0x22e190e66d7e574b),
+    ("frozen 1.3", 0x7fd0e83aba44e965),
+    ("frozen 1.4", 0xef1c30a09157a2a1),
 ];
 
 const PROVISIONAL: &str = "provisional";
@@ -80,7 +82,8 @@ fn expected() -> Vec<(String, String)> {
     }
     let v1_1 = frozen(Version::new(1, 1));
     let v1_2 = frozen(Version::new(1, 2));
-    let consts: [(&str, String, bool); 12] = [
+    let v1_3 = frozen(Version::new(1, 3));
+    let consts: [(&str, String, bool); 15] = [
         ("BOOT_INFO_MAGIC", format!("{BOOT_INFO_MAGIC:#x}"), true),
         (
             "VENDOR_HYP_BASE",
@@ -117,11 +120,29 @@ fn expected() -> Vec<(String, String)> {
             console::CONSOLE_RING_ENTRIES.to_string(),
             true,
         ),
+        (
+            "BLOCK_RING_ENTRIES",
+            block::BLOCK_RING_ENTRIES.to_string(),
+            true,
+        ),
+        (
+            "BLOCK_SECTOR_SIZE",
+            block::BLOCK_SECTOR_SIZE.to_string(),
+            true,
+        ),
+        (
+            "BLOCK_TRANSFER_MAX",
+            block::BLOCK_TRANSFER_MAX.to_string(),
+            true,
+        ),
     ];
     for (name, value, live) in consts {
         let section = match (live, name) {
             (true, "PAGE_SIZE" | "MEM_BATCH_MAX") => v1_1.clone(),
             (true, "EVENT_COUNT" | "RING_MAGIC" | "CONSOLE_RING_ENTRIES") => v1_2.clone(),
+            (true, "BLOCK_RING_ENTRIES" | "BLOCK_SECTOR_SIZE" | "BLOCK_TRANSFER_MAX") => {
+                v1_3.clone()
+            }
             (true, _) => v1_0.clone(),
             (false, _) => PROVISIONAL.into(),
         };
@@ -154,7 +175,6 @@ fn expected() -> Vec<(String, String)> {
             reserved,
         }),
     ));
-    let p = || PROVISIONAL.to_string();
     out.push((v1_1.clone(), layout_line!(BatchEntry { raw })));
     out.push((
         v1_2.clone(),
@@ -179,7 +199,7 @@ fn expected() -> Vec<(String, String)> {
         }),
     ));
     out.push((
-        p(),
+        v1_3.clone(),
         layout_line!(BlockDesc {
             op,
             status,
@@ -189,7 +209,10 @@ fn expected() -> Vec<(String, String)> {
             reserved
         }),
     ));
-    out.push((p(), layout_line!(ChannelDesc { len, flags, data })));
+    out.push((
+        frozen(Version::new(1, 4)),
+        layout_line!(ChannelDesc { len, flags, data }),
+    ));
     out
 }
 

@@ -8,7 +8,8 @@
 //!
 //! - The first line is exactly `pvhyp-manifest 1` ([`HEADER`]).
 //! - Then one record per line, `vm` or `channel`, then `key=value` fields separated by spaces.
-//!   Every key is required, once. In a `vm` record `cmdline=` comes last and takes the rest of
+//!   Every key is required, once, except a `vm`'s `disk=OFFSET+SIZE` (bytes), given only for a
+//!   VM with a disk region. In a `vm` record `cmdline=` comes last and takes the rest of
 //!   the line, spaces included. Numbers are decimal; `memory` is in bytes.
 //! - Empty lines and lines starting with `#` are ignored. Lines end with `\n`.
 //!
@@ -105,17 +106,20 @@ pub fn encode(m: &Manifest) -> String {
     // Writing to a String cannot fail.
     let _ = writeln!(out, "{HEADER}");
     for vm in &m.vms {
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "vm name={} memory={} vcpus={} console={} on_fault={} image={} cmdline={}",
+            "vm name={} memory={} vcpus={} console={} on_fault={} image={} ",
             vm.name,
             vm.memory_bytes,
             vm.vcpus,
             vm.console.as_str(),
             vm.on_fault.as_str(),
             vm.image,
-            vm.cmdline,
         );
+        if let Some(disk) = vm.disk {
+            let _ = write!(out, "disk={}+{} ", disk.offset, disk.size);
+        }
+        let _ = writeln!(out, "cmdline={}", vm.cmdline);
     }
     for ch in &m.channels {
         let _ = writeln!(
@@ -190,10 +194,12 @@ pub fn decode(text: &str) -> Result<Manifest, DecodeError> {
 /// Collects the `key=value` fields of one record into `slots` (one per known key, in order).
 ///
 /// When `rest_key` is given, that key ends the field list and its value is the rest of the line.
+/// Keys in `optional` may be absent (their slot stays `None`).
 fn fields<'a>(
     mut rest: &'a str,
     keys: &[&'static str],
     rest_key: Option<&'static str>,
+    optional: &[&'static str],
     slots: &mut [Option<&'a str>],
 ) -> Result<(), DecodeErrorKind> {
     loop {
@@ -224,7 +230,7 @@ fn fields<'a>(
     match keys
         .iter()
         .zip(slots.iter())
-        .find(|(_, slot)| slot.is_none())
+        .find(|(key, slot)| slot.is_none() && !optional.contains(key))
     {
         Some((key, _)) => Err(DecodeErrorKind::MissingKey(key)),
         None => Ok(()),
@@ -244,14 +250,29 @@ fn small(key: &'static str, value: &str) -> Result<i64, DecodeErrorKind> {
     i64::try_from(number(key, value)?).map_err(|_| DecodeErrorKind::BadNumber(key))
 }
 
-const VM_KEYS: [&str; 7] = [
-    "name", "memory", "vcpus", "console", "on_fault", "image", "cmdline",
+const VM_KEYS: [&str; 8] = [
+    "name", "memory", "vcpus", "console", "on_fault", "image", "disk", "cmdline",
 ];
+
+/// A `disk` value: `OFFSET+SIZE`, decimal bytes.
+fn disk_region(value: &str) -> Result<DiskRegion, DecodeErrorKind> {
+    let (offset, size) = value
+        .split_once('+')
+        .ok_or(DecodeErrorKind::BadValue("disk"))?;
+    let region = DiskRegion {
+        offset: number("disk", offset)?,
+        size: number("disk", size)?,
+    };
+    validate::check_disk(&region).map_err(DecodeErrorKind::Invalid)?;
+    Ok(region)
+}
 
 fn decode_vm(rest: &str) -> Result<VmSpec, DecodeErrorKind> {
     let mut s = [None; VM_KEYS.len()];
-    fields(rest, &VM_KEYS, Some("cmdline"), &mut s)?;
-    let [name, memory, vcpus, console, on_fault, image, cmdline] = s.map(Option::unwrap_or_default);
+    fields(rest, &VM_KEYS, Some("cmdline"), &["disk"], &mut s)?;
+    let disk = s[6].map(disk_region).transpose()?;
+    let [name, memory, vcpus, console, on_fault, image, _, cmdline] =
+        s.map(Option::unwrap_or_default);
     let invalid = DecodeErrorKind::Invalid;
 
     validate::check_vm_name(name).map_err(invalid)?;
@@ -270,6 +291,7 @@ fn decode_vm(rest: &str) -> Result<VmSpec, DecodeErrorKind> {
         cmdline: cmdline.to_string(),
         console,
         on_fault,
+        disk,
     })
 }
 
@@ -277,7 +299,7 @@ const CHANNEL_KEYS: [&str; 4] = ["name", "a", "b", "pages"];
 
 fn decode_channel(rest: &str) -> Result<ChannelSpec, DecodeErrorKind> {
     let mut s = [None; CHANNEL_KEYS.len()];
-    fields(rest, &CHANNEL_KEYS, None, &mut s)?;
+    fields(rest, &CHANNEL_KEYS, None, &[], &mut s)?;
     let [name, a, b, pages] = s.map(Option::unwrap_or_default);
     let invalid = DecodeErrorKind::Invalid;
 

@@ -36,8 +36,9 @@ pub use size::{Size, parse_size};
 #[cfg(feature = "host")]
 pub use toml_front::{SourceLines, VmLines, parse_toml, parse_toml_with_lines};
 pub use validate::{
-    Invalid, Item, Problem, check_channel, check_cmdline, check_image_name, check_memory,
-    check_name, check_pages, check_relations, check_vcpus, check_vm, check_vm_name, validate,
+    Invalid, Item, Problem, check_channel, check_cmdline, check_disk, check_image_name,
+    check_memory, check_name, check_pages, check_relations, check_vcpus, check_vm, check_vm_name,
+    validate,
 };
 
 /// Name of the compact manifest inside the archive.

@@ -23,6 +23,10 @@ pub const MAX_CHANNELS: usize = 64;
 pub const MAX_CHANNEL_PAGES: u32 = 256;
 /// Longest image name inside the archive, in bytes.
 pub const MAX_IMAGE_LEN: usize = 255;
+/// The unit of disk regions: a sector.
+pub const DISK_SECTOR_SIZE: u64 = 512;
+/// The end of the last disk region a manifest may give (1 TiB): offset + size at most this.
+pub const MAX_DISK_BYTES: u64 = 1 << 40;
 /// The command line a VM gets when the TOML gives none.
 pub const DEFAULT_CMDLINE: &str = "selftest";
 
@@ -54,6 +58,30 @@ pub struct VmSpec {
     pub console: ConsoleKind,
     /// What a stage-2 fault outside the VM's mappings does.
     pub on_fault: FaultPolicy,
+    /// The VM's part of the machine's disk, if it has one.
+    pub disk: Option<DiskRegion>,
+}
+
+/// A VM's part of the disk: bytes `offset .. offset + size` of the disk image (QEMU `virt`)
+/// or the RAM disk (Raspberry Pi 4). The VM sees it as a whole disk starting at its sector 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DiskRegion {
+    /// Where the region starts on the disk, in bytes: a multiple of [`DISK_SECTOR_SIZE`].
+    pub offset: u64,
+    /// Its length in bytes: a positive multiple of [`DISK_SECTOR_SIZE`].
+    pub size: u64,
+}
+
+impl DiskRegion {
+    /// The first byte after the region (saturating).
+    pub fn end(&self) -> u64 {
+        self.offset.saturating_add(self.size)
+    }
+
+    /// Whether the two regions share a byte.
+    pub fn overlaps(&self, other: &DiskRegion) -> bool {
+        self.offset < other.end() && other.offset < self.end()
+    }
 }
 
 /// A shared-memory channel between two VMs.

@@ -39,6 +39,8 @@ pub struct VmLines {
     pub memory: usize,
     /// The `image` key, when given.
     pub image: Option<usize>,
+    /// The `disk` key, when given.
+    pub disk: Option<usize>,
 }
 
 impl SourceLines {
@@ -91,6 +93,17 @@ pub fn parse_toml_with_lines(text: &str) -> Result<(Manifest, SourceLines), Mani
             }
             None => DEFAULT_CMDLINE.to_owned(),
         };
+        let disk = match &vm.disk {
+            Some(d) => {
+                let region = DiskRegion {
+                    offset: d.get_ref().offset.0,
+                    size: d.get_ref().size.0,
+                };
+                validate::check_disk(&region).map_err(at(d.span()))?;
+                Some(region)
+            }
+            None => None,
+        };
         if let Some(image) = &vm.image
             && image.get_ref().is_empty()
         {
@@ -104,6 +117,7 @@ pub fn parse_toml_with_lines(text: &str) -> Result<(Manifest, SourceLines), Mani
             name: line_of(text, vm.name.span().start),
             memory: line_of(text, vm.memory.span().start),
             image: vm.image.as_ref().map(|i| line_of(text, i.span().start)),
+            disk: vm.disk.as_ref().map(|d| line_of(text, d.span().start)),
         });
         m.vms.push(VmSpec {
             name: vm.name.into_inner(),
@@ -113,6 +127,7 @@ pub fn parse_toml_with_lines(text: &str) -> Result<(Manifest, SourceLines), Mani
             cmdline,
             console: vm.console.map(Spanned::into_inner).unwrap_or_default(),
             on_fault: vm.on_fault.map(Spanned::into_inner).unwrap_or_default(),
+            disk,
         });
     }
 
@@ -146,6 +161,7 @@ pub fn parse_toml_with_lines(text: &str) -> Result<(Manifest, SourceLines), Mani
     validate::check_relations(&m).map_err(|e| {
         let line = match (&e.item, &e.problem) {
             (Item::Manifest, _) => 0,
+            (Item::Vm(i), Problem::DiskOverlap(_)) => lines.vms[*i].disk.unwrap_or(0),
             (Item::Vm(i), _) => lines.vms[*i].name,
             (Item::Channel(i), Problem::DuplicateChannel(_)) => lines.channels[*i],
             (Item::Channel(i), _) => between_lines[*i],
@@ -155,6 +171,12 @@ pub fn parse_toml_with_lines(text: &str) -> Result<(Manifest, SourceLines), Mani
             && let Some(first) = m.vms.iter().position(|vm| vm.name == *name)
         {
             message = format!("{message} (first used on line {})", lines.vms[first].name);
+        }
+        if let Problem::DiskOverlap(name) = &e.problem
+            && let Some(other) = m.vms.iter().position(|vm| vm.name == *name)
+        {
+            let other_line = lines.vms[other].disk.unwrap_or(0);
+            message = format!("{message} (line {other_line})");
         }
         if let Problem::DuplicateChannel(name) = &e.problem
             && let Some(first) = m.channels.iter().position(|c| c.name == *name)
@@ -215,6 +237,15 @@ struct TomlVm {
     cmdline: Option<Spanned<String>>,
     console: Option<Spanned<ConsoleKind>>,
     on_fault: Option<Spanned<FaultPolicy>>,
+    disk: Option<Spanned<TomlDisk>>,
+}
+
+/// `disk = { offset = SIZE, size = SIZE }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlDisk {
+    offset: DiskBytes,
+    size: DiskBytes,
 }
 
 #[derive(Deserialize)]
@@ -231,34 +262,45 @@ struct Bytes(u64);
 
 impl<'de> Deserialize<'de> for Bytes {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(BytesVisitor)
+        d.deserialize_any(BytesVisitor("memory")).map(Bytes)
     }
 }
 
-struct BytesVisitor;
+/// A disk region's `offset` or `size`: written as a `memory` value is.
+#[derive(Clone, Copy)]
+struct DiskBytes(u64);
+
+impl<'de> Deserialize<'de> for DiskBytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(BytesVisitor("disk offset or size"))
+            .map(DiskBytes)
+    }
+}
+
+/// Reads a size; the key's name is for the error messages.
+struct BytesVisitor(&'static str);
 
 impl Visitor<'_> for BytesVisitor {
-    type Value = Bytes;
+    type Value = u64;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a size: an integer of bytes or a string such as \"16M\"")
     }
 
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Bytes, E> {
-        u64::try_from(v)
-            .map(Bytes)
-            .map_err(|_| E::custom(format!("memory {v} is negative")))
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+        u64::try_from(v).map_err(|_| E::custom(format!("{} {v} is negative", self.0)))
     }
 
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Bytes, E> {
-        Ok(Bytes(v))
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+        Ok(v)
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Bytes, E> {
-        parse_size(v).map(Bytes).ok_or_else(|| {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
+        parse_size(v).ok_or_else(|| {
             E::custom(format!(
-                "memory {v:?} is not a size: use an integer of bytes or digits with a unit \
-                 K, M, G or T (binary), such as \"16M\""
+                "{} {v:?} is not a size: use an integer of bytes or digits with a unit \
+                 K, M, G or T (binary), such as \"16M\"",
+                self.0
             ))
         })
     }

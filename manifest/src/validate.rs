@@ -40,6 +40,14 @@ pub enum Problem {
     CmdlineBadChar,
     /// Channel pages outside `1..=MAX_CHANNEL_PAGES`.
     PagesOutOfRange(i64),
+    /// A disk region's size is zero.
+    DiskSizeZero,
+    /// A disk region's offset or size is not a multiple of [`DISK_SECTOR_SIZE`].
+    DiskNotSectorMultiple(u64),
+    /// A disk region ends beyond [`MAX_DISK_BYTES`].
+    DiskTooLarge(u64),
+    /// Two VMs' disk regions overlap: the other VM's name.
+    DiskOverlap(String),
     /// Two VMs share a name.
     DuplicateVm(String),
     /// Two channels share a name.
@@ -88,6 +96,18 @@ impl fmt::Display for Problem {
             ),
             Self::PagesOutOfRange(n) => {
                 write!(f, "pages {n} is outside 1..={MAX_CHANNEL_PAGES}")
+            }
+            Self::DiskSizeZero => f.write_str("disk size must be greater than 0"),
+            Self::DiskNotSectorMultiple(b) => write!(
+                f,
+                "disk offset or size {b} bytes is not a multiple of the {DISK_SECTOR_SIZE}-byte sector"
+            ),
+            Self::DiskTooLarge(end) => write!(
+                f,
+                "disk region ends at byte {end}, beyond the limit of {MAX_DISK_BYTES} bytes (1T)"
+            ),
+            Self::DiskOverlap(other) => {
+                write!(f, "disk region overlaps the disk region of VM \"{other}\"")
             }
             Self::DuplicateVm(n) => write!(f, "duplicate VM name \"{n}\""),
             Self::DuplicateChannel(n) => write!(f, "duplicate channel name \"{n}\""),
@@ -218,12 +238,30 @@ pub fn check_pages(n: i64) -> Result<u32, Problem> {
     }
 }
 
+/// A disk region: offset and size multiples of [`DISK_SECTOR_SIZE`], size > 0, ending at or
+/// before [`MAX_DISK_BYTES`].
+pub fn check_disk(region: &DiskRegion) -> Result<(), Problem> {
+    for v in [region.offset, region.size] {
+        if !v.is_multiple_of(DISK_SECTOR_SIZE) {
+            return Err(Problem::DiskNotSectorMultiple(v));
+        }
+    }
+    if region.size == 0 {
+        return Err(Problem::DiskSizeZero);
+    }
+    match region.offset.checked_add(region.size) {
+        Some(end) if end <= MAX_DISK_BYTES => Ok(()),
+        _ => Err(Problem::DiskTooLarge(region.end())),
+    }
+}
+
 /// Checks one VM's fields except `image` (whose form depends on the front end).
 pub fn check_vm(vm: &VmSpec) -> Result<(), Problem> {
     check_vm_name(&vm.name)?;
     check_memory(vm.memory_bytes)?;
     check_vcpus(i64::from(vm.vcpus))?;
-    check_cmdline(&vm.cmdline)
+    check_cmdline(&vm.cmdline)?;
+    vm.disk.as_ref().map_or(Ok(()), check_disk)
 }
 
 /// Checks one channel's own fields (not whether its ends exist).
@@ -254,6 +292,14 @@ pub fn check_relations(m: &Manifest) -> Result<(), Invalid> {
     for (i, vm) in m.vms.iter().enumerate() {
         if m.vms[..i].iter().any(|o| o.name == vm.name) {
             let problem = Problem::DuplicateVm(vm.name.clone());
+            return Err(Invalid {
+                item: Item::Vm(i),
+                problem,
+            });
+        }
+        let overlapping = |o: &VmSpec| o.disk.zip(vm.disk).is_some_and(|(a, b)| a.overlaps(&b));
+        if let Some(other) = m.vms[..i].iter().find(|o| overlapping(o)) {
+            let problem = Problem::DiskOverlap(other.name.clone());
             return Err(Invalid {
                 item: Item::Vm(i),
                 problem,

@@ -15,6 +15,7 @@ fn vm(name: &str) -> VmSpec {
         cmdline: "selftest".into(),
         console: ConsoleKind::Pv,
         on_fault: FaultPolicy::Kill,
+        disk: None,
     }
 }
 
@@ -250,6 +251,7 @@ fn arb_vm() -> impl Strategy<Value = VmSpec> {
                 } else {
                     FaultPolicy::Kill
                 },
+                disk: None,
             },
         )
 }

@@ -139,7 +139,7 @@ mod target {
 #[cfg(target_os = "none")]
 pub use target::CONSOLE;
 #[cfg(target_os = "none")]
-pub use target::{has_input, init, receive};
+pub use target::{has_input, init, receive, send};
 
 /// Prints to the VM's console.
 #[macro_export]

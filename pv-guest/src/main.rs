@@ -48,6 +48,14 @@ fn aarch64_wfi() {
 /// The boot-info page's IPA, for code that runs outside `guest_main`'s call tree (vectors).
 static BOOT_INFO: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
+/// How many times this VM restarted itself (x1 at entry).
+static RESTARTS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// How many times this VM restarted itself with PSCI SYSTEM_RESET.
+pub fn restarts() -> u64 {
+    RESTARTS.load(core::sync::atomic::Ordering::SeqCst)
+}
+
 /// The boot-info page the hypervisor gave us.
 #[cfg(target_os = "none")]
 pub fn boot_info() -> &'static BootInfo {
@@ -66,12 +74,13 @@ const STATUS_NO_MMU: u64 = 92;
 
 #[cfg(target_os = "none")]
 #[unsafe(no_mangle)]
-extern "C" fn guest_main(boot_info_ipa: u64) -> ! {
+extern "C" fn guest_main(boot_info_ipa: u64, restarts: u64) -> ! {
     // SAFETY: the hypervisor maps the boot-info page at this IPA for our whole life; the MMU is
     // off, so the IPA is the address (and once it is on, stage 1 maps this page to itself);
     // BootInfo is plain integers, valid for any bytes.
     let info: &'static BootInfo = unsafe { &*(boot_info_ipa as *const BootInfo) };
     BOOT_INFO.store(boot_info_ipa, core::sync::atomic::Ordering::SeqCst);
+    RESTARTS.store(restarts, core::sync::atomic::Ordering::SeqCst);
     if !info.is_valid() {
         println!("boot info at {boot_info_ipa:#x} is not valid");
         exit(STATUS_BAD_BOOT_INFO);

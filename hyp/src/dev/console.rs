@@ -76,7 +76,9 @@ pub fn write_fmt(args: fmt::Arguments) {
 pub fn write_vm_line(prefix: &str, text: &[u8]) {
     if let Some(uart) = CONSOLE.lock().as_ref() {
         let mut w = Writer(uart);
-        let _ = fmt::Write::write_fmt(&mut w, format_args!("{prefix}: "));
+        for &b in prefix.as_bytes().iter().chain(b": ") {
+            uart.write_byte(b);
+        }
         for &b in text {
             match b {
                 b' '..=b'~' | b'\t' => uart.write_byte(b),

@@ -81,6 +81,14 @@ fn context_for(name: &str) -> FakeVm {
             m.write(0x4008_0000, b"hello, world").unwrap();
         }
         "MEM_PROTECT" | "MEM_QUERY" => m.map(0x5000_0000, 16, MemPerms::RW).unwrap(),
+        "CHANNEL_INFO" | "CHANNEL_NOTIFY" => vm.channels.push(crate::vm::channel::ChannelEnd {
+            channel: 0,
+            ipa: crate::vm::channel::channel_ipa(0),
+            frames: std::vec![0x7000_0000],
+            peer_vm: 1,
+            peer_event: 8,
+            sends_on_first: true,
+        }),
         "CONSOLE_NOTIFY" => {
             // 32 bytes produced into the output ring.
             m.map(0x4009_0000, 1, MemPerms::RW).unwrap();
@@ -101,6 +109,19 @@ fn context_for(name: &str) -> FakeVm {
                 .flat_map(u64::to_le_bytes)
                 .collect();
             m.write(0x5100_0000, &list).unwrap();
+        }
+        "BLOCK_INFO" | "BLOCK_SUBMIT" => {
+            // A 16 MiB region (0x8000 sectors) and its ring, four requests produced (whatever
+            // they hold, each is taken and answered in its status).
+            m.map(0x4009_1000, 1, MemPerms::RW).unwrap();
+            vm.block_io = Some(crate::vm::block::BlockIo {
+                ring_ipa: 0x4009_1000,
+                consumer: 0,
+                region: crate::vm::block::Region {
+                    first_sector: 0,
+                    sectors: 0x8000,
+                },
+            });
         }
         _ => {}
     }

@@ -33,16 +33,10 @@ pub fn send(vm: &mut impl GuestVm, vcpu: u32, event: u32) -> Result<[u64; 3], Er
 
 #[cfg(test)]
 mod tests {
-    use super::super::fake::FakeVm;
-    use super::super::{Action, dispatch};
+    use super::super::dispatch;
+    use super::super::fake::{FakeVm, call};
     use hypercall_abi::event::EventSource;
-    use hypercall_abi::{Call, Error, decode_return};
-
-    fn call(vm: &mut FakeVm, c: Call) -> Result<[u64; 3], Error> {
-        let mut regs = c.to_regs();
-        assert_eq!(dispatch(vm, &mut regs), Action::Resume);
-        decode_return([regs[0], regs[1], regs[2], regs[3]])
-    }
+    use hypercall_abi::{Call, Error};
 
     #[test]
     fn send_unmask_ack_cycle() {

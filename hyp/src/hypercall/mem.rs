@@ -75,17 +75,10 @@ pub fn batch(vm: &mut impl GuestVm, list_ipa: u64, count: u64) -> Result<[u64; 3
 
 #[cfg(test)]
 mod tests {
-    use super::super::fake::{FakeVm, PAGE_IPA};
-    use super::super::{Action, dispatch};
+    use super::super::fake::{FakeVm, PAGE_IPA, call};
     use super::*;
-    use hypercall_abi::{Call, decode_return};
+    use hypercall_abi::Call;
     use std::vec::Vec;
-
-    fn call(vm: &mut FakeVm, c: Call) -> Result<[u64; 3], Error> {
-        let mut regs = c.to_regs();
-        assert_eq!(dispatch(vm, &mut regs), Action::Resume);
-        decode_return([regs[0], regs[1], regs[2], regs[3]])
-    }
 
     fn write_list(vm: &mut FakeVm, entries: &[u64]) {
         let bytes: Vec<u8> = entries.iter().flat_map(|e| e.to_le_bytes()).collect();

@@ -5,6 +5,8 @@
 //! in host tests against a fake VM.
 
 mod abi;
+mod block;
+mod channel;
 #[cfg(test)]
 mod compat;
 mod console;
@@ -34,8 +36,18 @@ pub trait GuestVm {
     fn info(&self) -> hypercall_abi::VmInfo;
     /// The VM's events.
     fn events(&mut self) -> &mut crate::vm::events::Events;
+    /// The VM's end of its channel `n`.
+    fn channel(&self, n: u32) -> Option<&crate::vm::channel::ChannelEnd>;
     /// The events changed by a call (`acked`: the event the guest acknowledged, if any).
     fn events_changed(&mut self, acked: Option<u32>);
+    /// The VM's block device (None: the manifest gave it no disk region).
+    fn block_io(&mut self) -> Option<&mut crate::vm::block::BlockIo>;
+    /// One transfer on the machine's disk (absolute sectors; the caller checked the region).
+    fn disk_io(
+        &mut self,
+        sector: u64,
+        io: crate::disk::Io<'_>,
+    ) -> Result<(), crate::disk::DiskError>;
 }
 
 /// What the scheduler does after the call.
@@ -53,6 +65,8 @@ pub enum Action {
     Kill(String),
     /// Restart the VM from its image with fresh memory.
     Reset,
+    /// Return to the vCPU, and raise `event` in VM `vm` (a channel notify).
+    Notify { vm: usize, event: u32 },
 }
 
 /// Serves the call in `regs` (x0..x17) and leaves the answer there.
@@ -93,8 +107,11 @@ pub fn dispatch(vm: &mut impl GuestVm, regs: &mut Regs) -> Action {
         Call::EventUnmask { event } => answer(regs, event::set_masked(vm, event, false)),
         Call::EventAck { event } => answer(regs, event::ack(vm, event)),
         Call::EventSend { vcpu, event } => answer(regs, event::send(vm, vcpu, event)),
+        Call::BlockInfo => answer(regs, block::info(vm)),
+        Call::BlockSubmit { producer } => answer(regs, block::submit(vm, producer)),
+        Call::ChannelInfo { channel } => answer(regs, channel::info(vm, channel)),
+        Call::ChannelNotify { channel } => channel::notify(vm, channel, regs),
         // Calls still provisional in this ABI version are answered by `is_live` above.
-        _ => answer(regs, Err(Error::NotSupported)),
     }
 }
 
@@ -115,6 +132,13 @@ pub(crate) mod fake {
     use hypercall_abi::{MemPerms, VmInfo};
     use std::vec::Vec;
 
+    /// Dispatches a vendor call that returns to the guest; its decoded result.
+    pub fn call(vm: &mut FakeVm, c: hypercall_abi::Call) -> Result<[u64; 3], hypercall_abi::Error> {
+        let mut regs = c.to_regs();
+        assert_eq!(super::dispatch(vm, &mut regs), super::Action::Resume);
+        hypercall_abi::decode_return([regs[0], regs[1], regs[2], regs[3]])
+    }
+
     /// The IPA of the one page a fresh FakeVm has mapped.
     pub const PAGE_IPA: u64 = 0x1000;
 
@@ -124,8 +148,12 @@ pub(crate) mod fake {
         pub events: crate::vm::events::Events,
         pub acked: Vec<u32>,
         pub console_io: crate::vm::console::ConsoleIo,
+        pub channels: Vec<crate::vm::channel::ChannelEnd>,
         pub memory: GuestMemory<Cpu>,
         pub console: Vec<u8>,
+        pub block_io: Option<crate::vm::block::BlockIo>,
+        /// The machine's disk as this VM's calls reach it.
+        pub disk: crate::disk::ramdisk::RamDisk<Cpu>,
     }
 
     impl FakeVm {
@@ -137,8 +165,11 @@ pub(crate) mod fake {
                 events: crate::vm::events::Events::new(1),
                 acked: Vec::new(),
                 console_io: Default::default(),
+                channels: Vec::new(),
                 memory,
                 console: Vec::new(),
+                block_io: None,
+                disk: crate::disk::ramdisk::RamDisk::new(1024),
             }
         }
     }
@@ -170,11 +201,24 @@ pub(crate) mod fake {
         fn console_io(&mut self) -> &mut crate::vm::console::ConsoleIo {
             &mut self.console_io
         }
+        fn channel(&self, n: u32) -> Option<&crate::vm::channel::ChannelEnd> {
+            self.channels.get(n as usize)
+        }
         fn events(&mut self) -> &mut crate::vm::events::Events {
             &mut self.events
         }
         fn events_changed(&mut self, acked: Option<u32>) {
             self.acked.extend(acked);
+        }
+        fn block_io(&mut self) -> Option<&mut crate::vm::block::BlockIo> {
+            self.block_io.as_mut()
+        }
+        fn disk_io(
+            &mut self,
+            sector: u64,
+            io: crate::disk::Io<'_>,
+        ) -> Result<(), crate::disk::DiskError> {
+            crate::disk::Backend::io(&mut self.disk, sector, io)
         }
         fn info(&self) -> VmInfo {
             VmInfo {

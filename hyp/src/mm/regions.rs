@@ -49,6 +49,14 @@ impl<const N: usize> Default for RangeSet<N> {
 }
 
 impl<const N: usize> RangeSet<N> {
+    /// No ranges.
+    pub const fn new() -> Self {
+        Self {
+            ranges: [Range { start: 0, end: 0 }; N],
+            count: 0,
+        }
+    }
+
     pub fn as_slice(&self) -> &[Range] {
         &self.ranges[..self.count]
     }
@@ -100,6 +108,26 @@ impl<const N: usize> RangeSet<N> {
         Ok(())
     }
 
+    /// Takes the first page of the first non-empty range.
+    pub fn take_page(&mut self) -> Option<u64> {
+        let r = self.ranges[..self.count]
+            .iter_mut()
+            .find(|r| !r.is_empty())?;
+        let page = r.start;
+        r.start += PAGE_SIZE;
+        Some(page)
+    }
+
+    /// Takes `len` bytes (whole pages) from the front of the first range that has them.
+    pub fn take(&mut self, len: u64) -> Option<u64> {
+        let r = self.ranges[..self.count]
+            .iter_mut()
+            .find(|r| r.len() >= len)?;
+        let start = r.start;
+        r.start += len.next_multiple_of(PAGE_SIZE);
+        Some(start)
+    }
+
     /// Bytes in all ranges.
     pub fn total(&self) -> u64 {
         self.as_slice().iter().map(Range::len).sum()
@@ -139,6 +167,23 @@ mod tests {
         set.remove(Range::new(0x9000, 0x1000)).unwrap();
         assert_eq!(set.total(), 0x3000);
         set.remove(Range::new(0, u64::MAX)).unwrap();
+        assert_eq!(set.total(), 0);
+    }
+
+    #[test]
+    fn hands_out_pages_and_runs_from_the_front() {
+        let mut set = RangeSet::<4>::default();
+        set.add(Range::new(0x1000, 0x1000)).unwrap();
+        set.add(Range::new(0x8000, 0x4000)).unwrap();
+        assert_eq!(
+            set.take(0x2000),
+            Some(0x8000),
+            "the first range is too small"
+        );
+        assert_eq!(set.take_page(), Some(0x1000));
+        assert_eq!(set.take_page(), Some(0xa000));
+        assert_eq!(set.take_page(), Some(0xb000));
+        assert_eq!(set.take_page(), None);
         assert_eq!(set.total(), 0);
     }
 

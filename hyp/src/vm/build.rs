@@ -1,6 +1,7 @@
 //! Building a VM: a VMID, a stage-2 table, its image loaded into fresh zeroed frames, and a
 //! boot-info page; its one vCPU enters at the image's entry point at EL1h, x0 = boot info.
 
+use super::channel::ChannelEnd;
 use super::console::ConsoleIo;
 use super::console::LineBuffer;
 use super::elf;
@@ -12,6 +13,7 @@ use crate::arch::aarch64::context::{El1State, FpSimd, GuestRegs};
 use crate::arch::aarch64::cpu;
 use crate::mm::PAGE_SIZE;
 use alloc::string::String;
+use alloc::vec::Vec;
 use hypercall_abi::console::CONSOLE_RING_ENTRIES;
 use hypercall_abi::layout::{EventPage, RingHeader};
 use hypercall_abi::{BootInfo, MemPerms, Version};
@@ -61,6 +63,11 @@ pub struct Vm {
     pub console_io: ConsoleIo,
     /// The emulated UART of an `emulated-pl011` VM.
     pub pl011: Option<Pl011Emu>,
+    /// Its block ring and disk region, if the manifest gives it one.
+    pub block_io: Option<super::block::BlockIo>,
+    /// Its ends of the channels it takes part in, numbered as the guest sees them.
+    pub channels: Vec<ChannelEnd>,
+    pub boot_info_ipa: u64,
 }
 
 /// Why a VM could not be built.
@@ -148,6 +155,17 @@ impl Vm {
                 pl011 = Some(Pl011Emu::default());
             }
         }
+        // The block ring: the page after the console ring's (unused by an emulated-PL011 VM).
+        let block_io = match &spec.disk {
+            Some(disk) => {
+                let ring = event_page_ipa + 2 * PAGE_SIZE;
+                let io = super::block::map_ring(&mut memory, ring, disk)
+                    .map_err(|e| BuildError::Memory("block ring", e))?;
+                info.block_ring_ipa = ring;
+                Some(io)
+            }
+            None => None,
+        };
         info.event_page_ipa = event_page_ipa;
         info.timer_event = events::TIMER_EVENT;
         info.console_event = events::CONSOLE_EVENT;
@@ -182,12 +200,26 @@ impl Vm {
             on_cpu: false,
             console_io,
             pl011,
+            block_io,
+            channels: Vec::new(),
+            boot_info_ipa,
         })
     }
 
     /// This VM's VTTBR_EL2 value.
     pub fn vttbr(&self) -> u64 {
         self.memory.vttbr()
+    }
+
+    /// Maps a channel's region into this VM as its next channel, and tells the guest (the
+    /// boot info's channel count; the channel's event becomes bindable).
+    pub fn attach_channel(&mut self, end: ChannelEnd) -> Result<(), hypercall_abi::Error> {
+        self.memory.map_shared(end.ipa, &end.frames)?;
+        self.channels.push(end);
+        let count = self.channels.len() as u32;
+        self.events.set_channels(count);
+        let at = self.boot_info_ipa + core::mem::offset_of!(BootInfo, channel_count) as u64;
+        self.memory.write(at, &count.to_le_bytes())
     }
 
     /// Whether the VM still runs (or waits to).
@@ -278,6 +310,10 @@ impl crate::hypercall::GuestVm for Vm {
         &mut self.console_io
     }
 
+    fn channel(&self, n: u32) -> Option<&ChannelEnd> {
+        self.channels.get(n as usize)
+    }
+
     fn events(&mut self) -> &mut Events {
         &mut self.events
     }
@@ -297,6 +333,18 @@ impl crate::hypercall::GuestVm for Vm {
 
     fn vcpu_mpidr(&self) -> u64 {
         self.vcpu.el1.vmpidr
+    }
+
+    fn block_io(&mut self) -> Option<&mut super::block::BlockIo> {
+        self.block_io.as_mut()
+    }
+
+    fn disk_io(
+        &mut self,
+        sector: u64,
+        io: crate::disk::Io<'_>,
+    ) -> Result<(), crate::disk::DiskError> {
+        crate::disk::io(sector, io)
     }
 
     fn info(&self) -> hypercall_abi::VmInfo {

@@ -47,22 +47,27 @@ impl Default for LineBuffer {
 impl LineBuffer {
     /// Adds bytes; calls `emit` with each completed (or overlong) line, without its newline.
     pub fn push(&mut self, bytes: &[u8], mut emit: impl FnMut(&[u8])) {
-        for &b in bytes {
-            match b {
-                b'\n' => {
+        // A run of bytes up to the next line end at a time: the console hot path.
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let end = rest
+                .iter()
+                .position(|&b| b == b'\n' || b == b'\r')
+                .unwrap_or(rest.len());
+            let (run, after) = rest.split_at(end);
+            for chunk in run.chunks(LINE_MAX) {
+                if self.len + chunk.len() > LINE_MAX {
                     emit(&self.buf[..self.len]);
                     self.len = 0;
                 }
-                b'\r' => {}
-                _ => {
-                    if self.len == LINE_MAX {
-                        emit(&self.buf[..self.len]);
-                        self.len = 0;
-                    }
-                    self.buf[self.len] = b;
-                    self.len += 1;
-                }
+                self.buf[self.len..self.len + chunk.len()].copy_from_slice(chunk);
+                self.len += chunk.len();
             }
+            if after.first() == Some(&b'\n') {
+                emit(&self.buf[..self.len]);
+                self.len = 0;
+            }
+            rest = after.get(1..).unwrap_or(&[]);
         }
     }
 

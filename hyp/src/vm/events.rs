@@ -61,6 +61,11 @@ impl Events {
         }
     }
 
+    /// Declares how many channels the VM has (their events become bindable).
+    pub fn set_channels(&mut self, channels: u32) {
+        self.channels = channels;
+    }
+
     /// Makes `event` pending.
     pub fn raise(&mut self, event: u32) -> Result<(), Error> {
         let (w, b) = Self::check(event)?;

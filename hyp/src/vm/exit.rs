@@ -67,6 +67,12 @@ pub fn handle(exit: Exit) {
     };
     let alive = match action {
         Action::Resume => return,
+        Action::Notify { vm: peer, event } => {
+            if let Some(peer) = sched.vms.get_mut(peer).filter(|p| p.is_alive()) {
+                peer.raise_event(event);
+            }
+            return;
+        }
         Action::Yield => true,
         Action::Wait => {
             vm.state = VmState::Waiting;
@@ -111,8 +117,15 @@ fn reset(slot: &mut Box<Vm>) {
     let restarts = old.restarts + 1;
     let old_vttbr = old.vttbr();
     // Build first, then drop the old VM (its frames return to the pool scrubbed).
+    let channels = old.channels.clone();
     match Vm::build(index, vmid, spec, image, restarts) {
-        Ok(fresh) => {
+        Ok(mut fresh) => {
+            // Its channels outlive its memory: the fresh VM sees the same regions.
+            for end in channels {
+                if let Err(e) = fresh.attach_channel(end) {
+                    log::error!("VM {}: channel lost on restart: {e}", fresh.name);
+                }
+            }
             **slot = fresh;
             // The VMID is reused with new tables: drop every stale translation.
             stage2::flush_vm(old_vttbr);
@@ -132,10 +145,13 @@ fn handle_sync(vm: &mut Vm, s: &Syndrome) -> Action {
             Action::Resume
         }
         Class::Hvc64 => {
-            let mut regs: Regs = [0; 18];
-            regs.copy_from_slice(&vm.vcpu.regs.x[..18]);
+            // Register by register: the compiler pairs these loads and stores, where a slice
+            // copy becomes a call to a byte loop (the hot path of every hypercall).
+            let mut regs: Regs = core::array::from_fn(|i| vm.vcpu.regs.x[i]);
             let action = hypercall::dispatch(vm, &mut regs);
-            vm.vcpu.regs.x[..18].copy_from_slice(&regs);
+            for (saved, answer) in vm.vcpu.regs.x.iter_mut().zip(regs) {
+                *saved = answer;
+            }
             #[cfg(debug_assertions)]
             check_frame_accounting(vm);
             action

@@ -60,6 +60,8 @@ pub enum Pin {
     Image,
     /// Pages the hyp shares with it (boot info, event page, console ring): neither.
     Hyp,
+    /// A channel's pages: neither, and not the VM's frames (the channel owns them).
+    Shared,
 }
 
 /// One guest page.
@@ -120,6 +122,8 @@ pub struct GuestMemory<M: Machine> {
     vmid: u16,
     stage2: Mapping<FrameTables<M>, Stage2>,
     pages: BTreeMap<u64, Page>,
+    /// How many of `pages` are a channel's.
+    shared_pages: u64,
     quota_pages: u64,
 }
 
@@ -135,6 +139,7 @@ impl<M: Machine> GuestMemory<M> {
             vmid,
             stage2: Mapping::new(FrameTables(PhantomData), ROOT_LEVEL, Stage2),
             pages: BTreeMap::new(),
+            shared_pages: 0,
             quota_pages: quota_bytes / PAGE_SIZE,
         }
     }
@@ -144,13 +149,50 @@ impl<M: Machine> GuestMemory<M> {
         (u64::from(self.vmid) << 48) | self.stage2.root_address().0 as u64
     }
 
+    /// Pages counted against the quota: all but the channels' pages.
     pub fn pages_used(&self) -> u64 {
-        self.pages.len() as u64
+        self.pages.len() as u64 - self.shared_pages
     }
 
-    /// The frames backing this VM's pages.
+    /// The frames this VM owns (not the channels' it sees).
     pub fn frames(&self) -> impl Iterator<Item = u64> + '_ {
-        self.pages.values().map(|p| p.pa)
+        self.pages
+            .values()
+            .filter(|p| p.pin != Pin::Shared)
+            .map(|p| p.pa)
+    }
+
+    /// Maps frames a shared object owns (a channel's) at `ipa`, one page each, read-write,
+    /// never executable; the VM can neither unmap nor protect them, nor do they count
+    /// against its quota.
+    pub fn map_shared(&mut self, ipa: u64, frames: &[u64]) -> Result<(), Error> {
+        check_range(ipa, frames.len() as u64)?;
+        let end = ipa + frames.len() as u64 * PAGE_SIZE;
+        if self.pages.range(ipa..end).next().is_some() {
+            return Err(Error::AlreadyMapped);
+        }
+        for (i, &pa) in frames.iter().enumerate() {
+            let page = ipa + i as u64 * PAGE_SIZE;
+            self.stage2
+                .map_range(
+                    &MemoryRegion::new(page as usize, (page + PAGE_SIZE) as usize),
+                    PhysicalAddress(pa as usize),
+                    attributes(MemPerms::RW),
+                    Constraints::NO_BLOCK_MAPPINGS,
+                )
+                .expect("a checked, unmapped range maps");
+            self.pages.insert(
+                page,
+                Page {
+                    pa,
+                    perms: MemPerms::RW,
+                    pin: Pin::Shared,
+                },
+            );
+            self.shared_pages += 1;
+        }
+        M::tlb(TlbOp::DsbIshst);
+        Ok(())
     }
 
     /// Quota not yet used, in bytes.
@@ -278,7 +320,7 @@ impl<M: Machine> GuestMemory<M> {
 
     /// Removes the range's pages and returns their frames, scrubbed. All or nothing.
     pub fn unmap(&mut self, ipa: u64, pages: u64) -> Result<(), Error> {
-        self.check_mapped(ipa, pages, &[Pin::Image, Pin::Hyp])?;
+        self.check_mapped(ipa, pages, &[Pin::Image, Pin::Hyp, Pin::Shared])?;
         self.break_entries(ipa, pages);
         for i in 0..pages {
             let page = self
@@ -293,7 +335,7 @@ impl<M: Machine> GuestMemory<M> {
     /// Changes the range's permissions, break-before-make. All or nothing.
     pub fn protect(&mut self, ipa: u64, pages: u64, perms: MemPerms) -> Result<(), Error> {
         check_perms(perms)?;
-        self.check_mapped(ipa, pages, &[Pin::Hyp])?;
+        self.check_mapped(ipa, pages, &[Pin::Hyp, Pin::Shared])?;
         self.break_entries(ipa, pages);
         for i in 0..pages {
             let page_ipa = ipa + i * PAGE_SIZE;
@@ -373,7 +415,9 @@ impl<M: Machine> GuestMemory<M> {
 impl<M: Machine> Drop for GuestMemory<M> {
     fn drop(&mut self) {
         for (_, page) in core::mem::take(&mut self.pages) {
-            M::free_frame(self.owner, page.pa);
+            if page.pin != Pin::Shared {
+                M::free_frame(self.owner, page.pa);
+            }
         }
         // The stage-2 tables are freed by Mapping's own drop (FrameTables::deallocate_table).
     }

@@ -1,8 +1,10 @@
 //! Virtual machines: what a VM is, how it is built from its image, and how its vCPU is
 //! scheduled and its exits handled.
 
+pub mod block;
 #[cfg(target_os = "none")]
 pub mod build;
+pub mod channel;
 pub mod console;
 pub mod elf;
 pub mod events;

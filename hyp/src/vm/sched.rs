@@ -195,6 +195,7 @@ pub fn run(vms: Vec<Box<Vm>>) -> ! {
     );
     load(&mut sched.vms[0]);
     timer::arm_slice();
+    crate::bench::at_first_guest_entry(&sched.vms);
     drop(guard);
     // SAFETY: this CPU's PerCpu was set up at boot; stack_top is its own EL2 stack.
     let stack_top = unsafe { (*this_cpu()).stack_top };

@@ -46,7 +46,8 @@ pub struct BootInfo {
     pub event_page_ipa: u64,
     /// IPA of the console output ring (since 1.2; 0 for an emulated-PL011 VM).
     pub console_ring_ipa: u64,
-    /// Provisional: IPA of the block request ring ([`super::BlockDesc`] slots).
+    /// IPA of the block request ring ([`super::BlockDesc`] slots; since 1.3; 0 for a VM without
+    /// a disk region).
     pub block_ring_ipa: u64,
     /// IPA of the emulated PL011 when [`BootInfo::FLAG_PL011`] is set, else 0.
     pub pl011_ipa: u64,
@@ -56,7 +57,7 @@ pub struct BootInfo {
     pub console_event: u32,
     /// Event block completion is bound to (since 1.2).
     pub block_event: u32,
-    /// Provisional: how many channels this VM has (numbered from 0).
+    /// How many channels this VM has, numbered from 0 (since 1.4).
     pub channel_count: u32,
     /// Zero; room for later minors.
     pub reserved: [u64; 78],

@@ -1,8 +1,9 @@
 //! Memory layouts shared between the hypervisor and guests: `#[repr(C)]`, fixed-width,
 //! little-endian, with compile-time size and offset assertions.
 //!
-//! [`BootInfo`] is live (frozen since 1.0). The batch list, rings and event page are
-//! provisional, like the calls that use them.
+//! [`BootInfo`] is live (frozen since 1.0), the batch list since 1.1, the event page and ring
+//! header since 1.2, the block slot since 1.3. The channel slot is provisional, like the calls
+//! that use it.
 
 mod batch;
 mod boot_info;

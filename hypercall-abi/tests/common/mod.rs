@@ -271,22 +271,22 @@ pub fn samples() -> Vec<Sample> {
             ok(BlockInfo {
                 sectors: 0x8000,
                 sector_size: 512,
-                flags: BlockInfo::READ_ONLY,
+                flags: 0,
             }
             .to_values()),
         ),
         (
             "BLOCK_SUBMIT",
             Call::BlockSubmit { producer: 4 },
-            ok([0; 3]),
+            ok([4, 0, 0]),
         ),
         (
             "CHANNEL_INFO",
             Call::ChannelInfo { channel: 0 },
             ok(ChannelInfo {
-                ipa: 0x6000_0000,
-                pages: 4,
-                peer_vm: 2,
+                ipa: 0x40_0000_0000,
+                pages: 1,
+                peer_vm: 1,
                 flags: ChannelInfo::SENDS_ON_FIRST,
             }
             .to_values()),

@@ -1,11 +1,13 @@
 /*
- * Guest entry at EL1h, MMU off, x0 = the boot-info page's IPA (all we know about our memory).
+ * Guest entry at EL1h, MMU off, x0 = the boot-info page's IPA (all we know about our memory),
+ * x1 = how many times this VM restarted (PSCI SYSTEM_RESET).
  * Enable FP/SIMD (the compiler uses it), install the vectors, take the stack, run Rust.
  */
 .section .text.entry, "ax"
 .global _start
 _start:
     mov     x19, x0
+    mov     x20, x1
     mov     x1, #(3 << 20)              /* CPACR_EL1.FPEN: no FP/SIMD traps */
     msr     cpacr_el1, x1
     isb
@@ -24,6 +26,7 @@ _start:
     add     x1, x1, :lo12:GUEST_STACK
     add     sp, x1, #{STACK_SIZE}
     mov     x0, x19
+    mov     x1, x20
     bl      guest_main
 3:  wfi
     b       3b

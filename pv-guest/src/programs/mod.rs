@@ -6,6 +6,11 @@
 pub mod args;
 #[cfg(target_os = "none")]
 mod attack;
+mod bench;
+#[cfg(target_os = "none")]
+mod blk;
+#[cfg(target_os = "none")]
+mod channel;
 #[cfg(target_os = "none")]
 mod checks;
 #[cfg(target_os = "none")]
@@ -15,6 +20,8 @@ mod hog;
 #[cfg(target_os = "none")]
 mod memtest;
 pub mod pattern;
+#[cfg(target_os = "none")]
+mod power;
 #[cfg(target_os = "none")]
 mod selftest;
 pub mod shell;
@@ -66,6 +73,7 @@ pub fn run(info: &hypercall_abi::BootInfo, cmd: &Command) -> u64 {
     use crate::println;
     match cmd.program {
         "selftest" => selftest::run(info, cmd),
+        "bench" => bench::run(cmd.args),
         "fpsimd" => fpsimd::run(info, cmd.args),
         "memtest" => memtest::run(info),
         "attack" => attack::run(info, cmd.args),
@@ -73,6 +81,13 @@ pub fn run(info: &hypercall_abi::BootInfo, cmd: &Command) -> u64 {
         "hog" => hog::run(cmd.args),
         "shell" => shell::run(info),
         "timer" => timer::run(info, cmd.args),
+        "blk" => blk::run(cmd.args),
+        "ping" => channel::ping(cmd.args),
+        "pong" => channel::pong(cmd.args),
+        "snoop" => channel::snoop(info),
+        "reset" => power::reset(),
+        "cpuoff" => power::cpu_off(),
+        "off" => power::system_off(),
         "hello" => {
             println!(
                 "hello from VM {} ({} KiB quota)",

@@ -4,24 +4,11 @@
 //! guest's vector). Checks the time really passed and the event arrived each time.
 
 use super::args;
+use crate::arch::timer;
 use crate::events;
 use crate::{hv, println};
 use core::arch::asm;
 use hypercall_abi::BootInfo;
-
-fn counter() -> u64 {
-    let v: u64;
-    // SAFETY: reads the virtual counter; no side effects.
-    unsafe { asm!("isb", "mrs {}, cntvct_el0", out(reg) v, options(nomem, nostack)) };
-    v
-}
-
-fn frequency() -> u64 {
-    let v: u64;
-    // SAFETY: reads the counter frequency; no side effects.
-    unsafe { asm!("mrs {}, cntfrq_el0", out(reg) v, options(nomem, nostack)) };
-    v
-}
 
 fn arm(deadline: u64) {
     // SAFETY: the virtual timer is this VM's own; ENABLE = 1, IMASK = 0.
@@ -44,13 +31,13 @@ fn wfi() {
 pub fn run(info: &BootInfo, argv: &str) -> u64 {
     let rounds = args::number(argv, "rounds").unwrap_or(6);
     let ms = args::number(argv, "ms").unwrap_or(10);
-    let ticks = frequency() * ms / 1000;
+    let ticks = timer::frequency() * ms / 1000;
     let mut hv = hv();
     let _ = hv.event_unmask(info.timer_event);
     let mut failed = 0;
     for round in 0..rounds {
         let with_irq = round % 2 == 1;
-        let start = counter();
+        let start = timer::ticks();
         arm(start + ticks);
         if with_irq {
             // SAFETY: unmasks IRQs; the vector acks events and records them.
@@ -67,7 +54,7 @@ pub fn run(info: &BootInfo, argv: &str) -> u64 {
             disarm();
             let _ = hv.event_ack(info.timer_event);
         }
-        let waited = counter() - start;
+        let waited = timer::ticks() - start;
         disarm();
         if waited < ticks {
             println!("timer: round {round} woke after {waited} ticks, before its {ticks}");

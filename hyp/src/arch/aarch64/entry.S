@@ -37,6 +37,7 @@ _start:
     .long   0                           /* res5 */
 
 primary_entry:
+    mrs     x23, cntpct_el0             /* first: the counter, for bench.sh's boot_to_guest */
     mov     x19, x0                     /* device tree PA */
     adr     x20, _start                 /* where we were loaded */
     mrs     x0, CurrentEL
@@ -133,6 +134,7 @@ high_entry:
     add     sp, x0, x1
     mov     x0, x19
     mov     x1, x20
+    mov     x2, x23                     /* the counter at entry */
     bl      hyp_main
 park:
     wfe

@@ -25,6 +25,12 @@ mod asm {
     use crate::percpu::{PerCpu, STACK_SIZE};
     use core::arch::global_asm;
     use core::mem::offset_of;
+    use hypercall_abi::standard::{SMCCC_VERSION, SMCCC_VERSION_1_2};
+
+    /// ESR_EL2 of `HVC #0` from AArch64: EC 0x16, IL set, ISS (the immediate) 0.
+    const ESR_HVC0: u32 = (0x16 << 26) | (1 << 25);
+    // The fast path compares only the top half of the function ID.
+    const _: () = assert!(SMCCC_VERSION & 0xffff == 0);
 
     global_asm!(
         include_str!("entry.S"),
@@ -36,6 +42,10 @@ mod asm {
         PERCPU_REGS = const offset_of!(PerCpu, regs),
         REGS_ELR = const offset_of!(context::GuestRegs, elr),
         EXIT_SYNC = const exception::EXIT_SYNC,
+        ESR_HVC_HIGH = const ESR_HVC0 >> 24,
+        SMCCC_VERSION_HIGH = const SMCCC_VERSION >> 16,
+        SMCCC_1_2_LOW = const SMCCC_VERSION_1_2 & 0xffff,
+        SMCCC_1_2_HIGH = const SMCCC_VERSION_1_2 >> 16,
         EXIT_IRQ = const exception::EXIT_IRQ,
         EXIT_FIQ = const exception::EXIT_FIQ,
         EXIT_SERROR = const exception::EXIT_SERROR,

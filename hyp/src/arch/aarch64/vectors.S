@@ -9,6 +9,11 @@
 
 .macro save_guest_and_handle kind
     stp     x0, x1, [sp, #-16]!
+    save_guest_after_x0_x1 \kind
+.endm
+
+/* Everything but x0/x1, which the vector already pushed on the EL2 stack. */
+.macro save_guest_after_x0_x1 kind
     mrs     x0, tpidr_el2
     ldr     x0, [x0, #{PERCPU_REGS}]
     stp     x2, x3, [x0, #(2 * 8)]
@@ -71,7 +76,28 @@ hyp_vectors:
     hyp_fault 3
 /* Lower EL, AArch64: the guests. */
 .balign 0x80
-    save_guest_and_handle {EXIT_SYNC}
+    /*
+     * The null-hypercall fast path: `HVC #0` with w0 = SMCCC_VERSION is answered here, before
+     * anything is saved (as KVM answers its SMCCC workaround calls in its vectors). Everything
+     * else takes the general path. Only x0/x1 are touched and x1 is restored.
+     */
+    stp     x0, x1, [sp, #-16]!
+    mrs     x1, esr_el2
+    lsr     x1, x1, #24
+    cmp     x1, #{ESR_HVC_HIGH}          /* EC = HVC64, IL, ISS[24] = 0 */
+    b.ne    1f
+    mrs     x1, esr_el2
+    tst     x1, #0xffffff               /* the rest of the ISS: the immediate is 0 */
+    b.ne    1f
+    movz    w1, #{SMCCC_VERSION_HIGH}, lsl #16
+    cmp     w0, w1
+    b.ne    1f
+    movz    x0, #{SMCCC_1_2_LOW}
+    movk    x0, #{SMCCC_1_2_HIGH}, lsl #16
+    ldr     x1, [sp, #8]
+    add     sp, sp, #16
+    eret
+1:  b       guest_sync_slow
 .balign 0x80
     save_guest_and_handle {EXIT_IRQ}
 .balign 0x80
@@ -89,6 +115,9 @@ hyp_vectors:
     hyp_fault 4
 
 .text
+guest_sync_slow:
+    save_guest_after_x0_x1 {EXIT_SYNC}
+
 /* Enters the current vCPU with a fresh EL2 stack: x0 = the stack top to use. */
 .global guest_enter_first
 guest_enter_first:

@@ -219,3 +219,36 @@ fn every_frame_has_exactly_one_owner() {
         "stage-2 tables are freed with the VM"
     );
 }
+
+#[test]
+fn channel_pages_are_seen_but_not_owned() {
+    let mut mem = fresh(4);
+    let shared = [
+        FakeMachine::alloc_frame(Owner::Shared(0)).unwrap(),
+        FakeMachine::alloc_frame(Owner::Shared(0)).unwrap(),
+    ];
+    mem.map_shared(BASE, &shared).unwrap();
+    mem.write(BASE + P + 8, b"ping").unwrap();
+    let mut buf = [0u8; 4];
+    mem.read(BASE + P + 8, &mut buf).unwrap();
+    assert_eq!(&buf, b"ping");
+    assert_eq!(
+        (mem.pages_used(), mem.quota_left_bytes()),
+        (0, 4 * P),
+        "not the VM's quota"
+    );
+    assert_eq!(mem.unmap(BASE, 1), Err(Error::Denied));
+    assert_eq!(mem.protect(BASE, 1, MemPerms::READ), Err(Error::Denied));
+    assert_eq!(mem.map(BASE, 1, MemPerms::RW), Err(Error::AlreadyMapped));
+    assert_eq!(
+        mem.map_shared(BASE + P, &shared[..1]),
+        Err(Error::AlreadyMapped)
+    );
+    assert_eq!(mem.frames().count(), 0);
+    drop(mem);
+    assert_eq!(
+        FakeMachine::frames_of(Owner::Shared(0)),
+        2,
+        "the channel keeps its frames"
+    );
+}

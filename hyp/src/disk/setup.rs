@@ -1,0 +1,122 @@
+//! Finding the machine's disk at boot: the device tree's virtio-mmio slots are probed for a
+//! block device; without one (the Raspberry Pi 4 has none) the VMs' regions live on a RAM disk.
+//! Nothing is touched unless some VM has a disk region.
+
+use crate::vm::block::Region;
+
+/// The most of the address space the virtio-mmio slots may span to be mapped as one block
+/// (QEMU `virt`: 32 slots of 0x200 bytes, 16 KiB).
+const SPAN_MAX: u64 = 1 << 20;
+
+/// The one device range covering every virtio-mmio slot, `(base, size)`, if there are slots
+/// and they lie close together.
+pub fn mmio_span(slots: &[devtree::VirtioMmio]) -> Option<(u64, u64)> {
+    let base = slots.iter().map(|s| s.region.base).min()?;
+    let end = slots.iter().map(|s| s.region.end()).max()?;
+    (end > base && end - base <= SPAN_MAX).then_some((base, end - base))
+}
+
+/// The sectors a disk must have for every region: the end of the last one.
+pub fn sectors_needed(regions: &[Region]) -> u64 {
+    regions.iter().map(Region::end).max().unwrap_or(0)
+}
+
+#[cfg(target_os = "none")]
+use {
+    super::ramdisk::RamDisk,
+    super::virtio_blk::{Slot, VirtioBlk},
+    super::{Backend, SECTOR_SIZE, install},
+    crate::arch::Cpu,
+    alloc::{boxed::Box, format, string::String},
+    devtree::Board,
+};
+
+/// Finds or makes the disk the VMs' `regions` (name, region) lie on, and installs it.
+/// An error is a reason the boot cannot go on.
+#[cfg(target_os = "none")]
+pub fn init(board: &Board, regions: &[(&str, Region)]) -> Result<(), String> {
+    if regions.is_empty() {
+        return Ok(());
+    }
+    let needed = sectors_needed(&regions.iter().map(|r| r.1).collect::<alloc::vec::Vec<_>>());
+    let mapped = mmio_span(board.virtio()).is_some();
+    let found = board.virtio().iter().filter(|_| mapped).find_map(|slot| {
+        let base = slot.region.base as usize;
+        // SAFETY: boot::take_over_mmu mapped every slot as device memory (mmio_span).
+        match unsafe { VirtioBlk::classify(base) } {
+            Slot::Block(transport) => Some((base, transport)),
+            _ => None,
+        }
+    });
+    let disk: Box<dyn Backend> = match found {
+        Some((base, transport)) => {
+            // SAFETY: a mapped virtio-mmio slot holding a block device; only the disk uses
+            // it from here on.
+            let dev = unsafe { VirtioBlk::new(base, transport) }
+                .map_err(|e| format!("virtio-blk at {base:#x}: {e}"))?;
+            log::info!(
+                "virtio-blk ({transport:?} virtio-mmio) at {base:#x}, {} MiB",
+                (dev.sectors() * SECTOR_SIZE) >> 20
+            );
+            for (name, r) in regions {
+                if r.end() > dev.sectors() {
+                    return Err(format!(
+                        "VM {name}: disk region (sectors {}..{}) is beyond the {}-sector disk: give a bigger image (scripts/run.sh --disk FILE)",
+                        r.first_sector,
+                        r.end(),
+                        dev.sectors()
+                    ));
+                }
+            }
+            Box::new(dev)
+        }
+        None => {
+            log::info!(
+                "no virtio-blk device: the VMs' disk regions are a RAM disk of {} MiB, zeroed at boot, which does not persist",
+                (needed * SECTOR_SIZE).div_ceil(1 << 20)
+            );
+            Box::new(RamDisk::<Cpu>::new(needed))
+        }
+    };
+    install(disk);
+    for (name, r) in regions {
+        log::info!(
+            "VM {name}: disk sectors {}..{} ({} KiB)",
+            r.first_sector,
+            r.end(),
+            (r.sectors * SECTOR_SIZE) >> 10
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use devtree::{Region as DtRegion, VirtioMmio};
+
+    fn slot(base: u64) -> VirtioMmio {
+        VirtioMmio {
+            region: DtRegion { base, size: 0x200 },
+            irq: 48,
+        }
+    }
+
+    #[test]
+    fn the_slots_are_mapped_as_one_span_when_close() {
+        let slots: std::vec::Vec<_> = (0..32).map(|i| slot(0x0a00_0000 + i * 0x200)).collect();
+        assert_eq!(mmio_span(&slots), Some((0x0a00_0000, 0x4000)));
+        assert_eq!(mmio_span(&[]), None);
+        assert_eq!(mmio_span(&[slot(0x1000), slot(0x4000_0000)]), None);
+    }
+
+    #[test]
+    fn the_disk_covers_the_last_region() {
+        let r = |first_sector, sectors| Region {
+            first_sector,
+            sectors,
+        };
+        assert_eq!(sectors_needed(&[r(0, 8), r(100, 4), r(16, 8)]), 104);
+        assert_eq!(sectors_needed(&[]), 0);
+    }
+}

@@ -1,0 +1,53 @@
+//! PSCI calls that end or restart the VM, which selftest cannot make: `reset` restarts itself
+//! once with SYSTEM_RESET and checks it came back from its image with fresh memory; `cpuoff`
+//! and `off` end with CPU_OFF and SYSTEM_OFF (status 0).
+
+use crate::{hv, println, restarts};
+use core::sync::atomic::{AtomicU64, Ordering};
+use hypercall_abi::MemPerms;
+
+/// Written before the reset: a fresh image has the initial value again.
+static MARK: AtomicU64 = AtomicU64::new(0x1111);
+
+/// A page mapped before the reset: a fresh VM does not have it.
+const PAGE: u64 = 0x39_0000_0000;
+
+pub fn reset() -> u64 {
+    let mut hv = hv();
+    match restarts() {
+        0 => {
+            MARK.store(0x2222, Ordering::SeqCst);
+            let _ = hv.mem_map(PAGE, 1, MemPerms::RW);
+            println!("reset: first life; calling PSCI SYSTEM_RESET");
+            let refused = hv.psci_system_reset();
+            println!("reset: SYSTEM_RESET returned {refused}");
+            1
+        }
+        1 => {
+            let fresh_image = MARK.load(Ordering::SeqCst) == 0x1111;
+            let fresh_memory = hv.mem_query(PAGE).is_err();
+            println!(
+                "reset: restarted once; image fresh: {fresh_image}, memory fresh: {fresh_memory}"
+            );
+            u64::from(!(fresh_image && fresh_memory))
+        }
+        n => {
+            println!("reset: restarted {n} times, expected once");
+            1
+        }
+    }
+}
+
+pub fn cpu_off() -> u64 {
+    println!("cpuoff: calling PSCI CPU_OFF on the only vCPU");
+    let refused = hv().psci_cpu_off();
+    println!("cpuoff: CPU_OFF returned {refused}");
+    1
+}
+
+pub fn system_off() -> u64 {
+    println!("off: calling PSCI SYSTEM_OFF");
+    let refused = hv().psci_system_off();
+    println!("off: SYSTEM_OFF returned {refused}");
+    1
+}

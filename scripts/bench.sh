@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Deterministic instruction counts of the hypervisor's hot paths. See --help.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+usage() {
+    cat <<'USAGE'
+usage: scripts/bench.sh [options]
+
+Boots pv-guest's `bench` program under QEMU with -icount shift=0 (one instruction per
+nanosecond of virtual time, which the guest's counter follows) and reports how many
+instructions each hot path costs, identically on every run: a table on the terminal with each
+measure's budget, and optionally JSON and an SVG chart. Two boots: one VM alone (the one-VM
+measures, and the hyp's boot_to_guest and per-VM overhead), then two VMs yielding to each
+other (vm_switch).
+
+options:
+  --board virt|raspi4b   machine (default virt: 1 CPU, cortex-a72; raspi4b: its 4 fixed
+                         Cortex-A72, the 3 secondaries parked in WFI)
+  --cpu MODEL            CPU model on virt (default cortex-a72; `max` counts 1 tick a
+                         instruction)
+  --json FILE            write the measures as one JSON array
+  --svg FILE             write a bar chart of the hot paths
+  --iterations N         operations per timed batch (default 1000; 9 batches a measure)
+  --quick                a few iterations a batch: checks the whole pipeline in seconds (the
+                         figures are then rough; scripts/test.sh uses it)
+  --no-icount            wall-clock nanoseconds instead: NOT deterministic
+  --no-build             use the binaries already in target/pvhyp
+  --logs DIR             keep the console logs in DIR
+  -h, --help             this text
+Exit status: 0 when every run finished and reported (budgets missed do not fail it), 1 when a
+run failed, 2 for a bad option.
+USAGE
+}
+
+die() { echo "bench: $*" >&2; exit 2; }
+
+board=virt cpu="" json="" svg="" iterations="" quick=0 icount=1 build=1 logs=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --board) board="${2:?--board needs a value}"; shift 2 ;;
+        --cpu) cpu="${2:?--cpu needs a value}"; shift 2 ;;
+        --json) json="${2:?--json needs a file}"; shift 2 ;;
+        --svg) svg="${2:?--svg needs a file}"; shift 2 ;;
+        --iterations) iterations="${2:?--iterations needs a number}"; shift 2 ;;
+        --quick) quick=1; shift ;;
+        --no-icount) icount=0; shift ;;
+        --no-build) build=0; shift ;;
+        --logs) logs="${2:?--logs needs a directory}"; shift 2 ;;
+        -h|--help) usage; exit 0 ;;
+        *) usage >&2; die "unknown option: $1" ;;
+    esac
+done
+case "$board" in
+    virt) machine=(--board virt --cpu "${cpu:-cortex-a72}" --smp 1) ;;
+    raspi4b) [ -z "$cpu" ] || die "--board raspi4b has fixed Cortex-A72 CPUs"
+             machine=(--board raspi4b) ;;
+    *) die "--board must be virt or raspi4b, not '$board'" ;;
+esac
+[ -z "$iterations" ] || [[ "$iterations" =~ ^[1-9][0-9]*$ ]] ||
+    die "--iterations must be a positive number, not '$iterations'"
+
+if [ "$build" = 1 ]; then
+    scripts/setup.sh
+    scripts/build.sh
+fi
+cargo build -q --release -p benchreport
+report="$ROOT/target/release/benchreport"
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+[ -z "$logs" ] || mkdir -p "$logs"
+
+# What the guests are told: the same for every VM, so the vm_switch partner yields as often.
+args=""
+[ "$quick" = 1 ] && args+=" quick"
+[ "$icount" = 0 ] && args+=" wall"
+[ -n "$iterations" ] && args+=" iterations=$iterations"
+# sleep=off: measured paths never idle, but the console between them may wait on the host;
+# without it, that wait would advance the virtual clock by real time and shift what follows.
+qemu=()
+[ "$icount" = 1 ] && qemu=(-icount shift=0,sleep=off)
+
+if [ "$icount" = 1 ]; then
+    echo "bench: $board, QEMU -icount shift=0: deterministic instruction counts"
+else
+    echo "bench: $board, wall clock (--no-icount): nanoseconds, NOT deterministic"
+fi
+
+run_one() {
+    local name="$1" manifest="$2"
+    sed -E "s/^(cmdline = \"bench[^\"]*)\"/\\1$args\"/" "$manifest" >"$work/$name.toml"
+    local log="$work/$name.log"
+    if ! scripts/run.sh --no-build "${machine[@]}" --manifest "$work/$name.toml" --timeout 600 \
+        -- "${qemu[@]}" </dev/null >"$log" 2>&1; then
+        echo "bench: the $name run failed:" >&2
+        tail -n 20 "$log" >&2
+        exit 1
+    fi
+    [ -z "$logs" ] || cp "$log" "$logs/$name.log"
+}
+run_one solo tests/manifests/bench.toml
+run_one switch tests/manifests/bench-switch.toml
+run_one trap tests/manifests/bench-trap.toml
+
+out=()
+[ -n "$json" ] && out+=(--json "$json")
+[ -n "$svg" ] && out+=(--svg "$svg")
+"$report" --image target/pvhyp/Image --title "pvhyp on QEMU $board" "${out[@]}" \
+    "$work/solo.log" "$work/switch.log" "$work/trap.log"

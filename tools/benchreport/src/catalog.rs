@@ -1,0 +1,141 @@
+//! Every measure the report knows, in table order: its unit, the budget, and the
+//! reference figures measured the same way (instructions under QEMU `-icount shift=0`,
+//! `-cpu cortex-a72`).
+
+/// A budget: the figure must be at most (or at least) this.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Budget {
+    AtMost(f64),
+    AtLeast(f64),
+}
+
+impl Budget {
+    pub fn met(&self, value: f64) -> bool {
+        match *self {
+            Budget::AtMost(b) => value <= b,
+            Budget::AtLeast(b) => value >= b,
+        }
+    }
+}
+
+impl std::fmt::Display for Budget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Budget::AtMost(b) => write!(f, "<= {}", crate::table::group(b as u64)),
+            Budget::AtLeast(b) => write!(f, ">= {b}x"),
+        }
+    }
+}
+
+/// Where a measure's figure comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A `bench: name=...` line from a guest.
+    Guest,
+    /// Derived on the host (from the hyp's log lines, the Image, or other measures).
+    Host,
+}
+
+/// One measure of the report.
+#[derive(Clone, Copy, Debug)]
+pub struct Spec {
+    pub name: &'static str,
+    /// "instructions", "bytes" or "ratio" (guest measures are "ns" in wall-clock mode).
+    pub unit: &'static str,
+    pub source: Source,
+    pub budget: Option<Budget>,
+    /// Reference figures: (who, instructions), measured the same way.
+    pub reference: &'static [(&'static str, u64)],
+    /// Drawn in the chart's hot-path group.
+    pub hot_path: bool,
+}
+
+const fn spec(name: &'static str, unit: &'static str, source: Source) -> Spec {
+    Spec {
+        name,
+        unit,
+        source,
+        budget: None,
+        reference: &[],
+        hot_path: false,
+    }
+}
+
+const fn hot(mut s: Spec) -> Spec {
+    s.hot_path = true;
+    s
+}
+
+const fn budget(mut s: Spec, b: Budget) -> Spec {
+    s.budget = Some(b);
+    s
+}
+
+const fn refs(mut s: Spec, r: &'static [(&'static str, u64)]) -> Spec {
+    s.reference = r;
+    s
+}
+
+const I: &str = "instructions";
+use Budget::{AtLeast, AtMost};
+use Source::{Guest, Host};
+
+/// Every measure, in the order of the table and the JSON array.
+pub const ALL: &[Spec] = &[
+    refs(
+        hot(budget(spec("null_hypercall", I, Guest), AtMost(60.0))),
+        &[("Xen 4.17", 417), ("KVM nVHE", 1490)],
+    ),
+    spec("null_hypercall_smccc_version", I, Guest),
+    spec("null_hypercall_abi_version", I, Guest),
+    hot(spec("console_pv_64b", I, Guest)),
+    hot(spec("console_trap_64b", I, Guest)),
+    budget(spec("console_trap_over_pv", "ratio", Host), AtLeast(30.0)),
+    refs(
+        hot(budget(spec("mem_map_1", I, Guest), AtMost(400.0))),
+        &[("Xen 4.17 populate", 2727)],
+    ),
+    hot(spec("mem_unmap_1", I, Guest)),
+    refs(
+        hot(budget(
+            spec("mem_batch_512_per_page", I, Guest),
+            AtMost(150.0),
+        )),
+        &[("Xen 4.17 populate x512", 1957)],
+    ),
+    spec("mem_batch_512_unmap_per_page", I, Guest),
+    hot(spec("stage2_fault_inject", I, Guest)),
+    refs(
+        hot(budget(spec("vm_switch", I, Guest), AtMost(1500.0))),
+        &[("Xen 4.17", 3799)],
+    ),
+    refs(
+        hot(budget(spec("event_roundtrip", I, Guest), AtMost(800.0))),
+        &[("Xen 4.17 evtchn", 11842)],
+    ),
+    hot(spec("channel_roundtrip", I, Guest)),
+    spec("boot_to_guest", I, Host),
+    budget(spec("hyp_image_bytes", "bytes", Host), AtMost(131072.0)),
+    spec("hyp_overhead_bytes_per_vm", "bytes", Host),
+];
+
+/// The spec called `name`.
+pub fn find(name: &str) -> Option<&'static Spec> {
+    ALL.iter().find(|s| s.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_budgets_read_both_ways() {
+        for (i, a) in ALL.iter().enumerate() {
+            assert!(ALL[i + 1..].iter().all(|b| b.name != a.name), "{}", a.name);
+        }
+        assert!(AtMost(60.0).met(60.0) && !AtMost(60.0).met(61.0));
+        assert!(AtLeast(30.0).met(31.5) && !AtLeast(30.0).met(29.9));
+        assert_eq!(AtMost(131072.0).to_string(), "<= 131,072");
+        assert_eq!(AtLeast(30.0).to_string(), ">= 30x");
+    }
+}
