@@ -1,6 +1,6 @@
 //! The boot steps `hyp_main` reads as a story, each a function with one job.
 
-use crate::arch::aarch64::{cpu, mmu};
+use crate::arch::aarch64::{cpu, mmu, smp, stage2};
 use crate::dev::bcm2835_aux::Bcm2835Aux;
 use crate::dev::console::{self, Uart};
 use crate::dev::pl011::Pl011;
@@ -11,6 +11,7 @@ use crate::power::{self, PowerOff};
 use crate::vm::Vm;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering};
 use devtree::{Board, EnableMethod, PsciMethod, UartKind};
 use spin::Once;
 
@@ -128,16 +129,29 @@ pub fn describe(board: &Board) {
     }
 }
 
-/// Installs vectors and per-CPU state, and the EL2 controls for running guests.
-pub fn init_cpu() {
+/// Installs vectors and per-CPU state, and the EL2 and stage-2 controls for running guests,
+/// on the boot CPU (logical CPU 0).
+pub fn init_cpu(board: &Board) {
+    let me = boot_cpu_affinity();
+    let gic_index = board.cpus().iter().position(|c| c.mpidr == me).unwrap_or(0);
+    init_this_cpu(0, gic_index);
+}
+
+/// The per-CPU part of `init_cpu`, for any CPU.
+fn init_this_cpu(index: usize, gic_index: usize) {
     unsafe extern "C" {
         static hyp_vectors: u8;
     }
-    let percpu = percpu::init(0);
+    let percpu = percpu::init(index, gic_index);
     // SAFETY: only the address of the vector table is taken.
     let vectors = unsafe { &hyp_vectors as *const u8 as u64 };
     cpu::init_el2(vectors, percpu as u64);
+    stage2::init_vtcr();
 }
+
+/// The PPIs of the hyp's scheduling timer and of the guests' virtual timer, once the GIC is up:
+/// every CPU enables them in its own (banked) registers.
+static TIMER_PPIS: Once<(u32, u32)> = Once::new();
 
 /// Brings up the interrupt controller and the hyp's scheduling timer. Without them guests
 /// still run, but a guest that never yields is not preempted: say so.
@@ -149,12 +163,19 @@ pub fn init_interrupts(board: &Board) {
     // SAFETY: take_over_mmu mapped the GIC's regions as device memory; only dev::gic uses them.
     match unsafe { crate::dev::gic::init(gic, board.cpus().len().max(1)) } {
         Ok(()) => {
-            crate::dev::gic::enable_ppi(timer.hyp_phys_ppi, 0);
-            crate::dev::gic::enable_ppi(timer.virt_ppi, 0);
+            TIMER_PPIS.call_once(|| (timer.hyp_phys_ppi, timer.virt_ppi));
+            enable_timer_ppis(percpu::gic_index());
             crate::vm::exit::set_timer_irqs(16 + timer.hyp_phys_ppi, 16 + timer.virt_ppi);
             log::info!("preemption: EL2 timer, INTID {}", 16 + timer.hyp_phys_ppi);
         }
         Err(e) => log::warn!("GIC unusable ({}): guests are not preempted", e.0),
+    }
+}
+
+fn enable_timer_ppis(gic_index: usize) {
+    if let Some(&(hyp, virt)) = TIMER_PPIS.get() {
+        crate::dev::gic::enable_ppi(hyp, gic_index);
+        crate::dev::gic::enable_ppi(virt, gic_index);
     }
 }
 
@@ -229,35 +250,95 @@ fn boot_cpu_affinity() -> u64 {
 const NO_RAM: &str =
     "no RAM in the device tree memory node: the firmware (or QEMU) must fill it in";
 
-/// Takes the secondary CPUs out of the firmware's hands until the hyp runs guests on them:
-/// spin-table CPUs (the Pi) are parked in the hyp's WFI loop; PSCI CPUs (`virt`) are off and
-/// simply never started.
-pub fn park_secondaries(board: &Board, image_pa: usize) {
+/// Each logical CPU's place in the tree's `/cpus` list (its GIC redistributor), written by
+/// CPU 0 before it releases the secondaries.
+static GIC_INDEX: [AtomicUsize; percpu::MAX_CPUS] =
+    [const { AtomicUsize::new(0) }; percpu::MAX_CPUS];
+
+/// Starts every other CPU the tree lists, the way the tree says (PSCI CPU_ON through SMC on
+/// `virt`, the spin table on the Pi), at the hyp's secondary entry; each sets itself up
+/// (`init_secondary`) and waits for the scheduler. Logical CPU numbers follow the tree's order,
+/// the boot CPU being 0.
+pub fn start_secondaries(board: &Board, image_pa: usize) {
     let me = boot_cpu_affinity();
-    let (mut parked, mut off, mut left) = (0, 0, 0);
-    for c in board.cpus().iter().filter(|c| c.mpidr != me) {
-        match crate::board::spin_table::park(c, board.memory(), HYP_LINK_START - image_pa) {
-            Ok(true) => parked += 1,
-            Ok(false) if c.enable == EnableMethod::Psci => off += 1,
-            Ok(false) => left += 1,
-            Err(e) => {
-                log::warn!(
-                    "CPU {:#x} stays on the firmware's spin table: {e:?}",
+    let mut mpidrs = [smp::NO_CPU; percpu::MAX_CPUS];
+    mpidrs[0] = me;
+    // No heap yet: fixed tables.
+    let mut others = [devtree::Cpu::EMPTY; percpu::MAX_CPUS];
+    let mut count = 1;
+    for (gic_index, c) in board.cpus().iter().enumerate() {
+        if c.mpidr == me {
+            continue;
+        }
+        let logical = count;
+        if logical >= percpu::MAX_CPUS {
+            log::warn!(
+                "CPU {:#x} stays off: the hyp runs at most {} CPUs",
+                c.mpidr,
+                percpu::MAX_CPUS
+            );
+            continue;
+        }
+        mpidrs[logical] = c.mpidr;
+        GIC_INDEX[logical].store(gic_index, Ordering::Relaxed);
+        others[logical] = *c;
+        count += 1;
+    }
+    smp::publish(&mpidrs);
+    let entry = smp::entry_pa(HYP_LINK_START - image_pa);
+    let (mut psci, mut spin) = (0, 0);
+    for (logical, c) in others.iter().enumerate().take(count).skip(1) {
+        match c.enable {
+            EnableMethod::Psci => match board.psci {
+                Some(p) if p.method == PsciMethod::Smc => {
+                    let function = p.cpu_on.unwrap_or(hypercall_abi::psci::PSCI_CPU_ON_64);
+                    match smp::psci_cpu_on(function, c.mpidr, entry, logical as u64) {
+                        0 => psci += 1,
+                        e => log::warn!("CPU {:#x}: PSCI CPU_ON failed ({e})", c.mpidr),
+                    }
+                }
+                _ => log::warn!(
+                    "CPU {:#x} stays off: its PSCI is not reached through SMC",
                     c.mpidr
-                );
-                left += 1;
+                ),
+            },
+            EnableMethod::SpinTable { .. } => {
+                match crate::board::spin_table::release(c, board.memory(), entry) {
+                    Ok(_) => spin += 1,
+                    Err(e) => log::warn!(
+                        "CPU {:#x} stays on the firmware's spin table: {e:?}",
+                        c.mpidr
+                    ),
+                }
             }
+            EnableMethod::None => log::warn!(
+                "CPU {:#x} stays off: no enable method the hyp knows",
+                c.mpidr
+            ),
         }
     }
-    let n = board.cpus().len();
-    match (parked, off, left) {
-        (0, 0, 0) => log::info!("cpus={n}"),
-        (p, 0, 0) => log::info!("cpus={n} ({p} parked in WFI until SMP)"),
-        (0, o, 0) => log::info!("cpus={n} ({o} off until SMP: PSCI CPU_ON)"),
-        (p, o, l) => log::info!(
-            "cpus={n} ({p} parked in WFI, {o} off under PSCI, {l} left with the firmware)"
+    let up = 1 + smp::wait_online(psci + spin, 1000);
+    let n = board.cpus().len().max(1);
+    match (up == n, psci, spin) {
+        (true, 0, 0) => log::info!("cpus={up} up"),
+        (true, p, 0) => log::info!("cpus={up} up ({p} started by PSCI CPU_ON)"),
+        (true, 0, s) => log::info!("cpus={up} up ({s} released from the spin table)"),
+        (_, p, s) => log::warn!(
+            "cpus={up} up of {n} ({p} started by PSCI CPU_ON, {s} released from the spin table)"
         ),
     }
+}
+
+/// A secondary CPU's own set-up, called by `secondary_main` on that CPU: per-CPU state,
+/// vectors and EL2 controls, stage-2 control, its part of the GIC and its timer interrupts.
+pub fn init_secondary(index: usize) {
+    let gic_index = GIC_INDEX
+        .get(index)
+        .map_or(0, |g| g.load(Ordering::Relaxed));
+    init_this_cpu(index, gic_index);
+    crate::dev::gic::init_this_cpu(gic_index);
+    enable_timer_ppis(gic_index);
+    smp::mark_online();
 }
 
 fn board_dtb_size(dtb_pa: usize) -> usize {

@@ -3,7 +3,8 @@
 //! Boot, top to bottom: the entry code (arch/aarch64/entry.S) has turned the MMU on and called
 //! `hyp_main` with the device tree. We learn the board from it, take over the MMU with precise
 //! tables, hand free RAM to the frame allocator, read the VM manifest from the initrd, build
-//! the VMs, and run them until all have ended; then print the summary and power off.
+//! the VMs, and run them on every CPU until all have ended; then print the summary and power
+//! off. The other CPUs start in `secondary_main` once CPU 0 has set up the EL2 tables and the GIC.
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]
@@ -37,13 +38,22 @@ extern "C" fn hyp_main(dtb_pa: usize, image_pa: usize, boot_counter: u64) -> ! {
     boot::start_console(&board);
     boot::describe(&board);
     boot::init_power(&board);
-    boot::park_secondaries(&board, image_pa);
-    boot::init_cpu();
+    boot::init_cpu(&board);
     boot::init_interrupts(&board);
+    boot::start_secondaries(&board, image_pa);
     boot::init_memory(&board, dtb_pa, image_pa);
     let vms = boot::load_vms(&board);
     boot::init_disk(&board, &vms);
     vm::sched::run(vms)
+}
+
+/// Where every other CPU arrives (entry.S `secondary_entry`, MMU on, on its own stack): it sets
+/// itself up, then runs guests as the scheduler gives it work.
+#[cfg(target_os = "none")]
+#[unsafe(no_mangle)]
+extern "C" fn secondary_main(index: usize) -> ! {
+    boot::init_secondary(index);
+    vm::sched::run_secondary()
 }
 
 #[cfg(target_os = "none")]

@@ -1,4 +1,7 @@
 //! State that belongs to one physical CPU, found through TPIDR_EL2 from the first line on.
+//!
+//! CPU indices are logical: 0 is the CPU the hyp booted on, the others follow in the order the
+//! device tree lists them. Only a CPU itself reads or writes its own `PerCpu`.
 
 /// Bytes of EL2 stack per CPU.
 pub const STACK_SIZE: usize = 64 * 1024;
@@ -14,32 +17,82 @@ pub struct PerCpu {
     pub index: usize,
     /// Top of this CPU's EL2 stack.
     pub stack_top: usize,
+    /// The VM whose vCPU is loaded on this CPU (its index in the scheduler), if any.
+    pub vm: Option<usize>,
+    /// This CPU's place in the device tree's `/cpus` list: its GIC redistributor's index.
+    pub gic_index: usize,
 }
 
 #[repr(C, align(16))]
 pub struct Stack(pub [u8; STACK_SIZE]);
 
-/// EL2 stacks; entry.S points CPU 0's SP at the end of the first one.
+/// EL2 stacks: entry.S points CPU `i`'s SP at the end of `HYP_STACKS[i]`.
 #[unsafe(no_mangle)]
 pub static mut HYP_STACKS: [Stack; MAX_CPUS] = [const { Stack([0; STACK_SIZE]) }; MAX_CPUS];
 
 /// One PerCpu per CPU, indexed by CPU number.
-pub static mut PER_CPU: [PerCpu; MAX_CPUS] = [const {
+static mut PER_CPU: [PerCpu; MAX_CPUS] = [const {
     PerCpu {
         regs: core::ptr::null_mut(),
         index: 0,
         stack_top: 0,
+        vm: None,
+        gic_index: 0,
     }
 }; MAX_CPUS];
 
-/// Prepares CPU `index`'s PerCpu and returns its address (for TPIDR_EL2).
-pub fn init(index: usize) -> *mut PerCpu {
+/// Prepares CPU `index`'s PerCpu and returns its address (for TPIDR_EL2). Only CPU `index`
+/// calls it, once, before anything reads the slot.
+pub fn init(index: usize, gic_index: usize) -> *mut PerCpu {
+    let index = index.min(MAX_CPUS - 1);
     // SAFETY: each CPU initialises only its own slot, before anything reads it.
     unsafe {
         let stack = &raw mut HYP_STACKS[index];
         let percpu = &raw mut PER_CPU[index];
         (*percpu).index = index;
         (*percpu).stack_top = stack as usize + STACK_SIZE;
+        (*percpu).gic_index = gic_index;
         percpu
     }
+}
+
+/// This CPU's PerCpu (TPIDR_EL2, set by `cpu::init_el2`).
+pub fn this() -> *mut PerCpu {
+    use aarch64_cpu::registers::{Readable, TPIDR_EL2};
+    TPIDR_EL2.get() as *mut PerCpu
+}
+
+/// This CPU's index.
+pub fn index() -> usize {
+    // SAFETY: TPIDR_EL2 points at this CPU's own initialised slot; only this CPU writes it.
+    unsafe { (*this()).index }
+}
+
+/// The VM loaded on this CPU, if any.
+pub fn current_vm() -> Option<usize> {
+    // SAFETY: as in `index`.
+    unsafe { (*this()).vm }
+}
+
+/// Records the VM loaded on this CPU and the register block vectors.S saves to and restores
+/// from (null with no VM).
+pub fn set_current(vm: Option<usize>, regs: *mut crate::arch::aarch64::context::GuestRegs) {
+    // SAFETY: as in `index`; the caller keeps `regs` valid while the VM is loaded here (VMs are
+    // boxed and never move).
+    unsafe {
+        (*this()).vm = vm;
+        (*this()).regs = regs;
+    }
+}
+
+/// This CPU's top of stack.
+pub fn stack_top() -> usize {
+    // SAFETY: as in `index`.
+    unsafe { (*this()).stack_top }
+}
+
+/// This CPU's GIC redistributor index.
+pub fn gic_index() -> usize {
+    // SAFETY: as in `index`.
+    unsafe { (*this()).gic_index }
 }

@@ -63,7 +63,25 @@ pub unsafe fn init(gic: &devtree::Gic, cpus: usize) -> Result<(), GicUnavailable
     Ok(())
 }
 
-/// Enables a private interrupt (PPI `ppi`, INTID 16 + ppi) on this CPU.
+/// Brings up the calling secondary CPU's part of the GIC: on GICv2 its banked CPU interface
+/// (and banked group registers), on GICv3 its redistributor (`gic_index`: its place in the
+/// `/cpus` list, which is the redistributors' order) and system-register interface. `init` has
+/// run on CPU 0.
+pub fn init_this_cpu(gic_index: usize) {
+    match GIC.lock().as_mut() {
+        // Re-running the set-up writes only idempotent distributor state besides this CPU's
+        // banked registers (IGROUPR0, GICC_CTLR, GICC_PMR).
+        Some(Driver::V2(d)) => d.setup(),
+        Some(Driver::V3(d)) => {
+            GicCpuInterface::enable_system_register_el2(false);
+            d.init_cpu(gic_index);
+            GicCpuInterface::enable_group1(true);
+        }
+        None => {}
+    }
+}
+
+/// Enables a private interrupt (PPI `ppi`, INTID 16 + ppi) on this CPU (`cpu`: its GIC index).
 pub fn enable_ppi(ppi: u32, cpu: usize) {
     let intid = IntId::ppi(ppi);
     match GIC.lock().as_mut() {

@@ -260,7 +260,7 @@ mod tests {
     }
 
     #[test]
-    fn provisional_calls_answer_not_supported() {
+    fn block_calls_of_a_vm_without_a_disk_are_not_supported() {
         let mut vm = FakeVm::default();
         let (action, regs) = call(&mut vm, Call::BlockInfo);
         assert_eq!(

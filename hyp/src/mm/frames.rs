@@ -39,7 +39,10 @@ const HEAP_BASE_SIZE: u64 = 4 << 20;
 /// sized for the owner map of all of `ram`.
 pub fn init(mut free: RangeSet<FRAGMENTS>, ram: Range) -> Result<(), &'static str> {
     let ram_frames = ram.len() / PAGE_SIZE;
-    let heap_size = (HEAP_BASE_SIZE + ram_frames * 2).next_multiple_of(PAGE_SIZE);
+    // The buddy heap serves the owner map from a block of the next power of two, aligned to
+    // its size: twice that much always holds one.
+    let owner_map = (ram_frames * 2).next_power_of_two();
+    let heap_size = (HEAP_BASE_SIZE + 2 * owner_map).next_multiple_of(PAGE_SIZE);
     let heap = free
         .take(heap_size)
         .ok_or("not enough RAM for the hyp heap")?;

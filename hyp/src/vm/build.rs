@@ -57,8 +57,8 @@ pub struct Vm {
     /// Its events, mirrored into the read-only event page at `event_page_ipa`.
     pub events: Events,
     pub event_page_ipa: u64,
-    /// Whether its vCPU is loaded on the CPU now (its EL1 state is live, not in `vcpu`).
-    pub on_cpu: bool,
+    /// The CPU its vCPU is loaded on now, if any (its EL1 state is live there, not in `vcpu`).
+    pub on_cpu: Option<usize>,
     /// Its console ring and input queue.
     pub console_io: ConsoleIo,
     /// The emulated UART of an `emulated-pl011` VM.
@@ -197,7 +197,7 @@ impl Vm {
             restarts,
             events,
             event_page_ipa,
-            on_cpu: false,
+            on_cpu: None,
             console_io,
             pl011,
             block_io,
@@ -220,6 +220,11 @@ impl Vm {
         self.events.set_channels(count);
         let at = self.boot_info_ipa + core::mem::offset_of!(BootInfo, channel_count) as u64;
         self.memory.write(at, &count.to_le_bytes())
+    }
+
+    /// Whether its vCPU is loaded on the CPU running this code.
+    pub fn on_this_cpu(&self) -> bool {
+        self.on_cpu == Some(crate::percpu::index())
     }
 
     /// Whether the VM still runs (or waits to).
@@ -248,7 +253,9 @@ impl Vm {
         } else {
             self.vcpu.hcr &= !cpu::HCR_VI;
         }
-        if self.on_cpu {
+        // Live on this CPU: load it now. Live on another one: that CPU loads `vcpu.hcr` at its
+        // next interrupt exit or scheduling decision (a slice at most).
+        if self.on_this_cpu() {
             cpu::set_hcr(self.vcpu.hcr);
         }
     }
@@ -322,7 +329,7 @@ impl crate::hypercall::GuestVm for Vm {
         if acked == Some(events::TIMER_EVENT) {
             // The guest has handled its timer: let the timer interrupt through again (in the
             // live register while the vCPU is on the CPU, else in its saved state).
-            if self.on_cpu {
+            if self.on_this_cpu() {
                 cpu::set_cntv_ctl(cpu::cntv_ctl() & !CNTV_CTL_IMASK);
             } else {
                 self.vcpu.el1.cntv_ctl &= !CNTV_CTL_IMASK;

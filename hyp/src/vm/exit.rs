@@ -53,14 +53,22 @@ pub enum Exit {
     Unexpected { kind: u64, esr: u64 },
 }
 
-/// Handles one exit of the current vCPU and leaves the CPU pointed at the vCPU to run next.
+/// Handles one exit of this CPU's vCPU and leaves the CPU pointed at the vCPU to run next.
 pub fn handle(exit: Exit) {
     let mut guard = SCHED.lock();
     let Some(sched) = guard.as_mut() else { return };
-    let vm = &mut sched.vms[sched.current];
+    let Some(current) = crate::percpu::current_vm() else {
+        return;
+    };
+    let vm = &mut sched.vms[current];
     let action = match exit {
         Exit::Sync(s) => handle_sync(vm, &s),
-        Exit::Irq => take_interrupts(Some(&mut *vm)),
+        Exit::Irq => {
+            let action = take_interrupts(Some(&mut *vm));
+            // Another CPU may have raised one of its events (HCR_EL2.VI) since it entered.
+            cpu::set_hcr(vm.vcpu.hcr);
+            action
+        }
         Exit::Unexpected { kind, esr } => Action::Kill(alloc::format!(
             "unexpected exception kind {kind}, ESR {esr:#x}"
         )),
@@ -92,16 +100,12 @@ pub fn handle(exit: Exit) {
         }
         Action::Reset => {
             log::info!("VM {} resets", vm.name);
-            reset(&mut sched.vms[sched.current]);
+            reset(&mut sched.vms[current]);
             // The fresh VM has no saved state worth keeping: reload it.
             false
         }
     };
-    if !sched.switch(alive) {
-        let sched = guard.take().expect("scheduler present");
-        drop(guard);
-        crate::power::finish(Some(&sched));
-    }
+    super::sched::reschedule(guard, alive);
 }
 
 fn end(vm: &mut Vm, state: VmState) {

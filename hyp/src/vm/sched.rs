@@ -1,18 +1,23 @@
-//! Round-robin scheduling of vCPUs on this CPU, and the context switch between them.
+//! Scheduling: one global run queue (the VMs, under the short `SCHED` lock) shared by every
+//! CPU. Each CPU runs one VM's vCPU at a time (its PerCpu says which) and, when it gives the CPU
+//! up, takes the next runnable VM round-robin that no other CPU runs; with nothing to run it
+//! idles in WFI, its EL2 timer waking it at the next virtual-timer deadline or one slice later,
+//! so a VM another CPU made runnable is picked up within a slice.
 
 use super::{Vm, VmState};
 use crate::arch::aarch64::{cpu, stage2, timer};
 use crate::dev::console;
-use crate::percpu::PerCpu;
+use crate::percpu;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use spin::Mutex;
+use core::sync::atomic::{AtomicBool, Ordering};
+use spin::{Mutex, MutexGuard};
 
 /// The byte (Ctrl-]) that moves the console focus to the next VM.
 pub const FOCUS_ESCAPE: u8 = 0x1d;
 
-/// The VMs and which one runs. VMs are boxed so their register blocks never move while
-/// PerCpu::regs points at them.
+/// The VMs. VMs are boxed so their register blocks never move while a CPU's PerCpu::regs
+/// points at them.
 pub struct Scheduler {
     /// The VM typed input goes to.
     pub focus: usize,
@@ -21,75 +26,101 @@ pub struct Scheduler {
         reason = "a VM must not move: PerCpu points at its registers"
     )]
     pub vms: Vec<Box<Vm>>,
-    pub current: usize,
+    /// The VM picked last (by any CPU): the round-robin search starts after it.
+    cursor: usize,
 }
 
-/// Never held across a guest entry: exit handling takes it and drops it before returning.
+/// Never held across a guest entry or an idle wait: exit handling takes it and drops it before
+/// returning to the guest.
 pub static SCHED: Mutex<Option<Scheduler>> = Mutex::new(None);
 
-fn this_cpu() -> *mut PerCpu {
-    aarch64_cpu::registers::TPIDR_EL2.get() as *mut PerCpu
-}
+/// Set once CPU 0 has built the VMs: the secondaries wait for it.
+static STARTED: AtomicBool = AtomicBool::new(false);
 
-use aarch64_cpu::registers::Readable;
-
-/// Points this CPU at `vm`'s vCPU: its EL1, timer and FP/SIMD state, its stage 2, and the
+/// Points this CPU at VM `index`'s vCPU: its EL1, timer and FP/SIMD state, its stage 2, and the
 /// register block vectors.S restores from.
-fn load(vm: &mut Vm) {
-    vm.on_cpu = true;
+fn load(vm: &mut Vm, index: usize) {
+    vm.on_cpu = Some(percpu::index());
     cpu::set_hcr(vm.vcpu.hcr);
     vm.vcpu.el1.restore();
     vm.vcpu.fp.restore();
     stage2::load(vm.vttbr());
-    // SAFETY: this CPU's PerCpu is only touched by this CPU; the VM is boxed, so the pointer
-    // stays valid while the VM is in the scheduler.
-    unsafe { (*this_cpu()).regs = &mut vm.vcpu.regs };
+    percpu::set_current(Some(index), &mut vm.vcpu.regs);
 }
 
-fn save(vm: &mut Vm) {
-    vm.vcpu.el1.save();
-    vm.vcpu.fp.save();
+/// Takes the vCPU off this CPU; `keep` says whether its state is worth saving (not when the VM
+/// has ended or was rebuilt).
+fn unload(vm: &mut Vm, keep: bool) {
+    if keep {
+        vm.vcpu.el1.save();
+        vm.vcpu.fp.save();
+    }
     // Its timer must not fire while another vCPU (or nobody) is on the CPU; poll_timers
     // watches it from the saved state.
     cpu::set_cntv_ctl(0);
-    vm.on_cpu = false;
+    vm.on_cpu = None;
+    percpu::set_current(None, core::ptr::null_mut());
+}
+
+/// What a CPU does after a scheduling decision.
+enum Next {
+    /// A vCPU is loaded: enter it.
+    Run,
+    /// Nothing to run now: wait until this deadline (a physical count) at most, then look again.
+    Idle(Option<u64>),
+    /// Every VM has ended.
+    Done,
 }
 
 impl Scheduler {
-    /// The next runnable VM after the current one, round-robin (the current one last).
-    fn next_runnable(&self) -> Option<usize> {
+    /// The next runnable VM after the cursor that no CPU runs, round-robin, `not` excluded.
+    fn next_runnable(&self, not: Option<usize>) -> Option<usize> {
         let n = self.vms.len();
         (1..=n)
-            .map(|i| (self.current + i) % n)
-            .find(|&i| self.vms[i].state == VmState::Runnable)
+            .map(|i| (self.cursor + i) % n)
+            .filter(|&i| Some(i) != not)
+            .find(|&i| self.vms[i].state == VmState::Runnable && self.vms[i].on_cpu.is_none())
     }
 
-    /// Gives the CPU to the next runnable vCPU; `outgoing_alive` says whether the current
-    /// one's state must be kept. With nothing runnable but vCPUs waiting for events, the CPU
-    /// idles until an event arrives. Returns false when no VM is left.
-    pub fn switch(&mut self, outgoing_alive: bool) -> bool {
-        let current_runnable = self.vms[self.current].state == VmState::Runnable;
-        if outgoing_alive && current_runnable && self.next_runnable() == Some(self.current) {
-            timer::arm_slice();
-            return true;
-        }
-        if outgoing_alive && self.vms[self.current].on_cpu {
-            save(&mut self.vms[self.current]);
-        }
-        loop {
+    /// Decides what this CPU runs next; `outgoing_alive` says whether the state of the vCPU on
+    /// it now (if any) must be kept. The current vCPU goes on if nothing else waits for a CPU.
+    fn switch(&mut self, outgoing_alive: bool) -> Next {
+        if let Some(current) = percpu::current_vm() {
+            let runnable = self.vms[current].state == VmState::Runnable;
+            if outgoing_alive && runnable && self.next_runnable(Some(current)).is_none() {
+                // Another CPU may have raised one of its events meanwhile.
+                cpu::set_hcr(self.vms[current].vcpu.hcr);
+                timer::arm_slice();
+                return Next::Run;
+            }
+            unload(&mut self.vms[current], outgoing_alive);
             self.poll_timers();
             self.poll_console();
-            if let Some(next) = self.next_runnable() {
-                self.current = next;
-                load(&mut self.vms[next]);
-                timer::arm_slice();
-                return true;
+            // Others first: the outgoing vCPU runs again only if nobody else can.
+            if let Some(next) = self
+                .next_runnable(Some(current))
+                .or_else(|| self.next_runnable(None))
+            {
+                return self.start(next);
             }
-            if !self.vms.iter().any(|vm| vm.state == VmState::Waiting) {
-                return false;
+        } else {
+            self.poll_timers();
+            self.poll_console();
+            if let Some(next) = self.next_runnable(None) {
+                return self.start(next);
             }
-            self.idle();
         }
+        if !self.vms.iter().any(|vm| vm.is_alive()) {
+            return Next::Done;
+        }
+        Next::Idle(self.next_deadline())
+    }
+
+    fn start(&mut self, next: usize) -> Next {
+        self.cursor = next;
+        load(&mut self.vms[next], next);
+        timer::arm_slice();
+        Next::Run
     }
 
     /// Hands typed bytes to the focused VM (raising its console event); the escape byte moves
@@ -134,11 +165,15 @@ impl Scheduler {
         }
     }
 
-    /// Raises the timer event of every vCPU off the CPU whose virtual timer has expired, and
+    /// Raises the timer event of every vCPU off the CPUs whose virtual timer has expired, and
     /// masks that timer until the guest acknowledges the event.
     fn poll_timers(&mut self) {
         let now = timer::counter();
-        for vm in self.vms.iter_mut().filter(|vm| !vm.on_cpu && vm.is_alive()) {
+        for vm in self
+            .vms
+            .iter_mut()
+            .filter(|vm| vm.on_cpu.is_none() && vm.is_alive())
+        {
             let el1 = &mut vm.vcpu.el1;
             if timer::is_armed(el1.cntv_ctl) && el1.cntv_cval <= now.wrapping_sub(el1.cntvoff) {
                 el1.cntv_ctl |= super::build::CNTV_CTL_IMASK;
@@ -147,17 +182,13 @@ impl Scheduler {
         }
     }
 
-    /// Waits (WFI at EL2) until the earliest waiting virtual timer, or a slice at most, then
-    /// serves the interrupts that woke the CPU.
-    fn idle(&mut self) {
-        let deadline = self
-            .vms
+    /// The earliest virtual-timer deadline of a waiting vCPU, as a physical count.
+    fn next_deadline(&self) -> Option<u64> {
+        self.vms
             .iter()
             .filter(|vm| vm.state == VmState::Waiting && timer::is_armed(vm.vcpu.el1.cntv_ctl))
             .map(|vm| vm.vcpu.el1.cntv_cval.wrapping_add(vm.vcpu.el1.cntvoff))
-            .min();
-        timer::wait_until(deadline);
-        super::exit::take_interrupts(None);
+            .min()
     }
 
     /// Prints the summary scripts read.
@@ -172,17 +203,45 @@ impl Scheduler {
     }
 }
 
-/// Runs the VMs until all have ended; never returns.
+/// Gives this CPU its next vCPU and returns when one is loaded (the caller enters it). Idles,
+/// with the lock released, while there is nothing to run. When every VM has ended, the CPU that
+/// sees it first prints the summary and powers off; the others stop.
+pub fn reschedule(mut guard: MutexGuard<'_, Option<Scheduler>>, outgoing_alive: bool) {
+    let mut alive = outgoing_alive;
+    loop {
+        let Some(sched) = guard.as_mut() else {
+            // Another CPU has ended the run.
+            drop(guard);
+            cpu::wait_forever();
+        };
+        match sched.switch(alive) {
+            Next::Run => return,
+            Next::Done => {
+                let sched = guard.take();
+                drop(guard);
+                crate::power::finish(sched.as_ref());
+            }
+            Next::Idle(deadline) => {
+                drop(guard);
+                timer::wait_until(deadline);
+                super::exit::take_interrupts(None);
+                alive = false;
+                guard = SCHED.lock();
+            }
+        }
+    }
+}
+
+/// Runs the VMs on the boot CPU (the secondaries join in `run_secondary`); never returns.
 #[allow(
     clippy::vec_box,
     reason = "a VM must not move: PerCpu points at its registers"
 )]
 pub fn run(vms: Vec<Box<Vm>>) -> ! {
-    stage2::init_vtcr();
     let mut guard = SCHED.lock();
     let sched = guard.insert(Scheduler {
         vms,
-        current: 0,
+        cursor: 0,
         focus: 0,
     });
     if sched.vms.is_empty() {
@@ -193,11 +252,20 @@ pub fn run(vms: Vec<Box<Vm>>) -> ! {
         "console input goes to {} (Ctrl-] moves it)",
         sched.vms[0].name
     );
-    load(&mut sched.vms[0]);
-    timer::arm_slice();
+    // VM 0 first, on CPU 0.
+    sched.cursor = sched.vms.len() - 1;
     crate::bench::at_first_guest_entry(&sched.vms);
-    drop(guard);
-    // SAFETY: this CPU's PerCpu was set up at boot; stack_top is its own EL2 stack.
-    let stack_top = unsafe { (*this_cpu()).stack_top };
-    cpu::enter_guest_first(stack_top)
+    STARTED.store(true, Ordering::Release);
+    aarch64_cpu::asm::sev();
+    reschedule(guard, false);
+    cpu::enter_guest_first(percpu::stack_top())
+}
+
+/// A secondary CPU, set up, waits for the VMs and then runs them with the others.
+pub fn run_secondary() -> ! {
+    while !STARTED.load(Ordering::Acquire) {
+        aarch64_cpu::asm::wfe();
+    }
+    reschedule(SCHED.lock(), false);
+    cpu::enter_guest_first(percpu::stack_top())
 }

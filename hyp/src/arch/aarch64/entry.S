@@ -141,15 +141,75 @@ park:
     b       park
 
 /*
- * Spin-table secondaries (the Raspberry Pi) wait here once the hyp has taken them off the
- * firmware's spin table, until the hyp starts them itself. They arrive at EL2 with the MMU and
- * caches off, at this code's physical address: it is position independent and touches no
- * memory, so it needs neither a stack nor a mapping.
+ * Secondary CPUs start here (PSCI CPU_ON on `virt`, the spin table on the Pi), at EL2 with the
+ * MMU and caches off, at this code's physical address. CPU 0 has published its EL2 translation
+ * registers and every logical CPU's MPIDR in SECONDARY_BOOT (smp.rs) and cleaned them to the
+ * point of coherency. The final tables do not map the image at its physical address, so the MMU
+ * goes on with the boot tables first (they identity-map the image's GiB; nothing changed them
+ * since CPU 0 used them), and the final tables are loaded once at the link address.
  */
-.global secondary_park
-secondary_park:
-    wfi
-    b       secondary_park
+.global secondary_entry
+secondary_entry:
+    mrs     x0, CurrentEL
+    cmp     x0, #(2 << 2)
+    b.ne    secondary_stuck
+    msr     daifset, #0xf
+    ldr     x0, =0x30C50830
+    msr     sctlr_el2, x0
+    isb
+
+    /* Which logical CPU this is: its MPIDR affinity in the published list (slot 0: CPU 0). */
+    adrp    x1, SECONDARY_BOOT
+    add     x1, x1, :lo12:SECONDARY_BOOT
+    mrs     x2, mpidr_el1
+    ldr     x3, =0xff00ffffff
+    and     x2, x2, x3
+    add     x5, x1, #{SB_MPIDR}
+    mov     x4, #1
+1:  cmp     x4, #{MAX_CPUS}
+    b.hs    secondary_stuck             /* not one the hyp released */
+    ldr     x3, [x5, x4, lsl #3]
+    cmp     x3, x2
+    b.eq    2f
+    add     x4, x4, #1
+    b       1b
+
+2:  ldr     x0, [x1, #{SB_MAIR}]
+    msr     mair_el2, x0
+    ldr     x0, [x1, #{SB_TCR}]
+    msr     tcr_el2, x0
+    ldr     x21, [x1, #{SB_TTBR0}]
+    adrp    x0, boot_l1
+    msr     ttbr0_el2, x0
+    isb
+    tlbi    alle2
+    dsb     nsh
+    isb
+    ldr     x0, =SCTLR_MMU_ON
+    msr     sctlr_el2, x0
+    isb
+    ic      iallu
+    dsb     nsh
+    isb
+    ldr     x0, =secondary_high         /* absolute: the link address */
+    br      x0
+
+secondary_high:
+    msr     ttbr0_el2, x21              /* CPU 0's final tables */
+    isb
+    tlbi    alle2
+    dsb     nsh
+    isb
+    adrp    x0, HYP_STACKS
+    add     x0, x0, :lo12:HYP_STACKS
+    ldr     x1, ={STACK_SIZE}
+    madd    x0, x4, x1, x0
+    add     sp, x0, x1
+    mov     x0, x4
+    bl      secondary_main
+secondary_stuck:
+    wfe
+    b       secondary_stuck
 
 /*
  * spin_table_release(x0 = a CPU's cpu-release-addr, x1 = the physical address it jumps to).

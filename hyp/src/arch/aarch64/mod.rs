@@ -15,14 +15,17 @@ pub mod machine;
 #[cfg(target_os = "none")]
 pub mod mmu;
 #[cfg(target_os = "none")]
+pub mod smp;
+#[cfg(target_os = "none")]
 pub mod stage2;
 #[cfg(target_os = "none")]
 pub mod timer;
 
 #[cfg(target_os = "none")]
 mod asm {
+    use super::smp::SecondaryBoot;
     use super::{context, exception};
-    use crate::percpu::{PerCpu, STACK_SIZE};
+    use crate::percpu::{MAX_CPUS, PerCpu, STACK_SIZE};
     use core::arch::global_asm;
     use core::mem::offset_of;
     use hypercall_abi::standard::{SMCCC_VERSION, SMCCC_VERSION_1_2};
@@ -35,6 +38,11 @@ mod asm {
     global_asm!(
         include_str!("entry.S"),
         STACK_SIZE = const STACK_SIZE,
+        MAX_CPUS = const MAX_CPUS,
+        SB_TTBR0 = const offset_of!(SecondaryBoot, ttbr0),
+        SB_TCR = const offset_of!(SecondaryBoot, tcr),
+        SB_MAIR = const offset_of!(SecondaryBoot, mair),
+        SB_MPIDR = const offset_of!(SecondaryBoot, mpidr),
     );
 
     global_asm!(
