@@ -107,6 +107,8 @@ cases=(
     "SMP: 8 VMs on 4 CPUs, GICv2|0|--smp 4 --gic 2 --manifest $M/eight.toml|cpus=4 up (3 started by PSCI CPU_ON);;st-4: selftest: all;;mt-4: memtest: all;;hyp: summary: vms=8 ok=8 failed=0"
     "SMP: 4 guests that never yield cannot starve a fifth on 4 CPUs|0|--smp 4 --manifest $M/smp-starvation.toml|cpus=4 up;;runner: selftest: all>>>hog-1: hog: done;;runner: selftest: all>>>hog-4: hog: done;;hog-2: hog: done after;;hyp: summary: vms=5 ok=5 failed=0"
     "virt -smp 1: one CPU up|0|--smp 1 --manifest $M/one.toml|cpus=1 up;;solo: selftest: all;;hyp: summary: vms=1 ok=1 failed=0"
+    "SMP: a 4-vCPU guest (PSCI CPU_ON/OFF, AFFINITY_INFO) beside four 1-vCPU guests|0|--smp 4 --manifest $M/smp-vcpus.toml|cpus=4 up;;quad: smp: all 4 vCPUs ran their checks;;st-1: selftest: all;;st-4: selftest: all;;hyp: summary: vms=5 ok=5 failed=0"
+    "virt -smp 1: a 2-vCPU guest time-shares one CPU|0|--smp 1 --manifest $M/smp-two.toml|cpus=1 up;;duo: smp: all 2 vCPUs ran their checks;;hyp: summary: vms=1 ok=1 failed=0"
     "attack blocked, victim untouched|0|--manifest $M/attack.toml|attacker: attack: all;;victim: victim: memory and FP/SIMD registers unchanged;;hyp: summary: vms=2 ok=2 failed=0"
     "a VM killed by a fault, the others finish|1|--manifest $M/crash.toml|VM crasher killed: stage-2 fault at IPA;;before: selftest: all;;after: selftest: all;;hyp: summary: vms=3 ok=2 failed=1"
     "both consoles: PV ring and emulated PL011|0|--manifest $M/consoles.toml|pv: hello from VM pv;;trapped: hello from VM trapped;;hyp: summary: vms=2 ok=2 failed=0"
@@ -120,6 +122,7 @@ cases=(
     "raspi4b (real Pi 4 DTB), 2 guests|0|--board raspi4b|on Raspberry Pi 4 Model B;;console Bcm2835Aux at 0xfe215040;;cpus=4 up (3 released from the spin table);;alpha: selftest: all;;beta: selftest: all;;hyp: summary: vms=2 ok=2 failed=0"
     "raspi4b FP/SIMD state survives the other guest|0|--board raspi4b --manifest $M/fpsimd.toml|fp-a: fpsimd: all 32 vector registers and FPCR intact;;fp-b: fpsimd: all 32 vector registers and FPCR intact;;hyp: summary: vms=2 ok=2 failed=0"
     "raspi4b attack blocked, victim untouched|0|--board raspi4b --manifest $M/attack.toml|attacker: attack: all;;victim: victim: memory and FP/SIMD registers unchanged;;hyp: summary: vms=2 ok=2 failed=0"
+    "raspi4b a 4-vCPU guest beside four 1-vCPU guests on 4 cores|0|--board raspi4b --manifest $M/smp-vcpus.toml|cpus=4 up;;quad: smp: all 4 vCPUs ran their checks;;st-4: selftest: all;;hyp: summary: vms=5 ok=5 failed=0"
     "raspi4b 8 VMs at once|0|--board raspi4b --manifest $M/eight.toml|st-1: selftest: all;;mt-4: memtest: all;;hyp: summary: vms=8 ok=8 failed=0"
     "raspi4b a failing guest fails the run|1|--board raspi4b --manifest $M/exit-nonzero.toml|VM fails exited with status 3;;passes: selftest: all;;hyp: summary: vms=2 ok=1 failed=1;;run: 1 of 2 VMs failed"
 )

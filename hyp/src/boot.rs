@@ -388,13 +388,13 @@ pub fn load_vms(board: &Board) -> Vec<Box<Vm>> {
                     "VM {name}: VMID {}, {} pages mapped, entry {:#x}, cmdline \"{}\"",
                     vm.vmid,
                     vm.memory.pages_used(),
-                    vm.vcpu.regs.elr,
+                    vm.vcpus[0].regs.elr,
                     vm.spec.cmdline
                 );
-                if vm.spec.vcpus > 1 {
-                    log::warn!(
-                        "VM {name} asks for {} vCPUs; this hyp gives each VM one vCPU (PSCI CPU_ON of another is INVALID_PARAMETERS)",
-                        vm.spec.vcpus
+                if vm.vcpus.len() > 1 {
+                    log::info!(
+                        "VM {name}: {} vCPUs (vCPU 0 on; the others wait for PSCI CPU_ON)",
+                        vm.vcpus.len()
                     );
                 }
                 vms.push(Box::new(vm));

@@ -17,8 +17,8 @@ pub struct PerCpu {
     pub index: usize,
     /// Top of this CPU's EL2 stack.
     pub stack_top: usize,
-    /// The VM whose vCPU is loaded on this CPU (its index in the scheduler), if any.
-    pub vm: Option<usize>,
+    /// The vCPU loaded on this CPU, if any: (its VM's index in the scheduler, vCPU index).
+    pub vm: Option<(usize, usize)>,
     /// This CPU's place in the device tree's `/cpus` list: its GIC redistributor's index.
     pub gic_index: usize,
 }
@@ -68,17 +68,20 @@ pub fn index() -> usize {
     unsafe { (*this()).index }
 }
 
-/// The VM loaded on this CPU, if any.
-pub fn current_vm() -> Option<usize> {
+/// The vCPU loaded on this CPU, if any: (VM index, vCPU index).
+pub fn current_vm() -> Option<(usize, usize)> {
     // SAFETY: as in `index`.
     unsafe { (*this()).vm }
 }
 
-/// Records the VM loaded on this CPU and the register block vectors.S saves to and restores
-/// from (null with no VM).
-pub fn set_current(vm: Option<usize>, regs: *mut crate::arch::aarch64::context::GuestRegs) {
+/// Records the vCPU loaded on this CPU and the register block vectors.S saves to and restores
+/// from (null with none).
+pub fn set_current(
+    vm: Option<(usize, usize)>,
+    regs: *mut crate::arch::aarch64::context::GuestRegs,
+) {
     // SAFETY: as in `index`; the caller keeps `regs` valid while the VM is loaded here (VMs are
-    // boxed and never move).
+    // boxed and their vCPU Vecs never grow).
     unsafe {
         (*this()).vm = vm;
         (*this()).regs = regs;

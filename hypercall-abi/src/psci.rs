@@ -40,8 +40,9 @@ pub enum PsciCall {
     /// `CPU_OFF` (`0x8400_0002`). Does not return on success; `DENIED` otherwise.
     CpuOff,
     /// `CPU_ON` (`0xC400_0003`, SMC32 `0x8400_0003`): x1 = target MPIDR, x2 = entry point IPA,
-    /// x3 = context ID (in the new vCPU's x0). Until VMs have several vCPUs: `INVALID_PARAMETERS`
-    /// for any other MPIDR, `ALREADY_ON` for the caller's own.
+    /// x3 = context ID (in the new vCPU's x0). `ALREADY_ON` if the target is on,
+    /// `INVALID_PARAMETERS` for an MPIDR that names no vCPU of the VM, `INVALID_ADDRESS` for an
+    /// entry that is not executable memory of the VM.
     CpuOn {
         /// MPIDR (affinity fields) of the vCPU to start.
         target_mpidr: u64,

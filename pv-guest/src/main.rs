@@ -111,6 +111,20 @@ extern "C" fn guest_main(boot_info_ipa: u64, restarts: u64) -> ! {
     exit(programs::run(info, &cmd))
 }
 
+/// A secondary vCPU (PSCI CPU_ON, from `secondary_entry`): the MMU on with vCPU 0's tables,
+/// then its part of the program; it powers itself off when done.
+#[cfg(target_os = "none")]
+#[unsafe(no_mangle)]
+extern "C" fn secondary_main(index: u64) -> ! {
+    mm::stage1::enable_secondary();
+    programs::smp::secondary(index as usize);
+    let refused = hv().psci_cpu_off();
+    println!("vCPU {index}: CPU_OFF refused: {refused}");
+    loop {
+        aarch64_wfi();
+    }
+}
+
 #[cfg(target_os = "none")]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {

@@ -21,12 +21,12 @@ pub fn ack(vm: &mut impl GuestVm, event: u32) -> Result<[u64; 3], Error> {
     Ok([0; 3])
 }
 
-/// Raises `event` on one of the caller's own vCPUs (each VM has one vCPU for now).
+/// Raises `event` on one of the caller's own vCPUs (that vCPU's virtual IRQ).
 pub fn send(vm: &mut impl GuestVm, vcpu: u32, event: u32) -> Result<[u64; 3], Error> {
-    if vcpu != 0 {
+    if vcpu as usize >= vm.vcpu_count() {
         return Err(Error::InvalidParameters);
     }
-    vm.events().raise(event)?;
+    vm.events().raise_on(event, vcpu as u8)?;
     vm.events_changed(None);
     Ok([0; 3])
 }
@@ -58,6 +58,22 @@ mod tests {
         call(&mut vm, Call::EventAck { event: e }).unwrap();
         assert!(!vm.events.deliverable());
         assert_eq!(vm.acked, [e]);
+    }
+
+    #[test]
+    fn send_targets_a_vcpu() {
+        let mut vm = FakeVm::default();
+        vm.vcpus.resize(3, (super::super::Power::Off, 0, 0));
+        call(&mut vm, Call::EventUnmask { event: 77 }).unwrap();
+        assert_eq!(
+            call(&mut vm, Call::EventSend { vcpu: 2, event: 77 }),
+            Ok([0; 3])
+        );
+        assert!(vm.events.deliverable_to(2) && !vm.events.deliverable_to(0));
+        assert_eq!(
+            call(&mut vm, Call::EventSend { vcpu: 3, event: 77 }),
+            Err(Error::InvalidParameters)
+        );
     }
 
     #[test]

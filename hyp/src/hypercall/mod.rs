@@ -30,8 +30,14 @@ pub trait GuestVm {
     fn console_output(&mut self, bytes: &[u8]);
     /// The VM's console ring and input queue.
     fn console_io(&mut self) -> &mut crate::vm::console::ConsoleIo;
-    /// The calling vCPU's MPIDR as the guest sees it.
-    fn vcpu_mpidr(&self) -> u64;
+    /// The calling vCPU's index (its MPIDR's Aff0).
+    fn vcpu_index(&self) -> usize;
+    /// How many vCPUs the VM has.
+    fn vcpu_count(&self) -> usize;
+    /// Whether vCPU `vcpu` is on (None: the VM has no such vCPU).
+    fn vcpu_power(&self, vcpu: usize) -> Option<Power>;
+    /// Powers on vCPU `vcpu`, which is off: at `entry` in EL1h, MMU off, x0 = `context`.
+    fn vcpu_start(&mut self, vcpu: usize, entry: u64, context: u64);
     /// The VM's index, vCPU count and free quota.
     fn info(&self) -> hypercall_abi::VmInfo;
     /// The VM's events.
@@ -50,6 +56,13 @@ pub trait GuestVm {
     ) -> Result<(), crate::disk::DiskError>;
 }
 
+/// A vCPU's power state as PSCI AFFINITY_INFO reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Power {
+    On,
+    Off,
+}
+
 /// What the scheduler does after the call.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Action {
@@ -59,6 +72,9 @@ pub enum Action {
     Yield,
     /// Return to the vCPU when one of its events is raised (WFI, CPU_SUSPEND).
     Wait,
+    /// The calling vCPU powers itself off (PSCI CPU_OFF); the VM ends with status 0 when it
+    /// was the last one on.
+    CpuOff,
     /// The VM ended itself with this status.
     Exit(u64),
     /// The VM is ended for this reason.
@@ -154,6 +170,10 @@ pub(crate) mod fake {
         pub block_io: Option<crate::vm::block::BlockIo>,
         /// The machine's disk as this VM's calls reach it.
         pub disk: crate::disk::ramdisk::RamDisk<Cpu>,
+        /// Its vCPUs: whether each is on, and where the last CPU_ON started it.
+        pub vcpus: Vec<(super::Power, u64, u64)>,
+        /// The calling vCPU.
+        pub caller: usize,
     }
 
     impl FakeVm {
@@ -170,6 +190,8 @@ pub(crate) mod fake {
                 console: Vec::new(),
                 block_io: None,
                 disk: crate::disk::ramdisk::RamDisk::new(1024),
+                vcpus: std::vec![(super::Power::On, 0, 0)],
+                caller: 0,
             }
         }
     }
@@ -195,8 +217,17 @@ pub(crate) mod fake {
         fn console_output(&mut self, bytes: &[u8]) {
             self.console.extend_from_slice(bytes);
         }
-        fn vcpu_mpidr(&self) -> u64 {
-            0x8000_0000
+        fn vcpu_index(&self) -> usize {
+            self.caller
+        }
+        fn vcpu_count(&self) -> usize {
+            self.vcpus.len()
+        }
+        fn vcpu_power(&self, vcpu: usize) -> Option<super::Power> {
+            self.vcpus.get(vcpu).map(|v| v.0)
+        }
+        fn vcpu_start(&mut self, vcpu: usize, entry: u64, context: u64) {
+            self.vcpus[vcpu] = (super::Power::On, entry, context);
         }
         fn console_io(&mut self) -> &mut crate::vm::console::ConsoleIo {
             &mut self.console_io
@@ -223,7 +254,7 @@ pub(crate) mod fake {
         fn info(&self) -> VmInfo {
             VmInfo {
                 vm_index: self.index,
-                vcpu_count: 1,
+                vcpu_count: self.vcpus.len() as u32,
                 mem_available_bytes: self.memory.quota_left_bytes(),
             }
         }

@@ -1,39 +1,74 @@
-//! PSCI 1.1 for guests. Each VM has one vCPU for now: CPU_ON of another MPIDR is
-//! INVALID_PARAMETERS and of its own ALREADY_ON; CPU_SUSPEND waits for the VM's next event;
-//! CPU_OFF of the last vCPU ends the VM.
+//! PSCI 1.1 for guests. A VM has the manifest's vCPUs, MPIDR = (1 << 31) | index: CPU_ON starts
+//! an Off one at an entry in the VM's executable memory (INVALID_ADDRESS otherwise),
+//! AFFINITY_INFO reports each, CPU_OFF stops the caller (the VM ends, status 0, when the last one
+//! is off); CPU_SUSPEND waits for the caller's next event.
 
-use super::{Action, GuestVm};
-use hypercall_abi::Regs;
+use super::{Action, GuestVm, Power};
 use hypercall_abi::psci::{PSCI_VERSION_1_1, PsciCall, features, psci_error};
+use hypercall_abi::{MemPerms, Regs};
 
 /// AFFINITY_INFO: the target is on.
 const AFFINITY_ON: i32 = 0;
+/// AFFINITY_INFO: the target is off.
+const AFFINITY_OFF: i32 = 1;
+
+/// The vCPU an MPIDR names: Aff0 = the index, the other affinity fields 0.
+fn target(vm: &impl GuestVm, mpidr: u64) -> Option<usize> {
+    let affinity = mpidr & MPIDR_AFFINITY_MASK;
+    (affinity < vm.vcpu_count() as u64).then_some(affinity as usize)
+}
 
 pub fn handle(vm: &mut impl GuestVm, call: PsciCall, regs: &mut Regs) -> Action {
-    let own = vm.vcpu_mpidr() & MPIDR_AFFINITY_MASK;
+    let own = vm.vcpu_index() as u8;
     let (result, action) = match call {
         PsciCall::Version => (PSCI_VERSION_1_1 as i32, Action::Resume),
         PsciCall::Features { function_id } => (features(function_id), Action::Resume),
-        // A wait for the VM's next event, unless one is already deliverable.
-        PsciCall::CpuSuspend { .. } if vm.events().deliverable() => {
+        // A wait for the caller's next event, unless one is already deliverable.
+        PsciCall::CpuSuspend { .. } if vm.events().deliverable_to(own) => {
             (psci_error::SUCCESS, Action::Resume)
         }
         PsciCall::CpuSuspend { .. } => (psci_error::SUCCESS, Action::Wait),
-        PsciCall::CpuOff => return Action::Exit(0),
-        PsciCall::CpuOn { target_mpidr, .. } if target_mpidr & MPIDR_AFFINITY_MASK == own => {
-            (psci_error::ALREADY_ON, Action::Resume)
-        }
-        PsciCall::CpuOn { .. } => (psci_error::INVALID_PARAMETERS, Action::Resume),
+        PsciCall::CpuOff => return Action::CpuOff,
+        PsciCall::CpuOn {
+            target_mpidr,
+            entry,
+            context_id,
+        } => (cpu_on(vm, target_mpidr, entry, context_id), Action::Resume),
         PsciCall::AffinityInfo {
             target_mpidr,
             lowest_level: 0,
-        } if target_mpidr & MPIDR_AFFINITY_MASK == own => (AFFINITY_ON, Action::Resume),
+        } => match target(vm, target_mpidr).and_then(|t| vm.vcpu_power(t)) {
+            Some(Power::On) => (AFFINITY_ON, Action::Resume),
+            Some(Power::Off) => (AFFINITY_OFF, Action::Resume),
+            None => (psci_error::INVALID_PARAMETERS, Action::Resume),
+        },
         PsciCall::AffinityInfo { .. } => (psci_error::INVALID_PARAMETERS, Action::Resume),
         PsciCall::SystemOff => return Action::Exit(0),
         PsciCall::SystemReset => return Action::Reset,
     };
     regs[0] = result as i64 as u64;
     action
+}
+
+fn cpu_on(vm: &mut impl GuestVm, mpidr: u64, entry: u64, context: u64) -> i32 {
+    let Some(t) = target(vm, mpidr) else {
+        return psci_error::INVALID_PARAMETERS;
+    };
+    if vm.vcpu_power(t) != Some(Power::Off) {
+        return psci_error::ALREADY_ON;
+    }
+    // The entry must be an executable, mapped, 4-byte aligned address of the VM's (its MMU is
+    // off there: the IPA is the address).
+    let executable = entry.is_multiple_of(4)
+        && vm
+            .memory()
+            .query(entry)
+            .is_ok_and(|perms| perms.contains(MemPerms::EXEC));
+    if !executable {
+        return psci_error::INVALID_ADDRESS;
+    }
+    vm.vcpu_start(t, entry, context);
+    psci_error::SUCCESS
 }
 
 /// MPIDR affinity fields Aff3..Aff0 (bits 39:32 and 23:0).
@@ -47,8 +82,12 @@ mod tests {
 
     fn psci(call: PsciCall) -> (Action, i64) {
         let mut vm = FakeVm::default();
+        psci_on(&mut vm, call)
+    }
+
+    fn psci_on(vm: &mut FakeVm, call: PsciCall) -> (Action, i64) {
         let mut regs = Call::Psci(call).to_regs();
-        let action = dispatch(&mut vm, &mut regs);
+        let action = dispatch(vm, &mut regs);
         (action, regs[0] as i64)
     }
 
@@ -101,6 +140,58 @@ mod tests {
             .1,
             i64::from(psci_error::INVALID_PARAMETERS)
         );
+    }
+
+    fn on(target_mpidr: u64, entry: u64) -> PsciCall {
+        PsciCall::CpuOn {
+            target_mpidr,
+            entry,
+            context_id: 0x1234,
+        }
+    }
+
+    fn affinity(target_mpidr: u64) -> PsciCall {
+        PsciCall::AffinityInfo {
+            target_mpidr,
+            lowest_level: 0,
+        }
+    }
+
+    #[test]
+    fn cpu_on_starts_an_off_vcpu_and_refuses_bad_targets_and_entries() {
+        use super::super::Power;
+        use hypercall_abi::MemPerms;
+        const CODE: u64 = 0x8000;
+        let mut vm = FakeVm::default();
+        vm.vcpus.resize(4, (Power::Off, 0, 0));
+        vm.memory.map(CODE, 1, MemPerms::RX).unwrap();
+        assert_eq!(psci_on(&mut vm, affinity(0x8000_0002)).1, 1, "off at first");
+        assert_eq!(
+            psci_on(&mut vm, on(0x8000_0002, CODE + 0x40)),
+            (Action::Resume, 0)
+        );
+        assert_eq!(vm.vcpus[2], (Power::On, CODE + 0x40, 0x1234));
+        assert_eq!(psci_on(&mut vm, affinity(2)).1, 0);
+        let already = i64::from(psci_error::ALREADY_ON);
+        assert_eq!(psci_on(&mut vm, on(2, CODE)).1, already);
+        assert_eq!(psci_on(&mut vm, on(0x8000_0000, CODE)).1, already, "itself");
+        let invalid = i64::from(psci_error::INVALID_PARAMETERS);
+        for mpidr in [4, 0x100, 1 << 32, u64::MAX] {
+            assert_eq!(psci_on(&mut vm, on(mpidr, CODE)).1, invalid, "{mpidr:#x}");
+            assert_eq!(psci_on(&mut vm, affinity(mpidr)).1, invalid, "{mpidr:#x}");
+        }
+        let bad_address = i64::from(psci_error::INVALID_ADDRESS);
+        for entry in [
+            0,
+            CODE + 2,
+            0x1000, /* RW, not executable */
+            0x10_0000,
+            u64::MAX,
+        ] {
+            assert_eq!(psci_on(&mut vm, on(3, entry)).1, bad_address, "{entry:#x}");
+        }
+        assert_eq!(vm.vcpus[3].0, Power::Off);
+        assert_eq!(psci_on(&mut vm, PsciCall::CpuOff).0, Action::CpuOff);
     }
 
     #[test]

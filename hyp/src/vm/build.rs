@@ -1,5 +1,6 @@
 //! Building a VM: a VMID, a stage-2 table, its image loaded into fresh zeroed frames, and a
-//! boot-info page; its one vCPU enters at the image's entry point at EL1h, x0 = boot info.
+//! boot-info page; vCPU 0 enters at the image's entry point at EL1h, x0 = boot info, and the
+//! others (the manifest's `vcpus`) start Off until the guest starts them with PSCI CPU_ON.
 
 use super::channel::ChannelEnd;
 use super::console::ConsoleIo;
@@ -27,14 +28,46 @@ pub struct Vcpu {
     pub hcr: u64,
     pub el1: El1State,
     pub fp: FpSimd,
+    pub run: RunState,
+    /// The CPU it is loaded on now, if any (its EL1 state is live there, not in `el1`).
+    pub on_cpu: Option<usize>,
+}
+
+impl Vcpu {
+    /// vCPU `index` as it is powered on: at `entry` in EL1h with x0 = `x0`, x1 = `x1`, MMU off
+    /// (HCR_EL2.DC and TVM set), timer off.
+    pub fn fresh(index: usize, entry: u64, x0: u64, x1: u64, run: RunState) -> Self {
+        let mut regs = GuestRegs::default();
+        regs.x[0] = x0;
+        regs.x[1] = x1;
+        regs.elr = entry;
+        regs.spsr = SPSR_EL1H_MASKED;
+        Self {
+            regs,
+            hcr: (cpu::hcr() | cpu::HCR_DC | cpu::HCR_TVM) & !cpu::HCR_VI,
+            el1: El1State::at_reset(index as u64),
+            fp: FpSimd::default(),
+            run,
+            on_cpu: None,
+        }
+    }
+}
+
+/// Where a vCPU is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunState {
+    /// Powered off (not yet started by PSCI CPU_ON, or after CPU_OFF).
+    Off,
+    Runnable,
+    /// Waiting for an event (WFI, PSCI CPU_SUSPEND): not scheduled until one is raised.
+    Waiting,
 }
 
 /// Where a VM is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VmState {
-    Runnable,
-    /// Waiting for an event (WFI, PSCI CPU_SUSPEND): not scheduled until one is raised.
-    Waiting,
+    /// Some vCPU is on (or waits).
+    Alive,
     /// Ended by itself with this status.
     Exited(u64),
     /// Ended by the hyp (a fault it was not allowed to survive).
@@ -49,7 +82,9 @@ pub struct Vm {
     pub spec: VmSpec,
     pub image: &'static [u8],
     pub memory: GuestMemory<Cpu>,
-    pub vcpu: Vcpu,
+    /// Its vCPUs (the manifest's count, fixed for the VM's life: a CPU's PerCpu points at
+    /// their register blocks, so the Vec never grows).
+    pub vcpus: Vec<Vcpu>,
     pub state: VmState,
     pub console: LineBuffer,
     /// How many times the guest restarted itself (PSCI SYSTEM_RESET).
@@ -57,8 +92,6 @@ pub struct Vm {
     /// Its events, mirrored into the read-only event page at `event_page_ipa`.
     pub events: Events,
     pub event_page_ipa: u64,
-    /// The CPU its vCPU is loaded on now, if any (its EL1 state is live there, not in `vcpu`).
-    pub on_cpu: Option<usize>,
     /// Its console ring and input queue.
     pub console_io: ConsoleIo,
     /// The emulated UART of an `emulated-pl011` VM.
@@ -134,7 +167,8 @@ impl Vm {
         memory
             .write(event_page_ipa, as_bytes(&events.page()))
             .map_err(|e| BuildError::Memory("event page", e))?;
-        let mut info = boot_info(index, &spec, image_start, image_end);
+        let vcpu_count = spec.vcpus.clamp(1, MAX_VCPUS as u32) as usize;
+        let mut info = boot_info(index, &spec, image_start, image_end, vcpu_count);
         let mut console_io = ConsoleIo::default();
         let mut pl011 = None;
         match spec.console {
@@ -174,11 +208,15 @@ impl Vm {
             .write(boot_info_ipa, as_bytes(&info))
             .map_err(|e| BuildError::Memory("boot-info page", e))?;
 
-        let mut regs = GuestRegs::default();
-        regs.x[0] = boot_info_ipa;
-        regs.x[1] = restarts;
-        regs.elr = parsed.entry;
-        regs.spsr = SPSR_EL1H_MASKED;
+        let vcpus = (0..vcpu_count)
+            .map(|i| {
+                let (x0, x1, run) = match i {
+                    0 => (boot_info_ipa, restarts, RunState::Runnable),
+                    _ => (0, 0, RunState::Off),
+                };
+                Vcpu::fresh(i, parsed.entry, x0, x1, run)
+            })
+            .collect();
         Ok(Self {
             name: spec.name.clone(),
             index,
@@ -186,18 +224,12 @@ impl Vm {
             spec,
             image,
             memory,
-            vcpu: Vcpu {
-                regs,
-                hcr: cpu::hcr(),
-                el1: El1State::at_reset(0),
-                fp: FpSimd::default(),
-            },
-            state: VmState::Runnable,
+            vcpus,
+            state: VmState::Alive,
             console: LineBuffer::default(),
             restarts,
             events,
             event_page_ipa,
-            on_cpu: None,
             console_io,
             pl011,
             block_io,
@@ -222,41 +254,49 @@ impl Vm {
         self.memory.write(at, &count.to_le_bytes())
     }
 
-    /// Whether its vCPU is loaded on the CPU running this code.
-    pub fn on_this_cpu(&self) -> bool {
-        self.on_cpu == Some(crate::percpu::index())
+    /// Whether its vCPU `vcpu` is loaded on the CPU running this code.
+    pub fn on_this_cpu(&self, vcpu: usize) -> bool {
+        self.vcpus.get(vcpu).and_then(|v| v.on_cpu) == Some(crate::percpu::index())
     }
 
     /// Whether the VM still runs (or waits to).
     pub fn is_alive(&self) -> bool {
-        matches!(self.state, VmState::Runnable | VmState::Waiting)
+        self.state == VmState::Alive
     }
 
-    /// Raises `event` (from the hyp: a device, a timer, a peer).
+    /// Raises `event` (from the hyp: a device, a timer, a peer) on vCPU 0.
     pub fn raise_event(&mut self, event: u32) {
-        if self.events.raise(event).is_ok() {
+        self.raise_event_on(event, 0);
+    }
+
+    /// Raises `event` on vCPU `vcpu` (its virtual IRQ).
+    pub fn raise_event_on(&mut self, event: u32, vcpu: usize) {
+        if self.events.raise_on(event, vcpu as u8).is_ok() {
             self.events_changed();
         }
     }
 
-    /// After its events changed: mirror them into the event page, set or drop the virtual
-    /// IRQ, and wake the vCPU if it waits and something is deliverable.
+    /// After its events changed: mirror them into the event page, set or drop each vCPU's
+    /// virtual IRQ (events routed to it, pending and unmasked), and wake a vCPU that waits and
+    /// has something deliverable.
     pub fn events_changed(&mut self) {
         let page = self.events.page();
         let _ = self.memory.write(self.event_page_ipa, as_bytes(&page));
-        let deliverable = self.events.deliverable();
-        if deliverable {
-            self.vcpu.hcr |= cpu::HCR_VI;
-            if self.state == VmState::Waiting {
-                self.state = VmState::Runnable;
+        let here = crate::percpu::index();
+        for (i, vcpu) in self.vcpus.iter_mut().enumerate() {
+            if self.events.deliverable_to(i as u8) {
+                vcpu.hcr |= cpu::HCR_VI;
+                if vcpu.run == RunState::Waiting {
+                    vcpu.run = RunState::Runnable;
+                }
+            } else {
+                vcpu.hcr &= !cpu::HCR_VI;
             }
-        } else {
-            self.vcpu.hcr &= !cpu::HCR_VI;
-        }
-        // Live on this CPU: load it now. Live on another one: that CPU loads `vcpu.hcr` at its
-        // next interrupt exit or scheduling decision (a slice at most).
-        if self.on_this_cpu() {
-            cpu::set_hcr(self.vcpu.hcr);
+            // Live on this CPU: load it now. Live on another one: that CPU loads `hcr` at its
+            // next interrupt exit or scheduling decision (a slice at most).
+            if vcpu.on_cpu == Some(here) {
+                cpu::set_hcr(vcpu.hcr);
+            }
         }
     }
 
@@ -275,10 +315,19 @@ impl Vm {
     }
 }
 
-fn boot_info(index: usize, spec: &VmSpec, image_start: u64, image_end: u64) -> BootInfo {
+/// The most vCPUs a VM has (the manifest allows 1..=8).
+pub const MAX_VCPUS: usize = 8;
+
+fn boot_info(
+    index: usize,
+    spec: &VmSpec,
+    image_start: u64,
+    image_end: u64,
+    vcpus: usize,
+) -> BootInfo {
     let mut info = BootInfo::new(Version::CURRENT);
     info.vm_index = index as u32;
-    info.vcpu_count = 1;
+    info.vcpu_count = vcpus as u32;
     info.mem_quota_bytes = spec.memory_bytes;
     info.image_start = image_start;
     info.image_end = image_end;
@@ -300,50 +349,83 @@ fn as_bytes<T: NoPadding>(value: &T) -> &[u8] {
     unsafe { core::slice::from_raw_parts((value as *const T).cast(), core::mem::size_of::<T>()) }
 }
 
-impl crate::hypercall::GuestVm for Vm {
+/// A VM as one of its vCPUs calls it: what hypercalls act on.
+pub struct Caller<'a> {
+    pub vm: &'a mut Vm,
+    pub vcpu: usize,
+}
+
+impl crate::hypercall::GuestVm for Caller<'_> {
     fn memory(&self) -> &GuestMemory<Cpu> {
-        &self.memory
+        &self.vm.memory
     }
 
     fn memory_mut(&mut self) -> &mut GuestMemory<Cpu> {
-        &mut self.memory
+        &mut self.vm.memory
     }
 
     fn console_output(&mut self, bytes: &[u8]) {
-        Vm::console_output(self, bytes);
+        self.vm.console_output(bytes);
     }
 
     fn console_io(&mut self) -> &mut ConsoleIo {
-        &mut self.console_io
+        &mut self.vm.console_io
     }
 
     fn channel(&self, n: u32) -> Option<&ChannelEnd> {
-        self.channels.get(n as usize)
+        self.vm.channels.get(n as usize)
     }
 
     fn events(&mut self) -> &mut Events {
-        &mut self.events
+        &mut self.vm.events
     }
 
     fn events_changed(&mut self, acked: Option<u32>) {
         if acked == Some(events::TIMER_EVENT) {
-            // The guest has handled its timer: let the timer interrupt through again (in the
-            // live register while the vCPU is on the CPU, else in its saved state).
-            if self.on_this_cpu() {
+            // The guest has handled its timer: let the calling vCPU's timer interrupt through
+            // again (in the live register while it is on this CPU, else in its saved state).
+            if self.vm.on_this_cpu(self.vcpu) {
                 cpu::set_cntv_ctl(cpu::cntv_ctl() & !CNTV_CTL_IMASK);
             } else {
-                self.vcpu.el1.cntv_ctl &= !CNTV_CTL_IMASK;
+                self.vm.vcpus[self.vcpu].el1.cntv_ctl &= !CNTV_CTL_IMASK;
             }
         }
-        Vm::events_changed(self);
+        self.vm.events_changed();
     }
 
-    fn vcpu_mpidr(&self) -> u64 {
-        self.vcpu.el1.vmpidr
+    fn vcpu_index(&self) -> usize {
+        self.vcpu
+    }
+
+    fn vcpu_count(&self) -> usize {
+        self.vm.vcpus.len()
+    }
+
+    fn vcpu_power(&self, vcpu: usize) -> Option<crate::hypercall::Power> {
+        use crate::hypercall::Power;
+        Some(match self.vm.vcpus.get(vcpu)?.run {
+            RunState::Off => Power::Off,
+            RunState::Runnable | RunState::Waiting => Power::On,
+        })
+    }
+
+    fn vcpu_start(&mut self, vcpu: usize, entry: u64, context: u64) {
+        let Some(slot) = self.vm.vcpus.get_mut(vcpu) else {
+            return;
+        };
+        if slot.run != RunState::Off || slot.on_cpu.is_some() {
+            return;
+        }
+        // CNTVOFF is the VM's: the new vCPU sees the same virtual count as the others.
+        let cntvoff = self.vm.vcpus[0].el1.cntvoff;
+        let mut fresh = Vcpu::fresh(vcpu, entry, context, 0, RunState::Runnable);
+        fresh.el1.cntvoff = cntvoff;
+        self.vm.vcpus[vcpu] = fresh;
+        self.vm.events_changed();
     }
 
     fn block_io(&mut self) -> Option<&mut super::block::BlockIo> {
-        self.block_io.as_mut()
+        self.vm.block_io.as_mut()
     }
 
     fn disk_io(
@@ -356,9 +438,9 @@ impl crate::hypercall::GuestVm for Vm {
 
     fn info(&self) -> hypercall_abi::VmInfo {
         hypercall_abi::VmInfo {
-            vm_index: self.index as u32,
-            vcpu_count: 1,
-            mem_available_bytes: self.memory.quota_left_bytes(),
+            vm_index: self.vm.index as u32,
+            vcpu_count: self.vm.vcpus.len() as u32,
+            mem_available_bytes: self.vm.memory.quota_left_bytes(),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! A VM's events: numbered virtual interrupts. An event is pending until the guest acks it;
 //! a pending event that is not masked raises the vCPU's virtual IRQ (HCR_EL2.VI), identically
 //! on GICv2 and GICv3 and with no GIC page in the guest. The hyp owns this state and mirrors it
-//! into the guest's read-only event page.
+//! into the guest's read-only event page. The page is the VM's; each event is routed to one
+//! vCPU (vCPU 0 unless EVENT_SEND or the vCPU's own timer named another), whose virtual IRQ it
+//! raises.
 
 use hypercall_abi::Error;
 use hypercall_abi::event::{EVENT_COUNT, EventSource};
@@ -24,6 +26,8 @@ pub struct Events {
     pending: [u64; WORDS],
     masked: [u64; WORDS],
     channels: u32,
+    /// The vCPU each event was last raised on.
+    route: [u8; EVENT_COUNT as usize],
 }
 
 fn bit(event: u32) -> (usize, u64) {
@@ -37,6 +41,7 @@ impl Events {
             pending: [0; WORDS],
             masked: [u64::MAX; WORDS],
             channels,
+            route: [0; EVENT_COUNT as usize],
         }
     }
 
@@ -66,10 +71,16 @@ impl Events {
         self.channels = channels;
     }
 
-    /// Makes `event` pending.
+    /// Makes `event` pending, for vCPU 0.
     pub fn raise(&mut self, event: u32) -> Result<(), Error> {
+        self.raise_on(event, 0)
+    }
+
+    /// Makes `event` pending, for vCPU `vcpu` (its virtual IRQ).
+    pub fn raise_on(&mut self, event: u32, vcpu: u8) -> Result<(), Error> {
         let (w, b) = Self::check(event)?;
         self.pending[w] |= b;
+        self.route[event as usize] = vcpu;
         Ok(())
     }
 
@@ -91,12 +102,33 @@ impl Events {
         Ok(())
     }
 
-    /// Whether the virtual IRQ should be raised: something pending and not masked.
+    /// Whether something is pending and not masked, on any vCPU.
+    #[cfg(test)]
     pub fn deliverable(&self) -> bool {
         self.pending
             .iter()
             .zip(&self.masked)
             .any(|(p, m)| p & !m != 0)
+    }
+
+    /// Whether vCPU `vcpu`'s virtual IRQ should be raised: an event routed to it is pending
+    /// and not masked.
+    pub fn deliverable_to(&self, vcpu: u8) -> bool {
+        self.pending
+            .iter()
+            .zip(&self.masked)
+            .enumerate()
+            .any(|(w, (p, m))| {
+                let mut bits = p & !m;
+                while bits != 0 {
+                    let event = w * 64 + bits.trailing_zeros() as usize;
+                    if self.route[event] == vcpu {
+                        return true;
+                    }
+                    bits &= bits - 1;
+                }
+                false
+            })
     }
 
     /// The guest-visible page.
@@ -137,6 +169,19 @@ mod tests {
         e.set_masked(200, false).unwrap();
         assert!(e.deliverable());
         assert_eq!(e.page().pending[3], 1 << (200 - 192));
+    }
+
+    #[test]
+    fn an_event_raises_the_virtual_irq_of_the_vcpu_it_is_routed_to() {
+        let mut e = Events::new(0);
+        e.set_masked(100, false).unwrap();
+        e.set_masked(101, false).unwrap();
+        e.raise_on(100, 2).unwrap();
+        assert!(e.deliverable_to(2) && !e.deliverable_to(0) && !e.deliverable_to(1));
+        e.raise(101).unwrap();
+        assert!(e.deliverable_to(0));
+        e.ack(100).unwrap();
+        assert!(!e.deliverable_to(2) && e.deliverable_to(0));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! What the hyp does when a guest leaves EL1: hypercalls, traps and faults.
 
+use super::build::{Caller, RunState};
 use super::pl011::{PL011_IPA, PL011_SIZE};
 use super::sched::SCHED;
 use super::{Vm, VmState};
@@ -24,9 +25,9 @@ pub fn set_timer_irqs(scheduler: u32, vtimer: u32) {
 }
 
 /// Serves the physical interrupts pending now. The end of a slice yields; the running guest's
-/// virtual timer becomes its timer event (`vm`: the guest on the CPU, if any), its interrupt
-/// masked until the guest acknowledges the event.
-pub fn take_interrupts(mut vm: Option<&mut Vm>) -> Action {
+/// virtual timer becomes its timer event (`vm`: the guest and vCPU on the CPU, if any), its
+/// interrupt masked until the guest acknowledges the event.
+pub fn take_interrupts(mut vm: Option<(&mut Vm, usize)>) -> Action {
     let mut action = Action::Resume;
     while let Some(intid) = gic::acknowledge() {
         if intid == SCHEDULER_IRQ.load(Ordering::Relaxed) {
@@ -35,8 +36,8 @@ pub fn take_interrupts(mut vm: Option<&mut Vm>) -> Action {
         } else if intid == VTIMER_IRQ.load(Ordering::Relaxed) {
             let ctl = cpu::cntv_ctl();
             cpu::set_cntv_ctl(ctl | super::build::CNTV_CTL_IMASK);
-            if let Some(vm) = vm.as_deref_mut() {
-                vm.raise_event(super::events::TIMER_EVENT);
+            if let Some((vm, v)) = vm.as_mut() {
+                vm.raise_event_on(super::events::TIMER_EVENT, *v);
             }
         } else {
             log::warn!("unexpected interrupt {intid}");
@@ -57,16 +58,22 @@ pub enum Exit {
 pub fn handle(exit: Exit) {
     let mut guard = SCHED.lock();
     let Some(sched) = guard.as_mut() else { return };
-    let Some(current) = crate::percpu::current_vm() else {
+    let Some((current, v)) = crate::percpu::current_vm() else {
         return;
     };
     let vm = &mut sched.vms[current];
+    if !vm.is_alive() {
+        // Another vCPU of this VM ended it (or it was killed) while this one ran: drop it.
+        let _ = take_interrupts(None);
+        super::sched::reschedule(guard, false);
+        return;
+    }
     let action = match exit {
-        Exit::Sync(s) => handle_sync(vm, &s),
+        Exit::Sync(s) => handle_sync(vm, v, &s),
         Exit::Irq => {
-            let action = take_interrupts(Some(&mut *vm));
+            let action = take_interrupts(Some((&mut *vm, v)));
             // Another CPU may have raised one of its events (HCR_EL2.VI) since it entered.
-            cpu::set_hcr(vm.vcpu.hcr);
+            cpu::set_hcr(vm.vcpus[v].hcr);
             action
         }
         Exit::Unexpected { kind, esr } => Action::Kill(alloc::format!(
@@ -83,8 +90,17 @@ pub fn handle(exit: Exit) {
         }
         Action::Yield => true,
         Action::Wait => {
-            vm.state = VmState::Waiting;
+            vm.vcpus[v].run = RunState::Waiting;
             true
+        }
+        Action::CpuOff => {
+            vm.vcpus[v].run = RunState::Off;
+            if vm.vcpus.iter().all(|c| c.run == RunState::Off) {
+                vm.flush_console();
+                log::info!("VM {} exited with status 0 (its last vCPU is off)", vm.name);
+                end(vm, VmState::Exited(0));
+            }
+            false
         }
         Action::Exit(status) => {
             vm.flush_console();
@@ -97,6 +113,18 @@ pub fn handle(exit: Exit) {
             log::error!("VM {} killed: {reason}", vm.name);
             end(vm, VmState::Killed);
             false
+        }
+        Action::Reset
+            if vm
+                .vcpus
+                .iter()
+                .enumerate()
+                .any(|(i, c)| i != v && c.run != RunState::Off) =>
+        {
+            // Rebuilding the VM would pull the vCPUs other CPUs run from under them: a guest
+            // turns its other vCPUs off first.
+            vm.vcpus[v].regs.x[0] = hypercall_abi::psci::psci_error::DENIED as i64 as u64;
+            return;
         }
         Action::Reset => {
             log::info!("VM {} resets", vm.name);
@@ -141,19 +169,25 @@ fn reset(slot: &mut Box<Vm>) {
     }
 }
 
-fn handle_sync(vm: &mut Vm, s: &Syndrome) -> Action {
+fn handle_sync(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
     match s.class {
         Class::Hvc64 if s.imm16() != 0 => {
             // SMCCC reserves HVC #0 for calls; other immediates are not ours to define.
-            vm.vcpu.regs.x[0] = hypercall_abi::Error::NotSupported.code() as u64;
+            vm.vcpus[v].regs.x[0] = hypercall_abi::Error::NotSupported.code() as u64;
             Action::Resume
         }
         Class::Hvc64 => {
             // Register by register: the compiler pairs these loads and stores, where a slice
             // copy becomes a call to a byte loop (the hot path of every hypercall).
-            let mut regs: Regs = core::array::from_fn(|i| vm.vcpu.regs.x[i]);
-            let action = hypercall::dispatch(vm, &mut regs);
-            for (saved, answer) in vm.vcpu.regs.x.iter_mut().zip(regs) {
+            let mut regs: Regs = core::array::from_fn(|i| vm.vcpus[v].regs.x[i]);
+            let action = hypercall::dispatch(
+                &mut Caller {
+                    vm: &mut *vm,
+                    vcpu: v,
+                },
+                &mut regs,
+            );
+            for (saved, answer) in vm.vcpus[v].regs.x.iter_mut().zip(regs) {
                 *saved = answer;
             }
             #[cfg(debug_assertions)]
@@ -162,14 +196,14 @@ fn handle_sync(vm: &mut Vm, s: &Syndrome) -> Action {
         }
         Class::Smc64 => {
             // Guests call the hyp with HVC; a trapped SMC is not executed, only refused.
-            vm.vcpu.regs.elr += 4;
-            vm.vcpu.regs.x[0] = hypercall_abi::Error::NotSupported.code() as u64;
+            vm.vcpus[v].regs.elr += 4;
+            vm.vcpus[v].regs.x[0] = hypercall_abi::Error::NotSupported.code() as u64;
             Action::Resume
         }
         Class::WfiWfe => {
-            vm.vcpu.regs.elr += 4;
-            // WFI waits for the VM's next event, unless one is already deliverable.
-            if vm.events.deliverable() {
+            vm.vcpus[v].regs.elr += 4;
+            // WFI waits for the vCPU's next event, unless one is already deliverable.
+            if vm.events.deliverable_to(v as u8) {
                 Action::Resume
             } else {
                 Action::Wait
@@ -177,36 +211,36 @@ fn handle_sync(vm: &mut Vm, s: &Syndrome) -> Action {
         }
         Class::SysReg => {
             let access = SysRegAccess::decode(s.iss);
-            if !access.is_read && emulate_vm_register_write(vm, access) {
-                vm.vcpu.regs.elr += 4;
+            if !access.is_read && emulate_vm_register_write(vm, v, access) {
+                vm.vcpus[v].regs.elr += 4;
             } else {
-                cpu::inject_undefined(&mut vm.vcpu.regs);
+                cpu::inject_undefined(&mut vm.vcpus[v].regs);
             }
             Action::Resume
         }
         Class::Unknown => {
-            cpu::inject_undefined(&mut vm.vcpu.regs);
+            cpu::inject_undefined(&mut vm.vcpus[v].regs);
             Action::Resume
         }
-        Class::DataAbortLower | Class::InstructionAbortLower => stage2_fault(vm, s),
-        _ => Action::Kill(alloc::format!("PC {:#x}: {s}", vm.vcpu.regs.elr)),
+        Class::DataAbortLower | Class::InstructionAbortLower => stage2_fault(vm, v, s),
+        _ => Action::Kill(alloc::format!("PC {:#x}: {s}", vm.vcpus[v].regs.elr)),
     }
 }
 
 /// A guest's write to an EL1 translation register (trapped by HCR_EL2.TVM) takes effect; when
 /// it turns its MMU on, the vCPU stops needing DC and the traps.
-fn emulate_vm_register_write(vm: &mut Vm, access: SysRegAccess) -> bool {
+fn emulate_vm_register_write(vm: &mut Vm, v: usize, access: SysRegAccess) -> bool {
     let value = match access.rt {
         31 => 0,
-        rt => vm.vcpu.regs.x[usize::from(rt)],
+        rt => vm.vcpus[v].regs.x[usize::from(rt)],
     };
     if !cpu::write_vm_register(access.reg, value) {
         return false;
     }
     const SCTLR_M: u64 = 1;
     if access.reg == esr::SCTLR_EL1 && value & SCTLR_M != 0 {
-        vm.vcpu.hcr &= !(cpu::HCR_DC | cpu::HCR_TVM);
-        cpu::set_hcr(vm.vcpu.hcr);
+        vm.vcpus[v].hcr &= !(cpu::HCR_DC | cpu::HCR_TVM);
+        cpu::set_hcr(vm.vcpus[v].hcr);
         log::debug!("VM {} turned its MMU on", vm.name);
     }
     true
@@ -214,12 +248,12 @@ fn emulate_vm_register_write(vm: &mut Vm, access: SysRegAccess) -> bool {
 
 /// A guest touched an IPA it has no (or not that) access to: its emulated UART if it has one
 /// there, else the VM's fault policy decides.
-fn stage2_fault(vm: &mut Vm, s: &Syndrome) -> Action {
-    if s.class == Class::DataAbortLower && emulate_pl011(vm, s) {
-        vm.vcpu.regs.elr += 4;
+fn stage2_fault(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
+    if s.class == Class::DataAbortLower && emulate_pl011(vm, v, s) {
+        vm.vcpus[v].regs.elr += 4;
         return Action::Resume;
     }
-    let regs = &mut vm.vcpu.regs;
+    let regs = &mut vm.vcpus[v].regs;
     if vm.spec.on_fault == FaultPolicy::Inject {
         // SPSR.M[3:2] is the exception level the guest was at.
         let from_el1 = (regs.spsr >> 2) & 3 == 1;
@@ -260,7 +294,7 @@ fn check_frame_accounting(vm: &Vm) {
 }
 
 /// Emulates one access to an `emulated-pl011` VM's UART; false if this abort is not one.
-fn emulate_pl011(vm: &mut Vm, s: &Syndrome) -> bool {
+fn emulate_pl011(vm: &mut Vm, v: usize, s: &Syndrome) -> bool {
     let Some(offset) = s.ipa.checked_sub(PL011_IPA).filter(|&o| o < PL011_SIZE) else {
         return false;
     };
@@ -272,7 +306,7 @@ fn emulate_pl011(vm: &mut Vm, s: &Syndrome) -> bool {
         let value = if reg == 31 {
             0
         } else {
-            vm.vcpu.regs.x[reg] as u32
+            vm.vcpus[v].regs.x[reg] as u32
         };
         let mut sent = None;
         uart.write(offset, value, |b| sent = Some(b));
@@ -283,7 +317,7 @@ fn emulate_pl011(vm: &mut Vm, s: &Syndrome) -> bool {
         let input = &mut vm.console_io.input;
         let value = uart.read(offset, !input.is_empty(), || input.pop_front().unwrap_or(0));
         if reg != 31 {
-            vm.vcpu.regs.x[reg] = u64::from(value);
+            vm.vcpus[v].regs.x[reg] = u64::from(value);
         }
     }
     true

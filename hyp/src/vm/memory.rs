@@ -15,7 +15,6 @@ use crate::mm::owner::Owner;
 use aarch64_paging::Mapping;
 use aarch64_paging::descriptor::{PhysicalAddress, Stage2Attributes};
 use aarch64_paging::paging::{Constraints, MemoryRegion, PageTable, Stage2, Translation};
-use alloc::collections::BTreeMap;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 use hypercall_abi::{Error, MemPerms};
@@ -64,16 +63,64 @@ pub enum Pin {
     Shared,
 }
 
-/// One guest page.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Page {
-    pa: u64,
-    perms: MemPerms,
-    /// Pages the guest did not map itself.
-    pin: Pin,
+/// Stage-2 descriptor bits this module reads and writes directly (4 KiB granule, the
+/// architectural layout aarch64-paging also uses). A guest page's whole record is its level-3
+/// descriptor: the frame is the output address, the permissions are S2AP/XN, the pin is in the
+/// software bits (ignored by the walkers).
+mod desc {
+    /// Valid.
+    pub const VALID: u64 = 1 << 0;
+    /// With VALID: a table (levels 1-2) or a page (level 3).
+    pub const TABLE_OR_PAGE: u64 = 1 << 1;
+    /// The output address, bits [47:12].
+    pub const OA: u64 = 0x0000_ffff_ffff_f000;
+    /// S2AP[1:0]: 0b11 is read-write.
+    pub const S2AP: u64 = 0b11 << 6;
+    /// Execute-never.
+    pub const XN: u64 = 1 << 54;
+    /// SWFLAG_0 and SWFLAG_1: the pin.
+    pub const PIN_SHIFT: u32 = 55;
+    pub const PIN: u64 = 0b11 << PIN_SHIFT;
+    /// Entries per table.
+    pub const ENTRIES: u64 = 512;
 }
 
-fn attributes(perms: MemPerms) -> Stage2Attributes {
+impl Pin {
+    fn bits(self) -> u64 {
+        let code: u64 = match self {
+            Pin::None => 0,
+            Pin::Image => 1,
+            Pin::Hyp => 2,
+            Pin::Shared => 3,
+        };
+        code << desc::PIN_SHIFT
+    }
+
+    fn of(descriptor: u64) -> Pin {
+        match (descriptor & desc::PIN) >> desc::PIN_SHIFT {
+            0 => Pin::None,
+            1 => Pin::Image,
+            2 => Pin::Hyp,
+            _ => Pin::Shared,
+        }
+    }
+}
+
+/// The permissions a valid page descriptor grants (READ is always there: `check_perms`).
+fn perms_of(descriptor: u64) -> MemPerms {
+    let mut perms = MemPerms::READ;
+    if descriptor & desc::S2AP == desc::S2AP {
+        perms |= MemPerms::WRITE;
+    }
+    if descriptor & desc::XN == 0 {
+        perms |= MemPerms::EXEC;
+    }
+    perms
+}
+
+/// The attributes of a page with `perms` and `pin` (without TABLE_OR_PAGE, which
+/// aarch64-paging adds itself at level 3).
+fn attributes(perms: MemPerms, pin: Pin) -> Stage2Attributes {
     let mut a = Stage2Attributes::VALID
         | Stage2Attributes::MEMATTR_NORMAL_INNER_WB
         | Stage2Attributes::MEMATTR_NORMAL_OUTER_WB
@@ -87,7 +134,7 @@ fn attributes(perms: MemPerms) -> Stage2Attributes {
     if !perms.contains(MemPerms::EXEC) {
         a |= Stage2Attributes::XN;
     }
-    a
+    a | Stage2Attributes::from_bits_retain(pin.bits() as usize)
 }
 
 /// Checks a page range argument: aligned, non-empty, inside the IPA space, no wrap.
@@ -116,14 +163,127 @@ fn check_perms(perms: MemPerms) -> Result<(), Error> {
     }
 }
 
+/// Pointer to the descriptor slot `index` of the table at `table` (identity-mapped).
+fn slot(table: u64, index: u64) -> *mut u64 {
+    (table + index * 8) as *mut u64
+}
+
+/// Reads a descriptor of one of this VM's tables.
+fn read_slot(at: *mut u64) -> u64 {
+    // SAFETY: `at` is inside a stage-2 table frame this GuestMemory owns (from its root, or a
+    // table descriptor in it), identity-mapped and 8-byte aligned; only the hyp writes it,
+    // under the scheduler lock.
+    unsafe { at.read_volatile() }
+}
+
+/// Writes a level-3 descriptor: one 64-bit store, single-copy atomic for the walkers.
+fn write_slot(at: *mut u64, descriptor: u64) {
+    // SAFETY: as in `read_slot`; the caller keeps break-before-make (a live entry is only
+    // ever made invalid, or written while invalid).
+    unsafe { at.write_volatile(descriptor) }
+}
+
+/// The level-3 table that covers `ipa` (< IPA_LIMIT) under `root`, if the tables exist.
+fn l3_table(root: u64, ipa: u64) -> Option<u64> {
+    let mut table = root;
+    for level in ROOT_LEVEL..3 {
+        let shift = 12 + 9 * (3 - level as u32);
+        let d = read_slot(slot(table, (ipa >> shift) % desc::ENTRIES));
+        if d & (desc::VALID | desc::TABLE_OR_PAGE) != desc::VALID | desc::TABLE_OR_PAGE {
+            return None;
+        }
+        table = d & desc::OA;
+    }
+    Some(table)
+}
+
+/// Remembers the last level-3 table found, so pages of the same 2 MiB walk from the root once.
+#[derive(Clone, Copy)]
+struct Cursor {
+    root: u64,
+    /// `ipa >> 21` of the table below, and the table (0: none there).
+    key: u64,
+    table: u64,
+}
+
+impl Cursor {
+    fn new(root: u64) -> Self {
+        Self {
+            root,
+            key: u64::MAX,
+            table: 0,
+        }
+    }
+
+    /// The descriptor slot of page `ipa`, if its level-3 table exists.
+    fn slot(&mut self, ipa: u64) -> Option<*mut u64> {
+        let key = ipa >> 21;
+        if key != self.key {
+            self.table = l3_table(self.root, ipa).unwrap_or(0);
+            self.key = key;
+        }
+        (self.table != 0).then(|| slot(self.table, (ipa >> 12) % desc::ENTRIES))
+    }
+
+    /// The descriptor of page `ipa` (0 if there is no level-3 table for it).
+    fn get(&mut self, ipa: u64) -> u64 {
+        self.slot(ipa).map_or(0, read_slot)
+    }
+
+    /// Forgets the tables seen (after aarch64-paging added some).
+    fn reset(&mut self) {
+        self.key = u64::MAX;
+    }
+}
+
+/// The valid level-3 descriptors under `root`, in IPA order.
+struct Leaves {
+    root: u64,
+    /// The next IPA to look at.
+    next: u64,
+}
+
+impl Iterator for Leaves {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        const L1_SPAN: u64 = 1 << 30;
+        const L2_SPAN: u64 = 1 << 21;
+        let table = |d: u64| d & (desc::VALID | desc::TABLE_OR_PAGE) == 0b11;
+        while self.next < IPA_LIMIT {
+            let at = self.next;
+            let l1 = read_slot(slot(self.root, (at >> 30) % desc::ENTRIES));
+            if !table(l1) {
+                self.next = (at & !(L1_SPAN - 1)) + L1_SPAN;
+                continue;
+            }
+            let l2 = read_slot(slot(l1 & desc::OA, (at >> 21) % desc::ENTRIES));
+            if !table(l2) {
+                self.next = (at & !(L2_SPAN - 1)) + L2_SPAN;
+                continue;
+            }
+            let d = read_slot(slot(l2 & desc::OA, (at >> 12) % desc::ENTRIES));
+            self.next = at + PAGE_SIZE;
+            if d & desc::VALID != 0 {
+                return Some(d);
+            }
+        }
+        None
+    }
+}
+
 /// A VM's memory.
 pub struct GuestMemory<M: Machine> {
     owner: Owner,
     vmid: u16,
     stage2: Mapping<FrameTables<M>, Stage2>,
-    pages: BTreeMap<u64, Page>,
-    /// How many of `pages` are a channel's.
-    shared_pages: u64,
+    /// The stage-2 root table's address (identity-mapped).
+    root: u64,
+    /// The level-3 table last used. Tables are freed only with the VM, so it stays right
+    /// across calls: consecutive pages of a batch walk from the root once per 2 MiB.
+    cursor: Cursor,
+    /// Pages mapped, but for the channels' (they do not count against the quota).
+    used_pages: u64,
     quota_pages: u64,
 }
 
@@ -134,32 +294,79 @@ unsafe impl<M: Machine> Send for GuestMemory<M> {}
 impl<M: Machine> GuestMemory<M> {
     /// Empty memory for VM `index` with stage-2 VMID `vmid` and a quota in bytes.
     pub fn new(index: u16, vmid: u16, quota_bytes: u64) -> Self {
+        let stage2 = Mapping::new(FrameTables(PhantomData), ROOT_LEVEL, Stage2);
+        let root = stage2.root_address().0 as u64;
         Self {
             owner: Owner::Vm(index),
             vmid,
-            stage2: Mapping::new(FrameTables(PhantomData), ROOT_LEVEL, Stage2),
-            pages: BTreeMap::new(),
-            shared_pages: 0,
+            stage2,
+            root,
+            cursor: Cursor::new(root),
+            used_pages: 0,
             quota_pages: quota_bytes / PAGE_SIZE,
         }
     }
 
     /// This VM's VTTBR_EL2: its VMID and its stage-2 root.
     pub fn vttbr(&self) -> u64 {
-        (u64::from(self.vmid) << 48) | self.stage2.root_address().0 as u64
+        (u64::from(self.vmid) << 48) | self.root
     }
 
     /// Pages counted against the quota: all but the channels' pages.
     pub fn pages_used(&self) -> u64 {
-        self.pages.len() as u64 - self.shared_pages
+        self.used_pages
     }
 
-    /// The frames this VM owns (not the channels' it sees).
+    /// The frames this VM owns (not the channels' it sees), read from its stage-2 table.
     pub fn frames(&self) -> impl Iterator<Item = u64> + '_ {
-        self.pages
-            .values()
-            .filter(|p| p.pin != Pin::Shared)
-            .map(|p| p.pa)
+        self.leaves()
+            .filter(|&d| Pin::of(d) != Pin::Shared)
+            .map(|d| d & desc::OA)
+    }
+
+    fn leaves(&self) -> Leaves {
+        Leaves {
+            root: self.root,
+            next: 0,
+        }
+    }
+
+    /// The descriptor of the page holding `ipa` (< IPA_LIMIT), if it is mapped.
+    fn entry(&self, ipa: u64) -> Option<u64> {
+        let table = l3_table(self.root, ipa)?;
+        let d = read_slot(slot(table, (ipa >> 12) % desc::ENTRIES));
+        (d & desc::VALID != 0).then_some(d)
+    }
+
+    /// Writes a new entry for page `ipa`, whose descriptor is invalid: directly when its
+    /// level-3 table exists, else through aarch64-paging, which adds the missing tables.
+    fn set_entry(&mut self, cursor: &mut Cursor, ipa: u64, pa: u64, attributes: Stage2Attributes) {
+        if let Some(at) = cursor.slot(ipa) {
+            write_slot(
+                at,
+                (pa & desc::OA) | attributes.bits() as u64 | desc::TABLE_OR_PAGE,
+            );
+            return;
+        }
+        self.stage2
+            .map_range(
+                &MemoryRegion::new(ipa as usize, (ipa + PAGE_SIZE) as usize),
+                PhysicalAddress(pa as usize),
+                attributes,
+                Constraints::NO_BLOCK_MAPPINGS,
+            )
+            .expect("a checked, unmapped range maps");
+        cursor.reset();
+    }
+
+    /// Fails unless no page of the range is mapped.
+    fn check_unmapped(cursor: &mut Cursor, ipa: u64, pages: u64) -> Result<(), Error> {
+        for i in 0..pages {
+            if cursor.get(ipa + i * PAGE_SIZE) & desc::VALID != 0 {
+                return Err(Error::AlreadyMapped);
+            }
+        }
+        Ok(())
     }
 
     /// Maps frames a shared object owns (a channel's) at `ipa`, one page each, read-write,
@@ -167,30 +374,13 @@ impl<M: Machine> GuestMemory<M> {
     /// against its quota.
     pub fn map_shared(&mut self, ipa: u64, frames: &[u64]) -> Result<(), Error> {
         check_range(ipa, frames.len() as u64)?;
-        let end = ipa + frames.len() as u64 * PAGE_SIZE;
-        if self.pages.range(ipa..end).next().is_some() {
-            return Err(Error::AlreadyMapped);
-        }
+        let mut cursor = self.cursor;
+        Self::check_unmapped(&mut cursor, ipa, frames.len() as u64)?;
+        let attributes = attributes(MemPerms::RW, Pin::Shared);
         for (i, &pa) in frames.iter().enumerate() {
-            let page = ipa + i as u64 * PAGE_SIZE;
-            self.stage2
-                .map_range(
-                    &MemoryRegion::new(page as usize, (page + PAGE_SIZE) as usize),
-                    PhysicalAddress(pa as usize),
-                    attributes(MemPerms::RW),
-                    Constraints::NO_BLOCK_MAPPINGS,
-                )
-                .expect("a checked, unmapped range maps");
-            self.pages.insert(
-                page,
-                Page {
-                    pa,
-                    perms: MemPerms::RW,
-                    pin: Pin::Shared,
-                },
-            );
-            self.shared_pages += 1;
+            self.set_entry(&mut cursor, ipa + i as u64 * PAGE_SIZE, pa, attributes);
         }
+        self.cursor = cursor;
         M::tlb(TlbOp::DsbIshst);
         Ok(())
     }
@@ -222,61 +412,55 @@ impl<M: Machine> GuestMemory<M> {
         if pages > self.quota_pages - self.pages_used() {
             return Err(Error::OutOfMemory);
         }
-        if self
-            .pages
-            .range(ipa..ipa + pages * PAGE_SIZE)
-            .next()
-            .is_some()
-        {
-            return Err(Error::AlreadyMapped);
-        }
+        let mut cursor = self.cursor;
+        Self::check_unmapped(&mut cursor, ipa, pages)?;
+        let attributes = attributes(perms, pin);
         for i in 0..pages {
-            let page = ipa + i * PAGE_SIZE;
             let Some(pa) = M::alloc_frame(self.owner) else {
                 // Host RAM ran out: undo this call's pages (never mapped live, no TLB work).
-                self.forget(ipa, i);
+                self.forget(&mut cursor, ipa, i);
+                self.cursor = cursor;
                 return Err(Error::OutOfMemory);
             };
-            self.stage2
-                .map_range(
-                    &MemoryRegion::new(page as usize, (page + PAGE_SIZE) as usize),
-                    PhysicalAddress(pa as usize),
-                    attributes(perms),
-                    Constraints::NO_BLOCK_MAPPINGS,
-                )
-                .expect("a checked, unmapped range maps");
-            self.pages.insert(page, Page { pa, perms, pin });
+            self.set_entry(&mut cursor, ipa + i * PAGE_SIZE, pa, attributes);
         }
+        self.cursor = cursor;
+        self.used_pages += pages;
         // New entries: only make the table writes visible to the walkers.
         M::tlb(TlbOp::DsbIshst);
         Ok(())
     }
 
     /// Fails unless every page of the range is mapped, with none of the `denied` pins.
-    fn check_mapped(&self, ipa: u64, pages: u64, denied: &[Pin]) -> Result<(), Error> {
+    fn check_mapped(
+        cursor: &mut Cursor,
+        ipa: u64,
+        pages: u64,
+        denied: &[Pin],
+    ) -> Result<(), Error> {
         check_range(ipa, pages)?;
-        let end = ipa + pages * PAGE_SIZE;
-        if self.pages.range(ipa..end).count() as u64 != pages {
-            return Err(Error::NotMapped);
+        let mut refused = false;
+        for i in 0..pages {
+            let d = cursor.get(ipa + i * PAGE_SIZE);
+            if d & desc::VALID == 0 {
+                return Err(Error::NotMapped);
+            }
+            refused |= denied.contains(&Pin::of(d));
         }
-        if self
-            .pages
-            .range(ipa..end)
-            .any(|(_, p)| denied.contains(&p.pin))
-        {
+        if refused {
             return Err(Error::Denied);
         }
         Ok(())
     }
 
-    /// Invalidates the range's entries and completes the TLB maintenance for them.
-    fn break_entries(&mut self, ipa: u64, pages: u64) {
-        let region = MemoryRegion::new(ipa as usize, (ipa + pages * PAGE_SIZE) as usize);
-        self.stage2
-            .modify_range(&region, &|_, d| {
-                d.set(PhysicalAddress(0), Stage2Attributes::empty())
-            })
-            .expect("mapped pages have level-3 entries");
+    /// Invalidates the range's entries (all mapped) and completes the TLB maintenance for
+    /// them. Only VALID is cleared: the walkers ignore the rest of an invalid descriptor, which
+    /// still holds the frame, permissions and pin for `unmap` and `protect` to finish with.
+    fn break_entries(&mut self, cursor: &mut Cursor, ipa: u64, pages: u64) {
+        for i in 0..pages {
+            let at = cursor.slot(ipa + i * PAGE_SIZE).expect("checked mapped");
+            write_slot(at, read_slot(at) & !desc::VALID);
+        }
         self.invalidate_tlb(ipa, pages);
     }
 
@@ -302,55 +486,46 @@ impl<M: Machine> GuestMemory<M> {
         }
     }
 
-    /// Drops pages never made visible to the guest (no TLB maintenance needed).
-    fn forget(&mut self, ipa: u64, pages: u64) {
-        if pages == 0 {
-            return;
-        }
-        let region = MemoryRegion::new(ipa as usize, (ipa + pages * PAGE_SIZE) as usize);
-        let _ = self.stage2.modify_range(&region, &|_, d| {
-            d.set(PhysicalAddress(0), Stage2Attributes::empty())
-        });
+    /// Clears the range's descriptors (invalid, or never made visible to the guest: no TLB
+    /// maintenance needed) and frees their frames.
+    fn forget(&mut self, cursor: &mut Cursor, ipa: u64, pages: u64) {
         for i in 0..pages {
-            if let Some(p) = self.pages.remove(&(ipa + i * PAGE_SIZE)) {
-                M::free_frame(self.owner, p.pa);
-            }
+            let at = cursor.slot(ipa + i * PAGE_SIZE).expect("entry written");
+            let d = read_slot(at);
+            write_slot(at, 0);
+            M::free_frame(self.owner, d & desc::OA);
         }
     }
 
     /// Removes the range's pages and returns their frames, scrubbed. All or nothing.
     pub fn unmap(&mut self, ipa: u64, pages: u64) -> Result<(), Error> {
-        self.check_mapped(ipa, pages, &[Pin::Image, Pin::Hyp, Pin::Shared])?;
-        self.break_entries(ipa, pages);
-        for i in 0..pages {
-            let page = self
-                .pages
-                .remove(&(ipa + i * PAGE_SIZE))
-                .expect("checked mapped");
-            M::free_frame(self.owner, page.pa);
-        }
+        let mut cursor = self.cursor;
+        Self::check_mapped(
+            &mut cursor,
+            ipa,
+            pages,
+            &[Pin::Image, Pin::Hyp, Pin::Shared],
+        )?;
+        self.break_entries(&mut cursor, ipa, pages);
+        self.forget(&mut cursor, ipa, pages);
+        self.cursor = cursor;
+        self.used_pages -= pages;
         Ok(())
     }
 
     /// Changes the range's permissions, break-before-make. All or nothing.
     pub fn protect(&mut self, ipa: u64, pages: u64, perms: MemPerms) -> Result<(), Error> {
         check_perms(perms)?;
-        self.check_mapped(ipa, pages, &[Pin::Hyp, Pin::Shared])?;
-        self.break_entries(ipa, pages);
+        let mut cursor = self.cursor;
+        Self::check_mapped(&mut cursor, ipa, pages, &[Pin::Hyp, Pin::Shared])?;
+        self.break_entries(&mut cursor, ipa, pages);
         for i in 0..pages {
-            let page_ipa = ipa + i * PAGE_SIZE;
-            let page = self.pages.get_mut(&page_ipa).expect("checked mapped");
-            page.perms = perms;
-            let pa = page.pa;
-            self.stage2
-                .map_range(
-                    &MemoryRegion::new(page_ipa as usize, (page_ipa + PAGE_SIZE) as usize),
-                    PhysicalAddress(pa as usize),
-                    attributes(perms),
-                    Constraints::NO_BLOCK_MAPPINGS,
-                )
-                .expect("an invalidated entry can be written");
+            let at = cursor.slot(ipa + i * PAGE_SIZE).expect("checked mapped");
+            let d = read_slot(at);
+            let attributes = attributes(perms, Pin::of(d)).bits() as u64;
+            write_slot(at, (d & desc::OA) | attributes | desc::TABLE_OR_PAGE);
         }
+        self.cursor = cursor;
         M::tlb(TlbOp::DsbIshst);
         Ok(())
     }
@@ -360,16 +535,16 @@ impl<M: Machine> GuestMemory<M> {
         if ipa >= IPA_LIMIT {
             return Err(Error::BadAddress);
         }
-        self.pages
-            .get(&(ipa & !(PAGE_SIZE - 1)))
-            .map(|p| p.perms)
-            .ok_or(Error::NotMapped)
+        self.entry(ipa).map(perms_of).ok_or(Error::NotMapped)
     }
 
     /// The hyp's (identity) address of the byte at `ipa`, if that page is mapped.
     fn host_address(&self, ipa: u64) -> Option<u64> {
-        let page = ipa & !(PAGE_SIZE - 1);
-        self.pages.get(&page).map(|p| p.pa + (ipa - page))
+        if ipa >= IPA_LIMIT {
+            return None;
+        }
+        self.entry(ipa)
+            .map(|d| (d & desc::OA) + (ipa & (PAGE_SIZE - 1)))
     }
 
     /// Copies guest memory at `ipa` into `buf`; fails if any page is unmapped.
@@ -414,9 +589,9 @@ impl<M: Machine> GuestMemory<M> {
 
 impl<M: Machine> Drop for GuestMemory<M> {
     fn drop(&mut self) {
-        for (_, page) in core::mem::take(&mut self.pages) {
-            if page.pin != Pin::Shared {
-                M::free_frame(self.owner, page.pa);
+        for d in self.leaves() {
+            if Pin::of(d) != Pin::Shared {
+                M::free_frame(self.owner, d & desc::OA);
             }
         }
         // The stage-2 tables are freed by Mapping's own drop (FrameTables::deallocate_table).

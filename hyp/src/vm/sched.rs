@@ -1,9 +1,11 @@
 //! Scheduling: one global run queue (the VMs, under the short `SCHED` lock) shared by every
-//! CPU. Each CPU runs one VM's vCPU at a time (its PerCpu says which) and, when it gives the CPU
-//! up, takes the next runnable VM round-robin that no other CPU runs; with nothing to run it
+//! CPU. The unit is a (VM, vCPU) pair: each CPU runs one vCPU at a time (its PerCpu says which)
+//! and, when it gives the CPU up, takes the next runnable vCPU round-robin that no other CPU
+//! runs (two vCPUs of one VM may run at once on two CPUs); with nothing to run it
 //! idles in WFI, its EL2 timer waking it at the next virtual-timer deadline or one slice later,
 //! so a VM another CPU made runnable is picked up within a slice.
 
+use super::build::RunState;
 use super::{Vm, VmState};
 use crate::arch::aarch64::{cpu, stage2, timer};
 use crate::dev::console;
@@ -26,7 +28,8 @@ pub struct Scheduler {
         reason = "a VM must not move: PerCpu points at its registers"
     )]
     pub vms: Vec<Box<Vm>>,
-    /// The VM picked last (by any CPU): the round-robin search starts after it.
+    /// The vCPU picked last (by any CPU), as a flat index over every VM's vCPUs: the
+    /// round-robin search starts after it.
     cursor: usize,
 }
 
@@ -37,28 +40,32 @@ pub static SCHED: Mutex<Option<Scheduler>> = Mutex::new(None);
 /// Set once CPU 0 has built the VMs: the secondaries wait for it.
 static STARTED: AtomicBool = AtomicBool::new(false);
 
-/// Points this CPU at VM `index`'s vCPU: its EL1, timer and FP/SIMD state, its stage 2, and the
-/// register block vectors.S restores from.
-fn load(vm: &mut Vm, index: usize) {
-    vm.on_cpu = Some(percpu::index());
-    cpu::set_hcr(vm.vcpu.hcr);
-    vm.vcpu.el1.restore();
-    vm.vcpu.fp.restore();
-    stage2::load(vm.vttbr());
-    percpu::set_current(Some(index), &mut vm.vcpu.regs);
+/// Points this CPU at vCPU `v` of VM `index`: its EL1, timer and FP/SIMD state, its VM's
+/// stage 2, and the register block vectors.S restores from.
+fn load(vm: &mut Vm, index: usize, v: usize) {
+    let vttbr = vm.vttbr();
+    let vcpu = &mut vm.vcpus[v];
+    vcpu.on_cpu = Some(percpu::index());
+    cpu::set_hcr(vcpu.hcr);
+    vcpu.el1.restore();
+    vcpu.fp.restore();
+    stage2::load(vttbr);
+    percpu::set_current(Some((index, v)), &mut vcpu.regs);
 }
 
-/// Takes the vCPU off this CPU; `keep` says whether its state is worth saving (not when the VM
-/// has ended or was rebuilt).
-fn unload(vm: &mut Vm, keep: bool) {
-    if keep {
-        vm.vcpu.el1.save();
-        vm.vcpu.fp.save();
+/// Takes vCPU `v` off this CPU; `keep` says whether its state is worth saving (not when the VM
+/// has ended or was rebuilt, or the vCPU is off).
+fn unload(vm: &mut Vm, v: usize, keep: bool) {
+    if let Some(vcpu) = vm.vcpus.get_mut(v) {
+        if keep {
+            vcpu.el1.save();
+            vcpu.fp.save();
+        }
+        vcpu.on_cpu = None;
     }
     // Its timer must not fire while another vCPU (or nobody) is on the CPU; poll_timers
     // watches it from the saved state.
     cpu::set_cntv_ctl(0);
-    vm.on_cpu = None;
     percpu::set_current(None, core::ptr::null_mut());
 }
 
@@ -73,27 +80,47 @@ enum Next {
 }
 
 impl Scheduler {
-    /// The next runnable VM after the cursor that no CPU runs, round-robin, `not` excluded.
-    fn next_runnable(&self, not: Option<usize>) -> Option<usize> {
-        let n = self.vms.len();
-        (1..=n)
-            .map(|i| (self.cursor + i) % n)
-            .filter(|&i| Some(i) != not)
-            .find(|&i| self.vms[i].state == VmState::Runnable && self.vms[i].on_cpu.is_none())
+    /// Every (VM, vCPU) pair, in flat-index order.
+    fn pairs(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.vms
+            .iter()
+            .enumerate()
+            .flat_map(|(i, vm)| (0..vm.vcpus.len()).map(move |v| (i, v)))
+    }
+
+    /// Whether vCPU `v` of VM `i` may be picked by a CPU: its VM alive, it runnable.
+    fn runnable(&self, (i, v): (usize, usize)) -> bool {
+        let vm = &self.vms[i];
+        vm.is_alive() && vm.vcpus[v].run == RunState::Runnable
+    }
+
+    /// The next runnable vCPU after the cursor that no CPU runs, round-robin, `not` excluded;
+    /// with its flat index.
+    fn next_runnable(&self, not: Option<(usize, usize)>) -> Option<(usize, (usize, usize))> {
+        let n = self.pairs().count().max(1);
+        let cursor = self.cursor;
+        // Round-robin: the first after the cursor.
+        self.pairs()
+            .enumerate()
+            .filter(|&(_, p)| Some(p) != not && self.runnable(p))
+            .filter(|&(_, (i, v))| self.vms[i].vcpus[v].on_cpu.is_none())
+            .min_by_key(|&(flat, _)| (flat + n).wrapping_sub(cursor + 1) % n)
     }
 
     /// Decides what this CPU runs next; `outgoing_alive` says whether the state of the vCPU on
     /// it now (if any) must be kept. The current vCPU goes on if nothing else waits for a CPU.
     fn switch(&mut self, outgoing_alive: bool) -> Next {
         if let Some(current) = percpu::current_vm() {
-            let runnable = self.vms[current].state == VmState::Runnable;
+            let (vm, v) = current;
+            let runnable = self.runnable(current);
             if outgoing_alive && runnable && self.next_runnable(Some(current)).is_none() {
                 // Another CPU may have raised one of its events meanwhile.
-                cpu::set_hcr(self.vms[current].vcpu.hcr);
+                cpu::set_hcr(self.vms[vm].vcpus[v].hcr);
                 timer::arm_slice();
                 return Next::Run;
             }
-            unload(&mut self.vms[current], outgoing_alive);
+            let keep = outgoing_alive && self.vms[vm].is_alive();
+            unload(&mut self.vms[vm], v, keep);
             self.poll_timers();
             self.poll_console();
             // Others first: the outgoing vCPU runs again only if nobody else can.
@@ -116,9 +143,9 @@ impl Scheduler {
         Next::Idle(self.next_deadline())
     }
 
-    fn start(&mut self, next: usize) -> Next {
-        self.cursor = next;
-        load(&mut self.vms[next], next);
+    fn start(&mut self, (flat, (vm, v)): (usize, (usize, usize))) -> Next {
+        self.cursor = flat;
+        load(&mut self.vms[vm], vm, v);
         timer::arm_slice();
         Next::Run
     }
@@ -165,19 +192,22 @@ impl Scheduler {
         }
     }
 
-    /// Raises the timer event of every vCPU off the CPUs whose virtual timer has expired, and
-    /// masks that timer until the guest acknowledges the event.
+    /// Raises the timer event of every vCPU off the CPUs whose virtual timer has expired (on
+    /// that vCPU), and masks that timer until the guest acknowledges the event.
     fn poll_timers(&mut self) {
         let now = timer::counter();
-        for vm in self
-            .vms
-            .iter_mut()
-            .filter(|vm| vm.on_cpu.is_none() && vm.is_alive())
-        {
-            let el1 = &mut vm.vcpu.el1;
-            if timer::is_armed(el1.cntv_ctl) && el1.cntv_cval <= now.wrapping_sub(el1.cntvoff) {
-                el1.cntv_ctl |= super::build::CNTV_CTL_IMASK;
-                vm.raise_event(super::events::TIMER_EVENT);
+        for vm in self.vms.iter_mut().filter(|vm| vm.is_alive()) {
+            for v in 0..vm.vcpus.len() {
+                let vcpu = &mut vm.vcpus[v];
+                let el1 = &mut vcpu.el1;
+                if vcpu.on_cpu.is_none()
+                    && vcpu.run != RunState::Off
+                    && timer::is_armed(el1.cntv_ctl)
+                    && el1.cntv_cval <= now.wrapping_sub(el1.cntvoff)
+                {
+                    el1.cntv_ctl |= super::build::CNTV_CTL_IMASK;
+                    vm.raise_event_on(super::events::TIMER_EVENT, v);
+                }
             }
         }
     }
@@ -186,8 +216,10 @@ impl Scheduler {
     fn next_deadline(&self) -> Option<u64> {
         self.vms
             .iter()
-            .filter(|vm| vm.state == VmState::Waiting && timer::is_armed(vm.vcpu.el1.cntv_ctl))
-            .map(|vm| vm.vcpu.el1.cntv_cval.wrapping_add(vm.vcpu.el1.cntvoff))
+            .filter(|vm| vm.is_alive())
+            .flat_map(|vm| vm.vcpus.iter())
+            .filter(|v| v.run == RunState::Waiting && timer::is_armed(v.el1.cntv_ctl))
+            .map(|v| v.el1.cntv_cval.wrapping_add(v.el1.cntvoff))
             .min()
     }
 
@@ -253,7 +285,7 @@ pub fn run(vms: Vec<Box<Vm>>) -> ! {
         sched.vms[0].name
     );
     // VM 0 first, on CPU 0.
-    sched.cursor = sched.vms.len() - 1;
+    sched.cursor = sched.pairs().count() - 1;
     crate::bench::at_first_guest_entry(&sched.vms);
     STARTED.store(true, Ordering::Release);
     aarch64_cpu::asm::sev();

@@ -32,6 +32,33 @@ _start:
     b       3b
 
 /*
+ * A secondary vCPU, started by PSCI CPU_ON: EL1h, MMU off, x0 = the context ID, which
+ * pv-guest sets to the vCPU's index (1..MAX_VCPUS-1). FP/SIMD on, the vectors, its own stack,
+ * then secondary_main(index). Any other index stops here.
+ */
+.global secondary_entry
+secondary_entry:
+    mov     x19, x0
+    mov     x1, #(3 << 20)              /* CPACR_EL1.FPEN: no FP/SIMD traps */
+    msr     cpacr_el1, x1
+    isb
+    adrp    x1, guest_vectors
+    add     x1, x1, :lo12:guest_vectors
+    msr     vbar_el1, x1
+    cbz     x19, 5f
+    cmp     x19, #{MAX_VCPUS}
+    b.hs    5f
+    adrp    x1, SECONDARY_STACKS
+    add     x1, x1, :lo12:SECONDARY_STACKS
+    mov     x2, #{SECONDARY_STACK_SIZE}
+    madd    x1, x19, x2, x1             /* the end of stack index-1 */
+    mov     sp, x1
+    mov     x0, x19
+    bl      secondary_main
+5:  wfi
+    b       5b
+
+/*
  * Every exception saves the interrupted context (x0..x30, ELR, SPSR) in an ExceptionFrame on
  * the stack and calls guest_exception(slot, frame, esr, far), which may change the frame (the
  * resume address); then the frame is restored and the exception returns.

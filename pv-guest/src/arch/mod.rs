@@ -9,7 +9,7 @@ pub mod mmu;
 #[cfg(target_os = "none")]
 pub mod timer;
 
-/// Bytes of stack for the guest's one vCPU.
+/// Bytes of stack for vCPU 0.
 pub const STACK_SIZE: usize = 64 * 1024;
 
 #[repr(C, align(16))]
@@ -18,6 +18,31 @@ pub struct Stack(pub [u8; STACK_SIZE]);
 /// The boot stack (in .bss, part of the image the hypervisor maps).
 #[unsafe(no_mangle)]
 pub static mut GUEST_STACK: Stack = Stack([0; STACK_SIZE]);
+
+/// Bytes of stack for each secondary vCPU.
+pub const SECONDARY_STACK_SIZE: usize = 16 * 1024;
+/// The most vCPUs a VM has.
+pub const MAX_VCPUS: usize = 8;
+
+#[repr(C, align(16))]
+pub struct SecondaryStack(pub [u8; SECONDARY_STACK_SIZE]);
+
+/// The stacks of vCPUs 1.. (`secondary_entry` takes entry `index - 1`).
+#[unsafe(no_mangle)]
+pub static mut SECONDARY_STACKS: [SecondaryStack; MAX_VCPUS - 1] =
+    [const { SecondaryStack([0; SECONDARY_STACK_SIZE]) }; MAX_VCPUS - 1];
+
+#[cfg(target_os = "none")]
+unsafe extern "C" {
+    /// Where PSCI CPU_ON starts a secondary vCPU (context ID = its index, 1..MAX_VCPUS).
+    fn secondary_entry();
+}
+
+/// The entry point to give PSCI CPU_ON for a secondary vCPU.
+#[cfg(target_os = "none")]
+pub fn secondary_entry_address() -> u64 {
+    secondary_entry as *const () as usize as u64
+}
 
 /// The interrupted context, as the vectors save it on the stack (x30 at offset 240 in
 /// `entry.S` is `x[30]`).
@@ -38,6 +63,8 @@ const _: () = assert!(core::mem::offset_of!(ExceptionFrame, x) + 30 * 8 == 240);
 core::arch::global_asm!(
     include_str!("entry.S"),
     STACK_SIZE = const STACK_SIZE,
+    SECONDARY_STACK_SIZE = const SECONDARY_STACK_SIZE,
+    MAX_VCPUS = const MAX_VCPUS,
     FRAME_SIZE = const core::mem::size_of::<ExceptionFrame>(),
     FRAME_ELR = const core::mem::offset_of!(ExceptionFrame, elr),
     FRAME_SPSR = const core::mem::offset_of!(ExceptionFrame, spsr),

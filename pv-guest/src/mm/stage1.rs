@@ -166,19 +166,33 @@ mod target {
     }
 
     struct Live(Stage1<FrameTranslation>);
-    // SAFETY: the tables are reached only through the mutex below; the guest has one vCPU, and
-    // the raw pointers inside point at frames that belong to the map for its whole life.
+    // SAFETY: the tables are reached only through the mutex below (secondary vCPUs only load
+    // the published root, ROOT), and the raw pointers inside point at frames that belong to the
+    // map for its whole life.
     unsafe impl Send for Live {}
 
     static STAGE1: Mutex<Option<Live>> = Mutex::new(None);
 
+    /// The root of the live map, published for secondary vCPUs (0: the MMU is off).
+    static ROOT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
     /// Builds the identity map and turns the MMU on with it.
     pub fn enable(layout: &ImageLayout) -> Result<(), MapError> {
         let m = build(FrameTranslation, layout)?;
-        crate::arch::mmu::enable(MAIR, m.root_address().0 as u64);
+        let root = m.root_address().0 as u64;
+        crate::arch::mmu::enable(MAIR, root);
+        ROOT.store(root, core::sync::atomic::Ordering::SeqCst);
         m.mark_active();
         *STAGE1.lock() = Some(Live(m));
         Ok(())
+    }
+
+    /// On a secondary vCPU: turns its MMU on with the tables vCPU 0 built (if it built any).
+    pub fn enable_secondary() {
+        let root = ROOT.load(core::sync::atomic::Ordering::SeqCst);
+        if root != 0 {
+            crate::arch::mmu::enable(MAIR, root);
+        }
     }
 
     /// Whether [`enable`] ran.
@@ -197,7 +211,7 @@ mod target {
 }
 
 #[cfg(target_os = "none")]
-pub use target::{enable, is_on, set_access};
+pub use target::{enable, enable_secondary, is_on, set_access};
 
 #[cfg(test)]
 mod tests {

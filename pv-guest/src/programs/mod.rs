@@ -26,6 +26,8 @@ mod power;
 mod selftest;
 pub mod shell;
 #[cfg(target_os = "none")]
+pub mod smp;
+#[cfg(target_os = "none")]
 mod timer;
 #[cfg(target_os = "none")]
 mod victim;
@@ -73,6 +75,7 @@ pub fn run(info: &hypercall_abi::BootInfo, cmd: &Command) -> u64 {
     use crate::println;
     match cmd.program {
         "selftest" => selftest::run(info, cmd),
+        "smp" => smp::run(info),
         "bench" => bench::run(cmd.args),
         "fpsimd" => fpsimd::run(info, cmd.args),
         "memtest" => memtest::run(info),

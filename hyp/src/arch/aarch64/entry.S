@@ -24,6 +24,17 @@
 /* SCTLR_EL2 RES1 bits (E2H=0) plus M, C, SA, I. */
 .equ SCTLR_MMU_ON,      0x30C50830 | (1 << 0) | (1 << 2) | (1 << 3) | (1 << 12)
 
+/* SCTLR_EL2.M on (the translation tables and TCR/MAIR already set), then a clean slate for
+ * instruction fetch. */
+.macro mmu_on
+    ldr     x0, =SCTLR_MMU_ON
+    msr     sctlr_el2, x0
+    isb
+    ic      iallu
+    dsb     nsh
+    isb
+.endm
+
 .section .text.head, "ax"
 .global _start
 _start:
@@ -108,12 +119,7 @@ primary_entry:
     tlbi    alle2
     dsb     ish
     isb
-    ldr     x0, =SCTLR_MMU_ON
-    msr     sctlr_el2, x0
-    isb
-    ic      iallu
-    dsb     nsh
-    isb
+    mmu_on
 
     ldr     x0, =high_entry             /* absolute: the link address */
     br      x0
@@ -185,12 +191,7 @@ secondary_entry:
     tlbi    alle2
     dsb     nsh
     isb
-    ldr     x0, =SCTLR_MMU_ON
-    msr     sctlr_el2, x0
-    isb
-    ic      iallu
-    dsb     nsh
-    isb
+    mmu_on
     ldr     x0, =secondary_high         /* absolute: the link address */
     br      x0
 

@@ -252,3 +252,66 @@ fn channel_pages_are_seen_but_not_owned() {
         "the channel keeps its frames"
     );
 }
+
+#[test]
+fn the_record_lives_in_the_descriptors() {
+    let mut mem = fresh(8);
+    // Across a level-3 table boundary: the second page needs a new table.
+    let edge = BASE + (2 << 20) - P;
+    mem.map_pinned(edge, 2, MemPerms::RW, Pin::Image).unwrap();
+    mem.map(edge + 2 * P, 1, MemPerms::RX).unwrap();
+    let shared = [FakeMachine::alloc_frame(Owner::Shared(1)).unwrap()];
+    mem.map_shared(BASE, &shared).unwrap();
+    mem.protect(edge, 3, MemPerms::READ).unwrap();
+    assert_eq!(mem.query(edge + P), Ok(MemPerms::READ));
+    assert_eq!(mem.query(BASE), Ok(MemPerms::RW));
+    assert_eq!(
+        mem.unmap(edge, 1),
+        Err(Error::Denied),
+        "the pin survives protect"
+    );
+    assert_eq!(mem.unmap(edge, 4), Err(Error::NotMapped));
+    mem.unmap(edge + 2 * P, 1).unwrap();
+    assert_eq!(mem.query(edge + 2 * P), Err(Error::NotMapped));
+    let frames: Vec<u64> = mem.frames().collect();
+    assert_eq!(frames.len() as u64, mem.pages_used());
+    assert_eq!(mem.pages_used(), 2);
+    assert!(
+        frames
+            .iter()
+            .all(|&pa| pa != shared[0] && pa.is_multiple_of(P))
+    );
+    assert_eq!(FakeMachine::frames_of(Owner::Vm(3)), 2);
+    mem.write(edge + P - 2, b"xyzw").unwrap();
+    let mut buf = [0u8; 4];
+    mem.read(edge + P - 2, &mut buf).unwrap();
+    assert_eq!(&buf, b"xyzw");
+    drop(mem);
+    assert_eq!(FakeMachine::frames_of(Owner::Vm(3)), 0);
+    assert_eq!(FakeMachine::frames_of(Owner::Shared(1)), 1);
+    FakeMachine::free_frame(Owner::Shared(1), shared[0]);
+}
+
+#[test]
+fn a_refused_unmap_leaves_every_entry_live() {
+    let mut mem = fresh(8);
+    mem.map(BASE, 2, MemPerms::RW).unwrap();
+    mem.map_pinned(BASE + 2 * P, 1, MemPerms::READ, Pin::Hyp)
+        .unwrap();
+    FakeMachine::take_tlb_ops();
+    assert_eq!(mem.unmap(BASE, 3), Err(Error::Denied));
+    assert!(FakeMachine::take_tlb_ops().is_empty());
+    let mut live = 0;
+    mem.stage2
+        .walk_range(
+            &MemoryRegion::new(BASE as usize, (BASE + 3 * P) as usize),
+            &mut |_, d, level| {
+                if level == 3 && d.is_valid() {
+                    live += 1;
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+    assert_eq!(live, 3);
+}

@@ -243,26 +243,21 @@ fn console_pv_64b(ctx: &Ctx) -> Outcome {
     if crate::boot_info().console_ring_ipa == 0 {
         return Err("console_pv_64b needs a VM with the PV console");
     }
-    let n = console_iterations(ctx);
-    let samples = ctx.samples(|| {
-        let t0 = timer::ticks();
-        for _ in 0..n {
-            crate::console::send(LINE_64);
-        }
-        Ok(ctx.clock.per_op(timer::ticks() - t0, n, 0))
-    })?;
-    ctx.report("console_pv_64b", n, samples);
-    Ok(())
+    console_64b(ctx, "console_pv_64b")
 }
 
 /// The same 64 bytes through the emulated PL011: for each byte a trapped read of the flag
 /// register and a trapped write of the data register (run in a VM with
 /// `console = "emulated-pl011"`: `bench console_trap`).
 pub fn console_trap_64b(ctx: &Ctx) -> Outcome {
-    let info = crate::boot_info();
-    if info.pl011_ipa == 0 {
+    if crate::boot_info().pl011_ipa == 0 {
         return Err("console_trap_64b needs a VM with console = \"emulated-pl011\"");
     }
+    console_64b(ctx, "console_trap_64b")
+}
+
+/// Writes [`LINE_64`] through whichever console path the VM has, per write.
+fn console_64b(ctx: &Ctx, name: &str) -> Outcome {
     let n = console_iterations(ctx);
     let samples = ctx.samples(|| {
         let t0 = timer::ticks();
@@ -271,7 +266,7 @@ pub fn console_trap_64b(ctx: &Ctx) -> Outcome {
         }
         Ok(ctx.clock.per_op(timer::ticks() - t0, n, 0))
     })?;
-    ctx.report("console_trap_64b", n, samples);
+    ctx.report(name, n, samples);
     Ok(())
 }
 
