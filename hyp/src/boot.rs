@@ -338,7 +338,7 @@ pub fn init_secondary(index: usize) {
     init_this_cpu(index, gic_index);
     crate::dev::gic::init_this_cpu(gic_index);
     enable_timer_ppis(gic_index);
-    smp::mark_online();
+    smp::mark_online(index);
 }
 
 fn board_dtb_size(dtb_pa: usize) -> usize {
@@ -397,6 +397,8 @@ pub fn load_vms(board: &Board) -> Vec<Box<Vm>> {
                         vm.vcpus.len()
                     );
                 }
+                let mut vm = vm;
+                refuse_impossible_pin(&mut vm);
                 vms.push(Box::new(vm));
             }
             Err(e) => fail(&alloc::format!("VM {name}: {e}")),
@@ -404,6 +406,24 @@ pub fn load_vms(board: &Board) -> Vec<Box<Vm>> {
     }
     connect_channels(&manifest.channels, &mut vms);
     vms
+}
+
+/// A VM pinned (manifest `cpus`) to a CPU that is not up never runs: it is refused here, with
+/// a log line, and counts as failed in the summary.
+fn refuse_impossible_pin(vm: &mut Vm) {
+    let Some(set) = vm.spec.cpus else { return };
+    let pinned = set.iter().fold(alloc::string::String::new(), |acc, c| {
+        if acc.is_empty() { alloc::format!("{c}") } else { alloc::format!("{acc},{c}") }
+    });
+    if let Some(missing) = set.iter().find(|&c| !smp::is_online(c)) {
+        log::error!(
+            "VM {}: refused: pinned to CPUs {pinned}, but CPU {missing} is not up on this board",
+            vm.name
+        );
+        vm.state = crate::vm::VmState::Killed;
+    } else {
+        log::info!("VM {}: pinned to CPUs {pinned}", vm.name);
+    }
 }
 
 /// Finds the disk the VMs' regions lie on (virtio-blk, else a RAM disk), if any VM has one.

@@ -9,7 +9,7 @@
 //! - The first line is exactly `pvhyp-manifest 1` ([`HEADER`]).
 //! - Then one record per line, `vm` or `channel`, then `key=value` fields separated by spaces.
 //!   Every key is required, once, except a `vm`'s `disk=OFFSET+SIZE` (bytes), given only for a
-//!   VM with a disk region. In a `vm` record `cmdline=` comes last and takes the rest of
+//!   VM with a disk region, and its `cpus=0,2` (CPU indices), given only for a pinned VM. In a `vm` record `cmdline=` comes last and takes the rest of
 //!   the line, spaces included. Numbers are decimal; `memory` is in bytes.
 //! - Empty lines and lines starting with `#` are ignored. Lines end with `\n`.
 //!
@@ -118,6 +118,14 @@ pub fn encode(m: &Manifest) -> String {
         );
         if let Some(disk) = vm.disk {
             let _ = write!(out, "disk={}+{} ", disk.offset, disk.size);
+        }
+        if let Some(cpus) = vm.cpus {
+            let mut sep = "cpus=";
+            for c in cpus.iter() {
+                let _ = write!(out, "{sep}{c}");
+                sep = ",";
+            }
+            out.push(' ');
         }
         let _ = writeln!(out, "cmdline={}", vm.cmdline);
     }
@@ -250,9 +258,20 @@ fn small(key: &'static str, value: &str) -> Result<i64, DecodeErrorKind> {
     i64::try_from(number(key, value)?).map_err(|_| DecodeErrorKind::BadNumber(key))
 }
 
-const VM_KEYS: [&str; 8] = [
-    "name", "memory", "vcpus", "console", "on_fault", "image", "disk", "cmdline",
+const VM_KEYS: [&str; 9] = [
+    "name", "memory", "vcpus", "console", "on_fault", "image", "disk", "cpus", "cmdline",
 ];
+
+/// A `cpus` value: CPU indices in decimal, separated by commas.
+fn cpu_set(value: &str) -> Result<CpuSet, DecodeErrorKind> {
+    let mut indices = Vec::new();
+    if !value.is_empty() {
+        for part in value.split(',') {
+            indices.push(small("cpus", part)?);
+        }
+    }
+    CpuSet::from_indices(indices).map_err(DecodeErrorKind::Invalid)
+}
 
 /// A `disk` value: `OFFSET+SIZE`, decimal bytes.
 fn disk_region(value: &str) -> Result<DiskRegion, DecodeErrorKind> {
@@ -269,9 +288,10 @@ fn disk_region(value: &str) -> Result<DiskRegion, DecodeErrorKind> {
 
 fn decode_vm(rest: &str) -> Result<VmSpec, DecodeErrorKind> {
     let mut s = [None; VM_KEYS.len()];
-    fields(rest, &VM_KEYS, Some("cmdline"), &["disk"], &mut s)?;
+    fields(rest, &VM_KEYS, Some("cmdline"), &["disk", "cpus"], &mut s)?;
     let disk = s[6].map(disk_region).transpose()?;
-    let [name, memory, vcpus, console, on_fault, image, _, cmdline] =
+    let cpus = s[7].map(cpu_set).transpose()?;
+    let [name, memory, vcpus, console, on_fault, image, _, _, cmdline] =
         s.map(Option::unwrap_or_default);
     let invalid = DecodeErrorKind::Invalid;
 
@@ -292,6 +312,7 @@ fn decode_vm(rest: &str) -> Result<VmSpec, DecodeErrorKind> {
         console,
         on_fault,
         disk,
+        cpus,
     })
 }
 

@@ -27,6 +27,8 @@ pub const MAX_IMAGE_LEN: usize = 255;
 pub const DISK_SECTOR_SIZE: u64 = 512;
 /// The end of the last disk region a manifest may give (1 TiB): offset + size at most this.
 pub const MAX_DISK_BYTES: u64 = 1 << 40;
+/// Physical CPUs a `cpus` pin may name: indices `0..MAX_CPUS`.
+pub const MAX_CPUS: u32 = 8;
 /// The command line a VM gets when the TOML gives none.
 pub const DEFAULT_CMDLINE: &str = "selftest";
 
@@ -60,6 +62,52 @@ pub struct VmSpec {
     pub on_fault: FaultPolicy,
     /// The VM's part of the machine's disk, if it has one.
     pub disk: Option<DiskRegion>,
+    /// The physical CPUs this VM's vCPUs may run on; `None`: any.
+    pub cpus: Option<CpuSet>,
+}
+
+/// A non-empty set of physical CPUs, `0..MAX_CPUS` (bit i = CPU i).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CpuSet(u8);
+
+impl CpuSet {
+    /// The set of these CPUs, or the rule they break (empty, an index of [`MAX_CPUS`] or more,
+    /// an index given twice).
+    pub fn from_indices(
+        indices: impl IntoIterator<Item = i64>,
+    ) -> Result<Self, crate::validate::Problem> {
+        use crate::validate::Problem;
+        let mut bits = 0u8;
+        for i in indices {
+            let bit = match u32::try_from(i) {
+                Ok(i) if i < MAX_CPUS => 1u8 << i,
+                _ => return Err(Problem::CpuOutOfRange(i)),
+            };
+            if bits & bit != 0 {
+                return Err(Problem::CpuDuplicate(i));
+            }
+            bits |= bit;
+        }
+        if bits == 0 {
+            return Err(Problem::CpusEmpty);
+        }
+        Ok(Self(bits))
+    }
+
+    /// Whether CPU `cpu` is in the set.
+    pub fn contains(&self, cpu: usize) -> bool {
+        cpu < MAX_CPUS as usize && self.0 & (1 << cpu) != 0
+    }
+
+    /// The CPUs, ascending.
+    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..MAX_CPUS as usize).filter(|&c| self.contains(c))
+    }
+
+    /// The bit mask (bit i = CPU i).
+    pub fn bits(&self) -> u8 {
+        self.0
+    }
 }
 
 /// A VM's part of the disk: bytes `offset .. offset + size` of the disk image (QEMU `virt`)

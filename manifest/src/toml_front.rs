@@ -104,6 +104,12 @@ pub fn parse_toml_with_lines(text: &str) -> Result<(Manifest, SourceLines), Mani
             }
             None => None,
         };
+        let cpus = match &vm.cpus {
+            Some(c) => {
+                Some(CpuSet::from_indices(c.get_ref().iter().copied()).map_err(at(c.span()))?)
+            }
+            None => None,
+        };
         if let Some(image) = &vm.image
             && image.get_ref().is_empty()
         {
@@ -128,6 +134,7 @@ pub fn parse_toml_with_lines(text: &str) -> Result<(Manifest, SourceLines), Mani
             console: vm.console.map(Spanned::into_inner).unwrap_or_default(),
             on_fault: vm.on_fault.map(Spanned::into_inner).unwrap_or_default(),
             disk,
+            cpus,
         });
     }
 
@@ -238,6 +245,7 @@ struct TomlVm {
     console: Option<Spanned<ConsoleKind>>,
     on_fault: Option<Spanned<FaultPolicy>>,
     disk: Option<Spanned<TomlDisk>>,
+    cpus: Option<Spanned<Vec<i64>>>,
 }
 
 /// `disk = { offset = SIZE, size = SIZE }`.

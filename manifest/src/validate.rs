@@ -48,6 +48,12 @@ pub enum Problem {
     DiskTooLarge(u64),
     /// Two VMs' disk regions overlap: the other VM's name.
     DiskOverlap(String),
+    /// A `cpus` pin with no CPU.
+    CpusEmpty,
+    /// A `cpus` index outside `0..MAX_CPUS`.
+    CpuOutOfRange(i64),
+    /// A `cpus` index given twice.
+    CpuDuplicate(i64),
     /// Two VMs share a name.
     DuplicateVm(String),
     /// Two channels share a name.
@@ -109,6 +115,11 @@ impl fmt::Display for Problem {
             Self::DiskOverlap(other) => {
                 write!(f, "disk region overlaps the disk region of VM \"{other}\"")
             }
+            Self::CpusEmpty => f.write_str("cpus is empty; leave the key out to run anywhere"),
+            Self::CpuOutOfRange(n) => {
+                write!(f, "cpus: CPU {n} is outside 0..{MAX_CPUS}")
+            }
+            Self::CpuDuplicate(n) => write!(f, "cpus: CPU {n} is given twice"),
             Self::DuplicateVm(n) => write!(f, "duplicate VM name \"{n}\""),
             Self::DuplicateChannel(n) => write!(f, "duplicate channel name \"{n}\""),
             Self::UnknownEndpoint(n) => {

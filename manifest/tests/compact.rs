@@ -16,6 +16,7 @@ fn vm(name: &str) -> VmSpec {
         console: ConsoleKind::Pv,
         on_fault: FaultPolicy::Kill,
         disk: None,
+        cpus: None,
     }
 }
 
@@ -233,9 +234,10 @@ fn arb_vm() -> impl Strategy<Value = VmSpec> {
         "[ -~]{0,255}",
         any::<bool>(),
         any::<bool>(),
+        any::<u8>(),
     )
         .prop_map(
-            |(name, image, pages, vcpus, cmdline, pl011, inject)| VmSpec {
+            |(name, image, pages, vcpus, cmdline, pl011, inject, cpus)| VmSpec {
                 name,
                 image,
                 memory_bytes: pages * 4096,
@@ -252,6 +254,11 @@ fn arb_vm() -> impl Strategy<Value = VmSpec> {
                     FaultPolicy::Kill
                 },
                 disk: None,
+                // 0: not pinned; otherwise the CPUs of the mask.
+                cpus: manifest::CpuSet::from_indices(
+                    (0..8).filter(|i| cpus & (1 << i) != 0).map(i64::from),
+                )
+                .ok(),
             },
         )
 }

@@ -179,7 +179,11 @@ fn handle_sync(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
         Class::Hvc64 => {
             // Register by register: the compiler pairs these loads and stores, where a slice
             // copy becomes a call to a byte loop (the hot path of every hypercall).
-            let mut regs: Regs = core::array::from_fn(|i| vm.vcpus[v].regs.x[i]);
+            let Some(vcpu) = vm.vcpus.get(v) else {
+                return Action::Kill(alloc::format!("vCPU {v} does not exist"));
+            };
+            let saved = &vcpu.regs.x;
+            let mut regs: Regs = core::array::from_fn(|i| saved[i]);
             let action = hypercall::dispatch(
                 &mut Caller {
                     vm: &mut *vm,
@@ -187,8 +191,10 @@ fn handle_sync(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
                 },
                 &mut regs,
             );
-            for (saved, answer) in vm.vcpus[v].regs.x.iter_mut().zip(regs) {
-                *saved = answer;
+            if let Some(vcpu) = vm.vcpus.get_mut(v) {
+                for (saved, answer) in vcpu.regs.x.iter_mut().zip(regs) {
+                    *saved = answer;
+                }
             }
             #[cfg(debug_assertions)]
             check_frame_accounting(vm);

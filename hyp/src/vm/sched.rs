@@ -28,8 +28,10 @@ pub struct Scheduler {
         reason = "a VM must not move: PerCpu points at its registers"
     )]
     pub vms: Vec<Box<Vm>>,
-    /// The vCPU picked last (by any CPU), as a flat index over every VM's vCPUs: the
-    /// round-robin search starts after it.
+    /// Every (VM, vCPU) pair in a fixed order (vCPU counts never change).
+    units: Vec<(usize, usize)>,
+    /// The vCPU picked last (by any CPU), as an index into `units`: the round-robin search
+    /// starts after it.
     cursor: usize,
 }
 
@@ -80,14 +82,6 @@ enum Next {
 }
 
 impl Scheduler {
-    /// Every (VM, vCPU) pair, in flat-index order.
-    fn pairs(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        self.vms
-            .iter()
-            .enumerate()
-            .flat_map(|(i, vm)| (0..vm.vcpus.len()).map(move |v| (i, v)))
-    }
-
     /// Whether vCPU `v` of VM `i` may be picked by a CPU: its VM alive, it runnable.
     fn runnable(&self, (i, v): (usize, usize)) -> bool {
         let vm = &self.vms[i];
@@ -97,14 +91,20 @@ impl Scheduler {
     /// The next runnable vCPU after the cursor that no CPU runs, round-robin, `not` excluded;
     /// with its flat index.
     fn next_runnable(&self, not: Option<(usize, usize)>) -> Option<(usize, (usize, usize))> {
-        let n = self.pairs().count().max(1);
-        let cursor = self.cursor;
-        // Round-robin: the first after the cursor.
-        self.pairs()
-            .enumerate()
-            .filter(|&(_, p)| Some(p) != not && self.runnable(p))
-            .filter(|&(_, (i, v))| self.vms[i].vcpus[v].on_cpu.is_none())
-            .min_by_key(|&(flat, _)| (flat + n).wrapping_sub(cursor + 1) % n)
+        // Round-robin: the first after the cursor (a plain loop: this runs on every switch).
+        let n = self.units.len();
+        let mut flat = self.cursor;
+        for _ in 0..n {
+            flat += 1;
+            if flat >= n {
+                flat = 0;
+            }
+            let p = self.units[flat];
+            if Some(p) != not && self.runnable(p) && self.vms[p.0].vcpus[p.1].on_cpu.is_none() {
+                return Some((flat, p));
+            }
+        }
+        None
     }
 
     /// Decides what this CPU runs next; `outgoing_alive` says whether the state of the vCPU on
@@ -271,8 +271,14 @@ pub fn reschedule(mut guard: MutexGuard<'_, Option<Scheduler>>, outgoing_alive: 
 )]
 pub fn run(vms: Vec<Box<Vm>>) -> ! {
     let mut guard = SCHED.lock();
+    let units = vms
+        .iter()
+        .enumerate()
+        .flat_map(|(i, vm)| (0..vm.vcpus.len()).map(move |v| (i, v)))
+        .collect();
     let sched = guard.insert(Scheduler {
         vms,
+        units,
         cursor: 0,
         focus: 0,
     });
@@ -285,7 +291,7 @@ pub fn run(vms: Vec<Box<Vm>>) -> ! {
         sched.vms[0].name
     );
     // VM 0 first, on CPU 0.
-    sched.cursor = sched.pairs().count() - 1;
+    sched.cursor = sched.units.len() - 1;
     crate::bench::at_first_guest_entry(&sched.vms);
     STARTED.store(true, Ordering::Release);
     aarch64_cpu::asm::sev();

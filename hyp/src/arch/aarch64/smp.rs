@@ -87,10 +87,21 @@ pub fn psci_cpu_on(function: u32, mpidr: u64, entry: u64, context_id: u64) -> i3
 /// Secondaries that have finished their own set-up.
 static ONLINE: AtomicUsize = AtomicUsize::new(0);
 
-/// A secondary says it is up.
-pub fn mark_online() {
+/// The logical CPUs that are up, as a mask (bit i = CPU i; the boot CPU always).
+static ONLINE_SET: AtomicUsize = AtomicUsize::new(1);
+
+/// Secondary `index` says it is up.
+pub fn mark_online(index: usize) {
+    if index < usize::BITS as usize {
+        ONLINE_SET.fetch_or(1 << index, Ordering::Release);
+    }
     ONLINE.fetch_add(1, Ordering::Release);
     aarch64_cpu::asm::sev();
+}
+
+/// Whether logical CPU `index` is up (has finished its set-up).
+pub fn is_online(index: usize) -> bool {
+    index < usize::BITS as usize && ONLINE_SET.load(Ordering::Acquire) & (1 << index) != 0
 }
 
 /// Waits until `n` secondaries are up, or `timeout_ms` has passed; how many are up.
