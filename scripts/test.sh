@@ -109,6 +109,10 @@ cases=(
     "virt -smp 1: one CPU up|0|--smp 1 --manifest $M/one.toml|cpus=1 up;;solo: selftest: all;;hyp: summary: vms=1 ok=1 failed=0"
     "SMP: a 4-vCPU guest (PSCI CPU_ON/OFF, AFFINITY_INFO) beside four 1-vCPU guests|0|--smp 4 --manifest $M/smp-vcpus.toml|cpus=4 up;;quad: smp: all 4 vCPUs ran their checks;;st-1: selftest: all;;st-4: selftest: all;;hyp: summary: vms=5 ok=5 failed=0"
     "virt -smp 1: a 2-vCPU guest time-shares one CPU|0|--smp 1 --manifest $M/smp-two.toml|cpus=1 up;;duo: smp: all 2 vCPUs ran their checks;;hyp: summary: vms=1 ok=1 failed=0"
+    "SMP: concurrent mem.map/unmap from 3 vCPUs against a reader; selftest on 4 vCPUs|0|--smp 4 --manifest $M/smp-stress.toml|cpus=4 up;;stress: smp stress: all 4 vCPUs, no stale or foreign page;;st-quad: selftest: vCPU 3: all;;st-quad: selftest: all 4 vCPUs passed every check;;hyp: summary: vms=2 ok=2 failed=0"
+    "virt -smp 1: the map/unmap stress check and a 4-vCPU selftest on one CPU|0|--smp 1 --manifest $M/smp-stress.toml|cpus=1 up;;stress: smp stress: all 4 vCPUs, no stale or foreign page;;st-quad: selftest: all 4 vCPUs passed every check;;hyp: summary: vms=2 ok=2 failed=0"
+    "SMP: VMs pinned to CPU 1 and CPU 2 run there and finish|0|--smp 4 --manifest $M/pinned.toml|VM one: first runs on CPU 1;;VM two: first runs on CPU 2;;one: selftest: all;;two: smp stress: all 2 vCPUs, no stale or foreign page;;both: selftest: all 2 vCPUs passed every check;;free: selftest: all;;hyp: summary: vms=4 ok=4 failed=0"
+    "a pin to a CPU the machine does not have is refused, the VM counted failed|1|--smp 2 --manifest $M/pin-refused.toml|VM nowhere: refused: pinned to CPUs 3, but CPU 3 is not up on this board;;VM fine: first runs on CPU 1;;fine: selftest: all;;hyp: summary: vms=2 ok=1 failed=1;;run: 1 of 2 VMs failed"
     "attack blocked, victim untouched|0|--manifest $M/attack.toml|attacker: attack: all;;victim: victim: memory and FP/SIMD registers unchanged;;hyp: summary: vms=2 ok=2 failed=0"
     "a VM killed by a fault, the others finish|1|--manifest $M/crash.toml|VM crasher killed: stage-2 fault at IPA;;before: selftest: all;;after: selftest: all;;hyp: summary: vms=3 ok=2 failed=1"
     "both consoles: PV ring and emulated PL011|0|--manifest $M/consoles.toml|pv: hello from VM pv;;trapped: hello from VM trapped;;hyp: summary: vms=2 ok=2 failed=0"
@@ -123,6 +127,7 @@ cases=(
     "raspi4b FP/SIMD state survives the other guest|0|--board raspi4b --manifest $M/fpsimd.toml|fp-a: fpsimd: all 32 vector registers and FPCR intact;;fp-b: fpsimd: all 32 vector registers and FPCR intact;;hyp: summary: vms=2 ok=2 failed=0"
     "raspi4b attack blocked, victim untouched|0|--board raspi4b --manifest $M/attack.toml|attacker: attack: all;;victim: victim: memory and FP/SIMD registers unchanged;;hyp: summary: vms=2 ok=2 failed=0"
     "raspi4b a 4-vCPU guest beside four 1-vCPU guests on 4 cores|0|--board raspi4b --manifest $M/smp-vcpus.toml|cpus=4 up;;quad: smp: all 4 vCPUs ran their checks;;st-4: selftest: all;;hyp: summary: vms=5 ok=5 failed=0"
+    "raspi4b the map/unmap stress check and a 4-vCPU selftest on 4 cores|0|--board raspi4b --manifest $M/smp-stress.toml|cpus=4 up;;stress: smp stress: all 4 vCPUs, no stale or foreign page;;st-quad: selftest: all 4 vCPUs passed every check;;hyp: summary: vms=2 ok=2 failed=0"
     "raspi4b 8 VMs at once|0|--board raspi4b --manifest $M/eight.toml|st-1: selftest: all;;mt-4: memtest: all;;hyp: summary: vms=8 ok=8 failed=0"
     "raspi4b a failing guest fails the run|1|--board raspi4b --manifest $M/exit-nonzero.toml|VM fails exited with status 3;;passes: selftest: all;;hyp: summary: vms=2 ok=1 failed=1;;run: 1 of 2 VMs failed"
 )

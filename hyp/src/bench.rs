@@ -14,15 +14,14 @@ pub struct VmOverhead {
     /// The VM's strings and buffers on the heap (its name, the manifest entry's name, image and
     /// cmdline, the console input queue).
     pub buffers: u64,
-    /// The nodes of the IPA -> frame record (a `BTreeMap<u64, Page>`), estimated.
-    pub page_records: u64,
-    /// Frames the hyp owns for the VM: its stage-2 tables.
+    /// Frames the hyp owns for the VM: its stage-2 tables (which also hold each page's record:
+    /// frame, permissions and pin live in the descriptor).
     pub table_frames: u64,
 }
 
 impl VmOverhead {
     pub fn total(&self) -> u64 {
-        self.vm_struct + self.buffers + self.page_records + self.table_frames
+        self.vm_struct + self.buffers + self.table_frames
     }
 }
 
@@ -35,42 +34,6 @@ pub fn heap_bytes(size: usize) -> u64 {
     }
 }
 
-/// The std `BTreeMap`'s node capacity (B = 6).
-const BTREE_CAPACITY: u64 = 11;
-/// Keys per node after in-order inserts (the hyp maps a VM's pages in ascending IPA order): a
-/// full node splits into 6 and 4 and the median moves up, so each node keeps 6 keys plus the
-/// one its parent holds for it.
-const BTREE_KEYS_PER_NODE_SEQUENTIAL: u64 = 7;
-
-/// Estimated leaf and internal node counts of a `BTreeMap` filled in ascending order.
-pub fn btree_nodes(entries: u64) -> (u64, u64) {
-    if entries == 0 {
-        return (0, 0);
-    }
-    if entries <= BTREE_CAPACITY {
-        return (1, 0);
-    }
-    let leaves = entries.div_ceil(BTREE_KEYS_PER_NODE_SEQUENTIAL);
-    let mut internal = 0;
-    let mut level = leaves;
-    while level > 1 {
-        level = level.div_ceil(BTREE_KEYS_PER_NODE_SEQUENTIAL);
-        internal += level;
-    }
-    (leaves, internal)
-}
-
-/// Heap bytes of a `BTreeMap<u64, V>` with `entries` entries filled in order, `value` being
-/// `size_of::<V>()` (std's LeafNode: parent pointer, parent index and length, 11 keys, 11
-/// values; an InternalNode adds 12 edge pointers).
-pub fn btree_bytes(entries: u64, value: usize) -> u64 {
-    let header = 8 + 2 + 2;
-    let leaf = (header + BTREE_CAPACITY as usize * (8 + value)).next_multiple_of(8);
-    let internal = leaf + (BTREE_CAPACITY as usize + 1) * 8;
-    let (leaves, internals) = btree_nodes(entries);
-    leaves * heap_bytes(leaf) + internals * heap_bytes(internal)
-}
-
 /// CNTPCT_EL0 at the hyp's first instruction (entry.S reads it before anything else).
 #[cfg(target_os = "none")]
 static BOOT_COUNTER: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
@@ -79,15 +42,6 @@ static BOOT_COUNTER: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU
 #[cfg(target_os = "none")]
 pub fn record_boot_counter(ticks: u64) {
     BOOT_COUNTER.store(ticks, core::sync::atomic::Ordering::Relaxed);
-}
-
-/// What `vm::memory` records per guest page (mirrors its private `Page`, for the size).
-#[cfg(target_os = "none")]
-#[allow(dead_code, reason = "only its size is used")]
-struct PageRecord {
-    pa: u64,
-    perms: hypercall_abi::MemPerms,
-    pinned: bool,
 }
 
 /// The hyp's memory for `vm`; `table_frames` is the stage-2 table frames it holds.
@@ -106,7 +60,6 @@ fn overhead(vm: &crate::vm::Vm, table_frames: u64) -> VmOverhead {
         .into_iter()
         .map(heap_bytes)
         .sum(),
-        page_records: btree_bytes(vm.memory.pages_used(), core::mem::size_of::<PageRecord>()),
         table_frames: table_frames * crate::mm::PAGE_SIZE,
     }
 }
@@ -130,15 +83,14 @@ pub fn at_first_guest_entry(vms: &[alloc::boxed::Box<crate::vm::Vm>]) {
     let tables = hyp_frames / vms.len() as u64;
     let o = overhead(first, tables);
     log::info!(
-        "hyp_overhead_bytes_per_vm: {} bytes (Vm struct {}, strings and buffers {}, page records \
-         {} for {} pages, stage-2 tables {} in {} frames)",
+        "hyp_overhead_bytes_per_vm: {} bytes (Vm struct {}, strings and buffers {}, stage-2 tables \
+         {} in {} frames, recording {} pages)",
         o.total(),
         o.vm_struct,
         o.buffers,
-        o.page_records,
-        first.memory.pages_used(),
         o.table_frames,
-        tables
+        tables,
+        first.memory.pages_used()
     );
 }
 
@@ -155,23 +107,12 @@ mod tests {
     }
 
     #[test]
-    fn btree_node_estimate() {
-        assert_eq!(btree_nodes(0), (0, 0));
-        assert_eq!(btree_nodes(11), (1, 0));
-        assert_eq!(btree_nodes(42), (6, 1));
-        assert_eq!(btree_nodes(100), (15, 3 + 1));
-        // 24-byte values: a leaf is 12 + 11 * 32 = 364 -> 368 bytes, served as 512.
-        assert_eq!(btree_bytes(5, 24), 512);
-    }
-
-    #[test]
     fn total_adds_up() {
         let o = VmOverhead {
             vm_struct: 2048,
             buffers: 64,
-            page_records: 512,
             table_frames: 3 * 4096,
         };
-        assert_eq!(o.total(), 2048 + 64 + 512 + 12288);
+        assert_eq!(o.total(), 2048 + 64 + 12288);
     }
 }

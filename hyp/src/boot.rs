@@ -413,7 +413,11 @@ pub fn load_vms(board: &Board) -> Vec<Box<Vm>> {
 fn refuse_impossible_pin(vm: &mut Vm) {
     let Some(set) = vm.spec.cpus else { return };
     let pinned = set.iter().fold(alloc::string::String::new(), |acc, c| {
-        if acc.is_empty() { alloc::format!("{c}") } else { alloc::format!("{acc},{c}") }
+        if acc.is_empty() {
+            alloc::format!("{c}")
+        } else {
+            alloc::format!("{acc},{c}")
+        }
     });
     if let Some(missing) = set.iter().find(|&c| !smp::is_online(c)) {
         log::error!(

@@ -32,12 +32,21 @@ impl<F: FnMut(&[u8])> LineWriter<F> {
 
 impl<F: FnMut(&[u8])> fmt::Write for LineWriter<F> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        for &b in s.as_bytes() {
-            self.buf[self.len] = b;
-            self.len += 1;
-            if b == b'\n' || self.len == BUFFER {
+        // A run up to the next newline (or a full buffer) at a time.
+        let mut rest = s.as_bytes();
+        while !rest.is_empty() {
+            let room = BUFFER - self.len;
+            let line = rest
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(rest.len(), |i| i + 1);
+            let n = line.min(room);
+            self.buf[self.len..self.len + n].copy_from_slice(&rest[..n]);
+            self.len += n;
+            if self.buf[self.len - 1] == b'\n' || self.len == BUFFER {
                 self.flush();
             }
+            rest = &rest[n..];
         }
         Ok(())
     }

@@ -1,20 +1,60 @@
-//! The guest's side of events: the virtual IRQ handler acknowledges every deliverable event
-//! and records it, and programs wait for an event in WFI.
+//! The guest's side of events: the virtual IRQ handler acknowledges the deliverable events that
+//! are this vCPU's and records them, and programs wait for an event in WFI.
+//!
+//! Which events are a vCPU's (pv-guest's convention, `docs/ABI.md` *event*): the hyp routes
+//! each event to one vCPU, but the event page is the VM's, so every vCPU's handler sees every
+//! pending event. In a VM of one vCPU, all of them are its own. With several vCPUs:
+//!
+//! - the virtual timer's event is acknowledged only by a vCPU whose own timer has fired
+//!   (`CNTV_CTL_EL0` ENABLE and ISTATUS set);
+//! - any other event belongs to vCPU 0 unless a vCPU claimed it ([`claim`]) before raising it
+//!   on itself with `EVENT_SEND`: only the owner acknowledges it.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use crate::arch::{MAX_VCPUS, vcpu_index};
+use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
-/// Events the IRQ handler has acknowledged (bit n = event n, for events below 64).
-static SEEN: AtomicU64 = AtomicU64::new(0);
+/// Events each vCPU's IRQ handler has acknowledged (bit n = event n, for events below 64).
+static SEEN: [AtomicU64; MAX_VCPUS] = [const { AtomicU64::new(0) }; MAX_VCPUS];
 
-/// Takes the set of events seen by the IRQ handler since the last call.
+/// The vCPU that handles each event (timer aside): vCPU 0 unless claimed.
+static OWNER: [AtomicU8; 256] = [const { AtomicU8::new(0) }; 256];
+
+/// Takes the set of events this vCPU's IRQ handler has seen since the last call.
 pub fn take_seen() -> u64 {
-    SEEN.swap(0, Ordering::SeqCst)
+    SEEN[vcpu_index()].swap(0, Ordering::SeqCst)
 }
 
-/// The IRQ vector's work: acknowledge what is pending and not masked, remember it.
+/// Makes `event` this vCPU's: its IRQ handler acknowledges it, the others leave it alone.
+/// Claim an event before raising it on yourself (`EVENT_SEND` to your own index).
+pub fn claim(event: u32) {
+    if let Some(owner) = OWNER.get(event as usize) {
+        owner.store(vcpu_index() as u8, Ordering::SeqCst);
+    }
+}
+
+/// Whether vCPU `me` of a VM of `vcpus` handles `event` (not the timer's).
+fn owns(me: usize, vcpus: u32, event: u32) -> bool {
+    vcpus <= 1
+        || OWNER
+            .get(event as usize)
+            .is_some_and(|o| usize::from(o.load(Ordering::SeqCst)) == me)
+}
+
+/// Whether this vCPU's own virtual timer has fired (enabled, condition met).
+#[cfg(target_os = "none")]
+fn own_timer_fired() -> bool {
+    let ctl: u64;
+    // SAFETY: reads this vCPU's own virtual timer control; no side effects.
+    unsafe { core::arch::asm!("mrs {}, cntv_ctl_el0", out(reg) ctl, options(nomem, nostack)) };
+    ctl & 0b101 == 0b101
+}
+
+/// The IRQ vector's work: acknowledge what is pending, not masked and this vCPU's; remember it.
 #[cfg(target_os = "none")]
 pub fn handle_irq(info: &hypercall_abi::BootInfo) {
     use hypercall_abi::layout::EventPage;
+    let me = vcpu_index();
+    let single = info.vcpu_count <= 1;
     // SAFETY: the event page is mapped read-only at this IPA for the VM's life (VA = IPA) and
     // holds plain integers; the hypervisor changes it only between our instructions.
     let page = unsafe { core::ptr::read_volatile(info.event_page_ipa as *const EventPage) };
@@ -24,16 +64,21 @@ pub fn handle_irq(info: &hypercall_abi::BootInfo) {
             let event = word as u32 * 64 + bits.trailing_zeros();
             bits &= bits - 1;
             if event == info.timer_event {
+                if !single && !own_timer_fired() {
+                    continue; // another vCPU's timer
+                }
                 // One-shot: the acknowledgement unmasks the timer, which would fire again at
                 // once with its deadline passed.
                 // SAFETY: disables this VM's own virtual timer.
                 unsafe {
                     core::arch::asm!("msr cntv_ctl_el0, xzr", "isb", options(nomem, nostack))
                 };
+            } else if !owns(me, info.vcpu_count, event) {
+                continue;
             }
             let _ = crate::hv().event_ack(event);
             if event < 64 {
-                SEEN.fetch_or(1 << event, Ordering::SeqCst);
+                SEEN[me].fetch_or(1 << event, Ordering::SeqCst);
             }
         }
     }
@@ -46,4 +91,19 @@ pub fn is_pending(info: &hypercall_abi::BootInfo, event: u32) -> bool {
     // SAFETY: an aligned u64 of the read-only event page, mapped for the VM's life.
     let bits = unsafe { core::ptr::read_volatile(word as *const u64) };
     bits & (1 << (event % 64)) != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_vcpu_0_s_unless_claimed() {
+        assert!(owns(0, 4, 150) && !owns(1, 4, 150));
+        assert!(owns(3, 1, 150), "one vCPU: every event is its own");
+        claim(151); // on the host, vcpu_index() is 0
+        assert!(owns(0, 4, 151));
+        OWNER[152].store(2, Ordering::SeqCst);
+        assert!(owns(2, 4, 152) && !owns(0, 4, 152));
+    }
 }

@@ -2,13 +2,16 @@
 //! handler records the syndrome and fault address and resumes the probed code: after the
 //! faulting instruction, or, for an instruction abort (the fetch itself failed), at the return
 //! address of the call that jumped there (`arch::call`). Anything else is a bug in the guest:
-//! it is reported and the VM exits with a failure.
+//! it is reported and the VM exits with a failure. Probes are per vCPU: each vCPU arms and
+//! reads its own slot, so several may probe at once.
 
+use crate::arch::{MAX_VCPUS, vcpu_index};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-static ARMED: AtomicBool = AtomicBool::new(false);
-static SYNDROME: AtomicU64 = AtomicU64::new(0);
-static ADDRESS: AtomicU64 = AtomicU64::new(0);
+// Per vCPU: several vCPUs may probe at once (each only ever touches its own slot).
+static ARMED: [AtomicBool; MAX_VCPUS] = [const { AtomicBool::new(false) }; MAX_VCPUS];
+static SYNDROME: [AtomicU64; MAX_VCPUS] = [const { AtomicU64::new(0) }; MAX_VCPUS];
+static ADDRESS: [AtomicU64; MAX_VCPUS] = [const { AtomicU64::new(0) }; MAX_VCPUS];
 
 /// Exit status for an exception nobody expected.
 pub const STATUS_UNEXPECTED_EXCEPTION: u64 = 99;
@@ -72,15 +75,16 @@ impl Fault {
 /// Runs `f`, which may fault once; the fault, if it took one. The faulting instruction must
 /// have no other effect (no address writeback): use `arch::access` for the access.
 pub fn probe_fault(f: impl FnOnce()) -> Option<Fault> {
-    SYNDROME.store(0, Ordering::SeqCst);
-    ARMED.store(true, Ordering::SeqCst);
+    let me = vcpu_index();
+    SYNDROME[me].store(0, Ordering::SeqCst);
+    ARMED[me].store(true, Ordering::SeqCst);
     f();
-    ARMED.store(false, Ordering::SeqCst);
-    match SYNDROME.load(Ordering::SeqCst) {
+    ARMED[me].store(false, Ordering::SeqCst);
+    match SYNDROME[me].load(Ordering::SeqCst) {
         0 => None,
         esr => Some(Fault {
             esr,
-            far: ADDRESS.load(Ordering::SeqCst),
+            far: ADDRESS[me].load(Ordering::SeqCst),
         }),
     }
 }
@@ -117,10 +121,11 @@ extern "C" fn guest_exception(
         crate::events::handle_irq(crate::boot_info());
         return;
     }
-    if ARMED.swap(false, Ordering::SeqCst) {
-        ADDRESS.store(far, Ordering::SeqCst);
+    let me = vcpu_index();
+    if ARMED[me].swap(false, Ordering::SeqCst) {
+        ADDRESS[me].store(far, Ordering::SeqCst);
         // ESR 0 would read as "no fault": keep a marker bit the architecture leaves RES0.
-        SYNDROME.store(esr | (1 << 63), Ordering::SeqCst);
+        SYNDROME[me].store(esr | (1 << 63), Ordering::SeqCst);
         frame.elr = resume_address(esr, frame.elr, frame.x[30]);
         return;
     }

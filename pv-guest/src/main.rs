@@ -117,7 +117,7 @@ extern "C" fn guest_main(boot_info_ipa: u64, restarts: u64) -> ! {
 #[unsafe(no_mangle)]
 extern "C" fn secondary_main(index: u64) -> ! {
     mm::stage1::enable_secondary();
-    programs::smp::secondary(index as usize);
+    programs::secondary(index as usize);
     let refused = hv().psci_cpu_off();
     println!("vCPU {index}: CPU_OFF refused: {refused}");
     loop {

@@ -101,6 +101,8 @@ pub struct Vm {
     /// Its ends of the channels it takes part in, numbered as the guest sees them.
     pub channels: Vec<ChannelEnd>,
     pub boot_info_ipa: u64,
+    /// Whether one of its vCPUs has been loaded on a CPU yet (for the log line of a pinned VM).
+    pub has_run: bool,
 }
 
 /// Why a VM could not be built.
@@ -235,6 +237,7 @@ impl Vm {
             block_io,
             channels: Vec::new(),
             boot_info_ipa,
+            has_run: false,
         })
     }
 

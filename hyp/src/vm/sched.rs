@@ -3,7 +3,8 @@
 //! and, when it gives the CPU up, takes the next runnable vCPU round-robin that no other CPU
 //! runs (two vCPUs of one VM may run at once on two CPUs); with nothing to run it
 //! idles in WFI, its EL2 timer waking it at the next virtual-timer deadline or one slice later,
-//! so a VM another CPU made runnable is picked up within a slice.
+//! so a VM another CPU made runnable is picked up within a slice. A VM pinned by the manifest
+//! (`cpus`) is only picked by the CPUs of its set.
 
 use super::build::RunState;
 use super::{Vm, VmState};
@@ -46,6 +47,10 @@ static STARTED: AtomicBool = AtomicBool::new(false);
 /// stage 2, and the register block vectors.S restores from.
 fn load(vm: &mut Vm, index: usize, v: usize) {
     let vttbr = vm.vttbr();
+    if !vm.has_run && vm.spec.cpus.is_some() {
+        vm.has_run = true;
+        log::info!("VM {}: first runs on CPU {}", vm.name, percpu::index());
+    }
     let vcpu = &mut vm.vcpus[v];
     vcpu.on_cpu = Some(percpu::index());
     cpu::set_hcr(vcpu.hcr);
@@ -93,6 +98,7 @@ impl Scheduler {
     fn next_runnable(&self, not: Option<(usize, usize)>) -> Option<(usize, (usize, usize))> {
         // Round-robin: the first after the cursor (a plain loop: this runs on every switch).
         let n = self.units.len();
+        let me = percpu::index();
         let mut flat = self.cursor;
         for _ in 0..n {
             flat += 1;
@@ -100,7 +106,12 @@ impl Scheduler {
                 flat = 0;
             }
             let p = self.units[flat];
-            if Some(p) != not && self.runnable(p) && self.vms[p.0].vcpus[p.1].on_cpu.is_none() {
+            if Some(p) != not
+                && self.runnable(p)
+                && self.vms[p.0].vcpus[p.1].on_cpu.is_none()
+                // A pinned VM (manifest `cpus`) runs only on the CPUs of its set.
+                && self.vms[p.0].spec.cpus.is_none_or(|set| set.contains(me))
+            {
                 return Some((flat, p));
             }
         }

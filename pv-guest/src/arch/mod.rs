@@ -44,6 +44,22 @@ pub fn secondary_entry_address() -> u64 {
     secondary_entry as *const () as usize as u64
 }
 
+/// This vCPU's index: MPIDR_EL1.Aff0 (the hyp gives vCPU i the MPIDR `(1 << 31) | i`), kept
+/// below MAX_VCPUS so it can index per-vCPU tables.
+#[cfg(target_os = "none")]
+pub fn vcpu_index() -> usize {
+    let mpidr: u64;
+    // SAFETY: reads this vCPU's own MPIDR_EL1; no side effects.
+    unsafe { core::arch::asm!("mrs {}, mpidr_el1", out(reg) mpidr, options(nomem, nostack)) };
+    (mpidr & 0xff) as usize % MAX_VCPUS
+}
+
+/// This vCPU's index (on the build machine, for unit tests: always 0).
+#[cfg(not(target_os = "none"))]
+pub fn vcpu_index() -> usize {
+    0
+}
+
 /// The interrupted context, as the vectors save it on the stack (x30 at offset 240 in
 /// `entry.S` is `x[30]`).
 #[repr(C)]

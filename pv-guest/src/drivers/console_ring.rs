@@ -10,6 +10,12 @@ pub trait RingSide {
     fn consumer(&self) -> u32;
     /// Writes the byte of slot `index` (already reduced modulo the ring size).
     fn set_slot(&mut self, index: u32, byte: u8);
+    /// Writes consecutive slots from `index` (no wrap inside `bytes`).
+    fn set_slots(&mut self, index: u32, bytes: &[u8]) {
+        for (i, &b) in bytes.iter().enumerate() {
+            self.set_slot(index + i as u32, b);
+        }
+    }
     /// Publishes the producer index (after the slots it covers).
     fn publish(&mut self, producer: u32);
 }
@@ -34,10 +40,12 @@ pub fn send<R: RingSide>(
             continue;
         }
         let (now, later) = rest.split_at(room.min(rest.len()));
-        for &b in now {
-            ring.set_slot(*producer % CONSOLE_RING_ENTRIES, b);
-            *producer = producer.wrapping_add(1);
-        }
+        // In at most two runs: up to the end of the slots, then from the start.
+        let start = *producer % CONSOLE_RING_ENTRIES;
+        let first = now.len().min((CONSOLE_RING_ENTRIES - start) as usize);
+        ring.set_slots(start, &now[..first]);
+        ring.set_slots(0, &now[first..]);
+        *producer = producer.wrapping_add(now.len() as u32);
         ring.publish(*producer);
         rest = later;
     }
@@ -65,9 +73,15 @@ mod target {
         }
 
         fn set_slot(&mut self, index: u32, byte: u8) {
+            self.set_slots(index, &[byte]);
+        }
+
+        fn set_slots(&mut self, index: u32, bytes: &[u8]) {
             let at = self.0 + RingHeader::SLOTS_OFFSET as u64 + u64::from(index);
-            // SAFETY: index < CONSOLE_RING_ENTRIES, so the slot is inside the ring page.
-            unsafe { core::ptr::write_volatile(at as *mut u8, byte) }
+            // SAFETY: index + bytes.len() <= CONSOLE_RING_ENTRIES (the caller splits at the
+            // wrap), so the slots are inside the ring page; the hypervisor reads them only
+            // after the producer index is published behind a release fence and a doorbell.
+            unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), at as *mut u8, bytes.len()) }
         }
 
         fn publish(&mut self, producer: u32) {

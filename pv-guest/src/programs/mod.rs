@@ -28,6 +28,8 @@ pub mod shell;
 #[cfg(target_os = "none")]
 pub mod smp;
 #[cfg(target_os = "none")]
+mod smp_stress;
+#[cfg(target_os = "none")]
 mod timer;
 #[cfg(target_os = "none")]
 mod victim;
@@ -75,7 +77,7 @@ pub fn run(info: &hypercall_abi::BootInfo, cmd: &Command) -> u64 {
     use crate::println;
     match cmd.program {
         "selftest" => selftest::run(info, cmd),
-        "smp" => smp::run(info),
+        "smp" => smp::run(info, cmd.args),
         "bench" => bench::run(cmd.args),
         "fpsimd" => fpsimd::run(info, cmd.args),
         "memtest" => memtest::run(info),
@@ -127,6 +129,21 @@ pub fn run(info: &hypercall_abi::BootInfo, cmd: &Command) -> u64 {
             );
             STATUS_UNKNOWN_PROGRAM
         }
+    }
+}
+
+/// A secondary vCPU's part of the program the command line names (it powers off after).
+#[cfg(target_os = "none")]
+pub fn secondary(index: usize) {
+    let info = crate::boot_info();
+    let cmd = parse(info.cmdline());
+    match cmd.program {
+        "selftest" => selftest::secondary(info, &cmd, index),
+        "smp" if cmd.args.split_whitespace().next() == Some("stress") => {
+            smp_stress::secondary(index)
+        }
+        "smp" => smp::secondary(index),
+        _ => {}
     }
 }
 

@@ -1,21 +1,88 @@
 //! `selftest`: checks that the hypervisor answers every live call of the ABI as documented,
 //! from inside a real guest. Prints each failed check and a closing count; status 0 only if
 //! every check passed.
+//!
+//! In a VM of several vCPUs, vCPU 0 starts the others with PSCI CPU_ON and every vCPU runs the
+//! same checks ([`checks`]: nothing in them is program-wide; the PSCI checks use the caller's
+//! own MPIDR, the event checks an event of the caller's own), each printing its own count
+//! (`selftest: vCPU i: ...`); status 0 only if every vCPU passed.
 
 use super::Command;
 use super::checks::Checks;
 use crate::arch::{mmu, sensitive};
 use crate::fault::{self, ec::UNKNOWN as EC_UNKNOWN};
-use crate::hv;
 use crate::mm::stage1;
+use crate::{hv, println};
+use core::sync::atomic::{AtomicU32, Ordering};
 use hypercall_abi::psci::{PSCI_FUNCTION_IDS, PSCI_VERSION_1_1, psci_error};
 use hypercall_abi::standard::{
     SMCCC_ARCH_FEATURES, SMCCC_VERSION, SMCCC_VERSION_1_2, VENDOR_HYP_UID,
 };
 use hypercall_abi::{BootInfo, Conduit, Error, Version};
 
+/// Each secondary vCPU's result: 0 not run, [`PASSED`], or [`FAILED`].
+static RESULTS: [AtomicU32; crate::arch::MAX_VCPUS] =
+    [const { AtomicU32::new(0) }; crate::arch::MAX_VCPUS];
+const PASSED: u32 = 1;
+const FAILED: u32 = 2;
+
+/// The name each vCPU's checks print under (one VM of one vCPU: plain `selftest`).
+const NAMES: [&str; crate::arch::MAX_VCPUS] = [
+    "selftest: vCPU 0",
+    "selftest: vCPU 1",
+    "selftest: vCPU 2",
+    "selftest: vCPU 3",
+    "selftest: vCPU 4",
+    "selftest: vCPU 5",
+    "selftest: vCPU 6",
+    "selftest: vCPU 7",
+];
+
 pub fn run(info: &BootInfo, cmd: &Command) -> u64 {
-    let mut c = Checks::new("selftest");
+    let n = (info.vcpu_count as usize).min(crate::arch::MAX_VCPUS);
+    if n <= 1 {
+        let mut c = Checks::new("selftest");
+        checks(info, cmd, 0, &mut c);
+        return c.finish();
+    }
+    let mut failed = super::smp::start_others(info, "selftest");
+    let mut c = Checks::new(NAMES[0]);
+    checks(info, cmd, 0, &mut c);
+    if c.finish() != 0 {
+        failed += 1;
+    }
+    failed += super::smp::wait_others_off(info, "selftest");
+    for (i, result) in RESULTS.iter().enumerate().take(n).skip(1) {
+        match result.load(Ordering::SeqCst) {
+            PASSED => {}
+            0 => {
+                println!("selftest: vCPU {i} never reported");
+                failed += 1;
+            }
+            _ => failed += 1,
+        }
+    }
+    if failed != 0 {
+        println!("selftest: {failed} vCPU(s) FAILED");
+        return 1;
+    }
+    println!("selftest: all {n} vCPUs passed every check");
+    0
+}
+
+/// A secondary vCPU's part: the same checks, reported in RESULTS.
+pub fn secondary(info: &BootInfo, cmd: &Command, index: usize) {
+    let Some(slot) = RESULTS.get(index) else {
+        return;
+    };
+    let mut c = Checks::new(NAMES[index]);
+    checks(info, cmd, index, &mut c);
+    let result = if c.finish() == 0 { PASSED } else { FAILED };
+    slot.store(result, Ordering::SeqCst);
+}
+
+/// Every check, run by vCPU `me` (any of the VM's vCPUs, several at once).
+fn checks(info: &BootInfo, cmd: &Command, me: usize, c: &mut Checks) {
     let mut hv = hv();
 
     // Memory: the stage-1 MMU is on unless the command line said nommu.
@@ -98,14 +165,19 @@ pub fn run(info: &BootInfo, cmd: &Command) -> u64 {
         "PSCI_FEATURES(unknown) is NOT_SUPPORTED",
         hv.psci_features(0x8400_00EE) == psci_error::NOT_SUPPORTED,
     );
-    let own = 0; // MPIDR of this VM's vCPU 0
+    let own = super::smp::mpidr(me); // this vCPU's MPIDR
+    // An MPIDR naming no vCPU of this VM: the index past its last vCPU, or Aff1 = 1.
+    let none = match info.vcpu_count {
+        n if (n as usize) < crate::arch::MAX_VCPUS => super::smp::mpidr(n as usize),
+        _ => 1 << 8,
+    };
     c.check(
         "CPU_ON of itself is ALREADY_ON",
         hv.psci_cpu_on(own, 0x4000_0000, 0) == psci_error::ALREADY_ON,
     );
     c.check(
         "CPU_ON of another MPIDR is INVALID_PARAMETERS",
-        hv.psci_cpu_on(7, 0x4000_0000, 0) == psci_error::INVALID_PARAMETERS,
+        hv.psci_cpu_on(none, 0x4000_0000, 0) == psci_error::INVALID_PARAMETERS,
     );
     c.check(
         "AFFINITY_INFO of itself is ON",
@@ -113,11 +185,16 @@ pub fn run(info: &BootInfo, cmd: &Command) -> u64 {
     );
     c.check(
         "AFFINITY_INFO of another is INVALID_PARAMETERS",
-        hv.psci_affinity_info(5, 0) == psci_error::INVALID_PARAMETERS,
+        hv.psci_affinity_info(none, 0) == psci_error::INVALID_PARAMETERS,
     );
-    // CPU_SUSPEND waits for the VM's next event: make one deliverable first, so it returns.
-    let spare = 100;
-    c.check("event.send to itself", hv.event_send(0, spare).is_ok());
+    // CPU_SUSPEND waits for the vCPU's next event: make one deliverable first, so it returns.
+    // Each vCPU its own event, claimed, raised on itself.
+    let spare = 100 + me as u32;
+    crate::events::claim(spare);
+    c.check(
+        "event.send to itself",
+        hv.event_send(me as u32, spare).is_ok(),
+    );
     c.check("event.unmask", hv.event_unmask(spare).is_ok());
     c.check(
         "the event is pending in the event page",
@@ -209,6 +286,4 @@ pub fn run(info: &BootInfo, cmd: &Command) -> u64 {
         "SMC from a guest is refused",
         sensitive::smc(SMCCC_VERSION.into()) as i64 == -1,
     );
-
-    c.finish()
 }

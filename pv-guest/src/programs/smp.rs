@@ -1,7 +1,8 @@
 //! `smp`: vCPU 0 starts every other vCPU with PSCI CPU_ON (checking the errors first), each
 //! vCPU runs its checks (ABI handshake, VM_INFO, a page of its own mapped, written, read back
 //! and unmapped, an event sent to itself) and reports through atomics, then powers off; vCPU 0
-//! waits for AFFINITY_INFO to say OFF for each.
+//! waits for AFFINITY_INFO to say OFF for each. `smp stress` is the concurrency check of
+//! `smp_stress.rs`. [`start_others`] and [`wait_others_off`] serve every multi-vCPU program.
 
 use crate::{hv, println};
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -20,7 +21,7 @@ const FIRST_EVENT: u32 = 100;
 /// AFFINITY_INFO's answer for an off vCPU.
 const AFFINITY_OFF: i32 = 1;
 
-fn mpidr(index: usize) -> u64 {
+pub fn mpidr(index: usize) -> u64 {
     (1 << 31) | index as u64
 }
 
@@ -47,6 +48,7 @@ fn checks(info: &BootInfo, index: usize) -> Result<(), u32> {
     }
     hv.mem_unmap(page, 1).map_err(|_| 6u32)?;
     let event = FIRST_EVENT + index as u32;
+    crate::events::claim(event);
     hv.event_send(index as u32, event).map_err(|_| 7u32)?;
     if !crate::events::is_pending(info, event) {
         return Err(8);
@@ -69,7 +71,49 @@ pub fn secondary(index: usize) {
     }
 }
 
-pub fn run(info: &BootInfo) -> u64 {
+/// vCPU 0 starts vCPUs 1..n at the secondary entry (each runs `programs::secondary`); how
+/// many CPU_ON calls failed (each reported, prefixed by `program`).
+pub fn start_others(info: &BootInfo, program: &str) -> u32 {
+    let mut hv = hv();
+    let entry = crate::arch::secondary_entry_address();
+    let mut failed = 0;
+    for i in 1..(info.vcpu_count as usize).min(crate::arch::MAX_VCPUS) {
+        let e = hv.psci_cpu_on(mpidr(i), entry, i as u64);
+        if e != 0 {
+            println!("{program}: CPU_ON of vCPU {i}: error {e}");
+            failed += 1;
+        }
+    }
+    failed
+}
+
+/// vCPU 0 waits until AFFINITY_INFO says vCPU i is OFF, yielding meanwhile; false (and a
+/// report) if it never is.
+pub fn wait_off(program: &str, i: usize) -> bool {
+    let mut hv = hv();
+    let mut spins = 0u64;
+    while hv.psci_affinity_info(mpidr(i), 0) != AFFINITY_OFF {
+        let _ = hv.vm_yield();
+        spins += 1;
+        if spins > 10_000_000 {
+            println!("{program}: vCPU {i} never powered off");
+            return false;
+        }
+    }
+    true
+}
+
+/// [`wait_off`] for every vCPU but 0; how many never powered off.
+pub fn wait_others_off(info: &BootInfo, program: &str) -> u32 {
+    (1..(info.vcpu_count as usize).min(crate::arch::MAX_VCPUS))
+        .filter(|&i| !wait_off(program, i))
+        .count() as u32
+}
+
+pub fn run(info: &BootInfo, args: &str) -> u64 {
+    if args.split_whitespace().next() == Some("stress") {
+        return super::smp_stress::run(info, args);
+    }
     let n = info.vcpu_count as usize;
     let mut hv = hv();
     let entry = crate::arch::secondary_entry_address();
@@ -105,14 +149,8 @@ pub fn run(info: &BootInfo) -> u64 {
         failed += 1;
     }
     for (i, result) in RESULTS.iter().enumerate().take(n).skip(1) {
-        let mut spins = 0u64;
-        while hv.psci_affinity_info(mpidr(i), 0) != AFFINITY_OFF {
-            let _ = hv.vm_yield();
-            spins += 1;
-            if spins > 10_000_000 {
-                println!("smp: vCPU {i} never powered off");
-                return 1;
-            }
+        if !wait_off("smp", i) {
+            return 1;
         }
         match result.load(Ordering::SeqCst) {
             DONE => {}
