@@ -71,9 +71,11 @@ impl<const N: usize> RangeSet<N> {
         if self.count == N {
             return Err(TooFragmented);
         }
-        self.ranges[self.count] = Range { start, end };
+        // Insertion into the sorted list (a handful of RAM banks: no sort routine needed).
+        let at = self.ranges[..self.count].partition_point(|r| r.start < start);
+        self.ranges.copy_within(at..self.count, at + 1);
+        self.ranges[at] = Range { start, end };
         self.count += 1;
-        self.ranges[..self.count].sort_unstable_by_key(|r| r.start);
         Ok(())
     }
 
