@@ -32,6 +32,12 @@ static DONE: [AtomicBool; MAX_VCPUS] = [const { AtomicBool::new(false) }; MAX_VC
 static WRITER_BAD: [AtomicU32; MAX_VCPUS] = [const { AtomicU32::new(0) }; MAX_VCPUS];
 /// Each writer's completed rounds (map, write, check, unmap of all its pages).
 static ROUNDS: [AtomicU64; MAX_VCPUS] = [const { AtomicU64::new(0) }; MAX_VCPUS];
+/// The newest sequence number the reader has seen tagged in each writer's first page: every
+/// few rounds a writer waits for it, so the reader surely sees mapped pages (not only faults),
+/// however the host schedules the vCPUs.
+static ACKED: [AtomicU64; MAX_VCPUS] = [const { AtomicU64::new(0) }; MAX_VCPUS];
+/// How long a writer waits for the reader's acknowledgement at most, in milliseconds.
+const ACK_WAIT_MS: u64 = 50;
 /// How long the writers run, in counter ticks (vCPU 0 sets it before starting them).
 static DURATION: AtomicU64 = AtomicU64::new(0);
 
@@ -85,6 +91,14 @@ pub fn secondary(w: usize) {
             }
             write(p + 4088, value(w, k, *seq));
             write(p, value(w, k, *seq));
+        }
+        // Every fourth round, hold the pages mapped until the reader has seen one of them (or
+        // a while has passed): the check then surely covers mapped pages, not only faults.
+        if round.is_multiple_of(4) {
+            let wait_end = timer::ticks() + timer::frequency() * ACK_WAIT_MS / 1000;
+            while ACKED[w].load(Ordering::SeqCst) < seq[0] && timer::ticks() < wait_end {
+                let _ = hv.vm_yield();
+            }
         }
         // Give the CPU up now and then in either state, so the reader sees both even when the
         // vCPUs share one CPU.
@@ -157,6 +171,9 @@ pub fn run(info: &BootInfo, argv: &str) -> u64 {
                         Some((ow, ok, seq)) if ow == w && ok == k && seq >= *last => {
                             *last = seq;
                             s.tagged += 1;
+                            if k == 0 {
+                                ACKED[w].fetch_max(seq, Ordering::SeqCst);
+                            }
                         }
                         Some((ow, ok, seq)) => s.violation(
                             w,
