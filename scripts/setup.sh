@@ -168,8 +168,17 @@ ensure_raspi_firmware() {
     rm -rf "$tmp"
 }
 
+# GNU cpio: the manifest tests check our archives against it (they would skip without it).
+ensure_cpio() {
+    command -v cpio >/dev/null && return 0
+    apt_update_once
+    say "installing cpio"
+    apt_quiet install -y --no-install-recommends cpio
+}
+
 ensure_rust
 ensure_qemu
+ensure_cpio
 ensure_pi_dtbs
 ensure_qemu_dtbs
 [ "$raspi_firmware" = 0 ] || ensure_raspi_firmware
