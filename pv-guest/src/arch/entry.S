@@ -3,17 +3,22 @@
  * x1 = how many times this VM restarted (PSCI SYSTEM_RESET).
  * Enable FP/SIMD (the compiler uses it), install the vectors, take the stack, run Rust.
  */
-.section .text.entry, "ax"
-.global _start
-_start:
-    mov     x19, x0
-    mov     x20, x1
-    mov     x1, #(3 << 20)              /* CPACR_EL1.FPEN: no FP/SIMD traps */
+/* What every vCPU does first: FP/SIMD usable (no CPACR_EL1.FPEN traps), our vectors. */
+.macro cpu_setup
+    mov     x1, #(3 << 20)
     msr     cpacr_el1, x1
     isb
     adrp    x1, guest_vectors
     add     x1, x1, :lo12:guest_vectors
     msr     vbar_el1, x1
+.endm
+
+.section .text.entry, "ax"
+.global _start
+_start:
+    mov     x19, x0
+    mov     x20, x1
+    cpu_setup
     adrp    x1, __bss_start
     add     x1, x1, :lo12:__bss_start
     adrp    x2, __bss_end
@@ -39,12 +44,7 @@ _start:
 .global secondary_entry
 secondary_entry:
     mov     x19, x0
-    mov     x1, #(3 << 20)              /* CPACR_EL1.FPEN: no FP/SIMD traps */
-    msr     cpacr_el1, x1
-    isb
-    adrp    x1, guest_vectors
-    add     x1, x1, :lo12:guest_vectors
-    msr     vbar_el1, x1
+    cpu_setup
     cbz     x19, 5f
     cmp     x19, #{MAX_VCPUS}
     b.hs    5f
