@@ -77,6 +77,8 @@ mod target {
             measures::PAIR
         } else if has_flag(args, "console_trap") {
             measures::TRAP
+        } else if has_flag(args, "shell") {
+            measures::SHELL
         } else {
             measures::SOLO
         };

@@ -20,6 +20,8 @@ pub enum Command<'a> {
     },
     /// The block device.
     Blk,
+    /// The hot paths' costs, measured from this VM (a quick run of `bench`).
+    Bench,
     /// End the VM with this status.
     Exit {
         status: u64,
@@ -29,7 +31,8 @@ pub enum Command<'a> {
 }
 
 /// The help text.
-pub const HELP: &str = "commands: help | vms | mem | map PAGES | send EVENT | blk | exit [STATUS]";
+pub const HELP: &str =
+    "commands: help | vms | mem | map PAGES | send EVENT | blk | bench | exit [STATUS]";
 
 /// Parses one typed line.
 pub fn parse(line: &str) -> Command<'_> {
@@ -49,6 +52,7 @@ pub fn parse(line: &str) -> Command<'_> {
             .and_then(|e| u32::try_from(e).ok())
             .map_or(Command::Unknown(line), |event| Command::Send { event }),
         "blk" => Command::Blk,
+        "bench" => Command::Bench,
         "exit" => Command::Exit {
             status: number(words.next()).unwrap_or(0),
         },
@@ -205,6 +209,14 @@ mod target {
                 let sent = hv.event_send(0, event);
                 println!("event.send {event}: {sent:?}");
                 let _ = hv.event_ack(event);
+            }
+            Command::Bench => {
+                // Wall-clock nanoseconds: deterministic instruction counts need QEMU's -icount
+                // (scripts/bench.sh).
+                let status = super::super::bench::run("shell quick wall");
+                println!(
+                    "bench finished with status {status} (scripts/bench.sh counts instructions)"
+                );
             }
             Command::Blk => match hv.block_info() {
                 Ok(b) => println!(

@@ -88,6 +88,10 @@ pub const SOLO: &[fn(&Ctx) -> Outcome] = &[
     console_pv_64b,
 ];
 
+/// What the shell's `bench` command runs: the measures that need nothing of the VM (no
+/// `on_fault = "inject"`, no partner, no particular console).
+pub const SHELL: &[fn(&Ctx) -> Outcome] = &[null_hypercall, mem_map_unmap_1, mem_batch_512];
+
 /// The measure of the emulated-PL011 run (`bench console_trap`).
 pub const TRAP: &[fn(&Ctx) -> Outcome] = &[console_trap_64b];
 
