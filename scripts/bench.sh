@@ -11,9 +11,10 @@ usage: scripts/bench.sh [options]
 Boots pv-guest's `bench` program under QEMU with -icount shift=0 (one instruction per
 nanosecond of virtual time, which the guest's counter follows) and reports how many
 instructions each hot path costs, identically on every run: a table on the terminal with each
-measure's budget, and optionally JSON and an SVG chart. Two boots: one VM alone (the one-VM
-measures, and the hyp's boot_to_guest and per-VM overhead), then two VMs yielding to each
-other (vm_switch).
+measure's budget, and optionally JSON and an SVG chart. Three boots: one VM alone (the one-VM
+measures, and the hyp's boot_to_guest and per-VM overhead), two VMs yielding to each other
+(vm_switch, and the event and channel round trips), and one VM with console =
+"emulated-pl011" (console_trap_64b, from which console_trap_over_pv is derived).
 
 options:
   --board virt|raspi4b   machine (default virt: 1 CPU, cortex-a72; raspi4b: its 4 fixed

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing need; idempotent and quiet when all is there.
 #   - the Rust toolchain and targets pinned in rust-toolchain.toml
-#   - QEMU >= 9 with the raspi4b machine (from bookworm-backports when the distro's is older)
+#   - a qemu-system-aarch64 that has the raspi4b machine (the only check, no version test);
+#     if it lacks it, qemu-system-arm from bookworm-backports (QEMU 10 there today)
 #   - the real Raspberry Pi 4 device trees (from Debian's arm64 kernel package), into the cache
 #   - with --raspi-firmware (scripts/sdcard.sh asks for it; CI never does): the Pi 4's boot
 #     firmware, start4.elf and fixup4.dat, from Debian's raspi-firmware package, into the cache
@@ -52,37 +53,18 @@ debian_uris() {
     fi
 }
 
-BACKPORTS=/etc/apt/sources.list.d/pvhyp-bookworm-backports.sources
-ensure_backports_source() {
-    [ -f "$BACKPORTS" ] && return 0
-    local uris
+# Adds a deb822 source (file name, suite, components) on the machine's own Debian mirror.
+ensure_source() {
+    local file="/etc/apt/sources.list.d/pvhyp-$1.sources" suite="$2" components="$3" uris
+    [ -f "$file" ] && return 0
     uris="$(debian_uris | head -n1 | xargs)"
     [ -n "$uris" ] || { say "error: no Debian bookworm apt source found to reuse"; exit 1; }
-    say "adding bookworm-backports (main non-free-firmware) from $uris"
-    as_root tee "$BACKPORTS" >/dev/null <<SRC
+    say "adding $suite ($components) from $uris"
+    as_root tee "$file" >/dev/null <<SRC
 Types: deb
 URIs: $uris
-Suites: bookworm-backports
-Components: main non-free-firmware
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-    APT_UPDATED=""
-}
-
-# raspi-firmware is in bookworm's non-free-firmware component (not in backports): a source for
-# just that component, from the same mirror as the machine's own.
-NON_FREE_FIRMWARE=/etc/apt/sources.list.d/pvhyp-bookworm-non-free-firmware.sources
-ensure_non_free_firmware_source() {
-    [ -f "$NON_FREE_FIRMWARE" ] && return 0
-    local uris
-    uris="$(debian_uris | head -n1 | xargs)"
-    [ -n "$uris" ] || { say "error: no Debian bookworm apt source found to reuse"; exit 1; }
-    say "adding bookworm non-free-firmware from $uris"
-    as_root tee "$NON_FREE_FIRMWARE" >/dev/null <<SRC
-Types: deb
-URIs: $uris
-Suites: bookworm
-Components: non-free-firmware
+Suites: $suite
+Components: $components
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
     APT_UPDATED=""
@@ -93,7 +75,7 @@ apt_update_once() { [ -n "$APT_UPDATED" ] || { apt_quiet update; APT_UPDATED=1; 
 
 ensure_qemu() {
     qemu_has_raspi4b && return 0
-    ensure_backports_source
+    ensure_source bookworm-backports bookworm-backports "main non-free-firmware"
     apt_update_once
     say "installing qemu-system-arm from bookworm-backports"
     apt_quiet install -y --no-install-recommends -t bookworm-backports qemu-system-arm
@@ -151,7 +133,8 @@ ensure_raspi_firmware() {
     for f in "${FIRMWARE_FILES[@]}" copyright; do [ -f "$FIRMWARE_DIR/$f" ] || missing=1; done
     [ "$missing" = 0 ] && return 0
     if ! apt-cache show raspi-firmware >/dev/null 2>&1; then
-        ensure_non_free_firmware_source
+        # raspi-firmware is in bookworm's non-free-firmware component (not in backports).
+        ensure_source bookworm-non-free-firmware bookworm non-free-firmware
         apt_update_once
     fi
     say "fetching the Raspberry Pi boot firmware (Debian package raspi-firmware)"

@@ -68,7 +68,7 @@ fn overhead(vm: &crate::vm::Vm, table_frames: u64) -> VmOverhead {
 /// `boot_to_guest` and the per-VM overhead (the first VM's, as built, before it maps anything
 /// itself) for scripts/bench.sh.
 #[cfg(target_os = "none")]
-pub fn at_first_guest_entry(vms: &[alloc::boxed::Box<crate::vm::Vm>]) {
+pub fn at_first_guest_entry(vms: &[crate::vm::Vm]) {
     use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0, Readable};
     let now = CNTPCT_EL0.get();
     let start = BOOT_COUNTER.load(core::sync::atomic::Ordering::Relaxed);

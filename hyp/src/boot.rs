@@ -9,7 +9,6 @@ use crate::mm::regions::{Range, RangeSet};
 use crate::percpu;
 use crate::power::{self, PowerOff};
 use crate::vm::Vm;
-use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use devtree::{Board, EnableMethod, PsciMethod, UartKind};
@@ -348,11 +347,7 @@ fn board_dtb_size(dtb_pa: usize) -> usize {
 }
 
 /// Reads the manifest and images from the initrd and builds every VM.
-#[allow(
-    clippy::vec_box,
-    reason = "a VM must not move: PerCpu points at its registers"
-)]
-pub fn load_vms(board: &Board) -> Vec<Box<Vm>> {
+pub fn load_vms(board: &Board) -> Vec<Vm> {
     let Some(initrd) = board.initrd else {
         log::error!("no initrd: nothing to run (scripts/run.sh packs the VMs into one)");
         power::halt_after_failure();
@@ -399,7 +394,7 @@ pub fn load_vms(board: &Board) -> Vec<Box<Vm>> {
                 }
                 let mut vm = vm;
                 refuse_impossible_pin(&mut vm);
-                vms.push(Box::new(vm));
+                vms.push(vm);
             }
             Err(e) => fail(&alloc::format!("VM {name}: {e}")),
         }
@@ -431,7 +426,7 @@ fn refuse_impossible_pin(vm: &mut Vm) {
 }
 
 /// Finds the disk the VMs' regions lie on (virtio-blk, else a RAM disk), if any VM has one.
-pub fn init_disk(board: &Board, vms: &[Box<Vm>]) {
+pub fn init_disk(board: &Board, vms: &[Vm]) {
     let regions: Vec<(&str, crate::vm::block::Region)> = vms
         .iter()
         .filter_map(|vm| Some((vm.name.as_str(), vm.block_io.as_ref()?.region)))
@@ -448,11 +443,7 @@ fn fail(reason: &str) -> ! {
 
 /// Gives each channel of the manifest its pages (owned by the channel, zeroed, with a ring per
 /// direction) and maps them into its two VMs, and nobody else.
-#[allow(
-    clippy::vec_box,
-    reason = "a VM must not move: PerCpu points at its registers"
-)]
-fn connect_channels(channels: &[manifest::ChannelSpec], vms: &mut [Box<Vm>]) {
+fn connect_channels(channels: &[manifest::ChannelSpec], vms: &mut [Vm]) {
     use crate::arch::{Cpu, Machine};
     use crate::mm::PAGE_SIZE;
     use crate::mm::owner::Owner;

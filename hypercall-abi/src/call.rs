@@ -17,9 +17,10 @@ use crate::{
 /// One call with its arguments. Each variant's docs name the function ID constant, which
 /// documents arguments, results and errors. Everything here is since 1.0.
 ///
-/// Live: the standard calls, PSCI, `AbiVersion`, `AbiFeatures`, `VmExit`, `VmYield`, `VmInfo`,
-/// `ConsoleWrite`. The rest are provisional: decodable, but a 1.0 hypervisor answers
-/// `NOT_SUPPORTED` and they may change until their issue makes them live.
+/// Live since 1.0: the standard calls, PSCI, `AbiVersion`, `AbiFeatures`, `VmExit`, `VmYield`,
+/// `VmInfo`, `ConsoleWrite`. The rest became live in a later minor, as each variant says (and
+/// [`crate::catalog`]): decodable by every 1.x, but a hypervisor older than that minor answers
+/// `NOT_SUPPORTED`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Call {
     /// [`SMCCC_VERSION`]. Live.
@@ -67,7 +68,7 @@ pub enum Call {
         /// Its length.
         len: u64,
     },
-    /// [`MEM_MAP`]. Provisional.
+    /// [`MEM_MAP`]. Live since 1.1.
     MemMap {
         /// First page's IPA.
         ipa: u64,
@@ -76,14 +77,14 @@ pub enum Call {
         /// Permissions.
         perms: MemPerms,
     },
-    /// [`MEM_UNMAP`]. Provisional.
+    /// [`MEM_UNMAP`]. Live since 1.1.
     MemUnmap {
         /// First page's IPA.
         ipa: u64,
         /// Page count.
         pages: u64,
     },
-    /// [`MEM_PROTECT`]. Provisional.
+    /// [`MEM_PROTECT`]. Live since 1.1.
     MemProtect {
         /// First page's IPA.
         ipa: u64,
@@ -92,39 +93,39 @@ pub enum Call {
         /// New permissions.
         perms: MemPerms,
     },
-    /// [`MEM_QUERY`]. Provisional.
+    /// [`MEM_QUERY`]. Live since 1.1.
     MemQuery {
         /// The page's IPA.
         ipa: u64,
     },
-    /// [`MEM_BATCH`]. Provisional.
+    /// [`MEM_BATCH`]. Live since 1.1.
     MemBatch {
         /// IPA of the page holding the entries.
         list_ipa: u64,
         /// How many entries.
         count: u64,
     },
-    /// [`EVENT_BIND`]. Provisional.
+    /// [`EVENT_BIND`]. Live since 1.2.
     EventBind {
         /// What to deliver.
         source: EventSource,
     },
-    /// [`EVENT_MASK`]. Provisional.
+    /// [`EVENT_MASK`]. Live since 1.2.
     EventMask {
         /// Event number.
         event: u32,
     },
-    /// [`EVENT_UNMASK`]. Provisional.
+    /// [`EVENT_UNMASK`]. Live since 1.2.
     EventUnmask {
         /// Event number.
         event: u32,
     },
-    /// [`EVENT_ACK`]. Provisional.
+    /// [`EVENT_ACK`]. Live since 1.2.
     EventAck {
         /// Event number.
         event: u32,
     },
-    /// [`EVENT_SEND`]. Provisional.
+    /// [`EVENT_SEND`]. Live since 1.2.
     EventSend {
         /// Target vCPU index in the caller's VM.
         vcpu: u32,
@@ -138,12 +139,12 @@ pub enum Call {
         /// The request ring's new producer index.
         producer: u32,
     },
-    /// [`CHANNEL_INFO`]. Provisional.
+    /// [`CHANNEL_INFO`]. Live since 1.4.
     ChannelInfo {
         /// Channel number.
         channel: u32,
     },
-    /// [`CHANNEL_NOTIFY`]. Provisional.
+    /// [`CHANNEL_NOTIFY`]. Live since 1.4.
     ChannelNotify {
         /// Channel number.
         channel: u32,

@@ -195,7 +195,7 @@ impl<C: Conduit> Hypervisor<C> {
         self.vendor(Call::ConsoleRead { ipa, len }).map(|v| v[0])
     }
 
-    // mem (provisional)
+    // mem (live since 1.1)
 
     /// `MEM_MAP`.
     pub fn mem_map(&mut self, ipa: u64, pages: u64, perms: MemPerms) -> Result<(), Error> {
@@ -225,7 +225,7 @@ impl<C: Conduit> Hypervisor<C> {
             .map(BatchResult::from_values)
     }
 
-    // event (provisional)
+    // event (live since 1.2)
 
     /// `EVENT_BIND`: the event number now delivering `source`.
     pub fn event_bind(&mut self, source: EventSource) -> Result<u32, Error> {
@@ -265,7 +265,7 @@ impl<C: Conduit> Hypervisor<C> {
             .map(|[taken, _, _]| taken as u32)
     }
 
-    // channel (provisional)
+    // channel (live since 1.4)
 
     /// `CHANNEL_INFO`.
     pub fn channel_info(&mut self, channel: u32) -> Result<ChannelInfo, Error> {

@@ -87,10 +87,40 @@ pub fn handle_irq(info: &hypercall_abi::BootInfo) {
 /// Whether `event` is pending in the event page.
 #[cfg(target_os = "none")]
 pub fn is_pending(info: &hypercall_abi::BootInfo, event: u32) -> bool {
-    let word = info.event_page_ipa + 8 * u64::from(event / 64);
+    use hypercall_abi::layout::EventPage;
+    let word = info.event_page_ipa
+        + core::mem::offset_of!(EventPage, pending) as u64
+        + 8 * u64::from(event / 64);
     // SAFETY: an aligned u64 of the read-only event page, mapped for the VM's life.
     let bits = unsafe { core::ptr::read_volatile(word as *const u64) };
     bits & (1 << (event % 64)) != 0
+}
+
+/// Waits in WFI until `ready` holds, `event` being the one raised after `ready` may have
+/// become true. An `event` seen pending before a check of `ready` that fails is stale: it is
+/// acknowledged and `ready` checked again before the next WFI, so a raise between a check
+/// and the wait is never lost (the hypervisor does not let WFI sleep while an unmasked event
+/// is pending) and a stale one does not keep waking us.
+///
+/// An event that was pending when `ready` held is left pending, so `ready` may itself be
+/// "`event` is pending" (the caller then acknowledges it once `wait` returns).
+#[cfg(target_os = "none")]
+pub fn wait(event: u32, mut ready: impl FnMut() -> bool) {
+    let info = crate::boot_info();
+    loop {
+        let pending = is_pending(info, event);
+        if ready() {
+            return;
+        }
+        if pending {
+            let _ = crate::hv().event_ack(event);
+            if ready() {
+                return;
+            }
+        }
+        // SAFETY: WFI only waits; the hypervisor wakes this vCPU when an event is raised.
+        unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
+    }
 }
 
 #[cfg(test)]

@@ -78,6 +78,10 @@ impl Machine for FakeMachine {
         unsafe { dealloc(pa as *mut u8, PAGE) };
     }
 
+    fn frames_available() -> usize {
+        STATE.with(|s| s.borrow().budget.unwrap_or(usize::MAX))
+    }
+
     fn tlb(op: TlbOp) {
         STATE.with(|s| s.borrow_mut().tlb.push(op));
     }

@@ -27,6 +27,8 @@ pub trait Machine {
     fn alloc_frame(owner: Owner) -> Option<u64>;
     /// Scrubs the frame at `pa` and returns it to the pool; `owner` must own it.
     fn free_frame(owner: Owner, pa: u64);
+    /// How many more frames `alloc_frame` can hand out.
+    fn frames_available() -> usize;
     /// Issues one TLB maintenance step.
     fn tlb(op: TlbOp);
     /// The VTTBR_EL2 in force.

@@ -82,41 +82,34 @@ fn check_buffer(vm: &impl GuestVm, ipa: u64, len: u32, writable: bool) -> Result
 /// Moves a checked request's data between the guest's buffer and the disk, a page at a time
 /// through the hyp's own buffer.
 fn perform(vm: &mut impl GuestVm, request: Request) -> Result<(), Error> {
-    let mut bounce = [0u8; IO_MAX];
-    let sector_bytes = u64::from(BLOCK_SECTOR_SIZE);
-    match request {
+    let (sector, buf_ipa, len, to_guest) = match request {
         Request::Read {
             sector,
             buf_ipa,
             len,
-        } => {
-            check_buffer(vm, buf_ipa, len, true)?;
-            for off in (0..len as usize).step_by(IO_MAX) {
-                let n = IO_MAX.min(len as usize - off);
-                let at = sector + off as u64 / sector_bytes;
-                vm.disk_io(at, Io::Read(&mut bounce[..n]))
-                    .map_err(|e| e.to_abi())?;
-                vm.memory_mut().write(buf_ipa + off as u64, &bounce[..n])?;
-            }
-            Ok(())
-        }
+        } => (sector, buf_ipa, len, true),
         Request::Write {
             sector,
             buf_ipa,
             len,
-        } => {
-            check_buffer(vm, buf_ipa, len, false)?;
-            for off in (0..len as usize).step_by(IO_MAX) {
-                let n = IO_MAX.min(len as usize - off);
-                let at = sector + off as u64 / sector_bytes;
-                vm.memory().read(buf_ipa + off as u64, &mut bounce[..n])?;
-                vm.disk_io(at, Io::Write(&bounce[..n]))
-                    .map_err(|e| e.to_abi())?;
-            }
-            Ok(())
+        } => (sector, buf_ipa, len, false),
+        Request::Flush => return vm.disk_io(0, Io::Flush).map_err(|e| e.to_abi()),
+    };
+    check_buffer(vm, buf_ipa, len, to_guest)?;
+    let mut bounce = [0u8; IO_MAX];
+    for off in (0..len as usize).step_by(IO_MAX) {
+        let chunk = &mut bounce[..IO_MAX.min(len as usize - off)];
+        let at = sector + off as u64 / u64::from(BLOCK_SECTOR_SIZE);
+        let ipa = buf_ipa + off as u64;
+        if to_guest {
+            vm.disk_io(at, Io::Read(chunk)).map_err(|e| e.to_abi())?;
+            vm.memory_mut().write(ipa, chunk)?;
+        } else {
+            vm.memory().read(ipa, chunk)?;
+            vm.disk_io(at, Io::Write(chunk)).map_err(|e| e.to_abi())?;
         }
-        Request::Flush => vm.disk_io(0, Io::Flush).map_err(|e| e.to_abi()),
     }
+    Ok(())
 }
 
 #[cfg(test)]

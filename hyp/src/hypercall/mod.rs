@@ -127,7 +127,6 @@ pub fn dispatch(vm: &mut impl GuestVm, regs: &mut Regs) -> Action {
         Call::BlockSubmit { producer } => answer(regs, block::submit(vm, producer)),
         Call::ChannelInfo { channel } => answer(regs, channel::info(vm, channel)),
         Call::ChannelNotify { channel } => channel::notify(vm, channel, regs),
-        // Calls still provisional in this ABI version are answered by `is_live` above.
     }
 }
 

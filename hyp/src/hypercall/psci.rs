@@ -1,7 +1,8 @@
 //! PSCI 1.1 for guests. A VM has the manifest's vCPUs, MPIDR = (1 << 31) | index: CPU_ON starts
 //! an Off one at an entry in the VM's executable memory (INVALID_ADDRESS otherwise),
 //! AFFINITY_INFO reports each, CPU_OFF stops the caller (the VM ends, status 0, when the last one
-//! is off); CPU_SUSPEND waits for the caller's next event.
+//! is off); CPU_SUSPEND waits for the caller's next event; SYSTEM_RESET rebuilds the VM, DENIED
+//! while another of its vCPUs is on.
 
 use super::{Action, GuestVm, Power};
 use hypercall_abi::psci::{PSCI_VERSION_1_1, PsciCall, features, psci_error};
@@ -44,10 +45,18 @@ pub fn handle(vm: &mut impl GuestVm, call: PsciCall, regs: &mut Regs) -> Action 
         },
         PsciCall::AffinityInfo { .. } => (psci_error::INVALID_PARAMETERS, Action::Resume),
         PsciCall::SystemOff => return Action::Exit(0),
+        // Rebuilding the VM would pull vCPUs other CPUs run from under them: a guest turns
+        // its other vCPUs off first.
+        PsciCall::SystemReset if others_on(vm) => (psci_error::DENIED, Action::Resume),
         PsciCall::SystemReset => return Action::Reset,
     };
     regs[0] = result as i64 as u64;
     action
+}
+
+/// Whether a vCPU other than the caller is on.
+fn others_on(vm: &impl GuestVm) -> bool {
+    (0..vm.vcpu_count()).any(|v| v != vm.vcpu_index() && vm.vcpu_power(v) == Some(Power::On))
 }
 
 fn cpu_on(vm: &mut impl GuestVm, mpidr: u64, entry: u64, context: u64) -> i32 {
@@ -191,6 +200,11 @@ mod tests {
             assert_eq!(psci_on(&mut vm, on(3, entry)).1, bad_address, "{entry:#x}");
         }
         assert_eq!(vm.vcpus[3].0, Power::Off);
+        assert_eq!(
+            psci_on(&mut vm, PsciCall::SystemReset),
+            (Action::Resume, i64::from(psci_error::DENIED)),
+            "vCPU 2 is still on"
+        );
         assert_eq!(psci_on(&mut vm, PsciCall::CpuOff).0, Action::CpuOff);
     }
 

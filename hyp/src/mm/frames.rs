@@ -20,12 +20,15 @@ struct Frames {
     fresh: RangeSet<FRAGMENTS>,
     /// The first scrubbed frame given back (0: none); each holds the next one's address.
     returned: u64,
+    /// How many frames the `returned` list holds.
+    returned_count: u64,
     owners: Option<OwnerMap>,
 }
 
 static FRAMES: Mutex<Frames> = Mutex::new(Frames {
     fresh: RangeSet::new(),
     returned: 0,
+    returned_count: 0,
     owners: None,
 });
 
@@ -63,6 +66,7 @@ pub fn alloc_zeroed(owner: Owner) -> Option<u64> {
         pa => {
             // SAFETY: a returned frame is free RAM, identity-mapped; its first word links on.
             frames.returned = unsafe { core::ptr::read(pa as *const u64) };
+            frames.returned_count -= 1;
             (pa, true)
         }
     };
@@ -83,16 +87,25 @@ pub fn alloc_zeroed(owner: Owner) -> Option<u64> {
 
 /// Scrubs and returns a frame; `owner` must own it (anything else is a hyp bug: it stops).
 pub fn free(owner: Owner, pa: u64) {
-    zero_page(pa);
     let mut frames = FRAMES.lock();
+    // Ownership first: a frame freed by the wrong owner is still in use and must not be
+    // scrubbed.
     if let Some(owners) = frames.owners.as_mut() {
         owners
             .transfer(pa / PAGE_SIZE, owner, Owner::Free)
             .expect("frame freed by its owner");
     }
+    zero_page(pa);
     // SAFETY: the frame is free now and identity-mapped; its first word links to the next.
     unsafe { core::ptr::write(pa as *mut u64, frames.returned) };
     frames.returned = pa;
+    frames.returned_count += 1;
+}
+
+/// How many frames can still be allocated.
+pub fn available() -> usize {
+    let frames = FRAMES.lock();
+    (frames.fresh.total() / PAGE_SIZE + frames.returned_count) as usize
 }
 
 /// The owner of the frame at `pa` (for the accounting check).

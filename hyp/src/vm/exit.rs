@@ -8,7 +8,6 @@ use crate::arch::aarch64::esr::{self, Class, Syndrome, SysRegAccess};
 use crate::arch::aarch64::{cpu, stage2, timer};
 use crate::dev::gic;
 use crate::hypercall::{self, Action};
-use alloc::boxed::Box;
 use core::sync::atomic::{AtomicU32, Ordering};
 use hypercall_abi::Regs;
 use manifest::FaultPolicy;
@@ -114,18 +113,6 @@ pub fn handle(exit: Exit) {
             end(vm, VmState::Killed);
             false
         }
-        Action::Reset
-            if vm
-                .vcpus
-                .iter()
-                .enumerate()
-                .any(|(i, c)| i != v && c.run != RunState::Off) =>
-        {
-            // Rebuilding the VM would pull the vCPUs other CPUs run from under them: a guest
-            // turns its other vCPUs off first.
-            vm.vcpus[v].regs.x[0] = hypercall_abi::psci::psci_error::DENIED as i64 as u64;
-            return;
-        }
         Action::Reset => {
             log::info!("VM {} resets", vm.name);
             reset(&mut sched.vms[current]);
@@ -139,12 +126,12 @@ pub fn handle(exit: Exit) {
 fn end(vm: &mut Vm, state: VmState) {
     check_frame_accounting(vm);
     vm.state = state;
-    // Forget the VM's translations now; its VMID is never reused.
+    // Forget the VM's translations now; its VMID is not reused after it ends.
     stage2::flush_vm(vm.vttbr());
 }
 
-fn reset(slot: &mut Box<Vm>) {
-    let old = &**slot;
+fn reset(slot: &mut Vm) {
+    let old = &*slot;
     let (index, vmid, spec, image) = (old.index, old.vmid, old.spec.clone(), old.image);
     let restarts = old.restarts + 1;
     let old_vttbr = old.vttbr();
@@ -158,9 +145,10 @@ fn reset(slot: &mut Box<Vm>) {
                     log::error!("VM {}: channel lost on restart: {e}", fresh.name);
                 }
             }
-            **slot = fresh;
-            // The VMID is reused with new tables: drop every stale translation.
+            // The VMID is reused with new tables: drop every stale translation before the
+            // old VM's frames go back to the pool.
             stage2::flush_vm(old_vttbr);
+            *slot = fresh;
         }
         Err(e) => {
             log::error!("VM {} cannot restart: {e}", slot.name);

@@ -26,14 +26,16 @@ pub const IPA_BITS: u32 = 39;
 pub const ROOT_LEVEL: usize = 1;
 /// The first IPA beyond a guest's address space.
 pub const IPA_LIMIT: u64 = 1 << IPA_BITS;
+/// The most tables one new page entry can need: a level-2 and a level-3 table.
+const MAX_NEW_TABLES: usize = 2;
 
 /// Stage-2 table pages: frames owned by the hyp; RAM is identity-mapped at EL2.
 struct FrameTables<M>(PhantomData<M>);
 
 impl<M: Machine> Translation<Stage2Attributes> for FrameTables<M> {
     fn allocate_table(&mut self) -> (NonNull<PageTable<Stage2Attributes>>, PhysicalAddress) {
-        // Table allocation failure cannot be reported through aarch64-paging: the hyp keeps
-        // enough RAM for tables (a VM's quota is checked before its pages are mapped).
+        // Table allocation failure cannot be reported through aarch64-paging: `set_entry`
+        // checks that enough frames are left before it calls in here.
         let pa = M::alloc_frame(Owner::Hyp).expect("out of memory for stage-2 tables");
         (
             NonNull::new(pa as *mut _).expect("RAM is not at 0"),
@@ -340,13 +342,25 @@ impl<M: Machine> GuestMemory<M> {
 
     /// Writes a new entry for page `ipa`, whose descriptor is invalid: directly when its
     /// level-3 table exists, else through aarch64-paging, which adds the missing tables.
-    fn set_entry(&mut self, cursor: &mut Cursor, ipa: u64, pa: u64, attributes: Stage2Attributes) {
+    /// Fails, writing nothing, when RAM cannot hold those tables: aarch64-paging has no way
+    /// to report a failed table allocation, so the frames are counted first (every frame
+    /// allocation for VMs happens under the scheduler lock, so the count still holds).
+    fn set_entry(
+        &mut self,
+        cursor: &mut Cursor,
+        ipa: u64,
+        pa: u64,
+        attributes: Stage2Attributes,
+    ) -> Result<(), Error> {
         if let Some(at) = cursor.slot(ipa) {
             write_slot(
                 at,
                 (pa & desc::OA) | attributes.bits() as u64 | desc::TABLE_OR_PAGE,
             );
-            return;
+            return Ok(());
+        }
+        if M::frames_available() < MAX_NEW_TABLES {
+            return Err(Error::OutOfMemory);
         }
         self.stage2
             .map_range(
@@ -357,6 +371,7 @@ impl<M: Machine> GuestMemory<M> {
             )
             .expect("a checked, unmapped range maps");
         cursor.reset();
+        Ok(())
     }
 
     /// Fails unless no page of the range is mapped.
@@ -378,7 +393,18 @@ impl<M: Machine> GuestMemory<M> {
         Self::check_unmapped(&mut cursor, ipa, frames.len() as u64)?;
         let attributes = attributes(MemPerms::RW, Pin::Shared);
         for (i, &pa) in frames.iter().enumerate() {
-            self.set_entry(&mut cursor, ipa + i as u64 * PAGE_SIZE, pa, attributes);
+            let page = ipa + i as u64 * PAGE_SIZE;
+            if let Err(e) = self.set_entry(&mut cursor, page, pa, attributes) {
+                // The frames stay the shared object's: only the entries go.
+                for done in 0..i as u64 {
+                    write_slot(
+                        cursor.slot(ipa + done * PAGE_SIZE).expect("entry written"),
+                        0,
+                    );
+                }
+                self.cursor = cursor;
+                return Err(e);
+            }
         }
         self.cursor = cursor;
         M::tlb(TlbOp::DsbIshst);
@@ -392,7 +418,7 @@ impl<M: Machine> GuestMemory<M> {
 
     /// Backs `[ipa, ipa + pages)` with fresh zeroed frames. All or nothing.
     pub fn map(&mut self, ipa: u64, pages: u64, perms: MemPerms) -> Result<(), Error> {
-        self.map_pages(ipa, pages, perms, Pin::None)
+        self.map_pinned(ipa, pages, perms, Pin::None)
     }
 
     /// As `map`, for pages the guest did not ask for: its image, or pages the hyp shares.
@@ -403,10 +429,6 @@ impl<M: Machine> GuestMemory<M> {
         perms: MemPerms,
         pin: Pin,
     ) -> Result<(), Error> {
-        self.map_pages(ipa, pages, perms, pin)
-    }
-
-    fn map_pages(&mut self, ipa: u64, pages: u64, perms: MemPerms, pin: Pin) -> Result<(), Error> {
         check_range(ipa, pages)?;
         check_perms(perms)?;
         if pages > self.quota_pages - self.pages_used() {
@@ -416,13 +438,18 @@ impl<M: Machine> GuestMemory<M> {
         Self::check_unmapped(&mut cursor, ipa, pages)?;
         let attributes = attributes(perms, pin);
         for i in 0..pages {
-            let Some(pa) = M::alloc_frame(self.owner) else {
+            let mapped = M::alloc_frame(self.owner)
+                .ok_or(Error::OutOfMemory)
+                .and_then(|pa| {
+                    self.set_entry(&mut cursor, ipa + i * PAGE_SIZE, pa, attributes)
+                        .inspect_err(|_| M::free_frame(self.owner, pa))
+                });
+            if let Err(e) = mapped {
                 // Host RAM ran out: undo this call's pages (never mapped live, no TLB work).
                 self.forget(&mut cursor, ipa, i);
                 self.cursor = cursor;
-                return Err(Error::OutOfMemory);
-            };
-            self.set_entry(&mut cursor, ipa + i * PAGE_SIZE, pa, attributes);
+                return Err(e);
+            }
         }
         self.cursor = cursor;
         self.used_pages += pages;

@@ -11,7 +11,6 @@ use super::{Vm, VmState};
 use crate::arch::aarch64::{cpu, stage2, timer};
 use crate::dev::console;
 use crate::percpu;
-use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 use spin::{Mutex, MutexGuard};
@@ -19,16 +18,12 @@ use spin::{Mutex, MutexGuard};
 /// The byte (Ctrl-]) that moves the console focus to the next VM.
 pub const FOCUS_ESCAPE: u8 = 0x1d;
 
-/// The VMs. VMs are boxed so their register blocks never move while a CPU's PerCpu::regs
-/// points at them.
+/// The VMs. A CPU's PerCpu::regs points into a VM's `vcpus`, a heap buffer that never
+/// grows, so the VMs themselves may move.
 pub struct Scheduler {
     /// The VM typed input goes to.
     pub focus: usize,
-    #[allow(
-        clippy::vec_box,
-        reason = "a VM must not move: PerCpu points at its registers"
-    )]
-    pub vms: Vec<Box<Vm>>,
+    pub vms: Vec<Vm>,
     /// Every (VM, vCPU) pair in a fixed order (vCPU counts never change).
     units: Vec<(usize, usize)>,
     /// The vCPU picked last (by any CPU), as an index into `units`: the round-robin search
@@ -276,11 +271,7 @@ pub fn reschedule(mut guard: MutexGuard<'_, Option<Scheduler>>, outgoing_alive: 
 }
 
 /// Runs the VMs on the boot CPU (the secondaries join in `run_secondary`); never returns.
-#[allow(
-    clippy::vec_box,
-    reason = "a VM must not move: PerCpu points at its registers"
-)]
-pub fn run(vms: Vec<Box<Vm>>) -> ! {
+pub fn run(vms: Vec<Vm>) -> ! {
     let mut guard = SCHED.lock();
     let units = vms
         .iter()

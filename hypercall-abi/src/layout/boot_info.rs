@@ -10,9 +10,9 @@ pub const BOOT_INFO_MAGIC: u64 = u64::from_le_bytes(*b"PVHYPBI1");
 /// What the hypervisor tells a VM at entry. It fills one 4 KiB page (this struct at its start,
 /// the rest zero), maps it read-only into the VM, and enters the VM with x0 = the page's IPA.
 ///
-/// Fields marked *provisional* belong to provisional calls: they are 0 (IPAs) or
-/// [`EVENT_NONE`] (events) until their issue makes them live. Later minors only use
-/// `reserved`, which a hypervisor always zeroes. Since 1.0.
+/// Fields marked *since 1.x* belong to calls live since that minor: an older hypervisor leaves
+/// them 0 (IPAs, counts) or [`EVENT_NONE`] (events). Later minors only use `reserved`, which a
+/// hypervisor always zeroes. Since 1.0.
 #[repr(C)]
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct BootInfo {

@@ -2,8 +2,8 @@
 //! little-endian, with compile-time size and offset assertions.
 //!
 //! [`BootInfo`] is live (frozen since 1.0), the batch list since 1.1, the event page and ring
-//! header since 1.2, the block slot since 1.3. The channel slot is provisional, like the calls
-//! that use it.
+//! header since 1.2, the block slot since 1.3, the channel slot since 1.4 (each live with the
+//! calls that use it).
 
 mod batch;
 mod boot_info;

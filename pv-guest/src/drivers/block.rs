@@ -43,7 +43,6 @@ mod target {
         ring: u64,
         producer: u32,
         event: u32,
-        info: &'static BootInfo,
         /// Sectors in the VM's region.
         pub sectors: u64,
     }
@@ -60,7 +59,6 @@ mod target {
                 ring: info.block_ring_ipa,
                 producer: 0,
                 event: info.block_event,
-                info,
                 sectors: disk.sectors,
             };
             block.producer = block.consumer();
@@ -80,8 +78,9 @@ mod target {
 
         /// Puts `descs` (at most a ring's worth) into the ring as they are, rings the
         /// doorbell with `producer` (normally the index after them; a test may lie), waits
-        /// for the block event, and writes each one's status into `status`. The doorbell's
-        /// own error, if any.
+        /// until the ring's consumer index has passed what the doorbell took (none taken: no
+        /// wait), and writes each one's status into `status`. The doorbell's own error, if
+        /// any.
         pub fn submit_raw(
             &mut self,
             descs: &[BlockDesc],
@@ -100,10 +99,14 @@ mod target {
             // SAFETY: an aligned u32 of the ring page.
             unsafe { core::ptr::write_volatile(at as *mut u32, producer) };
             let taken = hv().block_submit(producer)?;
-            while !events::is_pending(self.info, self.event) {
-                // SAFETY: WFI only waits; the hypervisor raises the block event on completion.
-                unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
+            if taken == 0 {
+                // The hypervisor raises the block event only when it took descriptors.
+                return Ok(0);
             }
+            let done = first.wrapping_add(taken);
+            events::wait(self.event, || self.consumer() == done);
+            // The raise that announced these completions: consumed, so no stale event wakes a
+            // later WFI.
             let _ = hv().event_ack(self.event);
             fence(Ordering::Acquire);
             self.producer = self.consumer();

@@ -26,9 +26,6 @@ mod target {
         static __guest_end: u8;
     }
 
-    /// BootInfo flag bit 0: the console is an emulated PL011 at `pl011_ipa`.
-    const FLAG_EMULATED_PL011: u32 = 1 << 0;
-
     /// Where the image's sections are, from the linker script's symbols.
     fn image_layout(info: &BootInfo, boot_info_ipa: u64) -> ImageLayout {
         // Only the symbols' addresses are taken, never their contents.
@@ -43,7 +40,7 @@ mod target {
             data: rodata_end,
             end: guest_end.max(info.image_end),
             boot_info: boot_info_ipa,
-            pl011: (info.flags & FLAG_EMULATED_PL011 != 0).then_some(info.pl011_ipa),
+            pl011: (info.flags & BootInfo::FLAG_PL011 != 0).then_some(info.pl011_ipa),
         }
     }
 

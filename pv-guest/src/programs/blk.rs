@@ -255,7 +255,7 @@ fn attack(block: &mut Block, buf: &mut Buffer, _: u64, info: &BootInfo) -> u64 {
         ),
     ];
     let descs = cases.map(|(_, d, _)| d);
-    let mut status = [PENDING; 19];
+    let mut status = cases.map(|_| PENDING);
     c.expect(
         "the doorbell takes every entry",
         block.submit_raw(&descs, descs.len() as u32, &mut status),

@@ -5,26 +5,11 @@ use super::args;
 use super::checks::Checks;
 use crate::arch::timer;
 use crate::drivers::channel::{Channel, Volatile};
-use crate::{fault, hv, println};
+use crate::{events, fault, hv, println};
 use hypercall_abi::event::EventSource;
+use hypercall_abi::layout::RingHeader;
+use hypercall_abi::mem::PAGE_SIZE;
 use hypercall_abi::{BootInfo, Error, MemPerms};
-
-/// Waits in WFI until `ready` holds, re-checking after every acknowledgement of `event` (so a
-/// notify between the check and the wait is never lost).
-fn wait_for(event: u32, mut ready: impl FnMut() -> bool) {
-    let mut hv = hv();
-    loop {
-        if ready() {
-            return;
-        }
-        let _ = hv.event_ack(event);
-        if ready() {
-            return;
-        }
-        // SAFETY: WFI waits; the hypervisor wakes us when the event is raised.
-        unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
-    }
-}
 
 /// Channel 0's rings and event, checking on the way that the region is the channel's.
 fn open(c: &mut Checks) -> Option<(Channel, u32, u64)> {
@@ -70,7 +55,7 @@ pub fn ping(argv: &str) -> u64 {
         c.check("the send ring has room", sent);
         let _ = hv.channel_notify(0);
         let mut reply = None;
-        wait_for(event, || {
+        events::wait(event, || {
             reply = ch.receive(&mut Volatile);
             reply.is_some()
         });
@@ -81,11 +66,9 @@ pub fn ping(argv: &str) -> u64 {
         }
     }
     let ticks = timer::ticks() - start;
-    let instructions =
+    let ns_each =
         u128::from(ticks) * 1_000_000_000 / u128::from(timer::frequency()) / u128::from(rounds);
-    println!(
-        "ping: {rounds} round trips, {instructions} ns each (instructions under -icount shift=0)"
-    );
+    println!("ping: {rounds} round trips, {ns_each} ns each (instructions under -icount shift=0)");
     c.finish()
 }
 
@@ -98,7 +81,7 @@ pub fn pong(argv: &str) -> u64 {
     let mut hv = hv();
     for _ in 0..rounds {
         let mut message = None;
-        wait_for(event, || {
+        events::wait(event, || {
             message = ch.receive(&mut Volatile);
             message.is_some()
         });
@@ -116,6 +99,11 @@ pub fn pong(argv: &str) -> u64 {
     println!("pong: answered {rounds} pings");
     c.finish()
 }
+
+/// In a one-page channel, the second ring's producer index: the rings split the page in
+/// halves, each starting with its [`RingHeader`]. Where the channel is, it counts the second
+/// ring's messages; in a fresh page it is zero.
+const SECOND_PRODUCER: u64 = PAGE_SIZE / 2 + core::mem::offset_of!(RingHeader, producer) as u64;
 
 /// Run in a VM with no channel and `on_fault = "inject"`.
 pub fn snoop(info: &BootInfo) -> u64 {
@@ -148,14 +136,14 @@ pub fn snoop(info: &BootInfo) -> u64 {
         fault.is_some_and(|f| f.is_data_abort()),
     );
     // ...and what it maps there is its own fresh page, not the channel's.
-    c.expect(
-        "mapping its own page there",
-        hv.mem_map(region, 1, MemPerms::RW),
-        Ok(()),
-    );
-    // SAFETY: just mapped read-write (VA = IPA).
-    let first = unsafe { crate::arch::access::read_u64(region + 2048 + 64) };
-    c.expect("that page is zeroed, not the channel's", first, 0);
-    let _ = hv.mem_unmap(region, 1);
+    let mapped = hv.mem_map(region, 1, MemPerms::RW);
+    let ok = mapped.is_ok();
+    c.expect("mapping its own page there", mapped, Ok(()));
+    if ok {
+        // SAFETY: just mapped read-write (VA = IPA).
+        let word = unsafe { crate::arch::access::read_u64(region + SECOND_PRODUCER) };
+        c.expect("that page is zeroed, not the channel's", word, 0);
+        let _ = hv.mem_unmap(region, 1);
+    }
     c.finish()
 }

@@ -106,13 +106,14 @@ pub fn run(info: &hypercall_abi::BootInfo, cmd: &Command) -> u64 {
             println!("exiting with status {status} as asked");
             status
         }
-        // Touches an IPA it never mapped: with on_fault = "kill" the hypervisor ends the VM.
+        // Touches an IPA it never mapped: with on_fault = "kill" the hypervisor ends the VM;
+        // with "inject" our exception handler reports the unexpected abort and exits 99.
         "crash" => {
             println!("crash: touching IPA {UNMAPPED_IPA:#x}, which this VM never mapped");
             // SAFETY: a volatile read of an address stage 1 maps (the identity map covers the
             // IPA space) and stage 2 does not: the access faults, it reads no Rust object.
             let v = unsafe { crate::arch::access::read_u64(UNMAPPED_IPA) };
-            println!("crash: read {v:#x}: the fault was not fatal (on_fault = \"inject\"?)");
+            println!("crash: read {v:#x}: the access did not fault (the IPA is mapped?)");
             1
         }
         // Never ends and never yields: what the scheduler and the run timeout must survive.

@@ -125,15 +125,9 @@ mod target {
     /// Where `map` puts its pages: an IPA window nothing else uses.
     const MAP_IPA: u64 = 0x38_0000_0000;
 
-    /// Waits in WFI until the console event is raised (input arrived).
+    /// Waits in WFI until console input is there (the console event says it arrived).
     fn wait_for_input(info: &BootInfo) {
-        let _ = hv().event_ack(info.console_event);
-        // Input that arrived before the ack is read by the caller's next loop.
-        if console::has_input() {
-            return;
-        }
-        // SAFETY: WFI only waits; the hypervisor deschedules us until an event is raised.
-        unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
+        crate::events::wait(info.console_event, console::has_input);
     }
 
     pub fn run(info: &BootInfo) -> u64 {

@@ -189,7 +189,7 @@ bench: ABI 1.1 (hypervisor), built for 1.1; running \"bench\"
 bench: bench: calibration frequency=62500000 instructions_per_tick=16.00 expected=16.00 ok
 bench: bench: name=null_hypercall unit=instructions iterations=1000 min=459 median=460
 bench: bench: name=console_trap_64b unit=instructions iterations=1000 min=9000 median=9100
-bench: bench: name=event_roundtrip unavailable=needs the event calls (EVENT_* are provisional)
+bench: bench: name=event_roundtrip unavailable=needs the event calls (EVENT_* live since 1.2)
 ";
 
     #[test]
@@ -209,7 +209,7 @@ bench: bench: name=event_roundtrip unavailable=needs the event calls (EVENT_* ar
         assert_eq!(
             r.get("event_roundtrip"),
             Some(&Figure::Unavailable(
-                "needs the event calls (EVENT_* are provisional)".into()
+                "needs the event calls (EVENT_* live since 1.2)".into()
             ))
         );
         let Some(Figure::Measured { min, .. }) = r.get("boot_to_guest") else {

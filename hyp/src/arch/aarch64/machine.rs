@@ -18,6 +18,10 @@ impl Machine for Aarch64 {
         frames::free(owner, pa);
     }
 
+    fn frames_available() -> usize {
+        frames::available()
+    }
+
     fn tlb(op: TlbOp) {
         // SAFETY: barriers and TLB invalidation change no memory and no state Rust relies on;
         // invalidating more translations than needed only costs time.

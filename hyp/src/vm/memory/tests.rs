@@ -193,6 +193,25 @@ fn running_out_of_host_frames_rolls_back() {
 }
 
 #[test]
+fn running_out_of_frames_for_tables_is_refused_not_fatal() {
+    let mut mem = fresh(64);
+    mem.map(BASE, 1, MemPerms::RW).unwrap();
+    let far = BASE + (1 << 30);
+    // Enough for the page itself, not for the level-2 and level-3 tables a new GiB needs.
+    FakeMachine::limit_frames(Some(2));
+    assert_eq!(mem.map(far, 1, MemPerms::RW), Err(Error::OutOfMemory));
+    let shared = [BASE];
+    assert_eq!(mem.map_shared(far, &shared), Err(Error::OutOfMemory));
+    FakeMachine::limit_frames(None);
+    assert_eq!(mem.pages_used(), 1);
+    assert_eq!(FakeMachine::frames_of(Owner::Vm(3)), 1);
+    let mut buf = [0u8; 1];
+    assert_eq!(mem.read(far, &mut buf), Err(Error::BadAddress));
+    mem.map(far, 1, MemPerms::RW).unwrap();
+    mem.read(far, &mut buf).unwrap();
+}
+
+#[test]
 fn every_frame_has_exactly_one_owner() {
     let mut a = fresh(16);
     let mut b = Mem::new(5, 6, 16 * P);

@@ -309,10 +309,8 @@ fn round_trips(ctx: &Ctx) -> u64 {
 /// Waits (WFI) until the channel's event is pending, then acknowledges it.
 fn await_notify(event: u32) {
     let info = crate::boot_info();
-    while !crate::events::is_pending(info, event) {
-        // SAFETY: WFI only waits; the hyp wakes this vCPU when the event is raised.
-        unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
-    }
+    // `wait` leaves an event it returns on pending: consuming it is ours.
+    crate::events::wait(event, || crate::events::is_pending(info, event));
     let _ = crate::hv().event_ack(event);
 }
 

@@ -1,6 +1,6 @@
 //! memtest's checks of `mem.batch`, and of the allocators built on `mem.map` (heap, frames).
 
-use super::{Hv, query, quota, read, write};
+use super::{Hv, baseline, query, quota, read, write};
 use crate::mm::batch::BatchPage;
 use crate::mm::frames::{Frames, IpaWindow};
 use crate::mm::heap;
@@ -17,7 +17,9 @@ pub fn batches(c: &mut Checks, hv: &mut Hv, w: &IpaWindow) {
         c.check("a page for the batch list", false);
         return;
     };
-    let q0 = quota(hv);
+    let Some(q0) = baseline(c, hv) else {
+        return;
+    };
     let full = MEM_BATCH_MAX;
     let ok = |done| {
         Ok(BatchResult {
@@ -33,7 +35,11 @@ pub fn batches(c: &mut Checks, hv: &mut Hv, w: &IpaWindow) {
         list.submit(full),
         ok(full),
     );
-    c.expect("...taking 2 MiB of quota", quota(hv), q0 - full * PAGE_SIZE);
+    c.expect(
+        "...taking 2 MiB of quota",
+        quota(hv),
+        Ok(q0 - full * PAGE_SIZE),
+    );
     c.expect(
         "...the last one RW",
         query(hv, w.page(full - 1)),
@@ -44,7 +50,7 @@ pub fn batches(c: &mut Checks, hv: &mut Hv, w: &IpaWindow) {
     let mut b = list.builder();
     let _ = b.push_range(BatchOp::Unmap, w.ipa, full, MemPerms::empty());
     c.expect("a 512-entry batch unmaps them", list.submit(full), ok(full));
-    c.expect("...giving the quota back", quota(hv), q0);
+    c.expect("...giving the quota back", quota(hv), Ok(q0));
 
     let (p0, p1, p2) = (w.page(0), w.page(1), w.page(2));
     let mut b = list.builder();
@@ -86,7 +92,7 @@ pub fn batches(c: &mut Checks, hv: &mut Hv, w: &IpaWindow) {
     let _ = b.push(BatchOp::Unmap, p0, MemPerms::empty());
     let _ = b.push(BatchOp::Unmap, p1, MemPerms::empty());
     c.expect("a batch of unmaps", list.submit(2), ok(2));
-    c.expect("...gives the quota back", quota(hv), q0);
+    c.expect("...gives the quota back", quota(hv), Ok(q0));
 
     let lip = list.ipa();
     c.expect(
@@ -119,26 +125,32 @@ pub fn batches(c: &mut Checks, hv: &mut Hv, w: &IpaWindow) {
         hv.mem_batch(IPA_LIMIT, 1),
         Err(Error::BadAddress),
     );
-    c.expect("refused batches change nothing", quota(hv), q0);
+    c.expect("refused batches change nothing", quota(hv), Ok(q0));
 }
 
 pub fn heap_and_frames(c: &mut Checks, hv: &mut Hv) {
-    let (q0, h0) = (quota(hv), heap::mapped_bytes());
+    let Some(q0) = baseline(c, hv) else {
+        return;
+    };
+    let h0 = heap::mapped_bytes();
     let words = 128 * 1024; // 1 MiB
     let v = vec![0xA5A5_5A5Au64; words];
     c.check(
         "the heap grows by mem.map",
-        heap::mapped_bytes() >= h0 + (words as u64 * 8) && quota(hv) <= q0 - (words as u64 * 8),
+        heap::mapped_bytes() >= h0 + (words as u64 * 8)
+            && quota(hv).is_ok_and(|q| q <= q0 - (words as u64 * 8)),
     );
     c.check(
         "heap memory holds its values",
         v.iter().all(|&x| x == 0xA5A5_5A5A),
     );
     drop(v);
-    let q1 = quota(hv);
+    let Some(q1) = baseline(c, hv) else {
+        return;
+    };
     match Frames::alloc(4, MemPerms::RW) {
         Ok(mut f) => {
-            c.expect("frames take quota", quota(hv), q1 - 4 * PAGE_SIZE);
+            c.expect("frames take quota", quota(hv), Ok(q1 - 4 * PAGE_SIZE));
             pattern::fill(f.words(), 9);
             c.expect(
                 "frames hold a pattern",
@@ -146,7 +158,7 @@ pub fn heap_and_frames(c: &mut Checks, hv: &mut Hv) {
                 0,
             );
             drop(f);
-            c.expect("freed frames give their quota back", quota(hv), q1);
+            c.expect("freed frames give their quota back", quota(hv), Ok(q1));
         }
         Err(e) => c.check(&alloc::format!("frames: {e}"), false),
     }
