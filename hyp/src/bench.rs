@@ -9,7 +9,7 @@
 /// frames whole.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VmOverhead {
-    /// The boxed `Vm`: registers, EL1 and FP/SIMD state, console line, stage-2 handle.
+    /// The `Vm` itself (an element of the scheduler's list, on the heap).
     pub vm_struct: u64,
     /// The VM's strings and buffers on the heap (its name, the manifest entry's name, image and
     /// cmdline, the console input queue).

@@ -80,8 +80,8 @@ pub fn set_current(
     vm: Option<(usize, usize)>,
     regs: *mut crate::arch::aarch64::context::GuestRegs,
 ) {
-    // SAFETY: as in `index`; the caller keeps `regs` valid while the VM is loaded here (VMs are
-    // boxed and their vCPU Vecs never grow).
+    // SAFETY: as in `index`; the caller keeps `regs` valid while the VM is loaded here (a VM's
+    // vCPUs live in a heap buffer that never grows, so they stay put even if the VM moves).
     unsafe {
         (*this()).vm = vm;
         (*this()).regs = regs;

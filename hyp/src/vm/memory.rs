@@ -341,10 +341,8 @@ impl<M: Machine> GuestMemory<M> {
     }
 
     /// Writes a new entry for page `ipa`, whose descriptor is invalid: directly when its
-    /// level-3 table exists, else through aarch64-paging, which adds the missing tables.
-    /// Fails, writing nothing, when RAM cannot hold those tables: aarch64-paging has no way
-    /// to report a failed table allocation, so the frames are counted first (every frame
-    /// allocation for VMs happens under the scheduler lock, so the count still holds).
+    /// level-3 table exists (the hot path), else through `add_tables_and_entry`.
+    #[inline(always)]
     fn set_entry(
         &mut self,
         cursor: &mut Cursor,
@@ -352,13 +350,28 @@ impl<M: Machine> GuestMemory<M> {
         pa: u64,
         attributes: Stage2Attributes,
     ) -> Result<(), Error> {
-        if let Some(at) = cursor.slot(ipa) {
-            write_slot(
-                at,
-                (pa & desc::OA) | attributes.bits() as u64 | desc::TABLE_OR_PAGE,
-            );
-            return Ok(());
-        }
+        let Some(at) = cursor.slot(ipa) else {
+            return self.add_tables_and_entry(cursor, ipa, pa, attributes);
+        };
+        write_slot(
+            at,
+            (pa & desc::OA) | attributes.bits() as u64 | desc::TABLE_OR_PAGE,
+        );
+        Ok(())
+    }
+
+    /// `set_entry` where tables are missing: aarch64-paging adds them. Fails, writing nothing,
+    /// when RAM cannot hold them: aarch64-paging has no way to report a failed table
+    /// allocation, so the frames are counted first (every frame allocation for VMs happens
+    /// under the scheduler lock, so the count still holds).
+    #[inline(never)]
+    fn add_tables_and_entry(
+        &mut self,
+        cursor: &mut Cursor,
+        ipa: u64,
+        pa: u64,
+        attributes: Stage2Attributes,
+    ) -> Result<(), Error> {
         if M::frames_available() < MAX_NEW_TABLES {
             return Err(Error::OutOfMemory);
         }

@@ -52,7 +52,7 @@
     b       1b
 .endm
 
-.section .text.vectors, "ax"
+.section .vectors, "ax"
 .balign 2048
 .global hyp_vectors
 hyp_vectors:
