@@ -1,6 +1,7 @@
 //! What the hyp does when a guest leaves EL1: hypercalls, traps and faults.
 
 use super::build::{Caller, RunState};
+use super::idregs;
 use super::pl011::{PL011_IPA, PL011_SIZE};
 use super::sched::SCHED;
 use super::{Vm, VmState};
@@ -11,6 +12,10 @@ use crate::hypercall::{self, Action};
 use core::sync::atomic::{AtomicU32, Ordering};
 use hypercall_abi::Regs;
 use manifest::FaultPolicy;
+
+/// What guests read from the ID registers: every VM is a PV guest today (a Linux VM kind picks
+/// its own policy here, and its own answer to the registers PV guests find UNDEFINED).
+const ID_REGISTERS: &idregs::Policy = &idregs::PV_GUEST;
 
 /// The INTID of the hyp's scheduling timer (0: none, guests are not preempted).
 static SCHEDULER_IRQ: AtomicU32 = AtomicU32::new(0);
@@ -189,13 +194,14 @@ fn handle_sync(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
             action
         }
         Class::Smc64 => {
-            // Guests call the hyp with HVC; a trapped SMC is not executed, only refused.
-            vm.vcpus[v].regs.elr += 4;
+            // Guests call the hyp with HVC; a trapped SMC is not executed, only refused, as
+            // KVM refuses it: NOT_SUPPORTED in x0, every other register kept, the SMC skipped.
+            vm.vcpus[v].regs.skip_instruction();
             vm.vcpus[v].regs.x[0] = hypercall_abi::Error::NotSupported.code() as u64;
             Action::Resume
         }
         Class::WfiWfe => {
-            vm.vcpus[v].regs.elr += 4;
+            vm.vcpus[v].regs.skip_instruction();
             // WFI waits for the vCPU's next event, unless one is already deliverable.
             if vm.events.deliverable_to(v as u8) {
                 Action::Resume
@@ -205,14 +211,25 @@ fn handle_sync(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
         }
         Class::SysReg => {
             let access = SysRegAccess::decode(s.iss);
-            if !access.is_read && emulate_vm_register_write(vm, v, access) {
-                vm.vcpus[v].regs.elr += 4;
+            if access.is_read && idregs::is_id_register(access.reg) {
+                let value = ID_REGISTERS.read(access.reg, cpu::read_id_register);
+                let regs = &mut vm.vcpus[v].regs;
+                if let Some(rt) = regs.x.get_mut(usize::from(access.rt)) {
+                    *rt = value;
+                }
+                regs.skip_instruction();
+            } else if !access.is_read && emulate_vm_register_write(vm, v, access) {
+                vm.vcpus[v].regs.skip_instruction();
             } else {
+                // Every other trapped register (PMU, debug, AMU, LOR, RAS, PAC keys, IMPDEF...)
+                // does not exist for the guest, as its ID registers say.
                 cpu::inject_undefined(&mut vm.vcpus[v].regs);
             }
             Action::Resume
         }
-        Class::Unknown => {
+        // Instructions of features the ID registers hide (CPTR_EL2.TZ/TSM, HCR_EL2.API): a CPU
+        // without them would find the instruction UNDEFINED.
+        Class::Unknown | Class::Sve | Class::Sme | Class::PointerAuth => {
             cpu::inject_undefined(&mut vm.vcpus[v].regs);
             Action::Resume
         }
@@ -244,7 +261,7 @@ fn emulate_vm_register_write(vm: &mut Vm, v: usize, access: SysRegAccess) -> boo
 /// there, else the VM's fault policy decides.
 fn stage2_fault(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
     if s.class == Class::DataAbortLower && emulate_pl011(vm, v, s) {
-        vm.vcpus[v].regs.elr += 4;
+        vm.vcpus[v].regs.skip_instruction();
         return Action::Resume;
     }
     let regs = &mut vm.vcpus[v].regs;

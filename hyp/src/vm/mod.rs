@@ -10,6 +10,7 @@ pub mod elf;
 pub mod events;
 #[cfg(target_os = "none")]
 pub mod exit;
+pub mod idregs;
 pub mod memory;
 pub mod pl011;
 #[cfg(target_os = "none")]

@@ -1,6 +1,8 @@
 //! A vCPU's CPU state: general registers (saved on every exit by vectors.S), and the EL1 system,
-//! timer and FP/SIMD registers (switched only when another vCPU takes the CPU).
+//! timer and FP/SIMD registers (switched only when another vCPU takes the CPU). The general
+//! registers are plain data (built for host tests too); the rest reads and writes the CPU.
 
+#[cfg(target_os = "none")]
 use core::arch::asm;
 
 /// General registers as vectors.S saves them; the layout is shared with the assembly.
@@ -10,6 +12,17 @@ pub struct GuestRegs {
     pub x: [u64; 31],
     pub elr: u64,
     pub spsr: u64,
+}
+
+/// Every AArch64 instruction is 4 bytes.
+const INSTRUCTION_BYTES: u64 = 4;
+
+impl GuestRegs {
+    /// Returns past the instruction that trapped. The address wraps as the PC does: a guest
+    /// may put its code at the top of the address space.
+    pub fn skip_instruction(&mut self) {
+        self.elr = self.elr.wrapping_add(INSTRUCTION_BYTES);
+    }
 }
 
 /// The FP/SIMD register file: q0..q31, FPSR, FPCR (layout fixed by fpsimd.S).
@@ -23,6 +36,7 @@ pub struct FpSimd {
 
 const _: () = assert!(core::mem::offset_of!(FpSimd, fpsr) == 512);
 
+#[cfg(target_os = "none")]
 unsafe extern "C" {
     fn fpsimd_save(state: *mut FpSimd);
     fn fpsimd_restore(state: *const FpSimd);
@@ -55,6 +69,7 @@ macro_rules! el1_state {
     };
 }
 
+#[cfg(target_os = "none")]
 el1_state! {
     sctlr => "sctlr_el1", cpacr => "cpacr_el1", ttbr0 => "ttbr0_el1", ttbr1 => "ttbr1_el1",
     tcr => "tcr_el1", mair => "mair_el1", amair => "amair_el1", vbar => "vbar_el1",
@@ -67,8 +82,10 @@ el1_state! {
 }
 
 /// SCTLR_EL1 at reset: the RES1 bits, MMU and caches off (EL1 boots like a bare CPU).
+#[cfg(target_os = "none")]
 const SCTLR_EL1_RESET: u64 = 0x30D0_0800;
 
+#[cfg(target_os = "none")]
 impl El1State {
     /// The state a vCPU starts in: MMU off, timer off, its own MPIDR.
     pub fn at_reset(vcpu_index: u64) -> Self {
@@ -81,6 +98,7 @@ impl El1State {
     }
 }
 
+#[cfg(target_os = "none")]
 impl FpSimd {
     /// Saves the live FP/SIMD registers into `self`.
     pub fn save(&mut self) {
@@ -93,5 +111,23 @@ impl FpSimd {
     pub fn restore(&self) {
         // SAFETY: as for save; the hyp itself never uses these registers (soft-float build).
         unsafe { fpsimd_restore(self) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GuestRegs;
+
+    #[test]
+    fn skipping_an_instruction_wraps_at_the_top_of_the_address_space() {
+        let mut regs = GuestRegs {
+            elr: 0x4008_0000,
+            ..GuestRegs::default()
+        };
+        regs.skip_instruction();
+        assert_eq!(regs.elr, 0x4008_0004);
+        regs.elr = u64::MAX - 3;
+        regs.skip_instruction();
+        assert_eq!(regs.elr, 0);
     }
 }

@@ -6,8 +6,10 @@ use core::arch::asm;
 
 /// CPTR_EL2 (E2H = 0): RES1 bits 13, 12, 9 and 7..0, which also keep SVE (TZ, bit 8) and SME
 /// (TSM, bit 12) trapped where the CPU has them. TFP (bit 10) is clear: guests own FP/SIMD.
-/// TTA (bit 20) traps trace-register access.
-const CPTR_EL2_GUESTS: u64 = (1 << 20) | (1 << 13) | (1 << 12) | (1 << 9) | (1 << 8) | 0xff;
+/// TTA (bit 20) traps trace-register access, TAM (bit 30) the activity monitors (RES0 where the
+/// CPU has none, so set on every CPU, as KVM does).
+const CPTR_EL2_GUESTS: u64 =
+    (1 << 30) | (1 << 20) | (1 << 13) | (1 << 12) | (1 << 9) | (1 << 8) | 0xff;
 
 /// Configures this CPU's EL2 for running guests. Called once per CPU before its first guest.
 pub fn init_el2(vectors: u64, percpu: u64) {
@@ -16,9 +18,13 @@ pub fn init_el2(vectors: u64, percpu: u64) {
 
     // Guests run AArch64 EL1 with stage 2 on. Sensitive operations trap: SMC (TSC), WFI (TWI),
     // implementation-defined and auxiliary control registers (TIDCP, TACR), set/way cache
-    // maintenance (TSW). Physical interrupts and SErrors come to EL2 (IMO, FMO, AMO). DC
-    // (default cacheable) lets a guest run safely with its own MMU still off; TVM traps its
-    // translation-register writes so the hyp sees the MMU go on and drops DC then.
+    // maintenance (TSW), reads of the feature ID registers (TID3: the hyp shows a sanitised
+    // copy, vm::idregs), the LOR and RAS error-record registers (TLOR, TERR: RES0 on CPUs
+    // without them). API and APK stay clear: pointer-authentication instructions and keys trap,
+    // the keys are not switched per vCPU, and guests are told there is no PAC. Physical
+    // interrupts and SErrors come to EL2 (IMO, FMO, AMO). DC (default cacheable) lets a guest
+    // run safely with its own MMU still off; TVM traps its translation-register writes so the
+    // hyp sees the MMU go on and drops DC then.
     HCR_EL2.write(
         HCR_EL2::RW::EL1IsAarch64
             + HCR_EL2::VM::Enable
@@ -33,6 +39,9 @@ pub fn init_el2(vectors: u64, percpu: u64) {
             + HCR_EL2::TIDCP::SET
             + HCR_EL2::TACR::SET
             + HCR_EL2::TSW::SET
+            + HCR_EL2::TID3::SET
+            + HCR_EL2::TLOR::SET
+            + HCR_EL2::TERR::SET
             + HCR_EL2::DC::SET
             + HCR_EL2::TVM::SET,
     );
@@ -41,11 +50,15 @@ pub fn init_el2(vectors: u64, percpu: u64) {
     // value keeps FP/SIMD usable and SVE/SME/trace trapped.
     unsafe { asm!("msr cptr_el2, {}", in(reg) CPTR_EL2_GUESTS, options(nomem, nostack)) };
 
-    // No PMU and no debug registers for guests; HPMN keeps the counters the CPU reports.
+    // No PMU, no statistical profiling (TPMS; its buffer is EL2's with E2PB = 0), no trace
+    // filter or buffer (TTRF; E2TB = 0) and no debug registers for guests (TPMS and TTRF are
+    // RES0 where the CPU lacks the feature); HPMN keeps the counters the CPU reports.
     let hpmn = MDCR_EL2.read(MDCR_EL2::HPMN);
     MDCR_EL2.write(
         MDCR_EL2::TPM::SET
             + MDCR_EL2::TPMCR::SET
+            + MDCR_EL2::TPMS::SET
+            + MDCR_EL2::TTRF::SET
             + MDCR_EL2::TDA::SET
             + MDCR_EL2::TDOSA::SET
             + MDCR_EL2::TDRA::SET
@@ -64,6 +77,39 @@ pub fn init_el2(vectors: u64, percpu: u64) {
 /// The physical-address size the CPU supports, as the PS/PARange encoding capped at 48 bits.
 pub fn pa_range_capped() -> u64 {
     ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange).min(5)
+}
+
+/// Reads one register of the feature ID space (op0 3, op1 0, CRn 0, CRm 1..7) by its encoding;
+/// 0 for any other encoding. Unallocated encodings of that space read as zero architecturally.
+pub fn read_id_register(reg: (u8, u8, u8, u8, u8)) -> u64 {
+    macro_rules! id_space {
+        ($($crm:literal: $($op2:literal)*;)*) => {
+            match reg {
+                $($((3, 0, 0, $crm, $op2) => {
+                    let value: u64;
+                    // SAFETY: reading an ID register has no side effect.
+                    unsafe {
+                        asm!(
+                            concat!("mrs {}, s3_0_c0_c", stringify!($crm), "_", stringify!($op2)),
+                            out(reg) value,
+                            options(nomem, nostack)
+                        )
+                    };
+                    value
+                })*)*
+                _ => 0,
+            }
+        };
+    }
+    id_space! {
+        1: 0 1 2 3 4 5 6 7;
+        2: 0 1 2 3 4 5 6 7;
+        3: 0 1 2 3 4 5 6 7;
+        4: 0 1 2 3 4 5 6 7;
+        5: 0 1 2 3 4 5 6 7;
+        6: 0 1 2 3 4 5 6 7;
+        7: 0 1 2 3 4 5 6 7;
+    }
 }
 
 /// Waits for an interrupt or event with nothing else to do.
@@ -135,7 +181,8 @@ pub fn inject_sync(regs: &mut super::context::GuestRegs, esr: u64, far: u64) {
     FAR_EL1.set(far);
     ELR_EL1.set(regs.elr);
     SPSR_EL1.set(regs.spsr);
-    regs.elr = VBAR_EL1.get() + offset;
+    // VBAR_EL1[10:0] are RES0, so this never carries; wrapping says it cannot panic.
+    regs.elr = VBAR_EL1.get().wrapping_add(offset);
     regs.spsr = SPSR_EL1H_DAIF_MASKED;
 }
 

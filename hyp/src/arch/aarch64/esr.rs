@@ -9,10 +9,12 @@ pub enum Class {
     Unknown,
     WfiWfe,
     Fp,
+    PointerAuth,
     Hvc64,
     Smc64,
     SysReg,
     Sve,
+    Sme,
     InstructionAbortLower,
     InstructionAbortSame,
     PcAlignment,
@@ -30,10 +32,12 @@ impl Class {
             0x00 => Self::Unknown,
             0x01 => Self::WfiWfe,
             0x07 => Self::Fp,
+            0x09 => Self::PointerAuth,
             0x16 => Self::Hvc64,
             0x17 => Self::Smc64,
             0x18 => Self::SysReg,
             0x19 => Self::Sve,
+            0x1d => Self::Sme,
             0x20 => Self::InstructionAbortLower,
             0x21 => Self::InstructionAbortSame,
             0x22 => Self::PcAlignment,
@@ -51,10 +55,12 @@ impl Class {
             Self::Unknown => "unknown reason (undefined instruction)",
             Self::WfiWfe => "WFI/WFE",
             Self::Fp => "FP/SIMD access trapped",
+            Self::PointerAuth => "pointer authentication trapped",
             Self::Hvc64 => "HVC",
             Self::Smc64 => "SMC",
             Self::SysReg => "system register access trapped",
             Self::Sve => "SVE access trapped",
+            Self::Sme => "SME access trapped",
             Self::InstructionAbortLower => "instruction abort from a guest",
             Self::InstructionAbortSame => "instruction abort at EL2",
             Self::PcAlignment => "PC alignment fault",
@@ -311,6 +317,13 @@ mod tests {
     fn decodes_hvc_immediate_and_unknown_classes() {
         let hvc = Syndrome::decode((0x16 << 26) | (1 << 25) | 0x42, 0, 0);
         assert_eq!((hvc.class, hvc.imm16()), (Class::Hvc64, 0x42));
+        for (ec, class) in [
+            (0x09, Class::PointerAuth),
+            (0x19, Class::Sve),
+            (0x1d, Class::Sme),
+        ] {
+            assert_eq!(Syndrome::decode(ec << 26, 0, 0).class, class, "EC {ec:#x}");
+        }
         let odd = Syndrome::decode(0x3d << 26, 0, 0);
         assert_eq!(odd.class, Class::Other(0x3d));
         assert!(std::format!("{odd}").contains("EC 0x3d"));
