@@ -99,6 +99,28 @@ pub unsafe fn call(va: u64) {
     unsafe { core::arch::asm!("blr {}", in(reg) va, clobber_abi("C")) };
 }
 
+/// The feature ID registers a guest reads (the hypervisor traps them and shows a sanitised
+/// copy): ID_AA64PFR0_EL1, ID_AA64PFR1_EL1, ID_AA64ISAR1_EL1, ID_AA64ISAR2_EL1,
+/// ID_AA64DFR0_EL1.
+#[cfg(target_os = "none")]
+pub fn id_registers() -> [u64; 5] {
+    let (pfr0, pfr1, isar1, isar2, dfr0): (u64, u64, u64, u64, u64);
+    // SAFETY: reading ID registers has no side effect (ID_AA64ISAR2_EL1 by its encoding, which
+    // reads as zero on CPUs older than it).
+    unsafe {
+        core::arch::asm!(
+            "mrs {}, id_aa64pfr0_el1",
+            "mrs {}, id_aa64pfr1_el1",
+            "mrs {}, id_aa64isar1_el1",
+            "mrs {}, s3_0_c0_c6_2",
+            "mrs {}, id_aa64dfr0_el1",
+            out(reg) pfr0, out(reg) pfr1, out(reg) isar1, out(reg) isar2, out(reg) dfr0,
+            options(nomem, nostack)
+        )
+    };
+    [pfr0, pfr1, isar1, isar2, dfr0]
+}
+
 /// Instructions the hypervisor must not let a guest execute: each traps to EL2, which answers
 /// with an UNDEFINED exception (caught by `fault::probe`) or, for SMC, a refusal in x0.
 #[cfg(target_os = "none")]
@@ -171,6 +193,33 @@ pub mod sensitive {
         // SAFETY: enabling the timer with its interrupt masked (IMASK, bit 1) raises nothing;
         // and it traps before executing.
         unsafe { asm!("msr cntp_ctl_el0, {}", in(reg) 0b11u64, options(nomem, nostack)) };
+    }
+
+    /// A pointer-authentication instruction (`PACIA x0, x1`, not in the HINT space) with
+    /// SCTLR_EL1.EnIA set, which on a CPU with PAC makes it trap to EL2 (HCR_EL2.API clear);
+    /// SCTLR_EL1 is restored after it.
+    pub fn pointer_auth_enabled() {
+        const SCTLR_ENIA: u64 = 1 << 31;
+        // SAFETY: with EnIA set only instruction-address signing changes, and nothing else runs
+        // before SCTLR_EL1 is restored; PACIA changes only x0 (declared). The fault handler
+        // resumes after the PACIA when it is UNDEFINED.
+        unsafe {
+            asm!(
+                "mrs {saved}, sctlr_el1",
+                "orr {tmp}, {saved}, {enia}",
+                "msr sctlr_el1, {tmp}",
+                "isb",
+                ".inst 0xdac10020", // pacia x0, x1
+                "msr sctlr_el1, {saved}",
+                "isb",
+                saved = out(reg) _,
+                tmp = out(reg) _,
+                enia = in(reg) SCTLR_ENIA,
+                inout("x0") 0u64 => _,
+                in("x1") 0u64,
+                options(nostack)
+            )
+        };
     }
 
     /// SMC #0 with `function` in x0; returns x0 as the hypervisor left it.

@@ -286,4 +286,94 @@ fn checks(info: &BootInfo, cmd: &Command, me: usize, c: &mut Checks) {
         "SMC from a guest is refused",
         sensitive::smc(SMCCC_VERSION.into()) as i64 == -1,
     );
+    // Pointer authentication is hidden, so its instructions are UNDEFINED even where the CPU
+    // has them (they trap to the hypervisor, which does not switch the keys).
+    c.check(
+        "a pointer-authentication instruction is UNDEFINED",
+        undef(fault::probe(sensitive::pointer_auth_enabled)),
+    );
+
+    id_registers(c);
+    registers_preserved(info, c);
+}
+
+/// The ID registers show what the hypervisor virtualizes and nothing else: no SVE, SME, MTE,
+/// activity monitors, PMU or pointer authentication, whatever the CPU has; AArch64 only.
+fn id_registers(c: &mut Checks) {
+    let [pfr0, pfr1, isar1, isar2, dfr0] = crate::arch::id_registers();
+    let field = |value: u64, lsb: u32| (value >> lsb) & 0xf;
+    c.expect(
+        "ID_AA64PFR0_EL1 EL0, EL1: AArch64 only",
+        (field(pfr0, 0), field(pfr0, 4)),
+        (1, 1),
+    );
+    c.expect("ID_AA64PFR0_EL1.SVE is absent", field(pfr0, 32), 0);
+    c.expect("ID_AA64PFR0_EL1.AMU is absent", field(pfr0, 44), 0);
+    c.expect("ID_AA64PFR1_EL1.SME is absent", field(pfr1, 24), 0);
+    c.expect("ID_AA64PFR1_EL1.MTE is absent", field(pfr1, 8), 0);
+    c.expect(
+        "ID_AA64ISAR1_EL1 APA, API, GPA, GPI are absent",
+        [4, 8, 24, 28].map(|lsb| field(isar1, lsb)),
+        [0; 4],
+    );
+    c.expect(
+        "ID_AA64ISAR2_EL1 GPA3, APA3 are absent",
+        [8, 12].map(|lsb| field(isar2, lsb)),
+        [0; 2],
+    );
+    c.expect("ID_AA64DFR0_EL1.PMUVer is absent", field(dfr0, 8), 0);
+}
+
+/// SMCCC 1.2: a call keeps every register it does not return a result in (docs/ABI.md,
+/// "Registers across a call"): each call below with the first register it must keep; x18..x30
+/// the compiler relies on (the conduit declares only x0..x17 clobbered).
+fn registers_preserved(info: &BootInfo, c: &mut Checks) {
+    use hypercall_abi::{Call, PsciCall};
+    let calls = [
+        (Call::SmcccVersion, 1),
+        (Call::VendorHypCallUid, 4),
+        (Call::VendorHypRevision, 2),
+        (Call::Psci(PsciCall::Version), 1),
+        (Call::AbiFeatures, 4),
+        (Call::VmInfo, 4),
+        (
+            Call::MemQuery {
+                ipa: info.image_start,
+            },
+            4,
+        ),
+        (Call::EventAck { event: 256 }, 4),
+        (
+            Call::ConsoleWrite {
+                ipa: 0x7F_0000_0000,
+                len: 8,
+            },
+            4,
+        ),
+    ];
+    let mut hv = hv();
+    for (call, kept) in calls {
+        let mut regs = call.to_regs();
+        for (i, r) in regs.iter_mut().enumerate().skip(kept) {
+            *r = 0xA5A5_0000_0000_0000 | i as u64;
+        }
+        let back = hv.conduit_mut().call(&regs);
+        c.expect(
+            "a call keeps the registers it does not answer in",
+            &back[kept..],
+            &regs[kept..],
+        );
+    }
+    let mut unknown = [0u64; 18];
+    unknown[0] = 0xC600_00FF;
+    for (i, r) in unknown.iter_mut().enumerate().skip(1) {
+        *r = 0x5A5A_0000_0000_0000 | i as u64;
+    }
+    let back = hv.conduit_mut().call(&unknown);
+    c.expect(
+        "an unknown call answers NOT_SUPPORTED, x1..x3 = 0",
+        &back[..4],
+        &[Error::NotSupported.code() as u64, 0, 0, 0],
+    );
+    c.expect("an unknown call keeps x4..x17", &back[4..], &unknown[4..]);
 }

@@ -42,6 +42,7 @@ unsafe extern "C" {
     fn fpsimd_restore(state: *const FpSimd);
 }
 
+#[cfg(target_os = "none")]
 macro_rules! el1_state {
     ($($field:ident => $reg:literal),* $(,)?) => {
         /// EL1 and EL0 system registers a guest owns, plus its virtual timer.
