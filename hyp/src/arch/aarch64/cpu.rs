@@ -46,6 +46,16 @@ pub fn init_el2(vectors: u64, percpu: u64) {
             + HCR_EL2::TVM::SET,
     );
 
+    // FEAT_HCX: HCRX_EL2 comes out of reset UNKNOWN. Zero leaves the EL1 features it enables
+    // (TCR2, SCTLR2, GCS, LS64, MOPS) off or trapped: none of their state is switched, and the
+    // ID registers hide all of them.
+    const MMFR1_HCX_SHIFT: u64 = 40;
+    if (ID_AA64MMFR1_EL1.get() >> MMFR1_HCX_SHIFT) & 0xf != 0 {
+        // SAFETY: HCRX_EL2 (s3_4_c1_c2_2) exists on this CPU (ID_AA64MMFR1_EL1.HCX) and only
+        // controls what EL1 and EL0 may use.
+        unsafe { asm!("msr s3_4_c1_c2_2, xzr", options(nomem, nostack)) };
+    }
+
     // SAFETY: CPTR_EL2 only controls traps of lower-EL (and EL2) coprocessor accesses; the
     // value keeps FP/SIMD usable and SVE/SME/trace trapped.
     unsafe { asm!("msr cptr_el2, {}", in(reg) CPTR_EL2_GUESTS, options(nomem, nostack)) };
