@@ -227,8 +227,8 @@ fn handle_sync(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
             }
             Action::Resume
         }
-        // Instructions of features the ID registers hide (CPTR_EL2.TZ/TSM, HCR_EL2.API): a CPU
-        // without them would find the instruction UNDEFINED.
+        // An UNDEFINED instruction, and the instructions of features the ID registers hide
+        // (CPTR_EL2.TZ/TSM, HCR_EL2.API): a CPU without them would find them UNDEFINED too.
         Class::Unknown | Class::Sve | Class::Sme | Class::PointerAuth => {
             cpu::inject_undefined(&mut vm.vcpus[v].regs);
             Action::Resume
