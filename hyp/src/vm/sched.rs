@@ -257,11 +257,12 @@ pub fn reschedule(mut guard: MutexGuard<'_, Option<Scheduler>>, outgoing_alive: 
             Next::Done => {
                 let sched = guard.take();
                 drop(guard);
+                crate::bench::at_end();
                 crate::power::finish(sched.as_ref());
             }
             Next::Idle(deadline) => {
                 drop(guard);
-                timer::wait_until(deadline);
+                crate::bench::idle(|| timer::wait_until(deadline));
                 super::exit::take_interrupts(None);
                 alive = false;
                 guard = SCHED.lock();
