@@ -56,11 +56,16 @@ fn quota_left() -> u64 {
     hv().vm_info().map_or(0, |i| i.mem_available_bytes)
 }
 
-/// Maps and unmaps a page in each of `count` regions, 256 regions a batch.
+/// Regions a sweep batch covers (two entries each), and entries a sparse batch maps: full
+/// lists, the fewest calls.
+const SWEEP_BATCH: u64 = 256;
+const SPARSE_BATCH: u64 = 512;
+
+/// Maps and unmaps a page in each of `count` regions, [`SWEEP_BATCH`] regions a batch.
 fn sweep(c: &mut Checks, batch: &mut BatchPage, count: u64) {
     let mut done = 0;
     while done < count {
-        let n = (count - done).min(256);
+        let n = (count - done).min(SWEEP_BATCH);
         let mut b = batch.builder();
         for i in done..done + n {
             let ipa = region(i).expect("within the attack space");
@@ -101,7 +106,7 @@ fn sparse(c: &mut Checks, batch: &mut BatchPage) -> u64 {
     let total = regions();
     let mut mapped = 0;
     while mapped < total {
-        let n = (total - mapped).min(512);
+        let n = (total - mapped).min(SPARSE_BATCH);
         let mut b = batch.builder();
         for i in mapped..mapped + n {
             let ipa = region(i).expect("within the attack space");
@@ -315,7 +320,7 @@ pub fn run(argv: &str) -> u64 {
     let count = args::number(argv, "regions").map_or(regions(), |n| n.min(regions()));
     let binds = args::number(argv, "binds").unwrap_or(10_000);
     let notifies = args::number(argv, "notifies").unwrap_or(10_000);
-    let writes = args::number(argv, "console").unwrap_or(16);
+    let writes = args::number(argv, "console").unwrap_or(2);
     let (mut batch, mut buf) = match (BatchPage::new(), Frames::alloc(16, MemPerms::RW)) {
         (Ok(batch), Ok(buf)) => (batch, buf),
         _ => {
