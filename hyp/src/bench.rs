@@ -10,7 +10,9 @@
 //! under `-icount shift=0`, which is resolution enough for a maximum. The vector's register
 //! save and restore (about 40 instructions) are outside it, and so is the null-hypercall fast
 //! path in vectors.S (17 instructions, bounded, answered before anything is saved). Idle waits
-//! inside an exit (nothing to run) are not holding the CPU and are left out.
+//! inside an exit (nothing to run, and the scheduler lock taken again after one) are not
+//! holding the CPU and are left out; waiting for the lock at the start of an exit is in (on
+//! one CPU it never waits).
 
 /// What the hyp keeps for one VM, in bytes.
 ///
@@ -139,12 +141,13 @@ fn record_hold(hold: Hold) {
 
 /// Runs `wait` (an idle wait: nothing to run on this CPU) outside the hold being measured.
 #[cfg(target_os = "none")]
-pub fn idle(wait: impl FnOnce()) {
+pub fn idle<T>(wait: impl FnOnce() -> T) -> T {
     let before = counter();
-    wait();
+    let woken = wait();
     let clock = crate::percpu::hold_clock();
     // SAFETY: as in `HoldTimer::start`.
     unsafe { (*clock).start = (*clock).start.wrapping_add(counter().wrapping_sub(before)) };
+    woken
 }
 
 /// Logs `max_hold` for scripts/bench.sh (and anyone reading a run's log): called once, when

@@ -262,10 +262,13 @@ pub fn reschedule(mut guard: MutexGuard<'_, Option<Scheduler>>, outgoing_alive: 
             }
             Next::Idle(deadline) => {
                 drop(guard);
-                crate::bench::idle(|| timer::wait_until(deadline));
-                super::exit::take_interrupts(None);
+                // Idle until the lock is back: waiting for it here is not this CPU's work.
+                guard = crate::bench::idle(|| {
+                    timer::wait_until(deadline);
+                    super::exit::take_interrupts(None);
+                    SCHED.lock()
+                });
                 alive = false;
-                guard = SCHED.lock();
             }
         }
     }
