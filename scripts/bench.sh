@@ -14,7 +14,10 @@ instructions each hot path costs, identically on every run: a table on the termi
 measure's budget, and optionally JSON and an SVG chart. Three boots: one VM alone (the one-VM
 measures, and the hyp's boot_to_guest and per-VM overhead), two VMs yielding to each other
 (vm_switch, and the event and channel round trips), and one VM with console =
-"emulated-pl011" (console_trap_64b, from which console_trap_over_pv is derived).
+"emulated-pl011" (console_trap_64b, from which console_trap_over_pv is derived). Every boot
+also reports max_hold, the longest the hyp held a CPU for one guest exit; a fourth boot runs
+the hold manifest (default tests/manifests/bench-hold.toml: pv-guest's `fuzz` program) for it
+alone, and is skipped, saying so, while pv-guest has no such program.
 
 options:
   --board virt|raspi4b   machine (default virt: 1 CPU, cortex-a72; raspi4b: its 4 fixed
@@ -28,6 +31,8 @@ options:
                          figures are then rough; scripts/test.sh uses it)
   --no-icount            wall-clock nanoseconds instead: NOT deterministic
   --no-build             use the binaries already in target/pvhyp
+  --hold-manifest FILE   the boot run for max_hold alone (its VMs' programs may fail: only
+                         the hyp's figure counts); `none` skips it
   --logs DIR             keep the console logs in DIR
   -h, --help             this text
 Exit status: 0 when every run finished and reported (budgets missed do not fail it), 1 when a
@@ -38,6 +43,7 @@ USAGE
 die() { echo "bench: $*" >&2; exit 2; }
 
 board=virt cpu="" json="" svg="" iterations="" quick=0 icount=1 build=1 logs=""
+hold_manifest=tests/manifests/bench-hold.toml
 while [ $# -gt 0 ]; do
     case "$1" in
         --board) board="${2:?--board needs a value}"; shift 2 ;;
@@ -49,6 +55,7 @@ while [ $# -gt 0 ]; do
         --no-icount) icount=0; shift ;;
         --no-build) build=0; shift ;;
         --logs) logs="${2:?--logs needs a directory}"; shift 2 ;;
+        --hold-manifest) hold_manifest="${2:?--hold-manifest needs a file}"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown option: $1" ;;
     esac
@@ -61,6 +68,7 @@ case "$board" in
 esac
 [ -z "$iterations" ] || [[ "$iterations" =~ ^[1-9][0-9]*$ ]] ||
     die "--iterations must be a positive number, not '$iterations'"
+[ "$hold_manifest" = none ] || [ -f "$hold_manifest" ] || die "no manifest $hold_manifest"
 
 if [ "$build" = 1 ]; then
     scripts/setup.sh
@@ -104,9 +112,33 @@ run_one() {
 run_one solo tests/manifests/bench.toml
 run_one switch tests/manifests/bench-switch.toml
 run_one trap tests/manifests/bench-trap.toml
+logs_read=("$work/solo.log" "$work/switch.log" "$work/trap.log")
+
+# The max_hold boot: whatever its guests do, the hyp must finish the run and say max_hold.
+# --quick shortens its programs' counts (count=N) to a few hundred calls.
+if [ "$hold_manifest" != none ]; then
+    if [ "$quick" = 1 ]; then
+        sed -E 's/count=[0-9]+/count=300/g' "$hold_manifest" >"$work/hold.toml"
+    else
+        cp "$hold_manifest" "$work/hold.toml"
+    fi
+    scripts/run.sh --no-build "${machine[@]}" --manifest "$work/hold.toml" --timeout 600 \
+        -- "${qemu[@]}" </dev/null >"$work/hold.log" 2>&1 || true
+    [ -z "$logs" ] || cp "$work/hold.log" "$logs/hold.log"
+    if grep -q 'unknown program "fuzz"' "$work/hold.log"; then
+        echo "bench: $hold_manifest skipped: pv-guest has no fuzz program yet (max_hold from" \
+            "the bench programs alone)"
+    elif grep -q 'max_hold: ' "$work/hold.log"; then
+        logs_read+=("$work/hold.log")
+    else
+        echo "bench: the hold run ($hold_manifest) did not finish:" >&2
+        tail -n 20 "$work/hold.log" >&2
+        exit 1
+    fi
+fi
 
 out=()
 [ -n "$json" ] && out+=(--json "$json")
 [ -n "$svg" ] && out+=(--svg "$svg")
 "$report" --image target/pvhyp/Image --title "pvhyp on QEMU $board" "${out[@]}" \
-    "$work/solo.log" "$work/switch.log" "$work/trap.log"
+    "${logs_read[@]}"

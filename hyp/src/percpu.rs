@@ -21,6 +21,17 @@ pub struct PerCpu {
     pub vm: Option<(usize, usize)>,
     /// This CPU's place in the device tree's `/cpus` list: its GIC redistributor's index.
     pub gic_index: usize,
+    /// How long this CPU has been in the hyp for the current guest exit (bench.rs).
+    pub hold: HoldClock,
+}
+
+/// The clock of bench.rs's `max_hold`, in counter ticks.
+#[repr(C)]
+pub struct HoldClock {
+    /// When the current guest exit began, moved later by the idle waits inside it.
+    pub start: u64,
+    /// The longest stay in the hyp for one exit on this CPU so far.
+    pub max: u64,
 }
 
 #[repr(C, align(16))]
@@ -38,6 +49,7 @@ static mut PER_CPU: [PerCpu; MAX_CPUS] = [const {
         stack_top: 0,
         vm: None,
         gic_index: 0,
+        hold: HoldClock { start: 0, max: 0 },
     }
 }; MAX_CPUS];
 
@@ -98,4 +110,11 @@ pub fn stack_top() -> usize {
 pub fn gic_index() -> usize {
     // SAFETY: as in `index`.
     unsafe { (*this()).gic_index }
+}
+
+/// This CPU's hold clock. Only this CPU reads or writes it, and never while an exception could
+/// enter the hyp on it (the hyp runs with its exceptions masked).
+pub fn hold_clock() -> *mut HoldClock {
+    // SAFETY: as in `index`; only the field's address is taken.
+    unsafe { &raw mut (*this()).hold }
 }

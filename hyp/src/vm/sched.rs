@@ -257,14 +257,18 @@ pub fn reschedule(mut guard: MutexGuard<'_, Option<Scheduler>>, outgoing_alive: 
             Next::Done => {
                 let sched = guard.take();
                 drop(guard);
+                crate::bench::at_end();
                 crate::power::finish(sched.as_ref());
             }
             Next::Idle(deadline) => {
                 drop(guard);
-                timer::wait_until(deadline);
-                super::exit::take_interrupts(None);
+                // Idle until the lock is back: waiting for it here is not this CPU's work.
+                guard = crate::bench::idle(|| {
+                    timer::wait_until(deadline);
+                    super::exit::take_interrupts(None);
+                    SCHED.lock()
+                });
                 alive = false;
-                guard = SCHED.lock();
             }
         }
     }

@@ -14,6 +14,10 @@ mod channel;
 #[cfg(target_os = "none")]
 mod checks;
 #[cfg(target_os = "none")]
+mod exhaust;
+#[cfg(target_os = "none")]
+mod fill;
+#[cfg(target_os = "none")]
 mod fpsimd;
 #[cfg(target_os = "none")]
 mod hog;
@@ -81,6 +85,8 @@ pub fn run(info: &hypercall_abi::BootInfo, cmd: &Command) -> u64 {
         "bench" => bench::run(cmd.args),
         "fpsimd" => fpsimd::run(info, cmd.args),
         "memtest" => memtest::run(info),
+        "exhaust" => exhaust::run(cmd.args),
+        "fill" => fill::run(cmd.args),
         "attack" => attack::run(info, cmd.args),
         "victim" => victim::run(info, cmd.args),
         "hog" => hog::run(cmd.args),

@@ -117,6 +117,7 @@ pub const ALL: &[Spec] = &[
     spec("boot_to_guest", I, Host),
     budget(spec("hyp_image_bytes", "bytes", Host), AtMost(131072.0)),
     spec("hyp_overhead_bytes_per_vm", "bytes", Host),
+    spec("max_hold", I, Host),
 ];
 
 /// The spec called `name`.

@@ -6,8 +6,8 @@
 //! benchreport --check-json FILE
 //! ```
 //!
-//! The logs hold the guests' `bench: name=...` lines and the hyp's `boot_to_guest` and
-//! `hyp_overhead_bytes_per_vm` log lines; `--image` is the hyp's Image (`hyp_image_bytes`).
+//! The logs hold the guests' `bench: name=...` lines and the hyp's `boot_to_guest`,
+//! `hyp_overhead_bytes_per_vm` and `max_hold` log lines; `--image` is the hyp's Image (`hyp_image_bytes`).
 //! Exit status 1 when a run reported a failure (a failed calibration, a failed call), 2 for bad
 //! usage. `--check-json` checks a file `--json` wrote: valid JSON, every measure present.
 
@@ -93,6 +93,9 @@ fn run(o: &Options) -> Result<bool, String> {
     }
     println!();
     print!("{}", table::render(&results));
+    if let Some(cause) = &results.max_hold_cause {
+        println!("max_hold: {cause}");
+    }
     if let Some(path) = &o.json {
         write(path, &json::render(&results))?;
     }

@@ -1,6 +1,6 @@
 //! Reading the console logs of bench runs: the guests' `bench: ...` lines and the hyp's
-//! `boot_to_guest` / `hyp_overhead_bytes_per_vm` log lines; then the measures derived on the
-//! host.
+//! `boot_to_guest` / `hyp_overhead_bytes_per_vm` / `max_hold` log lines; then the measures
+//! derived on the host.
 
 use crate::catalog::{self, Source};
 use std::collections::BTreeMap;
@@ -27,6 +27,8 @@ pub struct Results {
     pub failures: Vec<String>,
     /// The calibration lines, for the report's header.
     pub calibrations: Vec<String>,
+    /// What the longest hold was (the hyp's words after the figure), for the report's footer.
+    pub max_hold_cause: Option<String>,
 }
 
 /// The text after `key=` up to the next space.
@@ -98,14 +100,23 @@ impl Results {
         } else if let Some(at) = line.find("bench: failed: ") {
             self.failures.push(line[at..].to_string());
         } else if let Some(at) = line.find("boot_to_guest: ") {
-            // "boot_to_guest: N counter ticks at F Hz"
-            let words: Vec<&str> = line[at..].split_whitespace().collect();
-            if let [_, ticks, "counter", "ticks", "at", hz, "Hz", ..] = words[..]
-                && let (Ok(ticks), Ok(hz)) = (ticks.parse::<u128>(), hz.parse::<u128>())
-                && hz > 0
-            {
-                let v = ((ticks * 1_000_000_000 + hz / 2) / hz) as f64;
+            if let Some(v) = counter_ns(&line[at..]) {
                 self.set_first("boot_to_guest", single(self.wall_unit(), v));
+            }
+        } else if let Some(at) = line.find("max_hold: ") {
+            // "max_hold: N counter ticks at F Hz (cause)": the largest over every log.
+            if let Some(v) = counter_ns(&line[at..]) {
+                let larger = match self.get("max_hold") {
+                    Some(Figure::Measured { min, .. }) => v > *min,
+                    _ => true,
+                };
+                if larger {
+                    self.set("max_hold", single(self.wall_unit(), v));
+                    self.max_hold_cause = line[at..].split_once(" Hz (").map(|(_, cause)| {
+                        let cause = cause.trim_end();
+                        name_call(cause.strip_suffix(')').unwrap_or(cause))
+                    });
+                }
             }
         } else if let Some(at) = line.find("hyp_overhead_bytes_per_vm: ") {
             let value = line[at..].split_whitespace().nth(1);
@@ -123,10 +134,12 @@ impl Results {
     /// two console measures. Then every measure nobody reported is marked unavailable.
     pub fn derive(&mut self, image_bytes: Option<u64>) {
         // The hyp's line comes before any guest says it runs on wall time.
-        if self.wall
-            && let Some(Figure::Measured { unit, .. }) = self.figures.get_mut("boot_to_guest")
-        {
-            *unit = "ns".to_string();
+        if self.wall {
+            for name in ["boot_to_guest", "max_hold"] {
+                if let Some(Figure::Measured { unit, .. }) = self.figures.get_mut(name) {
+                    *unit = "ns".to_string();
+                }
+            }
         }
         if let Some(bytes) = image_bytes {
             self.set("hyp_image_bytes", single("bytes", bytes as f64));
@@ -163,6 +176,33 @@ impl Results {
             }
         }
     }
+}
+
+/// "NAME: N counter ticks at F Hz ..." as nanoseconds of the virtual clock (instructions under
+/// `-icount shift=0`).
+fn counter_ns(text: &str) -> Option<f64> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if let [_, ticks, "counter", "ticks", "at", hz, "Hz", ..] = words[..]
+        && let (Ok(ticks), Ok(hz)) = (ticks.parse::<u128>(), hz.parse::<u128>())
+        && hz > 0
+    {
+        Some(((ticks * 1_000_000_000 + hz / 2) / hz) as f64)
+    } else {
+        None
+    }
+}
+
+/// The hyp's "CPU N, HVC 0xID" with the call's name from the ABI catalog: "CPU N, HVC NAME
+/// (0xID)". Anything else as it is.
+fn name_call(cause: &str) -> String {
+    let Some((before, id)) = cause.split_once("HVC 0x") else {
+        return cause.to_string();
+    };
+    let name = u32::from_str_radix(id, 16)
+        .ok()
+        .and_then(hypercall_abi::catalog::CallInfo::find)
+        .map_or("unknown call", |c| c.name);
+    format!("{before}HVC {name} (0x{id})")
 }
 
 fn single(unit: &str, v: f64) -> Figure {
@@ -242,6 +282,31 @@ bench: bench: name=event_roundtrip unavailable=needs the event calls (EVENT_* li
         assert!(
             matches!(r.get("boot_to_guest"), Some(Figure::Measured { min, .. }) if *min == 10.0)
         );
+    }
+
+    #[test]
+    fn max_hold_is_the_largest_of_every_log_with_its_cause() {
+        let mut r = Results::default();
+        r.read_log("hyp: INFO  [bench] max_hold: 100 counter ticks at 62500000 Hz (CPU 0, IRQ)");
+        r.read_log(
+            "hyp: INFO  [bench] max_hold: 3000 counter ticks at 62500000 Hz (CPU 0, HVC \
+             0xc6000030)",
+        );
+        r.read_log("hyp: INFO  [bench] max_hold: 200 counter ticks at 62500000 Hz (CPU 1, IRQ)");
+        r.derive(None);
+        assert!(
+            matches!(r.get("max_hold"), Some(Figure::Measured { min, unit, .. })
+                if *min == 48_000.0 && unit == "instructions")
+        );
+        assert_eq!(
+            r.max_hold_cause.as_deref(),
+            Some("CPU 0, HVC MEM_MAP (0xc6000030)")
+        );
+        assert_eq!(
+            name_call("CPU 2, HVC 0x1234"),
+            "CPU 2, HVC unknown call (0x1234)"
+        );
+        assert_eq!(name_call("CPU 0, trap EC 0x24"), "CPU 0, trap EC 0x24");
     }
 
     #[test]
