@@ -1,32 +1,52 @@
 //! The `mem` family: a guest asks for its memory page by page instead of owning RAM.
 //! Validation and the stage-2 work are in `vm::memory`; this module reads the arguments and the
-//! batch list (copied out of guest memory before anything is checked).
+//! batch list (copied out of guest memory before anything is checked), and turns a page call
+//! that is not done yet into a continuation.
 
-use super::GuestVm;
+use super::{Action, GuestVm, Power, answer};
+use crate::vm::memory::{PageCall, Progress};
 use hypercall_abi::layout::{BatchEntry, BatchOp};
 use hypercall_abi::mem::{MEM_BATCH_MAX, PAGE_SIZE};
-use hypercall_abi::{BatchResult, Error, MemPerms};
+use hypercall_abi::{BatchResult, Error, Regs};
 
-pub fn map(
-    vm: &mut impl GuestVm,
-    ipa: u64,
-    pages: u64,
-    perms: MemPerms,
-) -> Result<[u64; 3], Error> {
-    vm.memory_mut().map(ipa, pages, perms).map(|()| [0; 3])
+/// Whether the calling vCPU may change the VM's memory now: not while another vCPU's page
+/// call is under way (a vCPU that is off has given its call up).
+fn may_change_memory(vm: &mut impl GuestVm) -> bool {
+    match vm.memory().continued_by() {
+        Some(owner) if owner != vm.vcpu_index() => {
+            if vm.vcpu_power(owner) == Some(Power::On) {
+                return false;
+            }
+            vm.memory_mut().abandon_pending();
+            true
+        }
+        _ => true,
+    }
 }
 
-pub fn unmap(vm: &mut impl GuestVm, ipa: u64, pages: u64) -> Result<[u64; 3], Error> {
-    vm.memory_mut().unmap(ipa, pages).map(|()| [0; 3])
-}
-
-pub fn protect(
+/// `MEM_MAP`, `MEM_UNMAP`, `MEM_PROTECT` (x1 = ipa, x2 = pages): the answer, or the rest of
+/// the call in x1 and x2 and a continuation.
+pub fn page_call(
     vm: &mut impl GuestVm,
+    regs: &mut Regs,
+    call: PageCall,
     ipa: u64,
     pages: u64,
-    perms: MemPerms,
-) -> Result<[u64; 3], Error> {
-    vm.memory_mut().protect(ipa, pages, perms).map(|()| [0; 3])
+) -> Action {
+    if !may_change_memory(vm) {
+        return Action::Continue;
+    }
+    let vcpu = vm.vcpu_index();
+    match vm.memory_mut().call(vcpu, call, ipa, pages) {
+        Ok(Progress::Done) => answer(regs, Ok([0; 3])),
+        Ok(Progress::Continue { ipa, pages }) => {
+            regs[1] = ipa;
+            regs[2] = pages;
+            Action::Continue
+        }
+        Ok(Progress::Busy) => Action::Continue,
+        Err(e) => answer(regs, Err(e)),
+    }
 }
 
 /// x1 = the page's permissions, x2 = quota bytes left.
@@ -39,7 +59,16 @@ pub fn query(vm: &mut impl GuestVm, ipa: u64) -> Result<[u64; 3], Error> {
 
 /// Runs up to 512 one-page operations listed in a page of the guest's RAM, in order, stopping
 /// at the first that fails.
-pub fn batch(vm: &mut impl GuestVm, list_ipa: u64, count: u64) -> Result<[u64; 3], Error> {
+pub fn batch_call(vm: &mut impl GuestVm, regs: &mut Regs, list_ipa: u64, count: u64) -> Action {
+    if !may_change_memory(vm) {
+        return Action::Continue;
+    }
+    // A page call of this vCPU's own that it left for this one is given up.
+    vm.memory_mut().abandon_pending();
+    answer(regs, batch(vm, list_ipa, count))
+}
+
+fn batch(vm: &mut impl GuestVm, list_ipa: u64, count: u64) -> Result<[u64; 3], Error> {
     if count == 0 || count > MEM_BATCH_MAX {
         return Err(Error::InvalidParameters);
     }
@@ -77,7 +106,7 @@ pub fn batch(vm: &mut impl GuestVm, list_ipa: u64, count: u64) -> Result<[u64; 3
 mod tests {
     use super::super::fake::{FakeVm, PAGE_IPA, call};
     use super::*;
-    use hypercall_abi::Call;
+    use hypercall_abi::{Call, MemPerms};
     use std::vec::Vec;
 
     fn write_list(vm: &mut FakeVm, entries: &[u64]) {
@@ -138,7 +167,7 @@ mod tests {
     #[test]
     fn a_full_batch_maps_512_pages() {
         let mut vm = FakeVm::default();
-        vm.memory = crate::vm::memory::GuestMemory::new(2, 3, 600 * 4096);
+        vm.memory = crate::vm::memory::GuestMemory::new(2, 3, 600 * 4096).unwrap();
         vm.memory.map(PAGE_IPA, 1, MemPerms::RW).unwrap();
         let entries: Vec<u64> = (0..512)
             .map(|i| entry(BatchOp::Map, 0x100_0000 + i * 4096, MemPerms::RW))

@@ -56,17 +56,18 @@ pub enum OwnershipError {
     },
 }
 
-/// The owner of every frame in `[first_frame, first_frame + len)`; frames start Free.
+/// The owner of every frame in `[first_frame, first_frame + len)`.
 pub struct OwnerMap {
     first_frame: u64,
     owners: Vec<u16>,
 }
 
 impl OwnerMap {
-    pub fn new(first_frame: u64, frames: usize) -> Self {
+    /// A map whose frames all start as `initial`'s.
+    pub fn new_owned_by(first_frame: u64, frames: usize, initial: Owner) -> Self {
         Self {
             first_frame,
-            owners: vec![Owner::Free.encode(); frames],
+            owners: vec![initial.encode(); frames],
         }
     }
 
@@ -115,7 +116,7 @@ mod tests {
 
     #[test]
     fn frames_change_hands_only_from_their_owner() {
-        let mut map = OwnerMap::new(0x40000, 16);
+        let mut map = OwnerMap::new_owned_by(0x40000, 16, Owner::Free);
         map.transfer(0x40003, Owner::Free, Owner::Vm(2)).unwrap();
         assert_eq!(map.owner(0x40003), Owner::Vm(2));
         assert_eq!(
@@ -140,7 +141,7 @@ mod tests {
 
     #[test]
     fn frames_outside_ram_are_refused() {
-        let mut map = OwnerMap::new(0x40000, 4);
+        let mut map = OwnerMap::new_owned_by(0x40000, 4, Owner::Free);
         assert_eq!(
             map.transfer(0x3ffff, Owner::Free, Owner::Hyp),
             Err(OwnershipError::NotRam(0x3ffff))
