@@ -104,8 +104,10 @@ fn batch(vm: &mut impl GuestVm, list_ipa: u64, count: u64) -> Result<[u64; 3], E
 
 #[cfg(test)]
 mod tests {
+    use super::super::Power;
     use super::super::fake::{FakeVm, PAGE_IPA, call};
     use super::*;
+    use crate::vm::memory::calls::CHUNK_PAGES;
     use hypercall_abi::{Call, MemPerms};
     use std::vec::Vec;
 
@@ -236,5 +238,104 @@ mod tests {
                 first_error: Some(Error::InvalidParameters)
             })
         );
+    }
+
+    /// Dispatches `regs` as vCPU `vcpu` until the call is answered; the continuations taken,
+    /// each checked: x1/x2 say what is left, every other register is the caller's.
+    fn issue(vm: &mut FakeVm, vcpu: usize, regs: &mut Regs) -> u64 {
+        let original = *regs;
+        let mut continues = 0;
+        loop {
+            vm.caller = vcpu;
+            match super::super::dispatch(vm, regs) {
+                Action::Resume => return continues,
+                Action::Continue => {
+                    continues += 1;
+                    let done = continues * CHUNK_PAGES;
+                    assert_eq!(regs[1], original[1] + done * PAGE_SIZE);
+                    assert_eq!(regs[2], original[2] - done);
+                    assert_eq!(regs[0], original[0]);
+                    assert_eq!(regs[3..], original[3..]);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_large_page_call_continues_and_answers_as_one_call() {
+        let mut vm = FakeVm::empty(2, 2000);
+        vm.vcpus.push((Power::On, 0, 0));
+        let base = 0x100_0000;
+        let mut regs = Call::MemMap {
+            ipa: base,
+            pages: 1300,
+            perms: MemPerms::RW,
+        }
+        .to_regs();
+        let mut one_shot = Call::MemMap {
+            ipa: 0x8000_0000,
+            pages: 512,
+            perms: MemPerms::RW,
+        }
+        .to_regs();
+        assert_eq!(issue(&mut vm, 0, &mut one_shot), 0);
+        assert_eq!(issue(&mut vm, 0, &mut regs), 2);
+        assert_eq!(
+            regs[..4],
+            one_shot[..4],
+            "the same answer as a call done at once"
+        );
+        assert_eq!(
+            hypercall_abi::decode_return([regs[0], regs[1], regs[2], regs[3]]),
+            Ok([0; 3])
+        );
+        assert_eq!(vm.memory.pages_used(), 1812);
+        let mut unmap = Call::MemUnmap {
+            ipa: base,
+            pages: 1300,
+        }
+        .to_regs();
+        assert_eq!(issue(&mut vm, 0, &mut unmap), 2);
+        assert_eq!(unmap[0], 0);
+        assert_eq!(vm.memory.pages_used(), 512);
+    }
+
+    #[test]
+    fn another_vcpu_waits_for_a_call_under_way_unless_its_caller_is_off() {
+        let mut vm = FakeVm::empty(2, 2000);
+        vm.vcpus.push((Power::On, 0, 0));
+        let mut regs = Call::MemMap {
+            ipa: 0x100_0000,
+            pages: 1300,
+            perms: MemPerms::RW,
+        }
+        .to_regs();
+        assert_eq!(super::super::dispatch(&mut vm, &mut regs), Action::Continue);
+        // vCPU 1 maps a page of the range still to do: continued without progress.
+        vm.caller = 1;
+        let mut theirs = Call::MemMap {
+            ipa: 0x100_0000 + 1000 * PAGE_SIZE,
+            pages: 1,
+            perms: MemPerms::RW,
+        }
+        .to_regs();
+        let before = theirs;
+        assert_eq!(
+            super::super::dispatch(&mut vm, &mut theirs),
+            Action::Continue
+        );
+        assert_eq!(theirs, before, "its call is issued again as it was");
+        let mut list = Call::MemBatch {
+            list_ipa: PAGE_IPA,
+            count: 1,
+        }
+        .to_regs();
+        assert_eq!(super::super::dispatch(&mut vm, &mut list), Action::Continue);
+        // vCPU 0 powers off: its call is given up, vCPU 1's goes ahead.
+        vm.vcpus[0].0 = Power::Off;
+        assert_eq!(super::super::dispatch(&mut vm, &mut theirs), Action::Resume);
+        assert_eq!(theirs[0], 0);
+        assert_eq!(vm.memory.pages_used(), 513);
     }
 }

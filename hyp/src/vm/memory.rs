@@ -22,7 +22,7 @@ use aarch64_paging::descriptor::Stage2Attributes;
 use core::marker::PhantomData;
 use hypercall_abi::{Error, MemPerms};
 
-mod calls;
+pub mod calls;
 pub use calls::{PageCall, Progress};
 
 /// Stage-2 input size: 39-bit IPAs, starting at level 1 (T0SZ = 25, SL0 = 1), valid on every

@@ -167,3 +167,7 @@ impl<M: Machine> GuestMemory<M> {
         Ok(Progress::Continue { ipa, pages: left })
     }
 }
+
+#[cfg(test)]
+#[path = "calls_tests.rs"]
+mod tests;
