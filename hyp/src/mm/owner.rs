@@ -80,6 +80,36 @@ impl OwnerMap {
             .ok_or(OwnershipError::NotRam(frame))
     }
 
+    /// Gives the frames `[first, end)`, all `from`'s, to `to`; refuses (changing nothing) if
+    /// any is outside the map or not `from`'s.
+    pub fn transfer_range(
+        &mut self,
+        first: u64,
+        end: u64,
+        from: Owner,
+        to: Owner,
+    ) -> Result<(), OwnershipError> {
+        let start = first
+            .checked_sub(self.first_frame)
+            .ok_or(OwnershipError::NotRam(first))? as usize;
+        let stop = (end - self.first_frame) as usize;
+        let slots = self
+            .owners
+            .get_mut(start..stop)
+            .ok_or(OwnershipError::NotRam(end - 1))?;
+        let (from, to) = (from.encode(), to.encode());
+        if let Some(i) = slots.iter().position(|&o| o != from) {
+            let frame = first + i as u64;
+            return Err(OwnershipError::WrongOwner {
+                frame,
+                expected: Owner::decode(from),
+                actual: Owner::decode(slots[i]),
+            });
+        }
+        slots.fill(to);
+        Ok(())
+    }
+
     /// The owner of `frame` (frames outside the map are reported as the hyp's).
     pub fn owner(&self, frame: u64) -> Owner {
         frame
@@ -137,6 +167,25 @@ mod tests {
         );
         map.transfer(0x40003, Owner::Vm(2), Owner::Free).unwrap();
         assert_eq!(map.count(Owner::Free), 16);
+    }
+
+    #[test]
+    fn ranges_change_hands_whole_or_not_at_all() {
+        let mut map = OwnerMap::new_owned_by(0x40000, 8, Owner::Hyp);
+        map.transfer_range(0x40002, 0x40006, Owner::Hyp, Owner::Free)
+            .unwrap();
+        assert_eq!(map.count(Owner::Free), 4);
+        assert_eq!(map.owner(0x40001), Owner::Hyp);
+        assert_eq!(map.owner(0x40006), Owner::Hyp);
+        assert!(
+            map.transfer_range(0x40005, 0x40007, Owner::Free, Owner::Vm(1))
+                .is_err()
+        );
+        assert_eq!(map.owner(0x40005), Owner::Free, "nothing changed");
+        assert_eq!(
+            map.transfer_range(0x40006, 0x40009, Owner::Hyp, Owner::Free),
+            Err(OwnershipError::NotRam(0x40008))
+        );
     }
 
     #[test]

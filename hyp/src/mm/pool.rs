@@ -44,12 +44,15 @@ impl<M: Machine> Pool<M> {
             return Err("RAM beyond what the frame pool numbers (16 TiB)");
         }
         let mut owners = OwnerMap::new_owned_by(first, frames as usize, Owner::Hyp);
-        for r in free.as_slice() {
-            for frame in r.start / PAGE_SIZE..r.end / PAGE_SIZE {
-                owners
-                    .transfer(frame, Owner::Hyp, Owner::Free)
-                    .map_err(|_| "free RAM outside RAM")?;
-            }
+        for r in free.as_slice().iter().filter(|r| !r.is_empty()) {
+            owners
+                .transfer_range(
+                    r.start / PAGE_SIZE,
+                    r.end / PAGE_SIZE,
+                    Owner::Hyp,
+                    Owner::Free,
+                )
+                .map_err(|_| "free RAM outside RAM")?;
         }
         Ok(Self {
             returned: Vec::with_capacity((free.total() / PAGE_SIZE) as usize),

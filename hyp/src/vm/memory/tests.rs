@@ -466,3 +466,18 @@ fn clear_forgets_the_vmids_translations_and_frees_everything_but_the_root() {
     assert_eq!(FakeMachine::frames_of(Owner::Hyp), 0);
     FakeMachine::free_frame(Owner::Shared(2), shared[0]);
 }
+
+#[test]
+fn a_vm_larger_than_half_the_free_frames_is_rebuilt_in_place() {
+    let mut mem = fresh(700);
+    FakeMachine::limit_frames(Some(1000));
+    mem.map(BASE, 700, MemPerms::RW).unwrap();
+    // A second copy beside it does not fit: a reset must tear down first.
+    let mut beside = Mem::new(5, 6, 700 * P).unwrap();
+    assert_eq!(beside.map(BASE, 700, MemPerms::RW), Err(Error::OutOfMemory));
+    drop(beside);
+    mem.clear();
+    mem.map(BASE, 700, MemPerms::RW).unwrap();
+    assert_eq!(mem.pages_used(), 700);
+    FakeMachine::limit_frames(None);
+}
