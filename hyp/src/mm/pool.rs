@@ -28,6 +28,8 @@ pub struct Pool<M> {
     /// Frame numbers of the scrubbed frames given back; its capacity, fixed at init, holds
     /// every frame the pool was given, so pushing never allocates.
     returned: Vec<u32>,
+    /// Frames in `fresh` and `returned`.
+    free: usize,
     /// Frames set aside for `alloc(.., true)`.
     reserved: usize,
     owners: OwnerMap,
@@ -43,19 +45,27 @@ impl<M: Machine> Pool<M> {
         if ram.end / PAGE_SIZE > u64::from(u32::MAX) {
             return Err("RAM beyond what the frame pool numbers (16 TiB)");
         }
-        let mut owners = OwnerMap::new_owned_by(first, frames as usize, Owner::Hyp);
-        for r in free.as_slice().iter().filter(|r| !r.is_empty()) {
+        // Free first (a zeroed map: cheap), then every gap between the free ranges, which are
+        // sorted, becomes the hyp's (they are few and small).
+        let end = first + frames;
+        let mut owners = OwnerMap::new_owned_by(first, frames as usize, Owner::Free);
+        let mut at = first;
+        let ranges = free.as_slice().iter().filter(|r| !r.is_empty());
+        let bounds = ranges
+            .map(|r| (r.start / PAGE_SIZE, r.end / PAGE_SIZE))
+            .chain([(end, end)]);
+        for (start, stop) in bounds {
+            if start < at || stop > end {
+                return Err("free RAM outside RAM");
+            }
             owners
-                .transfer_range(
-                    r.start / PAGE_SIZE,
-                    r.end / PAGE_SIZE,
-                    Owner::Hyp,
-                    Owner::Free,
-                )
+                .transfer_range(at, start, Owner::Free, Owner::Hyp)
                 .map_err(|_| "free RAM outside RAM")?;
+            at = stop;
         }
         Ok(Self {
             returned: Vec::with_capacity((free.total() / PAGE_SIZE) as usize),
+            free: (free.total() / PAGE_SIZE) as usize,
             fresh: free,
             reserved: 0,
             owners,
@@ -63,13 +73,9 @@ impl<M: Machine> Pool<M> {
         })
     }
 
-    fn free_frames(&self) -> usize {
-        (self.fresh.total() / PAGE_SIZE) as usize + self.returned.len()
-    }
-
     /// Frames `alloc` can still hand out without a reservation.
     pub fn available(&self) -> usize {
-        self.free_frames() - self.reserved
+        self.free - self.reserved
     }
 
     /// Sets `count` frames aside; false (nothing set aside) when fewer are available.
@@ -98,6 +104,7 @@ impl<M: Machine> Pool<M> {
                 Some(frame) => (u64::from(frame) * PAGE_SIZE, true),
                 None => (self.fresh.take_page()?, false),
             };
+            self.free -= 1;
             if let Err(e) = self.owners.transfer(pa / PAGE_SIZE, Owner::Free, owner) {
                 // Only a hyp bug gets here; the frame is not handed out.
                 log::error!("frame pool: {pa:#x} is not free ({e:?}); skipped");
@@ -127,6 +134,7 @@ impl<M: Machine> Pool<M> {
         M::cache(CacheOp::CleanToPoc { pa });
         if self.returned.len() < self.returned.capacity() {
             self.returned.push((pa / PAGE_SIZE) as u32);
+            self.free += 1;
         } else {
             // More frames back than were ever free: impossible with the owner check above.
             log::error!("frame pool: no room for {pa:#x}; not reused");
