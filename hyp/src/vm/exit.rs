@@ -132,6 +132,8 @@ pub fn handle(exit: Exit) {
 fn end(vm: &mut Vm, state: VmState) {
     check_frame_accounting(vm);
     vm.state = state;
+    // Frames set aside for a page call it left half done go back to the pool.
+    vm.memory.abandon_pending();
     // Forget the VM's translations now; its VMID is not reused after it ends.
     stage2::flush_vm(vm.vttbr());
 }

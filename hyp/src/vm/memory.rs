@@ -343,12 +343,49 @@ impl<M: Machine> GuestMemory<M> {
         perms: MemPerms,
         pin: Pin,
     ) -> Result<(), Error> {
+        if let Some(done) = self.map_one_into_existing_table(ipa, pages, perms, pin) {
+            return done;
+        }
         let tables = self.check_map(ipa, pages, perms)?;
         Self::frames_for(pages, tables)?;
         self.map_pages(ipa, pages, perms, pin, false)?;
         // New entries: only make the table writes visible to the walkers.
         M::tlb(TlbOp::DsbIshst);
         Ok(())
+    }
+
+    /// The hot path of `map_pinned`: one page whose level-3 table exists, one walk for the
+    /// check and the store; None when the general path must decide.
+    #[inline(always)]
+    fn map_one_into_existing_table(
+        &mut self,
+        ipa: u64,
+        pages: u64,
+        perms: MemPerms,
+        pin: Pin,
+    ) -> Option<Result<(), Error>> {
+        if pages != 1 || check_range(ipa, 1).is_err() || check_perms(perms).is_err() {
+            return None;
+        }
+        if self.quota_left_pages() == 0 {
+            return Some(Err(Error::OutOfMemory));
+        }
+        let at = self.cursor.slot(ipa)?;
+        if read_slot(at) & desc::VALID != 0 {
+            return Some(Err(Error::AlreadyMapped));
+        }
+        // Its one allocation is the only thing that can fail, before anything is written.
+        let Some(pa) = M::alloc_frame(self.owner) else {
+            return Some(Err(Error::OutOfMemory));
+        };
+        if perms.contains(MemPerms::EXEC) {
+            M::cache(CacheOp::SyncForExecution { pa });
+        }
+        write_slot(at, leaf(pa, perms, pin));
+        live_up(self.cursor.parent);
+        self.used_pages += 1;
+        M::tlb(TlbOp::DsbIshst);
+        Some(Ok(()))
     }
 
     /// Maps `pages` checked pages with fresh frames (those set aside if `reserved`). Fails
