@@ -105,9 +105,13 @@ impl<M: Machine> Pool<M> {
                 None => (self.fresh.take_page()?, false),
             };
             self.free -= 1;
-            if let Err(e) = self.owners.transfer(pa / PAGE_SIZE, Owner::Free, owner) {
+            if self
+                .owners
+                .transfer(pa / PAGE_SIZE, Owner::Free, owner)
+                .is_err()
+            {
                 // Only a hyp bug gets here; the frame is not handed out.
-                log::error!("frame pool: {pa:#x} is not free ({e:?}); skipped");
+                refused("is not free", pa);
                 continue;
             }
             if !scrubbed {
@@ -125,8 +129,12 @@ impl<M: Machine> Pool<M> {
     pub fn free(&mut self, owner: Owner, pa: u64) {
         // Ownership first: a frame freed by the wrong owner is still in use and must not be
         // scrubbed.
-        if let Err(e) = self.owners.transfer(pa / PAGE_SIZE, owner, Owner::Free) {
-            log::error!("frame pool: {pa:#x} freed by {owner:?}: {e:?}; not reused");
+        if self
+            .owners
+            .transfer(pa / PAGE_SIZE, owner, Owner::Free)
+            .is_err()
+        {
+            refused("was freed by another owner than its own", pa);
             return;
         }
         // Zero in DRAM, not only in the cache: the next owner may read it non-cacheable.
@@ -137,7 +145,7 @@ impl<M: Machine> Pool<M> {
             self.free += 1;
         } else {
             // More frames back than were ever free: impossible with the owner check above.
-            log::error!("frame pool: no room for {pa:#x}; not reused");
+            refused("finds no room on the free stack", pa);
         }
     }
 
@@ -150,6 +158,13 @@ impl<M: Machine> Pool<M> {
     pub fn count(&self, owner: Owner) -> usize {
         self.owners.count(owner)
     }
+}
+
+/// A frame the pool will not reuse (a hyp bug): said once, and the frame stays out.
+#[cold]
+#[inline(never)]
+fn refused(what: &str, pa: u64) {
+    log::error!("frame pool: frame {pa:#x} {what}; not reused");
 }
 
 #[cfg(test)]
