@@ -92,11 +92,11 @@ impl OwnerMap {
         let start = first
             .checked_sub(self.first_frame)
             .ok_or(OwnershipError::NotRam(first))? as usize;
-        let stop = (end - self.first_frame) as usize;
+        let stop = end.saturating_sub(self.first_frame) as usize;
         let slots = self
             .owners
             .get_mut(start..stop)
-            .ok_or(OwnershipError::NotRam(end - 1))?;
+            .ok_or(OwnershipError::NotRam(end.saturating_sub(1)))?;
         let (from, to) = (from.encode(), to.encode());
         if let Some(i) = slots.iter().position(|&o| o != from) {
             let frame = first + i as u64;
