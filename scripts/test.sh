@@ -130,6 +130,7 @@ cases=(
     "raspi4b the map/unmap stress check and a 4-vCPU selftest on 4 cores|0|--board raspi4b --manifest $M/smp-stress.toml|cpus=4 up;;stress: smp stress: all 4 vCPUs, no stale or foreign page;;st-quad: selftest: all 4 vCPUs passed every check;;hyp: summary: vms=2 ok=2 failed=0"
     "raspi4b 8 VMs at once|0|--board raspi4b --manifest $M/eight.toml|st-1: selftest: all;;mt-4: memtest: all;;hyp: summary: vms=8 ok=8 failed=0"
     "raspi4b a failing guest fails the run|1|--board raspi4b --manifest $M/exit-nonzero.toml|VM fails exited with status 3;;passes: selftest: all;;hyp: summary: vms=2 ok=1 failed=1;;run: 1 of 2 VMs failed"
+    "PSCI SYSTEM_RESET of a VM holding most of RAM (torn down before it is rebuilt)|0|--manifest $M/reset-big.toml|big: reset: restarted once; image fresh: true, memory fresh: true;;hyp: summary: vms=1 ok=1 failed=0"
 )
 if [ "$full" = 1 ]; then
     for cpu in cortex-a53 cortex-a57 cortex-a72 cortex-a76 neoverse-n1 max; do
