@@ -132,6 +132,7 @@ cases=(
     "raspi4b a failing guest fails the run|1|--board raspi4b --manifest $M/exit-nonzero.toml|VM fails exited with status 3;;passes: selftest: all;;hyp: summary: vms=2 ok=1 failed=1;;run: 1 of 2 VMs failed"
     "exhaustion: one VM stopped at its own limits, the VM beside it then maps its whole quota|0|--manifest $M/exhaust.toml --disk $results/exhaust.img --timeout 120|attacker: exhaust: tables swept: ;;attacker: exhaust: tables held: ;;attacker: exhaust: events: ;;attacker: exhaust: channels: ;;attacker: exhaust: console: ;;attacker: exhaust: disk: wrote all 16384 KiB;;innocent: fill: all match;;attacker: exhaust: the other VM answered \"ok\";;attacker: exhaust: all;;hyp: summary: vms=2 ok=2 failed=0"
     "raspi4b exhaustion: one VM stopped at its own limits, the VM beside it then maps its whole quota|0|--board raspi4b --manifest $M/exhaust.toml --timeout 240|attacker: exhaust: tables swept: ;;attacker: exhaust: tables held: ;;attacker: exhaust: events: ;;attacker: exhaust: channels: ;;attacker: exhaust: console: ;;attacker: exhaust: disk: wrote all 16384 KiB;;innocent: fill: all match;;attacker: exhaust: the other VM answered \"ok\";;attacker: exhaust: all;;hyp: summary: vms=2 ok=2 failed=0"
+    "PSCI SYSTEM_RESET of a VM holding most of RAM (torn down before it is rebuilt)|0|--manifest $M/reset-big.toml|big: reset: restarted once; image fresh: true, memory fresh: true;;hyp: summary: vms=1 ok=1 failed=0"
 )
 if [ "$full" = 1 ]; then
     for cpu in cortex-a53 cortex-a57 cortex-a72 cortex-a76 neoverse-n1 max; do

@@ -207,9 +207,7 @@ pub fn at_first_guest_entry(vms: &[crate::vm::Vm]) {
         CNTFRQ_EL0.get()
     );
     let Some(first) = vms.first() else { return };
-    // Every frame the hyp owns (Owner::Hyp) is a VM's stage-2 table: share them evenly.
-    let hyp_frames = crate::mm::frames::count(crate::mm::owner::Owner::Hyp) as u64;
-    let tables = hyp_frames / vms.len() as u64;
+    let tables = first.memory.table_frames();
     let o = overhead(first, tables);
     log::info!(
         "hyp_overhead_bytes_per_vm: {} bytes (Vm struct {}, strings and buffers {}, stage-2 tables \

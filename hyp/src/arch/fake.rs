@@ -1,7 +1,8 @@
 //! A fake machine for host tests: frames are heap pages (their address is their "physical"
-//! address, as RAM is identity-mapped at EL2), ownership is checked, TLB maintenance recorded.
+//! address, as RAM is identity-mapped at EL2), ownership is checked, TLB and cache maintenance
+//! recorded.
 
-use super::{Machine, TlbOp};
+use super::{CacheOp, Machine, TlbOp};
 use crate::mm::owner::Owner;
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::cell::RefCell;
@@ -12,9 +13,12 @@ use std::vec::Vec;
 struct State {
     owners: HashMap<u64, Owner>,
     tlb: Vec<TlbOp>,
+    cache: Vec<CacheOp>,
     vttbr: u64,
     /// Frames left before allocation fails (None: unlimited).
     budget: Option<usize>,
+    /// Frames set aside by `reserve_frames`.
+    reserved: usize,
 }
 
 std::thread_local! {
@@ -35,9 +39,19 @@ impl FakeMachine {
         STATE.with(|s| core::mem::take(&mut s.borrow_mut().tlb))
     }
 
+    /// Takes the cache operations issued since the last call.
+    pub fn take_cache_ops() -> Vec<CacheOp> {
+        STATE.with(|s| core::mem::take(&mut s.borrow_mut().cache))
+    }
+
     /// Frames each owner holds.
     pub fn frames_of(owner: Owner) -> usize {
         STATE.with(|s| s.borrow().owners.values().filter(|&&o| o == owner).count())
+    }
+
+    /// Frames reserved and not yet allocated.
+    pub fn frames_reserved() -> usize {
+        STATE.with(|s| s.borrow().reserved)
     }
 
     /// Makes `vttbr` current, as the scheduler would.
@@ -45,24 +59,63 @@ impl FakeMachine {
         <Self as Machine>::set_vttbr(vttbr);
     }
 
-    /// Lets only `frames` more allocations succeed.
+    /// Lets only `frames` more allocations succeed (reservations included).
     pub fn limit_frames(frames: Option<usize>) {
-        STATE.with(|s| s.borrow_mut().budget = frames);
-    }
-}
-
-impl Machine for FakeMachine {
-    fn alloc_frame(owner: Owner) -> Option<u64> {
         STATE.with(|s| {
             let mut s = s.borrow_mut();
+            s.budget = frames;
+            s.reserved = 0;
+        });
+    }
+
+    fn take(owner: Owner, reserved: bool) -> Option<u64> {
+        STATE.with(|s| {
+            let mut s = s.borrow_mut();
+            if reserved {
+                s.reserved = s.reserved.checked_sub(1)?;
+            } else if s.budget.is_some_and(|b| b <= s.reserved) {
+                return None;
+            }
             if let Some(b) = s.budget.as_mut() {
-                *b = b.checked_sub(1)?;
+                *b -= 1;
             }
             // SAFETY: a non-zero-sized layout.
             let pa = unsafe { alloc_zeroed(PAGE) } as u64;
             s.owners.insert(pa, owner);
             Some(pa)
         })
+    }
+}
+
+impl Machine for FakeMachine {
+    fn alloc_frame(owner: Owner) -> Option<u64> {
+        Self::take(owner, false)
+    }
+
+    fn alloc_reserved_frame(owner: Owner) -> Option<u64> {
+        Self::take(owner, true)
+    }
+
+    fn reserve_frames(count: usize) -> bool {
+        STATE.with(|s| {
+            let mut s = s.borrow_mut();
+            let free = s.budget.unwrap_or(usize::MAX) - s.reserved;
+            let ok = free >= count;
+            if ok {
+                s.reserved += count;
+            }
+            ok
+        })
+    }
+
+    fn release_frames(count: usize) {
+        STATE.with(|s| {
+            let mut s = s.borrow_mut();
+            s.reserved = s
+                .reserved
+                .checked_sub(count)
+                .expect("released more frames than reserved");
+        });
     }
 
     fn free_frame(owner: Owner, pa: u64) {
@@ -73,17 +126,27 @@ impl Machine for FakeMachine {
                 Some(owner),
                 "frame {pa:#x} freed by {owner:?}, owned by {actual:?}"
             );
+            if let Some(b) = s.borrow_mut().budget.as_mut() {
+                *b += 1;
+            }
         });
         // SAFETY: allocated by alloc_frame with the same layout, freed once (checked above).
         unsafe { dealloc(pa as *mut u8, PAGE) };
     }
 
     fn frames_available() -> usize {
-        STATE.with(|s| s.borrow().budget.unwrap_or(usize::MAX))
+        STATE.with(|s| {
+            let s = s.borrow();
+            s.budget.unwrap_or(usize::MAX) - s.reserved
+        })
     }
 
     fn tlb(op: TlbOp) {
         STATE.with(|s| s.borrow_mut().tlb.push(op));
+    }
+
+    fn cache(op: CacheOp) {
+        STATE.with(|s| s.borrow_mut().cache.push(op));
     }
 
     fn vttbr() -> u64 {

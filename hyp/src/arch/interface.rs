@@ -8,7 +8,8 @@ use crate::mm::owner::Owner;
 pub enum TlbOp {
     /// `DSB ISHST`: table writes are visible to every walker before what follows.
     DsbIshst,
-    /// `TLBI IPAS2E1IS`: forget stage-2 entries for this IPA (current VMID, inner shareable).
+    /// `TLBI IPAS2E1IS`: forget stage-2 entries for this IPA at every level, table entries
+    /// (walk caches) included (current VMID, inner shareable).
     TlbiIpas2e1is { ipa: u64 },
     /// `DSB ISH`: earlier TLB maintenance has completed everywhere.
     DsbIsh,
@@ -21,16 +22,40 @@ pub enum TlbOp {
     Isb,
 }
 
+/// One cache maintenance operation on a whole 4 KiB frame (identity-mapped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheOp {
+    /// Zero the frame (`DC ZVA` by block, where allowed).
+    Zero { pa: u64 },
+    /// Clean and invalidate the frame to the point of coherency (`DC CIVAC` by line, then
+    /// `DSB ISH`): DRAM holds what the caches hold, for an observer that bypasses them (a
+    /// guest mapping the frame non-cacheable at stage 1).
+    CleanToPoc { pa: u64 },
+    /// Make the frame coherent for instruction fetch: `DC CVAU` by line, `DSB ISH`,
+    /// `IC IVAU` by line, `DSB ISH`, `ISB` (line sizes from CTR_EL0).
+    SyncForExecution { pa: u64 },
+}
+
 /// The machine operations memory management uses.
 pub trait Machine {
-    /// A zeroed frame, now owned by `owner`, addressable by the hyp at its physical address.
+    /// A zeroed frame, now owned by `owner`, addressable by the hyp at its physical address;
+    /// None when no frame is left beyond those reserved.
     fn alloc_frame(owner: Owner) -> Option<u64>;
+    /// As `alloc_frame`, taking one of the frames `reserve_frames` set aside.
+    fn alloc_reserved_frame(owner: Owner) -> Option<u64>;
+    /// Sets `count` frames aside for later `alloc_reserved_frame`s; false (nothing set aside)
+    /// when fewer are available.
+    fn reserve_frames(count: usize) -> bool;
+    /// Gives back `count` reserved frames that will not be allocated.
+    fn release_frames(count: usize);
     /// Scrubs the frame at `pa` and returns it to the pool; `owner` must own it.
     fn free_frame(owner: Owner, pa: u64);
-    /// How many more frames `alloc_frame` can hand out.
+    /// How many more frames `alloc_frame` can hand out (those reserved excluded).
     fn frames_available() -> usize;
     /// Issues one TLB maintenance step.
     fn tlb(op: TlbOp);
+    /// Issues one cache maintenance operation.
+    fn cache(op: CacheOp);
     /// The VTTBR_EL2 in force.
     fn vttbr() -> u64;
     /// Makes `vttbr` the stage-2 context.

@@ -6,7 +6,7 @@ pub mod aarch64;
 pub mod fake;
 mod interface;
 
-pub use interface::{Machine, TlbOp};
+pub use interface::{CacheOp, Machine, TlbOp};
 
 /// The machine the hyp runs on.
 #[cfg(target_os = "none")]

@@ -1,32 +1,52 @@
 //! The `mem` family: a guest asks for its memory page by page instead of owning RAM.
 //! Validation and the stage-2 work are in `vm::memory`; this module reads the arguments and the
-//! batch list (copied out of guest memory before anything is checked).
+//! batch list (copied out of guest memory before anything is checked), and turns a page call
+//! that is not done yet into a continuation.
 
-use super::GuestVm;
+use super::{Action, GuestVm, Power, answer};
+use crate::vm::memory::{PageCall, Progress};
 use hypercall_abi::layout::{BatchEntry, BatchOp};
 use hypercall_abi::mem::{MEM_BATCH_MAX, PAGE_SIZE};
-use hypercall_abi::{BatchResult, Error, MemPerms};
+use hypercall_abi::{BatchResult, Error, Regs};
 
-pub fn map(
-    vm: &mut impl GuestVm,
-    ipa: u64,
-    pages: u64,
-    perms: MemPerms,
-) -> Result<[u64; 3], Error> {
-    vm.memory_mut().map(ipa, pages, perms).map(|()| [0; 3])
+/// Whether the calling vCPU may change the VM's memory now: not while another vCPU's page
+/// call is under way (a vCPU that is off has given its call up).
+fn may_change_memory(vm: &mut impl GuestVm) -> bool {
+    match vm.memory().continued_by() {
+        Some(owner) if owner != vm.vcpu_index() => {
+            if vm.vcpu_power(owner) == Some(Power::On) {
+                return false;
+            }
+            vm.memory_mut().abandon_pending();
+            true
+        }
+        _ => true,
+    }
 }
 
-pub fn unmap(vm: &mut impl GuestVm, ipa: u64, pages: u64) -> Result<[u64; 3], Error> {
-    vm.memory_mut().unmap(ipa, pages).map(|()| [0; 3])
-}
-
-pub fn protect(
+/// `MEM_MAP`, `MEM_UNMAP`, `MEM_PROTECT` (x1 = ipa, x2 = pages): the answer, or the rest of
+/// the call in x1 and x2 and a continuation.
+pub fn page_call(
     vm: &mut impl GuestVm,
+    regs: &mut Regs,
+    call: PageCall,
     ipa: u64,
     pages: u64,
-    perms: MemPerms,
-) -> Result<[u64; 3], Error> {
-    vm.memory_mut().protect(ipa, pages, perms).map(|()| [0; 3])
+) -> Action {
+    if !may_change_memory(vm) {
+        return Action::Continue;
+    }
+    let vcpu = vm.vcpu_index();
+    match vm.memory_mut().call(vcpu, call, ipa, pages) {
+        Ok(Progress::Done) => answer(regs, Ok([0; 3])),
+        Ok(Progress::Continue { ipa, pages }) => {
+            regs[1] = ipa;
+            regs[2] = pages;
+            Action::Continue
+        }
+        Ok(Progress::Busy) => Action::Continue,
+        Err(e) => answer(regs, Err(e)),
+    }
 }
 
 /// x1 = the page's permissions, x2 = quota bytes left.
@@ -39,7 +59,16 @@ pub fn query(vm: &mut impl GuestVm, ipa: u64) -> Result<[u64; 3], Error> {
 
 /// Runs up to 512 one-page operations listed in a page of the guest's RAM, in order, stopping
 /// at the first that fails.
-pub fn batch(vm: &mut impl GuestVm, list_ipa: u64, count: u64) -> Result<[u64; 3], Error> {
+pub fn batch_call(vm: &mut impl GuestVm, regs: &mut Regs, list_ipa: u64, count: u64) -> Action {
+    if !may_change_memory(vm) {
+        return Action::Continue;
+    }
+    // A page call of this vCPU's own that it left for this one is given up.
+    vm.memory_mut().abandon_pending();
+    answer(regs, batch(vm, list_ipa, count))
+}
+
+fn batch(vm: &mut impl GuestVm, list_ipa: u64, count: u64) -> Result<[u64; 3], Error> {
     if count == 0 || count > MEM_BATCH_MAX {
         return Err(Error::InvalidParameters);
     }
@@ -75,9 +104,11 @@ pub fn batch(vm: &mut impl GuestVm, list_ipa: u64, count: u64) -> Result<[u64; 3
 
 #[cfg(test)]
 mod tests {
+    use super::super::Power;
     use super::super::fake::{FakeVm, PAGE_IPA, call};
     use super::*;
-    use hypercall_abi::Call;
+    use crate::vm::memory::calls::CHUNK_PAGES;
+    use hypercall_abi::{Call, MemPerms};
     use std::vec::Vec;
 
     fn write_list(vm: &mut FakeVm, entries: &[u64]) {
@@ -138,7 +169,7 @@ mod tests {
     #[test]
     fn a_full_batch_maps_512_pages() {
         let mut vm = FakeVm::default();
-        vm.memory = crate::vm::memory::GuestMemory::new(2, 3, 600 * 4096);
+        vm.memory = crate::vm::memory::GuestMemory::new(2, 3, 600 * 4096).unwrap();
         vm.memory.map(PAGE_IPA, 1, MemPerms::RW).unwrap();
         let entries: Vec<u64> = (0..512)
             .map(|i| entry(BatchOp::Map, 0x100_0000 + i * 4096, MemPerms::RW))
@@ -207,5 +238,104 @@ mod tests {
                 first_error: Some(Error::InvalidParameters)
             })
         );
+    }
+
+    /// Dispatches `regs` as vCPU `vcpu` until the call is answered; the continuations taken,
+    /// each checked: x1/x2 say what is left, every other register is the caller's.
+    fn issue(vm: &mut FakeVm, vcpu: usize, regs: &mut Regs) -> u64 {
+        let original = *regs;
+        let mut continues = 0;
+        loop {
+            vm.caller = vcpu;
+            match super::super::dispatch(vm, regs) {
+                Action::Resume => return continues,
+                Action::Continue => {
+                    continues += 1;
+                    let done = continues * CHUNK_PAGES;
+                    assert_eq!(regs[1], original[1] + done * PAGE_SIZE);
+                    assert_eq!(regs[2], original[2] - done);
+                    assert_eq!(regs[0], original[0]);
+                    assert_eq!(regs[3..], original[3..]);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_large_page_call_continues_and_answers_as_one_call() {
+        let mut vm = FakeVm::empty(2, 2000);
+        vm.vcpus.push((Power::On, 0, 0));
+        let base = 0x100_0000;
+        let mut regs = Call::MemMap {
+            ipa: base,
+            pages: 1300,
+            perms: MemPerms::RW,
+        }
+        .to_regs();
+        let mut one_shot = Call::MemMap {
+            ipa: 0x8000_0000,
+            pages: 512,
+            perms: MemPerms::RW,
+        }
+        .to_regs();
+        assert_eq!(issue(&mut vm, 0, &mut one_shot), 0);
+        assert_eq!(issue(&mut vm, 0, &mut regs), 2);
+        assert_eq!(
+            regs[..4],
+            one_shot[..4],
+            "the same answer as a call done at once"
+        );
+        assert_eq!(
+            hypercall_abi::decode_return([regs[0], regs[1], regs[2], regs[3]]),
+            Ok([0; 3])
+        );
+        assert_eq!(vm.memory.pages_used(), 1812);
+        let mut unmap = Call::MemUnmap {
+            ipa: base,
+            pages: 1300,
+        }
+        .to_regs();
+        assert_eq!(issue(&mut vm, 0, &mut unmap), 2);
+        assert_eq!(unmap[0], 0);
+        assert_eq!(vm.memory.pages_used(), 512);
+    }
+
+    #[test]
+    fn another_vcpu_waits_for_a_call_under_way_unless_its_caller_is_off() {
+        let mut vm = FakeVm::empty(2, 2000);
+        vm.vcpus.push((Power::On, 0, 0));
+        let mut regs = Call::MemMap {
+            ipa: 0x100_0000,
+            pages: 1300,
+            perms: MemPerms::RW,
+        }
+        .to_regs();
+        assert_eq!(super::super::dispatch(&mut vm, &mut regs), Action::Continue);
+        // vCPU 1 maps a page of the range still to do: continued without progress.
+        vm.caller = 1;
+        let mut theirs = Call::MemMap {
+            ipa: 0x100_0000 + 1000 * PAGE_SIZE,
+            pages: 1,
+            perms: MemPerms::RW,
+        }
+        .to_regs();
+        let before = theirs;
+        assert_eq!(
+            super::super::dispatch(&mut vm, &mut theirs),
+            Action::Continue
+        );
+        assert_eq!(theirs, before, "its call is issued again as it was");
+        let mut list = Call::MemBatch {
+            list_ipa: PAGE_IPA,
+            count: 1,
+        }
+        .to_regs();
+        assert_eq!(super::super::dispatch(&mut vm, &mut list), Action::Continue);
+        // vCPU 0 powers off: its call is given up, vCPU 1's goes ahead.
+        vm.vcpus[0].0 = Power::Off;
+        assert_eq!(super::super::dispatch(&mut vm, &mut theirs), Action::Resume);
+        assert_eq!(theirs[0], 0);
+        assert_eq!(vm.memory.pages_used(), 513);
     }
 }

@@ -16,7 +16,7 @@ mod psci;
 mod standard;
 
 use crate::arch::Cpu;
-use crate::vm::memory::GuestMemory;
+use crate::vm::memory::{GuestMemory, PageCall};
 use alloc::string::String;
 use hypercall_abi::{Call, Error, Regs};
 
@@ -70,6 +70,10 @@ pub enum Action {
     Resume,
     /// Return to the vCPU later; run others first.
     Yield,
+    /// The call is not done (its arguments in the registers say what is left, or it waits
+    /// for another vCPU's): the vCPU issues it again, its `HVC` re-executed, after the CPU
+    /// has been given back (a hypercall continuation).
+    Continue,
     /// Return to the vCPU when one of its events is raised (WFI, CPU_SUSPEND).
     Wait,
     /// The calling vCPU powers itself off (PSCI CPU_OFF); the VM ends with status 0 when it
@@ -113,11 +117,15 @@ pub fn dispatch(vm: &mut impl GuestVm, regs: &mut Regs) -> Action {
         Call::ConsoleWrite { ipa, len } => answer(regs, console::write(vm, ipa, len)),
         Call::ConsoleNotify => answer(regs, console::notify(vm)),
         Call::ConsoleRead { ipa, len } => answer(regs, console::read(vm, ipa, len)),
-        Call::MemMap { ipa, pages, perms } => answer(regs, mem::map(vm, ipa, pages, perms)),
-        Call::MemUnmap { ipa, pages } => answer(regs, mem::unmap(vm, ipa, pages)),
-        Call::MemProtect { ipa, pages, perms } => answer(regs, mem::protect(vm, ipa, pages, perms)),
+        Call::MemMap { ipa, pages, perms } => {
+            mem::page_call(vm, regs, PageCall::Map(perms), ipa, pages)
+        }
+        Call::MemUnmap { ipa, pages } => mem::page_call(vm, regs, PageCall::Unmap, ipa, pages),
+        Call::MemProtect { ipa, pages, perms } => {
+            mem::page_call(vm, regs, PageCall::Protect(perms), ipa, pages)
+        }
         Call::MemQuery { ipa } => answer(regs, mem::query(vm, ipa)),
-        Call::MemBatch { list_ipa, count } => answer(regs, mem::batch(vm, list_ipa, count)),
+        Call::MemBatch { list_ipa, count } => mem::batch_call(vm, regs, list_ipa, count),
         Call::EventBind { source } => answer(regs, event::bind(vm, source)),
         Call::EventMask { event } => answer(regs, event::set_masked(vm, event, true)),
         Call::EventUnmask { event } => answer(regs, event::set_masked(vm, event, false)),
@@ -178,7 +186,8 @@ pub(crate) mod fake {
     impl FakeVm {
         /// VM `index` with `quota_pages` of quota and nothing mapped.
         pub fn empty(index: u16, quota_pages: u64) -> Self {
-            let memory = GuestMemory::new(index, index + 1, quota_pages * 4096);
+            let memory = GuestMemory::new(index, index + 1, quota_pages * 4096)
+                .expect("the fake machine has frames");
             Self {
                 index: index.into(),
                 events: crate::vm::events::Events::new(1),

@@ -3,6 +3,7 @@
 #[cfg(target_os = "none")]
 pub mod frames;
 pub mod owner;
+pub mod pool;
 pub mod regions;
 
 /// The translation granule and the unit of guest memory.

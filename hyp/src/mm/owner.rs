@@ -56,17 +56,18 @@ pub enum OwnershipError {
     },
 }
 
-/// The owner of every frame in `[first_frame, first_frame + len)`; frames start Free.
+/// The owner of every frame in `[first_frame, first_frame + len)`.
 pub struct OwnerMap {
     first_frame: u64,
     owners: Vec<u16>,
 }
 
 impl OwnerMap {
-    pub fn new(first_frame: u64, frames: usize) -> Self {
+    /// A map whose frames all start as `initial`'s.
+    pub fn new_owned_by(first_frame: u64, frames: usize, initial: Owner) -> Self {
         Self {
             first_frame,
-            owners: vec![Owner::Free.encode(); frames],
+            owners: vec![initial.encode(); frames],
         }
     }
 
@@ -77,6 +78,36 @@ impl OwnerMap {
         self.owners
             .get_mut(i as usize)
             .ok_or(OwnershipError::NotRam(frame))
+    }
+
+    /// Gives the frames `[first, end)`, all `from`'s, to `to`; refuses (changing nothing) if
+    /// any is outside the map or not `from`'s.
+    pub fn transfer_range(
+        &mut self,
+        first: u64,
+        end: u64,
+        from: Owner,
+        to: Owner,
+    ) -> Result<(), OwnershipError> {
+        let start = first
+            .checked_sub(self.first_frame)
+            .ok_or(OwnershipError::NotRam(first))? as usize;
+        let stop = end.saturating_sub(self.first_frame) as usize;
+        let slots = self
+            .owners
+            .get_mut(start..stop)
+            .ok_or(OwnershipError::NotRam(end.saturating_sub(1)))?;
+        let (from, to) = (from.encode(), to.encode());
+        if let Some(i) = slots.iter().position(|&o| o != from) {
+            let frame = first + i as u64;
+            return Err(OwnershipError::WrongOwner {
+                frame,
+                expected: Owner::decode(from),
+                actual: Owner::decode(slots[i]),
+            });
+        }
+        slots.fill(to);
+        Ok(())
     }
 
     /// The owner of `frame` (frames outside the map are reported as the hyp's).
@@ -115,7 +146,7 @@ mod tests {
 
     #[test]
     fn frames_change_hands_only_from_their_owner() {
-        let mut map = OwnerMap::new(0x40000, 16);
+        let mut map = OwnerMap::new_owned_by(0x40000, 16, Owner::Free);
         map.transfer(0x40003, Owner::Free, Owner::Vm(2)).unwrap();
         assert_eq!(map.owner(0x40003), Owner::Vm(2));
         assert_eq!(
@@ -139,8 +170,27 @@ mod tests {
     }
 
     #[test]
+    fn ranges_change_hands_whole_or_not_at_all() {
+        let mut map = OwnerMap::new_owned_by(0x40000, 8, Owner::Hyp);
+        map.transfer_range(0x40002, 0x40006, Owner::Hyp, Owner::Free)
+            .unwrap();
+        assert_eq!(map.count(Owner::Free), 4);
+        assert_eq!(map.owner(0x40001), Owner::Hyp);
+        assert_eq!(map.owner(0x40006), Owner::Hyp);
+        assert!(
+            map.transfer_range(0x40005, 0x40007, Owner::Free, Owner::Vm(1))
+                .is_err()
+        );
+        assert_eq!(map.owner(0x40005), Owner::Free, "nothing changed");
+        assert_eq!(
+            map.transfer_range(0x40006, 0x40009, Owner::Hyp, Owner::Free),
+            Err(OwnershipError::NotRam(0x40008))
+        );
+    }
+
+    #[test]
     fn frames_outside_ram_are_refused() {
-        let mut map = OwnerMap::new(0x40000, 4);
+        let mut map = OwnerMap::new_owned_by(0x40000, 4, Owner::Free);
         assert_eq!(
             map.transfer(0x3ffff, Owner::Free, Owner::Hyp),
             Err(OwnershipError::NotRam(0x3ffff))

@@ -49,14 +49,6 @@ impl<const N: usize> Default for RangeSet<N> {
 }
 
 impl<const N: usize> RangeSet<N> {
-    /// No ranges.
-    pub const fn new() -> Self {
-        Self {
-            ranges: [Range { start: 0, end: 0 }; N],
-            count: 0,
-        }
-    }
-
     pub fn as_slice(&self) -> &[Range] {
         &self.ranges[..self.count]
     }

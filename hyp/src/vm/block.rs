@@ -123,7 +123,7 @@ mod tests {
 
     #[test]
     fn the_ring_is_a_pinned_page_with_a_header() {
-        let mut memory = GuestMemory::<Cpu>::new(1, 2, 16 * 4096);
+        let mut memory = GuestMemory::<Cpu>::new(1, 2, 16 * 4096).unwrap();
         let disk = manifest::DiskRegion {
             offset: 1 << 20,
             size: 64 << 10,

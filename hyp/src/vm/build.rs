@@ -127,6 +127,125 @@ pub const CNTV_CTL_IMASK: u64 = 1 << 1;
 /// SPSR for entering EL1h with all of DAIF masked.
 const SPSR_EL1H_MASKED: u64 = 0x3c5;
 
+/// What loading a VM's image into its memory gives, beside the memory.
+struct Loaded {
+    /// The image's entry point.
+    entry: u64,
+    events: Events,
+    event_page_ipa: u64,
+    console_io: ConsoleIo,
+    pl011: Option<Pl011Emu>,
+    block_io: Option<super::block::BlockIo>,
+    boot_info_ipa: u64,
+}
+
+/// Maps and fills what VM `index` starts with into `memory` (empty): its image, boot info,
+/// event page and rings.
+fn load(
+    memory: &mut GuestMemory<Cpu>,
+    index: usize,
+    spec: &VmSpec,
+    image: &[u8],
+) -> Result<Loaded, BuildError> {
+    let parsed = elf::parse(image, IPA_LIMIT).map_err(BuildError::Image)?;
+    let mut image_start = u64::MAX;
+    let mut image_end = 0;
+    for seg in parsed.segments() {
+        let first = seg.vaddr & !(PAGE_SIZE - 1);
+        let end = (seg.vaddr + seg.mem_size).next_multiple_of(PAGE_SIZE);
+        let pages = (end - first) / PAGE_SIZE;
+        let mut perms = MemPerms::READ;
+        perms.set(MemPerms::WRITE, seg.write);
+        let image_err = |e| BuildError::Memory("image", e);
+        memory
+            .map_pinned(first, pages, perms, Pin::Image)
+            .map_err(image_err)?;
+        memory.write(seg.vaddr, seg.data).map_err(image_err)?;
+        if seg.exec {
+            // Executable once written: protect makes the pages coherent for fetch.
+            memory
+                .protect(first, pages, perms | MemPerms::EXEC)
+                .map_err(image_err)?;
+        }
+        image_start = image_start.min(first);
+        image_end = image_end.max(end);
+    }
+
+    let boot_info_ipa = image_end;
+    memory
+        .map_pinned(boot_info_ipa, 1, MemPerms::READ, Pin::Hyp)
+        .map_err(|e| BuildError::Memory("boot-info page", e))?;
+    let event_page_ipa = boot_info_ipa + PAGE_SIZE;
+    memory
+        .map_pinned(event_page_ipa, 1, MemPerms::READ, Pin::Hyp)
+        .map_err(|e| BuildError::Memory("event page", e))?;
+    let events = Events::new(0);
+    memory
+        .write(event_page_ipa, as_bytes(&events.page()))
+        .map_err(|e| BuildError::Memory("event page", e))?;
+    let vcpu_count = spec.vcpus.clamp(1, MAX_VCPUS as u32) as usize;
+    let mut info = boot_info(index, spec, image_start, image_end, vcpu_count);
+    let mut console_io = ConsoleIo::default();
+    let mut pl011 = None;
+    match spec.console {
+        ConsoleKind::Pv => {
+            let ring = event_page_ipa + PAGE_SIZE;
+            memory
+                .map_pinned(ring, 1, MemPerms::RW, Pin::Hyp)
+                .map_err(|e| BuildError::Memory("console ring", e))?;
+            memory
+                .write(ring, as_bytes(&RingHeader::new(CONSOLE_RING_ENTRIES, 1)))
+                .map_err(|e| BuildError::Memory("console ring", e))?;
+            info.console_ring_ipa = ring;
+            console_io.ring_ipa = Some(ring);
+        }
+        ConsoleKind::EmulatedPl011 => {
+            info.flags |= BootInfo::FLAG_PL011;
+            info.pl011_ipa = PL011_IPA;
+            pl011 = Some(Pl011Emu::default());
+        }
+    }
+    // The block ring: the page after the console ring's (unused by an emulated-PL011 VM).
+    let block_io = match &spec.disk {
+        Some(disk) => {
+            let ring = event_page_ipa + 2 * PAGE_SIZE;
+            let io = super::block::map_ring(memory, ring, disk)
+                .map_err(|e| BuildError::Memory("block ring", e))?;
+            info.block_ring_ipa = ring;
+            Some(io)
+        }
+        None => None,
+    };
+    info.event_page_ipa = event_page_ipa;
+    info.timer_event = events::TIMER_EVENT;
+    info.console_event = events::CONSOLE_EVENT;
+    info.block_event = events::BLOCK_EVENT;
+    memory
+        .write(boot_info_ipa, as_bytes(&info))
+        .map_err(|e| BuildError::Memory("boot-info page", e))?;
+    Ok(Loaded {
+        entry: parsed.entry,
+        events,
+        event_page_ipa,
+        console_io,
+        pl011,
+        block_io,
+        boot_info_ipa,
+    })
+}
+
+impl Loaded {
+    /// vCPU `index` as the VM starts: vCPU 0 at the entry point with x0 = boot info and
+    /// x1 = `restarts`, the others off.
+    fn vcpu(&self, index: usize, restarts: u64) -> Vcpu {
+        let (x0, x1, run) = match index {
+            0 => (self.boot_info_ipa, restarts, RunState::Runnable),
+            _ => (0, 0, RunState::Off),
+        };
+        Vcpu::fresh(index, self.entry, x0, x1, run)
+    }
+}
+
 impl Vm {
     /// Builds VM `index` from its manifest entry and image; `restarts` counts earlier lives
     /// (the guest finds it in x1 at entry).
@@ -137,88 +256,11 @@ impl Vm {
         image: &'static [u8],
         restarts: u64,
     ) -> Result<Self, BuildError> {
-        let parsed = elf::parse(image, IPA_LIMIT).map_err(BuildError::Image)?;
-        let mut memory = GuestMemory::new(index as u16, vmid, spec.memory_bytes);
-        let mut image_start = u64::MAX;
-        let mut image_end = 0;
-        for seg in parsed.segments() {
-            let first = seg.vaddr & !(PAGE_SIZE - 1);
-            let end = (seg.vaddr + seg.mem_size).next_multiple_of(PAGE_SIZE);
-            let mut perms = MemPerms::READ;
-            perms.set(MemPerms::WRITE, seg.write);
-            perms.set(MemPerms::EXEC, seg.exec);
-            memory
-                .map_pinned(first, (end - first) / PAGE_SIZE, perms, Pin::Image)
-                .map_err(|e| BuildError::Memory("image", e))?;
-            memory
-                .write(seg.vaddr, seg.data)
-                .map_err(|e| BuildError::Memory("image", e))?;
-            image_start = image_start.min(first);
-            image_end = image_end.max(end);
-        }
-
-        let boot_info_ipa = image_end;
-        memory
-            .map_pinned(boot_info_ipa, 1, MemPerms::READ, Pin::Hyp)
-            .map_err(|e| BuildError::Memory("boot-info page", e))?;
-        let event_page_ipa = boot_info_ipa + PAGE_SIZE;
-        memory
-            .map_pinned(event_page_ipa, 1, MemPerms::READ, Pin::Hyp)
-            .map_err(|e| BuildError::Memory("event page", e))?;
-        let events = Events::new(0);
-        memory
-            .write(event_page_ipa, as_bytes(&events.page()))
-            .map_err(|e| BuildError::Memory("event page", e))?;
+        let mut memory = GuestMemory::new(index as u16, vmid, spec.memory_bytes)
+            .map_err(|e| BuildError::Memory("stage-2 root table", e))?;
+        let loaded = load(&mut memory, index, &spec, image)?;
         let vcpu_count = spec.vcpus.clamp(1, MAX_VCPUS as u32) as usize;
-        let mut info = boot_info(index, &spec, image_start, image_end, vcpu_count);
-        let mut console_io = ConsoleIo::default();
-        let mut pl011 = None;
-        match spec.console {
-            ConsoleKind::Pv => {
-                let ring = event_page_ipa + PAGE_SIZE;
-                memory
-                    .map_pinned(ring, 1, MemPerms::RW, Pin::Hyp)
-                    .map_err(|e| BuildError::Memory("console ring", e))?;
-                memory
-                    .write(ring, as_bytes(&RingHeader::new(CONSOLE_RING_ENTRIES, 1)))
-                    .map_err(|e| BuildError::Memory("console ring", e))?;
-                info.console_ring_ipa = ring;
-                console_io.ring_ipa = Some(ring);
-            }
-            ConsoleKind::EmulatedPl011 => {
-                info.flags |= BootInfo::FLAG_PL011;
-                info.pl011_ipa = PL011_IPA;
-                pl011 = Some(Pl011Emu::default());
-            }
-        }
-        // The block ring: the page after the console ring's (unused by an emulated-PL011 VM).
-        let block_io = match &spec.disk {
-            Some(disk) => {
-                let ring = event_page_ipa + 2 * PAGE_SIZE;
-                let io = super::block::map_ring(&mut memory, ring, disk)
-                    .map_err(|e| BuildError::Memory("block ring", e))?;
-                info.block_ring_ipa = ring;
-                Some(io)
-            }
-            None => None,
-        };
-        info.event_page_ipa = event_page_ipa;
-        info.timer_event = events::TIMER_EVENT;
-        info.console_event = events::CONSOLE_EVENT;
-        info.block_event = events::BLOCK_EVENT;
-        memory
-            .write(boot_info_ipa, as_bytes(&info))
-            .map_err(|e| BuildError::Memory("boot-info page", e))?;
-
-        let vcpus = (0..vcpu_count)
-            .map(|i| {
-                let (x0, x1, run) = match i {
-                    0 => (boot_info_ipa, restarts, RunState::Runnable),
-                    _ => (0, 0, RunState::Off),
-                };
-                Vcpu::fresh(i, parsed.entry, x0, x1, run)
-            })
-            .collect();
+        let vcpus = (0..vcpu_count).map(|i| loaded.vcpu(i, restarts)).collect();
         Ok(Self {
             name: spec.name.clone(),
             index,
@@ -230,15 +272,56 @@ impl Vm {
             state: VmState::Alive,
             console: LineBuffer::default(),
             restarts,
-            events,
-            event_page_ipa,
-            console_io,
-            pl011,
-            block_io,
+            events: loaded.events,
+            event_page_ipa: loaded.event_page_ipa,
+            console_io: loaded.console_io,
+            pl011: loaded.pl011,
+            block_io: loaded.block_io,
             channels: Vec::new(),
-            boot_info_ipa,
+            boot_info_ipa: loaded.boot_info_ipa,
             has_run: false,
         })
+    }
+
+    /// Restarts the VM from its image (PSCI SYSTEM_RESET): its memory is torn down first
+    /// (every frame back, the VMID's translations forgotten), then loaded afresh in the same
+    /// root table; its channels outlive it. On failure the memory is left empty.
+    pub fn restart(&mut self) -> Result<(), BuildError> {
+        self.memory.clear();
+        let restarts = self.restarts + 1;
+        let loaded = match load(&mut self.memory, self.index, &self.spec, self.image) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                self.memory.clear();
+                return Err(e);
+            }
+        };
+        // In place: the same count (the same manifest entry), and nothing allocated.
+        for (i, vcpu) in self.vcpus.iter_mut().enumerate() {
+            *vcpu = loaded.vcpu(i, restarts);
+        }
+        self.state = VmState::Alive;
+        self.console = LineBuffer::default();
+        self.restarts = restarts;
+        self.events = loaded.events;
+        self.event_page_ipa = loaded.event_page_ipa;
+        self.console_io = loaded.console_io;
+        self.pl011 = loaded.pl011;
+        self.block_io = loaded.block_io;
+        self.boot_info_ipa = loaded.boot_info_ipa;
+        self.has_run = false;
+        // The fresh VM sees the same channel regions.
+        let (memory, name) = (&mut self.memory, &self.name);
+        self.channels
+            .retain(|end| match memory.map_shared(end.ipa, &end.frames) {
+                Ok(()) => true,
+                Err(e) => {
+                    log::error!("VM {name}: channel lost on restart: {e}");
+                    false
+                }
+            });
+        self.publish_channel_count()
+            .map_err(|e| BuildError::Memory("boot-info page", e))
     }
 
     /// This VM's VTTBR_EL2 value.
@@ -251,6 +334,11 @@ impl Vm {
     pub fn attach_channel(&mut self, end: ChannelEnd) -> Result<(), hypercall_abi::Error> {
         self.memory.map_shared(end.ipa, &end.frames)?;
         self.channels.push(end);
+        self.publish_channel_count()
+    }
+
+    /// Tells the guest how many channels it has (boot info; the events it may bind).
+    fn publish_channel_count(&mut self) -> Result<(), hypercall_abi::Error> {
         let count = self.channels.len() as u32;
         self.events.set_channels(count);
         let at = self.boot_info_ipa + core::mem::offset_of!(BootInfo, channel_count) as u64;

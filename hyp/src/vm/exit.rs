@@ -93,6 +93,10 @@ pub fn handle(exit: Exit) {
             return;
         }
         Action::Yield => true,
+        Action::Continue => {
+            vm.vcpus[v].regs.repeat_instruction();
+            true
+        }
         Action::Wait => {
             vm.vcpus[v].run = RunState::Waiting;
             true
@@ -131,34 +135,18 @@ pub fn handle(exit: Exit) {
 fn end(vm: &mut Vm, state: VmState) {
     check_frame_accounting(vm);
     vm.state = state;
+    // Frames set aside for a page call it left half done go back to the pool.
+    vm.memory.abandon_pending();
     // Forget the VM's translations now; its VMID is not reused after it ends.
     stage2::flush_vm(vm.vttbr());
 }
 
-fn reset(slot: &mut Vm) {
-    let old = &*slot;
-    let (index, vmid, spec, image) = (old.index, old.vmid, old.spec.clone(), old.image);
-    let restarts = old.restarts + 1;
-    let old_vttbr = old.vttbr();
-    // Build first, then drop the old VM (its frames return to the pool scrubbed).
-    let channels = old.channels.clone();
-    match Vm::build(index, vmid, spec, image, restarts) {
-        Ok(mut fresh) => {
-            // Its channels outlive its memory: the fresh VM sees the same regions.
-            for end in channels {
-                if let Err(e) = fresh.attach_channel(end) {
-                    log::error!("VM {}: channel lost on restart: {e}", fresh.name);
-                }
-            }
-            // The VMID is reused with new tables: drop every stale translation before the
-            // old VM's frames go back to the pool.
-            stage2::flush_vm(old_vttbr);
-            *slot = fresh;
-        }
-        Err(e) => {
-            log::error!("VM {} cannot restart: {e}", slot.name);
-            end(slot, VmState::Killed);
-        }
+fn reset(vm: &mut Vm) {
+    // The old VM goes first (its frames back, its translations forgotten): a VM larger than
+    // half the free RAM can restart too.
+    if let Err(e) = vm.restart() {
+        log::error!("VM {} cannot restart: {e}; killed", vm.name);
+        end(vm, VmState::Killed);
     }
 }
 

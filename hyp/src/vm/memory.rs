@@ -1,23 +1,33 @@
 //! A VM's guest-physical memory: its stage-2 table, and the record of which frame backs each
 //! guest page with which permissions. Generic over the machine, so the table building, the
-//! quota and ownership accounting and the TLB maintenance sequences are tested on the host.
+//! quota and ownership accounting and the TLB and cache maintenance sequences are tested on
+//! the host.
 //!
 //! Rules kept here, so the hardware (not only QEMU) is correct:
+//! - a call is checked whole before anything changes (range, quota, overlap, the frames and
+//!   the table allowance it needs), so it cannot fail half-way;
 //! - new entries need only `DSB ISHST` before the guest can use them;
 //! - a live entry is never changed in place: break-before-make, i.e. invalidate, complete the
 //!   TLB maintenance, then write the new entry;
 //! - after removing or changing entries, with the VM's VMID loaded: `DSB ISHST`,
-//!   `TLBI IPAS2E1IS` per page, `DSB ISH`, `TLBI VMALLE1IS`, `DSB ISH`, `ISB`.
+//!   `TLBI IPAS2E1IS` per page, `DSB ISH`, `TLBI VMALLE1IS`, `DSB ISH`, `ISB`; a table whose
+//!   last entry went is unhooked the same way (the non-leaf `TLBI IPAS2E1IS` also drops the
+//!   walk caches) before its frame is freed;
+//! - a page is made coherent for instruction fetch before it is first mapped executable.
 
-use crate::arch::{Machine, TlbOp};
+use crate::arch::{CacheOp, Machine, TlbOp};
 use crate::mm::PAGE_SIZE;
 use crate::mm::owner::Owner;
-use aarch64_paging::Mapping;
-use aarch64_paging::descriptor::{PhysicalAddress, Stage2Attributes};
-use aarch64_paging::paging::{Constraints, MemoryRegion, PageTable, Stage2, Translation};
 use core::marker::PhantomData;
-use core::ptr::NonNull;
 use hypercall_abi::{Error, MemPerms};
+use table::{
+    Cursor, L2_SPAN, L3_SPAN, Leaves, desc, is_table, l3_table, leaf, live_down, live_up, perms_of,
+    read_slot, slot, write_slot,
+};
+
+pub mod calls;
+mod table;
+pub use calls::{PageCall, Progress};
 
 /// Stage-2 input size: 39-bit IPAs, starting at level 1 (T0SZ = 25, SL0 = 1), valid on every
 /// CPU we support (a level-0 start is not on CPUs with 40-bit PAs such as cortex-a53).
@@ -26,30 +36,16 @@ pub const IPA_BITS: u32 = 39;
 pub const ROOT_LEVEL: usize = 1;
 /// The first IPA beyond a guest's address space.
 pub const IPA_LIMIT: u64 = 1 << IPA_BITS;
-/// The most tables one new page entry can need: a level-2 and a level-3 table.
-const MAX_NEW_TABLES: usize = 2;
 
-/// Stage-2 table pages: frames owned by the hyp; RAM is identity-mapped at EL2.
-struct FrameTables<M>(PhantomData<M>);
+/// Every VM may hold this many level-2 and level-3 tables whatever its quota...
+pub const TABLES_MIN: u64 = 32;
+/// ... and one more per this many pages of quota: its whole quota mapped with one page in 8
+/// of every 2 MiB it touches (docs/MANIFEST.md).
+pub const PAGES_PER_TABLE: u64 = 64;
 
-impl<M: Machine> Translation<Stage2Attributes> for FrameTables<M> {
-    fn allocate_table(&mut self) -> (NonNull<PageTable<Stage2Attributes>>, PhysicalAddress) {
-        // Table allocation failure cannot be reported through aarch64-paging: `set_entry`
-        // checks that enough frames are left before it calls in here.
-        let pa = M::alloc_frame(Owner::Hyp).expect("out of memory for stage-2 tables");
-        (
-            NonNull::new(pa as *mut _).expect("RAM is not at 0"),
-            PhysicalAddress(pa as usize),
-        )
-    }
-
-    unsafe fn deallocate_table(&mut self, table: NonNull<PageTable<Stage2Attributes>>) {
-        M::free_frame(Owner::Hyp, table.as_ptr() as u64);
-    }
-
-    fn physical_to_virtual(&self, pa: PhysicalAddress) -> NonNull<PageTable<Stage2Attributes>> {
-        NonNull::new(pa.0 as *mut _).expect("RAM is not at 0")
-    }
+/// The stage-2 tables (level 2 and 3, beside the root) a VM with this quota may hold.
+pub fn table_allowance(quota_pages: u64) -> u64 {
+    TABLES_MIN + quota_pages / PAGES_PER_TABLE
 }
 
 /// Who decides about a page the guest did not map itself.
@@ -63,80 +59,6 @@ pub enum Pin {
     Hyp,
     /// A channel's pages: neither, and not the VM's frames (the channel owns them).
     Shared,
-}
-
-/// Stage-2 descriptor bits this module reads and writes directly (4 KiB granule, the
-/// architectural layout aarch64-paging also uses). A guest page's whole record is its level-3
-/// descriptor: the frame is the output address, the permissions are S2AP/XN, the pin is in the
-/// software bits (ignored by the walkers).
-mod desc {
-    /// Valid.
-    pub const VALID: u64 = 1 << 0;
-    /// With VALID: a table (levels 1-2) or a page (level 3).
-    pub const TABLE_OR_PAGE: u64 = 1 << 1;
-    /// The output address, bits [47:12].
-    pub const OA: u64 = 0x0000_ffff_ffff_f000;
-    /// S2AP[1:0]: 0b11 is read-write.
-    pub const S2AP: u64 = 0b11 << 6;
-    /// Execute-never.
-    pub const XN: u64 = 1 << 54;
-    /// SWFLAG_0 and SWFLAG_1: the pin.
-    pub const PIN_SHIFT: u32 = 55;
-    pub const PIN: u64 = 0b11 << PIN_SHIFT;
-    /// Entries per table.
-    pub const ENTRIES: u64 = 512;
-}
-
-impl Pin {
-    fn bits(self) -> u64 {
-        let code: u64 = match self {
-            Pin::None => 0,
-            Pin::Image => 1,
-            Pin::Hyp => 2,
-            Pin::Shared => 3,
-        };
-        code << desc::PIN_SHIFT
-    }
-
-    fn of(descriptor: u64) -> Pin {
-        match (descriptor & desc::PIN) >> desc::PIN_SHIFT {
-            0 => Pin::None,
-            1 => Pin::Image,
-            2 => Pin::Hyp,
-            _ => Pin::Shared,
-        }
-    }
-}
-
-/// The permissions a valid page descriptor grants (READ is always there: `check_perms`).
-fn perms_of(descriptor: u64) -> MemPerms {
-    let mut perms = MemPerms::READ;
-    if descriptor & desc::S2AP == desc::S2AP {
-        perms |= MemPerms::WRITE;
-    }
-    if descriptor & desc::XN == 0 {
-        perms |= MemPerms::EXEC;
-    }
-    perms
-}
-
-/// The attributes of a page with `perms` and `pin` (without TABLE_OR_PAGE, which
-/// aarch64-paging adds itself at level 3).
-fn attributes(perms: MemPerms, pin: Pin) -> Stage2Attributes {
-    let mut a = Stage2Attributes::VALID
-        | Stage2Attributes::MEMATTR_NORMAL_INNER_WB
-        | Stage2Attributes::MEMATTR_NORMAL_OUTER_WB
-        | Stage2Attributes::SH_INNER
-        | Stage2Attributes::ACCESS_FLAG;
-    a |= if perms.contains(MemPerms::WRITE) {
-        Stage2Attributes::S2AP_ACCESS_RW
-    } else {
-        Stage2Attributes::S2AP_ACCESS_RO
-    };
-    if !perms.contains(MemPerms::EXEC) {
-        a |= Stage2Attributes::XN;
-    }
-    a | Stage2Attributes::from_bits_retain(pin.bits() as usize)
 }
 
 /// Checks a page range argument: aligned, non-empty, inside the IPA space, no wrap.
@@ -165,148 +87,45 @@ fn check_perms(perms: MemPerms) -> Result<(), Error> {
     }
 }
 
-/// Pointer to the descriptor slot `index` of the table at `table` (identity-mapped).
-fn slot(table: u64, index: u64) -> *mut u64 {
-    (table + index * 8) as *mut u64
-}
-
-/// Reads a descriptor of one of this VM's tables.
-fn read_slot(at: *mut u64) -> u64 {
-    // SAFETY: `at` is inside a stage-2 table frame this GuestMemory owns (from its root, or a
-    // table descriptor in it), identity-mapped and 8-byte aligned; only the hyp writes it,
-    // under the scheduler lock.
-    unsafe { at.read_volatile() }
-}
-
-/// Writes a level-3 descriptor: one 64-bit store, single-copy atomic for the walkers.
-fn write_slot(at: *mut u64, descriptor: u64) {
-    // SAFETY: as in `read_slot`; the caller keeps break-before-make (a live entry is only
-    // ever made invalid, or written while invalid).
-    unsafe { at.write_volatile(descriptor) }
-}
-
-/// The level-3 table that covers `ipa` (< IPA_LIMIT) under `root`, if the tables exist.
-fn l3_table(root: u64, ipa: u64) -> Option<u64> {
-    let mut table = root;
-    for level in ROOT_LEVEL..3 {
-        let shift = 12 + 9 * (3 - level as u32);
-        let d = read_slot(slot(table, (ipa >> shift) % desc::ENTRIES));
-        if d & (desc::VALID | desc::TABLE_OR_PAGE) != desc::VALID | desc::TABLE_OR_PAGE {
-            return None;
-        }
-        table = d & desc::OA;
-    }
-    Some(table)
-}
-
-/// Remembers the last level-3 table found, so pages of the same 2 MiB walk from the root once.
-#[derive(Clone, Copy)]
-struct Cursor {
-    root: u64,
-    /// `ipa >> 21` of the table below, and the table (0: none there).
-    key: u64,
-    table: u64,
-}
-
-impl Cursor {
-    fn new(root: u64) -> Self {
-        Self {
-            root,
-            key: u64::MAX,
-            table: 0,
-        }
-    }
-
-    /// The descriptor slot of page `ipa`, if its level-3 table exists.
-    fn slot(&mut self, ipa: u64) -> Option<*mut u64> {
-        let key = ipa >> 21;
-        if key != self.key {
-            self.table = l3_table(self.root, ipa).unwrap_or(0);
-            self.key = key;
-        }
-        (self.table != 0).then(|| slot(self.table, (ipa >> 12) % desc::ENTRIES))
-    }
-
-    /// The descriptor of page `ipa` (0 if there is no level-3 table for it).
-    fn get(&mut self, ipa: u64) -> u64 {
-        self.slot(ipa).map_or(0, read_slot)
-    }
-
-    /// Forgets the tables seen (after aarch64-paging added some).
-    fn reset(&mut self) {
-        self.key = u64::MAX;
-    }
-}
-
-/// The valid level-3 descriptors under `root`, in IPA order.
-struct Leaves {
-    root: u64,
-    /// The next IPA to look at.
-    next: u64,
-}
-
-impl Iterator for Leaves {
-    type Item = u64;
-
-    fn next(&mut self) -> Option<u64> {
-        const L1_SPAN: u64 = 1 << 30;
-        const L2_SPAN: u64 = 1 << 21;
-        let table = |d: u64| d & (desc::VALID | desc::TABLE_OR_PAGE) == 0b11;
-        while self.next < IPA_LIMIT {
-            let at = self.next;
-            let l1 = read_slot(slot(self.root, (at >> 30) % desc::ENTRIES));
-            if !table(l1) {
-                self.next = (at & !(L1_SPAN - 1)) + L1_SPAN;
-                continue;
-            }
-            let l2 = read_slot(slot(l1 & desc::OA, (at >> 21) % desc::ENTRIES));
-            if !table(l2) {
-                self.next = (at & !(L2_SPAN - 1)) + L2_SPAN;
-                continue;
-            }
-            let d = read_slot(slot(l2 & desc::OA, (at >> 12) % desc::ENTRIES));
-            self.next = at + PAGE_SIZE;
-            if d & desc::VALID != 0 {
-                return Some(d);
-            }
-        }
-        None
-    }
-}
-
 /// A VM's memory.
 pub struct GuestMemory<M: Machine> {
     owner: Owner,
     vmid: u16,
-    stage2: Mapping<FrameTables<M>, Stage2>,
     /// The stage-2 root table's address (identity-mapped).
     root: u64,
-    /// The level-3 table last used. Tables are freed only with the VM, so it stays right
-    /// across calls: consecutive pages of a batch walk from the root once per 2 MiB.
+    /// The level-3 table last used: consecutive pages of a batch walk from the root once per
+    /// 2 MiB.
     cursor: Cursor,
     /// Pages mapped, but for the channels' (they do not count against the quota).
     used_pages: u64,
     quota_pages: u64,
+    /// Level-2 and level-3 tables held (the root is not counted), and the most allowed.
+    tables: u64,
+    table_allowance: u64,
+    /// A page call split into chunks, under way.
+    pending: Option<calls::Pending>,
+    machine: PhantomData<fn() -> M>,
 }
 
-// SAFETY: the stage-2 tables are reachable only through this GuestMemory, which the scheduler
-// lock serialises; the raw table pointers inside Mapping are not shared with any other owner.
-unsafe impl<M: Machine> Send for GuestMemory<M> {}
-
 impl<M: Machine> GuestMemory<M> {
-    /// Empty memory for VM `index` with stage-2 VMID `vmid` and a quota in bytes.
-    pub fn new(index: u16, vmid: u16, quota_bytes: u64) -> Self {
-        let stage2 = Mapping::new(FrameTables(PhantomData), ROOT_LEVEL, Stage2);
-        let root = stage2.root_address().0 as u64;
-        Self {
-            owner: Owner::Vm(index),
+    /// Empty memory for VM `index` with stage-2 VMID `vmid` and a quota in bytes; fails when
+    /// no frame is left for its root table.
+    pub fn new(index: u16, vmid: u16, quota_bytes: u64) -> Result<Self, Error> {
+        let owner = Owner::Vm(index);
+        let root = M::alloc_frame(Owner::Hyp).ok_or(Error::OutOfMemory)?;
+        let quota_pages = quota_bytes / PAGE_SIZE;
+        Ok(Self {
+            owner,
             vmid,
-            stage2,
             root,
             cursor: Cursor::new(root),
             used_pages: 0,
-            quota_pages: quota_bytes / PAGE_SIZE,
-        }
+            quota_pages,
+            tables: 0,
+            table_allowance: table_allowance(quota_pages),
+            pending: None,
+            machine: PhantomData,
+        })
     }
 
     /// This VM's VTTBR_EL2: its VMID and its stage-2 root.
@@ -317,6 +136,11 @@ impl<M: Machine> GuestMemory<M> {
     /// Pages counted against the quota: all but the channels' pages.
     pub fn pages_used(&self) -> u64 {
         self.used_pages
+    }
+
+    /// Frames holding this VM's stage-2 tables, the root included.
+    pub fn table_frames(&self) -> u64 {
+        self.tables + 1
     }
 
     /// The frames this VM owns (not the channels' it sees), read from its stage-2 table.
@@ -335,64 +159,148 @@ impl<M: Machine> GuestMemory<M> {
 
     /// The descriptor of the page holding `ipa` (< IPA_LIMIT), if it is mapped.
     fn entry(&self, ipa: u64) -> Option<u64> {
-        let table = l3_table(self.root, ipa)?;
-        let d = read_slot(slot(table, (ipa >> 12) % desc::ENTRIES));
+        let (table, _) = l3_table(self.root, ipa)?;
+        let d = read_slot(slot(table, ipa / PAGE_SIZE));
         (d & desc::VALID != 0).then_some(d)
     }
 
-    /// Writes a new entry for page `ipa`, whose descriptor is invalid: directly when its
-    /// level-3 table exists (the hot path), else through `add_tables_and_entry`.
+    /// Quota pages left: neither mapped nor promised to a map under way.
+    fn quota_left_pages(&self) -> u64 {
+        self.quota_pages - self.used_pages - calls::promised_pages(&self.pending)
+    }
+
+    /// Quota not yet used, in bytes.
+    pub fn quota_left_bytes(&self) -> u64 {
+        self.quota_left_pages() * PAGE_SIZE
+    }
+
+    /// A frame for `owner`, from the frames a map under way set aside if `reserved`.
+    fn take_frame(&mut self, owner: Owner, reserved: bool) -> Option<u64> {
+        if !reserved {
+            return M::alloc_frame(owner);
+        }
+        let pa = M::alloc_reserved_frame(owner)?;
+        calls::took_reserved(&mut self.pending, owner == Owner::Hyp);
+        Some(pa)
+    }
+
+    /// Writes `leaf` for page `ipa`, whose descriptor is unused: directly when its level-3
+    /// table exists (the hot path), else after `add_tables`.
     #[inline(always)]
-    fn set_entry(
+    fn put_leaf(
         &mut self,
         cursor: &mut Cursor,
         ipa: u64,
-        pa: u64,
-        attributes: Stage2Attributes,
+        leaf: u64,
+        reserved: bool,
     ) -> Result<(), Error> {
-        let Some(at) = cursor.slot(ipa) else {
-            return self.add_tables_and_entry(cursor, ipa, pa, attributes);
+        let at = match cursor.slot(ipa) {
+            Some(at) => at,
+            None => self.add_tables(cursor, ipa, reserved)?,
         };
-        write_slot(
-            at,
-            (pa & desc::OA) | attributes.bits() as u64 | desc::TABLE_OR_PAGE,
-        );
+        write_slot(at, leaf);
+        live_up(cursor.parent);
         Ok(())
     }
 
-    /// `set_entry` where tables are missing: aarch64-paging adds them. Fails, writing nothing,
-    /// when RAM cannot hold them: aarch64-paging has no way to report a failed table
-    /// allocation, so the frames are counted first (every frame allocation for VMs happens
-    /// under the scheduler lock, so the count still holds).
+    /// Adds the level-2 and level-3 tables page `ipa` lacks; its descriptor slot. The caller
+    /// counted the frames and the allowance first, so this fails only on a hyp bug (then an
+    /// empty level-2 table may stay, held until the VM is torn down).
     #[inline(never)]
-    fn add_tables_and_entry(
-        &mut self,
-        cursor: &mut Cursor,
-        ipa: u64,
-        pa: u64,
-        attributes: Stage2Attributes,
-    ) -> Result<(), Error> {
-        if M::frames_available() < MAX_NEW_TABLES {
+    fn add_tables(&mut self, cursor: &mut Cursor, ipa: u64, reserved: bool) -> Result<u64, Error> {
+        let l1 = slot(self.root, ipa / L2_SPAN);
+        let mut d1 = read_slot(l1);
+        if !is_table(d1) {
+            let table = self
+                .take_frame(Owner::Hyp, reserved)
+                .ok_or(Error::OutOfMemory)?;
+            self.tables += 1;
+            d1 = table | desc::TABLE;
+            write_slot(l1, d1);
+        }
+        let l2 = slot(d1 & desc::OA, ipa / L3_SPAN);
+        if !is_table(read_slot(l2)) {
+            let table = self
+                .take_frame(Owner::Hyp, reserved)
+                .ok_or(Error::OutOfMemory)?;
+            self.tables += 1;
+            write_slot(l2, table | desc::TABLE);
+            live_up(l1);
+        }
+        cursor.reset();
+        cursor.slot(ipa).ok_or(Error::OutOfMemory)
+    }
+
+    /// How many tables mapping `[ipa, ipa + pages)` would add (a checked range).
+    fn tables_needed(&self, cursor: &mut Cursor, ipa: u64, pages: u64) -> u64 {
+        let end = ipa + pages * PAGE_SIZE;
+        if (end - 1) / L3_SPAN == ipa / L3_SPAN && cursor.slot(ipa).is_some() {
+            return 0;
+        }
+        let mut needed = 0;
+        let mut at = ipa;
+        while at < end {
+            let gib_end = ((at / L2_SPAN + 1) * L2_SPAN).min(end);
+            let regions = (at / L3_SPAN)..=((gib_end - 1) / L3_SPAN);
+            let d1 = read_slot(slot(self.root, at / L2_SPAN));
+            needed += if is_table(d1) {
+                regions
+                    .filter(|&r| !is_table(read_slot(slot(d1 & desc::OA, r))))
+                    .count() as u64
+            } else {
+                1 + regions.count() as u64
+            };
+            at = gib_end;
+        }
+        needed
+    }
+
+    /// Fails unless no page of the range is mapped (a range with no level-3 table is skipped
+    /// whole).
+    fn check_unmapped(cursor: &mut Cursor, ipa: u64, pages: u64) -> Result<(), Error> {
+        let mut i = 0;
+        while i < pages {
+            let at = ipa + i * PAGE_SIZE;
+            match cursor.slot(at) {
+                Some(s) if read_slot(s) & desc::VALID != 0 => return Err(Error::AlreadyMapped),
+                Some(_) => i += 1,
+                None => i += desc::ENTRIES - (at / PAGE_SIZE) % desc::ENTRIES,
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a map of `pages` new pages at `ipa` whole, before anything changes; the tables
+    /// it would add.
+    fn check_map(&mut self, ipa: u64, pages: u64, perms: MemPerms) -> Result<u64, Error> {
+        check_range(ipa, pages)?;
+        check_perms(perms)?;
+        if pages > self.quota_left_pages() {
             return Err(Error::OutOfMemory);
         }
-        self.stage2
-            .map_range(
-                &MemoryRegion::new(ipa as usize, (ipa + PAGE_SIZE) as usize),
-                PhysicalAddress(pa as usize),
-                attributes,
-                Constraints::NO_BLOCK_MAPPINGS,
-            )
-            .expect("a checked, unmapped range maps");
-        cursor.reset();
-        Ok(())
+        self.check_new_entries(ipa, pages)
     }
 
-    /// Fails unless no page of the range is mapped.
-    fn check_unmapped(cursor: &mut Cursor, ipa: u64, pages: u64) -> Result<(), Error> {
-        for i in 0..pages {
-            if cursor.get(ipa + i * PAGE_SIZE) & desc::VALID != 0 {
-                return Err(Error::AlreadyMapped);
-            }
+    /// The overlap and table checks of a map; the tables it would add.
+    fn check_new_entries(&mut self, ipa: u64, pages: u64) -> Result<u64, Error> {
+        let mut cursor = self.cursor;
+        let checked = Self::check_unmapped(&mut cursor, ipa, pages)
+            .map(|()| self.tables_needed(&mut cursor, ipa, pages));
+        self.cursor = cursor;
+        let tables = checked?;
+        let promised = calls::promised_tables(&self.pending);
+        if self.tables + promised + tables > self.table_allowance {
+            return Err(Error::OutOfMemory);
+        }
+        Ok(tables)
+    }
+
+    /// Whether RAM has the frames a map of `pages` pages and `tables` tables takes. A map of
+    /// one page into an existing table needs no count: its one allocation is the check.
+    fn frames_for(pages: u64, tables: u64) -> Result<(), Error> {
+        let needed = pages + tables;
+        if needed > 1 && (M::frames_available() as u64) < needed {
+            return Err(Error::OutOfMemory);
         }
         Ok(())
     }
@@ -401,32 +309,25 @@ impl<M: Machine> GuestMemory<M> {
     /// never executable; the VM can neither unmap nor protect them, nor do they count
     /// against its quota.
     pub fn map_shared(&mut self, ipa: u64, frames: &[u64]) -> Result<(), Error> {
-        check_range(ipa, frames.len() as u64)?;
+        let pages = frames.len() as u64;
+        check_range(ipa, pages)?;
+        let tables = self.check_new_entries(ipa, pages)?;
+        if (M::frames_available() as u64) < tables {
+            return Err(Error::OutOfMemory);
+        }
         let mut cursor = self.cursor;
-        Self::check_unmapped(&mut cursor, ipa, frames.len() as u64)?;
-        let attributes = attributes(MemPerms::RW, Pin::Shared);
         for (i, &pa) in frames.iter().enumerate() {
             let page = ipa + i as u64 * PAGE_SIZE;
-            if let Err(e) = self.set_entry(&mut cursor, page, pa, attributes) {
-                // The frames stay the shared object's: only the entries go.
-                for done in 0..i as u64 {
-                    write_slot(
-                        cursor.slot(ipa + done * PAGE_SIZE).expect("entry written"),
-                        0,
-                    );
-                }
+            let entry = leaf(pa, MemPerms::RW, Pin::Shared);
+            if let Err(e) = self.put_leaf(&mut cursor, page, entry, false) {
                 self.cursor = cursor;
+                self.remove(ipa, i as u64);
                 return Err(e);
             }
         }
         self.cursor = cursor;
         M::tlb(TlbOp::DsbIshst);
         Ok(())
-    }
-
-    /// Quota not yet used, in bytes.
-    pub fn quota_left_bytes(&self) -> u64 {
-        (self.quota_pages - self.pages_used()) * PAGE_SIZE
     }
 
     /// Backs `[ipa, ipa + pages)` with fresh zeroed frames. All or nothing.
@@ -442,51 +343,105 @@ impl<M: Machine> GuestMemory<M> {
         perms: MemPerms,
         pin: Pin,
     ) -> Result<(), Error> {
-        check_range(ipa, pages)?;
-        check_perms(perms)?;
-        if pages > self.quota_pages - self.pages_used() {
-            return Err(Error::OutOfMemory);
+        if let Some(done) = self.map_one_into_existing_table(ipa, pages, perms, pin) {
+            return done;
         }
-        let mut cursor = self.cursor;
-        Self::check_unmapped(&mut cursor, ipa, pages)?;
-        let attributes = attributes(perms, pin);
-        for i in 0..pages {
-            let mapped = M::alloc_frame(self.owner)
-                .ok_or(Error::OutOfMemory)
-                .and_then(|pa| {
-                    self.set_entry(&mut cursor, ipa + i * PAGE_SIZE, pa, attributes)
-                        .inspect_err(|_| M::free_frame(self.owner, pa))
-                });
-            if let Err(e) = mapped {
-                // Host RAM ran out: undo this call's pages (never mapped live, no TLB work).
-                self.forget(&mut cursor, ipa, i);
-                self.cursor = cursor;
-                return Err(e);
-            }
-        }
-        self.cursor = cursor;
-        self.used_pages += pages;
+        let tables = self.check_map(ipa, pages, perms)?;
+        Self::frames_for(pages, tables)?;
+        self.map_pages(ipa, pages, perms, pin, false)?;
         // New entries: only make the table writes visible to the walkers.
         M::tlb(TlbOp::DsbIshst);
         Ok(())
     }
 
-    /// Fails unless every page of the range is mapped, with none of the `denied` pins.
-    fn check_mapped(
-        cursor: &mut Cursor,
+    /// The hot path of `map_pinned`: one page whose level-3 table exists, one walk for the
+    /// check and the store; None when the general path must decide.
+    #[inline(always)]
+    fn map_one_into_existing_table(
+        &mut self,
         ipa: u64,
         pages: u64,
-        denied: &[Pin],
+        perms: MemPerms,
+        pin: Pin,
+    ) -> Option<Result<(), Error>> {
+        if pages != 1 || check_range(ipa, 1).is_err() || check_perms(perms).is_err() {
+            return None;
+        }
+        if self.quota_left_pages() == 0 {
+            return Some(Err(Error::OutOfMemory));
+        }
+        let at = self.cursor.slot(ipa)?;
+        if read_slot(at) & desc::VALID != 0 {
+            return Some(Err(Error::AlreadyMapped));
+        }
+        // Its one allocation is the only thing that can fail, before anything is written.
+        let Some(pa) = M::alloc_frame(self.owner) else {
+            return Some(Err(Error::OutOfMemory));
+        };
+        if perms.contains(MemPerms::EXEC) {
+            M::cache(CacheOp::SyncForExecution { pa });
+        }
+        write_slot(at, leaf(pa, perms, pin));
+        live_up(self.cursor.parent);
+        self.used_pages += 1;
+        M::tlb(TlbOp::DsbIshst);
+        Some(Ok(()))
+    }
+
+    /// Maps `pages` checked pages with fresh frames (those set aside if `reserved`). Fails
+    /// only if a frame counted up front is not there (a hyp bug): the pages of this call are
+    /// then removed as `unmap` removes them.
+    fn map_pages(
+        &mut self,
+        ipa: u64,
+        pages: u64,
+        perms: MemPerms,
+        pin: Pin,
+        reserved: bool,
     ) -> Result<(), Error> {
-        check_range(ipa, pages)?;
-        let mut refused = false;
+        let exec = perms.contains(MemPerms::EXEC);
+        let mut cursor = self.cursor;
         for i in 0..pages {
-            let d = cursor.get(ipa + i * PAGE_SIZE);
+            let at = ipa + i * PAGE_SIZE;
+            let mapped = match self.take_frame(self.owner, reserved) {
+                Some(pa) => {
+                    if exec {
+                        // No stale instructions of the frame's last owner may be fetched.
+                        M::cache(CacheOp::SyncForExecution { pa });
+                    }
+                    self.put_leaf(&mut cursor, at, leaf(pa, perms, pin), reserved)
+                        .inspect_err(|_| M::free_frame(self.owner, pa))
+                }
+                None => Err(Error::OutOfMemory),
+            };
+            if let Err(e) = mapped {
+                log::error!("stage 2: a frame counted for IPA {at:#x} is missing");
+                self.cursor = cursor;
+                self.remove(ipa, i);
+                return Err(e);
+            }
+            self.used_pages += 1;
+        }
+        self.cursor = cursor;
+        Ok(())
+    }
+
+    /// Fails unless every page of the range is mapped, with none of the `denied` pins.
+    fn check_mapped(&mut self, ipa: u64, pages: u64, denied: &[Pin]) -> Result<(), Error> {
+        check_range(ipa, pages)?;
+        let mut cursor = self.cursor;
+        let mut refused = false;
+        let mut result = Ok(());
+        for i in 0..pages {
+            let d = cursor.slot(ipa + i * PAGE_SIZE).map_or(0, read_slot);
             if d & desc::VALID == 0 {
-                return Err(Error::NotMapped);
+                result = Err(Error::NotMapped);
+                break;
             }
             refused |= denied.contains(&Pin::of(d));
         }
+        self.cursor = cursor;
+        result?;
         if refused {
             return Err(Error::Denied);
         }
@@ -495,79 +450,130 @@ impl<M: Machine> GuestMemory<M> {
 
     /// Invalidates the range's entries (all mapped) and completes the TLB maintenance for
     /// them. Only VALID is cleared: the walkers ignore the rest of an invalid descriptor, which
-    /// still holds the frame, permissions and pin for `unmap` and `protect` to finish with.
+    /// still holds the frame, permissions and pin for `remove` and `protect` to finish with.
     fn break_entries(&mut self, cursor: &mut Cursor, ipa: u64, pages: u64) {
         for i in 0..pages {
-            let at = cursor.slot(ipa + i * PAGE_SIZE).expect("checked mapped");
-            write_slot(at, read_slot(at) & !desc::VALID);
+            if let Some(at) = cursor.slot(ipa + i * PAGE_SIZE) {
+                write_slot(at, read_slot(at) & !desc::VALID);
+            }
         }
         self.invalidate_tlb(ipa, pages);
     }
 
-    /// The stage-2 TLB maintenance after removing or changing entries, with this VM's VMID.
-    fn invalidate_tlb(&self, ipa: u64, pages: u64) {
+    /// Runs `f` with this VM's VMID loaded (TLB maintenance applies to the current VMID).
+    fn with_own_vmid(&self, f: impl FnOnce()) {
         let previous = M::vttbr();
         let ours = self.vttbr();
         if previous != ours {
             M::set_vttbr(ours);
         }
-        M::tlb(TlbOp::DsbIshst);
-        for i in 0..pages {
-            M::tlb(TlbOp::TlbiIpas2e1is {
-                ipa: ipa + i * PAGE_SIZE,
-            });
-        }
-        M::tlb(TlbOp::DsbIsh);
-        M::tlb(TlbOp::TlbiVmalle1is);
-        M::tlb(TlbOp::DsbIsh);
-        M::tlb(TlbOp::Isb);
+        f();
         if previous != ours {
             M::set_vttbr(previous);
         }
     }
 
-    /// Clears the range's descriptors (invalid, or never made visible to the guest: no TLB
-    /// maintenance needed) and frees their frames.
-    fn forget(&mut self, cursor: &mut Cursor, ipa: u64, pages: u64) {
+    /// The stage-2 TLB maintenance after removing or changing entries, with this VM's VMID.
+    fn invalidate_tlb(&self, ipa: u64, pages: u64) {
+        self.with_own_vmid(|| {
+            M::tlb(TlbOp::DsbIshst);
+            for i in 0..pages {
+                M::tlb(TlbOp::TlbiIpas2e1is {
+                    ipa: ipa + i * PAGE_SIZE,
+                });
+            }
+            M::tlb(TlbOp::DsbIsh);
+            M::tlb(TlbOp::TlbiVmalle1is);
+            M::tlb(TlbOp::DsbIsh);
+            M::tlb(TlbOp::Isb);
+        });
+    }
+
+    /// Removes the range's entries (all in use), break-before-make, and frees their frames
+    /// (not a channel's) and every table left empty.
+    fn remove(&mut self, ipa: u64, pages: u64) {
+        let mut cursor = self.cursor;
+        self.break_entries(&mut cursor, ipa, pages);
         for i in 0..pages {
-            let at = cursor.slot(ipa + i * PAGE_SIZE).expect("entry written");
-            let d = read_slot(at);
-            write_slot(at, 0);
-            M::free_frame(self.owner, d & desc::OA);
+            let at = ipa + i * PAGE_SIZE;
+            let Some(s) = cursor.slot(at) else { continue };
+            let d = read_slot(s);
+            write_slot(s, 0);
+            if Pin::of(d) != Pin::Shared {
+                M::free_frame(self.owner, d & desc::OA);
+                self.used_pages -= 1;
+            }
+            if live_down(cursor.parent) == 0 {
+                self.free_tables(at);
+                cursor.reset();
+            }
+        }
+        self.cursor = cursor;
+    }
+
+    /// Unhooks the level-3 table of `ipa`, which has no entry left (and its level-2 table if
+    /// that was its last), break-before-make, then frees them.
+    fn free_tables(&mut self, ipa: u64) {
+        let l1 = slot(self.root, ipa / L2_SPAN);
+        let l2_table = read_slot(l1) & desc::OA;
+        let l2 = slot(l2_table, ipa / L3_SPAN);
+        let l3_table = read_slot(l2) & desc::OA;
+        write_slot(l2, 0);
+        let l2_empty = live_down(l1) == 0;
+        if l2_empty {
+            write_slot(l1, 0);
+        }
+        self.invalidate_tlb(ipa & !(L3_SPAN - 1), 1);
+        M::free_frame(Owner::Hyp, l3_table);
+        self.tables -= 1;
+        if l2_empty {
+            M::free_frame(Owner::Hyp, l2_table);
+            self.tables -= 1;
         }
     }
 
     /// Removes the range's pages and returns their frames, scrubbed. All or nothing.
     pub fn unmap(&mut self, ipa: u64, pages: u64) -> Result<(), Error> {
-        let mut cursor = self.cursor;
-        Self::check_mapped(
-            &mut cursor,
-            ipa,
-            pages,
-            &[Pin::Image, Pin::Hyp, Pin::Shared],
-        )?;
-        self.break_entries(&mut cursor, ipa, pages);
-        self.forget(&mut cursor, ipa, pages);
-        self.cursor = cursor;
-        self.used_pages -= pages;
+        self.check_unmap(ipa, pages)?;
+        self.remove(ipa, pages);
         Ok(())
+    }
+
+    fn check_unmap(&mut self, ipa: u64, pages: u64) -> Result<(), Error> {
+        self.check_mapped(ipa, pages, &[Pin::Image, Pin::Hyp, Pin::Shared])
+    }
+
+    fn check_protect(&mut self, ipa: u64, pages: u64, perms: MemPerms) -> Result<(), Error> {
+        check_perms(perms)?;
+        self.check_mapped(ipa, pages, &[Pin::Hyp, Pin::Shared])
     }
 
     /// Changes the range's permissions, break-before-make. All or nothing.
     pub fn protect(&mut self, ipa: u64, pages: u64, perms: MemPerms) -> Result<(), Error> {
-        check_perms(perms)?;
+        self.check_protect(ipa, pages, perms)?;
+        self.reprotect(ipa, pages, perms);
+        Ok(())
+    }
+
+    /// Changes the permissions of checked pages.
+    fn reprotect(&mut self, ipa: u64, pages: u64, perms: MemPerms) {
         let mut cursor = self.cursor;
-        Self::check_mapped(&mut cursor, ipa, pages, &[Pin::Hyp, Pin::Shared])?;
         self.break_entries(&mut cursor, ipa, pages);
         for i in 0..pages {
-            let at = cursor.slot(ipa + i * PAGE_SIZE).expect("checked mapped");
+            let Some(at) = cursor.slot(ipa + i * PAGE_SIZE) else {
+                continue;
+            };
             let d = read_slot(at);
-            let attributes = attributes(perms, Pin::of(d)).bits() as u64;
-            write_slot(at, (d & desc::OA) | attributes | desc::TABLE_OR_PAGE);
+            let pa = d & desc::OA;
+            if perms.contains(MemPerms::EXEC) && d & desc::XN != 0 {
+                // First executable: what the guest wrote (or the last owner left) must reach
+                // instruction fetch.
+                M::cache(CacheOp::SyncForExecution { pa });
+            }
+            write_slot(at, leaf(pa, perms, Pin::of(d)));
         }
         self.cursor = cursor;
         M::tlb(TlbOp::DsbIshst);
-        Ok(())
     }
 
     /// The permissions of the page holding `ipa`.
@@ -625,18 +631,67 @@ impl<M: Machine> GuestMemory<M> {
         }
         Ok(())
     }
+
+    /// Tears everything down but the root: every entry unhooked, the VMID's translations
+    /// forgotten, then every frame and table freed. The memory is empty and usable again
+    /// (a reset rebuilds the VM in it).
+    pub fn clear(&mut self) {
+        self.abandon_pending();
+        for i in 0..desc::ENTRIES {
+            let at = slot(self.root, i);
+            let d = read_slot(at);
+            if is_table(d) {
+                write_slot(at, d & !desc::VALID);
+            }
+        }
+        self.with_own_vmid(|| {
+            for op in [
+                TlbOp::DsbIshst,
+                TlbOp::TlbiVmalls12e1is,
+                TlbOp::DsbIsh,
+                TlbOp::Isb,
+            ] {
+                M::tlb(op);
+            }
+        });
+        for i in 0..desc::ENTRIES {
+            let at = slot(self.root, i);
+            let d1 = read_slot(at);
+            if d1 & desc::TABLE_OR_PAGE == 0 {
+                continue;
+            }
+            write_slot(at, 0);
+            let l2_table = d1 & desc::OA;
+            for j in 0..desc::ENTRIES {
+                let d2 = read_slot(slot(l2_table, j));
+                if !is_table(d2) {
+                    continue;
+                }
+                let l3_table = d2 & desc::OA;
+                for k in 0..desc::ENTRIES {
+                    let d = read_slot(slot(l3_table, k));
+                    if d & desc::VALID != 0 && Pin::of(d) != Pin::Shared {
+                        M::free_frame(self.owner, d & desc::OA);
+                    }
+                }
+                M::free_frame(Owner::Hyp, l3_table);
+            }
+            M::free_frame(Owner::Hyp, l2_table);
+        }
+        self.used_pages = 0;
+        self.tables = 0;
+        self.cursor.reset();
+    }
 }
 
 impl<M: Machine> Drop for GuestMemory<M> {
     fn drop(&mut self) {
-        for d in self.leaves() {
-            if Pin::of(d) != Pin::Shared {
-                M::free_frame(self.owner, d & desc::OA);
-            }
-        }
-        // The stage-2 tables are freed by Mapping's own drop (FrameTables::deallocate_table).
+        self.clear();
+        M::free_frame(Owner::Hyp, self.root);
     }
 }
 
+#[cfg(test)]
+mod table_tests;
 #[cfg(test)]
 mod tests;

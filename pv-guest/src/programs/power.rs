@@ -12,12 +12,21 @@ static MARK: AtomicU64 = AtomicU64::new(0x1111);
 /// A page mapped before the reset: a fresh VM does not have it.
 const PAGE: u64 = 0x39_0000_0000;
 
+/// Where the rest of the quota is mapped before the reset (in one call: the hyp continues it
+/// in chunks), so that a VM holding most of the RAM checks that it can restart.
+const BULK: u64 = 0x20_0000_0000;
+
 pub fn reset() -> u64 {
     let mut hv = hv();
     match restarts() {
         0 => {
             MARK.store(0x2222, Ordering::SeqCst);
             let _ = hv.mem_map(PAGE, 1, MemPerms::RW);
+            let left = hv.vm_info().map_or(0, |i| i.mem_available_bytes / 4096);
+            if left > 0 && hv.mem_map(BULK, left, MemPerms::RW).is_err() {
+                println!("reset: cannot map the {left} pages left of the quota");
+                return 1;
+            }
             println!("reset: first life; calling PSCI SYSTEM_RESET");
             let refused = hv.psci_system_reset();
             println!("reset: SYSTEM_RESET returned {refused}");
@@ -25,7 +34,7 @@ pub fn reset() -> u64 {
         }
         1 => {
             let fresh_image = MARK.load(Ordering::SeqCst) == 0x1111;
-            let fresh_memory = hv.mem_query(PAGE).is_err();
+            let fresh_memory = hv.mem_query(PAGE).is_err() && hv.mem_query(BULK).is_err();
             println!(
                 "reset: restarted once; image fresh: {fresh_image}, memory fresh: {fresh_memory}"
             );

@@ -23,6 +23,12 @@ impl GuestRegs {
     pub fn skip_instruction(&mut self) {
         self.elr = self.elr.wrapping_add(INSTRUCTION_BYTES);
     }
+
+    /// Points ELR back at the instruction that trapped (ELR is past an `HVC`), so that the
+    /// vCPU issues it again: a hypercall continuation. Wraps as the PC does.
+    pub fn repeat_instruction(&mut self) {
+        self.elr = self.elr.wrapping_sub(INSTRUCTION_BYTES);
+    }
 }
 
 /// The FP/SIMD register file: q0..q31, FPSR, FPCR (layout fixed by fpsimd.S).
@@ -130,5 +136,7 @@ mod tests {
         regs.elr = u64::MAX - 3;
         regs.skip_instruction();
         assert_eq!(regs.elr, 0);
+        regs.repeat_instruction();
+        assert_eq!(regs.elr, u64::MAX - 3);
     }
 }

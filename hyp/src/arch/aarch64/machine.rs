@@ -1,6 +1,8 @@
-//! The real `Machine`: frames from the frame allocator, TLB maintenance instructions.
+//! The real `Machine`: frames from the frame allocator, TLB and cache maintenance
+//! instructions.
 
-use crate::arch::{Machine, TlbOp};
+use super::{cache, cpu};
+use crate::arch::{CacheOp, Machine, TlbOp};
 use crate::mm::frames;
 use crate::mm::owner::Owner;
 use aarch64_cpu::registers::{Readable, VTTBR_EL2, Writeable};
@@ -11,7 +13,19 @@ pub struct Aarch64;
 
 impl Machine for Aarch64 {
     fn alloc_frame(owner: Owner) -> Option<u64> {
-        frames::alloc_zeroed(owner)
+        frames::alloc_zeroed(owner, false)
+    }
+
+    fn alloc_reserved_frame(owner: Owner) -> Option<u64> {
+        frames::alloc_zeroed(owner, true)
+    }
+
+    fn reserve_frames(count: usize) -> bool {
+        frames::reserve(count)
+    }
+
+    fn release_frames(count: usize) {
+        frames::release(count);
     }
 
     fn free_frame(owner: Owner, pa: u64) {
@@ -38,6 +52,14 @@ impl Machine for Aarch64 {
                 }
                 TlbOp::Isb => asm!("isb", options(nostack, preserves_flags)),
             }
+        }
+    }
+
+    fn cache(op: CacheOp) {
+        match op {
+            CacheOp::Zero { pa } => cpu::zero_page(pa),
+            CacheOp::CleanToPoc { pa } => cache::clean_to_poc(pa),
+            CacheOp::SyncForExecution { pa } => cache::sync_for_execution(pa),
         }
     }
 

@@ -7,6 +7,8 @@ pub mod context;
 pub mod esr;
 
 #[cfg(target_os = "none")]
+pub mod cache;
+#[cfg(target_os = "none")]
 pub mod cpu;
 #[cfg(target_os = "none")]
 pub mod exception;
