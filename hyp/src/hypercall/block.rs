@@ -4,14 +4,14 @@
 //! read from the guest. Requests are performed synchronously, in order, inside the call.
 
 use super::GuestVm;
+use super::guest_buffer::{self, Access};
 use crate::disk::{IO_MAX, Io};
-use crate::mm::PAGE_SIZE;
 use crate::vm::block::{self, Request};
 use crate::vm::events::BLOCK_EVENT;
 use core::mem::offset_of;
 use hypercall_abi::block::{BLOCK_RING_ENTRIES, BLOCK_SECTOR_SIZE};
 use hypercall_abi::layout::{BlockDesc, RingHeader};
-use hypercall_abi::{BlockInfo, Error, MemPerms};
+use hypercall_abi::{BlockInfo, Error};
 
 /// BLOCK_INFO: the VM's region.
 pub fn info(vm: &mut impl GuestVm) -> Result<[u64; 3], Error> {
@@ -64,21 +64,6 @@ pub fn submit(vm: &mut impl GuestVm, producer: u32) -> Result<[u64; 3], Error> {
     Ok([count.into(), 0, 0])
 }
 
-/// Whether `[ipa, ipa + len)` is all mapped in the VM (and writable by the guest, for a
-/// buffer the hyp fills).
-fn check_buffer(vm: &impl GuestVm, ipa: u64, len: u32, writable: bool) -> Result<(), Error> {
-    let end = ipa.checked_add(len.into()).ok_or(Error::BadAddress)?;
-    let mut page = ipa & !(PAGE_SIZE - 1);
-    while page < end {
-        let perms = vm.memory().query(page).map_err(|_| Error::BadAddress)?;
-        if writable && !perms.contains(MemPerms::WRITE) {
-            return Err(Error::BadAddress);
-        }
-        page += PAGE_SIZE;
-    }
-    Ok(())
-}
-
 /// Moves a checked request's data between the guest's buffer and the disk, a page at a time
 /// through the hyp's own buffer.
 fn perform(vm: &mut impl GuestVm, request: Request) -> Result<(), Error> {
@@ -95,7 +80,12 @@ fn perform(vm: &mut impl GuestVm, request: Request) -> Result<(), Error> {
         } => (sector, buf_ipa, len, false),
         Request::Flush => return vm.disk_io(0, Io::Flush).map_err(|e| e.to_abi()),
     };
-    check_buffer(vm, buf_ipa, len, to_guest)?;
+    let access = if to_guest {
+        Access::Write
+    } else {
+        Access::Read
+    };
+    guest_buffer::check(vm.memory(), buf_ipa, len.into(), access)?;
     let mut bounce = [0u8; IO_MAX];
     for off in (0..len as usize).step_by(IO_MAX) {
         let chunk = &mut bounce[..IO_MAX.min(len as usize - off)];
@@ -118,6 +108,7 @@ mod tests {
     use super::*;
     use crate::disk::Backend;
     use crate::vm::block::{BlockIo, Region};
+    use hypercall_abi::MemPerms;
 
     const RING: u64 = 0x8000;
     const BUF: u64 = 0x1_0000;

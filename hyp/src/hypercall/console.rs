@@ -2,6 +2,7 @@
 //! ring), become its console lines; typed input waits in its queue for CONSOLE_READ.
 
 use super::GuestVm;
+use super::guest_buffer::{self, Access};
 use core::mem::offset_of;
 use hypercall_abi::Error;
 use hypercall_abi::console::{CONSOLE_CHUNK_MAX, CONSOLE_RING_ENTRIES};
@@ -43,14 +44,18 @@ pub fn notify(vm: &mut impl GuestVm) -> Result<[u64; 3], Error> {
     Ok([n as u64, 0, 0])
 }
 
-/// Gives the guest up to `len` typed bytes.
+/// Gives the guest up to `len` typed bytes, into a buffer it may write itself (its image, boot
+/// info and event page are read-only to it). The buffer (up to one chunk) is checked whole
+/// first, input waiting or not: a bad one gets `BAD_ADDRESS` with nothing written and the
+/// input still queued, so none of it is delivered twice.
 pub fn read(vm: &mut impl GuestVm, ipa: u64, len: u64) -> Result<[u64; 3], Error> {
-    let n = (len.min(CONSOLE_CHUNK_MAX) as usize).min(vm.console_io().input.len());
+    let len = len.min(CONSOLE_CHUNK_MAX);
+    guest_buffer::check(vm.memory(), ipa, len, Access::Write)?;
+    let n = (len as usize).min(vm.console_io().input.len());
     let mut buf = [0u8; CONSOLE_CHUNK_MAX as usize];
     for (slot, byte) in buf[..n].iter_mut().zip(vm.console_io().input.iter()) {
         *slot = *byte;
     }
-    // Only bytes that reached the guest leave the queue.
     vm.memory_mut().write(ipa, &buf[..n])?;
     vm.console_io().input.drain(..n);
     Ok([n as u64, 0, 0])
@@ -127,6 +132,44 @@ mod tests {
         let mut got = [0u8; 3];
         vm.memory.read(PAGE_IPA, &mut got).unwrap();
         assert_eq!(&got, b"ls\r");
+    }
+
+    #[test]
+    fn input_never_lands_in_a_page_the_guest_cannot_write() {
+        let mut vm = FakeVm::default();
+        vm.memory.map(0x2000, 1, MemPerms::READ).unwrap();
+        vm.memory.write(0x2000, b"image").unwrap();
+        vm.console_io.push_input(b"rm -rf");
+        assert_eq!(read(&mut vm, 0x2000, 6), Err(Error::BadAddress));
+        let mut page = [0u8; 6];
+        vm.memory.read(0x2000, &mut page).unwrap();
+        assert_eq!(&page, b"image\0", "the read-only page is unchanged");
+        assert_eq!(vm.console_io.input.len(), 6, "the input is kept");
+        let mut idle = FakeVm::default();
+        idle.memory.map(0x2000, 1, MemPerms::READ).unwrap();
+        assert_eq!(
+            read(&mut idle, 0x2000, 6),
+            Err(Error::BadAddress),
+            "refused even with no input waiting"
+        );
+    }
+
+    #[test]
+    fn a_buffer_running_into_an_unmapped_page_gets_nothing() {
+        let mut vm = FakeVm::default();
+        vm.console_io.push_input(b"abcdef");
+        // Three bytes fit at the end of the mapped page, the rest would fall off it.
+        let tail = PAGE_IPA + 4093;
+        assert_eq!(read(&mut vm, tail, 6), Err(Error::BadAddress));
+        let mut page = [0xFFu8; 3];
+        vm.memory.read(tail, &mut page).unwrap();
+        assert_eq!(page, [0; 3], "nothing written");
+        // The input is delivered once, whole, to a good buffer.
+        assert_eq!(read(&mut vm, PAGE_IPA, 8), Ok([6, 0, 0]));
+        let mut got = [0u8; 6];
+        vm.memory.read(PAGE_IPA, &mut got).unwrap();
+        assert_eq!(&got, b"abcdef");
+        assert_eq!(read(&mut vm, PAGE_IPA, 8), Ok([0, 0, 0]));
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod channel;
 mod compat;
 mod console;
 mod event;
+mod guest_buffer;
 mod mem;
 mod psci;
 mod standard;
