@@ -4,6 +4,7 @@
 
 use super::bcm2835_aux::Bcm2835Aux;
 use super::pl011::Pl011;
+use crate::vm::console::is_shown;
 use core::fmt;
 use spin::Mutex;
 
@@ -72,7 +73,8 @@ pub fn write_fmt(args: fmt::Arguments) {
 }
 
 /// Writes one line `prefix: text` for a VM; `text` is the guest's bytes, shown escaped where
-/// they are not printable so a guest cannot drive the terminal.
+/// they are not printable so a guest cannot drive the terminal (`vm::console::line_cost`
+/// counts the characters, which bound what one console call writes).
 pub fn write_vm_line(prefix: &str, text: &[u8]) {
     if let Some(uart) = CONSOLE.lock().as_ref() {
         let mut w = Writer(uart);
@@ -80,11 +82,10 @@ pub fn write_vm_line(prefix: &str, text: &[u8]) {
             uart.write_byte(b);
         }
         for &b in text {
-            match b {
-                b' '..=b'~' | b'\t' => uart.write_byte(b),
-                _ => {
-                    let _ = fmt::Write::write_fmt(&mut w, format_args!("\\x{b:02x}"));
-                }
+            if is_shown(b) {
+                uart.write_byte(b);
+            } else {
+                let _ = fmt::Write::write_fmt(&mut w, format_args!("\\x{b:02x}"));
             }
         }
         uart.write_byte(b'\r');

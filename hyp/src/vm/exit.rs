@@ -80,7 +80,8 @@ pub fn handle(exit: Exit) {
         )),
     };
     let alive = match action {
-        Action::Resume => return,
+        // A continued call's HVC is re-entered like any resumed guest.
+        Action::Resume | Action::Continue => return,
         Action::Notify { vm: peer, event } => {
             if let Some(peer) = sched.vms.get_mut(peer).filter(|p| p.is_alive()) {
                 peer.raise_event(event);
@@ -182,6 +183,10 @@ fn handle_sync(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
             if let Some(vcpu) = vm.vcpus.get_mut(v) {
                 for (saved, answer) in vcpu.regs.x.iter_mut().zip(regs) {
                     *saved = answer;
+                }
+                if action == Action::Continue {
+                    // Back onto the HVC (4 bytes, A64) for the call's next chunk.
+                    vcpu.regs.elr = vcpu.regs.elr.wrapping_sub(4);
                 }
             }
             #[cfg(debug_assertions)]
