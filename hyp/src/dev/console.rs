@@ -17,6 +17,8 @@ pub enum Uart {
 }
 
 impl Uart {
+    // Inlined into the line loops, the console hot path (a call a character costs ~10%).
+    #[inline(always)]
     fn write_byte(&self, byte: u8) {
         match self {
             Uart::Pl011(u) => u.write_byte(byte),

@@ -100,8 +100,8 @@ pub fn init(board: &Board, regions: &[(&str, Region)]) -> Result<Vec<usize>, Str
             for (i, (name, r)) in regions.iter().enumerate() {
                 match disk.reserve(*r) {
                     Ok(()) => log::info!(
-                        "VM {name}: its disk region's {} MiB of RAM taken for it at boot",
-                        (RamDisk::<Cpu>::frames_needed(r) * PAGE_SIZE).div_ceil(1 << 20)
+                        "VM {name}: its disk region's {} KiB of RAM taken for it at boot",
+                        (RamDisk::<Cpu>::frames_needed(r) * PAGE_SIZE) >> 10
                     ),
                     Err(e) => {
                         log::error!("{}", refusal(name, r, &e));

@@ -184,7 +184,7 @@ fn handle_sync(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
                 for (saved, answer) in vcpu.regs.x.iter_mut().zip(regs) {
                     *saved = answer;
                 }
-                if action == Action::Continue {
+                if matches!(action, Action::Continue) {
                     // Back onto the HVC (4 bytes, A64) for the call's next chunk.
                     vcpu.regs.elr = vcpu.regs.elr.wrapping_sub(4);
                 }
