@@ -131,6 +131,7 @@ cases=(
     "raspi4b 8 VMs at once|0|--board raspi4b --manifest $M/eight.toml|st-1: selftest: all;;mt-4: memtest: all;;hyp: summary: vms=8 ok=8 failed=0"
     "raspi4b a failing guest fails the run|1|--board raspi4b --manifest $M/exit-nonzero.toml|VM fails exited with status 3;;passes: selftest: all;;hyp: summary: vms=2 ok=1 failed=1;;run: 1 of 2 VMs failed"
     "raspi4b block: a region the RAM disk cannot hold is refused at boot, the other VM's works|1|--board raspi4b --manifest $M/blk-ram-too-large.toml|VM huge: refused: its disk region (sectors 2048..8390656, 4096 MiB) needs 4104 MiB of RAM;;VM ram: its disk region's 1028 KiB of RAM taken for it at boot;;ram: blk: verified 1024 KiB with seed 6: all match;;hyp: summary: vms=2 ok=1 failed=1;;run: 1 of 2 VMs failed"
+    "raspi4b block: a 384 MiB RAM disk region written whole and read back (its index once exhausted the hyp heap)|0|--board raspi4b --manifest $M/blk-ram-large.toml|VM big: its disk region's 393984 KiB of RAM taken for it at boot;;big: blk: verified 393216 KiB with seed 8: all match;;hyp: summary: vms=1 ok=1 failed=0"
 )
 if [ "$full" = 1 ]; then
     for cpu in cortex-a53 cortex-a57 cortex-a72 cortex-a76 neoverse-n1 max; do
