@@ -425,14 +425,23 @@ fn refuse_impossible_pin(vm: &mut Vm) {
     }
 }
 
-/// Finds the disk the VMs' regions lie on (virtio-blk, else a RAM disk), if any VM has one.
-pub fn init_disk(board: &Board, vms: &[Vm]) {
-    let regions: Vec<(&str, crate::vm::block::Region)> = vms
-        .iter()
-        .filter_map(|vm| Some((vm.name.as_str(), vm.block_io.as_ref()?.region)))
+/// Finds the disk the VMs' regions lie on (virtio-blk, else a RAM disk), if any VM has one. A
+/// VM whose region the RAM disk cannot hold is refused (the setup logs why) and counts as failed.
+pub fn init_disk(board: &Board, vms: &mut [Vm]) {
+    let with_disk: Vec<usize> = (0..vms.len())
+        .filter(|&i| vms[i].block_io.is_some())
         .collect();
-    if let Err(e) = crate::disk::setup::init(board, &regions) {
-        fail(&e);
+    let regions: Vec<(&str, crate::vm::block::Region)> = with_disk
+        .iter()
+        .filter_map(|&i| Some((vms[i].name.as_str(), vms[i].block_io.as_ref()?.region)))
+        .collect();
+    match crate::disk::setup::init(board, &regions) {
+        Ok(refused) => {
+            for r in refused {
+                vms[with_disk[r]].state = crate::vm::VmState::Killed;
+            }
+        }
+        Err(e) => fail(&e),
     }
 }
 

@@ -4,6 +4,7 @@
 
 use super::bcm2835_aux::Bcm2835Aux;
 use super::pl011::Pl011;
+use crate::vm::console::is_shown;
 use core::fmt;
 use spin::Mutex;
 
@@ -16,6 +17,8 @@ pub enum Uart {
 }
 
 impl Uart {
+    // Inlined into the line loops, the console hot path (a call a character costs ~10%).
+    #[inline(always)]
     fn write_byte(&self, byte: u8) {
         match self {
             Uart::Pl011(u) => u.write_byte(byte),
@@ -72,7 +75,8 @@ pub fn write_fmt(args: fmt::Arguments) {
 }
 
 /// Writes one line `prefix: text` for a VM; `text` is the guest's bytes, shown escaped where
-/// they are not printable so a guest cannot drive the terminal.
+/// they are not printable so a guest cannot drive the terminal (`vm::console::line_cost`
+/// counts the characters, which bound what one console call writes).
 pub fn write_vm_line(prefix: &str, text: &[u8]) {
     if let Some(uart) = CONSOLE.lock().as_ref() {
         let mut w = Writer(uart);
@@ -80,11 +84,10 @@ pub fn write_vm_line(prefix: &str, text: &[u8]) {
             uart.write_byte(b);
         }
         for &b in text {
-            match b {
-                b' '..=b'~' | b'\t' => uart.write_byte(b),
-                _ => {
-                    let _ = fmt::Write::write_fmt(&mut w, format_args!("\\x{b:02x}"));
-                }
+            if is_shown(b) {
+                uart.write_byte(b);
+            } else {
+                let _ = fmt::Write::write_fmt(&mut w, format_args!("\\x{b:02x}"));
             }
         }
         uart.write_byte(b'\r');

@@ -34,8 +34,6 @@ pub enum Io<'a> {
 pub enum DiskError {
     /// The device reported an error or did not answer.
     Device,
-    /// No frame for the RAM disk's page.
-    NoMemory,
     /// Sectors beyond the disk, or a buffer that is not whole sectors (a hyp bug: requests
     /// are checked before they get here).
     OutOfRange,
@@ -46,7 +44,6 @@ impl DiskError {
     pub fn to_abi(self) -> hypercall_abi::Error {
         match self {
             DiskError::Device => hypercall_abi::Error::Busy,
-            DiskError::NoMemory => hypercall_abi::Error::OutOfMemory,
             DiskError::OutOfRange => hypercall_abi::Error::Denied,
         }
     }

@@ -1,8 +1,14 @@
 //! Finding the machine's disk at boot: the device tree's virtio-mmio slots are probed for a
-//! block device; without one (the Raspberry Pi 4 has none) the VMs' regions live on a RAM disk.
+//! block device; without one (the Raspberry Pi 4 has none) the VMs' regions live on a RAM disk,
+//! each region's RAM taken now, and a VM whose region this RAM cannot hold is refused.
 //! Nothing is touched unless some VM has a disk region.
 
+use super::SECTOR_SIZE;
+use super::ramdisk::TooLarge;
+use crate::mm::PAGE_SIZE;
 use crate::vm::block::Region;
+use alloc::format;
+use alloc::string::String;
 
 /// The most of the address space the virtio-mmio slots may span to be mapped as one block
 /// (QEMU `virt`: 32 slots of 0x200 bytes, 16 KiB).
@@ -21,22 +27,37 @@ pub fn sectors_needed(regions: &[Region]) -> u64 {
     regions.iter().map(Region::end).max().unwrap_or(0)
 }
 
+/// The line that refuses VM `name`, whose disk `region` the RAM disk cannot hold.
+pub fn refusal(name: &str, region: &Region, e: &TooLarge) -> String {
+    let bytes = |frames: u64| frames * PAGE_SIZE;
+    format!(
+        "VM {name}: refused: its disk region (sectors {}..{}, {} MiB) needs {} MiB of RAM on this machine's RAM disk (no virtio-blk device), and {} MiB are free",
+        region.first_sector,
+        region.end(),
+        (region.sectors * SECTOR_SIZE).div_ceil(1 << 20),
+        bytes(e.frames).div_ceil(1 << 20),
+        bytes(e.available) >> 20
+    )
+}
+
 #[cfg(target_os = "none")]
 use {
     super::ramdisk::RamDisk,
     super::virtio_blk::{Slot, VirtioBlk},
-    super::{Backend, SECTOR_SIZE, install},
+    super::{Backend, install},
     crate::arch::Cpu,
-    alloc::{boxed::Box, format, string::String},
+    alloc::{boxed::Box, vec::Vec},
     devtree::Board,
 };
 
-/// Finds or makes the disk the VMs' `regions` (name, region) lie on, and installs it.
-/// An error is a reason the boot cannot go on.
+/// Finds or makes the disk the VMs' `regions` (name, region) lie on, and installs it. Returns
+/// the positions in `regions` of those refused (one log line each: the RAM disk cannot hold
+/// them; their VMs must not run). An error is a reason the boot cannot go on.
 #[cfg(target_os = "none")]
-pub fn init(board: &Board, regions: &[(&str, Region)]) -> Result<(), String> {
+pub fn init(board: &Board, regions: &[(&str, Region)]) -> Result<Vec<usize>, String> {
+    let mut refused = Vec::new();
     if regions.is_empty() {
-        return Ok(());
+        return Ok(refused);
     }
     let needed = sectors_needed(&regions.iter().map(|r| r.1).collect::<alloc::vec::Vec<_>>());
     let mapped = mmio_span(board.virtio()).is_some();
@@ -75,11 +96,27 @@ pub fn init(board: &Board, regions: &[(&str, Region)]) -> Result<(), String> {
                 "no virtio-blk device: the VMs' disk regions are a RAM disk of {} MiB, zeroed at boot, which does not persist",
                 (needed * SECTOR_SIZE).div_ceil(1 << 20)
             );
-            Box::new(RamDisk::<Cpu>::new(needed))
+            let mut disk = RamDisk::<Cpu>::new();
+            for (i, (name, r)) in regions.iter().enumerate() {
+                match disk.reserve(*r) {
+                    Ok(()) => log::info!(
+                        "VM {name}: its disk region's {} KiB of RAM taken for it at boot",
+                        (RamDisk::<Cpu>::frames_needed(r) * PAGE_SIZE) >> 10
+                    ),
+                    Err(e) => {
+                        log::error!("{}", refusal(name, r, &e));
+                        refused.push(i);
+                    }
+                }
+            }
+            Box::new(disk)
         }
     };
     install(disk);
-    for (name, r) in regions {
+    for (i, (name, r)) in regions.iter().enumerate() {
+        if refused.contains(&i) {
+            continue;
+        }
         log::info!(
             "VM {name}: disk sectors {}..{} ({} KiB)",
             r.first_sector,
@@ -87,7 +124,7 @@ pub fn init(board: &Board, regions: &[(&str, Region)]) -> Result<(), String> {
             (r.sectors * SECTOR_SIZE) >> 10
         );
     }
-    Ok(())
+    Ok(refused)
 }
 
 #[cfg(test)]
@@ -118,5 +155,21 @@ mod tests {
         };
         assert_eq!(sectors_needed(&[r(0, 8), r(100, 4), r(16, 8)]), 104);
         assert_eq!(sectors_needed(&[]), 0);
+    }
+
+    #[test]
+    fn a_refusal_names_the_vm_the_region_and_the_ram() {
+        let tib = Region {
+            first_sector: 0,
+            sectors: 1 << 31,
+        };
+        let e = TooLarge {
+            frames: (1 << 28) + (1 << 19),
+            available: 400_000,
+        };
+        assert_eq!(
+            refusal("big", &tib, &e),
+            "VM big: refused: its disk region (sectors 0..2147483648, 1048576 MiB) needs 1050624 MiB of RAM on this machine's RAM disk (no virtio-blk device), and 1562 MiB are free"
+        );
     }
 }

@@ -4,14 +4,14 @@
 //! read from the guest. Requests are performed synchronously, in order, inside the call.
 
 use super::GuestVm;
+use super::guest_buffer::{self, Access};
 use crate::disk::{IO_MAX, Io};
-use crate::mm::PAGE_SIZE;
 use crate::vm::block::{self, Request};
 use crate::vm::events::BLOCK_EVENT;
 use core::mem::offset_of;
-use hypercall_abi::block::{BLOCK_RING_ENTRIES, BLOCK_SECTOR_SIZE};
+use hypercall_abi::block::{BLOCK_RING_ENTRIES, BLOCK_SECTOR_SIZE, BLOCK_TRANSFER_MAX};
 use hypercall_abi::layout::{BlockDesc, RingHeader};
-use hypercall_abi::{BlockInfo, Error, MemPerms};
+use hypercall_abi::{BlockInfo, Error};
 
 /// BLOCK_INFO: the VM's region.
 pub fn info(vm: &mut impl GuestVm) -> Result<[u64; 3], Error> {
@@ -24,23 +24,36 @@ pub fn info(vm: &mut impl GuestVm) -> Result<[u64; 3], Error> {
     .to_values())
 }
 
-/// BLOCK_SUBMIT: performs every descriptor from the hyp's consumer index to `producer`.
-pub fn submit(vm: &mut impl GuestVm, producer: u32) -> Result<[u64; 3], Error> {
+/// The most guest bytes one chunk of BLOCK_SUBMIT moves before the call is continued: one
+/// largest transfer, or several smaller ones (any descriptors without data besides).
+pub const SUBMIT_CHUNK_BYTES: u64 = BLOCK_TRANSFER_MAX as u64;
+
+/// BLOCK_SUBMIT: performs every descriptor from the hyp's consumer index to `producer`, a
+/// bounded chunk ([`SUBMIT_CHUNK_BYTES`]) at a time: `None` when descriptors are left, and the
+/// call is continued (re-entered at its `HVC`, `producer` still in x1), so the guest sees one
+/// call that took them all and reports them all.
+pub fn submit(vm: &mut impl GuestVm, producer: u32) -> Result<Option<[u64; 3]>, Error> {
     let io = vm.block_io().ok_or(Error::NotSupported)?;
     let (ring, consumer, region) = (io.ring_ipa, io.consumer, io.region);
+    // Where the call began: the hyp's consumer index then (this one, for a fresh call).
+    let first = io.submitting.take().unwrap_or(consumer);
     let count = producer.wrapping_sub(consumer);
-    if count > BLOCK_RING_ENTRIES {
+    if count > BLOCK_RING_ENTRIES || producer.wrapping_sub(first) > BLOCK_RING_ENTRIES {
         return Err(Error::InvalidParameters);
     }
-    for i in 0..count {
+    let (mut done, mut moved) = (0, 0);
+    while done < count && moved < SUBMIT_CHUNK_BYTES {
         let slot = ring
             + RingHeader::SLOTS_OFFSET as u64
-            + u64::from(consumer.wrapping_add(i) % BLOCK_RING_ENTRIES) * BlockDesc::SIZE as u64;
+            + u64::from(consumer.wrapping_add(done) % BLOCK_RING_ENTRIES) * BlockDesc::SIZE as u64;
         let mut raw = [0u8; BlockDesc::SIZE];
         vm.memory().read(slot, &mut raw)?;
         let desc = BlockDesc::from_bytes(&raw);
         let status = match block::parse(&desc, &region) {
-            Ok(request) => perform(vm, request),
+            Ok(request) => {
+                moved += request.bytes();
+                perform(vm, request)
+            }
             Err(e) => Err(e),
         };
         let code = status.err().map_or(0, |e| e.code() as i32);
@@ -48,35 +61,27 @@ pub fn submit(vm: &mut impl GuestVm, producer: u32) -> Result<[u64; 3], Error> {
             slot + offset_of!(BlockDesc, status) as u64,
             &code.to_le_bytes(),
         )?;
+        done += 1;
     }
-    let consumer = consumer.wrapping_add(count);
+    let consumer = consumer.wrapping_add(done);
     if let Some(io) = vm.block_io() {
         io.consumer = consumer;
+        if done < count {
+            io.submitting = Some(first);
+        }
     }
     vm.memory_mut().write(
         ring + offset_of!(RingHeader, consumer) as u64,
         &consumer.to_le_bytes(),
     )?;
-    if count > 0 {
+    if done > 0 {
         vm.events().raise(BLOCK_EVENT)?;
         vm.events_changed(None);
     }
-    Ok([count.into(), 0, 0])
-}
-
-/// Whether `[ipa, ipa + len)` is all mapped in the VM (and writable by the guest, for a
-/// buffer the hyp fills).
-fn check_buffer(vm: &impl GuestVm, ipa: u64, len: u32, writable: bool) -> Result<(), Error> {
-    let end = ipa.checked_add(len.into()).ok_or(Error::BadAddress)?;
-    let mut page = ipa & !(PAGE_SIZE - 1);
-    while page < end {
-        let perms = vm.memory().query(page).map_err(|_| Error::BadAddress)?;
-        if writable && !perms.contains(MemPerms::WRITE) {
-            return Err(Error::BadAddress);
-        }
-        page += PAGE_SIZE;
+    if done < count {
+        return Ok(None);
     }
-    Ok(())
+    Ok(Some([producer.wrapping_sub(first).into(), 0, 0]))
 }
 
 /// Moves a checked request's data between the guest's buffer and the disk, a page at a time
@@ -95,7 +100,12 @@ fn perform(vm: &mut impl GuestVm, request: Request) -> Result<(), Error> {
         } => (sector, buf_ipa, len, false),
         Request::Flush => return vm.disk_io(0, Io::Flush).map_err(|e| e.to_abi()),
     };
-    check_buffer(vm, buf_ipa, len, to_guest)?;
+    let access = if to_guest {
+        Access::Write
+    } else {
+        Access::Read
+    };
+    guest_buffer::check(vm.memory(), buf_ipa, len.into(), access)?;
     let mut bounce = [0u8; IO_MAX];
     for off in (0..len as usize).step_by(IO_MAX) {
         let chunk = &mut bounce[..IO_MAX.min(len as usize - off)];
@@ -118,6 +128,7 @@ mod tests {
     use super::*;
     use crate::disk::Backend;
     use crate::vm::block::{BlockIo, Region};
+    use hypercall_abi::MemPerms;
 
     const RING: u64 = 0x8000;
     const BUF: u64 = 0x1_0000;
@@ -134,8 +145,28 @@ mod tests {
                 first_sector: 64,
                 sectors: 128,
             },
+            submitting: None,
         });
         vm
+    }
+
+    /// Submits through the dispatcher as the guest's vCPU would, re-entering the `HVC` while
+    /// the call is continued; the answer and how many entries it took.
+    fn submit_all(vm: &mut FakeVm, producer: u32) -> (Result<[u64; 3], Error>, usize) {
+        use crate::hypercall::{Action, dispatch};
+        let call = hypercall_abi::Call::BlockSubmit { producer }.to_regs();
+        let mut regs = call;
+        for entries in 1..1000 {
+            match dispatch(vm, &mut regs) {
+                Action::Continue => assert_eq!(regs, call, "a continued call leaves its registers"),
+                Action::Resume => {
+                    let answer = hypercall_abi::decode_return([regs[0], regs[1], regs[2], regs[3]]);
+                    return (answer, entries);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        panic!("the call never ended")
     }
 
     fn put(vm: &mut FakeVm, index: u32, d: BlockDesc) {
@@ -188,7 +219,7 @@ mod tests {
             2,
             rw(BlockDesc::READ, 10, BUF + 0x2000 + 3, 8192 - 512),
         );
-        assert_eq!(submit(&mut vm, 3), Ok([3, 0, 0]));
+        assert_eq!(submit_all(&mut vm, 3), (Ok([3, 0, 0]), 1));
         assert_eq!((status(&vm, 0), status(&vm, 1), status(&vm, 2)), (0, 0, 0));
         let mut back = vec![0u8; 8192 - 512];
         vm.memory.read(BUF + 0x2000 + 3, &mut back).unwrap();
@@ -242,7 +273,10 @@ mod tests {
         }
         vm.block_io.as_mut().unwrap().consumer = 60;
         let producer = 60 + cases.len() as u32;
-        assert_eq!(submit(&mut vm, producer), Ok([cases.len() as u64, 0, 0]));
+        assert_eq!(
+            submit_all(&mut vm, producer).0,
+            Ok([cases.len() as u64, 0, 0])
+        );
         for (i, (_, want)) in cases.iter().enumerate() {
             let want = if i == cases.len() - 1 {
                 0
@@ -254,13 +288,40 @@ mod tests {
     }
 
     #[test]
+    fn a_full_ring_of_largest_transfers_is_one_call_in_bounded_chunks() {
+        let mut vm = vm();
+        vm.memory.map(0x10_0000, 16, MemPerms::RW).unwrap();
+        vm.block_io.as_mut().unwrap().region.sectors = 1 << 20;
+        for i in 0..64 {
+            let op = if i % 2 == 0 {
+                BlockDesc::WRITE
+            } else {
+                BlockDesc::READ
+            };
+            put(&mut vm, 5 + i, rw(op, 0, 0x10_0000, BLOCK_TRANSFER_MAX));
+        }
+        vm.block_io.as_mut().unwrap().consumer = 5;
+        // Each chunk moves at most SUBMIT_CHUNK_BYTES: one 64 KiB descriptor each.
+        let (answer, entries) = submit_all(&mut vm, 69);
+        assert_eq!(
+            answer,
+            Ok([64, 0, 0]),
+            "every descriptor taken, and reported"
+        );
+        assert_eq!(entries, 64);
+        assert!((5..69).all(|i| status(&vm, i) == 0));
+        assert_eq!(vm.block_io.as_ref().unwrap().submitting, None);
+        assert_eq!(submit_all(&mut vm, 69), (Ok([0, 0, 0]), 1));
+    }
+
+    #[test]
     fn a_lying_producer_is_refused_and_nothing_is_taken() {
         let mut vm = vm();
         put(&mut vm, 0, rw(BlockDesc::WRITE, 0, BUF, 512));
         assert_eq!(submit(&mut vm, 65), Err(Error::InvalidParameters));
         assert_eq!(submit(&mut vm, u32::MAX), Err(Error::InvalidParameters));
         assert_eq!(status(&vm, 0), 1);
-        assert_eq!(submit(&mut vm, 0), Ok([0, 0, 0]));
+        assert_eq!(submit(&mut vm, 0), Ok(Some([0, 0, 0])));
     }
 
     #[test]

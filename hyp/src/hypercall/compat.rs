@@ -80,6 +80,8 @@ fn context_for(name: &str) -> FakeVm {
             m.map(0x4008_0000, 1, MemPerms::RW).unwrap();
             m.write(0x4008_0000, b"hello, world").unwrap();
         }
+        // The buffer the input would go to (none is waiting).
+        "CONSOLE_READ" => m.map(0x4008_0000, 1, MemPerms::RW).unwrap(),
         "MEM_PROTECT" | "MEM_QUERY" => m.map(0x5000_0000, 16, MemPerms::RW).unwrap(),
         "CHANNEL_INFO" | "CHANNEL_NOTIFY" => vm.channels.push(crate::vm::channel::ChannelEnd {
             channel: 0,
@@ -121,6 +123,7 @@ fn context_for(name: &str) -> FakeVm {
                     first_sector: 0,
                     sectors: 0x8000,
                 },
+                submitting: None,
             });
         }
         _ => {}

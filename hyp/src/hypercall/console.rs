@@ -2,55 +2,81 @@
 //! ring), become its console lines; typed input waits in its queue for CONSOLE_READ.
 
 use super::GuestVm;
+use super::guest_buffer::{self, Access};
+use crate::vm::console::NotifyCall;
 use core::mem::offset_of;
 use hypercall_abi::Error;
 use hypercall_abi::console::{CONSOLE_CHUNK_MAX, CONSOLE_RING_ENTRIES};
 use hypercall_abi::layout::RingHeader;
 
-/// Writes up to CONSOLE_CHUNK_MAX bytes from guest memory at `ipa`; returns how many.
+/// Writes up to CONSOLE_CHUNK_MAX bytes from guest memory at `ipa`; returns how many it took,
+/// fewer when showing more would hold the UART too long for one call
+/// (`vm::console::CALL_UART_MAX`): the guest writes the rest with another call.
 pub fn write(vm: &mut impl GuestVm, ipa: u64, len: u64) -> Result<[u64; 3], Error> {
     let n = len.min(CONSOLE_CHUNK_MAX) as usize;
     let mut buf = [0u8; CONSOLE_CHUNK_MAX as usize];
     // Copy first, then use: the guest cannot change the bytes after the check.
     vm.memory().read(ipa, &mut buf[..n])?;
-    vm.console_output(&buf[..n]);
-    Ok([n as u64, 0, 0])
+    let took = vm.console_output(&buf[..n]);
+    Ok([took as u64, 0, 0])
 }
 
 /// The output ring's doorbell: takes the bytes between the hyp's consumer index and the
-/// guest's producer index. Only `producer` and the slots are read from the shared page.
-pub fn notify(vm: &mut impl GuestVm) -> Result<[u64; 3], Error> {
+/// guest's producer index (at most one ring), a bounded chunk at a time
+/// (`vm::console::CALL_UART_MAX` of UART output): `None` when more is left, and the call is
+/// continued (re-entered at its `HVC`) for the next chunk, so the guest sees one call that took
+/// everything. Only `producer` (read once, when the call starts) and the slots are read from
+/// the shared page.
+pub fn notify(vm: &mut impl GuestVm) -> Result<Option<[u64; 3]>, Error> {
     let ring = vm.console_io().ring_ipa.ok_or(Error::NotSupported)?;
-    let mut word = [0u8; 4];
-    vm.memory()
-        .read(ring + offset_of!(RingHeader, producer) as u64, &mut word)?;
-    let producer = u32::from_le_bytes(word);
     let consumer = vm.console_io().consumer;
-    let n = producer.wrapping_sub(consumer).min(CONSOLE_RING_ENTRIES) as usize;
+    let (left, taken) = match vm.console_io().notify.take() {
+        Some(call) => (call.left, call.taken),
+        None => {
+            let mut word = [0u8; 4];
+            vm.memory()
+                .read(ring + offset_of!(RingHeader, producer) as u64, &mut word)?;
+            let producer = u32::from_le_bytes(word);
+            (producer.wrapping_sub(consumer).min(CONSOLE_RING_ENTRIES), 0)
+        }
+    };
+    let n = left as usize;
     let mut buf = [0u8; CONSOLE_RING_ENTRIES as usize];
     let slots = ring + RingHeader::SLOTS_OFFSET as u64;
     let start = (consumer % CONSOLE_RING_ENTRIES) as usize;
     let first = n.min(CONSOLE_RING_ENTRIES as usize - start);
     vm.memory().read(slots + start as u64, &mut buf[..first])?;
     vm.memory().read(slots, &mut buf[first..n])?;
-    vm.console_output(&buf[..n]);
-    let consumer = consumer.wrapping_add(n as u32);
+    let took = vm.console_output(&buf[..n]) as u32;
+    let consumer = consumer.wrapping_add(took);
     vm.console_io().consumer = consumer;
     vm.memory_mut().write(
         ring + offset_of!(RingHeader, consumer) as u64,
         &consumer.to_le_bytes(),
     )?;
-    Ok([n as u64, 0, 0])
+    let taken = taken + took;
+    if took < left {
+        vm.console_io().notify = Some(NotifyCall {
+            left: left - took,
+            taken,
+        });
+        return Ok(None);
+    }
+    Ok(Some([taken.into(), 0, 0]))
 }
 
-/// Gives the guest up to `len` typed bytes.
+/// Gives the guest up to `len` typed bytes, into a buffer it may write itself (its image, boot
+/// info and event page are read-only to it). The buffer (up to one chunk) is checked whole
+/// first, input waiting or not: a bad one gets `BAD_ADDRESS` with nothing written and the
+/// input still queued, so none of it is delivered twice.
 pub fn read(vm: &mut impl GuestVm, ipa: u64, len: u64) -> Result<[u64; 3], Error> {
-    let n = (len.min(CONSOLE_CHUNK_MAX) as usize).min(vm.console_io().input.len());
+    let len = len.min(CONSOLE_CHUNK_MAX);
+    guest_buffer::check(vm.memory(), ipa, len, Access::Write)?;
+    let n = (len as usize).min(vm.console_io().input.len());
     let mut buf = [0u8; CONSOLE_CHUNK_MAX as usize];
     for (slot, byte) in buf[..n].iter_mut().zip(vm.console_io().input.iter()) {
         *slot = *byte;
     }
-    // Only bytes that reached the guest leave the queue.
     vm.memory_mut().write(ipa, &buf[..n])?;
     vm.console_io().input.drain(..n);
     Ok([n as u64, 0, 0])
@@ -60,6 +86,7 @@ pub fn read(vm: &mut impl GuestVm, ipa: u64, len: u64) -> Result<[u64; 3], Error
 mod tests {
     use super::super::fake::{FakeVm, PAGE_IPA};
     use super::*;
+    use crate::vm::console::CALL_UART_MAX;
     use hypercall_abi::MemPerms;
 
     #[test]
@@ -100,21 +127,93 @@ mod tests {
     #[test]
     fn the_ring_doorbell_takes_everything_produced_even_across_the_wrap() {
         let mut vm = with_ring(b"wrapped line\n", 2048 * 7 + 5);
-        assert_eq!(notify(&mut vm), Ok([13, 0, 0]));
+        assert_eq!(notify(&mut vm), Ok(Some([13, 0, 0])));
         assert_eq!(vm.console, b"wrapped line\n");
         let mut consumer = [0u8; 4];
         vm.memory.read(RING + 128, &mut consumer).unwrap();
         assert_eq!(u32::from_le_bytes(consumer), 2048 * 7 + 5);
-        assert_eq!(notify(&mut vm), Ok([0, 0, 0]), "nothing new");
+        assert_eq!(notify(&mut vm), Ok(Some([0, 0, 0])), "nothing new");
+    }
+
+    /// Rings the doorbell through the dispatcher as the guest's vCPU would, re-entering the
+    /// `HVC` while the call is continued; the answer and how many entries it took.
+    fn ring_doorbell(vm: &mut FakeVm) -> (Result<[u64; 3], Error>, usize) {
+        use crate::hypercall::{Action, dispatch};
+        let call = hypercall_abi::Call::ConsoleNotify.to_regs();
+        let mut regs = call;
+        for entries in 1..10_000 {
+            match dispatch(vm, &mut regs) {
+                Action::Continue => assert_eq!(regs, call, "a continued call leaves its registers"),
+                Action::Resume => {
+                    let answer = hypercall_abi::decode_return([regs[0], regs[1], regs[2], regs[3]]);
+                    return (answer, entries);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        panic!("the call never ended")
     }
 
     #[test]
     fn a_lying_producer_gets_at_most_one_ring() {
         let mut vm = with_ring(b"", 0);
         vm.memory.write(RING + 64, &u32::MAX.to_le_bytes()).unwrap();
-        assert_eq!(notify(&mut vm), Ok([2048, 0, 0]));
+        // 2048 zero bytes, each shown as 4 characters: taken in bounded chunks.
+        let (answer, entries) = ring_doorbell(&mut vm);
+        assert_eq!(answer, Ok([2048, 0, 0]));
+        assert!(entries > 2048 * 4 / CALL_UART_MAX, "{entries} entries");
+        assert_eq!(vm.console, [0; 2048]);
+        assert_eq!(vm.console_io.notify, None);
         let mut no_ring = FakeVm::default();
         assert_eq!(notify(&mut no_ring), Err(Error::NotSupported));
+    }
+
+    #[test]
+    fn a_full_ring_of_short_lines_is_one_call_in_bounded_chunks() {
+        let lines: std::vec::Vec<u8> = b"ok\n".repeat(682);
+        let mut vm = with_ring(&lines, 2048 * 3 + 7);
+        let mut chunks = std::vec::Vec::new();
+        loop {
+            let before = vm.lines.len();
+            let done = notify(&mut vm).unwrap();
+            // Each line costs its prefix, the text and the line end.
+            let cost: usize = vm.lines[before..]
+                .iter()
+                .map(|l| crate::vm::console::line_cost(vm.name_len, l))
+                .sum();
+            assert!(cost <= CALL_UART_MAX, "{cost}");
+            chunks.push(cost);
+            if let Some(r) = done {
+                assert_eq!(
+                    r,
+                    [lines.len() as u64, 0, 0],
+                    "the call reports all it took"
+                );
+                break;
+            }
+        }
+        assert!(chunks.len() > 1);
+        assert_eq!(vm.lines.len(), 682);
+        assert_eq!(vm.console, lines);
+        let mut consumer = [0u8; 4];
+        vm.memory.read(RING + 128, &mut consumer).unwrap();
+        assert_eq!(u32::from_le_bytes(consumer), 2048 * 3 + 7);
+    }
+
+    #[test]
+    fn a_write_of_hostile_bytes_takes_what_one_call_may_show() {
+        let mut vm = FakeVm::default();
+        vm.memory.write(PAGE_IPA, &[0x1b; 4096]).unwrap();
+        let Ok([took, 0, 0]) = write(&mut vm, PAGE_IPA, 4096) else {
+            panic!("write failed")
+        };
+        assert!(took > 0 && took < 4096, "{took}");
+        let cost: usize = vm
+            .lines
+            .iter()
+            .map(|l| crate::vm::console::line_cost(vm.name_len, l))
+            .sum();
+        assert!(cost <= CALL_UART_MAX, "{cost}");
     }
 
     #[test]
@@ -130,8 +229,50 @@ mod tests {
     }
 
     #[test]
-    fn caps_a_huge_length_at_one_chunk() {
+    fn input_never_lands_in_a_page_the_guest_cannot_write() {
         let mut vm = FakeVm::default();
-        assert_eq!(write(&mut vm, PAGE_IPA, u64::MAX), Ok([4096, 0, 0]));
+        vm.memory.map(0x2000, 1, MemPerms::READ).unwrap();
+        vm.memory.write(0x2000, b"image").unwrap();
+        vm.console_io.push_input(b"rm -rf");
+        assert_eq!(read(&mut vm, 0x2000, 6), Err(Error::BadAddress));
+        let mut page = [0u8; 6];
+        vm.memory.read(0x2000, &mut page).unwrap();
+        assert_eq!(&page, b"image\0", "the read-only page is unchanged");
+        assert_eq!(vm.console_io.input.len(), 6, "the input is kept");
+        let mut idle = FakeVm::default();
+        idle.memory.map(0x2000, 1, MemPerms::READ).unwrap();
+        assert_eq!(
+            read(&mut idle, 0x2000, 6),
+            Err(Error::BadAddress),
+            "refused even with no input waiting"
+        );
+    }
+
+    #[test]
+    fn a_buffer_running_into_an_unmapped_page_gets_nothing() {
+        let mut vm = FakeVm::default();
+        vm.console_io.push_input(b"abcdef");
+        // Three bytes fit at the end of the mapped page, the rest would fall off it.
+        let tail = PAGE_IPA + 4093;
+        assert_eq!(read(&mut vm, tail, 6), Err(Error::BadAddress));
+        let mut page = [0xFFu8; 3];
+        vm.memory.read(tail, &mut page).unwrap();
+        assert_eq!(page, [0; 3], "nothing written");
+        // The input is delivered once, whole, to a good buffer.
+        assert_eq!(read(&mut vm, PAGE_IPA, 8), Ok([6, 0, 0]));
+        let mut got = [0u8; 6];
+        vm.memory.read(PAGE_IPA, &mut got).unwrap();
+        assert_eq!(&got, b"abcdef");
+        assert_eq!(read(&mut vm, PAGE_IPA, 8), Ok([0, 0, 0]));
+    }
+
+    #[test]
+    fn caps_a_huge_length_at_one_chunk() {
+        // Only the one mapped page is read (a whole length would run off it): some of it is
+        // taken, the page is plain text.
+        let mut vm = FakeVm::default();
+        vm.memory.write(PAGE_IPA, &[b'a'; 4096]).unwrap();
+        let got = write(&mut vm, PAGE_IPA, u64::MAX);
+        assert!(matches!(got, Ok([1..=4096, 0, 0])), "{got:?}");
     }
 }

@@ -11,6 +11,7 @@ mod channel;
 mod compat;
 mod console;
 mod event;
+mod guest_buffer;
 mod mem;
 mod psci;
 mod standard;
@@ -26,8 +27,9 @@ pub trait GuestVm {
     fn memory(&self) -> &GuestMemory<Cpu>;
     /// The VM's memory, to change.
     fn memory_mut(&mut self) -> &mut GuestMemory<Cpu>;
-    /// Shows console bytes as this VM's lines.
-    fn console_output(&mut self, bytes: &[u8]);
+    /// Shows console bytes as this VM's lines; returns how many it took (fewer when showing
+    /// more would hold the UART too long for one call).
+    fn console_output(&mut self, bytes: &[u8]) -> usize;
     /// The VM's console ring and input queue.
     fn console_io(&mut self) -> &mut crate::vm::console::ConsoleIo;
     /// The calling vCPU's index (its MPIDR's Aff0).
@@ -115,7 +117,10 @@ pub fn dispatch(vm: &mut impl GuestVm, regs: &mut Regs) -> Action {
         }
         Call::VmInfo => answer(regs, Ok(vm.info().to_values())),
         Call::ConsoleWrite { ipa, len } => answer(regs, console::write(vm, ipa, len)),
-        Call::ConsoleNotify => answer(regs, console::notify(vm)),
+        Call::ConsoleNotify => match console::notify(vm) {
+            Ok(None) => Action::Continue,
+            done => answer(regs, done.map(|r| r.unwrap_or_default())),
+        },
         Call::ConsoleRead { ipa, len } => answer(regs, console::read(vm, ipa, len)),
         Call::MemMap { ipa, pages, perms } => {
             mem::page_call(vm, regs, PageCall::Map(perms), ipa, pages)
@@ -132,7 +137,10 @@ pub fn dispatch(vm: &mut impl GuestVm, regs: &mut Regs) -> Action {
         Call::EventAck { event } => answer(regs, event::ack(vm, event)),
         Call::EventSend { vcpu, event } => answer(regs, event::send(vm, vcpu, event)),
         Call::BlockInfo => answer(regs, block::info(vm)),
-        Call::BlockSubmit { producer } => answer(regs, block::submit(vm, producer)),
+        Call::BlockSubmit { producer } => match block::submit(vm, producer) {
+            Ok(None) => Action::Continue,
+            done => answer(regs, done.map(|r| r.unwrap_or_default())),
+        },
         Call::ChannelInfo { channel } => answer(regs, channel::info(vm, channel)),
         Call::ChannelNotify { channel } => channel::notify(vm, channel, regs),
     }
@@ -173,7 +181,13 @@ pub(crate) mod fake {
         pub console_io: crate::vm::console::ConsoleIo,
         pub channels: Vec<crate::vm::channel::ChannelEnd>,
         pub memory: GuestMemory<Cpu>,
+        /// The console bytes the hyp took.
         pub console: Vec<u8>,
+        /// The lines they made, and the partial one.
+        pub lines: Vec<Vec<u8>>,
+        pub line_buffer: crate::vm::console::LineBuffer,
+        /// The length of the VM's line prefix (its name).
+        pub name_len: usize,
         pub block_io: Option<crate::vm::block::BlockIo>,
         /// The machine's disk as this VM's calls reach it.
         pub disk: crate::disk::ramdisk::RamDisk<Cpu>,
@@ -188,6 +202,12 @@ pub(crate) mod fake {
         pub fn empty(index: u16, quota_pages: u64) -> Self {
             let memory = GuestMemory::new(index, index + 1, quota_pages * 4096)
                 .expect("the fake machine has frames");
+            let mut disk = crate::disk::ramdisk::RamDisk::new();
+            disk.reserve(crate::vm::block::Region {
+                first_sector: 0,
+                sectors: 1024,
+            })
+            .expect("the fake machine holds a small disk");
             Self {
                 index: index.into(),
                 events: crate::vm::events::Events::new(1),
@@ -196,8 +216,11 @@ pub(crate) mod fake {
                 channels: Vec::new(),
                 memory,
                 console: Vec::new(),
+                lines: Vec::new(),
+                line_buffer: Default::default(),
+                name_len: 8,
                 block_io: None,
-                disk: crate::disk::ramdisk::RamDisk::new(1024),
+                disk,
                 vcpus: std::vec![(super::Power::On, 0, 0)],
                 caller: 0,
             }
@@ -222,8 +245,13 @@ pub(crate) mod fake {
         fn memory_mut(&mut self) -> &mut GuestMemory<Cpu> {
             &mut self.memory
         }
-        fn console_output(&mut self, bytes: &[u8]) {
-            self.console.extend_from_slice(bytes);
+        fn console_output(&mut self, bytes: &[u8]) -> usize {
+            let shown = &mut self.lines;
+            let n = self
+                .line_buffer
+                .push(bytes, self.name_len, |l| shown.push(l.to_vec()));
+            self.console.extend_from_slice(&bytes[..n]);
+            n
         }
         fn vcpu_index(&self) -> usize {
             self.caller

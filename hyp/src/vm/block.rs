@@ -41,6 +41,8 @@ pub struct BlockIo {
     pub consumer: u32,
     /// Its part of the disk.
     pub region: Region,
+    /// The consumer index where a BLOCK_SUBMIT being continued began.
+    pub submitting: Option<u32>,
 }
 
 /// Maps a VM's request ring at `ipa` (one page, read-write, which the guest can neither unmap
@@ -64,6 +66,7 @@ pub fn map_ring<M: Machine>(
         ring_ipa: ipa,
         consumer: 0,
         region: Region::from_manifest(disk),
+        submitting: None,
     })
 }
 
@@ -76,6 +79,16 @@ pub enum Request {
     Write { sector: u64, buf_ipa: u64, len: u32 },
     /// Earlier writes become durable.
     Flush,
+}
+
+impl Request {
+    /// The guest bytes it moves.
+    pub fn bytes(&self) -> u64 {
+        match self {
+            Request::Read { len, .. } | Request::Write { len, .. } => u64::from(*len),
+            Request::Flush => 0,
+        }
+    }
 }
 
 /// Checks a descriptor's own fields and its sectors against the VM's region (its buffer is

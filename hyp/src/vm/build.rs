@@ -391,11 +391,13 @@ impl Vm {
         }
     }
 
-    /// Shows the VM's console bytes, line by line, prefixed with its name.
-    pub fn console_output(&mut self, bytes: &[u8]) {
+    /// Shows the VM's console bytes, line by line, prefixed with its name; returns how many it
+    /// took (a bounded amount of UART output per call: `vm::console::CALL_UART_MAX`).
+    pub fn console_output(&mut self, bytes: &[u8]) -> usize {
         let name = &self.name;
-        self.console
-            .push(bytes, |line| crate::dev::console::write_vm_line(name, line));
+        self.console.push(bytes, name.len(), |line| {
+            crate::dev::console::write_vm_line(name, line)
+        })
     }
 
     /// Shows a partial last line when the VM ends.
@@ -455,8 +457,8 @@ impl crate::hypercall::GuestVm for Caller<'_> {
         &mut self.vm.memory
     }
 
-    fn console_output(&mut self, bytes: &[u8]) {
-        self.vm.console_output(bytes);
+    fn console_output(&mut self, bytes: &[u8]) -> usize {
+        self.vm.console_output(bytes)
     }
 
     fn console_io(&mut self) -> &mut ConsoleIo {

@@ -99,6 +99,7 @@ pub fn run(r: &mut Report, info: &BootInfo) {
         r.expect_fault(format_args!("writing {what} at {ipa:#x}"), write(ipa, 0));
     }
     own_read_only(r, boot_info);
+    input_into_read_only(r, info, boot_info);
     execute(r);
     after_unmap(r);
 }
@@ -145,6 +146,42 @@ fn own_read_only(r: &mut Report, boot_info: u64) {
         );
         if lifted {
             stage1::set_access(ipa & !(PAGE_SIZE - 1), restore);
+        }
+    }
+}
+
+/// Asks the hypervisor to write console input where we may not write: our rodata, the
+/// boot-info page, the event page. Blocked if refused with `BAD_ADDRESS` (waiting input or
+/// not) and the bytes are unchanged (but in the event page, which the hypervisor itself
+/// updates as events are raised).
+fn input_into_read_only(r: &mut Report, info: &BootInfo, boot_info: u64) {
+    const LEN: usize = 64;
+    let rodata = &raw const RODATA_WORD as u64 & !(LEN as u64 - 1);
+    let targets = [
+        ("our own rodata", rodata, true),
+        ("the boot-info page", boot_info, true),
+        ("the event page", info.event_page_ipa, false),
+    ];
+    for (what, ipa, stable) in targets {
+        if ipa == 0 {
+            continue;
+        }
+        let snapshot = |at: u64| {
+            let mut bytes = [0u8; LEN];
+            for (i, b) in bytes.iter_mut().enumerate() {
+                // SAFETY: a page of ours, mapped readable; LEN-aligned, so inside the page.
+                *b = unsafe { core::ptr::read_volatile((at + i as u64) as *const u8) };
+            }
+            bytes
+        };
+        let before = snapshot(ipa);
+        let got = hv().console_read(ipa, LEN as u64);
+        let what = format_args!("console input written into {what} at {ipa:#x}");
+        match got {
+            _ if stable && snapshot(ipa) != before => r.through(what, "its bytes changed"),
+            Err(Error::BadAddress) => r.blocked(what, "BAD_ADDRESS, unchanged"),
+            Err(e) => r.through(what, format_args!("{}, documented: BAD_ADDRESS", e.name())),
+            Ok(n) => r.through(what, format_args!("succeeded: {n} bytes")),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! pages of our own), the attack lifts stage 1's protection so only the hypervisor's is left.
 
 mod calls;
+mod console;
 mod garbage;
 mod memory;
 mod registers;
@@ -101,6 +102,7 @@ pub fn run(info: &BootInfo, args: &str) -> u64 {
         super::args::number(args, "count").unwrap_or(4000),
     );
     registers::run(&mut r);
+    console::run(&mut r, info);
     let quota_after = hv().vm_info().map_or(0, |i| i.mem_available_bytes);
     if quota_after == quota_before {
         r.blocked("leaking quota through refused calls", "quota unchanged");
