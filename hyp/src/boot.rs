@@ -5,7 +5,7 @@ use crate::dev::bcm2835_aux::Bcm2835Aux;
 use crate::dev::console::{self, Uart};
 use crate::dev::pl011::Pl011;
 use crate::mm::frames;
-use crate::mm::regions::{Range, RangeSet};
+use crate::mm::regions::{Range, free_ram};
 use crate::percpu;
 use crate::power::{self, PowerOff};
 use crate::vm::Vm;
@@ -178,42 +178,69 @@ fn enable_timer_ppis(gic_index: usize) {
     }
 }
 
+/// Ranges the hyp keeps out of the free RAM besides the tree's reserved memory: its image, the
+/// device tree and the initrd.
+const FIXED_HOLES: usize = 3;
+
+// Each hole splits at most one range in two and every RAM bank takes at most one, so removing
+// what the tree can list never runs out of fragments; `init_memory` still fails closed if a
+// later change breaks this.
+const _: () =
+    assert!(frames::FRAGMENTS >= devtree::MAX_MEMORY + devtree::MAX_RESERVED + FIXED_HOLES);
+
 /// Hands all free RAM to the frame allocator: RAM minus the hyp image, the device tree, the
-/// initrd and reserved memory.
+/// initrd and reserved memory. Fails closed: if a range in use cannot be kept out of the free
+/// RAM, the boot stops rather than hand it out.
 pub fn init_memory(board: &Board, dtb_pa: usize, image_pa: usize) {
     unsafe extern "C" {
         static __image_end: u8;
     }
     // SAFETY: only the symbol's address is taken.
     let image_size = unsafe { &__image_end as *const u8 as usize } - HYP_LINK_START;
-    let mut free = RangeSet::<64>::default();
-    let mut ok = board
-        .memory()
-        .iter()
-        .all(|r| free.add(Range::new(r.base, r.size)).is_ok());
+    let ram = board.memory().iter().map(|r| Range::new(r.base, r.size));
     // No heap yet: the holes are an iterator chain, not a collection.
-    let fixed = [
-        Range::new(image_pa as u64, image_size as u64),
-        Range::new(dtb_pa as u64, board_dtb_size(dtb_pa) as u64),
-        board
-            .initrd
-            .map_or(Range::new(0, 0), |r| Range::new(r.base, r.size)),
+    let fixed: [(&'static str, Range); FIXED_HOLES] = [
+        (
+            "the hyp image",
+            Range::new(image_pa as u64, image_size as u64),
+        ),
+        (
+            "the device tree",
+            Range::new(dtb_pa as u64, board_dtb_size(dtb_pa) as u64),
+        ),
+        (
+            "the initrd",
+            board
+                .initrd
+                .map_or(Range::new(0, 0), |r| Range::new(r.base, r.size)),
+        ),
     ];
-    let reserved = board.reserved().iter().map(|r| Range::new(r.base, r.size));
-    for hole in fixed.into_iter().chain(reserved) {
-        ok &= free.remove(hole).is_ok();
-    }
-    if !ok {
-        log::warn!("memory map too fragmented; some RAM is left unused");
+    let reserved = board
+        .reserved()
+        .iter()
+        .map(|r| ("reserved memory", Range::new(r.base, r.size)));
+    let free = match free_ram::<{ frames::FRAGMENTS }>(ram, fixed.into_iter().chain(reserved)) {
+        Ok(free) => free,
+        Err(e) => {
+            // No heap yet to format into: the log line formats it.
+            log::error!("{e}");
+            power::halt_after_failure()
+        }
+    };
+    if free.banks_left_out > 0 {
+        log::warn!(
+            "memory map too fragmented: {} RAM bank(s) left unused",
+            free.banks_left_out
+        );
     }
     log::info!(
         "{} MiB free for guests and the hyp heap",
-        free.total() >> 20
+        free.ranges.total() >> 20
     );
     let ram_start = board.memory().iter().map(|r| r.base).min().unwrap_or(0);
     let ram_end = board.memory().iter().map(|r| r.end()).max().unwrap_or(0);
     if let Err(e) = frames::init(
-        free,
+        free.ranges,
         Range {
             start: ram_start,
             end: ram_end,
