@@ -248,6 +248,9 @@ pub fn init_memory(board: &Board, dtb_pa: usize, image_pa: usize) {
     ) {
         fail(e);
     }
+    // What the hyp holds from here on, before any VM, is its own: the end of the run comes
+    // back to it.
+    power::record_baseline();
 }
 
 /// Learns how to switch the board off, so that even a failed boot ends the run: PSCI where the
@@ -373,7 +376,9 @@ fn board_dtb_size(dtb_pa: usize) -> usize {
     devtree::total_size(header).unwrap_or(0)
 }
 
-/// Reads the manifest and images from the initrd and builds every VM.
+/// Reads the manifest and images from the initrd and builds every VM. A VM that cannot be
+/// built (its image missing or refused, its memory not mappable) is refused alone, with a
+/// line naming it and why: the others run, and the summary counts it as failed.
 pub fn load_vms(board: &Board) -> Vec<Vm> {
     let Some(initrd) = board.initrd else {
         log::error!("no initrd: nothing to run (scripts/run.sh packs the VMs into one)");
@@ -394,18 +399,9 @@ pub fn load_vms(board: &Board) -> Vec<Vm> {
         manifest::decode(text).unwrap_or_else(|e| fail(&alloc::format!("bad manifest: {e}")));
     let mut vms = Vec::new();
     for (index, spec) in manifest.vms.iter().cloned().enumerate() {
-        let image = match manifest::cpio::find(archive, &spec.image) {
-            Ok(Some(bytes)) => bytes,
-            _ => fail(&alloc::format!(
-                "VM {}: image {} missing from the initrd",
-                spec.name,
-                spec.image
-            )),
-        };
         let name = spec.name.clone();
-        // VMID 0 is never used: stale translations of "no VM" cannot match a guest.
-        match Vm::build(index, index as u16 + 1, spec, image, 0) {
-            Ok(vm) => {
+        match build_vm(archive, index, spec) {
+            Ok(mut vm) => {
                 log::info!(
                     "VM {name}: VMID {}, {} pages mapped, entry {:#x}, cmdline \"{}\"",
                     vm.vmid,
@@ -419,15 +415,42 @@ pub fn load_vms(board: &Board) -> Vec<Vm> {
                         vm.vcpus.len()
                     );
                 }
-                let mut vm = vm;
                 refuse_impossible_pin(&mut vm);
                 vms.push(vm);
             }
-            Err(e) => fail(&alloc::format!("VM {name}: {e}")),
+            Err(why) => {
+                log::error!("VM {name}: refused: {why}; the other VMs run");
+                power::vm_refused_at_boot();
+            }
         }
     }
     connect_channels(&manifest.channels, &mut vms);
     vms
+}
+
+/// Builds VM `index` from its manifest entry and its image in the archive, or says why not.
+fn build_vm(
+    archive: &'static [u8],
+    index: usize,
+    spec: manifest::VmSpec,
+) -> Result<Vm, alloc::string::String> {
+    let image = match manifest::cpio::find(archive, &spec.image) {
+        Ok(Some(bytes)) => bytes,
+        _ => {
+            return Err(alloc::format!(
+                "image {} missing from the initrd",
+                spec.image
+            ));
+        }
+    };
+    // pvpack charges the quota the same way (manifest::VmSpec::hyp_pages); keep them in step.
+    let expected_pages = manifest::elf::parse(image, manifest::elf::GUEST_IPA_LIMIT)
+        .map(|i| i.pages() + spec.hyp_pages());
+    // VMID 0 is never used: stale translations of "no VM" cannot match a guest.
+    let vm =
+        Vm::build(index, index as u16 + 1, spec, image, 0).map_err(|e| alloc::format!("{e}"))?;
+    debug_assert_eq!(Ok(vm.memory.pages_used()), expected_pages);
+    Ok(vm)
 }
 
 /// A VM pinned (manifest `cpus`) to a CPU that is not up never runs: it is refused here, with
@@ -458,7 +481,7 @@ pub fn init_disk(board: &Board, vms: &[Vm]) {
         .iter()
         .filter_map(|vm| Some((vm.name.as_str(), vm.block_io.as_ref()?.region)))
         .collect();
-    if let Err(e) = crate::disk::setup::init(board, &regions) {
+    if let Err(e) = power::held_for_the_run(|| crate::disk::setup::init(board, &regions)) {
         fail(&e);
     }
 }
@@ -478,8 +501,18 @@ fn connect_channels(channels: &[manifest::ChannelSpec], vms: &mut [Vm]) {
     use crate::vm::events::FIRST_CHANNEL_EVENT;
     for (i, spec) in channels.iter().enumerate() {
         let index_of = |name: &str| vms.iter().position(|vm| vm.name == name);
+        // The manifest's channels join its VMs: a VM not found was refused at boot.
         let (Some(a), Some(b)) = (index_of(&spec.a), index_of(&spec.b)) else {
-            fail(&alloc::format!("channel {}: no such VM", spec.name));
+            log::error!(
+                "channel {}: not connected: VM {} was refused",
+                spec.name,
+                if index_of(&spec.a).is_none() {
+                    &spec.a
+                } else {
+                    &spec.b
+                }
+            );
+            continue;
         };
         let owner = Owner::Shared(i as u16);
         let frames: Vec<u64> = (0..spec.pages)

@@ -121,3 +121,8 @@ pub fn owner(pa: u64) -> Owner {
 pub fn count(owner: Owner) -> usize {
     FRAMES.lock().owners.as_ref().map_or(0, |o| o.count(owner))
 }
+
+/// Bytes of the hyp heap in use, as the buddy heap serves them (for the summary's leak check).
+pub fn heap_in_use() -> usize {
+    HEAP.lock().stats_alloc_actual()
+}
