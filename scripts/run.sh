@@ -180,6 +180,10 @@ if [ "$status" = 124 ]; then
 fi
 [ "$status" = 0 ] || { echo "run: QEMU exited with status $status"; exit 1; }
 summary="$(tr -d '\r' <"$log" | grep -E '^hyp: summary: ' | tail -n1 || true)"
+if [[ "$summary" =~ (^|\ )error=hyp($|\ ) ]]; then
+    echo "run: the hypervisor stopped on an error (its log says which)"
+    exit 1
+fi
 if [[ "$summary" =~ vms=([0-9]+)\ ok=([0-9]+)\ failed=([0-9]+) ]]; then
     vms=${BASH_REMATCH[1]} ok=${BASH_REMATCH[2]} failed=${BASH_REMATCH[3]}
     if [ "$failed" = 0 ] && [ "$ok" = "$vms" ] && [ "$vms" -gt 0 ]; then
