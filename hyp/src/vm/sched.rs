@@ -144,7 +144,13 @@ impl Scheduler {
             }
         }
         if !self.vms.iter().any(|vm| vm.is_alive()) {
-            return Next::Done;
+            // The end drops the VMs (`finish`): not while another CPU still runs a vCPU of one
+            // that ended (its next exit, a slice at most, unloads it and that CPU ends the run).
+            let mut vcpus = self.vms.iter().flat_map(|vm| vm.vcpus.iter());
+            if vcpus.all(|v| v.on_cpu.is_none()) {
+                return Next::Done;
+            }
+            return Next::Idle(None);
         }
         Next::Idle(self.next_deadline())
     }
