@@ -1,9 +1,21 @@
 #!/usr/bin/env bash
 # Builds the hypervisor Image (also kernel8.img for the Pi 4), the pv-guest ELF and pvpack.
 # Prints nothing on success but cargo's own errors; outputs land in target/pvhyp/.
+#   scripts/build.sh              the release build (PVHYP_PROFILE=dev for a debug one)
+#   scripts/build.sh --debug-hyp  also a debug build of the hypervisor alone (debug assertions
+#                                 and overflow checks on, the same guests), in
+#                                 target/pvhyp/debug/ (scripts/run.sh --debug-hyp boots it)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+debug_hyp=0
+for arg in "$@"; do
+    case "$arg" in
+        --debug-hyp) debug_hyp=1 ;;
+        -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "build: unknown option $arg" >&2; exit 2 ;;
+    esac
+done
 OUT="$ROOT/target/pvhyp"
 mkdir -p "$OUT"
 PROFILE="${PVHYP_PROFILE:-release}"
@@ -14,9 +26,25 @@ cargo build "${cargo_flags[@]}" -p hyp --target aarch64-unknown-none-softfloat
 cargo build "${cargo_flags[@]}" -p pv-guest --target aarch64-unknown-none
 cargo build -q --release -p pvpack -p mkimage
 
-HYP_ELF="target/aarch64-unknown-none-softfloat/$PROFILE/hyp"
-target/release/mkimage "$HYP_ELF" "$OUT/Image"
-cp "$OUT/Image" "$OUT/kernel8.img"
-cp "$HYP_ELF" "$OUT/hyp.elf"
-cp "target/aarch64-unknown-none/$PROFILE/pv-guest" "$OUT/pv-guest.elf"
+# Cargo's profile directory: `dev` builds land in debug/.
+profile_dir() { if [ "$1" = dev ]; then echo debug; else echo "$1"; fi; }
+
+# hyp_image ELF DIR: the Image (and the Pi's kernel8.img, the same bytes) and the ELF for GDB.
+hyp_image() {
+    mkdir -p "$2"
+    target/release/mkimage "$1" "$2/Image"
+    cp "$2/Image" "$2/kernel8.img"
+    cp "$1" "$2/hyp.elf"
+}
+
+hyp_image "target/aarch64-unknown-none-softfloat/$(profile_dir "$PROFILE")/hyp" "$OUT"
+cp "target/aarch64-unknown-none/$(profile_dir "$PROFILE")/pv-guest" "$OUT/pv-guest.elf"
 cp target/release/pvpack "$OUT/pvpack"
+
+if [ "$debug_hyp" = 1 ]; then
+    # The dev profile, but optimised a little: the debug-only checks (the frame accounting
+    # after every hypercall walks the owner map) are slow enough unoptimised to time the
+    # suite's cases out.
+    CARGO_PROFILE_DEV_OPT_LEVEL=1 cargo build -q -p hyp --target aarch64-unknown-none-softfloat
+    hyp_image target/aarch64-unknown-none-softfloat/debug/hyp "$OUT/debug"
+fi

@@ -34,6 +34,12 @@ options:
                          runs. raspi4b has no disk the hypervisor drives: its VMs' regions are
                          a RAM disk that does not persist, and --disk is refused
   --no-build             use the binaries already in target/pvhyp (scripts/test.sh does)
+  --debug-hyp            boot the debug build of the hypervisor (debug assertions and
+                         overflow checks on, e.g. the frame accounting after every hypercall)
+                         from target/pvhyp/debug/, with the same guests and pvpack
+                         (scripts/build.sh --debug-hyp builds it)
+  --no-image-check       let pvpack pack images the hypervisor will refuse (pvpack
+                         --no-image-check): only for tests of the hypervisor's own refusal
   --gdb                  start QEMU halted with a GDB server on localhost:1234
                          (gdb target/pvhyp/hyp.elf -ex 'target remote :1234')
   -h, --help             this text
@@ -43,7 +49,8 @@ USAGE
 
 die() { echo "run: $*" >&2; exit 2; }
 
-board=virt cpu="" gic="" smp="" mem="" manifest="" timeout="" build=1 gdb=0 disk=""
+board=virt cpu="" gic="" smp="" mem="" manifest="" timeout="" build=1 gdb=0 disk="" debug_hyp=0
+pvpack_extra=()
 qemu_extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -56,6 +63,8 @@ while [ $# -gt 0 ]; do
         --timeout) timeout="${2:?--timeout needs a value}"; shift 2 ;;
         --disk) disk="${2:?--disk needs a value}"; shift 2 ;;
         --no-build) build=0; shift ;;
+        --debug-hyp) debug_hyp=1; shift ;;
+        --no-image-check) pvpack_extra+=(--no-image-check); shift ;;
         --gdb) gdb=1; shift ;;
         -h|--help) usage; exit 0 ;;
         --) shift; qemu_extra=("$@"); break ;;
@@ -105,12 +114,17 @@ fi
 
 if [ "$build" = 1 ]; then
     "$ROOT/scripts/setup.sh"
-    "$ROOT/scripts/build.sh"
+    if [ "$debug_hyp" = 1 ]; then "$ROOT/scripts/build.sh" --debug-hyp; else "$ROOT/scripts/build.sh"; fi
 fi
 OUT="$ROOT/target/pvhyp"
-[ -f "$OUT/Image" ] || die "target/pvhyp/Image is missing: run without --no-build"
-[ "$board" != raspi4b ] || [ -f "$OUT/kernel8.img" ] ||
-    die "target/pvhyp/kernel8.img is missing: run without --no-build"
+# The hypervisor's Image and kernel8.img: the release build, or the debug one beside it.
+HYP="$OUT"
+[ "$debug_hyp" = 0 ] || HYP="$OUT/debug"
+hyp_hint="run without --no-build"
+[ "$debug_hyp" = 0 ] || hyp_hint="run scripts/build.sh --debug-hyp, or run without --no-build"
+[ -f "$HYP/Image" ] || die "${HYP#"$ROOT/"}/Image is missing: $hyp_hint"
+[ "$board" != raspi4b ] || [ -f "$HYP/kernel8.img" ] ||
+    die "${HYP#"$ROOT/"}/kernel8.img is missing: $hyp_hint"
 
 # Each run packs its own initrd, so parallel runs never share one.
 work="$(mktemp -d)"
@@ -120,13 +134,13 @@ case "$board" in
     raspi4b) ram_bytes=2G ;;
 esac
 "$OUT/pvpack" --manifest "$manifest" --default-image "$OUT/pv-guest.elf" --out "$work/initrd.cpio" \
-    --mem "$ram_bytes" >/dev/null || exit 1
+    --mem "$ram_bytes" "${pvpack_extra[@]}" >/dev/null || exit 1
 
 qemu=(qemu-system-aarch64 -nographic -nic none -no-reboot)
 case "$board" in
     virt)
         qemu+=(-M "virt,virtualization=on,gic-version=$gic" -cpu "$cpu" -smp "$smp" -m "$mem"
-               -kernel "$OUT/Image" -initrd "$work/initrd.cpio")
+               -kernel "$HYP/Image" -initrd "$work/initrd.cpio")
         # The hypervisor drives the disk itself (virtio-mmio, legacy or modern transport).
         [ -z "$disk" ] || qemu+=(-drive "file=$disk,if=none,format=raw,id=hd0"
                                  -device virtio-blk-device,drive=hd0)
@@ -139,10 +153,11 @@ case "$board" in
         # Fixed hardware, stated anyway so the command line says what runs. No PSCI: the
         # hypervisor halts the board through the PM block, which makes QEMU exit.
         qemu=(qemu-system-aarch64 -nographic -nic none -no-reboot -M raspi4b -smp 4 -m 2G -dtb "$dtb"
-              -kernel "$OUT/kernel8.img" -initrd "$work/initrd.cpio" -serial null -serial mon:stdio)
+              -kernel "$HYP/kernel8.img" -initrd "$work/initrd.cpio" -serial null -serial mon:stdio)
         ;;
 esac
 [ "$gdb" = 1 ] && qemu+=(-s -S)
+[ "$gdb" = 0 ] || [ "$debug_hyp" = 0 ] || echo "run: debug hypervisor: gdb target/pvhyp/debug/hyp.elf" >&2
 qemu+=("${qemu_extra[@]}")
 
 log="$work/console.log"
@@ -165,6 +180,10 @@ if [ "$status" = 124 ]; then
 fi
 [ "$status" = 0 ] || { echo "run: QEMU exited with status $status"; exit 1; }
 summary="$(tr -d '\r' <"$log" | grep -E '^hyp: summary: ' | tail -n1 || true)"
+if [[ "$summary" =~ (^|\ )error=hyp($|\ ) ]]; then
+    echo "run: the hypervisor stopped on an error (its log says which)"
+    exit 1
+fi
 if [[ "$summary" =~ vms=([0-9]+)\ ok=([0-9]+)\ failed=([0-9]+) ]]; then
     vms=${BASH_REMATCH[1]} ok=${BASH_REMATCH[2]} failed=${BASH_REMATCH[3]}
     if [ "$failed" = 0 ] && [ "$ok" = "$vms" ] && [ "$vms" -gt 0 ]; then

@@ -21,7 +21,8 @@ pass() { passed=$((passed + 1)); echo "ok   $1"; }
 fail() { failed=$((failed + 1)); failures+=("$1"); echo "FAIL $1"; }
 
 scripts/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
-scripts/build.sh || { echo "FAIL build"; echo "0 passed, 1 failed"; exit 1; }
+# Also the debug hypervisor (target/pvhyp/debug/) that the `--debug-hyp` cases boot.
+scripts/build.sh --debug-hyp || { echo "FAIL build"; echo "0 passed, 1 failed"; exit 1; }
 
 results="$(mktemp -d)"
 trap 'rm -rf "$results"' EXIT
@@ -135,6 +136,19 @@ cases=(
     "PSCI SYSTEM_RESET of a VM holding most of RAM (torn down before it is rebuilt)|0|--manifest $M/reset-big.toml|big: reset: restarted once; image fresh: true, memory fresh: true;;hyp: summary: vms=1 ok=1 failed=0"
     "raspi4b block: a region the RAM disk cannot hold is refused at boot, the other VM's works|1|--board raspi4b --manifest $M/blk-ram-too-large.toml|VM huge: refused: its disk region (sectors 2048..8390656, 4096 MiB) needs 4104 MiB of RAM;;VM ram: its disk region's 1028 KiB of RAM taken for it at boot;;ram: blk: verified 1024 KiB with seed 6: all match;;hyp: summary: vms=2 ok=1 failed=1;;run: 1 of 2 VMs failed"
     "raspi4b block: a 384 MiB RAM disk region written whole and read back (its index once exhausted the hyp heap)|0|--board raspi4b --manifest $M/blk-ram-large.toml|VM big: its disk region's 393984 KiB of RAM taken for it at boot;;big: blk: verified 393216 KiB with seed 8: all match;;hyp: summary: vms=1 ok=1 failed=0"
+    "a VM whose image is not an ELF is refused alone at boot, the other runs|1|--no-image-check --manifest $M/bad-image.toml|VM broken: refused: bad image: not an ELF file;;good: selftest: all;;hyp: summary: vms=2 ok=1 failed=1;;run: 1 of 2 VMs failed"
+    "raspi4b a VM whose image is not an ELF is refused alone at boot, the other runs|1|--board raspi4b --no-image-check --manifest $M/bad-image.toml|VM broken: refused: bad image: not an ELF file;;good: selftest: all;;hyp: summary: vms=2 ok=1 failed=1;;run: 1 of 2 VMs failed"
+    "ABI compatibility: the committed 1.4 guest binary passes its selftest|0|--manifest $M/fixture-1.4.toml|old-1-4: ABI 1.4 (hypervisor), built for 1.4;;old-1-4: selftest: all;;current: selftest: all;;hyp: summary: vms=2 ok=2 failed=0"
+    "raspi4b ABI compatibility: the committed 1.4 guest binary passes its selftest|0|--board raspi4b --manifest $M/fixture-1.4.toml|old-1-4: ABI 1.4 (hypervisor), built for 1.4;;old-1-4: selftest: all;;current: selftest: all;;hyp: summary: vms=2 ok=2 failed=0"
+    "a VM that resets itself 200 times leaks no frame and no heap|0|--manifest $M/reset-200.toml|resetter: reset: restarted 200 times; image fresh: true, memory fresh: true;;hyp: summary: vms=1 ok=1 failed=0 frames_leaked=0 heap_leaked=0"
+    "raspi4b a VM that resets itself 200 times leaks no frame and no heap|0|--board raspi4b --manifest $M/reset-200.toml|resetter: reset: restarted 200 times; image fresh: true, memory fresh: true;;hyp: summary: vms=1 ok=1 failed=0 frames_leaked=0 heap_leaked=0"
+    "raspi4b attack: no frame or heap leaked after it|0|--board raspi4b --manifest $M/attack.toml|attacker: attack: all;;victim: victim: memory and FP/SIMD registers unchanged;;hyp: summary: vms=2 ok=2 failed=0 frames_leaked=0 heap_leaked=0"
+    # The debug hyp checks every VM's frames against the whole owner map after each hypercall:
+    # 256M of RAM keeps that walk short enough for the timeout.
+    "debug hyp: 2 guests' selftest|0|--debug-hyp --mem 256M|alpha: selftest: all;;beta: selftest: all;;hyp: summary: vms=2 ok=2 failed=0 frames_leaked=0 heap_leaked=0"
+    "debug hyp: memtest|0|--debug-hyp --mem 256M --manifest $M/memtest.toml|mem: memtest: all;;hyp: summary: vms=1 ok=1 failed=0 frames_leaked=0 heap_leaked=0"
+    "debug hyp: attack blocked, victim untouched, nothing leaked|0|--debug-hyp --mem 256M --manifest $M/attack.toml|attacker: attack: all;;victim: victim: memory and FP/SIMD registers unchanged;;hyp: summary: vms=2 ok=2 failed=0 frames_leaked=0 heap_leaked=0"
+    "debug hyp: SMP map/unmap stress on 4 CPUs|0|--debug-hyp --mem 256M --smp 4 --manifest $M/smp-stress.toml|cpus=4 up;;stress: smp stress: all 4 vCPUs, no stale or foreign page;;st-quad: selftest: all 4 vCPUs passed every check;;hyp: summary: vms=2 ok=2 failed=0 frames_leaked=0 heap_leaked=0"
 )
 if [ "$full" = 1 ]; then
     for cpu in cortex-a53 cortex-a57 cortex-a72 cortex-a76 neoverse-n1 max; do

@@ -5,7 +5,7 @@ use crate::dev::bcm2835_aux::Bcm2835Aux;
 use crate::dev::console::{self, Uart};
 use crate::dev::pl011::Pl011;
 use crate::mm::frames;
-use crate::mm::regions::{Range, RangeSet};
+use crate::mm::regions::{Range, free_ram};
 use crate::percpu;
 use crate::power::{self, PowerOff};
 use crate::vm::Vm;
@@ -178,42 +178,69 @@ fn enable_timer_ppis(gic_index: usize) {
     }
 }
 
+/// Ranges the hyp keeps out of the free RAM besides the tree's reserved memory: its image, the
+/// device tree and the initrd.
+const FIXED_HOLES: usize = 3;
+
+// Each hole splits at most one range in two and every RAM bank takes at most one, so removing
+// what the tree can list never runs out of fragments; `init_memory` still fails closed if a
+// later change breaks this.
+const _: () =
+    assert!(frames::FRAGMENTS >= devtree::MAX_MEMORY + devtree::MAX_RESERVED + FIXED_HOLES);
+
 /// Hands all free RAM to the frame allocator: RAM minus the hyp image, the device tree, the
-/// initrd and reserved memory.
+/// initrd and reserved memory. Fails closed: if a range in use cannot be kept out of the free
+/// RAM, the boot stops rather than hand it out.
 pub fn init_memory(board: &Board, dtb_pa: usize, image_pa: usize) {
     unsafe extern "C" {
         static __image_end: u8;
     }
     // SAFETY: only the symbol's address is taken.
     let image_size = unsafe { &__image_end as *const u8 as usize } - HYP_LINK_START;
-    let mut free = RangeSet::<64>::default();
-    let mut ok = board
-        .memory()
-        .iter()
-        .all(|r| free.add(Range::new(r.base, r.size)).is_ok());
+    let ram = board.memory().iter().map(|r| Range::new(r.base, r.size));
     // No heap yet: the holes are an iterator chain, not a collection.
-    let fixed = [
-        Range::new(image_pa as u64, image_size as u64),
-        Range::new(dtb_pa as u64, board_dtb_size(dtb_pa) as u64),
-        board
-            .initrd
-            .map_or(Range::new(0, 0), |r| Range::new(r.base, r.size)),
+    let fixed: [(&'static str, Range); FIXED_HOLES] = [
+        (
+            "the hyp image",
+            Range::new(image_pa as u64, image_size as u64),
+        ),
+        (
+            "the device tree",
+            Range::new(dtb_pa as u64, board_dtb_size(dtb_pa) as u64),
+        ),
+        (
+            "the initrd",
+            board
+                .initrd
+                .map_or(Range::new(0, 0), |r| Range::new(r.base, r.size)),
+        ),
     ];
-    let reserved = board.reserved().iter().map(|r| Range::new(r.base, r.size));
-    for hole in fixed.into_iter().chain(reserved) {
-        ok &= free.remove(hole).is_ok();
-    }
-    if !ok {
-        log::warn!("memory map too fragmented; some RAM is left unused");
+    let reserved = board
+        .reserved()
+        .iter()
+        .map(|r| ("reserved memory", Range::new(r.base, r.size)));
+    let free = match free_ram::<{ frames::FRAGMENTS }>(ram, fixed.into_iter().chain(reserved)) {
+        Ok(free) => free,
+        Err(e) => {
+            // No heap yet to format into: the log line formats it.
+            log::error!("{e}");
+            power::halt_after_failure()
+        }
+    };
+    if free.banks_left_out > 0 {
+        log::warn!(
+            "memory map too fragmented: {} RAM bank(s) left unused",
+            free.banks_left_out
+        );
     }
     log::info!(
         "{} MiB free for guests and the hyp heap",
-        free.total() >> 20
+        free.ranges.total() >> 20
     );
     let ram_start = board.memory().iter().map(|r| r.base).min().unwrap_or(0);
     let ram_end = board.memory().iter().map(|r| r.end()).max().unwrap_or(0);
     if let Err(e) = frames::init(
-        free,
+        free.ranges,
         Range {
             start: ram_start,
             end: ram_end,
@@ -221,6 +248,9 @@ pub fn init_memory(board: &Board, dtb_pa: usize, image_pa: usize) {
     ) {
         fail(e);
     }
+    // What the hyp holds from here on, before any VM, is its own: the end of the run comes
+    // back to it.
+    power::record_baseline();
 }
 
 /// Learns how to switch the board off, so that even a failed boot ends the run: PSCI where the
@@ -346,7 +376,9 @@ fn board_dtb_size(dtb_pa: usize) -> usize {
     devtree::total_size(header).unwrap_or(0)
 }
 
-/// Reads the manifest and images from the initrd and builds every VM.
+/// Reads the manifest and images from the initrd and builds every VM. A VM that cannot be
+/// built (its image missing or refused, its memory not mappable) is refused alone, with a
+/// line naming it and why: the others run, and the summary counts it as failed.
 pub fn load_vms(board: &Board) -> Vec<Vm> {
     let Some(initrd) = board.initrd else {
         log::error!("no initrd: nothing to run (scripts/run.sh packs the VMs into one)");
@@ -367,18 +399,9 @@ pub fn load_vms(board: &Board) -> Vec<Vm> {
         manifest::decode(text).unwrap_or_else(|e| fail(&alloc::format!("bad manifest: {e}")));
     let mut vms = Vec::new();
     for (index, spec) in manifest.vms.iter().cloned().enumerate() {
-        let image = match manifest::cpio::find(archive, &spec.image) {
-            Ok(Some(bytes)) => bytes,
-            _ => fail(&alloc::format!(
-                "VM {}: image {} missing from the initrd",
-                spec.name,
-                spec.image
-            )),
-        };
         let name = spec.name.clone();
-        // VMID 0 is never used: stale translations of "no VM" cannot match a guest.
-        match Vm::build(index, index as u16 + 1, spec, image, 0) {
-            Ok(vm) => {
+        match build_vm(archive, index, spec) {
+            Ok(mut vm) => {
                 log::info!(
                     "VM {name}: VMID {}, {} pages mapped, entry {:#x}, cmdline \"{}\"",
                     vm.vmid,
@@ -392,15 +415,42 @@ pub fn load_vms(board: &Board) -> Vec<Vm> {
                         vm.vcpus.len()
                     );
                 }
-                let mut vm = vm;
                 refuse_impossible_pin(&mut vm);
                 vms.push(vm);
             }
-            Err(e) => fail(&alloc::format!("VM {name}: {e}")),
+            Err(why) => {
+                log::error!("VM {name}: refused: {why}; the other VMs run");
+                power::vm_refused_at_boot();
+            }
         }
     }
     connect_channels(&manifest.channels, &mut vms);
     vms
+}
+
+/// Builds VM `index` from its manifest entry and its image in the archive, or says why not.
+fn build_vm(
+    archive: &'static [u8],
+    index: usize,
+    spec: manifest::VmSpec,
+) -> Result<Vm, alloc::string::String> {
+    let image = match manifest::cpio::find(archive, &spec.image) {
+        Ok(Some(bytes)) => bytes,
+        _ => {
+            return Err(alloc::format!(
+                "image {} missing from the initrd",
+                spec.image
+            ));
+        }
+    };
+    // pvpack charges the quota the same way (manifest::VmSpec::hyp_pages); keep them in step.
+    let expected_pages = manifest::elf::parse(image, manifest::elf::GUEST_IPA_LIMIT)
+        .map(|i| i.pages() + spec.hyp_pages());
+    // VMID 0 is never used: stale translations of "no VM" cannot match a guest.
+    let vm =
+        Vm::build(index, index as u16 + 1, spec, image, 0).map_err(|e| alloc::format!("{e}"))?;
+    debug_assert_eq!(Ok(vm.memory.pages_used()), expected_pages);
+    Ok(vm)
 }
 
 /// A VM pinned (manifest `cpus`) to a CPU that is not up never runs: it is refused here, with
@@ -435,7 +485,7 @@ pub fn init_disk(board: &Board, vms: &mut [Vm]) {
         .iter()
         .filter_map(|&i| Some((vms[i].name.as_str(), vms[i].block_io.as_ref()?.region)))
         .collect();
-    match crate::disk::setup::init(board, &regions) {
+    match power::held_for_the_run(|| crate::disk::setup::init(board, &regions)) {
         Ok(refused) => {
             for r in refused {
                 vms[with_disk[r]].state = crate::vm::VmState::Killed;
@@ -460,8 +510,18 @@ fn connect_channels(channels: &[manifest::ChannelSpec], vms: &mut [Vm]) {
     use crate::vm::events::FIRST_CHANNEL_EVENT;
     for (i, spec) in channels.iter().enumerate() {
         let index_of = |name: &str| vms.iter().position(|vm| vm.name == name);
+        // The manifest's channels join its VMs: a VM not found was refused at boot.
         let (Some(a), Some(b)) = (index_of(&spec.a), index_of(&spec.b)) else {
-            fail(&alloc::format!("channel {}: no such VM", spec.name));
+            log::error!(
+                "channel {}: not connected: VM {} was refused",
+                spec.name,
+                if index_of(&spec.a).is_none() {
+                    &spec.a
+                } else {
+                    &spec.b
+                }
+            );
+            continue;
         };
         let owner = Owner::Shared(i as u16);
         let frames: Vec<u64> = (0..spec.pages)

@@ -1,7 +1,14 @@
 //! Ending the run: the summary line, then powering the board off the way the device tree says.
+//!
+//! The summary also accounts for memory: once every VM and channel is dropped, the frames and
+//! heap bytes the hyp holds must be back at their after-boot level (`record_baseline`, plus
+//! what boot sets up for the whole run through `held_for_the_run`). What is not is printed as
+//! `frames_leaked` and `heap_leaked`.
 
+use crate::mm::frames;
 use crate::vm::sched::Scheduler;
-use spin::Once;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use spin::{Mutex, Once};
 
 /// How this board is switched off.
 #[derive(Clone, Copy, Debug)]
@@ -21,12 +28,76 @@ pub fn init(method: PowerOff) {
     POWER_OFF.call_once(|| method);
 }
 
-/// Prints the summary (if VMs ran) and powers off.
-pub fn finish(sched: Option<&Scheduler>) -> ! {
-    match sched {
-        Some(s) => s.summary(),
-        None => crate::println!("hyp: summary: vms=0 ok=0 failed=0"),
+/// What the hyp's memory looks like at one moment.
+#[derive(Clone, Copy, Debug)]
+struct Usage {
+    /// Frames the allocator can still hand out.
+    frames_free: usize,
+    /// Heap bytes in use.
+    heap_in_use: usize,
+}
+
+impl Usage {
+    fn now() -> Self {
+        Self {
+            frames_free: frames::available(),
+            heap_in_use: frames::heap_in_use(),
+        }
     }
+}
+
+/// What the hyp holds for itself after boot: the level the end of the run comes back to.
+static BASELINE: Mutex<Option<Usage>> = Mutex::new(None);
+
+/// VMs the boot refused (they never ran), counted as failed in the summary.
+static REFUSED_AT_BOOT: AtomicUsize = AtomicUsize::new(0);
+
+/// Records the after-boot level, once the frame allocator and heap are up and before any VM
+/// is built.
+pub fn record_baseline() {
+    *BASELINE.lock() = Some(Usage::now());
+}
+
+/// Runs `setup` and counts what it allocates as the hyp's own for the whole run (the disk's
+/// driver state), not as a VM's.
+pub fn held_for_the_run<T>(setup: impl FnOnce() -> T) -> T {
+    let before = Usage::now();
+    let result = setup();
+    let after = Usage::now();
+    if let Some(base) = BASELINE.lock().as_mut() {
+        let taken = before.frames_free.saturating_sub(after.frames_free);
+        base.frames_free = base.frames_free.saturating_sub(taken);
+        base.heap_in_use += after.heap_in_use.saturating_sub(before.heap_in_use);
+    }
+    result
+}
+
+/// Counts a VM the boot refused: it never runs and the summary counts it as failed.
+pub fn vm_refused_at_boot() {
+    REFUSED_AT_BOOT.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Drops the VMs (and their channels), prints the summary, and powers off.
+pub fn finish(sched: Option<Scheduler>) -> ! {
+    let refused = REFUSED_AT_BOOT.load(Ordering::Relaxed);
+    let tally = sched.map(Scheduler::finish).unwrap_or_default();
+    let vms = tally.vms + refused;
+    let (frames_leaked, heap_leaked) = match *BASELINE.lock() {
+        Some(base) => {
+            let now = Usage::now();
+            // Signed: fewer frames in use than after boot is as wrong as more.
+            (
+                base.frames_free as i64 - now.frames_free as i64,
+                now.heap_in_use as i64 - base.heap_in_use as i64,
+            )
+        }
+        None => (0, 0),
+    };
+    crate::println!(
+        "hyp: summary: vms={vms} ok={} failed={} frames_leaked={frames_leaked} heap_leaked={heap_leaked}",
+        tally.ok,
+        vms - tally.ok
+    );
     power_off()
 }
 

@@ -12,6 +12,8 @@
 //! `pvpack` turns the first into the second: it reads the TOML, resolves the images and writes
 //! a [`cpio`] newc archive holding `manifest` (the compact form) and `images/<name>`.
 //!
+//! [`elf`] holds the rules a guest image must meet, shared by the hyp's loader and `pvpack`.
+//!
 //! The crate is `no_std` + `alloc` without the `host` feature, and has no `unsafe`.
 
 #![no_std]
@@ -22,6 +24,7 @@ extern crate alloc;
 
 mod compact;
 pub mod cpio;
+pub mod elf;
 mod fits;
 mod model;
 mod size;

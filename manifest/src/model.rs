@@ -213,6 +213,15 @@ impl FaultPolicy {
     }
 }
 
+impl VmSpec {
+    /// The pages the hyp maps for this VM before it runs and charges to its quota, beside its
+    /// image: the boot-info page, the event page, the console ring (`pv` console) and the
+    /// block ring (with `disk`). The image's own pages are [`crate::elf::Image::pages`].
+    pub fn hyp_pages(&self) -> u64 {
+        2 + u64::from(self.console == ConsoleKind::Pv) + u64::from(self.disk.is_some())
+    }
+}
+
 impl Manifest {
     /// The VM with this name, if any.
     pub fn vm(&self, name: &str) -> Option<&VmSpec> {

@@ -6,7 +6,8 @@
 
 use super::PAGE_SIZE;
 use super::owner::Owner;
-use super::pool::{FRAGMENTS, Pool, heap_blocks};
+pub use super::pool::FRAGMENTS;
+use super::pool::{Pool, heap_blocks};
 use super::regions::{Range, RangeSet};
 use crate::arch::Cpu;
 use buddy_system_allocator::LockedHeap;
@@ -78,4 +79,9 @@ pub fn owner(pa: u64) -> Owner {
 /// How many frames `owner` holds (for the accounting check).
 pub fn count(owner: Owner) -> usize {
     with(0, |p| p.count(owner))
+}
+
+/// Bytes of the hyp heap in use, as the buddy heap serves them (for the summary's leak check).
+pub fn heap_in_use() -> usize {
+    HEAP.lock().stats_alloc_actual()
 }

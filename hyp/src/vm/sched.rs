@@ -144,7 +144,13 @@ impl Scheduler {
             }
         }
         if !self.vms.iter().any(|vm| vm.is_alive()) {
-            return Next::Done;
+            // The end drops the VMs (`finish`): not while another CPU still runs a vCPU of one
+            // that ended (its next exit, a slice at most, unloads it and that CPU ends the run).
+            let mut vcpus = self.vms.iter().flat_map(|vm| vm.vcpus.iter());
+            if vcpus.all(|v| v.on_cpu.is_none()) {
+                return Next::Done;
+            }
+            return Next::Idle(None);
         }
         Next::Idle(self.next_deadline())
     }
@@ -229,16 +235,47 @@ impl Scheduler {
             .min()
     }
 
-    /// Prints the summary scripts read.
-    pub fn summary(&self) {
+    /// Ends the run's VMs for the summary: counts them, then drops them and the channels
+    /// between them, so that every frame and heap byte they held goes back (the summary
+    /// reports what does not). Every VM has ended: no CPU runs or will run a vCPU.
+    pub fn finish(self) -> Tally {
+        use crate::arch::{Cpu, Machine};
+        use crate::mm::owner::Owner;
         let ok = self
             .vms
             .iter()
             .filter(|vm| vm.state == VmState::Exited(0))
             .count();
-        let n = self.vms.len();
-        crate::println!("hyp: summary: vms={n} ok={ok} failed={}", n - ok);
+        let tally = Tally {
+            vms: self.vms.len(),
+            ok,
+        };
+        // A channel's frames are listed by both its ends: take them from the first end.
+        let channels: Vec<(u16, Vec<u64>)> = self
+            .vms
+            .iter()
+            .flat_map(|vm| vm.channels.iter())
+            .filter(|end| end.sends_on_first)
+            .map(|end| (end.channel, end.frames.clone()))
+            .collect();
+        // No VM maps the channels' frames once the VMs are gone.
+        drop(self);
+        for (channel, frames) in channels {
+            for pa in frames {
+                Cpu::free_frame(Owner::Shared(channel), pa);
+            }
+        }
+        tally
     }
+}
+
+/// The summary's count of VMs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tally {
+    /// VMs that were built.
+    pub vms: usize,
+    /// Of those, the ones that exited with status 0.
+    pub ok: usize,
 }
 
 /// Gives this CPU its next vCPU and returns when one is loaded (the caller enters it). Idles,
@@ -258,7 +295,7 @@ pub fn reschedule(mut guard: MutexGuard<'_, Option<Scheduler>>, outgoing_alive: 
                 let sched = guard.take();
                 drop(guard);
                 crate::bench::at_end();
-                crate::power::finish(sched.as_ref());
+                crate::power::finish(sched);
             }
             Next::Idle(deadline) => {
                 drop(guard);

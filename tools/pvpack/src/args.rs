@@ -1,15 +1,18 @@
-//! The command line, parsed by hand: four options, no subcommands.
+//! The command line, parsed by hand: a handful of options, no subcommands.
 
 use std::path::PathBuf;
 
 pub const USAGE: &str = "\
-usage: pvpack --manifest FILE --default-image PATH --out FILE.cpio [--mem SIZE]
+usage: pvpack --manifest FILE --default-image PATH --out FILE.cpio [--mem SIZE] [--no-image-check]
 
   --manifest FILE       the TOML manifest (docs/MANIFEST.md)
   --default-image PATH  the guest image of every VM without an `image` key (the built pv-guest)
   --out FILE.cpio       the archive to write (cpio newc), for the hypervisor's initrd
   --mem SIZE            the machine's RAM (bytes, or with a unit: 512M, 1G); refuses VMs that
                         do not fit in it minus 16M for the hypervisor and minus the archive
+  --no-image-check      pack images the hypervisor will refuse (not an AArch64 ELF64
+                        executable, segments outside the IPA space, larger than the VM's
+                        quota): for tests of the hypervisor's own refusal only
 ";
 
 /// What the command line asks for.
@@ -19,6 +22,8 @@ pub struct Args {
     pub default_image: Option<PathBuf>,
     pub out: PathBuf,
     pub mem: Option<u64>,
+    /// Skip the image checks (tests of the hyp's own refusal).
+    pub check_images: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -30,9 +35,14 @@ pub enum Parsed {
 /// Parses the arguments after the program name; `--opt VALUE` and `--opt=VALUE` both work.
 pub fn parse(mut argv: impl Iterator<Item = String>) -> Result<Parsed, String> {
     let (mut manifest, mut default_image, mut out, mut mem) = (None, None, None, None);
+    let mut check_images = true;
     while let Some(arg) = argv.next() {
         if arg == "-h" || arg == "--help" {
             return Ok(Parsed::Help);
+        }
+        if arg == "--no-image-check" {
+            check_images = false;
+            continue;
         }
         let (option, inline) = match arg.split_once('=') {
             Some((o, v)) if o.starts_with("--") => (o.to_string(), Some(v.to_string())),
@@ -64,6 +74,7 @@ pub fn parse(mut argv: impl Iterator<Item = String>) -> Result<Parsed, String> {
         default_image: default_image.map(PathBuf::from),
         out: out.ok_or("--out is required")?.into(),
         mem,
+        check_images,
     }))
 }
 
@@ -82,6 +93,7 @@ mod tests {
             default_image: Some("g.elf".into()),
             out: "o.cpio".into(),
             mem: Some(1 << 30),
+            check_images: true,
         });
         assert_eq!(
             parse_str("--manifest m.toml --default-image g.elf --out o.cpio --mem 1G"),
@@ -91,6 +103,10 @@ mod tests {
             panic!()
         };
         assert_eq!((a.mem, a.default_image), (Some(4096), None));
+        let Ok(Parsed::Run(a)) = parse_str("--no-image-check --out o --manifest m") else {
+            panic!()
+        };
+        assert!(!a.check_images);
     }
 
     #[test]

@@ -51,7 +51,8 @@ pub fn run(args: &Args) -> Result<String, Failure> {
     let base = args.manifest.parent().unwrap_or(Path::new("."));
     let mut images = Images::default();
     for (vm, vm_lines) in m.vms.iter_mut().zip(&lines.vms) {
-        vm.image = if vm.image.is_empty() {
+        // What the errors call the image: as the manifest wrote it, or the default.
+        let (name, what) = if vm.image.is_empty() {
             let Some(path) = &args.default_image else {
                 let message = format!(
                     "VM \"{}\" has no image key and no --default-image was given",
@@ -59,18 +60,28 @@ pub fn run(args: &Args) -> Result<String, Failure> {
                 );
                 return Err(in_manifest(vm_lines.name, message));
             };
-            images.add(path).map_err(|e| Failure {
+            let what = format!("default image {}", path.display());
+            let name = images.add(path).map_err(|e| Failure {
                 file: None,
                 line: 0,
-                message: format!("default image {}: {e}", path.display()),
-            })?
+                message: format!("{what}: {e}"),
+            })?;
+            (name, what)
         } else {
             let path = base.join(&vm.image);
-            images.add(&path).map_err(|e| {
-                let message = format!("image {:?} ({}): {e}", vm.image, path.display());
-                in_manifest(vm_lines.image.unwrap_or(vm_lines.name), message)
-            })?
+            let what = format!("image {:?} ({})", vm.image, path.display());
+            let name = images.add(&path).map_err(|e| {
+                in_manifest(
+                    vm_lines.image.unwrap_or(vm_lines.name),
+                    format!("{what}: {e}"),
+                )
+            })?;
+            (name, what)
         };
+        if args.check_images {
+            check_image(vm, vm_lines, &what, images.data(&name)).map_err(from_error)?;
+        }
+        vm.image = name;
     }
 
     let compact = manifest::encode(&m);
@@ -141,6 +152,39 @@ fn check_mem(
     })
 }
 
+/// Refuses at pack time what the hyp's loader would refuse at boot (the same rules:
+/// `manifest::elf`): an image that is not an AArch64 ELF64 executable or whose segments leave
+/// the guest's IPA space (on the `image` line, or the `name` line for the default image), and
+/// one that with the pages the hyp maps for the VM does not fit its quota (the `memory` line).
+fn check_image(
+    vm: &manifest::VmSpec,
+    lines: &manifest::VmLines,
+    what: &str,
+    data: &[u8],
+) -> Result<(), ManifestError> {
+    let image =
+        manifest::elf::parse(data, manifest::elf::GUEST_IPA_LIMIT).map_err(|e| ManifestError {
+            line: lines.image.unwrap_or(lines.name),
+            message: format!("VM \"{}\": {what}: {e}", vm.name),
+        })?;
+    let (image_pages, hyp_pages) = (image.pages(), vm.hyp_pages());
+    let needed = (image_pages + hyp_pages) * PAGE_SIZE;
+    if needed > vm.memory_bytes {
+        let message = format!(
+            "VM \"{}\": {what}: needs {image_pages} pages and the hypervisor maps {hyp_pages} \
+             more for the VM ({} in all), more than its memory quota ({})",
+            vm.name,
+            Size(needed),
+            Size(vm.memory_bytes),
+        );
+        return Err(ManifestError {
+            line: lines.memory,
+            message,
+        });
+    }
+    Ok(())
+}
+
 /// The images going into the archive, each file once, under a unique `images/<name>`.
 #[derive(Default)]
 struct Images {
@@ -151,6 +195,14 @@ struct Images {
 }
 
 impl Images {
+    /// The contents of the member `name` (one `add` returned).
+    fn data(&self, name: &str) -> &[u8] {
+        self.members
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(&[], |(_, data)| data.as_slice())
+    }
+
     /// Reads `path` (unless already read) and returns its name inside the archive.
     fn add(&mut self, path: &Path) -> Result<String, String> {
         let canonical = fs::canonicalize(path).map_err(|e| e.to_string())?;

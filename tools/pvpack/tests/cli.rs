@@ -44,6 +44,18 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// A real guest image: the committed 1.4 pv-guest, with `marker` appended (bytes past the
+/// last segment, which the ELF rules ignore) so that tests can tell files apart.
+fn guest(marker: &[u8]) -> Vec<u8> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/guests/pv-guest-1.4.elf"
+    );
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes.extend_from_slice(marker);
+    bytes
+}
+
 fn read_manifest(archive: &[u8]) -> manifest::Manifest {
     let text = cpio::find(archive, "manifest")
         .unwrap()
@@ -54,7 +66,8 @@ fn read_manifest(archive: &[u8]) -> manifest::Manifest {
 #[test]
 fn packs_the_default_example() {
     let dir = Scratch::new("default");
-    let guest = dir.write("build/pv-guest", b"\x7fELF guest");
+    let image = guest(b"default example");
+    let guest = dir.write("build/pv-guest", &image);
     let out = dir.0.join("initrd.cpio");
     let example = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -82,7 +95,7 @@ fn packs_the_default_example() {
     assert!(m.vms.iter().all(|vm| vm.image == "images/pv-guest"));
     assert_eq!(
         cpio::find(&archive, "images/pv-guest"),
-        Ok(Some(&b"\x7fELF guest"[..]))
+        Ok(Some(&image[..]))
     );
 
     if Command::new("cpio")
@@ -106,30 +119,31 @@ fn packs_the_default_example() {
 #[test]
 fn resolves_relative_images_once_each() {
     let dir = Scratch::new("relative");
-    dir.write("guests/a/g.elf", b"first");
-    dir.write("guests/b/g.elf", b"second");
-    let default = dir.write("default.elf", b"default");
+    dir.write("guests/a/g.elf", &guest(b"first"));
+    let second = guest(b"second");
+    dir.write("guests/b/g.elf", &second);
+    let default = dir.write("default.elf", &guest(b"default"));
     let toml = dir.write(
         "conf/vms.toml",
         br#"
 [[vm]]
 name = "one"
 image = "../guests/a/g.elf"
-memory = "4K"
+memory = "1M"
 
 [[vm]]
 name = "two"
 image = "../guests/a/./g.elf"
-memory = "4K"
+memory = "1M"
 
 [[vm]]
 name = "three"
 image = "../guests/b/g.elf"
-memory = "4K"
+memory = "1M"
 
 [[vm]]
 name = "four"
-memory = "4K"
+memory = "1M"
 "#,
     );
     let out = dir.0.join("out.cpio");
@@ -157,7 +171,7 @@ memory = "4K"
     assert_eq!(cpio::entries(&archive).count(), 4);
     assert_eq!(
         cpio::find(&archive, "images/g.elf-2"),
-        Ok(Some(&b"second"[..]))
+        Ok(Some(&second[..]))
     );
 }
 
@@ -172,7 +186,7 @@ fn expect_error(out: &Output, want: &str) {
 #[test]
 fn errors_name_file_and_line() {
     let dir = Scratch::new("errors");
-    let guest = dir.write("g", b"guest");
+    let guest = dir.write("g", &guest(b""));
     let out = dir.0.join("out.cpio");
     let run = |text: &str, extra: &[&str]| {
         let toml = dir.write("m.toml", text.as_bytes());
@@ -232,6 +246,106 @@ fn errors_name_file_and_line() {
         s(&out),
     ]);
     expect_error(&o, "missing.toml: ");
+}
+
+/// The guest fixture with `patch` applied at byte offsets.
+fn patched(patches: &[(usize, &[u8])]) -> Vec<u8> {
+    let mut bytes = guest(b"");
+    for &(at, data) in patches {
+        bytes[at..at + data.len()].copy_from_slice(data);
+    }
+    bytes
+}
+
+#[test]
+fn refuses_images_the_hypervisor_would_refuse() {
+    let dir = Scratch::new("images");
+    let out = dir.0.join("out.cpio");
+    let good = dir.write("good.elf", &guest(b""));
+    // One VM with the image under test, a good one after it.
+    let pack = |image: &[u8], memory: &str, extra: &[&str]| {
+        let bad = dir.write("bad.elf", image);
+        let text = format!(
+            "[[vm]]\nname = \"a\"\nimage = \"bad.elf\"\nmemory = \"{memory}\"\n\n\
+             [[vm]]\nname = \"b\"\nmemory = \"16M\"\n"
+        );
+        let toml = dir.write("m.toml", text.as_bytes());
+        let mut args = vec![
+            "--manifest",
+            s(&toml),
+            "--default-image",
+            s(&good),
+            "--out",
+            s(&out),
+        ];
+        args.extend_from_slice(extra);
+        let prefix = format!(
+            "{}:3: VM \"a\": image \"bad.elf\" ({}): ",
+            s(&toml),
+            s(&bad)
+        );
+        (pvpack(&args), prefix, s(&toml).to_owned())
+    };
+    let refusals: [(Vec<u8>, &str); 5] = [
+        (b"MZ not an elf".to_vec(), "not an ELF file"),
+        (
+            patched(&[(4, &[1])]),
+            "an ELF file, but not ELF64 little-endian",
+        ),
+        (
+            patched(&[(5, &[2])]),
+            "an ELF file, but not ELF64 little-endian",
+        ),
+        (
+            patched(&[(18, &62u16.to_le_bytes())]),
+            "an ELF64 file for machine 62, not AArch64 (e_machine 183)",
+        ),
+        // The first program header's p_vaddr, moved to the end of the 39-bit IPA space.
+        (
+            patched(&[(64 + 16, &((1u64 << 39) - 0x1000).to_le_bytes())]),
+            "a loadable segment (0x7ffffff000..0x80000184ec) lies outside the guest's 39-bit IPA space",
+        ),
+    ];
+    for (image, reason) in refusals {
+        let (o, prefix, _) = pack(&image, "16M", &[]);
+        expect_error(&o, &format!("{prefix}{reason}"));
+        // The escape hatch for tests of the hyp's own refusal packs it anyway.
+        let (o, _, _) = pack(&image, "16M", &["--no-image-check"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+
+    // The fixture maps 83 pages, and the hyp 3 more (boot info, event page, console ring).
+    let (o, _, file) = pack(&guest(b""), "340K", &[]);
+    expect_error(
+        &o,
+        &format!(
+            "{file}:4: VM \"a\": image \"bad.elf\" ({}): needs 83 pages and the hypervisor \
+             maps 3 more for the VM (344K in all), more than its memory quota (340K)",
+            s(&dir.0.join("bad.elf"))
+        ),
+    );
+    let (o, _, _) = pack(&guest(b""), "344K", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // The default image is checked too, for each VM that uses it (its `name` line).
+    let not_elf = dir.write("not-elf", b"#!/bin/sh\n");
+    let toml = dir.write("d.toml", b"[[vm]]\nname = \"d\"\nmemory = \"16M\"\n");
+    let o = pvpack(&[
+        "--manifest",
+        s(&toml),
+        "--default-image",
+        s(&not_elf),
+        "--out",
+        s(&out),
+    ]);
+    expect_error(
+        &o,
+        &format!(
+            "{}:2: VM \"d\": default image {}: not an ELF file",
+            s(&toml),
+            s(&not_elf)
+        ),
+    );
 }
 
 #[test]
