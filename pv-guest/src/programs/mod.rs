@@ -15,6 +15,7 @@ mod channel;
 mod checks;
 #[cfg(target_os = "none")]
 mod fpsimd;
+pub mod fuzz;
 #[cfg(target_os = "none")]
 mod hog;
 #[cfg(target_os = "none")]
@@ -82,6 +83,7 @@ pub fn run(info: &hypercall_abi::BootInfo, cmd: &Command) -> u64 {
         "fpsimd" => fpsimd::run(info, cmd.args),
         "memtest" => memtest::run(info),
         "attack" => attack::run(info, cmd.args),
+        "fuzz" => fuzz::run(info, cmd.args),
         "victim" => victim::run(info, cmd.args),
         "hog" => hog::run(cmd.args),
         "shell" => shell::run(info),
@@ -125,8 +127,8 @@ pub fn run(info: &hypercall_abi::BootInfo, cmd: &Command) -> u64 {
         }
         other => {
             println!(
-                "unknown program \"{other}\" (try shell, selftest, memtest, attack, victim, hog, \
-                 fpsimd, hello, exit N, crash, spin)"
+                "unknown program \"{other}\" (try shell, selftest, memtest, attack, victim, fuzz, \
+                 hog, fpsimd, hello, exit N, crash, spin)"
             );
             STATUS_UNKNOWN_PROGRAM
         }
@@ -144,6 +146,7 @@ pub fn secondary(index: usize) {
             smp_stress::secondary(index)
         }
         "smp" => smp::secondary(index),
+        "fuzz" => fuzz::secondary(index),
         _ => {}
     }
 }
