@@ -130,6 +130,11 @@ cases=(
     "raspi4b the map/unmap stress check and a 4-vCPU selftest on 4 cores|0|--board raspi4b --manifest $M/smp-stress.toml|cpus=4 up;;stress: smp stress: all 4 vCPUs, no stale or foreign page;;st-quad: selftest: all 4 vCPUs passed every check;;hyp: summary: vms=2 ok=2 failed=0"
     "raspi4b 8 VMs at once|0|--board raspi4b --manifest $M/eight.toml|st-1: selftest: all;;mt-4: memtest: all;;hyp: summary: vms=8 ok=8 failed=0"
     "raspi4b a failing guest fails the run|1|--board raspi4b --manifest $M/exit-nonzero.toml|VM fails exited with status 3;;passes: selftest: all;;hyp: summary: vms=2 ok=1 failed=1;;run: 1 of 2 VMs failed"
+    # The fuzzer: 100,000 checked calls in all (seeds 1..8), a victim beside each pair.
+    "fuzz: seeds 1, 2 (30,000 calls, shared pages corrupted in flight), victim untouched|0|--smp 2 --manifest $M/fuzz.toml --disk $results/fuzz-1.img|fuzz-a: fuzz: seed=1 calls=15000 ;;fuzz-b: fuzz: seed=2 calls=15000 ;;victim: victim: memory and FP/SIMD registers unchanged;;hyp: summary: vms=3 ok=3 failed=0"
+    "fuzz: seeds 3, 4 (30,000 calls), victim untouched|0|--smp 2 --manifest $M/fuzz-2.toml --disk $results/fuzz-2.img|fuzz-a: fuzz: seed=3 calls=15000 ;;fuzz-b: fuzz: seed=4 calls=15000 ;;victim: victim: memory and FP/SIMD registers unchanged;;hyp: summary: vms=3 ok=3 failed=0"
+    "raspi4b fuzz: seeds 5, 6 (20,000 calls), victim untouched|0|--board raspi4b --manifest $M/fuzz-pi.toml|fuzz-a: fuzz: seed=5 calls=10000 ;;fuzz-b: fuzz: seed=6 calls=10000 ;;victim: victim: memory and FP/SIMD registers unchanged;;hyp: summary: vms=3 ok=3 failed=0"
+    "raspi4b fuzz: seeds 7, 8 (20,000 calls), victim untouched|0|--board raspi4b --manifest $M/fuzz-pi-2.toml|fuzz-a: fuzz: seed=7 calls=10000 ;;fuzz-b: fuzz: seed=8 calls=10000 ;;victim: victim: memory and FP/SIMD registers unchanged;;hyp: summary: vms=3 ok=3 failed=0"
 )
 if [ "$full" = 1 ]; then
     for cpu in cortex-a53 cortex-a57 cortex-a72 cortex-a76 neoverse-n1 max; do

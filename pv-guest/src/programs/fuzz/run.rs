@@ -7,9 +7,9 @@ use crate::arch::hvc::call_all;
 use crate::mm::batch::BatchPage;
 use crate::programs::{args, pattern};
 use crate::{hv, println};
-use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use hypercall_abi::layout::{BlockDesc, RingHeader};
-use hypercall_abi::{BootInfo, CallInfo, Error, MemPerms, Regs, event, mem};
+use hypercall_abi::{BootInfo, CallInfo, Error, MemPerms, Regs, console, event, mem};
 
 /// Calls per window (the second vCPU corrupts one page for a window).
 const WINDOW: u64 = 500;
@@ -136,6 +136,10 @@ impl Fuzzer {
             println!("fuzz: call #{what} {} {:x?}", name(regs), &regs[..4]);
         }
         let out = call_all(regs);
+        let id = regs[0] as u32;
+        if matches!(id, console::CONSOLE_WRITE | console::CONSOLE_NOTIFY) && out[0] == 0 && out[1] > 0 {
+            CONSOLE_DIRTY.store(true, Ordering::SeqCst);
+        }
         if let Err(why) = oracle::check(&self.t, &self.model, regs, &out) {
             self.fail(what, regs, &out, why.as_str());
             return Err(Failure);
@@ -401,9 +405,14 @@ fn text_words() -> [u64; draw::TEXT_BYTES as usize / 8] {
     words
 }
 
-/// Takes the console ring back; ends the line of bytes the hyp took from it, if any.
+/// Whether console calls have printed bytes since the fuzzer's last line (which then may not
+/// have ended theirs).
+static CONSOLE_DIRTY: AtomicBool = AtomicBool::new(false);
+
+/// Takes the console ring back, and ends the line of bytes the calls printed, if any, so the
+/// fuzzer's own line starts a line.
 fn resync_console() {
-    if crate::console::resync_ring() > 0 {
+    if crate::console::resync_ring() > 0 || CONSOLE_DIRTY.swap(false, Ordering::SeqCst) {
         println!();
     }
 }
@@ -652,7 +661,7 @@ pub fn secondary(_index: usize) {
                             [0, 1, 2, 8, 64, 2048, 2049, u32::MAX, rng.next_u64() as u32]
                         );
                         // A far producer makes the hyp print up to a ring of bytes: rarely.
-                        let delta = if rng.one_in(1024) { delta } else { delta % 16 };
+                        let delta = if rng.one_in(1 << 16) { delta } else { delta % 16 };
                         write_u32(producer, c.wrapping_add(delta));
                     }
                     _ => {
