@@ -137,7 +137,10 @@ impl Fuzzer {
         }
         let out = call_all(regs);
         let id = regs[0] as u32;
-        if matches!(id, console::CONSOLE_WRITE | console::CONSOLE_NOTIFY) && out[0] == 0 && out[1] > 0 {
+        if matches!(id, console::CONSOLE_WRITE | console::CONSOLE_NOTIFY)
+            && out[0] == 0
+            && out[1] > 0
+        {
             CONSOLE_DIRTY.store(true, Ordering::SeqCst);
         }
         if let Err(why) = oracle::check(&self.t, &self.model, regs, &out) {
@@ -661,7 +664,11 @@ pub fn secondary(_index: usize) {
                             [0, 1, 2, 8, 64, 2048, 2049, u32::MAX, rng.next_u64() as u32]
                         );
                         // A far producer makes the hyp print up to a ring of bytes: rarely.
-                        let delta = if rng.one_in(1 << 16) { delta } else { delta % 16 };
+                        let delta = if rng.one_in(1 << 16) {
+                            delta
+                        } else {
+                            delta % 16
+                        };
                         write_u32(producer, c.wrapping_add(delta));
                     }
                     _ => {
