@@ -66,18 +66,20 @@ while [ "$seed" -le "$last" ]; do
     scripts/run.sh --no-build "${board_args[@]}" "${disk_args[@]}" --manifest "$manifest" \
         --timeout "$timeout" </dev/null >"$log" 2>&1
     status=$?
+    text="$work/boot.txt"
+    tr -d '\r' <"$log" >"$text"
     for s in "${group[@]}"; do
-        if tr -d '\r' <"$log" | grep -Eq "^fuzz-$s: fuzz: seed=$s calls=$count .* ok$"; then
+        if grep -Eq "^fuzz-$s: fuzz: seed=$s calls=$count .* ok$" "$text"; then
             passed=$((passed + 1))
         else
             failed+=("$s")
             echo "FAIL seed $s (boot exit $status, log $log):"
-            tr -d '\r' <"$log" | grep -E "^fuzz-$s: fuzz: (FAILED|seed=)|VM fuzz-$s |panic" | head -5 | sed 's/^/    /'
+            grep -E "^fuzz-$s: fuzz: (FAILED|seed=)|VM fuzz-$s |panic" "$text" | head -5 | sed 's/^/    /'
             echo "    reproduce: scripts/fuzz.sh --seeds $s..$s --count $count --board $board --per-boot 1"
             echo "    (or a manifest with cmdline \"fuzz seed=$s count=$count trace=1\" to print every call)"
         fi
     done
-    if ! tr -d '\r' <"$log" | grep -q "victim: victim: memory and FP/SIMD registers unchanged"; then
+    if ! grep -q "victim: victim: memory and FP/SIMD registers unchanged" "$text"; then
         failed+=("victim@${group[0]}")
         echo "FAIL the victim beside seeds ${group[*]} (log $log)"
     fi

@@ -48,8 +48,9 @@ pub const BATCH_HI_PAGES: u64 = 48;
 /// IPA space's other users).
 pub const VOID_BASE: u64 = 0x50_0000_0000;
 pub const VOID_END: u64 = 0x60_0000_0000;
-/// Bytes of the printable text console writes are taken from (two pages of `.rodata`).
-pub const TEXT_BYTES: u64 = 8192;
+/// Bytes of the printable text console writes and block buffers are taken from (in
+/// `.rodata`): a run from its first 8 KiB as long as one transfer (64 KiB) stays inside it.
+pub const TEXT_BYTES: u64 = 72 * 1024;
 /// The highest page-aligned u64.
 pub const TOP_PAGE: u64 = !(P - 1);
 
@@ -459,14 +460,14 @@ fn sector(rng: &mut Rng, sectors: u64) -> u64 {
 }
 
 /// A buffer address the hyp may write without harm (a read's destination): never the
-/// fuzzer's own data; nor the image (a write's source: its strings would reach the console).
+/// fuzzer's own data. As a write's source, what it copies to the disk may come back into the
+/// block ring by a read and be taken as descriptors: so no page holding IPAs of the fuzzer
+/// (the boot info) or arbitrary bits (the event page); the read-only target is the text.
 fn writable_buffer(rng: &mut Rng, t: &Targets) -> u64 {
     match rng.below(12) {
         0..=4 => sandbox_page(rng, false).0 + pick!(rng, [0, 0, 1, 512, P - 512, P - 1]),
-        // Read-only pages (a read is refused); buffers from them never reach the image, which
-        // lies below (a write would copy its strings to the disk, and reads to the console).
-        5 | 6 => rng.pick(&t.shared_pages()),
-        7 => pick!(rng, [t.console_ring, t.block_ring, t.boot_info]) + rng.below(P),
+        5 | 6 => t.text + rng.below(2 * P),
+        7 => pick!(rng, [t.console_ring, t.block_ring]) + rng.below(P),
         8 => void_ipa(rng),
         9 => u64::MAX - 511,
         _ => bad_ipa(rng),
@@ -798,11 +799,15 @@ pub fn call(rng: &mut Rng, t: &Targets, block_consumer: u32) -> Drawn {
                         rng.next_u64() as u32,
                     ]
                 );
-                if ahead <= BLOCK_RING_ENTRIES {
-                    prep = Prep::BlockRing(ahead);
+                let producer = u32_arg(rng, block_consumer.wrapping_add(ahead).into());
+                // Fill every slot the hyp will take (the producer may have moved one on).
+                if let Ok(p) = u32::try_from(producer) {
+                    let ahead = p.wrapping_sub(block_consumer);
+                    if ahead <= BLOCK_RING_ENTRIES {
+                        prep = Prep::BlockRing(ahead);
+                    }
                 }
-                let producer = block_consumer.wrapping_add(ahead);
-                (BLOCK_SUBMIT, [u32_arg(rng, producer.into()), 0, 0])
+                (BLOCK_SUBMIT, [producer, 0, 0])
             }
         }
         Family::Channel => {

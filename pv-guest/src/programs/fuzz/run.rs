@@ -60,6 +60,11 @@ const fn text() -> [u8; draw::TEXT_BYTES as usize] {
     t
 }
 
+/// Word `i` of the guarded region's pattern.
+fn guarded_word(seed: u64, i: usize) -> u64 {
+    pattern::word(seed, i as u64) | 1 << 5
+}
+
 fn guarded() -> &'static mut [u64] {
     // SAFETY: only vCPU 0's fuzzer touches GUARDED, and only through this one borrow at a time
     // (filled once, then read).
@@ -118,6 +123,8 @@ struct Fuzzer {
     rng: Rng,
     seed: u64,
     trace: bool,
+    /// Check the guarded region after every call, not only between windows.
+    watch: bool,
     tally: Tally,
     /// The batch list as the fuzzer last wrote it.
     list: [u64; mem::MEM_BATCH_MAX as usize],
@@ -145,6 +152,10 @@ impl Fuzzer {
         }
         if let Err(why) = oracle::check(&self.t, &self.model, regs, &out) {
             self.fail(what, regs, &out, why.as_str());
+            return Err(Failure);
+        }
+        if let Err(why) = event_page_agrees(&self.t, regs, &out) {
+            self.fail(what, regs, &out, why);
             return Err(Failure);
         }
         let known = match batch {
@@ -243,7 +254,15 @@ impl Fuzzer {
             self.bookkeeping(event::EVENT_ACK, [SUSPEND_EVENT.into(), 0, 0])?;
             self.bookkeeping(event::EVENT_MASK, [SUSPEND_EVENT.into(), 0, 0])?;
         }
-        if taken > 0 && out[0] == 0 && MODE.load(Ordering::SeqCst) != BLOCK {
+        if self.watch && pattern::checksum(guarded()) != self.guarded_sum {
+            self.fail(n, &d.regs, &out, "the guarded region unchanged (watch=1)");
+            return Err(Failure);
+        }
+        if taken > 0
+            && out[0] == 0
+            && out[1] == u64::from(taken)
+            && MODE.load(Ordering::SeqCst) != BLOCK
+        {
             let ring = (self.t.block_ring, self.t.block_ring + P);
             let overwrites_ring = descs[..taken as usize].iter().any(|d| {
                 d.op == BlockDesc::READ
@@ -257,6 +276,12 @@ impl Fuzzer {
                 let status = read_status(&self.t, consumer.wrapping_add(k));
                 if let Err(why) = oracle::block_status(&self.t, &descs[k as usize], status) {
                     self.fail(n, &d.regs, &out, why.as_str());
+                    for (i, d) in descs[..taken as usize].iter().enumerate() {
+                        println!(
+                            "fuzz: descriptor {i} of {taken} (slot {}): {d:x?}",
+                            consumer.wrapping_add(i as u32) % 64
+                        );
+                    }
                     return Err(Failure);
                 }
             }
@@ -307,6 +332,15 @@ impl Fuzzer {
                 self.boot_info_sum,
             ),
         ];
+        if let Some(i) = (0..guarded().len()).find(|&i| guarded()[i] != guarded_word(self.seed, i))
+        {
+            let w = guarded()[i];
+            let at = self.t.guarded + 8 * i as u64;
+            return Err(self.fail_state(format_args!(
+                "the guarded region changed: word {i} at {at:#x} is {w:#x}, was {:#x}",
+                guarded_word(self.seed, i)
+            )));
+        }
         for (what, now, then) in sums {
             if now != then {
                 return Err(self.fail_state(format_args!(
@@ -420,6 +454,36 @@ fn resync_console() {
     }
 }
 
+/// The event page after an event call that succeeded: `masked` mirrors EVENT_MASK and
+/// EVENT_UNMASK, EVENT_SEND leaves the event pending, EVENT_ACK clears it (nothing else raises
+/// events here: no timer is armed, no input arrives; block completion is raised only inside
+/// the fuzzer's own BLOCK_SUBMIT).
+fn event_page_agrees(t: &Targets, regs: &Regs, out: &Regs) -> Result<(), &'static str> {
+    use hypercall_abi::Call;
+    use hypercall_abi::layout::EventPage;
+    if out[0] != 0 {
+        return Ok(());
+    }
+    let bit = |field: usize, e: u32| {
+        let word = t.event_page + field as u64 + 8 * u64::from(e / 64);
+        // SAFETY: an aligned word of the event page (read-only, mapped for the VM's life).
+        let w = unsafe { core::ptr::read_volatile(word as *const u64) };
+        w & 1 << (e % 64) != 0
+    };
+    let (pending, masked) = (
+        core::mem::offset_of!(EventPage, pending),
+        core::mem::offset_of!(EventPage, masked),
+    );
+    let (ok, want) = match Call::try_from(regs) {
+        Ok(Call::EventMask { event }) => (bit(masked, event), "the event page's masked bit set"),
+        Ok(Call::EventUnmask { event }) => (!bit(masked, event), "the masked bit clear"),
+        Ok(Call::EventSend { event, .. }) => (bit(pending, event), "the pending bit set"),
+        Ok(Call::EventAck { event }) => (!bit(pending, event), "the pending bit clear"),
+        _ => (true, ""),
+    };
+    if ok { Ok(()) } else { Err(want) }
+}
+
 /// The name of a register image's call.
 fn name(regs: &Regs) -> &'static str {
     CallInfo::find(regs[0] as u32).map_or("an unknown ID", |c| c.name)
@@ -501,7 +565,7 @@ fn targets(info: &BootInfo, batch_list: u64) -> Result<Targets, &'static str> {
 pub fn run(info: &BootInfo, argv: &str) -> u64 {
     let (Some(seed), Some(count)) = (args::number(argv, "seed"), args::number(argv, "count"))
     else {
-        println!("fuzz: usage: fuzz seed=N count=N [trace=1]");
+        println!("fuzz: usage: fuzz seed=N count=N [trace=1] [watch=1]");
         return 2;
     };
     if info.vcpu_count != 2 {
@@ -533,13 +597,14 @@ pub fn run(info: &BootInfo, argv: &str) -> u64 {
         }
     };
     for (i, w) in guarded().iter_mut().enumerate() {
-        *w = pattern::word(seed, i as u64) | 1 << 5;
+        *w = guarded_word(seed, i);
     }
     let mut f = Fuzzer {
         model: Model::new(),
         rng: Rng::new(seed),
         seed,
         trace,
+        watch: args::number(argv, "watch").is_some_and(|v| v != 0),
         tally: Tally {
             calls: 0,
             per_family: [0; Family::ALL.len()],

@@ -30,6 +30,7 @@ fn targets() -> Targets {
             (image_start + 80 * P, MemPerms::RW),
         ],
         text: image_start + 40 * P,
+
         guarded: image_start + 80 * P,
         batch_list: 0x2_0000_5000,
         channel_ipa: 0x40_0000_0000,
@@ -211,9 +212,16 @@ fn block_buffers_of_valid_lengths_never_reach_the_image() {
             continue;
         }
         let end = d.buf_ipa.saturating_add(d.len.into());
+        let text = (t.text, t.text + draw::TEXT_BYTES);
         assert!(
-            end <= t.image_start || d.buf_ipa >= t.image_end,
-            "descriptor {d:x?} overlaps the image"
+            end <= t.image_start
+                || d.buf_ipa >= t.image_end
+                || (d.buf_ipa >= text.0 && end <= text.1),
+            "descriptor {d:x?} overlaps the image outside the text"
+        );
+        assert!(
+            end <= t.boot_info || d.buf_ipa >= t.console_ring,
+            "descriptor {d:x?} in the boot info or event page"
         );
     }
 }
