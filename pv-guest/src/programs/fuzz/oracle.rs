@@ -11,7 +11,8 @@
 //! every documented answer is.
 
 use super::draw::{
-    HI_BASE, LO_PAGES, P, SANDBOX_PAGES, Targets, VOID_BASE, VOID_END, in_batch_zone, sandbox_index,
+    HI_BASE, LO_PAGES, P, SANDBOX_PAGES, TEXT_BYTES, Targets, VOID_BASE, VOID_END, in_batch_zone,
+    sandbox_index,
 };
 use crate::mm::layout::{HEAP_BASE, IPA_LIMIT};
 use core::fmt::{self, Write};
@@ -518,7 +519,7 @@ fn buffer(t: &Targets, m: &Model, ipa: u64, len: u64) -> (bool, bool) {
         return (false, true);
     }
     let inside = |(a, b): (u64, u64)| ipa >= a && end <= b;
-    let good = inside((t.text, t.text + super::draw::TEXT_BYTES))
+    let good = inside((t.text, t.text + TEXT_BYTES))
         || inside((t.boot_info, t.shared_end))
         || inside((t.image_start, t.image_end));
     let bad = never_mapped(t).iter().any(|&r| overlaps((ipa, end), r))
@@ -555,7 +556,16 @@ fn console_write(t: &Targets, ipa: u64, len: u64) -> Expect {
 }
 
 fn console_read(t: &Targets, m: &Model, ipa: u64, len: u64) -> Expect {
-    let (_, bad) = buffer(t, m, ipa, len.min(CONSOLE_CHUNK_MAX));
+    let n = len.min(CONSOLE_CHUNK_MAX);
+    let (_, unmapped) = buffer(t, m, ipa, n);
+    // Read-only for the guest: the image's code and read-only data up to the text's end, the
+    // boot-info and event pages.
+    let read_only = [
+        (t.image_start, t.text + TEXT_BYTES),
+        (t.boot_info, t.event_page + P),
+    ];
+    let end = ipa.saturating_add(n);
+    let bad = unmapped || (n > 0 && read_only.iter().any(|&r| overlaps((ipa, end), r)));
     // With no input waiting a read moves nothing, and may answer 0 even for a bad buffer;
     // it must never say it wrote a bad one.
     let ok = if bad {
@@ -563,7 +573,7 @@ fn console_read(t: &Targets, m: &Model, ipa: u64, len: u64) -> Expect {
             if out[1] == 0 && out[2..4] == [0; 2] {
                 Ok(())
             } else {
-                why!("BAD_ADDRESS or 0 bytes (the buffer is not writable memory)")
+                why!("BAD_ADDRESS or 0 bytes read (the buffer is not writable memory)")
             }
         }) as fn(&Regs, &Targets, &Model, &Regs) -> Verdict
     } else {

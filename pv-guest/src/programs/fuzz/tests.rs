@@ -393,3 +393,17 @@ fn block_and_batch_preparations_are_drawn() {
     }
     assert!(lists > 100 && rings > 500 && suspends > 100);
 }
+
+#[test]
+fn console_reads_into_read_only_pages_must_move_nothing() {
+    let (t, m) = (targets(), Model::new());
+    let read = regs(hypercall_abi::console::CONSOLE_READ, [t.text + 10, 64, 0]);
+    let check = |out| oracle::check(&t, &m, &read, &answer(out, &read)).is_ok();
+    assert!(check(Err(Error::BadAddress)));
+    assert!(check(Ok([0, 0, 0])), "no input waiting");
+    assert!(!check(Ok([5, 0, 0])), "5 bytes written into the text");
+    let sandbox = regs(hypercall_abi::console::CONSOLE_READ, [draw::HI_BASE, 64, 0]);
+    let mut mapped = empty_model(&t);
+    mapped.set(sandbox_index(draw::HI_BASE).unwrap(), Some(MemPerms::RW));
+    assert!(oracle::check(&t, &mapped, &sandbox, &answer(Ok([5, 0, 0]), &sandbox)).is_ok());
+}
