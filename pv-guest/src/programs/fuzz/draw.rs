@@ -460,14 +460,14 @@ fn sector(rng: &mut Rng, sectors: u64) -> u64 {
 }
 
 /// A buffer address the hyp may write without harm (a read's destination): never the
-/// fuzzer's own data. As a write's source, what it copies to the disk may come back into the
-/// block ring by a read and be taken as descriptors: so no page holding IPAs of the fuzzer
-/// (the boot info) or arbitrary bits (the event page); the read-only target is the text.
+/// fuzzer's own data, nor the rings: a read into the block ring (or the console ring, which
+/// precedes it) would replace the slots the hyp takes next with disk data, descriptors nobody
+/// drew that may name the fuzzer's own pages. The read-only target is the text (a write copies
+/// only printable bytes to the disk).
 fn writable_buffer(rng: &mut Rng, t: &Targets) -> u64 {
     match rng.below(12) {
         0..=4 => sandbox_page(rng, false).0 + pick!(rng, [0, 0, 1, 512, P - 512, P - 1]),
-        5 | 6 => t.text + rng.below(2 * P),
-        7 => pick!(rng, [t.console_ring, t.block_ring]) + rng.below(P),
+        5..=7 => t.text + rng.below(2 * P),
         8 => void_ipa(rng),
         9 => u64::MAX - 511,
         _ => bad_ipa(rng),

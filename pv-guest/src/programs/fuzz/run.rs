@@ -256,6 +256,19 @@ impl Fuzzer {
         }
         if self.watch && pattern::checksum(guarded()) != self.guarded_sum {
             self.fail(n, &d.regs, &out, "the guarded region unchanged (watch=1)");
+            // What the block ring holds now, where it is not what the fuzzer wrote (a read
+            // into the ring replaces the slots the hyp takes next).
+            for k in 0..taken {
+                let at = block_slot(&self.t, consumer.wrapping_add(k));
+                // SAFETY: a slot of the block ring page.
+                let now = unsafe { core::ptr::read_volatile(at as *const BlockDesc) };
+                let wrote = descs[k as usize];
+                if (now.op, now.sector, now.buf_ipa, now.len)
+                    != (wrote.op, wrote.sector, wrote.buf_ipa, wrote.len)
+                {
+                    println!("fuzz: slot {k}: wrote {wrote:x?}, holds {now:x?}");
+                }
+            }
             return Err(Failure);
         }
         if taken > 0

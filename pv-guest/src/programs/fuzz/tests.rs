@@ -220,8 +220,8 @@ fn block_buffers_of_valid_lengths_never_reach_the_image() {
             "descriptor {d:x?} overlaps the image outside the text"
         );
         assert!(
-            end <= t.boot_info || d.buf_ipa >= t.console_ring,
-            "descriptor {d:x?} in the boot info or event page"
+            end <= t.boot_info || d.buf_ipa >= t.shared_end,
+            "descriptor {d:x?} in the shared pages (or the rings)"
         );
     }
 }
