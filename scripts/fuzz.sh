@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Fuzz campaigns.
-#   scripts/fuzz.sh --seeds A..B [--count N] [--board virt|raspi4b] [--per-boot K] [--no-build]
+#   scripts/fuzz.sh --seeds A..B [--count N] [--board virt|raspi4b] [--per-boot K] [--typed]
+#                   [--no-build]
 #       boots QEMU with K fuzz VMs (pv-guest `fuzz seed=S count=N`, 2 vCPUs each) beside a
 #       victim VM per boot, for every seed S in A..B (default N 10000, K 2); reports each seed
-#       that fails with the command line that reproduces it; exits 1 if any failed.
+#       that fails with the command line that reproduces it; exits 1 if any failed. --typed
+#       types a line at the first fuzz VM of each boot (console input for CONSOLE_READ).
 #   scripts/fuzz.sh --host [ARGS]   the host fuzzing of the parsers: runs fuzz/run.sh ARGS.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "fuzz: $*" >&2; exit 2; }
 
 if [ "${1:-}" = --host ]; then
@@ -17,7 +19,7 @@ if [ "${1:-}" = --host ]; then
     exec fuzz/run.sh "$@"
 fi
 
-seeds="" count=10000 board=virt per_boot=2 build=1
+seeds="" count=10000 board=virt per_boot=2 build=1 typed=
 while [ $# -gt 0 ]; do
     case "$1" in
         --seeds) seeds="${2:?--seeds needs A..B}"; shift 2 ;;
@@ -25,6 +27,8 @@ while [ $# -gt 0 ]; do
         --board) board="${2:?--board needs virt or raspi4b}"; shift 2 ;;
         --per-boot) per_boot="${2:?--per-boot needs a number}"; shift 2 ;;
         --no-build) build=0; shift ;;
+        # Ctrl-] moves the console focus from the victim (first) to the first fuzz VM.
+        --typed) typed='\x1dtyped at the fuzzer\r'; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown option $1" ;;
     esac
@@ -63,8 +67,8 @@ while [ "$seed" -le "$last" ]; do
     disk_args=()
     [ "$board" = virt ] && disk_args=(--disk "$work/disk-${group[0]}.img")
     log="$out/$board-seeds-${group[0]}-${group[-1]}.log"
-    scripts/run.sh --no-build "${board_args[@]}" "${disk_args[@]}" --manifest "$manifest" \
-        --timeout "$timeout" </dev/null >"$log" 2>&1
+    printf "%b" "$typed" | scripts/run.sh --no-build "${board_args[@]}" "${disk_args[@]}" \
+        --manifest "$manifest" --timeout "$timeout" >"$log" 2>&1
     status=$?
     text="$work/boot.txt"
     tr -d '\r' <"$log" >"$text"
@@ -75,8 +79,9 @@ while [ "$seed" -le "$last" ]; do
             failed+=("$s")
             echo "FAIL seed $s (boot exit $status, log $log):"
             grep -E "^fuzz-$s: fuzz: (FAILED|seed=)|VM fuzz-$s |panic" "$text" | head -5 | sed 's/^/    /'
-            echo "    reproduce: scripts/fuzz.sh --seeds $s..$s --count $count --board $board --per-boot 1"
-            echo "    (or a manifest with cmdline \"fuzz seed=$s count=$count trace=1\" to print every call)"
+            echo "    reproduce: scripts/fuzz.sh --seeds $s..$s --count $count --board $board --per-boot 1${typed:+ --typed}"
+            echo "    (or a manifest with cmdline \"fuzz seed=$s count=$count trace=1\" to print every call,"
+            echo "    \"watch=1\" to check the guarded region after every call)"
         fi
     done
     if ! grep -q "victim: victim: memory and FP/SIMD registers unchanged" "$text"; then
