@@ -675,16 +675,16 @@ impl Fuzzer {
     fn fuzz(&mut self, count: u64) -> Result<(), Failure> {
         let mut next_report = count / 4;
         while self.tally.calls < count {
-            let modes: &[u8] = match (self.trace, self.t.block_ring != 0) {
-                (true, _) => &[IDLE, BATCH, BLOCK],
-                (false, true) => &[IDLE, BATCH, CONSOLE, BLOCK],
-                (false, false) => &[IDLE, BATCH, CONSOLE],
-            };
-            let mode = self.rng.pick(modes);
-            let mode = if mode == BLOCK && self.t.block_ring == 0 {
-                IDLE
+            let modes: &[u8] = if self.t.block_ring != 0 {
+                &[IDLE, BATCH, CONSOLE, BLOCK]
             } else {
-                mode
+                &[IDLE, BATCH, CONSOLE]
+            };
+            // Tracing prints through the console ring: it is left alone then (the same calls
+            // are drawn, so a trace reproduces the run up to the ring's corruption).
+            let mode = match self.rng.pick(modes) {
+                CONSOLE if self.trace => IDLE,
+                mode => mode,
             };
             MODE.store(mode, Ordering::SeqCst);
             let end = (self.tally.calls + WINDOW).min(count);
