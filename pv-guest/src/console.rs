@@ -55,7 +55,7 @@ impl<F: FnMut(&[u8])> fmt::Write for LineWriter<F> {
 #[cfg(target_os = "none")]
 mod target {
     use super::LineWriter;
-    use crate::drivers::console_ring::{self, SharedRing};
+    use crate::drivers::console_ring::{self, RingSide, SharedRing};
     use crate::drivers::pl011::Pl011;
     use crate::hv;
     use hypercall_abi::BootInfo;
@@ -108,6 +108,21 @@ mod target {
         }
     }
 
+    /// Takes the output ring back after a program wrote its shared page itself (the fuzzer
+    /// does): a doorbell drains whatever the page says, then the producer restarts at the
+    /// consumer index the hypervisor wrote back. The bytes the doorbell took.
+    pub fn resync_ring() -> u64 {
+        let Path::Ring(ipa, producer) = &mut *PATH.lock() else {
+            return 0;
+        };
+        let mut ring = SharedRing(*ipa);
+        ring.publish(ring.consumer());
+        let taken = hv().console_notify().unwrap_or(0);
+        *producer = ring.consumer();
+        ring.publish(*producer);
+        taken
+    }
+
     /// Typed bytes read ahead of the caller: (buffer, next, end).
     static INPUT: Mutex<([u8; 64], usize, usize)> = Mutex::new(([0; 64], 0, 0));
 
@@ -148,7 +163,7 @@ mod target {
 #[cfg(target_os = "none")]
 pub use target::CONSOLE;
 #[cfg(target_os = "none")]
-pub use target::{has_input, init, receive, send};
+pub use target::{has_input, init, receive, resync_ring, send};
 
 /// Prints to the VM's console.
 #[macro_export]

@@ -1,10 +1,12 @@
 //! EL1 entry and exception vectors, and every other piece of the guest's assembly (the HVC
-//! conduit is `hypercall_abi::Hvc`).
+//! conduit is `hypercall_abi::Hvc`; `hvc` sets and reads back every SMCCC register).
 
 #[cfg(target_os = "none")]
 pub mod access;
 #[cfg(target_os = "none")]
 pub mod fpsimd;
+#[cfg(target_os = "none")]
+pub mod hvc;
 pub mod mmu;
 #[cfg(target_os = "none")]
 pub mod timer;

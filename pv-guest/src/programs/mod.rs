@@ -19,6 +19,7 @@ mod exhaust;
 mod fill;
 #[cfg(target_os = "none")]
 mod fpsimd;
+pub mod fuzz;
 #[cfg(target_os = "none")]
 mod hog;
 #[cfg(target_os = "none")]
@@ -88,6 +89,7 @@ pub fn run(info: &hypercall_abi::BootInfo, cmd: &Command) -> u64 {
         "exhaust" => exhaust::run(cmd.args),
         "fill" => fill::run(cmd.args),
         "attack" => attack::run(info, cmd.args),
+        "fuzz" => fuzz::run(info, cmd.args),
         "victim" => victim::run(info, cmd.args),
         "hog" => hog::run(cmd.args),
         "shell" => shell::run(info),
@@ -131,8 +133,8 @@ pub fn run(info: &hypercall_abi::BootInfo, cmd: &Command) -> u64 {
         }
         other => {
             println!(
-                "unknown program \"{other}\" (try shell, selftest, memtest, attack, victim, hog, \
-                 fpsimd, hello, exit N, crash, spin)"
+                "unknown program \"{other}\" (try shell, selftest, memtest, attack, victim, fuzz, \
+                 hog, fpsimd, hello, exit N, crash, spin)"
             );
             STATUS_UNKNOWN_PROGRAM
         }
@@ -150,6 +152,7 @@ pub fn secondary(index: usize) {
             smp_stress::secondary(index)
         }
         "smp" => smp::secondary(index),
+        "fuzz" => fuzz::secondary(index),
         _ => {}
     }
 }
