@@ -51,19 +51,25 @@ impl<'a> Image<'a> {
 }
 
 fn u16_at(b: &[u8], at: usize) -> Result<u16, ElfError> {
-    let s = b.get(at..at + 2).ok_or(ElfError::Truncated)?;
+    let s = b
+        .get(at..at.checked_add(2).ok_or(ElfError::Truncated)?)
+        .ok_or(ElfError::Truncated)?;
     Ok(u16::from_le_bytes([s[0], s[1]]))
 }
 
 fn u32_at(b: &[u8], at: usize) -> Result<u32, ElfError> {
-    let s = b.get(at..at + 4).ok_or(ElfError::Truncated)?;
+    let s = b
+        .get(at..at.checked_add(4).ok_or(ElfError::Truncated)?)
+        .ok_or(ElfError::Truncated)?;
     Ok(u32::from_le_bytes(
         s.try_into().map_err(|_| ElfError::Truncated)?,
     ))
 }
 
 fn u64_at(b: &[u8], at: usize) -> Result<u64, ElfError> {
-    let s = b.get(at..at + 8).ok_or(ElfError::Truncated)?;
+    let s = b
+        .get(at..at.checked_add(8).ok_or(ElfError::Truncated)?)
+        .ok_or(ElfError::Truncated)?;
     Ok(u64::from_le_bytes(
         s.try_into().map_err(|_| ElfError::Truncated)?,
     ))
@@ -191,6 +197,14 @@ mod tests {
             parse(&file_bigger, 1 << 39).unwrap_err(),
             ElfError::BadSegment
         );
+    }
+
+    #[test]
+    fn refuses_program_headers_at_the_top_of_the_address_space() {
+        // Found by fuzz/run.sh elf: e_phoff = u64::MAX overflowed `at + 4` (a debug-build panic).
+        let mut b = elf(0x4000_0000, b"code", 0x2000, PF_R);
+        b[32..40].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(parse(&b, 1 << 39).unwrap_err(), ElfError::Truncated);
     }
 
     #[test]
