@@ -7,7 +7,7 @@
 # input that did it is kept in fuzz/artifacts/TARGET/), 2 on bad usage or a missing tool.
 # Corpora grow in fuzz/corpus/TARGET/ (not committed): seeded from fuzz/seeds/TARGET/, the
 # cached device trees (scripts/setup.sh) and, when scripts/build.sh has run, the pv-guest ELF
-# and pvpack's archives of the example manifests.
+# and pvpack's archives of the example manifests. fuzz/dict/TARGET.dict: the words of a format.
 set -euo pipefail
 FUZZ="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$FUZZ")"
@@ -105,9 +105,10 @@ crashed=0
 for t in "${targets[@]}"; do
     seed "$t" || echo "fuzz: seeding $t failed; it runs on what it has" >&2
     mkdir -p "$FUZZ/artifacts/$t" "$FUZZ/seeds/$t"
+    options=(-max_total_time="$seconds" -timeout=10 -print_final_stats=1 -artifact_prefix="$FUZZ/artifacts/$t/")
+    if [ -f "$FUZZ/dict/$t.dict" ]; then options+=(-dict="$FUZZ/dict/$t.dict"); fi
     status=0
-    "$BIN/$t" "$FUZZ/corpus/$t" "$FUZZ/seeds/$t" -max_total_time="$seconds" -timeout=10 \
-        -print_final_stats=1 -artifact_prefix="$FUZZ/artifacts/$t/" >"$log" 2>&1 || status=$?
+    "$BIN/$t" "$FUZZ/corpus/$t" "$FUZZ/seeds/$t" "${options[@]}" >"$log" 2>&1 || status=$?
     execs=$(awk '/^stat::number_of_executed_units:/ {print $2}' "$log")
     if [ "$status" = 0 ]; then
         echo "fuzz $t: ${execs:-0} executions in ${seconds} s, ok"
