@@ -3,6 +3,7 @@
 #   - the Rust toolchain and targets pinned in rust-toolchain.toml
 #   - a qemu-system-aarch64 that has the raspi4b machine (the only check, no version test);
 #     if it lacks it, qemu-system-arm from bookworm-backports (QEMU 10 there today)
+#   - cargo-fuzz (crates.io), which builds the host fuzz targets (fuzz/run.sh)
 #   - the real Raspberry Pi 4 device trees (from Debian's arm64 kernel package), into the cache
 #   - with --raspi-firmware (scripts/sdcard.sh asks for it; CI never does): the Pi 4's boot
 #     firmware, start4.elf and fixup4.dat, from Debian's raspi-firmware package, into the cache
@@ -159,7 +160,21 @@ ensure_cpio() {
     apt_quiet install -y --no-install-recommends cpio
 }
 
+# cargo-fuzz for the host fuzz targets (fuzz/run.sh), from crates.io; a pinned version, built
+# with the pinned toolchain.
+CARGO_FUZZ_VERSION=0.13.2
+ensure_cargo_fuzz() {
+    cargo fuzz --version >/dev/null 2>&1 && return 0
+    say "installing cargo-fuzz $CARGO_FUZZ_VERSION"
+    local log
+    log="$(mktemp)"
+    (cd "$ROOT" && cargo install --locked --version "$CARGO_FUZZ_VERSION" cargo-fuzz) >"$log" 2>&1 ||
+        { tail -20 "$log" >&2; rm -f "$log"; say "error: could not install cargo-fuzz"; exit 1; }
+    rm -f "$log"
+}
+
 ensure_rust
+ensure_cargo_fuzz
 ensure_qemu
 ensure_cpio
 ensure_pi_dtbs

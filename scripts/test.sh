@@ -85,6 +85,15 @@ else
     fail "bench.sh --quick: valid JSON with every measure"; tail -15 "$results/bench.log"
 fi
 
+# --- Host fuzzing: every target builds and runs 10 s from its seeds without a crash (long
+# runs: fuzz/run.sh --seconds N, or scripts/fuzz.sh --host; crash inputs land in fuzz/artifacts/). ---
+if fuzz/run.sh --seconds 10 >"$results/fuzz.log" 2>&1; then
+    execs=$(awk '/^fuzz .* executions/ {s += $3} END {print s + 0}' "$results/fuzz.log")
+    pass "host fuzzing: $(grep -c '^fuzz .*, ok$' "$results/fuzz.log") targets x 10 s, $execs executions, no crash"
+else
+    fail "host fuzzing: every target 10 s without a crash"; grep -v ', ok$' "$results/fuzz.log" | tail -40
+fi
+
 # --- QEMU integration runs. ---
 # Each line: name | expected exit status | run.sh arguments | patterns the output must contain
 # (separated by ';;') | optional console input (printf escapes). Output lines are matched as fixed strings; "A>>>B" means A's first line

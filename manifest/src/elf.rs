@@ -134,23 +134,24 @@ impl<'a> Image<'a> {
     }
 }
 
+/// The `N` bytes at `at`; a header offset from the file (up to `u64::MAX`) must not wrap.
+fn bytes_at<const N: usize>(b: &[u8], at: usize) -> Result<[u8; N], ElfError> {
+    at.checked_add(N)
+        .and_then(|end| b.get(at..end))
+        .and_then(|s| s.try_into().ok())
+        .ok_or(ElfError::Truncated)
+}
+
 fn u16_at(b: &[u8], at: usize) -> Result<u16, ElfError> {
-    let s = b.get(at..at + 2).ok_or(ElfError::Truncated)?;
-    Ok(u16::from_le_bytes([s[0], s[1]]))
+    bytes_at(b, at).map(u16::from_le_bytes)
 }
 
 fn u32_at(b: &[u8], at: usize) -> Result<u32, ElfError> {
-    let s = b.get(at..at + 4).ok_or(ElfError::Truncated)?;
-    Ok(u32::from_le_bytes(
-        s.try_into().map_err(|_| ElfError::Truncated)?,
-    ))
+    bytes_at(b, at).map(u32::from_le_bytes)
 }
 
 fn u64_at(b: &[u8], at: usize) -> Result<u64, ElfError> {
-    let s = b.get(at..at + 8).ok_or(ElfError::Truncated)?;
-    Ok(u64::from_le_bytes(
-        s.try_into().map_err(|_| ElfError::Truncated)?,
-    ))
+    bytes_at(b, at).map(u64::from_le_bytes)
 }
 
 /// The ELF magic, `\x7fELF`.
@@ -174,6 +175,8 @@ const PHDR_SIZE: usize = 56;
 
 /// Parses `bytes` as an AArch64 ELF64 executable whose segments lie below `ipa_limit`.
 pub fn parse(bytes: &[u8], ipa_limit: u64) -> Result<Image<'_>, ElfError> {
+    // Segments are mapped by whole pages: the last page of the space must end in it too.
+    let ipa_limit = ipa_limit.min(!(PAGE_SIZE - 1));
     if bytes.get(0..4) != Some(&MAGIC[..]) {
         return Err(ElfError::NotElf);
     }

@@ -178,3 +178,32 @@ fn never_panics_on_corrupted_headers() {
         }
     }
 }
+
+#[test]
+fn header_offsets_near_the_top_of_the_address_space_are_truncation_not_a_panic() {
+    // Found by fuzz/run.sh elf: e_phoff = u64::MAX overflowed the header reads.
+    let seed = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fuzz/seeds/elf/regression-phoff-overflow.elf"
+    ))
+    .unwrap();
+    assert_eq!(
+        parse(&seed, GUEST_IPA_LIMIT).err(),
+        Some(ElfError::Truncated)
+    );
+    let mut bytes = one(0x4000_0000, b"code", 0x1000, PF_R | PF_X);
+    bytes[32..40].copy_from_slice(&(u64::MAX - 3).to_le_bytes());
+    assert_eq!(
+        parse(&bytes, GUEST_IPA_LIMIT).err(),
+        Some(ElfError::Truncated)
+    );
+}
+
+#[test]
+fn a_segment_ending_in_the_last_page_of_an_unlimited_space_does_not_wrap() {
+    let bytes = one(u64::MAX - 0xff, b"x", 0xff, PF_R);
+    assert!(matches!(
+        parse(&bytes, u64::MAX),
+        Err(ElfError::OutsideIpaSpace { .. })
+    ));
+}
