@@ -56,50 +56,18 @@ pub enum OwnershipError {
     },
 }
 
-/// VMs and shared objects whose frames are counted as they change hands (indices below this;
-/// the manifest allows 64 VMs), so that `count` is O(1) where a VM ends: without it the end of
-/// one VM scanned the owner of every frame of RAM in one exit.
-const COUNTED: usize = 256;
-
-/// The slot of `owner` in `OwnerMap::counts`, if its frames are counted.
-fn counter(owner: Owner) -> Option<usize> {
-    match owner {
-        Owner::Free => Some(0),
-        Owner::Hyp => Some(1),
-        Owner::Vm(i) => Some(2 + usize::from(i)).filter(|_| usize::from(i) < COUNTED),
-        Owner::Shared(i) => Some(2 + COUNTED + usize::from(i)).filter(|_| usize::from(i) < COUNTED),
-    }
-}
-
 /// The owner of every frame in `[first_frame, first_frame + len)`.
 pub struct OwnerMap {
     first_frame: u64,
     owners: Vec<u16>,
-    /// Frames each counted owner holds (see `counter`).
-    counts: Vec<usize>,
 }
 
 impl OwnerMap {
     /// A map whose frames all start as `initial`'s.
     pub fn new_owned_by(first_frame: u64, frames: usize, initial: Owner) -> Self {
-        let mut counts = vec![0; 2 + 2 * COUNTED];
-        if let Some(c) = counter(initial) {
-            counts[c] = frames;
-        }
         Self {
             first_frame,
             owners: vec![initial.encode(); frames],
-            counts,
-        }
-    }
-
-    /// Records that `frames` frames went from `from` to `to`.
-    fn moved(&mut self, from: Owner, to: Owner, frames: usize) {
-        if let Some(c) = counter(from) {
-            self.counts[c] -= frames;
-        }
-        if let Some(c) = counter(to) {
-            self.counts[c] += frames;
         }
     }
 
@@ -139,8 +107,6 @@ impl OwnerMap {
             });
         }
         slots.fill(to);
-        let frames = slots.len();
-        self.moved(Owner::decode(from), Owner::decode(to), frames);
         Ok(())
     }
 
@@ -164,19 +130,13 @@ impl OwnerMap {
             });
         }
         *slot = to.encode();
-        self.moved(from, to, 1);
         Ok(())
     }
 
-    /// How many frames `owner` holds: O(1) for the counted owners, a scan for the others.
+    /// How many frames `owner` holds.
     pub fn count(&self, owner: Owner) -> usize {
-        match counter(owner) {
-            Some(c) => self.counts[c],
-            None => {
-                let raw = owner.encode();
-                self.owners.iter().filter(|&&o| o == raw).count()
-            }
-        }
+        let raw = owner.encode();
+        self.owners.iter().filter(|&&o| o == raw).count()
     }
 }
 
@@ -226,31 +186,6 @@ mod tests {
             map.transfer_range(0x40006, 0x40009, Owner::Hyp, Owner::Free),
             Err(OwnershipError::NotRam(0x40008))
         );
-    }
-
-    #[test]
-    fn counts_kept_as_frames_change_hands_match_a_scan() {
-        let mut map = OwnerMap::new_owned_by(0x40000, 64, Owner::Hyp);
-        map.transfer_range(0x40000, 0x40030, Owner::Hyp, Owner::Free)
-            .unwrap();
-        let owners = [Owner::Free, Owner::Vm(0), Owner::Vm(63), Owner::Shared(3)];
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        for _ in 0..2000 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            let frame = 0x40000 + seed % 64;
-            let to = owners[(seed >> 8) as usize % owners.len()];
-            let from = map.owner(frame);
-            map.transfer(frame, from, to).unwrap();
-            // A refused hand-over changes no count.
-            let _ = map.transfer(frame, Owner::Vm(9), Owner::Free);
-        }
-        for owner in owners.into_iter().chain([Owner::Hyp, Owner::Vm(9)]) {
-            let raw = owner.encode();
-            let scanned = map.owners.iter().filter(|&&o| o == raw).count();
-            assert_eq!(map.count(owner), scanned, "{owner:?}");
-        }
     }
 
     #[test]
