@@ -88,17 +88,30 @@ run_args+=(-pidfile "$work/qemu.pid")
 tcp_tables=()
 for t in /proc/net/tcp /proc/net/tcp6; do [ ! -r "$t" ] || tcp_tables+=("$t"); done
 [ "${#tcp_tables[@]}" -gt 0 ] || die "no /proc/net/tcp to see which ports are free (Linux only)"
-# port_state PORT STATE: some socket on PORT is in STATE (0A: listening; "": any state).
-port_state() {
+# sockets_on PORT STATE: the inodes of the sockets on PORT in STATE (0A: listening; "": any).
+sockets_on() {
     awk -v port="$(printf ':%04X' "$1")" -v state="$2" \
-        'FNR > 1 && substr($2, length($2) - 4) == port && (state == "" || $4 == state) { found = 1 }
-         END { exit !found }' "${tcp_tables[@]}"
+        'FNR > 1 && substr($2, length($2) - 4) == port && (state == "" || $4 == state) { print $10 }' \
+        "${tcp_tables[@]}"
+}
+port_taken() { [ -n "$(sockets_on "$1" "")" ]; }
+# qemu_listening PORT: our QEMU (not another program that took the port) listens on PORT.
+qemu_listening() {
+    local qemu_pid inode fd
+    qemu_pid="$(cat "$work/qemu.pid" 2>/dev/null || true)"
+    [ -n "$qemu_pid" ] || return 1
+    for inode in $(sockets_on "$1" 0A); do
+        for fd in /proc/"$qemu_pid"/fd/*; do
+            [ "$(readlink "$fd")" != "socket:[$inode]" ] || return 0
+        done
+    done
+    return 1
 }
 free_port() {
     local p i start=$((20000 + RANDOM % 20000))
     for ((i = 0; i < 200; i++)); do
         p=$((start + i))
-        port_state "$p" "" || { echo "$p"; return 0; }
+        port_taken "$p" || { echo "$p"; return 0; }
     done
     die "no free TCP port found from $start on: choose one with --port"
 }
@@ -124,6 +137,8 @@ trap cleanup EXIT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
+# A clear message now, rather than QEMU's when it cannot listen.
+[ -z "$port" ] || ! port_taken "$port" || die "port $port is in use: choose another with --port"
 mkdir -p "$(dirname "$console")"
 # A chosen port is tried once; a free one again if another program took it meanwhile.
 for attempt in 1 2 3; do
@@ -135,7 +150,7 @@ for attempt in 1 2 3; do
     "$ROOT/scripts/run.sh" --gdb-port "$run_port" "${run_args[@]}" </dev/null >"$console" 2>&1 &
     run_pid=$!
     set +m
-    while ! port_state "$run_port" 0A; do
+    while ! qemu_listening "$run_port"; do
         if ! kill -0 "$run_pid" 2>/dev/null; then
             wait "$run_pid" 2>/dev/null || true
             run_pid=""
@@ -167,7 +182,7 @@ gdb: commands); quit ends QEMU too.
 EOF
 fi
 set +e
-PVHYP_MANIFEST="$manifest" PVHYP_LOAD_PA="$load_pa" gdb-multiarch "${gdb_args[@]}" "$hyp_elf"
+PVHYP_MANIFEST="$manifest" PVHYP_LOAD_PA="$load_pa" PVHYP_KILL_ON_QUIT=1 gdb-multiarch "${gdb_args[@]}" "$hyp_elf"
 status=$?
 set -e
 exit "$status"

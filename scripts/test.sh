@@ -243,7 +243,7 @@ fi
 
 # --- scripts/gdb.sh in batch mode: gdb-multiarch on QEMU's GDB server stops in hyp_main (its
 # backtrace shows it), then in guest_main of VM beta only (VMID 2: VM alpha, VMID 1, runs the
-# same code first), and QEMU ends with gdb, not at its timeout. ---
+# same code first), and QEMU ends with gdb (killed by it, not at its timeout). ---
 for board in virt raspi4b; do
     log="$results/gdb-$board.log" console="$results/gdb-$board-console.log"
     if timeout 150 scripts/gdb.sh --batch --no-build --board "$board" --timeout "$RUN_TIMEOUT" \
@@ -254,7 +254,7 @@ for board in virt raspi4b; do
         grep -qE '^#[0-9]+ +(0x[0-9a-f]+ in )?pv_guest::guest_main ' "$log" &&
         grep -qF 'in VM beta (VMID 2) at EL1' "$log" &&
         grep -qF 'VM beta: VMID 2,' "$console" &&
-        grep -qF 'terminating on signal' "$console" && ! grep -qF 'run: timeout' "$console"; then
+        grep -qF 'Terminated via GDBstub' "$console" && ! grep -qF 'run: timeout' "$console"; then
         pass "gdb: $board: breaks in hyp_main and in one VM's guest_main (batch)"
     else
         fail "gdb: $board: breaks in hyp_main and in one VM's guest_main (batch)"
