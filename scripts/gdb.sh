@@ -78,8 +78,30 @@ fi
 [ "$build" = 1 ] || command -v gdb-multiarch >/dev/null ||
     die "gdb-multiarch is missing: run scripts/setup.sh"
 [ "$batch" = 0 ] || [ "$timeout_given" = 1 ] || run_args+=(--timeout 120)
+
+# Ends QEMU (and run.sh, or the build it is doing) with gdb.
+run_pid=""
+stop_qemu() {
+    local qemu_pid i
+    qemu_pid="$(cat "$work/qemu.pid" 2>/dev/null || true)"
+    if [ -n "$qemu_pid" ] && kill "$qemu_pid" 2>/dev/null; then
+        # run.sh ends by itself once QEMU is gone.
+        for ((i = 0; i < 50; i++)); do kill -0 "$run_pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    # Still building, or not ending: its whole process group.
+    kill -- -"$run_pid" 2>/dev/null || true
+    wait "$run_pid" 2>/dev/null || true
+    run_pid=""
+}
+cleanup() {
+    [ -z "$run_pid" ] || stop_qemu
+    rm -rf "$work"
+}
 # QEMU tells its PID, so it can be ended with gdb whatever state run.sh is in.
 work="$(mktemp -d)"
+trap cleanup EXIT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 [ "$qemu_args" = 1 ] || run_args+=(--)
 run_args+=(-pidfile "$work/qemu.pid")
 
@@ -115,27 +137,6 @@ free_port() {
     done
     die "no free TCP port found from $start on: choose one with --port"
 }
-
-run_pid=""
-stop_qemu() {
-    local qemu_pid i
-    qemu_pid="$(cat "$work/qemu.pid" 2>/dev/null || true)"
-    if [ -n "$qemu_pid" ] && kill "$qemu_pid" 2>/dev/null; then
-        # run.sh ends by itself once QEMU is gone.
-        for ((i = 0; i < 50; i++)); do kill -0 "$run_pid" 2>/dev/null || break; sleep 0.1; done
-    fi
-    # Still building, or not ending: its whole process group.
-    kill -- -"$run_pid" 2>/dev/null || true
-    wait "$run_pid" 2>/dev/null || true
-    run_pid=""
-}
-cleanup() {
-    [ -z "$run_pid" ] || stop_qemu
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
 
 # A clear message now, rather than QEMU's when it cannot listen.
 [ -z "$port" ] || ! port_taken "$port" || die "port $port is in use: choose another with --port"
