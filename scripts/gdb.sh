@@ -13,11 +13,12 @@ Starts QEMU halted at reset with its GDB server (scripts/run.sh --gdb-port: the 
 boards and VMs as run.sh, e.g. --board raspi4b, --manifest FILE, --debug-hyp, --no-build) and
 gdb-multiarch connected to it, with the hypervisor's symbols (target/pvhyp/hyp.elf, or
 debug/hyp.elf with --debug-hyp), the guests' (target/pvhyp/pv-guest.elf) and pvhyp's commands
-(scripts/gdbinit). QEMU ends when gdb does. The VMs' console is not this terminal: it goes to
+(scripts/gdbinit). Quitting gdb kills QEMU. The VMs' console is not this terminal: it goes to
 a file (tail -f it) and has no input; without --manifest the VMs are
 manifest/examples/default.toml (alpha and beta, which end by themselves).
 
-  break hyp_main                  the hypervisor, after entry.S (at its link address)
+  break hyp_main                  the hypervisor once entry.S has turned the MMU on (at its
+                                  link address)
   break-boot primary_entry        entry.S before it turns the MMU on (at its load address)
   break guest_main                a guest function: every PV guest is linked at the same
                                   address, so this stops in every VM
