@@ -40,8 +40,9 @@ options:
                          (scripts/build.sh --debug-hyp builds it)
   --no-image-check       let pvpack pack images the hypervisor will refuse (pvpack
                          --no-image-check): only for tests of the hypervisor's own refusal
-  --gdb                  start QEMU halted with a GDB server on localhost:1234
-                         (gdb target/pvhyp/hyp.elf -ex 'target remote :1234')
+  --gdb                  start QEMU halted with a GDB server on 127.0.0.1:1234 and no
+                         default timeout (scripts/gdb.sh starts it with the debugger)
+  --gdb-port PORT        the same on another port
   -h, --help             this text
   -- ARGS               passed to QEMU as they are
 USAGE
@@ -49,7 +50,8 @@ USAGE
 
 die() { echo "run: $*" >&2; exit 2; }
 
-board=virt cpu="" gic="" smp="" mem="" manifest="" timeout="" build=1 gdb=0 disk="" debug_hyp=0
+board=virt cpu="" gic="" smp="" mem="" manifest="" timeout="" build=1 gdb=0 gdb_port=1234 disk=""
+debug_hyp=0
 pvpack_extra=()
 qemu_extra=()
 while [ $# -gt 0 ]; do
@@ -66,6 +68,7 @@ while [ $# -gt 0 ]; do
         --debug-hyp) debug_hyp=1; shift ;;
         --no-image-check) pvpack_extra+=(--no-image-check); shift ;;
         --gdb) gdb=1; shift ;;
+        --gdb-port) gdb=1 gdb_port="${2:?--gdb-port needs a value}"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         --) shift; qemu_extra=("$@"); break ;;
         *) usage >&2; die "unknown option: $1" ;;
@@ -89,9 +92,13 @@ case "$board" in
         ;;
     *) die "--board must be virt or raspi4b, not '$board'" ;;
 esac
+[[ "$gdb_port" =~ ^[1-9][0-9]{0,4}$ ]] && [ "$gdb_port" -le 65535 ] ||
+    die "--gdb-port must be a TCP port number, not '$gdb_port'"
+# Without a terminal a default timeout, but not under --gdb: halted for a debugger, QEMU runs
+# as long as the debugging does.
 if [ -n "$timeout" ]; then
     [[ "$timeout" =~ ^[1-9][0-9]*$ ]] || die "--timeout must be a positive number of seconds, not '$timeout'"
-elif [ ! -t 0 ] || [ ! -t 1 ]; then
+elif [ "$gdb" = 0 ] && { [ ! -t 0 ] || [ ! -t 1 ]; }; then
     timeout=120
 fi
 if [ -z "$manifest" ]; then
@@ -156,7 +163,7 @@ case "$board" in
               -kernel "$HYP/kernel8.img" -initrd "$work/initrd.cpio" -serial null -serial mon:stdio)
         ;;
 esac
-[ "$gdb" = 1 ] && qemu+=(-s -S)
+[ "$gdb" = 0 ] || qemu+=(-gdb "tcp:127.0.0.1:$gdb_port" -S)
 [ "$gdb" = 0 ] || [ "$debug_hyp" = 0 ] || echo "run: debug hypervisor: gdb target/pvhyp/debug/hyp.elf" >&2
 qemu+=("${qemu_extra[@]}")
 

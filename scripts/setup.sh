@@ -4,6 +4,7 @@
 #   - a qemu-system-aarch64 that has the raspi4b machine (the only check, no version test);
 #     if it lacks it, qemu-system-arm from bookworm-backports (QEMU 10 there today)
 #   - cargo-fuzz (crates.io), which builds the host fuzz targets (fuzz/run.sh)
+#   - gdb-multiarch (Debian), the debugger scripts/gdb.sh starts
 #   - the real Raspberry Pi 4 device trees (from Debian's arm64 kernel package), into the cache
 #   - with --raspi-firmware (scripts/sdcard.sh asks for it; CI never does): the Pi 4's boot
 #     firmware, start4.elf and fixup4.dat, from Debian's raspi-firmware package, into the cache
@@ -13,7 +14,7 @@ raspi_firmware=0
 for arg in "$@"; do
     case "$arg" in
         --raspi-firmware) raspi_firmware=1 ;;
-        -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "setup: unknown option $arg" >&2; exit 2 ;;
     esac
 done
@@ -160,6 +161,15 @@ ensure_cpio() {
     apt_quiet install -y --no-install-recommends cpio
 }
 
+# gdb-multiarch for scripts/gdb.sh (and its check in scripts/test.sh): the host's own gdb
+# knows only the host's architecture.
+ensure_gdb_multiarch() {
+    command -v gdb-multiarch >/dev/null && return 0
+    apt_update_once
+    say "installing gdb-multiarch"
+    apt_quiet install -y --no-install-recommends gdb-multiarch
+}
+
 # cargo-fuzz for the host fuzz targets (fuzz/run.sh), from crates.io; a pinned version, built
 # with the pinned toolchain.
 CARGO_FUZZ_VERSION=0.13.2
@@ -177,6 +187,7 @@ ensure_rust
 ensure_cargo_fuzz
 ensure_qemu
 ensure_cpio
+ensure_gdb_multiarch
 ensure_pi_dtbs
 ensure_qemu_dtbs
 [ "$raspi_firmware" = 0 ] || ensure_raspi_firmware

@@ -241,6 +241,27 @@ else
     tail -8 "$results/persist-1.log" "$results/persist-2.log" 2>/dev/null | sed 's/^/    | /'
 fi
 
+# --- scripts/gdb.sh in batch mode: gdb-multiarch on QEMU's GDB server stops in hyp_main (its
+# backtrace shows it), then in guest_main of VM beta only (VMID 2: VM alpha, VMID 1, runs the
+# same code first), and QEMU ends with gdb (killed by it, not at its timeout). ---
+for board in virt raspi4b; do
+    log="$results/gdb-$board.log" console="$results/gdb-$board-console.log"
+    if timeout 150 scripts/gdb.sh --batch --no-build --board "$board" --timeout "$RUN_TIMEOUT" \
+            --console "$console" --ex 'break hyp_main' --ex continue --ex bt \
+            --ex 'break-vm beta guest_main' --ex continue --ex bt --ex which-vm \
+            </dev/null >"$log" 2>&1 &&
+        grep -qE '^#[0-9]+ +(0x[0-9a-f]+ in )?hyp::hyp_main ' "$log" &&
+        grep -qE '^#[0-9]+ +(0x[0-9a-f]+ in )?pv_guest::guest_main ' "$log" &&
+        grep -qF 'in VM beta (VMID 2) at EL1' "$log" &&
+        grep -qF 'VM beta: VMID 2,' "$console" &&
+        grep -qF 'Terminated via GDBstub' "$console" && ! grep -qF 'run: timeout' "$console"; then
+        pass "gdb: $board: breaks in hyp_main and in one VM's guest_main (batch)"
+    else
+        fail "gdb: $board: breaks in hyp_main and in one VM's guest_main (batch)"
+        tail -n 12 "$log" "$console" 2>/dev/null | sed 's/^/    | /'
+    fi
+done
+
 echo
 for f in "${failures[@]}"; do echo "failed: $f"; done
 echo "$passed passed, $failed failed"
