@@ -27,6 +27,7 @@ mod mm;
 mod percpu;
 #[cfg(target_os = "none")]
 mod power;
+mod trace;
 mod vm;
 
 #[cfg(target_os = "none")]
