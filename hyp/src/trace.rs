@@ -217,7 +217,10 @@ mod tests {
             record: &fault,
         }
         .to_string();
-        assert!(line.ends_with("kind=stage2 ec=0x24 ipa=0x90000000"), "{line}");
+        assert!(
+            line.ends_with("kind=stage2 ec=0x24 ipa=0x90000000"),
+            "{line}"
+        );
         let irq = Record {
             kind: ExitKind::Irq,
             ec: 0,

@@ -211,7 +211,13 @@ mod tests {
         // Every kind has its own counter and name.
         for (i, kind) in ExitKind::ALL.iter().enumerate() {
             assert_eq!(*kind as usize, i);
-            assert_eq!(ExitKind::ALL.iter().filter(|k| k.name() == kind.name()).count(), 1);
+            assert_eq!(
+                ExitKind::ALL
+                    .iter()
+                    .filter(|k| k.name() == kind.name())
+                    .count(),
+                1
+            );
         }
     }
 
@@ -261,6 +267,9 @@ mod tests {
             quota_pages: 1,
         }
         .to_string();
-        assert!(killed.starts_with("hyp: vmstats: name=b state=killed vcpus=1 "), "{killed}");
+        assert!(
+            killed.starts_with("hyp: vmstats: name=b state=killed vcpus=1 "),
+            "{killed}"
+        );
     }
 }
