@@ -44,13 +44,12 @@ pub type TraceRing = crate::trace::Ring<crate::trace::Record, { crate::trace::RI
 
 const BLANK_RECORD: crate::trace::Record = crate::trace::Record {
     counter: 0,
-    vm: 0,
-    vcpu: 0,
-    kind: crate::vm::stats::ExitKind::Other,
-    ec: 0,
     function: 0,
     result: 0,
     ipa: 0,
+    esr: 0,
+    vm: 0,
+    vcpu: 0,
 };
 
 /// The clock of bench.rs's `max_hold`, in counter ticks.
@@ -171,10 +170,26 @@ pub fn add_idle(ticks: u64) {
     }
 }
 
-/// Appends `record` to this CPU's trace.
-pub fn trace(record: crate::trace::Record) {
-    // SAFETY: as in `index`: only this CPU writes its ring.
-    unsafe { (*this()).trace.record(record) }
+/// Appends the exit just handled (vCPU `vcpu` of VM `vm`, still loaded here) to this CPU's
+/// trace; its result is the vCPU's x0 now.
+#[inline(always)]
+pub fn trace_exit(vm: usize, vcpu: usize, esr: u32, function: u64, ipa: u64) {
+    use aarch64_cpu::registers::{CNTPCT_EL0, Readable};
+    // SAFETY: as in `index`: only this CPU writes its ring. `regs` points at the loaded vCPU's
+    // register block (`set_current`), which the exit handling has not unloaded yet.
+    unsafe {
+        let cpu = this();
+        let result = (*(*cpu).regs).x[0];
+        (*cpu).trace.record(crate::trace::Record {
+            counter: CNTPCT_EL0.get(),
+            function,
+            result,
+            ipa,
+            esr,
+            vm: vm as u16,
+            vcpu: vcpu as u16,
+        });
+    }
 }
 
 /// CPUs that have a PerCpu: their stats and trace rings, for the end of the run and the dump

@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+use crate::arch::aarch64::esr::Syndrome;
 use crate::vm::stats::ExitKind;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -34,22 +35,45 @@ pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
-/// One guest exit as the trace remembers it.
+/// [`Record::esr`] of an exit by a physical interrupt: exception class 0x3f, which no
+/// synchronous exception has (the architecture reserves it).
+pub const ESR_IRQ: u32 = 0xffff_ffff;
+/// [`Record::esr`] of an exit by an FIQ or SError (class 0x3f too).
+pub const ESR_OTHER_ASYNC: u32 = 0xfc00_0000;
+
+/// One guest exit as the trace remembers it: raw values, copied as they are on the exit path
+/// (a record costs a few stores), decoded only when dumped. 64 bytes, so a slot's address is
+/// one shift away.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C, align(64))]
 pub struct Record {
     /// CNTPCT_EL0 when the exit's handling ended.
     pub counter: u64,
+    /// x0 at the exit (a hypercall's function ID) and after it (its result).
+    pub function: u64,
+    pub result: u64,
+    /// The stage-2 fault's IPA (meaningful for stage-2 faults only).
+    pub ipa: u64,
+    /// ESR_EL2's low 32 bits for a synchronous exit, else [`ESR_IRQ`] or [`ESR_OTHER_ASYNC`].
+    pub esr: u32,
     /// The VM's index (the manifest's order) and the vCPU's.
     pub vm: u16,
     pub vcpu: u16,
-    pub kind: ExitKind,
-    /// ESR_EL2's exception class (synchronous exits; 0 for interrupts).
-    pub ec: u8,
-    /// For a hypercall: its function ID (x0 at the call) and its result (x0 after).
-    pub function: u64,
-    pub result: u64,
-    /// For a stage-2 fault: the IPA.
-    pub ipa: u64,
+}
+
+impl Record {
+    /// ESR_EL2's exception class.
+    pub fn ec(&self) -> u8 {
+        ((self.esr >> 26) & 0x3f) as u8
+    }
+
+    pub fn kind(&self) -> ExitKind {
+        match self.esr {
+            ESR_IRQ => ExitKind::Irq,
+            ESR_OTHER_ASYNC => ExitKind::Other,
+            esr => ExitKind::of(Syndrome::decode(u64::from(esr), 0, 0).class),
+        }
+    }
 }
 
 /// The last `N` records, overwriting the oldest.
@@ -101,6 +125,7 @@ pub struct Line<'a> {
 impl fmt::Display for Line<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = self.record;
+        let kind = r.kind();
         write!(
             f,
             "hyp: trace: cpu={} seq={} counter={} vm={} vcpu={} kind={} ec={:#04x}",
@@ -109,10 +134,10 @@ impl fmt::Display for Line<'_> {
             r.counter,
             r.vm,
             r.vcpu,
-            r.kind.name(),
-            r.ec
+            kind.name(),
+            r.ec()
         )?;
-        match r.kind {
+        match kind {
             ExitKind::Hypercall => write!(f, " function={:#x} result={:#x}", r.function, r.result),
             ExitKind::Stage2 => write!(f, " ipa={:#x}", r.ipa),
             _ => Ok(()),
@@ -188,8 +213,7 @@ mod tests {
             counter: 77,
             vm: 1,
             vcpu: 2,
-            kind: ExitKind::Hypercall,
-            ec: 0x16,
+            esr: 0x16 << 26,
             function: 0xc600_0001,
             result: 0,
             ipa: 0xdead,
@@ -206,8 +230,7 @@ mod tests {
              function=0xc6000001 result=0x0"
         );
         let fault = Record {
-            kind: ExitKind::Stage2,
-            ec: 0x24,
+            esr: 0x24 << 26 | 0x46,
             ipa: 0x9000_0000,
             ..hvc
         };
@@ -222,8 +245,7 @@ mod tests {
             "{line}"
         );
         let irq = Record {
-            kind: ExitKind::Irq,
-            ec: 0,
+            esr: ESR_IRQ,
             ..hvc
         };
         let line = Line {
@@ -232,7 +254,29 @@ mod tests {
             record: &irq,
         }
         .to_string();
-        assert!(line.ends_with("kind=irq ec=0x00"), "{line}");
+        assert!(line.ends_with("kind=irq ec=0x3f"), "{line}");
+        let wfi = Record {
+            esr: 0x01 << 26,
+            ..hvc
+        };
+        let line = Line {
+            cpu: 0,
+            seq: 0,
+            record: &wfi,
+        }
+        .to_string();
+        assert!(line.ends_with("kind=wfi ec=0x01"), "{line}");
+        let serror = Record {
+            esr: ESR_OTHER_ASYNC,
+            ..hvc
+        };
+        let line = Line {
+            cpu: 0,
+            seq: 0,
+            record: &serror,
+        }
+        .to_string();
+        assert!(line.ends_with("kind=other ec=0x3f"), "{line}");
     }
 
     #[test]

@@ -94,7 +94,12 @@ pub fn handle(exit: Exit) {
         }
     };
     if crate::trace::enabled() {
-        trace_exit(vm, v, &exit);
+        let (esr, function, ipa) = match exit {
+            Exit::Sync(s, x0) => (s.esr as u32, x0, s.ipa),
+            Exit::Irq => (crate::trace::ESR_IRQ, 0, 0),
+            Exit::Unexpected { .. } => (crate::trace::ESR_OTHER_ASYNC, 0, 0),
+        };
+        crate::percpu::trace_exit(current, v, esr, function, ipa);
     }
     let alive = match action {
         Action::Resume => return,
@@ -142,31 +147,6 @@ pub fn handle(exit: Exit) {
         }
     };
     super::sched::reschedule(guard, alive);
-}
-
-/// Appends the exit just handled to this CPU's trace (x0 now: a hypercall's result).
-#[cold]
-#[inline(never)]
-fn trace_exit(vm: &Vm, v: usize, exit: &Exit) {
-    let (kind, ec, function, ipa) = match exit {
-        Exit::Sync(s, x0) => {
-            let kind = ExitKind::of(s.class);
-            let ec = ((s.esr >> 26) & 0x3f) as u8;
-            (kind, ec, *x0, s.ipa)
-        }
-        Exit::Irq => (ExitKind::Irq, 0, 0, 0),
-        Exit::Unexpected { esr, .. } => (ExitKind::Other, ((esr >> 26) & 0x3f) as u8, 0, 0),
-    };
-    crate::percpu::trace(crate::trace::Record {
-        counter: timer::counter(),
-        vm: vm.index as u16,
-        vcpu: v as u16,
-        kind,
-        ec,
-        function,
-        result: vm.vcpus.get(v).map_or(0, |c| c.regs.x[0]),
-        ipa,
-    });
 }
 
 fn end(vm: &mut Vm, state: VmState) {
