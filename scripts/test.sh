@@ -166,7 +166,8 @@ cases=(
     # Exit tracing (run.sh --trace: the hyp's bootargs say pvhyp.trace): every CPU's ring dumped
     # decoded, oldest first, after the vmstats lines and before the summary.
     "exit tracing: each CPU's last exits dumped decoded between the vmstats lines and the summary|0|--smp 2 --trace|exit tracing on (pvhyp.trace);;hyp: trace: cpu=0 recorded=;;hyp: trace: cpu=1 recorded=;;hyp: trace: cpu=0 seq=0 counter=;;kind=hypercall ec=0x16 function=0xc6000000 result=0x;;kind=sysreg ec=0x18;;hyp: vmstats: name=beta state=exited status=0>>>hyp: trace: cpu=0 recorded=;;hyp: trace: cpu=1 recorded=>>>hyp: summary: vms=2 ok=2 failed=0 frames_leaked=0 heap_leaked=0 exits="
-    "exit tracing: a ring that wrapped keeps its last 256; a killing stage-2 fault traced and counted|1|--trace --manifest $M/crash.toml|kept=256;;kind=stage2 ec=0x24 ipa=0x;;hyp: vmstats: name=crasher state=killed vcpus=1 ;;exits_other=0 faults=1 events=;;hyp: summary: vms=3 ok=2 failed=1 frames_leaked=0 heap_leaked=0 exits="
+    "exit tracing: a ring that wrapped keeps its last 256 (8 VMs on one CPU)|0|--trace --manifest $M/eight.toml|hyp: trace: cpu=0 recorded=;;kept=256;;hyp: summary: vms=8 ok=8 failed=0 frames_leaked=0 heap_leaked=0 exits="
+    "exit tracing: a killing stage-2 fault traced, and counted in its VM's statistics|1|--trace --manifest $M/crash.toml|kind=stage2 ec=0x24 ipa=0x;;hyp: vmstats: name=crasher state=killed vcpus=1 ;;exits_other=0 faults=1 events=;;hyp: summary: vms=3 ok=2 failed=1 frames_leaked=0 heap_leaked=0 exits="
     "raspi4b exit tracing on 4 cores|0|--board raspi4b --trace|exit tracing on (pvhyp.trace);;hyp: trace: cpu=0 recorded=;;hyp: trace: cpu=3 recorded=;;kind=hypercall ec=0x16 function=;;hyp: summary: vms=2 ok=2 failed=0 frames_leaked=0 heap_leaked=0 exits="
 )
 if [ "$full" = 1 ]; then
