@@ -33,6 +33,8 @@ options:
   --no-build             use the binaries already in target/pvhyp
   --hold-manifest FILE   the boot run for max_hold alone (its VMs' programs may fail: only
                          the hyp's figure counts); `none` skips it
+  --trace                boot with exit tracing on (run.sh --trace): what a traced exit costs
+                         is the difference from a run without
   --logs DIR             keep the console logs in DIR
   -h, --help             this text
 Exit status: 0 when every run finished and reported (budgets missed do not fail it), 1 when a
@@ -43,6 +45,7 @@ USAGE
 die() { echo "bench: $*" >&2; exit 2; }
 
 board=virt cpu="" json="" svg="" iterations="" quick=0 icount=1 build=1 logs=""
+run_extra=()
 hold_manifest=tests/manifests/bench-hold.toml
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -54,6 +57,7 @@ while [ $# -gt 0 ]; do
         --quick) quick=1; shift ;;
         --no-icount) icount=0; shift ;;
         --no-build) build=0; shift ;;
+        --trace) run_extra+=(--trace); shift ;;
         --logs) logs="${2:?--logs needs a directory}"; shift 2 ;;
         --hold-manifest) hold_manifest="${2:?--hold-manifest needs a file}"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
@@ -93,6 +97,7 @@ qemu=()
 
 if [ "$icount" = 1 ]; then
     echo "bench: $board, QEMU -icount shift=0: deterministic instruction counts"
+    [ "${#run_extra[@]}" = 0 ] || echo "bench: exit tracing on"
 else
     echo "bench: $board, wall clock (--no-icount): nanoseconds, NOT deterministic"
 fi
@@ -101,7 +106,7 @@ run_one() {
     local name="$1" manifest="$2"
     sed -E "s/^(cmdline = \"bench[^\"]*)\"/\\1$args\"/" "$manifest" >"$work/$name.toml"
     local log="$work/$name.log"
-    if ! scripts/run.sh --no-build "${machine[@]}" --manifest "$work/$name.toml" --timeout 600 \
+    if ! scripts/run.sh --no-build "${machine[@]}" "${run_extra[@]}" --manifest "$work/$name.toml" --timeout 600 \
         -- "${qemu[@]}" </dev/null >"$log" 2>&1; then
         echo "bench: the $name run failed:" >&2
         tail -n 20 "$log" >&2
@@ -122,7 +127,7 @@ if [ "$hold_manifest" != none ]; then
     else
         cp "$hold_manifest" "$work/hold.toml"
     fi
-    scripts/run.sh --no-build "${machine[@]}" --manifest "$work/hold.toml" --timeout 600 \
+    scripts/run.sh --no-build "${machine[@]}" "${run_extra[@]}" --manifest "$work/hold.toml" --timeout 600 \
         -- "${qemu[@]}" </dev/null >"$work/hold.log" 2>&1 || true
     [ -z "$logs" ] || cp "$work/hold.log" "$logs/hold.log"
     if grep -q 'unknown program "fuzz"' "$work/hold.log"; then

@@ -40,6 +40,13 @@ options:
                          (scripts/build.sh --debug-hyp builds it)
   --no-image-check       let pvpack pack images the hypervisor will refuse (pvpack
                          --no-image-check): only for tests of the hypervisor's own refusal
+  --trace                trace every CPU's last 256 guest exits (the hypervisor's command
+                         line says pvhyp.trace); dumped decoded at the end of the run, one
+                         `hyp: trace:` line an exit, oldest first, CPU by CPU, and on a
+                         hypervisor panic or fault
+  --json FILE            write the per-VM statistics the hypervisor prints at the end (its
+                         `hyp: vmstats:` lines) to FILE as JSON: {"vms": [{"name": ..., ...}],
+                         "summary": {...}} (null if it printed none); numbers as numbers
   --gdb                  start QEMU halted with a GDB server on 127.0.0.1:1234 and no
                          default timeout (scripts/gdb.sh starts it with the debugger)
   --gdb-port PORT        the same on another port
@@ -52,6 +59,7 @@ die() { echo "run: $*" >&2; exit 2; }
 
 board=virt cpu="" gic="" smp="" mem="" manifest="" timeout="" build=1 gdb=0 gdb_port=1234 disk=""
 debug_hyp=0
+trace=0 json=""
 pvpack_extra=()
 qemu_extra=()
 while [ $# -gt 0 ]; do
@@ -69,6 +77,8 @@ while [ $# -gt 0 ]; do
         --no-image-check) pvpack_extra+=(--no-image-check); shift ;;
         --gdb) gdb=1; shift ;;
         --gdb-port) gdb=1 gdb_port="${2:?--gdb-port needs a value}"; shift 2 ;;
+        --trace) trace=1; shift ;;
+        --json) json="${2:?--json needs a file}"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         --) shift; qemu_extra=("$@"); break ;;
         *) usage >&2; die "unknown option: $1" ;;
@@ -164,6 +174,8 @@ case "$board" in
         ;;
 esac
 [ "$gdb" = 0 ] || qemu+=(-gdb "tcp:127.0.0.1:$gdb_port" -S)
+# The hypervisor reads its options from /chosen/bootargs, which QEMU fills from -append.
+[ "$trace" = 0 ] || qemu+=(-append pvhyp.trace)
 [ "$gdb" = 0 ] || [ "$debug_hyp" = 0 ] || echo "run: debug hypervisor: gdb target/pvhyp/debug/hyp.elf" >&2
 qemu+=("${qemu_extra[@]}")
 
@@ -187,6 +199,33 @@ if [ "$status" = 124 ]; then
 fi
 [ "$status" = 0 ] || { echo "run: QEMU exited with status $status"; exit 1; }
 summary="$(tr -d '\r' <"$log" | grep -E '^hyp: summary: ' | tail -n1 || true)"
+# fields_json "key=value ...": a JSON object of the fields, numbers as numbers (values never
+# hold a space or a quote: VM names are [A-Za-z0-9_-]).
+fields_json() {
+    local word key value sep="" out="{"
+    for word in $1; do
+        key="${word%%=*}" value="${word#*=}"
+        if [[ "$value" =~ ^-?[0-9]+$ ]]; then out+="$sep\"$key\": $value"
+        else out+="$sep\"$key\": \"$value\""; fi
+        sep=", "
+    done
+    printf '%s}' "$out"
+}
+if [ -n "$json" ]; then
+    {
+        printf '{"vms": ['
+        sep=""
+        while IFS= read -r line; do
+            printf '%s\n  %s' "$sep" "$(fields_json "${line#hyp: vmstats: }")"
+            sep=","
+        done < <(tr -d '\r' <"$log" | grep -E '^hyp: vmstats: ' || true)
+        if [ -n "$summary" ]; then
+            printf '\n],\n"summary": %s}\n' "$(fields_json "${summary#hyp: summary: }")"
+        else
+            printf '\n],\n"summary": null}\n'
+        fi
+    } >"$json" || die "cannot write $json"
+fi
 if [[ "$summary" =~ (^|\ )error=hyp($|\ ) ]]; then
     echo "run: the hypervisor stopped on an error (its log says which)"
     exit 1

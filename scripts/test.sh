@@ -163,6 +163,12 @@ cases=(
     "fuzz: seeds 3, 4 (30,000 calls), victim untouched|0|--smp 2 --manifest $M/fuzz-2.toml --disk $results/fuzz-2.img|fuzz-a: fuzz: seed=3 calls=15000 ;;fuzz-b: fuzz: seed=4 calls=15000 ;;victim: victim: memory and FP/SIMD registers unchanged;;hyp: summary: vms=3 ok=3 failed=0 frames_leaked=0 heap_leaked=0"
     "raspi4b fuzz: seeds 5, 6 (20,000 calls), victim untouched|0|--board raspi4b --manifest $M/fuzz-pi.toml|fuzz-a: fuzz: seed=5 calls=10000 ;;fuzz-b: fuzz: seed=6 calls=10000 ;;victim: victim: memory and FP/SIMD registers unchanged;;hyp: summary: vms=3 ok=3 failed=0 frames_leaked=0 heap_leaked=0"
     "raspi4b fuzz: seeds 7, 8 (20,000 calls), victim untouched|0|--board raspi4b --manifest $M/fuzz-pi-2.toml|fuzz-a: fuzz: seed=7 calls=10000 ;;fuzz-b: fuzz: seed=8 calls=10000 ;;victim: victim: memory and FP/SIMD registers unchanged;;hyp: summary: vms=3 ok=3 failed=0 frames_leaked=0 heap_leaked=0"
+    # Exit tracing (run.sh --trace: the hyp's bootargs say pvhyp.trace): every CPU's ring dumped
+    # decoded, oldest first, after the vmstats lines and before the summary.
+    "exit tracing: each CPU's last exits dumped decoded between the vmstats lines and the summary|0|--smp 2 --trace|exit tracing on (pvhyp.trace);;hyp: trace: cpu=0 recorded=;;hyp: trace: cpu=1 recorded=;;hyp: trace: cpu=0 seq=0 counter=;;kind=hypercall ec=0x16 function=0xc6000000 result=0x;;kind=sysreg ec=0x18;;hyp: vmstats: name=beta state=exited status=0>>>hyp: trace: cpu=0 recorded=;;hyp: trace: cpu=1 recorded=>>>hyp: summary: vms=2 ok=2 failed=0 frames_leaked=0 heap_leaked=0 exits="
+    "exit tracing: a ring that wrapped keeps its last 256 (8 VMs on one CPU)|0|--trace --manifest $M/eight.toml|hyp: trace: cpu=0 recorded=;;kept=256;;hyp: summary: vms=8 ok=8 failed=0 frames_leaked=0 heap_leaked=0 exits="
+    "exit tracing: a killing stage-2 fault traced, and counted in its VM's statistics|1|--trace --manifest $M/crash.toml|kind=stage2 ec=0x24 ipa=0x;;hyp: vmstats: name=crasher state=killed vcpus=1 ;;exits_other=0 faults=1 events=;;hyp: summary: vms=3 ok=2 failed=1 frames_leaked=0 heap_leaked=0 exits="
+    "raspi4b exit tracing on 4 cores|0|--board raspi4b --trace|exit tracing on (pvhyp.trace);;hyp: trace: cpu=0 recorded=;;hyp: trace: cpu=3 recorded=;;kind=hypercall ec=0x16 function=;;hyp: summary: vms=2 ok=2 failed=0 frames_leaked=0 heap_leaked=0 exits="
 )
 if [ "$full" = 1 ]; then
     for cpu in cortex-a53 cortex-a57 cortex-a72 cortex-a76 neoverse-n1 max; do
@@ -261,6 +267,36 @@ for board in virt raspi4b; do
         tail -n 12 "$log" "$console" 2>/dev/null | sed 's/^/    | /'
     fi
 done
+
+# --- run.sh --json: the vmstats lines as JSON (every VM, numbers as numbers), the summary's
+# appended totals equal to the VMs' sums; tracing is off unless asked. ---
+json_check='
+import json, sys
+d = json.load(open(sys.argv[1]))
+vms = {vm["name"]: vm for vm in d["vms"]}
+assert sorted(vms) == ["busy", "ticker", "ticker2"], sorted(vms)
+for vm in vms.values():
+    assert vm["state"] == "exited" and vm["status"] == 0, vm
+    assert vm["hypercalls"] > 0 and vm["exits"] >= vm["hypercalls"], vm
+    assert 0 < vm["mapped_pages"] <= vm["quota_pages"], vm
+# The ticker waits (WFI) for each of its 6 timer events.
+assert vms["ticker"]["events"] >= 6 and vms["ticker"]["exits_wfi"] > 0, vms["ticker"]
+s = d["summary"]
+assert (s["vms"], s["ok"], s["failed"]) == (3, 3, 0), s
+for key in ("exits", "hypercalls", "faults"):
+    assert s[key] == sum(vm[key] for vm in vms.values()), key
+'
+if ! command -v python3 >/dev/null; then
+    fail "run.sh --json: python3 (which this check reads the JSON with) is not installed"
+elif scripts/run.sh --no-build --timeout "$RUN_TIMEOUT" --manifest "$M/timer.toml" \
+        --json "$results/stats.json" </dev/null >"$results/json.log" 2>&1 &&
+    python3 -c "$json_check" "$results/stats.json" >>"$results/json.log" 2>&1 &&
+    ! grep -q '^hyp: trace:' "$results/json.log"; then
+    pass "run.sh --json: per-VM statistics as JSON, the summary's totals their sums, no trace unless asked"
+else
+    fail "run.sh --json: per-VM statistics as JSON, the summary's totals their sums, no trace unless asked"
+    tail -8 "$results/json.log" "$results/stats.json" 2>/dev/null | sed 's/^/    | /'
+fi
 
 echo
 for f in "${failures[@]}"; do echo "failed: $f"; done

@@ -27,6 +27,7 @@ mod mm;
 mod percpu;
 #[cfg(target_os = "none")]
 mod power;
+mod trace;
 mod vm;
 
 #[cfg(target_os = "none")]
@@ -37,6 +38,14 @@ extern "C" fn hyp_main(dtb_pa: usize, image_pa: usize, boot_counter: u64) -> ! {
     boot::take_over_mmu(&board, image_pa);
     boot::start_console(&board);
     boot::describe(&board);
+    trace::set_enabled(trace::requested(board.bootargs));
+    if trace::enabled() {
+        log::info!(
+            "exit tracing on ({}): the last {} exits of each CPU",
+            trace::BOOTARG,
+            trace::RING_LEN
+        );
+    }
     boot::init_power(&board);
     boot::init_cpu(&board);
     boot::init_interrupts(&board);
@@ -59,7 +68,8 @@ extern "C" fn secondary_main(index: usize) -> ! {
 #[cfg(target_os = "none")]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    log::error!("panic: {info}");
+    // Not the logger: the console lock may be held, by this CPU even.
+    dev::console::emergency_println(format_args!("hyp: panic: {info}"));
     power::halt_after_failure()
 }
 

@@ -23,7 +23,34 @@ pub struct PerCpu {
     pub gic_index: usize,
     /// How long this CPU has been in the hyp for the current guest exit (bench.rs).
     pub hold: HoldClock,
+    /// What this CPU did, for the end of the run.
+    pub stats: CpuStats,
+    /// The last guest exits this CPU handled (written only when tracing is on).
+    pub trace: TraceRing,
 }
+
+/// One CPU's counters: only that CPU writes them.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct CpuStats {
+    /// Guest exits it handled.
+    pub exits: u64,
+    /// Counter ticks it spent idle (nothing to run).
+    pub idle_ticks: u64,
+}
+
+/// A CPU's exit trace.
+pub type TraceRing = crate::trace::Ring<crate::trace::Record, { crate::trace::RING_LEN }>;
+
+const BLANK_RECORD: crate::trace::Record = crate::trace::Record {
+    counter: 0,
+    function: 0,
+    result: 0,
+    ipa: 0,
+    esr: 0,
+    vm: 0,
+    vcpu: 0,
+};
 
 /// The clock of bench.rs's `max_hold`, in counter ticks.
 #[repr(C)]
@@ -50,6 +77,11 @@ static mut PER_CPU: [PerCpu; MAX_CPUS] = [const {
         vm: None,
         gic_index: 0,
         hold: HoldClock { start: 0, max: 0 },
+        stats: CpuStats {
+            exits: 0,
+            idle_ticks: 0,
+        },
+        trace: TraceRing::new(BLANK_RECORD),
     }
 }; MAX_CPUS];
 
@@ -117,4 +149,59 @@ pub fn gic_index() -> usize {
 pub fn hold_clock() -> *mut HoldClock {
     // SAFETY: as in `index`; only the field's address is taken.
     unsafe { &raw mut (*this()).hold }
+}
+
+/// Counts one guest exit on this CPU.
+#[inline(always)]
+pub fn count_exit() {
+    // SAFETY: as in `index`.
+    unsafe {
+        let stats = &raw mut (*this()).stats;
+        (*stats).exits = (*stats).exits.wrapping_add(1);
+    }
+}
+
+/// Adds `ticks` of idle time to this CPU's.
+pub fn add_idle(ticks: u64) {
+    // SAFETY: as in `index`.
+    unsafe {
+        let stats = &raw mut (*this()).stats;
+        (*stats).idle_ticks = (*stats).idle_ticks.wrapping_add(ticks);
+    }
+}
+
+/// Appends the exit just handled (vCPU `vcpu` of VM `vm`, still loaded here) to this CPU's
+/// trace; its result is the vCPU's x0 now.
+#[inline(always)]
+pub fn trace_exit(vm: usize, vcpu: usize, esr: u32, function: u64, ipa: u64) {
+    use aarch64_cpu::registers::{CNTPCT_EL0, Readable};
+    // SAFETY: as in `index`: only this CPU writes its ring. `regs` points at the loaded vCPU's
+    // register block (`set_current`), which the exit handling has not unloaded yet.
+    unsafe {
+        let cpu = this();
+        let result = (*(*cpu).regs).x[0];
+        (*cpu).trace.record(crate::trace::Record {
+            counter: CNTPCT_EL0.get(),
+            function,
+            result,
+            ipa,
+            esr,
+            vm: vm as u16,
+            vcpu: vcpu as u16,
+        });
+    }
+}
+
+/// CPUs that have a PerCpu: their stats and trace rings, for the end of the run and the dump
+/// on a hyp failure. Each CPU writes only its own; a reader elsewhere may see a record being
+/// written (a torn record in a dump is acceptable, a lock on the exit path is not).
+pub fn each(mut f: impl FnMut(usize, &CpuStats, &TraceRing)) {
+    for i in (0..MAX_CPUS).filter(|&i| crate::arch::aarch64::smp::is_online(i)) {
+        // SAFETY: only plain reads through a raw pointer, of a static slot that outlives the run;
+        // see above for concurrent writers.
+        unsafe {
+            let cpu = &raw const PER_CPU[i];
+            f(i, &(*cpu).stats, &(*cpu).trace);
+        }
+    }
 }

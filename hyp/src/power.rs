@@ -94,16 +94,23 @@ pub fn finish(sched: Option<Scheduler>) -> ! {
         None => (0, 0),
     };
     crate::println!(
-        "hyp: summary: vms={vms} ok={} failed={} frames_leaked={frames_leaked} heap_leaked={heap_leaked}",
+        "hyp: summary: vms={vms} ok={} failed={} frames_leaked={frames_leaked} heap_leaked={heap_leaked}{}",
         tally.ok,
-        vms - tally.ok
+        vms - tally.ok,
+        tally.totals
     );
     power_off()
 }
 
-/// A fatal hypervisor error was reported: power off so nobody waits on a dead machine.
+/// A fatal hypervisor error was reported: dump the exit traces (when on), then power off so
+/// nobody waits on a dead machine. Through the console's emergency path: the console lock may
+/// be held by the CPU that failed.
 pub fn halt_after_failure() -> ! {
-    crate::println!("hyp: summary: vms=0 ok=0 failed=1 error=hyp");
+    let print = crate::dev::console::emergency_println;
+    if crate::trace::enabled() {
+        crate::vm::sched::dump_traces(print);
+    }
+    print(format_args!("hyp: summary: vms=0 ok=0 failed=1 error=hyp"));
     power_off()
 }
 

@@ -95,6 +95,33 @@ pub fn write_vm_line(prefix: &str, text: &[u8]) {
     }
 }
 
+/// Attempts at the lock before the emergency path takes the console anyway.
+const EMERGENCY_TRIES: u32 = 1 << 20;
+
+/// Writes one line even if the console lock is held, by a CPU that will never release it (this
+/// one, stopped by a panic or a fault inside a write) or by one still writing: after a bounded
+/// wait the lock is broken, and the line may interleave with the holder's. Only for a hyp that
+/// is stopping.
+pub fn emergency_println(args: fmt::Arguments) {
+    let mut tries = 0;
+    let guard = loop {
+        if let Some(guard) = CONSOLE.try_lock() {
+            break guard;
+        }
+        tries += 1;
+        if tries == EMERGENCY_TRIES {
+            // SAFETY: the hyp is stopping (panic or EL2 fault); the holder, if it still runs,
+            // only writes bytes to the UART, so breaking its exclusion interleaves text and
+            // nothing else. The UART itself stays valid for the whole run.
+            unsafe { CONSOLE.force_unlock() };
+        }
+        core::hint::spin_loop();
+    };
+    if let Some(uart) = guard.as_ref() {
+        let _ = fmt::Write::write_fmt(&mut Writer(uart), format_args!("{args}\n"));
+    }
+}
+
 /// Waits until every byte has left the UART (before powering off).
 pub fn flush() {
     if let Some(uart) = CONSOLE.lock().as_ref() {

@@ -103,6 +103,8 @@ pub struct Vm {
     pub boot_info_ipa: u64,
     /// Whether one of its vCPUs has been loaded on a CPU yet (for the log line of a pinned VM).
     pub has_run: bool,
+    /// What it made the hyp do, over all its lives (a restart keeps them).
+    pub stats: super::stats::VmStats,
 }
 
 /// Why a VM could not be built.
@@ -280,6 +282,7 @@ impl Vm {
             channels: Vec::new(),
             boot_info_ipa: loaded.boot_info_ipa,
             has_run: false,
+            stats: super::stats::VmStats::default(),
         })
     }
 
@@ -363,6 +366,7 @@ impl Vm {
     /// Raises `event` on vCPU `vcpu` (its virtual IRQ).
     pub fn raise_event_on(&mut self, event: u32, vcpu: usize) {
         if self.events.raise_on(event, vcpu as u8).is_ok() {
+            self.stats.count_event();
             self.events_changed();
         }
     }

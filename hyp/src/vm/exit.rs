@@ -4,6 +4,7 @@ use super::build::{Caller, RunState};
 use super::idregs;
 use super::pl011::{PL011_IPA, PL011_SIZE};
 use super::sched::SCHED;
+use super::stats::ExitKind;
 use super::{Vm, VmState};
 use crate::arch::aarch64::esr::{self, Class, Syndrome, SysRegAccess};
 use crate::arch::aarch64::{cpu, stage2, timer};
@@ -53,9 +54,13 @@ pub fn take_interrupts(mut vm: Option<(&mut Vm, usize)>) -> Action {
 
 /// Why the guest left.
 pub enum Exit {
-    Sync(Syndrome),
+    /// A synchronous exception, with the guest's x0 at the exit (a hypercall's function ID).
+    Sync(Syndrome, u64),
     Irq,
-    Unexpected { kind: u64, esr: u64 },
+    Unexpected {
+        kind: u64,
+        esr: u64,
+    },
 }
 
 /// Handles one exit of this CPU's vCPU and leaves the CPU pointed at the vCPU to run next.
@@ -72,18 +77,30 @@ pub fn handle(exit: Exit) {
         super::sched::reschedule(guard, false);
         return;
     }
-    let action = match exit {
-        Exit::Sync(s) => handle_sync(vm, v, &s),
+    let action = match &exit {
+        Exit::Sync(s, _) => handle_sync(vm, v, s),
         Exit::Irq => {
+            vm.stats.count(ExitKind::Irq);
             let action = take_interrupts(Some((&mut *vm, v)));
             // Another CPU may have raised one of its events (HCR_EL2.VI) since it entered.
             cpu::set_hcr(vm.vcpus[v].hcr);
             action
         }
-        Exit::Unexpected { kind, esr } => Action::Kill(alloc::format!(
-            "unexpected exception kind {kind}, ESR {esr:#x}"
-        )),
+        &Exit::Unexpected { kind, esr } => {
+            vm.stats.count(ExitKind::Other);
+            Action::Kill(alloc::format!(
+                "unexpected exception kind {kind}, ESR {esr:#x}"
+            ))
+        }
     };
+    if crate::trace::enabled() {
+        let (esr, function, ipa) = match exit {
+            Exit::Sync(s, x0) => (s.esr as u32, x0, s.ipa),
+            Exit::Irq => (crate::trace::ESR_IRQ, 0, 0),
+            Exit::Unexpected { .. } => (crate::trace::ESR_OTHER_ASYNC, 0, 0),
+        };
+        crate::percpu::trace_exit(current, v, esr, function, ipa);
+    }
     let alive = match action {
         Action::Resume => return,
         Action::Notify { vm: peer, event } => {
@@ -153,11 +170,13 @@ fn reset(vm: &mut Vm) {
 fn handle_sync(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
     match s.class {
         Class::Hvc64 if s.imm16() != 0 => {
+            vm.stats.count(ExitKind::Hypercall);
             // SMCCC reserves HVC #0 for calls; other immediates are not ours to define.
             vm.vcpus[v].regs.x[0] = hypercall_abi::Error::NotSupported.code() as u64;
             Action::Resume
         }
         Class::Hvc64 => {
+            vm.stats.count(ExitKind::Hypercall);
             // Register by register: the compiler pairs these loads and stores, where a slice
             // copy becomes a call to a byte loop (the hot path of every hypercall).
             let Some(vcpu) = vm.vcpus.get(v) else {
@@ -182,6 +201,7 @@ fn handle_sync(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
             action
         }
         Class::Smc64 => {
+            vm.stats.count(ExitKind::Hypercall);
             // Guests call the hyp with HVC; a trapped SMC is not executed, only refused, as
             // KVM refuses it: NOT_SUPPORTED in x0, every other register kept, the SMC skipped.
             vm.vcpus[v].regs.skip_instruction();
@@ -189,6 +209,7 @@ fn handle_sync(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
             Action::Resume
         }
         Class::WfiWfe => {
+            vm.stats.count(ExitKind::Wfi);
             vm.vcpus[v].regs.skip_instruction();
             // WFI waits for the vCPU's next event, unless one is already deliverable.
             if vm.events.deliverable_to(v as u8) {
@@ -198,6 +219,7 @@ fn handle_sync(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
             }
         }
         Class::SysReg => {
+            vm.stats.count(ExitKind::SysReg);
             let access = SysRegAccess::decode(s.iss);
             if access.is_read && idregs::is_id_register(access.reg) {
                 let value = ID_REGISTERS.read(access.reg, cpu::read_id_register);
@@ -218,11 +240,18 @@ fn handle_sync(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
         // An UNDEFINED instruction, and the instructions of features the ID registers hide
         // (CPTR_EL2.TZ/TSM, HCR_EL2.API): a CPU without them would find them UNDEFINED too.
         Class::Unknown | Class::Sve | Class::Sme | Class::PointerAuth => {
+            vm.stats.count(ExitKind::Other);
             cpu::inject_undefined(&mut vm.vcpus[v].regs);
             Action::Resume
         }
-        Class::DataAbortLower | Class::InstructionAbortLower => stage2_fault(vm, v, s),
-        _ => Action::Kill(alloc::format!("PC {:#x}: {s}", vm.vcpus[v].regs.elr)),
+        Class::DataAbortLower | Class::InstructionAbortLower => {
+            vm.stats.count(ExitKind::Stage2);
+            stage2_fault(vm, v, s)
+        }
+        _ => {
+            vm.stats.count(ExitKind::Other);
+            Action::Kill(alloc::format!("PC {:#x}: {s}", vm.vcpus[v].regs.elr))
+        }
     }
 }
 
@@ -252,6 +281,7 @@ fn stage2_fault(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
         vm.vcpus[v].regs.skip_instruction();
         return Action::Resume;
     }
+    vm.stats.count_fault();
     let regs = &mut vm.vcpus[v].regs;
     if vm.spec.on_fault == FaultPolicy::Inject {
         // SPSR.M[3:2] is the exception level the guest was at.

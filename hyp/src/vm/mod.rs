@@ -15,6 +15,7 @@ pub mod memory;
 pub mod pl011;
 #[cfg(target_os = "none")]
 pub mod sched;
+pub mod stats;
 
 #[cfg(target_os = "none")]
 pub use build::{Vm, VmState};

@@ -7,6 +7,7 @@
 //! (`cpus`) is only picked by the CPUs of its set.
 
 use super::build::RunState;
+use super::stats::{Ending, Totals, VmLine};
 use super::{Vm, VmState};
 use crate::arch::aarch64::{cpu, stage2, timer};
 use crate::dev::console;
@@ -246,9 +247,25 @@ impl Scheduler {
             .iter()
             .filter(|vm| vm.state == VmState::Exited(0))
             .count();
+        let mut totals = Totals::default();
+        for vm in &self.vms {
+            totals.add(&vm.stats);
+            crate::println!("{}", vm_line(vm));
+        }
+        percpu::each(|cpu, stats, _| {
+            crate::println!(
+                "hyp: cpustats: cpu={cpu} exits={} idle_ticks={}",
+                stats.exits,
+                stats.idle_ticks
+            );
+        });
+        if crate::trace::enabled() {
+            dump_traces(|line| crate::println!("{line}"));
+        }
         let tally = Tally {
             vms: self.vms.len(),
             ok,
+            totals,
         };
         // A channel's frames are listed by both its ends: take them from the first end.
         let channels: Vec<(u16, Vec<u64>)> = self
@@ -276,6 +293,32 @@ pub struct Tally {
     pub vms: usize,
     /// Of those, the ones that exited with status 0.
     pub ok: usize,
+    /// Their exits, hypercalls and faults.
+    pub totals: Totals,
+}
+
+/// A VM's `hyp: vmstats:` line.
+fn vm_line(vm: &Vm) -> VmLine<'_> {
+    let pages = vm.memory.pages_used();
+    VmLine {
+        name: &vm.name,
+        ending: match vm.state {
+            VmState::Alive => Ending::Alive,
+            VmState::Exited(status) => Ending::Exited(status),
+            VmState::Killed => Ending::Killed,
+        },
+        vcpus: vm.vcpus.len(),
+        restarts: vm.restarts,
+        stats: &vm.stats,
+        mapped_pages: pages,
+        quota_pages: pages + vm.memory.quota_left_bytes() / crate::mm::PAGE_SIZE,
+    }
+}
+
+/// Writes every CPU's trace ring through `out` (the console, or its emergency path), oldest
+/// record first, CPU by CPU. Takes no lock.
+pub fn dump_traces(mut out: impl FnMut(core::fmt::Arguments)) {
+    percpu::each(|cpu, _, ring| crate::trace::dump(cpu, ring, &mut out));
 }
 
 /// Gives this CPU its next vCPU and returns when one is loaded (the caller enters it). Idles,
@@ -300,11 +343,13 @@ pub fn reschedule(mut guard: MutexGuard<'_, Option<Scheduler>>, outgoing_alive: 
             Next::Idle(deadline) => {
                 drop(guard);
                 // Idle until the lock is back: waiting for it here is not this CPU's work.
+                let idle_from = timer::counter();
                 guard = crate::bench::idle(|| {
                     timer::wait_until(deadline);
                     super::exit::take_interrupts(None);
                     SCHED.lock()
                 });
+                percpu::add_idle(timer::counter().wrapping_sub(idle_from));
                 alive = false;
             }
         }

@@ -22,8 +22,9 @@ extern "C" fn handle_guest_exit(regs: *mut GuestRegs, kind: u64) {
     // otherwise reached through the scheduler, which owns the vCPU).
     let x0 = unsafe { (*regs).x[0] };
     let (esr, far, hpfar) = exit_syndrome();
+    crate::percpu::count_exit();
     let exit = match kind {
-        EXIT_SYNC => crate::vm::exit::Exit::Sync(Syndrome::decode(esr, far, hpfar)),
+        EXIT_SYNC => crate::vm::exit::Exit::Sync(Syndrome::decode(esr, far, hpfar), x0),
         EXIT_IRQ => crate::vm::exit::Exit::Irq,
         _ => crate::vm::exit::Exit::Unexpected { kind, esr },
     };
@@ -35,7 +36,10 @@ extern "C" fn handle_guest_exit(regs: *mut GuestRegs, kind: u64) {
 #[unsafe(no_mangle)]
 extern "C" fn handle_hyp_fault(kind: u64, esr: u64, far: u64, elr: u64) -> ! {
     let syndrome = Syndrome::decode(esr, far, 0);
-    log::error!("exception at EL2 (kind {kind}): {syndrome} at ELR {elr:#x}; stopping");
+    // The console lock may be held (by this CPU, even): the emergency path does not wait.
+    crate::dev::console::emergency_println(format_args!(
+        "hyp: exception at EL2 (kind {kind}): {syndrome} at ELR {elr:#x}; stopping"
+    ));
     crate::power::halt_after_failure();
     #[allow(unreachable_code)]
     wait_forever()
