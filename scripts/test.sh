@@ -163,6 +163,8 @@ cases=(
     "fuzz: seeds 3, 4 (30,000 calls), victim untouched|0|--smp 2 --manifest $M/fuzz-2.toml --disk $results/fuzz-2.img|fuzz-a: fuzz: seed=3 calls=15000 ;;fuzz-b: fuzz: seed=4 calls=15000 ;;victim: victim: memory and FP/SIMD registers unchanged;;hyp: summary: vms=3 ok=3 failed=0 frames_leaked=0 heap_leaked=0"
     "raspi4b fuzz: seeds 5, 6 (20,000 calls), victim untouched|0|--board raspi4b --manifest $M/fuzz-pi.toml|fuzz-a: fuzz: seed=5 calls=10000 ;;fuzz-b: fuzz: seed=6 calls=10000 ;;victim: victim: memory and FP/SIMD registers unchanged;;hyp: summary: vms=3 ok=3 failed=0 frames_leaked=0 heap_leaked=0"
     "raspi4b fuzz: seeds 7, 8 (20,000 calls), victim untouched|0|--board raspi4b --manifest $M/fuzz-pi-2.toml|fuzz-a: fuzz: seed=7 calls=10000 ;;fuzz-b: fuzz: seed=8 calls=10000 ;;victim: victim: memory and FP/SIMD registers unchanged;;hyp: summary: vms=3 ok=3 failed=0 frames_leaked=0 heap_leaked=0"
+    "block: a region beyond the disk image refuses its VM alone at boot, the other's works|1|--manifest $M/blk-beyond-disk.toml --disk $results/beyond.img|VM far: refused: its disk region (sectors 65536..67584) is beyond the 32768-sector disk;;near: blk: verified 1024 KiB with seed 4: all match;;hyp: summary: vms=2 ok=1 failed=1 frames_leaked=0 heap_leaked=0;;run: 1 of 2 VMs failed"
+    "a channel names its peer by manifest index after an earlier VM was refused|1|--no-image-check --manifest $M/channel-after-refused.toml|VM broken: refused: bad image;;pinger: ping: all 204 checks passed;;ponger: pong: all 204 checks passed;;hyp: summary: vms=3 ok=2 failed=1 frames_leaked=0 heap_leaked=0;;run: 1 of 3 VMs failed"
 )
 if [ "$full" = 1 ]; then
     for cpu in cortex-a53 cortex-a57 cortex-a72 cortex-a76 neoverse-n1 max; do

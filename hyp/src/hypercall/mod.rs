@@ -87,7 +87,7 @@ pub enum Action {
     Kill(String),
     /// Restart the VM from its image with fresh memory.
     Reset,
-    /// Return to the vCPU, and raise `event` in VM `vm` (a channel notify).
+    /// Return to the vCPU, and raise `event` in VM `vm`, a manifest index (a channel notify).
     Notify { vm: usize, event: u32 },
 }
 

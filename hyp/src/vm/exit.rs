@@ -87,7 +87,9 @@ pub fn handle(exit: Exit) {
     let alive = match action {
         Action::Resume => return,
         Action::Notify { vm: peer, event } => {
-            if let Some(peer) = sched.vms.get_mut(peer).filter(|p| p.is_alive()) {
+            // By manifest index: a VM refused at boot has no place in the list.
+            let peer = sched.vms.iter_mut().find(|p| p.index == peer);
+            if let Some(peer) = peer.filter(|p| p.is_alive()) {
                 peer.raise_event(event);
             }
             return;
