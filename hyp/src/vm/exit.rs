@@ -8,7 +8,7 @@ use super::{Vm, VmState};
 use crate::arch::aarch64::esr::{self, Class, Syndrome, SysRegAccess};
 use crate::arch::aarch64::{cpu, stage2, timer};
 use crate::dev::gic;
-use crate::hypercall::{self, Action};
+use crate::hypercall::{self, Action, KillReason};
 use core::sync::atomic::{AtomicU32, Ordering};
 use hypercall_abi::Regs;
 use manifest::FaultPolicy;
@@ -80,9 +80,7 @@ pub fn handle(exit: Exit) {
             cpu::set_hcr(vm.vcpus[v].hcr);
             action
         }
-        Exit::Unexpected { kind, esr } => Action::Kill(alloc::format!(
-            "unexpected exception kind {kind}, ESR {esr:#x}"
-        )),
+        Exit::Unexpected { kind, esr } => Action::Kill(KillReason::Unexpected { kind, esr }),
     };
     let alive = match action {
         Action::Resume => return,
@@ -163,7 +161,7 @@ fn handle_sync(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
             // Register by register: the compiler pairs these loads and stores, where a slice
             // copy becomes a call to a byte loop (the hot path of every hypercall).
             let Some(vcpu) = vm.vcpus.get(v) else {
-                return Action::Kill(alloc::format!("vCPU {v} does not exist"));
+                return Action::Kill(KillReason::NoVcpu(v));
             };
             let saved = &vcpu.regs.x;
             let mut regs: Regs = core::array::from_fn(|i| saved[i]);
@@ -224,7 +222,10 @@ fn handle_sync(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
             Action::Resume
         }
         Class::DataAbortLower | Class::InstructionAbortLower => stage2_fault(vm, v, s),
-        _ => Action::Kill(alloc::format!("PC {:#x}: {s}", vm.vcpus[v].regs.elr)),
+        _ => Action::Kill(KillReason::Trap {
+            pc: vm.vcpus[v].regs.elr,
+            syndrome: *s,
+        }),
     }
 }
 
@@ -266,11 +267,10 @@ fn stage2_fault(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
         cpu::inject_sync(regs, esr::injected_abort_syndrome(s, from_el1), s.far);
         return Action::Resume;
     }
-    Action::Kill(alloc::format!(
-        "stage-2 fault at IPA {:#x}, PC {:#x}: {s}",
-        s.ipa,
-        regs.elr
-    ))
+    Action::Kill(KillReason::Stage2Fault {
+        pc: regs.elr,
+        syndrome: *s,
+    })
 }
 
 /// Every frame backing the VM is owned by it, and it owns no other: checked after each
