@@ -169,6 +169,8 @@ cases=(
     "exit tracing: a ring that wrapped keeps its last 256 (8 VMs on one CPU)|0|--trace --manifest $M/eight.toml|hyp: trace: cpu=0 recorded=;;kept=256;;hyp: summary: vms=8 ok=8 failed=0 frames_leaked=0 heap_leaked=0 exits="
     "exit tracing: a killing stage-2 fault traced, and counted in its VM's statistics|1|--trace --manifest $M/crash.toml|kind=stage2 ec=0x24 ipa=0x;;hyp: vmstats: name=crasher state=killed vcpus=1 ;;exits_other=0 faults=1 events=;;hyp: summary: vms=3 ok=2 failed=1 frames_leaked=0 heap_leaked=0 exits="
     "raspi4b exit tracing on 4 cores|0|--board raspi4b --trace|exit tracing on (pvhyp.trace);;hyp: trace: cpu=0 recorded=;;hyp: trace: cpu=3 recorded=;;kind=hypercall ec=0x16 function=;;hyp: summary: vms=2 ok=2 failed=0 frames_leaked=0 heap_leaked=0 exits="
+    "block: a region beyond the disk image refuses its VM alone at boot, the other's works|1|--manifest $M/blk-beyond-disk.toml --disk $results/beyond.img|VM far: refused: its disk region (sectors 65536..67584) is beyond the 32768-sector disk;;near: blk: verified 1024 KiB with seed 4: all match;;hyp: summary: vms=2 ok=1 failed=1 frames_leaked=0 heap_leaked=0;;run: 1 of 2 VMs failed"
+    "a channel names its peer by manifest index after an earlier VM was refused|1|--no-image-check --manifest $M/channel-after-refused.toml|VM broken: refused: bad image;;pinger: ping: all 204 checks passed;;ponger: pong: all 204 checks passed;;hyp: summary: vms=3 ok=2 failed=1 frames_leaked=0 heap_leaked=0;;run: 1 of 3 VMs failed"
 )
 if [ "$full" = 1 ]; then
     for cpu in cortex-a53 cortex-a57 cortex-a72 cortex-a76 neoverse-n1 max; do

@@ -1,8 +1,10 @@
 //! The virtqueue driver (`hyp/src/disk/virtqueue.rs`) against a device that may misbehave:
 //! the used ring is written by the device, so whatever it holds, the driver reads only its own
-//! queue page's used ring, writes only the descriptors and the available ring, and reports a
-//! completion exactly when the used index moved. With an honest device, every chain arrives as
-//! published and comes back with the bytes the device wrote, across index wraps.
+//! queue page's used ring, writes only the descriptors and the available ring, and reports an
+//! answer exactly when the used index moved: a completion only when the index moved by one
+//! with a chain in flight and the element names that chain with no more bytes than its
+//! device-written buffers hold, else a device error. With an honest device, every chain
+//! arrives as published and comes back with the bytes the device wrote, across index wraps.
 
 #![no_main]
 
@@ -147,8 +149,10 @@ fuzz_target!(|ops: Vec<Op>| {
         last_avail: 0,
         used_idx: 0,
     };
-    // The driver's view, kept here independently: the used index it has seen up to.
+    // The driver's view, kept here independently: the used index it has seen up to, and the
+    // bytes the device may write into the chain in flight.
     let mut last_used = 0u16;
+    let mut in_flight: Option<u32> = None;
     // The chain in flight, while nothing but the honest device touched the page.
     let mut clean: Option<Vec<Buf>> = None;
     let mut tampered = false;
@@ -174,6 +178,12 @@ fuzz_target!(|ops: Vec<Op>| {
                     continue;
                 }
                 queue.publish(&mut page, &chain);
+                in_flight = Some(
+                    chain
+                        .iter()
+                        .filter(|b| b.device_writes)
+                        .fold(0u32, |sum, b| sum.saturating_add(b.len)),
+                );
                 // Every descriptor link the driver wrote stays inside the table.
                 for i in 0..chain.len() {
                     assert!(le16(&page, DESC_OFFSET + 16 * i + 14) < QUEUE_SIZE);
@@ -191,8 +201,9 @@ fuzz_target!(|ops: Vec<Op>| {
                         .iter()
                         .filter(|b| b.2)
                         .fold(0u32, |sum, b| sum.wrapping_add(b.1));
-                    assert_eq!(queue.poll(&page), Some(written));
+                    assert_eq!(queue.poll(&page), Some(Ok(written)));
                     last_used = last_used.wrapping_add(1);
+                    in_flight = None;
                 }
             }
             Op::Scribble { offset, bytes } => {
@@ -208,13 +219,24 @@ fuzz_target!(|ops: Vec<Op>| {
                 clean = None;
             }
             Op::Poll => {
-                let moved = le16(&page, USED_OFFSET + 2) != last_used;
+                let used = le16(&page, USED_OFFSET + 2);
                 let slot = USED_OFFSET + 4 + 8 * (last_used % QUEUE_SIZE) as usize;
-                let want = moved.then(|| le32(&page, slot + 4));
-                assert_eq!(queue.poll(&page), want);
-                if moved {
-                    last_used = last_used.wrapping_add(1);
+                let (id, len) = (le32(&page, slot), le32(&page, slot + 4));
+                let answer = queue.poll(&page);
+                if used == last_used {
+                    assert_eq!(answer, None);
+                    continue;
                 }
+                let answers_the_chain = used == last_used.wrapping_add(1)
+                    && id == 0
+                    && in_flight.is_some_and(|writable| len <= writable);
+                match answer {
+                    Some(Ok(n)) => assert!(answers_the_chain && n == len, "{answer:?}"),
+                    Some(Err(_)) => assert!(!answers_the_chain, "a good answer refused"),
+                    None => panic!("the used index moved unseen"),
+                }
+                last_used = used;
+                in_flight = None;
             }
         }
     }

@@ -476,7 +476,8 @@ fn refuse_impossible_pin(vm: &mut Vm) {
 }
 
 /// Finds the disk the VMs' regions lie on (virtio-blk, else a RAM disk), if any VM has one. A
-/// VM whose region the RAM disk cannot hold is refused (the setup logs why) and counts as failed.
+/// VM whose region lies beyond the virtio-blk disk, or that the RAM disk cannot hold, is refused
+/// alone (the setup logs why) and counts as failed.
 pub fn init_disk(board: &Board, vms: &mut [Vm]) {
     let with_disk: Vec<usize> = (0..vms.len())
         .filter(|&i| vms[i].block_io.is_some())
@@ -485,10 +486,19 @@ pub fn init_disk(board: &Board, vms: &mut [Vm]) {
         .iter()
         .filter_map(|&i| Some((vms[i].name.as_str(), vms[i].block_io.as_ref()?.region)))
         .collect();
-    match power::held_for_the_run(|| crate::disk::setup::init(board, &regions)) {
-        Ok(refused) => {
-            for r in refused {
-                vms[with_disk[r]].state = crate::vm::VmState::Killed;
+    // The refused as a set of positions: the list setup returns is freed inside, so that the
+    // heap the run holds is what the disk keeps.
+    const _: () = assert!(manifest::MAX_VMS <= u64::BITS as usize);
+    let refused = power::held_for_the_run(|| {
+        crate::disk::setup::init(board, &regions)
+            .map(|refused| refused.iter().fold(0u64, |set, &r| set | 1 << r))
+    });
+    match refused {
+        Ok(set) => {
+            for (r, &vm) in with_disk.iter().enumerate() {
+                if set & 1 << r != 0 {
+                    vms[vm].state = crate::vm::VmState::Killed;
+                }
             }
         }
         Err(e) => fail(&e),
@@ -524,9 +534,20 @@ fn connect_channels(channels: &[manifest::ChannelSpec], vms: &mut [Vm]) {
             continue;
         };
         let owner = Owner::Shared(i as u16);
-        let frames: Vec<u64> = (0..spec.pages)
-            .map(|_| Cpu::alloc_frame(owner).unwrap_or_else(|| fail("no RAM left for channels")))
-            .collect();
+        let mut frames: Vec<u64> = Vec::new();
+        for _ in 0..spec.pages {
+            match Cpu::alloc_frame(owner) {
+                Some(pa) => frames.push(pa),
+                None => break,
+            }
+        }
+        if frames.len() < spec.pages as usize {
+            for pa in frames {
+                Cpu::free_frame(owner, pa);
+            }
+            refuse_for_channel(vms, [a, b], &spec.name, "no RAM left for its pages");
+            continue;
+        }
         for (offset, header) in ring_headers(u64::from(spec.pages)) {
             let at = frames[(offset / PAGE_SIZE) as usize] + offset % PAGE_SIZE;
             // SAFETY: the frame was just allocated for this channel, is identity-mapped RAM
@@ -537,26 +558,34 @@ fn connect_channels(channels: &[manifest::ChannelSpec], vms: &mut [Vm]) {
             };
         }
         let (local_a, local_b) = (vms[a].channels.len(), vms[b].channels.len());
+        // The guest sees its peer by manifest index (as VM_INFO's vm_index): a VM refused
+        // before the list was built leaves no place in it, so a position is not that index.
         let end = |peer: usize, peer_local: usize, local: usize, first: bool| ChannelEnd {
             channel: i as u16,
             ipa: channel_ipa(local),
             frames: frames.clone(),
-            peer_vm: peer,
+            peer_vm: vms[peer].index,
             peer_event: FIRST_CHANNEL_EVENT + peer_local as u32,
             sends_on_first: first,
         };
-        let ends = [
-            (a, end(b, local_b, local_a, true)),
-            (b, end(a, local_a, local_b, false)),
-        ];
-        for (vm, end) in ends {
-            if let Err(e) = vms[vm].attach_channel(end) {
-                fail(&alloc::format!(
-                    "channel {}: cannot map it into VM {}: {e}",
-                    spec.name,
-                    vms[vm].name
-                ));
+        let (end_a, end_b) = (
+            end(b, local_b, local_a, true),
+            end(a, local_a, local_b, false),
+        );
+        if let Err(e) = vms[a].attach_channel(end_a) {
+            // No end holds the frames: they go back now.
+            for pa in frames {
+                Cpu::free_frame(owner, pa);
             }
+            let why = alloc::format!("cannot map it into VM {}: {e}", vms[a].name);
+            refuse_for_channel(vms, [a, b], &spec.name, &why);
+            continue;
+        }
+        // From here the first end holds the frames; they go back when the VMs are dropped.
+        if let Err(e) = vms[b].attach_channel(end_b) {
+            let why = alloc::format!("cannot map it into VM {}: {e}", vms[b].name);
+            refuse_for_channel(vms, [a, b], &spec.name, &why);
+            continue;
         }
         log::info!(
             "channel {}: {} <-> {}, {} page(s), owned by the channel",
@@ -565,5 +594,18 @@ fn connect_channels(channels: &[manifest::ChannelSpec], vms: &mut [Vm]) {
             vms[b].name,
             spec.pages
         );
+    }
+}
+
+/// A channel that cannot be set up refuses the two VMs it joins (each expects it from its first
+/// instruction), one line each naming the channel and why; the other VMs run, and the summary
+/// counts these as failed.
+fn refuse_for_channel(vms: &mut [Vm], ends: [usize; 2], channel: &str, why: &str) {
+    for vm in ends {
+        log::error!(
+            "VM {}: refused: channel {channel}: {why}; the other VMs run",
+            vms[vm].name
+        );
+        vms[vm].state = crate::vm::VmState::Killed;
     }
 }

@@ -40,6 +40,18 @@ pub fn refusal(name: &str, region: &Region, e: &TooLarge) -> String {
     )
 }
 
+/// The line that refuses VM `name` if its disk `region` does not lie inside a disk of
+/// `sectors` sectors.
+pub fn beyond_the_disk(name: &str, region: &Region, sectors: u64) -> Option<String> {
+    (region.end() > sectors).then(|| {
+        format!(
+            "VM {name}: refused: its disk region (sectors {}..{}) is beyond the {sectors}-sector disk: give a bigger image (scripts/run.sh --disk FILE); the other VMs run",
+            region.first_sector,
+            region.end(),
+        )
+    })
+}
+
 #[cfg(target_os = "none")]
 use {
     super::ramdisk::RamDisk,
@@ -51,8 +63,9 @@ use {
 };
 
 /// Finds or makes the disk the VMs' `regions` (name, region) lie on, and installs it. Returns
-/// the positions in `regions` of those refused (one log line each: the RAM disk cannot hold
-/// them; their VMs must not run). An error is a reason the boot cannot go on.
+/// the positions in `regions` of those refused (one log line each: the region lies beyond the
+/// virtio-blk disk, or the RAM disk cannot hold it; their VMs must not run). An error is a
+/// reason the boot cannot go on (the device itself failed).
 #[cfg(target_os = "none")]
 pub fn init(board: &Board, regions: &[(&str, Region)]) -> Result<Vec<usize>, String> {
     let mut refused = Vec::new();
@@ -79,14 +92,10 @@ pub fn init(board: &Board, regions: &[(&str, Region)]) -> Result<Vec<usize>, Str
                 "virtio-blk ({transport:?} virtio-mmio) at {base:#x}, {} MiB",
                 (dev.sectors() * SECTOR_SIZE) >> 20
             );
-            for (name, r) in regions {
-                if r.end() > dev.sectors() {
-                    return Err(format!(
-                        "VM {name}: disk region (sectors {}..{}) is beyond the {}-sector disk: give a bigger image (scripts/run.sh --disk FILE)",
-                        r.first_sector,
-                        r.end(),
-                        dev.sectors()
-                    ));
+            for (i, (name, r)) in regions.iter().enumerate() {
+                if let Some(line) = beyond_the_disk(name, r, dev.sectors()) {
+                    log::error!("{line}");
+                    refused.push(i);
                 }
             }
             Box::new(dev)
@@ -155,6 +164,22 @@ mod tests {
         };
         assert_eq!(sectors_needed(&[r(0, 8), r(100, 4), r(16, 8)]), 104);
         assert_eq!(sectors_needed(&[]), 0);
+    }
+
+    #[test]
+    fn a_region_beyond_the_disk_refuses_its_vm_alone() {
+        let r = |first_sector, sectors| Region {
+            first_sector,
+            sectors,
+        };
+        assert_eq!(beyond_the_disk("fits", &r(0, 2048), 2048), None);
+        assert_eq!(beyond_the_disk("fits", &r(2000, 48), 2048), None);
+        assert_eq!(
+            beyond_the_disk("far", &r(2040, 16), 2048).as_deref(),
+            Some(
+                "VM far: refused: its disk region (sectors 2040..2056) is beyond the 2048-sector disk: give a bigger image (scripts/run.sh --disk FILE); the other VMs run"
+            )
+        );
     }
 
     #[test]

@@ -337,17 +337,25 @@ mod driver {
             self.queue.publish(&mut self.page, &chain[..n]);
             self.regs.queue_notify.set(0);
             let deadline = CNTPCT_EL0.get() + CNTFRQ_EL0.get() * TIMEOUT_SECONDS;
-            while self.queue.poll(&self.page).is_none() {
+            let answer = loop {
+                if let Some(answer) = self.queue.poll(&self.page) {
+                    break answer;
+                }
                 if CNTPCT_EL0.get() > deadline {
                     log::error!("virtio-blk: no answer in {TIMEOUT_SECONDS} s; the disk is off");
                     self.broken = true;
                     return Err(DiskError::Device);
                 }
                 core::hint::spin_loop();
-            }
+            };
             self.regs
                 .interrupt_ack
                 .set(self.regs.interrupt_status.get());
+            if let Err(bad) = answer {
+                log::error!("virtio-blk: {}; the disk is off", bad.reason());
+                self.broken = true;
+                return Err(DiskError::Device);
+            }
             // SAFETY: as above.
             let s = unsafe { core::ptr::read_volatile(self.page.at(STATUS) as *const u8) };
             if s == S_OK {

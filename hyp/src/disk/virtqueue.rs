@@ -25,6 +25,9 @@ const _: () = assert!(
 );
 const _: () = assert!(DRIVER_AREA + 64 <= 4096);
 
+/// Every chain starts at descriptor 0 (one chain at a time): the id its used element names.
+const HEAD: u16 = 0;
+
 /// Descriptor flag: the chain continues at `next`.
 pub const DESC_F_NEXT: u16 = 1;
 /// Descriptor flag: the device writes this buffer (else it reads it).
@@ -55,6 +58,31 @@ pub struct Buffer {
 pub struct SplitQueue {
     next_avail: u16,
     last_used: u16,
+    /// The chain the device has not used yet: the bytes it may write into it.
+    in_flight: Option<u32>,
+}
+
+/// A used ring that does not answer the one chain in flight: the device is not to be trusted
+/// with the next request either.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadUsed {
+    /// The used index moved with no chain in flight, or by more than the one chain.
+    Step,
+    /// The used element names another chain than the one published (its head is descriptor 0).
+    Id,
+    /// The device says it wrote more bytes than the chain's device-written buffers hold.
+    Len,
+}
+
+impl BadUsed {
+    /// What the device did, for the one log line.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Step => "the used index moved by other than the one request in flight",
+            Self::Id => "the used element names another chain",
+            Self::Len => "the used length exceeds the request's device-written buffers",
+        }
+    }
 }
 
 impl SplitQueue {
@@ -73,8 +101,13 @@ impl SplitQueue {
             mem.write_u16(d + 12, flags);
             mem.write_u16(d + 14, (i + 1) as u16 % QUEUE_SIZE);
         }
+        let writable = chain
+            .iter()
+            .filter(|b| b.device_writes)
+            .fold(0u32, |sum, b| sum.saturating_add(b.len));
+        self.in_flight = Some(writable);
         let slot = (self.next_avail % QUEUE_SIZE) as usize;
-        mem.write_u16(AVAIL_OFFSET + 4 + 2 * slot, 0);
+        mem.write_u16(AVAIL_OFFSET + 4 + 2 * slot, HEAD);
         self.next_avail = self.next_avail.wrapping_add(1);
         // The descriptors and the ring entry before the index that publishes them.
         mem.barrier();
@@ -82,17 +115,29 @@ impl SplitQueue {
         mem.barrier();
     }
 
-    /// If the device has used the chain: the bytes it wrote.
-    pub fn poll(&mut self, mem: &impl QueueMemory) -> Option<u32> {
-        if mem.read_u16(USED_OFFSET + 2) == self.last_used {
+    /// If the used index moved: the bytes the device wrote into the chain in flight, or how
+    /// the used ring fails to answer exactly that chain. Either way the chain is no longer in
+    /// flight and the index is taken as the device left it.
+    pub fn poll(&mut self, mem: &impl QueueMemory) -> Option<Result<u32, BadUsed>> {
+        let used = mem.read_u16(USED_OFFSET + 2);
+        if used == self.last_used {
             return None;
         }
         // The used element after the index that announced it.
         mem.barrier();
         let slot = (self.last_used % QUEUE_SIZE) as usize;
+        let id = mem.read_u32(USED_OFFSET + 4 + 8 * slot);
         let len = mem.read_u32(USED_OFFSET + 4 + 8 * slot + 4);
-        self.last_used = self.last_used.wrapping_add(1);
-        Some(len)
+        let step = used.wrapping_sub(self.last_used);
+        self.last_used = used;
+        let result = match self.in_flight.take() {
+            Some(_) if step != 1 => Err(BadUsed::Step),
+            None => Err(BadUsed::Step),
+            Some(_) if id != u32::from(HEAD) => Err(BadUsed::Id),
+            Some(writable) if len > writable => Err(BadUsed::Len),
+            Some(_) => Ok(len),
+        };
+        Some(result)
     }
 }
 
@@ -198,7 +243,81 @@ mod tests {
                 .collect();
             assert_eq!(served[0], want);
             let written = if round % 2 == 0 { 4097 } else { 4096 };
-            assert_eq!(q.poll(&page), Some(written));
+            assert_eq!(q.poll(&page), Some(Ok(written)));
         }
+    }
+
+    fn three_buffer_request() -> [Buffer; 3] {
+        [
+            Buffer {
+                addr: 0x1000,
+                len: 16,
+                device_writes: false,
+            },
+            Buffer {
+                addr: 0x2000,
+                len: 512,
+                device_writes: true,
+            },
+            Buffer {
+                addr: 0x1010,
+                len: 1,
+                device_writes: true,
+            },
+        ]
+    }
+
+    fn used_element(page: &mut Page, slot: u16, id: u32, len: u32) {
+        let u = USED_OFFSET + 4 + 8 * (slot % QUEUE_SIZE) as usize;
+        page.write_u32(u, id);
+        page.write_u32(u + 4, len);
+    }
+
+    #[test]
+    fn a_used_index_moved_by_two_fails_the_request_and_the_next_one() {
+        let mut page = Page(vec![0; 4096]);
+        let mut q = SplitQueue::default();
+        q.publish(&mut page, &three_buffer_request());
+        used_element(&mut page, 0, 0, 513);
+        used_element(&mut page, 1, 0, 513);
+        page.write_u16(USED_OFFSET + 2, 2);
+        assert_eq!(q.poll(&page), Some(Err(BadUsed::Step)));
+        // The next request must not complete on the element the device wrote ahead.
+        q.publish(&mut page, &three_buffer_request());
+        assert_eq!(q.poll(&page), None);
+        used_element(&mut page, 2, 0, 513);
+        page.write_u16(USED_OFFSET + 2, 3);
+        assert_eq!(q.poll(&page), Some(Ok(513)));
+    }
+
+    #[test]
+    fn a_used_index_moved_with_nothing_in_flight_is_a_device_error() {
+        let mut page = Page(vec![0; 4096]);
+        let mut q = SplitQueue::default();
+        page.write_u16(USED_OFFSET + 2, 1);
+        assert_eq!(q.poll(&page), Some(Err(BadUsed::Step)));
+        assert_eq!(q.poll(&page), None, "reported once");
+    }
+
+    #[test]
+    fn a_used_element_for_another_chain_or_too_long_is_a_device_error() {
+        let mut page = Page(vec![0; 4096]);
+        let mut q = SplitQueue::default();
+        q.publish(&mut page, &three_buffer_request());
+        used_element(&mut page, 0, 5, 1);
+        page.write_u16(USED_OFFSET + 2, 1);
+        assert_eq!(q.poll(&page), Some(Err(BadUsed::Id)));
+        q.publish(&mut page, &three_buffer_request());
+        used_element(&mut page, 1, 0, 514);
+        page.write_u16(USED_OFFSET + 2, 2);
+        assert_eq!(q.poll(&page), Some(Err(BadUsed::Len)));
+        q.publish(&mut page, &three_buffer_request());
+        used_element(&mut page, 2, 0, 1);
+        page.write_u16(USED_OFFSET + 2, 3);
+        assert_eq!(
+            q.poll(&page),
+            Some(Ok(1)),
+            "a device may write less than offered"
+        );
     }
 }

@@ -17,8 +17,9 @@ mod psci;
 mod standard;
 
 use crate::arch::Cpu;
+use crate::arch::aarch64::esr::Syndrome;
 use crate::vm::memory::{GuestMemory, PageCall};
-use alloc::string::String;
+use core::fmt;
 use hypercall_abi::{Call, Error, Regs};
 
 /// What the hyp needs from the calling VM to serve its calls.
@@ -84,11 +85,43 @@ pub enum Action {
     /// The VM ended itself with this status.
     Exit(u64),
     /// The VM is ended for this reason.
-    Kill(String),
+    Kill(KillReason),
     /// Restart the VM from its image with fresh memory.
     Reset,
-    /// Return to the vCPU, and raise `event` in VM `vm` (a channel notify).
+    /// Return to the vCPU, and raise `event` in VM `vm`, a manifest index (a channel notify).
     Notify { vm: usize, event: u32 },
+}
+
+/// Why the hyp ends a VM: plain data, formatted only as it is logged, so that ending a VM
+/// allocates nothing (a guest may be killed while the heap is exhausted, and a failed heap
+/// allocation aborts the hyp).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KillReason {
+    /// An exception the vectors do not expect (`kind`: its vector).
+    Unexpected { kind: u64, esr: u64 },
+    /// A hypercall from a vCPU the VM does not have.
+    NoVcpu(usize),
+    /// A trap the hyp does not emulate, at `pc`.
+    Trap { pc: u64, syndrome: Syndrome },
+    /// A stage-2 fault the VM's fault policy does not inject, at `pc`.
+    Stage2Fault { pc: u64, syndrome: Syndrome },
+}
+
+impl fmt::Display for KillReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unexpected { kind, esr } => {
+                write!(f, "unexpected exception kind {kind}, ESR {esr:#x}")
+            }
+            Self::NoVcpu(v) => write!(f, "vCPU {v} does not exist"),
+            Self::Trap { pc, syndrome } => write!(f, "PC {pc:#x}: {syndrome}"),
+            Self::Stage2Fault { pc, syndrome } => write!(
+                f,
+                "stage-2 fault at IPA {:#x}, PC {pc:#x}: {syndrome}",
+                syndrome.ipa
+            ),
+        }
+    }
 }
 
 /// Serves the call in `regs` (x0..x17) and leaves the answer there.
@@ -302,6 +335,37 @@ mod tests {
     use super::fake::FakeVm;
     use super::*;
     use hypercall_abi::{Call, Version};
+
+    #[test]
+    fn a_kill_reason_is_plain_data_that_says_what_happened() {
+        // A data abort from EL1 (EC 0x24), translation fault level 3, on a write.
+        let syndrome = Syndrome::decode(0x9200_0047, 0x1234, 0x4_0000 << 4);
+        let reason = KillReason::Stage2Fault {
+            pc: 0x4008_0000,
+            syndrome,
+        };
+        let text = std::format!("{reason}");
+        assert!(
+            text.starts_with("stage-2 fault at IPA 0x40000234, PC 0x40080000: ESR 0x92000047"),
+            "{text}"
+        );
+        assert_eq!(
+            std::format!("{}", KillReason::NoVcpu(9)),
+            "vCPU 9 does not exist"
+        );
+        assert_eq!(
+            std::format!(
+                "{}",
+                KillReason::Unexpected {
+                    kind: 3,
+                    esr: 0xbe00_0000
+                }
+            ),
+            "unexpected exception kind 3, ESR 0xbe000000"
+        );
+        // No heap behind it: the action that ends a VM is copied, never allocated.
+        const _: () = assert!(core::mem::size_of::<KillReason>() <= 64);
+    }
 
     fn call(vm: &mut FakeVm, c: Call) -> (Action, Regs) {
         let mut regs = c.to_regs();

@@ -9,7 +9,7 @@ use super::{Vm, VmState};
 use crate::arch::aarch64::esr::{self, Class, Syndrome, SysRegAccess};
 use crate::arch::aarch64::{cpu, stage2, timer};
 use crate::dev::gic;
-use crate::hypercall::{self, Action};
+use crate::hypercall::{self, Action, KillReason};
 use core::sync::atomic::{AtomicU32, Ordering};
 use hypercall_abi::Regs;
 use manifest::FaultPolicy;
@@ -88,9 +88,7 @@ pub fn handle(exit: Exit) {
         }
         &Exit::Unexpected { kind, esr } => {
             vm.stats.count(ExitKind::Other);
-            Action::Kill(alloc::format!(
-                "unexpected exception kind {kind}, ESR {esr:#x}"
-            ))
+            Action::Kill(KillReason::Unexpected { kind, esr })
         }
     };
     if crate::trace::enabled() {
@@ -104,7 +102,9 @@ pub fn handle(exit: Exit) {
     let alive = match action {
         Action::Resume => return,
         Action::Notify { vm: peer, event } => {
-            if let Some(peer) = sched.vms.get_mut(peer).filter(|p| p.is_alive()) {
+            // By manifest index: a VM refused at boot has no place in the list.
+            let peer = sched.vms.iter_mut().find(|p| p.index == peer);
+            if let Some(peer) = peer.filter(|p| p.is_alive()) {
                 peer.raise_event(event);
             }
             return;
@@ -180,7 +180,7 @@ fn handle_sync(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
             // Register by register: the compiler pairs these loads and stores, where a slice
             // copy becomes a call to a byte loop (the hot path of every hypercall).
             let Some(vcpu) = vm.vcpus.get(v) else {
-                return Action::Kill(alloc::format!("vCPU {v} does not exist"));
+                return Action::Kill(KillReason::NoVcpu(v));
             };
             let saved = &vcpu.regs.x;
             let mut regs: Regs = core::array::from_fn(|i| saved[i]);
@@ -250,7 +250,10 @@ fn handle_sync(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
         }
         _ => {
             vm.stats.count(ExitKind::Other);
-            Action::Kill(alloc::format!("PC {:#x}: {s}", vm.vcpus[v].regs.elr))
+            Action::Kill(KillReason::Trap {
+                pc: vm.vcpus[v].regs.elr,
+                syndrome: *s,
+            })
         }
     }
 }
@@ -294,11 +297,10 @@ fn stage2_fault(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
         cpu::inject_sync(regs, esr::injected_abort_syndrome(s, from_el1), s.far);
         return Action::Resume;
     }
-    Action::Kill(alloc::format!(
-        "stage-2 fault at IPA {:#x}, PC {:#x}: {s}",
-        s.ipa,
-        regs.elr
-    ))
+    Action::Kill(KillReason::Stage2Fault {
+        pc: regs.elr,
+        syndrome: *s,
+    })
 }
 
 /// Every frame backing the VM is owned by it: checked after each hypercall in debug builds, and

@@ -142,6 +142,21 @@ pub mod sensitive {
         unsafe { asm!("dc csw, {}", in(reg) 0u64, options(nostack)) };
     }
 
+    /// DISR_EL1, the deferred-SError record: UNDEFINED where the CPU lacks RAS; with RAS and
+    /// HCR_EL2.AMO it reaches VDISR_EL2 without a trap, which the hypervisor switches per vCPU.
+    pub fn read_disr() -> u64 {
+        let value;
+        // SAFETY: a read with no side effect (or an UNDEF that fault::probe catches).
+        unsafe { asm!("mrs {}, s3_0_c12_c1_1", out(reg) value, options(nomem, nostack)) };
+        value
+    }
+
+    /// Writes DISR_EL1 (see [`read_disr`]).
+    pub fn write_disr(value: u64) {
+        // SAFETY: the record only informs this vCPU's own later reads and ESBs.
+        unsafe { asm!("msr s3_0_c12_c1_1, {}", in(reg) value, options(nomem, nostack)) };
+    }
+
     /// The auxiliary control register, trapped by HCR_EL2.TACR.
     pub fn read_actlr() {
         // SAFETY: a read with no side effect; it traps before executing.

@@ -1,5 +1,6 @@
 //! Channel programs. `ping rounds=N` and `pong rounds=N` bounce messages over channel 0 and
-//! measure the round trip; `snoop` is a third VM that must not reach the channel.
+//! measure the round trip (`peer=N`: channel 0 must name VM N, by manifest index, as its peer);
+//! `snoop` is a third VM that must not reach the channel.
 
 use super::args;
 use super::checks::Checks;
@@ -12,7 +13,7 @@ use hypercall_abi::mem::PAGE_SIZE;
 use hypercall_abi::{BootInfo, Error, MemPerms};
 
 /// Channel 0's rings and event, checking on the way that the region is the channel's.
-fn open(c: &mut Checks) -> Option<(Channel, u32, u64)> {
+fn open(c: &mut Checks, argv: &str) -> Option<(Channel, u32, u64)> {
     let mut hv = hv();
     let info = match hv.channel_info(0) {
         Ok(info) => info,
@@ -21,6 +22,12 @@ fn open(c: &mut Checks) -> Option<(Channel, u32, u64)> {
             return None;
         }
     };
+    if let Some(peer) = args::number(argv, "peer") {
+        c.check(
+            "channel 0 names the peer's manifest index",
+            u64::from(info.peer_vm) == peer,
+        );
+    }
     let event = hv.event_bind(EventSource::Channel { channel: 0 }).ok()?;
     let _ = hv.event_unmask(event);
     // The region is the channel's: this VM can neither take it back nor change it.
@@ -45,7 +52,7 @@ fn open(c: &mut Checks) -> Option<(Channel, u32, u64)> {
 pub fn ping(argv: &str) -> u64 {
     let mut c = Checks::new("ping");
     let rounds = args::number(argv, "rounds").unwrap_or(1000).max(1);
-    let Some((ch, event, _)) = open(&mut c) else {
+    let Some((ch, event, _)) = open(&mut c, argv) else {
         return 1;
     };
     let mut hv = hv();
@@ -75,7 +82,7 @@ pub fn ping(argv: &str) -> u64 {
 pub fn pong(argv: &str) -> u64 {
     let mut c = Checks::new("pong");
     let rounds = args::number(argv, "rounds").unwrap_or(1000).max(1);
-    let Some((ch, event, _)) = open(&mut c) else {
+    let Some((ch, event, _)) = open(&mut c, argv) else {
         return 1;
     };
     let mut hv = hv();

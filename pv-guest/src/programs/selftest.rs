@@ -293,8 +293,34 @@ fn checks(info: &BootInfo, cmd: &Command, me: usize, c: &mut Checks) {
         undef(fault::probe(sensitive::pointer_auth_enabled)),
     );
 
+    disr_is_this_vcpus(info, me, c);
     id_registers(c);
     registers_preserved(info, c);
+}
+
+/// DISR_EL1 (on a CPU with RAS: VDISR_EL2, one per physical CPU) belongs to this vCPU: it
+/// starts at 0 and keeps what this vCPU wrote across yields, while other VMs' selftests on the
+/// same CPU write theirs. Where the CPU lacks RAS it is UNDEFINED, and nothing can leak.
+fn disr_is_this_vcpus(info: &BootInfo, me: usize, c: &mut Checks) {
+    let mut start = 0;
+    match fault::probe(|| start = sensitive::read_disr()) {
+        Some(esr) if fault::class(esr) == EC_UNKNOWN => return, // no RAS
+        Some(_) => return c.check("DISR_EL1 is UNDEFINED or this vCPU's own", false),
+        None => {}
+    }
+    c.check("DISR_EL1 starts at 0 (no other vCPU's record)", start == 0);
+    // Deferred-error syndrome bits (ISS, 23:0) naming this VM and vCPU.
+    let mine = 0x5a_0000 | (u64::from(info.vm_index) & 0xff) << 8 | me as u64;
+    sensitive::write_disr(mine);
+    let mut hv = hv();
+    for _ in 0..4 {
+        let _ = hv.vm_yield();
+    }
+    c.check(
+        "DISR_EL1 keeps this vCPU's value across yields",
+        sensitive::read_disr() == mine,
+    );
+    sensitive::write_disr(0);
 }
 
 /// The ID registers show what the hypervisor virtualizes and nothing else: no SVE, SME, MTE,

@@ -51,9 +51,10 @@ unsafe extern "C" {
 #[cfg(target_os = "none")]
 macro_rules! el1_state {
     ($($field:ident => $reg:literal),* $(,)?) => {
-        /// EL1 and EL0 system registers a guest owns, plus its virtual timer.
+        /// EL1 and EL0 system registers a guest owns, plus its virtual timer and its
+        /// DISR_EL1 (held in VDISR_EL2 where the CPU has RAS).
         #[derive(Clone, Debug, Default)]
-        pub struct El1State { $(pub $field: u64,)* }
+        pub struct El1State { $(pub $field: u64,)* pub disr: u64 }
 
         impl El1State {
             /// Reads the registers of the vCPU that is leaving the CPU.
@@ -62,6 +63,11 @@ macro_rules! el1_state {
                     // SAFETY: reading an EL1 system register at EL2 has no side effects.
                     unsafe { asm!(concat!("mrs {}, ", $reg), out(reg) self.$field, options(nomem, nostack)) };
                 )*
+                if cpu_has_ras() {
+                    // SAFETY: VDISR_EL2 (s3_4_c12_c1_1) exists where the CPU has RAS; reading
+                    // it has no side effect.
+                    unsafe { asm!("mrs {}, s3_4_c12_c1_1", out(reg) self.disr, options(nomem, nostack)) };
+                }
             }
 
             /// Loads the registers of the vCPU about to run.
@@ -71,9 +77,26 @@ macro_rules! el1_state {
                     // not use; the guest that owns them is the next to run.
                     unsafe { asm!(concat!("msr ", $reg, ", {}"), in(reg) self.$field, options(nomem, nostack)) };
                 )*
+                if cpu_has_ras() {
+                    // SAFETY: VDISR_EL2 exists (RAS); it is what the guest's DISR_EL1 accesses
+                    // and ESB reach while HCR_EL2.AMO is set, and nothing else.
+                    unsafe { asm!("msr s3_4_c12_c1_1, {}", in(reg) self.disr, options(nomem, nostack)) };
+                }
             }
         }
     };
+}
+
+/// Whether the CPU has RAS (ID_AA64PFR0_EL1.RAS, bits 31:28). Then, with HCR_EL2.AMO set, a
+/// guest's DISR_EL1 reads and writes reach VDISR_EL2 with no trap: HCR_EL2.TERR covers only the
+/// error-record registers (ERR*, ERX*), and no control traps DISR_EL1. VDISR_EL2 is one
+/// register per CPU, so it is switched with the vCPU, as KVM does; else it is a channel between
+/// the VMs that share a CPU.
+#[cfg(target_os = "none")]
+fn cpu_has_ras() -> bool {
+    use aarch64_cpu::registers::{ID_AA64PFR0_EL1, Readable};
+    const PFR0_RAS_SHIFT: u64 = 28;
+    (ID_AA64PFR0_EL1.get() >> PFR0_RAS_SHIFT) & 0xf != 0
 }
 
 #[cfg(target_os = "none")]

@@ -20,7 +20,8 @@ pub fn init_el2(vectors: u64, percpu: u64) {
     // implementation-defined and auxiliary control registers (TIDCP, TACR), set/way cache
     // maintenance (TSW), reads of the feature ID registers (TID3: the hyp shows a sanitised
     // copy, vm::idregs), the LOR and RAS error-record registers (TLOR, TERR: RES0 on CPUs
-    // without them). API and APK stay clear: pointer-authentication instructions and keys trap,
+    // without them; TERR does not cover DISR_EL1, which AMO sends to VDISR_EL2, switched per
+    // vCPU in context.rs). API and APK stay clear: pointer-authentication instructions and keys trap,
     // the keys are not switched per vCPU, and guests are told there is no PAC. Physical
     // interrupts and SErrors come to EL2 (IMO, FMO, AMO). DC (default cacheable) lets a guest
     // run safely with its own MMU still off; TVM traps its translation-register writes so the
