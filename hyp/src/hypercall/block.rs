@@ -150,23 +150,9 @@ mod tests {
         vm
     }
 
-    /// Submits through the dispatcher as the guest's vCPU would, re-entering the `HVC` while
-    /// the call is continued; the answer and how many entries it took.
+    /// Submits through the dispatcher as the guest's vCPU would.
     fn submit_all(vm: &mut FakeVm, producer: u32) -> (Result<[u64; 3], Error>, usize) {
-        use crate::hypercall::{Action, dispatch};
-        let call = hypercall_abi::Call::BlockSubmit { producer }.to_regs();
-        let mut regs = call;
-        for entries in 1..1000 {
-            match dispatch(vm, &mut regs) {
-                Action::Continue => assert_eq!(regs, call, "a continued call leaves its registers"),
-                Action::Resume => {
-                    let answer = hypercall_abi::decode_return([regs[0], regs[1], regs[2], regs[3]]);
-                    return (answer, entries);
-                }
-                other => panic!("{other:?}"),
-            }
-        }
-        panic!("the call never ended")
+        super::super::fake::call_continued(vm, hypercall_abi::Call::BlockSubmit { producer })
     }
 
     fn put(vm: &mut FakeVm, index: u32, d: BlockDesc) {

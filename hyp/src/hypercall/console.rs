@@ -135,23 +135,9 @@ mod tests {
         assert_eq!(notify(&mut vm), Ok(Some([0, 0, 0])), "nothing new");
     }
 
-    /// Rings the doorbell through the dispatcher as the guest's vCPU would, re-entering the
-    /// `HVC` while the call is continued; the answer and how many entries it took.
+    /// Rings the doorbell through the dispatcher as the guest's vCPU would.
     fn ring_doorbell(vm: &mut FakeVm) -> (Result<[u64; 3], Error>, usize) {
-        use crate::hypercall::{Action, dispatch};
-        let call = hypercall_abi::Call::ConsoleNotify.to_regs();
-        let mut regs = call;
-        for entries in 1..10_000 {
-            match dispatch(vm, &mut regs) {
-                Action::Continue => assert_eq!(regs, call, "a continued call leaves its registers"),
-                Action::Resume => {
-                    let answer = hypercall_abi::decode_return([regs[0], regs[1], regs[2], regs[3]]);
-                    return (answer, entries);
-                }
-                other => panic!("{other:?}"),
-            }
-        }
-        panic!("the call never ended")
+        super::super::fake::call_continued(vm, hypercall_abi::Call::ConsoleNotify)
     }
 
     #[test]

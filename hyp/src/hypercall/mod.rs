@@ -203,6 +203,30 @@ pub(crate) mod fake {
         hypercall_abi::decode_return([regs[0], regs[1], regs[2], regs[3]])
     }
 
+    /// Dispatches `c` as the guest's vCPU would, re-entering the `HVC` while the call is
+    /// continued (its registers untouched in between: the work left is the hyp's record); the
+    /// answer and how many entries it took.
+    pub fn call_continued(
+        vm: &mut FakeVm,
+        c: hypercall_abi::Call,
+    ) -> (Result<[u64; 3], hypercall_abi::Error>, usize) {
+        let call = c.to_regs();
+        let mut regs = call;
+        for entries in 1..10_000 {
+            match super::dispatch(vm, &mut regs) {
+                super::Action::Continue => {
+                    assert_eq!(regs, call, "a continued call leaves its registers")
+                }
+                super::Action::Resume => {
+                    let answer = hypercall_abi::decode_return([regs[0], regs[1], regs[2], regs[3]]);
+                    return (answer, entries);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        panic!("the call never ended")
+    }
+
     /// The IPA of the one page a fresh FakeVm has mapped.
     pub const PAGE_IPA: u64 = 0x1000;
 
