@@ -446,9 +446,9 @@ fn build_vm(
     // pvpack charges the quota the same way (manifest::VmSpec::hyp_pages); keep them in step.
     let expected_pages = manifest::elf::parse(image, manifest::elf::GUEST_IPA_LIMIT)
         .map(|i| i.pages() + spec.hyp_pages());
-    // VMID 0 is never used: stale translations of "no VM" cannot match a guest.
-    let vm =
-        Vm::build(index, index as u16 + 1, spec, image, 0).map_err(|e| alloc::format!("{e}"))?;
+    let index = crate::vm::ids::VmIndex::new(index);
+    let vmid = crate::vm::ids::Vmid::of(index);
+    let vm = Vm::build(index, vmid, spec, image, 0).map_err(|e| alloc::format!("{e}"))?;
     debug_assert_eq!(Ok(vm.memory.pages_used()), expected_pages);
     Ok(vm)
 }
@@ -564,7 +564,7 @@ fn connect_channels(channels: &[manifest::ChannelSpec], vms: &mut [Vm]) {
             channel: i as u16,
             ipa: channel_ipa(local),
             frames: frames.clone(),
-            peer_vm: vms[peer].index,
+            peer_vm: vms[peer].index.get(),
             peer_event: FIRST_CHANNEL_EVENT + peer_local as u32,
             sends_on_first: first,
         };

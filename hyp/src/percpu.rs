@@ -8,6 +8,9 @@ pub const STACK_SIZE: usize = 64 * 1024;
 /// CPUs the hyp keeps state for.
 pub const MAX_CPUS: usize = 8;
 
+use crate::vm::ids::{VcpuIndex, VmIndex};
+use crate::vm::lock::{self, Level};
+
 /// Per-CPU state. `regs` is read by vectors.S (offset from `offset_of!`).
 #[repr(C)]
 pub struct PerCpu {
@@ -17,8 +20,10 @@ pub struct PerCpu {
     pub index: usize,
     /// Top of this CPU's EL2 stack.
     pub stack_top: usize,
-    /// The vCPU loaded on this CPU, if any: (its VM's index in the scheduler, vCPU index).
-    pub vm: Option<(usize, usize)>,
+    /// The vCPU loaded on this CPU, if any.
+    pub vm: Option<(VmIndex, VcpuIndex)>,
+    /// The levels of the ordered locks this CPU holds, a bit each (debug builds: vm::lock).
+    pub held_locks: u32,
     /// This CPU's place in the device tree's `/cpus` list: its GIC redistributor's index.
     pub gic_index: usize,
     /// How long this CPU has been in the hyp for the current guest exit (bench.rs).
@@ -75,6 +80,7 @@ static mut PER_CPU: [PerCpu; MAX_CPUS] = [const {
         index: 0,
         stack_top: 0,
         vm: None,
+        held_locks: 0,
         gic_index: 0,
         hold: HoldClock { start: 0, max: 0 },
         stats: CpuStats {
@@ -112,8 +118,8 @@ pub fn index() -> usize {
     unsafe { (*this()).index }
 }
 
-/// The vCPU loaded on this CPU, if any: (VM index, vCPU index).
-pub fn current_vm() -> Option<(usize, usize)> {
+/// The vCPU loaded on this CPU, if any.
+pub fn current_vm() -> Option<(VmIndex, VcpuIndex)> {
     // SAFETY: as in `index`.
     unsafe { (*this()).vm }
 }
@@ -121,7 +127,7 @@ pub fn current_vm() -> Option<(usize, usize)> {
 /// Records the vCPU loaded on this CPU and the register block vectors.S saves to and restores
 /// from (null with none).
 pub fn set_current(
-    vm: Option<(usize, usize)>,
+    vm: Option<(VmIndex, VcpuIndex)>,
     regs: *mut crate::arch::aarch64::context::GuestRegs,
 ) {
     // SAFETY: as in `index`; the caller keeps `regs` valid while the VM is loaded here (a VM's
@@ -130,6 +136,27 @@ pub fn set_current(
         (*this()).vm = vm;
         (*this()).regs = regs;
     }
+}
+
+/// This CPU takes an ordered lock of `level`: stops the hyp if it holds one of that level or
+/// a later one (the order of `vm::sched`), before it could deadlock.
+pub fn lock_taken(level: Level) {
+    // SAFETY: as in `index`.
+    let held = unsafe { (*this()).held_locks };
+    match lock::take(held, level) {
+        // SAFETY: as in `index`.
+        Ok(now) => unsafe { (*this()).held_locks = now },
+        Err(e) => panic!(
+            "lock order: {:?} taken while holding {:#b}",
+            e.level, e.held
+        ),
+    }
+}
+
+/// This CPU released its ordered lock of `level`.
+pub fn lock_released(level: Level) {
+    // SAFETY: as in `index`.
+    unsafe { (*this()).held_locks = lock::release((*this()).held_locks, level) };
 }
 
 /// This CPU's top of stack.
@@ -173,7 +200,7 @@ pub fn add_idle(ticks: u64) {
 /// Appends the exit just handled (vCPU `vcpu` of VM `vm`, still loaded here) to this CPU's
 /// trace; its result is the vCPU's x0 now.
 #[inline(always)]
-pub fn trace_exit(vm: usize, vcpu: usize, esr: u32, function: u64, ipa: u64) {
+pub fn trace_exit(vm: VmIndex, vcpu: VcpuIndex, esr: u32, function: u64, ipa: u64) {
     use aarch64_cpu::registers::{CNTPCT_EL0, Readable};
     // SAFETY: as in `index`: only this CPU writes its ring. `regs` points at the loaded vCPU's
     // register block (`set_current`), which the exit handling has not unloaded yet.
@@ -186,8 +213,8 @@ pub fn trace_exit(vm: usize, vcpu: usize, esr: u32, function: u64, ipa: u64) {
             result,
             ipa,
             esr,
-            vm: vm as u16,
-            vcpu: vcpu as u16,
+            vm: vm.get() as u16,
+            vcpu: vcpu.get() as u16,
         });
     }
 }

@@ -6,7 +6,7 @@
 //! `frames_leaked` and `heap_leaked`.
 
 use crate::mm::frames;
-use crate::vm::sched::Scheduler;
+use crate::vm::sched::Tally;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use spin::{Mutex, Once};
 
@@ -77,10 +77,10 @@ pub fn vm_refused_at_boot() {
     REFUSED_AT_BOOT.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Drops the VMs (and their channels), prints the summary, and powers off.
-pub fn finish(sched: Option<Scheduler>) -> ! {
+/// Prints the summary of the run (`tally`: the VMs that ran, already dropped with their
+/// channels), and powers off.
+pub fn finish(tally: Tally) -> ! {
     let refused = REFUSED_AT_BOOT.load(Ordering::Relaxed);
-    let tally = sched.map(Scheduler::finish).unwrap_or_default();
     let vms = tally.vms + refused;
     let (frames_leaked, heap_leaked) = match *BASELINE.lock() {
         Some(base) => {

@@ -1,8 +1,9 @@
 //! PSCI 1.1 for guests. A VM has the manifest's vCPUs, MPIDR = (1 << 31) | index: CPU_ON starts
 //! an Off one at an entry in the VM's executable memory (INVALID_ADDRESS otherwise),
 //! AFFINITY_INFO reports each, CPU_OFF stops the caller (the VM ends, status 0, when the last one
-//! is off); CPU_SUSPEND waits for the caller's next event; SYSTEM_RESET rebuilds the VM, DENIED
-//! while another of its vCPUs is on.
+//! is off); CPU_SUSPEND waits for the caller's next event; SYSTEM_RESET rebuilds the VM and
+//! SYSTEM_OFF ends it, whatever its other vCPUs do (neither returns: the hyp stops the VM on
+//! every CPU first, `vm::sched`).
 
 use super::{Action, GuestVm, Power};
 use hypercall_abi::psci::{PSCI_VERSION_1_1, PsciCall, features, psci_error};
@@ -45,18 +46,10 @@ pub fn handle(vm: &mut impl GuestVm, call: PsciCall, regs: &mut Regs) -> Action 
         },
         PsciCall::AffinityInfo { .. } => (psci_error::INVALID_PARAMETERS, Action::Resume),
         PsciCall::SystemOff => return Action::Exit(0),
-        // Rebuilding the VM would pull vCPUs other CPUs run from under them: a guest turns
-        // its other vCPUs off first.
-        PsciCall::SystemReset if others_on(vm) => (psci_error::DENIED, Action::Resume),
         PsciCall::SystemReset => return Action::Reset,
     };
     regs[0] = result as i64 as u64;
     action
-}
-
-/// Whether a vCPU other than the caller is on.
-fn others_on(vm: &impl GuestVm) -> bool {
-    (0..vm.vcpu_count()).any(|v| v != vm.vcpu_index() && vm.vcpu_power(v) == Some(Power::On))
 }
 
 fn cpu_on(vm: &mut impl GuestVm, mpidr: u64, entry: u64, context: u64) -> i32 {
@@ -201,10 +194,11 @@ mod tests {
         }
         assert_eq!(vm.vcpus[3].0, Power::Off);
         assert_eq!(
-            psci_on(&mut vm, PsciCall::SystemReset),
-            (Action::Resume, i64::from(psci_error::DENIED)),
-            "vCPU 2 is still on"
+            psci_on(&mut vm, PsciCall::SystemReset).0,
+            Action::Reset,
+            "with vCPU 2 still on: Linux resets with its secondaries parked, not off"
         );
+        assert_eq!(psci_on(&mut vm, PsciCall::SystemOff).0, Action::Exit(0));
         assert_eq!(psci_on(&mut vm, PsciCall::CpuOff).0, Action::CpuOff);
     }
 

@@ -7,8 +7,10 @@ use super::console::ConsoleIo;
 use super::console::LineBuffer;
 use super::elf;
 use super::events::{self, Events};
+use super::ids::{VcpuIndex, VmIndex, Vmid};
 use super::memory::{GuestMemory, IPA_LIMIT, Pin};
 use super::pl011::{PL011_IPA, Pl011Emu};
+use super::sched::{self, Then};
 use crate::arch::Cpu;
 use crate::arch::aarch64::context::{El1State, FpSimd, GuestRegs};
 use crate::arch::aarch64::cpu;
@@ -29,8 +31,6 @@ pub struct Vcpu {
     pub el1: El1State,
     pub fp: FpSimd,
     pub run: RunState,
-    /// The CPU it is loaded on now, if any (its EL1 state is live there, not in `el1`).
-    pub on_cpu: Option<usize>,
 }
 
 impl Vcpu {
@@ -48,7 +48,6 @@ impl Vcpu {
             el1: El1State::at_reset(index as u64),
             fp: FpSimd::default(),
             run,
-            on_cpu: None,
         }
     }
 }
@@ -72,18 +71,21 @@ pub enum VmState {
     Exited(u64),
     /// Ended by the hyp (a fault it was not allowed to survive).
     Killed,
+    /// Stopping on every CPU (`sched::begin_stop`), to become this once all have left it.
+    Stopping(Then),
 }
 
 /// A virtual machine.
 pub struct Vm {
     pub name: String,
-    pub index: usize,
-    pub vmid: u16,
+    pub index: VmIndex,
+    pub vmid: Vmid,
     pub spec: VmSpec,
     pub image: &'static [u8],
     pub memory: GuestMemory<Cpu>,
     /// Its vCPUs (the manifest's count, fixed for the VM's life: a CPU's PerCpu points at
-    /// their register blocks, so the Vec never grows).
+    /// their register blocks, so the Vec never grows). Which CPU runs each, and its requests:
+    /// `sched::vcpu`.
     pub vcpus: Vec<Vcpu>,
     pub state: VmState,
     pub console: LineBuffer,
@@ -145,7 +147,7 @@ struct Loaded {
 /// event page and rings.
 fn load(
     memory: &mut GuestMemory<Cpu>,
-    index: usize,
+    index: VmIndex,
     spec: &VmSpec,
     image: &[u8],
 ) -> Result<Loaded, BuildError> {
@@ -252,13 +254,13 @@ impl Vm {
     /// Builds VM `index` from its manifest entry and image; `restarts` counts earlier lives
     /// (the guest finds it in x1 at entry).
     pub fn build(
-        index: usize,
-        vmid: u16,
+        index: VmIndex,
+        vmid: Vmid,
         spec: VmSpec,
         image: &'static [u8],
         restarts: u64,
     ) -> Result<Self, BuildError> {
-        let mut memory = GuestMemory::new(index as u16, vmid, spec.memory_bytes)
+        let mut memory = GuestMemory::new(index.owner(), vmid.get(), spec.memory_bytes)
             .map_err(|e| BuildError::Memory("stage-2 root table", e))?;
         let loaded = load(&mut memory, index, &spec, image)?;
         let vcpu_count = spec.vcpus.clamp(1, MAX_VCPUS as u32) as usize;
@@ -350,10 +352,10 @@ impl Vm {
 
     /// Whether its vCPU `vcpu` is loaded on the CPU running this code.
     pub fn on_this_cpu(&self, vcpu: usize) -> bool {
-        self.vcpus.get(vcpu).and_then(|v| v.on_cpu) == Some(crate::percpu::index())
+        sched::vcpu(self.index, VcpuIndex::new(vcpu)).on_cpu() == Some(crate::percpu::index())
     }
 
-    /// Whether the VM still runs (or waits to).
+    /// Whether the VM still runs (or waits to): not ended, nor stopping.
     pub fn is_alive(&self) -> bool {
         self.state == VmState::Alive
     }
@@ -379,18 +381,23 @@ impl Vm {
         let _ = self.memory.write(self.event_page_ipa, as_bytes(&page));
         let here = crate::percpu::index();
         for (i, vcpu) in self.vcpus.iter_mut().enumerate() {
+            let before = vcpu.hcr;
+            let v = VcpuIndex::new(i);
             if self.events.deliverable_to(i as u8) {
                 vcpu.hcr |= cpu::HCR_VI;
                 if vcpu.run == RunState::Waiting {
                     vcpu.run = RunState::Runnable;
+                    sched::make_runnable(self.index, v);
                 }
             } else {
                 vcpu.hcr &= !cpu::HCR_VI;
             }
-            // Live on this CPU: load it now. Live on another one: that CPU loads `hcr` at its
-            // next interrupt exit or scheduling decision (a slice at most).
-            if vcpu.on_cpu == Some(here) {
-                cpu::set_hcr(vcpu.hcr);
+            // Live on this CPU: load it now. Live on another one: kick that CPU to load it.
+            let shared = sched::vcpu(self.index, v);
+            match shared.on_cpu() {
+                Some(cpu) if cpu == here => cpu::set_hcr(vcpu.hcr),
+                Some(_) if vcpu.hcr != before => shared.request(sched::REQ_VIRQ),
+                _ => {}
             }
         }
     }
@@ -416,14 +423,14 @@ impl Vm {
 pub const MAX_VCPUS: usize = 8;
 
 fn boot_info(
-    index: usize,
+    index: VmIndex,
     spec: &VmSpec,
     image_start: u64,
     image_end: u64,
     vcpus: usize,
 ) -> BootInfo {
     let mut info = BootInfo::new(Version::CURRENT);
-    info.vm_index = index as u32;
+    info.vm_index = index.get() as u32;
     info.vcpu_count = vcpus as u32;
     info.mem_quota_bytes = spec.memory_bytes;
     info.image_start = image_start;
@@ -507,10 +514,12 @@ impl crate::hypercall::GuestVm for Caller<'_> {
     }
 
     fn vcpu_start(&mut self, vcpu: usize, entry: u64, context: u64) {
+        let index = self.vm.index;
+        let v = VcpuIndex::new(vcpu);
         let Some(slot) = self.vm.vcpus.get_mut(vcpu) else {
             return;
         };
-        if slot.run != RunState::Off || slot.on_cpu.is_some() {
+        if slot.run != RunState::Off || sched::vcpu(index, v).on_cpu().is_some() {
             return;
         }
         // CNTVOFF is the VM's: the new vCPU sees the same virtual count as the others.
@@ -519,6 +528,7 @@ impl crate::hypercall::GuestVm for Caller<'_> {
         fresh.el1.cntvoff = cntvoff;
         self.vm.vcpus[vcpu] = fresh;
         self.vm.events_changed();
+        sched::make_runnable(index, v);
     }
 
     fn block_io(&mut self) -> Option<&mut super::block::BlockIo> {
@@ -535,7 +545,7 @@ impl crate::hypercall::GuestVm for Caller<'_> {
 
     fn info(&self) -> hypercall_abi::VmInfo {
         hypercall_abi::VmInfo {
-            vm_index: self.vm.index as u32,
+            vm_index: self.vm.index.get() as u32,
             vcpu_count: self.vm.vcpus.len() as u32,
             mem_available_bytes: self.vm.memory.quota_left_bytes(),
         }

@@ -2,8 +2,9 @@
 
 use super::build::{Caller, RunState};
 use super::idregs;
+use super::ids::{VcpuIndex, VmIndex};
 use super::pl011::{PL011_IPA, PL011_SIZE};
-use super::sched::SCHED;
+use super::sched::{self, GiveUp, Then};
 use super::stats::ExitKind;
 use super::{Vm, VmState};
 use crate::arch::aarch64::esr::{self, Class, Syndrome, SysRegAccess};
@@ -31,10 +32,12 @@ pub fn set_timer_irqs(scheduler: u32, vtimer: u32) {
 
 /// Serves the physical interrupts pending now. The end of a slice yields; the running guest's
 /// virtual timer becomes its timer event (`vm`: the guest and vCPU on the CPU, if any), its
-/// interrupt masked until the guest acknowledges the event.
+/// interrupt masked until the guest acknowledges the event; a kick has done its work by making
+/// the CPU leave the guest or its idle wait (the caller looks at the requests).
 pub fn take_interrupts(mut vm: Option<(&mut Vm, usize)>) -> Action {
     let mut action = Action::Resume;
-    while let Some(intid) = gic::acknowledge() {
+    while let Some(acked) = gic::acknowledge() {
+        let intid = acked.intid;
         if intid == SCHEDULER_IRQ.load(Ordering::Relaxed) {
             timer::disarm();
             action = Action::Yield;
@@ -44,10 +47,10 @@ pub fn take_interrupts(mut vm: Option<(&mut Vm, usize)>) -> Action {
             if let Some((vm, v)) = vm.as_mut() {
                 vm.raise_event_on(super::events::TIMER_EVENT, *v);
             }
-        } else {
+        } else if intid != gic::KICK_SGI {
             log::warn!("unexpected interrupt {intid}");
         }
-        gic::end(intid);
+        gic::end(acked);
     }
     action
 }
@@ -64,27 +67,30 @@ pub enum Exit {
 }
 
 /// Handles one exit of this CPU's vCPU and leaves the CPU pointed at the vCPU to run next.
+/// Takes only the lock of that vCPU's VM (and, to change the run queue, the queue's).
 pub fn handle(exit: Exit) {
-    let mut guard = SCHED.lock();
-    let Some(sched) = guard.as_mut() else { return };
-    let Some((current, v)) = crate::percpu::current_vm() else {
+    let Some((index, vcpu)) = crate::percpu::current_vm() else {
         return;
     };
-    let vm = &mut sched.vms[current];
+    let slot = sched::slot(index);
+    let mut guard = slot.lock();
+    let Some(vm) = guard.as_mut() else { return };
+    let v = vcpu.get();
+    let requests = slot.vcpu(vcpu).take_requests();
     if !vm.is_alive() {
-        // Another vCPU of this VM ended it (or it was killed) while this one ran: drop it.
+        // Its VM stops (or has ended) while this vCPU ran: leave it, which acknowledges.
         let _ = take_interrupts(None);
-        super::sched::reschedule(guard, false);
-        return;
+        return sched::give_up(guard, vcpu, GiveUp::Stop);
+    }
+    if requests & sched::REQ_VIRQ != 0 {
+        // Another CPU raised or dropped its virtual IRQ and kicked this one.
+        cpu::set_hcr(vm.vcpus[v].hcr);
     }
     let action = match &exit {
         Exit::Sync(s, _) => handle_sync(vm, v, s),
         Exit::Irq => {
             vm.stats.count(ExitKind::Irq);
-            let action = take_interrupts(Some((&mut *vm, v)));
-            // Another CPU may have raised one of its events (HCR_EL2.VI) since it entered.
-            cpu::set_hcr(vm.vcpus[v].hcr);
-            action
+            take_interrupts(Some((&mut *vm, v)))
         }
         &Exit::Unexpected { kind, esr } => {
             vm.stats.count(ExitKind::Other);
@@ -97,56 +103,65 @@ pub fn handle(exit: Exit) {
             Exit::Irq => (crate::trace::ESR_IRQ, 0, 0),
             Exit::Unexpected { .. } => (crate::trace::ESR_OTHER_ASYNC, 0, 0),
         };
-        crate::percpu::trace_exit(current, v, esr, function, ipa);
+        crate::percpu::trace_exit(index, vcpu, esr, function, ipa);
     }
-    let alive = match action {
+    let how = match action {
         Action::Resume => return,
         Action::Notify { vm: peer, event } => {
-            // By manifest index: a VM refused at boot has no place in the list.
-            let peer = sched.vms.iter_mut().find(|p| p.index == peer);
-            if let Some(peer) = peer.filter(|p| p.is_alive()) {
-                peer.raise_event(event);
-            }
+            // One VM's lock at a time: this one's first goes.
+            drop(guard);
+            sched::notify(VmIndex::new(peer), event);
             return;
         }
-        Action::Yield => true,
+        Action::Yield => GiveUp::Yield,
         Action::Continue => {
             vm.vcpus[v].regs.repeat_instruction();
-            true
+            GiveUp::Yield
         }
         Action::Wait => {
             vm.vcpus[v].run = RunState::Waiting;
-            true
+            GiveUp::Leave
         }
         Action::CpuOff => {
             vm.vcpus[v].run = RunState::Off;
             if vm.vcpus.iter().all(|c| c.run == RunState::Off) {
                 vm.flush_console();
                 log::info!("VM {} exited with status 0 (its last vCPU is off)", vm.name);
-                end(vm, VmState::Exited(0));
+                sched::begin_stop(vm, Then::Exit(0));
+                GiveUp::Stop
+            } else {
+                GiveUp::Leave
             }
-            false
         }
         Action::Exit(status) => {
             vm.flush_console();
             log::info!("VM {} exited with status {status}", vm.name);
-            end(vm, VmState::Exited(status));
-            false
+            sched::begin_stop(vm, Then::Exit(status));
+            GiveUp::Stop
         }
         Action::Kill(reason) => {
             vm.flush_console();
             log::error!("VM {} killed: {reason}", vm.name);
-            end(vm, VmState::Killed);
-            false
+            sched::begin_stop(vm, Then::Kill);
+            GiveUp::Stop
         }
         Action::Reset => {
             log::info!("VM {} resets", vm.name);
-            reset(&mut sched.vms[current]);
-            // The fresh VM has no saved state worth keeping: reload it.
-            false
+            sched::begin_stop(vm, Then::Restart);
+            GiveUp::Stop
         }
     };
-    super::sched::reschedule(guard, alive);
+    sched::give_up(guard, vcpu, how);
+}
+
+/// Ends or restarts `vm` (locked), stopping: no CPU runs one of its vCPUs any more.
+pub fn complete_stop(vm: &mut Vm) {
+    match vm.state {
+        VmState::Stopping(Then::Exit(status)) => end(vm, VmState::Exited(status)),
+        VmState::Stopping(Then::Kill) => end(vm, VmState::Killed),
+        VmState::Stopping(Then::Restart) => reset(vm),
+        VmState::Alive | VmState::Exited(_) | VmState::Killed => {}
+    }
 }
 
 fn end(vm: &mut Vm, state: VmState) {
@@ -156,14 +171,18 @@ fn end(vm: &mut Vm, state: VmState) {
     vm.memory.abandon_pending();
     // Forget the VM's translations now; its VMID is not reused after it ends.
     stage2::flush_vm(vm.vttbr());
+    sched::vm_ended();
 }
 
 fn reset(vm: &mut Vm) {
     // The old VM goes first (its frames back, its translations forgotten): a VM larger than
     // half the free RAM can restart too.
-    if let Err(e) = vm.restart() {
-        log::error!("VM {} cannot restart: {e}; killed", vm.name);
-        end(vm, VmState::Killed);
+    match vm.restart() {
+        Ok(()) => sched::make_runnable(vm.index, VcpuIndex::new(0)),
+        Err(e) => {
+            log::error!("VM {} cannot restart: {e}; killed", vm.name);
+            end(vm, VmState::Killed);
+        }
     }
 }
 
@@ -309,7 +328,7 @@ fn stage2_fault(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
 /// release build, where the summary's `frames_leaked` catches a frame a VM kept.
 fn check_frame_accounting(vm: &Vm) {
     use crate::mm::{frames, owner::Owner};
-    let owner = Owner::Vm(vm.index as u16);
+    let owner = Owner::Vm(vm.index.owner());
     for pa in vm.memory.frames() {
         assert_eq!(
             frames::owner(pa),

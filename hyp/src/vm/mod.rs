@@ -11,6 +11,8 @@ pub mod events;
 #[cfg(target_os = "none")]
 pub mod exit;
 pub mod idregs;
+pub mod ids;
+pub mod lock;
 pub mod memory;
 pub mod pl011;
 #[cfg(target_os = "none")]

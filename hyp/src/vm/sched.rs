@@ -1,54 +1,257 @@
-//! Scheduling: one global run queue (the VMs, under the short `SCHED` lock) shared by every
-//! CPU. The unit is a (VM, vCPU) pair: each CPU runs one vCPU at a time (its PerCpu says which)
-//! and, when it gives the CPU up, takes the next runnable vCPU round-robin that no other CPU
-//! runs (two vCPUs of one VM may run at once on two CPUs); with nothing to run it
-//! idles in WFI, its EL2 timer waking it at the next virtual-timer deadline or one slice later,
-//! so a VM another CPU made runnable is picked up within a slice. A VM pinned by the manifest
-//! (`cpus`) is only picked by the CPUs of its set.
+//! Scheduling, and the locks of the run.
+//!
+//! Each VM lives in its own slot of a fixed table ([`VmSlot`], indexed by [`VmIndex`]), under
+//! its own lock; every CPU runs one vCPU at a time (its PerCpu says which) and, when it gives
+//! the CPU up, takes the first vCPU of the run queue it may run (round-robin; a VM pinned by
+//! the manifest's `cpus` only on the CPUs of its set). Two vCPUs of one VM may run at once on
+//! two CPUs; with fewer CPUs than vCPUs they time-share. A CPU with nothing to run idles in
+//! WFI until its EL2 timer (the next virtual-timer deadline of a waiting vCPU, or a slice) or
+//! a kick.
+//!
+//! # Locks, in the order a CPU may take them
+//!
+//! 1. **A VM's lock** (`VmSlot::vm`, [`Level::Vm`]): everything of that VM (memory, events,
+//!    console, vCPU run states). One VM at a time: a channel notify drops the caller's lock
+//!    before it takes the peer's. An exit takes only its own VM's lock, so exits of different
+//!    VMs on different CPUs never wait for each other.
+//! 2. **The run queue** ([`Level::RunQueue`]): a few instructions (push, or pop the first
+//!    vCPU this CPU may run); taken under a VM's lock when a vCPU becomes runnable.
+//! 3. Leaf locks of other modules, taken last and never while waiting on another: the console
+//!    and its UART, the disk, the frame allocator and the heap.
+//!
+//! Nothing is held across a guest entry or an idle wait. What only one CPU touches takes no
+//! lock: a loaded vCPU's registers, EL1 and FP/SIMD state belong to the CPU it is loaded on
+//! (vectors.S saves to them through PerCpu::regs) from `load` to `unload`, both under its VM's
+//! lock; no other CPU reads them meanwhile. Lock-free per vCPU ([`VcpuShared`]): the CPU it
+//! is on, its request bits, whether it is queued, its timer deadline while off a CPU. Debug
+//! builds check the order on every lock taken (`vm::lock`, a held-level mask per CPU).
+//!
+//! # Requests and kicks
+//!
+//! Work for a vCPU another CPU runs is a request bit on it ([`REQ_VIRQ`]: its virtual
+//! interrupt changed, load its HCR_EL2 again; [`REQ_STOP`]: its VM stops, leave it) plus a kick
+//! (the `KICK_SGI` to that CPU, which leaves the guest at once and handles the request in its
+//! exit). A vCPU made runnable kicks an idle CPU that may run it. A kick is never lost: the
+//! SGI stays pending while the target is in the hyp, and its next guest entry leaves at once.
+//!
+//! # Stopping a VM everywhere
+//!
+//! [`stop_vm`] (or an exit: a fault, PSCI SYSTEM_RESET or SYSTEM_OFF, the last CPU_OFF) marks
+//! the VM stopping and kicks every CPU running one of its vCPUs with `REQ_STOP`; each leaves
+//! its vCPU (its acknowledgement), and the last to leave, under the VM's lock, ends the VM
+//! (its stage 2 forgotten) or rebuilds it from its image. No CPU waits for another.
 
 use super::build::RunState;
+use super::ids::{VcpuIndex, VmIndex};
+use super::lock::{Level, Ordered, OrderedGuard};
 use super::stats::{Ending, Totals, VmLine};
 use super::{Vm, VmState};
 use crate::arch::aarch64::{cpu, stage2, timer};
-use crate::dev::console;
-use crate::percpu;
+use crate::dev::{console, gic};
+use crate::percpu::{self, MAX_CPUS};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
-use spin::{Mutex, MutexGuard};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use manifest::MAX_VMS;
 
 /// The byte (Ctrl-]) that moves the console focus to the next VM.
 pub const FOCUS_ESCAPE: u8 = 0x1d;
 
-/// The VMs. A CPU's PerCpu::regs points into a VM's `vcpus`, a heap buffer that never
-/// grows, so the VMs themselves may move.
-pub struct Scheduler {
-    /// The VM typed input goes to.
-    pub focus: usize,
-    pub vms: Vec<Vm>,
-    /// Every (VM, vCPU) pair in a fixed order (vCPU counts never change).
-    units: Vec<(usize, usize)>,
-    /// The vCPU picked last (by any CPU), as an index into `units`: the round-robin search
-    /// starts after it.
-    cursor: usize,
+/// The most vCPUs a VM has.
+const MAX_VCPUS: usize = super::build::MAX_VCPUS;
+
+/// Request: the vCPU's virtual interrupt (HCR_EL2.VI) changed: its CPU loads its HCR again.
+pub const REQ_VIRQ: u32 = 1 << 0;
+/// Request: the vCPU's VM stops: its CPU leaves it.
+pub const REQ_STOP: u32 = 1 << 1;
+
+/// `VcpuShared::on_cpu` of a vCPU no CPU runs.
+const NO_CPU: usize = usize::MAX;
+/// `VcpuShared::timer_deadline` of a vCPU whose timer cannot fire while it is off a CPU.
+const NO_DEADLINE: u64 = u64::MAX;
+
+/// What other CPUs may read or set of a vCPU without its VM's lock.
+pub struct VcpuShared {
+    /// The CPU it is loaded on ([`NO_CPU`]: none). Changed only under the VM's lock.
+    on_cpu: AtomicUsize,
+    /// `REQ_*` bits for the CPU it is loaded on.
+    requests: AtomicU32,
+    /// Whether it is in the run queue.
+    queued: AtomicBool,
+    /// While it is off a CPU: when its virtual timer fires, as a physical count.
+    timer_deadline: AtomicU64,
 }
 
-/// Never held across a guest entry or an idle wait: exit handling takes it and drops it before
-/// returning to the guest.
-pub static SCHED: Mutex<Option<Scheduler>> = Mutex::new(None);
+impl VcpuShared {
+    const fn idle() -> Self {
+        Self {
+            on_cpu: AtomicUsize::new(NO_CPU),
+            requests: AtomicU32::new(0),
+            queued: AtomicBool::new(false),
+            timer_deadline: AtomicU64::new(NO_DEADLINE),
+        }
+    }
 
-/// Set once CPU 0 has built the VMs: the secondaries wait for it.
+    /// The CPU it is loaded on, if any.
+    pub fn on_cpu(&self) -> Option<usize> {
+        Some(self.on_cpu.load(Ordering::Acquire)).filter(|&c| c != NO_CPU)
+    }
+
+    /// Asks the CPU it is loaded on, if another, to act on `request` now.
+    pub fn request(&self, request: u32) {
+        self.requests.fetch_or(request, Ordering::SeqCst);
+        if let Some(cpu) = self.on_cpu().filter(|&c| c != percpu::index()) {
+            gic::kick(cpu);
+        }
+    }
+
+    /// Takes the requests made since the last look (the CPU it is loaded on).
+    pub fn take_requests(&self) -> u32 {
+        self.requests.swap(0, Ordering::SeqCst)
+    }
+}
+
+/// A VM's place in the run.
+pub struct VmSlot {
+    vm: Ordered<Option<Vm>>,
+    vcpus: [VcpuShared; MAX_VCPUS],
+    /// The CPUs that may run its vCPUs, a bit each (the manifest's pin, or all).
+    cpus: AtomicUsize,
+}
+
+/// A VM's lock, held.
+pub type VmLocked = OrderedGuard<'static, Option<Vm>>;
+
+impl VmSlot {
+    const fn empty() -> Self {
+        Self {
+            vm: Ordered::new(Level::Vm, None),
+            vcpus: [const { VcpuShared::idle() }; MAX_VCPUS],
+            cpus: AtomicUsize::new(usize::MAX),
+        }
+    }
+
+    /// Takes the VM's lock.
+    pub fn lock(&'static self) -> VmLocked {
+        self.vm.lock()
+    }
+
+    /// vCPU `v`'s lock-free part.
+    pub fn vcpu(&self, v: VcpuIndex) -> &VcpuShared {
+        &self.vcpus[v.get() % MAX_VCPUS]
+    }
+
+    fn may_run_on(&self, cpu: usize) -> bool {
+        self.cpus.load(Ordering::Relaxed) & (1 << cpu) != 0
+    }
+}
+
+static SLOTS: [VmSlot; MAX_VMS] = [const { VmSlot::empty() }; MAX_VMS];
+/// Slots in use: one more than the highest VM index of the run.
+static SLOT_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+/// The slot of VM `index`.
+pub fn slot(index: VmIndex) -> &'static VmSlot {
+    &SLOTS[index.get() % MAX_VMS]
+}
+
+/// The lock-free part of vCPU `v` of VM `index`.
+pub fn vcpu(index: VmIndex, v: VcpuIndex) -> &'static VcpuShared {
+    slot(index).vcpu(v)
+}
+
+fn slots() -> &'static [VmSlot] {
+    &SLOTS[..SLOT_COUNT.load(Ordering::Acquire).min(MAX_VMS)]
+}
+
+/// Runnable vCPUs no CPU runs, oldest first (each at most once: `VcpuShared::queued`). An
+/// entry may be stale (its vCPU since waits, or its VM stopped): the CPU that pops it checks
+/// under the VM's lock.
+struct RunQueue {
+    entries: [(VmIndex, VcpuIndex); QUEUE_LEN],
+    len: usize,
+}
+
+const QUEUE_LEN: usize = MAX_VMS * MAX_VCPUS;
+
+impl RunQueue {
+    fn push(&mut self, unit: (VmIndex, VcpuIndex)) {
+        if let Some(slot) = self.entries.get_mut(self.len) {
+            *slot = unit;
+            self.len += 1;
+        }
+    }
+
+    fn position_for(&self, cpu: usize) -> Option<usize> {
+        self.entries[..self.len]
+            .iter()
+            .position(|&(vm, _)| slot(vm).may_run_on(cpu))
+    }
+
+    /// Takes the oldest vCPU `cpu` may run.
+    fn pop_for(&mut self, cpu: usize) -> Option<(VmIndex, VcpuIndex)> {
+        let at = self.position_for(cpu)?;
+        let unit = self.entries[at];
+        self.entries.copy_within(at + 1..self.len, at);
+        self.len -= 1;
+        vcpu(unit.0, unit.1).queued.store(false, Ordering::SeqCst);
+        Some(unit)
+    }
+}
+
+static RUN_QUEUE: Ordered<RunQueue> = Ordered::new(
+    Level::RunQueue,
+    RunQueue {
+        entries: [(VmIndex::new(0), VcpuIndex::new(0)); QUEUE_LEN],
+        len: 0,
+    },
+);
+
+/// CPUs idling, a bit each: a vCPU made runnable kicks one of them.
+static IDLE_CPUS: AtomicUsize = AtomicUsize::new(0);
+/// VMs alive (running or stopping to restart).
+static ALIVE: AtomicUsize = AtomicUsize::new(0);
+/// vCPUs loaded on a CPU.
+static LOADED: AtomicUsize = AtomicUsize::new(0);
+/// Set once CPU 0 has filled the slots: the secondaries wait for it.
 static STARTED: AtomicBool = AtomicBool::new(false);
+/// Set by the CPU that ends the run.
+static FINISHING: AtomicBool = AtomicBool::new(false);
+/// The VM typed input goes to.
+static FOCUS: AtomicUsize = AtomicUsize::new(0);
+
+/// Queues vCPU `v` of VM `index`, runnable and on no CPU, and kicks an idle CPU that may run
+/// it. Called under the VM's lock.
+pub fn make_runnable(index: VmIndex, v: VcpuIndex) {
+    let shared = vcpu(index, v);
+    if shared.on_cpu().is_some() || shared.queued.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    RUN_QUEUE.lock().push((index, v));
+    // Against `idle`: it marks itself idle, then looks at the queue.
+    core::sync::atomic::fence(Ordering::SeqCst);
+    let me = percpu::index();
+    let idle =
+        IDLE_CPUS.load(Ordering::SeqCst) & slot(index).cpus.load(Ordering::Relaxed) & !(1 << me);
+    if idle != 0 {
+        gic::kick(idle.trailing_zeros() as usize);
+    }
+}
 
 /// Points this CPU at vCPU `v` of VM `index`: its EL1, timer and FP/SIMD state, its VM's
 /// stage 2, and the register block vectors.S restores from.
-fn load(vm: &mut Vm, index: usize, v: usize) {
+fn load(vm: &mut Vm, index: VmIndex, v: VcpuIndex) {
     let vttbr = vm.vttbr();
     if !vm.has_run && vm.spec.cpus.is_some() {
         vm.has_run = true;
         log::info!("VM {}: first runs on CPU {}", vm.name, percpu::index());
     }
-    let vcpu = &mut vm.vcpus[v];
-    vcpu.on_cpu = Some(percpu::index());
+    let shared = vcpu(index, v);
+    shared.on_cpu.store(percpu::index(), Ordering::SeqCst);
+    // What it is loaded with is current: older requests are met.
+    shared.requests.store(0, Ordering::SeqCst);
+    shared.timer_deadline.store(NO_DEADLINE, Ordering::Relaxed);
+    LOADED.fetch_add(1, Ordering::SeqCst);
+    let vcpu = &mut vm.vcpus[v.get()];
     cpu::set_hcr(vcpu.hcr);
     vcpu.el1.restore();
     vcpu.fp.restore();
@@ -56,234 +259,357 @@ fn load(vm: &mut Vm, index: usize, v: usize) {
     percpu::set_current(Some((index, v)), &mut vcpu.regs);
 }
 
-/// Takes vCPU `v` off this CPU; `keep` says whether its state is worth saving (not when the VM
-/// has ended or was rebuilt, or the vCPU is off).
-fn unload(vm: &mut Vm, v: usize, keep: bool) {
-    if let Some(vcpu) = vm.vcpus.get_mut(v) {
+/// Takes vCPU `v` off this CPU; `keep` says whether its state is worth saving (not when its
+/// VM stops or the vCPU is off).
+fn unload(vm: &mut Vm, index: VmIndex, v: VcpuIndex, keep: bool) {
+    let shared = vcpu(index, v);
+    if let Some(vcpu) = vm.vcpus.get_mut(v.get()) {
+        let mut deadline = NO_DEADLINE;
         if keep {
             vcpu.el1.save();
             vcpu.fp.save();
+            let el1 = &vcpu.el1;
+            if vcpu.run != RunState::Off && timer::is_armed(el1.cntv_ctl) {
+                deadline = el1.cntv_cval.wrapping_add(el1.cntvoff);
+            }
         }
-        vcpu.on_cpu = None;
+        shared.timer_deadline.store(deadline, Ordering::Relaxed);
     }
     // Its timer must not fire while another vCPU (or nobody) is on the CPU; poll_timers
-    // watches it from the saved state.
+    // watches its deadline instead.
     cpu::set_cntv_ctl(0);
     percpu::set_current(None, core::ptr::null_mut());
+    shared.on_cpu.store(NO_CPU, Ordering::SeqCst);
+    LOADED.fetch_sub(1, Ordering::SeqCst);
 }
 
-/// What a CPU does after a scheduling decision.
-enum Next {
-    /// A vCPU is loaded: enter it.
-    Run,
-    /// Nothing to run now: wait until this deadline (a physical count) at most, then look again.
-    Idle(Option<u64>),
-    /// Every VM has ended.
-    Done,
+/// What the vCPU of an exit does with this CPU.
+pub enum GiveUp {
+    /// It may go on, unless another vCPU waits for this CPU (the end of a slice, a yield).
+    Yield,
+    /// It waits, or is off: it leaves the CPU with its state saved.
+    Leave,
+    /// Its VM stops: it leaves without saving (the stop's acknowledgement).
+    Stop,
 }
 
-impl Scheduler {
-    /// Whether vCPU `v` of VM `i` may be picked by a CPU: its VM alive, it runnable.
-    fn runnable(&self, (i, v): (usize, usize)) -> bool {
-        let vm = &self.vms[i];
-        vm.is_alive() && vm.vcpus[v].run == RunState::Runnable
-    }
-
-    /// The next runnable vCPU after the cursor that no CPU runs, round-robin, `not` excluded;
-    /// with its flat index.
-    fn next_runnable(&self, not: Option<(usize, usize)>) -> Option<(usize, (usize, usize))> {
-        // Round-robin: the first after the cursor (a plain loop: this runs on every switch).
-        let n = self.units.len();
-        let me = percpu::index();
-        let mut flat = self.cursor;
-        for _ in 0..n {
-            flat += 1;
-            if flat >= n {
-                flat = 0;
-            }
-            let p = self.units[flat];
-            if Some(p) != not
-                && self.runnable(p)
-                && self.vms[p.0].vcpus[p.1].on_cpu.is_none()
-                // A pinned VM (manifest `cpus`) runs only on the CPUs of its set.
-                && self.vms[p.0].spec.cpus.is_none_or(|set| set.contains(me))
-            {
-                return Some((flat, p));
-            }
-        }
-        None
-    }
-
-    /// Decides what this CPU runs next; `outgoing_alive` says whether the state of the vCPU on
-    /// it now (if any) must be kept. The current vCPU goes on if nothing else waits for a CPU.
-    fn switch(&mut self, outgoing_alive: bool) -> Next {
-        if let Some(current) = percpu::current_vm() {
-            let (vm, v) = current;
-            let runnable = self.runnable(current);
-            if outgoing_alive && runnable && self.next_runnable(Some(current)).is_none() {
-                // Another CPU may have raised one of its events meanwhile.
-                cpu::set_hcr(self.vms[vm].vcpus[v].hcr);
+/// The vCPU `v` on this CPU, of the VM `guard` locks, gives the CPU up; returns once this CPU
+/// has a vCPU loaded (the caller enters it).
+pub fn give_up(mut guard: VmLocked, v: VcpuIndex, how: GiveUp) {
+    let Some(vm) = guard.as_mut() else {
+        drop(guard);
+        return pick();
+    };
+    let index = vm.index;
+    let me = percpu::index();
+    match how {
+        GiveUp::Yield => {
+            let runnable = vm.vcpus[v.get()].run == RunState::Runnable;
+            if runnable && RUN_QUEUE.lock().position_for(me).is_none() {
+                // Nobody else waits: go on (with a virtual IRQ raised meanwhile).
+                cpu::set_hcr(vm.vcpus[v.get()].hcr);
                 timer::arm_slice();
-                return Next::Run;
+                return;
             }
-            let keep = outgoing_alive && self.vms[vm].is_alive();
-            unload(&mut self.vms[vm], v, keep);
-            self.poll_timers();
-            self.poll_console();
-            // Others first: the outgoing vCPU runs again only if nobody else can.
-            if let Some(next) = self
-                .next_runnable(Some(current))
-                .or_else(|| self.next_runnable(None))
-            {
-                return self.start(next);
-            }
-        } else {
-            self.poll_timers();
-            self.poll_console();
-            if let Some(next) = self.next_runnable(None) {
-                return self.start(next);
+            unload(vm, index, v, true);
+            if runnable {
+                make_runnable(index, v);
             }
         }
-        if !self.vms.iter().any(|vm| vm.is_alive()) {
-            // The end drops the VMs (`finish`): not while another CPU still runs a vCPU of one
-            // that ended (its next exit, a slice at most, unloads it and that CPU ends the run).
-            let mut vcpus = self.vms.iter().flat_map(|vm| vm.vcpus.iter());
-            if vcpus.all(|v| v.on_cpu.is_none()) {
-                return Next::Done;
-            }
-            return Next::Idle(None);
-        }
-        Next::Idle(self.next_deadline())
-    }
-
-    fn start(&mut self, (flat, (vm, v)): (usize, (usize, usize))) -> Next {
-        self.cursor = flat;
-        load(&mut self.vms[vm], vm, v);
-        timer::arm_slice();
-        Next::Run
-    }
-
-    /// Hands typed bytes to the focused VM (raising its console event); the escape byte moves
-    /// the focus to the next VM still running.
-    fn poll_console(&mut self) {
-        let mut typed = [0u8; 64];
-        let mut n = 0;
-        while let Some(byte) = console::read_byte() {
-            if byte == FOCUS_ESCAPE {
-                self.deliver_input(&typed[..n]);
-                n = 0;
-                self.next_focus();
-            } else if n < typed.len() {
-                typed[n] = byte;
-                n += 1;
+        GiveUp::Leave => {
+            let keep = vm.vcpus[v.get()].run != RunState::Off;
+            unload(vm, index, v, keep);
+            if vm.vcpus[v.get()].run == RunState::Runnable && vm.is_alive() {
+                make_runnable(index, v);
             }
         }
-        self.deliver_input(&typed[..n]);
-    }
-
-    fn deliver_input(&mut self, bytes: &[u8]) {
-        let Some(vm) = self.vms.get_mut(self.focus).filter(|vm| vm.is_alive()) else {
-            return;
-        };
-        if vm.console_io.push_input(bytes) {
-            vm.raise_event(super::events::CONSOLE_EVENT);
+        GiveUp::Stop => {
+            unload(vm, index, v, false);
+            stop_if_left(vm);
         }
     }
+    drop(guard);
+    pick()
+}
 
-    /// Moves the console focus to the next live VM and says so.
-    pub fn next_focus(&mut self) {
-        let n = self.vms.len();
-        if let Some(next) = (1..=n)
-            .map(|i| (self.focus + i) % n)
-            .find(|&i| self.vms[i].is_alive())
-        {
-            self.focus = next;
-            crate::println!(
-                "hyp: console focus: {} (Ctrl-] moves it)",
-                self.vms[next].name
-            );
-        }
+/// Marks VM `vm` (locked by the caller) stopping, to `then` once every CPU has left its vCPUs,
+/// and kicks those CPUs; false if it already stops or has ended. The caller, if it runs one of
+/// its vCPUs, leaves it next (`GiveUp::Stop`); else it calls [`stop_if_left`].
+pub fn begin_stop(vm: &mut Vm, then: Then) -> bool {
+    if !vm.is_alive() {
+        return false;
     }
+    vm.state = VmState::Stopping(then);
+    let slot = slot(vm.index);
+    for v in 0..vm.vcpus.len() {
+        slot.vcpu(VcpuIndex::new(v)).request(REQ_STOP);
+    }
+    true
+}
 
-    /// Raises the timer event of every vCPU off the CPUs whose virtual timer has expired (on
-    /// that vCPU), and masks that timer until the guest acknowledges the event.
-    fn poll_timers(&mut self) {
-        let now = timer::counter();
-        for vm in self.vms.iter_mut().filter(|vm| vm.is_alive()) {
-            for v in 0..vm.vcpus.len() {
-                let vcpu = &mut vm.vcpus[v];
-                let el1 = &mut vcpu.el1;
-                if vcpu.on_cpu.is_none()
-                    && vcpu.run != RunState::Off
-                    && timer::is_armed(el1.cntv_ctl)
-                    && el1.cntv_cval <= now.wrapping_sub(el1.cntvoff)
-                {
-                    el1.cntv_ctl |= super::build::CNTV_CTL_IMASK;
-                    vm.raise_event_on(super::events::TIMER_EVENT, v);
+/// Completes the stop of `vm` (locked) now if no CPU runs one of its vCPUs any more.
+fn stop_if_left(vm: &mut Vm) {
+    let slot = slot(vm.index);
+    let left = (0..vm.vcpus.len()).all(|i| slot.vcpu(VcpuIndex::new(i)).on_cpu().is_none());
+    if matches!(vm.state, VmState::Stopping(_)) && left {
+        super::exit::complete_stop(vm);
+    }
+}
+
+/// What a stopped VM becomes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Then {
+    /// It has ended by itself with this status (SYSTEM_OFF, its last CPU_OFF, an exit call).
+    Exit(u64),
+    /// The hyp ends it (a fault, a console's kill).
+    Kill,
+    /// It starts again from its image, with fresh memory (SYSTEM_RESET, a console's restart).
+    Restart,
+}
+
+/// Stops VM `index` on every CPU, then ends or restarts it (`then`): for the console. False if
+/// there is no such VM, or it has ended or already stops. Any CPU may call it, in or out of an
+/// exit, with no VM's lock held; it never waits for another CPU.
+#[expect(
+    dead_code,
+    reason = "the hyp> console's kill and restart (issue 13) call it; remove this then"
+)]
+pub fn stop_vm(index: VmIndex, then: Then) -> bool {
+    if index.get() >= slots().len() {
+        return false;
+    }
+    let mut guard = slot(index).lock();
+    let Some(vm) = guard.as_mut() else {
+        return false;
+    };
+    if !begin_stop(vm, then) {
+        return false;
+    }
+    match then {
+        Then::Kill => log::error!("VM {} killed from the console", vm.name),
+        Then::Restart => log::info!("VM {} restarts from the console", vm.name),
+        Then::Exit(status) => log::info!("VM {} ended with status {status}", vm.name),
+    }
+    vm.flush_console();
+    stop_if_left(vm);
+    true
+}
+
+/// Raises `event` in VM `index` (a channel notify) if it is alive. No VM's lock held.
+pub fn notify(index: VmIndex, event: u32) {
+    if index.get() >= slots().len() {
+        return;
+    }
+    let mut guard = slot(index).lock();
+    if let Some(vm) = guard.as_mut().filter(|vm| vm.is_alive()) {
+        vm.raise_event(event);
+    }
+}
+
+/// Loads this CPU's next vCPU and returns (the caller enters it). Idles, holding no lock, while
+/// there is nothing to run. When every VM has ended and left its CPUs, the CPU that sees it
+/// first prints the summary and powers off; the others stop.
+fn pick() {
+    let me = percpu::index();
+    loop {
+        poll_timers();
+        poll_console();
+        let next = RUN_QUEUE.lock().pop_for(me);
+        if let Some((index, v)) = next {
+            let mut guard = slot(index).lock();
+            if let Some(vm) = guard.as_mut() {
+                let ready = vm.is_alive()
+                    && vm
+                        .vcpus
+                        .get(v.get())
+                        .is_some_and(|c| c.run == RunState::Runnable)
+                    && vcpu(index, v).on_cpu().is_none();
+                if ready {
+                    load(vm, index, v);
+                    timer::arm_slice();
+                    return;
                 }
             }
+            // A stale entry: the vCPU waits or is off, or its VM stopped.
+            continue;
         }
-    }
-
-    /// The earliest virtual-timer deadline of a waiting vCPU, as a physical count.
-    fn next_deadline(&self) -> Option<u64> {
-        self.vms
-            .iter()
-            .filter(|vm| vm.is_alive())
-            .flat_map(|vm| vm.vcpus.iter())
-            .filter(|v| v.run == RunState::Waiting && timer::is_armed(v.el1.cntv_ctl))
-            .map(|v| v.el1.cntv_cval.wrapping_add(v.el1.cntvoff))
-            .min()
-    }
-
-    /// Ends the run's VMs for the summary: counts them, then drops them and the channels
-    /// between them, so that every frame and heap byte they held goes back (the summary
-    /// reports what does not). Every VM has ended: no CPU runs or will run a vCPU.
-    pub fn finish(self) -> Tally {
-        use crate::arch::{Cpu, Machine};
-        use crate::mm::owner::Owner;
-        let ok = self
-            .vms
-            .iter()
-            .filter(|vm| vm.state == VmState::Exited(0))
-            .count();
-        let mut totals = Totals::default();
-        for vm in &self.vms {
-            totals.add(&vm.stats);
-            crate::println!("{}", vm_line(vm));
+        if ALIVE.load(Ordering::SeqCst) == 0 && LOADED.load(Ordering::SeqCst) == 0 {
+            if FINISHING.swap(true, Ordering::SeqCst) {
+                cpu::wait_forever();
+            }
+            crate::bench::at_end();
+            crate::power::finish(finish());
         }
-        percpu::each(|cpu, stats, _| {
-            crate::println!(
-                "hyp: cpustats: cpu={cpu} exits={} idle_ticks={}",
-                stats.exits,
-                stats.idle_ticks
-            );
+        idle(me);
+    }
+}
+
+/// Waits for work: a kick, this CPU's next timer deadline, or a slice.
+fn idle(me: usize) {
+    let bit = 1 << me;
+    IDLE_CPUS.fetch_or(bit, Ordering::SeqCst);
+    // Against `make_runnable`: it queues, then looks for idle CPUs.
+    core::sync::atomic::fence(Ordering::SeqCst);
+    let queued = RUN_QUEUE.lock().position_for(me).is_some();
+    if !queued {
+        let deadline = next_deadline();
+        let idle_from = timer::counter();
+        crate::bench::idle(|| {
+            timer::wait_until(deadline);
+            super::exit::take_interrupts(None);
         });
-        if crate::trace::enabled() {
-            dump_traces(|line| crate::println!("{line}"));
-        }
-        let tally = Tally {
-            vms: self.vms.len(),
-            ok,
-            totals,
-        };
-        // A channel's frames are listed by both its ends: take them from the first end.
-        let channels: Vec<(u16, Vec<u64>)> = self
-            .vms
+        percpu::add_idle(timer::counter().wrapping_sub(idle_from));
+    }
+    IDLE_CPUS.fetch_and(!bit, Ordering::SeqCst);
+}
+
+/// Raises the timer event of every vCPU off the CPUs whose virtual timer has expired (on that
+/// vCPU), and masks that timer until the guest acknowledges the event. Reads the deadlines
+/// without a lock; locks only a VM with one expired.
+fn poll_timers() {
+    let now = timer::counter();
+    for (i, slot) in slots().iter().enumerate() {
+        let expired = slot
+            .vcpus
             .iter()
-            .flat_map(|vm| vm.channels.iter())
-            .filter(|end| end.sends_on_first)
-            .map(|end| (end.channel, end.frames.clone()))
-            .collect();
-        // No VM maps the channels' frames once the VMs are gone.
-        drop(self);
-        for (channel, frames) in channels {
-            for pa in frames {
-                Cpu::free_frame(Owner::Shared(channel), pa);
+            .any(|v| v.timer_deadline.load(Ordering::Relaxed) <= now);
+        if !expired {
+            continue;
+        }
+        let mut guard = slot.lock();
+        let Some(vm) = guard.as_mut().filter(|vm| vm.is_alive()) else {
+            continue;
+        };
+        for v in 0..vm.vcpus.len() {
+            let shared = &slot.vcpus[v];
+            if shared.timer_deadline.load(Ordering::Relaxed) > now || shared.on_cpu().is_some() {
+                continue;
+            }
+            shared.timer_deadline.store(NO_DEADLINE, Ordering::Relaxed);
+            let vcpu = &mut vm.vcpus[v];
+            let el1 = &mut vcpu.el1;
+            if vcpu.run != RunState::Off
+                && timer::is_armed(el1.cntv_ctl)
+                && el1.cntv_cval <= now.wrapping_sub(el1.cntvoff)
+            {
+                el1.cntv_ctl |= super::build::CNTV_CTL_IMASK;
+                vm.raise_event_on(super::events::TIMER_EVENT, v);
             }
         }
-        tally
+        debug_assert_eq!(vm.index.get(), i);
     }
+}
+
+/// The earliest virtual-timer deadline of a vCPU off the CPUs, as a physical count.
+fn next_deadline() -> Option<u64> {
+    slots()
+        .iter()
+        .flat_map(|slot| slot.vcpus.iter())
+        .map(|v| v.timer_deadline.load(Ordering::Relaxed))
+        .min()
+        .filter(|&d| d != NO_DEADLINE)
+}
+
+/// Hands typed bytes to the focused VM (raising its console event); the escape byte moves the
+/// focus to the next VM still running.
+fn poll_console() {
+    let mut typed = [0u8; 64];
+    let mut n = 0;
+    while let Some(byte) = console::read_byte() {
+        if byte == FOCUS_ESCAPE {
+            deliver_input(&typed[..n]);
+            n = 0;
+            next_focus();
+        } else if n < typed.len() {
+            typed[n] = byte;
+            n += 1;
+        }
+    }
+    deliver_input(&typed[..n]);
+}
+
+fn deliver_input(bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
+    let Some(slot) = slots().get(FOCUS.load(Ordering::Relaxed)) else {
+        return;
+    };
+    let mut guard = slot.lock();
+    let Some(vm) = guard.as_mut().filter(|vm| vm.is_alive()) else {
+        return;
+    };
+    if vm.console_io.push_input(bytes) {
+        vm.raise_event(super::events::CONSOLE_EVENT);
+    }
+}
+
+/// Moves the console focus to the next live VM and says so.
+pub fn next_focus() {
+    let slots = slots();
+    let n = slots.len();
+    let focus = FOCUS.load(Ordering::Relaxed);
+    for i in (1..=n).map(|i| (focus + i) % n) {
+        let guard = slots[i].lock();
+        if let Some(vm) = guard.as_ref().filter(|vm| vm.is_alive()) {
+            FOCUS.store(i, Ordering::Relaxed);
+            crate::println!("hyp: console focus: {} (Ctrl-] moves it)", vm.name);
+            return;
+        }
+    }
+}
+
+/// Ends the run's VMs for the summary: counts them, then drops them and the channels between
+/// them, so that every frame and heap byte they held goes back (the summary reports what does
+/// not). Every VM has ended: no CPU runs or will run a vCPU.
+fn finish() -> Tally {
+    use crate::arch::{Cpu, Machine};
+    use crate::mm::owner::Owner;
+    let vms: Vec<Vm> = slots().iter().filter_map(|s| s.lock().take()).collect();
+    let ok = vms
+        .iter()
+        .filter(|vm| vm.state == VmState::Exited(0))
+        .count();
+    let mut totals = Totals::default();
+    for vm in &vms {
+        totals.add(&vm.stats);
+        crate::println!("{}", vm_line(vm));
+    }
+    percpu::each(|cpu, stats, _| {
+        crate::println!(
+            "hyp: cpustats: cpu={cpu} exits={} idle_ticks={}",
+            stats.exits,
+            stats.idle_ticks
+        );
+    });
+    if crate::trace::enabled() {
+        dump_traces(|line| crate::println!("{line}"));
+    }
+    let tally = Tally {
+        vms: vms.len(),
+        ok,
+        totals,
+    };
+    // A channel's frames are listed by both its ends: take them from the first end.
+    let channels: Vec<(u16, Vec<u64>)> = vms
+        .iter()
+        .flat_map(|vm| vm.channels.iter())
+        .filter(|end| end.sends_on_first)
+        .map(|end| (end.channel, end.frames.clone()))
+        .collect();
+    // No VM maps the channels' frames once the VMs are gone.
+    drop(vms);
+    for (channel, frames) in channels {
+        for pa in frames {
+            Cpu::free_frame(Owner::Shared(channel), pa);
+        }
+    }
+    tally
+}
+
+/// Counts a VM that has ended (the run ends when none is alive).
+pub fn vm_ended() {
+    ALIVE.fetch_sub(1, Ordering::SeqCst);
 }
 
 /// The summary's count of VMs.
@@ -303,7 +629,7 @@ fn vm_line(vm: &Vm) -> VmLine<'_> {
     VmLine {
         name: &vm.name,
         ending: match vm.state {
-            VmState::Alive => Ending::Alive,
+            VmState::Alive | VmState::Stopping(_) => Ending::Alive,
             VmState::Exited(status) => Ending::Exited(status),
             VmState::Killed => Ending::Killed,
         },
@@ -321,69 +647,44 @@ pub fn dump_traces(mut out: impl FnMut(core::fmt::Arguments)) {
     percpu::each(|cpu, _, ring| crate::trace::dump(cpu, ring, &mut out));
 }
 
-/// Gives this CPU its next vCPU and returns when one is loaded (the caller enters it). Idles,
-/// with the lock released, while there is nothing to run. When every VM has ended, the CPU that
-/// sees it first prints the summary and powers off; the others stop.
-pub fn reschedule(mut guard: MutexGuard<'_, Option<Scheduler>>, outgoing_alive: bool) {
-    let mut alive = outgoing_alive;
-    loop {
-        let Some(sched) = guard.as_mut() else {
-            // Another CPU has ended the run.
-            drop(guard);
-            cpu::wait_forever();
-        };
-        match sched.switch(alive) {
-            Next::Run => return,
-            Next::Done => {
-                let sched = guard.take();
-                drop(guard);
-                crate::bench::at_end();
-                crate::power::finish(sched);
-            }
-            Next::Idle(deadline) => {
-                drop(guard);
-                // Idle until the lock is back: waiting for it here is not this CPU's work.
-                let idle_from = timer::counter();
-                guard = crate::bench::idle(|| {
-                    timer::wait_until(deadline);
-                    super::exit::take_interrupts(None);
-                    SCHED.lock()
-                });
-                percpu::add_idle(timer::counter().wrapping_sub(idle_from));
-                alive = false;
-            }
-        }
+/// The CPUs of a pin, a bit each (all without one).
+fn cpu_mask(vm: &Vm) -> usize {
+    match vm.spec.cpus {
+        Some(set) => (0..MAX_CPUS)
+            .filter(|&c| set.contains(c))
+            .fold(0, |m, c| m | 1 << c),
+        None => usize::MAX,
     }
 }
 
 /// Runs the VMs on the boot CPU (the secondaries join in `run_secondary`); never returns.
 pub fn run(vms: Vec<Vm>) -> ! {
-    let mut guard = SCHED.lock();
-    let units = vms
-        .iter()
-        .enumerate()
-        .flat_map(|(i, vm)| (0..vm.vcpus.len()).map(move |v| (i, v)))
-        .collect();
-    let sched = guard.insert(Scheduler {
-        vms,
-        units,
-        cursor: 0,
-        focus: 0,
-    });
-    if sched.vms.is_empty() {
-        drop(guard);
-        crate::power::finish(None);
+    if vms.is_empty() {
+        crate::power::finish(Tally::default());
     }
-    log::info!(
-        "console input goes to {} (Ctrl-] moves it)",
-        sched.vms[0].name
-    );
-    // VM 0 first, on CPU 0.
-    sched.cursor = sched.units.len() - 1;
-    crate::bench::at_first_guest_entry(&sched.vms);
+    log::info!("console input goes to {} (Ctrl-] moves it)", vms[0].name);
+    FOCUS.store(vms[0].index.get(), Ordering::Relaxed);
+    crate::bench::at_first_guest_entry(&vms);
+    let count = vms.iter().map(|vm| vm.index.get() + 1).max().unwrap_or(0);
+    SLOT_COUNT.store(count.min(MAX_VMS), Ordering::Release);
+    // VM 0 first, on CPU 0: the queue in manifest order.
+    for vm in vms {
+        let index = vm.index;
+        let slot = slot(index);
+        slot.cpus.store(cpu_mask(&vm), Ordering::Relaxed);
+        let runnable = vm.is_alive();
+        if runnable {
+            ALIVE.fetch_add(1, Ordering::SeqCst);
+        }
+        let mut guard = slot.lock();
+        *guard = Some(vm);
+        if runnable {
+            make_runnable(index, VcpuIndex::new(0));
+        }
+    }
     STARTED.store(true, Ordering::Release);
     aarch64_cpu::asm::sev();
-    reschedule(guard, false);
+    pick();
     cpu::enter_guest_first(percpu::stack_top())
 }
 
@@ -392,6 +693,6 @@ pub fn run_secondary() -> ! {
     while !STARTED.load(Ordering::Acquire) {
         aarch64_cpu::asm::wfe();
     }
-    reschedule(SCHED.lock(), false);
+    pick();
     cpu::enter_guest_first(percpu::stack_top())
 }
