@@ -33,6 +33,8 @@ pub mod shell;
 #[cfg(target_os = "none")]
 pub mod smp;
 #[cfg(target_os = "none")]
+mod smp_kick;
+#[cfg(target_os = "none")]
 mod smp_stress;
 #[cfg(target_os = "none")]
 mod timer;
@@ -152,6 +154,7 @@ pub fn secondary(index: usize) {
             smp_stress::secondary(index)
         }
         "smp" => smp::secondary(index),
+        "reset" | "off" => power::spin_forever(),
         "fuzz" => fuzz::secondary(index),
         _ => {}
     }

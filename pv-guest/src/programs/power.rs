@@ -2,11 +2,60 @@
 //! restarts itself N times (default 1) with SYSTEM_RESET and checks, in every life after the
 //! first, that it came back from its image with fresh memory; `cpuoff` and `off` end with
 //! CPU_OFF and SYSTEM_OFF (status 0).
+//!
+//! With `spin` (`reset spin`, `off spin`), vCPU 0 first starts every other vCPU, which spins
+//! forever (on, never off: as a Linux guest's parked secondaries), and makes the call once all
+//! spin: the hyp must stop them on whatever CPUs run them. A later life also checks that they
+//! are off again, as a fresh VM's are.
 
 use super::args;
 use crate::{boot_info, hv, println, restarts};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use hypercall_abi::MemPerms;
+
+/// Secondaries spinning in this life.
+static SPINNING: AtomicU32 = AtomicU32::new(0);
+
+/// AFFINITY_INFO's answer for an off vCPU.
+const AFFINITY_OFF: i32 = 1;
+
+/// Whether the command line asks for spinning secondaries.
+fn with_spinners() -> bool {
+    super::parse(boot_info().cmdline())
+        .args
+        .split_whitespace()
+        .any(|w| w == "spin")
+}
+
+/// vCPU 0 starts the other vCPUs spinning and waits until every one spins; false (reported)
+/// if one did not start.
+fn start_spinners(program: &str) -> bool {
+    let info = boot_info();
+    if super::smp::start_others(info, program) != 0 {
+        return false;
+    }
+    let others = info.vcpu_count.saturating_sub(1);
+    while SPINNING.load(Ordering::SeqCst) < others {
+        core::hint::spin_loop();
+    }
+    println!("{program}: {others} other vCPU(s) spinning");
+    true
+}
+
+/// A secondary vCPU's part: spin, on, until the hyp stops the VM.
+pub fn spin_forever() -> ! {
+    SPINNING.fetch_add(1, Ordering::SeqCst);
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+/// Whether every vCPU but 0 is off.
+fn others_off() -> bool {
+    let mut hv = hv();
+    (1..boot_info().vcpu_count as usize)
+        .all(|i| hv.psci_affinity_info(super::smp::mpidr(i), 0) == AFFINITY_OFF)
+}
 
 /// Written before the reset: a fresh image has the initial value again.
 static MARK: AtomicU64 = AtomicU64::new(0x1111);
@@ -25,7 +74,9 @@ pub fn reset() -> u64 {
     let life = restarts();
     if life > 0 {
         let fresh_image = MARK.load(Ordering::SeqCst) == 0x1111;
-        let fresh_memory = hv.mem_query(PAGE).is_err() && hv.mem_query(BULK).is_err();
+        let fresh_memory = hv.mem_query(PAGE).is_err()
+            && hv.mem_query(BULK).is_err()
+            && (!with_spinners() || others_off());
         if !(fresh_image && fresh_memory) || life >= times {
             let restarted = match life {
                 1 => "once".into(),
@@ -53,6 +104,9 @@ pub fn reset() -> u64 {
         }
         println!("reset: first life; calling PSCI SYSTEM_RESET ({times} time(s) in all)");
     }
+    if with_spinners() && !start_spinners("reset") {
+        return 1;
+    }
     let refused = hv.psci_system_reset();
     println!("reset: SYSTEM_RESET returned {refused}");
     1
@@ -66,6 +120,9 @@ pub fn cpu_off() -> u64 {
 }
 
 pub fn system_off() -> u64 {
+    if with_spinners() && !start_spinners("off") {
+        return 1;
+    }
     println!("off: calling PSCI SYSTEM_OFF");
     let refused = hv().psci_system_off();
     println!("off: SYSTEM_OFF returned {refused}");

@@ -2,7 +2,10 @@
 //! vCPU runs its checks (ABI handshake, VM_INFO, a page of its own mapped, written, read back
 //! and unmapped, an event sent to itself) and reports through atomics, then powers off; vCPU 0
 //! waits for AFFINITY_INFO to say OFF for each. `smp stress` is the concurrency check of
-//! `smp_stress.rs`. [`start_others`] and [`wait_others_off`] serve every multi-vCPU program.
+//! `smp_stress.rs`, `smp kick` the kick latency of `smp_kick.rs`; `smp kill` starts every vCPU
+//! spinning and then faults on the last one, for the hyp to kill the VM on every CPU (with
+//! `on_fault = "kill"`). [`start_others`] and [`wait_others_off`] serve every multi-vCPU
+//! program.
 
 use crate::{hv, println};
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -60,8 +63,43 @@ fn checks(info: &BootInfo, index: usize) -> Result<(), u32> {
     Ok(())
 }
 
-/// A secondary vCPU's part: the checks, reported in RESULTS.
+/// vCPUs spinning in `smp kill`.
+static SPINNING: AtomicU32 = AtomicU32::new(0);
+
+/// `smp kill`: every vCPU spins but the last, which faults once all the others spin.
+fn kill_part(index: usize) -> ! {
+    let others = crate::boot_info().vcpu_count.saturating_sub(1);
+    if index + 1 < crate::boot_info().vcpu_count as usize {
+        SPINNING.fetch_add(1, Ordering::SeqCst);
+        loop {
+            core::hint::spin_loop();
+        }
+    }
+    while SPINNING.load(Ordering::SeqCst) < others {
+        core::hint::spin_loop();
+    }
+    println!("smp kill: vCPU {index} faults while {others} vCPU(s) spin");
+    // SAFETY: a volatile read of an address stage 1 maps and stage 2 does not: the access
+    // faults (the hyp ends the VM), it reads no Rust object.
+    let v = unsafe { crate::arch::access::read_u64(super::UNMAPPED_IPA) };
+    println!("smp kill: read {v:#x}: the access did not fault");
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+/// A secondary vCPU's part: the checks, reported in RESULTS (or its part of `smp kill` or
+/// `smp kick`).
 pub fn secondary(index: usize) {
+    match super::parse(crate::boot_info().cmdline())
+        .args
+        .split_whitespace()
+        .next()
+    {
+        Some("kill") => kill_part(index),
+        Some("kick") => return super::smp_kick::secondary(index),
+        _ => {}
+    }
     let result = match checks(crate::boot_info(), index) {
         Ok(()) => DONE,
         Err(n) => n,
@@ -111,8 +149,16 @@ pub fn wait_others_off(info: &BootInfo, program: &str) -> u32 {
 }
 
 pub fn run(info: &BootInfo, args: &str) -> u64 {
-    if args.split_whitespace().next() == Some("stress") {
-        return super::smp_stress::run(info, args);
+    match args.split_whitespace().next() {
+        Some("stress") => return super::smp_stress::run(info, args),
+        Some("kick") => return super::smp_kick::run(args),
+        Some("kill") => {
+            if start_others(info, "smp kill") != 0 {
+                return 1;
+            }
+            kill_part(0)
+        }
+        _ => {}
     }
     let n = info.vcpu_count as usize;
     let mut hv = hv();
