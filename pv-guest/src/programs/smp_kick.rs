@@ -1,11 +1,16 @@
 //! `smp kick [rounds=N] [bound_us=B]`: how soon an event sent to a vCPU on another CPU arrives
-//! (its virtual IRQ taken). vCPU 0 sends event [`EVENT`] to vCPU 1 N times (default 16) for each
+//! (its virtual IRQ taken). vCPU 0 sends event [`EVENT`] to vCPU 1 N times (default 32) for each
 //! of two cases: vCPU 1 **waiting** in WFI (descheduled: its CPU idles) and vCPU 1 **running**
 //! (spinning with IRQs unmasked: only a kick makes its CPU load the virtual IRQ before its
 //! slice ends). Each latency is the virtual counter from just before `EVENT_SEND` to vCPU 1's
-//! IRQ handler having seen it. The median of each case must be under B µs (default 2500, a
-//! quarter of the hyp's 10 ms slice: without kicks a median is about half a slice).
-//! Needs 2 vCPUs, and a CPU for each (the manifest pins them to two CPUs).
+//! IRQ handler having seen it.
+//!
+//! The verdict: in each case at least a quarter of the rounds must arrive within B µs (default
+//! 1000, a tenth of the hyp's 10 ms slice). The host that runs QEMU's vCPU threads only ever
+//! adds delay, so without kicks at most a tenth of the rounds of the running case could (a
+//! uniform point of the slice), and none of the waiting case (its CPU wakes a slice after it
+//! idled, 2 ms before the send); with kicks nearly all do on a quiet host, and a quarter still
+//! on a loaded one. Needs 2 vCPUs, each with a CPU (the manifest pins them to two).
 
 use super::args;
 use crate::arch::timer;
@@ -79,8 +84,8 @@ pub fn run(args: &str) -> u64 {
         println!("smp kick: needs 2 vCPUs");
         return 1;
     }
-    let rounds = (args::number(args, "rounds").unwrap_or(16) as usize).clamp(1, MAX_ROUNDS);
-    let bound_us = args::number(args, "bound_us").unwrap_or(2500);
+    let rounds = (args::number(args, "rounds").unwrap_or(32) as usize).clamp(1, MAX_ROUNDS);
+    let bound_us = args::number(args, "bound_us").unwrap_or(1000);
     let mut hv = hv();
     let _ = hv.event_unmask(EVENT);
     if super::smp::start_others(info, "smp kick") != 0 {
@@ -114,15 +119,17 @@ pub fn run(args: &str) -> u64 {
             *slot = LATENCY.load(Ordering::SeqCst);
         }
         let measured = &mut latencies[..rounds];
-        let max = measured.iter().copied().max().unwrap_or(0);
-        let mid = median(measured);
-        let ok = us(mid) < bound_us;
+        let prompt = measured.iter().filter(|&&t| us(t) < bound_us).count();
+        let ok = prompt * 4 >= rounds;
         failed |= !ok;
+        let mid = median(measured);
         println!(
-            "smp kick: {case}: median {} us, max {} us over {rounds} rounds (bound {bound_us} us): {}",
+            "smp kick: {case}: {prompt} of {rounds} within {bound_us} us (median {} us, best {} \
+             us, worst {} us): {}",
             us(mid),
-            us(max),
-            if ok { "ok" } else { "too slow" }
+            us(measured[0]),
+            us(measured[rounds - 1]),
+            if ok { "prompt" } else { "too slow" }
         );
     }
     if failed {
