@@ -231,9 +231,12 @@ pub struct Drawn {
     pub prep: Prep,
 }
 
-/// Function IDs never drawn: they end the VM or this vCPU whatever the arguments.
+/// Function IDs never drawn: they end (or restart) the VM or this vCPU whatever the arguments.
 pub fn never_drawn(id: u32) -> bool {
-    matches!(id, VM_EXIT | PSCI_CPU_OFF | PSCI_SYSTEM_OFF)
+    matches!(
+        id,
+        VM_EXIT | PSCI_CPU_OFF | PSCI_SYSTEM_OFF | PSCI_SYSTEM_RESET
+    )
 }
 
 /// Values that hit boundaries more often than random ones.
@@ -628,12 +631,11 @@ pub fn call(rng: &mut Rng, t: &Targets, block_consumer: u32) -> Drawn {
                 let id = pick!(rng, [PSCI_CPU_ON_32, PSCI_CPU_ON_64]);
                 (id, [mpidr(rng, t.vcpus), entry, rng.next_u64()])
             }
-            4 | 5 => {
+            4..=6 => {
                 let level = pick!(rng, [0, 0, 0, 1, 2, 3, 4, u64::MAX]);
                 let id = pick!(rng, [PSCI_AFFINITY_INFO_32, PSCI_AFFINITY_INFO_64]);
                 (id, [mpidr(rng, t.vcpus), level, 0])
             }
-            6 => (PSCI_SYSTEM_RESET, [0; 3]),
             _ => {
                 prep = Prep::Deliverable;
                 let id = pick!(rng, [PSCI_CPU_SUSPEND_32, PSCI_CPU_SUSPEND_64]);

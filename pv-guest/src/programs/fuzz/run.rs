@@ -585,7 +585,7 @@ pub fn run(info: &BootInfo, argv: &str) -> u64 {
     }
     if crate::restarts() != 0 {
         println!(
-            "fuzz: FAILED seed={seed}: the VM was reset (SYSTEM_RESET must be DENIED while vCPU 1 is on)"
+            "fuzz: FAILED seed={seed}: the VM was reset (the fuzzer never calls SYSTEM_RESET)"
         );
         return 1;
     }
