@@ -15,8 +15,6 @@ pub struct PerCpu {
     pub regs: *mut crate::arch::aarch64::context::GuestRegs,
     /// This CPU's index (0 is the boot CPU).
     pub index: usize,
-    /// Top of this CPU's EL2 stack.
-    pub stack_top: usize,
     /// The vCPU loaded on this CPU, if any: (its VM's index in the scheduler, vCPU index).
     pub vm: Option<(usize, usize)>,
     /// This CPU's place in the device tree's `/cpus` list: its GIC redistributor's index.
@@ -73,7 +71,6 @@ static mut PER_CPU: [PerCpu; MAX_CPUS] = [const {
     PerCpu {
         regs: core::ptr::null_mut(),
         index: 0,
-        stack_top: 0,
         vm: None,
         gic_index: 0,
         hold: HoldClock { start: 0, max: 0 },
@@ -91,10 +88,8 @@ pub fn init(index: usize, gic_index: usize) -> *mut PerCpu {
     let index = index.min(MAX_CPUS - 1);
     // SAFETY: each CPU initialises only its own slot, before anything reads it.
     unsafe {
-        let stack = &raw mut HYP_STACKS[index];
         let percpu = &raw mut PER_CPU[index];
         (*percpu).index = index;
-        (*percpu).stack_top = stack as usize + STACK_SIZE;
         (*percpu).gic_index = gic_index;
         percpu
     }
@@ -130,12 +125,6 @@ pub fn set_current(
         (*this()).vm = vm;
         (*this()).regs = regs;
     }
-}
-
-/// This CPU's top of stack.
-pub fn stack_top() -> usize {
-    // SAFETY: as in `index`.
-    unsafe { (*this()).stack_top }
 }
 
 /// This CPU's GIC redistributor index.

@@ -7,6 +7,7 @@ use super::sched::SCHED;
 use super::stats::ExitKind;
 use super::{Vm, VmState};
 use crate::arch::aarch64::esr::{self, Class, Syndrome, SysRegAccess};
+pub use crate::arch::aarch64::exception::Exit;
 use crate::arch::aarch64::{cpu, stage2, timer};
 use crate::dev::gic;
 use crate::hypercall::{self, Action, KillReason};
@@ -52,17 +53,6 @@ pub fn take_interrupts(mut vm: Option<(&mut Vm, usize)>) -> Action {
     action
 }
 
-/// Why the guest left.
-pub enum Exit {
-    /// A synchronous exception, with the guest's x0 at the exit (a hypercall's function ID).
-    Sync(Syndrome, u64),
-    Irq,
-    Unexpected {
-        kind: u64,
-        esr: u64,
-    },
-}
-
 /// Handles one exit of this CPU's vCPU and leaves the CPU pointed at the vCPU to run next.
 pub fn handle(exit: Exit) {
     let mut guard = SCHED.lock();
@@ -71,6 +61,9 @@ pub fn handle(exit: Exit) {
         return;
     };
     let vm = &mut sched.vms[current];
+    // The calls vm::run answered without the lock since this vCPU's last exit here.
+    let unlocked = vm.vcpus[v].regs.take_unlocked_calls();
+    vm.stats.count_n(ExitKind::Hypercall, unlocked);
     if !vm.is_alive() {
         // Another vCPU of this VM ended it (or it was killed) while this one ran: drop it.
         let _ = take_interrupts(None);

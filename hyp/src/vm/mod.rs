@@ -13,6 +13,7 @@ pub mod exit;
 pub mod idregs;
 pub mod memory;
 pub mod pl011;
+pub mod run;
 #[cfg(target_os = "none")]
 pub mod sched;
 pub mod stats;

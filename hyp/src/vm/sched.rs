@@ -384,7 +384,7 @@ pub fn run(vms: Vec<Vm>) -> ! {
     STARTED.store(true, Ordering::Release);
     aarch64_cpu::asm::sev();
     reschedule(guard, false);
-    cpu::enter_guest_first(percpu::stack_top())
+    super::run::run()
 }
 
 /// A secondary CPU, set up, waits for the VMs and then runs them with the others.
@@ -393,5 +393,5 @@ pub fn run_secondary() -> ! {
         aarch64_cpu::asm::wfe();
     }
     reschedule(SCHED.lock(), false);
-    cpu::enter_guest_first(percpu::stack_top())
+    super::run::run()
 }
