@@ -131,7 +131,7 @@ impl fmt::Display for KillReason {
 #[inline(always)]
 pub fn answer_stateless(regs: &mut Regs) -> bool {
     let function_id = regs[0] as u32;
-    standard::handle(function_id, regs) || abi::handle(function_id, regs)
+    abi::handle(function_id, regs) || standard::handle(function_id, regs)
 }
 
 /// Serves the call in `regs` (x0..x17) and leaves the answer there.

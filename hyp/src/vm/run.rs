@@ -45,9 +45,9 @@ pub fn run() -> ! {
             }
         }
         let exit = raw.decode();
+        let (kind, esr, x0) = exit.raw();
         let hold = crate::bench::HoldTimer::start();
         super::exit::handle(exit);
-        let (kind, esr, x0) = exit.raw();
         hold.stop(kind, esr, x0);
         raw = exception::enter();
     }

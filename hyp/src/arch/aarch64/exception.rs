@@ -87,7 +87,7 @@ struct ExitWords {
 #[cfg(target_os = "none")]
 pub struct RawExit {
     kind: u64,
-    regs: *mut GuestRegs,
+    regs: core::ptr::NonNull<GuestRegs>,
 }
 
 /// Runs the vCPU loaded on this CPU (its register block at PerCpu::regs, its EL1 state, HCR
@@ -98,15 +98,22 @@ pub fn enter() -> RawExit {
     // SAFETY: the scheduler left a vCPU loaded: PerCpu::regs points at its block, which stays
     // put and which nothing else writes while the vCPU is on this CPU. guest_enter is an
     // AAPCS64 function that returns on this stack with the callee-saved registers restored.
-    let words = unsafe { guest_enter() };
-    RawExit {
-        kind: words.kind,
-        regs: words.regs,
-    }
+    RawExit::from(unsafe { guest_enter() })
 }
 
 #[cfg(target_os = "none")]
 impl RawExit {
+    #[inline(always)]
+    fn from(words: ExitWords) -> RawExit {
+        // SAFETY: the vector returns the block it saved to: PerCpu::regs, never null while a
+        // vCPU is loaded (and one is, or it could not have been entered).
+        let regs = unsafe { core::ptr::NonNull::new_unchecked(words.regs) };
+        RawExit {
+            kind: words.kind,
+            regs,
+        }
+    }
+
     /// The vCPU's saved registers, if this exit is `HVC #0`: a call, to answer in place (x0..x17
     /// hold it; ELR already points past the HVC). Borrowed from the exit: the vCPU cannot be
     /// entered again while they are.
@@ -120,7 +127,7 @@ impl RawExit {
         // saved and which only this CPU touches while the vCPU is loaded; the reference lives
         // no longer than this borrow of the exit, and nothing else reaches the block meanwhile
         // (no lock is taken, no other code runs on this CPU until the exit is resumed).
-        Some(unsafe { &mut *self.regs })
+        Some(unsafe { self.regs.as_mut() })
     }
 
     /// Enters the vCPU again at once, ELR_EL2 and SPSR_EL2 as the exit left them (nothing at
@@ -129,11 +136,7 @@ impl RawExit {
     pub fn resume(self) -> RawExit {
         // SAFETY: as in `enter`; `regs` is the loaded vCPU's block and the CPU still holds
         // that vCPU's ELR_EL2 and SPSR_EL2.
-        let words = unsafe { guest_resume(self.regs) };
-        RawExit {
-            kind: words.kind,
-            regs: words.regs,
-        }
+        RawExit::from(unsafe { guest_resume(self.regs.as_ptr()) })
     }
 
     /// Decodes the exit for the general path, completing the vCPU's block with ELR_EL2 and
@@ -141,11 +144,12 @@ impl RawExit {
     #[inline(always)]
     pub fn decode(self) -> Exit {
         use aarch64_cpu::registers::{ELR_EL2, Readable, SPSR_EL2};
+        let regs = self.regs.as_ptr();
         // SAFETY: as in `call_regs`; a plain read and two plain writes, no reference kept.
         let x0 = unsafe {
-            (*self.regs).elr = ELR_EL2.get();
-            (*self.regs).spsr = SPSR_EL2.get();
-            (*self.regs).x[0]
+            (*regs).elr = ELR_EL2.get();
+            (*regs).spsr = SPSR_EL2.get();
+            (*regs).x[0]
         };
         let (esr, far, hpfar) = super::cpu::exit_syndrome();
         Exit::decode(self.kind, esr, far, hpfar, x0)

@@ -19,30 +19,28 @@
     save_guest_after_x0_x1 \kind
 .endm
 
-/* Everything but x0/x1, which the vector already pushed on the EL2 stack; then guest_exit. */
+/* Everything but x0/x1, which the vector already pushed on the EL2 stack; guest_exit next. */
 .macro save_guest_after_x0_x1 kind
-    mrs     x0, tpidr_el2
-    ldr     x0, [x0, #{PERCPU_REGS}]
-    stp     x2, x3, [x0, #(2 * 8)]
-    stp     x4, x5, [x0, #(4 * 8)]
-    stp     x6, x7, [x0, #(6 * 8)]
-    stp     x8, x9, [x0, #(8 * 8)]
-    stp     x10, x11, [x0, #(10 * 8)]
-    stp     x12, x13, [x0, #(12 * 8)]
-    stp     x14, x15, [x0, #(14 * 8)]
-    stp     x16, x17, [x0, #(16 * 8)]
-    stp     x18, x19, [x0, #(18 * 8)]
-    stp     x20, x21, [x0, #(20 * 8)]
-    stp     x22, x23, [x0, #(22 * 8)]
-    stp     x24, x25, [x0, #(24 * 8)]
-    stp     x26, x27, [x0, #(26 * 8)]
-    stp     x28, x29, [x0, #(28 * 8)]
-    str     x30, [x0, #(30 * 8)]
+    mrs     x1, tpidr_el2
+    ldr     x1, [x1, #{PERCPU_REGS}]
+    stp     x2, x3, [x1, #(2 * 8)]
+    stp     x4, x5, [x1, #(4 * 8)]
+    stp     x6, x7, [x1, #(6 * 8)]
+    stp     x8, x9, [x1, #(8 * 8)]
+    stp     x10, x11, [x1, #(10 * 8)]
+    stp     x12, x13, [x1, #(12 * 8)]
+    stp     x14, x15, [x1, #(14 * 8)]
+    stp     x16, x17, [x1, #(16 * 8)]
+    stp     x18, x19, [x1, #(18 * 8)]
+    stp     x20, x21, [x1, #(20 * 8)]
+    stp     x22, x23, [x1, #(22 * 8)]
+    stp     x24, x25, [x1, #(24 * 8)]
+    stp     x26, x27, [x1, #(26 * 8)]
+    stp     x28, x29, [x1, #(28 * 8)]
+    str     x30, [x1, #(30 * 8)]
     ldp     x2, x3, [sp], #16
-    stp     x2, x3, [x0, #0]
-    mov     x1, x0
+    stp     x2, x3, [x1, #0]
     mov     x0, #\kind
-    b       guest_exit
 .endm
 
 .macro hyp_fault kind
@@ -105,10 +103,13 @@ hyp_vectors:
 1:  b       guest_sync_slow
 .balign 0x80
     save_guest {EXIT_IRQ}
+    b       guest_exit
 .balign 0x80
     save_guest {EXIT_FIQ}
+    b       guest_exit
 .balign 0x80
     save_guest {EXIT_SERROR}
+    b       guest_exit
 /* Lower EL, AArch32: guests cannot run AArch32 (HCR_EL2.RW=1); report if it ever happens. */
 .balign 0x80
     hyp_fault 4
@@ -122,6 +123,7 @@ hyp_vectors:
 .text
 guest_sync_slow:
     save_guest_after_x0_x1 {EXIT_SYNC}
+    /* fall through */
 
 /* The end of every exit: back into guest_enter's caller, as AAPCS64 wants it. */
 guest_exit:
