@@ -18,8 +18,6 @@ pub struct PerCpu {
     pub regs: *mut crate::arch::aarch64::context::GuestRegs,
     /// This CPU's index (0 is the boot CPU).
     pub index: usize,
-    /// Top of this CPU's EL2 stack.
-    pub stack_top: usize,
     /// The vCPU loaded on this CPU, if any.
     pub vm: Option<(VmIndex, VcpuIndex)>,
     /// The levels of the ordered locks this CPU holds, a bit each (debug builds: vm::lock).
@@ -78,7 +76,6 @@ static mut PER_CPU: [PerCpu; MAX_CPUS] = [const {
     PerCpu {
         regs: core::ptr::null_mut(),
         index: 0,
-        stack_top: 0,
         vm: None,
         held_locks: 0,
         gic_index: 0,
@@ -97,10 +94,8 @@ pub fn init(index: usize, gic_index: usize) -> *mut PerCpu {
     let index = index.min(MAX_CPUS - 1);
     // SAFETY: each CPU initialises only its own slot, before anything reads it.
     unsafe {
-        let stack = &raw mut HYP_STACKS[index];
         let percpu = &raw mut PER_CPU[index];
         (*percpu).index = index;
-        (*percpu).stack_top = stack as usize + STACK_SIZE;
         (*percpu).gic_index = gic_index;
         percpu
     }
@@ -157,12 +152,6 @@ pub fn lock_taken(level: Level) {
 pub fn lock_released(level: Level) {
     // SAFETY: as in `index`.
     unsafe { (*this()).held_locks = lock::release((*this()).held_locks, level) };
-}
-
-/// This CPU's top of stack.
-pub fn stack_top() -> usize {
-    // SAFETY: as in `index`.
-    unsafe { (*this()).stack_top }
 }
 
 /// This CPU's GIC redistributor index.

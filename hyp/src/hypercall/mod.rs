@@ -124,8 +124,21 @@ impl fmt::Display for KillReason {
     }
 }
 
+/// Answers in place, from `regs` (x0..x17) alone, the calls that read no state of the VM or
+/// the hyp: the SMCCC and vendor-service queries and the ABI handshake. The run loop answers
+/// these with no lock and no atomic (vm::run); true when `regs[0]` was one of them. Every
+/// other call is left untouched, for [`dispatch`].
+#[inline(always)]
+pub fn answer_stateless(regs: &mut Regs) -> bool {
+    let function_id = regs[0] as u32;
+    abi::handle(function_id, regs) || standard::handle(function_id, regs)
+}
+
 /// Serves the call in `regs` (x0..x17) and leaves the answer there.
 pub fn dispatch(vm: &mut impl GuestVm, regs: &mut Regs) -> Action {
+    if answer_stateless(regs) {
+        return Action::Resume;
+    }
     let call = match Call::try_from(&*regs) {
         Ok(call) if call.is_live() => call,
         Ok(_) => return answer(regs, Err(Error::NotSupported)),
@@ -133,16 +146,14 @@ pub fn dispatch(vm: &mut impl GuestVm, regs: &mut Regs) -> Action {
         Err(e) => return answer(regs, Err(e)),
     };
     match call {
+        // Answered by answer_stateless above, whatever their arguments.
         Call::SmcccVersion
         | Call::SmcccArchFeatures { .. }
         | Call::VendorHypCallUid
-        | Call::VendorHypRevision => {
-            standard::handle(&call, regs);
-            Action::Resume
-        }
+        | Call::VendorHypRevision
+        | Call::AbiVersion { .. }
+        | Call::AbiFeatures => Action::Resume,
         Call::Psci(p) => psci::handle(vm, p, regs),
-        Call::AbiVersion { guest } => answer(regs, abi::version(guest)),
-        Call::AbiFeatures => answer(regs, Ok(abi::features())),
         Call::VmExit { status } => Action::Exit(status),
         Call::VmYield => {
             set_return(regs, Ok([0; 3]));
@@ -459,6 +470,39 @@ mod tests {
         };
         let (_, regs) = call(&mut vm, Call::AbiVersion { guest: other_major });
         assert_eq!(regs[0] as i64, Error::VersionMismatch.code());
+    }
+
+    /// The calls answer_stateless must answer: those that read nothing but their registers.
+    const STATELESS: [u32; 6] = [
+        hypercall_abi::standard::SMCCC_VERSION,
+        hypercall_abi::standard::SMCCC_ARCH_FEATURES,
+        hypercall_abi::standard::VENDOR_HYP_CALL_UID,
+        hypercall_abi::standard::VENDOR_HYP_REVISION,
+        hypercall_abi::abi::ABI_VERSION,
+        hypercall_abi::abi::ABI_FEATURES,
+    ];
+
+    #[test]
+    fn only_calls_that_read_no_state_are_answered_without_the_vm() {
+        for info in hypercall_abi::CALLS {
+            let mut regs: Regs = core::array::from_fn(|i| 0x5a5a_0000 + i as u64);
+            regs[0] = u64::from(info.function_id);
+            let before = regs;
+            let stateless = STATELESS.contains(&info.function_id);
+            assert_eq!(answer_stateless(&mut regs), stateless, "{}", info.name);
+            if stateless {
+                // Skipping the liveness check of dispatch is right only for live calls.
+                assert!(info.live, "{} answered but not live", info.name);
+            } else {
+                assert_eq!(regs, before, "{} was touched", info.name);
+            }
+        }
+        // Only the low 32 bits are the function ID; unknown IDs fall through to dispatch.
+        let mut regs: Regs = [0; 18];
+        regs[0] = 0xFFFF_FFFF_0000_0000 | u64::from(hypercall_abi::abi::ABI_FEATURES);
+        assert!(answer_stateless(&mut regs));
+        regs[0] = 0xC600_0FFF;
+        assert!(!answer_stateless(&mut regs));
     }
 
     #[test]

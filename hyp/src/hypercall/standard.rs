@@ -1,24 +1,29 @@
 //! The Arm-defined queries every SMCCC client makes: SMCCC version and features, and the
-//! vendor-hypervisor service's UID and revision.
+//! vendor-hypervisor service's UID and revision. None reads any state of the VM or the hyp:
+//! all are answered on the unlocked path ([`super::answer_stateless`]).
 
-use hypercall_abi::standard::{SMCCC_VERSION_1_2, VENDOR_HYP_UID, arch_features, revision_regs};
-use hypercall_abi::{Call, Regs, Version};
+use hypercall_abi::standard::{
+    SMCCC_ARCH_FEATURES, SMCCC_VERSION, SMCCC_VERSION_1_2, VENDOR_HYP_CALL_UID,
+    VENDOR_HYP_REVISION, VENDOR_HYP_UID, arch_features, revision_regs,
+};
+use hypercall_abi::{Regs, Version};
 
-/// These calls answer in x0 (and x1..x3) directly, as their specifications define.
-pub fn handle(call: &Call, regs: &mut Regs) {
-    match *call {
-        Call::SmcccVersion => regs[0] = u64::from(SMCCC_VERSION_1_2),
-        Call::SmcccArchFeatures { function_id } => {
-            regs[0] = arch_features(function_id) as i64 as u64
-        }
-        Call::VendorHypCallUid => {
+/// Answers these calls in place, in x0 (and x1..x3) directly, as their specifications define;
+/// false for any other function ID.
+#[inline(always)]
+pub fn handle(function_id: u32, regs: &mut Regs) -> bool {
+    match function_id {
+        SMCCC_VERSION => regs[0] = u64::from(SMCCC_VERSION_1_2),
+        SMCCC_ARCH_FEATURES => regs[0] = arch_features(regs[1] as u32) as i64 as u64,
+        VENDOR_HYP_CALL_UID => {
             for (r, word) in regs.iter_mut().zip(VENDOR_HYP_UID) {
                 *r = u64::from(word);
             }
         }
-        Call::VendorHypRevision => regs[..2].copy_from_slice(&revision_regs(Version::CURRENT)),
-        _ => {}
+        VENDOR_HYP_REVISION => regs[..2].copy_from_slice(&revision_regs(Version::CURRENT)),
+        _ => return false,
     }
+    true
 }
 
 #[cfg(test)]

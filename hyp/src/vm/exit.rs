@@ -8,6 +8,7 @@ use super::sched::{self, GiveUp, Then};
 use super::stats::ExitKind;
 use super::{Vm, VmState};
 use crate::arch::aarch64::esr::{self, Class, Syndrome, SysRegAccess};
+pub use crate::arch::aarch64::exception::Exit;
 use crate::arch::aarch64::{cpu, stage2, timer};
 use crate::dev::gic;
 use crate::hypercall::{self, Action, KillReason};
@@ -55,17 +56,6 @@ pub fn take_interrupts(mut vm: Option<(&mut Vm, usize)>) -> Action {
     action
 }
 
-/// Why the guest left.
-pub enum Exit {
-    /// A synchronous exception, with the guest's x0 at the exit (a hypercall's function ID).
-    Sync(Syndrome, u64),
-    Irq,
-    Unexpected {
-        kind: u64,
-        esr: u64,
-    },
-}
-
 /// Handles one exit of this CPU's vCPU and leaves the CPU pointed at the vCPU to run next.
 /// Takes only the lock of that vCPU's VM (and, to change the run queue, the queue's).
 pub fn handle(exit: Exit) {
@@ -77,6 +67,9 @@ pub fn handle(exit: Exit) {
     let Some(vm) = guard.as_mut() else { return };
     let v = vcpu.get();
     let requests = slot.vcpu(vcpu).take_requests();
+    // The calls vm::run answered without the lock since this vCPU's last exit here.
+    let unlocked = vm.vcpus[v].regs.take_unlocked_calls();
+    vm.stats.count_n(ExitKind::Hypercall, unlocked);
     if !vm.is_alive() {
         // Its VM stops (or has ended) while this vCPU ran: leave it, which acknowledges.
         let _ = take_interrupts(None);

@@ -15,6 +15,7 @@ pub mod ids;
 pub mod lock;
 pub mod memory;
 pub mod pl011;
+pub mod run;
 #[cfg(target_os = "none")]
 pub mod sched;
 pub mod stats;

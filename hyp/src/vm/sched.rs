@@ -685,7 +685,7 @@ pub fn run(vms: Vec<Vm>) -> ! {
     STARTED.store(true, Ordering::Release);
     aarch64_cpu::asm::sev();
     pick();
-    cpu::enter_guest_first(percpu::stack_top())
+    super::run::run()
 }
 
 /// A secondary CPU, set up, waits for the VMs and then runs them with the others.
@@ -694,5 +694,5 @@ pub fn run_secondary() -> ! {
         aarch64_cpu::asm::wfe();
     }
     pick();
-    cpu::enter_guest_first(percpu::stack_top())
+    super::run::run()
 }

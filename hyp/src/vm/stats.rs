@@ -79,6 +79,12 @@ impl VmStats {
         *n = n.wrapping_add(1);
     }
 
+    /// Counts `n` exits of `kind` at once.
+    pub fn count_n(&mut self, kind: ExitKind, n: u64) {
+        let count = &mut self.exits[kind as usize];
+        *count = count.wrapping_add(n);
+    }
+
     pub fn count_fault(&mut self) {
         self.faults = self.faults.wrapping_add(1);
     }

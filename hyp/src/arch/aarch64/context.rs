@@ -12,12 +12,37 @@ pub struct GuestRegs {
     pub x: [u64; 31],
     pub elr: u64,
     pub spsr: u64,
+    /// Hypercalls answered without a lock (vm::run) since the VM's stats last took them in:
+    /// only the CPU running the vCPU writes it, so counting one needs no atomic.
+    pub unlocked_calls: u64,
 }
 
 /// Every AArch64 instruction is 4 bytes.
 const INSTRUCTION_BYTES: u64 = 4;
 
 impl GuestRegs {
+    /// x0..x17 (SMCCC 1.2), in place: a call's function ID and arguments, and where its
+    /// answer goes.
+    #[inline(always)]
+    pub fn call_regs(&mut self) -> &mut hypercall_abi::Regs {
+        let (call, _) = self
+            .x
+            .split_first_chunk_mut()
+            .expect("31 registers hold 18");
+        call
+    }
+
+    /// Counts one hypercall answered without a lock.
+    #[inline(always)]
+    pub fn count_unlocked_call(&mut self) {
+        self.unlocked_calls = self.unlocked_calls.wrapping_add(1);
+    }
+
+    /// The unlocked calls counted since the last take, for the VM's stats (under its lock).
+    pub fn take_unlocked_calls(&mut self) -> u64 {
+        core::mem::take(&mut self.unlocked_calls)
+    }
+
     /// Returns past the instruction that trapped. The address wraps as the PC does: a guest
     /// may put its code at the top of the address space.
     pub fn skip_instruction(&mut self) {
@@ -161,5 +186,23 @@ mod tests {
         assert_eq!(regs.elr, 0);
         regs.repeat_instruction();
         assert_eq!(regs.elr, u64::MAX - 3);
+    }
+
+    #[test]
+    fn call_registers_are_the_saved_ones_in_place() {
+        let mut regs = GuestRegs::default();
+        regs.x[17] = 7;
+        regs.call_regs()[0] = 1;
+        regs.call_regs()[17] += 1;
+        assert_eq!((regs.x[0], regs.x[17], regs.x[18]), (1, 8, 0));
+    }
+
+    #[test]
+    fn unlocked_calls_are_taken_once() {
+        let mut regs = GuestRegs::default();
+        regs.count_unlocked_call();
+        regs.count_unlocked_call();
+        assert_eq!(regs.take_unlocked_calls(), 2);
+        assert_eq!(regs.take_unlocked_calls(), 0);
     }
 }

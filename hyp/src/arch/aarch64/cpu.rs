@@ -153,18 +153,6 @@ pub fn exit_syndrome() -> (u64, u64, u64) {
     (ESR_EL2.get(), FAR_EL2.get(), HPFAR_EL2.get())
 }
 
-unsafe extern "C" {
-    fn guest_enter_first(stack_top: usize) -> !;
-}
-
-/// Enters the vCPU this CPU's PerCpu points at, on a fresh EL2 stack. Never returns: later
-/// exits come back through the vectors.
-pub fn enter_guest_first(stack_top: usize) -> ! {
-    // SAFETY: PerCpu::regs points at a loaded vCPU and `stack_top` is this CPU's own EL2 stack,
-    // on which nothing of the caller's is needed any more.
-    unsafe { guest_enter_first(stack_top) }
-}
-
 /// ESR_ELx.EC of an exception with an unknown reason: what an UNDEFINED instruction reports.
 const EC_UNKNOWN: u64 = 0x00;
 /// ESR_ELx.IL: the trapped instruction was 32 bits long.

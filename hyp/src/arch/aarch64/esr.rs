@@ -88,7 +88,9 @@ pub struct Syndrome {
 }
 
 impl Syndrome {
-    /// Decodes ESR_EL2 with FAR_EL2 and HPFAR_EL2.
+    /// Decodes ESR_EL2 with FAR_EL2 and HPFAR_EL2 (inlined: on every exit's path, where the
+    /// fields are built in place).
+    #[inline(always)]
     pub fn decode(esr: u64, far: u64, hpfar: u64) -> Self {
         let ec = ((esr >> 26) & 0x3f) as u8;
         // HPFAR_EL2.FIPA (bits 43:4) holds IPA[51:12].

@@ -1,10 +1,14 @@
-//! Entry points vectors.S calls: guest exits and faults of the hypervisor itself.
+//! Entering a guest and what brings it back: `enter` runs the vCPU loaded on this CPU until
+//! its next exit and returns it (`RawExit`): answered in place and resumed, or decoded into an
+//! [`Exit`]; generic code (vm::run) decides which and what follows. Also the entry point
+//! vectors.S calls for a fault of the hypervisor itself. The decoding is pure and built for
+//! host tests.
 
+#[cfg(target_os = "none")]
 use super::context::GuestRegs;
-use super::cpu::{exit_syndrome, wait_forever};
 use crate::arch::aarch64::esr::Syndrome;
 
-/// Kinds of guest exit, as vectors.S passes them.
+/// Kinds of guest exit, as vectors.S returns them from `guest_enter`.
 pub const EXIT_SYNC: u64 = 0;
 /// A physical IRQ arrived while a guest ran.
 pub const EXIT_IRQ: u64 = 1;
@@ -13,26 +17,147 @@ pub const EXIT_FIQ: u64 = 2;
 /// A physical SError arrived while a guest ran.
 pub const EXIT_SERROR: u64 = 3;
 
-/// Called by vectors.S on every guest exit, with the exiting vCPU's saved registers.
-#[unsafe(no_mangle)]
-extern "C" fn handle_guest_exit(regs: *mut GuestRegs, kind: u64) {
-    let hold = crate::bench::HoldTimer::start();
-    // SAFETY: vectors.S just saved the exiting vCPU's registers to `regs`, which nothing else
-    // writes while the vCPU is on this CPU; one plain read, no reference kept (the block is
-    // otherwise reached through the scheduler, which owns the vCPU).
-    let x0 = unsafe { (*regs).x[0] };
-    let (esr, far, hpfar) = exit_syndrome();
-    crate::percpu::count_exit();
-    let exit = match kind {
-        EXIT_SYNC => crate::vm::exit::Exit::Sync(Syndrome::decode(esr, far, hpfar), x0),
-        EXIT_IRQ => crate::vm::exit::Exit::Irq,
-        _ => crate::vm::exit::Exit::Unexpected { kind, esr },
-    };
-    crate::vm::exit::handle(exit);
-    hold.stop(kind, esr, x0);
+/// Why the guest left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// A synchronous exception, with the guest's x0 at the exit (a hypercall's function ID).
+    Sync(Syndrome, u64),
+    Irq,
+    Unexpected {
+        kind: u64,
+        esr: u64,
+    },
+}
+
+impl Exit {
+    /// The exit of `kind` (vectors.S) with ESR_EL2, FAR_EL2 and HPFAR_EL2 as the CPU left
+    /// them, and the guest's x0.
+    #[inline(always)]
+    pub fn decode(kind: u64, esr: u64, far: u64, hpfar: u64, x0: u64) -> Exit {
+        match kind {
+            EXIT_SYNC => Exit::Sync(Syndrome::decode(esr, far, hpfar), x0),
+            EXIT_IRQ => Exit::Irq,
+            _ => Exit::Unexpected { kind, esr },
+        }
+    }
+
+    /// The kind vectors.S gave it (EXIT_*), its ESR_EL2 (0 for an IRQ) and the guest's x0 (0
+    /// unless synchronous): what bench.rs's `max_hold` names a hold by.
+    pub fn raw(&self) -> (u64, u64, u64) {
+        match *self {
+            Exit::Sync(s, x0) => (EXIT_SYNC, s.esr, x0),
+            Exit::Irq => (EXIT_IRQ, 0, 0),
+            Exit::Unexpected { kind, esr } => (kind, esr, 0),
+        }
+    }
+}
+
+/// ESR_EL2 (its low 32 bits: ISS2 above is not about HVC) of `HVC #0` from AArch64: EC 0x16,
+/// IL set, the immediate 0. SMCCC reserves HVC #0 for calls; other immediates are not calls.
+pub const ESR_HVC0: u32 = (0x16 << 26) | (1 << 25);
+
+/// Whether a synchronous exit's ESR_EL2 is `HVC #0`: a call under SMCCC.
+#[inline(always)]
+pub fn is_hvc0(esr: u64) -> bool {
+    esr as u32 == ESR_HVC0
+}
+
+#[cfg(target_os = "none")]
+unsafe extern "C" {
+    /// vectors.S: enters the loaded vCPU, ELR_EL2 and SPSR_EL2 from its block.
+    fn guest_enter() -> ExitWords;
+    /// vectors.S: enters the vCPU whose block `regs` is, as it just exited (ELR_EL2 and
+    /// SPSR_EL2 untouched since).
+    fn guest_resume(regs: *mut GuestRegs) -> ExitWords;
+}
+
+/// What `guest_enter` returns in x0 and x1 (AAPCS64 returns a 16-byte struct in them): the exit's
+/// kind and the block the vector saved the guest's registers to.
+#[cfg(target_os = "none")]
+#[repr(C)]
+struct ExitWords {
+    kind: u64,
+    regs: *mut GuestRegs,
+}
+
+/// A guest exit as the vectors left it: the guest's x0..x30 in its vCPU's block, ELR_EL2,
+/// SPSR_EL2 and the syndrome registers still in the CPU. Either answered in place and resumed
+/// ([`RawExit::call_regs`], [`RawExit::resume`]), or decoded for the general path
+/// ([`RawExit::decode`]). Not `Clone`: one exit is resumed or decoded once.
+#[cfg(target_os = "none")]
+pub struct RawExit {
+    kind: u64,
+    regs: core::ptr::NonNull<GuestRegs>,
+}
+
+/// Runs the vCPU loaded on this CPU (its register block at PerCpu::regs, its EL1 state, HCR
+/// and stage 2 in the CPU) until it leaves EL1 for a reason the vectors do not answer.
+#[cfg(target_os = "none")]
+#[inline(always)]
+pub fn enter() -> RawExit {
+    // SAFETY: the scheduler left a vCPU loaded: PerCpu::regs points at its block, which stays
+    // put and which nothing else writes while the vCPU is on this CPU. guest_enter is an
+    // AAPCS64 function that returns on this stack with the callee-saved registers restored.
+    RawExit::from(unsafe { guest_enter() })
+}
+
+#[cfg(target_os = "none")]
+impl RawExit {
+    #[inline(always)]
+    fn from(words: ExitWords) -> RawExit {
+        // SAFETY: the vector returns the block it saved to: PerCpu::regs, never null while a
+        // vCPU is loaded (and one is, or it could not have been entered).
+        let regs = unsafe { core::ptr::NonNull::new_unchecked(words.regs) };
+        RawExit {
+            kind: words.kind,
+            regs,
+        }
+    }
+
+    /// The vCPU's saved registers, if this exit is `HVC #0`: a call, to answer in place (x0..x17
+    /// hold it; ELR already points past the HVC). Borrowed from the exit: the vCPU cannot be
+    /// entered again while they are.
+    #[inline(always)]
+    pub fn call_regs(&mut self) -> Option<&mut GuestRegs> {
+        use aarch64_cpu::registers::{ESR_EL2, Readable};
+        if self.kind != EXIT_SYNC || !is_hvc0(ESR_EL2.get()) {
+            return None;
+        }
+        // SAFETY: `regs` is the block of the vCPU loaded on this CPU, which the vector just
+        // saved and which only this CPU touches while the vCPU is loaded; the reference lives
+        // no longer than this borrow of the exit, and nothing else reaches the block meanwhile
+        // (no lock is taken, no other code runs on this CPU until the exit is resumed).
+        Some(unsafe { self.regs.as_mut() })
+    }
+
+    /// Enters the vCPU again at once, ELR_EL2 and SPSR_EL2 as the exit left them (nothing at
+    /// EL2 has changed them since: no exception, no other vCPU), until its next exit.
+    #[inline(always)]
+    pub fn resume(self) -> RawExit {
+        // SAFETY: as in `enter`; `regs` is the loaded vCPU's block and the CPU still holds
+        // that vCPU's ELR_EL2 and SPSR_EL2.
+        RawExit::from(unsafe { guest_resume(self.regs.as_ptr()) })
+    }
+
+    /// Decodes the exit for the general path, completing the vCPU's block with ELR_EL2 and
+    /// SPSR_EL2 (which the general path may change, and guest_enter loads).
+    #[inline(always)]
+    pub fn decode(self) -> Exit {
+        use aarch64_cpu::registers::{ELR_EL2, Readable, SPSR_EL2};
+        let regs = self.regs.as_ptr();
+        // SAFETY: as in `call_regs`; a plain read and two plain writes, no reference kept.
+        let x0 = unsafe {
+            (*regs).elr = ELR_EL2.get();
+            (*regs).spsr = SPSR_EL2.get();
+            (*regs).x[0]
+        };
+        let (esr, far, hpfar) = super::cpu::exit_syndrome();
+        Exit::decode(self.kind, esr, far, hpfar, x0)
+    }
 }
 
 /// Called by vectors.S for an exception taken at EL2 itself: a hypervisor bug.
+#[cfg(target_os = "none")]
 #[unsafe(no_mangle)]
 extern "C" fn handle_hyp_fault(kind: u64, esr: u64, far: u64, elr: u64) -> ! {
     let syndrome = Syndrome::decode(esr, far, 0);
@@ -42,5 +167,63 @@ extern "C" fn handle_hyp_fault(kind: u64, esr: u64, far: u64, elr: u64) -> ! {
     ));
     crate::power::halt_after_failure();
     #[allow(unreachable_code)]
-    wait_forever()
+    super::cpu::wait_forever()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::aarch64::esr::Class;
+
+    /// ESR_EL2 of `HVC #imm` from AArch64: EC 0x16, IL.
+    fn hvc(imm: u64) -> u64 {
+        (0x16 << 26) | (1 << 25) | imm
+    }
+
+    #[test]
+    fn a_synchronous_exit_carries_its_syndrome_and_the_guests_x0() {
+        let exit = Exit::decode(EXIT_SYNC, hvc(0), 0, 0, 0xC600_0000);
+        let Exit::Sync(s, x0) = exit else {
+            panic!("{exit:?}")
+        };
+        assert_eq!((s.class, x0), (Class::Hvc64, 0xC600_0000));
+        assert!(is_hvc0(s.esr));
+        // A data abort keeps its IPA (HPFAR's page, FAR's offset).
+        let Exit::Sync(s, _) = Exit::decode(EXIT_SYNC, 0x9200_0047, 0x1234, 0x4_0000 << 4, 0)
+        else {
+            panic!()
+        };
+        assert_eq!((s.class, s.ipa), (Class::DataAbortLower, 0x4000_0234));
+    }
+
+    #[test]
+    fn only_hvc_0_is_a_call() {
+        assert!(is_hvc0(hvc(0)));
+        // ISS2 (bits 55:32) is not part of HVC's syndrome.
+        assert!(is_hvc0(hvc(0) | 1 << 32));
+        assert!(!is_hvc0(hvc(1)));
+        assert!(!is_hvc0(hvc(0x8000)));
+        // SMC from AArch64 (EC 0x17) is trapped, never a call; nor is a 16-bit HVC (IL clear).
+        assert!(!is_hvc0((0x17 << 26) | (1 << 25)));
+        assert!(!is_hvc0(0x16 << 26));
+    }
+
+    #[test]
+    fn asynchronous_exits_are_told_apart() {
+        assert_eq!(Exit::decode(EXIT_IRQ, 0, 0, 0, 0), Exit::Irq);
+        assert_eq!(
+            Exit::decode(EXIT_SERROR, 0xbe00_0000, 0, 0, 7),
+            Exit::Unexpected {
+                kind: EXIT_SERROR,
+                esr: 0xbe00_0000
+            }
+        );
+        assert_eq!(
+            Exit::decode(EXIT_FIQ, 0, 0, 0, 0),
+            Exit::Unexpected {
+                kind: EXIT_FIQ,
+                esr: 0
+            }
+        );
+    }
 }
