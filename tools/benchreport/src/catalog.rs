@@ -138,12 +138,12 @@ pub const ALL: &[Spec] = &[
         spec("smp_hypercall_4cpu", I, Guest),
         Times(1.2, &["null_hypercall_abi_version"]),
     )),
-    spec("smp_hypercall_alone", I, Guest),
+    hot(spec("smp_hypercall_alone", I, Guest)),
     hot(budget(
         spec("smp_map_4cpu", I, Guest),
         Times(1.2, &["mem_map_1", "mem_unmap_1"]),
     )),
-    spec("smp_map_alone", I, Guest),
+    hot(spec("smp_map_alone", I, Guest)),
     spec("boot_to_guest", I, Host),
     // 192 KiB for this round of work (isolation, run loop, vGIC, SMMU, console; Xen: 983 KiB).
     budget(spec("hyp_image_bytes", "bytes", Host), AtMost(196608.0)),
