@@ -96,6 +96,8 @@ esac
     die "--iterations must be a positive number, not '$iterations'"
 [ "$hold_manifest" = none ] || [ -f "$hold_manifest" ] || die "no manifest $hold_manifest"
 [ "$smp_manifest" = none ] || [ -f "$smp_manifest" ] || die "no manifest $smp_manifest"
+[ "$smp_only" = 0 ] || [ "$smp_manifest" != none ] ||
+    die "--smp-only with --smp-manifest none runs nothing"
 
 if [ "$build" = 1 ]; then
     scripts/setup.sh
@@ -151,7 +153,6 @@ if [ "$smp_only" = 0 ]; then
     run_one trap tests/manifests/bench-trap.toml
     logs_read+=("$work/solo.log" "$work/switch.log" "$work/trap.log")
 else
-    [ "$smp_manifest" != none ] || die "--smp-only with --smp-manifest none runs nothing"
     hold_manifest=none
 fi
 if [ "$smp_manifest" != none ]; then
