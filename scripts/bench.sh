@@ -138,8 +138,8 @@ run_one() {
     local -n board_args="${3:-machine}" qemu_args="${4:-qemu}"
     sed -E "s/^(cmdline = \"bench[^\"]*)\"/\\1$args\"/" "$manifest" >"$work/$name.toml"
     local log="$work/$name.log"
-    if ! scripts/run.sh --no-build "${board_args[@]}" "${run_extra[@]}" --manifest "$work/$name.toml" \
-        --timeout 600 -- "${qemu_args[@]}" </dev/null >"$log" 2>&1; then
+    if ! scripts/run.sh --no-build "${board_args[@]}" "${run_extra[@]}" \
+        --manifest "$work/$name.toml" --timeout 600 -- "${qemu_args[@]}" </dev/null >"$log" 2>&1; then
         echo "bench: the $name run failed:" >&2
         tail -n 20 "$log" >&2
         exit 1

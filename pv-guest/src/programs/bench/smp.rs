@@ -23,12 +23,12 @@
 //!
 //! S and E are its counter right after it woke and right after its last call; a phase whose
 //! calls take too long stops them at a cap, and a VM says how many it made (`asked=`: how
-//! many it would have). Under `-icount`
-//! QEMU runs the CPUs one at a time and the clock counts the instructions of all of them, so
-//! the report (tools/benchreport) takes the phase's whole window, the earliest S to the latest
-//! E, over the calls of every VM: instructions of all CPUs per call (per map + unmap pair in
-//! the map phases), spinning included, less the O instructions a call of the loop adds. With `wall` (QEMU without `-icount`) the same
-//! window is nanoseconds of host time.
+//! many it would have). Under `-icount` QEMU runs the CPUs one at a time and the clock counts
+//! the instructions of all of them, so the report (tools/benchreport) takes the phase's whole
+//! window, the earliest S to the latest E, over the calls of every VM: instructions of all
+//! CPUs per call (per map + unmap pair in the map phases), spinning included, less the O
+//! instructions a call of the loop adds. With `wall` (QEMU without `-icount`) the same window
+//! is nanoseconds of host time.
 
 /// Calls each VM makes in a phase, by default and with `quick`.
 pub const CALLS: u64 = 10_000;
@@ -42,8 +42,8 @@ struct Timing {
     /// by then (the hyp's boot is ~2.4 M instructions, a VM's ~1 M, VM 0's calibration ~3.5 M).
     start: u64,
     /// Allowed for each call of a phase (a phase of N calls lasts N times this, at least
-    /// `min_work`): ten times what one CPU alone spends today; the calls stop at three
-    /// quarters of it ([`Schedule::cap`]).
+    /// `min_work`): far more than one CPU alone spends (~500 an `ABI_VERSION`, ~2,100 a map
+    /// and unmap pair); the calls stop at three quarters of it ([`Schedule::cap`]).
     per_call: u64,
     min_work: u64,
     /// A VM sleeps until this long before its phase and spins on the counter for the rest: the
