@@ -17,7 +17,17 @@ measures, and the hyp's boot_to_guest and per-VM overhead), two VMs yielding to 
 "emulated-pl011" (console_trap_64b, from which console_trap_over_pv is derived). Every boot
 also reports max_hold, the longest the hyp held a CPU for one guest exit; a fourth boot runs
 the hold manifest (default tests/manifests/bench-hold.toml: pv-guest's `fuzz` program) for it
-alone, and is skipped, saying so, while pv-guest has no such program.
+alone, and is skipped, saying so, while pv-guest has no such program. A fifth boot, on four
+CPUs (virt -smp 4; raspi4b has its four), runs the smp manifest (default
+tests/manifests/bench-smp.toml: four VMs, one pinned to each CPU) for smp_hypercall_4cpu and
+smp_map_4cpu: the VMs make 10,000 ABI_VERSION calls each, then 10,000 MEM_MAP + MEM_UNMAP
+pairs of one page, all at once and (the _alone twins) VM 0 alone. Under -icount QEMU runs the
+CPUs one at a time and the clock counts them all, so each figure is the instructions of all
+CPUs (spinning included) over all calls; the budgets are 1.2x this invocation's one-CPU
+null_hypercall_abi_version and mem_map_1 + mem_unmap_1. The smp check (printed; --check-smp
+makes it fail the run) says whether ABI_VERSION with four CPUs calling costs more than 1.2x
+alone: a lock the CPUs share on the general path. With --no-icount that boot runs QEMU
+multi-threaded (-accel tcg,thread=multi): nanoseconds of host time, not judged.
 
 options:
   --board virt|raspi4b   machine (default virt: 1 CPU, cortex-a72; raspi4b: its 4 fixed
@@ -33,12 +43,17 @@ options:
   --no-build             use the binaries already in target/pvhyp
   --hold-manifest FILE   the boot run for max_hold alone (its VMs' programs may fail: only
                          the hyp's figure counts); `none` skips it
+  --smp-manifest FILE    the four-CPU boot (VMs running `bench smp vm=K of=4`); `none`
+                         skips it
+  --smp-only             only the four-CPU boot (its relative budgets then unjudged)
+  --check-smp            exit 1 when the smp check fails (scripts/test.sh has it as a case
+                         to enable once ABI_VERSION takes no global lock)
   --trace                boot with exit tracing on (run.sh --trace): what a traced exit costs
                          is the difference from a run without
   --logs DIR             keep the console logs in DIR
   -h, --help             this text
 Exit status: 0 when every run finished and reported (budgets missed do not fail it), 1 when a
-run failed, 2 for a bad option.
+run failed (or, with --check-smp, the smp check), 2 for a bad option.
 USAGE
 }
 
@@ -47,6 +62,9 @@ die() { echo "bench: $*" >&2; exit 2; }
 board=virt cpu="" json="" svg="" iterations="" quick=0 icount=1 build=1 logs=""
 run_extra=()
 hold_manifest=tests/manifests/bench-hold.toml
+smp_manifest=tests/manifests/bench-smp.toml
+report_extra=()
+smp_only=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --board) board="${2:?--board needs a value}"; shift 2 ;;
@@ -60,19 +78,26 @@ while [ $# -gt 0 ]; do
         --trace) run_extra+=(--trace); shift ;;
         --logs) logs="${2:?--logs needs a directory}"; shift 2 ;;
         --hold-manifest) hold_manifest="${2:?--hold-manifest needs a file}"; shift 2 ;;
+        --smp-manifest) smp_manifest="${2:?--smp-manifest needs a file}"; shift 2 ;;
+        --check-smp) report_extra+=(--check-smp); shift ;;
+        --smp-only) smp_only=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown option: $1" ;;
     esac
 done
 case "$board" in
-    virt) machine=(--board virt --cpu "${cpu:-cortex-a72}" --smp 1) ;;
+    virt) machine=(--board virt --cpu "${cpu:-cortex-a72}" --smp 1)
+          smp_machine=(--board virt --cpu "${cpu:-cortex-a72}" --smp 4) ;;
     raspi4b) [ -z "$cpu" ] || die "--board raspi4b has fixed Cortex-A72 CPUs"
-             machine=(--board raspi4b) ;;
+             machine=(--board raspi4b) smp_machine=(--board raspi4b) ;;
     *) die "--board must be virt or raspi4b, not '$board'" ;;
 esac
 [ -z "$iterations" ] || [[ "$iterations" =~ ^[1-9][0-9]*$ ]] ||
     die "--iterations must be a positive number, not '$iterations'"
 [ "$hold_manifest" = none ] || [ -f "$hold_manifest" ] || die "no manifest $hold_manifest"
+[ "$smp_manifest" = none ] || [ -f "$smp_manifest" ] || die "no manifest $smp_manifest"
+[ "$smp_only" = 0 ] || [ "$smp_manifest" != none ] ||
+    die "--smp-only with --smp-manifest none runs nothing"
 
 if [ "$build" = 1 ]; then
     scripts/setup.sh
@@ -94,6 +119,10 @@ args=""
 # without it, that wait would advance the virtual clock by real time and shift what follows.
 qemu=()
 [ "$icount" = 1 ] && qemu=(-icount shift=0,sleep=off)
+# The four-CPU boot: one QEMU thread a CPU when not counting instructions (-icount runs the
+# CPUs one at a time and refuses thread=multi).
+smp_qemu=("${qemu[@]}")
+[ "$icount" = 1 ] || smp_qemu=(-accel tcg,thread=multi)
 
 if [ "$icount" = 1 ]; then
     echo "bench: $board, QEMU -icount shift=0: deterministic instruction counts"
@@ -102,22 +131,37 @@ else
     echo "bench: $board, wall clock (--no-icount): nanoseconds, NOT deterministic"
 fi
 
+# run_one NAME MANIFEST [MACHINE QEMU]: MACHINE and QEMU name the arrays of run.sh's machine
+# options and QEMU's (default: the one-CPU machine).
 run_one() {
     local name="$1" manifest="$2"
+    local -n board_args="${3:-machine}" qemu_args="${4:-qemu}"
     sed -E "s/^(cmdline = \"bench[^\"]*)\"/\\1$args\"/" "$manifest" >"$work/$name.toml"
     local log="$work/$name.log"
-    if ! scripts/run.sh --no-build "${machine[@]}" "${run_extra[@]}" --manifest "$work/$name.toml" --timeout 600 \
-        -- "${qemu[@]}" </dev/null >"$log" 2>&1; then
+    if ! scripts/run.sh --no-build "${board_args[@]}" "${run_extra[@]}" \
+        --manifest "$work/$name.toml" --timeout 600 -- "${qemu_args[@]}" </dev/null >"$log" 2>&1; then
         echo "bench: the $name run failed:" >&2
         tail -n 20 "$log" >&2
         exit 1
     fi
     [ -z "$logs" ] || cp "$log" "$logs/$name.log"
 }
-run_one solo tests/manifests/bench.toml
-run_one switch tests/manifests/bench-switch.toml
-run_one trap tests/manifests/bench-trap.toml
-logs_read=("$work/solo.log" "$work/switch.log" "$work/trap.log")
+logs_read=()
+if [ "$smp_only" = 0 ]; then
+    run_one solo tests/manifests/bench.toml
+    run_one switch tests/manifests/bench-switch.toml
+    run_one trap tests/manifests/bench-trap.toml
+    logs_read+=("$work/solo.log" "$work/switch.log" "$work/trap.log")
+else
+    hold_manifest=none
+fi
+if [ "$smp_manifest" != none ]; then
+    run_one smp "$smp_manifest" smp_machine smp_qemu
+    # Its clock counts all four CPUs (a CPU spinning on a lock for QEMU's whole turn of
+    # another): max_hold comes from the one-CPU boots.
+    sed -i '/max_hold: /d' "$work/smp.log"
+    logs_read+=("$work/smp.log")
+fi
 
 # The max_hold boot: whatever its guests do, the hyp must finish the run and say max_hold.
 # --quick shortens its programs' counts (count=N) to a few hundred calls.
@@ -146,4 +190,4 @@ out=()
 [ -n "$json" ] && out+=(--json "$json")
 [ -n "$svg" ] && out+=(--svg "$svg")
 "$report" --image target/pvhyp/Image --title "pvhyp on QEMU $board" "${out[@]}" \
-    "${logs_read[@]}"
+    "${report_extra[@]}" "${logs_read[@]}"

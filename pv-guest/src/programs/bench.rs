@@ -16,12 +16,14 @@
 //! waits (no WFI), so the clock never jumps ahead.
 //!
 //! `bench` runs the one-VM measures; `bench vm_switch` the two-VM ones, beside a second VM
-//! running `bench vm_switch partner` with the same arguments.
+//! running `bench vm_switch partner` with the same arguments; `bench smp vm=K of=V` VM K's
+//! part of the every-CPU-at-once measures (see [`smp`]), VM 0 checking the counter first.
 
 #[cfg(target_os = "none")]
 mod asm;
 #[cfg(target_os = "none")]
 mod measures;
+pub mod smp;
 pub mod stats;
 
 /// Exit status when the counter does not count instructions at the rate CNTFRQ implies.
@@ -70,8 +72,17 @@ mod target {
         if pair && has_flag(args, "partner") {
             return finish(measures::pair_partner(&ctx), false);
         }
-        if !calibrate(&ctx.clock, quick) {
+        let smp = has_flag(args, "smp");
+        // In the smp run only VM 0 calibrates: one check is enough, and the others boot sooner.
+        if (!smp || args::number(args, "vm").unwrap_or(0) == 0) && !calibrate(&ctx.clock, quick) {
             return STATUS_CALIBRATION;
+        }
+        if smp {
+            let clock = &ctx.clock;
+            return finish(
+                super::smp::run(args, clock.frequency, quick, clock.wall),
+                true,
+            );
         }
         let list = if pair {
             measures::PAIR

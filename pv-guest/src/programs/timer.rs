@@ -4,24 +4,11 @@
 //! guest's vector). Checks the time really passed and the event arrived each time.
 
 use super::args;
-use crate::arch::timer;
+use crate::arch::timer::{self, arm, disarm};
 use crate::events;
 use crate::{hv, println};
 use core::arch::asm;
 use hypercall_abi::BootInfo;
-
-fn arm(deadline: u64) {
-    // SAFETY: the virtual timer is this VM's own; ENABLE = 1, IMASK = 0.
-    unsafe {
-        asm!("msr cntv_cval_el0, {}", "msr cntv_ctl_el0, {}", "isb",
-             in(reg) deadline, in(reg) 1u64, options(nomem, nostack))
-    };
-}
-
-fn disarm() {
-    // SAFETY: as in `arm`.
-    unsafe { asm!("msr cntv_ctl_el0, xzr", "isb", options(nomem, nostack)) };
-}
 
 fn wfi() {
     // SAFETY: waits for the hypervisor to raise an event.

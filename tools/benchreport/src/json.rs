@@ -3,7 +3,7 @@
 
 use crate::catalog;
 use crate::results::{Figure, Results};
-use crate::table::budget_met;
+use crate::table::{budget_met, budget_text};
 use std::fmt::Write;
 
 fn string(s: &str) -> String {
@@ -68,12 +68,13 @@ pub fn render(results: &Results) -> String {
                 );
             }
         }
-        if let Some(b) = spec.budget {
-            let met = budget_met(spec, &figure).map_or("null".to_string(), |m| m.to_string());
+        if spec.budget.is_some() {
+            let met =
+                budget_met(spec, &figure, results).map_or("null".to_string(), |m| m.to_string());
             let _ = write!(
                 o,
                 ", \"budget\": {}, \"budget_met\": {met}",
-                string(&b.to_string())
+                string(&budget_text(spec, results))
             );
         }
         o.push('}');

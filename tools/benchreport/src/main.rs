@@ -2,14 +2,15 @@
 //! a JSON array and an SVG chart.
 //!
 //! ```text
-//! benchreport [--image FILE] [--json FILE] [--svg FILE] [--title TEXT] LOG...
+//! benchreport [--image FILE] [--json FILE] [--svg FILE] [--title TEXT] [--check-smp] LOG...
 //! benchreport --check-json FILE
 //! ```
 //!
 //! The logs hold the guests' `bench: name=...` lines and the hyp's `boot_to_guest`,
 //! `hyp_overhead_bytes_per_vm` and `max_hold` log lines; `--image` is the hyp's Image (`hyp_image_bytes`).
-//! Exit status 1 when a run reported a failure (a failed calibration, a failed call), 2 for bad
-//! usage. `--check-json` checks a file `--json` wrote: valid JSON, every measure present.
+//! Exit status 1 when a run reported a failure (a failed calibration, a failed call), or with
+//! `--check-smp` when the smp check fails (`ABI_VERSION` grows with four CPUs calling at once:
+//! [`results::Results::smp_check`]; printed either way), 2 for bad usage. `--check-json` checks a file `--json` wrote: valid JSON, every measure present.
 
 #![forbid(unsafe_code)]
 
@@ -22,7 +23,7 @@ mod table;
 use results::Results;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: benchreport [--image FILE] [--json FILE] [--svg FILE] [--title TEXT] LOG...\n       \
+const USAGE: &str = "usage: benchreport [--image FILE] [--json FILE] [--svg FILE] [--title TEXT] [--check-smp] LOG...\n       \
                      benchreport --check-json FILE";
 
 #[derive(Debug, Default, PartialEq)]
@@ -32,6 +33,7 @@ struct Options {
     svg: Option<String>,
     title: Option<String>,
     check_json: Option<String>,
+    check_smp: bool,
     logs: Vec<String>,
 }
 
@@ -46,6 +48,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String>
             "--svg" => o.svg = Some(value("--svg")?),
             "--title" => o.title = Some(value("--title")?),
             "--check-json" => o.check_json = Some(value("--check-json")?),
+            "--check-smp" => o.check_smp = true,
             "-h" | "--help" => return Err(String::new()),
             s if s.starts_with("--") => return Err(format!("unknown option {s}")),
             _ => o.logs.push(a),
@@ -96,6 +99,17 @@ fn run(o: &Options) -> Result<bool, String> {
     if let Some(cause) = &results.max_hold_cause {
         println!("max_hold: {cause}");
     }
+    for note in &results.notes {
+        println!("{note}");
+    }
+    if let Some((ok, line)) = results.smp_check() {
+        println!("{line}");
+        if !ok && o.check_smp {
+            results
+                .failures
+                .push("the smp check failed (--check-smp)".into());
+        }
+    }
     if let Some(path) = &o.json {
         write(path, &json::render(&results))?;
     }
@@ -141,6 +155,8 @@ mod tests {
     #[test]
     fn options() {
         let o = parse_args(args("--image I --json J --svg S a.log b.log")).unwrap();
+        assert!(!o.check_smp);
+        assert!(parse_args(args("--check-smp a.log")).unwrap().check_smp);
         assert_eq!(o.image.as_deref(), Some("I"));
         assert_eq!(o.json.as_deref(), Some("J"));
         assert_eq!(o.svg.as_deref(), Some("S"));

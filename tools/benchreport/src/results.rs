@@ -17,10 +17,56 @@ pub enum Figure {
     Unavailable(String),
 }
 
+/// One smp phase's windows, as the VMs in it reported them (pv-guest's bench/smp.rs).
+#[derive(Clone, Debug, Default, PartialEq)]
+struct SmpPhase {
+    /// The VMs the phase has, and those that reported.
+    vms: u64,
+    reported: Vec<u64>,
+    start: u64,
+    end: u64,
+    calls: u64,
+    asked: u64,
+    overhead: u64,
+    frequency: u64,
+}
+
+impl SmpPhase {
+    /// All CPUs' instructions (ns in wall mode) per call over the whole window.
+    fn figure(&self, wall: bool) -> Figure {
+        if (self.reported.len() as u64) < self.vms {
+            return Figure::Unavailable(format!(
+                "only {} of its {} VMs reported",
+                self.reported.len(),
+                self.vms
+            ));
+        }
+        let ticks = u128::from(self.end.saturating_sub(self.start));
+        let hz = u128::from(self.frequency.max(1));
+        let calls = u128::from(self.calls.max(1));
+        let per_call = ((ticks * 1_000_000_000 / hz + calls / 2) / calls) as u64;
+        let per_call = if wall {
+            per_call
+        } else {
+            per_call.saturating_sub(self.overhead)
+        };
+        Figure::Measured {
+            unit: if wall { "ns" } else { "instructions" }.to_string(),
+            iterations: self.calls,
+            min: per_call as f64,
+            median: per_call as f64,
+        }
+    }
+}
+
 /// Everything the logs said.
 #[derive(Debug, Default)]
 pub struct Results {
     figures: BTreeMap<String, Figure>,
+    /// The smp phases, by measure name, until `derive` turns them into figures.
+    smp: BTreeMap<String, SmpPhase>,
+    /// What the table's reader should know about some figures (an smp phase cut short).
+    pub notes: Vec<String>,
     /// Wall-clock mode (a guest said so): not deterministic.
     pub wall: bool,
     /// What went wrong (a guest's `bench: failed`, a failed calibration).
@@ -59,8 +105,56 @@ impl Results {
         }
     }
 
+    /// A `bench: smp name=... vm=K vms=V start=S end=E calls=N asked=A overhead=O
+    /// frequency=F` line: one VM's window of an smp phase.
+    fn read_smp(&mut self, line: &str, rest: &str) {
+        let num = |k| field(rest, k).and_then(|v| v.parse::<u64>().ok());
+        let (Some(name), Some(vm), Some(vms), Some(start), Some(end)) = (
+            field(rest, "name"),
+            num("vm"),
+            num("vms"),
+            num("start"),
+            num("end"),
+        ) else {
+            self.failures.push(format!("malformed line: {line}"));
+            return;
+        };
+        let (Some(calls), Some(asked), Some(overhead), Some(frequency)) = (
+            num("calls"),
+            num("asked"),
+            num("overhead"),
+            num("frequency"),
+        ) else {
+            self.failures.push(format!("malformed line: {line}"));
+            return;
+        };
+        let phase = self.smp.entry(name.to_string()).or_default();
+        if phase.reported.is_empty() {
+            *phase = SmpPhase {
+                vms,
+                start,
+                end,
+                overhead,
+                frequency,
+                ..SmpPhase::default()
+            };
+        }
+        if phase.reported.contains(&vm) {
+            self.failures.push(format!("VM {vm} reported {name} twice"));
+            return;
+        }
+        phase.reported.push(vm);
+        phase.start = phase.start.min(start);
+        phase.end = phase.end.max(end);
+        phase.calls += calls;
+        phase.asked += asked;
+    }
+
     fn read_line(&mut self, line: &str) {
-        if let Some(at) = line.find("bench: name=") {
+        if let Some(at) = line.find("bench: smp name=") {
+            let rest = &line[at + "bench: smp ".len()..];
+            self.read_smp(line, rest);
+        } else if let Some(at) = line.find("bench: name=") {
             let rest = &line[at + "bench: ".len()..];
             let Some(name) = field(rest, "name") else {
                 return;
@@ -166,6 +260,15 @@ impl Results {
             _ => Figure::Unavailable("needs console_pv_64b and console_trap_64b".to_string()),
         };
         self.set("console_trap_over_pv", ratio);
+        for (name, phase) in std::mem::take(&mut self.smp) {
+            if phase.calls < phase.asked {
+                self.notes.push(format!(
+                    "{name}: {} of {} calls, cut short when its phase's time ran out",
+                    phase.calls, phase.asked
+                ));
+            }
+            self.set(&name, phase.figure(self.wall));
+        }
         for spec in catalog::ALL {
             if !self.figures.contains_key(spec.name) {
                 let why = match spec.source {
@@ -175,6 +278,59 @@ impl Results {
                 self.set(spec.name, Figure::Unavailable(why.to_string()));
             }
         }
+    }
+}
+
+/// How much more an `ABI_VERSION` call may cost with four CPUs calling at once than alone.
+pub const SMP_GROWTH_ALLOWED: f64 = 1.2;
+/// Calls of all the CPUs below which the check does not judge: under `-icount` QEMU gives each
+/// CPU turns of up to a few million instructions, in which `--quick`'s few calls all fit, one
+/// CPU after the other.
+pub const SMP_CHECK_MIN_CALLS: u64 = 4000;
+
+impl Results {
+    /// The check that the general path takes no lock the CPUs share: `ABI_VERSION` touches no
+    /// shared state, so four CPUs calling it at once must cost each call (all CPUs'
+    /// instructions over all calls) what one alone does, within [`SMP_GROWTH_ALLOWED`]; a
+    /// global lock makes them spin (under `-icount` for QEMU's whole turn of a CPU). The
+    /// verdict and its line; None without both figures in instructions.
+    pub fn smp_check(&self) -> Option<(bool, String)> {
+        let measured = |name| match self.get(name) {
+            Some(Figure::Measured {
+                median,
+                unit,
+                iterations,
+                ..
+            }) if unit == "instructions" => Some((*median, *iterations)),
+            _ => None,
+        };
+        let (together, calls) = measured("smp_hypercall_4cpu")?;
+        let (alone, _) = measured("smp_hypercall_alone")?;
+        let alone = alone.max(1.0);
+        if calls < SMP_CHECK_MIN_CALLS {
+            return Some((
+                true,
+                format!(
+                    "smp check: not judged: {calls} calls in all are too few for QEMU to run the \
+                     CPUs' loops interleaved (at least {SMP_CHECK_MIN_CALLS}: bench.sh without \
+                     --quick)"
+                ),
+            ));
+        }
+        let ok = together <= SMP_GROWTH_ALLOWED * alone;
+        let line = format!(
+            "smp check: ABI_VERSION costs {} instructions a call with 4 CPUs calling at once, {} \
+             alone ({:.1}x, at most {SMP_GROWTH_ALLOWED}x): {}",
+            crate::table::group(together as u64),
+            crate::table::group(alone as u64),
+            together / alone,
+            if ok {
+                "ok, no lock shared by the CPUs on the general path"
+            } else {
+                "FAILED: the CPUs wait for each other (a lock they share?)"
+            }
+        );
+        Some((ok, line))
     }
 }
 
@@ -326,6 +482,86 @@ bench: bench: name=event_roundtrip unavailable=needs the event calls (EVENT_* li
                 median: 31.0
             })
         );
+    }
+
+    const SMP: &str = "\
+smp-0: bench: smp name=smp_hypercall_alone vm=0 vms=1 start=1000 end=1330 calls=10 asked=10 overhead=7 frequency=62500000
+smp-0: bench: smp name=smp_hypercall_4cpu vm=0 vms=4 start=5000 end=5100 calls=10 asked=10 overhead=7 frequency=62500000
+smp-1: bench: smp name=smp_hypercall_4cpu vm=1 vms=4 start=5001 end=6000 calls=10 asked=10 overhead=7 frequency=62500000
+smp-2: bench: smp name=smp_hypercall_4cpu vm=2 vms=4 start=5002 end=5900 calls=10 asked=10 overhead=7 frequency=62500000
+smp-3: bench: smp name=smp_hypercall_4cpu vm=3 vms=4 start=5003 end=5500 calls=10 asked=10 overhead=7 frequency=62500000
+smp-1: bench: smp name=smp_map_4cpu vm=1 vms=4 start=9000 end=9500 calls=3 asked=10 overhead=14 frequency=62500000
+";
+
+    #[test]
+    fn an_smp_figure_is_every_cpus_instructions_over_every_call() {
+        let mut r = Results::default();
+        r.read_log(SMP);
+        r.derive(None);
+        // 330 ticks of 16 instructions over 10 calls, less the loop's 7.
+        assert_eq!(
+            r.get("smp_hypercall_alone"),
+            Some(&Figure::Measured {
+                unit: "instructions".into(),
+                iterations: 10,
+                min: 521.0,
+                median: 521.0
+            })
+        );
+        // The earliest start to the latest end: 1000 ticks over 40 calls.
+        assert!(matches!(
+            r.get("smp_hypercall_4cpu"),
+            Some(Figure::Measured { iterations: 40, median, .. }) if *median == 393.0
+        ));
+        assert_eq!(
+            r.get("smp_map_4cpu"),
+            Some(&Figure::Unavailable("only 1 of its 4 VMs reported".into()))
+        );
+        assert_eq!(r.notes.len(), 1);
+        assert!(r.notes[0].starts_with("smp_map_4cpu: 3 of 10 calls"));
+        assert!(r.failures.is_empty());
+    }
+
+    #[test]
+    fn the_smp_check_compares_four_cpus_with_one() {
+        let mut r = Results::default();
+        assert_eq!(r.smp_check(), None);
+        let set = |r: &mut Results, name, v, iterations| {
+            r.set(
+                name,
+                Figure::Measured {
+                    unit: "instructions".into(),
+                    iterations,
+                    min: v,
+                    median: v,
+                },
+            )
+        };
+        set(&mut r, "smp_hypercall_alone", 500.0, 10_000);
+        set(&mut r, "smp_hypercall_4cpu", 600.0, 40_000);
+        let (ok, line) = r.smp_check().unwrap();
+        assert!(ok && line.contains(": ok"), "{line}");
+        set(&mut r, "smp_hypercall_4cpu", 601.0, 40_000);
+        let (ok, line) = r.smp_check().unwrap();
+        assert!(!ok);
+        assert!(
+            line.contains("601 instructions") && line.contains("FAILED"),
+            "{line}"
+        );
+        // --quick's few calls judge nothing, either way.
+        set(&mut r, "smp_hypercall_4cpu", 601.0, 256);
+        let (ok, line) = r.smp_check().unwrap();
+        assert!(ok && line.contains("not judged"), "{line}");
+    }
+
+    #[test]
+    fn an_smp_line_twice_or_malformed_is_a_failure() {
+        let mut r = Results::default();
+        let line = SMP.lines().next().unwrap();
+        r.read_log(&format!(
+            "{line}\n{line}\nx: bench: smp name=smp_map_4cpu vm=1\n"
+        ));
+        assert_eq!(r.failures.len(), 2);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The terminal table.
 
-use crate::catalog::{self, Spec};
+use crate::catalog::{self, Budget, Spec};
 use crate::results::{Figure, Results};
 use std::fmt::Write;
 
@@ -26,9 +26,30 @@ pub fn number(unit: &str, v: f64) -> String {
     }
 }
 
+/// The spec's budget as this run judges it: a relative one ([`Budget::Times`]) from the
+/// run's medians (None while one of them is missing or not in instructions).
+pub fn budget(spec: &Spec, results: &Results) -> Option<Budget> {
+    spec.budget?.resolve(|name| match results.get(name) {
+        Some(Figure::Measured { median, unit, .. }) if unit == "instructions" => Some(*median),
+        _ => None,
+    })
+}
+
+/// The budget as the table and the JSON say it: a relative one with what it comes to.
+pub fn budget_text(spec: &Spec, results: &Results) -> String {
+    match (spec.budget, budget(spec, results)) {
+        (None, _) => String::new(),
+        (Some(relative @ Budget::Times(..)), Some(figure)) => {
+            let relative = relative.to_string();
+            format!("{figure} ({})", relative.trim_start_matches("<= "))
+        }
+        (Some(b), _) => b.to_string(),
+    }
+}
+
 /// Whether the figure meets the spec's budget (by median); None without a budget or figure.
-pub fn budget_met(spec: &Spec, figure: &Figure) -> Option<bool> {
-    match (spec.budget, figure) {
+pub fn budget_met(spec: &Spec, figure: &Figure, results: &Results) -> Option<bool> {
+    match (budget(spec, results), figure) {
         (Some(b), Figure::Measured { median, unit, .. }) if unit != "ns" => Some(b.met(*median)),
         _ => None,
     }
@@ -52,7 +73,7 @@ pub fn render(results: &Results) -> String {
             .get(spec.name)
             .cloned()
             .unwrap_or(Figure::Unavailable("not reported".into()));
-        let budget = spec.budget.map(|b| b.to_string()).unwrap_or_default();
+        let budget = budget_text(spec, results);
         let reference = spec
             .reference
             .iter()
@@ -72,7 +93,7 @@ pub fn render(results: &Results) -> String {
                 number(unit, *min),
                 number(unit, *median),
                 budget,
-                match budget_met(spec, &figure) {
+                match budget_met(spec, &figure, results) {
                     Some(true) => "yes".into(),
                     Some(false) => "NO".into(),
                     None => String::new(),
@@ -166,5 +187,36 @@ mod tests {
         assert!(line("hyp_image_bytes").contains("100,000"));
         assert!(line("event_roundtrip").contains("not available yet"));
         assert!(t.contains("event_roundtrip: no run reported it"));
+        // A relative budget with nothing to resolve it from says what it is relative to.
+        assert!(line("smp_map_4cpu").contains("<= 1.2x mem_map_1 + mem_unmap_1"));
+    }
+
+    #[test]
+    fn relative_budgets_come_from_the_same_run() {
+        let mut r = Results::default();
+        r.read_log(
+            "b: bench: name=null_hypercall_abi_version unit=instructions iterations=9 min=500 \
+             median=500\n",
+        );
+        r.set(
+            "smp_hypercall_4cpu",
+            Figure::Measured {
+                unit: "instructions".into(),
+                iterations: 40_000,
+                min: 3300.0,
+                median: 3300.0,
+            },
+        );
+        r.derive(None);
+        let spec = catalog::find("smp_hypercall_4cpu").unwrap();
+        assert_eq!(budget(spec, &r), Some(Budget::AtMost(600.0)));
+        assert_eq!(
+            budget_text(spec, &r),
+            "<= 600 (1.2x null_hypercall_abi_version)"
+        );
+        let figure = r.get("smp_hypercall_4cpu").unwrap().clone();
+        assert_eq!(budget_met(spec, &figure, &r), Some(false));
+        let t = render(&r);
+        assert!(t.contains("<= 600 (1.2x null_hypercall_abi_version)  NO"));
     }
 }

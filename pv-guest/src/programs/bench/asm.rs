@@ -50,6 +50,97 @@ pub fn hvc_loop(fid: u32, a1: u64, n: u64) {
     };
 }
 
+/// Loop instructions besides the HVC in [`hvc_loop_until`]: two `mov`, `subs`, `b.eq`, the
+/// counter's `mrs`, `cmp`, `b.lo`.
+pub const HVC_LOOP_UNTIL_OVERHEAD: u64 = 7;
+
+/// Makes up to `n` (>= 1) calls `fid(a1)`, stopping early once the counter has reached
+/// `deadline`: per call [`HVC_LOOP_UNTIL_OVERHEAD`] instructions plus its round trip. Returns
+/// the calls left (0 when all `n` were made).
+pub fn hvc_loop_until(fid: u32, a1: u64, n: u64, deadline: u64) -> u64 {
+    let left: u64;
+    // SAFETY: as in `hvc_loop` (ABI_VERSION changes nothing in our memory); x0..x17 are
+    // declared clobbered as SMCCC allows.
+    unsafe {
+        asm!(
+            "1: mov x0, {fid}",
+            "mov x1, {a1}",
+            "hvc #0",
+            "subs {n}, {n}, #1",
+            "b.eq 2f",
+            "mrs {t}, cntvct_el0",
+            "cmp {t}, {deadline}",
+            "b.lo 1b",
+            "2:",
+            fid = in(reg) u64::from(fid),
+            a1 = in(reg) a1,
+            deadline = in(reg) deadline,
+            n = inout(reg) n.max(1) => left,
+            t = out(reg) _,
+            out("x0") _, out("x1") _, out("x2") _, out("x3") _, out("x4") _, out("x5") _,
+            out("x6") _, out("x7") _, out("x8") _, out("x9") _, out("x10") _, out("x11") _,
+            out("x12") _, out("x13") _, out("x14") _, out("x15") _, out("x16") _, out("x17") _,
+            options(nostack),
+        )
+    };
+    left
+}
+
+/// Loop instructions besides the two HVCs in [`map_unmap_loop_until`]: seven `mov`, two
+/// `cbnz`, `subs`, `b.eq`, the counter's `mrs`, `cmp`, `b.lo`.
+pub const MAP_UNMAP_LOOP_UNTIL_OVERHEAD: u64 = 14;
+
+/// Up to `n` (>= 1) pairs of `map` then `unmap` (`MEM_MAP` and `MEM_UNMAP` of the one page at
+/// `ipa`, as `mem_map_1` and `mem_unmap_1` time them), stopping early once the counter has
+/// reached `deadline`: per pair [`MAP_UNMAP_LOOP_UNTIL_OVERHEAD`] instructions plus the two
+/// calls' round trips. Stops at the first call that fails. Returns the pairs left (0 when all
+/// `n` were made) and the last call's x0 (non-zero: it failed).
+pub fn map_unmap_loop_until(
+    map: u32,
+    unmap: u32,
+    ipa: u64,
+    perms: u64,
+    n: u64,
+    deadline: u64,
+) -> (u64, u64) {
+    let (left, x0): (u64, u64);
+    // SAFETY: the caller maps a page nothing of ours lives in (a reserved IPA window) and
+    // unmaps it again; x0..x17 are declared clobbered as SMCCC allows.
+    unsafe {
+        asm!(
+            "1: mov x0, {map}",
+            "mov x1, {ipa}",
+            "mov x2, #1",
+            "mov x3, {perms}",
+            "hvc #0",
+            "cbnz x0, 2f",
+            "mov x0, {unmap}",
+            "mov x1, {ipa}",
+            "mov x2, #1",
+            "hvc #0",
+            "cbnz x0, 2f",
+            "subs {n}, {n}, #1",
+            "b.eq 2f",
+            "mrs {t}, cntvct_el0",
+            "cmp {t}, {deadline}",
+            "b.lo 1b",
+            "2:",
+            map = in(reg) u64::from(map),
+            unmap = in(reg) u64::from(unmap),
+            ipa = in(reg) ipa,
+            perms = in(reg) perms,
+            deadline = in(reg) deadline,
+            n = inout(reg) n.max(1) => left,
+            t = out(reg) _,
+            out("x0") x0, out("x1") _, out("x2") _, out("x3") _, out("x4") _, out("x5") _,
+            out("x6") _, out("x7") _, out("x8") _, out("x9") _, out("x10") _, out("x11") _,
+            out("x12") _, out("x13") _, out("x14") _, out("x15") _, out("x16") _, out("x17") _,
+            options(nostack),
+        )
+    };
+    (left, x0)
+}
+
 /// Instructions inside [`timed_hvc`]'s window besides the HVC: one `mrs`, four `mov`, the
 /// `isb` before the second `mrs`. [`timed_nop`] has the same window with a `nop` for the HVC,
 /// so it measures `TIMED_WINDOW_OVERHEAD + 1`.
