@@ -478,6 +478,8 @@ fn poll_timers() {
         }
         let mut guard = slot.lock();
         let Some(vm) = guard.as_mut().filter(|vm| vm.is_alive()) else {
+            // Ended or stopping: its timers fire no more (a restart starts them off).
+            forget_deadlines(slot);
             continue;
         };
         for v in 0..vm.vcpus.len() {
@@ -497,6 +499,12 @@ fn poll_timers() {
             }
         }
         debug_assert_eq!(vm.index.get(), i);
+    }
+}
+
+fn forget_deadlines(slot: &VmSlot) {
+    for v in &slot.vcpus {
+        v.timer_deadline.store(NO_DEADLINE, Ordering::Relaxed);
     }
 }
 
