@@ -145,13 +145,17 @@ impl VmSlot {
     }
 }
 
-static SLOTS: [VmSlot; MAX_VMS] = [const { VmSlot::empty() }; MAX_VMS];
-/// Slots in use: one more than the highest VM index of the run.
-static SLOT_COUNT: AtomicUsize = AtomicUsize::new(0);
+/// The run's VMs, by index: one more slot than the highest VM index of the run, on the heap
+/// (set up once by `run`, held for the whole run).
+static SLOTS: spin::Once<&'static [VmSlot]> = spin::Once::new();
+
+/// What `slot` answers for an index the run has no slot for (before `run`, or beyond the
+/// table): an empty slot, whose VM is never there.
+static NO_SLOT: VmSlot = VmSlot::empty();
 
 /// The slot of VM `index`.
 pub fn slot(index: VmIndex) -> &'static VmSlot {
-    &SLOTS[index.get() % MAX_VMS]
+    slots().get(index.get()).unwrap_or(&NO_SLOT)
 }
 
 /// The lock-free part of vCPU `v` of VM `index`.
@@ -160,7 +164,7 @@ pub fn vcpu(index: VmIndex, v: VcpuIndex) -> &'static VcpuShared {
 }
 
 fn slots() -> &'static [VmSlot] {
-    &SLOTS[..SLOT_COUNT.load(Ordering::Acquire).min(MAX_VMS)]
+    SLOTS.get().copied().unwrap_or(&[])
 }
 
 /// Runnable vCPUs no CPU runs, oldest first (each at most once: `VcpuShared::queued`). An
@@ -478,6 +482,8 @@ fn poll_timers() {
         }
         let mut guard = slot.lock();
         let Some(vm) = guard.as_mut().filter(|vm| vm.is_alive()) else {
+            // Ended or stopping: its timers fire no more (a restart starts them off).
+            forget_deadlines(slot);
             continue;
         };
         for v in 0..vm.vcpus.len() {
@@ -497,6 +503,12 @@ fn poll_timers() {
             }
         }
         debug_assert_eq!(vm.index.get(), i);
+    }
+}
+
+fn forget_deadlines(slot: &VmSlot) {
+    for v in &slot.vcpus {
+        v.timer_deadline.store(NO_DEADLINE, Ordering::Relaxed);
     }
 }
 
@@ -666,7 +678,11 @@ pub fn run(vms: Vec<Vm>) -> ! {
     FOCUS.store(vms[0].index.get(), Ordering::Relaxed);
     crate::bench::at_first_guest_entry(&vms);
     let count = vms.iter().map(|vm| vm.index.get() + 1).max().unwrap_or(0);
-    SLOT_COUNT.store(count.min(MAX_VMS), Ordering::Release);
+    // The hyp's own for the run (not a VM's): the summary's heap figure does not count it.
+    crate::power::held_for_the_run(|| {
+        let table: Vec<VmSlot> = (0..count.min(MAX_VMS)).map(|_| VmSlot::empty()).collect();
+        SLOTS.call_once(|| alloc::boxed::Box::leak(table.into_boxed_slice()));
+    });
     // VM 0 first, on CPU 0: the queue in manifest order.
     for vm in vms {
         let index = vm.index;
