@@ -8,9 +8,9 @@
 //! where it can reset the PMU's cycle counter), from the first line of Rust after a guest exit
 //! to the last before the return path: one tick per 16 instructions at cortex-a72's 62.5 MHz
 //! under `-icount shift=0`, which is resolution enough for a maximum. The vector's register
-//! save and restore (about 60 instructions) are outside it, and so are the null-hypercall fast
+//! save and restore (about 40 instructions) are outside it, and so are the null-hypercall fast
 //! path in vectors.S (17 instructions, bounded, answered before anything is saved) and the calls
-//! vm::run answers without a lock (about 100, bounded: `null_hypercall_abi_version`). Idle waits
+//! vm::run answers without a lock (about 80, bounded: `null_hypercall_abi_version`). Idle waits
 //! inside an exit (nothing to run, and the scheduler lock taken again after one) are not
 //! holding the CPU and are left out; waiting for the lock at the start of an exit is in (on
 //! one CPU it never waits).

@@ -62,32 +62,58 @@ pub fn is_hvc0(esr: u64) -> bool {
     esr as u32 == ESR_HVC0
 }
 
-#[cfg(target_os = "none")]
-unsafe extern "C" {
-    /// vectors.S: enters the loaded vCPU, ELR_EL2 and SPSR_EL2 from its block.
-    fn guest_enter() -> ExitWords;
-    /// vectors.S: enters the vCPU whose block `regs` is, as it just exited (ELR_EL2 and
-    /// SPSR_EL2 untouched since).
-    fn guest_resume(regs: *mut GuestRegs) -> ExitWords;
-}
-
-/// What `guest_enter` returns in x0 and x1 (AAPCS64 returns a 16-byte struct in them): the exit's
-/// kind and the block the vector saved the guest's registers to.
-#[cfg(target_os = "none")]
-#[repr(C)]
-struct ExitWords {
-    kind: u64,
-    regs: *mut GuestRegs,
-}
-
-/// A guest exit as the vectors left it: the guest's x0..x30 in its vCPU's block, ELR_EL2,
-/// SPSR_EL2 and the syndrome registers still in the CPU. Either answered in place and resumed
-/// ([`RawExit::call_regs`], [`RawExit::resume`]), or decoded for the general path
-/// ([`RawExit::decode`]). Not `Clone`: one exit is resumed or decoded once.
+/// A guest exit as the vectors left it: the guest's x0..x19, x29 and x30 in its vCPU's block,
+/// its x20..x28 carried here (`carried`: the entry's `asm!` operands, so that neither the vector
+/// nor an answered call saves or restores them; written into the block only for the general
+/// path), ELR_EL2, SPSR_EL2 and the syndrome registers still
+/// in the CPU. Either answered in place and resumed ([`RawExit::call_regs`],
+/// [`RawExit::resume`]), or decoded for the general path ([`RawExit::decode`]), which completes
+/// the block. Not `Clone`: one exit is resumed or decoded once.
 #[cfg(target_os = "none")]
 pub struct RawExit {
     kind: u64,
     regs: core::ptr::NonNull<GuestRegs>,
+    carried: [u64; 9],
+}
+
+/// Enters the guest through `$entry` (vectors.S) with x0 = `$x0`, and the guest's x20..x28 from
+/// `$carried` for `guest_resume` (`inout`; `out` for guest_enter, which loads them from the
+/// block), and makes the RawExit of its next exit. The entry is an
+/// AAPCS64 function that keeps x19 and x29 and returns with x0 = the exit's kind, x1 = the
+/// block, x20..x28 = the guest's; every other register it clobbers, as declared.
+#[cfg(target_os = "none")]
+macro_rules! enter_through {
+    ($entry:literal, $x0:expr, $carried:ident: $direction:ident) => {{
+        let kind: u64;
+        let regs: *mut GuestRegs;
+        let c = &mut $carried;
+        // SAFETY: the scheduler left a vCPU loaded (PerCpu::regs points at its block, which
+        // stays put and which nothing else writes while it is on this CPU); the entry runs the
+        // guest and returns here on this stack with x19, x29 and SP as they were, every other
+        // register declared as an output or clobbered. `c` holds the guest's x20..x28 after
+        // (and, for guest_resume, before).
+        unsafe {
+            core::arch::asm!(
+                concat!("bl ", $entry),
+                inout("x0") $x0 => kind, out("x1") regs,
+                out("x2") _, out("x3") _, out("x4") _, out("x5") _, out("x6") _,
+                out("x7") _, out("x8") _, out("x9") _, out("x10") _, out("x11") _,
+                out("x12") _, out("x13") _, out("x14") _, out("x15") _, out("x16") _,
+                out("x17") _, out("x18") _,
+                $direction("x20") c[0], $direction("x21") c[1], $direction("x22") c[2],
+                $direction("x23") c[3], $direction("x24") c[4], $direction("x25") c[5],
+                $direction("x26") c[6], $direction("x27") c[7], $direction("x28") c[8],
+                out("lr") _,
+            );
+            RawExit {
+                kind,
+                // The vector returns the block it saved to: PerCpu::regs, never null while a
+                // vCPU is loaded (and one is, or it could not have been entered).
+                regs: core::ptr::NonNull::new_unchecked(regs),
+                carried: $carried,
+            }
+        }
+    }};
 }
 
 /// Runs the vCPU loaded on this CPU (its register block at PerCpu::regs, its EL1 state, HCR
@@ -95,28 +121,15 @@ pub struct RawExit {
 #[cfg(target_os = "none")]
 #[inline(always)]
 pub fn enter() -> RawExit {
-    // SAFETY: the scheduler left a vCPU loaded: PerCpu::regs points at its block, which stays
-    // put and which nothing else writes while the vCPU is on this CPU. guest_enter is an
-    // AAPCS64 function that returns on this stack with the callee-saved registers restored.
-    RawExit::from(unsafe { guest_enter() })
+    let mut carried = [0u64; 9];
+    enter_through!("guest_enter", 0u64, carried: out)
 }
 
 #[cfg(target_os = "none")]
 impl RawExit {
-    #[inline(always)]
-    fn from(words: ExitWords) -> RawExit {
-        // SAFETY: the vector returns the block it saved to: PerCpu::regs, never null while a
-        // vCPU is loaded (and one is, or it could not have been entered).
-        let regs = unsafe { core::ptr::NonNull::new_unchecked(words.regs) };
-        RawExit {
-            kind: words.kind,
-            regs,
-        }
-    }
-
-    /// The vCPU's saved registers, if this exit is `HVC #0`: a call, to answer in place (x0..x17
-    /// hold it; ELR already points past the HVC). Borrowed from the exit: the vCPU cannot be
-    /// entered again while they are.
+    /// The vCPU's saved registers, if this exit is `HVC #0`: a call, to answer in place
+    /// (x0..x17 hold it; ELR already points past the HVC; x20..x28 are not in the block yet).
+    /// Borrowed from the exit: the vCPU cannot be entered again while they are.
     #[inline(always)]
     pub fn call_regs(&mut self) -> Option<&mut GuestRegs> {
         use aarch64_cpu::registers::{ESR_EL2, Readable};
@@ -134,19 +147,22 @@ impl RawExit {
     /// EL2 has changed them since: no exception, no other vCPU), until its next exit.
     #[inline(always)]
     pub fn resume(self) -> RawExit {
-        // SAFETY: as in `enter`; `regs` is the loaded vCPU's block and the CPU still holds
-        // that vCPU's ELR_EL2 and SPSR_EL2.
-        RawExit::from(unsafe { guest_resume(self.regs.as_ptr()) })
+        let mut carried = self.carried;
+        enter_through!("guest_resume", self.regs.as_ptr(), carried: inout)
     }
 
-    /// Decodes the exit for the general path, completing the vCPU's block with ELR_EL2 and
-    /// SPSR_EL2 (which the general path may change, and guest_enter loads).
+    /// Decodes the exit for the general path, completing the vCPU's block with x20..x28,
+    /// ELR_EL2 and SPSR_EL2 (which the general path may read or change, and guest_enter loads).
     #[inline(always)]
     pub fn decode(self) -> Exit {
         use aarch64_cpu::registers::{ELR_EL2, Readable, SPSR_EL2};
         let regs = self.regs.as_ptr();
-        // SAFETY: as in `call_regs`; a plain read and two plain writes, no reference kept.
+        // SAFETY: as in `call_regs`; plain reads and writes, no reference kept.
         let x0 = unsafe {
+            let [x20, x21, x22, x23, x24, x25, x26, x27, x28] = self.carried;
+            let x = &mut (*regs).x;
+            (x[20], x[21], x[22], x[23], x[24]) = (x20, x21, x22, x23, x24);
+            (x[25], x[26], x[27], x[28]) = (x25, x26, x27, x28);
             (*regs).elr = ELR_EL2.get();
             (*regs).spsr = SPSR_EL2.get();
             (*regs).x[0]

@@ -1,17 +1,19 @@
 /*
  * EL2 exception vectors and the guest entry and exit.
  *
- * The register contract. `guest_enter` (and `guest_resume`) is an AAPCS64 function called by
- * Rust (exception.rs): it pushes the caller's callee-saved registers x19..x30 on the EL2 stack,
- * loads the vCPU's general registers from its block (PerCpu::regs, from TPIDR_EL2) and erets.
- * A guest exit comes back on that same stack (an exception from EL1 uses SP_EL2, which the
- * guest cannot touch): the vector saves the guest's x0..x30 into the block, pops the caller's
- * registers and returns from guest_enter with x0 = the exit's kind (EXIT_*) and x1 = the block.
- * ELR_EL2 and SPSR_EL2 are left in the CPU: Rust copies them into the block when it decodes the
- * exit for the general path (exception::RawExit::decode), and `guest_resume` erets with them
- * untouched after a call answered in place. So the hyp's own registers never hold guest values
- * when Rust runs, and nothing but the block does. Offsets come from Rust (core::mem::offset_of!)
- * as const operands, so the layout is written down once.
+ * The register contract. `guest_enter` and `guest_resume` are entered from an `asm!` block
+ * (exception.rs) by `bl`, with the guest's x20..x28 as its operands: they push the caller's
+ * x19, x29 and x30 on the EL2 stack, load the vCPU's registers from its block (PerCpu::regs,
+ * from TPIDR_EL2) and eret. A guest exit comes back on that same stack (an exception from EL1
+ * uses SP_EL2, which the guest cannot touch): the vector saves the guest's caller-saved
+ * registers x0..x18 and x30, and x19 and x29 (which the caller keeps for itself), into the
+ * block, pops the caller's three and returns with x0 = the exit's kind (EXIT_*), x1 = the block
+ * and x20..x28 still the guest's: the asm block's outputs, which the compiler keeps (or spills)
+ * as the run loop's own values. The general path writes them into the block
+ * (exception::RawExit::decode) with ELR_EL2 and SPSR_EL2, which stay in the CPU until then;
+ * `guest_enter` loads all of x0..x30 and ELR/SPSR from the block, `guest_resume` (after a call
+ * answered in place) only what the vector saved, ELR_EL2 and SPSR_EL2 untouched. Offsets come
+ * from Rust (core::mem::offset_of!) as const operands, so the layout is written down once.
  */
 
 .macro save_guest kind
@@ -19,7 +21,7 @@
     save_guest_after_x0_x1 \kind
 .endm
 
-/* Everything but x0/x1, which the vector already pushed on the EL2 stack; guest_exit next. */
+/* What the vector saves, but x0/x1, which it already pushed on the EL2 stack; guest_exit next. */
 .macro save_guest_after_x0_x1 kind
     mrs     x1, tpidr_el2
     ldr     x1, [x1, #{PERCPU_REGS}]
@@ -32,12 +34,7 @@
     stp     x14, x15, [x1, #(14 * 8)]
     stp     x16, x17, [x1, #(16 * 8)]
     stp     x18, x19, [x1, #(18 * 8)]
-    stp     x20, x21, [x1, #(20 * 8)]
-    stp     x22, x23, [x1, #(22 * 8)]
-    stp     x24, x25, [x1, #(24 * 8)]
-    stp     x26, x27, [x1, #(26 * 8)]
-    stp     x28, x29, [x1, #(28 * 8)]
-    str     x30, [x1, #(30 * 8)]
+    stp     x29, x30, [x1, #(29 * 8)]
     ldp     x2, x3, [sp], #16
     stp     x2, x3, [x1, #0]
     mov     x0, #\kind
@@ -125,46 +122,40 @@ guest_sync_slow:
     save_guest_after_x0_x1 {EXIT_SYNC}
     /* fall through */
 
-/* The end of every exit: back into guest_enter's caller, as AAPCS64 wants it. */
+/* The end of every exit: back into the entry's caller, its x19, x29 and x30 as they were. */
 guest_exit:
-    ldp     x19, x20, [sp], #16
-    ldp     x21, x22, [sp], #16
-    ldp     x23, x24, [sp], #16
-    ldp     x25, x26, [sp], #16
-    ldp     x27, x28, [sp], #16
+    ldr     x19, [sp], #16
     ldp     x29, x30, [sp], #16
     ret
 
-.macro push_callee_saved
-    stp     x29, x30, [sp, #-16]!
-    stp     x27, x28, [sp, #-16]!
-    stp     x25, x26, [sp, #-16]!
-    stp     x23, x24, [sp, #-16]!
-    stp     x21, x22, [sp, #-16]!
-    stp     x19, x20, [sp, #-16]!
-.endm
-
 /*
- * (kind, regs) guest_enter(void): enters the vCPU PerCpu::regs points at, ELR_EL2
- * and SPSR_EL2 from its block; returns at its next exit the vectors do not answer themselves.
+ * guest_enter: enters the vCPU PerCpu::regs points at, all of x0..x30, ELR_EL2 and SPSR_EL2
+ * from its block; returns at its next exit the vectors do not answer themselves.
  */
 .global guest_enter
 guest_enter:
-    push_callee_saved
+    stp     x29, x30, [sp, #-16]!
+    str     x19, [sp, #-16]!
     mrs     x0, tpidr_el2
     ldr     x0, [x0, #{PERCPU_REGS}]
     ldp     x1, x2, [x0, #{REGS_ELR}]
     msr     elr_el2, x1
     msr     spsr_el2, x2
+    ldp     x20, x21, [x0, #(20 * 8)]
+    ldp     x22, x23, [x0, #(22 * 8)]
+    ldp     x24, x25, [x0, #(24 * 8)]
+    ldp     x26, x27, [x0, #(26 * 8)]
+    ldr     x28, [x0, #(28 * 8)]
     b       1f
 
 /*
- * (kind, regs) guest_resume(regs): as guest_enter, for the vCPU whose block is `regs`
- * and which just exited, with ELR_EL2 and SPSR_EL2 as that exit left them.
+ * guest_resume(regs): as guest_enter, for the vCPU whose block is `regs` and which just exited:
+ * x20..x28 are already the guest's, ELR_EL2 and SPSR_EL2 as that exit left them.
  */
 .global guest_resume
 guest_resume:
-    push_callee_saved
+    stp     x29, x30, [sp, #-16]!
+    str     x19, [sp, #-16]!
 1:  ldp     x2, x3, [x0, #(2 * 8)]
     ldp     x4, x5, [x0, #(4 * 8)]
     ldp     x6, x7, [x0, #(6 * 8)]
@@ -174,11 +165,6 @@ guest_resume:
     ldp     x14, x15, [x0, #(14 * 8)]
     ldp     x16, x17, [x0, #(16 * 8)]
     ldp     x18, x19, [x0, #(18 * 8)]
-    ldp     x20, x21, [x0, #(20 * 8)]
-    ldp     x22, x23, [x0, #(22 * 8)]
-    ldp     x24, x25, [x0, #(24 * 8)]
-    ldp     x26, x27, [x0, #(26 * 8)]
-    ldp     x28, x29, [x0, #(28 * 8)]
-    ldr     x30, [x0, #(30 * 8)]
+    ldp     x29, x30, [x0, #(29 * 8)]
     ldp     x0, x1, [x0, #0]
     eret
