@@ -74,8 +74,16 @@ fn tlb_maintenance_runs_under_the_vms_own_vmid() {
     let other_vm = 0x0009_0000_4000_0000;
     FakeMachine::set_vttbr(other_vm);
     assert_eq!(mem.vttbr() >> 48, 4, "the VMID is in VTTBR[63:48]");
+    FakeMachine::take_tlb_ops();
     mem.unmap(BASE, 1).unwrap();
     // The maintenance itself ran with our VMID; the other VM's context is back afterwards.
+    let ops = FakeMachine::take_tlb_ops_with_vmid();
+    let invalidations = ops
+        .iter()
+        .filter(|(_, op)| !matches!(op, TlbOp::DsbIshst | TlbOp::DsbIsh | TlbOp::Isb))
+        .count();
+    assert!(invalidations > 0, "{ops:?}");
+    assert!(ops.iter().all(|&(vmid, _)| vmid == 4), "{ops:?}");
     assert_eq!(FakeMachine::vttbr(), other_vm);
 }
 
