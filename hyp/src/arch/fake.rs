@@ -5,7 +5,7 @@
 //! current VMID, so the VMID is part of what was asked for).
 
 use super::{CacheOp, Machine, TlbOp};
-use crate::mm::owner::Owner;
+use crate::owner::Owner;
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::cell::RefCell;
 use std::collections::HashMap;

@@ -76,15 +76,13 @@ fn batch(vm: &mut impl GuestVm, list_ipa: u64, count: u64) -> Result<[u64; 3], E
         return Err(Error::BadAddress);
     }
     // Copy the whole list first: the guest cannot change an entry between its check and use.
-    let mut raw = [0u8; MEM_BATCH_MAX as usize * 8];
-    let list = &mut raw[..count as usize * 8];
-    vm.memory().read(list_ipa, list)?;
+    let mut list = [0u64; MEM_BATCH_MAX as usize];
+    let list = &mut list[..count as usize];
+    vm.memory().read_words(list_ipa, list)?;
     let mut done = 0;
     let mut first_error = None;
-    for bytes in list.chunks_exact(8) {
-        let entry = BatchEntry {
-            raw: u64::from_le_bytes(bytes.try_into().expect("8 bytes")),
-        };
+    for &raw in list.iter() {
+        let entry = BatchEntry { raw };
         let result = entry.decode().and_then(|(op, ipa, perms)| {
             let memory = vm.memory_mut();
             match op {

@@ -9,7 +9,8 @@ use super::owner::Owner;
 pub use super::pool::FRAGMENTS;
 use super::pool::{Pool, heap_blocks};
 use super::regions::{Range, RangeSet};
-use crate::arch::Cpu;
+use crate::arch::aarch64::machine::Aarch64;
+use crate::arch::{CacheOp, Cpu, Machine, TlbOp};
 use buddy_system_allocator::LockedHeap;
 use spin::Mutex;
 
@@ -84,4 +85,47 @@ pub fn count(owner: Owner) -> usize {
 /// Bytes of the hyp heap in use, as the buddy heap serves them (for the summary's leak check).
 pub fn heap_in_use() -> usize {
     HEAP.lock().stats_alloc_actual()
+}
+
+/// The real machine: frames from this pool, maintenance from the CPU's instructions.
+impl Machine for Aarch64 {
+    fn alloc_frame(owner: Owner) -> Option<u64> {
+        alloc_zeroed(owner, false)
+    }
+
+    fn alloc_reserved_frame(owner: Owner) -> Option<u64> {
+        alloc_zeroed(owner, true)
+    }
+
+    fn reserve_frames(count: usize) -> bool {
+        reserve(count)
+    }
+
+    fn release_frames(count: usize) {
+        release(count);
+    }
+
+    fn free_frame(owner: Owner, pa: u64) {
+        free(owner, pa);
+    }
+
+    fn frames_available() -> usize {
+        available()
+    }
+
+    fn tlb(op: TlbOp) {
+        Aarch64::tlb(op);
+    }
+
+    fn cache(op: CacheOp) {
+        Aarch64::cache(op);
+    }
+
+    fn vttbr() -> u64 {
+        Aarch64::vttbr()
+    }
+
+    fn set_vttbr(vttbr: u64) {
+        Aarch64::set_vttbr(vttbr);
+    }
 }

@@ -14,28 +14,27 @@
 //!   last entry went is unhooked the same way (the non-leaf `TLBI IPAS2E1IS` also drops the
 //!   walk caches) before its frame is freed;
 //! - a page is made coherent for instruction fetch before it is first mapped executable.
+//!
+//! The table format, the walks and the maintenance sequences are the architecture's
+//! (`arch::stage2`); this module is the policy over them and has no `unsafe`.
 
+#![forbid(unsafe_code)]
+
+use crate::addr::{Ipa, PAGE_SIZE, PhysAddr};
+use crate::arch::stage2::table::{
+    Cursor, L2_SPAN, L3_SPAN, Leaves, Stage2Error, desc, is_table, leaf, live_down, live_up,
+    output, perms_of, read_frame, read_frame_words, read_slot, slot, software_bits, write_frame,
+    write_slot,
+};
+use crate::arch::stage2::{invalidate, invalidate_all};
 use crate::arch::{CacheOp, Machine, TlbOp};
-use crate::mm::PAGE_SIZE;
 use crate::mm::owner::Owner;
 use core::marker::PhantomData;
 use hypercall_abi::{Error, MemPerms};
-use table::{
-    Cursor, L2_SPAN, L3_SPAN, Leaves, desc, is_table, l3_table, leaf, live_down, live_up, perms_of,
-    read_slot, slot, write_slot,
-};
 
 pub mod calls;
-mod table;
+pub use crate::arch::stage2::{IPA_BITS, IPA_LIMIT};
 pub use calls::{PageCall, Progress};
-
-/// Stage-2 input size: 39-bit IPAs, starting at level 1 (T0SZ = 25, SL0 = 1), valid on every
-/// CPU we support (a level-0 start is not on CPUs with 40-bit PAs such as cortex-a53).
-pub const IPA_BITS: u32 = 39;
-/// The level the stage-2 walk starts at.
-pub const ROOT_LEVEL: usize = 1;
-/// The first IPA beyond a guest's address space.
-pub const IPA_LIMIT: u64 = 1 << IPA_BITS;
 
 /// Every VM may hold this many level-2 and level-3 tables whatever its quota...
 pub const TABLES_MIN: u64 = 32;
@@ -61,19 +60,54 @@ pub enum Pin {
     Shared,
 }
 
+impl Pin {
+    /// Its code in a leaf's software bits.
+    fn code(self) -> u64 {
+        match self {
+            Pin::None => 0,
+            Pin::Image => 1,
+            Pin::Hyp => 2,
+            Pin::Shared => 3,
+        }
+    }
+
+    /// The pin of a leaf this module wrote.
+    fn of(descriptor: u64) -> Pin {
+        match software_bits(descriptor) {
+            0 => Pin::None,
+            1 => Pin::Image,
+            2 => Pin::Hyp,
+            _ => Pin::Shared,
+        }
+    }
+}
+
+/// The leaf of a guest page of frame `pa`.
+fn page_leaf(pa: u64, perms: MemPerms, pin: Pin) -> u64 {
+    leaf(PhysAddr::new(pa), perms, pin.code())
+}
+
+/// What a refused table operation means to the guest.
+impl From<Stage2Error> for Error {
+    fn from(e: Stage2Error) -> Self {
+        match e {
+            Stage2Error::NoTable | Stage2Error::NotMapped => Error::NotMapped,
+            Stage2Error::Occupied => Error::AlreadyMapped,
+        }
+    }
+}
+
 /// Checks a page range argument: aligned, non-empty, inside the IPA space, no wrap.
 pub fn check_range(ipa: u64, pages: u64) -> Result<(), Error> {
     if pages == 0 {
         return Err(Error::InvalidParameters);
     }
-    if !ipa.is_multiple_of(PAGE_SIZE) {
+    let start = Ipa::new(ipa);
+    if !start.is_page_aligned() {
         return Err(Error::BadAddress);
     }
-    let end = pages
-        .checked_mul(PAGE_SIZE)
-        .and_then(|len| ipa.checked_add(len));
-    match end {
-        Some(end) if end <= IPA_LIMIT => Ok(()),
+    match start.add_pages(pages) {
+        Some(end) if end.get() <= IPA_LIMIT => Ok(()),
         _ => Err(Error::BadAddress),
     }
 }
@@ -147,7 +181,7 @@ impl<M: Machine> GuestMemory<M> {
     pub fn frames(&self) -> impl Iterator<Item = u64> + '_ {
         self.leaves()
             .filter(|&d| Pin::of(d) != Pin::Shared)
-            .map(|d| d & desc::OA)
+            .map(|d| output(d).get())
     }
 
     fn leaves(&self) -> Leaves {
@@ -159,9 +193,7 @@ impl<M: Machine> GuestMemory<M> {
 
     /// The descriptor of the page holding `ipa` (< IPA_LIMIT), if it is mapped.
     fn entry(&self, ipa: u64) -> Option<u64> {
-        let (table, _) = l3_table(self.root, ipa)?;
-        let d = read_slot(slot(table, ipa / PAGE_SIZE));
-        (d & desc::VALID != 0).then_some(d)
+        Cursor::new(self.root).query(Ipa::new(ipa)).ok()
     }
 
     /// Quota pages left: neither mapped nor promised to a map under way.
@@ -194,20 +226,20 @@ impl<M: Machine> GuestMemory<M> {
         leaf: u64,
         reserved: bool,
     ) -> Result<(), Error> {
-        let at = match cursor.slot(ipa) {
-            Some(at) => at,
-            None => self.add_tables(cursor, ipa, reserved)?,
-        };
-        write_slot(at, leaf);
-        live_up(cursor.parent);
-        Ok(())
+        match cursor.map(Ipa::new(ipa), leaf) {
+            Err(Stage2Error::NoTable) => {
+                self.add_tables(cursor, ipa, reserved)?;
+                cursor.map(Ipa::new(ipa), leaf).map_err(Error::from)
+            }
+            done => done.map_err(Error::from),
+        }
     }
 
-    /// Adds the level-2 and level-3 tables page `ipa` lacks; its descriptor slot. The caller
-    /// counted the frames and the allowance first, so this fails only on a hyp bug (then an
-    /// empty level-2 table may stay, held until the VM is torn down).
+    /// Adds the level-2 and level-3 tables page `ipa` lacks. The caller counted the frames and
+    /// the allowance first, so this fails only on a hyp bug (then an empty level-2 table may
+    /// stay, held until the VM is torn down).
     #[inline(never)]
-    fn add_tables(&mut self, cursor: &mut Cursor, ipa: u64, reserved: bool) -> Result<u64, Error> {
+    fn add_tables(&mut self, cursor: &mut Cursor, ipa: u64, reserved: bool) -> Result<(), Error> {
         let l1 = slot(self.root, ipa / L2_SPAN);
         let mut d1 = read_slot(l1);
         if !is_table(d1) {
@@ -228,7 +260,7 @@ impl<M: Machine> GuestMemory<M> {
             live_up(l1);
         }
         cursor.reset();
-        cursor.slot(ipa).ok_or(Error::OutOfMemory)
+        Ok(())
     }
 
     /// How many tables mapping `[ipa, ipa + pages)` would add (a checked range).
@@ -318,7 +350,7 @@ impl<M: Machine> GuestMemory<M> {
         let mut cursor = self.cursor;
         for (i, &pa) in frames.iter().enumerate() {
             let page = ipa + i as u64 * PAGE_SIZE;
-            let entry = leaf(pa, MemPerms::RW, Pin::Shared);
+            let entry = page_leaf(pa, MemPerms::RW, Pin::Shared);
             if let Err(e) = self.put_leaf(&mut cursor, page, entry, false) {
                 self.cursor = cursor;
                 self.remove(ipa, i as u64);
@@ -381,8 +413,11 @@ impl<M: Machine> GuestMemory<M> {
         if perms.contains(MemPerms::EXEC) {
             M::cache(CacheOp::SyncForExecution { pa });
         }
-        write_slot(at, leaf(pa, perms, pin));
-        live_up(self.cursor.parent);
+        // The slot was just found free: this cannot be refused.
+        if let Err(e) = self.cursor.map(Ipa::new(ipa), page_leaf(pa, perms, pin)) {
+            M::free_frame(self.owner, pa);
+            return Some(Err(e.into()));
+        }
         self.used_pages += 1;
         M::tlb(TlbOp::DsbIshst);
         Some(Ok(()))
@@ -409,7 +444,7 @@ impl<M: Machine> GuestMemory<M> {
                         // No stale instructions of the frame's last owner may be fetched.
                         M::cache(CacheOp::SyncForExecution { pa });
                     }
-                    self.put_leaf(&mut cursor, at, leaf(pa, perms, pin), reserved)
+                    self.put_leaf(&mut cursor, at, page_leaf(pa, perms, pin), reserved)
                         .inspect_err(|_| M::free_frame(self.owner, pa))
                 }
                 None => Err(Error::OutOfMemory),
@@ -475,18 +510,7 @@ impl<M: Machine> GuestMemory<M> {
 
     /// The stage-2 TLB maintenance after removing or changing entries, with this VM's VMID.
     fn invalidate_tlb(&self, ipa: u64, pages: u64) {
-        self.with_own_vmid(|| {
-            M::tlb(TlbOp::DsbIshst);
-            for i in 0..pages {
-                M::tlb(TlbOp::TlbiIpas2e1is {
-                    ipa: ipa + i * PAGE_SIZE,
-                });
-            }
-            M::tlb(TlbOp::DsbIsh);
-            M::tlb(TlbOp::TlbiVmalle1is);
-            M::tlb(TlbOp::DsbIsh);
-            M::tlb(TlbOp::Isb);
-        });
+        self.with_own_vmid(|| invalidate::<M>(Ipa::new(ipa), pages));
     }
 
     /// Removes the range's entries (all in use), break-before-make, and frees their frames
@@ -570,7 +594,7 @@ impl<M: Machine> GuestMemory<M> {
                 // instruction fetch.
                 M::cache(CacheOp::SyncForExecution { pa });
             }
-            write_slot(at, leaf(pa, perms, Pin::of(d)));
+            write_slot(at, page_leaf(pa, perms, Pin::of(d)));
         }
         self.cursor = cursor;
         M::tlb(TlbOp::DsbIshst);
@@ -590,26 +614,33 @@ impl<M: Machine> GuestMemory<M> {
             return None;
         }
         self.entry(ipa)
-            .map(|d| (d & desc::OA) + (ipa & (PAGE_SIZE - 1)))
+            .map(|d| output(d).get() + Ipa::new(ipa).page_offset())
     }
 
     /// Copies guest memory at `ipa` into `buf`; fails if any page is unmapped.
     pub fn read(&self, ipa: u64, buf: &mut [u8]) -> Result<(), Error> {
         self.copy(ipa, buf.len(), |host, done, n| {
-            // SAFETY: `host` is an identity-mapped frame this VM owns, valid for n bytes; the
-            // guest may change it concurrently only through its own mapping (plain bytes).
-            unsafe {
-                core::ptr::copy_nonoverlapping(host as *const u8, buf[done..].as_mut_ptr(), n)
-            }
+            read_frame(PhysAddr::new(host), &mut buf[done..done + n])
         })
+    }
+
+    /// Reads the little-endian words at `ipa` (8-byte aligned, all in one page) into `words`,
+    /// one load each; fails if the page is unmapped or the words leave it.
+    pub fn read_words(&self, ipa: u64, words: &mut [u64]) -> Result<(), Error> {
+        let len = 8 * words.len() as u64;
+        if !ipa.is_multiple_of(8) || ipa % PAGE_SIZE + len > PAGE_SIZE {
+            return Err(Error::BadAddress);
+        }
+        let host = self.host_address(ipa).ok_or(Error::BadAddress)?;
+        read_frame_words(PhysAddr::new(host), words);
+        Ok(())
     }
 
     /// Copies `data` into guest memory at `ipa` (whatever the guest's permissions: the hyp
     /// writes boot info into read-only pages); fails if any page is unmapped.
     pub fn write(&mut self, ipa: u64, data: &[u8]) -> Result<(), Error> {
         self.copy(ipa, data.len(), |host, done, n| {
-            // SAFETY: as in `read`; the hyp writes only frames this VM owns.
-            unsafe { core::ptr::copy_nonoverlapping(data[done..].as_ptr(), host as *mut u8, n) }
+            write_frame(PhysAddr::new(host), &data[done..done + n])
         })
     }
 
@@ -619,7 +650,9 @@ impl<M: Machine> GuestMemory<M> {
         len: usize,
         mut chunk: impl FnMut(u64, usize, usize),
     ) -> Result<(), Error> {
-        ipa.checked_add(len as u64).ok_or(Error::BadAddress)?;
+        Ipa::new(ipa)
+            .checked_add(len as u64)
+            .ok_or(Error::BadAddress)?;
         let mut done = 0;
         while done < len {
             let at = ipa + done as u64;
@@ -644,16 +677,7 @@ impl<M: Machine> GuestMemory<M> {
                 write_slot(at, d & !desc::VALID);
             }
         }
-        self.with_own_vmid(|| {
-            for op in [
-                TlbOp::DsbIshst,
-                TlbOp::TlbiVmalls12e1is,
-                TlbOp::DsbIsh,
-                TlbOp::Isb,
-            ] {
-                M::tlb(op);
-            }
-        });
+        self.with_own_vmid(invalidate_all::<M>);
         for i in 0..desc::ENTRIES {
             let at = slot(self.root, i);
             let d1 = read_slot(at);
