@@ -60,6 +60,20 @@ impl Ipa {
     }
 }
 
+/// A guest's register or a manifest's number becomes an IPA here: IPAs come from outside as
+/// plain numbers. A `PhysAddr` has no such door; only the frame pool and stage-2 walks make one.
+impl From<u64> for Ipa {
+    fn from(address: u64) -> Self {
+        Self(address)
+    }
+}
+
+impl core::fmt::LowerHex for PhysAddr {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::LowerHex::fmt(&self.0, f)
+    }
+}
+
 impl PhysAddr {
     pub const fn new(address: u64) -> Self {
         Self(address)

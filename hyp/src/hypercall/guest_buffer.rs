@@ -28,7 +28,9 @@ pub fn check<M: Machine>(
     let end = ipa.checked_add(len).ok_or(Error::BadAddress)?;
     let mut page = Ipa::new(ipa).page_start().get();
     while page < end {
-        let perms = memory.query(page).map_err(|_| Error::BadAddress)?;
+        let perms = memory
+            .query(Ipa::new(page))
+            .map_err(|_| Error::BadAddress)?;
         if access == Access::Write && !perms.contains(MemPerms::WRITE) {
             return Err(Error::BadAddress);
         }

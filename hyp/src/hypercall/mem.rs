@@ -4,6 +4,7 @@
 //! that is not done yet into a continuation.
 
 use super::{Action, GuestVm, Power, answer};
+use crate::addr::Ipa;
 use crate::vm::memory::{PageCall, Progress};
 use hypercall_abi::layout::{BatchEntry, BatchOp};
 use hypercall_abi::mem::{MEM_BATCH_MAX, PAGE_SIZE};
@@ -37,7 +38,7 @@ pub fn page_call(
         return Action::Continue;
     }
     let vcpu = vm.vcpu_index();
-    match vm.memory_mut().call(vcpu, call, ipa, pages) {
+    match vm.memory_mut().call(vcpu, call, Ipa::new(ipa), pages) {
         Ok(Progress::Done) => answer(regs, Ok([0; 3])),
         Ok(Progress::Continue { ipa, pages }) => {
             regs[1] = ipa;
@@ -53,7 +54,7 @@ pub fn page_call(
 pub fn query(vm: &mut impl GuestVm, ipa: u64) -> Result<[u64; 3], Error> {
     let memory = vm.memory();
     memory
-        .query(ipa)
+        .query(Ipa::new(ipa))
         .map(|perms| [perms.bits(), memory.quota_left_bytes(), 0])
 }
 
@@ -78,12 +79,13 @@ fn batch(vm: &mut impl GuestVm, list_ipa: u64, count: u64) -> Result<[u64; 3], E
     // Copy the whole list first: the guest cannot change an entry between its check and use.
     let mut list = [0u64; MEM_BATCH_MAX as usize];
     let list = &mut list[..count as usize];
-    vm.memory().read_words(list_ipa, list)?;
+    vm.memory().read_words(Ipa::new(list_ipa), list)?;
     let mut done = 0;
     let mut first_error = None;
     for &raw in list.iter() {
         let entry = BatchEntry { raw };
         let result = entry.decode().and_then(|(op, ipa, perms)| {
+            let ipa = Ipa::new(ipa);
             let memory = vm.memory_mut();
             match op {
                 BatchOp::Map => memory.map(ipa, 1, perms),

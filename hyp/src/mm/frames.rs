@@ -4,11 +4,11 @@
 //! Frames are handed out zeroed and scrubbed when given back. Allocation is O(1), a few dozen
 //! instructions.
 
-use super::PAGE_SIZE;
 use super::owner::Owner;
 pub use super::pool::FRAGMENTS;
 use super::pool::{Pool, heap_blocks};
 use super::regions::{Range, RangeSet};
+use crate::addr::{PAGE_SIZE, PhysAddr};
 use crate::arch::aarch64::machine::Aarch64;
 use crate::arch::{CacheOp, Cpu, Machine, TlbOp};
 use buddy_system_allocator::LockedHeap;
@@ -73,8 +73,8 @@ pub fn available() -> usize {
 }
 
 /// The owner of the frame at `pa` (for the accounting check).
-pub fn owner(pa: u64) -> Owner {
-    with(Owner::Hyp, |p| p.owner(pa))
+pub fn owner(pa: PhysAddr) -> Owner {
+    with(Owner::Hyp, |p| p.owner(pa.get()))
 }
 
 /// How many frames `owner` holds (for the accounting check).

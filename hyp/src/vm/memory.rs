@@ -178,10 +178,10 @@ impl<M: Machine> GuestMemory<M> {
     }
 
     /// The frames this VM owns (not the channels' it sees), read from its stage-2 table.
-    pub fn frames(&self) -> impl Iterator<Item = u64> + '_ {
+    pub fn frames(&self) -> impl Iterator<Item = PhysAddr> + '_ {
         self.leaves()
             .filter(|&d| Pin::of(d) != Pin::Shared)
-            .map(|d| output(d).get())
+            .map(output)
     }
 
     fn leaves(&self) -> Leaves {
@@ -340,7 +340,8 @@ impl<M: Machine> GuestMemory<M> {
     /// Maps frames a shared object owns (a channel's) at `ipa`, one page each, read-write,
     /// never executable; the VM can neither unmap nor protect them, nor do they count
     /// against its quota.
-    pub fn map_shared(&mut self, ipa: u64, frames: &[u64]) -> Result<(), Error> {
+    pub fn map_shared(&mut self, ipa: impl Into<Ipa>, frames: &[u64]) -> Result<(), Error> {
+        let ipa = ipa.into().get();
         let pages = frames.len() as u64;
         check_range(ipa, pages)?;
         let tables = self.check_new_entries(ipa, pages)?;
@@ -363,64 +364,61 @@ impl<M: Machine> GuestMemory<M> {
     }
 
     /// Backs `[ipa, ipa + pages)` with fresh zeroed frames. All or nothing.
-    pub fn map(&mut self, ipa: u64, pages: u64, perms: MemPerms) -> Result<(), Error> {
+    #[inline(always)]
+    pub fn map(&mut self, ipa: impl Into<Ipa>, pages: u64, perms: MemPerms) -> Result<(), Error> {
+        let ipa = ipa.into().get();
         self.map_pinned(ipa, pages, perms, Pin::None)
     }
 
-    /// As `map`, for pages the guest did not ask for: its image, or pages the hyp shares.
+    /// As `map`, for pages the guest did not ask for: its image, or pages the hyp shares. The
+    /// hot case inline (one page into an existing table: one walk for the check and the
+    /// store), the rest out of line.
+    #[inline(always)]
     pub fn map_pinned(
+        &mut self,
+        ipa: impl Into<Ipa>,
+        pages: u64,
+        perms: MemPerms,
+        pin: Pin,
+    ) -> Result<(), Error> {
+        let ipa = ipa.into().get();
+        if pages != 1 || check_range(ipa, 1).is_err() || check_perms(perms).is_err() {
+            return self.map_general(ipa, pages, perms, pin);
+        }
+        if self.quota_left_pages() == 0 {
+            return Err(Error::OutOfMemory);
+        }
+        let entry = match self.cursor.vacant(Ipa::new(ipa)) {
+            Ok(entry) => entry,
+            Err(Stage2Error::NoTable) => return self.map_general(ipa, pages, perms, pin),
+            Err(e) => return Err(e.into()),
+        };
+        // Its one allocation is the only thing that can fail, before anything is written.
+        let pa = M::alloc_frame(self.owner).ok_or(Error::OutOfMemory)?;
+        if perms.contains(MemPerms::EXEC) {
+            M::cache(CacheOp::SyncForExecution { pa });
+        }
+        entry.fill(page_leaf(pa, perms, pin));
+        self.used_pages += 1;
+        M::tlb(TlbOp::DsbIshst);
+        Ok(())
+    }
+
+    /// `map_pinned` of several pages, or of one whose tables are missing: checked whole.
+    #[inline(never)]
+    fn map_general(
         &mut self,
         ipa: u64,
         pages: u64,
         perms: MemPerms,
         pin: Pin,
     ) -> Result<(), Error> {
-        if let Some(done) = self.map_one_into_existing_table(ipa, pages, perms, pin) {
-            return done;
-        }
         let tables = self.check_map(ipa, pages, perms)?;
         Self::frames_for(pages, tables)?;
         self.map_pages(ipa, pages, perms, pin, false)?;
         // New entries: only make the table writes visible to the walkers.
         M::tlb(TlbOp::DsbIshst);
         Ok(())
-    }
-
-    /// The hot path of `map_pinned`: one page whose level-3 table exists, one walk for the
-    /// check and the store; None when the general path must decide.
-    #[inline(always)]
-    fn map_one_into_existing_table(
-        &mut self,
-        ipa: u64,
-        pages: u64,
-        perms: MemPerms,
-        pin: Pin,
-    ) -> Option<Result<(), Error>> {
-        if pages != 1 || check_range(ipa, 1).is_err() || check_perms(perms).is_err() {
-            return None;
-        }
-        if self.quota_left_pages() == 0 {
-            return Some(Err(Error::OutOfMemory));
-        }
-        let at = self.cursor.slot(ipa)?;
-        if read_slot(at) & desc::VALID != 0 {
-            return Some(Err(Error::AlreadyMapped));
-        }
-        // Its one allocation is the only thing that can fail, before anything is written.
-        let Some(pa) = M::alloc_frame(self.owner) else {
-            return Some(Err(Error::OutOfMemory));
-        };
-        if perms.contains(MemPerms::EXEC) {
-            M::cache(CacheOp::SyncForExecution { pa });
-        }
-        // The slot was just found free: this cannot be refused.
-        if let Err(e) = self.cursor.map(Ipa::new(ipa), page_leaf(pa, perms, pin)) {
-            M::free_frame(self.owner, pa);
-            return Some(Err(e.into()));
-        }
-        self.used_pages += 1;
-        M::tlb(TlbOp::DsbIshst);
-        Some(Ok(()))
     }
 
     /// Maps `pages` checked pages with fresh frames (those set aside if `reserved`). Fails
@@ -557,7 +555,8 @@ impl<M: Machine> GuestMemory<M> {
     }
 
     /// Removes the range's pages and returns their frames, scrubbed. All or nothing.
-    pub fn unmap(&mut self, ipa: u64, pages: u64) -> Result<(), Error> {
+    pub fn unmap(&mut self, ipa: impl Into<Ipa>, pages: u64) -> Result<(), Error> {
+        let ipa = ipa.into().get();
         self.check_unmap(ipa, pages)?;
         self.remove(ipa, pages);
         Ok(())
@@ -573,7 +572,13 @@ impl<M: Machine> GuestMemory<M> {
     }
 
     /// Changes the range's permissions, break-before-make. All or nothing.
-    pub fn protect(&mut self, ipa: u64, pages: u64, perms: MemPerms) -> Result<(), Error> {
+    pub fn protect(
+        &mut self,
+        ipa: impl Into<Ipa>,
+        pages: u64,
+        perms: MemPerms,
+    ) -> Result<(), Error> {
+        let ipa = ipa.into().get();
         self.check_protect(ipa, pages, perms)?;
         self.reprotect(ipa, pages, perms);
         Ok(())
@@ -601,7 +606,8 @@ impl<M: Machine> GuestMemory<M> {
     }
 
     /// The permissions of the page holding `ipa`.
-    pub fn query(&self, ipa: u64) -> Result<MemPerms, Error> {
+    pub fn query(&self, ipa: impl Into<Ipa>) -> Result<MemPerms, Error> {
+        let ipa = ipa.into().get();
         if ipa >= IPA_LIMIT {
             return Err(Error::BadAddress);
         }
@@ -618,7 +624,8 @@ impl<M: Machine> GuestMemory<M> {
     }
 
     /// Copies guest memory at `ipa` into `buf`; fails if any page is unmapped.
-    pub fn read(&self, ipa: u64, buf: &mut [u8]) -> Result<(), Error> {
+    pub fn read(&self, ipa: impl Into<Ipa>, buf: &mut [u8]) -> Result<(), Error> {
+        let ipa = ipa.into().get();
         self.copy(ipa, buf.len(), |host, done, n| {
             read_frame(PhysAddr::new(host), &mut buf[done..done + n])
         })
@@ -626,7 +633,8 @@ impl<M: Machine> GuestMemory<M> {
 
     /// Reads the little-endian words at `ipa` (8-byte aligned, all in one page) into `words`,
     /// one load each; fails if the page is unmapped or the words leave it.
-    pub fn read_words(&self, ipa: u64, words: &mut [u64]) -> Result<(), Error> {
+    pub fn read_words(&self, ipa: impl Into<Ipa>, words: &mut [u64]) -> Result<(), Error> {
+        let ipa = ipa.into().get();
         let len = 8 * words.len() as u64;
         if !ipa.is_multiple_of(8) || ipa % PAGE_SIZE + len > PAGE_SIZE {
             return Err(Error::BadAddress);
@@ -638,7 +646,8 @@ impl<M: Machine> GuestMemory<M> {
 
     /// Copies `data` into guest memory at `ipa` (whatever the guest's permissions: the hyp
     /// writes boot info into read-only pages); fails if any page is unmapped.
-    pub fn write(&mut self, ipa: u64, data: &[u8]) -> Result<(), Error> {
+    pub fn write(&mut self, ipa: impl Into<Ipa>, data: &[u8]) -> Result<(), Error> {
+        let ipa = ipa.into().get();
         self.copy(ipa, data.len(), |host, done, n| {
             write_frame(PhysAddr::new(host), &data[done..done + n])
         })

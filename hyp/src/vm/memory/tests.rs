@@ -298,7 +298,7 @@ fn the_record_lives_in_the_descriptors() {
     assert_eq!(mem.unmap(edge, 4), Err(Error::NotMapped));
     mem.unmap(edge + 2 * P, 1).unwrap();
     assert_eq!(mem.query(edge + 2 * P), Err(Error::NotMapped));
-    let frames: Vec<u64> = mem.frames().collect();
+    let frames: Vec<u64> = mem.frames().map(PhysAddr::get).collect();
     assert_eq!(frames.len() as u64, mem.pages_used());
     assert_eq!(mem.pages_used(), 2);
     assert!(

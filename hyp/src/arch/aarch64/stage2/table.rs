@@ -192,17 +192,25 @@ impl Cursor {
         self.key = u64::MAX;
     }
 
-    /// Writes `leaf` for page `ipa` (page-aligned, < IPA_LIMIT) where no valid entry is, and
-    /// counts it in its table. A new entry needs only `DSB ISHST` before the guest uses it.
+    /// The entry of page `ipa` (page-aligned, < IPA_LIMIT) if it is free to map: one walk,
+    /// then the caller decides (allocates its frame) before anything is written.
     #[inline(always)]
-    pub fn map(&mut self, ipa: Ipa, leaf: u64) -> Result<(), Stage2Error> {
+    pub fn vacant(&mut self, ipa: Ipa) -> Result<Vacant, Stage2Error> {
         let at = self.slot(ipa.get()).ok_or(Stage2Error::NoTable)?;
         if read_slot(at) & desc::VALID != 0 {
             return Err(Stage2Error::Occupied);
         }
-        write_slot(at, leaf);
-        live_up(self.parent);
-        Ok(())
+        Ok(Vacant {
+            at,
+            parent: self.parent,
+        })
+    }
+
+    /// Writes `leaf` for page `ipa` where no valid entry is, and counts it in its table. A new
+    /// entry needs only `DSB ISHST` before the guest uses it.
+    #[inline(always)]
+    pub fn map(&mut self, ipa: Ipa, leaf: u64) -> Result<(), Stage2Error> {
+        self.vacant(ipa).map(|entry| entry.fill(leaf))
     }
 
     /// The valid leaf of page `ipa` (< IPA_LIMIT).
@@ -214,6 +222,22 @@ impl Cursor {
             return Err(Stage2Error::NotMapped);
         }
         Ok(d)
+    }
+}
+
+/// A free entry `Cursor::vacant` found; valid until the tables change.
+#[must_use]
+pub struct Vacant {
+    at: u64,
+    parent: u64,
+}
+
+impl Vacant {
+    /// Writes `leaf` there and counts it in its table.
+    #[inline(always)]
+    pub fn fill(self, leaf: u64) {
+        write_slot(self.at, leaf);
+        live_up(self.parent);
     }
 }
 
