@@ -47,8 +47,10 @@ fn with<T>(default: T, f: impl FnOnce(&mut Pool<Cpu>) -> T) -> T {
     FRAMES.lock().as_mut().map_or(default, f)
 }
 
-/// A zeroed frame for `owner` (one reserved earlier if `reserved`), or None.
-pub fn alloc_zeroed(owner: Owner, reserved: bool) -> Option<u64> {
+/// A zeroed frame for `owner` (one reserved earlier if `reserved`), or None. Inline, so each
+/// of the two callers below is specialised (a guest's one-page map runs this every time).
+#[inline(always)]
+fn alloc_zeroed(owner: Owner, reserved: bool) -> Option<u64> {
     with(None, |p| p.alloc(owner, reserved))
 }
 

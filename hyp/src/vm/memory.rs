@@ -486,9 +486,8 @@ impl<M: Machine> GuestMemory<M> {
     /// still holds the frame, permissions and pin for `remove` and `protect` to finish with.
     fn break_entries(&mut self, cursor: &mut Cursor, ipa: u64, pages: u64) {
         for i in 0..pages {
-            if let Some(at) = cursor.slot(ipa + i * PAGE_SIZE) {
-                write_slot(at, read_slot(at) & !desc::VALID);
-            }
+            // Checked mapped by the caller; a page that is not has nothing to break.
+            let _ = cursor.break_entry(Ipa::new(ipa + i * PAGE_SIZE));
         }
         self.invalidate_tlb(ipa, pages);
     }
@@ -518,14 +517,14 @@ impl<M: Machine> GuestMemory<M> {
         self.break_entries(&mut cursor, ipa, pages);
         for i in 0..pages {
             let at = ipa + i * PAGE_SIZE;
-            let Some(s) = cursor.slot(at) else { continue };
-            let d = read_slot(s);
-            write_slot(s, 0);
+            let Ok((d, left)) = cursor.unmap(Ipa::new(at)) else {
+                continue;
+            };
             if Pin::of(d) != Pin::Shared {
-                M::free_frame(self.owner, d & desc::OA);
+                M::free_frame(self.owner, output(d).get());
                 self.used_pages -= 1;
             }
-            if live_down(cursor.parent) == 0 {
+            if left == 0 {
                 self.free_tables(at);
                 cursor.reset();
             }
@@ -589,17 +588,16 @@ impl<M: Machine> GuestMemory<M> {
         let mut cursor = self.cursor;
         self.break_entries(&mut cursor, ipa, pages);
         for i in 0..pages {
-            let Some(at) = cursor.slot(ipa + i * PAGE_SIZE) else {
-                continue;
-            };
-            let d = read_slot(at);
-            let pa = d & desc::OA;
-            if perms.contains(MemPerms::EXEC) && d & desc::XN != 0 {
-                // First executable: what the guest wrote (or the last owner left) must reach
-                // instruction fetch.
-                M::cache(CacheOp::SyncForExecution { pa });
-            }
-            write_slot(at, page_leaf(pa, perms, Pin::of(d)));
+            // Broken above, so this is refused only for a page that is not mapped.
+            let _ = cursor.protect(Ipa::new(ipa + i * PAGE_SIZE), |d| {
+                let pa = output(d).get();
+                if perms.contains(MemPerms::EXEC) && d & desc::XN != 0 {
+                    // First executable: what the guest wrote (or the last owner left) must
+                    // reach instruction fetch.
+                    M::cache(CacheOp::SyncForExecution { pa });
+                }
+                page_leaf(pa, perms, Pin::of(d))
+            });
         }
         self.cursor = cursor;
         M::tlb(TlbOp::DsbIshst);

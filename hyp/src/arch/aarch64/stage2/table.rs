@@ -213,6 +213,52 @@ impl Cursor {
         self.vacant(ipa).map(|entry| entry.fill(leaf))
     }
 
+    /// Makes the valid leaf of page `ipa` invalid, keeping its other bits (frame, permissions,
+    /// software bits) for `unmap` or `protect` to finish with: the first half of
+    /// break-before-make. The walkers ignore the rest of an invalid descriptor; what they may
+    /// still hold of the old one goes with `super::invalidate`, which must come before the
+    /// second half.
+    #[inline(always)]
+    pub fn break_entry(&mut self, ipa: Ipa) -> Result<(), Stage2Error> {
+        let d = self.query(ipa)?;
+        if let Some(at) = self.slot(ipa.get()) {
+            write_slot(at, d & !desc::VALID);
+        }
+        Ok(())
+    }
+
+    /// The descriptor slot of the broken entry of page `ipa` (`break_entry` and nothing since).
+    fn broken(&mut self, ipa: Ipa) -> Result<(u64, u64), Stage2Error> {
+        let at = self.slot(ipa.get()).ok_or(Stage2Error::NotMapped)?;
+        let d = read_slot(at);
+        match (d & desc::VALID != 0, d & desc::TABLE_OR_PAGE != 0) {
+            (true, _) => Err(Stage2Error::Occupied),
+            (false, false) => Err(Stage2Error::NotMapped),
+            (false, true) => Ok((at, d)),
+        }
+    }
+
+    /// Clears the broken entry of page `ipa` and uncounts it: its old descriptor, and how many
+    /// entries its level-3 table still holds (0: the caller unhooks and frees it). A live
+    /// entry is refused (`Occupied`): it must be broken and invalidated first.
+    pub fn unmap(&mut self, ipa: Ipa) -> Result<(u64, u64), Stage2Error> {
+        let (at, d) = self.broken(ipa)?;
+        write_slot(at, 0);
+        Ok((d, live_down(self.parent)))
+    }
+
+    /// Writes `remake(old descriptor)` over the broken entry of page `ipa`: the second half of
+    /// break-before-make, after the invalidation. A live entry is refused (`Occupied`).
+    pub fn protect(
+        &mut self,
+        ipa: Ipa,
+        remake: impl FnOnce(u64) -> u64,
+    ) -> Result<(), Stage2Error> {
+        let (at, d) = self.broken(ipa)?;
+        write_slot(at, remake(d));
+        Ok(())
+    }
+
     /// The valid leaf of page `ipa` (< IPA_LIMIT).
     #[inline(always)]
     pub fn query(&mut self, ipa: Ipa) -> Result<u64, Stage2Error> {
@@ -299,5 +345,61 @@ impl Iterator for Leaves {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::Machine;
+    use crate::arch::fake::FakeMachine;
+    use crate::owner::Owner;
+
+    /// A root with the level-2 and level-3 tables of the first 2 MiB hooked.
+    fn tables() -> ([u64; 3], Cursor) {
+        let frames = [(); 3].map(|()| FakeMachine::alloc_frame(Owner::Hyp).unwrap());
+        let [root, l2, l3] = frames;
+        write_slot(slot(root, 0), l2 | desc::TABLE);
+        write_slot(slot(l2, 0), l3 | desc::TABLE);
+        live_up(slot(root, 0));
+        (frames, Cursor::new(root))
+    }
+
+    fn release(frames: [u64; 3]) {
+        for pa in frames {
+            FakeMachine::free_frame(Owner::Hyp, pa);
+        }
+    }
+
+    #[test]
+    fn entries_change_only_break_before_make() {
+        let (frames, mut cursor) = tables();
+        let page = Ipa::new(5 * PAGE_SIZE);
+        let frame = PhysAddr::new(0x8000_0000);
+        let rw = leaf(frame, MemPerms::RW, 2);
+        assert_eq!(cursor.query(page), Err(Stage2Error::NotMapped));
+        assert_eq!(cursor.unmap(page), Err(Stage2Error::NotMapped));
+        cursor.map(page, rw).unwrap();
+        assert_eq!(cursor.map(page, rw), Err(Stage2Error::Occupied));
+        assert_eq!(output(cursor.query(page).unwrap()), frame);
+        assert_eq!(software_bits(cursor.query(page).unwrap()), 2);
+        // A live entry is neither cleared nor rewritten until it is broken.
+        assert_eq!(cursor.unmap(page), Err(Stage2Error::Occupied));
+        assert_eq!(cursor.protect(page, |d| d), Err(Stage2Error::Occupied));
+        cursor.break_entry(page).unwrap();
+        assert_eq!(cursor.query(page), Err(Stage2Error::NotMapped));
+        cursor
+            .protect(page, |d| leaf(output(d), MemPerms::READ, software_bits(d)))
+            .unwrap();
+        assert_eq!(perms_of(cursor.query(page).unwrap()), MemPerms::READ);
+        cursor.break_entry(page).unwrap();
+        let (old, left) = cursor.unmap(page).unwrap();
+        assert_eq!((output(old), left), (frame, 0));
+        assert_eq!(cursor.unmap(page), Err(Stage2Error::NotMapped));
+        assert_eq!(
+            Cursor::new(frames[0]).map(Ipa::new(L3_SPAN), rw),
+            Err(Stage2Error::NoTable)
+        );
+        release(frames);
     }
 }
