@@ -220,14 +220,17 @@ impl Cursor {
     /// second half.
     #[inline(always)]
     pub fn break_entry(&mut self, ipa: Ipa) -> Result<(), Stage2Error> {
-        let d = self.query(ipa)?;
-        if let Some(at) = self.slot(ipa.get()) {
-            write_slot(at, d & !desc::VALID);
+        let at = self.slot(ipa.get()).ok_or(Stage2Error::NotMapped)?;
+        let d = read_slot(at);
+        if d & desc::VALID == 0 {
+            return Err(Stage2Error::NotMapped);
         }
+        write_slot(at, d & !desc::VALID);
         Ok(())
     }
 
     /// The descriptor slot of the broken entry of page `ipa` (`break_entry` and nothing since).
+    #[inline(always)]
     fn broken(&mut self, ipa: Ipa) -> Result<(u64, u64), Stage2Error> {
         let at = self.slot(ipa.get()).ok_or(Stage2Error::NotMapped)?;
         let d = read_slot(at);
@@ -241,6 +244,7 @@ impl Cursor {
     /// Clears the broken entry of page `ipa` and uncounts it: its old descriptor, and how many
     /// entries its level-3 table still holds (0: the caller unhooks and frees it). A live
     /// entry is refused (`Occupied`): it must be broken and invalidated first.
+    #[inline(always)]
     pub fn unmap(&mut self, ipa: Ipa) -> Result<(u64, u64), Stage2Error> {
         let (at, d) = self.broken(ipa)?;
         write_slot(at, 0);
