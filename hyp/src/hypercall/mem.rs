@@ -88,7 +88,7 @@ fn batch(vm: &mut impl GuestVm, list_ipa: u64, count: u64) -> Result<[u64; 3], E
             let ipa = Ipa::new(ipa);
             let memory = vm.memory_mut();
             match op {
-                BatchOp::Map => memory.map(ipa, 1, perms),
+                BatchOp::Map => memory.map_page_unpublished(ipa, perms),
                 BatchOp::Unmap => memory.unmap(ipa, 1),
                 BatchOp::Protect => memory.protect(ipa, 1, perms),
             }
@@ -99,6 +99,8 @@ fn batch(vm: &mut impl GuestVm, list_ipa: u64, count: u64) -> Result<[u64; 3], E
         }
         done += 1;
     }
+    // The maps' entries, all at once, before the guest runs again.
+    vm.memory().publish();
     Ok(BatchResult { done, first_error }.to_values())
 }
 
@@ -107,6 +109,8 @@ mod tests {
     use super::super::Power;
     use super::super::fake::{FakeVm, PAGE_IPA, call};
     use super::*;
+    use crate::arch::TlbOp;
+    use crate::arch::fake::FakeMachine;
     use crate::vm::memory::calls::CHUNK_PAGES;
     use hypercall_abi::{Call, MemPerms};
     use std::vec::Vec;
@@ -175,6 +179,7 @@ mod tests {
             .map(|i| entry(BatchOp::Map, 0x100_0000 + i * 4096, MemPerms::RW))
             .collect();
         write_list(&mut vm, &entries);
+        FakeMachine::take_tlb_ops();
         assert_eq!(
             batch(&mut vm, PAGE_IPA, 512),
             Ok(BatchResult {
@@ -183,6 +188,8 @@ mod tests {
             })
         );
         assert_eq!(vm.memory.pages_used(), 513);
+        // New entries need no invalidation, and one barrier publishes them all.
+        assert_eq!(FakeMachine::take_tlb_ops(), [TlbOp::DsbIshst]);
     }
 
     #[test]

@@ -43,15 +43,22 @@ pub fn init(mut free: RangeSet<FRAGMENTS>, ram: Range) -> Result<(), &'static st
     Ok(())
 }
 
+#[inline(always)]
 fn with<T>(default: T, f: impl FnOnce(&mut Pool<Cpu>) -> T) -> T {
     FRAMES.lock().as_mut().map_or(default, f)
 }
 
-/// A zeroed frame for `owner` (one reserved earlier if `reserved`), or None. Inline, so each
-/// of the two callers below is specialised (a guest's one-page map runs this every time).
-#[inline(always)]
-fn alloc_zeroed(owner: Owner, reserved: bool) -> Option<u64> {
-    with(None, |p| p.alloc(owner, reserved))
+/// A zeroed frame for `owner`, or None. Its own function, with the pool's hot path inline:
+/// a guest's one-page map runs it every time.
+#[inline(never)]
+fn alloc_zeroed(owner: Owner) -> Option<u64> {
+    with(None, |p| p.alloc(owner, false))
+}
+
+/// As `alloc_zeroed`, one of the frames set aside by `reserve`.
+#[inline(never)]
+fn alloc_reserved(owner: Owner) -> Option<u64> {
+    with(None, |p| p.alloc(owner, true))
 }
 
 /// Sets `count` frames aside; false when fewer are available.
@@ -92,11 +99,11 @@ pub fn heap_in_use() -> usize {
 /// The real machine: frames from this pool, maintenance from the CPU's instructions.
 impl Machine for Aarch64 {
     fn alloc_frame(owner: Owner) -> Option<u64> {
-        alloc_zeroed(owner, false)
+        alloc_zeroed(owner)
     }
 
     fn alloc_reserved_frame(owner: Owner) -> Option<u64> {
-        alloc_zeroed(owner, true)
+        alloc_reserved(owner)
     }
 
     fn reserve_frames(count: usize) -> bool {

@@ -76,7 +76,7 @@ impl OwnerMap {
 
     /// Moves `frame` from `from` to `to`; refuses if `from` does not own it. On every frame
     /// allocated and freed: one compare of the encoded owners, the refusal out of line.
-    #[inline]
+    #[inline(always)]
     pub fn transfer(&mut self, frame: u64, from: Owner, to: Owner) -> Result<(), OwnershipError> {
         let (raw_from, raw_to) = (from.encode(), to.encode());
         let first = self.first_frame;

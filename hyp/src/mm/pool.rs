@@ -94,7 +94,7 @@ impl<M: Machine> Pool<M> {
 
     /// A zeroed frame for `owner` (one set aside earlier if `reserved`), or None. The hot
     /// path, on every page a guest maps: a scrubbed frame off the stack and its owner set.
-    #[inline]
+    #[inline(always)]
     pub fn alloc(&mut self, owner: Owner, reserved: bool) -> Option<u64> {
         if reserved {
             self.reserved = self.reserved.checked_sub(1)?;

@@ -381,7 +381,36 @@ impl<M: Machine> GuestMemory<M> {
         perms: MemPerms,
         pin: Pin,
     ) -> Result<(), Error> {
-        let ipa = ipa.into().get();
+        let mapped = self.map_unpublished(ipa.into().get(), pages, perms, pin);
+        if mapped.is_ok() {
+            self.publish();
+        }
+        mapped
+    }
+
+    /// One page of a batch, as `map`, but for the barrier that makes its entry visible to the
+    /// walkers: the caller issues one `publish` for all of them before the guest runs again
+    /// (until then an access to the page, from any vCPU, finds what it would have found before
+    /// the call).
+    #[inline(always)]
+    pub fn map_page_unpublished(&mut self, ipa: Ipa, perms: MemPerms) -> Result<(), Error> {
+        self.map_unpublished(ipa.get(), 1, perms, Pin::None)
+    }
+
+    /// `DSB ISHST`: the new entries written so far reach every walker before what follows (a
+    /// new entry where none was valid needs no TLB invalidation).
+    pub fn publish(&self) {
+        M::tlb(TlbOp::DsbIshst);
+    }
+
+    #[inline(always)]
+    fn map_unpublished(
+        &mut self,
+        ipa: u64,
+        pages: u64,
+        perms: MemPerms,
+        pin: Pin,
+    ) -> Result<(), Error> {
         if pages != 1 || check_range(ipa, 1).is_err() || check_perms(perms).is_err() {
             return self.map_general(ipa, pages, perms, pin);
         }
@@ -400,7 +429,6 @@ impl<M: Machine> GuestMemory<M> {
         }
         entry.fill(page_leaf(pa, perms, pin));
         self.used_pages += 1;
-        M::tlb(TlbOp::DsbIshst);
         Ok(())
     }
 
@@ -415,10 +443,7 @@ impl<M: Machine> GuestMemory<M> {
     ) -> Result<(), Error> {
         let tables = self.check_map(ipa, pages, perms)?;
         Self::frames_for(pages, tables)?;
-        self.map_pages(ipa, pages, perms, pin, false)?;
-        // New entries: only make the table writes visible to the walkers.
-        M::tlb(TlbOp::DsbIshst);
-        Ok(())
+        self.map_pages(ipa, pages, perms, pin, false)
     }
 
     /// Maps `pages` checked pages with fresh frames (those set aside if `reserved`). Fails

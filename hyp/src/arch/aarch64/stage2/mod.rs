@@ -26,7 +26,10 @@ pub const IPA_LIMIT: u64 = 1 << IPA_BITS;
 /// (the writes reach the walkers), `TLBI IPAS2E1IS` per page (the non-leaf form also drops
 /// walk caches), `DSB ISH`, `TLBI VMALLE1IS` (combined stage-1+2 entries may cache the old
 /// translation), `DSB ISH`, `ISB`. A new entry where none was valid needs none of this: an
-/// invalid entry is never held in a TLB, so `DSB ISHST` alone publishes it.
+/// invalid entry is never held in a TLB (the Arm ARM: an entry that gives a Translation
+/// fault is not cached), so `DSB ISHST` alone publishes it, and no `ISB` is needed: the hyp
+/// does not translate through stage 2 itself, and the `ERET` back to the guest synchronizes
+/// its context.
 pub fn invalidate<M: Machine>(ipa: Ipa, pages: u64) {
     M::tlb(TlbOp::DsbIshst);
     for i in 0..pages {
