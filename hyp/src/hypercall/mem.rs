@@ -6,6 +6,7 @@
 use super::{Action, GuestVm, Power, answer};
 use crate::addr::Ipa;
 use crate::vm::memory::{PageCall, Progress};
+use core::mem::MaybeUninit;
 use hypercall_abi::layout::{BatchEntry, BatchOp};
 use hypercall_abi::mem::{MEM_BATCH_MAX, PAGE_SIZE};
 use hypercall_abi::{BatchResult, Error, Regs};
@@ -77,9 +78,10 @@ fn batch(vm: &mut impl GuestVm, list_ipa: u64, count: u64) -> Result<[u64; 3], E
         return Err(Error::BadAddress);
     }
     // Copy the whole list first: the guest cannot change an entry between its check and use.
-    let mut list = [0u64; MEM_BATCH_MAX as usize];
-    let list = &mut list[..count as usize];
-    vm.memory().read_words(Ipa::new(list_ipa), list)?;
+    let mut buffer = [const { MaybeUninit::uninit() }; MEM_BATCH_MAX as usize];
+    let list = vm
+        .memory()
+        .read_words(Ipa::new(list_ipa), &mut buffer[..count as usize])?;
     let mut done = 0;
     let mut first_error = None;
     for &raw in list.iter() {

@@ -30,6 +30,7 @@ use crate::arch::stage2::{invalidate, invalidate_all};
 use crate::arch::{CacheOp, Machine, TlbOp};
 use crate::mm::owner::Owner;
 use core::marker::PhantomData;
+use core::mem::MaybeUninit;
 use hypercall_abi::{Error, MemPerms};
 
 pub mod calls;
@@ -655,16 +656,20 @@ impl<M: Machine> GuestMemory<M> {
     }
 
     /// Reads the little-endian words at `ipa` (8-byte aligned, all in one page) into `words`,
-    /// one load each; fails if the page is unmapped or the words leave it.
-    pub fn read_words(&self, ipa: impl Into<Ipa>, words: &mut [u64]) -> Result<(), Error> {
+    /// one load each, with no clearing first; the words read. Fails if the page is unmapped or
+    /// the words leave it.
+    pub fn read_words<'w>(
+        &self,
+        ipa: impl Into<Ipa>,
+        words: &'w mut [MaybeUninit<u64>],
+    ) -> Result<&'w [u64], Error> {
         let ipa = ipa.into().get();
         let len = 8 * words.len() as u64;
         if !ipa.is_multiple_of(8) || ipa % PAGE_SIZE + len > PAGE_SIZE {
             return Err(Error::BadAddress);
         }
         let host = self.host_address(ipa).ok_or(Error::BadAddress)?;
-        read_frame_words(PhysAddr::new(host), words);
-        Ok(())
+        Ok(read_frame_words(PhysAddr::new(host), words))
     }
 
     /// Copies `data` into guest memory at `ipa` (whatever the guest's permissions: the hyp

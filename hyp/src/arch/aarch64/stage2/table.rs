@@ -10,6 +10,7 @@
 use super::IPA_LIMIT;
 use crate::addr::{Ipa, PAGE_SIZE, PhysAddr};
 use aarch64_paging::descriptor::Stage2Attributes;
+use core::mem::MaybeUninit;
 use hypercall_abi::MemPerms;
 
 /// Why an entry operation was refused; nothing was written.
@@ -308,15 +309,20 @@ pub fn write_frame(to: PhysAddr, data: &[u8]) {
 }
 
 /// Reads the little-endian words at `from` (8-byte aligned, inside one frame a stage-2 leaf
-/// maps) into `words`, one load each.
-pub fn read_frame_words(from: PhysAddr, words: &mut [u64]) {
+/// maps) into `words`, one load and one store each (no clearing first: the buffer need not be
+/// initialised); the words read.
+pub fn read_frame_words(from: PhysAddr, words: &mut [MaybeUninit<u64>]) -> &[u64] {
     debug_assert!(
         from.get().is_multiple_of(8) && from.page_offset() + 8 * words.len() as u64 <= PAGE_SIZE
     );
     for (i, w) in words.iter_mut().enumerate() {
         // SAFETY: as in `read_frame`; aligned, and inside the frame (checked by the caller).
-        *w = u64::from_le(unsafe { ((from.get() + 8 * i as u64) as *const u64).read_volatile() });
+        w.write(u64::from_le(unsafe {
+            ((from.get() + 8 * i as u64) as *const u64).read_volatile()
+        }));
     }
+    // SAFETY: every element was written just above; MaybeUninit<u64> has u64's layout.
+    unsafe { &*(words as *const [MaybeUninit<u64>] as *const [u64]) }
 }
 
 /// The valid level-3 descriptors under `root`, in IPA order.
