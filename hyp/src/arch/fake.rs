@@ -5,6 +5,7 @@
 //! current VMID, so the VMID is part of what was asked for).
 
 use super::{CacheOp, Machine, TlbOp};
+use crate::addr::PAGE_SIZE;
 use crate::owner::Owner;
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::cell::RefCell;
@@ -28,7 +29,7 @@ std::thread_local! {
     static STATE: RefCell<State> = RefCell::new(State::default());
 }
 
-const PAGE: Layout = match Layout::from_size_align(4096, 4096) {
+const PAGE: Layout = match Layout::from_size_align(PAGE_SIZE as usize, PAGE_SIZE as usize) {
     Ok(l) => l,
     Err(_) => panic!("page layout"),
 };
