@@ -11,6 +11,7 @@
 
 extern crate alloc;
 
+mod addr;
 mod arch;
 mod bench;
 mod board;
@@ -23,6 +24,7 @@ mod hypercall;
 #[cfg(target_os = "none")]
 mod logger;
 mod mm;
+mod owner;
 #[cfg(target_os = "none")]
 mod percpu;
 #[cfg(target_os = "none")]

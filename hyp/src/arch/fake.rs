@@ -1,9 +1,12 @@
 //! A fake machine for host tests: frames are heap pages (their address is their "physical"
 //! address, as RAM is identity-mapped at EL2), ownership is checked, TLB and cache maintenance
-//! recorded.
+//! recorded
+//! with the VMID in force when each TLB operation was issued (TLB maintenance applies to the
+//! current VMID, so the VMID is part of what was asked for).
 
 use super::{CacheOp, Machine, TlbOp};
-use crate::mm::owner::Owner;
+use crate::addr::PAGE_SIZE;
+use crate::owner::Owner;
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -12,7 +15,8 @@ use std::vec::Vec;
 #[derive(Default)]
 struct State {
     owners: HashMap<u64, Owner>,
-    tlb: Vec<TlbOp>,
+    /// Each TLB operation with the VMID (VTTBR[63:48]) in force when it was issued.
+    tlb: Vec<(u16, TlbOp)>,
     cache: Vec<CacheOp>,
     vttbr: u64,
     /// Frames left before allocation fails (None: unlimited).
@@ -25,7 +29,7 @@ std::thread_local! {
     static STATE: RefCell<State> = RefCell::new(State::default());
 }
 
-const PAGE: Layout = match Layout::from_size_align(4096, 4096) {
+const PAGE: Layout = match Layout::from_size_align(PAGE_SIZE as usize, PAGE_SIZE as usize) {
     Ok(l) => l,
     Err(_) => panic!("page layout"),
 };
@@ -36,6 +40,14 @@ pub struct FakeMachine;
 impl FakeMachine {
     /// Takes the TLB operations issued since the last call.
     pub fn take_tlb_ops() -> Vec<TlbOp> {
+        Self::take_tlb_ops_with_vmid()
+            .into_iter()
+            .map(|(_, op)| op)
+            .collect()
+    }
+
+    /// Takes the TLB operations issued since the last call, each with the VMID it ran under.
+    pub fn take_tlb_ops_with_vmid() -> Vec<(u16, TlbOp)> {
         STATE.with(|s| core::mem::take(&mut s.borrow_mut().tlb))
     }
 
@@ -142,7 +154,11 @@ impl Machine for FakeMachine {
     }
 
     fn tlb(op: TlbOp) {
-        STATE.with(|s| s.borrow_mut().tlb.push(op));
+        STATE.with(|s| {
+            let mut s = s.borrow_mut();
+            let vmid = (s.vttbr >> 48) as u16;
+            s.tlb.push((vmid, op));
+        });
     }
 
     fn cache(op: CacheOp) {

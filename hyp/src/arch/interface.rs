@@ -1,7 +1,11 @@
-//! What generic code needs from the machine, as a trait: the real implementation is in
-//! `aarch64::machine`, a recording fake in `fake` (host tests), like Hafnium's arch/fake.
+//! What generic code needs from the machine, as a trait: frames by owner, and the TLB and
+//! cache maintenance instructions. A recording fake is in `fake` (host tests), like Hafnium's
+//! arch/fake. The real implementation joins two layers, so it lives in the upper one: `mm`
+//! implements it for the real CPU (`mm::frames`) from its frame pool and `aarch64::machine`'s
+//! instructions. So `arch` imports nothing of `mm`, and `mm` uses `arch` (below it) only for
+//! this trait and the instructions; the `Owner` type both name is a leaf (`crate::owner`).
 
-use crate::mm::owner::Owner;
+use crate::owner::Owner;
 
 /// One step of TLB maintenance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

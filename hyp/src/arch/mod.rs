@@ -6,6 +6,7 @@ pub mod aarch64;
 pub mod fake;
 mod interface;
 
+pub use aarch64::stage2;
 pub use interface::{CacheOp, Machine, TlbOp};
 
 /// The machine the hyp runs on.

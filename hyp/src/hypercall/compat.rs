@@ -68,7 +68,7 @@ fn frozen_calls() -> Vec<Frozen> {
     out
 }
 
-const PAGE: u64 = 4096;
+const PAGE: u64 = crate::addr::PAGE_SIZE;
 
 /// The VM each fixture answer describes (documented in the fixture's samples): VM index 1, one
 /// vCPU, 1 MiB of quota, and whatever the call's arguments need mapped.

@@ -3,8 +3,8 @@
 //! permissions (the hyp fills the read-only boot info with it): a buffer the hyp fills *for*
 //! the guest must be one the guest could have written itself.
 
+use crate::addr::{Ipa, PAGE_SIZE};
 use crate::arch::Machine;
-use crate::mm::PAGE_SIZE;
 use crate::vm::memory::GuestMemory;
 use hypercall_abi::{Error, MemPerms};
 
@@ -26,9 +26,11 @@ pub fn check<M: Machine>(
     access: Access,
 ) -> Result<(), Error> {
     let end = ipa.checked_add(len).ok_or(Error::BadAddress)?;
-    let mut page = ipa & !(PAGE_SIZE - 1);
+    let mut page = Ipa::new(ipa).page_start().get();
     while page < end {
-        let perms = memory.query(page).map_err(|_| Error::BadAddress)?;
+        let perms = memory
+            .query(Ipa::new(page))
+            .map_err(|_| Error::BadAddress)?;
         if access == Access::Write && !perms.contains(MemPerms::WRITE) {
             return Err(Error::BadAddress);
         }

@@ -4,7 +4,9 @@
 //! that is not done yet into a continuation.
 
 use super::{Action, GuestVm, Power, answer};
+use crate::addr::Ipa;
 use crate::vm::memory::{PageCall, Progress};
+use core::mem::MaybeUninit;
 use hypercall_abi::layout::{BatchEntry, BatchOp};
 use hypercall_abi::mem::{MEM_BATCH_MAX, PAGE_SIZE};
 use hypercall_abi::{BatchResult, Error, Regs};
@@ -37,7 +39,7 @@ pub fn page_call(
         return Action::Continue;
     }
     let vcpu = vm.vcpu_index();
-    match vm.memory_mut().call(vcpu, call, ipa, pages) {
+    match vm.memory_mut().call(vcpu, call, Ipa::new(ipa), pages) {
         Ok(Progress::Done) => answer(regs, Ok([0; 3])),
         Ok(Progress::Continue { ipa, pages }) => {
             regs[1] = ipa;
@@ -53,7 +55,7 @@ pub fn page_call(
 pub fn query(vm: &mut impl GuestVm, ipa: u64) -> Result<[u64; 3], Error> {
     let memory = vm.memory();
     memory
-        .query(ipa)
+        .query(Ipa::new(ipa))
         .map(|perms| [perms.bits(), memory.quota_left_bytes(), 0])
 }
 
@@ -76,19 +78,19 @@ fn batch(vm: &mut impl GuestVm, list_ipa: u64, count: u64) -> Result<[u64; 3], E
         return Err(Error::BadAddress);
     }
     // Copy the whole list first: the guest cannot change an entry between its check and use.
-    let mut raw = [0u8; MEM_BATCH_MAX as usize * 8];
-    let list = &mut raw[..count as usize * 8];
-    vm.memory().read(list_ipa, list)?;
+    let mut buffer = [const { MaybeUninit::uninit() }; MEM_BATCH_MAX as usize];
+    let list = vm
+        .memory()
+        .read_words(Ipa::new(list_ipa), &mut buffer[..count as usize])?;
     let mut done = 0;
     let mut first_error = None;
-    for bytes in list.chunks_exact(8) {
-        let entry = BatchEntry {
-            raw: u64::from_le_bytes(bytes.try_into().expect("8 bytes")),
-        };
+    for &raw in list.iter() {
+        let entry = BatchEntry { raw };
         let result = entry.decode().and_then(|(op, ipa, perms)| {
+            let ipa = Ipa::new(ipa);
             let memory = vm.memory_mut();
             match op {
-                BatchOp::Map => memory.map(ipa, 1, perms),
+                BatchOp::Map => memory.map_page_unpublished(ipa, perms),
                 BatchOp::Unmap => memory.unmap(ipa, 1),
                 BatchOp::Protect => memory.protect(ipa, 1, perms),
             }
@@ -99,6 +101,8 @@ fn batch(vm: &mut impl GuestVm, list_ipa: u64, count: u64) -> Result<[u64; 3], E
         }
         done += 1;
     }
+    // The maps' entries, all at once, before the guest runs again.
+    vm.memory().publish();
     Ok(BatchResult { done, first_error }.to_values())
 }
 
@@ -107,6 +111,8 @@ mod tests {
     use super::super::Power;
     use super::super::fake::{FakeVm, PAGE_IPA, call};
     use super::*;
+    use crate::arch::TlbOp;
+    use crate::arch::fake::FakeMachine;
     use crate::vm::memory::calls::CHUNK_PAGES;
     use hypercall_abi::{Call, MemPerms};
     use std::vec::Vec;
@@ -175,6 +181,7 @@ mod tests {
             .map(|i| entry(BatchOp::Map, 0x100_0000 + i * 4096, MemPerms::RW))
             .collect();
         write_list(&mut vm, &entries);
+        FakeMachine::take_tlb_ops();
         assert_eq!(
             batch(&mut vm, PAGE_IPA, 512),
             Ok(BatchResult {
@@ -183,6 +190,8 @@ mod tests {
             })
         );
         assert_eq!(vm.memory.pages_used(), 513);
+        // New entries need no invalidation, and one barrier publishes them all.
+        assert_eq!(FakeMachine::take_tlb_ops(), [TlbOp::DsbIshst]);
     }
 
     #[test]

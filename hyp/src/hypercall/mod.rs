@@ -4,6 +4,8 @@
 //! Everything here is generic over [`GuestVm`] so the dispatcher's decoding and validation run
 //! in host tests against a fake VM.
 
+#![forbid(unsafe_code)]
+
 mod abi;
 mod block;
 mod channel;

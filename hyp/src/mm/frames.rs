@@ -4,12 +4,13 @@
 //! Frames are handed out zeroed and scrubbed when given back. Allocation is O(1), a few dozen
 //! instructions.
 
-use super::PAGE_SIZE;
 use super::owner::Owner;
 pub use super::pool::FRAGMENTS;
 use super::pool::{Pool, heap_blocks};
 use super::regions::{Range, RangeSet};
-use crate::arch::Cpu;
+use crate::addr::{PAGE_SIZE, PhysAddr};
+use crate::arch::aarch64::machine::Aarch64;
+use crate::arch::{CacheOp, Cpu, Machine, TlbOp};
 use buddy_system_allocator::LockedHeap;
 use spin::Mutex;
 
@@ -42,13 +43,22 @@ pub fn init(mut free: RangeSet<FRAGMENTS>, ram: Range) -> Result<(), &'static st
     Ok(())
 }
 
+#[inline(always)]
 fn with<T>(default: T, f: impl FnOnce(&mut Pool<Cpu>) -> T) -> T {
     FRAMES.lock().as_mut().map_or(default, f)
 }
 
-/// A zeroed frame for `owner` (one reserved earlier if `reserved`), or None.
-pub fn alloc_zeroed(owner: Owner, reserved: bool) -> Option<u64> {
-    with(None, |p| p.alloc(owner, reserved))
+/// A zeroed frame for `owner`, or None. Its own function, with the pool's hot path inline:
+/// a guest's one-page map runs it every time.
+#[inline(never)]
+fn alloc_zeroed(owner: Owner) -> Option<u64> {
+    with(None, |p| p.alloc(owner, false))
+}
+
+/// As `alloc_zeroed`, one of the frames set aside by `reserve`.
+#[inline(never)]
+fn alloc_reserved(owner: Owner) -> Option<u64> {
+    with(None, |p| p.alloc(owner, true))
 }
 
 /// Sets `count` frames aside; false when fewer are available.
@@ -72,8 +82,8 @@ pub fn available() -> usize {
 }
 
 /// The owner of the frame at `pa` (for the accounting check).
-pub fn owner(pa: u64) -> Owner {
-    with(Owner::Hyp, |p| p.owner(pa))
+pub fn owner(pa: PhysAddr) -> Owner {
+    with(Owner::Hyp, |p| p.owner(pa.get()))
 }
 
 /// How many frames `owner` holds (for the accounting check).
@@ -84,4 +94,47 @@ pub fn count(owner: Owner) -> usize {
 /// Bytes of the hyp heap in use, as the buddy heap serves them (for the summary's leak check).
 pub fn heap_in_use() -> usize {
     HEAP.lock().stats_alloc_actual()
+}
+
+/// The real machine: frames from this pool, maintenance from the CPU's instructions.
+impl Machine for Aarch64 {
+    fn alloc_frame(owner: Owner) -> Option<u64> {
+        alloc_zeroed(owner)
+    }
+
+    fn alloc_reserved_frame(owner: Owner) -> Option<u64> {
+        alloc_reserved(owner)
+    }
+
+    fn reserve_frames(count: usize) -> bool {
+        reserve(count)
+    }
+
+    fn release_frames(count: usize) {
+        release(count);
+    }
+
+    fn free_frame(owner: Owner, pa: u64) {
+        free(owner, pa);
+    }
+
+    fn frames_available() -> usize {
+        available()
+    }
+
+    fn tlb(op: TlbOp) {
+        Aarch64::tlb(op);
+    }
+
+    fn cache(op: CacheOp) {
+        Aarch64::cache(op);
+    }
+
+    fn vttbr() -> u64 {
+        Aarch64::vttbr()
+    }
+
+    fn set_vttbr(vttbr: u64) {
+        Aarch64::set_vttbr(vttbr);
+    }
 }

@@ -6,5 +6,4 @@ pub mod owner;
 pub mod pool;
 pub mod regions;
 
-/// The translation granule and the unit of guest memory.
-pub const PAGE_SIZE: u64 = 4096;
+pub use crate::addr::PAGE_SIZE;

@@ -1,47 +1,12 @@
 //! Who owns each frame of RAM: exactly one of the hyp, one VM, a shared object (such as a
 //! channel), or nobody (free). The frame allocator records every hand-over here, so a frame
-//! freed by someone who does not own it is caught instead of silently reused.
+//! freed by someone who does not own it is caught instead of silently reused. The `Owner`
+//! type itself is below `arch` and `mm` both (`crate::owner`), as the `Machine` trait names it.
 
 use alloc::vec;
 use alloc::vec::Vec;
 
-/// A frame's owner.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Owner {
-    Free,
-    /// The hypervisor itself: its heap, its tables (including VMs' stage-2 tables).
-    Hyp,
-    /// A VM, by manifest index.
-    Vm(u16),
-    /// A shared object (a channel), by index.
-    Shared(u16),
-}
-
-impl Owner {
-    const FREE: u16 = 0;
-    const HYP: u16 = 1;
-    const VM: u16 = 0x4000;
-    const SHARED: u16 = 0x8000;
-    const INDEX: u16 = 0x3fff;
-
-    fn encode(self) -> u16 {
-        match self {
-            Owner::Free => Self::FREE,
-            Owner::Hyp => Self::HYP,
-            Owner::Vm(i) => Self::VM | (i & Self::INDEX),
-            Owner::Shared(i) => Self::SHARED | (i & Self::INDEX),
-        }
-    }
-
-    fn decode(raw: u16) -> Self {
-        match raw & !Self::INDEX {
-            Self::VM => Owner::Vm(raw & Self::INDEX),
-            Self::SHARED => Owner::Shared(raw & Self::INDEX),
-            _ if raw == Self::HYP => Owner::Hyp,
-            _ => Owner::Free,
-        }
-    }
-}
+pub use crate::owner::Owner;
 
 /// A hand-over the map refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,15 +34,6 @@ impl OwnerMap {
             first_frame,
             owners: vec![initial.encode(); frames],
         }
-    }
-
-    fn slot(&mut self, frame: u64) -> Result<&mut u16, OwnershipError> {
-        let i = frame
-            .checked_sub(self.first_frame)
-            .ok_or(OwnershipError::NotRam(frame))?;
-        self.owners
-            .get_mut(i as usize)
-            .ok_or(OwnershipError::NotRam(frame))
     }
 
     /// Gives the frames `[first, end)`, all `from`'s, to `to`; refuses (changing nothing) if
@@ -118,19 +74,35 @@ impl OwnerMap {
             .map_or(Owner::Hyp, |&raw| Owner::decode(raw))
     }
 
-    /// Moves `frame` from `from` to `to`; refuses if `from` does not own it.
+    /// Moves `frame` from `from` to `to`; refuses if `from` does not own it. On every frame
+    /// allocated and freed: one compare of the encoded owners, the refusal out of line.
+    #[inline(always)]
     pub fn transfer(&mut self, frame: u64, from: Owner, to: Owner) -> Result<(), OwnershipError> {
-        let slot = self.slot(frame)?;
-        let actual = Owner::decode(*slot);
-        if actual != from {
-            return Err(OwnershipError::WrongOwner {
-                frame,
-                expected: from,
-                actual,
-            });
+        let (raw_from, raw_to) = (from.encode(), to.encode());
+        let first = self.first_frame;
+        match frame
+            .checked_sub(first)
+            .and_then(|i| self.owners.get_mut(i as usize))
+        {
+            Some(slot) if *slot == raw_from => {
+                *slot = raw_to;
+                Ok(())
+            }
+            found => Err(Self::refusal(frame, from, found.map(|s| *s))),
         }
-        *slot = to.encode();
-        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refusal(frame: u64, expected: Owner, found: Option<u16>) -> OwnershipError {
+        match found {
+            None => OwnershipError::NotRam(frame),
+            Some(raw) => OwnershipError::WrongOwner {
+                frame,
+                expected,
+                actual: Owner::decode(raw),
+            },
+        }
     }
 
     /// How many frames `owner` holds.

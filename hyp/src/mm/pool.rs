@@ -92,13 +92,35 @@ impl<M: Machine> Pool<M> {
         self.reserved -= count.min(self.reserved);
     }
 
-    /// A zeroed frame for `owner` (one set aside earlier if `reserved`), or None.
+    /// A zeroed frame for `owner` (one set aside earlier if `reserved`), or None. The hot
+    /// path, on every page a guest maps: a scrubbed frame off the stack and its owner set.
+    #[inline(always)]
     pub fn alloc(&mut self, owner: Owner, reserved: bool) -> Option<u64> {
         if reserved {
             self.reserved = self.reserved.checked_sub(1)?;
         } else if self.available() == 0 {
             return None;
         }
+        if let Some(frame) = self.returned.pop() {
+            self.free -= 1;
+            let pa = u64::from(frame) * PAGE_SIZE;
+            if self
+                .owners
+                .transfer(u64::from(frame), Owner::Free, owner)
+                .is_ok()
+            {
+                return Some(pa);
+            }
+            // Only a hyp bug gets here; the frame is not handed out.
+            refused("is not free", pa);
+        }
+        self.alloc_slow(owner)
+    }
+
+    /// `alloc` when no scrubbed frame is waiting (or one was refused): the next one, else
+    /// never-used RAM, cleaned on its way out.
+    #[inline(never)]
+    fn alloc_slow(&mut self, owner: Owner) -> Option<u64> {
         loop {
             let (pa, scrubbed) = match self.returned.pop() {
                 Some(frame) => (u64::from(frame) * PAGE_SIZE, true),
@@ -110,7 +132,6 @@ impl<M: Machine> Pool<M> {
                 .transfer(pa / PAGE_SIZE, Owner::Free, owner)
                 .is_err()
             {
-                // Only a hyp bug gets here; the frame is not handed out.
                 refused("is not free", pa);
                 continue;
             }

@@ -14,28 +14,28 @@
 //!   last entry went is unhooked the same way (the non-leaf `TLBI IPAS2E1IS` also drops the
 //!   walk caches) before its frame is freed;
 //! - a page is made coherent for instruction fetch before it is first mapped executable.
+//!
+//! The table format, the walks and the maintenance sequences are the architecture's
+//! (`arch::stage2`); this module is the policy over them and has no `unsafe`.
 
+#![forbid(unsafe_code)]
+
+use crate::addr::{Ipa, PAGE_SIZE, PhysAddr};
+use crate::arch::stage2::table::{
+    Cursor, L2_SPAN, L3_SPAN, Leaves, Stage2Error, desc, is_table, leaf, live_down, live_up,
+    output, perms_of, read_frame, read_frame_words, read_slot, slot, software_bits, write_frame,
+    write_slot,
+};
+use crate::arch::stage2::{invalidate, invalidate_all};
 use crate::arch::{CacheOp, Machine, TlbOp};
-use crate::mm::PAGE_SIZE;
 use crate::mm::owner::Owner;
 use core::marker::PhantomData;
+use core::mem::MaybeUninit;
 use hypercall_abi::{Error, MemPerms};
-use table::{
-    Cursor, L2_SPAN, L3_SPAN, Leaves, desc, is_table, l3_table, leaf, live_down, live_up, perms_of,
-    read_slot, slot, write_slot,
-};
 
 pub mod calls;
-mod table;
+pub use crate::arch::stage2::{IPA_BITS, IPA_LIMIT};
 pub use calls::{PageCall, Progress};
-
-/// Stage-2 input size: 39-bit IPAs, starting at level 1 (T0SZ = 25, SL0 = 1), valid on every
-/// CPU we support (a level-0 start is not on CPUs with 40-bit PAs such as cortex-a53).
-pub const IPA_BITS: u32 = 39;
-/// The level the stage-2 walk starts at.
-pub const ROOT_LEVEL: usize = 1;
-/// The first IPA beyond a guest's address space.
-pub const IPA_LIMIT: u64 = 1 << IPA_BITS;
 
 /// Every VM may hold this many level-2 and level-3 tables whatever its quota...
 pub const TABLES_MIN: u64 = 32;
@@ -61,19 +61,54 @@ pub enum Pin {
     Shared,
 }
 
+impl Pin {
+    /// Its code in a leaf's software bits.
+    fn code(self) -> u64 {
+        match self {
+            Pin::None => 0,
+            Pin::Image => 1,
+            Pin::Hyp => 2,
+            Pin::Shared => 3,
+        }
+    }
+
+    /// The pin of a leaf this module wrote.
+    fn of(descriptor: u64) -> Pin {
+        match software_bits(descriptor) {
+            0 => Pin::None,
+            1 => Pin::Image,
+            2 => Pin::Hyp,
+            _ => Pin::Shared,
+        }
+    }
+}
+
+/// The leaf of a guest page of frame `pa`.
+fn page_leaf(pa: u64, perms: MemPerms, pin: Pin) -> u64 {
+    leaf(PhysAddr::new(pa), perms, pin.code())
+}
+
+/// What a refused table operation means to the guest.
+impl From<Stage2Error> for Error {
+    fn from(e: Stage2Error) -> Self {
+        match e {
+            Stage2Error::NoTable | Stage2Error::NotMapped => Error::NotMapped,
+            Stage2Error::Occupied => Error::AlreadyMapped,
+        }
+    }
+}
+
 /// Checks a page range argument: aligned, non-empty, inside the IPA space, no wrap.
 pub fn check_range(ipa: u64, pages: u64) -> Result<(), Error> {
     if pages == 0 {
         return Err(Error::InvalidParameters);
     }
-    if !ipa.is_multiple_of(PAGE_SIZE) {
+    let start = Ipa::new(ipa);
+    if !start.is_page_aligned() {
         return Err(Error::BadAddress);
     }
-    let end = pages
-        .checked_mul(PAGE_SIZE)
-        .and_then(|len| ipa.checked_add(len));
-    match end {
-        Some(end) if end <= IPA_LIMIT => Ok(()),
+    match start.add_pages(pages) {
+        Some(end) if end.get() <= IPA_LIMIT => Ok(()),
         _ => Err(Error::BadAddress),
     }
 }
@@ -144,10 +179,10 @@ impl<M: Machine> GuestMemory<M> {
     }
 
     /// The frames this VM owns (not the channels' it sees), read from its stage-2 table.
-    pub fn frames(&self) -> impl Iterator<Item = u64> + '_ {
+    pub fn frames(&self) -> impl Iterator<Item = PhysAddr> + '_ {
         self.leaves()
             .filter(|&d| Pin::of(d) != Pin::Shared)
-            .map(|d| d & desc::OA)
+            .map(output)
     }
 
     fn leaves(&self) -> Leaves {
@@ -159,9 +194,7 @@ impl<M: Machine> GuestMemory<M> {
 
     /// The descriptor of the page holding `ipa` (< IPA_LIMIT), if it is mapped.
     fn entry(&self, ipa: u64) -> Option<u64> {
-        let (table, _) = l3_table(self.root, ipa)?;
-        let d = read_slot(slot(table, ipa / PAGE_SIZE));
-        (d & desc::VALID != 0).then_some(d)
+        Cursor::new(self.root).query(Ipa::new(ipa)).ok()
     }
 
     /// Quota pages left: neither mapped nor promised to a map under way.
@@ -194,20 +227,20 @@ impl<M: Machine> GuestMemory<M> {
         leaf: u64,
         reserved: bool,
     ) -> Result<(), Error> {
-        let at = match cursor.slot(ipa) {
-            Some(at) => at,
-            None => self.add_tables(cursor, ipa, reserved)?,
-        };
-        write_slot(at, leaf);
-        live_up(cursor.parent);
-        Ok(())
+        match cursor.map(Ipa::new(ipa), leaf) {
+            Err(Stage2Error::NoTable) => {
+                self.add_tables(cursor, ipa, reserved)?;
+                cursor.map(Ipa::new(ipa), leaf).map_err(Error::from)
+            }
+            done => done.map_err(Error::from),
+        }
     }
 
-    /// Adds the level-2 and level-3 tables page `ipa` lacks; its descriptor slot. The caller
-    /// counted the frames and the allowance first, so this fails only on a hyp bug (then an
-    /// empty level-2 table may stay, held until the VM is torn down).
+    /// Adds the level-2 and level-3 tables page `ipa` lacks. The caller counted the frames and
+    /// the allowance first, so this fails only on a hyp bug (then an empty level-2 table may
+    /// stay, held until the VM is torn down).
     #[inline(never)]
-    fn add_tables(&mut self, cursor: &mut Cursor, ipa: u64, reserved: bool) -> Result<u64, Error> {
+    fn add_tables(&mut self, cursor: &mut Cursor, ipa: u64, reserved: bool) -> Result<(), Error> {
         let l1 = slot(self.root, ipa / L2_SPAN);
         let mut d1 = read_slot(l1);
         if !is_table(d1) {
@@ -228,7 +261,7 @@ impl<M: Machine> GuestMemory<M> {
             live_up(l1);
         }
         cursor.reset();
-        cursor.slot(ipa).ok_or(Error::OutOfMemory)
+        Ok(())
     }
 
     /// How many tables mapping `[ipa, ipa + pages)` would add (a checked range).
@@ -308,7 +341,8 @@ impl<M: Machine> GuestMemory<M> {
     /// Maps frames a shared object owns (a channel's) at `ipa`, one page each, read-write,
     /// never executable; the VM can neither unmap nor protect them, nor do they count
     /// against its quota.
-    pub fn map_shared(&mut self, ipa: u64, frames: &[u64]) -> Result<(), Error> {
+    pub fn map_shared(&mut self, ipa: impl Into<Ipa>, frames: &[u64]) -> Result<(), Error> {
+        let ipa = ipa.into().get();
         let pages = frames.len() as u64;
         check_range(ipa, pages)?;
         let tables = self.check_new_entries(ipa, pages)?;
@@ -318,7 +352,7 @@ impl<M: Machine> GuestMemory<M> {
         let mut cursor = self.cursor;
         for (i, &pa) in frames.iter().enumerate() {
             let page = ipa + i as u64 * PAGE_SIZE;
-            let entry = leaf(pa, MemPerms::RW, Pin::Shared);
+            let entry = page_leaf(pa, MemPerms::RW, Pin::Shared);
             if let Err(e) = self.put_leaf(&mut cursor, page, entry, false) {
                 self.cursor = cursor;
                 self.remove(ipa, i as u64);
@@ -331,61 +365,86 @@ impl<M: Machine> GuestMemory<M> {
     }
 
     /// Backs `[ipa, ipa + pages)` with fresh zeroed frames. All or nothing.
-    pub fn map(&mut self, ipa: u64, pages: u64, perms: MemPerms) -> Result<(), Error> {
+    #[inline(always)]
+    pub fn map(&mut self, ipa: impl Into<Ipa>, pages: u64, perms: MemPerms) -> Result<(), Error> {
+        let ipa = ipa.into().get();
         self.map_pinned(ipa, pages, perms, Pin::None)
     }
 
-    /// As `map`, for pages the guest did not ask for: its image, or pages the hyp shares.
+    /// As `map`, for pages the guest did not ask for: its image, or pages the hyp shares. The
+    /// hot case inline (one page into an existing table: one walk for the check and the
+    /// store), the rest out of line.
+    #[inline(always)]
     pub fn map_pinned(
+        &mut self,
+        ipa: impl Into<Ipa>,
+        pages: u64,
+        perms: MemPerms,
+        pin: Pin,
+    ) -> Result<(), Error> {
+        let mapped = self.map_unpublished(ipa.into().get(), pages, perms, pin);
+        if mapped.is_ok() {
+            self.publish();
+        }
+        mapped
+    }
+
+    /// One page of a batch, as `map`, but for the barrier that makes its entry visible to the
+    /// walkers: the caller issues one `publish` for all of them before the guest runs again
+    /// (until then an access to the page, from any vCPU, finds what it would have found before
+    /// the call).
+    #[inline(always)]
+    pub fn map_page_unpublished(&mut self, ipa: Ipa, perms: MemPerms) -> Result<(), Error> {
+        self.map_unpublished(ipa.get(), 1, perms, Pin::None)
+    }
+
+    /// `DSB ISHST`: the new entries written so far reach every walker before what follows (a
+    /// new entry where none was valid needs no TLB invalidation).
+    pub fn publish(&self) {
+        M::tlb(TlbOp::DsbIshst);
+    }
+
+    #[inline(always)]
+    fn map_unpublished(
         &mut self,
         ipa: u64,
         pages: u64,
         perms: MemPerms,
         pin: Pin,
     ) -> Result<(), Error> {
-        if let Some(done) = self.map_one_into_existing_table(ipa, pages, perms, pin) {
-            return done;
+        if pages != 1 || check_range(ipa, 1).is_err() || check_perms(perms).is_err() {
+            return self.map_general(ipa, pages, perms, pin);
         }
-        let tables = self.check_map(ipa, pages, perms)?;
-        Self::frames_for(pages, tables)?;
-        self.map_pages(ipa, pages, perms, pin, false)?;
-        // New entries: only make the table writes visible to the walkers.
-        M::tlb(TlbOp::DsbIshst);
+        if self.quota_left_pages() == 0 {
+            return Err(Error::OutOfMemory);
+        }
+        let entry = match self.cursor.vacant(Ipa::new(ipa)) {
+            Ok(entry) => entry,
+            Err(Stage2Error::NoTable) => return self.map_general(ipa, pages, perms, pin),
+            Err(e) => return Err(e.into()),
+        };
+        // Its one allocation is the only thing that can fail, before anything is written.
+        let pa = M::alloc_frame(self.owner).ok_or(Error::OutOfMemory)?;
+        if perms.contains(MemPerms::EXEC) {
+            M::cache(CacheOp::SyncForExecution { pa });
+        }
+        entry.fill(page_leaf(pa, perms, pin));
+        self.used_pages += 1;
         Ok(())
     }
 
-    /// The hot path of `map_pinned`: one page whose level-3 table exists, one walk for the
-    /// check and the store; None when the general path must decide.
-    #[inline(always)]
-    fn map_one_into_existing_table(
+    /// `map_pinned` of several pages, or of one whose tables are missing: checked whole.
+    #[inline(never)]
+    fn map_general(
         &mut self,
         ipa: u64,
         pages: u64,
         perms: MemPerms,
         pin: Pin,
-    ) -> Option<Result<(), Error>> {
-        if pages != 1 || check_range(ipa, 1).is_err() || check_perms(perms).is_err() {
-            return None;
-        }
-        if self.quota_left_pages() == 0 {
-            return Some(Err(Error::OutOfMemory));
-        }
-        let at = self.cursor.slot(ipa)?;
-        if read_slot(at) & desc::VALID != 0 {
-            return Some(Err(Error::AlreadyMapped));
-        }
-        // Its one allocation is the only thing that can fail, before anything is written.
-        let Some(pa) = M::alloc_frame(self.owner) else {
-            return Some(Err(Error::OutOfMemory));
-        };
-        if perms.contains(MemPerms::EXEC) {
-            M::cache(CacheOp::SyncForExecution { pa });
-        }
-        write_slot(at, leaf(pa, perms, pin));
-        live_up(self.cursor.parent);
-        self.used_pages += 1;
-        M::tlb(TlbOp::DsbIshst);
-        Some(Ok(()))
+    ) -> Result<(), Error> {
+        let tables = self.check_map(ipa, pages, perms)?;
+        Self::frames_for(pages, tables)?;
+        self.map_pages(ipa, pages, perms, pin, false)
     }
 
     /// Maps `pages` checked pages with fresh frames (those set aside if `reserved`). Fails
@@ -409,7 +468,7 @@ impl<M: Machine> GuestMemory<M> {
                         // No stale instructions of the frame's last owner may be fetched.
                         M::cache(CacheOp::SyncForExecution { pa });
                     }
-                    self.put_leaf(&mut cursor, at, leaf(pa, perms, pin), reserved)
+                    self.put_leaf(&mut cursor, at, page_leaf(pa, perms, pin), reserved)
                         .inspect_err(|_| M::free_frame(self.owner, pa))
                 }
                 None => Err(Error::OutOfMemory),
@@ -453,9 +512,8 @@ impl<M: Machine> GuestMemory<M> {
     /// still holds the frame, permissions and pin for `remove` and `protect` to finish with.
     fn break_entries(&mut self, cursor: &mut Cursor, ipa: u64, pages: u64) {
         for i in 0..pages {
-            if let Some(at) = cursor.slot(ipa + i * PAGE_SIZE) {
-                write_slot(at, read_slot(at) & !desc::VALID);
-            }
+            // Checked mapped by the caller; a page that is not has nothing to break.
+            let _ = cursor.break_entry(Ipa::new(ipa + i * PAGE_SIZE));
         }
         self.invalidate_tlb(ipa, pages);
     }
@@ -475,18 +533,7 @@ impl<M: Machine> GuestMemory<M> {
 
     /// The stage-2 TLB maintenance after removing or changing entries, with this VM's VMID.
     fn invalidate_tlb(&self, ipa: u64, pages: u64) {
-        self.with_own_vmid(|| {
-            M::tlb(TlbOp::DsbIshst);
-            for i in 0..pages {
-                M::tlb(TlbOp::TlbiIpas2e1is {
-                    ipa: ipa + i * PAGE_SIZE,
-                });
-            }
-            M::tlb(TlbOp::DsbIsh);
-            M::tlb(TlbOp::TlbiVmalle1is);
-            M::tlb(TlbOp::DsbIsh);
-            M::tlb(TlbOp::Isb);
-        });
+        self.with_own_vmid(|| invalidate::<M>(Ipa::new(ipa), pages));
     }
 
     /// Removes the range's entries (all in use), break-before-make, and frees their frames
@@ -496,14 +543,14 @@ impl<M: Machine> GuestMemory<M> {
         self.break_entries(&mut cursor, ipa, pages);
         for i in 0..pages {
             let at = ipa + i * PAGE_SIZE;
-            let Some(s) = cursor.slot(at) else { continue };
-            let d = read_slot(s);
-            write_slot(s, 0);
+            let Ok((d, left)) = cursor.unmap(Ipa::new(at)) else {
+                continue;
+            };
             if Pin::of(d) != Pin::Shared {
-                M::free_frame(self.owner, d & desc::OA);
+                M::free_frame(self.owner, output(d).get());
                 self.used_pages -= 1;
             }
-            if live_down(cursor.parent) == 0 {
+            if left == 0 {
                 self.free_tables(at);
                 cursor.reset();
             }
@@ -533,7 +580,8 @@ impl<M: Machine> GuestMemory<M> {
     }
 
     /// Removes the range's pages and returns their frames, scrubbed. All or nothing.
-    pub fn unmap(&mut self, ipa: u64, pages: u64) -> Result<(), Error> {
+    pub fn unmap(&mut self, ipa: impl Into<Ipa>, pages: u64) -> Result<(), Error> {
+        let ipa = ipa.into().get();
         self.check_unmap(ipa, pages)?;
         self.remove(ipa, pages);
         Ok(())
@@ -549,7 +597,13 @@ impl<M: Machine> GuestMemory<M> {
     }
 
     /// Changes the range's permissions, break-before-make. All or nothing.
-    pub fn protect(&mut self, ipa: u64, pages: u64, perms: MemPerms) -> Result<(), Error> {
+    pub fn protect(
+        &mut self,
+        ipa: impl Into<Ipa>,
+        pages: u64,
+        perms: MemPerms,
+    ) -> Result<(), Error> {
+        let ipa = ipa.into().get();
         self.check_protect(ipa, pages, perms)?;
         self.reprotect(ipa, pages, perms);
         Ok(())
@@ -560,24 +614,24 @@ impl<M: Machine> GuestMemory<M> {
         let mut cursor = self.cursor;
         self.break_entries(&mut cursor, ipa, pages);
         for i in 0..pages {
-            let Some(at) = cursor.slot(ipa + i * PAGE_SIZE) else {
-                continue;
-            };
-            let d = read_slot(at);
-            let pa = d & desc::OA;
-            if perms.contains(MemPerms::EXEC) && d & desc::XN != 0 {
-                // First executable: what the guest wrote (or the last owner left) must reach
-                // instruction fetch.
-                M::cache(CacheOp::SyncForExecution { pa });
-            }
-            write_slot(at, leaf(pa, perms, Pin::of(d)));
+            // Broken above, so this is refused only for a page that is not mapped.
+            let _ = cursor.protect(Ipa::new(ipa + i * PAGE_SIZE), |d| {
+                let pa = output(d).get();
+                if perms.contains(MemPerms::EXEC) && d & desc::XN != 0 {
+                    // First executable: what the guest wrote (or the last owner left) must
+                    // reach instruction fetch.
+                    M::cache(CacheOp::SyncForExecution { pa });
+                }
+                page_leaf(pa, perms, Pin::of(d))
+            });
         }
         self.cursor = cursor;
         M::tlb(TlbOp::DsbIshst);
     }
 
     /// The permissions of the page holding `ipa`.
-    pub fn query(&self, ipa: u64) -> Result<MemPerms, Error> {
+    pub fn query(&self, ipa: impl Into<Ipa>) -> Result<MemPerms, Error> {
+        let ipa = ipa.into().get();
         if ipa >= IPA_LIMIT {
             return Err(Error::BadAddress);
         }
@@ -590,26 +644,40 @@ impl<M: Machine> GuestMemory<M> {
             return None;
         }
         self.entry(ipa)
-            .map(|d| (d & desc::OA) + (ipa & (PAGE_SIZE - 1)))
+            .map(|d| output(d).get() + Ipa::new(ipa).page_offset())
     }
 
     /// Copies guest memory at `ipa` into `buf`; fails if any page is unmapped.
-    pub fn read(&self, ipa: u64, buf: &mut [u8]) -> Result<(), Error> {
+    pub fn read(&self, ipa: impl Into<Ipa>, buf: &mut [u8]) -> Result<(), Error> {
+        let ipa = ipa.into().get();
         self.copy(ipa, buf.len(), |host, done, n| {
-            // SAFETY: `host` is an identity-mapped frame this VM owns, valid for n bytes; the
-            // guest may change it concurrently only through its own mapping (plain bytes).
-            unsafe {
-                core::ptr::copy_nonoverlapping(host as *const u8, buf[done..].as_mut_ptr(), n)
-            }
+            read_frame(PhysAddr::new(host), &mut buf[done..done + n])
         })
+    }
+
+    /// Reads the little-endian words at `ipa` (8-byte aligned, all in one page) into `words`,
+    /// one load each, with no clearing first; the words read. Fails if the page is unmapped or
+    /// the words leave it.
+    pub fn read_words<'w>(
+        &self,
+        ipa: impl Into<Ipa>,
+        words: &'w mut [MaybeUninit<u64>],
+    ) -> Result<&'w [u64], Error> {
+        let ipa = ipa.into().get();
+        let len = 8 * words.len() as u64;
+        if !ipa.is_multiple_of(8) || ipa % PAGE_SIZE + len > PAGE_SIZE {
+            return Err(Error::BadAddress);
+        }
+        let host = self.host_address(ipa).ok_or(Error::BadAddress)?;
+        Ok(read_frame_words(PhysAddr::new(host), words))
     }
 
     /// Copies `data` into guest memory at `ipa` (whatever the guest's permissions: the hyp
     /// writes boot info into read-only pages); fails if any page is unmapped.
-    pub fn write(&mut self, ipa: u64, data: &[u8]) -> Result<(), Error> {
+    pub fn write(&mut self, ipa: impl Into<Ipa>, data: &[u8]) -> Result<(), Error> {
+        let ipa = ipa.into().get();
         self.copy(ipa, data.len(), |host, done, n| {
-            // SAFETY: as in `read`; the hyp writes only frames this VM owns.
-            unsafe { core::ptr::copy_nonoverlapping(data[done..].as_ptr(), host as *mut u8, n) }
+            write_frame(PhysAddr::new(host), &data[done..done + n])
         })
     }
 
@@ -619,7 +687,9 @@ impl<M: Machine> GuestMemory<M> {
         len: usize,
         mut chunk: impl FnMut(u64, usize, usize),
     ) -> Result<(), Error> {
-        ipa.checked_add(len as u64).ok_or(Error::BadAddress)?;
+        Ipa::new(ipa)
+            .checked_add(len as u64)
+            .ok_or(Error::BadAddress)?;
         let mut done = 0;
         while done < len {
             let at = ipa + done as u64;
@@ -644,16 +714,7 @@ impl<M: Machine> GuestMemory<M> {
                 write_slot(at, d & !desc::VALID);
             }
         }
-        self.with_own_vmid(|| {
-            for op in [
-                TlbOp::DsbIshst,
-                TlbOp::TlbiVmalls12e1is,
-                TlbOp::DsbIsh,
-                TlbOp::Isb,
-            ] {
-                M::tlb(op);
-            }
-        });
+        self.with_own_vmid(invalidate_all::<M>);
         for i in 0..desc::ENTRIES {
             let at = slot(self.root, i);
             let d1 = read_slot(at);

@@ -5,9 +5,10 @@
 //! it is not implemented (only `-cpu max` has it in our matrix), and under FWB the MemAttr we
 //! use today would mean "keep stage 1's attribute".
 
+use crate::addr::PAGE_SIZE;
 use core::arch::asm;
 
-const FRAME: u64 = 4096;
+const FRAME: u64 = PAGE_SIZE;
 
 /// CTR_EL0: the cache type (line sizes, IDC, DIC).
 fn ctr() -> u64 {

@@ -236,7 +236,7 @@ pub fn set_cntv_ctl(value: u64) {
 /// Zeroes the 4 KiB frame at `pa` (identity-mapped Normal memory) with `DC ZVA`, a cache line
 /// a instruction, where the CPU allows it; else with ordinary stores.
 pub fn zero_page(pa: u64) {
-    const PAGE: u64 = 4096;
+    const PAGE: u64 = crate::addr::PAGE_SIZE;
     let dczid: u64;
     // SAFETY: reading DCZID_EL0 has no side effect.
     unsafe { asm!("mrs {}, dczid_el0", out(reg) dczid, options(nomem, nostack)) };

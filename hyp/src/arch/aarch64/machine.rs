@@ -1,42 +1,17 @@
-//! The real `Machine`: frames from the frame allocator, TLB and cache maintenance
-//! instructions.
+//! This CPU's maintenance instructions: TLB, cache, the stage-2 context. The `Machine` trait
+//! over them and the frame pool is implemented in `mm::frames` (see `arch::interface`).
 
 use super::{cache, cpu};
-use crate::arch::{CacheOp, Machine, TlbOp};
-use crate::mm::frames;
-use crate::mm::owner::Owner;
+use crate::arch::{CacheOp, TlbOp};
 use aarch64_cpu::registers::{Readable, VTTBR_EL2, Writeable};
 use core::arch::asm;
 
 /// This CPU.
 pub struct Aarch64;
 
-impl Machine for Aarch64 {
-    fn alloc_frame(owner: Owner) -> Option<u64> {
-        frames::alloc_zeroed(owner, false)
-    }
-
-    fn alloc_reserved_frame(owner: Owner) -> Option<u64> {
-        frames::alloc_zeroed(owner, true)
-    }
-
-    fn reserve_frames(count: usize) -> bool {
-        frames::reserve(count)
-    }
-
-    fn release_frames(count: usize) {
-        frames::release(count);
-    }
-
-    fn free_frame(owner: Owner, pa: u64) {
-        frames::free(owner, pa);
-    }
-
-    fn frames_available() -> usize {
-        frames::available()
-    }
-
-    fn tlb(op: TlbOp) {
+impl Aarch64 {
+    /// Issues one TLB maintenance step.
+    pub fn tlb(op: TlbOp) {
         // SAFETY: barriers and TLB invalidation change no memory and no state Rust relies on;
         // invalidating more translations than needed only costs time.
         unsafe {
@@ -55,7 +30,8 @@ impl Machine for Aarch64 {
         }
     }
 
-    fn cache(op: CacheOp) {
+    /// Issues one cache maintenance operation.
+    pub fn cache(op: CacheOp) {
         match op {
             CacheOp::Zero { pa } => cpu::zero_page(pa),
             CacheOp::CleanToPoc { pa } => cache::clean_to_poc(pa),
@@ -63,11 +39,13 @@ impl Machine for Aarch64 {
         }
     }
 
-    fn vttbr() -> u64 {
+    /// The VTTBR_EL2 in force.
+    pub fn vttbr() -> u64 {
         VTTBR_EL2.get()
     }
 
-    fn set_vttbr(vttbr: u64) {
+    /// Makes `vttbr` the stage-2 context.
+    pub fn set_vttbr(vttbr: u64) {
         VTTBR_EL2.set(vttbr);
         Self::tlb(TlbOp::Isb);
     }

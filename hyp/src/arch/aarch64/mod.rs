@@ -1,11 +1,12 @@
 //! How the hypervisor does things on an AArch64 CPU at EL2: entry, vectors, system registers,
 //! the EL2 MMU, stage-2 and TLB maintenance, and the vCPU context switch. Nothing outside this
-//! module writes assembly. Only `esr` and `exception`'s `Exit` (pure decoding) and the general
-//! registers of `context` are built for host tests.
+//! module writes assembly. Only `esr` and `exception`'s `Exit` (pure decoding), the general
+//! registers of `context` and the stage-2 table format and walks are built for host tests.
 
 pub mod context;
 pub mod esr;
 pub mod exception;
+pub mod stage2;
 
 #[cfg(target_os = "none")]
 pub mod cache;
@@ -17,8 +18,6 @@ pub mod machine;
 pub mod mmu;
 #[cfg(target_os = "none")]
 pub mod smp;
-#[cfg(target_os = "none")]
-pub mod stage2;
 #[cfg(target_os = "none")]
 pub mod timer;
 

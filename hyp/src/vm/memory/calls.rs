@@ -6,8 +6,8 @@
 //! (they are continued without progress), so the whole call keeps its all-or-nothing result.
 
 use super::{GuestMemory, Pin};
+use crate::addr::{Ipa, PAGE_SIZE};
 use crate::arch::{Machine, TlbOp};
-use crate::mm::PAGE_SIZE;
 use hypercall_abi::{Error, MemPerms};
 
 /// Pages one chunk of a page call covers before the CPU is given back.
@@ -88,9 +88,10 @@ impl<M: Machine> GuestMemory<M> {
         &mut self,
         vcpu: usize,
         call: PageCall,
-        ipa: u64,
+        ipa: impl Into<Ipa>,
         pages: u64,
     ) -> Result<Progress, Error> {
+        let ipa = ipa.into().get();
         if let Some(p) = self.pending {
             if p.vcpu != vcpu {
                 return Ok(Progress::Busy);

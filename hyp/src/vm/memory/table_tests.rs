@@ -130,13 +130,15 @@ fn clear_forgets_the_vmids_translations_and_frees_everything_but_the_root() {
     FakeMachine::take_tlb_ops();
     mem.clear();
     assert_eq!(
-        FakeMachine::take_tlb_ops(),
+        FakeMachine::take_tlb_ops_with_vmid(),
         [
             TlbOp::DsbIshst,
             TlbOp::TlbiVmalls12e1is,
             TlbOp::DsbIsh,
             TlbOp::Isb
         ]
+        .map(|op| (4, op)),
+        "under the VM's own VMID"
     );
     assert_eq!(FakeMachine::vttbr(), other);
     assert_eq!(FakeMachine::frames_of(Owner::Vm(3)), 0);

@@ -74,8 +74,16 @@ fn tlb_maintenance_runs_under_the_vms_own_vmid() {
     let other_vm = 0x0009_0000_4000_0000;
     FakeMachine::set_vttbr(other_vm);
     assert_eq!(mem.vttbr() >> 48, 4, "the VMID is in VTTBR[63:48]");
+    FakeMachine::take_tlb_ops();
     mem.unmap(BASE, 1).unwrap();
     // The maintenance itself ran with our VMID; the other VM's context is back afterwards.
+    let ops = FakeMachine::take_tlb_ops_with_vmid();
+    let invalidations = ops
+        .iter()
+        .filter(|(_, op)| !matches!(op, TlbOp::DsbIshst | TlbOp::DsbIsh | TlbOp::Isb))
+        .count();
+    assert!(invalidations > 0, "{ops:?}");
+    assert!(ops.iter().all(|&(vmid, _)| vmid == 4), "{ops:?}");
     assert_eq!(FakeMachine::vttbr(), other_vm);
 }
 
@@ -290,7 +298,7 @@ fn the_record_lives_in_the_descriptors() {
     assert_eq!(mem.unmap(edge, 4), Err(Error::NotMapped));
     mem.unmap(edge + 2 * P, 1).unwrap();
     assert_eq!(mem.query(edge + 2 * P), Err(Error::NotMapped));
-    let frames: Vec<u64> = mem.frames().collect();
+    let frames: Vec<u64> = mem.frames().map(PhysAddr::get).collect();
     assert_eq!(frames.len() as u64, mem.pages_used());
     assert_eq!(mem.pages_used(), 2);
     assert!(
