@@ -3,7 +3,7 @@
 use crate::Error;
 use crate::Region;
 use crate::cells::{first_string, u32_or_u64_value};
-use crate::tree::Frame;
+use crate::tree::{Frame, base_name};
 
 /// What `/chosen` says.
 pub(crate) struct Chosen<'a> {
@@ -75,10 +75,6 @@ fn initrd(chosen: &Frame<'_, '_>) -> Result<Option<Region>, Error> {
 fn top_level<'p, 'a>(root: &'p Frame<'p, 'a>, name: &str) -> Option<Frame<'p, 'a>> {
     root.node
         .children()
-        .map(|node| Frame {
-            node,
-            parent: Some(root),
-            depth: 1,
-        })
-        .find(|frame| frame.base_name() == name)
+        .find(|node| base_name(node.name) == name.as_bytes())
+        .map(|node| Frame::new(node, Some(root)))
 }

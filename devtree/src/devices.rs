@@ -2,19 +2,11 @@
 
 use crate::Error;
 use crate::board::{Board, push};
+use crate::compatible::Compatible;
 use crate::device::{PowerManagement, Psci, PsciMethod, Timer, VirtioMmio};
 use crate::interrupts::{GicInfo, Irq, interrupts};
 use crate::translate::first_region;
 use crate::tree::Frame;
-
-/// The architected timer bindings.
-const TIMER: &[&str] = &["arm,armv8-timer", "arm,armv7-timer"];
-/// The PSCI bindings (0.1, 0.2, 1.0).
-const PSCI: &[&str] = &["arm,psci", "arm,psci-0.2", "arm,psci-1.0"];
-/// The Raspberry Pi power-management / watchdog block.
-const PM: &[&str] = &["brcm,bcm2835-pm", "brcm,bcm2711-pm", "brcm,bcm2835-pm-wdt"];
-/// virtio over MMIO.
-const VIRTIO_MMIO: &[&str] = &["virtio,mmio"];
 
 /// Records `frame` if it is one of the nodes this module knows. The first
 /// timer, PSCI and PM node win; every virtio-mmio node is listed.
@@ -23,15 +15,15 @@ pub(crate) fn visit(
     gic: Option<GicInfo>,
     board: &mut Board<'_>,
 ) -> Result<(), Error> {
-    if board.timer.is_none() && frame.is_compatible(TIMER) {
+    if board.timer.is_none() && frame.is_compatible(Compatible::TIMER) {
         board.timer = Some(timer(frame, gic)?);
-    } else if board.psci.is_none() && frame.is_compatible(PSCI) {
+    } else if board.psci.is_none() && frame.is_compatible(Compatible::PSCI) {
         board.psci = Some(psci(frame)?);
-    } else if board.power.is_none() && frame.is_compatible(PM) {
+    } else if board.power.is_none() && frame.is_compatible(Compatible::PM) {
         board.power = Some(PowerManagement {
             region: first_region(frame)?,
         });
-    } else if frame.is_compatible(VIRTIO_MMIO) {
+    } else if frame.is_compatible(Compatible::VIRTIO_MMIO) {
         let irq = interrupts(frame, gic).and_then(|mut irqs| irqs.next().flatten());
         // A transport whose interrupt is not on the GIC cannot be used: leave it out.
         if let Some(irq) = irq {

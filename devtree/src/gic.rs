@@ -1,24 +1,11 @@
 //! The GIC: version, register frames, maintenance interrupt.
 
+use crate::compatible::Compatible;
 use crate::device::{Gic, GicVersion, Region};
 use crate::interrupts::{GicInfo, interrupts};
 use crate::translate::regions;
 use crate::tree::{Frame, find};
 use crate::{Error, cells::MAX_CELLS};
-
-/// `compatible` strings of GICv2-style controllers (Linux `irq-gic.c`).
-const GIC_V2: &[&str] = &[
-    "arm,gic-400",
-    "arm,cortex-a15-gic",
-    "arm,cortex-a9-gic",
-    "arm,cortex-a7-gic",
-    "arm,arm11mp-gic",
-    "arm,eb11mp-gic",
-    "arm,tc11mp-gic",
-    "arm,pl390",
-];
-/// `compatible` of GICv3 and GICv4.
-const GIC_V3: &[&str] = &["arm,gic-v3"];
 
 /// Most `reg` entries read from a GIC node: GICD, up to 8 GICR regions, GICC, GICH, GICV.
 const MAX_GIC_REGS: usize = 12;
@@ -26,9 +13,9 @@ const MAX_GIC_REGS: usize = 12;
 /// Finds the first enabled GIC and decodes it.
 pub(crate) fn find_gic(root: &Frame<'_, '_>) -> Result<Option<(Gic, Option<GicInfo>)>, Error> {
     find(root, |frame| {
-        let version = if frame.is_compatible(GIC_V2) {
+        let version = if frame.is_compatible(Compatible::GIC_V2) {
             GicVersion::V2
-        } else if frame.is_compatible(GIC_V3) {
+        } else if frame.is_compatible(Compatible::GIC_V3) {
             GicVersion::V3
         } else {
             return None;

@@ -29,6 +29,7 @@
 mod board;
 mod cells;
 mod chosen;
+mod compatible;
 mod cpus;
 mod device;
 mod devices;

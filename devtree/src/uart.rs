@@ -2,6 +2,7 @@
 
 use crate::Error;
 use crate::cells::be32;
+use crate::compatible::Compatible;
 use crate::device::{Uart, UartKind};
 use crate::translate::first_region;
 use crate::tree::{Frame, find};
@@ -66,7 +67,7 @@ impl<'s> ConsoleSearch<'s> {
         let (mut uart, clock_ref) = self.named.or(self.first)?;
         if let Some(phandle) = clock_ref {
             uart.clock_hz = find(root, |frame| {
-                (frame.phandle() == Some(phandle) && frame.is_compatible(&["fixed-clock"]))
+                (frame.phandle() == Some(phandle) && frame.is_compatible(Compatible::FIXED_CLOCK))
                     .then(|| frame.u32_prop("clock-frequency"))
             })
             .flatten();
@@ -77,11 +78,11 @@ impl<'s> ConsoleSearch<'s> {
 
 /// The UART programming model `frame` is compatible with.
 fn kind(frame: &Frame<'_, '_>) -> Option<UartKind> {
-    if frame.is_compatible(&["arm,pl011"]) {
+    if frame.is_compatible(Compatible::PL011) {
         Some(UartKind::Pl011)
-    } else if frame.is_compatible(&["brcm,bcm2835-aux-uart"]) {
+    } else if frame.is_compatible(Compatible::BCM2835_AUX) {
         Some(UartKind::Bcm2835Aux)
-    } else if frame.is_compatible(&["ns16550a", "ns16550"]) {
+    } else if frame.is_compatible(Compatible::NS16550) {
         Some(UartKind::Ns16550)
     } else {
         None

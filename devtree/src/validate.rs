@@ -52,7 +52,7 @@ fn validate_structure(block: &[u8], strings: &[u8]) -> Result<(), Error> {
         pos += 4;
         match tag {
             FDT_BEGIN_NODE if !root_closed => {
-                let name = cstr(block, pos).ok_or(Error::Malformed(
+                let name = utf8_cstr(block, pos).ok_or(Error::Malformed(
                     "node name is not a NUL-terminated UTF-8 string",
                 ))?;
                 if depth == 0 && !name.is_empty() {
@@ -78,7 +78,7 @@ fn validate_structure(block: &[u8], strings: &[u8]) -> Result<(), Error> {
                         "property value runs past the structure block",
                     ));
                 }
-                if cstr(strings, name_offset).is_none() {
+                if utf8_cstr(strings, name_offset).is_none() {
                     return Err(Error::Malformed(
                         "property name is not a string in the strings block",
                     ));
@@ -114,6 +114,11 @@ fn validate_reservations(blob: &[u8], offset: usize) -> Result<(), Error> {
             "memory reservation block is not terminated",
         ))
     }
+}
+
+/// The NUL-terminated UTF-8 string at `pos` in `bytes`.
+fn utf8_cstr(bytes: &[u8], pos: usize) -> Option<&str> {
+    cstr(bytes, pos).and_then(|name| core::str::from_utf8(name).ok())
 }
 
 fn align4(pos: usize) -> usize {
