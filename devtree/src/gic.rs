@@ -2,27 +2,32 @@
 
 use crate::compatible::Compatible;
 use crate::device::{Gic, GicVersion, Region};
-use crate::interrupts::{GicInfo, interrupts};
+use crate::interrupts::{GicInfo, Interrupts};
 use crate::translate::regions;
-use crate::tree::{Frame, find};
+use crate::tree::Frame;
 use crate::{Error, cells::MAX_CELLS};
 
 /// Most `reg` entries read from a GIC node: GICD, up to 8 GICR regions, GICC, GICH, GICV.
 const MAX_GIC_REGS: usize = 12;
 
-/// Finds the first enabled GIC and decodes it.
-pub(crate) fn find_gic(root: &Frame<'_, '_>) -> Result<Option<(Gic, Option<GicInfo>)>, Error> {
-    find(root, |frame| {
-        let version = if frame.is_compatible(Compatible::GIC_V2) {
-            GicVersion::V2
-        } else if frame.is_compatible(Compatible::GIC_V3) {
-            GicVersion::V3
-        } else {
-            return None;
-        };
-        Some(decode(frame, version))
-    })
-    .transpose()
+/// The first enabled GIC in tree order, decoded, and what decoding other
+/// nodes' interrupts against it needs.
+pub(crate) type Found = Option<(Gic, Option<GicInfo>)>;
+
+/// Decodes `frame` into `found` if it is the first GIC the walk meets.
+pub(crate) fn visit(frame: &Frame<'_, '_>, found: &mut Found) -> Result<(), Error> {
+    if found.is_some() {
+        return Ok(());
+    }
+    let version = if frame.is_compatible(Compatible::GIC_V2) {
+        GicVersion::V2
+    } else if frame.is_compatible(Compatible::GIC_V3) {
+        GicVersion::V3
+    } else {
+        return Ok(());
+    };
+    *found = Some(decode(frame, version)?);
+    Ok(())
 }
 
 /// The GIC's frames and, if it has a phandle other nodes can name it by, what
@@ -68,7 +73,8 @@ fn decode(frame: &Frame<'_, '_>, version: GicVersion) -> Result<(Gic, Option<Gic
             .u32_prop("#interrupt-cells")
             .map_or(0, |c| (c as usize).min(MAX_CELLS + 1)),
     });
-    let maintenance_irq = interrupts(frame, info)
+    let maintenance_irq = Interrupts::of(frame)
+        .decode(info)
         .and_then(|mut irqs| irqs.next().flatten())
         .map(|irq| irq.intid());
     Ok((

@@ -52,9 +52,17 @@ pub(crate) enum Step<'a> {
 
 /// What sits at one position of the structure block.
 enum Token<'a> {
-    Begin { name: &'a [u8], body: usize },
+    Begin {
+        name: &'a [u8],
+        body: usize,
+    },
     End,
-    Prop(Property<'a>),
+    /// A property: its name's offset in the strings block (resolved only by
+    /// those who read it, not by those who step over it) and its value.
+    Prop {
+        name_offset: usize,
+        value: &'a [u8],
+    },
     Nop,
 }
 
@@ -87,12 +95,17 @@ impl<'a> Blocks<'a> {
                 let name_offset = be32(self.structure, next.checked_add(4)?)? as usize;
                 let start = next.checked_add(8)?;
                 let value = self.structure.get(start..start.checked_add(len)?)?;
-                let name = cstr(self.strings, name_offset)?;
-                Some((Token::Prop(Property { name, value }), align4(start + len)?))
+                Some((Token::Prop { name_offset, value }, align4(start + len)?))
             }
             FDT_NOP => Some((Token::Nop, next)),
             _ => None,
         }
+    }
+
+    /// The property named at `name_offset` in the strings block, with `value`.
+    fn property(self, name_offset: usize, value: &'a [u8]) -> Option<Property<'a>> {
+        let name = cstr(self.strings, name_offset)?;
+        Some(Property { name, value })
     }
 
     /// The next child or the end of the node, from `pos` (where a node's
@@ -109,7 +122,7 @@ impl<'a> Blocks<'a> {
                     }));
                 }
                 Token::End => return Some(Step::End(next)),
-                Token::Prop(_) | Token::Nop => pos = next,
+                Token::Prop { .. } | Token::Nop => pos = next,
             }
         }
     }
@@ -123,7 +136,7 @@ impl<'a> Blocks<'a> {
             match token {
                 Token::Begin { .. } => depth += 1,
                 Token::End => depth -= 1,
-                Token::Prop(_) | Token::Nop => {}
+                Token::Prop { .. } | Token::Nop => {}
             }
             pos = next;
         }
@@ -148,7 +161,11 @@ impl<'a> Node<'a> {
         let mut pos = self.body;
         while let Some((token, next)) = self.blocks.token(pos) {
             match token {
-                Token::Prop(property) => each(property),
+                Token::Prop { name_offset, value } => {
+                    if let Some(property) = self.blocks.property(name_offset, value) {
+                        each(property);
+                    }
+                }
                 Token::Nop => {}
                 Token::Begin { .. } | Token::End => break,
             }
@@ -165,7 +182,11 @@ impl<'a> Node<'a> {
                 let (token, next) = self.blocks.token(pos?)?;
                 pos = Some(next);
                 match token {
-                    Token::Prop(property) => return Some(property),
+                    Token::Prop { name_offset, value } => {
+                        if let Some(property) = self.blocks.property(name_offset, value) {
+                            return Some(property);
+                        }
+                    }
                     Token::Nop => {}
                     Token::Begin { .. } | Token::End => {
                         pos = None;
@@ -188,7 +209,7 @@ impl<'a> Node<'a> {
             loop {
                 let (token, next) = self.blocks.token(pos?)?;
                 match token {
-                    Token::Prop(_) | Token::Nop => pos = Some(next),
+                    Token::Prop { .. } | Token::Nop => pos = Some(next),
                     Token::Begin { name, body } => {
                         pos = self.blocks.skip_node(body);
                         return Some(Node {
