@@ -74,13 +74,13 @@ pub fn parse(dtb: &[u8]) -> Result<Board<'_>, Error> {
 pub fn parse_allow_no_memory(dtb: &[u8]) -> Result<Board<'_>, Error> {
     let header = Header::parse(dtb)?;
     let dtb = dtb.get(..header.total_size).ok_or(Error::BadHeader)?;
-    let blocks = validate::validate(dtb, &header)?;
-    let root = Frame::root(blocks.root().ok_or(Error::Malformed("no root node"))?);
+    let tree = validate::validate(dtb, &header)?;
+    let root = Frame::root(tree.blocks.root().ok_or(Error::Malformed("no root node"))?);
 
     let mut board = Board::empty();
     board.model = root.str_prop("model").unwrap_or_default();
     board.compatible = root.str_prop("compatible").unwrap_or_default();
-    let chosen = chosen::read(&root)?;
+    let chosen = chosen::read(&root, &tree)?;
     board.bootargs = chosen.bootargs;
     board.initrd = chosen.initrd;
     memory::add_reservations(dtb, &header, &mut board)?;

@@ -69,14 +69,7 @@ enum Token<'a> {
 impl<'a> Blocks<'a> {
     /// The root node, which the structure block starts with.
     pub fn root(self) -> Option<Node<'a>> {
-        match self.token(0)?.0 {
-            Token::Begin { name, body } => Some(Node {
-                name,
-                blocks: self,
-                body,
-            }),
-            _ => None,
-        }
+        self.node_at(0)
     }
 
     /// The token at `pos` and the position after it; `None` at `FDT_END`, an
@@ -106,6 +99,18 @@ impl<'a> Blocks<'a> {
     fn property(self, name_offset: usize, value: &'a [u8]) -> Option<Property<'a>> {
         let name = cstr(self.strings, name_offset)?;
         Some(Property { name, value })
+    }
+
+    /// The node whose `FDT_BEGIN_NODE` is at `pos`.
+    pub fn node_at(self, pos: usize) -> Option<Node<'a>> {
+        match self.token(pos)?.0 {
+            Token::Begin { name, body } => Some(Node {
+                name,
+                blocks: self,
+                body,
+            }),
+            _ => None,
+        }
     }
 
     /// The next child or the end of the node, from `pos` (where a node's
@@ -200,31 +205,6 @@ impl<'a> Node<'a> {
     /// The value of property `name` (the first, should a hostile tree repeat it).
     pub fn property(self, name: &[u8]) -> Option<&'a [u8]> {
         self.properties().find(|p| p.name == name).map(|p| p.value)
-    }
-
-    /// The node's children, in order.
-    pub fn children(self) -> impl Iterator<Item = Node<'a>> {
-        let mut pos = Some(self.body);
-        core::iter::from_fn(move || {
-            loop {
-                let (token, next) = self.blocks.token(pos?)?;
-                match token {
-                    Token::Prop { .. } | Token::Nop => pos = Some(next),
-                    Token::Begin { name, body } => {
-                        pos = self.blocks.skip_node(body);
-                        return Some(Node {
-                            name,
-                            blocks: self.blocks,
-                            body,
-                        });
-                    }
-                    Token::End => {
-                        pos = None;
-                        return None;
-                    }
-                }
-            }
-        })
     }
 }
 
