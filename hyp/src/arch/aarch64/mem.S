@@ -47,11 +47,36 @@ memcpy:
 
 .global memset
 .type memset, %function
-/* x0 = destination, w1 = the byte, x2 = length; returns the destination. */
+/* x0 = destination, w1 = the byte, x2 = length; returns the destination. Zeroing 256 bytes or
+ * more (the heap's zeroed allocations: the frame owner map is 512 KiB on 1 GiB) goes by DC ZVA
+ * where the CPU's block is 64 bytes (the Cortex-A72's) and the instruction allowed. */
 memset:
     mov     x3, x0
-    and     x1, x1, #0xff
-    orr     x1, x1, x1, lsl #8
+    ands    x1, x1, #0xff
+    b.ne    7f
+    cmp     x2, #256
+    b.lo    7f
+    mrs     x4, dczid_el0
+    and     x4, x4, #0x1f               /* DZP and BS: 4 is "allowed, 16 words" */
+    cmp     x4, #4
+    b.ne    7f
+    /* 64 unaligned bytes, then on from the next 64-byte boundary. */
+    stp     xzr, xzr, [x3]
+    stp     xzr, xzr, [x3, #16]
+    stp     xzr, xzr, [x3, #32]
+    stp     xzr, xzr, [x3, #48]
+    add     x4, x3, #64
+    and     x4, x4, #~63
+    sub     x5, x4, x3
+    sub     x2, x2, x5
+    mov     x3, x4
+8:  dc      zva, x3
+    add     x3, x3, #64
+    sub     x2, x2, #64
+    cmp     x2, #64
+    b.hs    8b
+    b       2f
+7:  orr     x1, x1, x1, lsl #8
     orr     x1, x1, x1, lsl #16
     orr     x1, x1, x1, lsl #32
     cmp     x2, #64
