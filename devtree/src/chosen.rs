@@ -3,7 +3,9 @@
 use crate::Error;
 use crate::Region;
 use crate::cells::{first_string, u32_or_u64_value};
+use crate::structure::Node;
 use crate::tree::Frame;
+use crate::validate::Validated;
 
 /// What `/chosen` says.
 pub(crate) struct Chosen<'a> {
@@ -13,9 +15,10 @@ pub(crate) struct Chosen<'a> {
     pub initrd: Option<Region>,
 }
 
-/// Reads `/chosen`, resolving `stdout-path` through `/aliases`.
-pub(crate) fn read<'a>(root: &Frame<'_, 'a>) -> Result<Chosen<'a>, Error> {
-    let Some(chosen) = top_level(root, "chosen") else {
+/// Reads `/chosen`, resolving `stdout-path` through `/aliases` (both as the
+/// validator found them: children of `root`).
+pub(crate) fn read<'a>(root: &Frame<'_, 'a>, tree: &Validated<'a>) -> Result<Chosen<'a>, Error> {
+    let Some(chosen) = tree.chosen.map(|node| Frame::new(node, Some(root))) else {
         return Ok(Chosen {
             stdout_path: None,
             bootargs: None,
@@ -26,7 +29,7 @@ pub(crate) fn read<'a>(root: &Frame<'_, 'a>) -> Result<Chosen<'a>, Error> {
         .str_prop("stdout-path")
         .or_else(|| chosen.str_prop("linux,stdout-path"));
     Ok(Chosen {
-        stdout_path: stdout.and_then(|s| resolve(root, strip_options(s))),
+        stdout_path: stdout.and_then(|s| resolve(root, tree.aliases, strip_options(s))),
         bootargs: chosen.str_prop("bootargs").filter(|s| !s.is_empty()),
         initrd: initrd(&chosen)?,
     })
@@ -38,11 +41,15 @@ fn strip_options(stdout_path: &str) -> &str {
 }
 
 /// An absolute path as is; otherwise the path `/aliases` gives the name.
-fn resolve<'a>(root: &Frame<'_, 'a>, path_or_alias: &'a str) -> Option<&'a str> {
+fn resolve<'a>(
+    root: &Frame<'_, 'a>,
+    aliases: Option<Node<'a>>,
+    path_or_alias: &'a str,
+) -> Option<&'a str> {
     if path_or_alias.starts_with('/') {
         return Some(path_or_alias);
     }
-    let aliases = top_level(root, "aliases")?;
+    let aliases = Frame::new(aliases?, Some(root));
     aliases
         .prop(path_or_alias)
         .and_then(first_string)
@@ -69,16 +76,4 @@ fn initrd(chosen: &Frame<'_, '_>) -> Result<Option<Region>, Error> {
             "/chosen linux,initrd-end is below linux,initrd-start",
         )),
     }
-}
-
-/// The child of the root whose name (without unit address) is `name`.
-fn top_level<'p, 'a>(root: &'p Frame<'p, 'a>, name: &str) -> Option<Frame<'p, 'a>> {
-    root.node
-        .children()
-        .map(|node| Frame {
-            node,
-            parent: Some(root),
-            depth: 1,
-        })
-        .find(|frame| frame.base_name() == name)
 }

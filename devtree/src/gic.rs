@@ -1,41 +1,33 @@
 //! The GIC: version, register frames, maintenance interrupt.
 
+use crate::compatible::Compatible;
 use crate::device::{Gic, GicVersion, Region};
-use crate::interrupts::{GicInfo, interrupts};
+use crate::interrupts::{GicInfo, Interrupts};
 use crate::translate::regions;
-use crate::tree::{Frame, find};
+use crate::tree::Frame;
 use crate::{Error, cells::MAX_CELLS};
-
-/// `compatible` strings of GICv2-style controllers (Linux `irq-gic.c`).
-const GIC_V2: &[&str] = &[
-    "arm,gic-400",
-    "arm,cortex-a15-gic",
-    "arm,cortex-a9-gic",
-    "arm,cortex-a7-gic",
-    "arm,arm11mp-gic",
-    "arm,eb11mp-gic",
-    "arm,tc11mp-gic",
-    "arm,pl390",
-];
-/// `compatible` of GICv3 and GICv4.
-const GIC_V3: &[&str] = &["arm,gic-v3"];
 
 /// Most `reg` entries read from a GIC node: GICD, up to 8 GICR regions, GICC, GICH, GICV.
 const MAX_GIC_REGS: usize = 12;
 
-/// Finds the first enabled GIC and decodes it.
-pub(crate) fn find_gic(root: &Frame<'_, '_>) -> Result<Option<(Gic, Option<GicInfo>)>, Error> {
-    find(root, |frame| {
-        let version = if frame.is_compatible(GIC_V2) {
-            GicVersion::V2
-        } else if frame.is_compatible(GIC_V3) {
-            GicVersion::V3
-        } else {
-            return None;
-        };
-        Some(decode(frame, version))
-    })
-    .transpose()
+/// The first enabled GIC in tree order, decoded, and what decoding other
+/// nodes' interrupts against it needs.
+pub(crate) type Found = Option<(Gic, Option<GicInfo>)>;
+
+/// Decodes `frame` into `found` if it is the first GIC the walk meets.
+pub(crate) fn visit(frame: &Frame<'_, '_>, found: &mut Found) -> Result<(), Error> {
+    if found.is_some() {
+        return Ok(());
+    }
+    let version = if frame.is_compatible(Compatible::GIC_V2) {
+        GicVersion::V2
+    } else if frame.is_compatible(Compatible::GIC_V3) {
+        GicVersion::V3
+    } else {
+        return Ok(());
+    };
+    *found = Some(decode(frame, version)?);
+    Ok(())
 }
 
 /// The GIC's frames and, if it has a phandle other nodes can name it by, what
@@ -81,7 +73,8 @@ fn decode(frame: &Frame<'_, '_>, version: GicVersion) -> Result<(Gic, Option<Gic
             .u32_prop("#interrupt-cells")
             .map_or(0, |c| (c as usize).min(MAX_CELLS + 1)),
     });
-    let maintenance_irq = interrupts(frame, info)
+    let maintenance_irq = Interrupts::of(frame)
+        .decode(info)
         .and_then(|mut irqs| irqs.next().flatten())
         .map(|irq| irq.intid());
     Ok((

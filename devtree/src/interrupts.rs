@@ -40,19 +40,42 @@ impl Irq {
     }
 }
 
-/// The node's `interrupts`, in order, if its interrupt parent is the GIC:
-/// `Some(irq)` per entry, `None` for an entry of another type (extended SPI or
-/// PPI ranges) or out of range.
-pub(crate) fn interrupts<'a>(
-    frame: &Frame<'_, 'a>,
-    gic: Option<GicInfo>,
-) -> Option<impl Iterator<Item = Option<Irq>> + 'a> {
-    let gic = gic?;
-    if !(3..=4).contains(&gic.interrupt_cells) || frame.interrupt_parent() != Some(gic.phandle) {
-        return None;
+/// A node's interrupt specifiers as the walk finds them, to be decoded once
+/// the GIC is known (it may come later in tree order).
+#[derive(Clone, Copy)]
+pub(crate) struct Interrupts<'a> {
+    /// The phandle of the node's interrupt parent.
+    parent: Option<u32>,
+    /// Its `interrupts` property.
+    value: Option<&'a [u8]>,
+}
+
+impl<'a> Interrupts<'a> {
+    /// None: for filling fixed tables.
+    pub const NONE: Interrupts<'static> = Interrupts {
+        parent: None,
+        value: None,
+    };
+
+    /// The interrupts of `frame`'s node.
+    pub fn of(frame: &Frame<'_, 'a>) -> Self {
+        Interrupts {
+            parent: frame.interrupt_parent(),
+            value: frame.prop("interrupts"),
+        }
     }
-    let value = frame.prop("interrupts")?;
-    Some(value.chunks_exact(gic.interrupt_cells * 4).map(decode))
+
+    /// The entries in order, if the interrupt parent is the GIC: `Some(irq)`
+    /// per entry, `None` for an entry of another type (extended SPI or PPI
+    /// ranges) or out of range.
+    pub fn decode(self, gic: Option<GicInfo>) -> Option<impl Iterator<Item = Option<Irq>> + 'a> {
+        let gic = gic?;
+        if !(3..=4).contains(&gic.interrupt_cells) || self.parent != Some(gic.phandle) {
+            return None;
+        }
+        let value = self.value?;
+        Some(value.chunks_exact(gic.interrupt_cells * 4).map(decode))
+    }
 }
 
 fn decode(spec: &[u8]) -> Option<Irq> {

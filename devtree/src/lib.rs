@@ -29,6 +29,7 @@
 mod board;
 mod cells;
 mod chosen;
+mod compatible;
 mod cpus;
 mod device;
 mod devices;
@@ -73,29 +74,31 @@ pub fn parse(dtb: &[u8]) -> Result<Board<'_>, Error> {
 pub fn parse_allow_no_memory(dtb: &[u8]) -> Result<Board<'_>, Error> {
     let header = Header::parse(dtb)?;
     let dtb = dtb.get(..header.total_size).ok_or(Error::BadHeader)?;
-    let blocks = validate::validate(dtb, &header)?;
-    let root = Frame::root(blocks.root().ok_or(Error::Malformed("no root node"))?);
+    let tree = validate::validate(dtb, &header)?;
+    let root = Frame::root(tree.blocks.root().ok_or(Error::Malformed("no root node"))?);
 
     let mut board = Board::empty();
     board.model = root.str_prop("model").unwrap_or_default();
     board.compatible = root.str_prop("compatible").unwrap_or_default();
-    let chosen = chosen::read(&root)?;
+    let chosen = chosen::read(&root, &tree)?;
     board.bootargs = chosen.bootargs;
     board.initrd = chosen.initrd;
     memory::add_reservations(dtb, &header, &mut board)?;
 
-    // The GIC first: other nodes' interrupts are decoded against it.
-    let gic = gic::find_gic(&root)?;
-    board.gic = gic.map(|(gic, _)| gic);
-    let gic_info = gic.and_then(|(_, info)| info);
-
+    // One walk. Interrupts are decoded once it is over, against the GIC it found
+    // wherever that is in tree order.
+    let mut gic = None;
+    let mut pending = devices::Pending::new();
     let mut console = ConsoleSearch::new(chosen.stdout_path);
     walk(&root, &mut |frame: &Frame<'_, '_>| {
         memory::visit(frame, &mut board)?;
         cpus::visit(frame, &mut board)?;
-        devices::visit(frame, gic_info, &mut board)?;
+        gic::visit(frame, &mut gic)?;
+        devices::visit(frame, &mut pending, &mut board)?;
         console.visit(frame)
     })?;
+    board.gic = gic.map(|(gic, _)| gic);
+    devices::finish(&pending, gic.and_then(|(_, info)| info), &mut board)?;
     board.console = console.finish(&root);
     // Insertion sort: at most MAX_VIRTIO slots, and it keeps a sort routine out of the image.
     let slots = &mut board.virtio_mmio[..board.virtio_count];

@@ -6,6 +6,9 @@
 //! removes the nodes of devices it does not model (`fdt_nop_node`). Every step
 //! here is bounds-checked and yields nothing rather than panic; `validate.rs`
 //! has already proved the structure well formed, so nothing is lost.
+//!
+//! Names stay bytes here: the validator has checked them as UTF-8 once, and a
+//! lookup compares bytes rather than decode every name it passes.
 
 use crate::cells::be32;
 
@@ -25,8 +28,8 @@ pub(crate) struct Blocks<'a> {
 /// One node: its name and where its properties start.
 #[derive(Clone, Copy)]
 pub(crate) struct Node<'a> {
-    /// The name with unit address; `""` for the root.
-    pub name: &'a str,
+    /// The name with unit address; empty for the root.
+    pub name: &'a [u8],
     blocks: Blocks<'a>,
     /// Offset in the structure block just past the node's name.
     body: usize,
@@ -35,29 +38,38 @@ pub(crate) struct Node<'a> {
 /// One property.
 #[derive(Clone, Copy)]
 pub(crate) struct Property<'a> {
-    pub name: &'a str,
+    pub name: &'a [u8],
     pub value: &'a [u8],
+}
+
+/// What follows a position among a node's children.
+pub(crate) enum Step<'a> {
+    /// The next child.
+    Child(Node<'a>),
+    /// The node's end, and the position just past its `FDT_END_NODE`.
+    End(usize),
 }
 
 /// What sits at one position of the structure block.
 enum Token<'a> {
-    Begin { name: &'a str, body: usize },
+    Begin {
+        name: &'a [u8],
+        body: usize,
+    },
     End,
-    Prop(Property<'a>),
+    /// A property: its name's offset in the strings block (resolved only by
+    /// those who read it, not by those who step over it) and its value.
+    Prop {
+        name_offset: usize,
+        value: &'a [u8],
+    },
     Nop,
 }
 
 impl<'a> Blocks<'a> {
     /// The root node, which the structure block starts with.
     pub fn root(self) -> Option<Node<'a>> {
-        match self.token(0)?.0 {
-            Token::Begin { name, body } => Some(Node {
-                name,
-                blocks: self,
-                body,
-            }),
-            _ => None,
-        }
+        self.node_at(0)
     }
 
     /// The token at `pos` and the position after it; `None` at `FDT_END`, an
@@ -76,24 +88,60 @@ impl<'a> Blocks<'a> {
                 let name_offset = be32(self.structure, next.checked_add(4)?)? as usize;
                 let start = next.checked_add(8)?;
                 let value = self.structure.get(start..start.checked_add(len)?)?;
-                let name = cstr(self.strings, name_offset)?;
-                Some((Token::Prop(Property { name, value }), align4(start + len)?))
+                Some((Token::Prop { name_offset, value }, align4(start + len)?))
             }
             FDT_NOP => Some((Token::Nop, next)),
             _ => None,
         }
     }
 
+    /// The property named at `name_offset` in the strings block, with `value`.
+    fn property(self, name_offset: usize, value: &'a [u8]) -> Option<Property<'a>> {
+        let name = cstr(self.strings, name_offset)?;
+        Some(Property { name, value })
+    }
+
+    /// The node whose `FDT_BEGIN_NODE` is at `pos`.
+    pub fn node_at(self, pos: usize) -> Option<Node<'a>> {
+        match self.token(pos)?.0 {
+            Token::Begin { name, body } => Some(Node {
+                name,
+                blocks: self,
+                body,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The next child or the end of the node, from `pos` (where a node's
+    /// properties end, or where one of its children ends).
+    pub fn step(self, mut pos: usize) -> Option<Step<'a>> {
+        loop {
+            let (token, next) = self.token(pos)?;
+            match token {
+                Token::Begin { name, body } => {
+                    return Some(Step::Child(Node {
+                        name,
+                        blocks: self,
+                        body,
+                    }));
+                }
+                Token::End => return Some(Step::End(next)),
+                Token::Prop { .. } | Token::Nop => pos = next,
+            }
+        }
+    }
+
     /// The position just past the `FDT_END_NODE` closing the node whose body
     /// starts at `pos`.
-    fn skip_node(self, mut pos: usize) -> Option<usize> {
+    pub fn skip_node(self, mut pos: usize) -> Option<usize> {
         let mut depth = 1usize;
         while depth > 0 {
             let (token, next) = self.token(pos)?;
             match token {
                 Token::Begin { .. } => depth += 1,
                 Token::End => depth -= 1,
-                Token::Prop(_) | Token::Nop => {}
+                Token::Prop { .. } | Token::Nop => {}
             }
             pos = next;
         }
@@ -102,6 +150,35 @@ impl<'a> Blocks<'a> {
 }
 
 impl<'a> Node<'a> {
+    /// The structure and strings blocks the node is in.
+    pub fn blocks(self) -> Blocks<'a> {
+        self.blocks
+    }
+
+    /// Where the node's body (its properties, then its children) starts.
+    pub fn body(self) -> usize {
+        self.body
+    }
+
+    /// Calls `each` on the node's properties in order, and returns where
+    /// they end: the position of its first child or of its `FDT_END_NODE`.
+    pub fn scan_properties(self, mut each: impl FnMut(Property<'a>)) -> usize {
+        let mut pos = self.body;
+        while let Some((token, next)) = self.blocks.token(pos) {
+            match token {
+                Token::Prop { name_offset, value } => {
+                    if let Some(property) = self.blocks.property(name_offset, value) {
+                        each(property);
+                    }
+                }
+                Token::Nop => {}
+                Token::Begin { .. } | Token::End => break,
+            }
+            pos = next;
+        }
+        pos
+    }
+
     /// The node's properties, in order.
     pub fn properties(self) -> impl Iterator<Item = Property<'a>> {
         let mut pos = Some(self.body);
@@ -110,7 +187,11 @@ impl<'a> Node<'a> {
                 let (token, next) = self.blocks.token(pos?)?;
                 pos = Some(next);
                 match token {
-                    Token::Prop(property) => return Some(property),
+                    Token::Prop { name_offset, value } => {
+                        if let Some(property) = self.blocks.property(name_offset, value) {
+                            return Some(property);
+                        }
+                    }
                     Token::Nop => {}
                     Token::Begin { .. } | Token::End => {
                         pos = None;
@@ -121,42 +202,17 @@ impl<'a> Node<'a> {
         })
     }
 
-    /// The value of property `name`.
-    pub fn property(self, name: &str) -> Option<&'a [u8]> {
+    /// The value of property `name` (the first, should a hostile tree repeat it).
+    pub fn property(self, name: &[u8]) -> Option<&'a [u8]> {
         self.properties().find(|p| p.name == name).map(|p| p.value)
-    }
-
-    /// The node's children, in order.
-    pub fn children(self) -> impl Iterator<Item = Node<'a>> {
-        let mut pos = Some(self.body);
-        core::iter::from_fn(move || {
-            loop {
-                let (token, next) = self.blocks.token(pos?)?;
-                match token {
-                    Token::Prop(_) | Token::Nop => pos = Some(next),
-                    Token::Begin { name, body } => {
-                        pos = self.blocks.skip_node(body);
-                        return Some(Node {
-                            name,
-                            blocks: self.blocks,
-                            body,
-                        });
-                    }
-                    Token::End => {
-                        pos = None;
-                        return None;
-                    }
-                }
-            }
-        })
     }
 }
 
-/// The NUL-terminated UTF-8 string at `pos` in `bytes`.
-pub(crate) fn cstr(bytes: &[u8], pos: usize) -> Option<&str> {
+/// The bytes of the NUL-terminated string at `pos` in `bytes`, without the NUL.
+pub(crate) fn cstr(bytes: &[u8], pos: usize) -> Option<&[u8]> {
     let rest = bytes.get(pos..)?;
     let len = rest.iter().position(|&b| b == 0)?;
-    core::str::from_utf8(rest.get(..len)?).ok()
+    rest.get(..len)
 }
 
 fn align4(pos: usize) -> Option<usize> {

@@ -1,16 +1,64 @@
 //! Walking the tree with each node's ancestors at hand.
 //!
 //! Address translation and interrupt-parent lookup need every node up to the
-//! root. A [`Frame`] is a node plus
-//! a link to its parent's frame; [`walk`] builds them on the stack, depth first.
+//! root. A [`Frame`] is a node plus a link to its parent's frame; [`walk`]
+//! builds them on the stack, depth first, in one pass over the structure
+//! block: each child starts where the previous one ended. Making a frame reads
+//! the node's properties once, keeping the ones every visitor asks about
+//! ([`Known`]) and the kinds its `compatible` list names; other properties are
+//! looked up by name, comparing bytes.
 
-use crate::cells::{first_string, strings, u32_value};
-use crate::structure::Node;
+use crate::cells::{first_string, u32_value};
+use crate::compatible::Compatible;
+use crate::structure::{Node, Step};
 
 /// `#address-cells` when a node does not say (Devicetree Specification 2.3.5).
 const DEFAULT_ADDRESS_CELLS: usize = 2;
 /// `#size-cells` when a node does not say.
 const DEFAULT_SIZE_CELLS: usize = 1;
+
+/// The properties a frame keeps from its one pass over the node's: those the
+/// walk and the visitors read for every node or for every ancestor.
+#[derive(Clone, Copy)]
+enum Known {
+    Status,
+    Compatible,
+    DeviceType,
+    AddressCells,
+    SizeCells,
+    Phandle,
+    LinuxPhandle,
+    InterruptParent,
+    Ranges,
+    Reg,
+    Interrupts,
+    ClockFrequency,
+    Clocks,
+}
+
+/// How many [`Known`] properties there are.
+const KNOWN: usize = Known::Clocks as usize + 1;
+
+impl Known {
+    fn of(name: &[u8]) -> Option<Known> {
+        Some(match name {
+            b"status" => Known::Status,
+            b"compatible" => Known::Compatible,
+            b"device_type" => Known::DeviceType,
+            b"#address-cells" => Known::AddressCells,
+            b"#size-cells" => Known::SizeCells,
+            b"phandle" => Known::Phandle,
+            b"linux,phandle" => Known::LinuxPhandle,
+            b"interrupt-parent" => Known::InterruptParent,
+            b"ranges" => Known::Ranges,
+            b"reg" => Known::Reg,
+            b"interrupts" => Known::Interrupts,
+            b"clock-frequency" => Known::ClockFrequency,
+            b"clocks" => Known::Clocks,
+            _ => return None,
+        })
+    }
+}
 
 /// A node and the chain of its ancestors.
 #[derive(Clone, Copy)]
@@ -19,31 +67,55 @@ pub(crate) struct Frame<'p, 'a> {
     pub parent: Option<&'p Frame<'p, 'a>>,
     /// 0 for the root.
     pub depth: usize,
+    /// The values of the [`Known`] properties (the first of each, should a
+    /// hostile tree repeat one).
+    known: [Option<&'a [u8]>; KNOWN],
+    compatible: Compatible,
+    /// Where the node's properties end: its first child or its end.
+    children_at: usize,
 }
 
 impl<'p, 'a> Frame<'p, 'a> {
     /// The frame of the root node.
     pub fn root(node: Node<'a>) -> Self {
+        Frame::new(node, None)
+    }
+
+    /// The frame of `node`, a child of `parent` (`None`: the root).
+    pub fn new(node: Node<'a>, parent: Option<&'p Frame<'p, 'a>>) -> Self {
+        let mut known = [None; KNOWN];
+        let children_at = node.scan_properties(|p| {
+            if let Some(k) = Known::of(p.name) {
+                known[k as usize].get_or_insert(p.value);
+            }
+        });
         Frame {
             node,
-            parent: None,
-            depth: 0,
+            parent,
+            depth: parent.map_or(0, |p| p.depth + 1),
+            known,
+            compatible: Compatible::of(known[Known::Compatible as usize].unwrap_or_default()),
+            children_at,
         }
     }
 
     /// The node name with its unit address, e.g. `serial@7e215040`.
-    pub fn name(&self) -> &'a str {
+    pub fn name(&self) -> &'a [u8] {
         self.node.name
     }
 
     /// The node name without its unit address, e.g. `serial`.
-    pub fn base_name(&self) -> &'a str {
+    pub fn base_name(&self) -> &'a [u8] {
         base_name(self.name())
     }
 
     /// The raw value of property `name`.
     pub fn prop(&self, name: &str) -> Option<&'a [u8]> {
-        self.node.property(name)
+        let name = name.as_bytes();
+        match Known::of(name) {
+            Some(k) => self.known[k as usize],
+            None => self.node.property(name),
+        }
     }
 
     /// The first string of property `name`.
@@ -62,10 +134,9 @@ impl<'p, 'a> Frame<'p, 'a> {
             .is_none_or(|s| s == "okay" || s == "ok")
     }
 
-    /// Whether any of the node's `compatible` strings is in `any`.
-    pub fn is_compatible(&self, any: &[&str]) -> bool {
-        self.prop("compatible")
-            .is_some_and(|v| strings(v).any(|c| any.contains(&c)))
+    /// Whether the node's `compatible` list names a kind of `any`.
+    pub fn is_compatible(&self, any: Compatible) -> bool {
+        self.compatible.any(any)
     }
 
     /// `device_type`, e.g. `"memory"` or `"cpu"`.
@@ -117,9 +188,9 @@ impl<'p, 'a> Frame<'p, 'a> {
                 (None, None) => return true,
                 (Some(component), Some(parent)) => {
                     let matches = if component.contains('@') {
-                        frame.name() == component
+                        frame.name() == component.as_bytes()
                     } else {
-                        frame.base_name() == component
+                        frame.base_name() == component.as_bytes()
                     };
                     if !matches {
                         return false;
@@ -133,13 +204,13 @@ impl<'p, 'a> Frame<'p, 'a> {
 
     /// Whether this is a child of the root named `name` (without unit address).
     pub fn is_top_level(&self, name: &str) -> bool {
-        self.depth == 1 && self.base_name() == name
+        self.depth == 1 && self.base_name() == name.as_bytes()
     }
 }
 
 /// `name` without its unit address.
-pub(crate) fn base_name(name: &str) -> &str {
-    name.split('@').next().unwrap_or(name)
+pub(crate) fn base_name(name: &[u8]) -> &[u8] {
+    name.split(|&b| b == b'@').next().unwrap_or(name)
 }
 
 /// Calls `visit` on `frame` and every enabled node below it, depth first in
@@ -149,19 +220,38 @@ pub(crate) fn walk<'a, E, F>(frame: &Frame<'_, 'a>, visit: &mut F) -> Result<(),
 where
     F: FnMut(&Frame<'_, 'a>) -> Result<(), E>,
 {
-    if !frame.is_enabled() {
-        return Ok(());
-    }
-    visit(frame)?;
-    for node in frame.node.children() {
-        let child = Frame {
-            node,
-            parent: Some(frame),
-            depth: frame.depth + 1,
-        };
-        walk(&child, visit)?;
+    if frame.is_enabled() {
+        walk_enabled(frame, visit)?;
     }
     Ok(())
+}
+
+/// [`walk`] of an enabled `frame`: returns where its node ends (just past its
+/// `FDT_END_NODE`), or `None` if the block ends first (a validated one never
+/// does).
+fn walk_enabled<'a, E, F>(frame: &Frame<'_, 'a>, visit: &mut F) -> Result<Option<usize>, E>
+where
+    F: FnMut(&Frame<'_, 'a>) -> Result<(), E>,
+{
+    visit(frame)?;
+    let blocks = frame.node.blocks();
+    let mut pos = frame.children_at;
+    loop {
+        let child = match blocks.step(pos) {
+            Some(Step::Child(node)) => Frame::new(node, Some(frame)),
+            Some(Step::End(after)) => return Ok(Some(after)),
+            None => return Ok(None),
+        };
+        let end = if child.is_enabled() {
+            walk_enabled(&child, visit)?
+        } else {
+            blocks.skip_node(child.node.body())
+        };
+        match end {
+            Some(end) => pos = end,
+            None => return Ok(None),
+        }
+    }
 }
 
 /// The first enabled node, in tree order, for which `pick` returns `Some`.

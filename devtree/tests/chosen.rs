@@ -140,3 +140,53 @@ fn empty_bootargs_are_none() {
     }));
     assert_eq!(devtree::parse(&dtb).unwrap().bootargs, None);
 }
+
+/// A tree whose console PL011 takes its clock from the fixed clock with
+/// phandle `console_clock`, among `clocks` fixed clocks (phandles 1..=clocks,
+/// clock `n` at `n` MHz), all before the UART in tree order, or all after it.
+fn clocked_console(clocks: u32, console_clock: u32, clocks_first: bool) -> Vec<u8> {
+    let write_clocks = |w: &mut Writer| {
+        for n in 1..=clocks {
+            w.begin(&format!("clock{n}"))
+                .string("compatible", "fixed-clock")
+                .cells("phandle", &[n])
+                .cells("clock-frequency", &[n * 1_000_000])
+                .end();
+        }
+    };
+    let mut w = virt_like_root();
+    if clocks_first {
+        write_clocks(&mut w);
+    }
+    w.begin("pl011@9000000")
+        .string("compatible", "arm,pl011")
+        .cells("reg", &[0, 0x0900_0000, 0, 0x1000])
+        .cells("clocks", &[console_clock])
+        .end();
+    if !clocks_first {
+        write_clocks(&mut w);
+    }
+    w.end();
+    w.finish()
+}
+
+#[test]
+fn the_console_clock_is_found_before_or_after_it_among_many() {
+    for clocks_first in [true, false] {
+        for (clocks, console_clock) in [(1, 1), (3, 2), (8, 8), (9, 9), (20, 17), (20, 3)] {
+            let dtb = clocked_console(clocks, console_clock, clocks_first);
+            let console = devtree::parse(&dtb).unwrap().console.unwrap();
+            assert_eq!(
+                console.clock_hz,
+                Some(console_clock * 1_000_000),
+                "{clocks} clocks, the console's #{console_clock}, clocks first: {clocks_first}"
+            );
+        }
+    }
+    // A phandle no fixed clock has: no frequency.
+    let dtb = clocked_console(20, 21, true);
+    assert_eq!(
+        devtree::parse(&dtb).unwrap().console.unwrap().clock_hz,
+        None
+    );
+}

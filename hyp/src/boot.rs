@@ -17,9 +17,6 @@ use spin::Once;
 /// The hyp's link address minus where the bootloader put it (see hyp.ld).
 const HYP_LINK_START: usize = 0x7F_C008_0000;
 
-/// The largest device tree the hyp accepts (also devtree::total_size's limit).
-const DTB_MAX: usize = 2 << 20;
-
 /// Where the device tree lies, (address, size), once read_device_tree has validated it.
 static DTB: Once<(u64, u64)> = Once::new();
 
@@ -27,11 +24,10 @@ static DTB: Once<(u64, u64)> = Once::new();
 /// A tree without RAM (the Pi's, when nothing filled in its memory node) is still read, so
 /// that the console it names can say why the boot stops (init_power).
 pub fn read_device_tree(dtb_pa: usize) -> Board<'static> {
-    // SAFETY: entry.S identity-mapped the GiB around x0; the header is 40 bytes.
-    let header = unsafe { core::slice::from_raw_parts(dtb_pa as *const u8, 40) };
-    let size = devtree::total_size(header)
-        .filter(|&s| s <= DTB_MAX)
-        .unwrap_or_else(|| cpu::wait_forever());
+    // SAFETY: entry.S identity-mapped the GiB around x0, which holds the header.
+    let header = unsafe { core::slice::from_raw_parts(dtb_pa as *const u8, devtree::HEADER_SIZE) };
+    // At most devtree::MAX_TOTAL_SIZE (2 MiB).
+    let size = devtree::total_size(header).unwrap_or_else(|| cpu::wait_forever());
     // SAFETY: the header says the blob is `size` bytes; the bootloader placed it in RAM, which
     // stays mapped and is excluded from the frame allocator, so it lives as long as the hyp.
     let blob = unsafe { core::slice::from_raw_parts(dtb_pa as *const u8, size) };
@@ -191,23 +187,21 @@ const _: () =
 /// Hands all free RAM to the frame allocator: RAM minus the hyp image, the device tree, the
 /// initrd and reserved memory. Fails closed: if a range in use cannot be kept out of the free
 /// RAM, the boot stops rather than hand it out.
-pub fn init_memory(board: &Board, dtb_pa: usize, image_pa: usize) {
+pub fn init_memory(board: &Board, image_pa: usize) {
     unsafe extern "C" {
         static __image_end: u8;
     }
     // SAFETY: only the symbol's address is taken.
     let image_size = unsafe { &__image_end as *const u8 as usize } - HYP_LINK_START;
     let ram = board.memory().iter().map(|r| Range::new(r.base, r.size));
+    let (dtb_pa, dtb_size) = DTB.get().copied().unwrap_or_default();
     // No heap yet: the holes are an iterator chain, not a collection.
     let fixed: [(&'static str, Range); FIXED_HOLES] = [
         (
             "the hyp image",
             Range::new(image_pa as u64, image_size as u64),
         ),
-        (
-            "the device tree",
-            Range::new(dtb_pa as u64, board_dtb_size(dtb_pa) as u64),
-        ),
+        ("the device tree", Range::new(dtb_pa, dtb_size)),
         (
             "the initrd",
             board
@@ -368,12 +362,6 @@ pub fn init_secondary(index: usize) {
     crate::dev::gic::init_this_cpu(gic_index);
     enable_timer_ppis(gic_index);
     smp::mark_online(index);
-}
-
-fn board_dtb_size(dtb_pa: usize) -> usize {
-    // SAFETY: the device tree header was validated by read_device_tree and stays mapped.
-    let header = unsafe { core::slice::from_raw_parts(dtb_pa as *const u8, 40) };
-    devtree::total_size(header).unwrap_or(0)
 }
 
 /// Reads the manifest and images from the initrd and builds every VM. A VM that cannot be

@@ -67,8 +67,10 @@ pub struct HoldClock {
 #[repr(C, align(16))]
 pub struct Stack(pub [u8; STACK_SIZE]);
 
-/// EL2 stacks: entry.S points CPU `i`'s SP at the end of `HYP_STACKS[i]`.
+/// EL2 stacks: entry.S points CPU `i`'s SP at the end of `HYP_STACKS[i]`. Outside .bss
+/// (hyp.ld), which entry.S zeroes: a stack is never read before it is written.
 #[unsafe(no_mangle)]
+#[unsafe(link_section = ".bss.stacks")]
 pub static mut HYP_STACKS: [Stack; MAX_CPUS] = [const { Stack([0; STACK_SIZE]) }; MAX_CPUS];
 
 /// One PerCpu per CPU, indexed by CPU number.

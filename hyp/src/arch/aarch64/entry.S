@@ -125,15 +125,28 @@ primary_entry:
     br      x0
 
 high_entry:
-    /* Now at the link address with caches on: zero .bss, then take CPU 0's stack. */
+    /* Now at the link address with caches on: zero .bss, then take CPU 0's stack. .bss is
+     * whole pages (hyp.ld), so whole DC ZVA blocks (at most 2 KiB): one instruction zeroes
+     * 64 bytes on the Cortex-A72 where STP zeroes 16 (.bss is 900 KiB). STP where DC ZVA is
+     * prohibited. */
     adrp    x0, __bss_start
     add     x0, x0, :lo12:__bss_start
     adrp    x1, __bss_end
     add     x1, x1, :lo12:__bss_end
+    mrs     x3, dczid_el0
+    tbnz    x3, #4, 6f                  /* DZP: DC ZVA prohibited */
+    and     x3, x3, #0xf                /* BS: log2 of the block size in words */
+    mov     x2, #4
+    lsl     x2, x2, x3
 4:  cmp     x0, x1
     b.hs    5f
-    stp     xzr, xzr, [x0], #16
+    dc      zva, x0
+    add     x0, x0, x2
     b       4b
+6:  cmp     x0, x1
+    b.hs    5f
+    stp     xzr, xzr, [x0], #16
+    b       6b
 5:  adrp    x0, HYP_STACKS
     add     x0, x0, :lo12:HYP_STACKS
     ldr     x1, ={STACK_SIZE}

@@ -60,6 +60,8 @@ mod asm {
 
     global_asm!(include_str!("fpsimd.S"));
 
+    global_asm!(include_str!("mem.S"));
+
     const _: () =
         assert!(offset_of!(context::GuestRegs, spsr) == offset_of!(context::GuestRegs, elr) + 8);
     const _: () = assert!(offset_of!(context::GuestRegs, x) == 0);
