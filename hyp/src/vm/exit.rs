@@ -65,6 +65,10 @@ pub enum Exit {
 
 /// Handles one exit of this CPU's vCPU and leaves the CPU pointed at the vCPU to run next.
 pub fn handle(exit: Exit) {
+    if let Exit::Irq = exit {
+        // Off every caller's path: a bounded part of the queued console lines.
+        crate::dev::console::drain(crate::dev::console::EXIT_DRAIN);
+    }
     let mut guard = SCHED.lock();
     let Some(sched) = guard.as_mut() else { return };
     let Some((current, v)) = crate::percpu::current_vm() else {
@@ -116,6 +120,10 @@ pub fn handle(exit: Exit) {
         }
         Action::Wait => {
             vm.vcpus[v].run = RunState::Waiting;
+            true
+        }
+        Action::WaitConsoleRoom => {
+            super::console::block_writer(vm, v);
             true
         }
         Action::CpuOff => {

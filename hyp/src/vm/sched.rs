@@ -117,6 +117,7 @@ impl Scheduler {
     /// Decides what this CPU runs next; `outgoing_alive` says whether the state of the vCPU on
     /// it now (if any) must be kept. The current vCPU goes on if nothing else waits for a CPU.
     fn switch(&mut self, outgoing_alive: bool) -> Next {
+        super::console::wake_writers(&mut self.vms);
         if let Some(current) = percpu::current_vm() {
             let (vm, v) = current;
             let runnable = self.runnable(current);
@@ -345,7 +346,10 @@ pub fn reschedule(mut guard: MutexGuard<'_, Option<Scheduler>>, outgoing_alive: 
                 // Idle until the lock is back: waiting for it here is not this CPU's work.
                 let idle_from = timer::counter();
                 guard = crate::bench::idle(|| {
-                    timer::wait_until(deadline);
+                    // The console's lines first; sleep only once they are out.
+                    if !console::drain(console::IDLE_DRAIN) {
+                        timer::wait_until(deadline);
+                    }
                     super::exit::take_interrupts(None);
                     SCHED.lock()
                 });
