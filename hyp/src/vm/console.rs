@@ -126,6 +126,14 @@ impl LineBuffer {
                 _ => {
                     // A run of bytes up to the next line end at a time.
                     let end = line_end(bytes, i + 1);
+                    // A whole line in the call's bytes (the usual case): queued from there.
+                    if self.len == 0 && end - i <= LINE_MAX && bytes.get(end) == Some(&b'\n') {
+                        if !queue(&bytes[i..end]) {
+                            return i;
+                        }
+                        i = end + 1;
+                        continue;
+                    }
                     while i < end {
                         if self.len == LINE_MAX {
                             if !queue(&self.buf) {
@@ -419,15 +427,20 @@ mod tests {
                 true
             })
         };
-        assert_eq!(push(&mut lb, b"one\ntwo\nthree", &mut room), 7);
+        assert_eq!(push(&mut lb, b"one\ntwo\nthree", &mut room), 4);
         assert_eq!(
-            push(&mut lb, b"\n", &mut room),
+            push(&mut lb, b"two\nthree", &mut room),
             0,
-            "the newline waits for room"
+            "its line waits for room"
         );
         // A byte that only joins a line needs no room, even one by one.
         let mut partial = LineBuffer::default();
         assert_eq!(partial.push(b"x", |_| false), 1);
+        assert_eq!(
+            partial.push(b"\n", |_| false),
+            0,
+            "a buffered line waits too"
+        );
         assert_eq!(partial.push(&[b'y'; LINE_MAX - 1], |_| false), LINE_MAX - 1);
         assert_eq!(
             partial.push(b"z", |_| false),
@@ -435,7 +448,8 @@ mod tests {
             "a full line is cut only with room"
         );
         room = 5;
-        assert_eq!(push(&mut lb, b"\nthree\n", &mut room), 7);
+        assert_eq!(push(&mut lb, b"two\nthree", &mut room), 9);
+        assert_eq!(push(&mut lb, b"\n", &mut room), 1);
         assert_eq!(push(&mut lb, b"four\n", &mut room), 5);
         let mut rest = Vec::new();
         lb.flush(|l| rest.push(l.to_vec()));
