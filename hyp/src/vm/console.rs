@@ -246,9 +246,21 @@ impl LineQueue {
             self.waiting |= bit;
             return false;
         }
-        self.put(&[writer as u8, prefix.len() as u8, text.len() as u8]);
-        self.put(prefix);
-        self.put(text);
+        let header = [writer as u8, prefix.len() as u8, text.len() as u8];
+        let tail = (self.head + self.len) % QUEUE_BYTES;
+        if let Some(room) = self.ring.get_mut(tail..tail + size) {
+            // In one run (the usual case): no wrap to handle.
+            let (head, rest) = room.split_at_mut(HEADER);
+            let (name, line) = rest.split_at_mut(prefix.len());
+            head.copy_from_slice(&header);
+            name.copy_from_slice(prefix);
+            line.copy_from_slice(text);
+            self.len += size;
+        } else {
+            self.put(&header);
+            self.put(prefix);
+            self.put(text);
+        }
         self.used[writer] += size as u16;
         self.queued |= bit;
         self.waiting &= !bit;
