@@ -242,7 +242,7 @@ fn console_iterations(ctx: &Ctx) -> u64 {
 }
 
 /// 64 bytes through the PV console: into the ring, one doorbell; the hyp copies them out and
-/// writes the line to the UART.
+/// queues the line for the UART.
 fn console_pv_64b(ctx: &Ctx) -> Outcome {
     if crate::boot_info().console_ring_ipa == 0 {
         return Err("console_pv_64b needs a VM with the PV console");
