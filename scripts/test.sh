@@ -272,6 +272,46 @@ else
     tail -8 "$results/persist-1.log" "$results/persist-2.log" 2>/dev/null | sed 's/^/    | /'
 fi
 
+# --- The console queue under a flood: eight VMs (six PV, two emulated PL011) write 400
+# numbered 64-byte lines each at once, far more than the hyp's queue holds (writers wait for
+# room); every line must come out once, whole (never cut into by another VM's), in order. ---
+flood_check='
+import re, sys
+log, count, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+filler = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGH"
+seen = {n: 0 for n in names}
+done = set()
+for raw in open(log, errors="replace"):
+    line = raw.rstrip("\r\n")
+    if "lines: " not in line:
+        continue
+    name, _, rest = line.partition(": ")
+    assert name in seen, f"a line no VM wrote whole: {line!r}"
+    if rest == f"lines: all {count} written":
+        done.add(name)
+        continue
+    m = re.fullmatch(r"lines: (\d{5})/%05d %s" % (count, filler), rest)
+    assert m, f"not whole: {line!r}"
+    assert int(m.group(1)) == seen[name], f"{name}: line {m.group(1)} where {seen[name]} was due"
+    seen[name] += 1
+for n in names:
+    assert seen[n] == count and n in done, f"{n}: {seen[n]} of {count} lines"
+'
+for board in virt raspi4b; do
+    log="$results/flood-$board.log"
+    smp=(); [ "$board" = virt ] && smp=(--smp 4)
+    if scripts/run.sh --no-build --board "$board" "${smp[@]}" --timeout "$RUN_TIMEOUT" \
+            --manifest "$M/console-flood.toml" </dev/null >"$log" 2>&1 &&
+        grep -qF "hyp: summary: vms=8 ok=8 failed=0" "$log" &&
+        python3 -c "$flood_check" "$log" 400 flood-1 flood-2 flood-3 flood-4 flood-5 flood-6 \
+            trap-1 trap-2 >"$results/flood-$board.check" 2>&1; then
+        pass "qemu: $board: 8 VMs x 400 console lines at once, each once, whole, in order"
+    else
+        fail "qemu: $board: 8 VMs x 400 console lines at once, each once, whole, in order"
+        tail -n 8 "$log" "$results/flood-$board.check" 2>/dev/null | sed 's/^/    | /'
+    fi
+done
+
 # --- scripts/gdb.sh in batch mode: gdb-multiarch on QEMU's GDB server stops in hyp_main (its
 # backtrace shows it), then in guest_main of VM beta only (VMID 2: VM alpha, VMID 1, runs the
 # same code first), and QEMU ends with gdb (killed by it, not at its timeout). ---

@@ -1,11 +1,19 @@
 //! The physical console: one UART the device tree's /chosen/stdout-path names, shared by the
-//! hyp's log and the guests' lines. Whole lines are written under one lock, so lines from
-//! different VMs never interleave.
+//! hyp's log and the guests' lines. Guests' lines wait in the hyp's queue
+//! (`vm::console::LineQueue`) and are drained to the UART off their callers' path: by a CPU
+//! going idle, a bounded amount at each interrupt exit (a slice end), everything before a line
+//! of the hyp's own (so the log stays in order), at the end of the run and on the emergency
+//! path. Whole lines are written under the console lock, so lines never interleave.
+//!
+//! Locks: `CONSOLE` (the UART, held by whoever writes it) before `QUEUE` (held only to copy a
+//! record in or out, never across UART output): a writer queueing a line never waits for the
+//! UART.
 
 use super::bcm2835_aux::Bcm2835Aux;
 use super::pl011::Pl011;
-use crate::vm::console::is_shown;
+use crate::vm::console::{LineQueue, RECORD_MAX, is_shown};
 use core::fmt;
+use core::sync::atomic::{AtomicBool, Ordering};
 use spin::Mutex;
 
 /// The UART kinds the hyp can drive.
@@ -41,12 +49,25 @@ impl Uart {
     }
 }
 
-/// A byte typed on the console, if one is waiting.
+/// A byte typed on the console, if one is waiting and no other CPU is writing the UART (the
+/// byte then waits in the UART for the next look: the scheduler never waits on the UART).
 pub fn read_byte() -> Option<u8> {
-    CONSOLE.lock().as_ref()?.read_byte()
+    CONSOLE.try_lock()?.as_ref()?.read_byte()
 }
 
 static CONSOLE: Mutex<Option<Uart>> = Mutex::new(None);
+
+/// The guests' lines waiting for the UART.
+static QUEUE: Mutex<LineQueue> = Mutex::new(LineQueue::new());
+
+/// Set when a drain made room while a writer was refused some: the scheduler wakes the
+/// writers it descheduled (`vm::console::wake_writers`).
+static ROOM_MADE: AtomicBool = AtomicBool::new(false);
+
+/// UART characters a CPU going idle writes before it looks for work again.
+pub const IDLE_DRAIN: usize = 1024;
+/// UART characters an interrupt exit (a slice end) writes at most.
+pub const EXIT_DRAIN: usize = 256;
 
 /// Installs the console UART.
 pub fn install(uart: Uart) {
@@ -67,64 +88,144 @@ impl fmt::Write for Writer<'_> {
     }
 }
 
-/// Writes formatted text atomically with respect to other console users.
+/// Writes formatted text atomically with respect to other console users, after every line
+/// queued before it.
 pub fn write_fmt(args: fmt::Arguments) {
-    if let Some(uart) = CONSOLE.lock().as_ref() {
+    let console = CONSOLE.lock();
+    drain_to(console.as_ref(), usize::MAX, || QUEUE.lock());
+    if let Some(uart) = console.as_ref() {
         let _ = fmt::Write::write_fmt(&mut Writer(uart), args);
     }
 }
 
-/// Writes one line `prefix: text` for a VM; `text` is the guest's bytes, shown escaped where
-/// they are not printable so a guest cannot drive the terminal (`vm::console::line_cost`
-/// counts the characters, which bound what one console call writes).
-pub fn write_vm_line(prefix: &str, text: &[u8]) {
-    if let Some(uart) = CONSOLE.lock().as_ref() {
-        let mut w = Writer(uart);
-        for &b in prefix.as_bytes().iter().chain(b": ") {
-            uart.write_byte(b);
+/// Queues VM `writer`'s line `prefix: text` (`text` the guest's bytes, shown escaped where
+/// they are not printable when written: a guest cannot drive the terminal); false if the
+/// queue has no room for it now. With `wait`, it always does: the queue is drained until the
+/// line fits (a caller that waits for the UART, as an emulated UART's writer does).
+pub fn queue_line(writer: usize, prefix: &str, text: &[u8], wait: bool) -> bool {
+    if QUEUE.lock().push(writer, prefix.as_bytes(), text) {
+        return true;
+    }
+    if !wait {
+        return false;
+    }
+    let console = CONSOLE.lock();
+    loop {
+        // Every record drained frees room: with the queue empty, the line fits.
+        drain_to(console.as_ref(), RECORD_MAX, || QUEUE.lock());
+        if QUEUE.lock().push(writer, prefix.as_bytes(), text) {
+            return true;
         }
-        for &b in text {
-            if is_shown(b) {
-                uart.write_byte(b);
-            } else {
-                let _ = fmt::Write::write_fmt(&mut w, format_args!("\\x{b:02x}"));
-            }
-        }
-        uart.write_byte(b'\r');
-        uart.write_byte(b'\n');
     }
 }
 
-/// Attempts at the lock before the emergency path takes the console anyway.
+/// Forgets that VM `writer` waits for room (it has ended).
+pub fn forget_writer(writer: usize) {
+    QUEUE.lock().forget(writer);
+}
+
+/// Whether a drain made room for writers refused some since the last call.
+pub fn take_room_made() -> bool {
+    ROOM_MADE.load(Ordering::Relaxed) && ROOM_MADE.swap(false, Ordering::Acquire)
+}
+
+/// Writes up to about `max_chars` UART characters of queued lines (whole lines: the last may
+/// run over), unless another CPU is writing the UART; whether it wrote any (a CPU going idle
+/// then looks for work again before it sleeps).
+pub fn drain(max_chars: usize) -> bool {
+    let Some(console) = CONSOLE.try_lock() else {
+        return false;
+    };
+    drain_to(console.as_ref(), max_chars, || QUEUE.lock())
+}
+
+/// Writes queued lines to `uart` (or drops them without one) until `max_chars` characters are
+/// out or the queue is empty, the queue locked by `lock` only while a record is copied out.
+fn drain_to(
+    uart: Option<&Uart>,
+    max_chars: usize,
+    lock: impl Fn() -> spin::MutexGuard<'static, LineQueue>,
+) -> bool {
+    let mut record = [0u8; RECORD_MAX];
+    let mut left = max_chars;
+    let mut wrote = false;
+    while left > 0 {
+        let mut queue = lock();
+        let Some(line) = queue.pop(&mut record) else {
+            break;
+        };
+        drop(queue);
+        if line.someone_waits {
+            ROOM_MADE.store(true, Ordering::Release);
+        }
+        if let Some(uart) = uart {
+            write_line(uart, line.prefix, line.text);
+        }
+        left = left.saturating_sub(crate::vm::console::line_cost(line.prefix.len(), line.text));
+        wrote = true;
+    }
+    wrote
+}
+
+/// Writes one line `prefix: text`, `text` escaped (`vm::console::line_cost` counts the
+/// characters).
+#[inline]
+fn write_line(uart: &Uart, prefix: &[u8], text: &[u8]) {
+    for &b in prefix.iter().chain(b": ") {
+        uart.write_byte(b);
+    }
+    for &b in text {
+        if is_shown(b) {
+            uart.write_byte(b);
+        } else {
+            let _ = fmt::Write::write_fmt(&mut Writer(uart), format_args!("\\x{b:02x}"));
+        }
+    }
+    uart.write_byte(b'\r');
+    uart.write_byte(b'\n');
+}
+
+/// Attempts at a lock before the emergency path takes it anyway.
 const EMERGENCY_TRIES: u32 = 1 << 20;
 
-/// Writes one line even if the console lock is held, by a CPU that will never release it (this
-/// one, stopped by a panic or a fault inside a write) or by one still writing: after a bounded
-/// wait the lock is broken, and the line may interleave with the holder's. Only for a hyp that
-/// is stopping.
-pub fn emergency_println(args: fmt::Arguments) {
+/// Takes `lock` even if it is held, by a CPU that will never release it (this one, stopped by
+/// a panic or a fault while holding it) or by one still working: after a bounded wait the lock
+/// is broken. Only for a hyp that is stopping.
+fn lock_or_break<T>(lock: &Mutex<T>) -> spin::MutexGuard<'_, T> {
     let mut tries = 0;
-    let guard = loop {
-        if let Some(guard) = CONSOLE.try_lock() {
-            break guard;
+    loop {
+        if let Some(guard) = lock.try_lock() {
+            return guard;
         }
         tries += 1;
         if tries == EMERGENCY_TRIES {
-            // SAFETY: the hyp is stopping (panic or EL2 fault); the holder, if it still runs,
-            // only writes bytes to the UART, so breaking its exclusion interleaves text and
-            // nothing else. The UART itself stays valid for the whole run.
-            unsafe { CONSOLE.force_unlock() };
+            // SAFETY: the hyp is stopping (panic or EL2 fault). The console's holder, if it
+            // still runs, only writes bytes to the UART, so breaking its exclusion interleaves
+            // text and nothing else; the queue's holder copies one record in or out, so at
+            // worst one line is garbled. The UART and the queue stay valid for the whole run.
+            unsafe { lock.force_unlock() };
         }
         core::hint::spin_loop();
-    };
+    }
+}
+
+/// Writes every queued line, then one line, even if the console lock is held (see
+/// [`lock_or_break`]): the line may interleave with the holder's. Only for a hyp that is
+/// stopping.
+pub fn emergency_println(args: fmt::Arguments) {
+    let guard = lock_or_break(&CONSOLE);
+    drain_to(guard.as_ref(), usize::MAX, || lock_or_break(&QUEUE));
     if let Some(uart) = guard.as_ref() {
         let _ = fmt::Write::write_fmt(&mut Writer(uart), format_args!("{args}\n"));
     }
 }
 
-/// Waits until every byte has left the UART (before powering off).
+/// Writes every queued line and waits until every byte has left the UART (before powering
+/// off).
 pub fn flush() {
-    if let Some(uart) = CONSOLE.lock().as_ref() {
+    let console = CONSOLE.lock();
+    drain_to(console.as_ref(), usize::MAX, || QUEUE.lock());
+    if let Some(uart) = console.as_ref() {
         uart.flush();
     }
 }

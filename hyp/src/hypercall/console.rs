@@ -9,22 +9,26 @@ use hypercall_abi::Error;
 use hypercall_abi::console::{CONSOLE_CHUNK_MAX, CONSOLE_RING_ENTRIES};
 use hypercall_abi::layout::RingHeader;
 
-/// Writes up to CONSOLE_CHUNK_MAX bytes from guest memory at `ipa`; returns how many it took,
-/// fewer when showing more would hold the UART too long for one call
-/// (`vm::console::CALL_UART_MAX`): the guest writes the rest with another call.
-pub fn write(vm: &mut impl GuestVm, ipa: u64, len: u64) -> Result<[u64; 3], Error> {
+/// Writes up to CONSOLE_CHUNK_MAX bytes from guest memory at `ipa` into the VM's console
+/// lines; returns how many it took, fewer when the hyp's console queue has no room for more
+/// lines now (the guest writes the rest with another call). `None` when it could take none:
+/// the caller waits for room and issues the call again, so that it takes at least one byte.
+pub fn write(vm: &mut impl GuestVm, ipa: u64, len: u64) -> Result<Option<[u64; 3]>, Error> {
     let n = len.min(CONSOLE_CHUNK_MAX) as usize;
     let mut buf = [0u8; CONSOLE_CHUNK_MAX as usize];
     // Copy first, then use: the guest cannot change the bytes after the check.
     vm.memory().read(ipa, &mut buf[..n])?;
     let took = vm.console_output(&buf[..n]);
-    Ok([took as u64, 0, 0])
+    if took == 0 && n > 0 {
+        return Ok(None);
+    }
+    Ok(Some([took as u64, 0, 0]))
 }
 
 /// The output ring's doorbell: takes the bytes between the hyp's consumer index and the
-/// guest's producer index (at most one ring), a bounded chunk at a time
-/// (`vm::console::CALL_UART_MAX` of UART output): `None` when more is left, and the call is
-/// continued (re-entered at its `HVC`) for the next chunk, so the guest sees one call that took
+/// guest's producer index (at most one ring) into the VM's console lines: `None` when the
+/// hyp's console queue has no room for all of them, and the caller waits for room and the call
+/// is continued (re-entered at its `HVC`) for the rest, so the guest sees one call that took
 /// everything. Only `producer` (read once, when the call starts) and the slots are read from
 /// the shared page.
 pub fn notify(vm: &mut impl GuestVm) -> Result<Option<[u64; 3]>, Error> {
@@ -40,14 +44,26 @@ pub fn notify(vm: &mut impl GuestVm) -> Result<Option<[u64; 3]>, Error> {
             (producer.wrapping_sub(consumer).min(CONSOLE_RING_ENTRIES), 0)
         }
     };
-    let n = left as usize;
-    let mut buf = [0u8; CONSOLE_RING_ENTRIES as usize];
+    // A chunk at a time, so a short line copies (and the stack zeroes) only what it needs.
     let slots = ring + RingHeader::SLOTS_OFFSET as u64;
-    let start = (consumer % CONSOLE_RING_ENTRIES) as usize;
-    let first = n.min(CONSOLE_RING_ENTRIES as usize - start);
-    vm.memory().read(slots + start as u64, &mut buf[..first])?;
-    vm.memory().read(slots, &mut buf[first..n])?;
-    let took = vm.console_output(&buf[..n]) as u32;
+    let mut buf = [0u8; COPY_CHUNK];
+    let mut took = 0;
+    while took < left {
+        let at = consumer.wrapping_add(took) % CONSOLE_RING_ENTRIES;
+        let n = ((left - took).min(CONSOLE_RING_ENTRIES - at) as usize).min(COPY_CHUNK);
+        // The ring page is pinned: it cannot fail once the first chunk was read.
+        if let Err(e) = vm.memory().read(slots + u64::from(at), &mut buf[..n]) {
+            if took == 0 {
+                return Err(e);
+            }
+            break;
+        }
+        let chunk_took = vm.console_output(&buf[..n]);
+        took += chunk_took as u32;
+        if chunk_took < n {
+            break;
+        }
+    }
     let consumer = consumer.wrapping_add(took);
     vm.console_io().consumer = consumer;
     vm.memory_mut().write(
@@ -64,6 +80,9 @@ pub fn notify(vm: &mut impl GuestVm) -> Result<Option<[u64; 3]>, Error> {
     }
     Ok(Some([taken.into(), 0, 0]))
 }
+
+/// Ring bytes copied out of guest memory at a time.
+const COPY_CHUNK: usize = 256;
 
 /// Gives the guest up to `len` typed bytes, into a buffer it may write itself (its image, boot
 /// info and event page are read-only to it). The buffer (up to one chunk) is checked whole
@@ -86,14 +105,13 @@ pub fn read(vm: &mut impl GuestVm, ipa: u64, len: u64) -> Result<[u64; 3], Error
 mod tests {
     use super::super::fake::{FakeVm, PAGE_IPA};
     use super::*;
-    use crate::vm::console::CALL_UART_MAX;
     use hypercall_abi::MemPerms;
 
     #[test]
     fn copies_bytes_from_guest_memory() {
         let mut vm = FakeVm::default();
         vm.memory.write(PAGE_IPA, b"hello").unwrap();
-        assert_eq!(write(&mut vm, PAGE_IPA, 5), Ok([5, 0, 0]));
+        assert_eq!(write(&mut vm, PAGE_IPA, 5), Ok(Some([5, 0, 0])));
         assert_eq!(vm.console, b"hello");
     }
 
@@ -144,62 +162,75 @@ mod tests {
     fn a_lying_producer_gets_at_most_one_ring() {
         let mut vm = with_ring(b"", 0);
         vm.memory.write(RING + 64, &u32::MAX.to_le_bytes()).unwrap();
-        // 2048 zero bytes, each shown as 4 characters: taken in bounded chunks.
+        // 2048 zero bytes: one ring, taken in one call (queueing them writes no UART).
         let (answer, entries) = ring_doorbell(&mut vm);
-        assert_eq!(answer, Ok([2048, 0, 0]));
-        assert!(entries > 2048 * 4 / CALL_UART_MAX, "{entries} entries");
+        assert_eq!((answer, entries), (Ok([2048, 0, 0]), 1));
         assert_eq!(vm.console, [0; 2048]);
         assert_eq!(vm.console_io.notify, None);
         let mut no_ring = FakeVm::default();
         assert_eq!(notify(&mut no_ring), Err(Error::NotSupported));
     }
 
-    #[test]
-    fn a_full_ring_of_short_lines_is_one_call_in_bounded_chunks() {
-        let lines: std::vec::Vec<u8> = b"ok\n".repeat(682);
-        let mut vm = with_ring(&lines, 2048 * 3 + 7);
-        let mut chunks = std::vec::Vec::new();
-        loop {
-            let before = vm.lines.len();
-            let done = notify(&mut vm).unwrap();
-            // Each line costs its prefix, the text and the line end.
-            let cost: usize = vm.lines[before..]
-                .iter()
-                .map(|l| crate::vm::console::line_cost(vm.name_len, l))
-                .sum();
-            assert!(cost <= CALL_UART_MAX, "{cost}");
-            chunks.push(cost);
-            if let Some(r) = done {
-                assert_eq!(
-                    r,
-                    [lines.len() as u64, 0, 0],
-                    "the call reports all it took"
-                );
-                break;
-            }
-        }
-        assert!(chunks.len() > 1);
-        assert_eq!(vm.lines.len(), 682);
-        assert_eq!(vm.console, lines);
+    fn consumer_in_page(vm: &FakeVm) -> u32 {
         let mut consumer = [0u8; 4];
         vm.memory.read(RING + 128, &mut consumer).unwrap();
-        assert_eq!(u32::from_le_bytes(consumer), 2048 * 3 + 7);
+        u32::from_le_bytes(consumer)
     }
 
     #[test]
-    fn a_write_of_hostile_bytes_takes_what_one_call_may_show() {
+    fn a_ring_whose_lines_do_not_fit_waits_for_room_then_takes_the_rest() {
+        let lines: std::vec::Vec<u8> = b"ok\n".repeat(682);
+        let mut vm = with_ring(&lines, 2048 * 3 + 7);
+        vm.queue_room = Some(100);
+        let mut regs = hypercall_abi::Call::ConsoleNotify.to_regs();
+        let call = regs;
+        assert_eq!(
+            super::super::dispatch(&mut vm, &mut regs),
+            super::super::Action::WaitConsoleRoom
+        );
+        assert_eq!(regs, call, "a call that waits leaves its registers");
+        assert_eq!(vm.lines.len(), 100);
+        assert_eq!(consumer_in_page(&vm), 2048 * 3 + 7 - 682 * 3 + 300);
+        // Still no room: it waits again, taking nothing.
+        vm.queue_room = Some(0);
+        assert_eq!(notify(&mut vm), Ok(None));
+        assert_eq!(vm.lines.len(), 100);
+        vm.queue_room = None;
+        assert_eq!(
+            notify(&mut vm),
+            Ok(Some([lines.len() as u64, 0, 0])),
+            "the call reports all it took"
+        );
+        assert_eq!(vm.lines.len(), 682);
+        assert_eq!(vm.console, lines);
+        assert_eq!(consumer_in_page(&vm), 2048 * 3 + 7);
+        assert_eq!(vm.console_io.notify, None);
+    }
+
+    #[test]
+    fn a_write_takes_at_least_one_byte_or_waits_for_room() {
         let mut vm = FakeVm::default();
-        vm.memory.write(PAGE_IPA, &[0x1b; 4096]).unwrap();
-        let Ok([took, 0, 0]) = write(&mut vm, PAGE_IPA, 4096) else {
-            panic!("write failed")
-        };
-        assert!(took > 0 && took < 4096, "{took}");
-        let cost: usize = vm
-            .lines
-            .iter()
-            .map(|l| crate::vm::console::line_cost(vm.name_len, l))
-            .sum();
-        assert!(cost <= CALL_UART_MAX, "{cost}");
+        vm.memory.write(PAGE_IPA, b"ab\ncd").unwrap();
+        vm.queue_room = Some(0);
+        assert_eq!(
+            write(&mut vm, PAGE_IPA, 5),
+            Ok(None),
+            "nothing taken: it waits"
+        );
+        let mut regs = hypercall_abi::Call::ConsoleWrite {
+            ipa: PAGE_IPA,
+            len: 5,
+        }
+        .to_regs();
+        assert_eq!(
+            super::super::dispatch(&mut vm, &mut regs),
+            super::super::Action::WaitConsoleRoom
+        );
+        vm.queue_room = Some(1);
+        // The partial line needs no room.
+        assert_eq!(write(&mut vm, PAGE_IPA, 5), Ok(Some([5, 0, 0])));
+        assert_eq!(vm.lines, [b"ab"]);
+        assert_eq!(vm.console, b"ab\ncd");
     }
 
     #[test]
@@ -259,6 +290,6 @@ mod tests {
         let mut vm = FakeVm::default();
         vm.memory.write(PAGE_IPA, &[b'a'; 4096]).unwrap();
         let got = write(&mut vm, PAGE_IPA, u64::MAX);
-        assert!(matches!(got, Ok([1..=4096, 0, 0])), "{got:?}");
+        assert!(matches!(got, Ok(Some([1..=4096, 0, 0]))), "{got:?}");
     }
 }

@@ -30,8 +30,9 @@ pub trait GuestVm {
     fn memory(&self) -> &GuestMemory<Cpu>;
     /// The VM's memory, to change.
     fn memory_mut(&mut self) -> &mut GuestMemory<Cpu>;
-    /// Shows console bytes as this VM's lines; returns how many it took (fewer when showing
-    /// more would hold the UART too long for one call).
+    /// Queues console bytes as this VM's lines; returns how many it took (fewer when the
+    /// hyp's console queue has no room for more lines now; 0 only when it had none for the
+    /// first).
     fn console_output(&mut self, bytes: &[u8]) -> usize;
     /// The VM's console ring and input queue.
     fn console_io(&mut self) -> &mut crate::vm::console::ConsoleIo;
@@ -81,6 +82,10 @@ pub enum Action {
     Continue,
     /// Return to the vCPU when one of its events is raised (WFI, CPU_SUSPEND).
     Wait,
+    /// The call is not done and cannot go on until the console queue has room for the
+    /// caller's line: the vCPU is descheduled, and issues it again (its `HVC` re-executed) once
+    /// a drain has made room (`vm::console::block_writer`).
+    WaitConsoleRoom,
     /// The calling vCPU powers itself off (PSCI CPU_OFF); the VM ends with status 0 when it
     /// was the last one on.
     CpuOff,
@@ -162,9 +167,12 @@ pub fn dispatch(vm: &mut impl GuestVm, regs: &mut Regs) -> Action {
             Action::Yield
         }
         Call::VmInfo => answer(regs, Ok(vm.info().to_values())),
-        Call::ConsoleWrite { ipa, len } => answer(regs, console::write(vm, ipa, len)),
+        Call::ConsoleWrite { ipa, len } => match console::write(vm, ipa, len) {
+            Ok(None) => Action::WaitConsoleRoom,
+            done => answer(regs, done.map(|r| r.unwrap_or_default())),
+        },
         Call::ConsoleNotify => match console::notify(vm) {
-            Ok(None) => Action::Continue,
+            Ok(None) => Action::WaitConsoleRoom,
             done => answer(regs, done.map(|r| r.unwrap_or_default())),
         },
         Call::ConsoleRead { ipa, len } => answer(regs, console::read(vm, ipa, len)),
@@ -255,9 +263,9 @@ pub(crate) mod fake {
         pub console: Vec<u8>,
         /// The lines they made, and the partial one.
         pub lines: Vec<Vec<u8>>,
+        /// Lines the console queue still has room for (`None`: no limit).
+        pub queue_room: Option<usize>,
         pub line_buffer: crate::vm::console::LineBuffer,
-        /// The length of the VM's line prefix (its name).
-        pub name_len: usize,
         pub block_io: Option<crate::vm::block::BlockIo>,
         /// The machine's disk as this VM's calls reach it.
         pub disk: crate::disk::ramdisk::RamDisk<Cpu>,
@@ -287,8 +295,8 @@ pub(crate) mod fake {
                 memory,
                 console: Vec::new(),
                 lines: Vec::new(),
+                queue_room: None,
                 line_buffer: Default::default(),
-                name_len: 8,
                 block_io: None,
                 disk,
                 vcpus: std::vec![(super::Power::On, 0, 0)],
@@ -316,10 +324,17 @@ pub(crate) mod fake {
             &mut self.memory
         }
         fn console_output(&mut self, bytes: &[u8]) -> usize {
-            let shown = &mut self.lines;
-            let n = self
-                .line_buffer
-                .push(bytes, self.name_len, |l| shown.push(l.to_vec()));
+            let (shown, room) = (&mut self.lines, &mut self.queue_room);
+            let n = self.line_buffer.push(bytes, |l| {
+                if *room == Some(0) {
+                    return false;
+                }
+                if let Some(left) = room {
+                    *left -= 1;
+                }
+                shown.push(l.to_vec());
+                true
+            });
             self.console.extend_from_slice(&bytes[..n]);
             n
         }

@@ -402,20 +402,16 @@ impl Vm {
         }
     }
 
-    /// Shows the VM's console bytes, line by line, prefixed with its name; returns how many it
-    /// took (a bounded amount of UART output per call: `vm::console::CALL_UART_MAX`).
+    /// Queues the VM's console bytes as whole lines, prefixed with its name, for the UART;
+    /// returns how many it took (`vm::console::output`).
     pub fn console_output(&mut self, bytes: &[u8]) -> usize {
-        let name = &self.name;
-        self.console.push(bytes, name.len(), |line| {
-            crate::dev::console::write_vm_line(name, line)
-        })
+        let trapped = self.pl011.is_some();
+        super::console::output(&mut self.console, self.index.get(), &self.name, trapped, bytes)
     }
 
-    /// Shows a partial last line when the VM ends.
+    /// Queues a partial last line when the VM ends.
     pub fn flush_console(&mut self) {
-        let name = &self.name;
-        self.console
-            .flush(|line| crate::dev::console::write_vm_line(name, line));
+        super::console::flush(&mut self.console, self.index.get(), &self.name);
     }
 }
 

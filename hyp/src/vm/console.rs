@@ -17,6 +17,8 @@ pub struct ConsoleIo {
     pub input: VecDeque<u8>,
     /// The CONSOLE_NOTIFY being continued, if its last chunk left bytes.
     pub notify: Option<NotifyCall>,
+    /// Its vCPUs descheduled until the console queue has room for their line (a bit each).
+    pub blocked: u8,
 }
 
 /// A CONSOLE_NOTIFY that has taken part of what was produced when it was rung.
@@ -39,11 +41,6 @@ impl ConsoleIo {
 
 /// Longest line kept before it is cut (and continued on the next line).
 pub const LINE_MAX: usize = 200;
-
-/// The most UART characters one console call makes the hyp write (escapes, prefixes and line
-/// ends included): at 115200 baud, the mini UART of a Pi, about 90 ms. One line costs at most
-/// [`line_cost`] of `LINE_MAX` bytes, under this for every VM name the manifest allows.
-pub const CALL_UART_MAX: usize = 1024;
 
 /// Whether a guest's byte is shown as it is (else as `\xNN`: a guest cannot drive the
 /// terminal).
@@ -95,40 +92,12 @@ fn line_end(bytes: &[u8], from: usize) -> usize {
     i
 }
 
-/// What one call may still write to the UART.
-struct Budget {
-    left: usize,
-    emitted: bool,
-}
-
-impl Budget {
-    /// Takes the cost of emitting `line`, if it fits (the first line of a call always does).
-    #[inline]
-    fn spend(&mut self, prefix_len: usize, line: &[u8]) -> bool {
-        // A line's worst case is 4 characters a byte: counted exactly only when that could
-        // exceed the budget, so a plain line pays nothing for the check.
-        let worst = prefix_len + 4 + 4 * line.len();
-        let cost = if worst <= self.left {
-            worst
-        } else {
-            line_cost(prefix_len, line)
-        };
-        if self.emitted && cost > self.left {
-            return false;
-        }
-        self.left = self.left.saturating_sub(cost);
-        self.emitted = true;
-        true
-    }
-}
-
 impl LineBuffer {
-    /// Adds bytes of one call, calling `emit` with each completed (or overlong) line, without
-    /// its newline, for a VM whose line prefix is `prefix_len` long. Stops before a line that
-    /// would make the call write more than [`CALL_UART_MAX`] UART characters; returns how many
-    /// bytes it took (at least one of a non-empty `bytes`).
+    /// Adds bytes of one call, handing each completed (or overlong) line, without its newline,
+    /// to `queue`, which says whether it took it. Stops before a line `queue` refuses: returns
+    /// how many bytes it took (0 only when the first byte completes a line that is refused).
     #[inline]
-    pub fn push(&mut self, bytes: &[u8], prefix_len: usize, emit: impl FnMut(&[u8])) -> usize {
+    pub fn push(&mut self, bytes: &[u8], queue: impl FnMut(&[u8]) -> bool) -> usize {
         // One byte that only joins the line (each write to an emulated UART): nothing else to do.
         if let [b] = bytes
             && *b != b'\n'
@@ -139,27 +108,17 @@ impl LineBuffer {
             self.len += 1;
             return 1;
         }
-        self.push_lines(bytes, prefix_len, emit)
+        self.push_lines(bytes, queue)
     }
 
-    fn push_lines(
-        &mut self,
-        bytes: &[u8],
-        prefix_len: usize,
-        mut emit: impl FnMut(&[u8]),
-    ) -> usize {
-        let mut budget = Budget {
-            left: CALL_UART_MAX,
-            emitted: false,
-        };
+    fn push_lines(&mut self, bytes: &[u8], mut queue: impl FnMut(&[u8]) -> bool) -> usize {
         let mut i = 0;
         while i < bytes.len() {
             match bytes[i] {
                 b'\n' => {
-                    if !budget.spend(prefix_len, &self.buf[..self.len]) {
+                    if !queue(&self.buf[..self.len]) {
                         return i;
                     }
-                    emit(&self.buf[..self.len]);
                     self.len = 0;
                     i += 1;
                 }
@@ -167,12 +126,19 @@ impl LineBuffer {
                 _ => {
                     // A run of bytes up to the next line end at a time.
                     let end = line_end(bytes, i + 1);
+                    // A whole line in the call's bytes (the usual case): queued from there.
+                    if self.len == 0 && end - i <= LINE_MAX && bytes.get(end) == Some(&b'\n') {
+                        if !queue(&bytes[i..end]) {
+                            return i;
+                        }
+                        i = end + 1;
+                        continue;
+                    }
                     while i < end {
                         if self.len == LINE_MAX {
-                            if !budget.spend(prefix_len, &self.buf) {
+                            if !queue(&self.buf) {
                                 return i;
                             }
-                            emit(&self.buf);
                             self.len = 0;
                         }
                         let n = (end - i).min(LINE_MAX - self.len);
@@ -186,11 +152,220 @@ impl LineBuffer {
         bytes.len()
     }
 
-    /// Emits a partial last line (when the VM ends).
-    pub fn flush(&mut self, mut emit: impl FnMut(&[u8])) {
+    /// Hands a partial last line to `queue` (when the VM ends); it must take it.
+    pub fn flush(&mut self, mut queue: impl FnMut(&[u8])) {
         if self.len > 0 {
-            emit(&self.buf[..self.len]);
+            queue(&self.buf[..self.len]);
             self.len = 0;
+        }
+    }
+}
+
+/// The hyp's queue of whole console lines waiting for the UART, bytes of records
+/// `[writer, prefix length, text length, prefix, text]` in a ring. Holds 100 lines of 64 bytes
+/// from a VM with the longest name. Every VM (a writer, by manifest index) is charged the
+/// records it has queued, and may hold at most a fair share: the queue divided among the
+/// writers that have lines queued or wait for room (never less than one whole record), so one
+/// VM cannot fill it for the others. The hyp's own lines are not queued: it drains the queue
+/// and writes them itself.
+pub struct LineQueue {
+    ring: [u8; QUEUE_BYTES],
+    head: usize,
+    len: usize,
+    /// Bytes queued by each writer.
+    used: [u16; MAX_WRITERS],
+    /// Writers with bytes queued.
+    queued: u64,
+    /// Writers refused since they last queued a line.
+    waiting: u64,
+}
+
+/// Bytes of the queue: 100 lines of 64 bytes, with the longest VM name each (9,800 bytes).
+pub const QUEUE_BYTES: usize = 12 * 1024;
+/// The writers the queue keeps apart (the manifest's VM limit).
+pub const MAX_WRITERS: usize = manifest::MAX_VMS;
+/// A record's header: writer, prefix length, text length.
+const HEADER: usize = 3;
+/// The longest line prefix kept (a VM name).
+pub const PREFIX_MAX: usize = manifest::MAX_NAME_LEN;
+/// The largest record.
+pub const RECORD_MAX: usize = HEADER + PREFIX_MAX + LINE_MAX;
+
+/// A line taken out of the queue, in the caller's record buffer.
+pub struct Popped<'a> {
+    pub prefix: &'a [u8],
+    pub text: &'a [u8],
+    /// Whether a writer was refused room and waits for some.
+    pub someone_waits: bool,
+}
+
+impl Default for LineQueue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LineQueue {
+    pub const fn new() -> Self {
+        Self {
+            ring: [0; QUEUE_BYTES],
+            head: 0,
+            len: 0,
+            used: [0; MAX_WRITERS],
+            queued: 0,
+            waiting: 0,
+        }
+    }
+
+    /// Bytes `writer` has queued.
+    #[cfg(test)]
+    pub fn used_by(&self, writer: usize) -> usize {
+        usize::from(self.used[writer % MAX_WRITERS])
+    }
+
+    /// The most `writer` may have queued: an equal part among the writers that have lines
+    /// queued or wait for room, itself included.
+    pub fn share(&self, writer: usize) -> usize {
+        let bit = 1u64 << (writer % MAX_WRITERS);
+        let writers = (self.queued | self.waiting | bit).count_ones() as usize;
+        (QUEUE_BYTES / writers).max(RECORD_MAX)
+    }
+
+    /// Queues `writer`'s line `prefix: text` (each cut to its limit); false, the writer noted
+    /// as waiting, if the queue or the writer's share has no room for it. A writer with
+    /// nothing queued is refused only by a queue without room, so it gets in once the queue
+    /// has drained.
+    pub fn push(&mut self, writer: usize, prefix: &[u8], text: &[u8]) -> bool {
+        let writer = writer % MAX_WRITERS;
+        let bit = 1u64 << writer;
+        let prefix = &prefix[..prefix.len().min(PREFIX_MAX)];
+        let text = &text[..text.len().min(LINE_MAX)];
+        let size = HEADER + prefix.len() + text.len();
+        let used = usize::from(self.used[writer]);
+        if size > QUEUE_BYTES - self.len || (used > 0 && used + size > self.share(writer)) {
+            self.waiting |= bit;
+            return false;
+        }
+        let header = [writer as u8, prefix.len() as u8, text.len() as u8];
+        let tail = (self.head + self.len) % QUEUE_BYTES;
+        if let Some(room) = self.ring.get_mut(tail..tail + size) {
+            // In one run (the usual case): no wrap to handle.
+            let (head, rest) = room.split_at_mut(HEADER);
+            let (name, line) = rest.split_at_mut(prefix.len());
+            head.copy_from_slice(&header);
+            name.copy_from_slice(prefix);
+            line.copy_from_slice(text);
+            self.len += size;
+        } else {
+            self.put(&header);
+            self.put(prefix);
+            self.put(text);
+        }
+        self.used[writer] += size as u16;
+        self.queued |= bit;
+        self.waiting &= !bit;
+        true
+    }
+
+    /// Forgets that `writer` waits for room (it has ended).
+    pub fn forget(&mut self, writer: usize) {
+        self.waiting &= !(1u64 << (writer % MAX_WRITERS));
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        let tail = (self.head + self.len) % QUEUE_BYTES;
+        let first = bytes.len().min(QUEUE_BYTES - tail);
+        self.ring[tail..tail + first].copy_from_slice(&bytes[..first]);
+        self.ring[..bytes.len() - first].copy_from_slice(&bytes[first..]);
+        self.len += bytes.len();
+    }
+
+    fn take(&mut self, out: &mut [u8]) {
+        let first = out.len().min(QUEUE_BYTES - self.head);
+        let n = out.len();
+        out[..first].copy_from_slice(&self.ring[self.head..self.head + first]);
+        out[first..].copy_from_slice(&self.ring[..n - first]);
+        self.head = (self.head + n) % QUEUE_BYTES;
+        self.len -= n;
+    }
+
+    /// Takes the oldest line out, into `record`.
+    pub fn pop<'a>(&mut self, record: &'a mut [u8; RECORD_MAX]) -> Option<Popped<'a>> {
+        if self.len == 0 {
+            return None;
+        }
+        let mut header = [0u8; HEADER];
+        self.take(&mut header);
+        let [writer, prefix_len, text_len] = header.map(usize::from);
+        let size = prefix_len + text_len;
+        self.take(&mut record[..size]);
+        self.used[writer] -= (HEADER + size) as u16;
+        if self.used[writer] == 0 {
+            self.queued &= !(1u64 << writer);
+        }
+        let (prefix, rest) = record.split_at(prefix_len);
+        Some(Popped {
+            prefix,
+            text: &rest[..text_len],
+            someone_waits: self.waiting != 0,
+        })
+    }
+}
+
+#[cfg(target_os = "none")]
+pub use target::{block_writer, flush, output, wake_writers};
+
+/// The VM side of the queue: lines in, writers descheduled and woken.
+#[cfg(target_os = "none")]
+mod target {
+    use super::LineBuffer;
+    use crate::dev::console;
+    use crate::vm::Vm;
+    use crate::vm::build::RunState;
+
+    /// Queues `bytes` as VM `writer`'s lines, prefixed with its `name`; how many it took. A
+    /// line that does not fit stops it: a PV caller is then descheduled until it does
+    /// ([`block_writer`]); a VM with an emulated UART (`trapped`) waits for the UART instead,
+    /// as a UART would make it, draining the queue until its line fits.
+    #[inline]
+    pub fn output(
+        lines: &mut LineBuffer,
+        writer: usize,
+        name: &str,
+        trapped: bool,
+        bytes: &[u8],
+    ) -> usize {
+        lines.push(bytes, |line| {
+            console::queue_line(writer, name, line, trapped)
+        })
+    }
+
+    /// Queues a partial last line when the VM ends (waiting for room if it must), and forgets
+    /// the writer.
+    pub fn flush(lines: &mut LineBuffer, writer: usize, name: &str) {
+        lines.flush(|line| {
+            console::queue_line(writer, name, line, true);
+        });
+        console::forget_writer(writer);
+    }
+
+    /// Deschedules vCPU `v`, whose console call found no room: it waits, and issues its call
+    /// again (the `HVC` re-executed) once a drain has made room ([`wake_writers`]).
+    pub fn block_writer(vm: &mut Vm, v: usize) {
+        let vcpu = &mut vm.vcpus[v];
+        vcpu.regs.repeat_instruction();
+        vcpu.run = RunState::Waiting;
+        vm.console_io.blocked |= 1 << v;
+    }
+
+    /// After a drain made room: the vCPUs of `vm` (locked) the queue turned away run again.
+    pub fn wake_writers(vm: &mut Vm) {
+        let blocked = core::mem::take(&mut vm.console_io.blocked);
+        for (i, vcpu) in vm.vcpus.iter_mut().enumerate() {
+            if blocked & (1 << i) != 0 && vcpu.run == RunState::Waiting {
+                vcpu.run = RunState::Runnable;
+                crate::vm::sched::make_runnable(vm.index, crate::vm::ids::VcpuIndex::new(i));
+            }
         }
     }
 }
@@ -204,7 +379,13 @@ mod tests {
         let mut lb = LineBuffer::default();
         let mut out = Vec::new();
         for c in chunks {
-            assert_eq!(lb.push(c, 5, |l| out.push(l.to_vec())), c.len());
+            assert_eq!(
+                lb.push(c, |l| {
+                    out.push(l.to_vec());
+                    true
+                }),
+                c.len()
+            );
         }
         lb.flush(|l| out.push(l.to_vec()));
         out
@@ -236,46 +417,165 @@ mod tests {
         );
     }
 
-    /// Feeds `bytes` call by call as a guest that retries the rest would; each call's UART
-    /// characters, and every line shown.
-    fn calls(bytes: &[u8], prefix_len: usize) -> (Vec<usize>, Vec<Vec<u8>>) {
+    #[test]
+    fn a_refused_line_stops_the_push_before_its_newline_and_is_kept() {
         let mut lb = LineBuffer::default();
-        let (mut costs, mut shown) = (Vec::new(), Vec::new());
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            let mut cost = 0;
-            let n = lb.push(rest, prefix_len, |l| {
-                cost += line_cost(prefix_len, l);
-                shown.push(l.to_vec());
-            });
-            assert!(n > 0, "every call makes progress");
-            costs.push(cost);
-            rest = &rest[n..];
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        let mut room = 1;
+        let mut push = |lb: &mut LineBuffer, bytes: &[u8], room: &mut usize| {
+            lb.push(bytes, |l| {
+                if *room == 0 {
+                    return false;
+                }
+                *room -= 1;
+                out.push(l.to_vec());
+                true
+            })
+        };
+        assert_eq!(push(&mut lb, b"one\ntwo\nthree", &mut room), 4);
+        assert_eq!(
+            push(&mut lb, b"two\nthree", &mut room),
+            0,
+            "its line waits for room"
+        );
+        // A byte that only joins a line needs no room, even one by one.
+        let mut partial = LineBuffer::default();
+        assert_eq!(partial.push(b"x", |_| false), 1);
+        assert_eq!(
+            partial.push(b"\n", |_| false),
+            0,
+            "a buffered line waits too"
+        );
+        assert_eq!(partial.push(&[b'y'; LINE_MAX - 1], |_| false), LINE_MAX - 1);
+        assert_eq!(
+            partial.push(b"z", |_| false),
+            0,
+            "a full line is cut only with room"
+        );
+        room = 5;
+        assert_eq!(push(&mut lb, b"two\nthree", &mut room), 9);
+        assert_eq!(push(&mut lb, b"\n", &mut room), 1);
+        assert_eq!(push(&mut lb, b"four\n", &mut room), 5);
+        let mut rest = Vec::new();
+        lb.flush(|l| rest.push(l.to_vec()));
+        assert!(rest.is_empty());
+        assert_eq!(out, [&b"one"[..], b"two", b"three", b"four"]);
+    }
+
+    fn drain(q: &mut LineQueue) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut record = [0u8; RECORD_MAX];
+        let mut out = Vec::new();
+        while let Some(p) = q.pop(&mut record) {
+            out.push((p.prefix.to_vec(), p.text.to_vec()));
         }
-        lb.flush(|l| shown.push(l.to_vec()));
-        (costs, shown)
+        out
     }
 
     #[test]
-    fn one_call_writes_a_bounded_number_of_uart_characters() {
-        // 4 KiB of bytes that are each shown as 4 characters: 16 KiB of UART time in one call
-        // before; now at most CALL_UART_MAX a call, and nothing lost.
-        let hostile: Vec<u8> = (0..4096u32).map(|i| (i % 32) as u8 & !0x08).collect();
-        let (costs, shown) = calls(&hostile, 31);
-        assert!(costs.iter().all(|&c| c <= CALL_UART_MAX), "{costs:?}");
-        assert!(costs.len() > 4096 * 4 / CALL_UART_MAX);
-        let mut all: Vec<u8> = shown.concat();
-        all.retain(|&b| b != b'\n' && b != b'\r');
-        let mut want = hostile.clone();
-        want.retain(|&b| b != b'\n' && b != b'\r');
-        assert_eq!(all, want);
-        // Empty lines cost their prefix each: bounded too.
-        let (costs, shown) = calls(&[b'\n'; 2048], 31);
-        assert!(costs.iter().all(|&c| c <= CALL_UART_MAX));
-        assert_eq!(shown.len(), 2048);
-        // A plain 64-byte line is one call.
-        let (costs, _) = calls(&[b"x".repeat(63), b"\n".to_vec()].concat(), 5);
-        assert_eq!(costs, [5 + 2 + 63 + 2]);
+    fn the_queue_holds_100_lines_of_64_bytes_from_the_longest_name() {
+        let mut q = LineQueue::new();
+        let name = [b'n'; PREFIX_MAX];
+        let line = |i: usize| std::format!("{i:03}").into_bytes().repeat(22)[..64].to_vec();
+        for i in 0..100 {
+            assert!(q.push(3, &name, &line(i)), "line {i}");
+        }
+        let out = drain(&mut q);
+        assert_eq!(out.len(), 100);
+        for (i, (prefix, text)) in out.into_iter().enumerate() {
+            assert_eq!((&prefix[..], text), (&name[..], line(i)));
+        }
+        assert!(q.pop(&mut [0; RECORD_MAX]).is_none() && q.used_by(3) == 0);
+    }
+
+    #[test]
+    fn lines_come_out_whole_and_in_order_across_the_wrap_and_none_is_lost() {
+        let mut q = LineQueue::new();
+        let mut want = Vec::new();
+        let mut got = Vec::new();
+        // Lines of every length (and cut ones), pushed while draining a few at a time, so the
+        // ring wraps many times mid-record.
+        let mut record = [0u8; RECORD_MAX];
+        for i in 0..5000usize {
+            let text: Vec<u8> = (0..(i * 7) % (LINE_MAX + 30))
+                .map(|j| (i + j) as u8)
+                .collect();
+            let writer = i % 5;
+            let prefix = &b"abcde"[..1 + writer];
+            while !q.push(writer, prefix, &text) {
+                let p = q
+                    .pop(&mut record)
+                    .expect("a refused push has a queue to drain");
+                got.push((p.prefix.to_vec(), p.text.to_vec()));
+            }
+            want.push((prefix.to_vec(), text[..text.len().min(LINE_MAX)].to_vec()));
+        }
+        got.extend(drain(&mut q));
+        assert_eq!(got, want);
+        assert!((0..5).all(|w| q.used_by(w) == 0));
+    }
+
+    #[test]
+    fn a_writer_gets_a_fair_share_once_another_waits() {
+        let mut q = LineQueue::new();
+        let text = [b'x'; 64];
+        let record = HEADER + 5 + 64;
+        // Alone, one VM may fill the queue.
+        let mut alone = 0;
+        while q.push(0, b"hog01", &text) {
+            alone += 1;
+        }
+        assert_eq!(alone, QUEUE_BYTES / record);
+        // The other is refused (no room), and waits: the hog's share halves.
+        assert!(!q.push(1, b"quiet", &text));
+        assert_eq!(q.share(0), QUEUE_BYTES / 2);
+        let mut record_buf = [0u8; RECORD_MAX];
+        for _ in 0..10 {
+            q.pop(&mut record_buf).unwrap();
+        }
+        assert!(
+            !q.push(0, b"hog01", &text),
+            "over its share while the other waits"
+        );
+        assert!(q.push(1, b"quiet", &text), "the waiting VM gets the room");
+        // The hog, drained below its share, queues again; never more than its share.
+        for _ in 0..alone / 2 {
+            q.pop(&mut record_buf).unwrap();
+        }
+        while q.push(0, b"hog01", &text) {}
+        assert!(
+            q.used_by(0) <= q.share(0),
+            "{} > {}",
+            q.used_by(0),
+            q.share(0)
+        );
+        let mut quiet = 1;
+        while q.push(1, b"quiet", &text) {
+            quiet += 1;
+        }
+        assert!(quiet * record > QUEUE_BYTES / 2 - record, "{quiet} lines");
+        // VMs that ended stop counting.
+        assert!(q.share(2) < QUEUE_BYTES / 2);
+        q.forget(0);
+        q.forget(1);
+        let _ = drain(&mut q);
+        assert_eq!(q.share(2), QUEUE_BYTES);
+    }
+
+    #[test]
+    fn many_writers_each_get_room_for_one_whole_line() {
+        let mut q = LineQueue::new();
+        let long = [b'z'; LINE_MAX];
+        for w in 0..MAX_WRITERS {
+            assert!(q.share(w) >= RECORD_MAX);
+        }
+        // Whoever has nothing queued gets in as soon as the queue has room.
+        while q.push(0, b"a", &long) {}
+        let mut record = [0u8; RECORD_MAX];
+        assert!(!q.push(63, &[b'n'; PREFIX_MAX], &long));
+        q.pop(&mut record).unwrap();
+        q.pop(&mut record).unwrap();
+        assert!(q.push(63, &[b'n'; PREFIX_MAX], &long));
+        assert_eq!(q.used_by(63), RECORD_MAX);
     }
 
     #[test]

@@ -59,6 +59,10 @@ pub fn take_interrupts(mut vm: Option<(&mut Vm, usize)>) -> Action {
 /// Handles one exit of this CPU's vCPU and leaves the CPU pointed at the vCPU to run next.
 /// Takes only the lock of that vCPU's VM (and, to change the run queue, the queue's).
 pub fn handle(exit: Exit) {
+    if let Exit::Irq = exit {
+        // Off every caller's path: a bounded part of the queued console lines.
+        crate::dev::console::drain(crate::dev::console::EXIT_DRAIN);
+    }
     let Some((index, vcpu)) = crate::percpu::current_vm() else {
         return;
     };
@@ -113,6 +117,10 @@ pub fn handle(exit: Exit) {
         }
         Action::Wait => {
             vm.vcpus[v].run = RunState::Waiting;
+            GiveUp::Leave
+        }
+        Action::WaitConsoleRoom => {
+            super::console::block_writer(vm, v);
             GiveUp::Leave
         }
         Action::CpuOff => {

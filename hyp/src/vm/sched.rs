@@ -416,6 +416,7 @@ pub fn notify(index: VmIndex, event: u32) {
 fn pick() {
     let me = percpu::index();
     loop {
+        wake_console_writers();
         poll_timers();
         poll_console();
         let next = RUN_QUEUE.lock().pop_for(me);
@@ -448,6 +449,20 @@ fn pick() {
     }
 }
 
+/// Writers the console queue turned away run again once a drain has made room (each issues
+/// its call again; one that still finds none waits again). One atomic when there is nothing to
+/// do; else each VM locked in turn, none held while another is taken.
+fn wake_console_writers() {
+    if !console::take_room_made() {
+        return;
+    }
+    for slot in slots() {
+        if let Some(vm) = slot.lock().as_mut().filter(|vm| vm.is_alive()) {
+            super::console::wake_writers(vm);
+        }
+    }
+}
+
 /// Waits for work: a kick, this CPU's next timer deadline, or a slice.
 fn idle(me: usize) {
     let bit = 1 << me;
@@ -459,7 +474,10 @@ fn idle(me: usize) {
         let deadline = next_deadline();
         let idle_from = timer::counter();
         crate::bench::idle(|| {
-            timer::wait_until(deadline);
+            // The console's lines first; sleep only once they are out.
+            if !console::drain(console::IDLE_DRAIN) {
+                timer::wait_until(deadline);
+            }
             super::exit::take_interrupts(None);
         });
         percpu::add_idle(timer::counter().wrapping_sub(idle_from));

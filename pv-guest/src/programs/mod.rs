@@ -72,6 +72,9 @@ pub fn exit_status(args: &str) -> u64 {
     args.parse().unwrap_or(2)
 }
 
+/// The rest of each of `lines`' lines (64 bytes with its newline).
+pub const LINES_FILLER: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGH";
+
 /// Status for an unknown program name.
 pub const STATUS_UNKNOWN_PROGRAM: u64 = 127;
 
@@ -111,6 +114,16 @@ pub fn run(info: &hypercall_abi::BootInfo, cmd: &Command) -> u64 {
             );
             0
         }
+        // `lines count=N`: N numbered 64-byte lines as fast as it can (the console queue's
+        // test: every line must come out once, whole, in order).
+        "lines" => {
+            let count = args::number(cmd.args, "count").unwrap_or(100);
+            for i in 0..count {
+                println!("lines: {i:05}/{count:05} {LINES_FILLER}");
+            }
+            println!("lines: all {count} written");
+            0
+        }
         "exit" => {
             let status = exit_status(cmd.args);
             println!("exiting with status {status} as asked");
@@ -136,7 +149,7 @@ pub fn run(info: &hypercall_abi::BootInfo, cmd: &Command) -> u64 {
         other => {
             println!(
                 "unknown program \"{other}\" (try shell, selftest, memtest, attack, victim, fuzz, \
-                 hog, fpsimd, hello, exit N, crash, spin)"
+                 hog, fpsimd, hello, lines, exit N, crash, spin)"
             );
             STATUS_UNKNOWN_PROGRAM
         }
