@@ -7,7 +7,7 @@ use super::console::ConsoleIo;
 use super::console::LineBuffer;
 use super::elf;
 use super::events::{self, Events};
-use super::memory::{GuestMemory, IPA_LIMIT, Pin};
+use super::mem::{GuestMemory, IPA_LIMIT, Pin};
 use super::pl011::{PL011_IPA, Pl011Emu};
 use crate::arch::Cpu;
 use crate::arch::aarch64::context::{El1State, FpSimd, GuestRegs};
@@ -428,7 +428,7 @@ fn boot_info(
     info.mem_quota_bytes = spec.memory_bytes;
     info.image_start = image_start;
     info.image_end = image_end;
-    info.ipa_bits = super::memory::IPA_BITS;
+    info.ipa_bits = super::mem::IPA_BITS;
     info.set_name(&spec.name);
     info.set_cmdline(&spec.cmdline);
     info

@@ -11,7 +11,7 @@ pub mod events;
 #[cfg(target_os = "none")]
 pub mod exit;
 pub mod idregs;
-pub mod memory;
+pub mod mem;
 pub mod pl011;
 #[cfg(target_os = "none")]
 pub mod sched;
