@@ -5,7 +5,7 @@
 
 use crate::addr::{Ipa, PAGE_SIZE};
 use crate::arch::Machine;
-use crate::vm::memory::GuestMemory;
+use crate::vm::mem::GuestMemory;
 use hypercall_abi::{Error, MemPerms};
 
 /// What the hyp does with a guest buffer.

@@ -1,11 +1,11 @@
 //! The `mem` family: a guest asks for its memory page by page instead of owning RAM.
-//! Validation and the stage-2 work are in `vm::memory`; this module reads the arguments and the
+//! Validation and the stage-2 work are in `vm::mem`; this module reads the arguments and the
 //! batch list (copied out of guest memory before anything is checked), and turns a page call
 //! that is not done yet into a continuation.
 
 use super::{Action, GuestVm, Power, answer};
 use crate::addr::Ipa;
-use crate::vm::memory::{PageCall, Progress};
+use crate::vm::mem::{PageCall, Progress};
 use core::mem::MaybeUninit;
 use hypercall_abi::layout::{BatchEntry, BatchOp};
 use hypercall_abi::mem::{MEM_BATCH_MAX, PAGE_SIZE};
@@ -113,7 +113,7 @@ mod tests {
     use super::*;
     use crate::arch::TlbOp;
     use crate::arch::fake::FakeMachine;
-    use crate::vm::memory::calls::CHUNK_PAGES;
+    use crate::vm::mem::calls::CHUNK_PAGES;
     use hypercall_abi::{Call, MemPerms};
     use std::vec::Vec;
 
@@ -175,7 +175,7 @@ mod tests {
     #[test]
     fn a_full_batch_maps_512_pages() {
         let mut vm = FakeVm::default();
-        vm.memory = crate::vm::memory::GuestMemory::new(2, 3, 600 * 4096).unwrap();
+        vm.memory = crate::vm::mem::GuestMemory::new(2, 3, 600 * 4096).unwrap();
         vm.memory.map(PAGE_IPA, 1, MemPerms::RW).unwrap();
         let entries: Vec<u64> = (0..512)
             .map(|i| entry(BatchOp::Map, 0x100_0000 + i * 4096, MemPerms::RW))

@@ -20,7 +20,7 @@ mod standard;
 
 use crate::arch::Cpu;
 use crate::arch::aarch64::esr::Syndrome;
-use crate::vm::memory::{GuestMemory, PageCall};
+use crate::vm::mem::{GuestMemory, PageCall};
 use core::fmt;
 use hypercall_abi::{Call, Error, Regs};
 
@@ -213,7 +213,7 @@ fn answer(regs: &mut Regs, result: Result<[u64; 3], Error>) -> Action {
 pub(crate) mod fake {
     use super::GuestVm;
     use crate::arch::Cpu;
-    use crate::vm::memory::GuestMemory;
+    use crate::vm::mem::GuestMemory;
     use hypercall_abi::{MemPerms, VmInfo};
     use std::vec::Vec;
 

@@ -1,7 +1,7 @@
 //! A VM's block device: its region of the machine's disk, its request ring, and the checks that
 //! turn a descriptor (already copied out of the shared ring) into a request on the disk.
 
-use super::memory::{GuestMemory, Pin};
+use super::mem::{GuestMemory, Pin};
 use crate::arch::Machine;
 use core::mem::offset_of;
 use hypercall_abi::block::{BLOCK_RING_ENTRIES, BLOCK_SECTOR_SIZE, BLOCK_TRANSFER_MAX};

@@ -8,7 +8,7 @@ use super::console::LineBuffer;
 use super::elf;
 use super::events::{self, Events};
 use super::ids::{VcpuIndex, VmIndex, Vmid};
-use super::memory::{GuestMemory, IPA_LIMIT, Pin};
+use super::mem::{GuestMemory, IPA_LIMIT, Pin};
 use super::pl011::{PL011_IPA, Pl011Emu};
 use super::sched::{self, Then};
 use crate::arch::Cpu;
@@ -431,7 +431,7 @@ fn boot_info(
     info.mem_quota_bytes = spec.memory_bytes;
     info.image_start = image_start;
     info.image_end = image_end;
-    info.ipa_bits = super::memory::IPA_BITS;
+    info.ipa_bits = super::mem::IPA_BITS;
     info.set_name(&spec.name);
     info.set_cmdline(&spec.cmdline);
     info

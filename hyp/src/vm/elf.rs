@@ -6,4 +6,4 @@
 pub use manifest::elf::{ElfError, parse};
 
 // The IPA space `pvpack` checks images against is the one the hyp's stage 2 gives a guest.
-const _: () = assert!(manifest::elf::GUEST_IPA_LIMIT == super::memory::IPA_LIMIT);
+const _: () = assert!(manifest::elf::GUEST_IPA_LIMIT == super::mem::IPA_LIMIT);

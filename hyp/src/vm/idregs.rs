@@ -11,7 +11,7 @@
 
 #![forbid(unsafe_code)]
 
-use super::memory::IPA_BITS;
+use super::mem::IPA_BITS;
 
 /// A system register's (op0, op1, CRn, CRm, op2), as `esr::SysRegAccess` decodes it.
 pub type Encoding = (u8, u8, u8, u8, u8);

@@ -13,7 +13,7 @@ pub mod exit;
 pub mod idregs;
 pub mod ids;
 pub mod lock;
-pub mod memory;
+pub mod mem;
 pub mod pl011;
 pub mod run;
 #[cfg(target_os = "none")]

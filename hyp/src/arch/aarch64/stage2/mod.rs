@@ -3,7 +3,7 @@
 //! sequences.
 //!
 //! The layers: this module knows the architecture's rules (descriptor bits, how a walk goes,
-//! which maintenance a change needs) and nothing of policy; `vm::memory` decides what is
+//! which maintenance a change needs) and nothing of policy; `vm::mem` decides what is
 //! mapped (quota, ownership, pins, all-or-nothing) and gives the table frames it allocated.
 //! Nothing here imports `vm` or `mm`: the tables'
 //! frames come from the caller, the maintenance instructions through the `Machine` trait.

@@ -1,7 +1,7 @@
 //! The stage-2 table as the hyp writes it (4 KiB granule, levels 1-3): descriptor bits,
 //! slots, the per-table count of entries in use, the walks (a cached level-3 lookup, the valid
 //! leaves in IPA order), the typed entry operations on them, and the hyp's access to the frames
-//! they map. Every `unsafe` of guest memory is here; the policy above it (`vm::memory`) has
+//! they map. Every `unsafe` of guest memory is here; the policy above it (`vm::mem`) has
 //! none.
 //!
 //! The tables' frames are given by the caller, already zeroed; a leaf is written only where no
