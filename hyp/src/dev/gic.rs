@@ -19,6 +19,8 @@ enum Driver {
 unsafe impl Send for Driver {}
 
 static GIC: Mutex<Option<Driver>> = Mutex::new(None);
+/// The GICv2 distributor's address, for the SPI targets the crate does not set (0: GICv3).
+static GICD_V2: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 
 /// The priority of the hyp's interrupts (lower is more urgent; all are equal here).
 const PRIORITY: u8 = 0x80;
@@ -40,6 +42,10 @@ pub unsafe fn init(gic: &devtree::Gic, cpus: usize) -> Result<(), GicUnavailable
             // SAFETY: per this function's contract.
             let mut d = unsafe { GicV2::new(gic.distributor.base as *mut _, gicc.base as *mut _) };
             d.setup();
+            GICD_V2.store(
+                gic.distributor.base as usize,
+                core::sync::atomic::Ordering::Relaxed,
+            );
             Driver::V2(d)
         }
         GicVersion::V3 => {
@@ -94,6 +100,37 @@ pub fn enable_ppi(ppi: u32, cpu: usize) {
             let _ = d.set_group(intid, Some(cpu), Group::Group1NS);
             let _ = d.enable_interrupt(intid, Some(cpu), true);
             GicCpuInterface::set_priority_mask(0xff);
+        }
+        None => {}
+    }
+}
+
+/// Enables a shared peripheral interrupt (INTID `intid`, a device's), delivered to the calling
+/// CPU.
+pub fn enable_spi(intid: u32) {
+    let Ok(id) = IntId::try_from(intid) else {
+        return;
+    };
+    match GIC.lock().as_mut() {
+        Some(Driver::V2(d)) => {
+            d.set_interrupt_priority(id, PRIORITY);
+            let gicd = GICD_V2.load(core::sync::atomic::Ordering::Relaxed);
+            // ITARGETSR: byte n targets INTID n; byte 0 (banked) reads as this CPU's own bit.
+            // SAFETY: the distributor init mapped, at a byte of its ITARGETSR array.
+            unsafe {
+                let targets = (gicd + 0x800) as *mut u8;
+                let me = core::ptr::read_volatile(targets);
+                core::ptr::write_volatile(targets.add(intid as usize), me);
+            }
+            let _ = d.enable_interrupt(id, true);
+        }
+        Some(Driver::V3(d)) => {
+            let _ = d.set_interrupt_priority(id, None, PRIORITY);
+            let _ = d.set_group(id, None, Group::Group1NS);
+            use aarch64_cpu::registers::Readable;
+            let mpidr = aarch64_cpu::registers::MPIDR_EL1.get();
+            let _ = d.distributor().set_routing(id, Some(mpidr));
+            let _ = d.enable_interrupt(id, None, true);
         }
         None => {}
     }

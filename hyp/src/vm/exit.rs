@@ -44,7 +44,7 @@ pub fn take_interrupts(mut vm: Option<(&mut Vm, usize)>) -> Action {
             if let Some((vm, v)) = vm.as_mut() {
                 vm.raise_event_on(super::events::TIMER_EVENT, *v);
             }
-        } else {
+        } else if !crate::disk::on_interrupt(intid) {
             log::warn!("unexpected interrupt {intid}");
         }
         gic::end(intid);
@@ -100,7 +100,11 @@ pub fn handle(exit: Exit) {
         crate::percpu::trace_exit(current, v, esr, function, ipa);
     }
     let alive = match action {
-        Action::Resume => return,
+        Action::Resume => {
+            // What the disk's interrupt completed, for whichever VMs it was.
+            super::block::deliver(&mut sched.vms);
+            return;
+        }
         Action::Notify { vm: peer, event } => {
             // By manifest index: a VM refused at boot has no place in the list.
             let peer = sched.vms.iter_mut().find(|p| p.index == peer);

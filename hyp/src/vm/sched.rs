@@ -332,6 +332,8 @@ pub fn reschedule(mut guard: MutexGuard<'_, Option<Scheduler>>, outgoing_alive: 
             drop(guard);
             cpu::wait_forever();
         };
+        // What the disk's interrupt completed (a waiting vCPU may become runnable).
+        super::block::deliver(&mut sched.vms);
         match sched.switch(alive) {
             Next::Run => return,
             Next::Done => {
