@@ -323,3 +323,276 @@ impl<M: Machine> Drop for Queue<M> {
 pub fn bit(vm: usize) -> u64 {
     1u64.checked_shl(vm as u32).unwrap_or(0)
 }
+
+/// A device for the host tests: a disk in memory that moves the data when it answers (as a
+/// device's DMA lands before its interrupt), answering when asked unless held.
+#[cfg(test)]
+pub mod fake {
+    use super::*;
+    use crate::disk::SECTOR_SIZE;
+    use std::sync::{Arc, Mutex};
+    use std::vec::Vec;
+
+    /// What the test sees of the device.
+    #[derive(Default)]
+    pub struct State {
+        pub bytes: Vec<u8>,
+        /// The request at the device: op, sector, frames, length.
+        pub started: Option<(Op, u64, Vec<u64>, u32)>,
+        /// Every request started, in order: (op, sector).
+        pub log: Vec<(Op, u64)>,
+        /// Not answering yet.
+        pub hold: bool,
+        /// The next answer is an I/O error.
+        pub fail_next: bool,
+    }
+
+    pub struct FakeDevice(pub Arc<Mutex<State>>);
+
+    impl FakeDevice {
+        /// A device of `sectors` zeroed sectors, and the test's handle on it.
+        pub fn with_sectors(sectors: u64) -> (Box<dyn Device>, Arc<Mutex<State>>) {
+            let state = Arc::new(Mutex::new(State {
+                bytes: std::vec![0; (sectors * SECTOR_SIZE) as usize],
+                ..State::default()
+            }));
+            (Box::new(FakeDevice(state.clone())), state)
+        }
+    }
+
+    impl Device for FakeDevice {
+        fn sectors(&self) -> u64 {
+            self.0.lock().unwrap().bytes.len() as u64 / SECTOR_SIZE
+        }
+
+        fn start(
+            &mut self,
+            op: Op,
+            sector: u64,
+            data: &[u64],
+            len: u32,
+        ) -> Option<Result<(), DiskError>> {
+            let mut s = self.0.lock().unwrap();
+            assert!(s.started.is_none(), "one request at a time");
+            assert_eq!(data.len(), (len as usize).div_ceil(PAGE_SIZE as usize));
+            s.log.push((op, sector));
+            s.started = Some((op, sector, data.to_vec(), len));
+            None
+        }
+
+        fn answer(&mut self) -> Option<Result<(), DiskError>> {
+            let mut s = self.0.lock().unwrap();
+            if s.hold {
+                return None;
+            }
+            let (op, sector, frames, len) = s.started.take()?;
+            if core::mem::take(&mut s.fail_next) {
+                return Some(Err(DiskError::Device));
+            }
+            let start = (sector * SECTOR_SIZE) as usize;
+            for (i, &pa) in frames.iter().enumerate() {
+                let off = i * PAGE_SIZE as usize;
+                let n = (PAGE_SIZE as usize).min(len as usize - off);
+                let disk = start + off..start + off + n;
+                // SAFETY: a bounce frame of the queue (fake-machine memory), PAGE_SIZE long.
+                let frame = unsafe { core::slice::from_raw_parts_mut(pa as *mut u8, n) };
+                match op {
+                    Op::Read => frame.copy_from_slice(&s.bytes[disk]),
+                    Op::Write => s.bytes[disk].copy_from_slice(frame),
+                    Op::Flush => {}
+                }
+            }
+            Some(Ok(()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fake::{FakeDevice, State};
+    use super::*;
+    use crate::arch::Cpu;
+    use crate::arch::fake::FakeMachine;
+    use std::sync::{Arc, Mutex};
+
+    fn queue(vms: &[usize]) -> (Queue<Cpu>, Arc<Mutex<State>>) {
+        let (device, state) = FakeDevice::with_sectors(1024);
+        let mut q = Queue::new(device);
+        for &vm in vms {
+            q.reserve(vm).unwrap();
+        }
+        (q, state)
+    }
+
+    fn job(tag: u32, op: Op, sector: u64, len: u32) -> Job {
+        Job {
+            tag,
+            op,
+            sector,
+            buf_ipa: 0x1000,
+            len,
+        }
+    }
+
+    fn no_fill(_: BounceMut<'_>) -> Result<(), ()> {
+        panic!("only a write's bounce buffer is filled")
+    }
+
+    #[test]
+    fn requests_go_to_the_device_one_at_a_time_and_are_collected_with_their_data() {
+        let (mut q, dev) = queue(&[3]);
+        let fill = |mut b: BounceMut<'_>| -> Result<(), ()> {
+            b.page(0)[..512].fill(0xA5);
+            b.page(1)[..512].fill(0x5A);
+            Ok(())
+        };
+        assert_eq!(q.submit(3, job(0, Op::Write, 8, 4096 + 512), fill), Ok(0));
+        assert_eq!(q.submit(3, job(1, Op::Read, 8, 4096 + 512), no_fill), Ok(0));
+        assert_eq!(dev.lock().unwrap().log, [(Op::Write, 8)], "the read waits");
+        assert_eq!(
+            q.collect(3, |_, _, _| ()),
+            None,
+            "nothing done before the interrupt"
+        );
+        assert_eq!(q.on_interrupt(), bit(3));
+        assert_eq!(dev.lock().unwrap().log, [(Op::Write, 8), (Op::Read, 8)]);
+        assert_eq!(q.collect(3, |j, r, _| (j.tag, r)), Some((0, Ok(()))));
+        assert_eq!(
+            q.collect(3, |j, _, _| j.tag),
+            None,
+            "the read is at the device"
+        );
+        assert_eq!(q.on_interrupt(), bit(3));
+        let data = q.collect(3, |j, r, b| {
+            assert_eq!((j.tag, r), (1, Ok(())));
+            (b.page(0)[..512].to_vec(), b.page(1)[..512].to_vec())
+        });
+        assert_eq!(data, Some((vec![0xA5; 512], vec![0x5A; 512])));
+        assert_eq!(q.outstanding(3), 0);
+        assert_eq!(q.on_interrupt(), 0, "an interrupt with nothing asked");
+    }
+
+    #[test]
+    fn a_vm_holds_at_most_its_slots_and_a_slot_is_free_again_once_collected() {
+        let (mut q, _dev) = queue(&[1]);
+        for tag in 0..SLOTS_PER_VM as u32 {
+            assert!(q.submit(1, job(tag, Op::Read, 0, 512), no_fill).is_ok());
+        }
+        assert_eq!(
+            q.submit(1, job(9, Op::Read, 0, 512), no_fill),
+            Err(Refused::Full)
+        );
+        assert_eq!(
+            q.submit(2, job(0, Op::Read, 0, 512), no_fill),
+            Err(Refused::NoSlots),
+            "a VM without a disk region has no slots"
+        );
+        q.on_interrupt();
+        assert_eq!(q.collect(1, |j, _, _| j.tag), Some(0));
+        assert!(q.submit(1, job(9, Op::Read, 0, 512), no_fill).is_ok());
+        assert_eq!(q.outstanding(1), SLOTS_PER_VM);
+    }
+
+    #[test]
+    fn a_failed_fill_takes_no_slot_and_a_device_error_reaches_the_collector() {
+        let (mut q, dev) = queue(&[1]);
+        let bad = |_: BounceMut<'_>| Err("unmapped");
+        assert_eq!(
+            q.submit(1, job(0, Op::Write, 0, 512), bad),
+            Err(Refused::Fill("unmapped"))
+        );
+        assert_eq!(q.outstanding(1), 0);
+        assert!(dev.lock().unwrap().log.is_empty());
+        dev.lock().unwrap().fail_next = true;
+        q.submit(1, job(1, Op::Read, 0, 512), no_fill).unwrap();
+        q.on_interrupt();
+        assert_eq!(q.collect(1, |_, r, _| r), Some(Err(DiskError::Device)));
+    }
+
+    #[test]
+    fn a_storm_from_one_vm_keeps_anothers_request_behind_at_most_its_slots() {
+        let (mut q, dev) = queue(&[1, 2]);
+        for tag in 0..SLOTS_PER_VM as u32 {
+            q.submit(1, job(tag, Op::Read, 100 + u64::from(tag), 512), no_fill)
+                .unwrap();
+        }
+        q.submit(2, job(0, Op::Read, 7, 512), no_fill).unwrap();
+        // VM 1 collects and asks again at every interrupt, as fast as it can.
+        let mut tag = SLOTS_PER_VM as u32;
+        for _ in 0..3 * SLOTS_PER_VM {
+            let ready = q.on_interrupt();
+            if ready & bit(1) != 0 {
+                q.collect(1, |_, _, _| ());
+                q.submit(1, job(tag, Op::Read, 100 + u64::from(tag), 512), no_fill)
+                    .unwrap();
+                tag += 1;
+            }
+        }
+        let log = dev.lock().unwrap().log.clone();
+        let at = log
+            .iter()
+            .position(|&(_, s)| s == 7)
+            .expect("VM 2's read ran");
+        assert_eq!(at, SLOTS_PER_VM, "behind VM 1's first slots only: {log:?}");
+        assert_eq!(q.collect(2, |j, r, _| (j.tag, r)), Some((0, Ok(()))));
+    }
+
+    #[test]
+    fn a_cancelled_vms_request_at_the_device_is_orphaned_the_rest_dropped() {
+        let (mut q, dev) = queue(&[1, 2]);
+        for tag in 0..3 {
+            q.submit(1, job(tag, Op::Read, tag.into(), 512), no_fill)
+                .unwrap();
+        }
+        q.submit(2, job(0, Op::Read, 50, 512), no_fill).unwrap();
+        dev.lock().unwrap().hold = true;
+        // VM 1 restarts: its first read is at the device, writing into a bounce frame.
+        q.cancel(1);
+        assert_eq!(q.outstanding(1), 0);
+        assert_eq!(
+            q.submit(1, job(7, Op::Read, 9, 512), no_fill).map(|_| ()),
+            Ok(()),
+            "the new life has its slots, but for the orphaned one"
+        );
+        dev.lock().unwrap().hold = false;
+        assert_eq!(q.on_interrupt(), 0, "the orphan's answer is nobody's");
+        // VM 2's read next (the cancelled ones are gone), then the new life's.
+        assert_eq!(q.on_interrupt(), bit(2));
+        assert_eq!(q.on_interrupt(), bit(1));
+        assert_eq!(
+            dev.lock().unwrap().log,
+            [(Op::Read, 0), (Op::Read, 50), (Op::Read, 9)]
+        );
+        assert_eq!(q.collect(1, |j, _, _| j.tag), Some(7));
+        assert_eq!(q.collect(1, |j, _, _| j.tag), None);
+        // All four slots free again: the orphan's was given back at its answer.
+        for tag in 0..SLOTS_PER_VM as u32 {
+            assert!(q.submit(1, job(tag, Op::Read, 0, 512), no_fill).is_ok());
+        }
+    }
+
+    #[test]
+    fn the_bounce_frames_are_taken_at_boot_and_given_back() {
+        let before = FakeMachine::frames_of(Owner::Hyp);
+        let (mut q, _dev) = queue(&[1, 5]);
+        assert_eq!(
+            FakeMachine::frames_of(Owner::Hyp),
+            before + 2 * Queue::<Cpu>::FRAMES_PER_VM
+        );
+        q.reserve(5).unwrap();
+        assert_eq!(
+            FakeMachine::frames_of(Owner::Hyp),
+            before + 2 * Queue::<Cpu>::FRAMES_PER_VM,
+            "once per VM"
+        );
+        FakeMachine::limit_frames(Some(Queue::<Cpu>::FRAMES_PER_VM - 1));
+        assert_eq!(q.reserve(6), Err(()));
+        FakeMachine::limit_frames(None);
+        assert_eq!(
+            q.submit(6, job(0, Op::Read, 0, 512), no_fill),
+            Err(Refused::NoSlots)
+        );
+        drop(q);
+        assert_eq!(FakeMachine::frames_of(Owner::Hyp), before);
+    }
+}

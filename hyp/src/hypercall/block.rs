@@ -527,4 +527,248 @@ mod tests {
             let _ = submit(&mut vm, taken.wrapping_add(round % 70));
         }
     }
+
+    mod on_a_device {
+        use super::*;
+        use crate::arch::Cpu;
+        use crate::disk::queue::fake::{FakeDevice, State};
+        use crate::disk::queue::{Queue, SLOTS_PER_VM};
+        use std::sync::{Arc, Mutex};
+
+        /// The VM's disk made a device (the fake, 1024 sectors) with the VM's request slots.
+        fn on_device(vm: &mut FakeVm) -> Arc<Mutex<State>> {
+            let (device, state) = FakeDevice::with_sectors(1024);
+            let mut q = Queue::<Cpu>::new(device);
+            q.reserve(vm.index as usize).unwrap();
+            *vm.disk.lock() = Some(Disk::Queued(q));
+            state
+        }
+
+        /// The device's interrupt, then the VM collects, as `vm::block::deliver` has it do.
+        fn interrupt(vm: &mut FakeVm) {
+            if let Some(Disk::Queued(q)) = vm.disk.lock().as_mut() {
+                q.on_interrupt();
+            }
+            complete(vm);
+        }
+
+        fn consumer(vm: &FakeVm) -> u32 {
+            let mut raw = [0u8; 4];
+            vm.memory.read(RING + 128, &mut raw).unwrap();
+            u32::from_le_bytes(raw)
+        }
+
+        fn block_event(vm: &mut FakeVm) -> bool {
+            vm.events.page().pending[0] & 1 << BLOCK_EVENT != 0
+        }
+
+        /// Disk bytes from sector `sector` on, as a pattern of `seed`.
+        fn fill_disk(dev: &Arc<Mutex<State>>, sector: u64, len: usize, seed: u8) {
+            let at = sector as usize * 512;
+            for (i, b) in dev.lock().unwrap().bytes[at..at + len]
+                .iter_mut()
+                .enumerate()
+            {
+                *b = (i as u8).wrapping_mul(31).wrapping_add(seed);
+            }
+        }
+
+        fn read_guest(vm: &FakeVm, ipa: u64, len: usize) -> std::vec::Vec<u8> {
+            let mut v = vec![0u8; len];
+            vm.memory.read(ipa, &mut v).unwrap();
+            v
+        }
+
+        #[test]
+        fn a_request_is_queued_by_the_call_and_done_at_the_interrupt() {
+            let mut vm = vm();
+            let dev = on_device(&mut vm);
+            let data: std::vec::Vec<u8> = (0..8192u32).map(|i| (i % 251) as u8).collect();
+            vm.memory.write(BUF, &data).unwrap();
+            put(&mut vm, 0, rw(BlockDesc::WRITE, 10, BUF, 8192));
+            put(
+                &mut vm,
+                1,
+                rw(BlockDesc::READ, 10, BUF + 0x2003, 8192 - 512),
+            );
+            assert_eq!(submit_all(&mut vm, 2), (Ok([2, 0, 0]), 1));
+            assert_eq!((status(&vm, 0), status(&vm, 1)), (1, 1), "not done yet");
+            assert_eq!(consumer(&vm), 0);
+            assert!(!block_event(&mut vm));
+            assert_eq!(dev.lock().unwrap().log, [(Op::Write, 74)], "the read waits");
+            interrupt(&mut vm);
+            assert_eq!((status(&vm, 0), status(&vm, 1), consumer(&vm)), (0, 1, 1));
+            assert!(block_event(&mut vm));
+            assert_eq!(
+                dev.lock().unwrap().bytes[74 * 512..74 * 512 + 8192],
+                data[..]
+            );
+            interrupt(&mut vm);
+            assert_eq!((status(&vm, 1), consumer(&vm)), (0, 2));
+            assert_eq!(
+                read_guest(&vm, BUF + 0x2003, 8192 - 512),
+                data[..8192 - 512]
+            );
+        }
+
+        #[test]
+        fn a_buffer_unmapped_or_made_read_only_in_flight_is_not_written() {
+            let mut vm = vm();
+            let dev = on_device(&mut vm);
+            fill_disk(&dev, 64, 4096, 7);
+            for (i, page) in [0, 1, 2].into_iter().enumerate() {
+                put(
+                    &mut vm,
+                    i as u32,
+                    rw(BlockDesc::READ, 0, BUF + page * 0x1000, 4096),
+                );
+            }
+            assert_eq!(submit_all(&mut vm, 3).0, Ok([3, 0, 0]));
+            // Meanwhile the guest unmaps the first buffer and write-protects the second.
+            vm.memory.unmap(BUF, 1).unwrap();
+            vm.memory.protect(BUF + 0x1000, 1, MemPerms::READ).unwrap();
+            for _ in 0..3 {
+                interrupt(&mut vm);
+            }
+            let bad = Error::BadAddress.code() as i32;
+            assert_eq!(
+                (status(&vm, 0), status(&vm, 1), status(&vm, 2)),
+                (bad, bad, 0)
+            );
+            assert_eq!(consumer(&vm), 3);
+            assert!(read_guest(&vm, BUF + 0x1000, 4096).iter().all(|&b| b == 0));
+            let want = dev.lock().unwrap().bytes[64 * 512..64 * 512 + 4096].to_vec();
+            assert_eq!(read_guest(&vm, BUF + 0x2000, 4096), want);
+        }
+
+        #[test]
+        fn the_same_buffer_twice_gets_both_reads_in_ring_order() {
+            let mut vm = vm();
+            let dev = on_device(&mut vm);
+            fill_disk(&dev, 64, 512, 1);
+            fill_disk(&dev, 65, 512, 2);
+            put(&mut vm, 0, rw(BlockDesc::READ, 0, BUF, 512));
+            put(&mut vm, 1, rw(BlockDesc::READ, 1, BUF, 512));
+            assert_eq!(submit_all(&mut vm, 2).0, Ok([2, 0, 0]));
+            interrupt(&mut vm);
+            interrupt(&mut vm);
+            assert_eq!((status(&vm, 0), status(&vm, 1), consumer(&vm)), (0, 0, 2));
+            let second = dev.lock().unwrap().bytes[65 * 512..66 * 512].to_vec();
+            assert_eq!(read_guest(&vm, BUF, 512), second);
+        }
+
+        #[test]
+        fn a_device_error_is_busy_and_the_rest_still_run() {
+            let mut vm = vm();
+            let dev = on_device(&mut vm);
+            dev.lock().unwrap().fail_next = true;
+            put(&mut vm, 0, rw(BlockDesc::READ, 0, BUF, 512));
+            put(&mut vm, 1, rw(BlockDesc::WRITE, 200, BUF, 512));
+            put(&mut vm, 2, rw(BlockDesc::READ, 1, BUF, 512));
+            assert_eq!(submit_all(&mut vm, 3).0, Ok([3, 0, 0]));
+            assert_eq!(consumer(&vm), 0, "the denied one waits behind the first");
+            interrupt(&mut vm);
+            assert_eq!(consumer(&vm), 2);
+            interrupt(&mut vm);
+            let (busy, denied) = (Error::Busy.code() as i32, Error::Denied.code() as i32);
+            assert_eq!(
+                (status(&vm, 0), status(&vm, 1), status(&vm, 2)),
+                (busy, denied, 0)
+            );
+            assert_eq!(consumer(&vm), 3);
+        }
+
+        #[test]
+        fn a_storm_of_a_full_ring_is_taken_a_few_slots_at_a_time_and_all_completes() {
+            let mut vm = vm();
+            let _dev = on_device(&mut vm);
+            vm.memory.map(0x10_0000, 16, MemPerms::RW).unwrap();
+            for i in 0..64 {
+                put(
+                    &mut vm,
+                    i,
+                    rw(BlockDesc::READ, 0, 0x10_0000, BLOCK_TRANSFER_MAX),
+                );
+            }
+            let mut rounds = 0;
+            while consumer(&vm) != 64 {
+                let (answer, _) = submit_all(&mut vm, 64);
+                let taken = answer.unwrap()[0] as usize;
+                assert!(
+                    taken <= SLOTS_PER_VM,
+                    "{taken} taken with {SLOTS_PER_VM} slots"
+                );
+                for _ in 0..taken {
+                    interrupt(&mut vm);
+                }
+                rounds += 1;
+                assert!(
+                    rounds <= 64 / SLOTS_PER_VM,
+                    "every round takes a full set of slots"
+                );
+            }
+            assert!((0..64).all(|i| status(&vm, i) == 0));
+            assert_eq!(submit_all(&mut vm, 64), (Ok([0, 0, 0]), 1));
+        }
+
+        #[test]
+        fn a_lying_producer_is_refused_while_requests_are_in_flight() {
+            let mut vm = vm();
+            let _dev = on_device(&mut vm);
+            for i in 0..3 {
+                put(&mut vm, i, rw(BlockDesc::READ, 0, BUF, 512));
+            }
+            assert_eq!(submit_all(&mut vm, 3).0, Ok([3, 0, 0]));
+            let invalid = Err(Error::InvalidParameters);
+            for producer in [2, 65, u32::MAX, 1 << 31] {
+                assert_eq!(submit(&mut vm, producer), invalid, "producer {producer}");
+            }
+            assert_eq!(
+                submit(&mut vm, 3),
+                Ok(Some([0, 0, 0])),
+                "nothing new: none taken"
+            );
+            for _ in 0..3 {
+                interrupt(&mut vm);
+            }
+            assert_eq!(consumer(&vm), 3);
+        }
+
+        #[test]
+        fn a_restarted_vms_requests_in_flight_never_reach_its_new_life() {
+            let mut vm = vm();
+            let dev = on_device(&mut vm);
+            fill_disk(&dev, 64, 4096, 9);
+            for i in 0..4 {
+                put(&mut vm, i, rw(BlockDesc::READ, 0, BUF, 4096));
+            }
+            assert_eq!(submit_all(&mut vm, 4).0, Ok([4, 0, 0]));
+            // The VM restarts (vm::block::map_ring): its requests are forgotten, the ring new.
+            dev.lock().unwrap().hold = true;
+            if let Some(Disk::Queued(q)) = vm.disk.lock().as_mut() {
+                q.cancel(vm.index as usize);
+            }
+            let region = vm.block_io.as_ref().unwrap().region;
+            vm.block_io = Some(BlockIo::new(RING, vm.index as usize, region));
+            for i in 0..4 {
+                put(&mut vm, i, rw(BlockDesc::WRITE, 5, BUF + 0x1000, 512));
+            }
+            dev.lock().unwrap().hold = false;
+            for _ in 0..4 {
+                interrupt(&mut vm);
+            }
+            assert_eq!(consumer(&vm), 0, "no old completion moves the new ring");
+            assert!((0..4).all(|i| status(&vm, i) == 1));
+            assert!(read_guest(&vm, BUF, 4096).iter().all(|&b| b == 0));
+            assert_eq!(
+                dev.lock().unwrap().log.len(),
+                1,
+                "only the one at the device ran"
+            );
+            // The new life's requests work.
+            assert_eq!(submit_all(&mut vm, 1).0, Ok([1, 0, 0]));
+            interrupt(&mut vm);
+            assert_eq!((status(&vm, 0), consumer(&vm)), (0, 1));
+        }
+    }
 }

@@ -125,6 +125,24 @@ mod target {
             Ok(taken)
         }
 
+        /// Puts `descs` (at most a ring's worth) into the ring after the last and rings the
+        /// doorbell, without waiting for them: the descriptors taken. For a VM that is about
+        /// to end or restart with requests in flight (the driver is not used after it).
+        pub fn post(&mut self, descs: &[BlockDesc]) -> Result<u32, Error> {
+            let n = descs.len().min(BLOCK_RING_ENTRIES as usize);
+            for (i, d) in descs[..n].iter().enumerate() {
+                // SAFETY: the slot is inside the ring page (index reduced modulo the ring).
+                unsafe { core::ptr::write_volatile(self.slot(self.producer + i as u32), *d) };
+            }
+            fence(Ordering::Release);
+            hv().block_submit(self.producer.wrapping_add(n as u32))
+        }
+
+        /// The ring's consumer index, as the hypervisor last wrote it.
+        pub fn consumer_index(&self) -> u32 {
+            self.consumer()
+        }
+
         /// Submits `descs` and fails with the first error among the doorbell and them.
         fn run(&mut self, descs: impl Iterator<Item = BlockDesc>) -> Result<(), Error> {
             let mut batch = [BlockDesc::from_bytes(&[0; 32]); BLOCK_RING_ENTRIES as usize];
