@@ -62,7 +62,8 @@ enum State {
     Free,
     Queued(Job),
     AtDevice(Job),
-    Done(Job, Result<(), DiskError>),
+    /// Answered: the answer, and when (the count of answers before it).
+    Done(Job, Result<(), DiskError>, u64),
     /// At the device for a VM that has since ended or restarted: freed when it answers.
     Orphaned,
 }
@@ -119,6 +120,8 @@ pub struct Queue<M: Machine> {
     /// Queued requests, oldest first: (position in `vms`, slot).
     waiting: VecDeque<(usize, usize)>,
     at_device: Option<(usize, usize)>,
+    /// Answers so far: the order VMs collect theirs in.
+    answers: u64,
     machine: PhantomData<fn() -> M>,
 }
 
@@ -129,6 +132,7 @@ impl<M: Machine> Queue<M> {
             vms: Vec::new(),
             waiting: VecDeque::new(),
             at_device: None,
+            answers: 0,
             machine: PhantomData,
         }
     }
@@ -230,7 +234,8 @@ impl<M: Machine> Queue<M> {
                     self.at_device = Some((p, s));
                 }
                 Some(result) => {
-                    slot.state = State::Done(job, result);
+                    slot.state = State::Done(job, result, self.answers);
+                    self.answers += 1;
                     ready |= bit(*vm);
                 }
             }
@@ -251,7 +256,8 @@ impl<M: Machine> Queue<M> {
             slot.state = match slot.state {
                 State::AtDevice(job) => {
                     ready |= bit(*vm);
-                    State::Done(job, result)
+                    self.answers += 1;
+                    State::Done(job, result, self.answers - 1)
                 }
                 _ => State::Free,
             };
@@ -262,9 +268,10 @@ impl<M: Machine> Queue<M> {
         ready | self.start_next()
     }
 
-    /// Collects one of VM `vm`'s done requests: `collect` gets the job, the device's answer
-    /// and the bounce buffer (a read's data), and the slot is free again after it. The value
-    /// `collect` returned, or None if the VM has nothing done.
+    /// Collects the first answered of VM `vm`'s done requests (so that two reads into one
+    /// buffer land in the order the device did them): `collect` gets the job, the device's
+    /// answer and the bounce buffer (a read's data), and the slot is free again after it. The
+    /// value `collect` returned, or None if the VM has nothing done.
     pub fn collect<T>(
         &mut self,
         vm: usize,
@@ -274,8 +281,13 @@ impl<M: Machine> Queue<M> {
         let slot = self.vms[p]
             .slots
             .iter_mut()
-            .find(|s| matches!(s.state, State::Done(..)))?;
-        let State::Done(job, result) = slot.state else {
+            .filter_map(|s| match s.state {
+                State::Done(_, _, when) => Some((when, s)),
+                _ => None,
+            })
+            .min_by_key(|(when, _)| *when)?
+            .1;
+        let State::Done(job, result, _) = slot.state else {
             return None;
         };
         let value = collect(&job, result, Bounce(&slot.bounce));

@@ -655,6 +655,27 @@ mod tests {
             assert_eq!((status(&vm, 0), status(&vm, 1), consumer(&vm)), (0, 0, 2));
             let second = dev.lock().unwrap().bytes[65 * 512..66 * 512].to_vec();
             assert_eq!(read_guest(&vm, BUF, 512), second);
+            // Again with both done before the VM collects, the first in a later slot: slot 0
+            // is busy when it is taken, free again for the second.
+            put(&mut vm, 2, rw(BlockDesc::READ, 5, BUF + 0x1000, 512));
+            put(&mut vm, 3, rw(BlockDesc::READ, 1, BUF, 512));
+            assert_eq!(submit_all(&mut vm, 4).0, Ok([2, 0, 0]));
+            interrupt(&mut vm);
+            put(&mut vm, 4, rw(BlockDesc::READ, 0, BUF, 512));
+            assert_eq!(submit_all(&mut vm, 5).0, Ok([1, 0, 0]));
+            for _ in 0..2 {
+                if let Some(Disk::Queued(q)) = vm.disk.lock().as_mut() {
+                    q.on_interrupt();
+                }
+            }
+            complete(&mut vm);
+            assert_eq!(consumer(&vm), 5);
+            let first = dev.lock().unwrap().bytes[64 * 512..65 * 512].to_vec();
+            assert_eq!(
+                read_guest(&vm, BUF, 512),
+                first,
+                "the later read lands last"
+            );
         }
 
         #[test]
