@@ -77,6 +77,7 @@ pub fn handle(exit: Exit) {
         super::sched::reschedule(guard, false);
         return;
     }
+    let irq = matches!(exit, Exit::Irq);
     let action = match &exit {
         Exit::Sync(s, _) => handle_sync(vm, v, s),
         Exit::Irq => {
@@ -101,8 +102,10 @@ pub fn handle(exit: Exit) {
     }
     let alive = match action {
         Action::Resume => {
-            // What the disk's interrupt completed, for whichever VMs it was.
-            super::block::deliver(&mut sched.vms);
+            if irq {
+                // What the disk's interrupt completed, for whichever VMs it was.
+                super::block::deliver(&mut sched.vms);
+            }
             return;
         }
         Action::Notify { vm: peer, event } => {
