@@ -129,6 +129,7 @@ pub fn on_interrupt(intid: u32) -> bool {
 }
 
 /// Takes the set of VMs marked ready: the caller collects their requests.
+#[inline(always)]
 pub fn take_ready() -> u64 {
     if READY.load(Ordering::Relaxed) == 0 {
         return 0;

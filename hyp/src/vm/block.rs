@@ -103,11 +103,17 @@ pub fn map_ring<M: Machine>(
 /// them): statuses and data into the living, forgotten by the disk for the ended. Called where
 /// the VMs are at hand after interrupts were taken.
 #[cfg(target_os = "none")]
+#[inline(always)]
 pub fn deliver(vms: &mut [super::Vm]) {
     let ready = crate::disk::take_ready();
-    if ready == 0 {
-        return;
+    if ready != 0 {
+        deliver_to(vms, ready);
     }
+}
+
+/// [`deliver`] for the VMs in `ready`.
+#[cfg(target_os = "none")]
+fn deliver_to(vms: &mut [super::Vm], ready: u64) {
     for vm in vms
         .iter_mut()
         .filter(|vm| ready & crate::disk::queue::bit(vm.index) != 0)
