@@ -470,9 +470,12 @@ pub fn init_disk(board: &Board, vms: &mut [Vm]) {
     let with_disk: Vec<usize> = (0..vms.len())
         .filter(|&i| vms[i].block_io.is_some())
         .collect();
-    let regions: Vec<(&str, crate::vm::block::Region)> = with_disk
+    let regions: Vec<(&str, usize, crate::vm::block::Region)> = with_disk
         .iter()
-        .filter_map(|&i| Some((vms[i].name.as_str(), vms[i].block_io.as_ref()?.region)))
+        .filter_map(|&i| {
+            let region = vms[i].block_io.as_ref()?.region;
+            Some((vms[i].name.as_str(), vms[i].index.get(), region))
+        })
         .collect();
     // The refused as a set of positions: the list setup returns is freed inside, so that the
     // heap the run holds is what the disk keeps.

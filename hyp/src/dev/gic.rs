@@ -166,6 +166,37 @@ fn enable_private(intid: IntId, cpu: usize) {
     }
 }
 
+/// Enables a shared peripheral interrupt (INTID `intid`, a device's), delivered to the calling
+/// CPU.
+pub fn enable_spi(intid: u32) {
+    let Ok(id) = IntId::try_from(intid) else {
+        return;
+    };
+    match GIC.lock().as_mut() {
+        Some(Driver::V2(d)) => {
+            d.set_interrupt_priority(id, PRIORITY);
+            let gicd = GICD_BASE.load(Ordering::Relaxed);
+            // ITARGETSR: byte n targets INTID n; byte 0 (banked) reads as this CPU's own bit.
+            // SAFETY: the distributor init mapped, at a byte of its ITARGETSR array.
+            unsafe {
+                let targets = (gicd + GICD_ITARGETSR0) as *mut u8;
+                let me = core::ptr::read_volatile(targets);
+                core::ptr::write_volatile(targets.add(intid as usize), me);
+            }
+            let _ = d.enable_interrupt(id, true);
+        }
+        Some(Driver::V3(d)) => {
+            let _ = d.set_interrupt_priority(id, None, PRIORITY);
+            let _ = d.set_group(id, None, Group::Group1NS);
+            use aarch64_cpu::registers::Readable;
+            let mpidr = aarch64_cpu::registers::MPIDR_EL1.get();
+            let _ = d.distributor().set_routing(id, Some(mpidr));
+            let _ = d.enable_interrupt(id, None, true);
+        }
+        None => {}
+    }
+}
+
 /// Makes logical CPU `cpu` take the kick SGI: it leaves its guest, or its idle wait, at once.
 /// Memory written before the kick is visible to that CPU when it takes it.
 pub fn kick(cpu: usize) {

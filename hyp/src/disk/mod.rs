@@ -2,16 +2,24 @@
 //! a virtio-blk device on QEMU `virt` (it persists in the disk image), else a RAM disk (the
 //! Raspberry Pi 4 until there is an SD driver: it does not persist).
 //!
-//! Back-ends move whole sectors through the hyp's own buffers, at most [`IO_MAX`] bytes per
-//! call; the block hypercalls (`hypercall::block`) copy between those buffers and guest memory
-//! and check every request against the VM's region first.
+//! The block hypercalls (`hypercall::block`) check every request against the VM's region and
+//! memory first. The RAM disk is a [`Backend`] that moves whole sectors at once, at most
+//! [`IO_MAX`] bytes per call, within the call. A device ([`queue::Device`], virtio-blk) takes
+//! requests into its [`queue::Queue`] instead, in the VMs' bounce buffers, and its interrupt
+//! ([`on_interrupt`]) completes them; the VMs collect them (`hypercall::block::complete`).
+//!
+//! The disk lock ([`DISK`]) is a leaf: taken under a VM's (today the scheduler's) lock, never
+//! the other way, held for a bounded copy at most (never across a wait for the device).
 
+pub mod queue;
 pub mod ramdisk;
 pub mod setup;
 pub mod virtio_blk;
 pub mod virtqueue;
 
+use crate::arch::Cpu;
 use alloc::boxed::Box;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use spin::Mutex;
 
 /// Bytes per sector.
@@ -49,10 +57,16 @@ impl DiskError {
     }
 }
 
-/// A disk.
+/// What a queued request does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Read,
+    Write,
+    Flush,
+}
+
+/// A disk that moves data within the call.
 pub trait Backend: Send {
-    /// Its size in sectors.
-    fn sectors(&self) -> u64;
     /// Does one transfer starting at `sector` (ignored for a flush).
     fn io(&mut self, sector: u64, io: Io<'_>) -> Result<(), DiskError>;
 }
@@ -73,19 +87,60 @@ pub fn check(sectors: u64, sector: u64, io: &Io<'_>) -> Result<(), DiskError> {
     }
 }
 
-/// The disk every VM's region is part of, once the boot has found one.
-static DISK: Mutex<Option<Box<dyn Backend>>> = Mutex::new(None);
-
-/// Makes `disk` the machine's disk.
-pub fn install(disk: Box<dyn Backend>) {
-    *DISK.lock() = Some(disk);
+/// The machine's disk, as the block hypercalls reach it.
+pub enum Disk {
+    /// Done within the call (the RAM disk).
+    Immediate(Box<dyn Backend>),
+    /// Queued to a device that answers by interrupt.
+    Queued(queue::Queue<Cpu>),
 }
 
-/// One transfer on the installed disk.
-pub fn io(sector: u64, io: Io<'_>) -> Result<(), DiskError> {
-    match DISK.lock().as_mut() {
-        Some(disk) => disk.io(sector, io),
-        None => Err(DiskError::Device),
+/// The disk every VM's region is part of, once the boot has found one.
+pub static DISK: Mutex<Option<Disk>> = Mutex::new(None);
+
+/// The VMs (bit: 1 << manifest index) with requests done on the device and not yet collected.
+static READY: AtomicU64 = AtomicU64::new(0);
+/// The device's interrupt (0: none).
+static IRQ: AtomicU32 = AtomicU32::new(0);
+
+/// Makes `disk` the machine's disk; `irq` is its interrupt, if it answers by one.
+pub fn install(disk: Disk, irq: Option<u32>) {
+    *DISK.lock() = Some(disk);
+    IRQ.store(irq.unwrap_or(0), Ordering::Relaxed);
+}
+
+/// Marks the VMs in `set` as having requests to collect.
+pub fn mark_ready(set: u64) {
+    if set != 0 {
+        READY.fetch_or(set, Ordering::AcqRel);
+    }
+}
+
+/// Serves interrupt `intid` if it is the disk's (false if not): takes the device's answer and
+/// starts the next request; the VMs it completed are marked ready (see [`take_ready`]).
+pub fn on_interrupt(intid: u32) -> bool {
+    if intid == 0 || intid != IRQ.load(Ordering::Relaxed) {
+        return false;
+    }
+    if let Some(Disk::Queued(q)) = DISK.lock().as_mut() {
+        mark_ready(q.on_interrupt());
+    }
+    true
+}
+
+/// Takes the set of VMs marked ready: the caller collects their requests.
+#[inline(always)]
+pub fn take_ready() -> u64 {
+    if READY.load(Ordering::Relaxed) == 0 {
+        return 0;
+    }
+    READY.swap(0, Ordering::AcqRel)
+}
+
+/// Forgets VM `vm`'s requests (it ended or restarts); a device keeps its bounce frames.
+pub fn cancel(vm: usize) {
+    if let Some(Disk::Queued(q)) = DISK.lock().as_mut() {
+        q.cancel(vm);
     }
 }
 

@@ -67,6 +67,12 @@ impl<M: Machine> RamDisk<M> {
         }
     }
 
+    /// Its size in sectors: the end of its last region.
+    #[cfg(test)]
+    pub fn sectors(&self) -> u64 {
+        self.sectors
+    }
+
     /// The region's pages.
     fn pages(region: &Region) -> u64 {
         (region.sectors * SECTOR_SIZE).div_ceil(PAGE_SIZE)
@@ -161,10 +167,6 @@ impl<M: Machine> RamDisk<M> {
 }
 
 impl<M: Machine> Backend for RamDisk<M> {
-    fn sectors(&self) -> u64 {
-        self.sectors
-    }
-
     fn io(&mut self, sector: u64, io: Io<'_>) -> Result<(), DiskError> {
         check(self.sectors, sector, &io)?;
         let len = match &io {

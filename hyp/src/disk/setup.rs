@@ -54,51 +54,61 @@ pub fn beyond_the_disk(name: &str, region: &Region, sectors: u64) -> Option<Stri
 
 #[cfg(target_os = "none")]
 use {
+    super::queue::{Device, Queue},
     super::ramdisk::RamDisk,
     super::virtio_blk::{Slot, VirtioBlk},
-    super::{Backend, install},
+    super::{Disk, install},
     crate::arch::Cpu,
     alloc::{boxed::Box, vec::Vec},
     devtree::Board,
 };
 
-/// Finds or makes the disk the VMs' `regions` (name, region) lie on, and installs it. Returns
-/// the positions in `regions` of those refused (one log line each: the region lies beyond the
-/// virtio-blk disk, or the RAM disk cannot hold it; their VMs must not run). An error is a
-/// reason the boot cannot go on (the device itself failed).
+/// Finds or makes the disk the VMs' `regions` (name, manifest index, region) lie on, and
+/// installs it. Returns the positions in `regions` of those refused (one log line each: the
+/// region lies beyond the virtio-blk disk, the RAM disk cannot hold it, or there is no RAM for
+/// its request buffers; their VMs must not run). An error is a reason the boot cannot go on
+/// (the device itself failed).
 #[cfg(target_os = "none")]
-pub fn init(board: &Board, regions: &[(&str, Region)]) -> Result<Vec<usize>, String> {
+pub fn init(board: &Board, regions: &[(&str, usize, Region)]) -> Result<Vec<usize>, String> {
     let mut refused = Vec::new();
     if regions.is_empty() {
         return Ok(refused);
     }
-    let needed = sectors_needed(&regions.iter().map(|r| r.1).collect::<alloc::vec::Vec<_>>());
+    let needed = sectors_needed(&regions.iter().map(|r| r.2).collect::<alloc::vec::Vec<_>>());
     let mapped = mmio_span(board.virtio()).is_some();
     let found = board.virtio().iter().filter(|_| mapped).find_map(|slot| {
         let base = slot.region.base as usize;
         // SAFETY: boot::take_over_mmu mapped every slot as device memory (mmio_span).
         match unsafe { VirtioBlk::classify(base) } {
-            Slot::Block(transport) => Some((base, transport)),
+            Slot::Block(transport) => Some((base, slot.irq, transport)),
             _ => None,
         }
     });
-    let disk: Box<dyn Backend> = match found {
-        Some((base, transport)) => {
+    let (disk, irq) = match found {
+        Some((base, irq, transport)) => {
             // SAFETY: a mapped virtio-mmio slot holding a block device; only the disk uses
             // it from here on.
             let dev = unsafe { VirtioBlk::new(base, transport) }
                 .map_err(|e| format!("virtio-blk at {base:#x}: {e}"))?;
             log::info!(
-                "virtio-blk ({transport:?} virtio-mmio) at {base:#x}, {} MiB",
+                "virtio-blk ({transport:?} virtio-mmio) at {base:#x}, {} MiB, interrupt {irq}",
                 (dev.sectors() * SECTOR_SIZE) >> 20
             );
-            for (i, (name, r)) in regions.iter().enumerate() {
-                if let Some(line) = beyond_the_disk(name, r, dev.sectors()) {
+            let mut queue = Queue::<Cpu>::new(Box::new(dev));
+            for (i, (name, vm, r)) in regions.iter().enumerate() {
+                if let Some(line) = beyond_the_disk(name, r, queue.sectors()) {
                     log::error!("{line}");
+                    refused.push(i);
+                } else if queue.reserve(*vm).is_err() {
+                    log::error!(
+                        "VM {name}: refused: no RAM for its disk request buffers ({} KiB)",
+                        (Queue::<Cpu>::FRAMES_PER_VM as u64 * PAGE_SIZE) >> 10
+                    );
                     refused.push(i);
                 }
             }
-            Box::new(dev)
+            crate::dev::gic::enable_spi(irq);
+            (Disk::Queued(queue), Some(irq))
         }
         None => {
             log::info!(
@@ -106,7 +116,7 @@ pub fn init(board: &Board, regions: &[(&str, Region)]) -> Result<Vec<usize>, Str
                 (needed * SECTOR_SIZE).div_ceil(1 << 20)
             );
             let mut disk = RamDisk::<Cpu>::new();
-            for (i, (name, r)) in regions.iter().enumerate() {
+            for (i, (name, _, r)) in regions.iter().enumerate() {
                 match disk.reserve(*r) {
                     Ok(()) => log::info!(
                         "VM {name}: its disk region's {} KiB of RAM taken for it at boot",
@@ -118,11 +128,11 @@ pub fn init(board: &Board, regions: &[(&str, Region)]) -> Result<Vec<usize>, Str
                     }
                 }
             }
-            Box::new(disk)
+            (Disk::Immediate(Box::new(disk)), None)
         }
     };
-    install(disk);
-    for (i, (name, r)) in regions.iter().enumerate() {
+    install(disk, irq);
+    for (i, (name, _, r)) in regions.iter().enumerate() {
         if refused.contains(&i) {
             continue;
         }

@@ -1,7 +1,9 @@
 //! A virtio-blk device on a virtio-mmio transport (virtio 1.1 §4.2.2 registers, §5.2 the block
-//! device), driven by the hyp alone with one virtqueue in polling mode: a request is published,
-//! the device notified, and the used ring polled until the device answers (no interrupt). The
-//! device's page is in the hyp's EL2 map only, never in a guest's stage 2.
+//! device), driven by the hyp alone with one virtqueue and one request at a time: a request is
+//! published and the device notified, and the call returns; the device's interrupt has the
+//! used ring read once for the answer ([`super::queue`] starts the next). Nothing polls. The
+//! device's page is in the hyp's EL2 map only, never in a guest's stage 2, and its data
+//! buffers are the queue's bounce frames, never a guest's.
 //!
 //! Both transports are spoken: version 2 ("modern", QEMU with
 //! `-global virtio-mmio.force-legacy=false`) and version 1 ("legacy", QEMU's default).
@@ -135,24 +137,25 @@ pub use driver::VirtioBlk;
 
 #[cfg(target_os = "none")]
 mod driver {
+    use super::super::queue::{BOUNCE_PAGES, Device};
     use super::super::virtqueue::{
         AVAIL_OFFSET, Buffer, DESC_OFFSET, DRIVER_AREA, QUEUE_SIZE, QueueMemory, SplitQueue,
         USED_ALIGN, USED_OFFSET,
     };
-    use super::super::{Backend, DiskError, IO_MAX, Io, check};
+    use super::super::{DiskError, Op, SECTOR_SIZE};
     use super::*;
     use crate::arch::{Cpu, Machine};
     use crate::mm::PAGE_SIZE;
     use crate::mm::owner::Owner;
     use aarch64_cpu::asm::barrier;
-    use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0};
     use tock_registers::interfaces::{Readable, Writeable};
 
     /// Where the request header and status byte sit in the queue's page.
     const HEADER: usize = DRIVER_AREA;
     const STATUS: usize = DRIVER_AREA + 16;
-    /// How long a request may take before the device is given up on.
-    const TIMEOUT_SECONDS: u64 = 5;
+    /// The longest chain: header, a bounce buffer's pages, status.
+    const CHAIN_MAX: usize = BOUNCE_PAGES + 2;
+    const _: () = assert!(CHAIN_MAX <= QUEUE_SIZE as usize);
 
     /// A hyp-owned frame, reached at its identity-mapped address.
     struct Frame(u64);
@@ -197,7 +200,6 @@ mod driver {
         regs: &'static Registers,
         queue: SplitQueue,
         page: Frame,
-        data: Frame,
         sectors: u64,
         flush: bool,
         /// Set when the device failed to answer: it is not used again.
@@ -219,7 +221,7 @@ mod driver {
             classify(regs.magic.get(), regs.version.get(), regs.device_id.get())
         }
 
-        /// Brings up the block device at `base` with one polled queue.
+        /// Brings up the block device at `base` with one queue, its interrupt on.
         ///
         /// # Safety
         /// `base` must be the identity-mapped device address of a virtio-mmio slot holding a
@@ -253,9 +255,7 @@ mod driver {
                 fail(regs);
                 return Err("queue 0 is too small");
             }
-            let (Some(page), Some(data)) =
-                (Cpu::alloc_frame(Owner::Hyp), Cpu::alloc_frame(Owner::Hyp))
-            else {
+            let Some(page) = Cpu::alloc_frame(Owner::Hyp) else {
                 fail(regs);
                 return Err("no frames for the virtqueue");
             };
@@ -290,116 +290,102 @@ mod driver {
                 regs,
                 queue: SplitQueue::default(),
                 page: Frame(page),
-                data: Frame(data),
                 sectors,
                 flush: take & F_FLUSH != 0,
                 broken: false,
             })
         }
 
-        /// One request: header, optional data (of the data frame), status; waits for it.
-        fn request(
-            &mut self,
-            kind: u32,
-            sector: u64,
-            data: Option<(u32, bool)>,
-        ) -> Result<(), DiskError> {
-            if self.broken {
-                return Err(DiskError::Device);
-            }
+        /// Publishes one request: header, the data frames, status; the device is notified
+        /// and answers by interrupt.
+        fn publish(&mut self, kind: u32, sector: u64, data: &[u64], len: u32, device_writes: bool) {
             self.page.write_u32(HEADER, kind);
             self.page.write_u32(HEADER + 4, 0);
             self.page.write_u64(HEADER + 8, sector);
             // SAFETY: the status byte is inside the hyp's queue frame.
             unsafe { core::ptr::write_volatile(self.page.at(STATUS) as *mut u8, 0xff) };
-            let header = Buffer {
-                addr: self.page.0 + HEADER as u64,
-                len: 16,
-                device_writes: false,
-            };
             let status_buf = Buffer {
                 addr: self.page.0 + STATUS as u64,
                 len: 1,
                 device_writes: true,
             };
-            let mut chain = [header, status_buf, status_buf];
-            let n = match data {
-                Some((len, device_writes)) => {
-                    chain[1] = Buffer {
-                        addr: self.data.0,
-                        len,
-                        device_writes,
-                    };
-                    3
-                }
-                None => 2,
+            let mut chain = [status_buf; CHAIN_MAX];
+            chain[0] = Buffer {
+                addr: self.page.0 + HEADER as u64,
+                len: 16,
+                device_writes: false,
             };
-            self.queue.publish(&mut self.page, &chain[..n]);
+            let mut n = 1;
+            for (i, &frame) in data.iter().enumerate() {
+                let left = len.saturating_sub(i as u32 * PAGE_SIZE as u32);
+                chain[n] = Buffer {
+                    addr: frame,
+                    len: left.min(PAGE_SIZE as u32),
+                    device_writes,
+                };
+                n += 1;
+            }
+            chain[n] = status_buf;
+            self.queue.publish(&mut self.page, &chain[..=n]);
             self.regs.queue_notify.set(0);
-            let deadline = CNTPCT_EL0.get() + CNTFRQ_EL0.get() * TIMEOUT_SECONDS;
-            let answer = loop {
-                if let Some(answer) = self.queue.poll(&self.page) {
-                    break answer;
-                }
-                if CNTPCT_EL0.get() > deadline {
-                    log::error!("virtio-blk: no answer in {TIMEOUT_SECONDS} s; the disk is off");
-                    self.broken = true;
-                    return Err(DiskError::Device);
-                }
-                core::hint::spin_loop();
-            };
-            self.regs
-                .interrupt_ack
-                .set(self.regs.interrupt_status.get());
-            if let Err(bad) = answer {
-                log::error!("virtio-blk: {}; the disk is off", bad.reason());
-                self.broken = true;
-                return Err(DiskError::Device);
-            }
-            // SAFETY: as above.
-            let s = unsafe { core::ptr::read_volatile(self.page.at(STATUS) as *const u8) };
-            if s == S_OK {
-                Ok(())
-            } else {
-                Err(DiskError::Device)
-            }
         }
     }
 
-    impl Backend for VirtioBlk {
+    impl Device for VirtioBlk {
         fn sectors(&self) -> u64 {
             self.sectors
         }
 
-        fn io(&mut self, sector: u64, io: Io<'_>) -> Result<(), DiskError> {
-            check(self.sectors, sector, &io)?;
-            let data = self.data.0 as usize;
-            match io {
-                Io::Read(buf) => {
-                    self.request(T_IN, sector, Some((buf.len() as u32, true)))?;
-                    // SAFETY: the data frame is the hyp's, IO_MAX (a page) long; check() bounds
-                    // the length.
-                    unsafe {
-                        core::ptr::copy_nonoverlapping(
-                            data as *const u8,
-                            buf.as_mut_ptr(),
-                            buf.len(),
-                        )
-                    };
-                    Ok(())
-                }
-                Io::Write(buf) => {
-                    debug_assert!(buf.len() <= IO_MAX);
-                    // SAFETY: as for reads.
-                    unsafe {
-                        core::ptr::copy_nonoverlapping(buf.as_ptr(), data as *mut u8, buf.len())
-                    };
-                    self.request(T_OUT, sector, Some((buf.len() as u32, false)))
-                }
-                Io::Flush if self.flush => self.request(T_FLUSH, 0, None),
-                // No write cache: every completed write is already durable.
-                Io::Flush => Ok(()),
+        fn start(
+            &mut self,
+            op: Op,
+            sector: u64,
+            data: &[u64],
+            len: u32,
+        ) -> Option<Result<(), DiskError>> {
+            if self.broken {
+                return Some(Err(DiskError::Device));
             }
+            let count = u64::from(len) / SECTOR_SIZE;
+            let whole = op == Op::Flush
+                || (len > 0
+                    && u64::from(len).is_multiple_of(SECTOR_SIZE)
+                    && data.len() == (len as usize).div_ceil(PAGE_SIZE as usize)
+                    && data.len() <= BOUNCE_PAGES
+                    && sector
+                        .checked_add(count)
+                        .is_some_and(|end| end <= self.sectors));
+            if !whole {
+                return Some(Err(DiskError::OutOfRange));
+            }
+            match op {
+                Op::Read => self.publish(T_IN, sector, data, len, true),
+                Op::Write => self.publish(T_OUT, sector, data, len, false),
+                Op::Flush if self.flush => self.publish(T_FLUSH, 0, &[], 0, false),
+                // No write cache: every completed write is already durable.
+                Op::Flush => return Some(Ok(())),
+            }
+            None
+        }
+
+        fn answer(&mut self) -> Option<Result<(), DiskError>> {
+            // Acknowledged first: an answer after the read below raises the interrupt again.
+            self.regs
+                .interrupt_ack
+                .set(self.regs.interrupt_status.get());
+            let answer = self.queue.poll(&self.page)?;
+            if let Err(bad) = answer {
+                log::error!("virtio-blk: {}; the disk is off", bad.reason());
+                self.broken = true;
+                return Some(Err(DiskError::Device));
+            }
+            // SAFETY: as in `publish`.
+            let s = unsafe { core::ptr::read_volatile(self.page.at(STATUS) as *const u8) };
+            Some(if s == S_OK {
+                Ok(())
+            } else {
+                Err(DiskError::Device)
+            })
         }
     }
 

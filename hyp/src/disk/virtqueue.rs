@@ -3,8 +3,9 @@
 //! device. One page holds everything, at offsets that suit both virtio-mmio transports
 //! (legacy places the used ring at the next [`USED_ALIGN`] boundary after the available ring).
 
-/// Entries of the queue (a power of two; a request uses at most 3).
-pub const QUEUE_SIZE: u16 = 8;
+/// Entries of the queue (a power of two; a request uses at most 18: its header, the 16 pages
+/// of a 64 KiB bounce buffer and its status).
+pub const QUEUE_SIZE: u16 = 32;
 /// The descriptor table: 16 bytes per entry (addr u64, len u32, flags u16, next u16).
 pub const DESC_OFFSET: usize = 0;
 /// The available ring: flags u16, idx u16, ring[QUEUE_SIZE] u16, used_event u16.

@@ -116,15 +116,14 @@ fn context_for(name: &str) -> FakeVm {
             // A 16 MiB region (0x8000 sectors) and its ring, four requests produced (whatever
             // they hold, each is taken and answered in its status).
             m.map(0x4009_1000, 1, MemPerms::RW).unwrap();
-            vm.block_io = Some(crate::vm::block::BlockIo {
-                ring_ipa: 0x4009_1000,
-                consumer: 0,
-                region: crate::vm::block::Region {
+            vm.block_io = Some(crate::vm::block::BlockIo::new(
+                0x4009_1000,
+                vm.index as usize,
+                crate::vm::block::Region {
                     first_sector: 0,
                     sectors: 0x8000,
                 },
-                submitting: None,
-            });
+            ));
         }
         _ => {}
     }

@@ -7,7 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod abi;
-mod block;
+pub(crate) mod block;
 mod channel;
 #[cfg(test)]
 mod compat;
@@ -54,12 +54,8 @@ pub trait GuestVm {
     fn events_changed(&mut self, acked: Option<u32>);
     /// The VM's block device (None: the manifest gave it no disk region).
     fn block_io(&mut self) -> Option<&mut crate::vm::block::BlockIo>;
-    /// One transfer on the machine's disk (absolute sectors; the caller checked the region).
-    fn disk_io(
-        &mut self,
-        sector: u64,
-        io: crate::disk::Io<'_>,
-    ) -> Result<(), crate::disk::DiskError>;
+    /// The machine's disk (absolute sectors; the caller checks the region).
+    fn disk(&self) -> &'static spin::Mutex<Option<crate::disk::Disk>>;
 }
 
 /// A vCPU's power state as PSCI AFFINITY_INFO reports it.
@@ -267,8 +263,9 @@ pub(crate) mod fake {
         pub queue_room: Option<usize>,
         pub line_buffer: crate::vm::console::LineBuffer,
         pub block_io: Option<crate::vm::block::BlockIo>,
-        /// The machine's disk as this VM's calls reach it.
-        pub disk: crate::disk::ramdisk::RamDisk<Cpu>,
+        /// The machine's disk as this VM's calls reach it (its own: a RAM disk unless a test
+        /// puts a device there), given back when the VM is dropped.
+        pub disk: &'static spin::Mutex<Option<crate::disk::Disk>>,
         /// Its vCPUs: whether each is on, and where the last CPU_ON started it.
         pub vcpus: Vec<(super::Power, u64, u64)>,
         /// The calling vCPU.
@@ -280,12 +277,15 @@ pub(crate) mod fake {
         pub fn empty(index: u16, quota_pages: u64) -> Self {
             let memory = GuestMemory::new(index, index + 1, quota_pages * 4096)
                 .expect("the fake machine has frames");
-            let mut disk = crate::disk::ramdisk::RamDisk::new();
+            let mut disk = crate::disk::ramdisk::RamDisk::<Cpu>::new();
             disk.reserve(crate::vm::block::Region {
                 first_sector: 0,
                 sectors: 1024,
             })
             .expect("the fake machine holds a small disk");
+            let disk = std::boxed::Box::leak(std::boxed::Box::new(spin::Mutex::new(Some(
+                crate::disk::Disk::Immediate(std::boxed::Box::new(disk)),
+            ))));
             Self {
                 index: index.into(),
                 events: crate::vm::events::Events::new(1),
@@ -302,6 +302,13 @@ pub(crate) mod fake {
                 vcpus: std::vec![(super::Power::On, 0, 0)],
                 caller: 0,
             }
+        }
+    }
+
+    impl Drop for FakeVm {
+        fn drop(&mut self) {
+            // The disk's frames back to the fake machine (its mutex stays leaked: a word).
+            self.disk.lock().take();
         }
     }
 
@@ -365,12 +372,8 @@ pub(crate) mod fake {
         fn block_io(&mut self) -> Option<&mut crate::vm::block::BlockIo> {
             self.block_io.as_mut()
         }
-        fn disk_io(
-            &mut self,
-            sector: u64,
-            io: crate::disk::Io<'_>,
-        ) -> Result<(), crate::disk::DiskError> {
-            crate::disk::Backend::io(&mut self.disk, sector, io)
+        fn disk(&self) -> &'static spin::Mutex<Option<crate::disk::Disk>> {
+            self.disk
         }
         fn info(&self) -> VmInfo {
             VmInfo {

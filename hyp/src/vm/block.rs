@@ -1,5 +1,6 @@
 //! A VM's block device: its region of the machine's disk, its request ring, and the checks that
-//! turn a descriptor (already copied out of the shared ring) into a request on the disk.
+//! turn a descriptor (already copied out of the shared ring) into a request on the disk; and
+//! [`deliver`], which hands the VMs the requests the disk's interrupt completed.
 
 use super::mem::{GuestMemory, Pin};
 use crate::arch::Machine;
@@ -32,26 +33,59 @@ impl Region {
     }
 }
 
-/// The VM's side of the block hypercalls.
+/// The VM's side of the block hypercalls. Ring indices: `consumer <= taken <= producer`, at
+/// most a ring apart; the descriptors from `consumer` to `taken` are taken and not all done.
 #[derive(Debug)]
 pub struct BlockIo {
     /// The request ring's IPA.
     pub ring_ipa: u64,
-    /// The hyp's own consumer index (the copy in the page is only informative).
+    /// The VM's manifest index: the owner of its requests on the disk.
+    pub vm: usize,
+    /// The hyp's own consumer index: every descriptor before it is done, its status written
+    /// (the copy in the page is only informative).
     pub consumer: u32,
+    /// The next descriptor to take.
+    pub taken: u32,
+    /// The descriptors between `consumer` and `taken` already done (bit: index % 64).
+    pub done: u64,
     /// Its part of the disk.
     pub region: Region,
-    /// The consumer index where a BLOCK_SUBMIT being continued began.
+    /// The index where a BLOCK_SUBMIT being continued began.
     pub submitting: Option<u32>,
 }
 
-/// Maps a VM's request ring at `ipa` (one page, read-write, which the guest can neither unmap
-/// nor protect) holding an empty ring header; the VM's block state for its `disk` region.
+const _: () = assert!(BLOCK_RING_ENTRIES <= u64::BITS);
+
+impl BlockIo {
+    /// An empty ring at `ring_ipa` for VM `vm`'s `region`.
+    pub fn new(ring_ipa: u64, vm: usize, region: Region) -> Self {
+        Self {
+            ring_ipa,
+            vm,
+            consumer: 0,
+            taken: 0,
+            done: 0,
+            region,
+            submitting: None,
+        }
+    }
+
+    /// The bit of descriptor `index` in `done`.
+    pub fn bit(index: u32) -> u64 {
+        1 << (index % BLOCK_RING_ENTRIES)
+    }
+}
+
+/// Maps VM `vm`'s request ring at `ipa` (one page, read-write, which the guest can neither
+/// unmap nor protect) holding an empty ring header; the VM's block state for its `disk` region.
+/// Requests of an earlier life of the VM (a restart) still on the disk are forgotten.
 pub fn map_ring<M: Machine>(
     memory: &mut GuestMemory<M>,
+    vm: usize,
     ipa: u64,
     disk: &manifest::DiskRegion,
 ) -> Result<BlockIo, Error> {
+    crate::disk::cancel(vm);
     memory.map_pinned(ipa, 1, MemPerms::RW, Pin::Hyp)?;
     let header = RingHeader::new(BLOCK_RING_ENTRIES, BlockDesc::SIZE as u32);
     let fields = [
@@ -62,12 +96,35 @@ pub fn map_ring<M: Machine>(
     for (offset, value) in fields {
         memory.write(ipa + offset as u64, &value.to_le_bytes())?;
     }
-    Ok(BlockIo {
-        ring_ipa: ipa,
-        consumer: 0,
-        region: Region::from_manifest(disk),
-        submitting: None,
-    })
+    Ok(BlockIo::new(ipa, vm, Region::from_manifest(disk)))
+}
+
+/// Hands each VM the requests the disk completed for it since (the disk's interrupt marked
+/// them): statuses and data into the living, forgotten by the disk for the ended. Any CPU may
+/// call it with no VM's lock held; it locks each VM with completions in turn.
+#[cfg(target_os = "none")]
+#[inline(always)]
+pub fn deliver() {
+    let ready = crate::disk::take_ready();
+    if ready != 0 {
+        deliver_to(ready);
+    }
+}
+
+/// [`deliver`] for the VMs whose bits `ready` has (`disk::queue::bit`).
+#[cfg(target_os = "none")]
+fn deliver_to(mut ready: u64) {
+    while ready != 0 {
+        let i = ready.trailing_zeros() as usize;
+        ready &= ready - 1;
+        let mut guard = super::sched::slot(super::ids::VmIndex::new(i)).lock();
+        match guard.as_mut().filter(|vm| vm.is_alive()) {
+            Some(vm) => {
+                crate::hypercall::block::complete(&mut super::build::Caller { vm, vcpu: 0 })
+            }
+            None => crate::disk::cancel(i),
+        }
+    }
 }
 
 /// A checked request, in disk sectors.
@@ -141,7 +198,7 @@ mod tests {
             offset: 1 << 20,
             size: 64 << 10,
         };
-        let io = map_ring(&mut memory, 0x5000, &disk).unwrap();
+        let io = map_ring(&mut memory, 1, 0x5000, &disk).unwrap();
         assert_eq!(
             io.region,
             Region {

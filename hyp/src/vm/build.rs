@@ -213,7 +213,7 @@ fn load(
     let block_io = match &spec.disk {
         Some(disk) => {
             let ring = event_page_ipa + 2 * PAGE_SIZE;
-            let io = super::block::map_ring(memory, ring, disk)
+            let io = super::block::map_ring(memory, index.get(), ring, disk)
                 .map_err(|e| BuildError::Memory("block ring", e))?;
             info.block_ring_ipa = ring;
             Some(io)
@@ -537,12 +537,8 @@ impl crate::hypercall::GuestVm for Caller<'_> {
         self.vm.block_io.as_mut()
     }
 
-    fn disk_io(
-        &mut self,
-        sector: u64,
-        io: crate::disk::Io<'_>,
-    ) -> Result<(), crate::disk::DiskError> {
-        crate::disk::io(sector, io)
+    fn disk(&self) -> &'static spin::Mutex<Option<crate::disk::Disk>> {
+        &crate::disk::DISK
     }
 
     fn info(&self) -> hypercall_abi::VmInfo {

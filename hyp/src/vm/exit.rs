@@ -48,7 +48,7 @@ pub fn take_interrupts(mut vm: Option<(&mut Vm, usize)>) -> Action {
             if let Some((vm, v)) = vm.as_mut() {
                 vm.raise_event_on(super::events::TIMER_EVENT, *v);
             }
-        } else if intid != gic::KICK_SGI {
+        } else if intid != gic::KICK_SGI && !crate::disk::on_interrupt(intid) {
             log::warn!("unexpected interrupt {intid}");
         }
         gic::end(acked);
@@ -103,7 +103,14 @@ pub fn handle(exit: Exit) {
         crate::percpu::trace_exit(index, vcpu, esr, function, ipa);
     }
     let how = match action {
-        Action::Resume => return,
+        Action::Resume => {
+            if matches!(exit, Exit::Irq) {
+                // What the disk's interrupt completed, for whichever VMs it was.
+                drop(guard);
+                super::block::deliver();
+            }
+            return;
+        }
         Action::Notify { vm: peer, event } => {
             // One VM's lock at a time: this one's first goes.
             drop(guard);

@@ -416,6 +416,8 @@ pub fn notify(index: VmIndex, event: u32) {
 fn pick() {
     let me = percpu::index();
     loop {
+        // What the disk's interrupt completed (a waiting vCPU may become runnable).
+        super::block::deliver();
         wake_console_writers();
         poll_timers();
         poll_console();

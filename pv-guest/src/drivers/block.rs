@@ -79,8 +79,9 @@ mod target {
         /// Puts `descs` (at most a ring's worth) into the ring as they are, rings the
         /// doorbell with `producer` (normally the index after them; a test may lie), waits
         /// until the ring's consumer index has passed what the doorbell took (none taken: no
-        /// wait), and writes each one's status into `status`. The doorbell's own error, if
-        /// any.
+        /// wait) and rings again for the rest while it took some but not all (the hypervisor
+        /// takes no more than the VM's request slots hold), and writes each one's status into
+        /// `status`. The descriptors taken, or the doorbell's own error.
         pub fn submit_raw(
             &mut self,
             descs: &[BlockDesc],
@@ -98,16 +99,23 @@ mod target {
             let at = self.ring + offset_of!(RingHeader, producer) as u64;
             // SAFETY: an aligned u32 of the ring page.
             unsafe { core::ptr::write_volatile(at as *mut u32, producer) };
-            let taken = hv().block_submit(producer)?;
-            if taken == 0 {
-                // The hypervisor raises the block event only when it took descriptors.
-                return Ok(0);
+            let mut taken = 0u32;
+            loop {
+                let now = hv().block_submit(producer)?;
+                if now == 0 {
+                    // The hypervisor raises the block event only when descriptors complete.
+                    break;
+                }
+                taken = taken.wrapping_add(now);
+                let done = first.wrapping_add(taken);
+                events::wait(self.event, || self.consumer() == done);
+                // The raise that announced these completions: consumed, so no stale event
+                // wakes a later WFI.
+                let _ = hv().event_ack(self.event);
+                if done == producer {
+                    break;
+                }
             }
-            let done = first.wrapping_add(taken);
-            events::wait(self.event, || self.consumer() == done);
-            // The raise that announced these completions: consumed, so no stale event wakes a
-            // later WFI.
-            let _ = hv().event_ack(self.event);
             fence(Ordering::Acquire);
             self.producer = self.consumer();
             for (i, s) in status.iter_mut().enumerate().take(taken as usize) {
@@ -115,6 +123,24 @@ mod target {
                 *s = unsafe { core::ptr::read_volatile(self.slot(first + i as u32)) }.status;
             }
             Ok(taken)
+        }
+
+        /// Puts `descs` (at most a ring's worth) into the ring after the last and rings the
+        /// doorbell, without waiting for them: the descriptors taken. For a VM that is about
+        /// to end or restart with requests in flight (the driver is not used after it).
+        pub fn post(&mut self, descs: &[BlockDesc]) -> Result<u32, Error> {
+            let n = descs.len().min(BLOCK_RING_ENTRIES as usize);
+            for (i, d) in descs[..n].iter().enumerate() {
+                // SAFETY: the slot is inside the ring page (index reduced modulo the ring).
+                unsafe { core::ptr::write_volatile(self.slot(self.producer + i as u32), *d) };
+            }
+            fence(Ordering::Release);
+            hv().block_submit(self.producer.wrapping_add(n as u32))
+        }
+
+        /// The ring's consumer index, as the hypervisor last wrote it.
+        pub fn consumer_index(&self) -> u32 {
+            self.consumer()
         }
 
         /// Submits `descs` and fails with the first error among the doorbell and them.

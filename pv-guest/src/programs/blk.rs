@@ -1,8 +1,12 @@
-//! `blk [write] [verify] [attack] [seed=N]`: the paravirtual block device, through the ring
+//! `blk [inflight [kill]] [write] [verify] [attack] [seed=N]`: the paravirtual block device, through the ring
 //! front-end. `write` fills the VM's whole disk region with the pattern for `seed` and
 //! flushes; `verify` reads the region back and checks it (a later boot with the same disk
 //! image proves it persisted); `attack` sends requests past the region and malformed ring
 //! entries and checks each gets its documented error while good requests still work.
+//! `inflight` (first life) fills the ring with largest reads and, without waiting for them,
+//! restarts the VM (`inflight kill`: touches an unmapped page, and is killed); the next life
+//! finds a fresh ring whose consumer no stale completion moves, and writes and verifies its
+//! region.
 
 use super::args;
 use super::checks::Checks;
@@ -60,7 +64,12 @@ pub fn run(argv: &str) -> u64 {
         }
     };
     let seed = args::number(argv, "seed").unwrap_or(1);
-    let verbs: [(&str, Verb); 3] = [("write", write), ("verify", verify), ("attack", attack)];
+    let verbs: [(&str, Verb); 4] = [
+        ("inflight", inflight),
+        ("write", write),
+        ("verify", verify),
+        ("attack", attack),
+    ];
     let mut status = 0;
     let mut ran = false;
     for (name, verb) in verbs {
@@ -70,7 +79,7 @@ pub fn run(argv: &str) -> u64 {
         }
     }
     if !ran {
-        println!("blk: usage: blk [write] [verify] [attack] [seed=N]");
+        println!("blk: usage: blk [inflight [kill]] [write] [verify] [attack] [seed=N]");
         return 2;
     }
     status
@@ -147,6 +156,35 @@ fn verify(block: &mut Block, buf: &mut Buffer, seed: u64, _: &BootInfo) -> u64 {
         );
         1
     }
+}
+
+/// First life: a ring of reads left in flight, then a restart (or a kill). Later lives: the
+/// ring is fresh and stays so while nothing is asked (what the earlier life asked is
+/// forgotten), then the verbs after it run.
+fn inflight(block: &mut Block, buf: &mut Buffer, _: u64, info: &BootInfo) -> u64 {
+    let life = crate::restarts();
+    if life == 0 {
+        // Every read into the same buffer, the largest the region takes.
+        let len = (CHUNK_SECTORS.min(block.sectors) as usize * SECTOR) as u32;
+        let reads = [desc(BlockDesc::READ, 0, buf.ipa(), len); 64];
+        let taken = block.post(&reads);
+        println!("blk: inflight: {taken:?} of 64 reads taken; leaving them in flight");
+        if info.cmdline().split_whitespace().any(|w| w == "kill") {
+            println!("blk: inflight: touching IPA {:#x}", super::UNMAPPED_IPA);
+            // SAFETY: a read the hypervisor faults: the VM is killed here.
+            let v = unsafe { crate::arch::access::read_u64(super::UNMAPPED_IPA) };
+            println!("blk: inflight: read {v:#x} from an unmapped page");
+            return 1;
+        }
+        let refused = crate::hv().psci_system_reset();
+        println!("blk: inflight: SYSTEM_RESET returned {refused}");
+        return 1;
+    }
+    // The completions of the earlier life's reads would move this ring's consumer (and the
+    // verbs after this one would then fail).
+    let mut c = Checks::new("blk inflight");
+    c.expect("a fresh ring's consumer", block.consumer_index(), 0);
+    c.finish()
 }
 
 fn desc(op: u32, sector: u64, buf_ipa: u64, len: u32) -> BlockDesc {

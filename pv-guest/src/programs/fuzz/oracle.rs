@@ -391,7 +391,20 @@ pub fn check(t: &Targets, m: &Model, input: &Regs, out: &Regs) -> Verdict {
             if ahead > BLOCK_RING_ENTRIES {
                 exactly(Err(Error::InvalidParameters))
             } else {
-                exactly(Ok([ahead.into(), 0, 0]))
+                // On a device (virtio-blk) the hyp takes no more than the VM's request slots
+                // hold, and counts a ring from the last request not yet done: while some are
+                // in flight, fewer are taken, or a producer a ring ahead is refused.
+                Expect::Either(
+                    Errors::of(&[Error::InvalidParameters]),
+                    |input, _, m, out| {
+                        let ahead = (input[1] as u32).wrapping_sub(m.block_consumer);
+                        if out[1] <= ahead.into() && out[2] == 0 && out[3] == 0 {
+                            Ok(())
+                        } else {
+                            why!("x1 = at most the {ahead} descriptors offered, x2 = x3 = 0")
+                        }
+                    },
+                )
             }
         }
         Call::ChannelInfo { channel } if channel < t.channel_count => {
