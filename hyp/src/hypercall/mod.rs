@@ -35,6 +35,8 @@ pub trait GuestVm {
     fn console_io(&mut self) -> &mut crate::vm::console::ConsoleIo;
     /// The calling vCPU's index (its MPIDR's Aff0).
     fn vcpu_index(&self) -> usize;
+    /// The version the VM's first ABI_VERSION of this life stated, if it made one.
+    fn stated_version(&mut self) -> &mut Option<hypercall_abi::Version>;
     /// How many vCPUs the VM has.
     fn vcpu_count(&self) -> usize;
     /// Whether vCPU `vcpu` is on (None: the VM has no such vCPU).
@@ -137,11 +139,11 @@ pub fn dispatch(vm: &mut impl GuestVm, regs: &mut Regs) -> Action {
         | Call::SmcccArchFeatures { .. }
         | Call::VendorHypCallUid
         | Call::VendorHypRevision => {
-            standard::handle(&call, regs);
+            standard::handle(&call, regs, abi::revision(*vm.stated_version()));
             Action::Resume
         }
         Call::Psci(p) => psci::handle(vm, p, regs),
-        Call::AbiVersion { guest } => answer(regs, abi::version(guest)),
+        Call::AbiVersion { guest } => answer(regs, abi::version(vm, guest)),
         Call::AbiFeatures => answer(regs, Ok(abi::features())),
         Call::VmExit { status } => Action::Exit(status),
         Call::VmYield => {
@@ -169,6 +171,7 @@ pub fn dispatch(vm: &mut impl GuestVm, regs: &mut Regs) -> Action {
         Call::EventUnmask { event } => answer(regs, event::set_masked(vm, event, false)),
         Call::EventAck { event } => answer(regs, event::ack(vm, event)),
         Call::EventSend { vcpu, event } => answer(regs, event::send(vm, vcpu, event)),
+        Call::EventSharedAck => answer(regs, event::share_acks(vm)),
         Call::BlockInfo => answer(regs, block::info(vm)),
         Call::BlockSubmit { producer } => match block::submit(vm, producer) {
             Ok(None) => Action::Continue,
@@ -252,6 +255,7 @@ pub(crate) mod fake {
         pub vcpus: Vec<(super::Power, u64, u64)>,
         /// The calling vCPU.
         pub caller: usize,
+        pub stated_version: Option<hypercall_abi::Version>,
     }
 
     impl FakeVm {
@@ -280,6 +284,7 @@ pub(crate) mod fake {
                 disk,
                 vcpus: std::vec![(super::Power::On, 0, 0)],
                 caller: 0,
+                stated_version: None,
             }
         }
     }
@@ -312,6 +317,9 @@ pub(crate) mod fake {
         }
         fn vcpu_index(&self) -> usize {
             self.caller
+        }
+        fn stated_version(&mut self) -> &mut Option<hypercall_abi::Version> {
+            &mut self.stated_version
         }
         fn vcpu_count(&self) -> usize {
             self.vcpus.len()

@@ -4,8 +4,9 @@
 use hypercall_abi::standard::{SMCCC_VERSION_1_2, VENDOR_HYP_UID, arch_features, revision_regs};
 use hypercall_abi::{Call, Regs, Version};
 
-/// These calls answer in x0 (and x1..x3) directly, as their specifications define.
-pub fn handle(call: &Call, regs: &mut Regs) {
+/// These calls answer in x0 (and x1..x3) directly, as their specifications define; `revision`
+/// is the vendor service's revision for this VM.
+pub fn handle(call: &Call, regs: &mut Regs, revision: Version) {
     match *call {
         Call::SmcccVersion => regs[0] = u64::from(SMCCC_VERSION_1_2),
         Call::SmcccArchFeatures { function_id } => {
@@ -16,7 +17,7 @@ pub fn handle(call: &Call, regs: &mut Regs) {
                 *r = u64::from(word);
             }
         }
-        Call::VendorHypRevision => regs[..2].copy_from_slice(&revision_regs(Version::CURRENT)),
+        Call::VendorHypRevision => regs[..2].copy_from_slice(&revision_regs(revision)),
         _ => {}
     }
 }

@@ -103,6 +103,8 @@ pub struct Vm {
     pub boot_info_ipa: u64,
     /// Whether one of its vCPUs has been loaded on a CPU yet (for the log line of a pinned VM).
     pub has_run: bool,
+    /// The ABI version its first ABI_VERSION of this life stated (VENDOR_HYP_REVISION's).
+    pub stated_version: Option<Version>,
     /// What it made the hyp do, over all its lives (a restart keeps them).
     pub stats: super::stats::VmStats,
 }
@@ -181,7 +183,7 @@ fn load(
     memory
         .map_pinned(event_page_ipa, 1, MemPerms::READ, Pin::Hyp)
         .map_err(|e| BuildError::Memory("event page", e))?;
-    let events = Events::new(0);
+    let events = Events::new(0).at_page(event_page_ipa);
     memory
         .write(event_page_ipa, as_bytes(&events.page()))
         .map_err(|e| BuildError::Memory("event page", e))?;
@@ -282,6 +284,7 @@ impl Vm {
             channels: Vec::new(),
             boot_info_ipa: loaded.boot_info_ipa,
             has_run: false,
+            stated_version: None,
             stats: super::stats::VmStats::default(),
         })
     }
@@ -313,6 +316,7 @@ impl Vm {
         self.block_io = loaded.block_io;
         self.boot_info_ipa = loaded.boot_info_ipa;
         self.has_run = false;
+        self.stated_version = None;
         // The fresh VM sees the same channel regions.
         let (memory, name) = (&mut self.memory, &self.name);
         self.channels
@@ -375,8 +379,7 @@ impl Vm {
     /// virtual IRQ (events routed to it, pending and unmasked), and wake a vCPU that waits and
     /// has something deliverable.
     pub fn events_changed(&mut self) {
-        let page = self.events.page();
-        let _ = self.memory.write(self.event_page_ipa, as_bytes(&page));
+        self.events.sync(&self.memory);
         let here = crate::percpu::index();
         for (i, vcpu) in self.vcpus.iter_mut().enumerate() {
             if self.events.deliverable_to(i as u8) {
@@ -492,6 +495,10 @@ impl crate::hypercall::GuestVm for Caller<'_> {
 
     fn vcpu_index(&self) -> usize {
         self.vcpu
+    }
+
+    fn stated_version(&mut self) -> &mut Option<Version> {
+        &mut self.vm.stated_version
     }
 
     fn vcpu_count(&self) -> usize {

@@ -103,11 +103,20 @@ pub fn handle(exit: Exit) {
         Action::Resume => return,
         Action::Notify { vm: peer, event } => {
             // By manifest index: a VM refused at boot has no place in the list.
-            let peer = sched.vms.iter_mut().find(|p| p.index == peer);
-            if let Some(peer) = peer.filter(|p| p.is_alive()) {
-                peer.raise_event(event);
+            let Some(p) = sched
+                .vms
+                .iter()
+                .position(|p| p.index == peer && p.is_alive())
+            else {
+                return;
+            };
+            sched.vms[p].raise_event(event);
+            // A directed yield: the notified vCPU (vCPU 0 takes hyp-raised events) runs next
+            // here, if it can, instead of after this one waits.
+            if !sched.hand_over((p, 0)) {
+                return;
             }
-            return;
+            true
         }
         Action::Yield => true,
         Action::Continue => {
@@ -211,7 +220,11 @@ fn handle_sync(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
         Class::WfiWfe => {
             vm.stats.count(ExitKind::Wfi);
             vm.vcpus[v].regs.skip_instruction();
-            // WFI waits for the vCPU's next event, unless one is already deliverable.
+            // WFI waits for the vCPU's next event, unless one is already deliverable (after
+            // the acknowledgements a guest made in its event page: they may drop HCR_EL2.VI).
+            if vm.events.acks_shared() {
+                vm.events_changed();
+            }
             if vm.events.deliverable_to(v as u8) {
                 Action::Resume
             } else {

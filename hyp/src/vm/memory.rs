@@ -576,6 +576,36 @@ impl<M: Machine> GuestMemory<M> {
         M::tlb(TlbOp::DsbIshst);
     }
 
+    /// Makes a page the hyp shares with the guest (pinned [`Pin::Hyp`]) writable for it, or
+    /// read-only again: the event page, once the guest acknowledges events in it.
+    pub fn set_hyp_page_perms(&mut self, ipa: u64, perms: MemPerms) -> Result<(), Error> {
+        check_perms(perms)?;
+        match self.entry(ipa) {
+            Some(d) if Pin::of(d) == Pin::Hyp => {}
+            Some(_) => return Err(Error::Denied),
+            None => return Err(Error::NotMapped),
+        }
+        self.reprotect(ipa, 1, perms);
+        Ok(())
+    }
+
+    /// The `N` u64s at `ipa` (8-aligned, inside one mapped page) as atomics: words the hyp and
+    /// the guest both change (the event page's pending bits), one atomic step per access.
+    pub fn shared_words<const N: usize>(
+        &self,
+        ipa: u64,
+    ) -> Result<&[core::sync::atomic::AtomicU64; N], Error> {
+        if !ipa.is_multiple_of(8) || ipa % PAGE_SIZE + 8 * N as u64 > PAGE_SIZE {
+            return Err(Error::BadAddress);
+        }
+        let host = self.host_address(ipa).ok_or(Error::BadAddress)?;
+        // SAFETY: `host` is the identity-mapped frame of this VM's page at `ipa`, 8-aligned, with
+        // N words inside the page; AtomicU64 has u64's size and alignment. The frame stays this
+        // VM's while `self` is borrowed (unmapping takes `&mut self`); the guest changes it only
+        // through its own mapping, which atomics tolerate.
+        Ok(unsafe { &*(host as *const [core::sync::atomic::AtomicU64; N]) })
+    }
+
     /// The permissions of the page holding `ipa`.
     pub fn query(&self, ipa: u64) -> Result<MemPerms, Error> {
         if ipa >= IPA_LIMIT {

@@ -114,6 +114,23 @@ impl Scheduler {
         None
     }
 
+    /// A directed yield: makes `unit` (VM, vCPU) the next vCPU this CPU takes, if it may run
+    /// here now (runnable, on no CPU, this CPU in its VM's pin); whether it will be.
+    pub fn hand_over(&mut self, unit: (usize, usize)) -> bool {
+        let vm = &self.vms[unit.0];
+        let free = vm.vcpus.get(unit.1).is_some_and(|v| v.on_cpu.is_none());
+        let here = vm.spec.cpus.is_none_or(|set| set.contains(percpu::index()));
+        let Some(flat) = self.units.iter().position(|&u| u == unit) else {
+            return false;
+        };
+        if !(free && here && self.runnable(unit)) {
+            return false;
+        }
+        // The round-robin search starts after the cursor.
+        self.cursor = flat.checked_sub(1).unwrap_or(self.units.len() - 1);
+        true
+    }
+
     /// Decides what this CPU runs next; `outgoing_alive` says whether the state of the vCPU on
     /// it now (if any) must be kept. The current vCPU goes on if nothing else waits for a CPU.
     fn switch(&mut self, outgoing_alive: bool) -> Next {
