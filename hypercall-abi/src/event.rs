@@ -28,8 +28,10 @@ pub const EVENT_SEND: u32 = vendor_id(0x44);
 /// The hypervisor only ever reads a cleared bit of an event it had raised as "the guest saw
 /// it": bits the guest sets are dropped, and `masked` stays what `EVENT_MASK`/`EVENT_UNMASK`
 /// made it whatever the guest writes there. The virtual IRQ follows the page at the exits that
-/// recompute it: WFI and every `event` call (a guest that unmasks IRQs after acknowledging in
-/// the page makes one of them first, or takes the IRQ again). Errors: none. Live since 1.5.
+/// recompute it: every `event` call, `CHANNEL_NOTIFY` and a WFI that traps. While it is raised
+/// a WFI does not wait (nor trap) and unmasked IRQs are taken again: after acknowledging in the
+/// page, a guest makes one of those calls before it waits or unmasks IRQs (`EVENT_ACK` of the
+/// event does). Errors: none. Live since 1.5.
 pub const EVENT_SHARED_ACK: u32 = vendor_id(0x45);
 
 /// Events per VM; event numbers are `0..EVENT_COUNT`.

@@ -12,9 +12,10 @@
 //!
 //! Acknowledging ([`ack`]): on a hypervisor of ABI 1.5 or later, which lets the guest clear
 //! pending bits in the event page itself (`EVENT_SHARED_ACK`, asked for at boot by [`init`]),
-//! an atomic clear of the bit, no call; else `EVENT_ACK`. The timer's event and the IRQ
-//! handler's acknowledgements always take the call: it unmasks the timer, and it drops the
-//! virtual IRQ before the handler returns to code that runs with IRQs unmasked.
+//! an atomic clear of the bit, no call; else `EVENT_ACK`. The timer's event, the IRQ handler's
+//! acknowledgements and those just before a WFI always take the call: it unmasks the timer,
+//! and it drops the virtual IRQ (a raised one keeps WFI from waiting, and an IRQ handler from
+//! returning to code that runs with IRQs unmasked without taking it again).
 
 use crate::arch::{MAX_VCPUS, vcpu_index};
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
@@ -159,7 +160,9 @@ pub fn wait(event: u32, mut ready: impl FnMut() -> bool) {
             return;
         }
         if pending {
-            ack(info, event);
+            // The call, not the page: a WFI follows, and it would not wait (nor trap) while
+            // the virtual IRQ the stale event raised is still up.
+            let _ = crate::hv().event_ack(event);
             if ready() {
                 return;
             }
