@@ -165,9 +165,11 @@ impl Events {
     /// the virtual IRQs are recomputed. Nothing to do, and no walk, for a guest that does not
     /// share acknowledgements when nothing changed.
     pub fn sync(&mut self, memory: &GuestMemory<Cpu>) {
-        let unpublished = self.unpublished_masks != 0
-            || self.unpublished_raised != [0; WORDS]
-            || self.unpublished_cleared != [0; WORDS];
+        // A fold, not `!= [0; WORDS]`: array comparison becomes a call to a byte loop here.
+        let changed = (self.unpublished_raised.iter())
+            .chain(&self.unpublished_cleared)
+            .fold(u64::from(self.unpublished_masks), |any, &w| any | w);
+        let unpublished = changed != 0;
         if !(unpublished || self.acks_shared) {
             return;
         }
