@@ -114,21 +114,13 @@ impl Scheduler {
         None
     }
 
-    /// A directed yield: makes `unit` (VM, vCPU) the next vCPU this CPU takes, if it may run
-    /// here now (runnable, on no CPU, this CPU in its VM's pin); whether it will be.
-    pub fn hand_over(&mut self, unit: (usize, usize)) -> bool {
-        let vm = &self.vms[unit.0];
-        let free = vm.vcpus.get(unit.1).is_some_and(|v| v.on_cpu.is_none());
-        let here = vm.spec.cpus.is_none_or(|set| set.contains(percpu::index()));
-        let Some(flat) = self.units.iter().position(|&u| u == unit) else {
-            return false;
-        };
-        if !(free && here && self.runnable(unit)) {
-            return false;
-        }
-        // The round-robin search starts after the cursor.
-        self.cursor = flat.checked_sub(1).unwrap_or(self.units.len() - 1);
-        true
+    /// A directed yield: whether `unit` (VM, vCPU) is the vCPU this CPU would take next
+    /// (runnable, on no CPU, this CPU in its VM's pin, first in the round robin), so that the
+    /// caller gives the CPU up to it now. Never out of turn: two VMs notifying each other must
+    /// not starve a third on their CPU.
+    pub fn hand_over(&self, unit: (usize, usize)) -> bool {
+        self.next_runnable(percpu::current_vm())
+            .is_some_and(|(_, next)| next == unit)
     }
 
     /// Decides what this CPU runs next; `outgoing_alive` says whether the state of the vCPU on
