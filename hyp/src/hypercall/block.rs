@@ -7,7 +7,7 @@ use super::GuestVm;
 use super::guest_buffer::{self, Access};
 use crate::disk::{IO_MAX, Io};
 use crate::vm::block::{self, Request};
-use crate::vm::events::BLOCK_EVENT;
+use crate::vm::event::BLOCK_EVENT;
 use core::mem::offset_of;
 use hypercall_abi::block::{BLOCK_RING_ENTRIES, BLOCK_SECTOR_SIZE, BLOCK_TRANSFER_MAX};
 use hypercall_abi::layout::{BlockDesc, RingHeader};

@@ -84,7 +84,7 @@ fn context_for(name: &str) -> FakeVm {
         "EVENT_SHARED_ACK" => {
             m.map_pinned(0x4008_1000, 1, MemPerms::READ, crate::vm::memory::Pin::Hyp)
                 .unwrap();
-            vm.events = crate::vm::events::Events::new(0).at_page(0x4008_1000);
+            vm.events = crate::vm::event::Events::new(0).at_page(0x4008_1000);
         }
         // The buffer the input would go to (none is waiting).
         "CONSOLE_READ" => m.map(0x4008_0000, 1, MemPerms::RW).unwrap(),

@@ -1,5 +1,5 @@
 //! The `event` family: a guest binds, masks, unmasks and acknowledges its events, and sends
-//! events to its own vCPUs. Delivery (the virtual IRQ) follows from the state in `vm::events`.
+//! events to its own vCPUs. Delivery (the virtual IRQ) follows from the state in `vm::event`.
 
 use super::GuestVm;
 use hypercall_abi::event::EventSource;
@@ -22,7 +22,7 @@ pub fn ack(vm: &mut impl GuestVm, event: u32) -> Result<[u64; 3], Error> {
 }
 
 /// EVENT_SHARED_ACK: the event page becomes writable for the guest, which may clear its
-/// pending bits there from now on (vm::events takes them back without trusting them).
+/// pending bits there from now on (vm::event takes them back without trusting them).
 pub fn share_acks(vm: &mut impl GuestVm) -> Result<[u64; 3], Error> {
     let page = vm.events().page_ipa();
     vm.memory_mut().set_hyp_page_perms(page, MemPerms::RW)?;
@@ -87,7 +87,7 @@ mod tests {
 
     #[test]
     fn shared_ack_makes_only_the_event_page_writable_and_keeps_event_ack() {
-        use crate::vm::events::Events;
+        use crate::vm::event::Events;
         use crate::vm::memory::Pin;
         use hypercall_abi::MemPerms;
         const PAGE: u64 = 0x4008_1000;

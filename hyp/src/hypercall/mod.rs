@@ -46,7 +46,7 @@ pub trait GuestVm {
     /// The VM's index, vCPU count and free quota.
     fn info(&self) -> hypercall_abi::VmInfo;
     /// The VM's events.
-    fn events(&mut self) -> &mut crate::vm::events::Events;
+    fn events(&mut self) -> &mut crate::vm::event::Events;
     /// The VM's end of its channel `n`.
     fn channel(&self, n: u32) -> Option<&crate::vm::channel::ChannelEnd>;
     /// The events changed by a call (`acked`: the event the guest acknowledged, if any).
@@ -236,7 +236,7 @@ pub(crate) mod fake {
     /// A VM on the fake machine with a console that records.
     pub struct FakeVm {
         pub index: u32,
-        pub events: crate::vm::events::Events,
+        pub events: crate::vm::event::Events,
         pub acked: Vec<u32>,
         pub console_io: crate::vm::console::ConsoleIo,
         pub channels: Vec<crate::vm::channel::ChannelEnd>,
@@ -271,7 +271,7 @@ pub(crate) mod fake {
             .expect("the fake machine holds a small disk");
             Self {
                 index: index.into(),
-                events: crate::vm::events::Events::new(1),
+                events: crate::vm::event::Events::new(1),
                 acked: Vec::new(),
                 console_io: Default::default(),
                 channels: Vec::new(),
@@ -336,7 +336,7 @@ pub(crate) mod fake {
         fn channel(&self, n: u32) -> Option<&crate::vm::channel::ChannelEnd> {
             self.channels.get(n as usize)
         }
-        fn events(&mut self) -> &mut crate::vm::events::Events {
+        fn events(&mut self) -> &mut crate::vm::event::Events {
             &mut self.events
         }
         fn events_changed(&mut self, acked: Option<u32>) {

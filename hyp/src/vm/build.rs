@@ -6,7 +6,7 @@ use super::channel::ChannelEnd;
 use super::console::ConsoleIo;
 use super::console::LineBuffer;
 use super::elf;
-use super::events::{self, Events};
+use super::event::{self, Events};
 use super::memory::{GuestMemory, IPA_LIMIT, Pin};
 use super::pl011::{PL011_IPA, Pl011Emu};
 use crate::arch::Cpu;
@@ -221,9 +221,9 @@ fn load(
         None => None,
     };
     info.event_page_ipa = event_page_ipa;
-    info.timer_event = events::TIMER_EVENT;
-    info.console_event = events::CONSOLE_EVENT;
-    info.block_event = events::BLOCK_EVENT;
+    info.timer_event = event::TIMER_EVENT;
+    info.console_event = event::CONSOLE_EVENT;
+    info.block_event = event::BLOCK_EVENT;
     memory
         .write(boot_info_ipa, as_bytes(&info))
         .map_err(|e| BuildError::Memory("boot-info page", e))?;
@@ -481,7 +481,7 @@ impl crate::hypercall::GuestVm for Caller<'_> {
     }
 
     fn events_changed(&mut self, acked: Option<u32>) {
-        if acked == Some(events::TIMER_EVENT) {
+        if acked == Some(event::TIMER_EVENT) {
             // The guest has handled its timer: let the calling vCPU's timer interrupt through
             // again (in the live register while it is on this CPU, else in its saved state).
             if self.vm.on_this_cpu(self.vcpu) {

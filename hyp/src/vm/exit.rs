@@ -42,7 +42,7 @@ pub fn take_interrupts(mut vm: Option<(&mut Vm, usize)>) -> Action {
             let ctl = cpu::cntv_ctl();
             cpu::set_cntv_ctl(ctl | super::build::CNTV_CTL_IMASK);
             if let Some((vm, v)) = vm.as_mut() {
-                vm.raise_event_on(super::events::TIMER_EVENT, *v);
+                vm.raise_event_on(super::event::TIMER_EVENT, *v);
             }
         } else {
             log::warn!("unexpected interrupt {intid}");

@@ -195,7 +195,7 @@ impl Scheduler {
             return;
         };
         if vm.console_io.push_input(bytes) {
-            vm.raise_event(super::events::CONSOLE_EVENT);
+            vm.raise_event(super::event::CONSOLE_EVENT);
         }
     }
 
@@ -228,7 +228,7 @@ impl Scheduler {
                     && el1.cntv_cval <= now.wrapping_sub(el1.cntvoff)
                 {
                     el1.cntv_ctl |= super::build::CNTV_CTL_IMASK;
-                    vm.raise_event_on(super::events::TIMER_EVENT, v);
+                    vm.raise_event_on(super::event::TIMER_EVENT, v);
                 }
             }
         }
