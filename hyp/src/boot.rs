@@ -508,7 +508,7 @@ fn connect_channels(channels: &[manifest::ChannelSpec], vms: &mut [Vm]) {
     use crate::mm::PAGE_SIZE;
     use crate::mm::owner::Owner;
     use crate::vm::channel::{ChannelEnd, channel_ipa, ring_headers};
-    use crate::vm::events::FIRST_CHANNEL_EVENT;
+    use crate::vm::event::FIRST_CHANNEL_EVENT;
     for (i, spec) in channels.iter().enumerate() {
         let index_of = |name: &str| vms.iter().position(|vm| vm.name == name);
         // The manifest's channels join its VMs: a VM not found was refused at boot.

@@ -132,6 +132,8 @@ pub enum Call {
         /// Event number.
         event: u32,
     },
+    /// [`EVENT_SHARED_ACK`]. Live since 1.5.
+    EventSharedAck,
     /// [`BLOCK_INFO`]. Live since 1.3.
     BlockInfo,
     /// [`BLOCK_SUBMIT`]. Live since 1.3.
@@ -178,6 +180,7 @@ impl Call {
             Call::EventUnmask { .. } => EVENT_UNMASK,
             Call::EventAck { .. } => EVENT_ACK,
             Call::EventSend { .. } => EVENT_SEND,
+            Call::EventSharedAck => EVENT_SHARED_ACK,
             Call::BlockInfo => BLOCK_INFO,
             Call::BlockSubmit { .. } => BLOCK_SUBMIT,
             Call::ChannelInfo { .. } => CHANNEL_INFO,
@@ -218,6 +221,7 @@ impl Call {
             | Call::VmYield
             | Call::VmInfo
             | Call::ConsoleNotify
+            | Call::EventSharedAck
             | Call::BlockInfo => [0; 3],
         }
     }
@@ -333,6 +337,7 @@ impl TryFrom<&Regs> for Call {
                 vcpu: u32_arg(x[1])?,
                 event: event::decode_event(x[2])?,
             },
+            EVENT_SHARED_ACK => Call::EventSharedAck,
             BLOCK_INFO => Call::BlockInfo,
             BLOCK_SUBMIT => Call::BlockSubmit {
                 producer: u32_arg(x[1])?,

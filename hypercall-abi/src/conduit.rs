@@ -252,6 +252,11 @@ impl<C: Conduit> Hypervisor<C> {
         self.vendor_unit(Call::EventSend { vcpu, event })
     }
 
+    /// `EVENT_SHARED_ACK` (live since 1.5).
+    pub fn event_shared_ack(&mut self) -> Result<(), Error> {
+        self.vendor_unit(Call::EventSharedAck)
+    }
+
     // block (live since 1.3)
 
     /// `BLOCK_INFO`.

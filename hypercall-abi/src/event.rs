@@ -2,7 +2,8 @@
 //!
 //! Each VM has [`EVENT_COUNT`] events. Pending and mask bits live in the event page
 //! ([`crate::layout::EventPage`], IPA in the boot info); a pending unmasked event raises the
-//! vCPU's virtual IRQ until the guest acknowledges it.
+//! vCPU's virtual IRQ until the guest acknowledges it: with `EVENT_ACK`, or (since 1.5, after
+//! [`EVENT_SHARED_ACK`]) by clearing the event's pending bit in the page itself.
 
 use crate::{Error, abi::vendor_id};
 
@@ -20,6 +21,18 @@ pub const EVENT_ACK: u32 = vendor_id(0x43);
 /// `EVENT_SEND` (`0xC600_0044`): x1 = target vCPU index, x2 = event. Makes the event pending on
 /// a vCPU of the caller's own VM (an IPI). Errors: `INVALID_PARAMETERS`. Live since 1.2.
 pub const EVENT_SEND: u32 = vendor_id(0x44);
+/// `EVENT_SHARED_ACK` (`0xC600_0045`): no arguments. From this call until the VM resets, the
+/// event page is writable and the guest may acknowledge event `e` by atomically clearing bit
+/// `e % 64` of `pending[e / 64]` in it (e.g. `LDCLR`), without a call; `EVENT_ACK` still works
+/// (and is what unmasks the virtual timer's interrupt after its event).
+/// The hypervisor only ever reads a cleared bit of an event it had raised as "the guest saw
+/// it": bits the guest sets are dropped, and `masked` stays what `EVENT_MASK`/`EVENT_UNMASK`
+/// made it whatever the guest writes there. The virtual IRQ follows the page at the exits that
+/// recompute it: every `event` call, `CHANNEL_NOTIFY` and a WFI that traps. While it is raised
+/// a WFI does not wait (nor trap) and unmasked IRQs are taken again: after acknowledging in the
+/// page, a guest makes one of those calls before it waits or unmasks IRQs (`EVENT_ACK` of the
+/// event does). Errors: none. Live since 1.5.
+pub const EVENT_SHARED_ACK: u32 = vendor_id(0x45);
 
 /// Events per VM; event numbers are `0..EVENT_COUNT`.
 pub const EVENT_COUNT: u32 = 256;

@@ -23,8 +23,8 @@ pub struct Version {
 }
 
 impl Version {
-    /// The version this crate describes: 1.0.
-    pub const CURRENT: Version = Version { major: 1, minor: 4 };
+    /// The version this crate describes.
+    pub const CURRENT: Version = Version { major: 1, minor: 5 };
 
     /// Makes a version.
     pub const fn new(major: u16, minor: u16) -> Version {

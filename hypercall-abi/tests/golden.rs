@@ -28,6 +28,7 @@ const FROZEN_HASHES: &[(&str, u64)] = &[
     ("frozen 1.2", 0x22e190e66d7e574b),
     ("frozen 1.3", 0x7fd0e83aba44e965),
     ("frozen 1.4", 0xef1c30a09157a2a1),
+    ("frozen 1.5", 0xbe4a760e7ee74896),
 ];
 
 const PROVISIONAL: &str = "provisional";

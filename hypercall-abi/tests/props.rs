@@ -83,6 +83,7 @@ fn call() -> impl Strategy<Value = Call> {
         event().prop_map(|event| Call::EventUnmask { event }),
         event().prop_map(|event| Call::EventAck { event }),
         (w(), event()).prop_map(|(vcpu, event)| Call::EventSend { vcpu, event }),
+        Just(Call::EventSharedAck),
         Just(Call::BlockInfo),
         w().prop_map(|producer| Call::BlockSubmit { producer }),
         w().prop_map(|channel| Call::ChannelInfo { channel }),

@@ -9,15 +9,61 @@
 //!   (`CNTV_CTL_EL0` ENABLE and ISTATUS set);
 //! - any other event belongs to vCPU 0 unless a vCPU claimed it ([`claim`]) before raising it
 //!   on itself with `EVENT_SEND`: only the owner acknowledges it.
+//!
+//! Acknowledging ([`ack`]): on a hypervisor of ABI 1.5 or later, which lets the guest clear
+//! pending bits in the event page itself (`EVENT_SHARED_ACK`, asked for at boot by [`init`]),
+//! an atomic clear of the bit, no call; else `EVENT_ACK`. The timer's event, the IRQ handler's
+//! acknowledgements and those just before a WFI always take the call: it unmasks the timer,
+//! and it drops the virtual IRQ (a raised one keeps WFI from waiting, and an IRQ handler from
+//! returning to code that runs with IRQs unmasked without taking it again).
 
 use crate::arch::{MAX_VCPUS, vcpu_index};
-use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+
+/// Whether the hypervisor lets us acknowledge in the event page (set once, by [`init`]).
+static ACKS_SHARED: AtomicBool = AtomicBool::new(false);
 
 /// Events each vCPU's IRQ handler has acknowledged (bit n = event n, for events below 64).
 static SEEN: [AtomicU64; MAX_VCPUS] = [const { AtomicU64::new(0) }; MAX_VCPUS];
 
 /// The vCPU that handles each event (timer aside): vCPU 0 unless claimed.
 static OWNER: [AtomicU8; 256] = [const { AtomicU8::new(0) }; 256];
+
+/// Asks to acknowledge events in the event page when the hypervisor offers it (ABI 1.5:
+/// `EVENT_SHARED_ACK`); an older one keeps `EVENT_ACK`.
+#[cfg(target_os = "none")]
+pub fn init(info: &hypercall_abi::BootInfo) {
+    use hypercall_abi::{Version, event::EVENT_SHARED_ACK};
+    let since = hypercall_abi::CallInfo::find(EVENT_SHARED_ACK).map(|c| c.since);
+    let offered = Version::from_u64(info.abi_version).zip(since);
+    if offered.is_some_and(|(hyp, since)| hyp >= since) && crate::hv().event_shared_ack().is_ok() {
+        ACKS_SHARED.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Whether events are acknowledged in the event page (its `pending` words are writable).
+pub fn acks_shared() -> bool {
+    ACKS_SHARED.load(Ordering::SeqCst)
+}
+
+/// Acknowledges `event`: an atomic clear of its pending bit when the page is ours to write
+/// (not for the timer's event, whose `EVENT_ACK` unmasks the timer), else `EVENT_ACK`.
+#[cfg(target_os = "none")]
+pub fn ack(info: &hypercall_abi::BootInfo, event: u32) {
+    use hypercall_abi::layout::EventPage;
+    if !acks_shared() || event == info.timer_event || event >= hypercall_abi::event::EVENT_COUNT {
+        let _ = crate::hv().event_ack(event);
+        return;
+    }
+    let word = info.event_page_ipa
+        + core::mem::offset_of!(EventPage, pending) as u64
+        + 8 * u64::from(event / 64);
+    // SAFETY: an aligned u64 of the event page, mapped writable for the VM's life once
+    // EVENT_SHARED_ACK succeeded (VA = IPA); the hypervisor sets bits of it atomically, so we
+    // clear ours atomically too.
+    let word = unsafe { &*(word as *const AtomicU64) };
+    word.fetch_and(!(1 << (event % 64)), Ordering::SeqCst);
+}
 
 /// Takes the set of events this vCPU's IRQ handler has seen since the last call.
 pub fn take_seen() -> u64 {
@@ -76,6 +122,7 @@ pub fn handle_irq(info: &hypercall_abi::BootInfo) {
             } else if !owns(me, info.vcpu_count, event) {
                 continue;
             }
+            // The call, not the page: it drops the virtual IRQ before we return with IRQs on.
             let _ = crate::hv().event_ack(event);
             if event < 64 {
                 SEEN[me].fetch_or(1 << event, Ordering::SeqCst);
@@ -91,7 +138,7 @@ pub fn is_pending(info: &hypercall_abi::BootInfo, event: u32) -> bool {
     let word = info.event_page_ipa
         + core::mem::offset_of!(EventPage, pending) as u64
         + 8 * u64::from(event / 64);
-    // SAFETY: an aligned u64 of the read-only event page, mapped for the VM's life.
+    // SAFETY: an aligned u64 of the event page, mapped for the VM's life.
     let bits = unsafe { core::ptr::read_volatile(word as *const u64) };
     bits & (1 << (event % 64)) != 0
 }
@@ -113,6 +160,8 @@ pub fn wait(event: u32, mut ready: impl FnMut() -> bool) {
             return;
         }
         if pending {
+            // The call, not the page: a WFI follows, and it would not wait (nor trap) while
+            // the virtual IRQ the stale event raised is still up.
             let _ = crate::hv().event_ack(event);
             if ready() {
                 return;

@@ -103,6 +103,7 @@ extern "C" fn guest_main(boot_info_ipa: u64, restarts: u64) -> ! {
             exit(STATUS_VERSION_REFUSED);
         }
     }
+    events::init(info);
     let cmd = programs::parse(info.cmdline());
     if let Err(e) = mm::init(info, boot_info_ipa, cmd.mmu) {
         println!("cannot build the stage-1 map: {e}");

@@ -1,5 +1,6 @@
 //! The `abi` family: version handshake and the features bitmap. Neither reads any state of the
-//! VM or the hyp: both are answered on the unlocked path ([`super::answer_stateless`]).
+//! VM or the hyp: both are answered on the unlocked path ([`super::answer_stateless`]); the
+//! version a handshake states is recorded by its caller ([`stated`]).
 
 use hypercall_abi::abi::{ABI_FEATURES, ABI_VERSION};
 use hypercall_abi::{Error, Regs, Version, negotiate};
@@ -28,6 +29,23 @@ pub fn handle(function_id: u32, regs: &mut Regs) -> bool {
 /// A guest states the version it was built for; every minor of our major is accepted.
 fn version(guest: Version) -> Result<[u64; 3], Error> {
     negotiate(Version::CURRENT, guest).map(|v| [v.to_u64(), 0, 0])
+}
+
+/// The version an `ABI_VERSION` call in `regs` states, if we accept it. A VM's first stated
+/// version of a life is the revision VENDOR_HYP_REVISION reports to it ([`revision`]).
+#[inline(always)]
+pub fn stated(regs: &Regs) -> Option<Version> {
+    if regs[0] as u32 != ABI_VERSION {
+        return None;
+    }
+    Version::from_u64(regs[1]).filter(|&guest| negotiate(Version::CURRENT, guest).is_ok())
+}
+
+/// The revision VENDOR_HYP_REVISION reports to a VM: ours, or the version its handshake stated
+/// when that is older (a guest sees the revision it was built for; the calls it knows behave
+/// the same, and a released guest's check for exactly its own revision keeps passing).
+pub fn revision(stated: Option<Version>) -> Version {
+    stated.map_or(Version::CURRENT, |v| v.min(Version::CURRENT))
 }
 
 /// Which vendor calls this hyp serves (computed once, at build time: it walks the catalog).

@@ -16,7 +16,7 @@ use crate::disk::queue::{Bounce, Job, Refused};
 use crate::disk::{Backend, Disk, IO_MAX, Io, Op};
 use crate::mm::PAGE_SIZE;
 use crate::vm::block::{self, BlockIo, Request};
-use crate::vm::events::BLOCK_EVENT;
+use crate::vm::event::BLOCK_EVENT;
 use crate::vm::mem::GuestMemory;
 use core::mem::offset_of;
 use hypercall_abi::block::{BLOCK_RING_ENTRIES, BLOCK_SECTOR_SIZE, BLOCK_TRANSFER_MAX};

@@ -14,6 +14,11 @@ pub fn notify(vm: &mut impl GuestVm, channel: u32, regs: &mut Regs) -> Action {
     match vm.channel(channel) {
         Some(end) => {
             let (peer, event) = (end.peer_vm, end.peer_event);
+            // The caller's acknowledgements in its event page drop its virtual IRQ here (the
+            // notify before a wait is where a guest that acks in the page makes an exit).
+            if vm.events().acks_shared() {
+                vm.events_changed(None);
+            }
             set_return(regs, Ok([0; 3]));
             Action::Notify { vm: peer, event }
         }

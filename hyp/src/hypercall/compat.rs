@@ -80,6 +80,12 @@ fn context_for(name: &str) -> FakeVm {
             m.map(0x4008_0000, 1, MemPerms::RW).unwrap();
             m.write(0x4008_0000, b"hello, world").unwrap();
         }
+        // The VM's event page, read-only until the call.
+        "EVENT_SHARED_ACK" => {
+            m.map_pinned(0x4008_1000, 1, MemPerms::READ, crate::vm::mem::Pin::Hyp)
+                .unwrap();
+            vm.events = crate::vm::event::Events::new(0).at_page(0x4008_1000);
+        }
         // The buffer the input would go to (none is waiting).
         "CONSOLE_READ" => m.map(0x4008_0000, 1, MemPerms::RW).unwrap(),
         "MEM_PROTECT" | "MEM_QUERY" => m.map(0x5000_0000, 16, MemPerms::RW).unwrap(),
@@ -177,7 +183,7 @@ fn calls_of_a_newer_guest_are_not_supported() {
         0xC600_0002u64,
         0xC600_0013,
         0xC600_0035,
-        0xC600_0045,
+        0xC600_0046,
         0xC600_0070,
         0xC600_FF00,
     ] {
@@ -281,4 +287,35 @@ fn random_arguments_never_leak_or_clobber_registers() {
             }
         }
     }
+}
+
+#[test]
+fn a_guest_sees_the_revision_it_was_built_for() {
+    let revision = |vm: &mut FakeVm| {
+        let mut regs = hypercall_abi::Call::VendorHypRevision.to_regs();
+        dispatch(vm, &mut regs);
+        (regs[0], regs[1])
+    };
+    let handshake = |vm: &mut FakeVm, major, minor| {
+        let mut regs = hypercall_abi::Call::AbiVersion {
+            guest: Version::new(major, minor),
+        }
+        .to_regs();
+        dispatch(vm, &mut regs);
+    };
+    let current = (
+        u64::from(Version::CURRENT.major),
+        u64::from(Version::CURRENT.minor),
+    );
+    let mut vm = FakeVm::default();
+    assert_eq!(revision(&mut vm), current, "no handshake: ours");
+    // A refused major is not a handshake.
+    handshake(&mut vm, 2, 0);
+    // The released 1.4 guest: its boot handshake, then its selftest's newer-minor probe.
+    handshake(&mut vm, 1, 4);
+    handshake(&mut vm, 1, 5);
+    assert_eq!(revision(&mut vm), (1, 4));
+    let mut newer = FakeVm::default();
+    handshake(&mut newer, 1, Version::CURRENT.minor + 1);
+    assert_eq!(revision(&mut newer), current, "never above ours");
 }

@@ -1,9 +1,9 @@
 //! The `event` family: a guest binds, masks, unmasks and acknowledges its events, and sends
-//! events to its own vCPUs. Delivery (the virtual IRQ) follows from the state in `vm::events`.
+//! events to its own vCPUs. Delivery (the virtual IRQ) follows from the state in `vm::event`.
 
 use super::GuestVm;
-use hypercall_abi::Error;
 use hypercall_abi::event::EventSource;
+use hypercall_abi::{Error, MemPerms};
 
 pub fn bind(vm: &mut impl GuestVm, source: EventSource) -> Result<[u64; 3], Error> {
     vm.events().bind(source).map(|e| [e.into(), 0, 0])
@@ -18,6 +18,15 @@ pub fn set_masked(vm: &mut impl GuestVm, event: u32, masked: bool) -> Result<[u6
 pub fn ack(vm: &mut impl GuestVm, event: u32) -> Result<[u64; 3], Error> {
     vm.events().ack(event)?;
     vm.events_changed(Some(event));
+    Ok([0; 3])
+}
+
+/// EVENT_SHARED_ACK: the event page becomes writable for the guest, which may clear its
+/// pending bits there from now on (vm::event takes them back without trusting them).
+pub fn share_acks(vm: &mut impl GuestVm) -> Result<[u64; 3], Error> {
+    let page = vm.events().page_ipa();
+    vm.memory_mut().set_hyp_page_perms(page, MemPerms::RW)?;
+    vm.events().share_acks();
     Ok([0; 3])
 }
 
@@ -73,6 +82,36 @@ mod tests {
         assert_eq!(
             call(&mut vm, Call::EventSend { vcpu: 3, event: 77 }),
             Err(Error::InvalidParameters)
+        );
+    }
+
+    #[test]
+    fn shared_ack_makes_only_the_event_page_writable_and_keeps_event_ack() {
+        use crate::vm::event::Events;
+        use crate::vm::mem::Pin;
+        use hypercall_abi::MemPerms;
+        const PAGE: u64 = 0x4008_1000;
+        let mut vm = FakeVm::default();
+        vm.memory
+            .map_pinned(PAGE, 1, MemPerms::READ, Pin::Hyp)
+            .unwrap();
+        vm.events = Events::new(0).at_page(PAGE);
+        assert_eq!(vm.memory.query(PAGE), Ok(MemPerms::READ));
+        assert_eq!(call(&mut vm, Call::EventSharedAck), Ok([0; 3]));
+        assert_eq!(vm.memory.query(PAGE), Ok(MemPerms::RW));
+        assert!(vm.events.acks_shared());
+        // Again: nothing changes, nothing fails.
+        assert_eq!(call(&mut vm, Call::EventSharedAck), Ok([0; 3]));
+        assert_eq!(vm.memory.query(PAGE), Ok(MemPerms::RW));
+        call(&mut vm, Call::EventUnmask { event: 4 }).unwrap();
+        call(&mut vm, Call::EventSend { vcpu: 0, event: 4 }).unwrap();
+        call(&mut vm, Call::EventAck { event: 4 }).unwrap();
+        assert!(!vm.events.deliverable(), "EVENT_ACK still acknowledges");
+        // Only a page the hyp shares changes: not one of the guest's own.
+        assert_eq!(
+            vm.memory
+                .set_hyp_page_perms(super::super::fake::PAGE_IPA, MemPerms::RW),
+            Err(Error::Denied)
         );
     }
 

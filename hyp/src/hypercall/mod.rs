@@ -38,6 +38,8 @@ pub trait GuestVm {
     fn console_io(&mut self) -> &mut crate::vm::console::ConsoleIo;
     /// The calling vCPU's index (its MPIDR's Aff0).
     fn vcpu_index(&self) -> usize;
+    /// The version the VM's first ABI_VERSION of this life stated, if it made one.
+    fn stated_version(&mut self) -> &mut Option<hypercall_abi::Version>;
     /// How many vCPUs the VM has.
     fn vcpu_count(&self) -> usize;
     /// Whether vCPU `vcpu` is on (None: the VM has no such vCPU).
@@ -47,7 +49,7 @@ pub trait GuestVm {
     /// The VM's index, vCPU count and free quota.
     fn info(&self) -> hypercall_abi::VmInfo;
     /// The VM's events.
-    fn events(&mut self) -> &mut crate::vm::events::Events;
+    fn events(&mut self) -> &mut crate::vm::event::Events;
     /// The VM's end of its channel `n`.
     fn channel(&self, n: u32) -> Option<&crate::vm::channel::ChannelEnd>;
     /// The events changed by a call (`acked`: the event the guest acknowledged, if any).
@@ -137,8 +139,18 @@ pub fn answer_stateless(regs: &mut Regs) -> bool {
     abi::handle(function_id, regs) || standard::handle(function_id, regs)
 }
 
+/// The version an `ABI_VERSION` call in `regs` states, if the hyp accepts it: whoever answers
+/// the call records it as the VM's (VENDOR_HYP_REVISION reports the first of a life).
+#[inline(always)]
+pub fn stated_version(regs: &Regs) -> Option<hypercall_abi::Version> {
+    abi::stated(regs)
+}
+
 /// Serves the call in `regs` (x0..x17) and leaves the answer there.
 pub fn dispatch(vm: &mut impl GuestVm, regs: &mut Regs) -> Action {
+    if let Some(guest) = abi::stated(regs) {
+        vm.stated_version().get_or_insert(guest);
+    }
     if answer_stateless(regs) {
         return Action::Resume;
     }
@@ -153,9 +165,12 @@ pub fn dispatch(vm: &mut impl GuestVm, regs: &mut Regs) -> Action {
         Call::SmcccVersion
         | Call::SmcccArchFeatures { .. }
         | Call::VendorHypCallUid
-        | Call::VendorHypRevision
         | Call::AbiVersion { .. }
         | Call::AbiFeatures => Action::Resume,
+        Call::VendorHypRevision => {
+            standard::revision(regs, abi::revision(*vm.stated_version()));
+            Action::Resume
+        }
         Call::Psci(p) => psci::handle(vm, p, regs),
         Call::VmExit { status } => Action::Exit(status),
         Call::VmYield => {
@@ -186,6 +201,7 @@ pub fn dispatch(vm: &mut impl GuestVm, regs: &mut Regs) -> Action {
         Call::EventUnmask { event } => answer(regs, event::set_masked(vm, event, false)),
         Call::EventAck { event } => answer(regs, event::ack(vm, event)),
         Call::EventSend { vcpu, event } => answer(regs, event::send(vm, vcpu, event)),
+        Call::EventSharedAck => answer(regs, event::share_acks(vm)),
         Call::BlockInfo => answer(regs, block::info(vm)),
         Call::BlockSubmit { producer } => match block::submit(vm, producer) {
             Ok(None) => Action::Continue,
@@ -250,7 +266,7 @@ pub(crate) mod fake {
     /// A VM on the fake machine with a console that records.
     pub struct FakeVm {
         pub index: u32,
-        pub events: crate::vm::events::Events,
+        pub events: crate::vm::event::Events,
         pub acked: Vec<u32>,
         pub console_io: crate::vm::console::ConsoleIo,
         pub channels: Vec<crate::vm::channel::ChannelEnd>,
@@ -270,6 +286,7 @@ pub(crate) mod fake {
         pub vcpus: Vec<(super::Power, u64, u64)>,
         /// The calling vCPU.
         pub caller: usize,
+        pub stated_version: Option<hypercall_abi::Version>,
     }
 
     impl FakeVm {
@@ -288,7 +305,7 @@ pub(crate) mod fake {
             ))));
             Self {
                 index: index.into(),
-                events: crate::vm::events::Events::new(1),
+                events: crate::vm::event::Events::new(1),
                 acked: Vec::new(),
                 console_io: Default::default(),
                 channels: Vec::new(),
@@ -301,6 +318,7 @@ pub(crate) mod fake {
                 disk,
                 vcpus: std::vec![(super::Power::On, 0, 0)],
                 caller: 0,
+                stated_version: None,
             }
         }
     }
@@ -348,6 +366,9 @@ pub(crate) mod fake {
         fn vcpu_index(&self) -> usize {
             self.caller
         }
+        fn stated_version(&mut self) -> &mut Option<hypercall_abi::Version> {
+            &mut self.stated_version
+        }
         fn vcpu_count(&self) -> usize {
             self.vcpus.len()
         }
@@ -363,7 +384,7 @@ pub(crate) mod fake {
         fn channel(&self, n: u32) -> Option<&crate::vm::channel::ChannelEnd> {
             self.channels.get(n as usize)
         }
-        fn events(&mut self) -> &mut crate::vm::events::Events {
+        fn events(&mut self) -> &mut crate::vm::event::Events {
             &mut self.events
         }
         fn events_changed(&mut self, acked: Option<u32>) {
@@ -492,12 +513,12 @@ mod tests {
         assert_eq!(regs[0] as i64, Error::VersionMismatch.code());
     }
 
-    /// The calls answer_stateless must answer: those that read nothing but their registers.
-    const STATELESS: [u32; 6] = [
+    /// The calls answer_stateless must answer: those that read nothing but their registers
+    /// (not VENDOR_HYP_REVISION: it answers the VM's stated version).
+    const STATELESS: [u32; 5] = [
         hypercall_abi::standard::SMCCC_VERSION,
         hypercall_abi::standard::SMCCC_ARCH_FEATURES,
         hypercall_abi::standard::VENDOR_HYP_CALL_UID,
-        hypercall_abi::standard::VENDOR_HYP_REVISION,
         hypercall_abi::abi::ABI_VERSION,
         hypercall_abi::abi::ABI_FEATURES,
     ];

@@ -1,10 +1,11 @@
 //! The Arm-defined queries every SMCCC client makes: SMCCC version and features, and the
-//! vendor-hypervisor service's UID and revision. None reads any state of the VM or the hyp:
-//! all are answered on the unlocked path ([`super::answer_stateless`]).
+//! vendor-hypervisor service's UID and revision. All but the revision (the VM's: see
+//! `abi::revision`) read no state of the VM or the hyp and are answered on the unlocked path
+//! ([`super::answer_stateless`]).
 
 use hypercall_abi::standard::{
-    SMCCC_ARCH_FEATURES, SMCCC_VERSION, SMCCC_VERSION_1_2, VENDOR_HYP_CALL_UID,
-    VENDOR_HYP_REVISION, VENDOR_HYP_UID, arch_features, revision_regs,
+    SMCCC_ARCH_FEATURES, SMCCC_VERSION, SMCCC_VERSION_1_2, VENDOR_HYP_CALL_UID, VENDOR_HYP_UID,
+    arch_features, revision_regs,
 };
 use hypercall_abi::{Regs, Version};
 
@@ -20,10 +21,14 @@ pub fn handle(function_id: u32, regs: &mut Regs) -> bool {
                 *r = u64::from(word);
             }
         }
-        VENDOR_HYP_REVISION => regs[..2].copy_from_slice(&revision_regs(Version::CURRENT)),
         _ => return false,
     }
     true
+}
+
+/// Answers VENDOR_HYP_REVISION with `revision`, the VM's.
+pub fn revision(regs: &mut Regs, revision: Version) {
+    regs[..2].copy_from_slice(&revision_regs(revision));
 }
 
 #[cfg(test)]

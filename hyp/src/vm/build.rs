@@ -6,7 +6,7 @@ use super::channel::ChannelEnd;
 use super::console::ConsoleIo;
 use super::console::LineBuffer;
 use super::elf;
-use super::events::{self, Events};
+use super::event::{self, Events};
 use super::ids::{VcpuIndex, VmIndex, Vmid};
 use super::mem::{GuestMemory, IPA_LIMIT, Pin};
 use super::pl011::{PL011_IPA, Pl011Emu};
@@ -105,6 +105,8 @@ pub struct Vm {
     pub boot_info_ipa: u64,
     /// Whether one of its vCPUs has been loaded on a CPU yet (for the log line of a pinned VM).
     pub has_run: bool,
+    /// The ABI version its first ABI_VERSION of this life stated (VENDOR_HYP_REVISION's).
+    pub stated_version: Option<Version>,
     /// What it made the hyp do, over all its lives (a restart keeps them).
     pub stats: super::stats::VmStats,
 }
@@ -183,7 +185,7 @@ fn load(
     memory
         .map_pinned(event_page_ipa, 1, MemPerms::READ, Pin::Hyp)
         .map_err(|e| BuildError::Memory("event page", e))?;
-    let events = Events::new(0);
+    let events = Events::new(0).at_page(event_page_ipa);
     memory
         .write(event_page_ipa, as_bytes(&events.page()))
         .map_err(|e| BuildError::Memory("event page", e))?;
@@ -221,9 +223,9 @@ fn load(
         None => None,
     };
     info.event_page_ipa = event_page_ipa;
-    info.timer_event = events::TIMER_EVENT;
-    info.console_event = events::CONSOLE_EVENT;
-    info.block_event = events::BLOCK_EVENT;
+    info.timer_event = event::TIMER_EVENT;
+    info.console_event = event::CONSOLE_EVENT;
+    info.block_event = event::BLOCK_EVENT;
     memory
         .write(boot_info_ipa, as_bytes(&info))
         .map_err(|e| BuildError::Memory("boot-info page", e))?;
@@ -284,6 +286,7 @@ impl Vm {
             channels: Vec::new(),
             boot_info_ipa: loaded.boot_info_ipa,
             has_run: false,
+            stated_version: None,
             stats: super::stats::VmStats::default(),
         })
     }
@@ -315,6 +318,7 @@ impl Vm {
         self.block_io = loaded.block_io;
         self.boot_info_ipa = loaded.boot_info_ipa;
         self.has_run = false;
+        self.stated_version = None;
         // The fresh VM sees the same channel regions.
         let (memory, name) = (&mut self.memory, &self.name);
         self.channels
@@ -377,8 +381,7 @@ impl Vm {
     /// virtual IRQ (events routed to it, pending and unmasked), and wake a vCPU that waits and
     /// has something deliverable.
     pub fn events_changed(&mut self) {
-        let page = self.events.page();
-        let _ = self.memory.write(self.event_page_ipa, as_bytes(&page));
+        self.events.sync(&self.memory);
         let here = crate::percpu::index();
         for (i, vcpu) in self.vcpus.iter_mut().enumerate() {
             let before = vcpu.hcr;
@@ -487,7 +490,7 @@ impl crate::hypercall::GuestVm for Caller<'_> {
     }
 
     fn events_changed(&mut self, acked: Option<u32>) {
-        if acked == Some(events::TIMER_EVENT) {
+        if acked == Some(event::TIMER_EVENT) {
             // The guest has handled its timer: let the calling vCPU's timer interrupt through
             // again (in the live register while it is on this CPU, else in its saved state).
             if self.vm.on_this_cpu(self.vcpu) {
@@ -501,6 +504,10 @@ impl crate::hypercall::GuestVm for Caller<'_> {
 
     fn vcpu_index(&self) -> usize {
         self.vcpu
+    }
+
+    fn stated_version(&mut self) -> &mut Option<Version> {
+        &mut self.vm.stated_version
     }
 
     fn vcpu_count(&self) -> usize {

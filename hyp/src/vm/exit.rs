@@ -46,7 +46,7 @@ pub fn take_interrupts(mut vm: Option<(&mut Vm, usize)>) -> Action {
             let ctl = cpu::cntv_ctl();
             cpu::set_cntv_ctl(ctl | super::build::CNTV_CTL_IMASK);
             if let Some((vm, v)) = vm.as_mut() {
-                vm.raise_event_on(super::events::TIMER_EVENT, *v);
+                vm.raise_event_on(super::event::TIMER_EVENT, *v);
             }
         } else if intid != gic::KICK_SGI && !crate::disk::on_interrupt(intid) {
             log::warn!("unexpected interrupt {intid}");
@@ -74,6 +74,11 @@ pub fn handle(exit: Exit) {
     // The calls vm::run answered without the lock since this vCPU's last exit here.
     let unlocked = vm.vcpus[v].regs.take_unlocked_calls();
     vm.stats.count_n(ExitKind::Hypercall, unlocked);
+    if let Some(stated) = vm.vcpus[v].regs.take_stated_version() {
+        vm.stated_version = vm
+            .stated_version
+            .or(hypercall_abi::Version::from_u64(stated));
+    }
     if !vm.is_alive() {
         // Its VM stops (or has ended) while this vCPU ran: leave it, which acknowledges.
         let _ = take_interrupts(None);
@@ -114,8 +119,20 @@ pub fn handle(exit: Exit) {
         Action::Notify { vm: peer, event } => {
             // One VM's lock at a time: this one's first goes.
             drop(guard);
-            sched::notify(VmIndex::new(peer), event);
-            return;
+            let peer = VmIndex::new(peer);
+            sched::notify(peer, event);
+            // A directed yield: the notified vCPU (vCPU 0 takes hyp-raised events) runs here
+            // now if it is next here anyway, instead of after this one waits.
+            if !sched::is_next_here(peer, VcpuIndex::new(0)) {
+                return;
+            }
+            let guard = slot.lock();
+            let alive = guard.as_ref().is_some_and(|vm| vm.is_alive());
+            return sched::give_up(
+                guard,
+                vcpu,
+                if alive { GiveUp::Yield } else { GiveUp::Stop },
+            );
         }
         Action::Yield => GiveUp::Yield,
         Action::Continue => {
@@ -238,7 +255,11 @@ fn handle_sync(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
         Class::WfiWfe => {
             vm.stats.count(ExitKind::Wfi);
             vm.vcpus[v].regs.skip_instruction();
-            // WFI waits for the vCPU's next event, unless one is already deliverable.
+            // WFI waits for the vCPU's next event, unless one is already deliverable (after
+            // the acknowledgements a guest made in its event page: they may drop HCR_EL2.VI).
+            if vm.events.acks_shared() {
+                vm.events_changed();
+            }
             if vm.events.deliverable_to(v as u8) {
                 Action::Resume
             } else {

@@ -22,9 +22,9 @@
 
 use crate::addr::{Ipa, PAGE_SIZE, PhysAddr};
 use crate::arch::stage2::table::{
-    Cursor, L2_SPAN, L3_SPAN, Leaves, Stage2Error, desc, is_table, leaf, live_down, live_up,
-    output, perms_of, read_frame, read_frame_words, read_slot, slot, software_bits, write_frame,
-    write_slot,
+    Cursor, L2_SPAN, L3_SPAN, Leaves, Stage2Error, desc, frame_atomics, is_table, leaf, live_down,
+    live_up, output, perms_of, read_frame, read_frame_words, read_slot, slot, software_bits,
+    write_frame, write_slot,
 };
 use crate::arch::stage2::{invalidate, invalidate_all};
 use crate::arch::{CacheOp, Machine, TlbOp};
@@ -627,6 +627,32 @@ impl<M: Machine> GuestMemory<M> {
         }
         self.cursor = cursor;
         M::tlb(TlbOp::DsbIshst);
+    }
+
+    /// Makes a page the hyp shares with the guest (pinned [`Pin::Hyp`]) writable for it, or
+    /// read-only again: the event page, once the guest acknowledges events in it.
+    pub fn set_hyp_page_perms(&mut self, ipa: u64, perms: MemPerms) -> Result<(), Error> {
+        check_perms(perms)?;
+        match self.entry(ipa) {
+            Some(d) if Pin::of(d) == Pin::Hyp => {}
+            Some(_) => return Err(Error::Denied),
+            None => return Err(Error::NotMapped),
+        }
+        self.reprotect(ipa, 1, perms);
+        Ok(())
+    }
+
+    /// The `N` u64s at `ipa` (8-aligned, inside one mapped page) as atomics: words the hyp and
+    /// the guest both change (the event page's pending bits), one atomic step per access.
+    pub fn shared_words<const N: usize>(
+        &self,
+        ipa: u64,
+    ) -> Result<&[core::sync::atomic::AtomicU64; N], Error> {
+        if !ipa.is_multiple_of(8) || ipa % PAGE_SIZE + 8 * N as u64 > PAGE_SIZE {
+            return Err(Error::BadAddress);
+        }
+        let host = self.host_address(ipa).ok_or(Error::BadAddress)?;
+        Ok(frame_atomics(self, PhysAddr::new(host)))
     }
 
     /// The permissions of the page holding `ipa`.

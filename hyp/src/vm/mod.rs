@@ -7,7 +7,7 @@ pub mod build;
 pub mod channel;
 pub mod console;
 pub mod elf;
-pub mod events;
+pub mod event;
 #[cfg(target_os = "none")]
 pub mod exit;
 pub mod idregs;

@@ -22,10 +22,14 @@ use crate::arch::aarch64::context::GuestRegs;
 /// reads no state, and counts it; false (nothing touched) for every other call.
 #[inline(always)]
 pub fn answer_unlocked(regs: &mut GuestRegs) -> bool {
+    let stated = crate::hypercall::stated_version(regs.call_regs());
     if !crate::hypercall::answer_stateless(regs.call_regs()) {
         return false;
     }
     regs.count_unlocked_call();
+    if let Some(version) = stated {
+        regs.note_stated_version(version.to_u64());
+    }
     true
 }
 
@@ -96,6 +100,12 @@ mod tests {
             (0x18, 0x30, 0x4000_1004)
         );
         assert_eq!(regs.take_unlocked_calls(), 1);
+        // The version it stated waits for the VM (VENDOR_HYP_REVISION's), once.
+        assert_eq!(
+            regs.take_stated_version(),
+            Some(hypercall_abi::Version::CURRENT.to_u64())
+        );
+        assert_eq!(regs.take_stated_version(), None);
     }
 
     #[test]

@@ -399,6 +399,16 @@ pub fn stop_vm(index: VmIndex, then: Then) -> bool {
     true
 }
 
+/// Whether vCPU `v` of VM `index` is the one this CPU would take next (the first in the run
+/// queue it may run): a notifier then hands it the CPU now (a directed yield), never out of
+/// turn, so two VMs notifying each other cannot starve a third on their CPU.
+pub fn is_next_here(index: VmIndex, v: VcpuIndex) -> bool {
+    let queue = RUN_QUEUE.lock();
+    queue
+        .position_for(percpu::index())
+        .is_some_and(|at| queue.entries[at] == (index, v))
+}
+
 /// Raises `event` in VM `index` (a channel notify) if it is alive. No VM's lock held.
 pub fn notify(index: VmIndex, event: u32) {
     if index.get() >= slots().len() {
@@ -519,7 +529,7 @@ fn poll_timers() {
                 && el1.cntv_cval <= now.wrapping_sub(el1.cntvoff)
             {
                 el1.cntv_ctl |= super::build::CNTV_CTL_IMASK;
-                vm.raise_event_on(super::events::TIMER_EVENT, v);
+                vm.raise_event_on(super::event::TIMER_EVENT, v);
             }
         }
         debug_assert_eq!(vm.index.get(), i);
@@ -572,7 +582,7 @@ fn deliver_input(bytes: &[u8]) {
         return;
     };
     if vm.console_io.push_input(bytes) {
-        vm.raise_event(super::events::CONSOLE_EVENT);
+        vm.raise_event(super::event::CONSOLE_EVENT);
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! [`BootInfo`] is live (frozen since 1.0), the batch list since 1.1, the event page and ring
 //! header since 1.2, the block slot since 1.3, the channel slot since 1.4 (each live with the
-//! calls that use it).
+//! calls that use it); since 1.5 the guest may clear the event page's pending bits itself.
 
 mod batch;
 mod boot_info;

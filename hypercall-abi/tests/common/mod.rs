@@ -64,6 +64,7 @@ fn has_sample(call: &Call) -> bool {
         | Call::EventUnmask { .. }
         | Call::EventAck { .. }
         | Call::EventSend { .. }
+        | Call::EventSharedAck
         | Call::BlockInfo
         | Call::BlockSubmit { .. }
         | Call::ChannelInfo { .. }
@@ -265,6 +266,7 @@ pub fn samples() -> Vec<Sample> {
             Call::EventSend { vcpu: 0, event: 6 },
             ok([0; 3]),
         ),
+        ("EVENT_SHARED_ACK", Call::EventSharedAck, ok([0; 3])),
         (
             "BLOCK_INFO",
             Call::BlockInfo,

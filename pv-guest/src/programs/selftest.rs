@@ -210,6 +210,9 @@ fn checks(info: &BootInfo, cmd: &Command, me: usize, c: &mut Checks) {
         !crate::events::is_pending(info, spare),
     );
     c.check("event.mask", hv.event_mask(spare).is_ok());
+    if crate::events::acks_shared() {
+        shared_acks(info, spare, c);
+    }
     c.check(
         "the timer's event is the boot info's",
         hv.event_bind(hypercall_abi::event::EventSource::VirtualTimer) == Ok(info.timer_event),
@@ -301,6 +304,42 @@ fn checks(info: &BootInfo, cmd: &Command, me: usize, c: &mut Checks) {
 /// DISR_EL1 (on a CPU with RAS: VDISR_EL2, one per physical CPU) belongs to this vCPU: it
 /// starts at 0 and keeps what this vCPU wrote across yields, while other VMs' selftests on the
 /// same CPU write theirs. Where the CPU lacks RAS it is UNDEFINED, and nothing can leak.
+/// Acknowledging in the event page (ABI 1.5), and what the hyp makes of bits we forge there:
+/// `spare` is ours, masked and not pending on entry, and so on return.
+fn shared_acks(info: &BootInfo, spare: u32, c: &mut Checks) {
+    use core::sync::atomic::{AtomicU64, Ordering};
+    use hypercall_abi::layout::EventPage;
+    let mut hv = crate::hv();
+    let word = |field: usize| {
+        let at = info.event_page_ipa + field as u64 + 8 * u64::from(spare / 64);
+        // SAFETY: an aligned word of the event page, writable since EVENT_SHARED_ACK (VA = IPA).
+        unsafe { &*(at as *const AtomicU64) }
+    };
+    let pending = word(core::mem::offset_of!(EventPage, pending));
+    let masked = word(core::mem::offset_of!(EventPage, masked));
+    let bit = 1u64 << (spare % 64);
+    let _ = hv.event_unmask(spare);
+    let _ = hv.event_send(crate::arch::vcpu_index() as u32, spare);
+    crate::events::ack(info, spare);
+    // Any event call takes the page's acknowledgements: a taken one is not raised again.
+    let _ = hv.event_mask(spare);
+    c.check(
+        "an event acknowledged in the page stays acknowledged",
+        pending.load(Ordering::SeqCst) & bit == 0,
+    );
+    pending.fetch_or(bit, Ordering::SeqCst);
+    masked.fetch_and(!bit, Ordering::SeqCst);
+    let _ = hv.event_mask(spare);
+    c.check(
+        "a pending bit we set is not an event: the hyp takes it out",
+        pending.load(Ordering::SeqCst) & bit == 0,
+    );
+    c.check(
+        "the masked word is the hyp's again after EVENT_MASK",
+        masked.load(Ordering::SeqCst) & bit != 0,
+    );
+}
+
 fn disr_is_this_vcpus(info: &BootInfo, me: usize, c: &mut Checks) {
     let mut start = 0;
     match fault::probe(|| start = sensitive::read_disr()) {

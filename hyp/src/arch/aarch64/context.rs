@@ -15,6 +15,9 @@ pub struct GuestRegs {
     /// Hypercalls answered without a lock (vm::run) since the VM's stats last took them in:
     /// only the CPU running the vCPU writes it, so counting one needs no atomic.
     pub unlocked_calls: u64,
+    /// The ABI version the first `ABI_VERSION` answered without a lock stated, encoded (0:
+    /// none since the VM last took it in): the VM's revision, folded in under its lock.
+    pub stated_version: u64,
 }
 
 /// Every AArch64 instruction is 4 bytes.
@@ -41,6 +44,20 @@ impl GuestRegs {
     /// The unlocked calls counted since the last take, for the VM's stats (under its lock).
     pub fn take_unlocked_calls(&mut self) -> u64 {
         core::mem::take(&mut self.unlocked_calls)
+    }
+
+    /// Records the version an unlocked `ABI_VERSION` stated (`Version::to_u64`, never 0), unless
+    /// one waits to be taken.
+    #[inline(always)]
+    pub fn note_stated_version(&mut self, version: u64) {
+        if self.stated_version == 0 {
+            self.stated_version = version;
+        }
+    }
+
+    /// The version noted since the last take, if any.
+    pub fn take_stated_version(&mut self) -> Option<u64> {
+        Some(core::mem::take(&mut self.stated_version)).filter(|&v| v != 0)
     }
 
     /// Returns past the instruction that trapped. The address wraps as the PC does: a guest

@@ -157,10 +157,16 @@ fn own_read_only(r: &mut Report, boot_info: u64) {
 fn input_into_read_only(r: &mut Report, info: &BootInfo, boot_info: u64) {
     const LEN: usize = 64;
     let rodata = &raw const RODATA_WORD as u64 & !(LEN as u64 - 1);
+    // The event page is ours to write once we acknowledge in it (ABI 1.5).
+    let event_page = if crate::events::acks_shared() {
+        0
+    } else {
+        info.event_page_ipa
+    };
     let targets = [
         ("our own rodata", rodata, true),
         ("the boot-info page", boot_info, true),
-        ("the event page", info.event_page_ipa, false),
+        ("the event page", event_page, false),
     ];
     for (what, ipa, stable) in targets {
         if ipa == 0 {

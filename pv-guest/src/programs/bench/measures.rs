@@ -333,7 +333,7 @@ fn await_notify(event: u32) {
     let info = crate::boot_info();
     // `wait` leaves an event it returns on pending: consuming it is ours.
     crate::events::wait(event, || crate::events::is_pending(info, event));
-    let _ = crate::hv().event_ack(event);
+    crate::events::ack(info, event);
 }
 
 /// The pair's channel 0 (declared in tests/manifests/bench-switch.toml) and its event.

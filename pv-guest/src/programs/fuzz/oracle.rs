@@ -378,9 +378,10 @@ pub fn check(t: &Targets, m: &Model, input: &Regs, out: &Regs) -> Verdict {
                 None => Expect::OneOf(Errors::of(&[Error::Denied, Error::InvalidParameters])),
             }
         }
-        Call::EventMask { .. } | Call::EventUnmask { .. } | Call::EventAck { .. } => {
-            exactly(Ok([0; 3]))
-        }
+        Call::EventMask { .. }
+        | Call::EventUnmask { .. }
+        | Call::EventAck { .. }
+        | Call::EventSharedAck => exactly(Ok([0; 3])),
         Call::EventSend { vcpu, .. } if vcpu < t.vcpus => exactly(Ok([0; 3])),
         Call::EventSend { .. } => exactly(Err(Error::InvalidParameters)),
         Call::BlockInfo if t.disk_sectors == 0 => exactly(Err(Error::NotSupported)),

@@ -325,6 +325,23 @@ pub fn read_frame_words(from: PhysAddr, words: &mut [MaybeUninit<u64>]) -> &[u64
     unsafe { &*(words as *const [MaybeUninit<u64>] as *const [u64]) }
 }
 
+/// The `N` words at `at` (8-byte aligned, inside one frame a stage-2 leaf maps) as atomics:
+/// words the hyp and the guest both change, one atomic step per access. Borrowed as long as
+/// `table`, the borrow of the table that maps the frame (unmapping it needs that table
+/// mutably).
+pub fn frame_atomics<T: ?Sized, const N: usize>(
+    table: &T,
+    at: PhysAddr,
+) -> &[core::sync::atomic::AtomicU64; N] {
+    let _ = table;
+    assert!(at.get().is_multiple_of(8) && at.page_offset() + 8 * N as u64 <= PAGE_SIZE);
+    // SAFETY: `at` is an identity-mapped frame the borrowed table maps, 8-aligned, with N words
+    // inside it (checked above); AtomicU64 has u64's size and alignment. The frame stays mapped
+    // (and so its VM's) while the table is borrowed; the guest changes it only through its own
+    // mapping, which atomics tolerate.
+    unsafe { &*(at.get() as *const [core::sync::atomic::AtomicU64; N]) }
+}
+
 /// The valid level-3 descriptors under `root`, in IPA order.
 pub struct Leaves {
     pub root: u64,
