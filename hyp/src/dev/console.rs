@@ -126,6 +126,12 @@ pub fn forget_writer(writer: usize) {
     QUEUE.lock().forget(writer);
 }
 
+/// Whether a drain has made room that [`take_room_made`] has not taken yet.
+#[inline]
+pub fn room_made() -> bool {
+    ROOM_MADE.load(Ordering::Relaxed)
+}
+
 /// Whether a drain made room for writers refused some since the last call.
 pub fn take_room_made() -> bool {
     ROOM_MADE.load(Ordering::Relaxed) && ROOM_MADE.swap(false, Ordering::Acquire)

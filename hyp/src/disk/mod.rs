@@ -128,6 +128,12 @@ pub fn on_interrupt(intid: u32) -> bool {
     true
 }
 
+/// Whether some VM has completed requests to collect (not taking them).
+#[inline]
+pub fn has_ready() -> bool {
+    READY.load(Ordering::Relaxed) != 0
+}
+
 /// Takes the set of VMs marked ready: the caller collects their requests.
 #[inline(always)]
 pub fn take_ready() -> u64 {

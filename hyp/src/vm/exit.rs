@@ -110,9 +110,11 @@ pub fn handle(exit: Exit) {
     let how = match action {
         Action::Resume => {
             if matches!(exit, Exit::Irq) {
-                // What the disk's interrupt completed, for whichever VMs it was.
+                // What the disk's interrupt completed, for whichever VMs it was, and the writers a
+                // drain made room for.
                 drop(guard);
                 super::block::deliver();
+                sched::wake_console_writers();
             }
             return;
         }

@@ -309,7 +309,10 @@ pub fn give_up(mut guard: VmLocked, v: VcpuIndex, how: GiveUp) {
     match how {
         GiveUp::Yield => {
             let runnable = vm.vcpus[v.get()].run == RunState::Runnable;
-            if runnable && RUN_QUEUE.lock().position_for(me).is_none() {
+            // Work of other VMs (disk completions, console writers to wake) is done by `pick`,
+            // with no VM's lock held: with some, the vCPU goes round the queue, else a vCPU
+            // that only yields would keep it waiting for good.
+            if runnable && !deferred_work() && RUN_QUEUE.lock().position_for(me).is_none() {
                 // Nobody else waits: go on (with a virtual IRQ raised meanwhile).
                 cpu::set_hcr(vm.vcpus[v.get()].hcr);
                 timer::arm_slice();
@@ -461,10 +464,16 @@ fn pick() {
     }
 }
 
+/// Whether there is work for the VMs that `pick` does: disk completions to hand over, console
+/// writers to wake.
+fn deferred_work() -> bool {
+    crate::disk::has_ready() || console::room_made()
+}
+
 /// Writers the console queue turned away run again once a drain has made room (each issues
 /// its call again; one that still finds none waits again). One atomic when there is nothing to
 /// do; else each VM locked in turn, none held while another is taken.
-fn wake_console_writers() {
+pub fn wake_console_writers() {
     if !console::take_room_made() {
         return;
     }
