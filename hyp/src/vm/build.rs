@@ -408,14 +408,7 @@ impl Vm {
     /// Queues the VM's console bytes as whole lines, prefixed with its name, for the UART;
     /// returns how many it took (`vm::console::output`).
     pub fn console_output(&mut self, bytes: &[u8]) -> usize {
-        let trapped = self.pl011.is_some();
-        super::console::output(
-            &mut self.console,
-            self.index.get(),
-            &self.name,
-            trapped,
-            bytes,
-        )
+        super::console::output(&mut self.console, self.index.get(), &self.name, bytes)
     }
 
     /// Queues a partial last line when the VM ends.

@@ -324,20 +324,12 @@ mod target {
     use crate::vm::build::RunState;
 
     /// Queues `bytes` as VM `writer`'s lines, prefixed with its `name`; how many it took. A
-    /// line that does not fit stops it: a PV caller is then descheduled until it does
-    /// ([`block_writer`]); a VM with an emulated UART (`trapped`) waits for the UART instead,
-    /// as a UART would make it, draining the queue until its line fits.
+    /// line that does not fit waits for the UART: the queue is drained until it does, as an
+    /// emulated UART's writer waits (descheduling a PV writer instead, [`block_writer`], lost
+    /// wake-ups under the per-VM scheduler: issue 13 note).
     #[inline]
-    pub fn output(
-        lines: &mut LineBuffer,
-        writer: usize,
-        name: &str,
-        trapped: bool,
-        bytes: &[u8],
-    ) -> usize {
-        lines.push(bytes, |line| {
-            console::queue_line(writer, name, line, trapped)
-        })
+    pub fn output(lines: &mut LineBuffer, writer: usize, name: &str, bytes: &[u8]) -> usize {
+        lines.push(bytes, |line| console::queue_line(writer, name, line, true))
     }
 
     /// Queues a partial last line when the VM ends (waiting for room if it must), and forgets
