@@ -30,6 +30,7 @@ mod percpu;
 #[cfg(target_os = "none")]
 mod power;
 mod trace;
+mod vdev;
 mod vm;
 
 #[cfg(target_os = "none")]

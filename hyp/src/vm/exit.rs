@@ -3,7 +3,6 @@
 use super::build::{Caller, RunState};
 use super::idregs;
 use super::ids::{VcpuIndex, VmIndex};
-use super::pl011::{PL011_IPA, PL011_SIZE};
 use super::sched::{self, GiveUp, Then};
 use super::stats::ExitKind;
 use super::{Vm, VmState};
@@ -12,6 +11,7 @@ pub use crate::arch::aarch64::exception::Exit;
 use crate::arch::aarch64::{cpu, stage2, timer};
 use crate::dev::gic;
 use crate::hypercall::{self, Action, KillReason};
+use crate::vdev::pl011::{PL011_IPA, PL011_SIZE};
 use core::sync::atomic::{AtomicU32, Ordering};
 use hypercall_abi::Regs;
 use manifest::FaultPolicy;

@@ -14,7 +14,6 @@ pub mod idregs;
 pub mod ids;
 pub mod lock;
 pub mod mem;
-pub mod pl011;
 pub mod run;
 #[cfg(target_os = "none")]
 pub mod sched;
