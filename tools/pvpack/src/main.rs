@@ -1,4 +1,5 @@
-//! `pvpack`: packs a TOML VM manifest and its guest images into the cpio (newc) initrd the
+//! `pvpack`: packs a TOML VM manifest and its guest images (PV ELF images; Linux kernels and
+//! initramfs) into the cpio (newc) initrd the
 //! hypervisor reads. See `docs/MANIFEST.md`.
 //!
 //! ```text
