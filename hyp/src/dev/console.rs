@@ -113,13 +113,14 @@ pub fn is_focused(writer: usize) -> bool {
 }
 
 /// The focused `writer`'s line so far is `text`; `completed`: it completed lines meanwhile.
-/// Drawn by the next drain.
-pub fn show_partial(writer: usize, text: &[u8], completed: bool) {
-    if text.is_empty() && !WANTED_SHOWS.load(Ordering::Relaxed) {
+/// Drawn by the next drain; with `start` even if nothing of it is shown now (else only a line
+/// that shows is followed: a writer that does not read input shows whole lines only).
+pub fn show_partial(writer: usize, text: &[u8], completed: bool, start: bool) {
+    if !start && !WANTED_SHOWS.load(Ordering::Relaxed) {
         return;
     }
     let mut wanted = WANTED.lock();
-    if wanted.writer() != Some(writer) {
+    if wanted.writer() != Some(writer) || (!completed && wanted.text() == text) {
         return;
     }
     let was_shown = !wanted.text().is_empty();

@@ -478,6 +478,10 @@ impl crate::hypercall::GuestVm for Caller<'_> {
         &mut self.vm.console_io
     }
 
+    fn console_reading(&mut self) {
+        super::console::reading(&self.vm.console, self.vm.index.get());
+    }
+
     fn channel(&self, n: u32) -> Option<&ChannelEnd> {
         self.vm.channels.get(n as usize)
     }

@@ -334,7 +334,7 @@ impl LineQueue {
 }
 
 #[cfg(target_os = "none")]
-pub use target::{block_writer, flush, output, wake_writers};
+pub use target::{block_writer, flush, output, reading, wake_writers};
 
 /// The VM side of the queue: lines in, writers descheduled and woken.
 #[cfg(target_os = "none")]
@@ -356,11 +356,20 @@ mod target {
             completed |= queued;
             queued
         });
-        // The VM with the input focus shows its partial line too (`echo.rs`).
+        // The VM with the input focus shows its partial line once it reads input (`echo.rs`).
         if console::is_focused(writer) {
-            console::show_partial(writer, lines.partial(), completed);
+            console::show_partial(writer, lines.partial(), completed, false);
         }
         taken
+    }
+
+    /// VM `writer` looks for typed input (CONSOLE_READ, a read of its emulated UART): if it has
+    /// the focus, its partial line (its prompt, the echo of what is typed) shows from now on.
+    /// A VM that only writes shows whole lines, as the others.
+    pub fn reading(lines: &LineBuffer, writer: usize) {
+        if console::is_focused(writer) {
+            console::show_partial(writer, lines.partial(), false, true);
+        }
     }
 
     /// Queues a partial last line when the VM ends (waiting for room if it must), and forgets
@@ -371,7 +380,7 @@ mod target {
             completed = console::queue_line(writer, name, line, true);
         });
         if console::is_focused(writer) {
-            console::show_partial(writer, &[], completed);
+            console::show_partial(writer, &[], completed, false);
         }
         console::forget_writer(writer);
     }

@@ -24,14 +24,14 @@ pub fn typed(editor: &mut LineEditor, byte: u8) {
         Edit::Nothing => return,
         Edit::Changed => {}
         Edit::Done => {
-            console::show_partial(HYP_WRITER, editor.shown().as_bytes(), false);
+            console::show_partial(HYP_WRITER, editor.shown().as_bytes(), false, true);
             console::end_partial_line();
             let line = String::from(editor.text());
             editor.clear();
             run(&line);
         }
     }
-    console::show_partial(HYP_WRITER, editor.shown().as_bytes(), false);
+    console::show_partial(HYP_WRITER, editor.shown().as_bytes(), false, true);
     console::refresh();
 }
 
@@ -100,21 +100,33 @@ fn find(name: &str) -> Option<VmIndex> {
 }
 
 /// Kills or restarts VM `name`: a live one is stopped on every CPU first (`sched::stop_vm`,
-/// which says so); one that has ended can be restarted, not killed.
+/// which says so). One that has ended can be restarted, not killed; one that is stopping (a
+/// kill, its own exit) restarts once stopped.
 fn stop(name: &str, then: Then) -> Result<(), Refusal> {
     let index = find(name).ok_or(Refusal::NoSuchVm)?;
-    let state = sched::slot(index)
-        .lock()
-        .as_ref()
-        .map(|vm| vm.state)
-        .ok_or(Refusal::NoSuchVm)?;
-    match state {
-        VmState::Alive if sched::stop_vm(index, then) => Ok(()),
-        VmState::Alive | VmState::Stopping(_) => Err(Refusal::Stopping),
-        VmState::Exited(_) | VmState::Killed if then == Then::Restart => {
+    if sched::stop_vm(index, then) {
+        return Ok(());
+    }
+    let slot = sched::slot(index);
+    let mut guard = slot.lock();
+    let vm = guard.as_mut().ok_or(Refusal::NoSuchVm)?;
+    match (vm.state, then) {
+        (VmState::Exited(_) | VmState::Killed, Then::Restart) => {
+            drop(guard);
             sched::restart_ended(index)
         }
-        VmState::Exited(_) | VmState::Killed => Err(Refusal::Ended),
+        (VmState::Exited(_) | VmState::Killed, _) => Err(Refusal::Ended),
+        (VmState::Stopping(_), Then::Restart) => {
+            // The CPU that completes the stop reads this under the VM's lock.
+            vm.state = VmState::Stopping(Then::Restart);
+            log::info!(
+                "VM {} restarts from the console once it has stopped",
+                vm.name
+            );
+            Ok(())
+        }
+        // Stopping, or alive again after a stop that completed meanwhile (a reset).
+        _ => Err(Refusal::Stopping),
     }
 }
 

@@ -648,17 +648,17 @@ fn next_focus(editor: &crate::monitor::LineEditor) {
     for i in (1..=n + 1).map(|i| (at + i) % (n + 1)) {
         if i == n {
             FOCUS.store(HYP_FOCUS, Ordering::Relaxed);
-            crate::println!("hyp: console focus: hyp (type help; Ctrl-] moves it)");
             let prompt = editor.shown();
             console::set_focus(Some(crate::echo::HYP_WRITER), "", prompt.as_bytes());
+            crate::println!("hyp: console focus: hyp (type help; Ctrl-] moves it)");
             console::refresh();
             return;
         }
         let guard = slots[i].lock();
         if let Some(vm) = guard.as_ref().filter(|vm| vm.is_alive()) {
             FOCUS.store(i, Ordering::Relaxed);
-            crate::println!("hyp: console focus: {} (Ctrl-] moves it)", vm.name);
             console::set_focus(Some(i), &vm.name, vm.console.partial());
+            crate::println!("hyp: console focus: {} (Ctrl-] moves it)", vm.name);
             drop(guard);
             console::refresh();
             return;
