@@ -363,9 +363,10 @@ mod target {
         taken
     }
 
-    /// VM `writer` looks for typed input (CONSOLE_READ, a read of its emulated UART): if it has
-    /// the focus, its partial line (its prompt, the echo of what is typed) shows from now on.
-    /// A VM that only writes shows whole lines, as the others.
+    /// VM `writer` looks for typed input (CONSOLE_READ): if it has the focus, its partial line
+    /// (its prompt, the echo of what is typed) shows from now on. A VM that only writes shows
+    /// whole lines, as the others; so does an emulated-PL011 VM (its reads of the UART's flags
+    /// do not say whether it waits for input or for room to send).
     pub fn reading(lines: &LineBuffer, writer: usize) {
         if console::is_focused(writer) {
             console::show_partial(writer, lines.partial(), false, true);

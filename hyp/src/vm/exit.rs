@@ -399,7 +399,6 @@ fn emulate_pl011(vm: &mut Vm, v: usize, s: &Syndrome) -> bool {
             vm.console_output(&[b]);
         }
     } else {
-        super::console::reading(&vm.console, vm.index.get());
         let input = &mut vm.console_io.input;
         let value = uart.read(offset, !input.is_empty(), || input.pop_front().unwrap_or(0));
         if reg != 31 {
