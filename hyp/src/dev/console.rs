@@ -253,8 +253,9 @@ fn drain_to(
     let mut record = [0u8; RECORD_MAX];
     let mut left = max_chars;
     let mut wrote = false;
-    // Held with CONSOLE: only the emergency path (a lock broken) finds it taken.
-    let mut terminal = TERMINAL.try_lock();
+    // Taken at the first line (an empty queue costs nothing more), held with CONSOLE: only the
+    // emergency path (a lock broken) finds it taken.
+    let mut terminal = None;
     while left > 0 {
         let mut queue = lock();
         let Some(line) = queue.pop(&mut record) else {
@@ -265,7 +266,8 @@ fn drain_to(
             ROOM_MADE.store(true, Ordering::Release);
         }
         if let Some(uart) = uart {
-            let before = terminal.as_mut().map_or(Before::Nothing, |t| {
+            let held = terminal.get_or_insert_with(|| TERMINAL.try_lock());
+            let before = held.as_mut().map_or(Before::Nothing, |t| {
                 t.before_line(line.writer, line.prefix, line.text, &mut |b| {
                     write_bytes(uart, b)
                 })
