@@ -20,10 +20,12 @@ mod boot;
 #[cfg(target_os = "none")]
 mod dev;
 mod disk;
+mod echo;
 mod hypercall;
 #[cfg(target_os = "none")]
 mod logger;
 mod mm;
+mod monitor;
 mod owner;
 #[cfg(target_os = "none")]
 mod percpu;

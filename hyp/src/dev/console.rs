@@ -3,7 +3,9 @@
 //! (`vm::console::LineQueue`) and are drained to the UART off their callers' path: by a CPU
 //! going idle, a bounded amount at each interrupt exit (a slice end), everything before a line
 //! of the hyp's own (so the log stays in order), at the end of the run and on the emergency
-//! path. Whole lines are written under the console lock, so lines never interleave.
+//! path. Whole lines are written under the console lock, so lines never interleave. The
+//! writer with the input focus also shows its partial line (`echo.rs`): erased before other
+//! lines are written, drawn again once none waits.
 //!
 //! Locks: `CONSOLE` (the UART, held by whoever writes it) before `QUEUE` (held only to copy a
 //! record in or out, never across UART output): a writer queueing a line never waits for the
@@ -11,9 +13,10 @@
 
 use super::bcm2835_aux::Bcm2835Aux;
 use super::pl011::Pl011;
+use crate::echo::{Before, Partial, Terminal};
 use crate::vm::console::{LineQueue, RECORD_MAX, is_shown};
 use core::fmt;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use spin::Mutex;
 
 /// The UART kinds the hyp can drive.
@@ -64,6 +67,18 @@ static QUEUE: Mutex<LineQueue> = Mutex::new(LineQueue::new());
 /// writers it descheduled (`vm::console::wake_writers`).
 static ROOM_MADE: AtomicBool = AtomicBool::new(false);
 
+/// The focused writer's partial line as it wants it shown: a leaf lock, held to copy it.
+static WANTED: Mutex<Partial> = Mutex::new(Partial::none());
+/// Whether `WANTED` has text (its writer's calls with none then take no lock).
+static WANTED_SHOWS: AtomicBool = AtomicBool::new(false);
+/// What the terminal shows of it: taken only with `CONSOLE` held.
+static TERMINAL: Mutex<Terminal> = Mutex::new(Terminal::new());
+/// The writer with the input focus ([`NOBODY`]: none), for the writers' one-load check.
+static FOCUSED: AtomicUsize = AtomicUsize::new(NOBODY);
+const NOBODY: usize = usize::MAX - 1;
+/// The partial line changed, or was erased for other lines: a drain draws it again.
+static ECHO_DIRTY: AtomicBool = AtomicBool::new(false);
+
 /// UART characters a CPU going idle writes before it looks for work again.
 pub const IDLE_DRAIN: usize = 1024;
 /// UART characters an interrupt exit (a slice end) writes at most (whole lines): about what
@@ -74,6 +89,79 @@ pub const EXIT_DRAIN: usize = 128;
 /// Installs the console UART.
 pub fn install(uart: Uart) {
     *CONSOLE.lock() = Some(uart);
+}
+
+fn write_bytes(uart: &Uart, bytes: &[u8]) {
+    for &b in bytes {
+        uart.write_byte(b);
+    }
+}
+
+/// Gives the input focus to `writer` (a VM's index or `echo::HYP_WRITER`; None: nobody), whose
+/// lines are prefixed with `name` and whose line so far is `partial`.
+pub fn set_focus(writer: Option<usize>, name: &str, partial: &[u8]) {
+    WANTED.lock().focus(writer, name.as_bytes(), partial);
+    WANTED_SHOWS.store(!partial.is_empty(), Ordering::Relaxed);
+    FOCUSED.store(writer.unwrap_or(NOBODY), Ordering::Relaxed);
+    ECHO_DIRTY.store(true, Ordering::Release);
+}
+
+/// Whether `writer` has the input focus.
+#[inline]
+pub fn is_focused(writer: usize) -> bool {
+    FOCUSED.load(Ordering::Relaxed) == writer
+}
+
+/// The focused `writer`'s line so far is `text`; `completed`: it completed lines meanwhile.
+/// Drawn by the next drain; with `start` even if nothing of it is shown now (else only a line
+/// that shows is followed: a writer that does not read input shows whole lines only).
+pub fn show_partial(writer: usize, text: &[u8], completed: bool, start: bool) {
+    if !start && !WANTED_SHOWS.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut wanted = WANTED.lock();
+    if wanted.writer() != Some(writer) || (!completed && wanted.text() == text) {
+        return;
+    }
+    let was_shown = !wanted.text().is_empty();
+    wanted.set(text, completed && was_shown);
+    WANTED_SHOWS.store(!text.is_empty(), Ordering::Relaxed);
+    ECHO_DIRTY.store(true, Ordering::Release);
+}
+
+/// Draws the focused writer's partial line now, after the queued lines.
+pub fn refresh() {
+    let console = CONSOLE.lock();
+    drain_to(console.as_ref(), usize::MAX, || QUEUE.lock());
+    draw_partial(console.as_ref(), true);
+}
+
+/// Ends the partial line where it stands, drawn whole first, and forgets its text: the next
+/// output starts on a new line (the hyp's own line on Enter; every line at the end of the run).
+pub fn end_partial_line() {
+    let console = CONSOLE.lock();
+    drain_to(console.as_ref(), usize::MAX, || QUEUE.lock());
+    draw_partial(console.as_ref(), true);
+    if let (Some(uart), Some(mut terminal)) = (console.as_ref(), TERMINAL.try_lock()) {
+        terminal.commit(&mut |b| write_bytes(uart, b));
+    }
+    WANTED.lock().set(&[], false);
+    WANTED_SHOWS.store(false, Ordering::Relaxed);
+}
+
+/// Draws the focused writer's partial line if it changed or was erased, once no line waits
+/// before it (`force`: even if some do); whether it wrote any byte.
+fn draw_partial(uart: Option<&Uart>, force: bool) -> bool {
+    if !ECHO_DIRTY.load(Ordering::Acquire) || (!force && !QUEUE.lock().is_empty()) {
+        return false;
+    }
+    ECHO_DIRTY.store(false, Ordering::Relaxed);
+    let wanted = WANTED.lock().clone();
+    // With CONSOLE held, only the emergency path (a lock broken) finds TERMINAL taken.
+    let (Some(uart), Some(mut terminal)) = (uart, TERMINAL.try_lock()) else {
+        return false;
+    };
+    terminal.sync(&wanted, &mut |b| write_bytes(uart, b))
 }
 
 struct Writer<'a>(&'a Uart);
@@ -96,8 +184,15 @@ pub fn write_fmt(args: fmt::Arguments) {
     let console = CONSOLE.lock();
     drain_to(console.as_ref(), usize::MAX, || QUEUE.lock());
     if let Some(uart) = console.as_ref() {
+        if TERMINAL
+            .try_lock()
+            .is_some_and(|mut t| t.hide(&mut |b| write_bytes(uart, b)))
+        {
+            ECHO_DIRTY.store(true, Ordering::Release);
+        }
         let _ = fmt::Write::write_fmt(&mut Writer(uart), args);
     }
+    draw_partial(console.as_ref(), false);
 }
 
 /// Queues VM `writer`'s line `prefix: text` (`text` the guest's bytes, shown escaped where
@@ -144,7 +239,8 @@ pub fn drain(max_chars: usize) -> bool {
     let Some(console) = CONSOLE.try_lock() else {
         return false;
     };
-    drain_to(console.as_ref(), max_chars, || QUEUE.lock())
+    let wrote = drain_to(console.as_ref(), max_chars, || QUEUE.lock());
+    draw_partial(console.as_ref(), false) || wrote
 }
 
 /// Writes queued lines to `uart` (or drops them without one) until `max_chars` characters are
@@ -157,6 +253,9 @@ fn drain_to(
     let mut record = [0u8; RECORD_MAX];
     let mut left = max_chars;
     let mut wrote = false;
+    // Taken at the first line (an empty queue costs nothing more), held with CONSOLE: only the
+    // emergency path (a lock broken) finds it taken.
+    let mut terminal = None;
     while left > 0 {
         let mut queue = lock();
         let Some(line) = queue.pop(&mut record) else {
@@ -167,7 +266,18 @@ fn drain_to(
             ROOM_MADE.store(true, Ordering::Release);
         }
         if let Some(uart) = uart {
-            write_line(uart, line.prefix, line.text);
+            let held = terminal.get_or_insert_with(|| TERMINAL.try_lock());
+            let before = held.as_mut().map_or(Before::Nothing, |t| {
+                t.before_line(line.writer, line.prefix, line.text, &mut |b| {
+                    write_bytes(uart, b)
+                })
+            });
+            if before == Before::Hidden {
+                ECHO_DIRTY.store(true, Ordering::Release);
+            }
+            if before != Before::Written {
+                write_line(uart, line.prefix, line.text);
+            }
         }
         left = left.saturating_sub(crate::vm::console::line_cost(line.prefix.len(), line.text));
         wrote = true;

@@ -98,6 +98,7 @@ pub fn read(vm: &mut impl GuestVm, ipa: u64, len: u64) -> Result<[u64; 3], Error
     }
     vm.memory_mut().write(ipa, &buf[..n])?;
     vm.console_io().input.drain(..n);
+    vm.console_reading();
     Ok([n as u64, 0, 0])
 }
 

@@ -36,6 +36,8 @@ pub trait GuestVm {
     fn console_output(&mut self, bytes: &[u8]) -> usize;
     /// The VM's console ring and input queue.
     fn console_io(&mut self) -> &mut crate::vm::console::ConsoleIo;
+    /// The VM looks for typed input (CONSOLE_READ): with the focus, its partial line shows.
+    fn console_reading(&mut self) {}
     /// The calling vCPU's index (its MPIDR's Aff0).
     fn vcpu_index(&self) -> usize;
     /// The version the VM's first ABI_VERSION of this life stated, if it made one.

@@ -109,6 +109,8 @@ pub struct Vm {
     pub stated_version: Option<Version>,
     /// What it made the hyp do, over all its lives (a restart keeps them).
     pub stats: super::stats::VmStats,
+    /// When its current life began (the counter; the console's `vms` shows its uptime).
+    pub started: u64,
 }
 
 /// Why a VM could not be built.
@@ -288,6 +290,7 @@ impl Vm {
             has_run: false,
             stated_version: None,
             stats: super::stats::VmStats::default(),
+            started: crate::arch::aarch64::timer::counter(),
         })
     }
 
@@ -319,6 +322,7 @@ impl Vm {
         self.boot_info_ipa = loaded.boot_info_ipa;
         self.has_run = false;
         self.stated_version = None;
+        self.started = crate::arch::aarch64::timer::counter();
         // The fresh VM sees the same channel regions.
         let (memory, name) = (&mut self.memory, &self.name);
         self.channels
@@ -472,6 +476,10 @@ impl crate::hypercall::GuestVm for Caller<'_> {
 
     fn console_io(&mut self) -> &mut ConsoleIo {
         &mut self.vm.console_io
+    }
+
+    fn console_reading(&mut self) {
+        super::console::reading(&self.vm.console, self.vm.index.get());
     }
 
     fn channel(&self, n: u32) -> Option<&ChannelEnd> {

@@ -55,6 +55,9 @@ pub fn line_cost(prefix_len: usize, text: &[u8]) -> usize {
     prefix_len + 2 + text.len() + 3 * escaped + 2
 }
 
+/// A guest's backspace: it erases the last byte of its line (the shell's echo of an erase).
+pub const BACKSPACE: u8 = 0x08;
+
 /// Collects a VM's console bytes until a newline.
 pub struct LineBuffer {
     buf: [u8; LINE_MAX],
@@ -70,8 +73,9 @@ impl Default for LineBuffer {
     }
 }
 
-/// The index of the first line end (`\n` or `\r`) in `bytes` from `from`, or its length: the
-/// console hot path, so 8 bytes a step while none of them is below 14 (a line end is 10 or 13).
+/// The index of the first line end (`\n` or `\r`) or backspace in `bytes` from `from`, or its
+/// length: the console hot path, so 8 bytes a step while none of them is below 14 (a line end
+/// is 10 or 13, a backspace 8).
 fn line_end(bytes: &[u8], from: usize) -> usize {
     const ONES: u64 = u64::from_le_bytes([1; 8]);
     let mut i = from;
@@ -84,7 +88,7 @@ fn line_end(bytes: &[u8], from: usize) -> usize {
         i += 8;
     }
     while let Some(&b) = bytes.get(i) {
-        if b == b'\n' || b == b'\r' {
+        if b == b'\n' || b == b'\r' || b == BACKSPACE {
             break;
         }
         i += 1;
@@ -102,6 +106,7 @@ impl LineBuffer {
         if let [b] = bytes
             && *b != b'\n'
             && *b != b'\r'
+            && *b != BACKSPACE
             && self.len < LINE_MAX
         {
             self.buf[self.len] = *b;
@@ -123,6 +128,10 @@ impl LineBuffer {
                     i += 1;
                 }
                 b'\r' => i += 1,
+                BACKSPACE => {
+                    self.len = self.len.saturating_sub(1);
+                    i += 1;
+                }
                 _ => {
                     // A run of bytes up to the next line end at a time.
                     let end = line_end(bytes, i + 1);
@@ -150,6 +159,11 @@ impl LineBuffer {
             }
         }
         bytes.len()
+    }
+
+    /// The line so far (the focused VM's partial line, `echo.rs`).
+    pub fn partial(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
 
     /// Hands a partial last line to `queue` (when the VM ends); it must take it.
@@ -193,6 +207,7 @@ pub const RECORD_MAX: usize = HEADER + PREFIX_MAX + LINE_MAX;
 
 /// A line taken out of the queue, in the caller's record buffer.
 pub struct Popped<'a> {
+    pub writer: usize,
     pub prefix: &'a [u8],
     pub text: &'a [u8],
     /// Whether a writer was refused room and waits for some.
@@ -267,6 +282,11 @@ impl LineQueue {
         true
     }
 
+    /// Whether no line waits.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// Forgets that `writer` waits for room (it has ended).
     pub fn forget(&mut self, writer: usize) {
         self.waiting &= !(1u64 << (writer % MAX_WRITERS));
@@ -305,6 +325,7 @@ impl LineQueue {
         }
         let (prefix, rest) = record.split_at(prefix_len);
         Some(Popped {
+            writer,
             prefix,
             text: &rest[..text_len],
             someone_waits: self.waiting != 0,
@@ -313,7 +334,7 @@ impl LineQueue {
 }
 
 #[cfg(target_os = "none")]
-pub use target::{block_writer, flush, output, wake_writers};
+pub use target::{block_writer, flush, output, reading, wake_writers};
 
 /// The VM side of the queue: lines in, writers descheduled and woken.
 #[cfg(target_os = "none")]
@@ -329,15 +350,39 @@ mod target {
     /// wake-ups under the per-VM scheduler: issue 13 note).
     #[inline]
     pub fn output(lines: &mut LineBuffer, writer: usize, name: &str, bytes: &[u8]) -> usize {
-        lines.push(bytes, |line| console::queue_line(writer, name, line, true))
+        let mut completed = false;
+        let taken = lines.push(bytes, |line| {
+            let queued = console::queue_line(writer, name, line, true);
+            completed |= queued;
+            queued
+        });
+        // The VM with the input focus shows its partial line once it reads input (`echo.rs`).
+        if console::is_focused(writer) {
+            console::show_partial(writer, lines.partial(), completed, false);
+        }
+        taken
+    }
+
+    /// VM `writer` looks for typed input (CONSOLE_READ): if it has the focus, its partial line
+    /// (its prompt, the echo of what is typed) shows from now on. A VM that only writes shows
+    /// whole lines, as the others; so does an emulated-PL011 VM (its reads of the UART's flags
+    /// do not say whether it waits for input or for room to send).
+    pub fn reading(lines: &LineBuffer, writer: usize) {
+        if console::is_focused(writer) {
+            console::show_partial(writer, lines.partial(), false, true);
+        }
     }
 
     /// Queues a partial last line when the VM ends (waiting for room if it must), and forgets
     /// the writer.
     pub fn flush(lines: &mut LineBuffer, writer: usize, name: &str) {
+        let mut completed = false;
         lines.flush(|line| {
-            console::queue_line(writer, name, line, true);
+            completed = console::queue_line(writer, name, line, true);
         });
+        if console::is_focused(writer) {
+            console::show_partial(writer, &[], completed, false);
+        }
         console::forget_writer(writer);
     }
 

@@ -14,6 +14,8 @@ pub mod idregs;
 pub mod ids;
 pub mod lock;
 pub mod mem;
+#[cfg(target_os = "none")]
+pub mod monitor;
 pub mod run;
 #[cfg(target_os = "none")]
 pub mod sched;

@@ -53,7 +53,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use manifest::MAX_VMS;
 
-/// The byte (Ctrl-]) that moves the console focus to the next VM.
+/// The byte (Ctrl-]) that moves the console focus to the next VM, or to the hyp's console.
 pub const FOCUS_ESCAPE: u8 = 0x1d;
 
 /// The most vCPUs a VM has.
@@ -220,8 +220,14 @@ static LOADED: AtomicUsize = AtomicUsize::new(0);
 static STARTED: AtomicBool = AtomicBool::new(false);
 /// Set by the CPU that ends the run.
 static FINISHING: AtomicBool = AtomicBool::new(false);
-/// The VM typed input goes to.
+/// The VM typed input goes to, or [`HYP_FOCUS`].
 static FOCUS: AtomicUsize = AtomicUsize::new(0);
+/// `FOCUS` of the hyp's own console (`hyp>`, vm::monitor).
+const HYP_FOCUS: usize = usize::MAX;
+/// The hyp console's line: the CPU that reads the input holds it (the others, finding it
+/// held, leave the input to that CPU, so typed bytes keep their order).
+static INPUT: spin::Mutex<crate::monitor::LineEditor> =
+    spin::Mutex::new(crate::monitor::LineEditor::new());
 
 /// Queues vCPU `v` of VM `index`, runnable and on no CPU, and kicks an idle CPU that may run
 /// it. Called under the VM's lock.
@@ -377,10 +383,6 @@ pub enum Then {
 /// Stops VM `index` on every CPU, then ends or restarts it (`then`): for the console. False if
 /// there is no such VM, or it has ended or already stops. Any CPU may call it, in or out of an
 /// exit, with no VM's lock held; it never waits for another CPU.
-#[expect(
-    dead_code,
-    reason = "the hyp> console's kill and restart (issue 13) call it; remove this then"
-)]
 pub fn stop_vm(index: VmIndex, then: Then) -> bool {
     if index.get() >= slots().len() {
         return false;
@@ -400,6 +402,41 @@ pub fn stop_vm(index: VmIndex, then: Then) -> bool {
     vm.flush_console();
     stop_if_left(vm);
     true
+}
+
+/// Starts VM `index`, which has ended, afresh from its image (the console's `restart`): its
+/// memory returned, scrubbed, and loaded again. Refused once the run ends (no VM alive: a CPU
+/// may be summing up already). No VM's lock held.
+pub fn restart_ended(index: VmIndex) -> Result<(), crate::monitor::Refusal> {
+    use crate::monitor::Refusal;
+    let mut guard = slot(index).lock();
+    let vm = guard.as_mut().ok_or(Refusal::NoSuchVm)?;
+    if !matches!(vm.state, VmState::Exited(_) | VmState::Killed) {
+        return Err(Refusal::Stopping);
+    }
+    // Counted alive first, so no CPU ends the run meanwhile; a CPU that saw none alive just
+    // before may end it anyway, with this VM counted as not having exited (failed).
+    ALIVE.fetch_add(1, Ordering::SeqCst);
+    if FINISHING.load(Ordering::SeqCst) {
+        ALIVE.fetch_sub(1, Ordering::SeqCst);
+        return Err(Refusal::RunEnding);
+    }
+    match vm.restart() {
+        Ok(()) => {
+            log::info!("VM {} restarts from the console (it had ended)", vm.name);
+            make_runnable(index, VcpuIndex::new(0));
+        }
+        Err(e) => {
+            log::error!("VM {} cannot restart: {e}", vm.name);
+            ALIVE.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    Ok(())
+}
+
+/// VMs of the run, by index `0..vm_count()` (a slot may be empty: a VM refused at boot).
+pub fn vm_count() -> usize {
+    slots().len()
 }
 
 /// Whether vCPU `v` of VM `index` is the one this CPU would take next (the first in the run
@@ -561,16 +598,22 @@ fn next_deadline() -> Option<u64> {
         .filter(|&d| d != NO_DEADLINE)
 }
 
-/// Hands typed bytes to the focused VM (raising its console event); the escape byte moves the
-/// focus to the next VM still running.
+/// Hands typed bytes to the focused VM (raising its console event), or to the hyp's console;
+/// the escape byte moves the focus to the next VM still running, or to the hyp's console.
+/// Called with no VM's lock held (commands of the hyp's console take them).
 fn poll_console() {
+    let Some(mut editor) = INPUT.try_lock() else {
+        return;
+    };
     let mut typed = [0u8; 64];
     let mut n = 0;
     while let Some(byte) = console::read_byte() {
         if byte == FOCUS_ESCAPE {
             deliver_input(&typed[..n]);
             n = 0;
-            next_focus();
+            next_focus(&editor);
+        } else if FOCUS.load(Ordering::Relaxed) == HYP_FOCUS {
+            super::monitor::typed(&mut editor, byte);
         } else if n < typed.len() {
             typed[n] = byte;
             n += 1;
@@ -595,16 +638,29 @@ fn deliver_input(bytes: &[u8]) {
     }
 }
 
-/// Moves the console focus to the next live VM and says so.
-pub fn next_focus() {
+/// Moves the console focus to the next live VM, after the last to the hyp's console, and says
+/// so; the new focus shows its partial line (`editor`: the hyp's).
+fn next_focus(editor: &crate::monitor::LineEditor) {
     let slots = slots();
     let n = slots.len();
-    let focus = FOCUS.load(Ordering::Relaxed);
-    for i in (1..=n).map(|i| (focus + i) % n) {
+    // Positions 0..n are the VMs, n the hyp's console.
+    let at = FOCUS.load(Ordering::Relaxed).min(n);
+    for i in (1..=n + 1).map(|i| (at + i) % (n + 1)) {
+        if i == n {
+            FOCUS.store(HYP_FOCUS, Ordering::Relaxed);
+            let prompt = editor.shown();
+            console::set_focus(Some(crate::echo::HYP_WRITER), "", prompt.as_bytes());
+            crate::println!("hyp: console focus: hyp (type help; Ctrl-] moves it)");
+            console::refresh();
+            return;
+        }
         let guard = slots[i].lock();
         if let Some(vm) = guard.as_ref().filter(|vm| vm.is_alive()) {
             FOCUS.store(i, Ordering::Relaxed);
+            console::set_focus(Some(i), &vm.name, vm.console.partial());
             crate::println!("hyp: console focus: {} (Ctrl-] moves it)", vm.name);
+            drop(guard);
+            console::refresh();
             return;
         }
     }
@@ -616,6 +672,9 @@ pub fn next_focus() {
 fn finish() -> Tally {
     use crate::arch::{Cpu, Machine};
     use crate::mm::owner::Owner;
+    // A partial line shown (the hyp's prompt) ends where it is: the summary starts a line.
+    console::end_partial_line();
+    console::set_focus(None, "", &[]);
     let vms: Vec<Vm> = slots().iter().filter_map(|s| s.lock().take()).collect();
     let ok = vms
         .iter()
@@ -715,6 +774,7 @@ pub fn run(vms: Vec<Vm>) -> ! {
     }
     log::info!("console input goes to {} (Ctrl-] moves it)", vms[0].name);
     FOCUS.store(vms[0].index.get(), Ordering::Relaxed);
+    console::set_focus(Some(vms[0].index.get()), &vms[0].name, &[]);
     crate::bench::at_first_guest_entry(&vms);
     let count = vms.iter().map(|vm| vm.index.get() + 1).max().unwrap_or(0);
     // The hyp's own for the run (not a VM's): the summary's heap figure does not count it.
