@@ -84,13 +84,13 @@ fn batch(vm: &mut impl GuestVm, list_ipa: u64, count: u64) -> Result<[u64; 3], E
         .read_words(Ipa::new(list_ipa), &mut buffer[..count as usize])?;
     let mut done = 0;
     let mut first_error = None;
-    for &raw in list.iter() {
+    for (i, &raw) in list.iter().enumerate() {
         let entry = BatchEntry { raw };
         let result = entry.decode().and_then(|(op, ipa, perms)| {
             let ipa = Ipa::new(ipa);
             let memory = vm.memory_mut();
             match op {
-                BatchOp::Map => memory.map_page_unpublished(ipa, perms),
+                BatchOp::Map => memory.map_page_unpublished(ipa, perms, count - i as u64),
                 BatchOp::Unmap => memory.unmap(ipa, 1),
                 BatchOp::Protect => memory.protect(ipa, 1, perms),
             }
@@ -101,8 +101,9 @@ fn batch(vm: &mut impl GuestVm, list_ipa: u64, count: u64) -> Result<[u64; 3], E
         }
         done += 1;
     }
-    // The maps' entries, all at once, before the guest runs again.
-    vm.memory().publish();
+    // The maps' entries, all at once, before the guest runs again (and the frames taken for
+    // maps that did not come, back).
+    vm.memory_mut().publish();
     Ok(BatchResult { done, first_error }.to_values())
 }
 
@@ -113,6 +114,7 @@ mod tests {
     use super::*;
     use crate::arch::TlbOp;
     use crate::arch::fake::FakeMachine;
+    use crate::owner::Owner;
     use crate::vm::mem::calls::CHUNK_PAGES;
     use hypercall_abi::{Call, MemPerms};
     use std::vec::Vec;
@@ -182,6 +184,7 @@ mod tests {
             .collect();
         write_list(&mut vm, &entries);
         FakeMachine::take_tlb_ops();
+        FakeMachine::take_frame_batches();
         assert_eq!(
             batch(&mut vm, PAGE_IPA, 512),
             Ok(BatchResult {
@@ -190,8 +193,58 @@ mod tests {
             })
         );
         assert_eq!(vm.memory.pages_used(), 513);
+        assert_eq!(
+            FakeMachine::take_frame_batches(),
+            512 / crate::vm::mem::STASH_FRAMES,
+            "the frames come from the pool a stash at a time"
+        );
+        assert_eq!(FakeMachine::frames_of(Owner::Vm(2)), 513);
         // New entries need no invalidation, and one barrier publishes them all.
         assert_eq!(FakeMachine::take_tlb_ops(), [TlbOp::DsbIshst]);
+    }
+
+    #[test]
+    fn frames_a_batch_took_and_did_not_map_go_back_within_the_call() {
+        let mut vm = FakeVm::default();
+        vm.memory = crate::vm::mem::GuestMemory::new(2, 3, 40 * 4096).unwrap();
+        vm.memory.map(PAGE_IPA, 1, MemPerms::RW).unwrap();
+        let base = 0x100_0000;
+        // Three maps, then one of a page already mapped: the batch stops there.
+        let mut entries: Vec<u64> = (0..3)
+            .map(|i| entry(BatchOp::Map, base + i * 4096, MemPerms::RW))
+            .collect();
+        entries.push(entry(BatchOp::Map, base, MemPerms::RW));
+        entries.extend((4..20).map(|i| entry(BatchOp::Map, base + i * 4096, MemPerms::RW)));
+        write_list(&mut vm, &entries);
+        assert_eq!(
+            batch(&mut vm, PAGE_IPA, entries.len() as u64),
+            Ok(BatchResult {
+                done: 3,
+                first_error: Some(Error::AlreadyMapped)
+            })
+        );
+        assert_eq!(vm.memory.pages_used(), 4);
+        assert_eq!(
+            FakeMachine::frames_of(Owner::Vm(2)),
+            4,
+            "none kept unmapped"
+        );
+        // A batch that runs out of quota keeps exactly the pages it mapped.
+        let entries: Vec<u64> = (0..36)
+            .map(|i| entry(BatchOp::Map, 0x200_0000 + i * 4096, MemPerms::RW))
+            .chain([entry(BatchOp::Map, 0x300_0000, MemPerms::RW)])
+            .collect();
+        write_list(&mut vm, &entries);
+        FakeMachine::limit_frames(Some(36 + 2));
+        assert_eq!(
+            batch(&mut vm, PAGE_IPA, 37),
+            Ok(BatchResult {
+                done: 36,
+                first_error: Some(Error::OutOfMemory)
+            })
+        );
+        FakeMachine::limit_frames(None);
+        assert_eq!(FakeMachine::frames_of(Owner::Vm(2)), 40);
     }
 
     #[test]

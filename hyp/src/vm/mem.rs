@@ -43,6 +43,9 @@ pub const TABLES_MIN: u64 = 32;
 /// of every 2 MiB it touches (docs/MANIFEST.md).
 pub const PAGES_PER_TABLE: u64 = 64;
 
+/// Frames a batch of maps takes from the pool at a time.
+pub const STASH_FRAMES: usize = 16;
+
 /// The stage-2 tables (level 2 and 3, beside the root) a VM with this quota may hold.
 pub fn table_allowance(quota_pages: u64) -> u64 {
     TABLES_MIN + quota_pages / PAGES_PER_TABLE
@@ -149,6 +152,11 @@ pub struct GuestMemory<M: Machine> {
     table_allowance: u64,
     /// A page call split into chunks, under way.
     pending: Option<calls::Pending>,
+    /// Frames a batch of maps took from the pool in one go (already the VM's in the owner
+    /// map, zeroed, mapped nowhere) and has not used yet: `stash[..stashed]`, never more than
+    /// the quota left, and given back (`publish`) before the call returns.
+    stash: [u64; STASH_FRAMES],
+    stashed: usize,
     machine: PhantomData<fn() -> M>,
 }
 
@@ -169,6 +177,8 @@ impl<M: Machine> GuestMemory<M> {
             tables: 0,
             table_allowance: table_allowance(quota_pages),
             pending: None,
+            stash: [0; STASH_FRAMES],
+            stashed: 0,
             machine: PhantomData,
         })
     }
@@ -431,9 +441,9 @@ impl<M: Machine> GuestMemory<M> {
         perms: MemPerms,
         pin: Pin,
     ) -> Result<(), Error> {
-        let mapped = self.map_unpublished(ipa.into().get(), pages, perms, pin);
+        let mapped = self.map_unpublished(ipa.into().get(), pages, perms, pin, 1);
         if mapped.is_ok() {
-            self.publish();
+            M::tlb(TlbOp::DsbIshst);
         }
         mapped
     }
@@ -441,18 +451,61 @@ impl<M: Machine> GuestMemory<M> {
     /// One page of a batch, as `map`, but for the barrier that makes its entry visible to the
     /// walkers: the caller issues one `publish` for all of them before the guest runs again
     /// (until then an access to the page, from any vCPU, finds what it would have found before
-    /// the call).
+    /// the call). `maps_left` (this one included) bounds the frames taken from the pool at
+    /// once for the maps to come.
     #[inline(always)]
-    pub fn map_page_unpublished(&mut self, ipa: Ipa, perms: MemPerms) -> Result<(), Error> {
-        self.map_unpublished(ipa.get(), 1, perms, Pin::None)
+    pub fn map_page_unpublished(
+        &mut self,
+        ipa: Ipa,
+        perms: MemPerms,
+        maps_left: u64,
+    ) -> Result<(), Error> {
+        self.map_unpublished(ipa.get(), 1, perms, Pin::None, maps_left)
     }
 
     /// `DSB ISHST`: the new entries written so far reach every walker before what follows (a
-    /// new entry where none was valid needs no TLB invalidation).
-    pub fn publish(&self) {
+    /// new entry where none was valid needs no TLB invalidation); and the frames taken for
+    /// maps that did not come go back to the pool.
+    pub fn publish(&mut self) {
+        self.return_stash();
         M::tlb(TlbOp::DsbIshst);
     }
 
+    /// Gives the stashed frames back to the pool.
+    fn return_stash(&mut self) {
+        if self.stashed != 0 {
+            M::return_unused_frames(self.owner, &self.stash[..self.stashed]);
+            self.stashed = 0;
+        }
+    }
+
+    /// A fresh zeroed frame of the VM's for a page it is about to map (the quota checked):
+    /// off the stash, or, with more maps to come, the next few from the pool at once.
+    #[inline(always)]
+    fn fresh_frame(&mut self, maps_left: u64) -> Option<u64> {
+        if let Some(left) = self.stashed.checked_sub(1) {
+            self.stashed = left;
+            return self.stash.get(left).copied();
+        }
+        if maps_left <= 1 {
+            return M::alloc_frame(self.owner);
+        }
+        self.refill_stash(maps_left)
+    }
+
+    /// Takes up to `maps_left` frames (no more than the stash holds nor the quota leaves) from
+    /// the pool in one go; the first of them.
+    #[inline(never)]
+    fn refill_stash(&mut self, maps_left: u64) -> Option<u64> {
+        let want = maps_left
+            .min(STASH_FRAMES as u64)
+            .min(self.quota_left_pages()) as usize;
+        let got = M::alloc_frames(self.owner, &mut self.stash[..want]);
+        self.stashed = got.checked_sub(1)?;
+        self.stash.get(self.stashed).copied()
+    }
+
+    /// `map_pinned` without the barrier; `maps_left` as in `map_page_unpublished`.
     #[inline(always)]
     fn map_unpublished(
         &mut self,
@@ -460,6 +513,7 @@ impl<M: Machine> GuestMemory<M> {
         pages: u64,
         perms: MemPerms,
         pin: Pin,
+        maps_left: u64,
     ) -> Result<(), Error> {
         if pages != 1 || check_range(ipa, 1).is_err() || check_perms(perms).is_err() {
             return self.map_general(ipa, pages, perms, pin);
@@ -473,7 +527,7 @@ impl<M: Machine> GuestMemory<M> {
             Err(e) => return Err(e.into()),
         };
         // Its one allocation is the only thing that can fail, before anything is written.
-        let pa = M::alloc_frame(self.owner).ok_or(Error::OutOfMemory)?;
+        let pa = self.fresh_frame(maps_left).ok_or(Error::OutOfMemory)?;
         if perms.contains(MemPerms::EXEC) {
             M::cache(CacheOp::SyncForExecution { pa });
         }
@@ -790,6 +844,7 @@ impl<M: Machine> GuestMemory<M> {
     /// (a reset rebuilds the VM in it).
     pub fn clear(&mut self) {
         self.abandon_pending();
+        self.return_stash();
         for i in 0..desc::ENTRIES {
             let at = slot(self.root, i);
             let d = read_slot(at);
