@@ -84,13 +84,13 @@ fn batch(vm: &mut impl GuestVm, list_ipa: u64, count: u64) -> Result<[u64; 3], E
         .read_words(Ipa::new(list_ipa), &mut buffer[..count as usize])?;
     let mut done = 0;
     let mut first_error = None;
-    for (i, &raw) in list.iter().enumerate() {
+    for &raw in list.iter() {
         let entry = BatchEntry { raw };
         let result = entry.decode().and_then(|(op, ipa, perms)| {
             let ipa = Ipa::new(ipa);
             let memory = vm.memory_mut();
             match op {
-                BatchOp::Map => memory.map_page_unpublished(ipa, perms, count - i as u64),
+                BatchOp::Map => memory.map_page_unpublished(ipa, perms),
                 BatchOp::Unmap => memory.unmap(ipa, 1),
                 BatchOp::Protect => memory.protect(ipa, 1, perms),
             }
@@ -101,9 +101,8 @@ fn batch(vm: &mut impl GuestVm, list_ipa: u64, count: u64) -> Result<[u64; 3], E
         }
         done += 1;
     }
-    // The maps' entries, all at once, before the guest runs again (and the frames taken for
-    // maps that did not come, back).
-    vm.memory_mut().publish();
+    // The maps' entries, all at once, before the guest runs again.
+    vm.memory().publish();
     Ok(BatchResult { done, first_error }.to_values())
 }
 
@@ -112,8 +111,8 @@ mod tests {
     use super::super::Power;
     use super::super::fake::{FakeVm, PAGE_IPA, call};
     use super::*;
-    use crate::arch::TlbOp;
     use crate::arch::fake::FakeMachine;
+    use crate::arch::{CacheOp, TlbOp};
     use crate::owner::Owner;
     use crate::vm::mem::calls::CHUNK_PAGES;
     use hypercall_abi::{Call, MemPerms};
@@ -198,13 +197,16 @@ mod tests {
             512 / crate::vm::mem::STASH_FRAMES,
             "the frames come from the pool a stash at a time"
         );
-        assert_eq!(FakeMachine::frames_of(Owner::Vm(2)), 513);
+        assert_eq!(
+            FakeMachine::frames_of(Owner::Vm(2)) as u64,
+            vm.memory.frames_held()
+        );
         // New entries need no invalidation, and one barrier publishes them all.
         assert_eq!(FakeMachine::take_tlb_ops(), [TlbOp::DsbIshst]);
     }
 
     #[test]
-    fn frames_a_batch_took_and_did_not_map_go_back_within_the_call() {
+    fn the_frames_at_hand_stay_within_the_quota_and_go_back_with_the_vm() {
         let mut vm = FakeVm::default();
         vm.memory = crate::vm::mem::GuestMemory::new(2, 3, 40 * 4096).unwrap();
         vm.memory.map(PAGE_IPA, 1, MemPerms::RW).unwrap();
@@ -214,7 +216,6 @@ mod tests {
             .map(|i| entry(BatchOp::Map, base + i * 4096, MemPerms::RW))
             .collect();
         entries.push(entry(BatchOp::Map, base, MemPerms::RW));
-        entries.extend((4..20).map(|i| entry(BatchOp::Map, base + i * 4096, MemPerms::RW)));
         write_list(&mut vm, &entries);
         assert_eq!(
             batch(&mut vm, PAGE_IPA, entries.len() as u64),
@@ -224,18 +225,14 @@ mod tests {
             })
         );
         assert_eq!(vm.memory.pages_used(), 4);
-        assert_eq!(
-            FakeMachine::frames_of(Owner::Vm(2)),
-            4,
-            "none kept unmapped"
-        );
-        // A batch that runs out of quota keeps exactly the pages it mapped.
-        let entries: Vec<u64> = (0..36)
+        let held = vm.memory.frames_held();
+        assert_eq!(FakeMachine::frames_of(Owner::Vm(2)) as u64, held);
+        assert!(held > 4, "frames at hand for the next maps");
+        // The whole quota in one-page maps: never a frame beyond it, the last map refused.
+        let entries: Vec<u64> = (0..37)
             .map(|i| entry(BatchOp::Map, 0x200_0000 + i * 4096, MemPerms::RW))
-            .chain([entry(BatchOp::Map, 0x300_0000, MemPerms::RW)])
             .collect();
         write_list(&mut vm, &entries);
-        FakeMachine::limit_frames(Some(36 + 2));
         assert_eq!(
             batch(&mut vm, PAGE_IPA, 37),
             Ok(BatchResult {
@@ -243,8 +240,40 @@ mod tests {
                 first_error: Some(Error::OutOfMemory)
             })
         );
-        FakeMachine::limit_frames(None);
         assert_eq!(FakeMachine::frames_of(Owner::Vm(2)), 40);
+        assert_eq!(vm.memory.frames_held(), 40);
+        // Unmapped frames are scrubbed into the stash while it has room, the rest to the pool.
+        FakeMachine::take_cache_ops();
+        let unmap = Call::MemUnmap {
+            ipa: 0x200_0000,
+            pages: 20,
+        };
+        assert_eq!(call(&mut vm, unmap), Ok([0; 3]));
+        let scrubs = FakeMachine::take_cache_ops();
+        assert_eq!(scrubs.len(), 2 * crate::vm::mem::STASH_FRAMES);
+        assert!(
+            matches!(scrubs[..2], [CacheOp::Zero { pa }, CacheOp::CleanToPoc { pa: clean }] if pa == clean)
+        );
+        assert_eq!(vm.memory.frames_held(), 40 - 20 + 16);
+        assert_eq!(FakeMachine::frames_of(Owner::Vm(2)), 36);
+        // A map of several pages gives the stash back first.
+        let map = Call::MemMap {
+            ipa: 0x300_0000,
+            pages: 2,
+            perms: MemPerms::RW,
+        };
+        assert_eq!(call(&mut vm, map), Ok([0; 3]));
+        assert_eq!(vm.memory.frames_held(), vm.memory.pages_used());
+        assert_eq!(
+            FakeMachine::frames_of(Owner::Vm(2)) as u64,
+            vm.memory.pages_used()
+        );
+        vm.memory
+            .map(0x300_0000 + 2 * 4096, 1, MemPerms::RW)
+            .unwrap();
+        assert!(vm.memory.frames_held() > vm.memory.pages_used());
+        vm.memory.clear();
+        assert_eq!(FakeMachine::frames_of(Owner::Vm(2)), 0);
     }
 
     #[test]

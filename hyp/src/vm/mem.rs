@@ -43,7 +43,7 @@ pub const TABLES_MIN: u64 = 32;
 /// of every 2 MiB it touches (docs/MANIFEST.md).
 pub const PAGES_PER_TABLE: u64 = 64;
 
-/// Frames a batch of maps takes from the pool at a time.
+/// Frames a VM keeps at hand for its next maps, taken from the pool this many at a time.
 pub const STASH_FRAMES: usize = 16;
 
 /// The stage-2 tables (level 2 and 3, beside the root) a VM with this quota may hold.
@@ -152,9 +152,11 @@ pub struct GuestMemory<M: Machine> {
     table_allowance: u64,
     /// A page call split into chunks, under way.
     pending: Option<calls::Pending>,
-    /// Frames a batch of maps took from the pool in one go (already the VM's in the owner
-    /// map, zeroed, mapped nowhere) and has not used yet: `stash[..stashed]`, never more than
-    /// the quota left, and given back (`publish`) before the call returns.
+    /// Frames at hand for the next one-page maps, `stash[..stashed]`: already the VM's in the
+    /// owner map, zeroed and clean in DRAM, mapped nowhere. Taken from the pool a stash at a
+    /// time, and the frames of pages it unmaps scrubbed back into it, so most maps and unmaps
+    /// take no lock. Never beyond the quota (mapped pages plus stashed frames; a map of
+    /// several pages gives the stash back first), and given back with the memory (`clear`).
     stash: [u64; STASH_FRAMES],
     stashed: usize,
     machine: PhantomData<fn() -> M>,
@@ -191,6 +193,12 @@ impl<M: Machine> GuestMemory<M> {
     /// Pages counted against the quota: all but the channels' pages.
     pub fn pages_used(&self) -> u64 {
         self.used_pages
+    }
+
+    /// The frames the VM holds in the owner map: its pages', and those at hand for its next
+    /// maps.
+    pub fn frames_held(&self) -> u64 {
+        self.used_pages + self.stashed as u64
     }
 
     /// Frames holding this VM's stage-2 tables, the root included.
@@ -332,6 +340,9 @@ impl<M: Machine> GuestMemory<M> {
     fn check_map(&mut self, ipa: u64, pages: u64, perms: MemPerms) -> Result<u64, Error> {
         check_range(ipa, pages)?;
         check_perms(perms)?;
+        // Its frames come from the pool: the stash goes back, so that the pages mapped and
+        // the frames at hand stay within the quota.
+        self.return_stash();
         if pages > self.quota_left_pages() {
             return Err(Error::OutOfMemory);
         }
@@ -441,9 +452,9 @@ impl<M: Machine> GuestMemory<M> {
         perms: MemPerms,
         pin: Pin,
     ) -> Result<(), Error> {
-        let mapped = self.map_unpublished(ipa.into().get(), pages, perms, pin, 1);
+        let mapped = self.map_unpublished(ipa.into().get(), pages, perms, pin);
         if mapped.is_ok() {
-            M::tlb(TlbOp::DsbIshst);
+            self.publish();
         }
         mapped
     }
@@ -451,23 +462,15 @@ impl<M: Machine> GuestMemory<M> {
     /// One page of a batch, as `map`, but for the barrier that makes its entry visible to the
     /// walkers: the caller issues one `publish` for all of them before the guest runs again
     /// (until then an access to the page, from any vCPU, finds what it would have found before
-    /// the call). `maps_left` (this one included) bounds the frames taken from the pool at
-    /// once for the maps to come.
+    /// the call).
     #[inline(always)]
-    pub fn map_page_unpublished(
-        &mut self,
-        ipa: Ipa,
-        perms: MemPerms,
-        maps_left: u64,
-    ) -> Result<(), Error> {
-        self.map_unpublished(ipa.get(), 1, perms, Pin::None, maps_left)
+    pub fn map_page_unpublished(&mut self, ipa: Ipa, perms: MemPerms) -> Result<(), Error> {
+        self.map_unpublished(ipa.get(), 1, perms, Pin::None)
     }
 
     /// `DSB ISHST`: the new entries written so far reach every walker before what follows (a
-    /// new entry where none was valid needs no TLB invalidation); and the frames taken for
-    /// maps that did not come go back to the pool.
-    pub fn publish(&mut self) {
-        self.return_stash();
+    /// new entry where none was valid needs no TLB invalidation).
+    pub fn publish(&self) {
         M::tlb(TlbOp::DsbIshst);
     }
 
@@ -479,33 +482,46 @@ impl<M: Machine> GuestMemory<M> {
         }
     }
 
-    /// A fresh zeroed frame of the VM's for a page it is about to map (the quota checked):
-    /// off the stash, or, with more maps to come, the next few from the pool at once.
+    /// A fresh zeroed frame of the VM's for a page it is about to map, the quota checked (so
+    /// a stashed frame is in it): off the stash, else a stash from the pool at once.
     #[inline(always)]
-    fn fresh_frame(&mut self, maps_left: u64) -> Option<u64> {
-        if let Some(left) = self.stashed.checked_sub(1) {
-            self.stashed = left;
-            return self.stash.get(left).copied();
+    fn fresh_frame(&mut self) -> Option<u64> {
+        match self.stashed.checked_sub(1) {
+            Some(left) => {
+                self.stashed = left;
+                self.stash.get(left).copied()
+            }
+            None => self.refill_stash(),
         }
-        if maps_left <= 1 {
-            return M::alloc_frame(self.owner);
-        }
-        self.refill_stash(maps_left)
     }
 
-    /// Takes up to `maps_left` frames (no more than the stash holds nor the quota leaves) from
-    /// the pool in one go; the first of them.
+    /// Takes as many frames as the stash holds and the quota leaves from the pool in one go;
+    /// the first of them.
     #[inline(never)]
-    fn refill_stash(&mut self, maps_left: u64) -> Option<u64> {
-        let want = maps_left
-            .min(STASH_FRAMES as u64)
-            .min(self.quota_left_pages()) as usize;
+    fn refill_stash(&mut self) -> Option<u64> {
+        let want = (STASH_FRAMES as u64).min(self.quota_left_pages()) as usize;
         let got = M::alloc_frames(self.owner, &mut self.stash[..want]);
         self.stashed = got.checked_sub(1)?;
         self.stash.get(self.stashed).copied()
     }
 
-    /// `map_pinned` without the barrier; `maps_left` as in `map_page_unpublished`.
+    /// Gives back the frame of a page just removed (its translations invalidated): scrubbed
+    /// into the stash if it has room, else to the pool (which scrubs it).
+    fn release_frame(&mut self, pa: u64) {
+        match self.stash.get_mut(self.stashed) {
+            Some(slot) => {
+                // Zero in DRAM, not only in the cache, as the pool does: the next page it backs
+                // may be read non-cacheable.
+                M::cache(CacheOp::Zero { pa });
+                M::cache(CacheOp::CleanToPoc { pa });
+                *slot = pa;
+                self.stashed += 1;
+            }
+            None => M::free_frame(self.owner, pa),
+        }
+    }
+
+    /// `map_pinned` without the barrier.
     #[inline(always)]
     fn map_unpublished(
         &mut self,
@@ -513,7 +529,6 @@ impl<M: Machine> GuestMemory<M> {
         pages: u64,
         perms: MemPerms,
         pin: Pin,
-        maps_left: u64,
     ) -> Result<(), Error> {
         if pages != 1 || check_range(ipa, 1).is_err() || check_perms(perms).is_err() {
             return self.map_general(ipa, pages, perms, pin);
@@ -527,7 +542,7 @@ impl<M: Machine> GuestMemory<M> {
             Err(e) => return Err(e.into()),
         };
         // Its one allocation is the only thing that can fail, before anything is written.
-        let pa = self.fresh_frame(maps_left).ok_or(Error::OutOfMemory)?;
+        let pa = self.fresh_frame().ok_or(Error::OutOfMemory)?;
         if perms.contains(MemPerms::EXEC) {
             M::cache(CacheOp::SyncForExecution { pa });
         }
@@ -650,7 +665,7 @@ impl<M: Machine> GuestMemory<M> {
                 continue;
             };
             if Pin::of(d).owns_frame() {
-                M::free_frame(self.owner, output(d).get());
+                self.release_frame(output(d).get());
                 self.used_pages -= 1;
             }
             if left == 0 {

@@ -62,7 +62,14 @@ fn unmap_breaks_invalidates_and_returns_frames() {
         removal_sequence(&[BASE + P, BASE + 2 * P])
     );
     assert_eq!(mem.pages_used(), 1);
-    assert_eq!(FakeMachine::frames_of(Owner::Vm(3)), 1);
+    // The two frames scrubbed, kept at hand for the next maps.
+    assert_eq!(mem.frames_held(), 3);
+    assert_eq!(FakeMachine::frames_of(Owner::Vm(3)), 3);
+    assert_eq!(
+        FakeMachine::take_cache_ops().len(),
+        4,
+        "zeroed and cleaned, each"
+    );
     assert_eq!(mem.query(BASE + P), Err(Error::NotMapped));
     assert_eq!(mem.quota_left_bytes(), 7 * P);
 }
@@ -226,11 +233,11 @@ fn every_frame_has_exactly_one_owner() {
     a.unmap(BASE, 2).unwrap();
     assert_eq!(
         FakeMachine::frames_of(Owner::Vm(3)),
-        a.pages_used() as usize
+        a.frames_held() as usize
     );
     assert_eq!(
         FakeMachine::frames_of(Owner::Vm(5)),
-        b.pages_used() as usize
+        b.frames_held() as usize
     );
     drop(a);
     drop(b);
@@ -306,7 +313,10 @@ fn the_record_lives_in_the_descriptors() {
             .iter()
             .all(|&pa| pa != shared[0] && pa.is_multiple_of(P))
     );
-    assert_eq!(FakeMachine::frames_of(Owner::Vm(3)), 2);
+    assert_eq!(
+        FakeMachine::frames_of(Owner::Vm(3)) as u64,
+        mem.frames_held()
+    );
     mem.write(edge + P - 2, b"xyzw").unwrap();
     let mut buf = [0u8; 4];
     mem.read(edge + P - 2, &mut buf).unwrap();
