@@ -38,6 +38,10 @@ pub enum CacheOp {
     /// Make the frame coherent for instruction fetch: `DC CVAU` by line, `DSB ISH`,
     /// `IC IVAU` by line, `DSB ISH`, `ISB` (line sizes from CTR_EL0).
     SyncForExecution { pa: u64 },
+    /// `IC IALLUIS`, `DSB ISH`, `ISB`: forget every instruction cache line (inner
+    /// shareable), for frames already clean to the point of coherency (as the pool hands
+    /// them out) about to be mapped executable in bulk.
+    InvalidateInstructionCache,
 }
 
 /// The machine operations memory management uses.

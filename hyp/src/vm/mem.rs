@@ -551,6 +551,78 @@ impl<M: Machine> GuestMemory<M> {
         Ok(())
     }
 
+    /// Backs `[ipa, ipa + pages)` with fresh zeroed frames, read-write-execute and pinned as
+    /// the image (the guest may protect them, not unmap them): the whole RAM of a guest that
+    /// owns its memory (a Linux VM), at boot. As `map_pinned`, checked whole first, but a
+    /// run of frames at a time from the pool, and one instruction-cache invalidation for the
+    /// whole range instead of a sync for fetch per page (the pool's frames are zeroed and
+    /// clean to the point of coherency). What the hyp writes into these pages afterwards is
+    /// made coherent for fetch by `write_executable`. Fails changing nothing.
+    #[cfg_attr(
+        target_os = "none",
+        expect(dead_code, reason = "the Linux VM's build (branch linuxvm) uses it")
+    )]
+    pub fn map_ram_at_boot(&mut self, ipa: Ipa, pages: u64) -> Result<(), Error> {
+        const RUN: usize = 64;
+        const RWX: MemPerms = MemPerms::RW.union(MemPerms::EXEC);
+        let ipa = ipa.get();
+        let tables = self.check_map(ipa, pages, RWX)?;
+        Self::frames_for(pages, tables)?;
+        let mut cursor = self.cursor;
+        let mut frames = [0; RUN];
+        let mut done = 0;
+        while done < pages {
+            let want = (pages - done).min(RUN as u64) as usize;
+            let got = M::alloc_frames(self.owner, &mut frames[..want]);
+            let mut mapped = 0;
+            for &pa in &frames[..got] {
+                let at = ipa + (done + mapped) * PAGE_SIZE;
+                let leaf = page_leaf(pa, RWX, Pin::Image);
+                if self.put_leaf(&mut cursor, at, leaf, false).is_err() {
+                    break;
+                }
+                mapped += 1;
+            }
+            self.used_pages += mapped;
+            done += mapped;
+            if mapped < want as u64 {
+                // Counted up front: only a hyp bug gets here. Nothing of the call stays.
+                log::error!(
+                    "stage 2: a frame counted for IPA {:#x} is missing",
+                    ipa + done * PAGE_SIZE
+                );
+                M::return_unused_frames(self.owner, &frames[mapped as usize..got]);
+                self.cursor = cursor;
+                self.remove(ipa, done);
+                return Err(Error::OutOfMemory);
+            }
+        }
+        self.cursor = cursor;
+        M::cache(CacheOp::InvalidateInstructionCache);
+        self.publish();
+        Ok(())
+    }
+
+    /// As `write`, for code: each page written is then made coherent for instruction fetch
+    /// (`SyncForExecution`), as a page must be before it is executed (a Linux VM's kernel,
+    /// copied into the RAM `map_ram_at_boot` mapped).
+    #[cfg_attr(
+        target_os = "none",
+        expect(dead_code, reason = "the Linux VM's build (branch linuxvm) uses it")
+    )]
+    pub fn write_executable(&mut self, ipa: Ipa, data: &[u8]) -> Result<(), Error> {
+        self.write(ipa, data)?;
+        let mut page = ipa.get() & !(PAGE_SIZE - 1);
+        let end = ipa.get() + data.len() as u64;
+        while page < end {
+            if let Some(host) = self.host_address(page) {
+                M::cache(CacheOp::SyncForExecution { pa: host });
+            }
+            page += PAGE_SIZE;
+        }
+        Ok(())
+    }
+
     /// `map_pinned` of several pages, or of one whose tables are missing: checked whole.
     #[inline(never)]
     fn map_general(
