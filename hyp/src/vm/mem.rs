@@ -69,7 +69,7 @@ pub enum Pin {
 
 impl Pin {
     /// Its code in a leaf's software bits.
-    fn code(self) -> u64 {
+    const fn code(self) -> u64 {
         match self {
             Pin::None => 0,
             Pin::Image => 1,
@@ -88,6 +88,21 @@ impl Pin {
             3 => Pin::Shared,
             _ => Pin::Device,
         }
+    }
+
+    /// A set of pins as a mask of their codes (bit `code`; Device's: every code `of` reads as
+    /// Device), for a test by shift and mask.
+    const fn mask(pins: &[Pin]) -> u64 {
+        let mut mask = 0;
+        let mut i = 0;
+        while i < pins.len() {
+            mask |= match pins[i] {
+                Pin::Device => 0xf0,
+                p => 1 << p.code(),
+            };
+            i += 1;
+        }
+        mask
     }
 
     /// Whether the page's frame is the VM's: counted against its quota, given back with it.
@@ -675,11 +690,12 @@ impl<M: Machine> GuestMemory<M> {
         Ok(())
     }
 
-    /// Fails unless every page of the range is mapped, with none of the `denied` pins.
-    fn check_mapped(&mut self, ipa: u64, pages: u64, denied: &[Pin]) -> Result<(), Error> {
+    /// Fails unless every page of the range is mapped, with none of the pins in `denied`
+    /// (a `Pin::mask`).
+    fn check_mapped(&mut self, ipa: u64, pages: u64, denied: u64) -> Result<(), Error> {
         check_range(ipa, pages)?;
         let mut cursor = self.cursor;
-        let mut refused = false;
+        let mut refused = 0;
         let mut result = Ok(());
         for i in 0..pages {
             let d = cursor.slot(ipa + i * PAGE_SIZE).map_or(0, read_slot);
@@ -687,11 +703,11 @@ impl<M: Machine> GuestMemory<M> {
                 result = Err(Error::NotMapped);
                 break;
             }
-            refused |= denied.contains(&Pin::of(d));
+            refused |= denied >> software_bits(d) & 1;
         }
         self.cursor = cursor;
         result?;
-        if refused {
+        if refused != 0 {
             return Err(Error::Denied);
         }
         Ok(())
@@ -778,16 +794,14 @@ impl<M: Machine> GuestMemory<M> {
     }
 
     fn check_unmap(&mut self, ipa: u64, pages: u64) -> Result<(), Error> {
-        self.check_mapped(
-            ipa,
-            pages,
-            &[Pin::Image, Pin::Hyp, Pin::Shared, Pin::Device],
-        )
+        const DENIED: u64 = Pin::mask(&[Pin::Image, Pin::Hyp, Pin::Shared, Pin::Device]);
+        self.check_mapped(ipa, pages, DENIED)
     }
 
     fn check_protect(&mut self, ipa: u64, pages: u64, perms: MemPerms) -> Result<(), Error> {
         check_perms(perms)?;
-        self.check_mapped(ipa, pages, &[Pin::Hyp, Pin::Shared, Pin::Device])
+        const DENIED: u64 = Pin::mask(&[Pin::Hyp, Pin::Shared, Pin::Device]);
+        self.check_mapped(ipa, pages, DENIED)
     }
 
     /// Changes the range's permissions, break-before-make. All or nothing.
