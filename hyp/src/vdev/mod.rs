@@ -6,3 +6,4 @@
 
 pub mod layout;
 pub mod pl011;
+pub mod vgic;
