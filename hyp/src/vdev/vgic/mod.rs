@@ -32,10 +32,10 @@
 //! - Stage-2 data abort in `[GICD_IPA, +GICD_SIZE)` or (GICv3) `[GICR_IPA, +vcpus *
 //!   GICR_STRIDE)`: `vgic.mmio(v, ipa, MmioAccess { size, write })`: `None` if not the vGIC's;
 //!   else the value for a read's register, and vCPUs to kick.
-//! - Trapped MSR ICC_SGI1R_EL1 (op0 3, op1 0, CRn 12, CRm 11, op2 5; `esr::ICC_SGI1R_EL1`):
-//!   `vgic.write_sgi1r(v, value)`, kick the mask. Also ICC_ASGI1R_EL1 / ICC_SGI0R_EL1
-//!   (`esr::ICC_ASGI1R_EL1`, `esr::ICC_SGI0R_EL1`): a single security state has no other group
-//!   to send to, so they send the same SGIs (KVM does likewise).
+//! - A trapped MSR (`esr::SysRegAccess`, not a read): `vgic.write_sgi_register(v, access.reg,
+//!   value)`: `Some(kick)` if it was ICC_SGI1R_EL1 (or ICC_ASGI1R_EL1, ICC_SGI0R_EL1: with one
+//!   security state they send the same SGIs), then skip the instruction and kick the mask.
+//!   A read of them is UNDEFINED (write-only registers).
 //! - Physical interrupts on a CPU running a Linux vCPU (vm/exit.rs take_interrupts): the
 //!   virtual timer (INTID 27): `vgic.raise_hw(v, layout::INTID_VIRT_TIMER)` and
 //!   `dev::gic::end_forwarded(acked)` (not `end`: the guest's deactivation through the
@@ -49,6 +49,8 @@
 #![forbid(unsafe_code)]
 #![allow(dead_code, reason = "the Linux VM (helper linuxvm) is its caller")]
 
+#[cfg(target_os = "none")]
+pub mod hw;
 pub mod lr;
 mod regs;
 
@@ -271,6 +273,21 @@ impl VGic {
             }
         };
         self.send_sgi(vcpu, intid, targets)
+    }
+
+    /// A trapped MSR of the guest (`esr::SysRegAccess`) to one of GICv3's SGI registers:
+    /// ICC_SGI1R_EL1, and ICC_ASGI1R_EL1 and ICC_SGI0R_EL1, which with a single security state
+    /// send the same SGIs (as KVM does). `None` if `reg` is none of them (or the model is GICv2,
+    /// where they do not exist).
+    pub fn write_sgi_register(
+        &mut self,
+        vcpu: usize,
+        reg: (u8, u8, u8, u8, u8),
+        value: u64,
+    ) -> Option<VcpuMask> {
+        use crate::arch::aarch64::esr::{ICC_ASGI1R_EL1, ICC_SGI0R_EL1, ICC_SGI1R_EL1};
+        let sgi_register = reg == ICC_SGI1R_EL1 || reg == ICC_ASGI1R_EL1 || reg == ICC_SGI0R_EL1;
+        (sgi_register && self.model == GicModel::V3).then(|| self.write_sgi1r(vcpu, value))
     }
 
     /// SGI `intid` from `source` to each vCPU in `targets` (valid ones).

@@ -273,6 +273,23 @@ fn sgis_through_icc_sgi1r_reach_the_named_vcpus_only() {
 }
 
 #[test]
+fn only_the_sgi_registers_send_sgis() {
+    use crate::arch::aarch64::esr::{ICC_ASGI1R_EL1, ICC_SGI0R_EL1, ICC_SGI1R_EL1, SCTLR_EL1};
+    let mut g = linux_v3(2);
+    for reg in [ICC_SGI1R_EL1, ICC_ASGI1R_EL1, ICC_SGI0R_EL1] {
+        assert_eq!(g.write_sgi_register(0, reg, 0b10), Some(VcpuMask::of(1)));
+    }
+    assert_eq!(g.write_sgi_register(0, SCTLR_EL1, 0b10), None);
+    assert_eq!(g.write_sgi_register(0, (3, 0, 12, 11, 4), 0b10), None);
+    let mut v2 = linux_v2(2);
+    assert_eq!(
+        v2.write_sgi_register(0, ICC_SGI1R_EL1, 0b10),
+        None,
+        "no such register"
+    );
+}
+
+#[test]
 fn an_sgi_sent_again_while_the_first_is_handled_is_not_lost() {
     let mut g = linux_v3(2);
     let mut s = LrState::new(4);
