@@ -522,8 +522,8 @@ impl VGic {
     }
 
     /// Folds back what the guest did to its LRs (acknowledged, EOId, deactivated) after
-    /// `vcpu` left the CPU or before its LRs are rebuilt. Returns the vCPUs that may take an
-    /// SPI this vCPU gave up (a kick).
+    /// `vcpu` left the CPU or before its LRs are rebuilt. Returns the other vCPUs that may take
+    /// an SPI this vCPU gave up (a kick; what is left for `vcpu` itself `has_pending` says).
     pub fn save(&mut self, vcpu: usize, state: &LrState) -> VcpuMask {
         if vcpu >= self.vcpus.len() {
             return VcpuMask::NONE;
@@ -541,7 +541,7 @@ impl VGic {
             self.deactivate_outside_lrs(vcpu, loaded);
         }
         self.vcpus[vcpu].loaded = 0;
-        kick
+        VcpuMask(kick.0 & !VcpuMask::of(vcpu).0)
     }
 
     /// One LR's state back into the model.
