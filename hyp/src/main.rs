@@ -54,6 +54,7 @@ extern "C" fn hyp_main(dtb_pa: usize, image_pa: usize, boot_counter: u64) -> ! {
     boot::init_interrupts(&board);
     boot::start_secondaries(&board, image_pa);
     boot::init_memory(&board, image_pa);
+    dev::pci::init(&board);
     let mut vms = boot::load_vms(&board);
     boot::init_disk(&board, &mut vms);
     vm::sched::run(vms)

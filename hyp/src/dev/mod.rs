@@ -3,4 +3,5 @@
 pub mod bcm2835_aux;
 pub mod console;
 pub mod gic;
+pub mod pci;
 pub mod pl011;
