@@ -5,3 +5,4 @@ pub mod console;
 pub mod gic;
 pub mod pci;
 pub mod pl011;
+pub mod smmu;

@@ -7,6 +7,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod smmuv3;
+
 /// The smallest BAR placement: a page, so that one VM's BAR never shares a stage-2 page with
 /// another's.
 pub const BAR_ALIGN_MIN: u64 = 4096;
