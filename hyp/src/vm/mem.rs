@@ -22,9 +22,9 @@
 
 use crate::addr::{Ipa, PAGE_SIZE, PhysAddr};
 use crate::arch::stage2::table::{
-    Cursor, L2_SPAN, L3_SPAN, Leaves, Stage2Error, desc, frame_atomics, is_table, leaf, live_down,
-    live_up, output, perms_of, read_frame, read_frame_words, read_slot, slot, software_bits,
-    write_frame, write_slot,
+    Cursor, L2_SPAN, L3_SPAN, Leaves, Stage2Error, desc, device_leaf, frame_atomics, is_table,
+    leaf, live_down, live_up, output, perms_of, read_frame, read_frame_words, read_slot, slot,
+    software_bits, write_frame, write_slot,
 };
 use crate::arch::stage2::{invalidate, invalidate_all};
 use crate::arch::{CacheOp, Machine, TlbOp};
@@ -43,6 +43,9 @@ pub const TABLES_MIN: u64 = 32;
 /// of every 2 MiB it touches (docs/MANIFEST.md).
 pub const PAGES_PER_TABLE: u64 = 64;
 
+/// Frames a VM keeps at hand for its next maps, taken from the pool this many at a time.
+pub const STASH_FRAMES: usize = 16;
+
 /// The stage-2 tables (level 2 and 3, beside the root) a VM with this quota may hold.
 pub fn table_allowance(quota_pages: u64) -> u64 {
     TABLES_MIN + quota_pages / PAGES_PER_TABLE
@@ -59,16 +62,20 @@ pub enum Pin {
     Hyp,
     /// A channel's pages: neither, and not the VM's frames (the channel owns them).
     Shared,
+    /// A device's registers (`map_device`): not RAM, nobody's frames; the guest can neither
+    /// unmap, protect nor query them, nor the hyp read or write them as guest memory.
+    Device,
 }
 
 impl Pin {
     /// Its code in a leaf's software bits.
-    fn code(self) -> u64 {
+    const fn code(self) -> u64 {
         match self {
             Pin::None => 0,
             Pin::Image => 1,
             Pin::Hyp => 2,
             Pin::Shared => 3,
+            Pin::Device => 4,
         }
     }
 
@@ -78,8 +85,29 @@ impl Pin {
             0 => Pin::None,
             1 => Pin::Image,
             2 => Pin::Hyp,
-            _ => Pin::Shared,
+            3 => Pin::Shared,
+            _ => Pin::Device,
         }
+    }
+
+    /// A set of pins as a mask of their codes (bit `code`; Device's: every code `of` reads as
+    /// Device), for a test by shift and mask.
+    const fn mask(pins: &[Pin]) -> u64 {
+        let mut mask = 0;
+        let mut i = 0;
+        while i < pins.len() {
+            mask |= match pins[i] {
+                Pin::Device => 0xf0,
+                p => 1 << p.code(),
+            };
+            i += 1;
+        }
+        mask
+    }
+
+    /// Whether the page's frame is the VM's: counted against its quota, given back with it.
+    fn owns_frame(self) -> bool {
+        !matches!(self, Pin::Shared | Pin::Device)
     }
 }
 
@@ -139,6 +167,13 @@ pub struct GuestMemory<M: Machine> {
     table_allowance: u64,
     /// A page call split into chunks, under way.
     pending: Option<calls::Pending>,
+    /// Frames at hand for the next one-page maps, `stash[..stashed]`: already the VM's in the
+    /// owner map, zeroed and clean in DRAM, mapped nowhere. Taken from the pool a stash at a
+    /// time, and the frames of pages it unmaps scrubbed back into it, so most maps and unmaps
+    /// take no lock. Never beyond the quota (mapped pages plus stashed frames; a map of
+    /// several pages gives the stash back first), and given back with the memory (`clear`).
+    stash: [u64; STASH_FRAMES],
+    stashed: usize,
     machine: PhantomData<fn() -> M>,
 }
 
@@ -159,6 +194,8 @@ impl<M: Machine> GuestMemory<M> {
             tables: 0,
             table_allowance: table_allowance(quota_pages),
             pending: None,
+            stash: [0; STASH_FRAMES],
+            stashed: 0,
             machine: PhantomData,
         })
     }
@@ -173,6 +210,12 @@ impl<M: Machine> GuestMemory<M> {
         self.used_pages
     }
 
+    /// The frames the VM holds in the owner map: its pages', and those at hand for its next
+    /// maps.
+    pub fn frames_held(&self) -> u64 {
+        self.used_pages + self.stashed as u64
+    }
+
     /// Frames holding this VM's stage-2 tables, the root included.
     pub fn table_frames(&self) -> u64 {
         self.tables + 1
@@ -181,7 +224,7 @@ impl<M: Machine> GuestMemory<M> {
     /// The frames this VM owns (not the channels' it sees), read from its stage-2 table.
     pub fn frames(&self) -> impl Iterator<Item = PhysAddr> + '_ {
         self.leaves()
-            .filter(|&d| Pin::of(d) != Pin::Shared)
+            .filter(|&d| Pin::of(d).owns_frame())
             .map(output)
     }
 
@@ -192,9 +235,13 @@ impl<M: Machine> GuestMemory<M> {
         }
     }
 
-    /// The descriptor of the page holding `ipa` (< IPA_LIMIT), if it is mapped.
+    /// The descriptor of the page holding `ipa` (< IPA_LIMIT), if it is mapped RAM (a
+    /// device's page is not guest memory to the hyp).
     fn entry(&self, ipa: u64) -> Option<u64> {
-        Cursor::new(self.root).query(Ipa::new(ipa)).ok()
+        Cursor::new(self.root)
+            .query(Ipa::new(ipa))
+            .ok()
+            .filter(|&d| Pin::of(d) != Pin::Device)
     }
 
     /// Quota pages left: neither mapped nor promised to a map under way.
@@ -308,6 +355,9 @@ impl<M: Machine> GuestMemory<M> {
     fn check_map(&mut self, ipa: u64, pages: u64, perms: MemPerms) -> Result<u64, Error> {
         check_range(ipa, pages)?;
         check_perms(perms)?;
+        // Its frames come from the pool: the stash goes back, so that the pages mapped and
+        // the frames at hand stay within the quota.
+        self.return_stash();
         if pages > self.quota_left_pages() {
             return Err(Error::OutOfMemory);
         }
@@ -342,20 +392,55 @@ impl<M: Machine> GuestMemory<M> {
     /// never executable; the VM can neither unmap nor protect them, nor do they count
     /// against its quota.
     pub fn map_shared(&mut self, ipa: impl Into<Ipa>, frames: &[u64]) -> Result<(), Error> {
-        let ipa = ipa.into().get();
-        let pages = frames.len() as u64;
+        self.map_not_owned(ipa.into().get(), frames.len() as u64, |i| {
+            page_leaf(frames[i as usize], MemPerms::RW, Pin::Shared)
+        })
+    }
+
+    /// Maps `pages` pages of a device's registers from `pa` (page-aligned MMIO, never RAM:
+    /// a board's address, such as the GICV frames of a Linux VM's GICC) at `ipa`, as
+    /// Device-nGnRE memory, read-write, never executable. The frames are nobody's: never
+    /// allocated, zeroed or freed, not counted against the quota (the tables the mapping
+    /// needs are); the guest's page calls refuse them and the hyp never copies to or from
+    /// them. Their entries go with the VM's memory (`clear`). All or nothing.
+    #[cfg_attr(
+        target_os = "none",
+        expect(
+            dead_code,
+            reason = "the Linux VM's GICV frames (branch linuxvm) use it"
+        )
+    )]
+    pub fn map_device(&mut self, ipa: Ipa, pa: PhysAddr, pages: u64) -> Result<(), Error> {
+        let beyond = pages
+            .checked_mul(PAGE_SIZE)
+            .and_then(|bytes| pa.get().checked_add(bytes));
+        if !pa.get().is_multiple_of(PAGE_SIZE) || beyond.is_none_or(|end| end > desc::OA + 1) {
+            return Err(Error::BadAddress);
+        }
+        self.map_not_owned(ipa.get(), pages, |i| {
+            device_leaf(PhysAddr::new(pa.get() + i * PAGE_SIZE), Pin::Device.code())
+        })
+    }
+
+    /// Maps `pages` pages at `ipa` whose frames are not the VM's, page `i` with leaf
+    /// `leaf_of(i)`. All or nothing.
+    fn map_not_owned(
+        &mut self,
+        ipa: u64,
+        pages: u64,
+        leaf_of: impl Fn(u64) -> u64,
+    ) -> Result<(), Error> {
         check_range(ipa, pages)?;
         let tables = self.check_new_entries(ipa, pages)?;
         if (M::frames_available() as u64) < tables {
             return Err(Error::OutOfMemory);
         }
         let mut cursor = self.cursor;
-        for (i, &pa) in frames.iter().enumerate() {
-            let page = ipa + i as u64 * PAGE_SIZE;
-            let entry = page_leaf(pa, MemPerms::RW, Pin::Shared);
-            if let Err(e) = self.put_leaf(&mut cursor, page, entry, false) {
+        for i in 0..pages {
+            let page = ipa + i * PAGE_SIZE;
+            if let Err(e) = self.put_leaf(&mut cursor, page, leaf_of(i), false) {
                 self.cursor = cursor;
-                self.remove(ipa, i as u64);
+                self.remove(ipa, i);
                 return Err(e);
             }
         }
@@ -404,6 +489,54 @@ impl<M: Machine> GuestMemory<M> {
         M::tlb(TlbOp::DsbIshst);
     }
 
+    /// Gives the stashed frames back to the pool.
+    fn return_stash(&mut self) {
+        if self.stashed != 0 {
+            M::return_unused_frames(self.owner, &self.stash[..self.stashed]);
+            self.stashed = 0;
+        }
+    }
+
+    /// A fresh zeroed frame of the VM's for a page it is about to map, the quota checked (so
+    /// a stashed frame is in it): off the stash, else a stash from the pool at once.
+    #[inline(always)]
+    fn fresh_frame(&mut self) -> Option<u64> {
+        match self.stashed.checked_sub(1) {
+            Some(left) => {
+                self.stashed = left;
+                self.stash.get(left).copied()
+            }
+            None => self.refill_stash(),
+        }
+    }
+
+    /// Takes as many frames as the stash holds and the quota leaves from the pool in one go;
+    /// the first of them.
+    #[inline(never)]
+    fn refill_stash(&mut self) -> Option<u64> {
+        let want = (STASH_FRAMES as u64).min(self.quota_left_pages()) as usize;
+        let got = M::alloc_frames(self.owner, &mut self.stash[..want]);
+        self.stashed = got.checked_sub(1)?;
+        self.stash.get(self.stashed).copied()
+    }
+
+    /// Gives back the frame of a page just removed (its translations invalidated): scrubbed
+    /// into the stash if it has room, else to the pool (which scrubs it).
+    fn release_frame(&mut self, pa: u64) {
+        match self.stash.get_mut(self.stashed) {
+            Some(slot) => {
+                // Zero in DRAM, not only in the cache, as the pool does: the next page it backs
+                // may be read non-cacheable.
+                M::cache(CacheOp::Zero { pa });
+                M::cache(CacheOp::CleanToPoc { pa });
+                *slot = pa;
+                self.stashed += 1;
+            }
+            None => M::free_frame(self.owner, pa),
+        }
+    }
+
+    /// `map_pinned` without the barrier.
     #[inline(always)]
     fn map_unpublished(
         &mut self,
@@ -424,12 +557,84 @@ impl<M: Machine> GuestMemory<M> {
             Err(e) => return Err(e.into()),
         };
         // Its one allocation is the only thing that can fail, before anything is written.
-        let pa = M::alloc_frame(self.owner).ok_or(Error::OutOfMemory)?;
+        let pa = self.fresh_frame().ok_or(Error::OutOfMemory)?;
         if perms.contains(MemPerms::EXEC) {
             M::cache(CacheOp::SyncForExecution { pa });
         }
         entry.fill(page_leaf(pa, perms, pin));
         self.used_pages += 1;
+        Ok(())
+    }
+
+    /// Backs `[ipa, ipa + pages)` with fresh zeroed frames, read-write-execute and pinned as
+    /// the image (the guest may protect them, not unmap them): the whole RAM of a guest that
+    /// owns its memory (a Linux VM), at boot. As `map_pinned`, checked whole first, but a
+    /// run of frames at a time from the pool, and one instruction-cache invalidation for the
+    /// whole range instead of a sync for fetch per page (the pool's frames are zeroed and
+    /// clean to the point of coherency). What the hyp writes into these pages afterwards is
+    /// made coherent for fetch by `write_executable`. Fails changing nothing.
+    #[cfg_attr(
+        target_os = "none",
+        expect(dead_code, reason = "the Linux VM's build (branch linuxvm) uses it")
+    )]
+    pub fn map_ram_at_boot(&mut self, ipa: Ipa, pages: u64) -> Result<(), Error> {
+        const RUN: usize = 64;
+        const RWX: MemPerms = MemPerms::RW.union(MemPerms::EXEC);
+        let ipa = ipa.get();
+        let tables = self.check_map(ipa, pages, RWX)?;
+        Self::frames_for(pages, tables)?;
+        let mut cursor = self.cursor;
+        let mut frames = [0; RUN];
+        let mut done = 0;
+        while done < pages {
+            let want = (pages - done).min(RUN as u64) as usize;
+            let got = M::alloc_frames(self.owner, &mut frames[..want]);
+            let mut mapped = 0;
+            for &pa in &frames[..got] {
+                let at = ipa + (done + mapped) * PAGE_SIZE;
+                let leaf = page_leaf(pa, RWX, Pin::Image);
+                if self.put_leaf(&mut cursor, at, leaf, false).is_err() {
+                    break;
+                }
+                mapped += 1;
+            }
+            self.used_pages += mapped;
+            done += mapped;
+            if mapped < want as u64 {
+                // Counted up front: only a hyp bug gets here. Nothing of the call stays.
+                log::error!(
+                    "stage 2: a frame counted for IPA {:#x} is missing",
+                    ipa + done * PAGE_SIZE
+                );
+                M::return_unused_frames(self.owner, &frames[mapped as usize..got]);
+                self.cursor = cursor;
+                self.remove(ipa, done);
+                return Err(Error::OutOfMemory);
+            }
+        }
+        self.cursor = cursor;
+        M::cache(CacheOp::InvalidateInstructionCache);
+        self.publish();
+        Ok(())
+    }
+
+    /// As `write`, for code: each page written is then made coherent for instruction fetch
+    /// (`SyncForExecution`), as a page must be before it is executed (a Linux VM's kernel,
+    /// copied into the RAM `map_ram_at_boot` mapped).
+    #[cfg_attr(
+        target_os = "none",
+        expect(dead_code, reason = "the Linux VM's build (branch linuxvm) uses it")
+    )]
+    pub fn write_executable(&mut self, ipa: Ipa, data: &[u8]) -> Result<(), Error> {
+        self.write(ipa, data)?;
+        let mut page = ipa.get() & !(PAGE_SIZE - 1);
+        let end = ipa.get() + data.len() as u64;
+        while page < end {
+            if let Some(host) = self.host_address(page) {
+                M::cache(CacheOp::SyncForExecution { pa: host });
+            }
+            page += PAGE_SIZE;
+        }
         Ok(())
     }
 
@@ -485,11 +690,12 @@ impl<M: Machine> GuestMemory<M> {
         Ok(())
     }
 
-    /// Fails unless every page of the range is mapped, with none of the `denied` pins.
-    fn check_mapped(&mut self, ipa: u64, pages: u64, denied: &[Pin]) -> Result<(), Error> {
+    /// Fails unless every page of the range is mapped, with none of the pins in `denied`
+    /// (a `Pin::mask`).
+    fn check_mapped(&mut self, ipa: u64, pages: u64, denied: u64) -> Result<(), Error> {
         check_range(ipa, pages)?;
         let mut cursor = self.cursor;
-        let mut refused = false;
+        let mut refused = 0;
         let mut result = Ok(());
         for i in 0..pages {
             let d = cursor.slot(ipa + i * PAGE_SIZE).map_or(0, read_slot);
@@ -497,11 +703,11 @@ impl<M: Machine> GuestMemory<M> {
                 result = Err(Error::NotMapped);
                 break;
             }
-            refused |= denied.contains(&Pin::of(d));
+            refused |= denied >> software_bits(d) & 1;
         }
         self.cursor = cursor;
         result?;
-        if refused {
+        if refused != 0 {
             return Err(Error::Denied);
         }
         Ok(())
@@ -546,8 +752,8 @@ impl<M: Machine> GuestMemory<M> {
             let Ok((d, left)) = cursor.unmap(Ipa::new(at)) else {
                 continue;
             };
-            if Pin::of(d) != Pin::Shared {
-                M::free_frame(self.owner, output(d).get());
+            if Pin::of(d).owns_frame() {
+                self.release_frame(output(d).get());
                 self.used_pages -= 1;
             }
             if left == 0 {
@@ -588,12 +794,14 @@ impl<M: Machine> GuestMemory<M> {
     }
 
     fn check_unmap(&mut self, ipa: u64, pages: u64) -> Result<(), Error> {
-        self.check_mapped(ipa, pages, &[Pin::Image, Pin::Hyp, Pin::Shared])
+        const DENIED: u64 = Pin::mask(&[Pin::Image, Pin::Hyp, Pin::Shared, Pin::Device]);
+        self.check_mapped(ipa, pages, DENIED)
     }
 
     fn check_protect(&mut self, ipa: u64, pages: u64, perms: MemPerms) -> Result<(), Error> {
         check_perms(perms)?;
-        self.check_mapped(ipa, pages, &[Pin::Hyp, Pin::Shared])
+        const DENIED: u64 = Pin::mask(&[Pin::Hyp, Pin::Shared, Pin::Device]);
+        self.check_mapped(ipa, pages, DENIED)
     }
 
     /// Changes the range's permissions, break-before-make. All or nothing.
@@ -655,13 +863,17 @@ impl<M: Machine> GuestMemory<M> {
         Ok(frame_atomics(self, PhysAddr::new(host)))
     }
 
-    /// The permissions of the page holding `ipa`.
+    /// The permissions of the page holding `ipa` (a device's page is refused).
     pub fn query(&self, ipa: impl Into<Ipa>) -> Result<MemPerms, Error> {
         let ipa = ipa.into().get();
         if ipa >= IPA_LIMIT {
             return Err(Error::BadAddress);
         }
-        self.entry(ipa).map(perms_of).ok_or(Error::NotMapped)
+        match Cursor::new(self.root).query(Ipa::new(ipa)) {
+            Ok(d) if Pin::of(d) == Pin::Device => Err(Error::Denied),
+            Ok(d) => Ok(perms_of(d)),
+            Err(_) => Err(Error::NotMapped),
+        }
     }
 
     /// The hyp's (identity) address of the byte at `ipa`, if that page is mapped.
@@ -733,6 +945,7 @@ impl<M: Machine> GuestMemory<M> {
     /// (a reset rebuilds the VM in it).
     pub fn clear(&mut self) {
         self.abandon_pending();
+        self.return_stash();
         for i in 0..desc::ENTRIES {
             let at = slot(self.root, i);
             let d = read_slot(at);
@@ -757,7 +970,7 @@ impl<M: Machine> GuestMemory<M> {
                 let l3_table = d2 & desc::OA;
                 for k in 0..desc::ENTRIES {
                     let d = read_slot(slot(l3_table, k));
-                    if d & desc::VALID != 0 && Pin::of(d) != Pin::Shared {
+                    if d & desc::VALID != 0 && Pin::of(d).owns_frame() {
                         M::free_frame(self.owner, d & desc::OA);
                     }
                 }

@@ -26,7 +26,8 @@ pub enum Stage2Error {
 
 /// Stage-2 descriptor bits this module reads and writes directly (4 KiB granule). A guest
 /// page's whole record is its level-3 descriptor: the frame is the output address, the
-/// permissions are S2AP/XN, the caller's two software bits (`desc::SW`) say the rest (ignored by the walkers). A table
+/// permissions are S2AP/XN, the caller's three software bits (`desc::SW`) say the rest (ignored
+/// by the walkers). A table
 /// descriptor (levels 1-2) counts the entries in use in the table below in its IGNORED bits.
 pub mod desc {
     /// Valid.
@@ -41,10 +42,10 @@ pub mod desc {
     pub const S2AP: u64 = 0b11 << 6;
     /// Execute-never.
     pub const XN: u64 = 1 << 54;
-    /// SWFLAG_0 and SWFLAG_1: two bits the walkers ignore, for the caller's own use (which
-    /// code says who may change the page).
+    /// SWFLAG_0..2 (of the four bits [58:55] reserved for software): bits the walkers
+    /// ignore, for the caller's own use (which code says who may change the page).
     pub const SW_SHIFT: u32 = 55;
-    pub const SW: u64 = 0b11 << SW_SHIFT;
+    pub const SW: u64 = 0b111 << SW_SHIFT;
     /// In a table descriptor, bits [11:2] (IGNORED by the walkers without FEAT_HAFT/LPA2,
     /// which we do not enable): how many entries of the table below are in use (0..=512).
     pub const LIVE_SHIFT: u32 = 2;
@@ -57,7 +58,7 @@ pub mod desc {
 pub const L3_SPAN: u64 = PAGE_SIZE * desc::ENTRIES;
 pub const L2_SPAN: u64 = L3_SPAN * desc::ENTRIES;
 
-/// The caller's two software bits of a descriptor (0..=3).
+/// The caller's software bits of a descriptor (0..=7).
 pub fn software_bits(descriptor: u64) -> u64 {
     (descriptor & desc::SW) >> desc::SW_SHIFT
 }
@@ -80,21 +81,37 @@ pub fn output(descriptor: u64) -> PhysAddr {
 }
 
 /// The level-3 descriptor of a page of frame `pa` with `perms` and software bits `sw`
-/// (0..=3): normal write-back memory, inner shareable, accessed.
+/// (0..=7): normal write-back memory, inner shareable, accessed. Branch-free from the
+/// permission bits (on every page mapped): WRITE sets S2AP[1] over the read-only S2AP[0], no
+/// EXEC sets XN.
+#[inline(always)]
 pub fn leaf(pa: PhysAddr, perms: MemPerms, sw: u64) -> u64 {
-    let mut a = Stage2Attributes::VALID
-        | Stage2Attributes::MEMATTR_NORMAL_INNER_WB
-        | Stage2Attributes::MEMATTR_NORMAL_OUTER_WB
-        | Stage2Attributes::SH_INNER
-        | Stage2Attributes::ACCESS_FLAG;
-    a |= if perms.contains(MemPerms::WRITE) {
-        Stage2Attributes::S2AP_ACCESS_RW
-    } else {
-        Stage2Attributes::S2AP_ACCESS_RO
-    };
-    if !perms.contains(MemPerms::EXEC) {
-        a |= Stage2Attributes::XN;
-    }
+    const NORMAL_RO: u64 = Stage2Attributes::VALID
+        .union(Stage2Attributes::MEMATTR_NORMAL_INNER_WB)
+        .union(Stage2Attributes::MEMATTR_NORMAL_OUTER_WB)
+        .union(Stage2Attributes::SH_INNER)
+        .union(Stage2Attributes::ACCESS_FLAG)
+        .union(Stage2Attributes::S2AP_ACCESS_RO)
+        .bits() as u64
+        | desc::TABLE_OR_PAGE;
+    const S2AP_W: u64 = desc::S2AP & !(Stage2Attributes::S2AP_ACCESS_RO.bits() as u64);
+    const _: () = assert!(S2AP_W == MemPerms::WRITE.bits() << 6);
+    const _: () = assert!(desc::XN == MemPerms::EXEC.bits() << 52);
+    let bits = perms.bits();
+    let write = (bits & MemPerms::WRITE.bits()) << 6;
+    let xn = (!bits & MemPerms::EXEC.bits()) << 52;
+    (pa.get() & desc::OA) | NORMAL_RO | write | xn | (sw << desc::SW_SHIFT) & desc::SW
+}
+
+/// The level-3 descriptor of a page of device registers at `pa` with software bits `sw`
+/// (0..=7): Device-nGnRE (MemAttr 0b0001, as read without FEAT_S2FWB), read-write, never
+/// executable, accessed.
+pub fn device_leaf(pa: PhysAddr, sw: u64) -> u64 {
+    let a = Stage2Attributes::VALID
+        | Stage2Attributes::MEMATTR_DEVICE_nGnRE
+        | Stage2Attributes::S2AP_ACCESS_RW
+        | Stage2Attributes::ACCESS_FLAG
+        | Stage2Attributes::XN;
     (pa.get() & desc::OA)
         | a.bits() as u64
         | desc::TABLE_OR_PAGE
@@ -395,6 +412,34 @@ mod tests {
     fn release(frames: [u64; 3]) {
         for pa in frames {
             FakeMachine::free_frame(Owner::Hyp, pa);
+        }
+    }
+
+    #[test]
+    fn a_leaf_has_the_architectures_bits_for_every_permission() {
+        let frame = PhysAddr::new(0x8765_4000);
+        for bits in 0..8 {
+            let perms = MemPerms::from_bits_truncate(bits);
+            let mut a = Stage2Attributes::VALID
+                | Stage2Attributes::TABLE_OR_PAGE
+                | Stage2Attributes::MEMATTR_NORMAL_INNER_WB
+                | Stage2Attributes::MEMATTR_NORMAL_OUTER_WB
+                | Stage2Attributes::SH_INNER
+                | Stage2Attributes::ACCESS_FLAG
+                | Stage2Attributes::SWFLAG_0
+                | Stage2Attributes::SWFLAG_2;
+            a |= if perms.contains(MemPerms::WRITE) {
+                Stage2Attributes::S2AP_ACCESS_RW
+            } else {
+                Stage2Attributes::S2AP_ACCESS_RO
+            };
+            if !perms.contains(MemPerms::EXEC) {
+                a |= Stage2Attributes::XN;
+            }
+            let d = leaf(frame, perms, 0b101);
+            assert_eq!(d, frame.get() | a.bits() as u64, "{perms:?}");
+            assert_eq!(perms_of(d), perms | MemPerms::READ);
+            assert_eq!(software_bits(d), 0b101);
         }
     }
 
