@@ -61,6 +61,7 @@ refuses() {
 refuses "run.sh raspi4b refuses --mem" "fixed 2 GiB of RAM: --mem cannot be honoured" --board raspi4b --mem 1G
 refuses "run.sh raspi4b refuses --gic 3" "GIC-400 (GICv2): --gic 3 cannot be honoured" --board raspi4b --gic 3
 refuses "run.sh raspi4b refuses --disk" "RAM disk): --disk cannot be honoured" --board raspi4b --disk x.img
+refuses "run.sh raspi4b refuses --iommu" "no SMMU: --iommu cannot be honoured" --board raspi4b --iommu
 
 # --- sdcard.sh writes a Pi 4 boot partition (offline: the firmware download and the FAT image
 # need the network once and are left to a real user's run). ---
@@ -201,6 +202,12 @@ cases=(
     "block: two VMs doing I/O at once on two CPUs|0|--smp 2 --manifest $M/blk-two.toml --disk $results/two.img|one: blk: verified 2048 KiB with seed 13: all match;;two: blk: verified 2048 KiB with seed 14: all match;;hyp: summary: vms=2 ok=2 failed=0 frames_leaked=0 heap_leaked=0"
     "block: the device's interrupt on GICv2, 4 CPUs|0|--gic 2 --smp 4 --manifest $M/blk-two.toml --disk $results/two-gicv2.img|one: blk: verified 2048 KiB with seed 13: all match;;two: blk: verified 2048 KiB with seed 14: all match;;hyp: summary: vms=2 ok=2 failed=0 frames_leaked=0 heap_leaked=0"
     "raspi4b block: VMs restarting or killed after requests, on the RAM disk|1|--board raspi4b --manifest $M/blk-inflight.toml|VM restarter resets;;VM killed killed: stage-2 fault;;restarter: blk inflight: all 1 checks passed;;restarter: blk: verified 256 KiB with seed 11: all match;;neighbour: blk: verified 1024 KiB with seed 12: all match;;hyp: summary: vms=3 ok=2 failed=1 frames_leaked=0 heap_leaked=0;;run: 1 of 3 VMs failed"
+    # DMA isolation (SMMUv3, virt --iommu): the hyp finds the SMMU and the PCIe host bridge,
+    # places the disk's BARs, and assigns it to the VM the manifest names; each run its own
+    # image (QEMU locks it).
+    "dma: the PCI disk assigned to one VM through the SMMU, its stream translating with that VM's stage 2|0|--iommu --pci-disk $results/dma-assign.img --manifest $M/dma-assign.toml|SMMUv3 at 0x9050000: stage 2;;every one aborts; enabled;;PCI 00:01.0: vendor 1af4 device 1042;;VM owner: device 00:01.0 (1af4:1042) assigned: stream 8 translates with its stage 2 (VMID 1), BAR1 at IPA 0x5000000000;;owner: selftest: all;;bystander: selftest: all;;hyp: summary: vms=2 ok=2 failed=0 frames_leaked=0 heap_leaked=0"
+    "dma: a device that is not there refuses its VM alone|1|--iommu --pci-disk $results/dma-refused.img --manifest $M/dma-refused.toml|VM ghost: refused: device 00:02.0: no such PCI function; the other VMs run;;bystander: selftest: all;;hyp: summary: vms=3 ok=2 failed=1 frames_leaked=0 heap_leaked=0;;run: 1 of 3 VMs failed"
+    "raspi4b dma: no SMMU, so a VM that assigns a device is refused at boot|1|--board raspi4b --manifest $M/dma-refused.toml|VM owner: refused: device 00:01.0: this board has no SMMU to confine its DMA;;bystander: selftest: all;;hyp: summary: vms=3 ok=1 failed=2 frames_leaked=0 heap_leaked=0;;run: 2 of 3 VMs failed"
 )
 if [ "$full" = 1 ]; then
     for cpu in cortex-a53 cortex-a57 cortex-a72 cortex-a76 neoverse-n1 max; do

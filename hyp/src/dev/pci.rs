@@ -22,6 +22,12 @@ pub mod reg {
     pub const BAR0: u16 = 0x10;
 }
 
+/// Command register bits.
+pub mod command {
+    pub const MEMORY_SPACE: u16 = 1 << 1;
+    pub const BUS_MASTER: u16 = 1 << 2;
+}
+
 /// Vendor ID read from a function that is not there.
 const NO_FUNCTION: u16 = 0xffff;
 
@@ -156,6 +162,25 @@ impl Ecam {
 
 /// Bus 0's configuration space, once `init` has found the host bridge.
 static ECAM: spin::Once<Ecam> = spin::Once::new();
+/// What `init` found on bus 0 (BARs placed), and whether its DMA goes through the SMMU.
+static FOUND: spin::Once<(alloc::vec::Vec<Function>, bool)> = spin::Once::new();
+
+/// The function at `bdf` as `init` found it, and whether its DMA goes through the SMMU.
+pub fn function(bdf: Bdf) -> Option<(Function, bool)> {
+    let (found, behind_smmu) = FOUND.get()?;
+    found
+        .iter()
+        .find(|f| f.bdf == bdf)
+        .map(|&f| (f, *behind_smmu))
+}
+
+/// Turns the function's memory decoding and bus mastering on (`true`) or both off.
+pub fn set_enabled(bdf: Bdf, on: bool) {
+    if let Some(ecam) = ECAM.get() {
+        let bits = command::MEMORY_SPACE | command::BUS_MASTER;
+        ecam.set_command(bdf, if on { bits } else { 0 });
+    }
+}
 
 /// The regions `boot` maps for the hyp: bus 0 of the ECAM.
 pub fn mmio_region(board: &devtree::Board) -> Option<(u64, u64)> {
@@ -198,7 +223,10 @@ pub fn init(board: &devtree::Board) {
             "no SMMU in front"
         }
     );
-    for f in found.iter().take(n).flatten() {
+    let found: alloc::vec::Vec<Function> = found.iter().take(n).flatten().copied().collect();
+    // Its list is the hyp's for the run.
+    crate::power::held_for_the_run(|| FOUND.call_once(|| (found.clone(), host.behind_smmu)));
+    for f in &found {
         log::info!(
             "PCI {}: vendor {:04x} device {:04x} class {:06x} header type {:#04x}",
             f.bdf,

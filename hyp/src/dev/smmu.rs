@@ -96,6 +96,19 @@ impl Smmu {
         self.wait(reg::CR0ACK, u32::MAX, value, "a CR0 update")
     }
 
+    /// Writes STE `sid` (word 0, which holds V, last, after a barrier: the SMMU never sees a
+    /// half-written valid entry), then has the SMMU forget its cached copy.
+    pub fn write_ste(&mut self, sid: u32, ste: [u64; 8]) -> Result<(), Error> {
+        let at = self.stream_table + u64::from(sid) * smmuv3::STE_BYTES as u64;
+        // Invalidate first, so that the words change under an entry the SMMU will refetch.
+        write_words(at, &[0]);
+        self.submit(&[Command::CfgiSte { sid }, Command::Sync])?;
+        write_words(at + 8, &ste[1..]);
+        Cpu::tlb(TlbOp::DsbIsh);
+        write_words(at, &ste[..1]);
+        self.submit(&[Command::CfgiSte { sid }, Command::Sync])
+    }
+
     /// Queues `commands` (the last one a `Sync`) and waits until the SMMU has consumed them
     /// all. The queue holds at most 2^CMDQ_LOG2_MAX; callers give a few.
     pub fn submit(&mut self, commands: &[Command]) -> Result<(), Error> {
@@ -141,15 +154,23 @@ impl Smmu {
     }
 }
 
-/// Reads every event record the SMMU has written, one line each naming the stream and the
-/// address; how many.
-pub fn drain_events() -> usize {
+/// The SMMU, once `init` has brought it up.
+pub fn get() -> Option<&'static Mutex<Smmu>> {
+    SMMU.get()
+}
+
+/// Reads every event record the SMMU has written, one line each naming the stream (and its
+/// VM, `owner`, when the caller knows it) and the address; how many.
+pub fn drain_events(owner: Option<&str>) -> usize {
     let Some(smmu) = SMMU.get() else { return 0 };
     let mut smmu = smmu.lock();
     let mut n = 0;
     while let Some(e) = smmu.next_event() {
         log::warn!(
-            "SMMU: {} (event {:#04x}) from stream {}, {} at {:#x}",
+            "SMMU: {}{} (event {:#04x}) from stream {}, {} at {:#x}",
+            owner.map_or(alloc::string::String::new(), |vm| alloc::format!(
+                "VM {vm}: "
+            )),
             e.name(),
             e.kind,
             e.sid,
@@ -269,4 +290,32 @@ fn bring_up(base: usize) -> Result<Smmu, Error> {
     s.set_cr0(cr0::CMDQEN | cr0::EVENTQEN)?;
     s.set_cr0(cr0::CMDQEN | cr0::EVENTQEN | cr0::SMMUEN)?;
     Ok(s)
+}
+
+/// Forgets the SMMU's stage-2 translations of `pages` pages from `ipa` for VMID `vmid`
+/// (per page up to `MAX_TLBI_PAGES`, else the VMID's all), and waits until it has.
+pub fn invalidate(vmid: u16, ipa: u64, pages: u64) {
+    use crate::vm::device::MAX_TLBI_PAGES;
+    let Some(smmu) = SMMU.get() else { return };
+    let mut smmu = smmu.lock();
+    let result = if pages <= MAX_TLBI_PAGES {
+        let mut commands = [Command::Sync; MAX_TLBI_PAGES as usize + 1];
+        for (i, c) in commands.iter_mut().take(pages as usize).enumerate() {
+            *c = Command::TlbiS2Ipa {
+                vmid,
+                ipa: ipa + i as u64 * crate::mm::PAGE_SIZE,
+            };
+        }
+        smmu.submit(&commands[..=pages as usize])
+    } else {
+        smmu.submit(&[Command::TlbiS12Vmall { vmid }, Command::Sync])
+    };
+    if let Err(e) = result {
+        // Nothing safe is left to do with a stuck SMMU but stop: a frame it may still reach
+        // would be reused.
+        crate::dev::console::emergency_println(format_args!(
+            "hyp: SMMU TLB invalidation for VMID {vmid} failed: {e}"
+        ));
+        crate::power::halt_after_failure();
+    }
 }

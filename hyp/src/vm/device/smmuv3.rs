@@ -102,6 +102,11 @@ const STE_VALID: u64 = 1;
 const STE_CONFIG_SHIFT: u32 = 1;
 /// Config: every transaction aborts (no event).
 const CONFIG_ABORT: u64 = 0b000;
+/// Config: stage-2 translation only.
+const CONFIG_S2_TRANSLATE: u64 = 0b110;
+/// STE word 1 SHCFG (bits 45:44) = 0b01: the incoming shareability.
+const STE1_SHCFG_INCOMING: u64 = 1 << 44;
+
 /// A valid STE that aborts every transaction of its stream.
 pub const fn ste_abort() -> [u64; 8] {
     [
@@ -109,6 +114,48 @@ pub const fn ste_abort() -> [u64; 8] {
         0,
         0,
         0,
+        0,
+        0,
+        0,
+        0,
+    ]
+}
+
+/// The stage-2 translation regime an STE points at, shaped as the CPUs' VTCR_EL2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stage2Regime {
+    pub vmid: u16,
+    /// The root table's physical address (4 KiB aligned).
+    pub root: u64,
+    /// Input address bits (T0SZ = 64 - this).
+    pub ipa_bits: u32,
+    /// The level the walk starts at, 0..=2 (4 KiB granule).
+    pub root_level: u32,
+    /// Output size, as the PS/OAS field encodes it (at most the SMMU's OAS).
+    pub ps_field: u32,
+}
+
+/// A stage-2 STE (Config 0b110) for `regime`: VMID, T0SZ, SL0, 4 KiB granule, inner-shareable
+/// write-back walks, AArch64 tables, stall off and S2R = 1, so that each fault is recorded
+/// in the event queue and the transaction terminated with an abort.
+pub fn ste_stage2(regime: &Stage2Regime) -> [u64; 8] {
+    // SL0 for a 4 KiB granule: 0 = start at level 2, 1 = level 1, 2 = level 0.
+    let sl0 = u64::from(2 - regime.root_level.min(2));
+    let word2 = u64::from(regime.vmid)
+        | u64::from(64 - regime.ipa_bits) << 32
+        | sl0 << 38
+        | 1 << 40 // S2IR0: write-back, write-allocate
+        | 1 << 42 // S2OR0
+        | 3 << 44 // S2SH0: inner shareable
+        // S2TG (bits 47:46) = 0b00: 4 KiB.
+        | u64::from(regime.ps_field) << 48
+        | 1 << 51 // S2AA64
+        | 1 << 58; // S2R
+    [
+        STE_VALID | CONFIG_S2_TRANSLATE << STE_CONFIG_SHIFT,
+        STE1_SHCFG_INCOMING,
+        word2,
+        regime.root & 0x000f_ffff_ffff_fff0,
         0,
         0,
         0,
@@ -131,15 +178,24 @@ pub const fn queue_base(pa: u64, log2_entries: u32) -> u64 {
 pub enum Command {
     /// Forget every cached configuration (STE, CD).
     CfgiAll,
+    /// Forget the cached STE of this stream.
+    CfgiSte { sid: u32 },
     /// Forget every non-secure, non-hyp TLB entry.
     TlbiNsnhAll,
+    /// Forget every stage-1 and stage-2 TLB entry of this VMID.
+    TlbiS12Vmall { vmid: u16 },
+    /// Forget the stage-2 entries for this IPA of this VMID (non-leaf: walk caches too).
+    TlbiS2Ipa { vmid: u16, ipa: u64 },
     /// Completes once every earlier command has (no interrupt, no MSI: the hyp polls
     /// CMDQ_CONS).
     Sync,
 }
 
 impl Command {
+    const CFGI_STE: u64 = 0x03;
     const CFGI_ALL: u64 = 0x04;
+    const TLBI_S12_VMALL: u64 = 0x28;
+    const TLBI_S2_IPA: u64 = 0x2a;
     const TLBI_NSNH_ALL: u64 = 0x30;
     const SYNC: u64 = 0x46;
 
@@ -148,7 +204,14 @@ impl Command {
         match self {
             // Range = 31: every stream ID.
             Self::CfgiAll => [Self::CFGI_ALL, 31],
+            // Leaf = 1: only the STE (no L1 descriptor, linear table).
+            Self::CfgiSte { sid } => [Self::CFGI_STE | u64::from(sid) << 32, 1],
             Self::TlbiNsnhAll => [Self::TLBI_NSNH_ALL, 0],
+            Self::TlbiS12Vmall { vmid } => [Self::TLBI_S12_VMALL | u64::from(vmid) << 32, 0],
+            Self::TlbiS2Ipa { vmid, ipa } => [
+                Self::TLBI_S2_IPA | u64::from(vmid) << 32,
+                ipa & 0x000f_ffff_ffff_f000,
+            ],
             // CS = 0b00 (SIG_NONE).
             Self::Sync => [Self::SYNC, 0],
         }
@@ -246,9 +309,43 @@ mod tests {
     }
 
     #[test]
+    fn a_stage2_ste_matches_the_cpus_regime() {
+        let ste = ste_stage2(&Stage2Regime {
+            vmid: 3,
+            root: 0x4123_4000,
+            ipa_bits: 39,
+            root_level: 1,
+            ps_field: 2,
+        });
+        assert_eq!(ste[0], 0b1101, "V = 1, Config = 0b110");
+        assert_eq!(ste[2] & 0xffff, 3, "S2VMID");
+        assert_eq!(ste[2] >> 32 & 0x3f, 25, "S2T0SZ");
+        assert_eq!(ste[2] >> 38 & 3, 1, "S2SL0: level 1");
+        assert_eq!(ste[2] >> 46 & 3, 0, "S2TG: 4 KiB");
+        assert_eq!(ste[2] >> 48 & 7, 2, "S2PS: 40 bits");
+        assert_eq!(ste[2] >> 51 & 1, 1, "S2AA64");
+        assert_eq!(ste[2] >> 58 & 1, 1, "S2R");
+        assert_eq!(ste[2] >> 57 & 1, 0, "S2S: no stall");
+        assert_eq!(ste[3], 0x4123_4000, "S2TTB");
+    }
+
+    #[test]
     fn commands_encode_opcode_and_operands() {
+        assert_eq!(Command::CfgiSte { sid: 8 }.encode(), [0x8_0000_0003, 1]);
         assert_eq!(Command::CfgiAll.encode(), [0x04, 31]);
         assert_eq!(Command::TlbiNsnhAll.encode(), [0x30, 0]);
+        assert_eq!(
+            Command::TlbiS12Vmall { vmid: 5 }.encode(),
+            [0x5_0000_0028, 0]
+        );
+        assert_eq!(
+            Command::TlbiS2Ipa {
+                vmid: 2,
+                ipa: 0x4000_1234
+            }
+            .encode(),
+            [0x2_0000_002a, 0x4000_1000]
+        );
         assert_eq!(Command::Sync.encode(), [0x46, 0]);
     }
 
