@@ -6,7 +6,7 @@
 //! Without firmware (`-kernel` boot) nothing has assigned BARs: the hyp does, in the bridge's
 //! 32-bit memory window (`crate::vm::device::BarAllocator` places them).
 
-use crate::vm::device::{BarAllocator, Placed};
+use crate::vm::device::{BarAllocator, Placed, VirtioCaps, virtio_caps};
 use core::ptr::{read_volatile, write_volatile};
 use manifest::Bdf;
 
@@ -28,6 +28,8 @@ pub mod command {
     pub const BUS_MASTER: u16 = 1 << 2;
 }
 
+/// Red Hat's vendor ID, which virtio-pci devices carry.
+const VIRTIO_VENDOR: u16 = 0x1af4;
 /// Vendor ID read from a function that is not there.
 const NO_FUNCTION: u16 = 0xffff;
 
@@ -49,6 +51,8 @@ pub struct Function {
     pub header_type: u8,
     /// By BAR index (a 64-bit BAR takes two, its upper one stays None).
     pub bars: [Option<Placed>; BARS],
+    /// Where its virtio structures are, if it is a modern virtio-pci device.
+    pub virtio: Option<VirtioCaps>,
 }
 
 /// Bus 0's configuration space.
@@ -100,6 +104,9 @@ impl Ecam {
             class: self.read32(bdf, reg::CLASS_REVISION) >> 8,
             header_type: self.read8(bdf, reg::HEADER_TYPE_WORD + 2),
             bars: [None; BARS],
+            virtio: (vendor == VIRTIO_VENDOR)
+                .then(|| virtio_caps(|at| self.read32(bdf, at)))
+                .flatten(),
         })
     }
 
@@ -235,6 +242,18 @@ pub fn init(board: &devtree::Board) {
             f.class,
             f.header_type
         );
+        if let Some(v) = f.virtio {
+            log::info!(
+                "PCI {}: virtio in BAR{}: common {:#x}, notify {:#x} (x{}), ISR {:#x}, device {:#x}",
+                f.bdf,
+                v.bar,
+                v.common,
+                v.notify,
+                v.notify_multiplier,
+                v.isr,
+                v.device
+            );
+        }
         for (i, bar) in f.bars.iter().enumerate() {
             if let Some(bar) = bar {
                 log::info!(

@@ -142,6 +142,83 @@ impl BarAllocator {
     }
 }
 
+/// Where a virtio-pci (modern) device's structures are: all in one BAR (as QEMU puts them),
+/// offsets into it (virtio 1.1 §4.1.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VirtioCaps {
+    pub bar: u8,
+    pub common: u32,
+    pub notify: u32,
+    pub notify_multiplier: u32,
+    pub isr: u32,
+    pub device: u32,
+}
+
+/// Configuration-space offsets and values the capability walk reads.
+const STATUS_WORD: u16 = 0x04;
+const STATUS_CAPABILITIES: u32 = 1 << (16 + 4);
+const CAPABILITIES_POINTER: u16 = 0x34;
+const CAP_VENDOR_SPECIFIC: u32 = 0x09;
+/// A configuration space holds at most 48 capabilities (192 bytes after the header, 4 each).
+const MAX_CAPS: usize = 48;
+/// `cfg_type` of virtio_pci_cap.
+const VIRTIO_COMMON: u32 = 1;
+const VIRTIO_NOTIFY: u32 = 2;
+const VIRTIO_ISR: u32 = 3;
+const VIRTIO_DEVICE: u32 = 4;
+
+/// Walks the capability list of a function whose configuration space `read32` reads (an
+/// aligned offset in, its 32-bit word out): the virtio structures, if all four are there and in
+/// one BAR. The walk is bounded (a looping list ends it).
+pub fn virtio_caps(read32: impl Fn(u16) -> u32) -> Option<VirtioCaps> {
+    if read32(STATUS_WORD) & STATUS_CAPABILITIES == 0 {
+        return None;
+    }
+    let mut at = (read32(CAPABILITIES_POINTER) & 0xfc) as u16;
+    let mut found: [Option<(u8, u32)>; 4] = [None; 4];
+    let mut notify_multiplier = 0;
+    for _ in 0..MAX_CAPS {
+        if at < 0x40 {
+            break;
+        }
+        let head = read32(at);
+        if head & 0xff == CAP_VENDOR_SPECIFIC {
+            let cfg_type = head >> 24;
+            let bar = (read32(at + 4) & 0xff) as u8;
+            let offset = read32(at + 8);
+            let slot = match cfg_type {
+                VIRTIO_COMMON => Some(0),
+                VIRTIO_NOTIFY => Some(1),
+                VIRTIO_ISR => Some(2),
+                VIRTIO_DEVICE => Some(3),
+                _ => None,
+            };
+            if let Some(slot) = slot {
+                found[slot].get_or_insert((bar, offset));
+            }
+            if cfg_type == VIRTIO_NOTIFY {
+                notify_multiplier = read32(at + 16);
+            }
+        }
+        at = ((head >> 8) & 0xfc) as u16;
+    }
+    let [Some(common), Some(notify), Some(isr), Some(device)] = found else {
+        return None;
+    };
+    let bar = common.0;
+    [notify, isr, device]
+        .iter()
+        .all(|&(b, _)| b == bar)
+        .then_some(VirtioCaps {
+            bar,
+            common: common.1,
+            notify: notify.1,
+            notify_multiplier,
+            isr: isr.1,
+            device: device.1,
+        })
+}
+
 #[cfg(target_os = "none")]
 mod assign;
 #[cfg(target_os = "none")]
@@ -150,6 +227,58 @@ pub use assign::{assign_at_boot, release, restore};
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A configuration space of 256 bytes as words, with a capability list like QEMU's
+    /// virtio-blk-pci: MSI-X at 0x98, then virtio caps at 0x84, 0x74, 0x64, 0x50 (notify: 20
+    /// bytes), 0x40 (the PCI-config one, type 5, last).
+    fn qemu_like() -> [u32; 64] {
+        let mut c = [0u32; 64];
+        c[1] = STATUS_CAPABILITIES;
+        c[0x34 / 4] = 0x98;
+        let mut cap = |at: usize, next: u32, cfg_type: u32, bar: u32, offset: u32| {
+            c[at / 4] = 0x09 | next << 8 | 16 << 16 | cfg_type << 24;
+            c[at / 4 + 1] = bar;
+            c[at / 4 + 2] = offset;
+            c[at / 4 + 3] = 0x1000;
+        };
+        cap(0x84, 0x74, VIRTIO_COMMON, 4, 0);
+        cap(0x74, 0x64, VIRTIO_ISR, 4, 0x1000);
+        cap(0x64, 0x50, VIRTIO_DEVICE, 4, 0x2000);
+        cap(0x50, 0x40, VIRTIO_NOTIFY, 4, 0x3000);
+        cap(0x40, 0x00, 5, 0, 0);
+        c[0x50 / 4 + 4] = 4;
+        // MSI-X (id 0x11), pointing at the virtio caps.
+        c[0x98 / 4] = 0x11 | 0x84 << 8;
+        c
+    }
+
+    #[test]
+    fn virtio_caps_are_found_through_the_list() {
+        let c = qemu_like();
+        let caps = virtio_caps(|at| c[usize::from(at) / 4]).unwrap();
+        assert_eq!(
+            caps,
+            VirtioCaps {
+                bar: 4,
+                common: 0,
+                notify: 0x3000,
+                notify_multiplier: 4,
+                isr: 0x1000,
+                device: 0x2000
+            }
+        );
+    }
+
+    #[test]
+    fn a_looping_list_or_a_missing_cap_gives_none() {
+        let mut c = qemu_like();
+        // The device cap's next points back at the first.
+        c[0x64 / 4] = 0x09 | 0x98 << 8 | 4 << 24;
+        assert_eq!(virtio_caps(|at| c[usize::from(at) / 4]), None);
+        let mut c = qemu_like();
+        c[1] = 0;
+        assert_eq!(virtio_caps(|at| c[usize::from(at) / 4]), None);
+    }
 
     #[test]
     fn only_marked_vmids_cost_smmu_maintenance() {

@@ -32,6 +32,8 @@ pub fn assign_at_boot(vms: &mut [Vm]) {
 /// Maps the VM's devices' BARs and points their streams at its stage 2, then enables them.
 fn assign(vm: &mut Vm) -> Result<(), String> {
     let mut next_ipa = DEVICE_BASE_IPA;
+    // The boot info describes the first device (it has room for one).
+    let mut first = true;
     for bdf in vm.spec.devices.clone() {
         let Some(smmu) = smmu::get() else {
             return Err(format!(
@@ -54,8 +56,22 @@ fn assign(vm: &mut Vm) -> Result<(), String> {
             ));
         }
         let mut bars = String::new();
+        let mut info = hypercall_abi::DeviceInfo {
+            pci_id: u32::from(function.vendor) | u32::from(function.device) << 16,
+            requester_id: sid,
+            ..Default::default()
+        };
         for (i, bar) in function.bars.iter().enumerate() {
             let Some(bar) = bar else { continue };
+            if let Some(v) = function.virtio.filter(|v| usize::from(v.bar) == i) {
+                info.bar_ipa = next_ipa;
+                info.bar_size = bar.size;
+                info.virtio_common = v.common;
+                info.virtio_notify = v.notify;
+                info.virtio_notify_multiplier = v.notify_multiplier;
+                info.virtio_isr = v.isr;
+                info.virtio_device = v.device;
+            }
             let pages = bar.size.div_ceil(PAGE_SIZE);
             vm.memory
                 .map_device(Ipa::new(next_ipa), PhysAddr::new(bar.cpu), pages)
@@ -75,6 +91,11 @@ fn assign(vm: &mut Vm) -> Result<(), String> {
         smmu.write_ste(sid, super::smmuv3::ste_stage2(&regime))
             .map_err(|e| format!("device {bdf}: the SMMU refused its stream table entry: {e}"))?;
         drop(smmu);
+        if first {
+            write_device_info(vm, &info)
+                .map_err(|e| format!("device {bdf}: the boot info cannot be written: {e}"))?;
+            first = false;
+        }
         set_dma_vmid(vm.vmid.get(), true);
         pci::set_enabled(bdf, true);
         log::info!(
@@ -136,4 +157,29 @@ fn stuck(vm: &Vm, bdf: Bdf, e: &smmu::Error) -> ! {
         vm.name
     );
     crate::power::halt_after_failure()
+}
+
+/// Writes `info` into the VM's boot-info page, field by field in the ABI's little-endian order.
+fn write_device_info(
+    vm: &mut Vm,
+    info: &hypercall_abi::DeviceInfo,
+) -> Result<(), hypercall_abi::Error> {
+    let mut bytes = [0u8; core::mem::size_of::<hypercall_abi::DeviceInfo>()];
+    let words: [(usize, &[u8]); 10] = [
+        (0, &info.pci_id.to_le_bytes()),
+        (4, &info.requester_id.to_le_bytes()),
+        (8, &info.bar_ipa.to_le_bytes()),
+        (16, &info.bar_size.to_le_bytes()),
+        (24, &info.virtio_common.to_le_bytes()),
+        (28, &info.virtio_notify.to_le_bytes()),
+        (32, &info.virtio_notify_multiplier.to_le_bytes()),
+        (36, &info.virtio_isr.to_le_bytes()),
+        (40, &info.virtio_device.to_le_bytes()),
+        (44, &info.reserved.to_le_bytes()),
+    ];
+    for (at, word) in words {
+        bytes[at..at + word.len()].copy_from_slice(word);
+    }
+    let at = vm.boot_info_ipa + core::mem::offset_of!(hypercall_abi::BootInfo, device) as u64;
+    vm.memory.write(at, &bytes)
 }
