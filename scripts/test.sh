@@ -208,6 +208,7 @@ cases=(
     "dma: the PCI disk assigned to one VM through the SMMU, its stream translating with that VM's stage 2|0|--iommu --pci-disk $results/dma-assign.img --manifest $M/dma-assign.toml|SMMUv3 at 0x9050000: stage 2;;every one aborts; enabled;;PCI 00:01.0: vendor 1af4 device 1042;;VM owner: device 00:01.0 (1af4:1042) assigned: stream 8 translates with its stage 2 (VMID 1), BAR1 at IPA 0x5000000000;;owner: selftest: all;;bystander: selftest: all;;hyp: summary: vms=2 ok=2 failed=0 frames_leaked=0 heap_leaked=0"
     "dma: a device that is not there refuses its VM alone|1|--iommu --pci-disk $results/dma-refused.img --manifest $M/dma-refused.toml|VM ghost: refused: device 00:02.0: no such PCI function; the other VMs run;;bystander: selftest: all;;hyp: summary: vms=3 ok=2 failed=1 frames_leaked=0 heap_leaked=0;;run: 1 of 3 VMs failed"
     "raspi4b dma: no SMMU, so a VM that assigns a device is refused at boot|1|--board raspi4b --manifest $M/dma-refused.toml|VM owner: refused: device 00:01.0: this board has no SMMU to confine its DMA;;bystander: selftest: all;;hyp: summary: vms=3 ok=1 failed=2 frames_leaked=0 heap_leaked=0;;run: 2 of 3 VMs failed"
+    "dma: the SMMU stops the owner's device writing to an unmapped IPA, a read-only page and a page just unmapped; the VMs go on|0|--iommu --pci-disk $results/dma-attack.img --manifest $M/dma-attack.toml|owner: dma: read 4096 bytes with seed 9 just written: all match;;SMMU: F_TRANSLATION (event 0x10) from stream 8 of VM owner: write at 0x7e00000000 stopped;;SMMU: F_PERMISSION (event 0x13) from stream 8 of VM owner: write at 0x;;owner: dma: attack: device write to just-unmapped IPA;;owner: dma: read 4096 bytes with seed 9 after the attacks: all match;;owner: dma attack: all 3 checks passed;;bystander: selftest: all;;hyp: summary: vms=2 ok=2 failed=0 frames_leaked=0 heap_leaked=0"
 )
 if [ "$full" = 1 ]; then
     for cpu in cortex-a53 cortex-a57 cortex-a72 cortex-a76 neoverse-n1 max; do
@@ -284,6 +285,21 @@ if scripts/run.sh --no-build --timeout "$RUN_TIMEOUT" --disk "$disk" --manifest 
 else
     fail "qemu: block: written, flushed, powered off, read back on the next boot"
     tail -8 "$results/persist-1.log" "$results/persist-2.log" 2>/dev/null | sed 's/^/    | /'
+fi
+
+# --- DMA persists through the SMMU: one boot's VM writes the PCI disk it owns by DMA into its
+# own memory and flushes, a second boot with the same image reads it back (virt --iommu). ---
+pci_disk="$results/dma-persist.img"
+if scripts/run.sh --no-build --timeout "$RUN_TIMEOUT" --iommu --pci-disk "$pci_disk" \
+        --manifest "$M/dma-write.toml" </dev/null >"$results/dma-persist-1.log" 2>&1 &&
+    grep -qF "owner: dma: wrote and flushed 4096 bytes with seed 7" "$results/dma-persist-1.log" &&
+    scripts/run.sh --no-build --timeout "$RUN_TIMEOUT" --iommu --pci-disk "$pci_disk" \
+        --manifest "$M/dma-verify.toml" </dev/null >"$results/dma-persist-2.log" 2>&1 &&
+    grep -qF "owner: dma: read 4096 bytes with seed 7 from the last boot: all match" "$results/dma-persist-2.log"; then
+    pass "qemu: dma: written by DMA through the SMMU, flushed, read back on the next boot"
+else
+    fail "qemu: dma: written by DMA through the SMMU, flushed, read back on the next boot"
+    tail -8 "$results/dma-persist-1.log" "$results/dma-persist-2.log" 2>/dev/null | sed 's/^/    | /'
 fi
 
 # --- The console queue under a flood: eight VMs (six PV, two emulated PL011) write 400

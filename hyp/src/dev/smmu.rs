@@ -159,27 +159,60 @@ pub fn get() -> Option<&'static Mutex<Smmu>> {
     SMMU.get()
 }
 
-/// Reads every event record the SMMU has written, one line each naming the stream (and its
-/// VM, `owner`, when the caller knows it) and the address; how many.
-pub fn drain_events(owner: Option<&str>) -> usize {
+/// Reads every event record the SMMU has written, one line for each run of faults of one
+/// kind from one stream at nearby addresses (QEMU records one per 4-byte access), naming the
+/// stream's VM (`owner` of the stream ID, when known), the first address and how many more;
+/// how many records.
+pub fn drain_events(owner: impl Fn(u32) -> Option<alloc::string::String>) -> usize {
     let Some(smmu) = SMMU.get() else { return 0 };
-    let mut smmu = smmu.lock();
     let mut n = 0;
-    while let Some(e) = smmu.next_event() {
-        log::warn!(
-            "SMMU: {}{} (event {:#04x}) from stream {}, {} at {:#x}",
-            owner.map_or(alloc::string::String::new(), |vm| alloc::format!(
-                "VM {vm}: "
-            )),
-            e.name(),
-            e.kind,
-            e.sid,
-            if e.read { "read" } else { "write" },
-            e.address
-        );
+    let mut run: Option<(Event, u64, usize)> = None;
+    loop {
+        // The lock is not held while logging.
+        let next = smmu.lock().next_event();
+        let same_run = |(first, last, _): &(Event, u64, usize), e: &Event| {
+            first.kind == e.kind
+                && first.sid == e.sid
+                && first.read == e.read
+                && e.address.wrapping_sub(*last) <= 64
+        };
+        match (run.as_mut(), next) {
+            (Some(r), Some(e)) if same_run(r, &e) => {
+                r.1 = e.address;
+                r.2 += 1;
+            }
+            (_, next) => {
+                if let Some((e, _, more)) = run.take() {
+                    log_event(&e, more - 1, owner(e.sid));
+                }
+                match next {
+                    Some(e) => run = Some((e, e.address, 1)),
+                    None => break,
+                }
+            }
+        }
         n += 1;
     }
     n
+}
+
+fn log_event(e: &Event, more: usize, owner: Option<alloc::string::String>) {
+    log::warn!(
+        "SMMU: {} (event {:#04x}) from stream {}{}: {} at {:#x} stopped{}",
+        e.name(),
+        e.kind,
+        e.sid,
+        owner.map_or(alloc::string::String::new(), |vm| alloc::format!(
+            " of VM {vm}"
+        )),
+        if e.read { "read" } else { "write" },
+        e.address,
+        if more > 0 {
+            alloc::format!(" (and {more} more at the addresses after it)")
+        } else {
+            alloc::string::String::new()
+        }
+    );
 }
 
 fn write_words(pa: u64, words: &[u64]) {

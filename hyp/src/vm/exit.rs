@@ -69,6 +69,7 @@ pub fn handle(exit: Exit) {
     let slot = sched::slot(index);
     let mut guard = slot.lock();
     let Some(vm) = guard.as_mut() else { return };
+    crate::vm::device::poll_events(vm);
     let v = vcpu.get();
     let requests = slot.vcpu(vcpu).take_requests();
     // The calls vm::run answered without the lock since this vCPU's last exit here.
