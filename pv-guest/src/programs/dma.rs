@@ -5,6 +5,8 @@
 //! finds what the first wrote); `attack` has the device write into an IPA the VM never mapped
 //! and into a page it mapped read-only: the SMMU stops both (the device fails the request and
 //! needs a reset; the hypervisor logs the SMMU's event), and after a reset good requests work.
+//! `dma steal`, in a VM that owns no device, reads where an owner has the device's registers:
+//! a stage-2 fault.
 
 use super::args;
 use super::checks::Checks;
@@ -18,7 +20,14 @@ use hypercall_abi::{BootInfo, MemPerms};
 const SECTORS: u64 = 8;
 const BYTES: u32 = (SECTORS * SECTOR) as u32;
 
+/// Where the hypervisor maps an owner's first BAR (`DEVICE_BASE_IPA` in hyp/src/vm/device.rs;
+/// the virtio BAR of QEMU's disk is the page after it).
+const DEVICE_BASE_IPA: u64 = 0x50_0000_0000;
+
 pub fn run(info: &BootInfo, argv: &str) -> u64 {
+    if argv.split_whitespace().any(|w| w == "steal") {
+        return steal(info);
+    }
     let seed = args::number(argv, "seed").unwrap_or(1);
     let mut dev = match VirtioBlk::open(info) {
         Ok(d) => d,
@@ -50,6 +59,23 @@ pub fn run(info: &BootInfo, argv: &str) -> u64 {
         };
     }
     status
+}
+
+/// `dma steal` in a VM that owns no device: reads where an owner has the device's registers.
+/// Its stage 2 maps nothing there, so the read is a stage-2 fault (on_fault = "kill": the VM
+/// ends; "inject": our handler reports it).
+fn steal(info: &BootInfo) -> u64 {
+    let at = DEVICE_BASE_IPA + 0x1000;
+    println!(
+        "dma: steal: VM {} (device {:#x}) reads the device's registers at IPA {at:#x}",
+        info.name(),
+        info.device.pci_id
+    );
+    // SAFETY: a volatile read at an address stage 1 maps (the identity map covers the IPA
+    // space) and this VM's stage 2 does not: it faults, and reads no Rust object.
+    let v = unsafe { crate::arch::access::read_u64(at) };
+    println!("dma: steal: read {v:#x}: the device's registers were reachable");
+    1
 }
 
 fn write(dev: &mut VirtioBlk, buf: &mut Frames, seed: u64) -> u64 {

@@ -138,6 +138,11 @@ pub fn release(vm: &Vm) {
     set_dma_vmid(vmid, false);
     for &bdf in &vm.spec.devices {
         pci::set_enabled(bdf, false);
+        log::info!(
+            "VM {}: device {bdf} released: stream {} aborts, bus mastering off",
+            vm.name,
+            bdf.requester_id()
+        );
     }
 }
 
