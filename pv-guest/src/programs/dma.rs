@@ -5,6 +5,8 @@
 //! finds what the first wrote); `attack` has the device write into an IPA the VM never mapped
 //! and into a page it mapped read-only: the SMMU stops both (the device fails the request and
 //! needs a reset; the hypervisor logs the SMMU's event), and after a reset good requests work.
+//! `dma write reset` writes, restarts the VM, and in its next life reads back through the
+//! device the hypervisor assigned to it again.
 //! `dma steal`, in a VM that owns no device, reads where an owner has the device's registers:
 //! a stage-2 fault.
 
@@ -49,6 +51,21 @@ pub fn run(info: &BootInfo, argv: &str) -> u64 {
         return 1;
     };
     let mut status = 0;
+    // `reset`: the first life writes and restarts (PSCI SYSTEM_RESET); the next one, with the
+    // device assigned afresh, reads back what the first wrote.
+    if argv.split_whitespace().any(|w| w == "reset") {
+        if crate::restarts() > 0 {
+            println!("dma: restarted; reading back through the device assigned again");
+            return verify(&mut dev, &mut buf, seed, "before the restart");
+        }
+        status |= write(&mut dev, &mut buf, seed);
+        if status == 0 {
+            println!("dma: restarting (PSCI SYSTEM_RESET)");
+            let refused = crate::hv().psci_system_reset();
+            println!("dma: SYSTEM_RESET returned: {refused:?}");
+        }
+        return 1;
+    }
     let words = argv.split_whitespace();
     for verb in words {
         status |= match verb {
