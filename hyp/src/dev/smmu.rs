@@ -286,11 +286,11 @@ fn bring_up(base: usize) -> Result<Smmu, Error> {
     if !s.features.granule_4k {
         return Err(Error::No4kGranule);
     }
-    let (Some(table), Some(cmdq), Some(eventq)) = (
-        Cpu::alloc_frame(Owner::Hyp),
-        Cpu::alloc_frame(Owner::Hyp),
-        Cpu::alloc_frame(Owner::Hyp),
-    ) else {
+    let frames = [(); 3].map(|()| Cpu::alloc_frame(Owner::Hyp));
+    let [Some(table), Some(cmdq), Some(eventq)] = frames else {
+        for pa in frames.into_iter().flatten() {
+            Cpu::free_frame(Owner::Hyp, pa);
+        }
         return Err(Error::NoFrames);
     };
     s.stream_table = table;
