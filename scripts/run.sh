@@ -38,6 +38,11 @@ options:
                          disk region: target/pvhyp/disk.img, created once and kept between
                          runs. raspi4b has no disk the hypervisor drives: its VMs' regions are
                          a RAM disk that does not persist, and --disk is refused
+  --iommu                on virt: an SMMUv3 in front of the PCIe root bus (-M virt,iommu=smmuv3)
+                         and a virtio-blk-pci disk behind it at 00:01.0 (stream ID 8), for the
+                         VMs that the manifest key `devices` assigns it to; its image is
+                         --pci-disk's, created (16 MiB, zeroed) if missing and kept between runs
+  --pci-disk FILE        the image of --iommu's PCI disk (default target/pvhyp/pci-disk.img)
   --no-build             use the binaries already in target/pvhyp (scripts/test.sh does)
   --debug-hyp            boot the debug build of the hypervisor (debug assertions and
                          overflow checks on, e.g. the frame accounting after every hypercall)
@@ -63,7 +68,7 @@ USAGE
 die() { echo "run: $*" >&2; exit 2; }
 
 board=virt cpu="" gic="" smp="" mem="" manifest="" timeout="" build=1 gdb=0 gdb_port=1234 disk=""
-debug_hyp=0 linux=0
+debug_hyp=0 linux=0 iommu=0 pci_disk=""
 trace=0 json=""
 pvpack_extra=()
 qemu_extra=()
@@ -78,6 +83,8 @@ while [ $# -gt 0 ]; do
         --linux) linux=1; shift ;;
         --timeout) timeout="${2:?--timeout needs a value}"; shift 2 ;;
         --disk) disk="${2:?--disk needs a value}"; shift 2 ;;
+        --iommu) iommu=1; shift ;;
+        --pci-disk) pci_disk="${2:?--pci-disk needs a value}"; shift 2 ;;
         --no-build) build=0; shift ;;
         --debug-hyp) debug_hyp=1; shift ;;
         --no-image-check) pvpack_extra+=(--no-image-check); shift ;;
@@ -105,6 +112,7 @@ case "$board" in
         [ -z "$smp" ] || die "--board raspi4b has a fixed 4 CPUs: --smp cannot be honoured"
         [ -z "$gic" ] || [ "$gic" = 2 ] || die "--board raspi4b has a GIC-400 (GICv2): --gic $gic cannot be honoured"
         [ -z "$disk" ] || die "--board raspi4b has no disk the hypervisor drives (its VMs' disk regions are a RAM disk): --disk cannot be honoured"
+        [ "$iommu" = 0 ] || die "--board raspi4b has no SMMU: --iommu cannot be honoured"
         ;;
     *) die "--board must be virt or raspi4b, not '$board'" ;;
 esac
@@ -133,6 +141,14 @@ fi
 # The disk image: asked for, or the default one when some VM has a disk region.
 if [ "$board" = virt ] && [ -z "$disk" ] && grep -Eq '^[[:space:]]*disk[[:space:]]*=' "$manifest"; then
     disk="$ROOT/target/pvhyp/disk.img"
+fi
+[ -z "$pci_disk" ] || [ "$iommu" = 1 ] || die "--pci-disk is the image of --iommu's disk: give --iommu too"
+if [ "$iommu" = 1 ]; then
+    pci_disk="${pci_disk:-$ROOT/target/pvhyp/pci-disk.img}"
+    if [ ! -e "$pci_disk" ]; then
+        mkdir -p "$(dirname "$pci_disk")"
+        truncate -s 16M "$pci_disk" || die "cannot create the PCI disk image $pci_disk"
+    fi
 fi
 if [ -n "$disk" ] && [ ! -e "$disk" ]; then
     mkdir -p "$(dirname "$disk")"
@@ -171,11 +187,17 @@ esac
 qemu=(qemu-system-aarch64 -nographic -nic none -no-reboot)
 case "$board" in
     virt)
-        qemu+=(-M "virt,virtualization=on,gic-version=$gic" -cpu "$cpu" -smp "$smp" -m "$mem"
+        machine="virt,virtualization=on,gic-version=$gic"
+        [ "$iommu" = 0 ] || machine+=",iommu=smmuv3"
+        qemu+=(-M "$machine" -cpu "$cpu" -smp "$smp" -m "$mem"
                -kernel "$HYP/Image" -initrd "$work/initrd.cpio")
         # The hypervisor drives the disk itself (virtio-mmio, legacy or modern transport).
         [ -z "$disk" ] || qemu+=(-drive "file=$disk,if=none,format=raw,id=hd0"
                                  -device virtio-blk-device,drive=hd0)
+        # Behind the SMMU only with iommu_platform=on (else QEMU's virtio bypasses it); at a
+        # fixed slot, so its stream ID is stable.
+        [ "$iommu" = 0 ] || qemu+=(-drive "file=$pci_disk,if=none,format=raw,id=pd0"
+            -device virtio-blk-pci,drive=pd0,disable-legacy=on,iommu_platform=on,addr=1)
         ;;
     raspi4b)
         dtb="$CACHE/dtb/bcm2711-rpi-4-b.dtb"

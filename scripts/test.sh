@@ -61,6 +61,7 @@ refuses() {
 refuses "run.sh raspi4b refuses --mem" "fixed 2 GiB of RAM: --mem cannot be honoured" --board raspi4b --mem 1G
 refuses "run.sh raspi4b refuses --gic 3" "GIC-400 (GICv2): --gic 3 cannot be honoured" --board raspi4b --gic 3
 refuses "run.sh raspi4b refuses --disk" "RAM disk): --disk cannot be honoured" --board raspi4b --disk x.img
+refuses "run.sh raspi4b refuses --iommu" "no SMMU: --iommu cannot be honoured" --board raspi4b --iommu
 
 # --- sdcard.sh writes a Pi 4 boot partition (offline: the firmware download and the FAT image
 # need the network once and are left to a real user's run). ---
@@ -210,6 +211,14 @@ cases=(
     # The focused VM's partial line: the shell's prompt shows before anything is typed (nothing
     # is: the run times out), the other VM's lines whole around it.
     "the PV shell's prompt shows before any input (the focused VM's partial line)|124|--manifest $M/shell.toml --timeout 15|sh: pv shell on VM sh;;sh: sh> ;;other: selftest: all 76 checks passed;;run: timeout after 15 s"
+    # DMA isolation (SMMUv3, virt --iommu): the hyp finds the SMMU and the PCIe host bridge,
+    # places the disk's BARs, and assigns it to the VM the manifest names; each run its own
+    # image (QEMU locks it).
+    "dma: the PCI disk assigned to one VM through the SMMU, its stream translating with that VM's stage 2|0|--iommu --pci-disk $results/dma-assign.img --manifest $M/dma-assign.toml|SMMUv3 at 0x9050000: stage 2;;every one aborts; enabled;;PCI 00:01.0: vendor 1af4 device 1042;;VM owner: device 00:01.0 (1af4:1042) assigned: stream 8 translates with its stage 2 (VMID 1), BAR1 at IPA 0x5000000000;;owner: selftest: all;;bystander: selftest: all;;hyp: summary: vms=2 ok=2 failed=0 frames_leaked=0 heap_leaked=0"
+    "dma: a device that is not there refuses its VM alone|1|--iommu --pci-disk $results/dma-refused.img --manifest $M/dma-refused.toml|VM ghost: refused: device 00:02.0: no such PCI function; the other VMs run;;bystander: selftest: all;;hyp: summary: vms=3 ok=2 failed=1 frames_leaked=0 heap_leaked=0;;run: 1 of 3 VMs failed"
+    "raspi4b dma: no SMMU, so a VM that assigns a device is refused at boot|1|--board raspi4b --manifest $M/dma-refused.toml|VM owner: refused: device 00:01.0: this board has no SMMU to confine its DMA;;bystander: selftest: all;;hyp: summary: vms=3 ok=1 failed=2 frames_leaked=0 heap_leaked=0;;run: 2 of 3 VMs failed"
+    "dma: the SMMU stops the owner's device writing to an unmapped IPA, a read-only page and a page just unmapped; a non-owner cannot reach the BAR; the victim holds|1|--iommu --pci-disk $results/dma-attack.img --manifest $M/dma-attack.toml|owner: dma: read 4096 bytes with seed 9 just written: all match;;SMMU: F_TRANSLATION (event 0x10) from stream 8 of VM owner: write at 0x7e00000000 stopped;;SMMU: F_PERMISSION (event 0x13) from stream 8 of VM owner: write at 0x;;owner: dma: attack: device write to just-unmapped IPA;;owner: dma: read 4096 bytes with seed 9 after the attacks: all match;;owner: dma attack: all 3 checks passed;;VM owner: device 00:01.0 released: stream 8 aborts, bus mastering off;;VM thief killed: stage-2 fault at IPA 0x5000001000;;victim: victim: memory and FP/SIMD registers unchanged;;hyp: summary: vms=3 ok=2 failed=1 frames_leaked=0 heap_leaked=0;;run: 1 of 3 VMs failed"
+    "dma: a device-owning VM restarts: its device released (stream aborts) before its memory goes, assigned again after; its data read back|0|--iommu --pci-disk $results/dma-reset.img --manifest $M/dma-reset.toml|owner: dma: wrote and flushed 4096 bytes with seed 5;;VM owner resets;;VM owner: device 00:01.0 released: stream 8 aborts, bus mastering off;;VM owner: device 00:01.0 (1af4:1042) assigned: stream 8;;owner: dma: read 4096 bytes with seed 5 before the restart: all match;;hyp: summary: vms=1 ok=1 failed=0 frames_leaked=0 heap_leaked=0"
 )
 if [ "$full" = 1 ]; then
     for cpu in cortex-a53 cortex-a57 cortex-a72 cortex-a76 neoverse-n1 max; do
@@ -286,6 +295,21 @@ if scripts/run.sh --no-build --timeout "$RUN_TIMEOUT" --disk "$disk" --manifest 
 else
     fail "qemu: block: written, flushed, powered off, read back on the next boot"
     tail -8 "$results/persist-1.log" "$results/persist-2.log" 2>/dev/null | sed 's/^/    | /'
+fi
+
+# --- DMA persists through the SMMU: one boot's VM writes the PCI disk it owns by DMA into its
+# own memory and flushes, a second boot with the same image reads it back (virt --iommu). ---
+pci_disk="$results/dma-persist.img"
+if scripts/run.sh --no-build --timeout "$RUN_TIMEOUT" --iommu --pci-disk "$pci_disk" \
+        --manifest "$M/dma-write.toml" </dev/null >"$results/dma-persist-1.log" 2>&1 &&
+    grep -qF "owner: dma: wrote and flushed 4096 bytes with seed 7" "$results/dma-persist-1.log" &&
+    scripts/run.sh --no-build --timeout "$RUN_TIMEOUT" --iommu --pci-disk "$pci_disk" \
+        --manifest "$M/dma-verify.toml" </dev/null >"$results/dma-persist-2.log" 2>&1 &&
+    grep -qF "owner: dma: read 4096 bytes with seed 7 from the last boot: all match" "$results/dma-persist-2.log"; then
+    pass "qemu: dma: written by DMA through the SMMU, flushed, read back on the next boot"
+else
+    fail "qemu: dma: written by DMA through the SMMU, flushed, read back on the next boot"
+    tail -8 "$results/dma-persist-1.log" "$results/dma-persist-2.log" 2>/dev/null | sed 's/^/    | /'
 fi
 
 # --- The console queue under a flood: eight VMs (six PV, two emulated PL011) write 400

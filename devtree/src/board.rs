@@ -1,7 +1,9 @@
 //! [`Board`]: everything the hypervisor learns from the device tree.
 
 use crate::Error;
-use crate::device::{Cpu, Gic, PowerManagement, Psci, Region, Timer, Uart, VirtioMmio};
+use crate::device::{
+    Cpu, Gic, PciHost, PowerManagement, Psci, Region, Smmu, Timer, Uart, VirtioMmio,
+};
 
 /// Most RAM regions [`Board`] holds.
 pub const MAX_MEMORY: usize = 16;
@@ -56,6 +58,10 @@ pub struct Board<'a> {
     pub virtio_mmio: [VirtioMmio; MAX_VIRTIO],
     /// How many entries of `virtio_mmio` are used.
     pub virtio_count: usize,
+    /// The first SMMUv3.
+    pub smmu: Option<Smmu>,
+    /// The first generic ECAM PCIe host bridge.
+    pub pci: Option<PciHost>,
 }
 
 impl<'a> Board<'a> {
@@ -78,6 +84,8 @@ impl<'a> Board<'a> {
             power: None,
             virtio_mmio: [VirtioMmio::EMPTY; MAX_VIRTIO],
             virtio_count: 0,
+            smmu: None,
+            pci: None,
         }
     }
 

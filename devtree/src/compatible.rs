@@ -30,6 +30,10 @@ impl Compatible {
     pub const NS16550: Compatible = Compatible(1 << 8);
     /// A fixed-rate clock.
     pub const FIXED_CLOCK: Compatible = Compatible(1 << 9);
+    /// An Arm SMMUv3.
+    pub const SMMU_V3: Compatible = Compatible(1 << 10);
+    /// A generic PCIe host bridge with ECAM configuration space.
+    pub const PCI_ECAM: Compatible = Compatible(1 << 11);
 
     /// The kinds a `compatible` property value (a NUL-separated list) names.
     pub fn of(value: &[u8]) -> Compatible {
@@ -66,6 +70,8 @@ fn kind(string: &[u8]) -> Compatible {
         b"brcm,bcm2835-aux-uart" => Compatible::BCM2835_AUX,
         b"ns16550a" | b"ns16550" => Compatible::NS16550,
         b"fixed-clock" => Compatible::FIXED_CLOCK,
+        b"arm,smmu-v3" => Compatible::SMMU_V3,
+        b"pci-host-ecam-generic" => Compatible::PCI_ECAM,
         _ => Compatible(0),
     }
 }

@@ -161,3 +161,36 @@ impl VirtioMmio {
         irq: 0,
     };
 }
+
+/// An Arm SMMUv3 (`arm,smmu-v3`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Smmu {
+    /// Its register pages (QEMU `virt`: 0x9050000, 0x20000 bytes).
+    pub region: Region,
+}
+
+/// A window of PCI memory space as the CPU sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PciWindow {
+    /// Its first address on the PCI bus (what a BAR is programmed with).
+    pub pci_base: u64,
+    /// Where the CPU reaches that address.
+    pub cpu_base: u64,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// A generic ECAM PCIe host bridge (`pci-host-ecam-generic`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PciHost {
+    /// The configuration space: 1 MiB per bus from `bus_first` on.
+    pub ecam: Region,
+    /// `bus-range` (default 0..=255).
+    pub bus_first: u8,
+    /// The last bus of `bus-range`.
+    pub bus_last: u8,
+    /// The first 32-bit memory window of `ranges`, where BARs below 4 GiB are placed.
+    pub mem32: Option<PciWindow>,
+    /// Whether its `iommu-map` sends the requesters' DMA through the SMMU the board lists.
+    pub behind_smmu: bool,
+}

@@ -1,6 +1,7 @@
 //! Reads a flattened device tree (DTB) into a [`Board`]: the plain summary the
 //! hypervisor boots from — RAM, reserved memory, console UART, GIC, timer,
-//! PSCI, CPUs, `/chosen`, the Raspberry Pi's PM block and virtio-mmio slots.
+//! PSCI, CPUs, `/chosen`, the Raspberry Pi's PM block, virtio-mmio slots, and the SMMUv3
+//! and PCIe host bridge.
 //!
 //! - [`Writer`] writes one (what the hypervisor gives an unmodified guest).
 //! - `no_std` and no allocation: the hypervisor calls it before it has a heap.
@@ -39,6 +40,7 @@ mod gic;
 mod header;
 mod interrupts;
 mod memory;
+mod pci;
 mod structure;
 mod translate;
 mod tree;
@@ -48,8 +50,8 @@ mod writer;
 
 pub use board::{Board, MAX_CPUS, MAX_MEMORY, MAX_RESERVED, MAX_VIRTIO};
 pub use device::{
-    Cpu, EnableMethod, Gic, GicVersion, PowerManagement, Psci, PsciMethod, Region, Timer, Uart,
-    UartKind, VirtioMmio,
+    Cpu, EnableMethod, Gic, GicVersion, PciHost, PciWindow, PowerManagement, Psci, PsciMethod,
+    Region, Smmu, Timer, Uart, UartKind, VirtioMmio,
 };
 pub use error::Error;
 pub use header::{HEADER_SIZE, MAX_TOTAL_SIZE, total_size};
@@ -93,16 +95,19 @@ pub fn parse_allow_no_memory(dtb: &[u8]) -> Result<Board<'_>, Error> {
     let mut gic = None;
     let mut pending = devices::Pending::new();
     let mut console = ConsoleSearch::new(chosen.stdout_path);
+    let (mut smmu, mut pci, mut iommu_phandle) = (None, None, None);
     walk(&root, &mut |frame: &Frame<'_, '_>| {
         memory::visit(frame, &mut board)?;
         cpus::visit(frame, &mut board)?;
         gic::visit(frame, &mut gic)?;
         devices::visit(frame, &mut pending, &mut board)?;
+        pci::visit(frame, &mut smmu, &mut pci, &mut iommu_phandle);
         console.visit(frame)
     })?;
     board.gic = gic.map(|(gic, _)| gic);
     devices::finish(&pending, gic.and_then(|(_, info)| info), &mut board)?;
     board.console = console.finish(&root);
+    (board.smmu, board.pci) = pci::finish(smmu, pci, iommu_phandle);
     // Insertion sort: at most MAX_VIRTIO slots, and it keeps a sort routine out of the image.
     let slots = &mut board.virtio_mmio[..board.virtio_count];
     for i in 1..slots.len() {

@@ -146,3 +146,28 @@ fn total_size_of_a_qemu_dump_is_its_padded_megabyte() {
         Some(1 << 20)
     );
 }
+
+/// The cached tree has no SMMU (no `iommu=smmuv3`): the host bridge is found, not behind one.
+#[test]
+fn pcie_host_bridge_and_its_32_bit_window() {
+    let dtb = common::load("qemu-virt-gicv3.dtb");
+    let b = board(&dtb);
+    assert_eq!(b.smmu, None);
+    assert_eq!(
+        b.pci,
+        Some(devtree::PciHost {
+            ecam: Region {
+                base: 0x40_1000_0000,
+                size: 0x1000_0000
+            },
+            bus_first: 0,
+            bus_last: 0xff,
+            mem32: Some(devtree::PciWindow {
+                pci_base: 0x1000_0000,
+                cpu_base: 0x1000_0000,
+                size: 0x2eff_0000
+            }),
+            behind_smmu: false,
+        })
+    );
+}

@@ -43,7 +43,7 @@ pub use conduit::Hvc;
 pub use conduit::{Conduit, Hypervisor};
 pub use error::{Error, decode_return, encode_return};
 pub use event::EventSource;
-pub use layout::{BOOT_INFO_MAGIC, BootInfo};
+pub use layout::{BOOT_INFO_MAGIC, BootInfo, DeviceInfo};
 pub use mem::{BatchResult, MemPerms};
 pub use psci::PsciCall;
 pub use version::{Version, negotiate};

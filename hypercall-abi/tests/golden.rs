@@ -13,7 +13,7 @@ use std::mem::{align_of, offset_of, size_of};
 
 use common::{hex_list, samples};
 use hypercall_abi::{
-    BOOT_INFO_MAGIC, BootInfo, CALLS, Call, Error, Version, abi, block, console,
+    BOOT_INFO_MAGIC, BootInfo, CALLS, Call, DeviceInfo, Error, Version, abi, block, console,
     event::{EVENT_COUNT, EVENT_NONE},
     layout::{BatchEntry, BlockDesc, ChannelDesc, EventPage, RING_MAGIC, RingHeader},
     mem, psci, standard,
@@ -173,6 +173,28 @@ fn expected() -> Vec<(String, String)> {
             console_event,
             block_event,
             channel_count,
+            reserved,
+        }),
+    ));
+    out.push((
+        PROVISIONAL.into(),
+        format!(
+            "const BOOT_INFO_DEVICE_OFFSET={}",
+            offset_of!(BootInfo, device)
+        ),
+    ));
+    out.push((
+        PROVISIONAL.into(),
+        layout_line!(DeviceInfo {
+            pci_id,
+            requester_id,
+            bar_ipa,
+            bar_size,
+            virtio_common,
+            virtio_notify,
+            virtio_notify_multiplier,
+            virtio_isr,
+            virtio_device,
             reserved,
         }),
     ));

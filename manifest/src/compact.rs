@@ -11,7 +11,8 @@
 //!   Every key is required, once, except a `vm`'s `disk=OFFSET+SIZE` (bytes), given only for a
 //!   VM with a disk region, its `cpus=0,2` (CPU indices), given only for a pinned VM, its
 //!   `kind=linux` (absent: `pv`), given only for a Linux VM, and its `initrd=MEMBER`, given
-//!   only for a Linux VM with an initramfs. In a `vm` record `cmdline=` comes last and takes
+//!   only for a Linux VM with an initramfs, and its `devices=00:01.0,00:02.0` (PCI functions),
+//!   given only for a VM that owns some. In a `vm` record `cmdline=` comes last and takes
 //!   the rest of the line, spaces included (a Linux VM's `bootargs`). Numbers are decimal;
 //!   `memory` is in bytes.
 //! - Empty lines and lines starting with `#` are ignored. Lines end with `\n`.
@@ -23,6 +24,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt::{self, Write};
 
+use crate::Bdf;
 use crate::model::*;
 use crate::validate::{self, Item, Problem};
 
@@ -129,6 +131,14 @@ pub fn encode(m: &Manifest) -> String {
         }
         if let Some(disk) = vm.disk {
             let _ = write!(out, "disk={}+{} ", disk.offset, disk.size);
+        }
+        let mut sep = "devices=";
+        for bdf in &vm.devices {
+            let _ = write!(out, "{sep}{bdf}");
+            sep = ",";
+        }
+        if !vm.devices.is_empty() {
+            out.push(' ');
         }
         if let Some(cpus) = vm.cpus {
             let mut sep = "cpus=";
@@ -269,10 +279,18 @@ fn small(key: &'static str, value: &str) -> Result<i64, DecodeErrorKind> {
     i64::try_from(number(key, value)?).map_err(|_| DecodeErrorKind::BadNumber(key))
 }
 
-const VM_KEYS: [&str; 11] = [
+const VM_KEYS: [&str; 12] = [
     "name", "memory", "vcpus", "console", "on_fault", "image", "disk", "cpus", "kind", "initrd",
-    "cmdline",
+    "devices", "cmdline",
 ];
+
+/// A `devices` value: PCI addresses `BB:DD.F`, separated by commas.
+fn device_list(value: &str) -> Result<Vec<Bdf>, DecodeErrorKind> {
+    value
+        .split(',')
+        .map(|d| Bdf::parse(d).ok_or(DecodeErrorKind::BadValue("devices")))
+        .collect()
+}
 
 /// A `cpus` value: CPU indices in decimal, separated by commas.
 fn cpu_set(value: &str) -> Result<CpuSet, DecodeErrorKind> {
@@ -300,13 +318,14 @@ fn disk_region(value: &str) -> Result<DiskRegion, DecodeErrorKind> {
 
 fn decode_vm(rest: &str) -> Result<VmSpec, DecodeErrorKind> {
     let mut s = [None; VM_KEYS.len()];
-    let optional = ["disk", "cpus", "kind", "initrd"];
+    let optional = ["disk", "cpus", "kind", "initrd", "devices"];
     fields(rest, &VM_KEYS, Some("cmdline"), &optional, &mut s)?;
     let disk = s[6].map(disk_region).transpose()?;
     let cpus = s[7].map(cpu_set).transpose()?;
     let kind = s[8].map_or(Some(VmKind::Pv), VmKind::from_name);
     let kind = kind.ok_or(DecodeErrorKind::BadValue("kind"))?;
     let initrd = s[9].map(str::to_string);
+    let devices = s[10].map(device_list).transpose()?.unwrap_or_default();
     let [
         name,
         memory,
@@ -314,6 +333,7 @@ fn decode_vm(rest: &str) -> Result<VmSpec, DecodeErrorKind> {
         console,
         on_fault,
         image,
+        _,
         _,
         _,
         _,
@@ -344,6 +364,7 @@ fn decode_vm(rest: &str) -> Result<VmSpec, DecodeErrorKind> {
         on_fault,
         disk,
         cpus,
+        devices,
     };
     validate::check_vm(&vm).map_err(invalid)?;
     Ok(vm)

@@ -23,6 +23,7 @@
 
 extern crate alloc;
 
+mod bdf;
 mod compact;
 pub mod cpio;
 pub mod elf;
@@ -34,6 +35,7 @@ mod size;
 mod toml_front;
 mod validate;
 
+pub use bdf::Bdf;
 pub use compact::{DecodeError, DecodeErrorKind, HEADER, decode, encode};
 pub use fits::{HYP_ALLOWANCE_BYTES, ManifestError, check_fits};
 pub use model::*;

@@ -29,6 +29,8 @@ pub const DISK_SECTOR_SIZE: u64 = 512;
 pub const MAX_DISK_BYTES: u64 = 1 << 40;
 /// Physical CPUs a `cpus` pin may name: indices `0..MAX_CPUS`.
 pub const MAX_CPUS: u32 = 8;
+/// Most PCI functions one VM may own.
+pub const MAX_DEVICES: usize = 8;
 /// The command line a PV VM gets when the TOML gives none.
 pub const DEFAULT_CMDLINE: &str = "selftest";
 
@@ -71,6 +73,10 @@ pub struct VmSpec {
     pub disk: Option<DiskRegion>,
     /// The physical CPUs this VM's vCPUs may run on; `None`: any.
     pub cpus: Option<CpuSet>,
+    /// PCI functions assigned to this VM (PV VMs only; at most [`MAX_DEVICES`], each named
+    /// once in the whole manifest): their BARs are mapped into it and their DMA reaches its
+    /// memory through the SMMU.
+    pub devices: Vec<crate::Bdf>,
 }
 
 /// A non-empty set of physical CPUs, `0..MAX_CPUS` (bit i = CPU i).

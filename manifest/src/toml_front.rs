@@ -43,6 +43,8 @@ pub struct VmLines {
     pub initrd: Option<usize>,
     /// The `disk` key, when given.
     pub disk: Option<usize>,
+    /// The `devices` key, when given.
+    pub devices: Option<usize>,
 }
 
 impl SourceLines {
@@ -119,6 +121,22 @@ pub fn parse_toml_with_lines(text: &str) -> Result<(Manifest, SourceLines), Mani
             }
             None => None,
         };
+        let mut devices = Vec::new();
+        for d in vm.devices.iter().flat_map(|d| d.get_ref()) {
+            let bdf = crate::Bdf::parse(d.get_ref()).ok_or_else(|| ManifestError {
+                line: line_of(text, d.span().start),
+                message: format!(
+                    "device {:?} is not a PCI address: write bus:device.function in hex, such as \"00:01.0\"",
+                    d.get_ref()
+                ),
+            })?;
+            devices.push(bdf);
+        }
+        if let Some(d) = &vm.devices
+            && devices.len() > MAX_DEVICES
+        {
+            return Err(err(text, d.span(), Problem::TooManyDevices(devices.len())));
+        }
         if let Some(image) = &vm.image
             && image.get_ref().is_empty()
         {
@@ -149,6 +167,7 @@ pub fn parse_toml_with_lines(text: &str) -> Result<(Manifest, SourceLines), Mani
             image: vm.image.as_ref().map(|i| line_of(text, i.span().start)),
             initrd: vm.initrd.as_ref().map(|i| line_of(text, i.span().start)),
             disk: vm.disk.as_ref().map(|d| line_of(text, d.span().start)),
+            devices: vm.devices.as_ref().map(|d| line_of(text, d.span().start)),
         });
         let console = match kind {
             VmKind::Pv => vm.console.map(Spanned::into_inner).unwrap_or_default(),
@@ -166,6 +185,7 @@ pub fn parse_toml_with_lines(text: &str) -> Result<(Manifest, SourceLines), Mani
             on_fault: vm.on_fault.map(Spanned::into_inner).unwrap_or_default(),
             disk,
             cpus,
+            devices,
         });
     }
 
@@ -200,6 +220,9 @@ pub fn parse_toml_with_lines(text: &str) -> Result<(Manifest, SourceLines), Mani
         let line = match (&e.item, &e.problem) {
             (Item::Manifest, _) => 0,
             (Item::Vm(i), Problem::DiskOverlap(_)) => lines.vms[*i].disk.unwrap_or(0),
+            (Item::Vm(i), Problem::DuplicateDevice(..)) => {
+                lines.vms[*i].devices.unwrap_or(lines.vms[*i].name)
+            }
             (Item::Vm(i), _) => lines.vms[*i].name,
             (Item::Channel(i), Problem::DuplicateChannel(_)) => lines.channels[*i],
             (Item::Channel(i), _) => between_lines[*i],
@@ -227,7 +250,7 @@ pub fn parse_toml_with_lines(text: &str) -> Result<(Manifest, SourceLines), Mani
 }
 
 /// Refuses, on its line, the first key the VM's kind does not take (a PV guest's `cmdline`,
-/// `console` and `disk` in a Linux VM; `bootargs` and `initrd` in a PV VM).
+/// `console`, `disk` and `devices` in a Linux VM; `bootargs` and `initrd` in a PV VM).
 fn refuse_keys_of_other_kind(text: &str, vm: &TomlVm, kind: VmKind) -> Result<(), ManifestError> {
     let span = |key: Option<Range<usize>>, name: &'static str| key.map(|s| (s, name));
     let refused = match kind {
@@ -235,10 +258,12 @@ fn refuse_keys_of_other_kind(text: &str, vm: &TomlVm, kind: VmKind) -> Result<()
             span(vm.cmdline.as_ref().map(Spanned::span), "cmdline"),
             span(vm.console.as_ref().map(Spanned::span), "console"),
             span(vm.disk.as_ref().map(Spanned::span), "disk"),
+            span(vm.devices.as_ref().map(Spanned::span), "devices"),
         ],
         VmKind::Pv => [
             span(vm.bootargs.as_ref().map(Spanned::span), "bootargs"),
             span(vm.initrd.as_ref().map(Spanned::span), "initrd"),
+            None,
             None,
         ],
     };
@@ -300,6 +325,7 @@ struct TomlVm {
     on_fault: Option<Spanned<FaultPolicy>>,
     disk: Option<Spanned<TomlDisk>>,
     cpus: Option<Spanned<Vec<i64>>>,
+    devices: Option<Spanned<Vec<Spanned<String>>>>,
     kind: Option<Spanned<VmKind>>,
     bootargs: Option<Spanned<String>>,
     initrd: Option<Spanned<String>>,

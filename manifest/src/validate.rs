@@ -71,6 +71,14 @@ pub enum Problem {
     CpuOutOfRange(i64),
     /// A `cpus` index given twice.
     CpuDuplicate(i64),
+    /// More than [`MAX_DEVICES`] devices on one VM.
+    TooManyDevices(usize),
+    /// A device is assigned twice: its address, and the VM that has it already.
+    DuplicateDevice(crate::Bdf, String),
+    /// A VM that owns a device is a channel's end: the VM's name (the SMMU translates with the
+    /// VM's stage 2, which would then hold the channel's pages: the device could reach the
+    /// peer's memory).
+    ChannelToDeviceOwner(String),
     /// Two VMs share a name.
     DuplicateVm(String),
     /// Two channels share a name.
@@ -150,6 +158,9 @@ impl fmt::Display for Problem {
                     (&"disk", VmKind::Linux) => {
                         f.write_str(": disk regions are for PV guests only")
                     }
+                    (&"devices", VmKind::Linux) => f.write_str(
+                        ": devices are assigned to PV guests only (a Linux VM would need a virtual configuration space)",
+                    ),
                     (&"bootargs", VmKind::Pv) => {
                         f.write_str(": a PV guest's command line is `cmdline`")
                     }
@@ -172,6 +183,16 @@ impl fmt::Display for Problem {
                 write!(f, "cpus: CPU {n} is outside 0..{MAX_CPUS}")
             }
             Self::CpuDuplicate(n) => write!(f, "cpus: CPU {n} is given twice"),
+            Self::TooManyDevices(n) => {
+                write!(f, "devices lists {n} functions, more than {MAX_DEVICES}")
+            }
+            Self::DuplicateDevice(bdf, vm) => {
+                write!(f, "device {bdf} is already assigned to VM {vm}")
+            }
+            Self::ChannelToDeviceOwner(vm) => write!(
+                f,
+                "VM {vm} owns a device and cannot be a channel's end: its device's DMA would reach the channel's pages"
+            ),
             Self::DuplicateVm(n) => write!(f, "duplicate VM name \"{n}\""),
             Self::DuplicateChannel(n) => write!(f, "duplicate channel name \"{n}\""),
             Self::UnknownEndpoint(n) => {
@@ -350,6 +371,11 @@ pub fn check_kind(vm: &VmSpec) -> Result<(), Problem> {
             kind,
         }),
         VmKind::Linux if vm.disk.is_some() => Err(Problem::KeyNotForKind { key: "disk", kind }),
+        VmKind::Linux if !vm.devices.is_empty() => Err(Problem::KeyNotForKind {
+            key: "devices",
+            kind,
+        }),
+        _ if vm.devices.len() > MAX_DEVICES => Err(Problem::TooManyDevices(vm.devices.len())),
         VmKind::Linux if vm.image.is_empty() => Err(Problem::LinuxWithoutImage),
         VmKind::Linux if vm.console != ConsoleKind::EmulatedPl011 => {
             Err(Problem::LinuxConsoleNotEmulated)
@@ -391,6 +417,20 @@ pub fn check_relations(m: &Manifest) -> Result<(), Invalid> {
                 problem,
             });
         }
+        for (d, bdf) in vm.devices.iter().enumerate() {
+            let earlier = m.vms[..i].iter().find(|o| o.devices.contains(bdf));
+            let owner = match earlier {
+                Some(o) => Some(&o.name),
+                None => vm.devices[..d].contains(bdf).then_some(&vm.name),
+            };
+            if let Some(owner) = owner {
+                let problem = Problem::DuplicateDevice(*bdf, owner.clone());
+                return Err(Invalid {
+                    item: Item::Vm(i),
+                    problem,
+                });
+            }
+        }
         let overlapping = |o: &VmSpec| o.disk.zip(vm.disk).is_some_and(|(a, b)| a.overlaps(&b));
         if let Some(other) = m.vms[..i].iter().find(|o| overlapping(o)) {
             let problem = Problem::DiskOverlap(other.name.clone());
@@ -419,6 +459,10 @@ pub fn check_relations(m: &Manifest) -> Result<(), Invalid> {
         for end in [&ch.a, &ch.b] {
             if m.vm(end).is_some_and(|vm| vm.kind == VmKind::Linux) {
                 let problem = Problem::ChannelToLinux(end.clone());
+                return Err(Invalid { item, problem });
+            }
+            if m.vm(end).is_some_and(|vm| !vm.devices.is_empty()) {
+                let problem = Problem::ChannelToDeviceOwner(end.clone());
                 return Err(Invalid { item, problem });
             }
         }

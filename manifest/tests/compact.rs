@@ -19,6 +19,7 @@ fn vm(name: &str) -> VmSpec {
         on_fault: FaultPolicy::Kill,
         disk: None,
         cpus: None,
+        devices: Vec::new(),
     }
 }
 
@@ -29,8 +30,11 @@ fn sample() -> Manifest {
     beta.console = ConsoleKind::EmulatedPl011;
     beta.on_fault = FaultPolicy::Inject;
     beta.image = "images/other.elf".into();
+    // A device owner is no channel's end.
+    let mut c = vm("c");
+    c.devices = vec![manifest::Bdf::new(0, 1, 0), manifest::Bdf::new(0, 2, 3)];
     Manifest {
-        vms: vec![vm("alpha"), beta, vm("c")],
+        vms: vec![vm("alpha"), beta, c],
         channels: vec![ChannelSpec {
             name: "ping".into(),
             a: "alpha".into(),
@@ -353,6 +357,7 @@ fn arb_vm() -> impl Strategy<Value = VmSpec> {
                     (0..8).filter(|i| cpus & (1 << i) != 0).map(i64::from),
                 )
                 .ok(),
+                devices: Vec::new(),
             },
         )
 }

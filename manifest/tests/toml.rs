@@ -454,3 +454,47 @@ fn linux_refusals_name_the_line() {
     assert_eq!(line, 6);
     assert!(message.starts_with("disk is not a key"), "{message}");
 }
+
+#[test]
+fn devices_are_pci_addresses_on_pv_vms() {
+    let m =
+        parse_toml("[[vm]]\nname = \"a\"\nmemory = \"16M\"\ndevices = [\"00:01.0\"]\n").unwrap();
+    assert_eq!(m.vms[0].devices, [manifest::Bdf::new(0, 1, 0)]);
+    let (line, message) = err("[[vm]]\nname = \"a\"\nmemory = \"16M\"\ndevices = [\"0:1.0\"]\n");
+    assert_eq!(line, 4);
+    assert!(
+        message.contains("\"0:1.0\" is not a PCI address"),
+        "{message}"
+    );
+    let (line, message) = err(
+        "[[vm]]\nname = \"l\"\nkind = \"linux\"\nimage = \"Image\"\nmemory = \"64M\"\ndevices = [\"00:01.0\"]\n",
+    );
+    assert_eq!(line, 6);
+    assert!(
+        message.contains("devices are assigned to PV guests only"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_device_is_assigned_once_and_its_owner_has_no_channel() {
+    let (line, message) = err(
+        "[[vm]]\nname = \"a\"\nmemory = \"16M\"\ndevices = [\"00:01.0\"]\n\
+         [[vm]]\nname = \"b\"\nmemory = \"16M\"\ndevices = [\"00:01.0\"]\n",
+    );
+    assert_eq!(line, 8);
+    assert_eq!(message, "device 00:01.0 is already assigned to VM a");
+    let (_, message) =
+        err("[[vm]]\nname = \"a\"\nmemory = \"16M\"\ndevices = [\"00:01.0\", \"00:01.0\"]\n");
+    assert_eq!(message, "device 00:01.0 is already assigned to VM a");
+    let (line, message) = err(
+        "[[vm]]\nname = \"a\"\nmemory = \"16M\"\ndevices = [\"00:01.0\"]\n\
+         [[vm]]\nname = \"b\"\nmemory = \"16M\"\n\
+         [[channel]]\nname = \"c\"\nbetween = [\"a\", \"b\"]\n",
+    );
+    assert_eq!(line, 10);
+    assert!(
+        message.contains("VM a owns a device and cannot be a channel's end"),
+        "{message}"
+    );
+}

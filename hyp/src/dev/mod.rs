@@ -3,4 +3,6 @@
 pub mod bcm2835_aux;
 pub mod console;
 pub mod gic;
+pub mod pci;
 pub mod pl011;
+pub mod smmu;

@@ -69,6 +69,7 @@ pub fn handle(exit: Exit) {
     let slot = sched::slot(index);
     let mut guard = slot.lock();
     let Some(vm) = guard.as_mut() else { return };
+    crate::vm::device::poll_events(vm);
     let v = vcpu.get();
     let requests = slot.vcpu(vcpu).take_requests();
     // The calls vm::run answered without the lock since this vCPU's last exit here.
@@ -192,6 +193,7 @@ pub fn complete_stop(vm: &mut Vm) {
 }
 
 fn end(vm: &mut Vm, state: VmState) {
+    crate::vm::device::release(vm);
     check_frame_accounting(vm);
     vm.state = state;
     // Frames set aside for a page call it left half done go back to the pool.
@@ -204,7 +206,12 @@ fn end(vm: &mut Vm, state: VmState) {
 fn reset(vm: &mut Vm) {
     // The old VM goes first (its frames back, its translations forgotten): a VM larger than
     // half the free RAM can restart too.
-    match vm.restart() {
+    crate::vm::device::release(vm);
+    match vm
+        .restart()
+        .map_err(|e| alloc::format!("{e}"))
+        .and_then(|()| crate::vm::device::restore(vm))
+    {
         Ok(()) => sched::make_runnable(vm.index, VcpuIndex::new(0)),
         Err(e) => {
             log::error!("VM {} cannot restart: {e}; killed", vm.name);

@@ -60,8 +60,54 @@ pub struct BootInfo {
     /// How many channels this VM has, numbered from 0 (since 1.4).
     pub channel_count: u32,
     /// Zero; room for later minors.
-    pub reserved: [u64; 78],
+    pub reserved: [u64; 72],
+    /// The PCI device the VM owns (manifest `devices`, its first), or all zero. Provisional
+    /// (golden section `provisional`): appended in the last 48 bytes, which older hypervisors
+    /// zero and older guests never read.
+    pub device: DeviceInfo,
 }
+
+/// A PCI device assigned to the VM: where its BAR with the virtio structures is in the VM's
+/// IPA space (Device memory), and where those structures are in it. The VM sees no
+/// configuration space. Its DMA goes through the SMMU with the VM's stage 2: buffer addresses
+/// are IPAs. Provisional.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub struct DeviceInfo {
+    /// PCI vendor ID (low half) and device ID (high half); 0: no device.
+    pub pci_id: u32,
+    /// Its requester ID (bus << 8 | device << 3 | function), its SMMU stream ID.
+    pub requester_id: u32,
+    /// IPA of the BAR holding the virtio structures.
+    pub bar_ipa: u64,
+    /// That BAR's size in bytes.
+    pub bar_size: u64,
+    /// Offset in that BAR of the virtio-pci common configuration (virtio 1.1 §4.1.4.3).
+    pub virtio_common: u32,
+    /// Offset of the notification area (§4.1.4.4).
+    pub virtio_notify: u32,
+    /// The notification area's `notify_off_multiplier`.
+    pub virtio_notify_multiplier: u32,
+    /// Offset of the ISR status byte (§4.1.4.5).
+    pub virtio_isr: u32,
+    /// Offset of the device-specific configuration (§4.1.4.6).
+    pub virtio_device: u32,
+    /// Zero.
+    pub reserved: u32,
+}
+
+assert_layout!(DeviceInfo, size = 48, {
+    pci_id = 0,
+    requester_id = 4,
+    bar_ipa = 8,
+    bar_size = 16,
+    virtio_common = 24,
+    virtio_notify = 28,
+    virtio_notify_multiplier = 32,
+    virtio_isr = 36,
+    virtio_device = 40,
+    reserved = 44,
+});
 
 assert_layout!(BootInfo, size = 1024, {
     magic = 0,
@@ -86,6 +132,7 @@ assert_layout!(BootInfo, size = 1024, {
     block_event = 392,
     channel_count = 396,
     reserved = 400,
+    device = 976,
 });
 
 impl BootInfo {
@@ -117,7 +164,19 @@ impl BootInfo {
             console_event: EVENT_NONE,
             block_event: EVENT_NONE,
             channel_count: 0,
-            reserved: [0; 78],
+            reserved: [0; 72],
+            device: DeviceInfo {
+                pci_id: 0,
+                requester_id: 0,
+                bar_ipa: 0,
+                bar_size: 0,
+                virtio_common: 0,
+                virtio_notify: 0,
+                virtio_notify_multiplier: 0,
+                virtio_isr: 0,
+                virtio_device: 0,
+                reserved: 0,
+            },
         }
     }
 

@@ -11,7 +11,7 @@ mod event_page;
 mod ring;
 
 pub use batch::{BatchEntry, BatchList, BatchOp};
-pub use boot_info::{BOOT_INFO_MAGIC, BootInfo};
+pub use boot_info::{BOOT_INFO_MAGIC, BootInfo, DeviceInfo};
 pub use event_page::EventPage;
 pub use ring::{BlockDesc, ChannelDesc, RING_MAGIC, RingHeader};
 

@@ -14,6 +14,8 @@ mod channel;
 #[cfg(target_os = "none")]
 mod checks;
 #[cfg(target_os = "none")]
+mod dma;
+#[cfg(target_os = "none")]
 mod exhaust;
 #[cfg(target_os = "none")]
 mod fill;
@@ -100,6 +102,7 @@ pub fn run(info: &hypercall_abi::BootInfo, cmd: &Command) -> u64 {
         "shell" => shell::run(info),
         "timer" => timer::run(info, cmd.args),
         "blk" => blk::run(cmd.args),
+        "dma" => dma::run(info, cmd.args),
         "ping" => channel::ping(cmd.args),
         "pong" => channel::pong(cmd.args),
         "snoop" => channel::snoop(info),

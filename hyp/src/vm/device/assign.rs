@@ -1,0 +1,206 @@
+//! The boot-time and teardown steps of device assignment, on the real machine: they join
+//! `dev::pci`, `dev::smmu` and the VM. The policy and its reasons are the parent module's doc.
+
+use super::smmuv3::Stage2Regime;
+use super::{DEVICE_BASE_IPA, set_dma_vmid};
+use crate::addr::{Ipa, PAGE_SIZE, PhysAddr};
+use crate::arch::stage2::{IPA_BITS, ROOT_LEVEL};
+use crate::dev::{pci, smmu};
+use crate::vm::{Vm, VmState};
+use alloc::format;
+use alloc::string::String;
+use manifest::Bdf;
+
+/// VTTBR_EL2's base address bits (the VMID is above them).
+const VTTBR_BADDR: u64 = 0x0000_ffff_ffff_fffe;
+
+/// Assigns each VM the devices its manifest entry names; a VM whose device cannot be assigned
+/// is refused alone, one line saying which device and why, and nothing of it is assigned.
+pub fn assign_at_boot(vms: &mut [Vm]) {
+    for vm in vms.iter_mut().filter(|vm| !vm.spec.devices.is_empty()) {
+        if vm.state != VmState::Alive {
+            continue;
+        }
+        if let Err(why) = assign(vm) {
+            release(vm);
+            log::error!("VM {}: refused: {why}; the other VMs run", vm.name);
+            vm.state = VmState::Killed;
+        }
+    }
+}
+
+/// Maps the VM's devices' BARs and points their streams at its stage 2, then enables them.
+fn assign(vm: &mut Vm) -> Result<(), String> {
+    let mut next_ipa = DEVICE_BASE_IPA;
+    // The boot info describes the first device (it has room for one).
+    let mut first = true;
+    for bdf in vm.spec.devices.clone() {
+        let Some(smmu) = smmu::get() else {
+            return Err(format!(
+                "device {bdf}: this board has no SMMU to confine its DMA"
+            ));
+        };
+        let Some((function, behind_smmu)) = pci::function(bdf) else {
+            return Err(format!("device {bdf}: no such PCI function"));
+        };
+        if !behind_smmu {
+            return Err(format!(
+                "device {bdf}: its DMA does not go through the SMMU (no iommu-map)"
+            ));
+        }
+        let sid = u32::from(bdf.requester_id());
+        if sid >= 1 << smmu::STREAM_TABLE_LOG2 {
+            return Err(format!(
+                "device {bdf}: stream {sid} is beyond the SMMU's {} streams",
+                1u32 << smmu::STREAM_TABLE_LOG2
+            ));
+        }
+        let mut bars = String::new();
+        let mut info = hypercall_abi::DeviceInfo {
+            pci_id: u32::from(function.vendor) | u32::from(function.device) << 16,
+            requester_id: sid,
+            ..Default::default()
+        };
+        for (i, bar) in function.bars.iter().enumerate() {
+            let Some(bar) = bar else { continue };
+            if let Some(v) = function.virtio.filter(|v| usize::from(v.bar) == i) {
+                info.bar_ipa = next_ipa;
+                info.bar_size = bar.size;
+                info.virtio_common = v.common;
+                info.virtio_notify = v.notify;
+                info.virtio_notify_multiplier = v.notify_multiplier;
+                info.virtio_isr = v.isr;
+                info.virtio_device = v.device;
+            }
+            let pages = bar.size.div_ceil(PAGE_SIZE);
+            vm.memory
+                .map_device(Ipa::new(next_ipa), PhysAddr::new(bar.cpu), pages)
+                .map_err(|e| format!("device {bdf}: BAR{i} cannot be mapped: {e}"))?;
+            bars.push_str(&format!(", BAR{i} at IPA {next_ipa:#x}"));
+            next_ipa += pages * PAGE_SIZE;
+        }
+        let mut smmu = smmu.lock();
+        let regime = Stage2Regime {
+            vmid: vm.vmid.get(),
+            root: vm.memory.vttbr() & VTTBR_BADDR,
+            ipa_bits: IPA_BITS,
+            root_level: ROOT_LEVEL as u32,
+            ps_field: (crate::arch::aarch64::cpu::pa_range_capped() as u32)
+                .min(smmu.features.oas_field),
+        };
+        smmu.write_ste(sid, super::smmuv3::ste_stage2(&regime))
+            .map_err(|e| format!("device {bdf}: the SMMU refused its stream table entry: {e}"))?;
+        drop(smmu);
+        if first {
+            write_device_info(vm, &info)
+                .map_err(|e| format!("device {bdf}: the boot info cannot be written: {e}"))?;
+            first = false;
+        }
+        set_dma_vmid(vm.vmid.get(), true);
+        pci::set_enabled(bdf, true);
+        log::info!(
+            "VM {}: device {bdf} ({:04x}:{:04x}) assigned: stream {sid} translates with its stage 2 (VMID {}){bars}",
+            vm.name,
+            function.vendor,
+            function.device,
+            vm.vmid
+        );
+    }
+    Ok(())
+}
+
+/// Takes the VM's devices back (see the module doc's teardown order): their streams abort, the
+/// SMMU forgets the VMID, bus mastering goes off. Its frames may be freed after this. Any
+/// event the SMMU recorded is logged first, named by the VM.
+pub fn release(vm: &Vm) {
+    if vm.spec.devices.is_empty() {
+        return;
+    }
+    let Some(smmu) = smmu::get() else { return };
+    poll_events(vm);
+    let mut smmu = smmu.lock();
+    for &bdf in &vm.spec.devices {
+        let sid = u32::from(bdf.requester_id());
+        if sid < 1 << smmu::STREAM_TABLE_LOG2
+            && let Err(e) = smmu.write_ste(sid, super::smmuv3::ste_abort())
+        {
+            stuck(vm, bdf, &e);
+        }
+    }
+    let vmid = vm.vmid.get();
+    if let Err(e) = smmu.submit(&[
+        super::smmuv3::Command::TlbiS12Vmall { vmid },
+        super::smmuv3::Command::Sync,
+    ]) {
+        stuck(vm, vm.spec.devices[0], &e);
+    }
+    drop(smmu);
+    set_dma_vmid(vmid, false);
+    for &bdf in &vm.spec.devices {
+        pci::set_enabled(bdf, false);
+        log::info!(
+            "VM {}: device {bdf} released: stream {} aborts, bus mastering off",
+            vm.name,
+            bdf.requester_id()
+        );
+    }
+}
+
+/// After a restart (its memory torn down and reloaded, the same VMID): assigns its devices
+/// again; on failure the VM is killed, its devices released.
+pub fn restore(vm: &mut Vm) -> Result<(), String> {
+    if vm.spec.devices.is_empty() {
+        return Ok(());
+    }
+    assign(vm).inspect_err(|_| release(vm))
+}
+
+/// An SMMU that does not complete a command may still reach the VM's frames: stop.
+fn stuck(vm: &Vm, bdf: Bdf, e: &smmu::Error) -> ! {
+    log::error!(
+        "VM {}: device {bdf}: the SMMU did not release it ({e}); stopping",
+        vm.name
+    );
+    crate::power::halt_after_failure()
+}
+
+/// Writes `info` into the VM's boot-info page, field by field in the ABI's little-endian order.
+fn write_device_info(
+    vm: &mut Vm,
+    info: &hypercall_abi::DeviceInfo,
+) -> Result<(), hypercall_abi::Error> {
+    let mut bytes = [0u8; core::mem::size_of::<hypercall_abi::DeviceInfo>()];
+    let words: [(usize, &[u8]); 10] = [
+        (0, &info.pci_id.to_le_bytes()),
+        (4, &info.requester_id.to_le_bytes()),
+        (8, &info.bar_ipa.to_le_bytes()),
+        (16, &info.bar_size.to_le_bytes()),
+        (24, &info.virtio_common.to_le_bytes()),
+        (28, &info.virtio_notify.to_le_bytes()),
+        (32, &info.virtio_notify_multiplier.to_le_bytes()),
+        (36, &info.virtio_isr.to_le_bytes()),
+        (40, &info.virtio_device.to_le_bytes()),
+        (44, &info.reserved.to_le_bytes()),
+    ];
+    for (at, word) in words {
+        bytes[at..at + word.len()].copy_from_slice(word);
+    }
+    let at = vm.boot_info_ipa + core::mem::offset_of!(hypercall_abi::BootInfo, device) as u64;
+    vm.memory.write(at, &bytes)
+}
+
+/// Reads the SMMU's event queue (at each exit of a VM that owns a device, and before its
+/// teardown), naming the VM of each stream this VM owns. A VM without devices pays one atomic
+/// load.
+pub fn poll_events(vm: &Vm) {
+    if !super::has_dma(vm.vmid.get()) {
+        return;
+    }
+    smmu::drain_events(|sid| {
+        vm.spec
+            .devices
+            .iter()
+            .any(|d| u32::from(d.requester_id()) == sid)
+            .then(|| vm.name.clone())
+    });
+}

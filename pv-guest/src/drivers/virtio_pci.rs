@@ -1,0 +1,310 @@
+//! A polled virtio-pci (modern, virtio 1.1 §4.1) block driver for the PCI device the VM owns
+//! (`BootInfo::device`): its common configuration, notification area and device configuration
+//! are at the offsets the boot info gives, in the BAR the hypervisor mapped at `bar_ipa`. One
+//! virtqueue of [`QUEUE_SIZE`] entries in one page of the VM's own RAM, one request at a time,
+//! completion polled in the used ring (the device's interrupt is not delivered yet).
+//!
+//! Addresses given to the device are IPAs: the SMMU translates its DMA with the VM's stage 2,
+//! so it reaches the VM's own memory and nothing else — a buffer the VM has not mapped, or
+//! mapped read-only, makes the DMA fault and the request fail.
+//!
+//! Why not the `virtio-drivers` crate: its PCI transport finds the capabilities by reading
+//! the configuration space (its `PciRoot` walks an ECAM), which the VM never sees; and its HAL
+//! allocates DMA memory per queue with `dma_alloc` returning physical addresses, where ours are
+//! IPAs of pages mapped by hypercall. What is left to share is the split-ring layout, a few
+//! dozen lines here.
+
+/// Entries of the one virtqueue.
+pub const QUEUE_SIZE: u16 = 8;
+/// virtio-blk request types (§5.2.6).
+pub const T_IN: u32 = 0;
+pub const T_OUT: u32 = 1;
+pub const T_FLUSH: u32 = 4;
+/// Sector size of a virtio-blk request.
+pub const SECTOR: u64 = 512;
+
+/// Device status bits (§2.1).
+mod status {
+    pub const ACKNOWLEDGE: u8 = 1;
+    pub const DRIVER: u8 = 2;
+    pub const DRIVER_OK: u8 = 4;
+    pub const FEATURES_OK: u8 = 8;
+    pub const NEEDS_RESET: u8 = 64;
+}
+
+/// Feature bits: VERSION_1 (a modern device), ACCESS_PLATFORM (its DMA goes through the
+/// platform's IOMMU: QEMU's `iommu_platform=on` offers it and fails FEATURES_OK without it),
+/// and the block device's FLUSH.
+const F_VERSION_1: u64 = 1 << 32;
+const F_ACCESS_PLATFORM: u64 = 1 << 33;
+const F_FLUSH: u64 = 1 << 9;
+
+/// Common configuration offsets (§4.1.4.3).
+mod common {
+    pub const DEVICE_FEATURE_SELECT: u64 = 0x00;
+    pub const DEVICE_FEATURE: u64 = 0x04;
+    pub const DRIVER_FEATURE_SELECT: u64 = 0x08;
+    pub const DRIVER_FEATURE: u64 = 0x0c;
+    pub const DEVICE_STATUS: u64 = 0x14;
+    pub const QUEUE_SELECT: u64 = 0x16;
+    pub const QUEUE_SIZE: u64 = 0x18;
+    pub const QUEUE_ENABLE: u64 = 0x1c;
+    pub const QUEUE_NOTIFY_OFF: u64 = 0x1e;
+    pub const QUEUE_DESC: u64 = 0x20;
+    pub const QUEUE_DRIVER: u64 = 0x28;
+    pub const QUEUE_DEVICE: u64 = 0x30;
+}
+
+/// Descriptor flags.
+const DESC_NEXT: u16 = 1;
+const DESC_WRITE: u16 = 2;
+
+/// Where the split ring's parts are in the queue page: descriptors, then the available ring
+/// at 128, the used ring at 256 (each aligned as §2.6 asks).
+pub const AVAIL_OFFSET: u64 = 16 * QUEUE_SIZE as u64;
+pub const USED_OFFSET: u64 = 256;
+const _: () = assert!(AVAIL_OFFSET + 6 + 2 * QUEUE_SIZE as u64 <= USED_OFFSET);
+
+/// Why a request did not complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The VM owns no device, or not a virtio one.
+    NoDevice,
+    /// The device refused the features (FEATURES_OK did not stick) or a queue of our size.
+    Refused(&'static str),
+    /// The device set NEEDS_RESET: it could not do the request (a DMA the SMMU stopped).
+    NeedsReset,
+    /// No answer in the used ring after polling this long.
+    NoAnswer,
+    /// The request's status byte (1 = IOERR, 2 = UNSUPP).
+    Status(u8),
+}
+
+impl core::fmt::Display for Failure {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoDevice => f.write_str("this VM owns no virtio-pci device"),
+            Self::Refused(what) => write!(f, "the device refused {what}"),
+            Self::NeedsReset => f.write_str("the device needs a reset (its DMA failed)"),
+            Self::NoAnswer => f.write_str("no answer from the device"),
+            Self::Status(s) => write!(f, "request status {s}"),
+        }
+    }
+}
+
+#[cfg(target_os = "none")]
+pub use target::VirtioBlk;
+
+#[cfg(target_os = "none")]
+mod target {
+    use super::*;
+    use crate::mm::frames::Frames;
+    use core::ptr::{read_volatile, write_volatile};
+    use hypercall_abi::{BootInfo, MemPerms};
+
+    /// How many polls of the used ring before a request is given up.
+    const POLLS: u32 = 50_000_000;
+
+    /// The device, its queue page and its request page (header at 0, status at 64).
+    pub struct VirtioBlk {
+        common: u64,
+        notify: u64,
+        isr: u64,
+        queue: Frames,
+        request: Frames,
+        avail_idx: u16,
+        used_idx: u16,
+        pub flush: bool,
+    }
+
+    /// Reads and writes of the device's registers (Device memory at stage 2) at their widths.
+    fn r8(at: u64) -> u8 {
+        // SAFETY: `at` is inside the BAR the hypervisor mapped for this VM (an offset the boot
+        // info gives plus a register offset of the virtio spec); MMIO, no Rust object.
+        unsafe { read_volatile(at as *const u8) }
+    }
+    fn w8(at: u64, v: u8) {
+        // SAFETY: as in `r8`.
+        unsafe { write_volatile(at as *mut u8, v) }
+    }
+    fn r16(at: u64) -> u16 {
+        // SAFETY: as in `r8`; aligned as the spec places the field.
+        unsafe { read_volatile(at as *const u16) }
+    }
+    fn w16(at: u64, v: u16) {
+        // SAFETY: as in `r16`.
+        unsafe { write_volatile(at as *mut u16, v) }
+    }
+    fn r32(at: u64) -> u32 {
+        // SAFETY: as in `r16`.
+        unsafe { read_volatile(at as *const u32) }
+    }
+    fn w32(at: u64, v: u32) {
+        // SAFETY: as in `r16`.
+        unsafe { write_volatile(at as *mut u32, v) }
+    }
+    fn w64(at: u64, v: u64) {
+        w32(at, v as u32);
+        w32(at + 4, (v >> 32) as u32);
+    }
+
+    /// The ring's memory writes reach the device before the notification (and the used ring
+    /// is read after the device's writes): a full-system barrier.
+    fn barrier() {
+        // SAFETY: a barrier; no memory or register is changed.
+        unsafe { core::arch::asm!("dsb sy", options(nostack)) }
+    }
+
+    impl VirtioBlk {
+        /// Resets the device and sets it up: features, one queue in fresh pages, DRIVER_OK.
+        pub fn open(info: &BootInfo) -> Result<VirtioBlk, Failure> {
+            let d = info.device;
+            if d.pci_id == 0 || d.bar_ipa == 0 {
+                return Err(Failure::NoDevice);
+            }
+            let base = d.bar_ipa;
+            let alloc = || Frames::alloc(1, MemPerms::RW).map_err(|_| Failure::Refused("memory"));
+            let mut dev = VirtioBlk {
+                common: base + u64::from(d.virtio_common),
+                notify: base + u64::from(d.virtio_notify),
+                isr: base + u64::from(d.virtio_isr),
+                queue: alloc()?,
+                request: alloc()?,
+                avail_idx: 0,
+                used_idx: 0,
+                flush: false,
+            };
+            let notify_off = dev.reset_and_start()?;
+            dev.notify += u64::from(notify_off) * u64::from(d.virtio_notify_multiplier);
+            Ok(dev)
+        }
+
+        fn status(&self) -> u8 {
+            r8(self.common + common::DEVICE_STATUS)
+        }
+
+        /// The reset and set-up of §3.1.1: the queue's notify offset.
+        fn reset_and_start(&mut self) -> Result<u16, Failure> {
+            let c = self.common;
+            w8(c + common::DEVICE_STATUS, 0);
+            let mut polls = 0;
+            while self.status() != 0 {
+                polls += 1;
+                if polls > POLLS {
+                    return Err(Failure::NoAnswer);
+                }
+            }
+            // The queue page is the device's again from index 0.
+            self.queue.words().fill(0);
+            (self.avail_idx, self.used_idx) = (0, 0);
+            w8(c + common::DEVICE_STATUS, status::ACKNOWLEDGE);
+            w8(
+                c + common::DEVICE_STATUS,
+                status::ACKNOWLEDGE | status::DRIVER,
+            );
+            w32(c + common::DEVICE_FEATURE_SELECT, 0);
+            let low = u64::from(r32(c + common::DEVICE_FEATURE));
+            w32(c + common::DEVICE_FEATURE_SELECT, 1);
+            let offered = low | u64::from(r32(c + common::DEVICE_FEATURE)) << 32;
+            if offered & F_VERSION_1 == 0 {
+                return Err(Failure::Refused("VERSION_1 (not a modern device)"));
+            }
+            let wanted = offered & (F_VERSION_1 | F_ACCESS_PLATFORM | F_FLUSH);
+            self.flush = wanted & F_FLUSH != 0;
+            w32(c + common::DRIVER_FEATURE_SELECT, 0);
+            w32(c + common::DRIVER_FEATURE, wanted as u32);
+            w32(c + common::DRIVER_FEATURE_SELECT, 1);
+            w32(c + common::DRIVER_FEATURE, (wanted >> 32) as u32);
+            let s = status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK;
+            w8(c + common::DEVICE_STATUS, s);
+            if self.status() & status::FEATURES_OK == 0 {
+                return Err(Failure::Refused("our features"));
+            }
+            w16(c + common::QUEUE_SELECT, 0);
+            if r16(c + common::QUEUE_SIZE) < QUEUE_SIZE {
+                return Err(Failure::Refused("a queue of 8"));
+            }
+            w16(c + common::QUEUE_SIZE, QUEUE_SIZE);
+            let q = self.queue.ipa();
+            w64(c + common::QUEUE_DESC, q);
+            w64(c + common::QUEUE_DRIVER, q + AVAIL_OFFSET);
+            w64(c + common::QUEUE_DEVICE, q + USED_OFFSET);
+            let notify_off = r16(c + common::QUEUE_NOTIFY_OFF);
+            w16(c + common::QUEUE_ENABLE, 1);
+            w8(c + common::DEVICE_STATUS, s | status::DRIVER_OK);
+            Ok(notify_off)
+        }
+
+        /// Resets the device after a failure and sets it up again (same pages).
+        pub fn restart(&mut self) -> Result<(), Failure> {
+            let notify = self.notify;
+            self.reset_and_start().map(|_| self.notify = notify)
+        }
+
+        /// One request: `kind` at `sector`, `len` bytes at IPA `data` (none for a flush), the
+        /// device writing the data for a read. Polls until the device answers.
+        pub fn request(
+            &mut self,
+            kind: u32,
+            sector: u64,
+            data: u64,
+            len: u32,
+        ) -> Result<(), Failure> {
+            let rq = self.request.ipa();
+            let words = self.request.words();
+            words[0] = u64::from(kind);
+            words[1] = sector;
+            // The status byte (at 64) starts as 0xff: not written by the device.
+            words[8] = 0xff;
+            let q = self.queue.ipa();
+            let device_writes = if kind == T_IN { DESC_WRITE } else { 0 };
+            let mut descs = [(rq, 16u32, DESC_NEXT), (rq + 64, 1, DESC_WRITE)];
+            let chain: &[(u64, u32, u16)] = if len == 0 {
+                &descs
+            } else {
+                descs[1] = (data, len, device_writes | DESC_NEXT);
+                &[descs[0], descs[1], (rq + 64, 1, DESC_WRITE)]
+            };
+            let ring = self.queue.words();
+            for (i, &(addr, len, flags)) in chain.iter().enumerate() {
+                let next = if flags & DESC_NEXT != 0 {
+                    i as u64 + 1
+                } else {
+                    0
+                };
+                ring[2 * i] = addr;
+                ring[2 * i + 1] = u64::from(len) | u64::from(flags) << 32 | next << 48;
+            }
+            let slot = u64::from(self.avail_idx % QUEUE_SIZE);
+            let avail = q + AVAIL_OFFSET;
+            w16(avail + 4 + 2 * slot, 0);
+            barrier();
+            self.avail_idx = self.avail_idx.wrapping_add(1);
+            w16(avail + 2, self.avail_idx);
+            barrier();
+            w16(self.notify, 0);
+            let mut polls = 0u32;
+            loop {
+                barrier();
+                if r16(q + USED_OFFSET + 2) != self.used_idx {
+                    break;
+                }
+                if self.status() & status::NEEDS_RESET != 0 {
+                    return Err(Failure::NeedsReset);
+                }
+                polls += 1;
+                if polls > POLLS {
+                    return Err(Failure::NoAnswer);
+                }
+                core::hint::spin_loop();
+            }
+            self.used_idx = self.used_idx.wrapping_add(1);
+            // Reading the ISR acknowledges the (undelivered) interrupt.
+            let _ = r8(self.isr);
+            match self.request.words()[8] as u8 {
+                0 => Ok(()),
+                s => Err(Failure::Status(s)),
+            }
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! `dma [write] [verify] [attack] [seed=N]`: drives the PCI disk the VM owns (virtio-pci,
+//! `drivers::virtio_pci`) by DMA into its own memory, which the SMMU translates with the VM's
+//! stage 2. `write` writes the pattern for `seed` to the first sectors, flushes, reads them
+//! back and compares; `verify` reads them and compares (a second boot with the same image
+//! finds what the first wrote); `attack` has the device write into an IPA the VM never mapped
+//! and into a page it mapped read-only: the SMMU stops both (the device fails the request and
+//! needs a reset; the hypervisor logs the SMMU's event), and after a reset good requests work.
+//! `dma write reset` writes, restarts the VM, and in its next life reads back through the
+//! device the hypervisor assigned to it again.
+//! `dma steal`, in a VM that owns no device, reads where an owner has the device's registers:
+//! a stage-2 fault.
+
+use super::args;
+use super::checks::Checks;
+use super::pattern;
+use crate::drivers::virtio_pci::{Failure, SECTOR, T_FLUSH, T_IN, T_OUT, VirtioBlk};
+use crate::mm::frames::Frames;
+use crate::println;
+use hypercall_abi::{BootInfo, MemPerms};
+
+/// Sectors the pattern covers: one page.
+const SECTORS: u64 = 8;
+const BYTES: u32 = (SECTORS * SECTOR) as u32;
+
+/// Where the hypervisor maps an owner's first BAR (`DEVICE_BASE_IPA` in hyp/src/vm/device.rs;
+/// the virtio BAR of QEMU's disk is the page after it).
+const DEVICE_BASE_IPA: u64 = 0x50_0000_0000;
+
+pub fn run(info: &BootInfo, argv: &str) -> u64 {
+    if argv.split_whitespace().any(|w| w == "steal") {
+        return steal(info);
+    }
+    let seed = args::number(argv, "seed").unwrap_or(1);
+    let mut dev = match VirtioBlk::open(info) {
+        Ok(d) => d,
+        Err(e) => {
+            println!("dma: no device: {e}");
+            return 1;
+        }
+    };
+    println!(
+        "dma: virtio-blk {:04x}:{:04x} (stream {}) up, BAR at IPA {:#x}, flush {}",
+        info.device.pci_id & 0xffff,
+        info.device.pci_id >> 16,
+        info.device.requester_id,
+        info.device.bar_ipa,
+        if dev.flush { "yes" } else { "no" }
+    );
+    let Ok(mut buf) = Frames::alloc(1, MemPerms::RW) else {
+        println!("dma: no memory for a buffer");
+        return 1;
+    };
+    let mut status = 0;
+    // `reset`: the first life writes and restarts (PSCI SYSTEM_RESET); the next one, with the
+    // device assigned afresh, reads back what the first wrote.
+    if argv.split_whitespace().any(|w| w == "reset") {
+        if crate::restarts() > 0 {
+            println!("dma: restarted; reading back through the device assigned again");
+            return verify(&mut dev, &mut buf, seed, "before the restart");
+        }
+        status |= write(&mut dev, &mut buf, seed);
+        if status == 0 {
+            println!("dma: restarting (PSCI SYSTEM_RESET)");
+            let refused = crate::hv().psci_system_reset();
+            println!("dma: SYSTEM_RESET returned: {refused:?}");
+        }
+        return 1;
+    }
+    let words = argv.split_whitespace();
+    for verb in words {
+        status |= match verb {
+            "write" => write(&mut dev, &mut buf, seed),
+            "verify" => verify(&mut dev, &mut buf, seed, "from the last boot"),
+            "attack" => attack(&mut dev, &mut buf, seed),
+            _ => 0,
+        };
+    }
+    status
+}
+
+/// `dma steal` in a VM that owns no device: reads where an owner has the device's registers.
+/// Its stage 2 maps nothing there, so the read is a stage-2 fault (on_fault = "kill": the VM
+/// ends; "inject": our handler reports it).
+fn steal(info: &BootInfo) -> u64 {
+    let at = DEVICE_BASE_IPA + 0x1000;
+    println!(
+        "dma: steal: VM {} (device {:#x}) reads the device's registers at IPA {at:#x}",
+        info.name(),
+        info.device.pci_id
+    );
+    // SAFETY: a volatile read at an address stage 1 maps (the identity map covers the IPA
+    // space) and this VM's stage 2 does not: it faults, and reads no Rust object.
+    let v = unsafe { crate::arch::access::read_u64(at) };
+    println!("dma: steal: read {v:#x}: the device's registers were reachable");
+    1
+}
+
+fn write(dev: &mut VirtioBlk, buf: &mut Frames, seed: u64) -> u64 {
+    pattern::fill(buf.words(), seed);
+    if let Err(e) = dev.request(T_OUT, 0, buf.ipa(), BYTES) {
+        println!("dma: write failed: {e}");
+        return 1;
+    }
+    if dev.flush
+        && let Err(e) = dev.request(T_FLUSH, 0, 0, 0)
+    {
+        println!("dma: flush failed: {e}");
+        return 1;
+    }
+    println!("dma: wrote and flushed {BYTES} bytes with seed {seed}");
+    verify(dev, buf, seed, "just written")
+}
+
+fn verify(dev: &mut VirtioBlk, buf: &mut Frames, seed: u64, when: &str) -> u64 {
+    buf.words().fill(0);
+    if let Err(e) = dev.request(T_IN, 0, buf.ipa(), BYTES) {
+        println!("dma: read failed: {e}");
+        return 1;
+    }
+    match pattern::mismatches(buf.words(), seed) {
+        0 => {
+            println!("dma: read {BYTES} bytes with seed {seed} {when}: all match");
+            0
+        }
+        n => {
+            println!("dma: read {BYTES} bytes with seed {seed} {when}: {n} words differ");
+            1
+        }
+    }
+}
+
+/// QEMU's virtio-blk completes a request whose DMA the SMMU stopped with status OK (the
+/// transfer just does not happen), or marks itself NEEDS_RESET: either way nothing reaches
+/// memory the VM does not own writable. What the guest can check, it checks (the read-only
+/// page stays zero); the hypervisor's log names each stopped access (`SMMU: F_...`).
+fn attack(dev: &mut VirtioBlk, buf: &mut Frames, seed: u64) -> u64 {
+    let mut checks = Checks::new("dma attack");
+    // The device writes (a read request) into an IPA this VM never mapped.
+    let unmapped = super::UNMAPPED_IPA;
+    let r = dev.request(T_IN, 0, unmapped, BYTES);
+    println!("dma: attack: device write to unmapped IPA {unmapped:#x}: {r:?}");
+    recover(dev, &mut checks, r);
+    // The device writes into a page the VM mapped read-only.
+    match Frames::alloc(1, MemPerms::READ) {
+        Ok(ro) => {
+            let r = dev.request(T_IN, 0, ro.ipa(), BYTES);
+            println!(
+                "dma: attack: device write to read-only IPA {:#x}: {r:?}",
+                ro.ipa()
+            );
+            let written = (0..PAGE_WORDS)
+                // SAFETY: a volatile read of a page this VM mapped readable; no Rust object.
+                .filter(|i| unsafe { crate::arch::access::read_u64(ro.ipa() + 8 * i) } != 0)
+                .count();
+            checks.expect("words the device wrote into the read-only page", written, 0);
+            recover(dev, &mut checks, r);
+        }
+        Err(e) => {
+            println!("dma: attack: no read-only page: {e}");
+            checks.check("a read-only page", false);
+        }
+    }
+    // A page unmapped just now: the SMMU's TLB forgot it (the hyp invalidated it).
+    match Frames::alloc(1, MemPerms::RW) {
+        Ok(gone) => {
+            let ipa = gone.ipa();
+            // Through the device first, so that the SMMU caches its translation.
+            let warm = dev.request(T_IN, 0, ipa, BYTES);
+            checks.expect("a DMA into a mapped page works", warm, Ok(()));
+            drop(gone);
+            let r = dev.request(T_IN, 0, ipa, BYTES);
+            println!("dma: attack: device write to just-unmapped IPA {ipa:#x}: {r:?}");
+            recover(dev, &mut checks, r);
+        }
+        Err(e) => {
+            println!("dma: attack: no page: {e}");
+            checks.check("a page", false);
+        }
+    }
+    checks.expect(
+        "a good request works after the attacks",
+        verify(dev, buf, seed, "after the attacks"),
+        0,
+    );
+    checks.finish()
+}
+
+/// Words of a page.
+const PAGE_WORDS: u64 = 512;
+
+/// After a stopped DMA: a device that needs a reset gets one, and answers again.
+fn recover(dev: &mut VirtioBlk, checks: &mut Checks, r: Result<(), Failure>) {
+    if r.is_err() {
+        checks.expect("the device recovers after a reset", dev.restart(), Ok(()));
+    }
+}
