@@ -185,7 +185,7 @@ mod tests {
         let mut regs = hypercall_abi::Call::ConsoleNotify.to_regs();
         let call = regs;
         assert_eq!(
-            super::super::dispatch(&mut vm, &mut regs),
+            super::super::fake::dispatch(&mut vm, &mut regs),
             super::super::Action::WaitConsoleRoom
         );
         assert_eq!(regs, call, "a call that waits leaves its registers");
@@ -223,7 +223,7 @@ mod tests {
         }
         .to_regs();
         assert_eq!(
-            super::super::dispatch(&mut vm, &mut regs),
+            super::super::fake::dispatch(&mut vm, &mut regs),
             super::super::Action::WaitConsoleRoom
         );
         vm.queue_room = Some(1);
