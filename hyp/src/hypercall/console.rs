@@ -81,8 +81,9 @@ pub fn notify(vm: &mut impl GuestVm) -> Result<Option<[u64; 3]>, Error> {
     Ok(Some([taken.into(), 0, 0]))
 }
 
-/// Ring bytes copied out of guest memory at a time.
-const COPY_CHUNK: usize = 256;
+/// Ring bytes copied out of guest memory at a time: two lines of 64 bytes (the stack buffer
+/// is zeroed on every call, so no larger than the usual lines need).
+const COPY_CHUNK: usize = 128;
 
 /// Gives the guest up to `len` typed bytes, into a buffer it may write itself (its image, boot
 /// info and event page are read-only to it). The buffer (up to one chunk) is checked whole
