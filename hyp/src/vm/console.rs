@@ -80,32 +80,46 @@ impl Default for LineBuffer {
 }
 
 /// The index of the first line end (`\n` or `\r`) in `bytes` from `from`, or its length: the
-/// console hot path, so 8 bytes a step. In a word, the lowest byte below 14 (a line end is 10
-/// or 13) is found exactly by the borrow trick (borrows only run upwards, past it); a tab or
-/// another control byte there is stepped over and the scan goes on after it.
+/// console hot path, so 8 bytes a step, the last step a word that overlaps the one before.
+/// A word's bytes below 14 (a line end is 10 or 13) are all flagged by the borrow trick, with
+/// perhaps a few more above them (a borrow): each flagged byte is looked at, lowest first.
 fn line_end(bytes: &[u8], from: usize) -> usize {
     const ONES: u64 = u64::from_le_bytes([1; 8]);
+    let below_14 = |w: u64| w.wrapping_sub(ONES * 14) & !w & (ONES << 7);
+    // The first line end among the flagged bytes of the word at `at`.
+    let first_flagged = |at: usize, mut flags: u64| {
+        while flags != 0 {
+            let i = at + (flags.trailing_zeros() / 8) as usize;
+            if matches!(bytes.get(i), Some(b'\n' | b'\r')) {
+                return Some(i);
+            }
+            flags &= flags - 1;
+        }
+        None
+    };
     let mut i = from;
     while let Some(word) = bytes.get(i..).and_then(|rest| rest.first_chunk::<8>()) {
-        let w = load_le_u64(word);
-        let below_14 = w.wrapping_sub(ONES * 14) & !w & (ONES << 7);
-        if below_14 == 0 {
-            i += 8;
-            continue;
+        if let Some(end) = first_flagged(i, below_14(load_le_u64(word))) {
+            return end;
         }
-        let at = i + (below_14.trailing_zeros() / 8) as usize;
-        if matches!(bytes.get(at), Some(b'\n' | b'\r')) {
-            return at;
-        }
-        i = at + 1;
+        i += 8;
     }
-    while let Some(&b) = bytes.get(i) {
-        if b == b'\n' || b == b'\r' {
-            break;
-        }
-        i += 1;
+    if i >= bytes.len() {
+        return bytes.len();
     }
-    i
+    match bytes.last_chunk::<8>() {
+        Some(word) => {
+            // The last 8 bytes, those before `i` (looked at already) left out.
+            let at = bytes.len() - 8;
+            let seen = 8 * (i - at) as u32;
+            let flags = below_14(load_le_u64(word)) & (u64::MAX << seen);
+            first_flagged(at, flags).unwrap_or(bytes.len())
+        }
+        None => bytes[i..]
+            .iter()
+            .position(|&b| b == b'\n' || b == b'\r')
+            .map_or(bytes.len(), |n| i + n),
+    }
 }
 
 impl LineBuffer {
@@ -727,6 +741,10 @@ mod tests {
                     }
                     for from in 0..=at {
                         assert_eq!(line_end(&bytes, from), at, "{bytes:?} from {from}");
+                        // Line ends before `from` are not looked at.
+                        let mut ended = bytes.clone();
+                        ended[..from].fill(b'\n');
+                        assert_eq!(line_end(&ended, from), at, "{ended:?} from {from}");
                     }
                 }
             }
