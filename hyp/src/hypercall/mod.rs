@@ -155,22 +155,25 @@ pub fn dispatch(vm: &mut impl GuestVm) -> Action {
         vm.stated_version().get_or_insert(guest);
     }
     let regs = vm.regs();
-    if answer_stateless(regs) {
-        return Action::Resume;
-    }
+    // Decoded first: the stateless queries are answered by `answer_stateless` whatever their
+    // arguments, but rarely come here (vm::run answers them before), so every other call is
+    // spared the look.
     let call = match Call::try_from(&*regs) {
         Ok(call) if call.is_live() => call,
+        _ if answer_stateless(regs) => return Action::Resume,
         Ok(_) => return answer(vm, Err(Error::NotSupported)),
         // An unknown function ID is NOT_SUPPORTED; a known one with bad arguments says so.
         Err(e) => return answer(vm, Err(e)),
     };
     let result = match call {
-        // Answered by answer_stateless above, whatever their arguments.
         Call::SmcccVersion
         | Call::SmcccArchFeatures { .. }
         | Call::VendorHypCallUid
         | Call::AbiVersion { .. }
-        | Call::AbiFeatures => return Action::Resume,
+        | Call::AbiFeatures => {
+            answer_stateless(vm.regs());
+            return Action::Resume;
+        }
         Call::VendorHypRevision => {
             let revision = abi::revision(*vm.stated_version());
             standard::revision(vm.regs(), revision);

@@ -98,7 +98,11 @@ fn line_end(bytes: &[u8], from: usize) -> usize {
         None
     };
     let mut i = from;
-    while let Some(word) = bytes.get(i..).and_then(|rest| rest.first_chunk::<8>()) {
+    let Some(rest) = bytes.get(from..) else {
+        return bytes.len();
+    };
+    for word in rest.chunks_exact(8) {
+        let word = word.first_chunk::<8>().unwrap_or(&[0; 8]);
         if let Some(end) = first_flagged(i, below_14(load_le_u64(word))) {
             return end;
         }

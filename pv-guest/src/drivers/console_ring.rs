@@ -44,7 +44,9 @@ pub fn send<R: RingSide>(
         let start = *producer % CONSOLE_RING_ENTRIES;
         let first = now.len().min((CONSOLE_RING_ENTRIES - start) as usize);
         ring.set_slots(start, &now[..first]);
-        ring.set_slots(0, &now[first..]);
+        if first < now.len() {
+            ring.set_slots(0, &now[first..]);
+        }
         *producer = producer.wrapping_add(now.len() as u32);
         ring.publish(*producer);
         rest = later;
@@ -81,7 +83,17 @@ mod target {
             // A word a load and a store, unaligned as they may be (the ring and the caller's
             // bytes are Normal memory, SCTLR_EL1.A is clear): the target is built with strict
             // alignment, where the generic memcpy and an unaligned u64 go a byte at a time.
-            let mut words = bytes.chunks_exact(8);
+            let mut pairs = bytes.chunks_exact(16);
+            for pair in &mut pairs {
+                // SAFETY: as for the words below, 16 bytes.
+                unsafe {
+                    core::arch::asm!("ldp {a}, {b}, [{from}]", "stp {a}, {b}, [{to}]",
+                        from = in(reg) pair.as_ptr(), to = in(reg) at, a = out(reg) _,
+                        b = out(reg) _, options(nostack, preserves_flags))
+                };
+                at += 16;
+            }
+            let mut words = pairs.remainder().chunks_exact(8);
             for word in &mut words {
                 // SAFETY: index + bytes.len() <= CONSOLE_RING_ENTRIES (the caller splits at
                 // the wrap), so the slots are inside the ring page; `word` is 8 readable
