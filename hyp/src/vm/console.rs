@@ -200,8 +200,9 @@ impl LineBuffer {
 /// from a VM with the longest name. Every VM (a writer, by manifest index) is charged the
 /// records it has queued, and may hold at most a fair share: the queue divided among the
 /// writers that have lines queued or wait for room (never less than one whole record), so one
-/// VM cannot fill it for the others. The hyp's own lines are not queued: it drains the queue
-/// and writes them itself.
+/// VM cannot fill it for the others. The hyp's own lines go straight to the UART when nothing
+/// is queued, else behind the guests' lines, as records of raw text charged to nobody
+/// ([`push_hyp`](Self::push_hyp)), so that a log line never waits for the whole queue.
 pub struct LineQueue {
     ring: [u8; QUEUE_BYTES],
     head: usize,
@@ -216,6 +217,8 @@ pub struct LineQueue {
     /// `waiting`: a VM is one writer for several vCPUs, and one vCPU's line queued must not
     /// cancel the wake-up another vCPU of the VM, refused, waits for.
     refused: u64,
+    /// The hyp's own records queued.
+    hyp_records: usize,
 }
 
 /// Bytes of the queue: 100 lines of 64 bytes, with the longest VM name each (9,800 bytes).
@@ -228,11 +231,18 @@ const HEADER: usize = 3;
 pub const PREFIX_MAX: usize = manifest::MAX_NAME_LEN;
 /// The largest record.
 pub const RECORD_MAX: usize = HEADER + PREFIX_MAX + LINE_MAX;
+/// The writer byte of the hyp's own records (no VM has it: MAX_WRITERS is below).
+const HYP: u8 = u8::MAX;
+/// The most text of the hyp's one record: a longer text takes several, queued together.
+const HYP_PIECE: usize = RECORD_MAX - HEADER;
+const _: () = assert!(MAX_WRITERS < HYP as usize && HYP_PIECE <= u8::MAX as usize);
 
 /// A line taken out of the queue, in the caller's record buffer.
 pub struct Popped<'a> {
     pub prefix: &'a [u8],
     pub text: &'a [u8],
+    /// Whether it is the hyp's own text (raw, newlines in it, no prefix), not a VM's line.
+    pub hyp: bool,
     /// The writers refused room since the last pop, a bit each: this one made some, they may
     /// try again (each handed out once; one refused again is noted again).
     pub room_for: u64,
@@ -254,6 +264,7 @@ impl LineQueue {
             queued: 0,
             waiting: 0,
             refused: 0,
+            hyp_records: 0,
         }
     }
 
@@ -320,6 +331,32 @@ impl LineQueue {
         true
     }
 
+    /// Queues the hyp's own `text` (formatted log lines, their newlines in them) after every
+    /// line queued before, whole: in one record or several back to back; false, nothing
+    /// queued, if the queue has no room for all of it.
+    pub fn push_hyp(&mut self, text: &[u8]) -> bool {
+        let pieces = text.len().div_ceil(HYP_PIECE);
+        if text.len() + pieces * HEADER > QUEUE_BYTES - self.len {
+            return false;
+        }
+        for piece in text.chunks(HYP_PIECE) {
+            self.put(&[HYP, 0, piece.len() as u8]);
+            self.put(piece);
+        }
+        self.hyp_records += pieces;
+        true
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether some of the hyp's own text is queued.
+    pub fn hyp_queued(&self) -> bool {
+        self.hyp_records > 0
+    }
+
     /// Forgets that `writer` waits for room (it has ended).
     pub fn forget(&mut self, writer: usize) {
         let bit = 1u64 << (writer % MAX_WRITERS);
@@ -354,14 +391,20 @@ impl LineQueue {
         let [writer, prefix_len, text_len] = header.map(usize::from);
         let size = prefix_len + text_len;
         self.take(&mut record[..size]);
-        self.used[writer] -= (HEADER + size) as u16;
-        if self.used[writer] == 0 {
-            self.queued &= !(1u64 << writer);
+        let hyp = writer == usize::from(HYP);
+        if hyp {
+            self.hyp_records -= 1;
+        } else {
+            self.used[writer] -= (HEADER + size) as u16;
+            if self.used[writer] == 0 {
+                self.queued &= !(1u64 << writer);
+            }
         }
         let (prefix, rest) = record.split_at(prefix_len);
         Some(Popped {
             prefix,
             text: &rest[..text_len],
+            hyp,
             room_for: core::mem::take(&mut self.refused),
         })
     }
@@ -730,6 +773,40 @@ mod tests {
             );
             assert_eq!(got, [[LINES; VCPUS]; VMS], "seed {seed}");
         }
+    }
+
+    #[test]
+    fn the_hyps_text_comes_out_whole_in_order_and_charged_to_nobody() {
+        let mut q = LineQueue::new();
+        assert!(q.push(1, b"vm", b"before"));
+        let long: Vec<u8> = (0..HYP_PIECE * 2 + 7)
+            .map(|i| b'a' + (i % 26) as u8)
+            .collect();
+        assert!(q.push_hyp(&long));
+        assert!(q.push(1, b"vm", b"after"));
+        assert!(q.hyp_queued());
+        let mut record = [0u8; RECORD_MAX];
+        let mut hyp_text = Vec::new();
+        let mut lines = Vec::new();
+        while let Some(p) = q.pop(&mut record) {
+            if p.hyp {
+                assert!(
+                    lines.len() == 1,
+                    "after the line before it, before the one after"
+                );
+                hyp_text.extend_from_slice(p.text);
+            } else {
+                lines.push(p.text.to_vec());
+            }
+        }
+        assert_eq!(hyp_text, long);
+        assert_eq!(lines, [&b"before"[..], b"after"]);
+        assert!(!q.hyp_queued() && q.is_empty() && q.used_by(1) == 0);
+        // All of it or nothing.
+        while q.push(2, b"vm", &[b'x'; LINE_MAX]) {}
+        assert!(!q.push_hyp(&long));
+        assert!(!q.hyp_queued());
+        assert_eq!(q.share(3), QUEUE_BYTES / 2, "the hyp is no writer");
     }
 
     #[test]
