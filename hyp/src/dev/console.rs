@@ -1,11 +1,13 @@
 //! The physical console: one UART the device tree's /chosen/stdout-path names, shared by the
 //! hyp's log and the guests' lines. Guests' lines wait in the hyp's queue
 //! (`vm::console::LineQueue`) and are drained to the UART off their callers' path: by a CPU
-//! going idle, a bounded amount at each interrupt exit (a slice end), everything before a line
-//! of the hyp's own (so the log stays in order), at the end of the run and on the emergency
-//! path. Whole lines are written under the console lock, so lines never interleave. The
-//! writer with the input focus also shows its partial line (`echo.rs`): erased before other
-//! lines are written, drawn again once none waits.
+//! going idle, a bounded amount at each interrupt exit (a slice end) and while writers or the
+//! hyp's own lines wait, at the end of the run and on the emergency path. A line of the hyp's
+//! own drains a bounded amount first, then goes to the UART if nothing is left before it, else
+//! into the queue behind the guests' lines (the log stays in order, and no exit writes the
+//! whole queue). Whole lines are written under the console lock, so lines never interleave.
+//! The writer with the input focus also shows its partial line (`echo.rs`): erased before
+//! other lines are written, drawn again once none waits.
 //!
 //! Locks: `CONSOLE` (the UART, held by whoever writes it) before `QUEUE` (held only to copy a
 //! record in or out, never across UART output): a writer queueing a line never waits for the
@@ -16,7 +18,7 @@ use super::pl011::Pl011;
 use crate::echo::{Before, Partial, Terminal};
 use crate::vm::console::{LineQueue, RECORD_MAX, is_shown};
 use core::fmt;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use spin::Mutex;
 
 /// The UART kinds the hyp can drive.
@@ -63,9 +65,25 @@ static CONSOLE: Mutex<Option<Uart>> = Mutex::new(None);
 /// The guests' lines waiting for the UART.
 static QUEUE: Mutex<LineQueue> = Mutex::new(LineQueue::new());
 
-/// Set when a drain made room while a writer was refused some: the scheduler wakes the
-/// writers it descheduled (`vm::console::wake_writers`).
-static ROOM_MADE: AtomicBool = AtomicBool::new(false);
+/// The writers (VMs, a bit each) a drain made room for since they were refused some: the
+/// scheduler wakes the vCPUs it descheduled (`vm::console::wake_writers`).
+static ROOM_FOR: AtomicU64 = AtomicU64::new(0);
+
+/// Set while a writer refused room waits for a drain (`LineQueue::has_refused`, changed under
+/// the queue's lock): the scheduler drains even when no CPU idles, or writers waiting on
+/// vCPUs that only yield would never be woken.
+static REFUSED: AtomicBool = AtomicBool::new(false);
+
+/// Set while some of the hyp's own text waits in the queue (`LineQueue::hyp_queued`, changed
+/// under the queue's lock): the scheduler drains it as it does for refused writers.
+static HYP_QUEUED: AtomicBool = AtomicBool::new(false);
+
+/// UART characters a line of the hyp's own drains before it at most.
+const HYP_LINE_DRAIN: usize = 1024;
+/// The longest line of the hyp's own that may wait in the queue; a longer one drains every
+/// line before it and is written at once (none is this long but a panic's, which does not
+/// come here).
+const HYP_LINE_MAX: usize = 512;
 
 /// The focused writer's partial line as it wants it shown: a leaf lock, held to copy it.
 static WANTED: Mutex<Partial> = Mutex::new(Partial::none());
@@ -178,39 +196,113 @@ impl fmt::Write for Writer<'_> {
     }
 }
 
+/// A line of the hyp's own, formatted on the stack.
+struct HypLine {
+    buf: [u8; HYP_LINE_MAX],
+    len: usize,
+    overflowed: bool,
+}
+
+impl fmt::Write for HypLine {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        match self.buf.get_mut(self.len..self.len + s.len()) {
+            Some(room) => {
+                room.copy_from_slice(s.as_bytes());
+                self.len += s.len();
+                Ok(())
+            }
+            None => {
+                self.overflowed = true;
+                Err(fmt::Error)
+            }
+        }
+    }
+}
+
 /// Writes formatted text atomically with respect to other console users, after every line
-/// queued before it.
+/// queued before it: at once if nothing is left queued after a bounded drain, else queued
+/// behind those lines (room for it made by draining about its own length).
 pub fn write_fmt(args: fmt::Arguments) {
     let console = CONSOLE.lock();
-    drain_to(console.as_ref(), usize::MAX, || QUEUE.lock());
-    if let Some(uart) = console.as_ref() {
-        if TERMINAL
-            .try_lock()
-            .is_some_and(|mut t| t.hide(&mut |b| write_bytes(uart, b)))
-        {
-            ECHO_DIRTY.store(true, Ordering::Release);
+    let uart = console.as_ref();
+    drain_to(uart, HYP_LINE_DRAIN, || QUEUE.lock());
+    let mut line = HypLine {
+        buf: [0; HYP_LINE_MAX],
+        len: 0,
+        overflowed: false,
+    };
+    if fmt::Write::write_fmt(&mut line, args).is_ok() && !line.overflowed {
+        let text = &line.buf[..line.len];
+        loop {
+            let mut queue = QUEUE.lock();
+            if queue.is_empty() {
+                break;
+            }
+            if queue.push_hyp(text) {
+                HYP_QUEUED.store(true, Ordering::Relaxed);
+                return;
+            }
+            drop(queue);
+            drain_to(uart, RECORD_MAX, || QUEUE.lock());
         }
+        if let Some(uart) = uart {
+            hide_partial(uart);
+            write_raw(uart, text);
+        }
+        draw_partial(uart, false);
+        return;
+    }
+    drain_to(uart, usize::MAX, || QUEUE.lock());
+    if let Some(uart) = uart {
+        hide_partial(uart);
         let _ = fmt::Write::write_fmt(&mut Writer(uart), args);
     }
-    draw_partial(console.as_ref(), false);
+    draw_partial(uart, false);
+}
+
+/// Erases the focused VM's partial line from the terminal before the hyp writes a line of its
+/// own there (drawn again after it).
+fn hide_partial(uart: &Uart) {
+    if TERMINAL
+        .try_lock()
+        .is_some_and(|mut t| t.hide(&mut |b| write_bytes(uart, b)))
+    {
+        ECHO_DIRTY.store(true, Ordering::Release);
+    }
+}
+
+/// Writes the hyp's own text, each newline as CR LF.
+fn write_raw(uart: &Uart, text: &[u8]) {
+    for &b in text {
+        if b == b'\n' {
+            uart.write_byte(b'\r');
+        }
+        uart.write_byte(b);
+    }
 }
 
 /// Queues VM `writer`'s line `prefix: text` (`text` the guest's bytes, shown escaped where
 /// they are not printable when written: a guest cannot drive the terminal); false if the
-/// queue has no room for it now. With `wait`, it always does: the queue is drained until the
-/// line fits (a caller that waits for the UART, as an emulated UART's writer does).
+/// queue has no room for it now (the writer is then woken through [`take_room_made`]). With
+/// `wait`, it always does: the queue is drained until the line fits (a caller that waits for
+/// the UART, as an emulated UART's writer does), which its share does not limit, so that it
+/// drains only the room of one line.
 pub fn queue_line(writer: usize, prefix: &str, text: &[u8], wait: bool) -> bool {
-    if QUEUE.lock().push(writer, prefix.as_bytes(), text) {
-        return true;
-    }
-    if !wait {
-        return false;
+    {
+        let mut queue = QUEUE.lock();
+        if queue.push(writer, prefix.as_bytes(), text) {
+            return true;
+        }
+        if !wait {
+            REFUSED.store(true, Ordering::Relaxed);
+            return false;
+        }
     }
     let console = CONSOLE.lock();
     loop {
         // Every record drained frees room: with the queue empty, the line fits.
         drain_to(console.as_ref(), RECORD_MAX, || QUEUE.lock());
-        if QUEUE.lock().push(writer, prefix.as_bytes(), text) {
+        if QUEUE.lock().push_waiting(writer, prefix.as_bytes(), text) {
             return true;
         }
     }
@@ -221,15 +313,25 @@ pub fn forget_writer(writer: usize) {
     QUEUE.lock().forget(writer);
 }
 
-/// Whether a drain has made room that [`take_room_made`] has not taken yet.
+/// Whether writers refused room wait for a drain, or a drain made room for some that
+/// [`take_room_made`] has not taken yet: work for the scheduler.
 #[inline]
-pub fn room_made() -> bool {
-    ROOM_MADE.load(Ordering::Relaxed)
+pub fn writers_wait() -> bool {
+    drain_wanted() || ROOM_FOR.load(Ordering::Relaxed) != 0
 }
 
-/// Whether a drain made room for writers refused some since the last call.
-pub fn take_room_made() -> bool {
-    ROOM_MADE.load(Ordering::Relaxed) && ROOM_MADE.swap(false, Ordering::Acquire)
+/// Whether writers refused room, or lines of the hyp's own, wait for a drain.
+#[inline]
+pub fn drain_wanted() -> bool {
+    REFUSED.load(Ordering::Relaxed) || HYP_QUEUED.load(Ordering::Relaxed)
+}
+
+/// The writers (a bit each, `writer % MAX_WRITERS`) a drain made room for since the last call.
+pub fn take_room_made() -> u64 {
+    if ROOM_FOR.load(Ordering::Relaxed) == 0 {
+        return 0;
+    }
+    ROOM_FOR.swap(0, Ordering::Acquire)
 }
 
 /// Writes up to about `max_chars` UART characters of queued lines (whole lines: the last may
@@ -261,25 +363,46 @@ fn drain_to(
         let Some(line) = queue.pop(&mut record) else {
             break;
         };
+        if line.room_for != 0 {
+            // Under the queue's lock, as a refusal sets it: one refused after this pop is
+            // never cleared unseen.
+            REFUSED.store(false, Ordering::Relaxed);
+            ROOM_FOR.fetch_or(line.room_for, Ordering::Release);
+        }
+        if line.hyp && !queue.hyp_queued() {
+            HYP_QUEUED.store(false, Ordering::Relaxed);
+        }
         drop(queue);
-        if line.someone_waits {
-            ROOM_MADE.store(true, Ordering::Release);
-        }
-        if let Some(uart) = uart {
-            let held = terminal.get_or_insert_with(|| TERMINAL.try_lock());
-            let before = held.as_mut().map_or(Before::Nothing, |t| {
-                t.before_line(line.writer, line.prefix, line.text, &mut |b| {
-                    write_bytes(uart, b)
-                })
-            });
-            if before == Before::Hidden {
-                ECHO_DIRTY.store(true, Ordering::Release);
+        let cost = if line.hyp {
+            if let Some(uart) = uart {
+                let held = terminal.get_or_insert_with(|| TERMINAL.try_lock());
+                if held
+                    .as_mut()
+                    .is_some_and(|t| t.hide(&mut |b| write_bytes(uart, b)))
+                {
+                    ECHO_DIRTY.store(true, Ordering::Release);
+                }
+                write_raw(uart, line.text);
             }
-            if before != Before::Written {
-                write_line(uart, line.prefix, line.text);
+            line.text.len() + line.text.iter().filter(|&&b| b == b'\n').count()
+        } else {
+            if let Some(uart) = uart {
+                let held = terminal.get_or_insert_with(|| TERMINAL.try_lock());
+                let before = held.as_mut().map_or(Before::Nothing, |t| {
+                    t.before_line(line.writer, line.prefix, line.text, &mut |b| {
+                        write_bytes(uart, b)
+                    })
+                });
+                if before == Before::Hidden {
+                    ECHO_DIRTY.store(true, Ordering::Release);
+                }
+                if before != Before::Written {
+                    write_line(uart, line.prefix, line.text);
+                }
             }
-        }
-        left = left.saturating_sub(crate::vm::console::line_cost(line.prefix.len(), line.text));
+            crate::vm::console::line_cost(line.prefix.len(), line.text)
+        };
+        left = left.saturating_sub(cost);
         wrote = true;
     }
     wrote

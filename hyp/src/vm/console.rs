@@ -58,6 +58,15 @@ pub fn line_cost(prefix_len: usize, text: &[u8]) -> usize {
 /// A guest's backspace: it erases the last byte of its line (the shell's echo of an erase).
 pub const BACKSPACE: u8 = 0x08;
 
+#[cfg(target_os = "none")]
+use crate::arch::aarch64::cpu::load_le_u64;
+
+/// The 8 bytes as a little-endian word (the target's does it in one load).
+#[cfg(not(target_os = "none"))]
+fn load_le_u64(bytes: &[u8; 8]) -> u64 {
+    u64::from_le_bytes(*bytes)
+}
+
 /// Collects a VM's console bytes until a newline.
 pub struct LineBuffer {
     buf: [u8; LINE_MAX],
@@ -74,26 +83,51 @@ impl Default for LineBuffer {
 }
 
 /// The index of the first line end (`\n` or `\r`) or backspace in `bytes` from `from`, or its
-/// length: the console hot path, so 8 bytes a step while none of them is below 14 (a line end
-/// is 10 or 13, a backspace 8).
+/// length: the console hot path, so 8 bytes a step, the last step a word that overlaps the one
+/// before. A word's bytes below 14 (a line end is 10 or 13, a backspace 8) are all flagged by
+/// the borrow trick, with perhaps a few more above them (a borrow): each flagged byte is looked
+/// at, lowest first.
 fn line_end(bytes: &[u8], from: usize) -> usize {
     const ONES: u64 = u64::from_le_bytes([1; 8]);
+    let below_14 = |w: u64| w.wrapping_sub(ONES * 14) & !w & (ONES << 7);
+    // The first line end among the flagged bytes of the word at `at`.
+    let first_flagged = |at: usize, mut flags: u64| {
+        while flags != 0 {
+            let i = at + (flags.trailing_zeros() / 8) as usize;
+            if matches!(bytes.get(i), Some(&(b'\n' | b'\r' | BACKSPACE))) {
+                return Some(i);
+            }
+            flags &= flags - 1;
+        }
+        None
+    };
     let mut i = from;
-    while let Some(&word) = bytes.get(i..).and_then(|rest| rest.first_chunk::<8>()) {
-        let w = u64::from_le_bytes(word);
-        // The high bit of a byte below 14 (exact when none is: then no borrow crosses bytes).
-        if w.wrapping_sub(ONES * 14) & !w & (ONES << 7) != 0 {
-            break;
+    let Some(rest) = bytes.get(from..) else {
+        return bytes.len();
+    };
+    for word in rest.chunks_exact(8) {
+        let word = word.first_chunk::<8>().unwrap_or(&[0; 8]);
+        if let Some(end) = first_flagged(i, below_14(load_le_u64(word))) {
+            return end;
         }
         i += 8;
     }
-    while let Some(&b) = bytes.get(i) {
-        if b == b'\n' || b == b'\r' || b == BACKSPACE {
-            break;
-        }
-        i += 1;
+    if i >= bytes.len() {
+        return bytes.len();
     }
-    i
+    match bytes.last_chunk::<8>() {
+        Some(word) => {
+            // The last 8 bytes, those before `i` (looked at already) left out.
+            let at = bytes.len() - 8;
+            let seen = 8 * (i - at) as u32;
+            let flags = below_14(load_le_u64(word)) & (u64::MAX << seen);
+            first_flagged(at, flags).unwrap_or(bytes.len())
+        }
+        None => bytes[i..]
+            .iter()
+            .position(|&b| b == b'\n' || b == b'\r' || b == BACKSPACE)
+            .map_or(bytes.len(), |n| i + n),
+    }
 }
 
 impl LineBuffer {
@@ -180,8 +214,9 @@ impl LineBuffer {
 /// from a VM with the longest name. Every VM (a writer, by manifest index) is charged the
 /// records it has queued, and may hold at most a fair share: the queue divided among the
 /// writers that have lines queued or wait for room (never less than one whole record), so one
-/// VM cannot fill it for the others. The hyp's own lines are not queued: it drains the queue
-/// and writes them itself.
+/// VM cannot fill it for the others. The hyp's own lines go straight to the UART when nothing
+/// is queued, else behind the guests' lines, as records of raw text charged to nobody
+/// ([`push_hyp`](Self::push_hyp)), so that a log line never waits for the whole queue.
 pub struct LineQueue {
     ring: [u8; QUEUE_BYTES],
     head: usize,
@@ -190,8 +225,14 @@ pub struct LineQueue {
     used: [u16; MAX_WRITERS],
     /// Writers with bytes queued.
     queued: u64,
-    /// Writers refused since they last queued a line.
+    /// Writers refused since they last queued a line (for the shares).
     waiting: u64,
+    /// Writers refused since a pop last handed them out (for the wake-ups). Apart from
+    /// `waiting`: a VM is one writer for several vCPUs, and one vCPU's line queued must not
+    /// cancel the wake-up another vCPU of the VM, refused, waits for.
+    refused: u64,
+    /// The hyp's own records queued.
+    hyp_records: usize,
 }
 
 /// Bytes of the queue: 100 lines of 64 bytes, with the longest VM name each (9,800 bytes).
@@ -204,14 +245,22 @@ const HEADER: usize = 3;
 pub const PREFIX_MAX: usize = manifest::MAX_NAME_LEN;
 /// The largest record.
 pub const RECORD_MAX: usize = HEADER + PREFIX_MAX + LINE_MAX;
+/// The writer byte of the hyp's own records (no VM has it: MAX_WRITERS is below).
+const HYP: u8 = u8::MAX;
+/// The most text of the hyp's one record: a longer text takes several, queued together.
+const HYP_PIECE: usize = RECORD_MAX - HEADER;
+const _: () = assert!(MAX_WRITERS < HYP as usize && HYP_PIECE <= u8::MAX as usize);
 
 /// A line taken out of the queue, in the caller's record buffer.
 pub struct Popped<'a> {
     pub writer: usize,
     pub prefix: &'a [u8],
     pub text: &'a [u8],
-    /// Whether a writer was refused room and waits for some.
-    pub someone_waits: bool,
+    /// Whether it is the hyp's own text (raw, newlines in it, no prefix), not a VM's line.
+    pub hyp: bool,
+    /// The writers refused room since the last pop, a bit each: this one made some, they may
+    /// try again (each handed out once; one refused again is noted again).
+    pub room_for: u64,
 }
 
 impl Default for LineQueue {
@@ -229,6 +278,8 @@ impl LineQueue {
             used: [0; MAX_WRITERS],
             queued: 0,
             waiting: 0,
+            refused: 0,
+            hyp_records: 0,
         }
     }
 
@@ -249,16 +300,29 @@ impl LineQueue {
     /// Queues `writer`'s line `prefix: text` (each cut to its limit); false, the writer noted
     /// as waiting, if the queue or the writer's share has no room for it. A writer with
     /// nothing queued is refused only by a queue without room, so it gets in once the queue
-    /// has drained.
+    /// has drained. A refused writer is handed out by the next pop ([`Popped::room_for`]).
     pub fn push(&mut self, writer: usize, prefix: &[u8], text: &[u8]) -> bool {
+        self.push_within(writer, prefix, text, true)
+    }
+
+    /// [`push`](Self::push) for a writer that waits for the UART (it drains the queue itself
+    /// until its line fits): only the queue's room counts, not the writer's share, so that
+    /// the room one line needs is all it ever drains.
+    pub fn push_waiting(&mut self, writer: usize, prefix: &[u8], text: &[u8]) -> bool {
+        self.push_within(writer, prefix, text, false)
+    }
+
+    #[inline]
+    fn push_within(&mut self, writer: usize, prefix: &[u8], text: &[u8], fair: bool) -> bool {
         let writer = writer % MAX_WRITERS;
         let bit = 1u64 << writer;
         let prefix = &prefix[..prefix.len().min(PREFIX_MAX)];
         let text = &text[..text.len().min(LINE_MAX)];
         let size = HEADER + prefix.len() + text.len();
         let used = usize::from(self.used[writer]);
-        if size > QUEUE_BYTES - self.len || (used > 0 && used + size > self.share(writer)) {
+        if size > QUEUE_BYTES - self.len || (fair && used > 0 && used + size > self.share(writer)) {
             self.waiting |= bit;
+            self.refused |= bit;
             return false;
         }
         let header = [writer as u8, prefix.len() as u8, text.len() as u8];
@@ -282,14 +346,37 @@ impl LineQueue {
         true
     }
 
-    /// Whether no line waits.
+    /// Queues the hyp's own `text` (formatted log lines, their newlines in them) after every
+    /// line queued before, whole: in one record or several back to back; false, nothing
+    /// queued, if the queue has no room for all of it.
+    pub fn push_hyp(&mut self, text: &[u8]) -> bool {
+        let pieces = text.len().div_ceil(HYP_PIECE);
+        if text.len() + pieces * HEADER > QUEUE_BYTES - self.len {
+            return false;
+        }
+        for piece in text.chunks(HYP_PIECE) {
+            self.put(&[HYP, 0, piece.len() as u8]);
+            self.put(piece);
+        }
+        self.hyp_records += pieces;
+        true
+    }
+
+    /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
+    /// Whether some of the hyp's own text is queued.
+    pub fn hyp_queued(&self) -> bool {
+        self.hyp_records > 0
+    }
+
     /// Forgets that `writer` waits for room (it has ended).
     pub fn forget(&mut self, writer: usize) {
-        self.waiting &= !(1u64 << (writer % MAX_WRITERS));
+        let bit = 1u64 << (writer % MAX_WRITERS);
+        self.waiting &= !bit;
+        self.refused &= !bit;
     }
 
     fn put(&mut self, bytes: &[u8]) {
@@ -319,22 +406,28 @@ impl LineQueue {
         let [writer, prefix_len, text_len] = header.map(usize::from);
         let size = prefix_len + text_len;
         self.take(&mut record[..size]);
-        self.used[writer] -= (HEADER + size) as u16;
-        if self.used[writer] == 0 {
-            self.queued &= !(1u64 << writer);
+        let hyp = writer == usize::from(HYP);
+        if hyp {
+            self.hyp_records -= 1;
+        } else {
+            self.used[writer] -= (HEADER + size) as u16;
+            if self.used[writer] == 0 {
+                self.queued &= !(1u64 << writer);
+            }
         }
         let (prefix, rest) = record.split_at(prefix_len);
         Some(Popped {
             writer,
             prefix,
             text: &rest[..text_len],
-            someone_waits: self.waiting != 0,
+            hyp,
+            room_for: core::mem::take(&mut self.refused),
         })
     }
 }
 
 #[cfg(target_os = "none")]
-pub use target::{block_writer, flush, output, reading, wake_writers};
+pub use target::{block_writer, flush, output, output_waiting, reading, wake_writers};
 
 /// The VM side of the queue: lines in, writers descheduled and woken.
 #[cfg(target_os = "none")]
@@ -344,15 +437,14 @@ mod target {
     use crate::vm::Vm;
     use crate::vm::build::RunState;
 
-    /// Queues `bytes` as VM `writer`'s lines, prefixed with its `name`; how many it took. A
-    /// line that does not fit waits for the UART: the queue is drained until it does, as an
-    /// emulated UART's writer waits (descheduling a PV writer instead, [`block_writer`], lost
-    /// wake-ups under the per-VM scheduler: issue 13 note).
+    /// Queues `bytes` as VM `writer`'s lines, prefixed with its `name`; how many it took,
+    /// stopping before a line the queue has no room for now (0: the caller is descheduled
+    /// until a drain makes room, [`block_writer`]). The PV console's writers.
     #[inline]
     pub fn output(lines: &mut LineBuffer, writer: usize, name: &str, bytes: &[u8]) -> usize {
         let mut completed = false;
         let taken = lines.push(bytes, |line| {
-            let queued = console::queue_line(writer, name, line, true);
+            let queued = console::queue_line(writer, name, line, false);
             completed |= queued;
             queued
         });
@@ -373,6 +465,13 @@ mod target {
         }
     }
 
+    /// [`output`] for a writer that waits for the UART, as an emulated UART's does: a line
+    /// that does not fit waits while the queue drains (about one line's room), so it takes
+    /// every byte.
+    pub fn output_waiting(lines: &mut LineBuffer, writer: usize, name: &str, bytes: &[u8]) {
+        lines.push(bytes, |line| console::queue_line(writer, name, line, true));
+    }
+
     /// Queues a partial last line when the VM ends (waiting for room if it must), and forgets
     /// the writer.
     pub fn flush(lines: &mut LineBuffer, writer: usize, name: &str) {
@@ -387,7 +486,8 @@ mod target {
     }
 
     /// Deschedules vCPU `v`, whose console call found no room: it waits, and issues its call
-    /// again (the `HVC` re-executed) once a drain has made room ([`wake_writers`]).
+    /// again (the `HVC` re-executed) once a drain has made room ([`wake_writers`]). Under the
+    /// VM's lock, as the refusal was: the waker takes that lock, so it sees this.
     pub fn block_writer(vm: &mut Vm, v: usize) {
         let vcpu = &mut vm.vcpus[v];
         vcpu.regs.repeat_instruction();
@@ -624,6 +724,132 @@ mod tests {
     }
 
     #[test]
+    fn one_vcpus_line_queued_does_not_cancel_the_wake_up_another_waits_for() {
+        let mut q = LineQueue::new();
+        // VM 0 fills the queue but for 48 bytes.
+        for _ in 0..QUEUE_BYTES / (HEADER + 1 + LINE_MAX) {
+            assert!(q.push(0, b"a", &[b'x'; LINE_MAX]));
+        }
+        // Its vCPU 1's long line is refused (and descheduled); its vCPU 2's short one fits.
+        assert!(!q.push(0, b"a", &[b'y'; LINE_MAX]));
+        assert!(q.push(0, b"a", b"short"));
+        let mut record = [0u8; RECORD_MAX];
+        let first = q.pop(&mut record).unwrap().room_for;
+        assert_eq!(first, 1, "the pop makes room for VM 0's refused vCPU");
+        assert_eq!(q.pop(&mut record).unwrap().room_for, 0, "handed out once");
+        // Refused again, noted again.
+        while q.push(0, b"a", &[b'z'; LINE_MAX]) {}
+        assert_eq!(q.pop(&mut record).unwrap().room_for, 1);
+        // An ended writer is not handed out.
+        while q.push(5, b"b", &[b'z'; LINE_MAX]) {}
+        q.forget(5);
+        assert_eq!(q.pop(&mut record).unwrap().room_for, 0);
+    }
+
+    /// The scheduler's side as a model: vCPUs of several VMs write lines; one refused room is
+    /// descheduled until a pop hands out its VM; drains pop records in between. However the
+    /// steps interleave, no vCPU is left descheduled once the queue is empty (a lost wake-up),
+    /// and every line comes out once, in each vCPU's order.
+    #[test]
+    fn no_refused_writer_is_left_waiting_whatever_the_interleaving() {
+        const VMS: usize = 3;
+        const VCPUS: usize = 3;
+        const LINES: usize = 300;
+        for seed in 0..40u64 {
+            let mut rng = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            let mut next = |n: u64| {
+                rng = rng
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (rng >> 33) % n
+            };
+            let mut q = LineQueue::new();
+            let mut record = [0u8; RECORD_MAX];
+            let mut sent = [[0usize; VCPUS]; VMS];
+            let mut blocked = [0u8; VMS];
+            let mut got = [[0usize; VCPUS]; VMS];
+            loop {
+                let left = (0..VMS * VCPUS)
+                    .filter(|&i| {
+                        sent[i / VCPUS][i % VCPUS] < LINES
+                            && blocked[i / VCPUS] & (1 << (i % VCPUS)) == 0
+                    })
+                    .count();
+                if left > 0 && next(3) != 0 {
+                    let i = next((VMS * VCPUS) as u64) as usize;
+                    let (vm, v) = (i / VCPUS, i % VCPUS);
+                    if sent[vm][v] == LINES || blocked[vm] & (1 << v) != 0 {
+                        continue;
+                    }
+                    // Lines of many lengths, so a short one fits where a long one did not.
+                    let mut text = std::vec![b'.'; (next(4) * 65) as usize];
+                    let at = sent[vm][v];
+                    text.extend_from_slice(&[vm as u8, v as u8, at as u8, (at >> 8) as u8]);
+                    if q.push(vm, b"vm", &text) {
+                        sent[vm][v] += 1;
+                    } else {
+                        blocked[vm] |= 1 << v;
+                    }
+                } else if let Some(line) = q.pop(&mut record) {
+                    let [vm, v, lo, hi] = line.text[line.text.len() - 4..] else {
+                        unreachable!()
+                    };
+                    let (vm, v) = (usize::from(vm), usize::from(v));
+                    assert_eq!(got[vm][v], usize::from(lo) | usize::from(hi) << 8);
+                    got[vm][v] += 1;
+                    // The woken vCPUs issue their calls again.
+                    for (w, b) in blocked.iter_mut().enumerate() {
+                        if line.room_for & (1 << w) != 0 {
+                            *b = 0;
+                        }
+                    }
+                } else if left == 0 {
+                    break;
+                }
+            }
+            assert_eq!(
+                blocked, [0; VMS],
+                "seed {seed}: descheduled with nobody to wake them"
+            );
+            assert_eq!(got, [[LINES; VCPUS]; VMS], "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn the_hyps_text_comes_out_whole_in_order_and_charged_to_nobody() {
+        let mut q = LineQueue::new();
+        assert!(q.push(1, b"vm", b"before"));
+        let long: Vec<u8> = (0..HYP_PIECE * 2 + 7)
+            .map(|i| b'a' + (i % 26) as u8)
+            .collect();
+        assert!(q.push_hyp(&long));
+        assert!(q.push(1, b"vm", b"after"));
+        assert!(q.hyp_queued());
+        let mut record = [0u8; RECORD_MAX];
+        let mut hyp_text = Vec::new();
+        let mut lines = Vec::new();
+        while let Some(p) = q.pop(&mut record) {
+            if p.hyp {
+                assert!(
+                    lines.len() == 1,
+                    "after the line before it, before the one after"
+                );
+                hyp_text.extend_from_slice(p.text);
+            } else {
+                lines.push(p.text.to_vec());
+            }
+        }
+        assert_eq!(hyp_text, long);
+        assert_eq!(lines, [&b"before"[..], b"after"]);
+        assert!(!q.hyp_queued() && q.is_empty() && q.used_by(1) == 0);
+        // All of it or nothing.
+        while q.push(2, b"vm", &[b'x'; LINE_MAX]) {}
+        assert!(!q.push_hyp(&long));
+        assert!(!q.hyp_queued());
+        assert_eq!(q.share(3), QUEUE_BYTES / 2, "the hyp is no writer");
+    }
+
+    #[test]
     fn line_ends_are_found_wherever_they_are() {
         for len in 0..40 {
             for at in 0..=len {
@@ -636,6 +862,10 @@ mod tests {
                     }
                     for from in 0..=at {
                         assert_eq!(line_end(&bytes, from), at, "{bytes:?} from {from}");
+                        // Line ends before `from` are not looked at.
+                        let mut ended = bytes.clone();
+                        ended[..from].fill(b'\n');
+                        assert_eq!(line_end(&ended, from), at, "{ended:?} from {from}");
                     }
                 }
             }

@@ -13,7 +13,6 @@ use crate::dev::gic;
 use crate::hypercall::{self, Action, KillReason};
 use crate::vdev::pl011::{PL011_IPA, PL011_SIZE};
 use core::sync::atomic::{AtomicU32, Ordering};
-use hypercall_abi::Regs;
 use manifest::FaultPolicy;
 
 /// What guests read from the ID registers: every VM is a PV guest today (a Linux VM kind picks
@@ -230,25 +229,14 @@ fn handle_sync(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
         }
         Class::Hvc64 => {
             vm.stats.count(ExitKind::Hypercall);
-            // Register by register: the compiler pairs these loads and stores, where a slice
-            // copy becomes a call to a byte loop (the hot path of every hypercall).
-            let Some(vcpu) = vm.vcpus.get(v) else {
+            if v >= vm.vcpus.len() {
                 return Action::Kill(KillReason::NoVcpu(v));
-            };
-            let saved = &vcpu.regs.x;
-            let mut regs: Regs = core::array::from_fn(|i| saved[i]);
-            let action = hypercall::dispatch(
-                &mut Caller {
-                    vm: &mut *vm,
-                    vcpu: v,
-                },
-                &mut regs,
-            );
-            if let Some(vcpu) = vm.vcpus.get_mut(v) {
-                for (saved, answer) in vcpu.regs.x.iter_mut().zip(regs) {
-                    *saved = answer;
-                }
             }
+            // Decoded and answered in the vCPU's saved registers (Caller::regs), no copy.
+            let action = hypercall::dispatch(&mut Caller {
+                vm: &mut *vm,
+                vcpu: v,
+            });
             #[cfg(debug_assertions)]
             check_frame_accounting(vm);
             action
