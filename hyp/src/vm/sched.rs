@@ -173,12 +173,11 @@ struct RunQueue {
     len: usize,
 }
 
-/// A queued vCPU, with the CPUs that may run it (its slot's `cpus`, copied: a look at the
-/// queue reads no slot).
+/// A queued vCPU, with its slot (found once, when it is queued).
 #[derive(Clone, Copy)]
 struct Queued {
+    slot: &'static VmSlot,
     unit: (VmIndex, VcpuIndex),
-    cpus: usize,
 }
 
 const QUEUE_LEN: usize = MAX_VMS * MAX_VCPUS;
@@ -198,7 +197,9 @@ impl RunQueue {
 
     /// The place (0: the oldest) of the oldest vCPU `cpu` may run.
     fn position_for(&self, cpu: usize) -> Option<usize> {
-        (0..self.len).find(|&i| self.entries[self.at(i)].cpus & (1 << cpu) != 0)
+        (0..self.len).find(|&i| {
+            self.entries[self.at(i)].slot.cpus.load(Ordering::Relaxed) & (1 << cpu) != 0
+        })
     }
 
     /// The oldest vCPU `cpu` may run, left queued.
@@ -207,16 +208,16 @@ impl RunQueue {
     }
 
     /// Takes the oldest vCPU `cpu` may run; the older entries it passed move up one.
-    fn pop_for(&mut self, cpu: usize) -> Option<(VmIndex, VcpuIndex)> {
+    fn pop_for(&mut self, cpu: usize) -> Option<Queued> {
         let found = self.position_for(cpu)?;
-        let unit = self.entries[self.at(found)].unit;
+        let entry = self.entries[self.at(found)];
         for i in (1..=found).rev() {
             self.entries[self.at(i)] = self.entries[self.at(i - 1)];
         }
         self.head = self.at(1);
         self.len -= 1;
-        vcpu(unit.0, unit.1).queued.store(false, Ordering::SeqCst);
-        Some(unit)
+        entry.slot.vcpu(entry.unit.1).queued.store(false, Ordering::SeqCst);
+        Some(entry)
     }
 }
 
@@ -224,8 +225,8 @@ static RUN_QUEUE: Ordered<RunQueue> = Ordered::new(
     Level::RunQueue,
     RunQueue {
         entries: [Queued {
+            slot: &NO_SLOT,
             unit: (VmIndex::new(0), VcpuIndex::new(0)),
-            cpus: 0,
         }; QUEUE_LEN],
         head: 0,
         len: 0,
@@ -252,14 +253,19 @@ static FOCUS: AtomicUsize = AtomicUsize::new(0);
 /// Queues vCPU `v` of VM `index`, runnable and on no CPU, and kicks an idle CPU that may run
 /// it. Called under the VM's lock.
 pub fn make_runnable(index: VmIndex, v: VcpuIndex) {
-    let shared = vcpu(index, v);
+    queue(slot(index), index, v);
+}
+
+/// [`make_runnable`], the VM's slot found.
+fn queue(slot: &'static VmSlot, index: VmIndex, v: VcpuIndex) {
+    let shared = slot.vcpu(v);
     if shared.on_cpu().is_some() || shared.queued.swap(true, Ordering::SeqCst) {
         return;
     }
-    let cpus = slot(index).cpus.load(Ordering::Relaxed);
+    let cpus = slot.cpus.load(Ordering::Relaxed);
     RUN_QUEUE.lock().push(Queued {
+        slot,
         unit: (index, v),
-        cpus,
     });
     // Against `idle`: it marks itself idle, then looks at the queue.
     core::sync::atomic::fence(Ordering::SeqCst);
@@ -272,13 +278,13 @@ pub fn make_runnable(index: VmIndex, v: VcpuIndex) {
 
 /// Points this CPU at vCPU `v` of VM `index`: its EL1, timer and FP/SIMD state, its VM's
 /// stage 2, and the register block vectors.S restores from.
-fn load(vm: &mut Vm, index: VmIndex, v: VcpuIndex) {
+fn load(vm: &mut Vm, slot: &VmSlot, index: VmIndex, v: VcpuIndex) {
     let vttbr = vm.vttbr();
     if !vm.has_run && vm.spec.cpus.is_some() {
         vm.has_run = true;
         log::info!("VM {}: first runs on CPU {}", vm.name, percpu::index());
     }
-    let shared = vcpu(index, v);
+    let shared = slot.vcpu(v);
     shared.on_cpu.store(percpu::index(), Ordering::SeqCst);
     // What it is loaded with is current: older requests are met.
     shared.requests.store(0, Ordering::SeqCst);
@@ -294,8 +300,8 @@ fn load(vm: &mut Vm, index: VmIndex, v: VcpuIndex) {
 
 /// Takes vCPU `v` off this CPU; `keep` says whether its state is worth saving (not when its
 /// VM stops or the vCPU is off).
-fn unload(vm: &mut Vm, index: VmIndex, v: VcpuIndex, keep: bool) {
-    let shared = vcpu(index, v);
+fn unload(vm: &mut Vm, slot: &VmSlot, v: VcpuIndex, keep: bool) {
+    let shared = slot.vcpu(v);
     if let Some(vcpu) = vm.vcpus.get_mut(v.get()) {
         let mut deadline = NO_DEADLINE;
         if keep {
@@ -337,6 +343,7 @@ pub fn give_up(mut guard: VmLocked, v: VcpuIndex, how: GiveUp) {
         return pick();
     };
     let index = vm.index;
+    let slot = slot(index);
     let me = percpu::index();
     match how {
         GiveUp::Yield => {
@@ -350,20 +357,20 @@ pub fn give_up(mut guard: VmLocked, v: VcpuIndex, how: GiveUp) {
                 timer::arm_slice();
                 return;
             }
-            unload(vm, index, v, true);
+            unload(vm, slot, v, true);
             if runnable {
-                make_runnable(index, v);
+                queue(slot, index, v);
             }
         }
         GiveUp::Leave => {
             let keep = vm.vcpus[v.get()].run != RunState::Off;
-            unload(vm, index, v, keep);
+            unload(vm, slot, v, keep);
             if vm.vcpus[v.get()].run == RunState::Runnable && vm.is_alive() {
-                make_runnable(index, v);
+                queue(slot, index, v);
             }
         }
         GiveUp::Stop => {
-            unload(vm, index, v, false);
+            unload(vm, slot, v, false);
             stop_if_left(vm);
         }
     }
@@ -464,17 +471,21 @@ fn pick() {
         poll_timers();
         poll_console();
         let next = RUN_QUEUE.lock().pop_for(me);
-        if let Some((index, v)) = next {
-            let mut guard = slot(index).lock();
+        if let Some(Queued {
+            slot,
+            unit: (index, v),
+        }) = next
+        {
+            let mut guard = slot.lock();
             if let Some(vm) = guard.as_mut() {
                 let ready = vm.is_alive()
                     && vm
                         .vcpus
                         .get(v.get())
                         .is_some_and(|c| c.run == RunState::Runnable)
-                    && vcpu(index, v).on_cpu().is_none();
+                    && slot.vcpu(v).on_cpu().is_none();
                 if ready {
-                    load(vm, index, v);
+                    load(vm, slot, index, v);
                     timer::arm_slice();
                     return;
                 }
