@@ -35,6 +35,20 @@ impl GuestRegs {
         call
     }
 
+    /// A copy of x0..x17 (SMCCC 1.2), a call as it was made; [`GuestRegs::set_call_regs`]
+    /// writes its answer back.
+    #[inline(always)]
+    pub fn copy_call_regs(&self) -> hypercall_abi::Regs {
+        *self.x.first_chunk().expect("31 registers hold 18")
+    }
+
+    /// Writes x0..x17 from `regs` (a call's answer). A slice copy: memcpy, where an element
+    /// loop or an array assignment becomes memmove, twice as long.
+    #[inline(always)]
+    pub fn set_call_regs(&mut self, regs: &hypercall_abi::Regs) {
+        self.x[..regs.len()].copy_from_slice(regs);
+    }
+
     /// Counts one hypercall answered without a lock.
     #[inline(always)]
     pub fn count_unlocked_call(&mut self) {
