@@ -293,7 +293,7 @@ fn load(vm: &mut Vm, slot: &VmSlot, index: VmIndex, v: VcpuIndex) {
     let vcpu = &mut vm.vcpus[v.get()];
     cpu::set_hcr(vcpu.hcr);
     vcpu.el1.restore();
-    vcpu.fp.restore();
+    percpu::load_fp(&mut vcpu.fp);
     stage2::load(vttbr);
     percpu::set_current(Some((index, v)), &mut vcpu.regs);
 }
@@ -306,7 +306,6 @@ fn unload(vm: &mut Vm, slot: &VmSlot, v: VcpuIndex, keep: bool) {
         let mut deadline = NO_DEADLINE;
         if keep {
             vcpu.el1.save();
-            vcpu.fp.save();
             let el1 = &vcpu.el1;
             if vcpu.run != RunState::Off && timer::is_armed(el1.cntv_ctl) {
                 deadline = el1.cntv_cval.wrapping_add(el1.cntvoff);
@@ -320,6 +319,7 @@ fn unload(vm: &mut Vm, slot: &VmSlot, v: VcpuIndex, keep: bool) {
     // Its timer must not fire while another vCPU (or nobody) is on the CPU; poll_timers
     // watches its deadline instead.
     cpu::set_cntv_ctl(0);
+    percpu::unload_fp(keep);
     percpu::set_current(None, core::ptr::null_mut());
     shared.on_cpu.store(NO_CPU, Ordering::SeqCst);
     LOADED.fetch_sub(1, Ordering::SeqCst);

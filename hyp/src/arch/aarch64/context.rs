@@ -227,19 +227,92 @@ impl El1State {
     }
 }
 
+/// CPTR_EL2.TFP: FP/SIMD instructions at EL2 and below trap to EL2.
 #[cfg(target_os = "none")]
-impl FpSimd {
-    /// Saves the live FP/SIMD registers into `self`.
-    pub fn save(&mut self) {
-        // SAFETY: fpsimd_save writes exactly size_of::<FpSimd>() bytes to a valid, aligned block;
-        // CPTR_EL2.TFP is clear, so the accesses do not trap.
-        unsafe { fpsimd_save(self) }
+const CPTR_EL2_TFP: u64 = 1 << 10;
+
+/// A CPU's FP/SIMD registers, switched lazily: a vCPU is loaded with FP/SIMD trapped
+/// (CPTR_EL2.TFP) and gets its registers at its first FP/SIMD instruction
+/// ([`LazyFp::first_use`]); only then are they saved when it leaves. A vCPU that does not touch
+/// them while loaded (most exits of a PV guest) costs no save and no restore, and its saved
+/// block stays what it was; the registers it cannot read meanwhile are the last user's. The
+/// hyp itself is built soft-float and never uses them. Only its own CPU touches it (PerCpu).
+#[derive(Debug)]
+pub struct LazyFp {
+    /// The saved registers of the vCPU loaded on this CPU (null: none loaded).
+    block: *mut FpSimd,
+    /// Whether they are in the registers now (the vCPU used FP/SIMD since it was loaded).
+    live: bool,
+    /// Whether CPTR_EL2.TFP is set.
+    trapping: bool,
+}
+
+impl LazyFp {
+    /// No vCPU loaded; FP/SIMD not trapped (what `cpu::init_el2` leaves).
+    pub const fn new() -> Self {
+        Self {
+            block: core::ptr::null_mut(),
+            live: false,
+            trapping: false,
+        }
+    }
+}
+
+impl Default for LazyFp {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(target_os = "none")]
+impl LazyFp {
+    /// Sets TFP to `on` unless it is already so; an ISB only when it is cleared for the hyp's
+    /// own FP/SIMD instructions next (a guest entry synchronizes by itself).
+    fn set_trapping(&mut self, on: bool) {
+        if self.trapping == on {
+            return;
+        }
+        self.trapping = on;
+        let cptr: u64;
+        // SAFETY: reads CPTR_EL2, no side effect.
+        unsafe { asm!("mrs {}, cptr_el2", out(reg) cptr, options(nomem, nostack)) };
+        let cptr = if on { cptr | CPTR_EL2_TFP } else { cptr & !CPTR_EL2_TFP };
+        // SAFETY: TFP only decides whether FP/SIMD instructions trap to EL2; the hyp executes
+        // none but fpsimd.S's, which run only while it is clear (after the ISB below).
+        unsafe { asm!("msr cptr_el2, {}", "isb", in(reg) cptr, options(nomem, nostack)) };
     }
 
-    /// Loads `self` into the FP/SIMD registers.
-    pub fn restore(&self) {
-        // SAFETY: as for save; the hyp itself never uses these registers (soft-float build).
-        unsafe { fpsimd_restore(self) }
+    /// A vCPU whose saved FP/SIMD registers are `block` is loaded: they stay where they are
+    /// until it uses them. `block` must stay valid until [`LazyFp::unload`].
+    pub fn load(&mut self, block: *mut FpSimd) {
+        self.block = block;
+        self.live = false;
+        self.set_trapping(true);
+    }
+
+    /// The loaded vCPU executed an FP/SIMD instruction (a TFP trap): its registers go in and
+    /// the trap off. False (nothing done) if no vCPU is loaded or its registers already are.
+    pub fn first_use(&mut self) -> bool {
+        if self.block.is_null() || self.live {
+            return false;
+        }
+        self.set_trapping(false);
+        // SAFETY: `block` is the loaded vCPU's (`load`), valid until `unload`, aligned, and
+        // touched by no other code meanwhile; TFP is clear (ISB done), so the loads do not trap.
+        unsafe { fpsimd_restore(self.block) };
+        self.live = true;
+        true
+    }
+
+    /// The loaded vCPU leaves: its registers are saved into its block if it used them and
+    /// `keep` (its state is worth keeping).
+    pub fn unload(&mut self, keep: bool) {
+        if self.live && keep {
+            // SAFETY: as in `first_use`; TFP is clear while the registers are live.
+            unsafe { fpsimd_save(self.block) };
+        }
+        self.block = core::ptr::null_mut();
+        self.live = false;
     }
 }
 
