@@ -197,14 +197,14 @@ impl RunQueue {
 
     /// The place (0: the oldest) of the oldest vCPU `cpu` may run.
     fn position_for(&self, cpu: usize) -> Option<usize> {
-        (0..self.len).find(|&i| {
-            self.entries[self.at(i)].slot.cpus.load(Ordering::Relaxed) & (1 << cpu) != 0
-        })
+        (0..self.len)
+            .find(|&i| self.entries[self.at(i)].slot.cpus.load(Ordering::Relaxed) & (1 << cpu) != 0)
     }
 
     /// The oldest vCPU `cpu` may run, left queued.
     fn first_for(&self, cpu: usize) -> Option<(VmIndex, VcpuIndex)> {
-        self.position_for(cpu).map(|i| self.entries[self.at(i)].unit)
+        self.position_for(cpu)
+            .map(|i| self.entries[self.at(i)].unit)
     }
 
     /// Takes the oldest vCPU `cpu` may run; the older entries it passed move up one.
@@ -216,7 +216,11 @@ impl RunQueue {
         }
         self.head = self.at(1);
         self.len -= 1;
-        entry.slot.vcpu(entry.unit.1).queued.store(false, Ordering::SeqCst);
+        entry
+            .slot
+            .vcpu(entry.unit.1)
+            .queued
+            .store(false, Ordering::SeqCst);
         Some(entry)
     }
 }
