@@ -51,6 +51,9 @@ pub struct Events {
     unpublished_cleared: [u64; WORDS],
     /// The `masked` words changed since the page last saw them, one bit each.
     unpublished_masks: u8,
+    /// The words with anything unpublished (a raise, a clear or a mask), one bit each: a sync
+    /// visits only those.
+    unpublished_words: u8,
     /// The guest acknowledges in the page (EVENT_SHARED_ACK).
     acks_shared: bool,
 }
@@ -71,6 +74,7 @@ impl Events {
             unpublished_raised: [0; WORDS],
             unpublished_cleared: [0; WORDS],
             unpublished_masks: 0,
+            unpublished_words: 0,
             acks_shared: false,
         }
     }
@@ -135,6 +139,7 @@ impl Events {
         self.pending[w] |= b;
         self.unpublished_raised[w] |= b;
         self.unpublished_cleared[w] &= !b;
+        self.unpublished_words |= 1 << w;
         self.route[event as usize] = vcpu;
         Ok(())
     }
@@ -145,6 +150,7 @@ impl Events {
         self.pending[w] &= !b;
         self.unpublished_cleared[w] |= b;
         self.unpublished_raised[w] &= !b;
+        self.unpublished_words |= 1 << w;
         Ok(())
     }
 
@@ -157,6 +163,7 @@ impl Events {
             self.masked[w] &= !b
         }
         self.unpublished_masks |= 1 << w;
+        self.unpublished_words |= 1 << w;
         Ok(())
     }
 
@@ -165,12 +172,7 @@ impl Events {
     /// the virtual IRQs are recomputed. Nothing to do, and no walk, for a guest that does not
     /// share acknowledgements when nothing changed.
     pub fn sync(&mut self, memory: &GuestMemory<Cpu>) {
-        // A fold, not `!= [0; WORDS]`: array comparison becomes a call to a byte loop here.
-        let changed = (self.unpublished_raised.iter())
-            .chain(&self.unpublished_cleared)
-            .fold(u64::from(self.unpublished_masks), |any, &w| any | w);
-        let unpublished = changed != 0;
-        if !(unpublished || self.acks_shared) {
+        if self.unpublished_words == 0 && !self.acks_shared {
             return;
         }
         // The page is pinned for the VM's life (the guest can neither unmap nor move it).
@@ -182,20 +184,24 @@ impl Events {
     /// [`Events::sync`] on the page's words.
     pub fn sync_words(&mut self, words: &PageWords) {
         let (pending, masked) = words.split_at(WORDS);
-        for w in 0..WORDS {
+        let mut dirty = self.unpublished_words;
+        while dirty != 0 {
+            let w = dirty.trailing_zeros() as usize % WORDS;
+            dirty &= dirty - 1;
             // Set and clear, never store: the guest may clear other bits of the word meanwhile.
-            if self.unpublished_raised[w] != 0 {
-                pending[w].fetch_or(self.unpublished_raised[w], Ordering::SeqCst);
+            let raised = core::mem::take(&mut self.unpublished_raised[w]);
+            if raised != 0 {
+                pending[w].fetch_or(raised, Ordering::SeqCst);
             }
-            if self.unpublished_cleared[w] != 0 {
-                pending[w].fetch_and(!self.unpublished_cleared[w], Ordering::SeqCst);
+            let cleared = core::mem::take(&mut self.unpublished_cleared[w]);
+            if cleared != 0 {
+                pending[w].fetch_and(!cleared, Ordering::SeqCst);
             }
             if self.unpublished_masks & 1 << w != 0 {
                 masked[w].store(self.masked[w], Ordering::SeqCst);
             }
         }
-        self.unpublished_raised = [0; WORDS];
-        self.unpublished_cleared = [0; WORDS];
+        self.unpublished_words = 0;
         self.unpublished_masks = 0;
         if self.acks_shared {
             self.take_acks(pending);
@@ -207,12 +213,13 @@ impl Events {
     /// (one atomic clear of just those: its concurrent clears stand). No hyp raise runs
     /// meanwhile: the caller holds the VM (`&mut self`).
     fn take_acks(&mut self, pending: &[AtomicU64]) {
-        for (word, shared) in self.pending.iter_mut().zip(pending) {
-            let seen = shared.load(Ordering::SeqCst);
-            *word &= seen;
-            let forged = seen & !*word;
+        for w in 0..WORDS {
+            let seen = pending[w].load(Ordering::SeqCst);
+            let kept = self.pending[w] & seen;
+            self.pending[w] = kept;
+            let forged = seen & !kept;
             if forged != 0 {
-                shared.fetch_and(!forged, Ordering::SeqCst);
+                pending[w].fetch_and(!forged, Ordering::SeqCst);
             }
         }
     }
@@ -229,21 +236,17 @@ impl Events {
     /// Whether vCPU `vcpu`'s virtual IRQ should be raised: an event routed to it is pending
     /// and not masked.
     pub fn deliverable_to(&self, vcpu: u8) -> bool {
-        self.pending
-            .iter()
-            .zip(&self.masked)
-            .enumerate()
-            .any(|(w, (p, m))| {
-                let mut bits = p & !m;
-                while bits != 0 {
-                    let event = w * 64 + bits.trailing_zeros() as usize;
-                    if self.route[event] == vcpu {
-                        return true;
-                    }
-                    bits &= bits - 1;
+        for w in 0..WORDS {
+            let mut bits = self.pending[w] & !self.masked[w];
+            while bits != 0 {
+                let event = w * 64 + bits.trailing_zeros() as usize;
+                if self.route[event % EVENT_COUNT as usize] == vcpu {
+                    return true;
                 }
-                false
-            })
+                bits &= bits - 1;
+            }
+        }
+        false
     }
 
     /// The guest-visible page.
