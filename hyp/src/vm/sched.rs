@@ -241,8 +241,6 @@ static RUN_QUEUE: Ordered<RunQueue> = Ordered::new(
 static IDLE_CPUS: AtomicUsize = AtomicUsize::new(0);
 /// VMs alive (running or stopping to restart).
 static ALIVE: AtomicUsize = AtomicUsize::new(0);
-/// vCPUs loaded on a CPU.
-static LOADED: AtomicUsize = AtomicUsize::new(0);
 /// Set once CPU 0 has filled the slots: the secondaries wait for it.
 static STARTED: AtomicBool = AtomicBool::new(false);
 /// Set by the CPU that ends the run.
@@ -266,15 +264,19 @@ fn queue(slot: &'static VmSlot, index: VmIndex, v: VcpuIndex) {
     if shared.on_cpu().is_some() || shared.queued.swap(true, Ordering::SeqCst) {
         return;
     }
-    let cpus = slot.cpus.load(Ordering::Relaxed);
     RUN_QUEUE.lock().push(Queued {
         slot,
         unit: (index, v),
     });
+    kick_idle(slot);
+}
+
+/// After a vCPU of `slot` was queued: kicks an idle CPU (not this one) that may run it.
+fn kick_idle(slot: &VmSlot) {
     // Against `idle`: it marks itself idle, then looks at the queue.
     core::sync::atomic::fence(Ordering::SeqCst);
     let me = percpu::index();
-    let idle = IDLE_CPUS.load(Ordering::SeqCst) & cpus & !(1 << me);
+    let idle = IDLE_CPUS.load(Ordering::SeqCst) & slot.cpus.load(Ordering::Relaxed) & !(1 << me);
     if idle != 0 {
         gic::kick(idle.trailing_zeros() as usize);
     }
@@ -293,7 +295,6 @@ fn load(vm: &mut Vm, slot: &VmSlot, index: VmIndex, v: VcpuIndex) {
     // What it is loaded with is current: older requests are met.
     shared.requests.store(0, Ordering::SeqCst);
     shared.timer_deadline.store(NO_DEADLINE, Ordering::Relaxed);
-    LOADED.fetch_add(1, Ordering::SeqCst);
     let vcpu = &mut vm.vcpus[v.get()];
     cpu::set_hcr(vcpu.hcr);
     vcpu.el1.restore();
@@ -326,7 +327,6 @@ fn unload(vm: &mut Vm, slot: &VmSlot, v: VcpuIndex, keep: bool) {
     percpu::unload_fp(keep);
     percpu::set_current(None, core::ptr::null_mut());
     shared.on_cpu.store(NO_CPU, Ordering::SeqCst);
-    LOADED.fetch_sub(1, Ordering::SeqCst);
 }
 
 /// What the vCPU of an exit does with this CPU.
@@ -350,17 +350,43 @@ pub fn give_up(mut guard: VmLocked, v: VcpuIndex, how: GiveUp) {
     let slot = slot(index);
     let me = percpu::index();
     match how {
-        GiveUp::Yield => {
-            let runnable = vm.vcpus[v.get()].run == RunState::Runnable;
-            // Work of other VMs (disk completions, console writers to wake) is done by `pick`,
-            // with no VM's lock held: with some, the vCPU goes round the queue, else a vCPU
-            // that only yields would keep it waiting for good.
-            if runnable && !deferred_work() && RUN_QUEUE.lock().position_for(me).is_none() {
+        // Work of other VMs (disk completions, console writers to wake) is done by `pick`,
+        // with no VM's lock held: with some, the vCPU goes round the queue, else a vCPU that
+        // only yields would keep it waiting for good.
+        GiveUp::Yield if vm.vcpus[v.get()].run == RunState::Runnable && !deferred_work() => {
+            // The common case, a switch: in one look at the queue the next vCPU for this CPU
+            // comes out and this one goes in (its entry waits for our lock on its VM, which
+            // the CPU that pops it takes, until it is unloaded).
+            let next = {
+                let mut queue = RUN_QUEUE.lock();
+                let next = queue.pop_for(me);
+                if next.is_some() && !slot.vcpu(v).queued.swap(true, Ordering::SeqCst) {
+                    queue.push(Queued {
+                        slot,
+                        unit: (index, v),
+                    });
+                }
+                next
+            };
+            let Some(next) = next else {
                 // Nobody else waits: go on (with a virtual IRQ raised meanwhile).
                 cpu::set_hcr(vm.vcpus[v.get()].hcr);
                 timer::arm_slice();
                 return;
+            };
+            unload(vm, slot, v, true);
+            kick_idle(slot);
+            drop(guard);
+            // What `pick` polls, but the work `deferred_work` found none of.
+            poll_timers();
+            poll_console_now_and_then();
+            if take(next) {
+                return;
             }
+            return pick();
+        }
+        GiveUp::Yield => {
+            let runnable = vm.vcpus[v.get()].run == RunState::Runnable;
             unload(vm, slot, v, true);
             if runnable {
                 queue(slot, index, v);
@@ -475,29 +501,14 @@ fn pick() {
         poll_timers();
         poll_console();
         let next = RUN_QUEUE.lock().pop_for(me);
-        if let Some(Queued {
-            slot,
-            unit: (index, v),
-        }) = next
-        {
-            let mut guard = slot.lock();
-            if let Some(vm) = guard.as_mut() {
-                let ready = vm.is_alive()
-                    && vm
-                        .vcpus
-                        .get(v.get())
-                        .is_some_and(|c| c.run == RunState::Runnable)
-                    && slot.vcpu(v).on_cpu().is_none();
-                if ready {
-                    load(vm, slot, index, v);
-                    timer::arm_slice();
-                    return;
-                }
+        if let Some(next) = next {
+            if take(next) {
+                return;
             }
             // A stale entry: the vCPU waits or is off, or its VM stopped.
             continue;
         }
-        if ALIVE.load(Ordering::SeqCst) == 0 && LOADED.load(Ordering::SeqCst) == 0 {
+        if ALIVE.load(Ordering::SeqCst) == 0 && none_loaded() {
             if FINISHING.swap(true, Ordering::SeqCst) {
                 cpu::wait_forever();
             }
@@ -506,6 +517,37 @@ fn pick() {
         }
         idle(me);
     }
+}
+
+/// Loads the vCPU of a queue entry just popped, and arms its slice; false if the entry is
+/// stale (the vCPU waits or is off, or runs elsewhere, or its VM stopped).
+fn take(next: Queued) -> bool {
+    let Queued {
+        slot,
+        unit: (index, v),
+    } = next;
+    let mut guard = slot.lock();
+    let Some(vm) = guard.as_mut() else {
+        return false;
+    };
+    let ready = vm.is_alive()
+        && vm
+            .vcpus
+            .get(v.get())
+            .is_some_and(|c| c.run == RunState::Runnable)
+        && slot.vcpu(v).on_cpu().is_none();
+    if ready {
+        load(vm, slot, index, v);
+        timer::arm_slice();
+    }
+    ready
+}
+
+/// Whether no vCPU is loaded on any CPU.
+fn none_loaded() -> bool {
+    slots()
+        .iter()
+        .all(|slot| slot.vcpus.iter().all(|v| v.on_cpu().is_none()))
 }
 
 /// Whether there is work for the VMs that `pick` does: disk completions to hand over, console
@@ -616,6 +658,21 @@ fn next_deadline() -> Option<u64> {
         .map(|v| v.timer_deadline.load(Ordering::Relaxed))
         .min()
         .filter(|&d| d != NO_DEADLINE)
+}
+
+/// Switches between two looks at the UART on the switch path ([`give_up`]): a switch every
+/// microsecond or two need not look each time (`pick` still does, and the idle wait).
+const SWITCHES_PER_CONSOLE_POLL: u32 = 64;
+/// Switches made on the switch path, all CPUs (an approximate count is enough).
+static SWITCHES: AtomicU32 = AtomicU32::new(0);
+
+/// [`poll_console`], every [`SWITCHES_PER_CONSOLE_POLL`]th call.
+fn poll_console_now_and_then() {
+    let n = SWITCHES.load(Ordering::Relaxed).wrapping_add(1);
+    SWITCHES.store(n, Ordering::Relaxed);
+    if n.is_multiple_of(SWITCHES_PER_CONSOLE_POLL) {
+        poll_console();
+    }
 }
 
 /// Hands typed bytes to the focused VM (raising its console event); the escape byte moves the
