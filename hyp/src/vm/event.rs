@@ -213,13 +213,12 @@ impl Events {
     /// (one atomic clear of just those: its concurrent clears stand). No hyp raise runs
     /// meanwhile: the caller holds the VM (`&mut self`).
     fn take_acks(&mut self, pending: &[AtomicU64]) {
-        for w in 0..WORDS {
-            let seen = pending[w].load(Ordering::SeqCst);
-            let kept = self.pending[w] & seen;
-            self.pending[w] = kept;
-            let forged = seen & !kept;
+        for (word, shared) in self.pending.iter_mut().zip(pending) {
+            let seen = shared.load(Ordering::SeqCst);
+            *word &= seen;
+            let forged = seen & !*word;
             if forged != 0 {
-                pending[w].fetch_and(!forged, Ordering::SeqCst);
+                shared.fetch_and(!forged, Ordering::SeqCst);
             }
         }
     }
