@@ -207,7 +207,9 @@ impl RunQueue {
             .map(|i| self.entries[self.at(i)].unit)
     }
 
-    /// Takes the oldest vCPU `cpu` may run; the older entries it passed move up one.
+    /// Takes the oldest vCPU `cpu` may run; the older entries it passed move up one. Inlined:
+    /// an `Option<Queued>` returned through memory is copied with a call to memcpy.
+    #[inline(always)]
     fn pop_for(&mut self, cpu: usize) -> Option<Queued> {
         let found = self.position_for(cpu)?;
         let entry = self.entries[self.at(found)];
