@@ -14,7 +14,9 @@
 //!
 //! [`sync`]: Events::sync
 
+use crate::addr::PhysAddr;
 use crate::arch::Cpu;
+use crate::arch::stage2::table::frame_atomics;
 use crate::vm::mem::GuestMemory;
 use core::sync::atomic::{AtomicU64, Ordering};
 use hypercall_abi::Error;
@@ -46,6 +48,9 @@ pub struct Events {
     route: [u8; EVENT_COUNT as usize],
     /// Where the VM sees its event page (0: it has none).
     page_ipa: u64,
+    /// Where the hyp reaches the page's words, found by the first sync's stage-2 walk (0: not
+    /// yet): the page is pinned for the VM's life, and a restart makes new `Events`.
+    page_pa: u64,
     /// Pending bits raised and cleared since the page last saw them.
     unpublished_raised: [u64; WORDS],
     unpublished_cleared: [u64; WORDS],
@@ -71,6 +76,7 @@ impl Events {
             channels,
             route: [0; EVENT_COUNT as usize],
             page_ipa: 0,
+            page_pa: 0,
             unpublished_raised: [0; WORDS],
             unpublished_cleared: [0; WORDS],
             unpublished_masks: 0,
@@ -175,8 +181,13 @@ impl Events {
         if self.unpublished_words == 0 && !self.acks_shared {
             return;
         }
-        // The page is pinned for the VM's life (the guest can neither unmap nor move it).
-        if let Ok(words) = memory.shared_words::<{ 2 * WORDS }>(self.page_ipa) {
+        // The page is pinned for the VM's life (the guest can neither unmap nor move it): one
+        // walk finds it, later syncs go straight to the frame.
+        if self.page_pa != 0 {
+            let words = frame_atomics(memory, PhysAddr::new(self.page_pa));
+            self.sync_words(words);
+        } else if let Ok(words) = memory.shared_words::<{ 2 * WORDS }>(self.page_ipa) {
+            self.page_pa = words.as_ptr() as u64;
             self.sync_words(words);
         }
     }

@@ -175,9 +175,11 @@ struct RunQueue {
 
 /// A queued vCPU, with its slot (found once, when it is queued).
 #[derive(Clone, Copy)]
+#[repr(C)]
 struct Queued {
     slot: &'static VmSlot,
-    unit: (VmIndex, VcpuIndex),
+    vm: VmIndex,
+    vcpu: VcpuIndex,
 }
 
 const QUEUE_LEN: usize = MAX_VMS * MAX_VCPUS;
@@ -203,8 +205,10 @@ impl RunQueue {
 
     /// The oldest vCPU `cpu` may run, left queued.
     fn first_for(&self, cpu: usize) -> Option<(VmIndex, VcpuIndex)> {
-        self.position_for(cpu)
-            .map(|i| self.entries[self.at(i)].unit)
+        self.position_for(cpu).map(|i| {
+            let entry = &self.entries[self.at(i)];
+            (entry.vm, entry.vcpu)
+        })
     }
 
     /// Takes the oldest vCPU `cpu` may run; the older entries it passed move up one. Inlined:
@@ -220,7 +224,7 @@ impl RunQueue {
         self.len -= 1;
         entry
             .slot
-            .vcpu(entry.unit.1)
+            .vcpu(entry.vcpu)
             .queued
             .store(false, Ordering::SeqCst);
         Some(entry)
@@ -232,7 +236,8 @@ static RUN_QUEUE: Ordered<RunQueue> = Ordered::new(
     RunQueue {
         entries: [Queued {
             slot: &NO_SLOT,
-            unit: (VmIndex::new(0), VcpuIndex::new(0)),
+            vm: VmIndex::new(0),
+            vcpu: VcpuIndex::new(0),
         }; QUEUE_LEN],
         head: 0,
         len: 0,
@@ -268,7 +273,8 @@ fn queue(slot: &'static VmSlot, index: VmIndex, v: VcpuIndex) {
     }
     RUN_QUEUE.lock().push(Queued {
         slot,
-        unit: (index, v),
+        vm: index,
+        vcpu: v,
     });
     kick_idle(slot);
 }
@@ -365,7 +371,8 @@ pub fn give_up(mut guard: VmLocked, v: VcpuIndex, how: GiveUp) {
                 if next.is_some() && !slot.vcpu(v).queued.swap(true, Ordering::SeqCst) {
                     queue.push(Queued {
                         slot,
-                        unit: (index, v),
+                        vm: index,
+                        vcpu: v,
                     });
                 }
                 next
@@ -526,7 +533,8 @@ fn pick() {
 fn take(next: Queued) -> bool {
     let Queued {
         slot,
-        unit: (index, v),
+        vm: index,
+        vcpu: v,
     } = next;
     let mut guard = slot.lock();
     let Some(vm) = guard.as_mut() else {
