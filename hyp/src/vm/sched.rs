@@ -389,7 +389,7 @@ pub fn give_up(mut guard: VmLocked, v: VcpuIndex, how: GiveUp) {
             // What `pick` polls, but the work `deferred_work` found none of.
             poll_timers();
             poll_console_now_and_then();
-            if take(next) {
+            if load_queued(next.slot, next.vm, next.vcpu) {
                 return;
             }
             return pick();
@@ -511,7 +511,7 @@ fn pick() {
         poll_console();
         let next = RUN_QUEUE.lock().pop_for(me);
         if let Some(next) = next {
-            if take(next) {
+            if load_queued(next.slot, next.vm, next.vcpu) {
                 return;
             }
             // A stale entry: the vCPU waits or is off, or its VM stopped.
@@ -528,14 +528,10 @@ fn pick() {
     }
 }
 
-/// Loads the vCPU of a queue entry just popped, and arms its slice; false if the entry is
-/// stale (the vCPU waits or is off, or runs elsewhere, or its VM stopped).
-fn take(next: Queued) -> bool {
-    let Queued {
-        slot,
-        vm: index,
-        vcpu: v,
-    } = next;
+/// Loads vCPU `v` of VM `index` (`slot`), a queue entry just popped, and arms its slice; false
+/// if the entry is stale (the vCPU waits or is off, or runs elsewhere, or its VM stopped). The
+/// entry's fields apart: a `Queued` passed on is copied with a call to memcpy.
+fn load_queued(slot: &'static VmSlot, index: VmIndex, v: VcpuIndex) -> bool {
     let mut guard = slot.lock();
     let Some(vm) = guard.as_mut() else {
         return false;
