@@ -167,7 +167,9 @@ fn slots() -> &'static [VmSlot] {
 /// so that taking the oldest (the usual case) moves nothing. An entry may be stale (its vCPU
 /// since waits, or its VM stopped): the CPU that pops it checks under the VM's lock.
 struct RunQueue {
-    entries: [Queued; QUEUE_LEN],
+    /// Room for every vCPU of the run (allocated once, by `run`; none before; [`Queued::NONE`]
+    /// where no entry is).
+    entries: Vec<Queued>,
     /// Where the oldest entry is.
     head: usize,
     len: usize,
@@ -182,17 +184,25 @@ struct Queued {
     vcpu: VcpuIndex,
 }
 
-const QUEUE_LEN: usize = MAX_VMS * MAX_VCPUS;
+impl Queued {
+    /// What the queue holds where it holds no entry.
+    const NONE: Self = Self {
+        slot: &NO_SLOT,
+        vm: VmIndex::new(0),
+        vcpu: VcpuIndex::new(0),
+    };
+}
 
 impl RunQueue {
     /// Where the `i`th oldest entry is held.
     fn at(&self, i: usize) -> usize {
-        (self.head + i) % QUEUE_LEN
+        (self.head + i) % self.entries.len()
     }
 
     fn push(&mut self, entry: Queued) {
-        if self.len < QUEUE_LEN {
-            self.entries[self.at(self.len)] = entry;
+        if self.len < self.entries.len() {
+            let at = self.at(self.len);
+            self.entries[at] = entry;
             self.len += 1;
         }
     }
@@ -205,10 +215,8 @@ impl RunQueue {
 
     /// The oldest vCPU `cpu` may run, left queued.
     fn first_for(&self, cpu: usize) -> Option<(VmIndex, VcpuIndex)> {
-        self.position_for(cpu).map(|i| {
-            let entry = &self.entries[self.at(i)];
-            (entry.vm, entry.vcpu)
-        })
+        let entry = self.entries[self.at(self.position_for(cpu)?)];
+        Some((entry.vm, entry.vcpu))
     }
 
     /// Takes the oldest vCPU `cpu` may run; the older entries it passed move up one. Inlined:
@@ -218,7 +226,8 @@ impl RunQueue {
         let found = self.position_for(cpu)?;
         let entry = self.entries[self.at(found)];
         for i in (1..=found).rev() {
-            self.entries[self.at(i)] = self.entries[self.at(i - 1)];
+            let (to, from) = (self.at(i), self.at(i - 1));
+            self.entries[to] = self.entries[from];
         }
         self.head = self.at(1);
         self.len -= 1;
@@ -234,11 +243,7 @@ impl RunQueue {
 static RUN_QUEUE: Ordered<RunQueue> = Ordered::new(
     Level::RunQueue,
     RunQueue {
-        entries: [Queued {
-            slot: &NO_SLOT,
-            vm: VmIndex::new(0),
-            vcpu: VcpuIndex::new(0),
-        }; QUEUE_LEN],
+        entries: Vec::new(),
         head: 0,
         len: 0,
     },
@@ -845,6 +850,7 @@ pub fn run(vms: Vec<Vm>) -> ! {
     crate::power::held_for_the_run(|| {
         let table: Vec<VmSlot> = (0..count.min(MAX_VMS)).map(|_| VmSlot::empty()).collect();
         SLOTS.call_once(|| alloc::boxed::Box::leak(table.into_boxed_slice()));
+        RUN_QUEUE.lock().entries = alloc::vec![Queued::NONE; count.min(MAX_VMS) * MAX_VCPUS];
     });
     // VM 0 first, on CPU 0: the queue in manifest order.
     for vm in vms {
