@@ -167,9 +167,10 @@ fn slots() -> &'static [VmSlot] {
 /// so that taking the oldest (the usual case) moves nothing. An entry may be stale (its vCPU
 /// since waits, or its VM stopped): the CPU that pops it checks under the VM's lock.
 struct RunQueue {
-    /// Room for every vCPU of the run (allocated once, by `run`; none before; [`Queued::NONE`]
-    /// where no entry is).
-    entries: Vec<Queued>,
+    /// Room for every vCPU a run may have (allocated once, by `run`: 8 KiB kept out of the
+    /// image; [`Queued::NONE`] where no entry is). A fixed power-of-two length: places wrap
+    /// with a mask and index with no bounds check.
+    entries: Option<alloc::boxed::Box<[Queued; QUEUE_LEN]>>,
     /// Where the oldest entry is.
     head: usize,
     len: usize,
@@ -193,29 +194,41 @@ impl Queued {
     };
 }
 
-impl RunQueue {
-    /// Where the `i`th oldest entry is held.
-    fn at(&self, i: usize) -> usize {
-        (self.head + i) % self.entries.len()
-    }
+/// Entries the run queue has room for: every vCPU of the most VMs a manifest may have.
+const QUEUE_LEN: usize = MAX_VMS * MAX_VCPUS;
+const _: () = assert!(QUEUE_LEN.is_power_of_two());
 
+/// The place in the ring `i` entries after `head`.
+fn wrap(head: usize, i: usize) -> usize {
+    (head + i) & (QUEUE_LEN - 1)
+}
+
+impl RunQueue {
     fn push(&mut self, entry: Queued) {
-        if self.len < self.entries.len() {
-            let at = self.at(self.len);
-            self.entries[at] = entry;
+        let (head, len) = (self.head, self.len);
+        if let Some(entries) = self.entries.as_mut().filter(|_| len < QUEUE_LEN) {
+            entries[wrap(head, len)] = entry;
             self.len += 1;
         }
     }
 
     /// The place (0: the oldest) of the oldest vCPU `cpu` may run.
     fn position_for(&self, cpu: usize) -> Option<usize> {
-        (0..self.len)
-            .find(|&i| self.entries[self.at(i)].slot.cpus.load(Ordering::Relaxed) & (1 << cpu) != 0)
+        let entries = self.entries.as_ref()?;
+        (0..self.len).find(|&i| {
+            entries[wrap(self.head, i)]
+                .slot
+                .cpus
+                .load(Ordering::Relaxed)
+                & (1 << cpu)
+                != 0
+        })
     }
 
     /// The oldest vCPU `cpu` may run, left queued.
     fn first_for(&self, cpu: usize) -> Option<(VmIndex, VcpuIndex)> {
-        let entry = self.entries[self.at(self.position_for(cpu)?)];
+        let at = self.position_for(cpu)?;
+        let entry = self.entries.as_ref()?[wrap(self.head, at)];
         Some((entry.vm, entry.vcpu))
     }
 
@@ -224,12 +237,13 @@ impl RunQueue {
     #[inline(always)]
     fn pop_for(&mut self, cpu: usize) -> Option<Queued> {
         let found = self.position_for(cpu)?;
-        let entry = self.entries[self.at(found)];
+        let head = self.head;
+        let entries = self.entries.as_mut()?;
+        let entry = entries[wrap(head, found)];
         for i in (1..=found).rev() {
-            let (to, from) = (self.at(i), self.at(i - 1));
-            self.entries[to] = self.entries[from];
+            entries[wrap(head, i)] = entries[wrap(head, i - 1)];
         }
-        self.head = self.at(1);
+        self.head = wrap(head, 1);
         self.len -= 1;
         entry
             .slot
@@ -243,7 +257,7 @@ impl RunQueue {
 static RUN_QUEUE: Ordered<RunQueue> = Ordered::new(
     Level::RunQueue,
     RunQueue {
-        entries: Vec::new(),
+        entries: None,
         head: 0,
         len: 0,
     },
@@ -850,7 +864,7 @@ pub fn run(vms: Vec<Vm>) -> ! {
     crate::power::held_for_the_run(|| {
         let table: Vec<VmSlot> = (0..count.min(MAX_VMS)).map(|_| VmSlot::empty()).collect();
         SLOTS.call_once(|| alloc::boxed::Box::leak(table.into_boxed_slice()));
-        RUN_QUEUE.lock().entries = alloc::vec![Queued::NONE; count.min(MAX_VMS) * MAX_VCPUS];
+        RUN_QUEUE.lock().entries = Some(alloc::boxed::Box::new([Queued::NONE; QUEUE_LEN]));
     });
     // VM 0 first, on CPU 0: the queue in manifest order.
     for vm in vms {
