@@ -139,10 +139,6 @@ impl VmSlot {
     pub fn vcpu(&self, v: VcpuIndex) -> &VcpuShared {
         &self.vcpus[v.get() % MAX_VCPUS]
     }
-
-    fn may_run_on(&self, cpu: usize) -> bool {
-        self.cpus.load(Ordering::Relaxed) & (1 << cpu) != 0
-    }
 }
 
 /// The run's VMs, by index: one more slot than the highest VM index of the run, on the heap
@@ -167,45 +163,102 @@ fn slots() -> &'static [VmSlot] {
     SLOTS.get().copied().unwrap_or(&[])
 }
 
-/// Runnable vCPUs no CPU runs, oldest first (each at most once: `VcpuShared::queued`). An
-/// entry may be stale (its vCPU since waits, or its VM stopped): the CPU that pops it checks
-/// under the VM's lock.
+/// Runnable vCPUs no CPU runs, oldest first (each at most once: `VcpuShared::queued`): a ring,
+/// so that taking the oldest (the usual case) moves nothing. An entry may be stale (its vCPU
+/// since waits, or its VM stopped): the CPU that pops it checks under the VM's lock.
 struct RunQueue {
-    entries: [(VmIndex, VcpuIndex); QUEUE_LEN],
+    /// Room for every vCPU a run may have (allocated once, by `run`: 8 KiB kept out of the
+    /// image; [`Queued::NONE`] where no entry is). A fixed power-of-two length: places wrap
+    /// with a mask and index with no bounds check.
+    entries: Option<alloc::boxed::Box<[Queued; QUEUE_LEN]>>,
+    /// Where the oldest entry is.
+    head: usize,
     len: usize,
 }
 
+/// A queued vCPU, with its slot (found once, when it is queued).
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct Queued {
+    slot: &'static VmSlot,
+    vm: VmIndex,
+    vcpu: VcpuIndex,
+}
+
+impl Queued {
+    /// What the queue holds where it holds no entry.
+    const NONE: Self = Self {
+        slot: &NO_SLOT,
+        vm: VmIndex::new(0),
+        vcpu: VcpuIndex::new(0),
+    };
+}
+
+/// Entries the run queue has room for: every vCPU of the most VMs a manifest may have.
 const QUEUE_LEN: usize = MAX_VMS * MAX_VCPUS;
+const _: () = assert!(QUEUE_LEN.is_power_of_two());
+
+/// The place in the ring `i` entries after `head`.
+fn wrap(head: usize, i: usize) -> usize {
+    (head + i) & (QUEUE_LEN - 1)
+}
 
 impl RunQueue {
-    fn push(&mut self, unit: (VmIndex, VcpuIndex)) {
-        if let Some(slot) = self.entries.get_mut(self.len) {
-            *slot = unit;
+    fn push(&mut self, entry: Queued) {
+        let (head, len) = (self.head, self.len);
+        if let Some(entries) = self.entries.as_mut().filter(|_| len < QUEUE_LEN) {
+            entries[wrap(head, len)] = entry;
             self.len += 1;
         }
     }
 
+    /// The place (0: the oldest) of the oldest vCPU `cpu` may run.
     fn position_for(&self, cpu: usize) -> Option<usize> {
-        self.entries[..self.len]
-            .iter()
-            .position(|&(vm, _)| slot(vm).may_run_on(cpu))
+        let entries = self.entries.as_ref()?;
+        (0..self.len).find(|&i| {
+            entries[wrap(self.head, i)]
+                .slot
+                .cpus
+                .load(Ordering::Relaxed)
+                & (1 << cpu)
+                != 0
+        })
     }
 
-    /// Takes the oldest vCPU `cpu` may run.
-    fn pop_for(&mut self, cpu: usize) -> Option<(VmIndex, VcpuIndex)> {
+    /// The oldest vCPU `cpu` may run, left queued.
+    fn first_for(&self, cpu: usize) -> Option<(VmIndex, VcpuIndex)> {
         let at = self.position_for(cpu)?;
-        let unit = self.entries[at];
-        self.entries.copy_within(at + 1..self.len, at);
+        let entry = self.entries.as_ref()?[wrap(self.head, at)];
+        Some((entry.vm, entry.vcpu))
+    }
+
+    /// Takes the oldest vCPU `cpu` may run; the older entries it passed move up one. Inlined:
+    /// an `Option<Queued>` returned through memory is copied with a call to memcpy.
+    #[inline(always)]
+    fn pop_for(&mut self, cpu: usize) -> Option<Queued> {
+        let found = self.position_for(cpu)?;
+        let head = self.head;
+        let entries = self.entries.as_mut()?;
+        let entry = entries[wrap(head, found)];
+        for i in (1..=found).rev() {
+            entries[wrap(head, i)] = entries[wrap(head, i - 1)];
+        }
+        self.head = wrap(head, 1);
         self.len -= 1;
-        vcpu(unit.0, unit.1).queued.store(false, Ordering::SeqCst);
-        Some(unit)
+        entry
+            .slot
+            .vcpu(entry.vcpu)
+            .queued
+            .store(false, Ordering::SeqCst);
+        Some(entry)
     }
 }
 
 static RUN_QUEUE: Ordered<RunQueue> = Ordered::new(
     Level::RunQueue,
     RunQueue {
-        entries: [(VmIndex::new(0), VcpuIndex::new(0)); QUEUE_LEN],
+        entries: None,
+        head: 0,
         len: 0,
     },
 );
@@ -214,12 +267,14 @@ static RUN_QUEUE: Ordered<RunQueue> = Ordered::new(
 static IDLE_CPUS: AtomicUsize = AtomicUsize::new(0);
 /// VMs alive (running or stopping to restart).
 static ALIVE: AtomicUsize = AtomicUsize::new(0);
-/// vCPUs loaded on a CPU.
-static LOADED: AtomicUsize = AtomicUsize::new(0);
 /// Set once CPU 0 has filled the slots: the secondaries wait for it.
 static STARTED: AtomicBool = AtomicBool::new(false);
 /// Set by the CPU that ends the run.
 static FINISHING: AtomicBool = AtomicBool::new(false);
+/// No later than the earliest `VcpuShared::timer_deadline` (it may be earlier: a deadline
+/// met, or forgotten, leaves it until `poll_timers` next looks): until then there is nothing
+/// for `poll_timers` to do, and it looks at no slot.
+static EARLIEST_DEADLINE: AtomicU64 = AtomicU64::new(NO_DEADLINE);
 /// The VM typed input goes to, or [`HYP_FOCUS`].
 static FOCUS: AtomicUsize = AtomicUsize::new(0);
 /// `FOCUS` of the hyp's own console (`hyp>`, vm::monitor).
@@ -232,16 +287,29 @@ static INPUT: spin::Mutex<crate::monitor::LineEditor> =
 /// Queues vCPU `v` of VM `index`, runnable and on no CPU, and kicks an idle CPU that may run
 /// it. Called under the VM's lock.
 pub fn make_runnable(index: VmIndex, v: VcpuIndex) {
-    let shared = vcpu(index, v);
+    queue(slot(index), index, v);
+}
+
+/// [`make_runnable`], the VM's slot found.
+fn queue(slot: &'static VmSlot, index: VmIndex, v: VcpuIndex) {
+    let shared = slot.vcpu(v);
     if shared.on_cpu().is_some() || shared.queued.swap(true, Ordering::SeqCst) {
         return;
     }
-    RUN_QUEUE.lock().push((index, v));
+    RUN_QUEUE.lock().push(Queued {
+        slot,
+        vm: index,
+        vcpu: v,
+    });
+    kick_idle(slot);
+}
+
+/// After a vCPU of `slot` was queued: kicks an idle CPU (not this one) that may run it.
+fn kick_idle(slot: &VmSlot) {
     // Against `idle`: it marks itself idle, then looks at the queue.
     core::sync::atomic::fence(Ordering::SeqCst);
     let me = percpu::index();
-    let idle =
-        IDLE_CPUS.load(Ordering::SeqCst) & slot(index).cpus.load(Ordering::Relaxed) & !(1 << me);
+    let idle = IDLE_CPUS.load(Ordering::SeqCst) & slot.cpus.load(Ordering::Relaxed) & !(1 << me);
     if idle != 0 {
         gic::kick(idle.trailing_zeros() as usize);
     }
@@ -249,48 +317,49 @@ pub fn make_runnable(index: VmIndex, v: VcpuIndex) {
 
 /// Points this CPU at vCPU `v` of VM `index`: its EL1, timer and FP/SIMD state, its VM's
 /// stage 2, and the register block vectors.S restores from.
-fn load(vm: &mut Vm, index: VmIndex, v: VcpuIndex) {
+fn load(vm: &mut Vm, slot: &VmSlot, index: VmIndex, v: VcpuIndex) {
     let vttbr = vm.vttbr();
     if !vm.has_run && vm.spec.cpus.is_some() {
         vm.has_run = true;
         log::info!("VM {}: first runs on CPU {}", vm.name, percpu::index());
     }
-    let shared = vcpu(index, v);
+    let shared = slot.vcpu(v);
     shared.on_cpu.store(percpu::index(), Ordering::SeqCst);
     // What it is loaded with is current: older requests are met.
     shared.requests.store(0, Ordering::SeqCst);
     shared.timer_deadline.store(NO_DEADLINE, Ordering::Relaxed);
-    LOADED.fetch_add(1, Ordering::SeqCst);
     let vcpu = &mut vm.vcpus[v.get()];
     cpu::set_hcr(vcpu.hcr);
     vcpu.el1.restore();
-    vcpu.fp.restore();
+    percpu::load_fp(&mut vcpu.fp);
     stage2::load(vttbr);
     percpu::set_current(Some((index, v)), &mut vcpu.regs);
 }
 
 /// Takes vCPU `v` off this CPU; `keep` says whether its state is worth saving (not when its
 /// VM stops or the vCPU is off).
-fn unload(vm: &mut Vm, index: VmIndex, v: VcpuIndex, keep: bool) {
-    let shared = vcpu(index, v);
+fn unload(vm: &mut Vm, slot: &VmSlot, v: VcpuIndex, keep: bool) {
+    let shared = slot.vcpu(v);
     if let Some(vcpu) = vm.vcpus.get_mut(v.get()) {
         let mut deadline = NO_DEADLINE;
         if keep {
             vcpu.el1.save();
-            vcpu.fp.save();
             let el1 = &vcpu.el1;
             if vcpu.run != RunState::Off && timer::is_armed(el1.cntv_ctl) {
                 deadline = el1.cntv_cval.wrapping_add(el1.cntvoff);
             }
         }
-        shared.timer_deadline.store(deadline, Ordering::Relaxed);
+        shared.timer_deadline.store(deadline, Ordering::SeqCst);
+        if deadline != NO_DEADLINE {
+            EARLIEST_DEADLINE.fetch_min(deadline, Ordering::SeqCst);
+        }
     }
     // Its timer must not fire while another vCPU (or nobody) is on the CPU; poll_timers
     // watches its deadline instead.
     cpu::set_cntv_ctl(0);
+    percpu::unload_fp(keep);
     percpu::set_current(None, core::ptr::null_mut());
     shared.on_cpu.store(NO_CPU, Ordering::SeqCst);
-    LOADED.fetch_sub(1, Ordering::SeqCst);
 }
 
 /// What the vCPU of an exit does with this CPU.
@@ -311,33 +380,61 @@ pub fn give_up(mut guard: VmLocked, v: VcpuIndex, how: GiveUp) {
         return pick();
     };
     let index = vm.index;
+    let slot = slot(index);
     let me = percpu::index();
     match how {
-        GiveUp::Yield => {
-            let runnable = vm.vcpus[v.get()].run == RunState::Runnable;
-            // Work of other VMs (disk completions, console writers to wake) is done by `pick`,
-            // with no VM's lock held: with some, the vCPU goes round the queue, else a vCPU
-            // that only yields would keep it waiting for good.
-            if runnable && !deferred_work() && RUN_QUEUE.lock().position_for(me).is_none() {
+        // Work of other VMs (disk completions, console writers to wake) is done by `pick`,
+        // with no VM's lock held: with some, the vCPU goes round the queue, else a vCPU that
+        // only yields would keep it waiting for good.
+        GiveUp::Yield if vm.vcpus[v.get()].run == RunState::Runnable && !deferred_work() => {
+            // The common case, a switch: in one look at the queue the next vCPU for this CPU
+            // comes out and this one goes in (its entry waits for our lock on its VM, which
+            // the CPU that pops it takes, until it is unloaded).
+            let next = {
+                let mut queue = RUN_QUEUE.lock();
+                let next = queue.pop_for(me);
+                if next.is_some() && !slot.vcpu(v).queued.swap(true, Ordering::SeqCst) {
+                    queue.push(Queued {
+                        slot,
+                        vm: index,
+                        vcpu: v,
+                    });
+                }
+                next
+            };
+            let Some(next) = next else {
                 // Nobody else waits: go on (with a virtual IRQ raised meanwhile).
                 cpu::set_hcr(vm.vcpus[v.get()].hcr);
                 timer::arm_slice();
                 return;
+            };
+            unload(vm, slot, v, true);
+            kick_idle(slot);
+            drop(guard);
+            // What `pick` polls, but the work `deferred_work` found none of.
+            poll_timers();
+            poll_console_now_and_then();
+            if load_queued(next.slot, next.vm, next.vcpu) {
+                return;
             }
-            unload(vm, index, v, true);
+            return pick();
+        }
+        GiveUp::Yield => {
+            let runnable = vm.vcpus[v.get()].run == RunState::Runnable;
+            unload(vm, slot, v, true);
             if runnable {
-                make_runnable(index, v);
+                queue(slot, index, v);
             }
         }
         GiveUp::Leave => {
             let keep = vm.vcpus[v.get()].run != RunState::Off;
-            unload(vm, index, v, keep);
+            unload(vm, slot, v, keep);
             if vm.vcpus[v.get()].run == RunState::Runnable && vm.is_alive() {
-                make_runnable(index, v);
+                queue(slot, index, v);
             }
         }
         GiveUp::Stop => {
-            unload(vm, index, v, false);
+            unload(vm, slot, v, false);
             stop_if_left(vm);
         }
     }
@@ -443,10 +540,7 @@ pub fn vm_count() -> usize {
 /// queue it may run): a notifier then hands it the CPU now (a directed yield), never out of
 /// turn, so two VMs notifying each other cannot starve a third on their CPU.
 pub fn is_next_here(index: VmIndex, v: VcpuIndex) -> bool {
-    let queue = RUN_QUEUE.lock();
-    queue
-        .position_for(percpu::index())
-        .is_some_and(|at| queue.entries[at] == (index, v))
+    RUN_QUEUE.lock().first_for(percpu::index()) == Some((index, v))
 }
 
 /// Raises `event` in VM `index` (a channel notify) if it is alive. No VM's lock held.
@@ -472,25 +566,14 @@ fn pick() {
         poll_timers();
         poll_console();
         let next = RUN_QUEUE.lock().pop_for(me);
-        if let Some((index, v)) = next {
-            let mut guard = slot(index).lock();
-            if let Some(vm) = guard.as_mut() {
-                let ready = vm.is_alive()
-                    && vm
-                        .vcpus
-                        .get(v.get())
-                        .is_some_and(|c| c.run == RunState::Runnable)
-                    && vcpu(index, v).on_cpu().is_none();
-                if ready {
-                    load(vm, index, v);
-                    timer::arm_slice();
-                    return;
-                }
+        if let Some(next) = next {
+            if load_queued(next.slot, next.vm, next.vcpu) {
+                return;
             }
             // A stale entry: the vCPU waits or is off, or its VM stopped.
             continue;
         }
-        if ALIVE.load(Ordering::SeqCst) == 0 && LOADED.load(Ordering::SeqCst) == 0 {
+        if ALIVE.load(Ordering::SeqCst) == 0 && none_loaded() {
             if FINISHING.swap(true, Ordering::SeqCst) {
                 cpu::wait_forever();
             }
@@ -499,6 +582,34 @@ fn pick() {
         }
         idle(me);
     }
+}
+
+/// Loads vCPU `v` of VM `index` (`slot`), a queue entry just popped, and arms its slice; false
+/// if the entry is stale (the vCPU waits or is off, or runs elsewhere, or its VM stopped). The
+/// entry's fields apart: a `Queued` passed on is copied with a call to memcpy.
+fn load_queued(slot: &'static VmSlot, index: VmIndex, v: VcpuIndex) -> bool {
+    let mut guard = slot.lock();
+    let Some(vm) = guard.as_mut() else {
+        return false;
+    };
+    let ready = vm.is_alive()
+        && vm
+            .vcpus
+            .get(v.get())
+            .is_some_and(|c| c.run == RunState::Runnable)
+        && slot.vcpu(v).on_cpu().is_none();
+    if ready {
+        load(vm, slot, index, v);
+        timer::arm_slice();
+    }
+    ready
+}
+
+/// Whether no vCPU is loaded on any CPU.
+fn none_loaded() -> bool {
+    slots()
+        .iter()
+        .all(|slot| slot.vcpus.iter().all(|v| v.on_cpu().is_none()))
 }
 
 /// Whether there is work for the VMs that `pick` does: disk completions to hand over, console
@@ -559,11 +670,23 @@ fn idle(me: usize) {
 /// without a lock; locks only a VM with one expired.
 fn poll_timers() {
     let now = timer::counter();
+    if now < EARLIEST_DEADLINE.load(Ordering::SeqCst) {
+        return;
+    }
+    // Against `unload`: it stores a deadline, then lowers the earliest; a deadline stored
+    // before this reset is seen by the look below, one after it lowers the earliest again.
+    EARLIEST_DEADLINE.store(NO_DEADLINE, Ordering::SeqCst);
+    let mut later = NO_DEADLINE;
     for (i, slot) in slots().iter().enumerate() {
-        let expired = slot
-            .vcpus
-            .iter()
-            .any(|v| v.timer_deadline.load(Ordering::Relaxed) <= now);
+        let mut expired = false;
+        for v in &slot.vcpus {
+            let deadline = v.timer_deadline.load(Ordering::SeqCst);
+            if deadline <= now {
+                expired = true;
+            } else {
+                later = later.min(deadline);
+            }
+        }
         if !expired {
             continue;
         }
@@ -575,10 +698,10 @@ fn poll_timers() {
         };
         for v in 0..vm.vcpus.len() {
             let shared = &slot.vcpus[v];
-            if shared.timer_deadline.load(Ordering::Relaxed) > now || shared.on_cpu().is_some() {
+            if shared.timer_deadline.load(Ordering::SeqCst) > now || shared.on_cpu().is_some() {
                 continue;
             }
-            shared.timer_deadline.store(NO_DEADLINE, Ordering::Relaxed);
+            shared.timer_deadline.store(NO_DEADLINE, Ordering::SeqCst);
             let vcpu = &mut vm.vcpus[v];
             let el1 = &mut vcpu.el1;
             if vcpu.run != RunState::Off
@@ -591,11 +714,12 @@ fn poll_timers() {
         }
         debug_assert_eq!(vm.index.get(), i);
     }
+    EARLIEST_DEADLINE.fetch_min(later, Ordering::SeqCst);
 }
 
 fn forget_deadlines(slot: &VmSlot) {
     for v in &slot.vcpus {
-        v.timer_deadline.store(NO_DEADLINE, Ordering::Relaxed);
+        v.timer_deadline.store(NO_DEADLINE, Ordering::SeqCst);
     }
 }
 
@@ -609,6 +733,21 @@ fn next_deadline() -> Option<u64> {
         .filter(|&d| d != NO_DEADLINE)
 }
 
+/// Switches between two looks at the UART on the switch path ([`give_up`]): a switch every
+/// microsecond or two need not look each time (`pick` still does, and the idle wait).
+const SWITCHES_PER_CONSOLE_POLL: u32 = 64;
+/// Switches made on the switch path, all CPUs (an approximate count is enough).
+static SWITCHES: AtomicU32 = AtomicU32::new(0);
+
+/// [`poll_console`], every [`SWITCHES_PER_CONSOLE_POLL`]th call.
+fn poll_console_now_and_then() {
+    let n = SWITCHES.load(Ordering::Relaxed).wrapping_add(1);
+    SWITCHES.store(n, Ordering::Relaxed);
+    if n.is_multiple_of(SWITCHES_PER_CONSOLE_POLL) {
+        poll_console();
+    }
+}
+
 /// Hands typed bytes to the focused VM (raising its console event), or to the hyp's console;
 /// the escape byte moves the focus to the next VM still running, or to the hyp's console.
 /// Called with no VM's lock held (commands of the hyp's console take them).
@@ -616,9 +755,13 @@ fn poll_console() {
     let Some(mut editor) = INPUT.try_lock() else {
         return;
     };
+    // Nothing typed (almost always): one look at the UART, no buffer.
+    let Some(first) = console::read_byte() else {
+        return;
+    };
     let mut typed = [0u8; 64];
     let mut n = 0;
-    while let Some(byte) = console::read_byte() {
+    for byte in core::iter::once(first).chain(core::iter::from_fn(console::read_byte)) {
         if byte == FOCUS_ESCAPE {
             deliver_input(&typed[..n]);
             n = 0;
@@ -792,6 +935,7 @@ pub fn run(vms: Vec<Vm>) -> ! {
     crate::power::held_for_the_run(|| {
         let table: Vec<VmSlot> = (0..count.min(MAX_VMS)).map(|_| VmSlot::empty()).collect();
         SLOTS.call_once(|| alloc::boxed::Box::leak(table.into_boxed_slice()));
+        RUN_QUEUE.lock().entries = Some(alloc::boxed::Box::new([Queued::NONE; QUEUE_LEN]));
     });
     // VM 0 first, on CPU 0: the queue in manifest order.
     for vm in vms {
