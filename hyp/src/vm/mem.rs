@@ -22,9 +22,9 @@
 
 use crate::addr::{Ipa, PAGE_SIZE, PhysAddr};
 use crate::arch::stage2::table::{
-    Cursor, L2_SPAN, L3_SPAN, Leaves, Stage2Error, desc, frame_atomics, is_table, leaf, live_down,
-    live_up, output, perms_of, read_frame, read_frame_words, read_slot, slot, software_bits,
-    write_frame, write_slot,
+    Cursor, L2_SPAN, L3_SPAN, Leaves, Stage2Error, desc, device_leaf, frame_atomics, is_table,
+    leaf, live_down, live_up, output, perms_of, read_frame, read_frame_words, read_slot, slot,
+    software_bits, write_frame, write_slot,
 };
 use crate::arch::stage2::{invalidate, invalidate_all};
 use crate::arch::{CacheOp, Machine, TlbOp};
@@ -59,6 +59,9 @@ pub enum Pin {
     Hyp,
     /// A channel's pages: neither, and not the VM's frames (the channel owns them).
     Shared,
+    /// A device's registers (`map_device`): not RAM, nobody's frames; the guest can neither
+    /// unmap, protect nor query them, nor the hyp read or write them as guest memory.
+    Device,
 }
 
 impl Pin {
@@ -69,6 +72,7 @@ impl Pin {
             Pin::Image => 1,
             Pin::Hyp => 2,
             Pin::Shared => 3,
+            Pin::Device => 4,
         }
     }
 
@@ -78,8 +82,14 @@ impl Pin {
             0 => Pin::None,
             1 => Pin::Image,
             2 => Pin::Hyp,
-            _ => Pin::Shared,
+            3 => Pin::Shared,
+            _ => Pin::Device,
         }
+    }
+
+    /// Whether the page's frame is the VM's: counted against its quota, given back with it.
+    fn owns_frame(self) -> bool {
+        !matches!(self, Pin::Shared | Pin::Device)
     }
 }
 
@@ -181,7 +191,7 @@ impl<M: Machine> GuestMemory<M> {
     /// The frames this VM owns (not the channels' it sees), read from its stage-2 table.
     pub fn frames(&self) -> impl Iterator<Item = PhysAddr> + '_ {
         self.leaves()
-            .filter(|&d| Pin::of(d) != Pin::Shared)
+            .filter(|&d| Pin::of(d).owns_frame())
             .map(output)
     }
 
@@ -192,9 +202,13 @@ impl<M: Machine> GuestMemory<M> {
         }
     }
 
-    /// The descriptor of the page holding `ipa` (< IPA_LIMIT), if it is mapped.
+    /// The descriptor of the page holding `ipa` (< IPA_LIMIT), if it is mapped RAM (a
+    /// device's page is not guest memory to the hyp).
     fn entry(&self, ipa: u64) -> Option<u64> {
-        Cursor::new(self.root).query(Ipa::new(ipa)).ok()
+        Cursor::new(self.root)
+            .query(Ipa::new(ipa))
+            .ok()
+            .filter(|&d| Pin::of(d) != Pin::Device)
     }
 
     /// Quota pages left: neither mapped nor promised to a map under way.
@@ -342,20 +356,55 @@ impl<M: Machine> GuestMemory<M> {
     /// never executable; the VM can neither unmap nor protect them, nor do they count
     /// against its quota.
     pub fn map_shared(&mut self, ipa: impl Into<Ipa>, frames: &[u64]) -> Result<(), Error> {
-        let ipa = ipa.into().get();
-        let pages = frames.len() as u64;
+        self.map_not_owned(ipa.into().get(), frames.len() as u64, |i| {
+            page_leaf(frames[i as usize], MemPerms::RW, Pin::Shared)
+        })
+    }
+
+    /// Maps `pages` pages of a device's registers from `pa` (page-aligned MMIO, never RAM:
+    /// a board's address, such as the GICV frames of a Linux VM's GICC) at `ipa`, as
+    /// Device-nGnRE memory, read-write, never executable. The frames are nobody's: never
+    /// allocated, zeroed or freed, not counted against the quota (the tables the mapping
+    /// needs are); the guest's page calls refuse them and the hyp never copies to or from
+    /// them. Their entries go with the VM's memory (`clear`). All or nothing.
+    #[cfg_attr(
+        target_os = "none",
+        expect(
+            dead_code,
+            reason = "the Linux VM's GICV frames (branch linuxvm) use it"
+        )
+    )]
+    pub fn map_device(&mut self, ipa: Ipa, pa: PhysAddr, pages: u64) -> Result<(), Error> {
+        let beyond = pages
+            .checked_mul(PAGE_SIZE)
+            .and_then(|bytes| pa.get().checked_add(bytes));
+        if !pa.get().is_multiple_of(PAGE_SIZE) || beyond.is_none_or(|end| end > desc::OA + 1) {
+            return Err(Error::BadAddress);
+        }
+        self.map_not_owned(ipa.get(), pages, |i| {
+            device_leaf(PhysAddr::new(pa.get() + i * PAGE_SIZE), Pin::Device.code())
+        })
+    }
+
+    /// Maps `pages` pages at `ipa` whose frames are not the VM's, page `i` with leaf
+    /// `leaf_of(i)`. All or nothing.
+    fn map_not_owned(
+        &mut self,
+        ipa: u64,
+        pages: u64,
+        leaf_of: impl Fn(u64) -> u64,
+    ) -> Result<(), Error> {
         check_range(ipa, pages)?;
         let tables = self.check_new_entries(ipa, pages)?;
         if (M::frames_available() as u64) < tables {
             return Err(Error::OutOfMemory);
         }
         let mut cursor = self.cursor;
-        for (i, &pa) in frames.iter().enumerate() {
-            let page = ipa + i as u64 * PAGE_SIZE;
-            let entry = page_leaf(pa, MemPerms::RW, Pin::Shared);
-            if let Err(e) = self.put_leaf(&mut cursor, page, entry, false) {
+        for i in 0..pages {
+            let page = ipa + i * PAGE_SIZE;
+            if let Err(e) = self.put_leaf(&mut cursor, page, leaf_of(i), false) {
                 self.cursor = cursor;
-                self.remove(ipa, i as u64);
+                self.remove(ipa, i);
                 return Err(e);
             }
         }
@@ -546,7 +595,7 @@ impl<M: Machine> GuestMemory<M> {
             let Ok((d, left)) = cursor.unmap(Ipa::new(at)) else {
                 continue;
             };
-            if Pin::of(d) != Pin::Shared {
+            if Pin::of(d).owns_frame() {
                 M::free_frame(self.owner, output(d).get());
                 self.used_pages -= 1;
             }
@@ -588,12 +637,16 @@ impl<M: Machine> GuestMemory<M> {
     }
 
     fn check_unmap(&mut self, ipa: u64, pages: u64) -> Result<(), Error> {
-        self.check_mapped(ipa, pages, &[Pin::Image, Pin::Hyp, Pin::Shared])
+        self.check_mapped(
+            ipa,
+            pages,
+            &[Pin::Image, Pin::Hyp, Pin::Shared, Pin::Device],
+        )
     }
 
     fn check_protect(&mut self, ipa: u64, pages: u64, perms: MemPerms) -> Result<(), Error> {
         check_perms(perms)?;
-        self.check_mapped(ipa, pages, &[Pin::Hyp, Pin::Shared])
+        self.check_mapped(ipa, pages, &[Pin::Hyp, Pin::Shared, Pin::Device])
     }
 
     /// Changes the range's permissions, break-before-make. All or nothing.
@@ -655,13 +708,17 @@ impl<M: Machine> GuestMemory<M> {
         Ok(frame_atomics(self, PhysAddr::new(host)))
     }
 
-    /// The permissions of the page holding `ipa`.
+    /// The permissions of the page holding `ipa` (a device's page is refused).
     pub fn query(&self, ipa: impl Into<Ipa>) -> Result<MemPerms, Error> {
         let ipa = ipa.into().get();
         if ipa >= IPA_LIMIT {
             return Err(Error::BadAddress);
         }
-        self.entry(ipa).map(perms_of).ok_or(Error::NotMapped)
+        match Cursor::new(self.root).query(Ipa::new(ipa)) {
+            Ok(d) if Pin::of(d) == Pin::Device => Err(Error::Denied),
+            Ok(d) => Ok(perms_of(d)),
+            Err(_) => Err(Error::NotMapped),
+        }
     }
 
     /// The hyp's (identity) address of the byte at `ipa`, if that page is mapped.
@@ -757,7 +814,7 @@ impl<M: Machine> GuestMemory<M> {
                 let l3_table = d2 & desc::OA;
                 for k in 0..desc::ENTRIES {
                     let d = read_slot(slot(l3_table, k));
-                    if d & desc::VALID != 0 && Pin::of(d) != Pin::Shared {
+                    if d & desc::VALID != 0 && Pin::of(d).owns_frame() {
                         M::free_frame(self.owner, d & desc::OA);
                     }
                 }

@@ -328,3 +328,100 @@ fn a_refused_unmap_leaves_every_entry_live() {
     assert!(FakeMachine::take_tlb_ops().is_empty());
     assert_eq!(mem.leaves().count(), 3);
 }
+
+/// Two pages of a device's registers, outside anything the fake machine allocates.
+const GICV: u64 = 0x0804_0000;
+
+#[test]
+fn device_pages_are_mapped_device_memory_and_nobodys_frames() {
+    let mut mem = fresh(4);
+    mem.map(BASE + 2 * P, 1, MemPerms::RW).unwrap();
+    let tables = mem.table_frames();
+    FakeMachine::take_tlb_ops();
+    mem.map_device(Ipa::new(BASE), PhysAddr::new(GICV), 2)
+        .unwrap();
+    assert_eq!(FakeMachine::take_tlb_ops(), [TlbOp::DsbIshst]);
+    for i in 0..2 {
+        let d = Cursor::new(mem.root).query(Ipa::new(BASE + i * P)).unwrap();
+        assert_eq!(output(d).get(), GICV + i * P);
+        // MemAttr[3:0], bits [5:2] (without FEAT_S2FWB).
+        assert_eq!(d & 0b1111 << 2, 0b0001 << 2, "Device-nGnRE");
+        assert_eq!(d & desc::S2AP, desc::S2AP, "read-write");
+        assert_ne!(d & desc::XN, 0, "never executable");
+    }
+    assert_eq!(mem.table_frames(), tables, "in the RAM page's tables");
+    assert_eq!(
+        (mem.pages_used(), mem.quota_left_bytes()),
+        (1, 3 * P),
+        "not the VM's quota"
+    );
+    assert_eq!(mem.frames().count(), 1, "not the VM's frames");
+    assert_eq!(FakeMachine::frames_of(Owner::Vm(3)), 1);
+    assert!(FakeMachine::take_cache_ops().is_empty(), "never zeroed");
+    // No page call of the guest's reaches them, nor does the hyp copy to or from them.
+    assert_eq!(mem.unmap(BASE, 1), Err(Error::Denied));
+    assert_eq!(mem.unmap(BASE, 3), Err(Error::Denied));
+    assert_eq!(mem.protect(BASE + P, 1, MemPerms::READ), Err(Error::Denied));
+    assert_eq!(mem.query(BASE), Err(Error::Denied));
+    assert_eq!(
+        mem.map(BASE + P, 1, MemPerms::RW),
+        Err(Error::AlreadyMapped)
+    );
+    assert_eq!(
+        mem.set_hyp_page_perms(BASE, MemPerms::RW),
+        Err(Error::NotMapped)
+    );
+    assert_eq!(mem.write(BASE, b"x"), Err(Error::BadAddress));
+    assert_eq!(mem.read(BASE + P, &mut [0; 1]), Err(Error::BadAddress));
+    assert!(FakeMachine::take_tlb_ops().is_empty(), "refused whole");
+    // Torn down with the VM without a free: the fake machine panics at a frame it never
+    // handed out.
+    mem.clear();
+    assert_eq!(mem.leaves().count(), 0);
+    assert_eq!(FakeMachine::frames_of(Owner::Vm(3)), 0);
+    mem.map_device(Ipa::new(BASE), PhysAddr::new(GICV), 2)
+        .unwrap();
+    drop(mem);
+    assert_eq!(FakeMachine::frames_of(Owner::Hyp), 0);
+}
+
+#[test]
+fn device_mappings_are_checked_whole() {
+    let mut mem = fresh(4);
+    mem.map(BASE + P, 1, MemPerms::RW).unwrap();
+    let gicv = PhysAddr::new(GICV);
+    assert_eq!(
+        mem.map_device(Ipa::new(BASE), gicv, 2),
+        Err(Error::AlreadyMapped)
+    );
+    assert_eq!(mem.leaves().count(), 1, "nothing mapped");
+    assert_eq!(
+        mem.map_device(Ipa::new(BASE), PhysAddr::new(GICV + 8), 1),
+        Err(Error::BadAddress)
+    );
+    assert_eq!(
+        mem.map_device(Ipa::new(BASE), PhysAddr::new(1 << 48), 1),
+        Err(Error::BadAddress)
+    );
+    assert_eq!(
+        mem.map_device(Ipa::new(BASE + 8), gicv, 1),
+        Err(Error::BadAddress)
+    );
+    assert_eq!(
+        mem.map_device(Ipa::new(IPA_LIMIT - P), gicv, 2),
+        Err(Error::BadAddress)
+    );
+    assert_eq!(
+        mem.map_device(Ipa::new(BASE), gicv, 0),
+        Err(Error::InvalidParameters)
+    );
+    // The tables a mapping needs count against the allowance.
+    FakeMachine::limit_frames(Some(1));
+    assert_eq!(
+        mem.map_device(Ipa::new(BASE + L2_SPAN), gicv, 1),
+        Err(Error::OutOfMemory)
+    );
+    FakeMachine::limit_frames(None);
+    mem.map_device(Ipa::new(BASE + L2_SPAN), gicv, 1).unwrap();
+    assert_eq!(mem.table_frames(), 5);
+}

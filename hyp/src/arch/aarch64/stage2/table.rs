@@ -26,7 +26,8 @@ pub enum Stage2Error {
 
 /// Stage-2 descriptor bits this module reads and writes directly (4 KiB granule). A guest
 /// page's whole record is its level-3 descriptor: the frame is the output address, the
-/// permissions are S2AP/XN, the caller's two software bits (`desc::SW`) say the rest (ignored by the walkers). A table
+/// permissions are S2AP/XN, the caller's three software bits (`desc::SW`) say the rest (ignored
+/// by the walkers). A table
 /// descriptor (levels 1-2) counts the entries in use in the table below in its IGNORED bits.
 pub mod desc {
     /// Valid.
@@ -41,10 +42,10 @@ pub mod desc {
     pub const S2AP: u64 = 0b11 << 6;
     /// Execute-never.
     pub const XN: u64 = 1 << 54;
-    /// SWFLAG_0 and SWFLAG_1: two bits the walkers ignore, for the caller's own use (which
-    /// code says who may change the page).
+    /// SWFLAG_0..2 (of the four bits [58:55] reserved for software): bits the walkers
+    /// ignore, for the caller's own use (which code says who may change the page).
     pub const SW_SHIFT: u32 = 55;
-    pub const SW: u64 = 0b11 << SW_SHIFT;
+    pub const SW: u64 = 0b111 << SW_SHIFT;
     /// In a table descriptor, bits [11:2] (IGNORED by the walkers without FEAT_HAFT/LPA2,
     /// which we do not enable): how many entries of the table below are in use (0..=512).
     pub const LIVE_SHIFT: u32 = 2;
@@ -57,7 +58,7 @@ pub mod desc {
 pub const L3_SPAN: u64 = PAGE_SIZE * desc::ENTRIES;
 pub const L2_SPAN: u64 = L3_SPAN * desc::ENTRIES;
 
-/// The caller's two software bits of a descriptor (0..=3).
+/// The caller's software bits of a descriptor (0..=7).
 pub fn software_bits(descriptor: u64) -> u64 {
     (descriptor & desc::SW) >> desc::SW_SHIFT
 }
@@ -80,7 +81,7 @@ pub fn output(descriptor: u64) -> PhysAddr {
 }
 
 /// The level-3 descriptor of a page of frame `pa` with `perms` and software bits `sw`
-/// (0..=3): normal write-back memory, inner shareable, accessed.
+/// (0..=7): normal write-back memory, inner shareable, accessed.
 pub fn leaf(pa: PhysAddr, perms: MemPerms, sw: u64) -> u64 {
     let mut a = Stage2Attributes::VALID
         | Stage2Attributes::MEMATTR_NORMAL_INNER_WB
@@ -95,6 +96,21 @@ pub fn leaf(pa: PhysAddr, perms: MemPerms, sw: u64) -> u64 {
     if !perms.contains(MemPerms::EXEC) {
         a |= Stage2Attributes::XN;
     }
+    (pa.get() & desc::OA)
+        | a.bits() as u64
+        | desc::TABLE_OR_PAGE
+        | (sw << desc::SW_SHIFT) & desc::SW
+}
+
+/// The level-3 descriptor of a page of device registers at `pa` with software bits `sw`
+/// (0..=7): Device-nGnRE (MemAttr 0b0001, as read without FEAT_S2FWB), read-write, never
+/// executable, accessed.
+pub fn device_leaf(pa: PhysAddr, sw: u64) -> u64 {
+    let a = Stage2Attributes::VALID
+        | Stage2Attributes::MEMATTR_DEVICE_nGnRE
+        | Stage2Attributes::S2AP_ACCESS_RW
+        | Stage2Attributes::ACCESS_FLAG
+        | Stage2Attributes::XN;
     (pa.get() & desc::OA)
         | a.bits() as u64
         | desc::TABLE_OR_PAGE
