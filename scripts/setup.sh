@@ -6,6 +6,8 @@
 #   - cargo-fuzz (crates.io), which builds the host fuzz targets (fuzz/run.sh)
 #   - gdb-multiarch (Debian), the debugger scripts/gdb.sh starts
 #   - the real Raspberry Pi 4 device trees (from Debian's arm64 kernel package), into the cache
+#   - the Linux guest: that package's kernel Image and a busybox initramfs (Debian's
+#     busybox-static:arm64, scripts/linux-initrd.sh) into the cache, linked into target/linux/
 #   - with --raspi-firmware (scripts/sdcard.sh asks for it; CI never does): the Pi 4's boot
 #     firmware, start4.elf and fixup4.dat, from Debian's raspi-firmware package, into the cache
 # Downloads are cached outside the clone (PVHYP_CACHE, default ~/.cache/pvhyp).
@@ -14,13 +16,14 @@ raspi_firmware=0
 for arg in "$@"; do
     case "$arg" in
         --raspi-firmware) raspi_firmware=1 ;;
-        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "setup: unknown option $arg" >&2; exit 2 ;;
     esac
 done
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${PVHYP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pvhyp}"
 mkdir -p "$CACHE"
+CACHE="$(cd "$CACHE" && pwd)"  # absolute: target/linux/ links into it
 
 say() { echo "setup: $*" >&2; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -84,29 +87,81 @@ ensure_qemu() {
     qemu_has_raspi4b || { say "error: qemu-system-aarch64 still lacks raspi4b"; exit 1; }
 }
 
-# Real device trees: Debian's arm64 kernel package ships the Pi's; QEMU dumps its own.
+# Debian's arm64 kernel package gives two things: the real Pi device trees and the Linux
+# guest's kernel (boot/vmlinuz-*, a raw uncompressed arm64 Image). QEMU dumps its own trees.
 DTB_DIR="$CACHE/dtb"
 PI_DTBS=(bcm2711-rpi-4-b.dtb bcm2711-rpi-400.dtb bcm2711-rpi-cm4-io.dtb)
-ensure_pi_dtbs() {
-    local missing=0 d
-    for d in "${PI_DTBS[@]}"; do [ -f "$DTB_DIR/$d" ] || missing=1; done
-    [ "$missing" = 0 ] && return 0
+LINUX_DIR="$CACHE/linux"
+ensure_arm64_apt() {
     if ! dpkg --print-foreign-architectures | grep -q arm64; then
         as_root dpkg --add-architecture arm64
         APT_UPDATED=""
     fi
     apt_update_once
-    local pkg tmp
+}
+# Downloads the arm64 package $1 into a new temporary directory and unpacks it under x/ there;
+# prints the directory.
+fetch_arm64_deb() {
+    local tmp
+    tmp="$(mktemp -d)"
+    chmod 755 "$tmp"  # apt-get download writes as _apt where it can
+    (cd "$tmp" && apt-get download -q "$1" >/dev/null 2>&1 && dpkg-deb -x ./*.deb x) ||
+        { rm -rf "$tmp"; say "error: could not download $1"; exit 1; }
+    echo "$tmp"
+}
+# "ARMd" (0x644d5241 little-endian) at offset 0x38: the arm64 Image header's magic.
+is_arm64_image() { [ "$(od -An -tx1 -j56 -N4 "$1" | tr -d ' ')" = 41524d64 ]; }
+ensure_kernel_package() {
+    local missing=0 d
+    for d in "${PI_DTBS[@]}"; do [ -f "$DTB_DIR/$d" ] || missing=1; done
+    [ -f "$LINUX_DIR/Image" ] || missing=1
+    [ "$missing" = 0 ] && return 0
+    ensure_arm64_apt
+    local pkg tmp image
     pkg="$(apt-cache depends linux-image-arm64:arm64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')"
     [ -n "$pkg" ] || { say "error: cannot name Debian's current arm64 kernel package"; exit 1; }
-    say "fetching device trees from $pkg"
-    tmp="$(mktemp -d)"
-    (cd "$tmp" && apt-get download -q "$pkg" >/dev/null 2>&1 && dpkg-deb -x ./*.deb x)
-    mkdir -p "$DTB_DIR"
+    say "fetching the Pi device trees and the Linux guest's kernel from $pkg"
+    tmp="$(fetch_arm64_deb "$pkg")"
+    mkdir -p "$DTB_DIR" "$LINUX_DIR"
     for d in "${PI_DTBS[@]}"; do
         cp "$(find "$tmp/x" -path "*broadcom/$d" | head -n1)" "$DTB_DIR/$d"
     done
+    image="$(find "$tmp/x/boot" -name 'vmlinuz-*' | head -n1)"
+    [ -n "$image" ] && is_arm64_image "$image" ||
+        { rm -rf "$tmp"; say "error: $pkg has no boot/vmlinuz-* with the arm64 Image magic"; exit 1; }
+    cp "$image" "$LINUX_DIR/Image.tmp"
+    mv "$LINUX_DIR/Image.tmp" "$LINUX_DIR/Image"
+    dpkg-deb -f "$tmp"/*.deb Package Version >"$LINUX_DIR/Image.version"
     rm -rf "$tmp"
+}
+
+# The Linux guest's initramfs: Debian's static arm64 busybox (cached as it came) and
+# scripts/linux-init, packed by scripts/linux-initrd.sh; rebuilt (without a download) when one
+# of those changes. Then linked into target/linux/, where tests/manifests/linux*.toml name them.
+ensure_linux_guest() {
+    if [ ! -f "$LINUX_DIR/busybox" ]; then
+        ensure_arm64_apt
+        say "fetching busybox-static:arm64 for the Linux guest's initramfs"
+        local tmp
+        tmp="$(fetch_arm64_deb busybox-static:arm64)"
+        mkdir -p "$LINUX_DIR"
+        cp "$tmp/x/bin/busybox" "$LINUX_DIR/busybox.tmp"
+        mv "$LINUX_DIR/busybox.tmp" "$LINUX_DIR/busybox"
+        dpkg-deb -f "$tmp"/*.deb Package Version >"$LINUX_DIR/busybox.version"
+        rm -rf "$tmp"
+    fi
+    local stamp
+    stamp="$(cat "$ROOT/scripts/linux-initrd.sh" "$ROOT/scripts/linux-init" "$LINUX_DIR/busybox" | sha256sum | cut -d' ' -f1)"
+    if [ ! -f "$LINUX_DIR/initrd.gz" ] || [ "$(cat "$LINUX_DIR/initrd.gz.stamp" 2>/dev/null)" != "$stamp" ]; then
+        say "building the Linux guest's initramfs"
+        "$ROOT/scripts/linux-initrd.sh" "$LINUX_DIR/busybox" "$LINUX_DIR/initrd.gz"
+        echo "$stamp" >"$LINUX_DIR/initrd.gz.stamp"
+    fi
+    local dir="$ROOT/target/linux" f
+    mkdir -p "$dir"
+    for f in Image initrd.gz; do
+        [ "$(readlink "$dir/$f" 2>/dev/null)" = "$LINUX_DIR/$f" ] || ln -sfn "$LINUX_DIR/$f" "$dir/$f"
+    done
 }
 
 ensure_qemu_dtbs() {
@@ -188,6 +243,7 @@ ensure_cargo_fuzz
 ensure_qemu
 ensure_cpio
 ensure_gdb_multiarch
-ensure_pi_dtbs
+ensure_kernel_package
+ensure_linux_guest
 ensure_qemu_dtbs
 [ "$raspi_firmware" = 0 ] || ensure_raspi_firmware

@@ -9,8 +9,11 @@
 //! - The first line is exactly `pvhyp-manifest 1` ([`HEADER`]).
 //! - Then one record per line, `vm` or `channel`, then `key=value` fields separated by spaces.
 //!   Every key is required, once, except a `vm`'s `disk=OFFSET+SIZE` (bytes), given only for a
-//!   VM with a disk region, and its `cpus=0,2` (CPU indices), given only for a pinned VM. In a `vm` record `cmdline=` comes last and takes the rest of
-//!   the line, spaces included. Numbers are decimal; `memory` is in bytes.
+//!   VM with a disk region, its `cpus=0,2` (CPU indices), given only for a pinned VM, its
+//!   `kind=linux` (absent: `pv`), given only for a Linux VM, and its `initrd=MEMBER`, given
+//!   only for a Linux VM with an initramfs. In a `vm` record `cmdline=` comes last and takes
+//!   the rest of the line, spaces included (a Linux VM's `bootargs`). Numbers are decimal;
+//!   `memory` is in bytes.
 //! - Empty lines and lines starting with `#` are ignored. Lines end with `\n`.
 //!
 //! [`decode`] checks every rule of [`validate`](crate::validate) and the image names again:
@@ -57,7 +60,7 @@ pub enum DecodeErrorKind {
     MissingKey(&'static str),
     /// A number that is not decimal digits or does not fit.
     BadNumber(&'static str),
-    /// A `console` or `on_fault` value not in the list.
+    /// A `console`, `on_fault` or `kind` value not in the list.
     BadValue(&'static str),
     /// A value breaks a manifest rule.
     Invalid(Problem),
@@ -106,9 +109,14 @@ pub fn encode(m: &Manifest) -> String {
     // Writing to a String cannot fail.
     let _ = writeln!(out, "{HEADER}");
     for vm in &m.vms {
+        if vm.kind != VmKind::Pv {
+            let _ = write!(out, "vm kind={} ", vm.kind.as_str());
+        } else {
+            out.push_str("vm ");
+        }
         let _ = write!(
             out,
-            "vm name={} memory={} vcpus={} console={} on_fault={} image={} ",
+            "name={} memory={} vcpus={} console={} on_fault={} image={} ",
             vm.name,
             vm.memory_bytes,
             vm.vcpus,
@@ -116,6 +124,9 @@ pub fn encode(m: &Manifest) -> String {
             vm.on_fault.as_str(),
             vm.image,
         );
+        if let Some(initrd) = &vm.initrd {
+            let _ = write!(out, "initrd={initrd} ");
+        }
         if let Some(disk) = vm.disk {
             let _ = write!(out, "disk={}+{} ", disk.offset, disk.size);
         }
@@ -258,8 +269,9 @@ fn small(key: &'static str, value: &str) -> Result<i64, DecodeErrorKind> {
     i64::try_from(number(key, value)?).map_err(|_| DecodeErrorKind::BadNumber(key))
 }
 
-const VM_KEYS: [&str; 9] = [
-    "name", "memory", "vcpus", "console", "on_fault", "image", "disk", "cpus", "cmdline",
+const VM_KEYS: [&str; 11] = [
+    "name", "memory", "vcpus", "console", "on_fault", "image", "disk", "cpus", "kind", "initrd",
+    "cmdline",
 ];
 
 /// A `cpus` value: CPU indices in decimal, separated by commas.
@@ -288,11 +300,26 @@ fn disk_region(value: &str) -> Result<DiskRegion, DecodeErrorKind> {
 
 fn decode_vm(rest: &str) -> Result<VmSpec, DecodeErrorKind> {
     let mut s = [None; VM_KEYS.len()];
-    fields(rest, &VM_KEYS, Some("cmdline"), &["disk", "cpus"], &mut s)?;
+    let optional = ["disk", "cpus", "kind", "initrd"];
+    fields(rest, &VM_KEYS, Some("cmdline"), &optional, &mut s)?;
     let disk = s[6].map(disk_region).transpose()?;
     let cpus = s[7].map(cpu_set).transpose()?;
-    let [name, memory, vcpus, console, on_fault, image, _, _, cmdline] =
-        s.map(Option::unwrap_or_default);
+    let kind = s[8].map_or(Some(VmKind::Pv), VmKind::from_name);
+    let kind = kind.ok_or(DecodeErrorKind::BadValue("kind"))?;
+    let initrd = s[9].map(str::to_string);
+    let [
+        name,
+        memory,
+        vcpus,
+        console,
+        on_fault,
+        image,
+        _,
+        _,
+        _,
+        _,
+        cmdline,
+    ] = s.map(Option::unwrap_or_default);
     let invalid = DecodeErrorKind::Invalid;
 
     validate::check_vm_name(name).map_err(invalid)?;
@@ -302,10 +329,14 @@ fn decode_vm(rest: &str) -> Result<VmSpec, DecodeErrorKind> {
     let console = ConsoleKind::from_name(console).ok_or(DecodeErrorKind::BadValue("console"))?;
     let on_fault = FaultPolicy::from_name(on_fault).ok_or(DecodeErrorKind::BadValue("on_fault"))?;
     validate::check_image_name(image).map_err(invalid)?;
-    validate::check_cmdline(cmdline).map_err(invalid)?;
-    Ok(VmSpec {
+    if let Some(initrd) = &initrd {
+        validate::check_image_name(initrd).map_err(invalid)?;
+    }
+    let vm = VmSpec {
         name: name.to_string(),
+        kind,
         image: image.to_string(),
+        initrd,
         memory_bytes,
         vcpus,
         cmdline: cmdline.to_string(),
@@ -313,7 +344,9 @@ fn decode_vm(rest: &str) -> Result<VmSpec, DecodeErrorKind> {
         on_fault,
         disk,
         cpus,
-    })
+    };
+    validate::check_vm(&vm).map_err(invalid)?;
+    Ok(vm)
 }
 
 const CHANNEL_KEYS: [&str; 4] = ["name", "a", "b", "pages"];

@@ -12,7 +12,8 @@
 //! `pvpack` turns the first into the second: it reads the TOML, resolves the images and writes
 //! a [`cpio`] newc archive holding `manifest` (the compact form) and `images/<name>`.
 //!
-//! [`elf`] holds the rules a guest image must meet, shared by the hyp's loader and `pvpack`.
+//! [`elf`] holds the rules a PV guest's image must meet, shared by the hyp's loader and
+//! `pvpack`; [`linux_image`] those of a Linux VM's kernel and where its pieces go in its RAM.
 //!
 //! The crate is `no_std` + `alloc` without the `host` feature, and has no `unsafe`.
 
@@ -26,6 +27,7 @@ mod compact;
 pub mod cpio;
 pub mod elf;
 mod fits;
+pub mod linux_image;
 mod model;
 mod size;
 #[cfg(feature = "host")]
@@ -39,9 +41,9 @@ pub use size::{Size, parse_size};
 #[cfg(feature = "host")]
 pub use toml_front::{SourceLines, VmLines, parse_toml, parse_toml_with_lines};
 pub use validate::{
-    Invalid, Item, Problem, check_channel, check_cmdline, check_disk, check_image_name,
-    check_memory, check_name, check_pages, check_relations, check_vcpus, check_vm, check_vm_name,
-    validate,
+    Invalid, Item, Problem, check_bootargs, check_channel, check_cmdline, check_disk,
+    check_image_name, check_kind, check_memory, check_name, check_pages, check_relations,
+    check_vcpus, check_vm, check_vm_name, validate,
 };
 
 /// Name of the compact manifest inside the archive.

@@ -29,7 +29,7 @@ pub const DISK_SECTOR_SIZE: u64 = 512;
 pub const MAX_DISK_BYTES: u64 = 1 << 40;
 /// Physical CPUs a `cpus` pin may name: indices `0..MAX_CPUS`.
 pub const MAX_CPUS: u32 = 8;
-/// The command line a VM gets when the TOML gives none.
+/// The command line a PV VM gets when the TOML gives none.
 pub const DEFAULT_CMDLINE: &str = "selftest";
 
 /// A whole manifest: every VM to start, in order, and the channels between them.
@@ -46,21 +46,28 @@ pub struct Manifest {
 pub struct VmSpec {
     /// Unique name, `[A-Za-z0-9_-]{1,31}`, not `hyp`; prefixes the VM's console lines.
     pub name: String,
-    /// The guest image. In the archive's compact manifest: the member's name (for example
-    /// `images/pv-guest.elf`). From `parse_toml` (feature `host`): the path the TOML gave,
-    /// relative to the manifest's directory, or empty for the default (the built pv-guest).
+    /// What the VM runs: a paravirtual guest or an unmodified Linux kernel.
+    pub kind: VmKind,
+    /// The guest image: an ELF (PV) or a raw arm64 Image (Linux, [`crate::linux_image`]). In
+    /// the archive's compact manifest: the member's name (for example `images/pv-guest.elf`).
+    /// From `parse_toml` (feature `host`): the path the TOML gave, relative to the manifest's
+    /// directory, or empty for the default (the built pv-guest; PV VMs only).
     pub image: String,
+    /// A Linux VM's initramfs, if it has one, named as `image` is; always `None` for PV.
+    pub initrd: Option<String>,
     /// Memory quota in bytes: a positive multiple of [`PAGE_SIZE`].
     pub memory_bytes: u64,
     /// Number of vCPUs, `1..=MAX_VCPUS`.
     pub vcpus: u32,
-    /// What the guest runs: program name and arguments; printable ASCII, at most 255 bytes.
+    /// PV: what the guest runs, program name and arguments (TOML key `cmdline`). Linux: the
+    /// kernel command line, `/chosen/bootargs` (TOML key `bootargs`). Printable ASCII, at most
+    /// 255 bytes.
     pub cmdline: String,
-    /// The VM's console.
+    /// The VM's console. A Linux VM's is always [`ConsoleKind::EmulatedPl011`].
     pub console: ConsoleKind,
     /// What a stage-2 fault outside the VM's mappings does.
     pub on_fault: FaultPolicy,
-    /// The VM's part of the machine's disk, if it has one.
+    /// The VM's part of the machine's disk, if it has one (PV VMs only).
     pub disk: Option<DiskRegion>,
     /// The physical CPUs this VM's vCPUs may run on; `None`: any.
     pub cpus: Option<CpuSet>,
@@ -145,6 +152,41 @@ pub struct ChannelSpec {
     pub pages: u32,
 }
 
+/// What a VM runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "host",
+    derive(serde::Deserialize),
+    serde(rename_all = "kebab-case")
+)]
+pub enum VmKind {
+    /// A paravirtual guest, written for this hypervisor's hypercalls (`"pv"`).
+    #[default]
+    Pv,
+    /// An unmodified Linux kernel booted by the arm64 boot protocol (`"linux"`): all its
+    /// memory mapped at boot, a device tree, a virtual GIC and an emulated UART.
+    Linux,
+}
+
+impl VmKind {
+    /// The spelling used in TOML and in the compact form.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pv => "pv",
+            Self::Linux => "linux",
+        }
+    }
+
+    /// Parses [`as_str`](Self::as_str)'s spelling.
+    pub fn from_name(s: &str) -> Option<Self> {
+        match s {
+            "pv" => Some(Self::Pv),
+            "linux" => Some(Self::Linux),
+            _ => None,
+        }
+    }
+}
+
 /// How a VM's console reaches the UART.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(
@@ -214,11 +256,18 @@ impl FaultPolicy {
 }
 
 impl VmSpec {
-    /// The pages the hyp maps for this VM before it runs and charges to its quota, beside its
-    /// image: the boot-info page, the event page, the console ring (`pv` console) and the
+    /// The pages the hyp maps for this PV VM before it runs and charges to its quota, beside
+    /// its image: the boot-info page, the event page, the console ring (`pv` console) and the
     /// block ring (with `disk`). The image's own pages are [`crate::elf::Image::pages`].
+    /// A Linux VM: none; its kernel, initrd and device tree are in its memory, all of which is
+    /// mapped at boot ([`crate::linux_image::linux_layout`]).
     pub fn hyp_pages(&self) -> u64 {
-        2 + u64::from(self.console == ConsoleKind::Pv) + u64::from(self.disk.is_some())
+        match self.kind {
+            VmKind::Pv => {
+                2 + u64::from(self.console == ConsoleKind::Pv) + u64::from(self.disk.is_some())
+            }
+            VmKind::Linux => 0,
+        }
     }
 }
 

@@ -39,6 +39,8 @@ pub struct VmLines {
     pub memory: usize,
     /// The `image` key, when given.
     pub image: Option<usize>,
+    /// The `initrd` key, when given (Linux VMs).
+    pub initrd: Option<usize>,
     /// The `disk` key, when given.
     pub disk: Option<usize>,
 }
@@ -86,12 +88,19 @@ pub fn parse_toml_with_lines(text: &str) -> Result<(Manifest, SourceLines), Mani
             Some(v) => validate::check_vcpus(*v.get_ref()).map_err(at(v.span()))?,
             None => 1,
         };
-        let cmdline = match &vm.cmdline {
-            Some(c) => {
+        let kind = vm.kind.as_ref().map_or(VmKind::Pv, |k| *k.get_ref());
+        refuse_keys_of_other_kind(text, &vm, kind)?;
+        let cmdline = match (&vm.cmdline, &vm.bootargs) {
+            (Some(c), _) => {
                 validate::check_cmdline(c.get_ref()).map_err(at(c.span()))?;
                 c.get_ref().clone()
             }
-            None => DEFAULT_CMDLINE.to_owned(),
+            (None, Some(b)) => {
+                validate::check_bootargs(b.get_ref()).map_err(at(b.span()))?;
+                b.get_ref().clone()
+            }
+            (None, None) if kind == VmKind::Linux => String::new(),
+            (None, None) => DEFAULT_CMDLINE.to_owned(),
         };
         let disk = match &vm.disk {
             Some(d) => {
@@ -113,25 +122,47 @@ pub fn parse_toml_with_lines(text: &str) -> Result<(Manifest, SourceLines), Mani
         if let Some(image) = &vm.image
             && image.get_ref().is_empty()
         {
-            let message = "image is empty; leave the key out for the default pv-guest";
+            let message = match kind {
+                VmKind::Pv => "image is empty; leave the key out for the default pv-guest",
+                VmKind::Linux => "image is empty; a kind = \"linux\" VM needs a raw arm64 Image",
+            };
             return Err(ManifestError {
                 line: line_of(text, image.span().start),
                 message: message.into(),
             });
         }
+        if let Some(initrd) = &vm.initrd
+            && initrd.get_ref().is_empty()
+        {
+            return Err(ManifestError {
+                line: line_of(text, initrd.span().start),
+                message: "initrd is empty; leave the key out for no initramfs".into(),
+            });
+        }
+        if kind == VmKind::Linux && vm.image.is_none() {
+            let kind_span = vm.kind.as_ref().map_or(vm.name.span(), Spanned::span);
+            return Err(err(text, kind_span, Problem::LinuxWithoutImage));
+        }
         lines.vms.push(VmLines {
             name: line_of(text, vm.name.span().start),
             memory: line_of(text, vm.memory.span().start),
             image: vm.image.as_ref().map(|i| line_of(text, i.span().start)),
+            initrd: vm.initrd.as_ref().map(|i| line_of(text, i.span().start)),
             disk: vm.disk.as_ref().map(|d| line_of(text, d.span().start)),
         });
+        let console = match kind {
+            VmKind::Pv => vm.console.map(Spanned::into_inner).unwrap_or_default(),
+            VmKind::Linux => ConsoleKind::EmulatedPl011,
+        };
         m.vms.push(VmSpec {
             name: vm.name.into_inner(),
+            kind,
             image: vm.image.map(Spanned::into_inner).unwrap_or_default(),
+            initrd: vm.initrd.map(Spanned::into_inner),
             memory_bytes: memory_bytes.0,
             vcpus,
             cmdline,
-            console: vm.console.map(Spanned::into_inner).unwrap_or_default(),
+            console,
             on_fault: vm.on_fault.map(Spanned::into_inner).unwrap_or_default(),
             disk,
             cpus,
@@ -195,6 +226,29 @@ pub fn parse_toml_with_lines(text: &str) -> Result<(Manifest, SourceLines), Mani
     Ok((m, lines))
 }
 
+/// Refuses, on its line, the first key the VM's kind does not take (a PV guest's `cmdline`,
+/// `console` and `disk` in a Linux VM; `bootargs` and `initrd` in a PV VM).
+fn refuse_keys_of_other_kind(text: &str, vm: &TomlVm, kind: VmKind) -> Result<(), ManifestError> {
+    let span = |key: Option<Range<usize>>, name: &'static str| key.map(|s| (s, name));
+    let refused = match kind {
+        VmKind::Linux => [
+            span(vm.cmdline.as_ref().map(Spanned::span), "cmdline"),
+            span(vm.console.as_ref().map(Spanned::span), "console"),
+            span(vm.disk.as_ref().map(Spanned::span), "disk"),
+        ],
+        VmKind::Pv => [
+            span(vm.bootargs.as_ref().map(Spanned::span), "bootargs"),
+            span(vm.initrd.as_ref().map(Spanned::span), "initrd"),
+            None,
+        ],
+    };
+    // The first in the text, so that fixing errors top to bottom works.
+    match refused.into_iter().flatten().min_by_key(|(s, _)| s.start) {
+        Some((s, key)) => Err(err(text, s, Problem::KeyNotForKind { key, kind })),
+        None => Ok(()),
+    }
+}
+
 /// Rewords serde's messages in the manifest's terms (keys and values, not fields and variants).
 fn plain_words(message: &str) -> String {
     let mut m = message
@@ -246,6 +300,9 @@ struct TomlVm {
     on_fault: Option<Spanned<FaultPolicy>>,
     disk: Option<Spanned<TomlDisk>>,
     cpus: Option<Spanned<Vec<i64>>>,
+    kind: Option<Spanned<VmKind>>,
+    bootargs: Option<Spanned<String>>,
+    initrd: Option<Spanned<String>>,
 }
 
 /// `disk = { offset = SIZE, size = SIZE }`.

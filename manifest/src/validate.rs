@@ -38,6 +38,10 @@ pub enum Problem {
     CmdlineTooLong(usize),
     /// The command line holds a character that is not printable ASCII.
     CmdlineBadChar,
+    /// A Linux VM's `bootargs` are longer than [`MAX_CMDLINE_LEN`].
+    BootargsTooLong(usize),
+    /// A Linux VM's `bootargs` hold a character that is not printable ASCII.
+    BootargsBadChar,
     /// Channel pages outside `1..=MAX_CHANNEL_PAGES`.
     PagesOutOfRange(i64),
     /// A disk region's size is zero.
@@ -48,6 +52,19 @@ pub enum Problem {
     DiskTooLarge(u64),
     /// Two VMs' disk regions overlap: the other VM's name.
     DiskOverlap(String),
+    /// A key (its TOML name) that VMs of this kind do not take.
+    KeyNotForKind {
+        /// The key, as the TOML spells it (`cmdline`, `console`, `disk`, `bootargs`, `initrd`).
+        key: &'static str,
+        /// The kind of the VM that gave it.
+        kind: VmKind,
+    },
+    /// A Linux VM without an `image` (there is no default kernel).
+    LinuxWithoutImage,
+    /// A Linux VM's console is not the emulated UART (compact form only).
+    LinuxConsoleNotEmulated,
+    /// A channel names a Linux VM: the VM's name.
+    ChannelToLinux(String),
     /// A `cpus` pin with no CPU.
     CpusEmpty,
     /// A `cpus` index outside `0..MAX_CPUS`.
@@ -100,6 +117,12 @@ impl fmt::Display for Problem {
             Self::CmdlineBadChar => f.write_str(
                 "cmdline must be printable ASCII (no tabs, newlines or control characters)",
             ),
+            Self::BootargsTooLong(n) => {
+                write!(f, "bootargs is {n} bytes, more than {MAX_CMDLINE_LEN}")
+            }
+            Self::BootargsBadChar => f.write_str(
+                "bootargs must be printable ASCII (no tabs, newlines or control characters)",
+            ),
             Self::PagesOutOfRange(n) => {
                 write!(f, "pages {n} is outside 1..={MAX_CHANNEL_PAGES}")
             }
@@ -115,6 +138,35 @@ impl fmt::Display for Problem {
             Self::DiskOverlap(other) => {
                 write!(f, "disk region overlaps the disk region of VM \"{other}\"")
             }
+            Self::KeyNotForKind { key, kind } => {
+                write!(f, "{key} is not a key of a kind = \"{}\" VM", kind.as_str())?;
+                match (key, kind) {
+                    (&"cmdline", VmKind::Linux) => {
+                        f.write_str(": a Linux kernel's command line is `bootargs`")
+                    }
+                    (&"console", VmKind::Linux) => {
+                        f.write_str(": a Linux VM's console is always its emulated UART (ttyAMA0)")
+                    }
+                    (&"disk", VmKind::Linux) => {
+                        f.write_str(": disk regions are for PV guests only")
+                    }
+                    (&"bootargs", VmKind::Pv) => {
+                        f.write_str(": a PV guest's command line is `cmdline`")
+                    }
+                    (&"initrd", VmKind::Pv) => f.write_str(": only Linux VMs take an initramfs"),
+                    _ => Ok(()),
+                }
+            }
+            Self::LinuxWithoutImage => f.write_str(
+                "a kind = \"linux\" VM needs an image key: a raw arm64 Image (there is no default)",
+            ),
+            Self::LinuxConsoleNotEmulated => {
+                f.write_str("a Linux VM's console must be emulated-pl011")
+            }
+            Self::ChannelToLinux(vm) => write!(
+                f,
+                "channel end \"{vm}\" is a kind = \"linux\" VM: channels join PV guests only"
+            ),
             Self::CpusEmpty => f.write_str("cpus is empty; leave the key out to run anywhere"),
             Self::CpuOutOfRange(n) => {
                 write!(f, "cpus: CPU {n} is outside 0..{MAX_CPUS}")
@@ -241,6 +293,14 @@ pub fn check_cmdline(cmdline: &str) -> Result<(), Problem> {
     Ok(())
 }
 
+/// A Linux VM's kernel command line: the rules of [`check_cmdline`], named `bootargs`.
+pub fn check_bootargs(bootargs: &str) -> Result<(), Problem> {
+    check_cmdline(bootargs).map_err(|p| match p {
+        Problem::CmdlineTooLong(n) => Problem::BootargsTooLong(n),
+        _ => Problem::BootargsBadChar,
+    })
+}
+
 /// A channel's page count: `1..=MAX_CHANNEL_PAGES`.
 pub fn check_pages(n: i64) -> Result<u32, Problem> {
     match u32::try_from(n) {
@@ -266,13 +326,36 @@ pub fn check_disk(region: &DiskRegion) -> Result<(), Problem> {
     }
 }
 
-/// Checks one VM's fields except `image` (whose form depends on the front end).
+/// Checks one VM's fields except the form of `image` and `initrd` (which depends on the front
+/// end), and that it has only what its kind takes: a Linux VM an image, the emulated UART, no
+/// disk; a PV VM no initrd.
 pub fn check_vm(vm: &VmSpec) -> Result<(), Problem> {
     check_vm_name(&vm.name)?;
     check_memory(vm.memory_bytes)?;
     check_vcpus(i64::from(vm.vcpus))?;
-    check_cmdline(&vm.cmdline)?;
-    vm.disk.as_ref().map_or(Ok(()), check_disk)
+    match vm.kind {
+        VmKind::Pv => check_cmdline(&vm.cmdline)?,
+        VmKind::Linux => check_bootargs(&vm.cmdline)?,
+    }
+    vm.disk.as_ref().map_or(Ok(()), check_disk)?;
+    check_kind(vm)
+}
+
+/// What [`check_vm`] checks of a VM's kind.
+pub fn check_kind(vm: &VmSpec) -> Result<(), Problem> {
+    let kind = vm.kind;
+    match kind {
+        VmKind::Pv if vm.initrd.is_some() => Err(Problem::KeyNotForKind {
+            key: "initrd",
+            kind,
+        }),
+        VmKind::Linux if vm.disk.is_some() => Err(Problem::KeyNotForKind { key: "disk", kind }),
+        VmKind::Linux if vm.image.is_empty() => Err(Problem::LinuxWithoutImage),
+        VmKind::Linux if vm.console != ConsoleKind::EmulatedPl011 => {
+            Err(Problem::LinuxConsoleNotEmulated)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Checks one channel's own fields (not whether its ends exist).
@@ -332,6 +415,12 @@ pub fn check_relations(m: &Manifest) -> Result<(), Invalid> {
         if ch.a == ch.b {
             let problem = Problem::SameEndpoints(ch.a.clone());
             return Err(Invalid { item, problem });
+        }
+        for end in [&ch.a, &ch.b] {
+            if m.vm(end).is_some_and(|vm| vm.kind == VmKind::Linux) {
+                let problem = Problem::ChannelToLinux(end.clone());
+                return Err(Invalid { item, problem });
+            }
         }
     }
     Ok(())

@@ -1,15 +1,17 @@
 //! The compact manifest: encode/decode round trips and hostile input.
 
 use manifest::{
-    ChannelSpec, ConsoleKind, DecodeErrorKind, FaultPolicy, Manifest, Problem, VmSpec, decode,
-    encode,
+    ChannelSpec, ConsoleKind, DecodeErrorKind, FaultPolicy, Manifest, Problem, VmKind, VmSpec,
+    decode, encode,
 };
 use proptest::prelude::*;
 
 fn vm(name: &str) -> VmSpec {
     VmSpec {
         name: name.into(),
+        kind: VmKind::Pv,
         image: "images/pv-guest".into(),
+        initrd: None,
         memory_bytes: 16 << 20,
         vcpus: 1,
         cmdline: "selftest".into(),
@@ -72,6 +74,8 @@ fn comments_blank_lines_and_key_order() {
         channel pages=1 b=y a=x name=c\n";
     let m = decode(text).unwrap();
     assert_eq!(m.vms.len(), 2);
+    // Records without `kind` or `initrd` (every archive before Linux VMs) are PV VMs.
+    assert_eq!((m.vms[0].kind, &m.vms[0].initrd), (VmKind::Pv, &None));
     assert_eq!(m.vms[0].vcpus, 2);
     assert_eq!(m.vms[1].cmdline, "");
     assert_eq!(m.channels[0].a, "x");
@@ -215,6 +219,94 @@ fn caps_the_number_of_vms() {
     );
 }
 
+fn linux(name: &str) -> VmSpec {
+    VmSpec {
+        kind: VmKind::Linux,
+        image: "images/Image".into(),
+        initrd: Some("images/initrd.gz".into()),
+        memory_bytes: 256 << 20,
+        vcpus: 2,
+        cmdline: "console=ttyAMA0 rdinit=/init".into(),
+        console: ConsoleKind::EmulatedPl011,
+        ..vm(name)
+    }
+}
+
+#[test]
+fn linux_vms_round_trip() {
+    let m = Manifest {
+        vms: vec![linux("linux"), vm("alpha")],
+        channels: vec![],
+    };
+    let text = encode(&m);
+    assert_eq!(
+        text,
+        "pvhyp-manifest 1\n\
+         vm kind=linux name=linux memory=268435456 vcpus=2 console=emulated-pl011 on_fault=kill image=images/Image initrd=images/initrd.gz cmdline=console=ttyAMA0 rdinit=/init\n\
+         vm name=alpha memory=16777216 vcpus=1 console=pv on_fault=kill image=images/pv-guest cmdline=selftest\n"
+    );
+    assert_eq!(decode(&text), Ok(m));
+    let mut bare = linux("bare");
+    bare.initrd = None;
+    bare.cmdline = String::new();
+    let m = Manifest {
+        vms: vec![bare],
+        channels: vec![],
+    };
+    assert_eq!(decode(&encode(&m)), Ok(m));
+}
+
+#[test]
+fn refuses_what_the_kind_does_not_take() {
+    let linux_line = "vm kind=linux name=l memory=4096 vcpus=1 console=emulated-pl011 on_fault=kill image=i initrd=r cmdline=x";
+    let pv_line = "vm name=a memory=4096 vcpus=1 console=pv on_fault=kill image=i cmdline=x";
+    let text = |lines: &[&str]| format!("pvhyp-manifest 1\n{}\n", lines.join("\n"));
+    assert!(decode(&text(&[linux_line, pv_line])).is_ok());
+    let not_for = |key, kind| DecodeErrorKind::Invalid(Problem::KeyNotForKind { key, kind });
+    let cases: [(String, DecodeErrorKind); 6] = [
+        (
+            linux_line.replace("kind=linux", "kind=bsd"),
+            DecodeErrorKind::BadValue("kind"),
+        ),
+        (
+            pv_line.replace("image=i", "image=i initrd=r"),
+            not_for("initrd", VmKind::Pv),
+        ),
+        (
+            linux_line.replace("image=i", "image=i disk=0+512"),
+            not_for("disk", VmKind::Linux),
+        ),
+        (
+            linux_line.replace("console=emulated-pl011", "console=pv"),
+            DecodeErrorKind::Invalid(Problem::LinuxConsoleNotEmulated),
+        ),
+        (
+            linux_line.replace("initrd=r", "initrd="),
+            DecodeErrorKind::Invalid(Problem::ImageEmpty),
+        ),
+        (
+            linux_line.replace("cmdline=x", "cmdline=x\u{7f}"),
+            DecodeErrorKind::Invalid(Problem::BootargsBadChar),
+        ),
+    ];
+    for (line, want) in cases {
+        assert_eq!(kind(&text(&[pv_line, &line])), (3, want), "{line}");
+    }
+    // A channel may not reach a Linux VM, from either end.
+    for ch in [
+        "channel name=c a=a b=l pages=1",
+        "channel name=c a=l b=a pages=1",
+    ] {
+        assert_eq!(
+            kind(&text(&[pv_line, linux_line, ch])),
+            (
+                4,
+                DecodeErrorKind::Invalid(Problem::ChannelToLinux("l".into()))
+            )
+        );
+    }
+}
+
 #[test]
 fn errors_display_the_line() {
     let e = decode("pvhyp-manifest 1\nvm name=b\n").unwrap_err();
@@ -239,7 +331,9 @@ fn arb_vm() -> impl Strategy<Value = VmSpec> {
         .prop_map(
             |(name, image, pages, vcpus, cmdline, pl011, inject, cpus)| VmSpec {
                 name,
+                kind: VmKind::Pv,
                 image,
+                initrd: None,
                 memory_bytes: pages * 4096,
                 vcpus,
                 cmdline,
@@ -294,6 +388,27 @@ fn arb_manifest() -> impl Strategy<Value = Manifest> {
 proptest! {
     #[test]
     fn valid_manifests_round_trip(m in arb_manifest()) {
+        prop_assert_eq!(manifest::validate(&m), Ok(()));
+        prop_assert_eq!(decode(&encode(&m)), Ok(m));
+    }
+
+    #[test]
+    fn linux_manifests_round_trip(
+        vms in proptest::collection::vec((arb_vm(), proptest::option::of("[!-~]{1,60}")), 1..4),
+    ) {
+        let vms = vms
+            .into_iter()
+            .map(|(vm, initrd)| VmSpec {
+                kind: VmKind::Linux,
+                initrd,
+                console: ConsoleKind::EmulatedPl011,
+                ..vm
+            })
+            .collect::<Vec<_>>();
+        let mut m = Manifest { vms, channels: vec![] };
+        for (i, vm) in m.vms.iter_mut().enumerate() {
+            vm.name = format!("l{i}");
+        }
         prop_assert_eq!(manifest::validate(&m), Ok(()));
         prop_assert_eq!(decode(&encode(&m)), Ok(m));
     }

@@ -1,7 +1,7 @@
 //! The TOML front end: defaults, every refusal with its line, the examples, the docs.
 
 use manifest::{
-    ConsoleKind, FaultPolicy, ManifestError, check_fits, parse_toml, parse_toml_with_lines,
+    ConsoleKind, FaultPolicy, ManifestError, VmKind, check_fits, parse_toml, parse_toml_with_lines,
 };
 
 fn err(text: &str) -> (usize, String) {
@@ -327,4 +327,130 @@ fn docs_examples() {
         rest = &body[end..];
     }
     assert!(checked >= 2, "docs/MANIFEST.md lost its examples");
+}
+
+#[test]
+fn linux_vms() {
+    let text = r#"
+[[vm]]
+name = "linux"
+kind = "linux"
+image = "Image"
+initrd = "initrd.gz"
+bootargs = "console=ttyAMA0 rdinit=/init"
+memory = "256M"
+vcpus = 2
+on_fault = "inject"
+cpus = [0, 1]
+
+[[vm]]
+name = "bare"
+kind = "linux"
+image = "Image"
+memory = "64M"
+
+[[vm]]
+name = "pv"
+kind = "pv"
+memory = "16M"
+"#;
+    let (m, lines) = parse_toml_with_lines(text).unwrap();
+    let vm = &m.vms[0];
+    assert_eq!(vm.kind, VmKind::Linux);
+    assert_eq!(vm.image, "Image");
+    assert_eq!(vm.initrd.as_deref(), Some("initrd.gz"));
+    assert_eq!(
+        vm.cmdline, "console=ttyAMA0 rdinit=/init",
+        "bootargs go in cmdline"
+    );
+    assert_eq!(vm.console, ConsoleKind::EmulatedPl011);
+    assert_eq!((vm.memory_bytes, vm.vcpus), (256 << 20, 2));
+    assert_eq!(vm.on_fault, FaultPolicy::Inject);
+    assert_eq!(vm.hyp_pages(), 0);
+    assert_eq!(
+        (lines.vms[0].image, lines.vms[0].initrd),
+        (Some(5), Some(6))
+    );
+    let bare = &m.vms[1];
+    assert_eq!((bare.initrd.as_deref(), bare.cmdline.as_str()), (None, ""));
+    assert_eq!(m.vms[2].kind, VmKind::Pv);
+    assert_eq!(m.vms[2].cmdline, "selftest");
+    assert_eq!(lines.vms[2].initrd, None);
+}
+
+#[test]
+fn linux_refusals_name_the_line() {
+    let linux = "[[vm]]\nname = \"l\"\nkind = \"linux\"\nimage = \"Image\"\nmemory = \"64M\"\n";
+    let pv = "[[vm]]\nname = \"p\"\nmemory = \"16M\"\n";
+    let cases: &[(String, usize, &str)] = &[
+        (
+            format!("{linux}cmdline = \"shell\"\n"),
+            6,
+            "cmdline is not a key of a kind = \"linux\" VM: a Linux kernel's command line is `bootargs`",
+        ),
+        (
+            format!("{linux}console = \"pv\"\n"),
+            6,
+            "console is not a key of a kind = \"linux\" VM: a Linux VM's console is always its emulated UART (ttyAMA0)",
+        ),
+        (
+            format!("{linux}disk = {{ offset = 0, size = \"1M\" }}\n"),
+            6,
+            "disk is not a key of a kind = \"linux\" VM: disk regions are for PV guests only",
+        ),
+        (
+            format!("{pv}bootargs = \"quiet\"\n"),
+            4,
+            "bootargs is not a key of a kind = \"pv\" VM: a PV guest's command line is `cmdline`",
+        ),
+        (
+            format!("{pv}kind = \"pv\"\ninitrd = \"r.gz\"\n"),
+            5,
+            "initrd is not a key of a kind = \"pv\" VM: only Linux VMs take an initramfs",
+        ),
+        (
+            "[[vm]]\nname = \"l\"\nkind = \"linux\"\nmemory = \"64M\"\n".into(),
+            3,
+            "a kind = \"linux\" VM needs an image key: a raw arm64 Image (there is no default)",
+        ),
+        (
+            format!("{linux}initrd = \"\"\n"),
+            6,
+            "initrd is empty; leave the key out for no initramfs",
+        ),
+        (
+            format!("{linux}bootargs = \"{}\"\n", "x".repeat(256)),
+            6,
+            "bootargs is 256 bytes, more than 255",
+        ),
+        (
+            format!("{linux}bootargs = \"a\\tb\"\n"),
+            6,
+            "bootargs must be printable ASCII",
+        ),
+        (
+            "[[vm]]\nname = \"l\"\nkind = \"windows\"\n".into(),
+            3,
+            "unknown value `windows`, expected `pv` or `linux`",
+        ),
+        (
+            format!("{pv}{linux}[[channel]]\nname = \"c\"\nbetween = [\"p\", \"l\"]\n"),
+            11,
+            "channel end \"l\" is a kind = \"linux\" VM: channels join PV guests only",
+        ),
+    ];
+    for (text, line, message) in cases {
+        let (got_line, got) = err(text);
+        assert_eq!(got_line, *line, "{text}\n{got}");
+        assert!(
+            got.contains(message),
+            "{text}\nwant {message:?}\ngot  {got:?}"
+        );
+    }
+    // Two keys of the other kind: the first in the text is named.
+    let (line, message) = err(&format!(
+        "{linux}disk = {{ offset = 0, size = \"1M\" }}\ncmdline = \"x\"\n"
+    ));
+    assert_eq!(line, 6);
+    assert!(message.starts_with("disk is not a key"), "{message}");
 }
