@@ -2,6 +2,7 @@
 //! hypervisor boots from — RAM, reserved memory, console UART, GIC, timer,
 //! PSCI, CPUs, `/chosen`, the Raspberry Pi's PM block and virtio-mmio slots.
 //!
+//! - [`Writer`] writes one (what the hypervisor gives an unmodified guest).
 //! - `no_std` and no allocation: the hypervisor calls it before it has a heap.
 //!   Lists live in fixed tables ([`MAX_MEMORY`], ...).
 //! - Every address is a CPU physical address: `reg` values are translated
@@ -43,6 +44,7 @@ mod translate;
 mod tree;
 mod uart;
 mod validate;
+mod writer;
 
 pub use board::{Board, MAX_CPUS, MAX_MEMORY, MAX_RESERVED, MAX_VIRTIO};
 pub use device::{
@@ -51,6 +53,7 @@ pub use device::{
 };
 pub use error::Error;
 pub use header::{HEADER_SIZE, MAX_TOTAL_SIZE, total_size};
+pub use writer::{WriteError, Writer};
 
 use crate::header::Header;
 use crate::tree::{Frame, walk};
@@ -110,4 +113,17 @@ pub fn parse_allow_no_memory(dtb: &[u8]) -> Result<Board<'_>, Error> {
         }
     }
     Ok(board)
+}
+
+/// The value of property `name` of the first enabled node, in tree order, at `path` (absolute;
+/// a component without `@` matches any unit address: `/cpus/cpu`, `/memory`), or `None` if no
+/// such node has it. For a caller checking one property of a tree, e.g. one it wrote.
+pub fn find_property<'a>(dtb: &'a [u8], path: &str, name: &str) -> Result<Option<&'a [u8]>, Error> {
+    let header = Header::parse(dtb)?;
+    let dtb = dtb.get(..header.total_size).ok_or(Error::BadHeader)?;
+    let tree = validate::validate(dtb, &header)?;
+    let root = Frame::root(tree.blocks.root().ok_or(Error::Malformed("no root node"))?);
+    Ok(tree::find(&root, |frame| {
+        frame.path_is(path).then(|| frame.prop(name)).flatten()
+    }))
 }

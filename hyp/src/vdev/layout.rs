@@ -28,3 +28,6 @@ pub const INTID_PHYS_TIMER: u32 = 30;
 pub const INTID_MAINTENANCE: u32 = 25;
 /// The UART's interrupt: SPI 1, as on `virt`.
 pub const INTID_UART: u32 = 33;
+
+/// The UART's reference clock (`uartclk` and `apb_pclk` in the device tree), as on `virt`.
+pub const UART_CLOCK_HZ: u32 = 24_000_000;

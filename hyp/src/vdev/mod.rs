@@ -4,5 +4,6 @@
 //! (`vgic`), an emulated PL011 (`pl011`). Pure logic, tested on the host; what reads or writes
 //! the CPU or the physical GIC is in `arch`.
 
+pub mod dt;
 pub mod layout;
 pub mod pl011;
