@@ -139,10 +139,6 @@ impl VmSlot {
     pub fn vcpu(&self, v: VcpuIndex) -> &VcpuShared {
         &self.vcpus[v.get() % MAX_VCPUS]
     }
-
-    fn may_run_on(&self, cpu: usize) -> bool {
-        self.cpus.load(Ordering::Relaxed) & (1 << cpu) != 0
-    }
 }
 
 /// The run's VMs, by index: one more slot than the highest VM index of the run, on the heap
@@ -167,35 +163,57 @@ fn slots() -> &'static [VmSlot] {
     SLOTS.get().copied().unwrap_or(&[])
 }
 
-/// Runnable vCPUs no CPU runs, oldest first (each at most once: `VcpuShared::queued`). An
-/// entry may be stale (its vCPU since waits, or its VM stopped): the CPU that pops it checks
-/// under the VM's lock.
+/// Runnable vCPUs no CPU runs, oldest first (each at most once: `VcpuShared::queued`): a ring,
+/// so that taking the oldest (the usual case) moves nothing. An entry may be stale (its vCPU
+/// since waits, or its VM stopped): the CPU that pops it checks under the VM's lock.
 struct RunQueue {
-    entries: [(VmIndex, VcpuIndex); QUEUE_LEN],
+    entries: [Queued; QUEUE_LEN],
+    /// Where the oldest entry is.
+    head: usize,
     len: usize,
+}
+
+/// A queued vCPU, with the CPUs that may run it (its slot's `cpus`, copied: a look at the
+/// queue reads no slot).
+#[derive(Clone, Copy)]
+struct Queued {
+    unit: (VmIndex, VcpuIndex),
+    cpus: usize,
 }
 
 const QUEUE_LEN: usize = MAX_VMS * MAX_VCPUS;
 
 impl RunQueue {
-    fn push(&mut self, unit: (VmIndex, VcpuIndex)) {
-        if let Some(slot) = self.entries.get_mut(self.len) {
-            *slot = unit;
+    /// Where the `i`th oldest entry is held.
+    fn at(&self, i: usize) -> usize {
+        (self.head + i) % QUEUE_LEN
+    }
+
+    fn push(&mut self, entry: Queued) {
+        if self.len < QUEUE_LEN {
+            self.entries[self.at(self.len)] = entry;
             self.len += 1;
         }
     }
 
+    /// The place (0: the oldest) of the oldest vCPU `cpu` may run.
     fn position_for(&self, cpu: usize) -> Option<usize> {
-        self.entries[..self.len]
-            .iter()
-            .position(|&(vm, _)| slot(vm).may_run_on(cpu))
+        (0..self.len).find(|&i| self.entries[self.at(i)].cpus & (1 << cpu) != 0)
     }
 
-    /// Takes the oldest vCPU `cpu` may run.
+    /// The oldest vCPU `cpu` may run, left queued.
+    fn first_for(&self, cpu: usize) -> Option<(VmIndex, VcpuIndex)> {
+        self.position_for(cpu).map(|i| self.entries[self.at(i)].unit)
+    }
+
+    /// Takes the oldest vCPU `cpu` may run; the older entries it passed move up one.
     fn pop_for(&mut self, cpu: usize) -> Option<(VmIndex, VcpuIndex)> {
-        let at = self.position_for(cpu)?;
-        let unit = self.entries[at];
-        self.entries.copy_within(at + 1..self.len, at);
+        let found = self.position_for(cpu)?;
+        let unit = self.entries[self.at(found)].unit;
+        for i in (1..=found).rev() {
+            self.entries[self.at(i)] = self.entries[self.at(i - 1)];
+        }
+        self.head = self.at(1);
         self.len -= 1;
         vcpu(unit.0, unit.1).queued.store(false, Ordering::SeqCst);
         Some(unit)
@@ -205,7 +223,11 @@ impl RunQueue {
 static RUN_QUEUE: Ordered<RunQueue> = Ordered::new(
     Level::RunQueue,
     RunQueue {
-        entries: [(VmIndex::new(0), VcpuIndex::new(0)); QUEUE_LEN],
+        entries: [Queued {
+            unit: (VmIndex::new(0), VcpuIndex::new(0)),
+            cpus: 0,
+        }; QUEUE_LEN],
+        head: 0,
         len: 0,
     },
 );
@@ -220,6 +242,10 @@ static LOADED: AtomicUsize = AtomicUsize::new(0);
 static STARTED: AtomicBool = AtomicBool::new(false);
 /// Set by the CPU that ends the run.
 static FINISHING: AtomicBool = AtomicBool::new(false);
+/// No later than the earliest `VcpuShared::timer_deadline` (it may be earlier: a deadline
+/// met, or forgotten, leaves it until `poll_timers` next looks): until then there is nothing
+/// for `poll_timers` to do, and it looks at no slot.
+static EARLIEST_DEADLINE: AtomicU64 = AtomicU64::new(NO_DEADLINE);
 /// The VM typed input goes to.
 static FOCUS: AtomicUsize = AtomicUsize::new(0);
 
@@ -230,12 +256,15 @@ pub fn make_runnable(index: VmIndex, v: VcpuIndex) {
     if shared.on_cpu().is_some() || shared.queued.swap(true, Ordering::SeqCst) {
         return;
     }
-    RUN_QUEUE.lock().push((index, v));
+    let cpus = slot(index).cpus.load(Ordering::Relaxed);
+    RUN_QUEUE.lock().push(Queued {
+        unit: (index, v),
+        cpus,
+    });
     // Against `idle`: it marks itself idle, then looks at the queue.
     core::sync::atomic::fence(Ordering::SeqCst);
     let me = percpu::index();
-    let idle =
-        IDLE_CPUS.load(Ordering::SeqCst) & slot(index).cpus.load(Ordering::Relaxed) & !(1 << me);
+    let idle = IDLE_CPUS.load(Ordering::SeqCst) & cpus & !(1 << me);
     if idle != 0 {
         gic::kick(idle.trailing_zeros() as usize);
     }
@@ -277,7 +306,10 @@ fn unload(vm: &mut Vm, index: VmIndex, v: VcpuIndex, keep: bool) {
                 deadline = el1.cntv_cval.wrapping_add(el1.cntvoff);
             }
         }
-        shared.timer_deadline.store(deadline, Ordering::Relaxed);
+        shared.timer_deadline.store(deadline, Ordering::SeqCst);
+        if deadline != NO_DEADLINE {
+            EARLIEST_DEADLINE.fetch_min(deadline, Ordering::SeqCst);
+        }
     }
     // Its timer must not fire while another vCPU (or nobody) is on the CPU; poll_timers
     // watches its deadline instead.
@@ -406,10 +438,7 @@ pub fn stop_vm(index: VmIndex, then: Then) -> bool {
 /// queue it may run): a notifier then hands it the CPU now (a directed yield), never out of
 /// turn, so two VMs notifying each other cannot starve a third on their CPU.
 pub fn is_next_here(index: VmIndex, v: VcpuIndex) -> bool {
-    let queue = RUN_QUEUE.lock();
-    queue
-        .position_for(percpu::index())
-        .is_some_and(|at| queue.entries[at] == (index, v))
+    RUN_QUEUE.lock().first_for(percpu::index()) == Some((index, v))
 }
 
 /// Raises `event` in VM `index` (a channel notify) if it is alive. No VM's lock held.
@@ -511,11 +540,23 @@ fn idle(me: usize) {
 /// without a lock; locks only a VM with one expired.
 fn poll_timers() {
     let now = timer::counter();
+    if now < EARLIEST_DEADLINE.load(Ordering::SeqCst) {
+        return;
+    }
+    // Against `unload`: it stores a deadline, then lowers the earliest; a deadline stored
+    // before this reset is seen by the look below, one after it lowers the earliest again.
+    EARLIEST_DEADLINE.store(NO_DEADLINE, Ordering::SeqCst);
+    let mut later = NO_DEADLINE;
     for (i, slot) in slots().iter().enumerate() {
-        let expired = slot
-            .vcpus
-            .iter()
-            .any(|v| v.timer_deadline.load(Ordering::Relaxed) <= now);
+        let mut expired = false;
+        for v in &slot.vcpus {
+            let deadline = v.timer_deadline.load(Ordering::SeqCst);
+            if deadline <= now {
+                expired = true;
+            } else {
+                later = later.min(deadline);
+            }
+        }
         if !expired {
             continue;
         }
@@ -527,10 +568,10 @@ fn poll_timers() {
         };
         for v in 0..vm.vcpus.len() {
             let shared = &slot.vcpus[v];
-            if shared.timer_deadline.load(Ordering::Relaxed) > now || shared.on_cpu().is_some() {
+            if shared.timer_deadline.load(Ordering::SeqCst) > now || shared.on_cpu().is_some() {
                 continue;
             }
-            shared.timer_deadline.store(NO_DEADLINE, Ordering::Relaxed);
+            shared.timer_deadline.store(NO_DEADLINE, Ordering::SeqCst);
             let vcpu = &mut vm.vcpus[v];
             let el1 = &mut vcpu.el1;
             if vcpu.run != RunState::Off
@@ -543,11 +584,12 @@ fn poll_timers() {
         }
         debug_assert_eq!(vm.index.get(), i);
     }
+    EARLIEST_DEADLINE.fetch_min(later, Ordering::SeqCst);
 }
 
 fn forget_deadlines(slot: &VmSlot) {
     for v in &slot.vcpus {
-        v.timer_deadline.store(NO_DEADLINE, Ordering::Relaxed);
+        v.timer_deadline.store(NO_DEADLINE, Ordering::SeqCst);
     }
 }
 
@@ -564,9 +606,13 @@ fn next_deadline() -> Option<u64> {
 /// Hands typed bytes to the focused VM (raising its console event); the escape byte moves the
 /// focus to the next VM still running.
 fn poll_console() {
+    // Nothing typed (almost always): one look at the UART, no buffer.
+    let Some(first) = console::read_byte() else {
+        return;
+    };
     let mut typed = [0u8; 64];
     let mut n = 0;
-    while let Some(byte) = console::read_byte() {
+    for byte in core::iter::once(first).chain(core::iter::from_fn(console::read_byte)) {
         if byte == FOCUS_ESCAPE {
             deliver_input(&typed[..n]);
             n = 0;
