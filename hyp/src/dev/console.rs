@@ -13,7 +13,7 @@ use super::bcm2835_aux::Bcm2835Aux;
 use super::pl011::Pl011;
 use crate::vm::console::{LineQueue, RECORD_MAX, is_shown};
 use core::fmt;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use spin::Mutex;
 
 /// The UART kinds the hyp can drive.
@@ -60,9 +60,14 @@ static CONSOLE: Mutex<Option<Uart>> = Mutex::new(None);
 /// The guests' lines waiting for the UART.
 static QUEUE: Mutex<LineQueue> = Mutex::new(LineQueue::new());
 
-/// Set when a drain made room while a writer was refused some: the scheduler wakes the
-/// writers it descheduled (`vm::console::wake_writers`).
-static ROOM_MADE: AtomicBool = AtomicBool::new(false);
+/// The writers (VMs, a bit each) a drain made room for since they were refused some: the
+/// scheduler wakes the vCPUs it descheduled (`vm::console::wake_writers`).
+static ROOM_FOR: AtomicU64 = AtomicU64::new(0);
+
+/// Set while a writer refused room waits for a drain (`LineQueue::has_refused`, changed under
+/// the queue's lock): the scheduler drains even when no CPU idles, or writers waiting on
+/// vCPUs that only yield would never be woken.
+static REFUSED: AtomicBool = AtomicBool::new(false);
 
 /// UART characters a CPU going idle writes before it looks for work again.
 pub const IDLE_DRAIN: usize = 1024;
@@ -102,20 +107,26 @@ pub fn write_fmt(args: fmt::Arguments) {
 
 /// Queues VM `writer`'s line `prefix: text` (`text` the guest's bytes, shown escaped where
 /// they are not printable when written: a guest cannot drive the terminal); false if the
-/// queue has no room for it now. With `wait`, it always does: the queue is drained until the
-/// line fits (a caller that waits for the UART, as an emulated UART's writer does).
+/// queue has no room for it now (the writer is then woken through [`take_room_made`]). With
+/// `wait`, it always does: the queue is drained until the line fits (a caller that waits for
+/// the UART, as an emulated UART's writer does), which its share does not limit, so that it
+/// drains only the room of one line.
 pub fn queue_line(writer: usize, prefix: &str, text: &[u8], wait: bool) -> bool {
-    if QUEUE.lock().push(writer, prefix.as_bytes(), text) {
-        return true;
-    }
-    if !wait {
-        return false;
+    {
+        let mut queue = QUEUE.lock();
+        if queue.push(writer, prefix.as_bytes(), text) {
+            return true;
+        }
+        if !wait {
+            REFUSED.store(true, Ordering::Relaxed);
+            return false;
+        }
     }
     let console = CONSOLE.lock();
     loop {
         // Every record drained frees room: with the queue empty, the line fits.
         drain_to(console.as_ref(), RECORD_MAX, || QUEUE.lock());
-        if QUEUE.lock().push(writer, prefix.as_bytes(), text) {
+        if QUEUE.lock().push_waiting(writer, prefix.as_bytes(), text) {
             return true;
         }
     }
@@ -126,15 +137,25 @@ pub fn forget_writer(writer: usize) {
     QUEUE.lock().forget(writer);
 }
 
-/// Whether a drain has made room that [`take_room_made`] has not taken yet.
+/// Whether writers refused room wait for a drain, or a drain made room for some that
+/// [`take_room_made`] has not taken yet: work for the scheduler.
 #[inline]
-pub fn room_made() -> bool {
-    ROOM_MADE.load(Ordering::Relaxed)
+pub fn writers_wait() -> bool {
+    REFUSED.load(Ordering::Relaxed) || ROOM_FOR.load(Ordering::Relaxed) != 0
 }
 
-/// Whether a drain made room for writers refused some since the last call.
-pub fn take_room_made() -> bool {
-    ROOM_MADE.load(Ordering::Relaxed) && ROOM_MADE.swap(false, Ordering::Acquire)
+/// Whether writers refused room wait for a drain to make some.
+#[inline]
+pub fn writers_refused() -> bool {
+    REFUSED.load(Ordering::Relaxed)
+}
+
+/// The writers (a bit each, `writer % MAX_WRITERS`) a drain made room for since the last call.
+pub fn take_room_made() -> u64 {
+    if ROOM_FOR.load(Ordering::Relaxed) == 0 {
+        return 0;
+    }
+    ROOM_FOR.swap(0, Ordering::Acquire)
 }
 
 /// Writes up to about `max_chars` UART characters of queued lines (whole lines: the last may
@@ -162,10 +183,13 @@ fn drain_to(
         let Some(line) = queue.pop(&mut record) else {
             break;
         };
-        drop(queue);
-        if line.someone_waits {
-            ROOM_MADE.store(true, Ordering::Release);
+        if line.room_for != 0 {
+            // Under the queue's lock, as a refusal sets it: one refused after this pop is
+            // never cleared unseen.
+            REFUSED.store(false, Ordering::Relaxed);
+            ROOM_FOR.fetch_or(line.room_for, Ordering::Release);
         }
+        drop(queue);
         if let Some(uart) = uart {
             write_line(uart, line.prefix, line.text);
         }

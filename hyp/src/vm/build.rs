@@ -405,10 +405,10 @@ impl Vm {
         }
     }
 
-    /// Queues the VM's console bytes as whole lines, prefixed with its name, for the UART;
-    /// returns how many it took (`vm::console::output`).
-    pub fn console_output(&mut self, bytes: &[u8]) -> usize {
-        super::console::output(&mut self.console, self.index.get(), &self.name, bytes)
+    /// Queues the VM's console bytes as whole lines, prefixed with its name, for the UART,
+    /// waiting for room as an emulated UART's writer does (`vm::console::output_waiting`).
+    pub fn console_output(&mut self, bytes: &[u8]) {
+        super::console::output_waiting(&mut self.console, self.index.get(), &self.name, bytes)
     }
 
     /// Queues a partial last line when the VM ends.
@@ -467,7 +467,8 @@ impl crate::hypercall::GuestVm for Caller<'_> {
     }
 
     fn console_output(&mut self, bytes: &[u8]) -> usize {
-        self.vm.console_output(bytes)
+        let vm = &mut *self.vm;
+        super::console::output(&mut vm.console, vm.index.get(), &vm.name, bytes)
     }
 
     fn console_io(&mut self) -> &mut ConsoleIo {

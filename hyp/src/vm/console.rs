@@ -176,8 +176,12 @@ pub struct LineQueue {
     used: [u16; MAX_WRITERS],
     /// Writers with bytes queued.
     queued: u64,
-    /// Writers refused since they last queued a line.
+    /// Writers refused since they last queued a line (for the shares).
     waiting: u64,
+    /// Writers refused since a pop last handed them out (for the wake-ups). Apart from
+    /// `waiting`: a VM is one writer for several vCPUs, and one vCPU's line queued must not
+    /// cancel the wake-up another vCPU of the VM, refused, waits for.
+    refused: u64,
 }
 
 /// Bytes of the queue: 100 lines of 64 bytes, with the longest VM name each (9,800 bytes).
@@ -195,8 +199,9 @@ pub const RECORD_MAX: usize = HEADER + PREFIX_MAX + LINE_MAX;
 pub struct Popped<'a> {
     pub prefix: &'a [u8],
     pub text: &'a [u8],
-    /// Whether a writer was refused room and waits for some.
-    pub someone_waits: bool,
+    /// The writers refused room since the last pop, a bit each: this one made some, they may
+    /// try again (each handed out once; one refused again is noted again).
+    pub room_for: u64,
 }
 
 impl Default for LineQueue {
@@ -214,6 +219,7 @@ impl LineQueue {
             used: [0; MAX_WRITERS],
             queued: 0,
             waiting: 0,
+            refused: 0,
         }
     }
 
@@ -234,16 +240,29 @@ impl LineQueue {
     /// Queues `writer`'s line `prefix: text` (each cut to its limit); false, the writer noted
     /// as waiting, if the queue or the writer's share has no room for it. A writer with
     /// nothing queued is refused only by a queue without room, so it gets in once the queue
-    /// has drained.
+    /// has drained. A refused writer is handed out by the next pop ([`Popped::room_for`]).
     pub fn push(&mut self, writer: usize, prefix: &[u8], text: &[u8]) -> bool {
+        self.push_within(writer, prefix, text, true)
+    }
+
+    /// [`push`](Self::push) for a writer that waits for the UART (it drains the queue itself
+    /// until its line fits): only the queue's room counts, not the writer's share, so that
+    /// the room one line needs is all it ever drains.
+    pub fn push_waiting(&mut self, writer: usize, prefix: &[u8], text: &[u8]) -> bool {
+        self.push_within(writer, prefix, text, false)
+    }
+
+    #[inline]
+    fn push_within(&mut self, writer: usize, prefix: &[u8], text: &[u8], fair: bool) -> bool {
         let writer = writer % MAX_WRITERS;
         let bit = 1u64 << writer;
         let prefix = &prefix[..prefix.len().min(PREFIX_MAX)];
         let text = &text[..text.len().min(LINE_MAX)];
         let size = HEADER + prefix.len() + text.len();
         let used = usize::from(self.used[writer]);
-        if size > QUEUE_BYTES - self.len || (used > 0 && used + size > self.share(writer)) {
+        if size > QUEUE_BYTES - self.len || (fair && used > 0 && used + size > self.share(writer)) {
             self.waiting |= bit;
+            self.refused |= bit;
             return false;
         }
         let header = [writer as u8, prefix.len() as u8, text.len() as u8];
@@ -269,7 +288,9 @@ impl LineQueue {
 
     /// Forgets that `writer` waits for room (it has ended).
     pub fn forget(&mut self, writer: usize) {
-        self.waiting &= !(1u64 << (writer % MAX_WRITERS));
+        let bit = 1u64 << (writer % MAX_WRITERS);
+        self.waiting &= !bit;
+        self.refused &= !bit;
     }
 
     fn put(&mut self, bytes: &[u8]) {
@@ -307,13 +328,13 @@ impl LineQueue {
         Some(Popped {
             prefix,
             text: &rest[..text_len],
-            someone_waits: self.waiting != 0,
+            room_for: core::mem::take(&mut self.refused),
         })
     }
 }
 
 #[cfg(target_os = "none")]
-pub use target::{block_writer, flush, output, wake_writers};
+pub use target::{block_writer, flush, output, output_waiting, wake_writers};
 
 /// The VM side of the queue: lines in, writers descheduled and woken.
 #[cfg(target_os = "none")]
@@ -323,13 +344,19 @@ mod target {
     use crate::vm::Vm;
     use crate::vm::build::RunState;
 
-    /// Queues `bytes` as VM `writer`'s lines, prefixed with its `name`; how many it took. A
-    /// line that does not fit waits for the UART: the queue is drained until it does, as an
-    /// emulated UART's writer waits (descheduling a PV writer instead, [`block_writer`], lost
-    /// wake-ups under the per-VM scheduler: issue 13 note).
+    /// Queues `bytes` as VM `writer`'s lines, prefixed with its `name`; how many it took,
+    /// stopping before a line the queue has no room for now (0: the caller is descheduled
+    /// until a drain makes room, [`block_writer`]). The PV console's writers.
     #[inline]
     pub fn output(lines: &mut LineBuffer, writer: usize, name: &str, bytes: &[u8]) -> usize {
-        lines.push(bytes, |line| console::queue_line(writer, name, line, true))
+        lines.push(bytes, |line| console::queue_line(writer, name, line, false))
+    }
+
+    /// [`output`] for a writer that waits for the UART, as an emulated UART's does: a line
+    /// that does not fit waits while the queue drains (about one line's room), so it takes
+    /// every byte.
+    pub fn output_waiting(lines: &mut LineBuffer, writer: usize, name: &str, bytes: &[u8]) {
+        lines.push(bytes, |line| console::queue_line(writer, name, line, true));
     }
 
     /// Queues a partial last line when the VM ends (waiting for room if it must), and forgets
@@ -342,7 +369,8 @@ mod target {
     }
 
     /// Deschedules vCPU `v`, whose console call found no room: it waits, and issues its call
-    /// again (the `HVC` re-executed) once a drain has made room ([`wake_writers`]).
+    /// again (the `HVC` re-executed) once a drain has made room ([`wake_writers`]). Under the
+    /// VM's lock, as the refusal was: the waker takes that lock, so it sees this.
     pub fn block_writer(vm: &mut Vm, v: usize) {
         let vcpu = &mut vm.vcpus[v];
         vcpu.regs.repeat_instruction();
@@ -576,6 +604,98 @@ mod tests {
         q.pop(&mut record).unwrap();
         assert!(q.push(63, &[b'n'; PREFIX_MAX], &long));
         assert_eq!(q.used_by(63), RECORD_MAX);
+    }
+
+    #[test]
+    fn one_vcpus_line_queued_does_not_cancel_the_wake_up_another_waits_for() {
+        let mut q = LineQueue::new();
+        // VM 0 fills the queue but for 48 bytes.
+        for _ in 0..QUEUE_BYTES / (HEADER + 1 + LINE_MAX) {
+            assert!(q.push(0, b"a", &[b'x'; LINE_MAX]));
+        }
+        // Its vCPU 1's long line is refused (and descheduled); its vCPU 2's short one fits.
+        assert!(!q.push(0, b"a", &[b'y'; LINE_MAX]));
+        assert!(q.push(0, b"a", b"short"));
+        let mut record = [0u8; RECORD_MAX];
+        let first = q.pop(&mut record).unwrap().room_for;
+        assert_eq!(first, 1, "the pop makes room for VM 0's refused vCPU");
+        assert_eq!(q.pop(&mut record).unwrap().room_for, 0, "handed out once");
+        // Refused again, noted again.
+        while q.push(0, b"a", &[b'z'; LINE_MAX]) {}
+        assert_eq!(q.pop(&mut record).unwrap().room_for, 1);
+        // An ended writer is not handed out.
+        while q.push(5, b"b", &[b'z'; LINE_MAX]) {}
+        q.forget(5);
+        assert_eq!(q.pop(&mut record).unwrap().room_for, 0);
+    }
+
+    /// The scheduler's side as a model: vCPUs of several VMs write lines; one refused room is
+    /// descheduled until a pop hands out its VM; drains pop records in between. However the
+    /// steps interleave, no vCPU is left descheduled once the queue is empty (a lost wake-up),
+    /// and every line comes out once, in each vCPU's order.
+    #[test]
+    fn no_refused_writer_is_left_waiting_whatever_the_interleaving() {
+        const VMS: usize = 3;
+        const VCPUS: usize = 3;
+        const LINES: usize = 300;
+        for seed in 0..40u64 {
+            let mut rng = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            let mut next = |n: u64| {
+                rng = rng
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (rng >> 33) % n
+            };
+            let mut q = LineQueue::new();
+            let mut record = [0u8; RECORD_MAX];
+            let mut sent = [[0usize; VCPUS]; VMS];
+            let mut blocked = [0u8; VMS];
+            let mut got = [[0usize; VCPUS]; VMS];
+            loop {
+                let left = (0..VMS * VCPUS)
+                    .filter(|&i| {
+                        sent[i / VCPUS][i % VCPUS] < LINES
+                            && blocked[i / VCPUS] & (1 << (i % VCPUS)) == 0
+                    })
+                    .count();
+                if left > 0 && next(3) != 0 {
+                    let i = next((VMS * VCPUS) as u64) as usize;
+                    let (vm, v) = (i / VCPUS, i % VCPUS);
+                    if sent[vm][v] == LINES || blocked[vm] & (1 << v) != 0 {
+                        continue;
+                    }
+                    // Lines of many lengths, so a short one fits where a long one did not.
+                    let mut text = std::vec![b'.'; (next(4) * 65) as usize];
+                    let at = sent[vm][v];
+                    text.extend_from_slice(&[vm as u8, v as u8, at as u8, (at >> 8) as u8]);
+                    if q.push(vm, b"vm", &text) {
+                        sent[vm][v] += 1;
+                    } else {
+                        blocked[vm] |= 1 << v;
+                    }
+                } else if let Some(line) = q.pop(&mut record) {
+                    let [vm, v, lo, hi] = line.text[line.text.len() - 4..] else {
+                        unreachable!()
+                    };
+                    let (vm, v) = (usize::from(vm), usize::from(v));
+                    assert_eq!(got[vm][v], usize::from(lo) | usize::from(hi) << 8);
+                    got[vm][v] += 1;
+                    // The woken vCPUs issue their calls again.
+                    for (w, b) in blocked.iter_mut().enumerate() {
+                        if line.room_for & (1 << w) != 0 {
+                            *b = 0;
+                        }
+                    }
+                } else if left == 0 {
+                    break;
+                }
+            }
+            assert_eq!(
+                blocked, [0; VMS],
+                "seed {seed}: descheduled with nobody to wake them"
+            );
+            assert_eq!(got, [[LINES; VCPUS]; VMS], "seed {seed}");
+        }
     }
 
     #[test]

@@ -496,17 +496,27 @@ fn pick() {
 /// Whether there is work for the VMs that `pick` does: disk completions to hand over, console
 /// writers to wake.
 fn deferred_work() -> bool {
-    crate::disk::has_ready() || console::room_made()
+    crate::disk::has_ready() || console::writers_wait()
 }
 
 /// Writers the console queue turned away run again once a drain has made room (each issues
-/// its call again; one that still finds none waits again). One atomic when there is nothing to
-/// do; else each VM locked in turn, none held while another is taken.
+/// its call again; one that still finds none waits again). While some wait, a bounded part of
+/// the queue is drained here first: with every CPU busy (vCPUs that only yield never reach an
+/// idle CPU's drain nor a slice's end) nothing else would make room. Two atomics when there
+/// is nothing to do; else the VMs made room for locked in turn, none held while another is
+/// taken.
 pub fn wake_console_writers() {
-    if !console::take_room_made() {
+    if console::writers_refused() {
+        console::drain(console::EXIT_DRAIN);
+    }
+    let writers = console::take_room_made();
+    if writers == 0 {
         return;
     }
-    for slot in slots() {
+    for (i, slot) in slots().iter().enumerate() {
+        if writers & (1 << (i % super::console::MAX_WRITERS)) == 0 {
+            continue;
+        }
         if let Some(vm) = slot.lock().as_mut().filter(|vm| vm.is_alive()) {
             super::console::wake_writers(vm);
         }
