@@ -26,6 +26,11 @@ options:
                          terminal manifest/examples/interactive.toml (a shell; Ctrl-]
                          moves the console input between VMs), without one
                          manifest/examples/default.toml (VMs that end by themselves)
+  --linux                boot tests/manifests/linux-shell.toml: a busybox shell in a Linux VM
+                         (Debian's arm64 kernel) beside the PV shell; the same as --manifest
+                         with that file. Any manifest with a kind = "linux" VM makes sure
+                         scripts/setup.sh has fetched the kernel and built the initramfs
+                         (target/linux/Image, target/linux/initrd.gz), even with --no-build
   --timeout SECONDS      stop QEMU after this long (default: 120 without a terminal, none with)
   --disk FILE            the disk image the VMs' disk regions (manifest key `disk`) lie on,
                          attached to QEMU virt as a virtio-blk device (virtio-mmio); created
@@ -58,7 +63,7 @@ USAGE
 die() { echo "run: $*" >&2; exit 2; }
 
 board=virt cpu="" gic="" smp="" mem="" manifest="" timeout="" build=1 gdb=0 gdb_port=1234 disk=""
-debug_hyp=0
+debug_hyp=0 linux=0
 trace=0 json=""
 pvpack_extra=()
 qemu_extra=()
@@ -70,6 +75,7 @@ while [ $# -gt 0 ]; do
         --smp) smp="${2:?--smp needs a value}"; shift 2 ;;
         --mem) mem="${2:?--mem needs a value}"; shift 2 ;;
         --manifest) manifest="${2:?--manifest needs a value}"; shift 2 ;;
+        --linux) linux=1; shift ;;
         --timeout) timeout="${2:?--timeout needs a value}"; shift 2 ;;
         --disk) disk="${2:?--disk needs a value}"; shift 2 ;;
         --no-build) build=0; shift ;;
@@ -111,6 +117,10 @@ if [ -n "$timeout" ]; then
 elif [ "$gdb" = 0 ] && { [ ! -t 0 ] || [ ! -t 1 ]; }; then
     timeout=120
 fi
+if [ "$linux" = 1 ]; then
+    [ -z "$manifest" ] || die "--linux boots tests/manifests/linux-shell.toml: give it or --manifest, not both"
+    manifest="$ROOT/tests/manifests/linux-shell.toml"
+fi
 if [ -z "$manifest" ]; then
     # With a terminal, a shell to type into; without one, VMs that end by themselves.
     if [ -t 0 ] && [ -t 1 ]; then
@@ -132,6 +142,11 @@ fi
 if [ "$build" = 1 ]; then
     "$ROOT/scripts/setup.sh"
     if [ "$debug_hyp" = 1 ]; then "$ROOT/scripts/build.sh" --debug-hyp; else "$ROOT/scripts/build.sh"; fi
+fi
+# A Linux VM's kernel and initramfs come from setup.sh's cache, linked into target/linux/.
+if grep -Eq '^[[:space:]]*kind[[:space:]]*=[[:space:]]*"linux"' "$manifest" &&
+    { [ ! -e "$ROOT/target/linux/Image" ] || [ ! -e "$ROOT/target/linux/initrd.gz" ]; }; then
+    "$ROOT/scripts/setup.sh"
 fi
 OUT="$ROOT/target/pvhyp"
 # The hypervisor's Image and kernel8.img: the release build, or the debug one beside it.

@@ -10,9 +10,11 @@ usage: pvpack --manifest FILE --default-image PATH --out FILE.cpio [--mem SIZE] 
   --out FILE.cpio       the archive to write (cpio newc), for the hypervisor's initrd
   --mem SIZE            the machine's RAM (bytes, or with a unit: 512M, 1G); refuses VMs that
                         do not fit in it minus 16M for the hypervisor and minus the archive
-  --no-image-check      pack images the hypervisor will refuse (not an AArch64 ELF64
-                        executable, segments outside the IPA space, larger than the VM's
-                        quota): for tests of the hypervisor's own refusal only
+  --no-image-check      pack images the hypervisor will refuse (a PV image not an AArch64
+                        ELF64 executable, segments outside the IPA space, larger than the
+                        VM's quota; a Linux kernel not an arm64 Image, or that with its
+                        initrd does not fit the VM's memory): for tests of the hypervisor's
+                        own refusal only
 ";
 
 /// What the command line asks for.

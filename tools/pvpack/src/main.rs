@@ -1,5 +1,5 @@
-//! `pvpack`: packs a TOML VM manifest and its guest images into the cpio (newc) initrd the
-//! hypervisor reads. See `docs/MANIFEST.md`.
+//! `pvpack`: packs a TOML VM manifest and its guest images (PV ELF images; Linux kernels and
+//! initramfs) into the cpio (newc) initrd the hypervisor reads. See `docs/MANIFEST.md`.
 //!
 //! ```text
 //! pvpack --manifest FILE --default-image PATH --out FILE.cpio [--mem SIZE]

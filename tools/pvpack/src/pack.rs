@@ -6,9 +6,10 @@ use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use manifest::linux_image::{self, DTB_MAX_BYTES};
 use manifest::{
     ARCHIVE_IMAGES_DIR, ARCHIVE_MANIFEST, HYP_ALLOWANCE_BYTES, ManifestError, PAGE_SIZE, Size,
-    SourceLines,
+    SourceLines, VmKind,
 };
 
 use crate::args::Args;
@@ -78,10 +79,34 @@ pub fn run(args: &Args) -> Result<String, Failure> {
             })?;
             (name, what)
         };
+        // A Linux VM's initramfs, read as its image is.
+        let initrd = match &vm.initrd {
+            Some(initrd) => {
+                let path = base.join(initrd);
+                let what = format!("initrd {initrd:?} ({})", path.display());
+                let name = images.add(&path).map_err(|e| {
+                    in_manifest(
+                        vm_lines.initrd.unwrap_or(vm_lines.name),
+                        format!("VM \"{}\": {what}: {e}", vm.name),
+                    )
+                })?;
+                Some(name)
+            }
+            None => None,
+        };
         if args.check_images {
-            check_image(vm, vm_lines, &what, images.data(&name)).map_err(from_error)?;
+            let image = images.data(&name);
+            match vm.kind {
+                VmKind::Pv => check_image(vm, vm_lines, &what, image),
+                VmKind::Linux => {
+                    let initrd_len = initrd.as_deref().map(|n| images.data(n).len() as u64);
+                    check_linux_image(vm, vm_lines, &what, image, initrd_len)
+                }
+            }
+            .map_err(from_error)?;
         }
         vm.image = name;
+        vm.initrd = initrd;
     }
 
     let compact = manifest::encode(&m);
@@ -182,6 +207,32 @@ fn check_image(
             message,
         });
     }
+    Ok(())
+}
+
+/// Refuses at pack time the Linux kernel the hyp would refuse at boot (the same rules:
+/// `manifest::linux_image`): a file that is not a little-endian arm64 Image with a usable
+/// header (on the `image` line), and a kernel, initramfs and device tree that do not fit the
+/// VM's memory as the hyp lays them out (the `memory` line). The device tree is counted at the
+/// largest booting.rst allows, so the hyp's own, smaller, always fits.
+fn check_linux_image(
+    vm: &manifest::VmSpec,
+    lines: &manifest::VmLines,
+    what: &str,
+    data: &[u8],
+    initrd_len: Option<u64>,
+) -> Result<(), ManifestError> {
+    let image = linux_image::parse(data).map_err(|e| ManifestError {
+        line: lines.image.unwrap_or(lines.name),
+        message: format!("VM \"{}\": {what}: {e}", vm.name),
+    })?;
+    let len = data.len() as u64;
+    linux_image::linux_layout(vm.memory_bytes, &image, len, initrd_len, DTB_MAX_BYTES).map_err(
+        |e| ManifestError {
+            line: lines.memory,
+            message: format!("VM \"{}\": {e}", vm.name),
+        },
+    )?;
     Ok(())
 }
 

@@ -357,3 +357,152 @@ fn usage_errors_exit_2() {
     let o = pvpack(&["--help"]);
     assert!(o.status.success());
 }
+
+/// A fake arm64 Image: the 64-byte header of booting.rst (`text_offset`, `image_size`, flags
+/// 0xa: little-endian, 4K pages, anywhere) and `body` zero bytes after it.
+fn arm64_image(text_offset: u64, image_size: u64, flags: u64, body: usize) -> Vec<u8> {
+    let mut image = vec![0u8; 64 + body];
+    image[8..16].copy_from_slice(&text_offset.to_le_bytes());
+    image[16..24].copy_from_slice(&image_size.to_le_bytes());
+    image[24..32].copy_from_slice(&flags.to_le_bytes());
+    image[0x38..0x3c].copy_from_slice(b"ARM\x64");
+    image
+}
+
+const LINUX_VM: &str = r#"[[vm]]
+name = "l"
+kind = "linux"
+image = "Image"
+memory = "MEMORY"
+vcpus = 2
+INITRD
+bootargs = "console=ttyAMA0 rdinit=/init"
+
+[[vm]]
+name = "p"
+memory = "16M"
+"#;
+
+/// The manifest of a Linux VM (its `image` line 4, `memory` line 5, `initrd` line 7) beside a
+/// PV one.
+fn linux_manifest(memory: &str, initrd: Option<&str>) -> String {
+    let initrd = initrd.map_or(String::new(), |i| format!("initrd = \"{i}\""));
+    LINUX_VM
+        .replace("MEMORY", memory)
+        .replace("INITRD", &initrd)
+}
+
+#[test]
+fn packs_a_linux_vm_beside_a_pv_one() {
+    let dir = Scratch::new("linux");
+    let kernel = arm64_image(0, 2 << 20, 0xa, 4096);
+    dir.write("Image", &kernel);
+    dir.write("initrd.gz", b"\x1f\x8b an initramfs");
+    let default = dir.write("g", &guest(b""));
+    let toml = dir.write(
+        "m.toml",
+        linux_manifest("64M", Some("initrd.gz")).as_bytes(),
+    );
+    let out = dir.0.join("out.cpio");
+    let run = pvpack(&[
+        "--manifest",
+        s(&toml),
+        "--default-image",
+        s(&default),
+        "--out",
+        s(&out),
+        "--mem",
+        "128M",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let archive = std::fs::read(&out).unwrap();
+    let names: Vec<_> = cpio::entries(&archive)
+        .map(|e| e.unwrap().name.to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["manifest", "images/Image", "images/initrd.gz", "images/g"]
+    );
+    assert_eq!(cpio::find(&archive, "images/Image"), Ok(Some(&kernel[..])));
+    let m = read_manifest(&archive);
+    let l = &m.vms[0];
+    assert_eq!(l.kind, manifest::VmKind::Linux);
+    assert_eq!(l.image, "images/Image");
+    assert_eq!(l.initrd.as_deref(), Some("images/initrd.gz"));
+    assert_eq!(l.cmdline, "console=ttyAMA0 rdinit=/init");
+    assert_eq!(l.console, manifest::ConsoleKind::EmulatedPl011);
+    assert_eq!(m.vms[1].kind, manifest::VmKind::Pv);
+    assert_eq!(m.vms[1].image, "images/g");
+}
+
+#[test]
+fn refuses_linux_vms_the_hypervisor_would_refuse() {
+    let dir = Scratch::new("linux-bad");
+    let out = dir.0.join("out.cpio");
+    let default = dir.write("g", &guest(b""));
+    dir.write("initrd.gz", &[0x1f; 3 << 20]);
+    let pack = |kernel: &[u8], memory: &str, initrd: Option<&str>, extra: &[&str]| {
+        let image = dir.write("Image", kernel);
+        let toml = dir.write("m.toml", linux_manifest(memory, initrd).as_bytes());
+        let mut args = vec![
+            "--manifest",
+            s(&toml),
+            "--default-image",
+            s(&default),
+            "--out",
+            s(&out),
+        ];
+        args.extend_from_slice(extra);
+        let file = s(&toml).to_owned();
+        let image_prefix = format!("{file}:4: VM \"l\": image \"Image\" ({}): ", s(&image));
+        (pvpack(&args), file, image_prefix)
+    };
+    let good = arm64_image(0, 2 << 20, 0xa, 0);
+
+    let refusals: [(Vec<u8>, &str); 4] = [
+        (guest(b""), "not an arm64 Image: no ARM\\x64 magic at 0x38"),
+        (
+            good[..63].to_vec(),
+            "not an arm64 Image: 63 bytes, shorter than the 64-byte header",
+        ),
+        (arm64_image(0, 2 << 20, 0xb, 0), "a big-endian kernel"),
+        (
+            arm64_image(0, 0, 0xa, 0),
+            "image_size 0 in the arm64 Image header",
+        ),
+    ];
+    for (kernel, reason) in refusals {
+        let (o, _, prefix) = pack(&kernel, "64M", None, &[]);
+        expect_error(&o, &format!("{prefix}{reason}"));
+        let (o, _, _) = pack(&kernel, "64M", None, &["--no-image-check"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+
+    // 2 MiB of kernel, then the device tree's 2 MiB slot: 4M fits, not with a 3 MiB initrd
+    // (which needs 2M + 3M, rounded up to 6M, + 2M).
+    let (o, _, _) = pack(&good, "4M", None, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (o, file, _) = pack(&good, "4M", Some("initrd.gz"), &[]);
+    expect_error(
+        &o,
+        &format!(
+            "{file}:5: VM \"l\": memory too small: needs 8388608 bytes (8M) (the kernel up to \
+             0x200000, text_offset + image_size; the initrd, 3145728 bytes; the device tree's \
+             2 MiB aligned slot of 2M at the top), the VM has 4194304 bytes (4M)"
+        ),
+    );
+    let (o, _, _) = pack(&good, "8M", Some("initrd.gz"), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A text_offset far beyond the memory.
+    let (o, file, _) = pack(&arm64_image(1 << 40, 4096, 0xa, 0), "64M", None, &[]);
+    expect_error(&o, &format!("{file}:5: VM \"l\": memory too small: needs "));
+
+    let (o, file, _) = pack(&good, "64M", Some("nope.gz"), &[]);
+    expect_error(
+        &o,
+        &format!(
+            "{file}:7: VM \"l\": initrd \"nope.gz\" ({}): No such file or directory",
+            s(&dir.0.join("nope.gz"))
+        ),
+    );
+}
