@@ -165,10 +165,18 @@ pub const PSCI_FUNCTION_IDS: [u32; 11] = [
 ];
 
 /// The hypervisor's answer to `PSCI_FEATURES(function_id)`: 0 for every implemented function
-/// (for `CPU_SUSPEND` this means: platform-coordinated mode, original power_state format),
-/// `NOT_SUPPORTED` for anything else.
+/// (for `CPU_SUSPEND` this means: platform-coordinated mode, original power_state format) and
+/// for `SMCCC_VERSION`, `NOT_SUPPORTED` for anything else.
+///
+/// `SMCCC_VERSION` is here because SMCCC (1.1 on, DEN0028 "SMCCC_VERSION") says a caller finds
+/// it with `PSCI_FEATURES`, which Linux does before it will call it (`psci_init_smccc`): without
+/// it Linux assumes SMCCC 1.0, never asks `SMCCC_ARCH_FEATURES` and logs "SMC Calling
+/// Convention v1.0". (Answered `NOT_SUPPORTED` before the hypervisor ran Linux: a spec bug.)
+/// Not implemented, so `NOT_SUPPORTED`, among what Linux asks: `SYSTEM_SUSPEND` (no
+/// suspend-to-RAM), `SYSTEM_RESET2` (plain reset), `MIGRATE_INFO_TYPE` (optional in PSCI 1.x;
+/// Linux logs "psci: MIGRATE_INFO_TYPE not supported." and needs no migration).
 pub fn features(function_id: u32) -> i32 {
-    if PSCI_FUNCTION_IDS.contains(&function_id) {
+    if PSCI_FUNCTION_IDS.contains(&function_id) || function_id == crate::standard::SMCCC_VERSION {
         smccc::error::SUCCESS
     } else {
         psci_error::NOT_SUPPORTED

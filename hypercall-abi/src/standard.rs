@@ -39,9 +39,34 @@ const fn uuid_words(b: [u8; 16]) -> [u32; 4] {
     ]
 }
 
+/// `SMCCC_ARCH_SOC_ID` (SMCCC 1.2): not implemented; Linux asks about it when the SMCCC version
+/// is 1.2 and logs "smccc: ARCH_SOC_ID not implemented, skipping ....".
+pub const SMCCC_ARCH_SOC_ID: u32 = smccc::arch::SMCCC_ARCH_SOC_ID;
+/// `SMCCC_ARCH_WORKAROUND_1` (Spectre v2, CVE-2017-5715): not implemented.
+pub const SMCCC_ARCH_WORKAROUND_1: u32 = smccc::arch::SMCCC_ARCH_WORKAROUND_1;
+/// `SMCCC_ARCH_WORKAROUND_2` (Spectre v4, CVE-2018-3639): not implemented.
+pub const SMCCC_ARCH_WORKAROUND_2: u32 = smccc::arch::SMCCC_ARCH_WORKAROUND_2;
+/// `SMCCC_ARCH_WORKAROUND_3` (Spectre-BHB, CVE-2022-23960): not implemented.
+pub const SMCCC_ARCH_WORKAROUND_3: u32 = smccc::arch::SMCCC_ARCH_WORKAROUND_3;
+/// `TRNG_VERSION` (Arm TRNG firmware interface, DEN0098): not implemented, so answered
+/// `NOT_SUPPORTED` (-1) like any unknown ID, which is what DEN0098 says a caller then sees;
+/// Linux (`smccc_probe_trng`) then registers no `smccc_trng` device.
+pub const TRNG_VERSION: u32 = 0x8400_0050;
+
 /// The hypervisor's answer to `SMCCC_ARCH_FEATURES(function_id)`: 0 for `SMCCC_VERSION` and
-/// `SMCCC_ARCH_FEATURES`, `NOT_SUPPORTED` (-1) for every other ID (no `SOC_ID`, no workaround
-/// calls).
+/// `SMCCC_ARCH_FEATURES`, `NOT_SUPPORTED` (-1) for every other ID: no `SOC_ID`, and none of the
+/// workaround calls.
+///
+/// `NOT_SUPPORTED` for a workaround is, by SMCCC 1.2, "no PE needs firmware mitigation, *or* a
+/// PE that needs it has none, *or* firmware does not say": the honest answer from a hypervisor
+/// that mitigates nothing on a guest's behalf. 0 would promise a call that mitigates (Linux would
+/// believe itself protected and call it on every exception from EL0); 1 ("this PE does not need
+/// it") would be a lie on an affected core. So Linux decides from the CPU alone: on a core that
+/// is not affected (e.g. Cortex-A53, A55, or `max` with CSV2/SSBS) it reports "Not affected"; on
+/// an affected one (Cortex-A57, A72: QEMU `-cpu cortex-a72`, the Pi 4) it logs `CPU features:
+/// detected: Spectre-v2` (and `Spectre-v4`, `Spectre-BHB`), installs no firmware callback, and
+/// `/sys/devices/system/cpu/vulnerabilities/spectre_v2` reads `Vulnerable` (spec_store_bypass
+/// likewise), which is the truth; no warning is printed.
 pub fn arch_features(function_id: u32) -> i32 {
     match function_id {
         SMCCC_VERSION | SMCCC_ARCH_FEATURES => smccc::error::SUCCESS,

@@ -214,7 +214,99 @@ fn expected() -> Vec<(String, String)> {
         frozen(Version::new(1, 4)),
         layout_line!(ChannelDesc { len, flags, data }),
     ));
+    for (name, id, args, ret) in standard_answers() {
+        out.push((
+            STANDARD_ANSWERS.into(),
+            format!(
+                "answer {name} id={id:#010x} args={} ret={}",
+                hex_list(&args),
+                hex_list(&[ret as u64])
+            ),
+        ));
+    }
     out
+}
+
+/// The section of the standard calls an unmodified Linux makes as it boots (drivers/firmware/
+/// psci, smccc; arch/arm64/kernel/proton-pack.c), with the answers their specifications give a
+/// hypervisor that implements none of the optional calls. They follow the Arm specifications,
+/// not our ABI's versions, so they are checked, not frozen.
+const STANDARD_ANSWERS: &str = "standard answers";
+
+fn standard_answers() -> Vec<(&'static str, u32, Vec<u64>, i64)> {
+    use psci::{PSCI_FEATURES, PSCI_VERSION};
+    use standard::{SMCCC_ARCH_FEATURES, SMCCC_VERSION};
+    let not_supported = Error::NotSupported.code();
+    let psci_features = |id: u32| {
+        (
+            "PSCI_FEATURES",
+            PSCI_FEATURES,
+            vec![u64::from(id)],
+            i64::from(psci::features(id)),
+        )
+    };
+    let arch_features = |id: u32| {
+        (
+            "SMCCC_ARCH_FEATURES",
+            SMCCC_ARCH_FEATURES,
+            vec![u64::from(id)],
+            i64::from(standard::arch_features(id)),
+        )
+    };
+    vec![
+        (
+            "PSCI_VERSION",
+            PSCI_VERSION,
+            vec![],
+            i64::from(psci::PSCI_VERSION_1_1),
+        ),
+        psci_features(SMCCC_VERSION),
+        psci_features(psci::PSCI_CPU_SUSPEND_64),
+        psci_features(smccc::psci::PSCI_SYSTEM_SUSPEND_64),
+        psci_features(smccc::psci::PSCI_SYSTEM_RESET2_64),
+        (
+            "PSCI_MIGRATE_INFO_TYPE",
+            smccc::psci::PSCI_MIGRATE_INFO_TYPE,
+            vec![],
+            not_supported,
+        ),
+        (
+            "SMCCC_VERSION",
+            SMCCC_VERSION,
+            vec![],
+            i64::from(standard::SMCCC_VERSION_1_2),
+        ),
+        arch_features(standard::SMCCC_ARCH_WORKAROUND_1),
+        arch_features(standard::SMCCC_ARCH_WORKAROUND_2),
+        arch_features(standard::SMCCC_ARCH_WORKAROUND_3),
+        arch_features(standard::SMCCC_ARCH_SOC_ID),
+        (
+            "TRNG_VERSION",
+            standard::TRNG_VERSION,
+            vec![],
+            not_supported,
+        ),
+    ]
+}
+
+#[test]
+fn linux_probes_get_the_answers_the_specifications_give() {
+    let answer = |name: &str, arg: u32| {
+        standard_answers()
+            .into_iter()
+            .find(|(n, _, args, _)| *n == name && args.first() == Some(&u64::from(arg)))
+            .map(|(.., ret)| ret)
+    };
+    // Without this Linux never asks SMCCC_VERSION and logs "SMC Calling Convention v1.0".
+    assert_eq!(answer("PSCI_FEATURES", standard::SMCCC_VERSION), Some(0));
+    // Not mitigated by us: a promise (0) or "unaffected" (1) would mislead Linux.
+    for workaround in [
+        standard::SMCCC_ARCH_WORKAROUND_1,
+        standard::SMCCC_ARCH_WORKAROUND_2,
+        standard::SMCCC_ARCH_WORKAROUND_3,
+    ] {
+        assert_eq!(answer("SMCCC_ARCH_FEATURES", workaround), Some(-1));
+    }
 }
 
 /// The fixture's sections: `[name]` headers, `#` comments, blank lines ignored.

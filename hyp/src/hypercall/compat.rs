@@ -175,6 +175,50 @@ fn every_frozen_call_gets_its_documented_answer() {
     }
 }
 
+/// The fixture's `[standard answers]`: (name, registers sent, x0 expected).
+fn standard_answers() -> Vec<(String, Regs, u64)> {
+    let mut in_section = false;
+    let mut out = Vec::new();
+    for line in FIXTURE.lines() {
+        if line.starts_with('[') {
+            in_section = line == "[standard answers]";
+            continue;
+        }
+        let Some(rest) = line.strip_prefix("answer ").filter(|_| in_section) else {
+            continue;
+        };
+        let field = |key: &str| {
+            rest.split(' ')
+                .find_map(|w| w.strip_prefix(key))
+                .expect("fixture field")
+        };
+        let mut regs: Regs = [0; 18];
+        regs[0] = hex(field("id="));
+        for (r, v) in regs[1..].iter_mut().zip(list(field("args="))) {
+            *r = v;
+        }
+        let name = rest.split(' ').next().expect("name").into();
+        out.push((name, regs, list(field("ret="))[0]));
+    }
+    out
+}
+
+#[test]
+fn linux_boot_probes_get_the_answers_the_specifications_give() {
+    let answers = standard_answers();
+    assert!(
+        answers.len() >= 10,
+        "the fixture's standard answers were found"
+    );
+    for (name, sent, want) in answers {
+        let mut vm = FakeVm::default();
+        let mut regs = sent;
+        assert_eq!(dispatch(&mut vm, &mut regs), Action::Resume, "{name}");
+        assert_eq!(regs[0], want, "{name} {:#x?}", &sent[..2]);
+        assert_eq!(regs[4..], sent[4..], "{name}: x4.. changed");
+    }
+}
+
 #[test]
 fn calls_of_a_newer_guest_are_not_supported() {
     let mut vm = FakeVm::default();

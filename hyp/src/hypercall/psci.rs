@@ -112,6 +112,32 @@ mod tests {
         );
     }
 
+    /// What Linux's `psci_probe` and `psci_init_smccc` ask, in order, and need to see to log
+    /// "psci: PSCIv1.1 detected in firmware." and "psci: SMC Calling Convention v1.2".
+    #[test]
+    fn linux_finds_psci_1_1_and_smccc_1_2() {
+        use hypercall_abi::standard::SMCCC_VERSION;
+        let mut vm = FakeVm::default();
+        assert_eq!(psci_on(&mut vm, PsciCall::Version).1, 0x1_0001);
+        let smccc_discoverable = psci_on(
+            &mut vm,
+            PsciCall::Features {
+                function_id: SMCCC_VERSION,
+            },
+        )
+        .1;
+        assert_eq!(smccc_discoverable, 0, "else Linux assumes SMCCC 1.0");
+        let mut regs = Call::SmcccVersion.to_regs();
+        dispatch(&mut vm, &mut regs);
+        assert_eq!(regs[0], 0x1_0002);
+        // psci_init_cpu_suspend asks about the native (SMC64) CPU_SUSPEND: 0 is the original
+        // power_state format, platform-coordinated.
+        let suspend = PsciCall::Features {
+            function_id: 0xC400_0001,
+        };
+        assert_eq!(psci_on(&mut vm, suspend).1, 0);
+    }
+
     #[test]
     fn cpu_on_and_affinity_with_one_vcpu() {
         let own = PsciCall::CpuOn {
