@@ -39,10 +39,16 @@ pub fn read_device_tree(dtb_pa: usize) -> Board<'static> {
 /// power-management block. Device regions are mapped by the pages that contain them (the Pi's
 /// mini UART is a 0x40-byte block at 0xfe215040: its one page).
 pub fn take_over_mmu(board: &Board, image_pa: usize) {
-    let mut devices: [(u64, u64); 6] = [(0, 0); 6];
+    let mut devices: [(u64, u64); 7] = [(0, 0); 7];
     let mut n = 0;
     if let Some(gic) = &board.gic {
-        let regions = [Some(gic.distributor), gic.cpu_interface, gic.redistributor];
+        // GICH (GICv2's virtual interface control) for the vGIC; never GICV, the guests'.
+        let regions = [
+            Some(gic.distributor),
+            gic.cpu_interface,
+            gic.redistributor,
+            gic.hyp_interface,
+        ];
         for r in regions.into_iter().flatten() {
             devices[n] = (r.base, r.size.max(1));
             n += 1;

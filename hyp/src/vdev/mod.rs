@@ -7,3 +7,4 @@
 pub mod dt;
 pub mod layout;
 pub mod pl011;
+pub mod vgic;

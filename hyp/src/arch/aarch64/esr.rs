@@ -216,6 +216,12 @@ impl DataAccess {
 /// The (op0, op1, CRn, CRm, op2) of SCTLR_EL1.
 pub const SCTLR_EL1: (u8, u8, u8, u8, u8) = (3, 0, 1, 0, 0);
 
+/// GICv3 SGI generation registers: an EL1 write traps to EL2 while HCR_EL2.IMO (SGI1R, ASGI1R)
+/// or FMO (SGI0R) is set; a Linux VM's vGIC sends the SGI (`VGic::write_sgi1r`).
+pub const ICC_SGI1R_EL1: (u8, u8, u8, u8, u8) = (3, 0, 12, 11, 5);
+pub const ICC_ASGI1R_EL1: (u8, u8, u8, u8, u8) = (3, 0, 12, 11, 6);
+pub const ICC_SGI0R_EL1: (u8, u8, u8, u8, u8) = (3, 0, 12, 11, 7);
+
 /// Builds the syndrome a guest sees for a stage-2 fault the hyp injects back as an abort
 /// taken to EL1: the same-EL class if the guest was at EL1, with the write flag and the fault
 /// status code of the original (which say what happened), and nothing stage-2 specific.
@@ -280,6 +286,16 @@ mod tests {
                 is_read: true
             }
         );
+    }
+
+    #[test]
+    fn decodes_a_trapped_sgi1r_write() {
+        // MSR ICC_SGI1R_EL1, x2: Op0 3, Op2 5, Op1 0, CRn 12, Rt 2, CRm 11, write.
+        let iss = (3 << 20) | (5 << 17) | (12 << 10) | (2 << 5) | (11 << 1);
+        let a = SysRegAccess::decode(iss);
+        assert_eq!((a.reg, a.rt, a.is_read), (ICC_SGI1R_EL1, 2, false));
+        assert_ne!(ICC_SGI1R_EL1, ICC_ASGI1R_EL1);
+        assert_ne!(ICC_SGI1R_EL1, ICC_SGI0R_EL1);
     }
 
     #[test]
