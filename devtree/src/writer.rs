@@ -402,6 +402,31 @@ mod tests {
     }
 
     #[test]
+    fn find_property_looks_up_by_path() {
+        let mut buf = [0u8; 1024];
+        let size = sample(&mut buf).unwrap();
+        let dtb = &buf[..size];
+        let find = |path, name| crate::find_property(dtb, path, name).unwrap();
+        assert_eq!(find("/", "model"), Some(&b"a test\0"[..]));
+        assert_eq!(find("/memory", "device_type"), Some(&b"memory\0"[..]));
+        assert_eq!(
+            find("/memory@40000000", "device_type"),
+            Some(&b"memory\0"[..])
+        );
+        assert_eq!(
+            find("/memory@4", "device_type"),
+            None,
+            "another unit address"
+        );
+        assert_eq!(find("/chosen", "model"), None);
+        assert_eq!(find("/nowhere", "model"), None);
+        assert_eq!(
+            crate::find_property(&buf[..size - 1], "/", "model"),
+            Err(crate::Error::BadHeader)
+        );
+    }
+
+    #[test]
     fn lays_out_the_blob_and_deduplicates_names() {
         let mut buf = [0u8; 1024];
         let size = sample(&mut buf).unwrap();

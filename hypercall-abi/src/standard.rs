@@ -40,7 +40,7 @@ const fn uuid_words(b: [u8; 16]) -> [u32; 4] {
 }
 
 /// `SMCCC_ARCH_SOC_ID` (SMCCC 1.2): not implemented; Linux asks about it when the SMCCC version
-/// is 1.2 and logs "smccc: ARCH_SOC_ID not implemented, skipping ....".
+/// is 1.2 and logs "SMCCC: SOC_ID: ARCH_SOC_ID not implemented, skipping ....".
 pub const SMCCC_ARCH_SOC_ID: u32 = smccc::arch::SMCCC_ARCH_SOC_ID;
 /// `SMCCC_ARCH_WORKAROUND_1` (Spectre v2, CVE-2017-5715): not implemented.
 pub const SMCCC_ARCH_WORKAROUND_1: u32 = smccc::arch::SMCCC_ARCH_WORKAROUND_1;
@@ -64,9 +64,10 @@ pub const TRNG_VERSION: u32 = 0x8400_0050;
 /// it") would be a lie on an affected core. So Linux decides from the CPU alone: on a core that
 /// is not affected (e.g. Cortex-A53, A55, or `max` with CSV2/SSBS) it reports "Not affected"; on
 /// an affected one (Cortex-A57, A72: QEMU `-cpu cortex-a72`, the Pi 4) it logs `CPU features:
-/// detected: Spectre-v2` (and `Spectre-v4`, `Spectre-BHB`), installs no firmware callback, and
-/// `/sys/devices/system/cpu/vulnerabilities/spectre_v2` reads `Vulnerable` (spec_store_bypass
-/// likewise), which is the truth; no warning is printed.
+/// detected: Spectre-v2`, `Spectre-v4` and `Spectre-BHB` (and `Spectre-v3a`, which it mitigates
+/// itself), installs no firmware callback, and `/sys/devices/system/cpu/vulnerabilities/
+/// spectre_v2` reads `Vulnerable` (spec_store_bypass likewise), which is the truth; no warning is
+/// printed.
 pub fn arch_features(function_id: u32) -> i32 {
     match function_id {
         SMCCC_VERSION | SMCCC_ARCH_FEATURES => smccc::error::SUCCESS,
