@@ -142,13 +142,6 @@ pub const PV_GUEST: Policy = Policy {
 /// register interface where the CPU has one (GICv3: its vGIC is driven through the ICC_*
 /// registers, ICH_* behind them). Its debug and PMU registers are emulated as doing nothing
 /// (`vm::linux::sysreg`), so the same minimum of debug and no PMU are shown.
-#[cfg_attr(
-    target_os = "none",
-    expect(
-        dead_code,
-        reason = "the Linux VM's exits use it (vgic and vdev::dt land next)"
-    )
-)]
 pub const LINUX_GUEST: Policy = Policy {
     registers: GUEST_REGISTERS,
     overrides: &[Register {

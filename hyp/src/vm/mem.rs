@@ -367,13 +367,6 @@ impl<M: Machine> GuestMemory<M> {
     /// allocated, zeroed or freed, not counted against the quota (the tables the mapping
     /// needs are); the guest's page calls refuse them and the hyp never copies to or from
     /// them. Their entries go with the VM's memory (`clear`). All or nothing.
-    #[cfg_attr(
-        target_os = "none",
-        expect(
-            dead_code,
-            reason = "the Linux VM's GICV frames (branch linuxvm) use it"
-        )
-    )]
     pub fn map_device(&mut self, ipa: Ipa, pa: PhysAddr, pages: u64) -> Result<(), Error> {
         let beyond = pages
             .checked_mul(PAGE_SIZE)

@@ -63,6 +63,9 @@ const MAX_VCPUS: usize = super::build::MAX_VCPUS;
 pub const REQ_VIRQ: u32 = 1 << 0;
 /// Request: the vCPU's VM stops: its CPU leaves it.
 pub const REQ_STOP: u32 = 1 << 1;
+/// Request: a Linux vCPU's vGIC changed: its CPU reloads its list registers (every exit of a
+/// Linux vCPU does: the kick is what matters).
+pub const REQ_VGIC: u32 = 1 << 2;
 
 /// `VcpuShared::on_cpu` of a vCPU no CPU runs.
 const NO_CPU: usize = usize::MAX;
@@ -203,7 +206,8 @@ impl RunQueue {
 
     /// The oldest vCPU `cpu` may run, left queued.
     fn first_for(&self, cpu: usize) -> Option<(VmIndex, VcpuIndex)> {
-        self.position_for(cpu).map(|i| self.entries[self.at(i)].unit)
+        self.position_for(cpu)
+            .map(|i| self.entries[self.at(i)].unit)
     }
 
     /// Takes the oldest vCPU `cpu` may run; the older entries it passed move up one.
@@ -284,9 +288,10 @@ fn load(vm: &mut Vm, index: VmIndex, v: VcpuIndex) {
     shared.requests.store(0, Ordering::SeqCst);
     shared.timer_deadline.store(NO_DEADLINE, Ordering::Relaxed);
     LOADED.fetch_add(1, Ordering::SeqCst);
+    vm.vcpus[v.get()].el1.restore();
+    vm.switch_in_vgic(v.get());
     let vcpu = &mut vm.vcpus[v.get()];
     cpu::set_hcr(vcpu.hcr);
-    vcpu.el1.restore();
     vcpu.fp.restore();
     stage2::load(vttbr);
     percpu::set_current(Some((index, v)), &mut vcpu.regs);
@@ -314,6 +319,7 @@ fn unload(vm: &mut Vm, index: VmIndex, v: VcpuIndex, keep: bool) {
     // Its timer must not fire while another vCPU (or nobody) is on the CPU; poll_timers
     // watches its deadline instead.
     cpu::set_cntv_ctl(0);
+    vm.switch_out_vgic(v.get());
     percpu::set_current(None, core::ptr::null_mut());
     shared.on_cpu.store(NO_CPU, Ordering::SeqCst);
     LOADED.fetch_sub(1, Ordering::SeqCst);
@@ -588,8 +594,7 @@ fn poll_timers() {
                 && timer::is_armed(el1.cntv_ctl)
                 && el1.cntv_cval <= now.wrapping_sub(el1.cntvoff)
             {
-                el1.cntv_ctl |= super::build::CNTV_CTL_IMASK;
-                vm.raise_event_on(super::event::TIMER_EVENT, v);
+                vm.vtimer_expired(v);
             }
         }
         debug_assert_eq!(vm.index.get(), i);
@@ -647,7 +652,7 @@ fn deliver_input(bytes: &[u8]) {
         return;
     };
     if vm.console_io.push_input(bytes) {
-        vm.raise_event(super::event::CONSOLE_EVENT);
+        vm.console_input_arrived();
     }
 }
 
