@@ -226,7 +226,17 @@ fn reset(vm: &mut Vm) {
     // The old VM goes first (its frames back, its translations forgotten): a VM larger than
     // half the free RAM can restart too.
     match vm.restart() {
-        Ok(()) => sched::make_runnable(vm.index, VcpuIndex::new(0)),
+        Ok(()) => {
+            if vm.is_linux() {
+                // A PV guest counts its own lives (x1 at entry); Linux is told nothing.
+                log::info!(
+                    "VM {}: Linux starts again (restart {})",
+                    vm.name,
+                    vm.restarts
+                );
+            }
+            sched::make_runnable(vm.index, VcpuIndex::new(0));
+        }
         Err(e) => {
             log::error!("VM {} cannot restart: {e}; killed", vm.name);
             end(vm, VmState::Killed);
