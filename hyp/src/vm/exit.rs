@@ -41,7 +41,7 @@ pub fn set_timer_irqs(scheduler: u32, vtimer: u32) {
 /// virtual timer becomes its timer event (`vm`: the guest and vCPU on the CPU, if any), its
 /// interrupt masked until the guest acknowledges the event, or for a Linux vCPU its vGIC's
 /// hardware-mapped timer interrupt, left active for the guest to deactivate; the maintenance
-/// interrupt has done its work by making the exit reload the vCPU's list registers; a kick
+/// interrupt syncs the Linux vCPU's list registers (which deasserts it); a kick
 /// has done its work by making the CPU leave the guest or its idle wait (the caller looks at
 /// the requests).
 pub fn take_interrupts(mut vm: Option<(&mut Vm, usize)>) -> Action {
@@ -63,10 +63,13 @@ pub fn take_interrupts(mut vm: Option<(&mut Vm, usize)>) -> Action {
             if let Some((vm, v)) = vm.as_mut() {
                 vm.raise_event_on(super::event::TIMER_EVENT, *v);
             }
-        } else if intid != gic::KICK_SGI
-            && !crate::vdev::vgic::hw::is_maintenance(intid)
-            && !crate::disk::on_interrupt(intid)
-        {
+        } else if crate::vdev::vgic::hw::is_maintenance(intid) {
+            // Level: asserted until the list registers change, so they are synced before it is
+            // ended (only a Linux vCPU's interface is ever on).
+            if let Some((vm, v)) = vm.as_mut() {
+                vm.sync_vgic(*v);
+            }
+        } else if intid != gic::KICK_SGI && !crate::disk::on_interrupt(intid) {
             log::warn!("unexpected interrupt {intid}");
         }
         gic::end(acked);
