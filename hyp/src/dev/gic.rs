@@ -184,9 +184,20 @@ fn split_eoi_v2() {
     };
 }
 
-/// What every CPU enables in its own banked registers: its kick and the maintenance
-/// interrupt; on GICv3 it records its redistributor's SGI frame.
+/// What every CPU sets up in its own banked registers: its virtual interface off, its kick and
+/// the maintenance interrupt enabled; on GICv3 it records its redistributor's SGI frame.
 fn enable_this_cpu(gic_index: usize) {
+    // Its virtual interface starts off (ICH_HCR_EL2 / GICH_HCR reset values are not to be
+    // trusted): PV vCPUs run with it off, a Linux vCPU turns it on (`vdev::vgic::hw`).
+    match VERSION.load(Ordering::Acquire) {
+        V3 => cpu_if::v3_off(),
+        V2 => {
+            if let Some(gich) = gich() {
+                gich.off();
+            }
+        }
+        _ => {}
+    }
     if VERSION.load(Ordering::Acquire) == V3 {
         let first = REDISTRIBUTORS.load(Ordering::Relaxed);
         // SAFETY: a read of the first redistributor's GICR_TYPER, mapped by `init`'s contract.

@@ -26,7 +26,7 @@ pub fn is_maintenance(intid: u32) -> bool {
 }
 
 /// Vcpu `v` is being loaded on this CPU: its LRs built and loaded, its in-flight hardware
-/// interrupts made active here. Call after its EL1 state (CNTV_CTL) is restored.
+/// interrupts made active here. Call before its EL1 state (CNTV_CTL) is restored.
 pub fn switch_in(vgic: &mut VGic, v: usize, state: &mut LrState) {
     let model = vgic.model();
     vgic.load(v, state);

@@ -18,13 +18,6 @@ pub const HCR_LRENPIE: u32 = 1 << 2;
 pub const HCR_EOICOUNT_SHIFT: u32 = 27;
 pub const HCR_EOICOUNT_MASK: u32 = 0x1f;
 
-/// ICH_MISR_EL2 / GICH_MISR: an EOI maintenance (some LR with EOI set was deactivated).
-pub const MISR_EOI: u32 = 1 << 0;
-/// Underflow.
-pub const MISR_U: u32 = 1 << 1;
-/// EOIcount not zero.
-pub const MISR_LRENP: u32 = 1 << 2;
-
 /// One list register, decoded.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Lr {

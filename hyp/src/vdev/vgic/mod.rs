@@ -24,9 +24,10 @@
 //! - At build: `VGic::new(model, vcpus)` (`hw::model()` says which model the board has) and,
 //!   per vCPU, `LrState::new(hw::list_registers())`, kept with the vCPU.
 //! - Guest entry and exit (vm/sched.rs load/unload, target): `hw::switch_in(&mut vgic, v,
-//!   &mut lr_state)` after the vCPU's EL1 state (CNTV_CTL) is restored, `hw::switch_out(...)`
-//!   after the vCPU's timer is stopped (`cpu::set_cntv_ctl(0)`). A PV vCPU calls neither: the
-//!   interface stays off (ICH_HCR_EL2.En = 0) for it.
+//!   &mut lr_state)` before the vCPU's EL1 state (CNTV_CTL) is restored (so its timer's line is
+//!   not seen before the in-flight state is back), `hw::switch_out(...)` after the vCPU's timer
+//!   is stopped (`cpu::set_cntv_ctl(0)`), kicking the mask it returns. A PV vCPU calls neither:
+//!   the interface stays off (ICH_HCR_EL2.En = 0, `dev::gic` sets it so on every CPU).
 //! - A vCPU that stays loaded across an exit: if a returned mask named it, or the exit was the
 //!   maintenance interrupt, `hw::sync(&mut vgic, v, &mut lr_state)` before re-entering.
 //! - Stage-2 data abort in `[GICD_IPA, +GICD_SIZE)` or (GICv3) `[GICR_IPA, +vcpus *
@@ -40,7 +41,9 @@
 //!   virtual timer (INTID 27): `vgic.raise_hw(v, layout::INTID_VIRT_TIMER)` and
 //!   `dev::gic::end_forwarded(acked)` (not `end`: the guest's deactivation through the
 //!   hardware LR deactivates it), no CNTV_CTL masking; the maintenance interrupt
-//!   (`dev::gic::maintenance_intid()`, INTID 25): `hw::sync`, then `dev::gic::end`.
+//!   (`hw::is_maintenance(intid)`, INTID 25): `hw::sync`, then `dev::gic::end`. On a CPU
+//!   running a PV vCPU both keep today's handling (the interface is off: no maintenance).
+//! - GICv2 stage 2: `dev::gic::gicv_base()` (8 KiB, Device memory) at `layout::GICC_IPA`.
 //! - A Linux vCPU's deadline passed while it was not loaded (poll_timers): `raise_hw(v, 27)`.
 //! - The emulated UART's interrupt line: `set_line(layout::INTID_UART, high)`.
 //! - A WFI: the vCPU waits unless `has_pending(v)` (after `hw::sync` or `switch_out`: an
@@ -519,8 +522,8 @@ impl VGic {
     }
 
     /// Folds back what the guest did to its LRs (acknowledged, EOId, deactivated) after
-    /// `vcpu` left the CPU or before its LRs are rebuilt. Returns the vCPUs that may take an
-    /// SPI this vCPU gave up (a kick).
+    /// `vcpu` left the CPU or before its LRs are rebuilt. Returns the other vCPUs that may take
+    /// an SPI this vCPU gave up (a kick; what is left for `vcpu` itself `has_pending` says).
     pub fn save(&mut self, vcpu: usize, state: &LrState) -> VcpuMask {
         if vcpu >= self.vcpus.len() {
             return VcpuMask::NONE;
@@ -538,7 +541,7 @@ impl VGic {
             self.deactivate_outside_lrs(vcpu, loaded);
         }
         self.vcpus[vcpu].loaded = 0;
-        kick
+        VcpuMask(kick.0 & !VcpuMask::of(vcpu).0)
     }
 
     /// One LR's state back into the model.

@@ -230,7 +230,7 @@ fn a_level_spi_is_presented_again_while_its_line_stays_high() {
     assert_eq!(l[0].priority, 0xa0);
     guest_acks(&g, &mut s, uart);
     guest_deactivates(&g, &mut s, uart);
-    let _ = g.save(1, &s);
+    assert_eq!(g.save(1, &s), VcpuMask::NONE, "what is left is its own");
     // Still high: back in the LRs.
     g.load(1, &mut s);
     assert!(lrs(&g, &s)[0].pending);
