@@ -30,6 +30,8 @@ pub struct PerCpu {
     pub stats: CpuStats,
     /// The last guest exits this CPU handled (written only when tracing is on).
     pub trace: TraceRing,
+    /// Whose FP/SIMD registers are live here, switched lazily.
+    pub fp: crate::arch::aarch64::context::LazyFp,
 }
 
 /// One CPU's counters: only that CPU writes them.
@@ -87,6 +89,7 @@ static mut PER_CPU: [PerCpu; MAX_CPUS] = [const {
             idle_ticks: 0,
         },
         trace: TraceRing::new(BLANK_RECORD),
+        fp: crate::arch::aarch64::context::LazyFp::new(),
     }
 }; MAX_CPUS];
 
@@ -133,6 +136,31 @@ pub fn set_current(
         (*this()).vm = vm;
         (*this()).regs = regs;
     }
+}
+
+/// The vCPU being loaded here keeps its FP/SIMD registers in `block` (valid until
+/// [`unload_fp`]): they come in at its first FP/SIMD instruction ([`fp_first_use`]).
+#[cfg(target_os = "none")]
+pub fn load_fp(block: *mut crate::arch::aarch64::context::FpSimd) {
+    // SAFETY: as in `index`.
+    unsafe { (*this()).fp.load(block) }
+}
+
+/// The vCPU loaded here leaves: its FP/SIMD registers go back to its block if it used them
+/// and `keep`.
+#[cfg(target_os = "none")]
+pub fn unload_fp(keep: bool) {
+    // SAFETY: as in `index`.
+    unsafe { (*this()).fp.unload(keep) }
+}
+
+/// The loaded vCPU trapped on FP/SIMD (CPTR_EL2.TFP): its registers come in; false if that was
+/// not the lazy switch's trap.
+#[cfg(target_os = "none")]
+#[inline(always)]
+pub fn fp_first_use() -> bool {
+    // SAFETY: as in `index`.
+    unsafe { (*this()).fp.first_use() }
 }
 
 /// This CPU takes an ordered lock of `level`: stops the hyp if it holds one of that level or

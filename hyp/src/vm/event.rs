@@ -14,7 +14,9 @@
 //!
 //! [`sync`]: Events::sync
 
+use crate::addr::PhysAddr;
 use crate::arch::Cpu;
+use crate::arch::stage2::table::frame_atomics;
 use crate::vm::mem::GuestMemory;
 use core::sync::atomic::{AtomicU64, Ordering};
 use hypercall_abi::Error;
@@ -46,11 +48,17 @@ pub struct Events {
     route: [u8; EVENT_COUNT as usize],
     /// Where the VM sees its event page (0: it has none).
     page_ipa: u64,
+    /// Where the hyp reaches the page's words, found by the first sync's stage-2 walk (0: not
+    /// yet): the page is pinned for the VM's life, and a restart makes new `Events`.
+    page_pa: u64,
     /// Pending bits raised and cleared since the page last saw them.
     unpublished_raised: [u64; WORDS],
     unpublished_cleared: [u64; WORDS],
     /// The `masked` words changed since the page last saw them, one bit each.
     unpublished_masks: u8,
+    /// The words with anything unpublished (a raise, a clear or a mask), one bit each: a sync
+    /// visits only those.
+    unpublished_words: u8,
     /// The guest acknowledges in the page (EVENT_SHARED_ACK).
     acks_shared: bool,
 }
@@ -68,9 +76,11 @@ impl Events {
             channels,
             route: [0; EVENT_COUNT as usize],
             page_ipa: 0,
+            page_pa: 0,
             unpublished_raised: [0; WORDS],
             unpublished_cleared: [0; WORDS],
             unpublished_masks: 0,
+            unpublished_words: 0,
             acks_shared: false,
         }
     }
@@ -135,6 +145,7 @@ impl Events {
         self.pending[w] |= b;
         self.unpublished_raised[w] |= b;
         self.unpublished_cleared[w] &= !b;
+        self.unpublished_words |= 1 << w;
         self.route[event as usize] = vcpu;
         Ok(())
     }
@@ -145,6 +156,7 @@ impl Events {
         self.pending[w] &= !b;
         self.unpublished_cleared[w] |= b;
         self.unpublished_raised[w] &= !b;
+        self.unpublished_words |= 1 << w;
         Ok(())
     }
 
@@ -157,6 +169,7 @@ impl Events {
             self.masked[w] &= !b
         }
         self.unpublished_masks |= 1 << w;
+        self.unpublished_words |= 1 << w;
         Ok(())
     }
 
@@ -165,16 +178,16 @@ impl Events {
     /// the virtual IRQs are recomputed. Nothing to do, and no walk, for a guest that does not
     /// share acknowledgements when nothing changed.
     pub fn sync(&mut self, memory: &GuestMemory<Cpu>) {
-        // A fold, not `!= [0; WORDS]`: array comparison becomes a call to a byte loop here.
-        let changed = (self.unpublished_raised.iter())
-            .chain(&self.unpublished_cleared)
-            .fold(u64::from(self.unpublished_masks), |any, &w| any | w);
-        let unpublished = changed != 0;
-        if !(unpublished || self.acks_shared) {
+        if self.unpublished_words == 0 && !self.acks_shared {
             return;
         }
-        // The page is pinned for the VM's life (the guest can neither unmap nor move it).
-        if let Ok(words) = memory.shared_words::<{ 2 * WORDS }>(self.page_ipa) {
+        // The page is pinned for the VM's life (the guest can neither unmap nor move it): one
+        // walk finds it, later syncs go straight to the frame.
+        if self.page_pa != 0 {
+            let words = frame_atomics(memory, PhysAddr::new(self.page_pa));
+            self.sync_words(words);
+        } else if let Ok(words) = memory.shared_words::<{ 2 * WORDS }>(self.page_ipa) {
+            self.page_pa = words.as_ptr() as u64;
             self.sync_words(words);
         }
     }
@@ -182,20 +195,24 @@ impl Events {
     /// [`Events::sync`] on the page's words.
     pub fn sync_words(&mut self, words: &PageWords) {
         let (pending, masked) = words.split_at(WORDS);
-        for w in 0..WORDS {
+        let mut dirty = self.unpublished_words;
+        while dirty != 0 {
+            let w = dirty.trailing_zeros() as usize % WORDS;
+            dirty &= dirty - 1;
             // Set and clear, never store: the guest may clear other bits of the word meanwhile.
-            if self.unpublished_raised[w] != 0 {
-                pending[w].fetch_or(self.unpublished_raised[w], Ordering::SeqCst);
+            let raised = core::mem::take(&mut self.unpublished_raised[w]);
+            if raised != 0 {
+                pending[w].fetch_or(raised, Ordering::SeqCst);
             }
-            if self.unpublished_cleared[w] != 0 {
-                pending[w].fetch_and(!self.unpublished_cleared[w], Ordering::SeqCst);
+            let cleared = core::mem::take(&mut self.unpublished_cleared[w]);
+            if cleared != 0 {
+                pending[w].fetch_and(!cleared, Ordering::SeqCst);
             }
             if self.unpublished_masks & 1 << w != 0 {
                 masked[w].store(self.masked[w], Ordering::SeqCst);
             }
         }
-        self.unpublished_raised = [0; WORDS];
-        self.unpublished_cleared = [0; WORDS];
+        self.unpublished_words = 0;
         self.unpublished_masks = 0;
         if self.acks_shared {
             self.take_acks(pending);
@@ -229,21 +246,17 @@ impl Events {
     /// Whether vCPU `vcpu`'s virtual IRQ should be raised: an event routed to it is pending
     /// and not masked.
     pub fn deliverable_to(&self, vcpu: u8) -> bool {
-        self.pending
-            .iter()
-            .zip(&self.masked)
-            .enumerate()
-            .any(|(w, (p, m))| {
-                let mut bits = p & !m;
-                while bits != 0 {
-                    let event = w * 64 + bits.trailing_zeros() as usize;
-                    if self.route[event] == vcpu {
-                        return true;
-                    }
-                    bits &= bits - 1;
+        for w in 0..WORDS {
+            let mut bits = self.pending[w] & !self.masked[w];
+            while bits != 0 {
+                let event = w * 64 + bits.trailing_zeros() as usize;
+                if self.route[event % EVENT_COUNT as usize] == vcpu {
+                    return true;
                 }
-                false
-            })
+                bits &= bits - 1;
+            }
+        }
+        false
     }
 
     /// The guest-visible page.

@@ -257,13 +257,10 @@ fn handle_sync(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
         }
         Class::Hvc64 => {
             vm.stats.count(ExitKind::Hypercall);
-            // Register by register: the compiler pairs these loads and stores, where a slice
-            // copy becomes a call to a byte loop (the hot path of every hypercall).
             let Some(vcpu) = vm.vcpus.get(v) else {
                 return Action::Kill(KillReason::NoVcpu(v));
             };
-            let saved = &vcpu.regs.x;
-            let mut regs: Regs = core::array::from_fn(|i| saved[i]);
+            let mut regs: Regs = vcpu.regs.copy_call_regs();
             let action = hypercall::dispatch(
                 &mut Caller {
                     vm: &mut *vm,
@@ -272,9 +269,7 @@ fn handle_sync(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
                 &mut regs,
             );
             if let Some(vcpu) = vm.vcpus.get_mut(v) {
-                for (saved, answer) in vcpu.regs.x.iter_mut().zip(regs) {
-                    *saved = answer;
-                }
+                vcpu.regs.set_call_regs(&regs);
             }
             #[cfg(debug_assertions)]
             check_frame_accounting(vm);

@@ -50,6 +50,11 @@ pub fn run() -> ! {
                 continue;
             }
         }
+        if raw.is_fp_trap() && crate::percpu::fp_first_use() {
+            // The lazy FP/SIMD switch (arch::aarch64::context::LazyFp): the instruction again.
+            raw = raw.resume();
+            continue;
+        }
         let exit = raw.decode();
         let (kind, esr, x0) = exit.raw();
         let hold = crate::bench::HoldTimer::start();

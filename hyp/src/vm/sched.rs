@@ -176,12 +176,13 @@ struct RunQueue {
     len: usize,
 }
 
-/// A queued vCPU, with the CPUs that may run it (its slot's `cpus`, copied: a look at the
-/// queue reads no slot).
+/// A queued vCPU, with its slot (found once, when it is queued).
 #[derive(Clone, Copy)]
+#[repr(C)]
 struct Queued {
-    unit: (VmIndex, VcpuIndex),
-    cpus: usize,
+    slot: &'static VmSlot,
+    vm: VmIndex,
+    vcpu: VcpuIndex,
 }
 
 const QUEUE_LEN: usize = MAX_VMS * MAX_VCPUS;
@@ -201,26 +202,35 @@ impl RunQueue {
 
     /// The place (0: the oldest) of the oldest vCPU `cpu` may run.
     fn position_for(&self, cpu: usize) -> Option<usize> {
-        (0..self.len).find(|&i| self.entries[self.at(i)].cpus & (1 << cpu) != 0)
+        (0..self.len)
+            .find(|&i| self.entries[self.at(i)].slot.cpus.load(Ordering::Relaxed) & (1 << cpu) != 0)
     }
 
     /// The oldest vCPU `cpu` may run, left queued.
     fn first_for(&self, cpu: usize) -> Option<(VmIndex, VcpuIndex)> {
-        self.position_for(cpu)
-            .map(|i| self.entries[self.at(i)].unit)
+        self.position_for(cpu).map(|i| {
+            let entry = &self.entries[self.at(i)];
+            (entry.vm, entry.vcpu)
+        })
     }
 
-    /// Takes the oldest vCPU `cpu` may run; the older entries it passed move up one.
-    fn pop_for(&mut self, cpu: usize) -> Option<(VmIndex, VcpuIndex)> {
+    /// Takes the oldest vCPU `cpu` may run; the older entries it passed move up one. Inlined:
+    /// an `Option<Queued>` returned through memory is copied with a call to memcpy.
+    #[inline(always)]
+    fn pop_for(&mut self, cpu: usize) -> Option<Queued> {
         let found = self.position_for(cpu)?;
-        let unit = self.entries[self.at(found)].unit;
+        let entry = self.entries[self.at(found)];
         for i in (1..=found).rev() {
             self.entries[self.at(i)] = self.entries[self.at(i - 1)];
         }
         self.head = self.at(1);
         self.len -= 1;
-        vcpu(unit.0, unit.1).queued.store(false, Ordering::SeqCst);
-        Some(unit)
+        entry
+            .slot
+            .vcpu(entry.vcpu)
+            .queued
+            .store(false, Ordering::SeqCst);
+        Some(entry)
     }
 }
 
@@ -228,8 +238,9 @@ static RUN_QUEUE: Ordered<RunQueue> = Ordered::new(
     Level::RunQueue,
     RunQueue {
         entries: [Queued {
-            unit: (VmIndex::new(0), VcpuIndex::new(0)),
-            cpus: 0,
+            slot: &NO_SLOT,
+            vm: VmIndex::new(0),
+            vcpu: VcpuIndex::new(0),
         }; QUEUE_LEN],
         head: 0,
         len: 0,
@@ -240,8 +251,6 @@ static RUN_QUEUE: Ordered<RunQueue> = Ordered::new(
 static IDLE_CPUS: AtomicUsize = AtomicUsize::new(0);
 /// VMs alive (running or stopping to restart).
 static ALIVE: AtomicUsize = AtomicUsize::new(0);
-/// vCPUs loaded on a CPU.
-static LOADED: AtomicUsize = AtomicUsize::new(0);
 /// Set once CPU 0 has filled the slots: the secondaries wait for it.
 static STARTED: AtomicBool = AtomicBool::new(false);
 /// Set by the CPU that ends the run.
@@ -256,19 +265,29 @@ static FOCUS: AtomicUsize = AtomicUsize::new(0);
 /// Queues vCPU `v` of VM `index`, runnable and on no CPU, and kicks an idle CPU that may run
 /// it. Called under the VM's lock.
 pub fn make_runnable(index: VmIndex, v: VcpuIndex) {
-    let shared = vcpu(index, v);
+    queue(slot(index), index, v);
+}
+
+/// [`make_runnable`], the VM's slot found.
+fn queue(slot: &'static VmSlot, index: VmIndex, v: VcpuIndex) {
+    let shared = slot.vcpu(v);
     if shared.on_cpu().is_some() || shared.queued.swap(true, Ordering::SeqCst) {
         return;
     }
-    let cpus = slot(index).cpus.load(Ordering::Relaxed);
     RUN_QUEUE.lock().push(Queued {
-        unit: (index, v),
-        cpus,
+        slot,
+        vm: index,
+        vcpu: v,
     });
+    kick_idle(slot);
+}
+
+/// After a vCPU of `slot` was queued: kicks an idle CPU (not this one) that may run it.
+fn kick_idle(slot: &VmSlot) {
     // Against `idle`: it marks itself idle, then looks at the queue.
     core::sync::atomic::fence(Ordering::SeqCst);
     let me = percpu::index();
-    let idle = IDLE_CPUS.load(Ordering::SeqCst) & cpus & !(1 << me);
+    let idle = IDLE_CPUS.load(Ordering::SeqCst) & slot.cpus.load(Ordering::Relaxed) & !(1 << me);
     if idle != 0 {
         gic::kick(idle.trailing_zeros() as usize);
     }
@@ -276,36 +295,34 @@ pub fn make_runnable(index: VmIndex, v: VcpuIndex) {
 
 /// Points this CPU at vCPU `v` of VM `index`: its EL1, timer and FP/SIMD state, its VM's
 /// stage 2, and the register block vectors.S restores from.
-fn load(vm: &mut Vm, index: VmIndex, v: VcpuIndex) {
+fn load(vm: &mut Vm, slot: &VmSlot, index: VmIndex, v: VcpuIndex) {
     let vttbr = vm.vttbr();
     if !vm.has_run && vm.spec.cpus.is_some() {
         vm.has_run = true;
         log::info!("VM {}: first runs on CPU {}", vm.name, percpu::index());
     }
-    let shared = vcpu(index, v);
+    let shared = slot.vcpu(v);
     shared.on_cpu.store(percpu::index(), Ordering::SeqCst);
     // What it is loaded with is current: older requests are met.
     shared.requests.store(0, Ordering::SeqCst);
     shared.timer_deadline.store(NO_DEADLINE, Ordering::Relaxed);
-    LOADED.fetch_add(1, Ordering::SeqCst);
     vm.vcpus[v.get()].el1.restore();
     vm.switch_in_vgic(v.get());
     let vcpu = &mut vm.vcpus[v.get()];
     cpu::set_hcr(vcpu.hcr);
-    vcpu.fp.restore();
+    percpu::load_fp(&mut vcpu.fp);
     stage2::load(vttbr);
     percpu::set_current(Some((index, v)), &mut vcpu.regs);
 }
 
 /// Takes vCPU `v` off this CPU; `keep` says whether its state is worth saving (not when its
 /// VM stops or the vCPU is off).
-fn unload(vm: &mut Vm, index: VmIndex, v: VcpuIndex, keep: bool) {
-    let shared = vcpu(index, v);
+fn unload(vm: &mut Vm, slot: &VmSlot, v: VcpuIndex, keep: bool) {
+    let shared = slot.vcpu(v);
     if let Some(vcpu) = vm.vcpus.get_mut(v.get()) {
         let mut deadline = NO_DEADLINE;
         if keep {
             vcpu.el1.save();
-            vcpu.fp.save();
             let el1 = &vcpu.el1;
             if vcpu.run != RunState::Off && timer::is_armed(el1.cntv_ctl) {
                 deadline = el1.cntv_cval.wrapping_add(el1.cntvoff);
@@ -320,9 +337,9 @@ fn unload(vm: &mut Vm, index: VmIndex, v: VcpuIndex, keep: bool) {
     // watches its deadline instead.
     cpu::set_cntv_ctl(0);
     vm.switch_out_vgic(v.get());
+    percpu::unload_fp(keep);
     percpu::set_current(None, core::ptr::null_mut());
     shared.on_cpu.store(NO_CPU, Ordering::SeqCst);
-    LOADED.fetch_sub(1, Ordering::SeqCst);
 }
 
 /// What the vCPU of an exit does with this CPU.
@@ -343,33 +360,61 @@ pub fn give_up(mut guard: VmLocked, v: VcpuIndex, how: GiveUp) {
         return pick();
     };
     let index = vm.index;
+    let slot = slot(index);
     let me = percpu::index();
     match how {
-        GiveUp::Yield => {
-            let runnable = vm.vcpus[v.get()].run == RunState::Runnable;
-            // Work of other VMs (disk completions, console writers to wake) is done by `pick`,
-            // with no VM's lock held: with some, the vCPU goes round the queue, else a vCPU
-            // that only yields would keep it waiting for good.
-            if runnable && !deferred_work() && RUN_QUEUE.lock().position_for(me).is_none() {
+        // Work of other VMs (disk completions, console writers to wake) is done by `pick`,
+        // with no VM's lock held: with some, the vCPU goes round the queue, else a vCPU that
+        // only yields would keep it waiting for good.
+        GiveUp::Yield if vm.vcpus[v.get()].run == RunState::Runnable && !deferred_work() => {
+            // The common case, a switch: in one look at the queue the next vCPU for this CPU
+            // comes out and this one goes in (its entry waits for our lock on its VM, which
+            // the CPU that pops it takes, until it is unloaded).
+            let next = {
+                let mut queue = RUN_QUEUE.lock();
+                let next = queue.pop_for(me);
+                if next.is_some() && !slot.vcpu(v).queued.swap(true, Ordering::SeqCst) {
+                    queue.push(Queued {
+                        slot,
+                        vm: index,
+                        vcpu: v,
+                    });
+                }
+                next
+            };
+            let Some(next) = next else {
                 // Nobody else waits: go on (with a virtual IRQ raised meanwhile).
                 cpu::set_hcr(vm.vcpus[v.get()].hcr);
                 timer::arm_slice();
                 return;
+            };
+            unload(vm, slot, v, true);
+            kick_idle(slot);
+            drop(guard);
+            // What `pick` polls, but the work `deferred_work` found none of.
+            poll_timers();
+            poll_console_now_and_then();
+            if load_queued(next.slot, next.vm, next.vcpu) {
+                return;
             }
-            unload(vm, index, v, true);
+            return pick();
+        }
+        GiveUp::Yield => {
+            let runnable = vm.vcpus[v.get()].run == RunState::Runnable;
+            unload(vm, slot, v, true);
             if runnable {
-                make_runnable(index, v);
+                queue(slot, index, v);
             }
         }
         GiveUp::Leave => {
             let keep = vm.vcpus[v.get()].run != RunState::Off;
-            unload(vm, index, v, keep);
+            unload(vm, slot, v, keep);
             if vm.vcpus[v.get()].run == RunState::Runnable && vm.is_alive() {
-                make_runnable(index, v);
+                queue(slot, index, v);
             }
         }
         GiveUp::Stop => {
-            unload(vm, index, v, false);
+            unload(vm, slot, v, false);
             stop_if_left(vm);
         }
     }
@@ -470,25 +515,14 @@ fn pick() {
         poll_timers();
         poll_console();
         let next = RUN_QUEUE.lock().pop_for(me);
-        if let Some((index, v)) = next {
-            let mut guard = slot(index).lock();
-            if let Some(vm) = guard.as_mut() {
-                let ready = vm.is_alive()
-                    && vm
-                        .vcpus
-                        .get(v.get())
-                        .is_some_and(|c| c.run == RunState::Runnable)
-                    && vcpu(index, v).on_cpu().is_none();
-                if ready {
-                    load(vm, index, v);
-                    timer::arm_slice();
-                    return;
-                }
+        if let Some(next) = next {
+            if load_queued(next.slot, next.vm, next.vcpu) {
+                return;
             }
             // A stale entry: the vCPU waits or is off, or its VM stopped.
             continue;
         }
-        if ALIVE.load(Ordering::SeqCst) == 0 && LOADED.load(Ordering::SeqCst) == 0 {
+        if ALIVE.load(Ordering::SeqCst) == 0 && none_loaded() {
             if FINISHING.swap(true, Ordering::SeqCst) {
                 cpu::wait_forever();
             }
@@ -497,6 +531,34 @@ fn pick() {
         }
         idle(me);
     }
+}
+
+/// Loads vCPU `v` of VM `index` (`slot`), a queue entry just popped, and arms its slice; false
+/// if the entry is stale (the vCPU waits or is off, or runs elsewhere, or its VM stopped). The
+/// entry's fields apart: a `Queued` passed on is copied with a call to memcpy.
+fn load_queued(slot: &'static VmSlot, index: VmIndex, v: VcpuIndex) -> bool {
+    let mut guard = slot.lock();
+    let Some(vm) = guard.as_mut() else {
+        return false;
+    };
+    let ready = vm.is_alive()
+        && vm
+            .vcpus
+            .get(v.get())
+            .is_some_and(|c| c.run == RunState::Runnable)
+        && slot.vcpu(v).on_cpu().is_none();
+    if ready {
+        load(vm, slot, index, v);
+        timer::arm_slice();
+    }
+    ready
+}
+
+/// Whether no vCPU is loaded on any CPU.
+fn none_loaded() -> bool {
+    slots()
+        .iter()
+        .all(|slot| slot.vcpus.iter().all(|v| v.on_cpu().is_none()))
 }
 
 /// Whether there is work for the VMs that `pick` does: disk completions to hand over, console
@@ -616,6 +678,21 @@ fn next_deadline() -> Option<u64> {
         .map(|v| v.timer_deadline.load(Ordering::Relaxed))
         .min()
         .filter(|&d| d != NO_DEADLINE)
+}
+
+/// Switches between two looks at the UART on the switch path ([`give_up`]): a switch every
+/// microsecond or two need not look each time (`pick` still does, and the idle wait).
+const SWITCHES_PER_CONSOLE_POLL: u32 = 64;
+/// Switches made on the switch path, all CPUs (an approximate count is enough).
+static SWITCHES: AtomicU32 = AtomicU32::new(0);
+
+/// [`poll_console`], every [`SWITCHES_PER_CONSOLE_POLL`]th call.
+fn poll_console_now_and_then() {
+    let n = SWITCHES.load(Ordering::Relaxed).wrapping_add(1);
+    SWITCHES.store(n, Ordering::Relaxed);
+    if n.is_multiple_of(SWITCHES_PER_CONSOLE_POLL) {
+        poll_console();
+    }
 }
 
 /// Hands typed bytes to the focused VM (raising its console event); the escape byte moves the

@@ -20,6 +20,38 @@ pub struct GuestRegs {
     pub stated_version: u64,
 }
 
+/// Copies 18 words from `from` to `to`: nine `ldp`/`stp` pairs on the target.
+///
+/// # Safety
+/// `from` must be valid for reading 18 words, `to` for writing 18, both 8-aligned, and the two
+/// must not overlap.
+#[inline(always)]
+unsafe fn copy_18(from: *const u64, to: *mut u64) {
+    #[cfg(target_os = "none")]
+    // SAFETY: the caller's contract; the asm reads and writes only those 36 words.
+    unsafe {
+        asm!(
+            "ldp {a}, {b}, [{from}, #0]", "stp {a}, {b}, [{to}, #0]",
+            "ldp {a}, {b}, [{from}, #16]", "stp {a}, {b}, [{to}, #16]",
+            "ldp {a}, {b}, [{from}, #32]", "stp {a}, {b}, [{to}, #32]",
+            "ldp {a}, {b}, [{from}, #48]", "stp {a}, {b}, [{to}, #48]",
+            "ldp {a}, {b}, [{from}, #64]", "stp {a}, {b}, [{to}, #64]",
+            "ldp {a}, {b}, [{from}, #80]", "stp {a}, {b}, [{to}, #80]",
+            "ldp {a}, {b}, [{from}, #96]", "stp {a}, {b}, [{to}, #96]",
+            "ldp {a}, {b}, [{from}, #112]", "stp {a}, {b}, [{to}, #112]",
+            "ldp {a}, {b}, [{from}, #128]", "stp {a}, {b}, [{to}, #128]",
+            from = in(reg) from, to = in(reg) to,
+            a = out(reg) _, b = out(reg) _,
+            options(nostack, preserves_flags),
+        )
+    };
+    #[cfg(not(target_os = "none"))]
+    // SAFETY: the caller's contract.
+    unsafe {
+        core::ptr::copy_nonoverlapping(from, to, 18)
+    };
+}
+
 /// Every AArch64 instruction is 4 bytes.
 const INSTRUCTION_BYTES: u64 = 4;
 
@@ -33,6 +65,27 @@ impl GuestRegs {
             .split_first_chunk_mut()
             .expect("31 registers hold 18");
         call
+    }
+
+    /// A copy of x0..x17 (SMCCC 1.2), a call as it was made; [`GuestRegs::set_call_regs`]
+    /// writes its answer back. Written out register by register, built in place: a slice or
+    /// loop copy becomes a call to memcpy (43 instructions, optimized for size) on the hot path
+    /// of every call the general path serves.
+    #[inline(always)]
+    pub fn copy_call_regs(&self) -> hypercall_abi::Regs {
+        let x = &self.x;
+        [
+            x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], x[8], x[9], x[10], x[11], x[12], x[13],
+            x[14], x[15], x[16], x[17],
+        ]
+    }
+
+    /// Writes x0..x17 from `regs` (a call's answer): nine paired loads and stores.
+    #[inline(always)]
+    pub fn set_call_regs(&mut self, regs: &hypercall_abi::Regs) {
+        // SAFETY: `regs` holds 18 words, `self.x` 31; one is borrowed shared, the other
+        // exclusively, so they do not overlap.
+        unsafe { copy_18(regs.as_ptr(), self.x.as_mut_ptr()) }
     }
 
     /// Counts one hypercall answered without a lock.
@@ -92,18 +145,36 @@ unsafe extern "C" {
 
 #[cfg(target_os = "none")]
 macro_rules! el1_state {
-    ($($field:ident => $reg:literal),* $(,)?) => {
+    (
+        switched: [$($f1:ident => $r1:literal, $f2:ident => $r2:literal;)*]
+        loaded: [$($l1:ident => $lr1:literal, $l2:ident => $lr2:literal;)*]
+    ) => {
         /// EL1 and EL0 system registers a guest owns, plus its virtual timer and its
-        /// DISR_EL1 (held in VDISR_EL2 where the CPU has RAS).
+        /// DISR_EL1 (held in VDISR_EL2 where the CPU has RAS). The `switched` registers the
+        /// guest may change are saved and loaded, in pairs (two `mrs` and an `stp`, an `ldp`
+        /// and two `msr`); the `loaded` ones are EL2 registers only the hyp sets (CNTVOFF_EL2,
+        /// VMPIDR_EL2), loaded and never read back.
+        #[repr(C)]
         #[derive(Clone, Debug, Default)]
-        pub struct El1State { $(pub $field: u64,)* pub disr: u64 }
+        pub struct El1State { $(pub $f1: u64, pub $f2: u64,)* $(pub $l1: u64, pub $l2: u64,)* pub disr: u64 }
 
         impl El1State {
             /// Reads the registers of the vCPU that is leaving the CPU.
             pub fn save(&mut self) {
+                let base: *mut Self = self;
                 $(
-                    // SAFETY: reading an EL1 system register at EL2 has no side effects.
-                    unsafe { asm!(concat!("mrs {}, ", $reg), out(reg) self.$field, options(nomem, nostack)) };
+                    // SAFETY: reading EL1 system registers at EL2 has no side effects; the
+                    // pair is stored into two adjacent fields of `*self` (repr(C), offset from
+                    // offset_of!), which the exclusive borrow lets us write.
+                    unsafe {
+                        asm!(
+                            concat!("mrs {a}, ", $r1, "\n", "mrs {b}, ", $r2, "\n",
+                                "stp {a}, {b}, [{base}, #{at}]"),
+                            a = out(reg) _, b = out(reg) _, base = in(reg) base,
+                            at = const core::mem::offset_of!(El1State, $f1),
+                            options(nostack, preserves_flags),
+                        )
+                    };
                 )*
                 if cpu_has_ras() {
                     // SAFETY: VDISR_EL2 (s3_4_c12_c1_1) exists where the CPU has RAS; reading
@@ -114,10 +185,33 @@ macro_rules! el1_state {
 
             /// Loads the registers of the vCPU about to run.
             pub fn restore(&self) {
+                let base: *const Self = self;
                 $(
                     // SAFETY: these registers only affect EL1/EL0 execution, which the hyp does
-                    // not use; the guest that owns them is the next to run.
-                    unsafe { asm!(concat!("msr ", $reg, ", {}"), in(reg) self.$field, options(nomem, nostack)) };
+                    // not use; the guest that owns them is the next to run. The pair is read
+                    // from two adjacent fields of `*self`.
+                    unsafe {
+                        asm!(
+                            concat!("ldp {a}, {b}, [{base}, #{at}]", "\n", "msr ", $r1, ", {a}",
+                                "\n", "msr ", $r2, ", {b}"),
+                            a = out(reg) _, b = out(reg) _, base = in(reg) base,
+                            at = const core::mem::offset_of!(El1State, $f1),
+                            options(nostack, preserves_flags, readonly),
+                        )
+                    };
+                )*
+                $(
+                    // SAFETY: as above; CNTVOFF_EL2 and VMPIDR_EL2 set what this guest's
+                    // virtual counter and MPIDR_EL1 read, and nothing of the hyp.
+                    unsafe {
+                        asm!(
+                            concat!("ldp {a}, {b}, [{base}, #{at}]", "\n", "msr ", $lr1, ", {a}",
+                                "\n", "msr ", $lr2, ", {b}"),
+                            a = out(reg) _, b = out(reg) _, base = in(reg) base,
+                            at = const core::mem::offset_of!(El1State, $l1),
+                            options(nostack, preserves_flags, readonly),
+                        )
+                    };
                 )*
                 if cpu_has_ras() {
                     // SAFETY: VDISR_EL2 exists (RAS); it is what the guest's DISR_EL1 accesses
@@ -143,14 +237,16 @@ fn cpu_has_ras() -> bool {
 
 #[cfg(target_os = "none")]
 el1_state! {
-    sctlr => "sctlr_el1", cpacr => "cpacr_el1", ttbr0 => "ttbr0_el1", ttbr1 => "ttbr1_el1",
-    tcr => "tcr_el1", mair => "mair_el1", amair => "amair_el1", vbar => "vbar_el1",
-    contextidr => "contextidr_el1", tpidr_el1 => "tpidr_el1", tpidr_el0 => "tpidr_el0",
-    tpidrro_el0 => "tpidrro_el0", sp_el0 => "sp_el0", sp_el1 => "sp_el1", elr => "elr_el1",
-    spsr => "spsr_el1", esr => "esr_el1", far => "far_el1", afsr0 => "afsr0_el1",
-    afsr1 => "afsr1_el1", par => "par_el1", cntkctl => "cntkctl_el1", csselr => "csselr_el1",
-    mdscr => "mdscr_el1", cntv_ctl => "cntv_ctl_el0", cntv_cval => "cntv_cval_el0",
-    cntvoff => "cntvoff_el2", vmpidr => "vmpidr_el2",
+    switched: [
+    sctlr => "sctlr_el1", cpacr => "cpacr_el1"; ttbr0 => "ttbr0_el1", ttbr1 => "ttbr1_el1";
+    tcr => "tcr_el1", mair => "mair_el1"; amair => "amair_el1", vbar => "vbar_el1";
+    contextidr => "contextidr_el1", tpidr_el1 => "tpidr_el1";
+    tpidr_el0 => "tpidr_el0", tpidrro_el0 => "tpidrro_el0"; sp_el0 => "sp_el0", sp_el1 => "sp_el1";
+    elr => "elr_el1", spsr => "spsr_el1"; esr => "esr_el1", far => "far_el1";
+    afsr0 => "afsr0_el1", afsr1 => "afsr1_el1"; par => "par_el1", cntkctl => "cntkctl_el1";
+    csselr => "csselr_el1", mdscr => "mdscr_el1"; cntv_ctl => "cntv_ctl_el0", cntv_cval => "cntv_cval_el0";
+    ]
+    loaded: [cntvoff => "cntvoff_el2", vmpidr => "vmpidr_el2";]
 }
 
 /// SCTLR_EL1 at reset: the RES1 bits, MMU and caches off (EL1 boots like a bare CPU).
@@ -170,19 +266,96 @@ impl El1State {
     }
 }
 
+/// CPTR_EL2.TFP: FP/SIMD instructions at EL2 and below trap to EL2.
 #[cfg(target_os = "none")]
-impl FpSimd {
-    /// Saves the live FP/SIMD registers into `self`.
-    pub fn save(&mut self) {
-        // SAFETY: fpsimd_save writes exactly size_of::<FpSimd>() bytes to a valid, aligned block;
-        // CPTR_EL2.TFP is clear, so the accesses do not trap.
-        unsafe { fpsimd_save(self) }
+const CPTR_EL2_TFP: u64 = 1 << 10;
+
+/// A CPU's FP/SIMD registers, switched lazily: a vCPU is loaded with FP/SIMD trapped
+/// (CPTR_EL2.TFP) and gets its registers at its first FP/SIMD instruction
+/// ([`LazyFp::first_use`]); only then are they saved when it leaves. A vCPU that does not touch
+/// them while loaded (most exits of a PV guest) costs no save and no restore, and its saved
+/// block stays what it was; the registers it cannot read meanwhile are the last user's. The
+/// hyp itself is built soft-float and never uses them. Only its own CPU touches it (PerCpu).
+#[derive(Debug)]
+pub struct LazyFp {
+    /// The saved registers of the vCPU loaded on this CPU (null: none loaded).
+    block: *mut FpSimd,
+    /// Whether they are in the registers now (the vCPU used FP/SIMD since it was loaded).
+    live: bool,
+    /// Whether CPTR_EL2.TFP is set.
+    trapping: bool,
+}
+
+impl LazyFp {
+    /// No vCPU loaded; FP/SIMD not trapped (what `cpu::init_el2` leaves).
+    pub const fn new() -> Self {
+        Self {
+            block: core::ptr::null_mut(),
+            live: false,
+            trapping: false,
+        }
+    }
+}
+
+impl Default for LazyFp {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(target_os = "none")]
+impl LazyFp {
+    /// Sets TFP to `on` unless it is already so; an ISB only when it is cleared for the hyp's
+    /// own FP/SIMD instructions next (a guest entry synchronizes by itself).
+    fn set_trapping(&mut self, on: bool) {
+        if self.trapping == on {
+            return;
+        }
+        self.trapping = on;
+        let cptr: u64;
+        // SAFETY: reads CPTR_EL2, no side effect.
+        unsafe { asm!("mrs {}, cptr_el2", out(reg) cptr, options(nomem, nostack)) };
+        let cptr = if on {
+            cptr | CPTR_EL2_TFP
+        } else {
+            cptr & !CPTR_EL2_TFP
+        };
+        // SAFETY: TFP only decides whether FP/SIMD instructions trap to EL2; the hyp executes
+        // none but fpsimd.S's, which run only while it is clear (after the ISB below).
+        unsafe { asm!("msr cptr_el2, {}", "isb", in(reg) cptr, options(nomem, nostack)) };
     }
 
-    /// Loads `self` into the FP/SIMD registers.
-    pub fn restore(&self) {
-        // SAFETY: as for save; the hyp itself never uses these registers (soft-float build).
-        unsafe { fpsimd_restore(self) }
+    /// A vCPU whose saved FP/SIMD registers are `block` is loaded: they stay where they are
+    /// until it uses them. `block` must stay valid until [`LazyFp::unload`].
+    pub fn load(&mut self, block: *mut FpSimd) {
+        self.block = block;
+        self.live = false;
+        self.set_trapping(true);
+    }
+
+    /// The loaded vCPU executed an FP/SIMD instruction (a TFP trap): its registers go in and
+    /// the trap off. False (nothing done) if no vCPU is loaded or its registers already are.
+    pub fn first_use(&mut self) -> bool {
+        if self.block.is_null() || self.live {
+            return false;
+        }
+        self.set_trapping(false);
+        // SAFETY: `block` is the loaded vCPU's (`load`), valid until `unload`, aligned, and
+        // touched by no other code meanwhile; TFP is clear (ISB done), so the loads do not trap.
+        unsafe { fpsimd_restore(self.block) };
+        self.live = true;
+        true
+    }
+
+    /// The loaded vCPU leaves: its registers are saved into its block if it used them and
+    /// `keep` (its state is worth keeping).
+    pub fn unload(&mut self, keep: bool) {
+        if self.live && keep {
+            // SAFETY: as in `first_use`; TFP is clear while the registers are live.
+            unsafe { fpsimd_save(self.block) };
+        }
+        self.block = core::ptr::null_mut();
+        self.live = false;
     }
 }
 
@@ -212,6 +385,19 @@ mod tests {
         regs.call_regs()[0] = 1;
         regs.call_regs()[17] += 1;
         assert_eq!((regs.x[0], regs.x[17], regs.x[18]), (1, 8, 0));
+    }
+
+    #[test]
+    fn a_calls_registers_are_copied_out_and_its_answer_back() {
+        let mut regs = GuestRegs::default();
+        for (i, x) in regs.x.iter_mut().enumerate() {
+            *x = i as u64;
+        }
+        let mut call = regs.copy_call_regs();
+        assert_eq!(call, core::array::from_fn(|i| i as u64));
+        call[17] = 99;
+        regs.set_call_regs(&call);
+        assert_eq!((regs.x[17], regs.x[18]), (99, 18));
     }
 
     #[test]

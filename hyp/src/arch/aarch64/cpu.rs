@@ -5,7 +5,8 @@ use aarch64_cpu::registers::*;
 use core::arch::asm;
 
 /// CPTR_EL2 (E2H = 0): RES1 bits 13, 12, 9 and 7..0, which also keep SVE (TZ, bit 8) and SME
-/// (TSM, bit 12) trapped where the CPU has them. TFP (bit 10) is clear: guests own FP/SIMD.
+/// (TSM, bit 12) trapped where the CPU has them. TFP (bit 10) starts clear (context::LazyFp sets
+/// it while the loaded vCPU has not used FP/SIMD).
 /// TTA (bit 20) traps trace-register access, TAM (bit 30) the activity monitors (RES0 where the
 /// CPU has none, so set on every CPU, as KVM does).
 const CPTR_EL2_GUESTS: u64 =

@@ -143,6 +143,16 @@ impl RawExit {
         Some(unsafe { self.regs.as_mut() })
     }
 
+    /// Whether this exit is an FP/SIMD instruction trapped by CPTR_EL2.TFP (ELR_EL2 points at
+    /// it: resumed, it runs again).
+    #[inline(always)]
+    pub fn is_fp_trap(&self) -> bool {
+        use aarch64_cpu::registers::{ESR_EL2, Readable};
+        // The exception class of esr::Class::Fp.
+        const EC_FP: u64 = 0x07;
+        self.kind == EXIT_SYNC && ESR_EL2.get() >> 26 & 0x3f == EC_FP
+    }
+
     /// Enters the vCPU again at once, ELR_EL2 and SPSR_EL2 as the exit left them (nothing at
     /// EL2 has changed them since: no exception, no other vCPU), until its next exit.
     #[inline(always)]

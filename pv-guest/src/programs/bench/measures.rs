@@ -17,6 +17,7 @@ use crate::mm::frames::IpaWindow;
 use crate::println;
 use crate::programs::UNMAPPED_IPA;
 use hypercall_abi::abi::ABI_VERSION;
+use hypercall_abi::channel::CHANNEL_NOTIFY;
 use hypercall_abi::layout::BatchOp;
 use hypercall_abi::mem::{MEM_BATCH, MEM_BATCH_MAX, MEM_MAP, MEM_UNMAP};
 use hypercall_abi::standard::SMCCC_VERSION;
@@ -336,6 +337,11 @@ fn await_notify(event: u32) {
     crate::events::ack(info, event);
 }
 
+/// Rings the pair's channel 0 doorbell (the peer's event): a bare HVC ([`asm::call`]).
+fn notify_peer() {
+    let _ = asm::call(CHANNEL_NOTIFY, 0);
+}
+
 /// The pair's channel 0 (declared in tests/manifests/bench-switch.toml) and its event.
 fn pair_channel() -> Result<(Channel, u32), &'static str> {
     let mut hv = crate::hv();
@@ -350,8 +356,9 @@ fn pair_channel() -> Result<(Channel, u32), &'static str> {
     Ok((Channel::new(&info), event))
 }
 
-/// VM A notifies VM B, B answers with a notify: per round trip, both doorbells, both WFI
-/// wake-ups and acknowledgements, and the two VM switches between them (one CPU).
+/// VM A notifies VM B, B answers with a notify: per round trip, both doorbells (bare HVCs:
+/// [`notify_peer`]), both wake-ups and acknowledgements, and the two VM switches between them
+/// (one CPU).
 fn event_roundtrip(ctx: &Ctx) -> Outcome {
     let (_, event) = pair_channel()?;
     let mut hv = crate::hv();
@@ -363,7 +370,7 @@ fn event_roundtrip(ctx: &Ctx) -> Outcome {
     let samples = ctx.samples(|| {
         let t0 = timer::ticks();
         for _ in 0..n {
-            let _ = hv.channel_notify(0);
+            notify_peer();
             await_notify(event);
         }
         Ok(ctx.clock.per_op(timer::ticks() - t0, n, 0))
@@ -375,13 +382,12 @@ fn event_roundtrip(ctx: &Ctx) -> Outcome {
 /// A message over the channel's ring and its answer: the event round trip plus the ring work.
 fn channel_roundtrip(ctx: &Ctx) -> Outcome {
     let (ch, event) = pair_channel()?;
-    let mut hv = crate::hv();
     let n = ctx.iterations;
-    let mut round = |i: u64| -> Result<(), &'static str> {
+    let round = |i: u64| -> Result<(), &'static str> {
         if !ch.send(&mut Volatile, &i.to_le_bytes()) {
             return Err("the channel ring is full");
         }
-        let _ = hv.channel_notify(0);
+        notify_peer();
         await_notify(event);
         match ch.receive(&mut Volatile) {
             Some(m) if m.data[..8] == (!i).to_le_bytes() => Ok(()),
@@ -407,10 +413,9 @@ fn channel_roundtrip(ctx: &Ctx) -> Outcome {
 pub fn pair_partner(ctx: &Ctx) -> Outcome {
     vm_switch_partner(ctx)?;
     let (ch, event) = pair_channel()?;
-    let mut hv = crate::hv();
     for _ in 0..round_trips(ctx) {
         await_notify(event);
-        let _ = hv.channel_notify(0);
+        notify_peer();
     }
     for _ in 0..round_trips(ctx) {
         await_notify(event);
@@ -420,7 +425,7 @@ pub fn pair_partner(ctx: &Ctx) -> Outcome {
                 return Err("the reply ring is full");
             }
         }
-        let _ = hv.channel_notify(0);
+        notify_peer();
     }
     Ok(())
 }
