@@ -1,9 +1,11 @@
 //! The physical console: one UART the device tree's /chosen/stdout-path names, shared by the
 //! hyp's log and the guests' lines. Guests' lines wait in the hyp's queue
 //! (`vm::console::LineQueue`) and are drained to the UART off their callers' path: by a CPU
-//! going idle, a bounded amount at each interrupt exit (a slice end), everything before a line
-//! of the hyp's own (so the log stays in order), at the end of the run and on the emergency
-//! path. Whole lines are written under the console lock, so lines never interleave.
+//! going idle, a bounded amount at each interrupt exit (a slice end) and while writers or the
+//! hyp's own lines wait, at the end of the run and on the emergency path. A line of the hyp's
+//! own drains a bounded amount first, then goes to the UART if nothing is left before it, else
+//! into the queue behind the guests' lines (the log stays in order, and no exit writes the
+//! whole queue). Whole lines are written under the console lock, so lines never interleave.
 //!
 //! Locks: `CONSOLE` (the UART, held by whoever writes it) before `QUEUE` (held only to copy a
 //! record in or out, never across UART output): a writer queueing a line never waits for the
@@ -69,6 +71,17 @@ static ROOM_FOR: AtomicU64 = AtomicU64::new(0);
 /// vCPUs that only yield would never be woken.
 static REFUSED: AtomicBool = AtomicBool::new(false);
 
+/// Set while some of the hyp's own text waits in the queue (`LineQueue::hyp_queued`, changed
+/// under the queue's lock): the scheduler drains it as it does for refused writers.
+static HYP_QUEUED: AtomicBool = AtomicBool::new(false);
+
+/// UART characters a line of the hyp's own drains before it at most.
+const HYP_LINE_DRAIN: usize = 1024;
+/// The longest line of the hyp's own that may wait in the queue; a longer one drains every
+/// line before it and is written at once (none is this long but a panic's, which does not
+/// come here).
+const HYP_LINE_MAX: usize = 512;
+
 /// UART characters a CPU going idle writes before it looks for work again.
 pub const IDLE_DRAIN: usize = 1024;
 /// UART characters an interrupt exit (a slice end) writes at most (whole lines): about what
@@ -95,13 +108,73 @@ impl fmt::Write for Writer<'_> {
     }
 }
 
+/// A line of the hyp's own, formatted on the stack.
+struct HypLine {
+    buf: [u8; HYP_LINE_MAX],
+    len: usize,
+    overflowed: bool,
+}
+
+impl fmt::Write for HypLine {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        match self.buf.get_mut(self.len..self.len + s.len()) {
+            Some(room) => {
+                room.copy_from_slice(s.as_bytes());
+                self.len += s.len();
+                Ok(())
+            }
+            None => {
+                self.overflowed = true;
+                Err(fmt::Error)
+            }
+        }
+    }
+}
+
 /// Writes formatted text atomically with respect to other console users, after every line
-/// queued before it.
+/// queued before it: at once if nothing is left queued after a bounded drain, else queued
+/// behind those lines (room for it made by draining about its own length).
 pub fn write_fmt(args: fmt::Arguments) {
     let console = CONSOLE.lock();
-    drain_to(console.as_ref(), usize::MAX, || QUEUE.lock());
-    if let Some(uart) = console.as_ref() {
+    let uart = console.as_ref();
+    drain_to(uart, HYP_LINE_DRAIN, || QUEUE.lock());
+    let mut line = HypLine {
+        buf: [0; HYP_LINE_MAX],
+        len: 0,
+        overflowed: false,
+    };
+    if fmt::Write::write_fmt(&mut line, args).is_ok() && !line.overflowed {
+        let text = &line.buf[..line.len];
+        loop {
+            let mut queue = QUEUE.lock();
+            if queue.is_empty() {
+                break;
+            }
+            if queue.push_hyp(text) {
+                HYP_QUEUED.store(true, Ordering::Relaxed);
+                return;
+            }
+            drop(queue);
+            drain_to(uart, RECORD_MAX, || QUEUE.lock());
+        }
+        if let Some(uart) = uart {
+            write_raw(uart, text);
+        }
+        return;
+    }
+    drain_to(uart, usize::MAX, || QUEUE.lock());
+    if let Some(uart) = uart {
         let _ = fmt::Write::write_fmt(&mut Writer(uart), args);
+    }
+}
+
+/// Writes the hyp's own text, each newline as CR LF.
+fn write_raw(uart: &Uart, text: &[u8]) {
+    for &b in text {
+        if b == b'\n' {
+            uart.write_byte(b'\r');
+        }
+        uart.write_byte(b);
     }
 }
 
@@ -141,13 +214,13 @@ pub fn forget_writer(writer: usize) {
 /// [`take_room_made`] has not taken yet: work for the scheduler.
 #[inline]
 pub fn writers_wait() -> bool {
-    REFUSED.load(Ordering::Relaxed) || ROOM_FOR.load(Ordering::Relaxed) != 0
+    drain_wanted() || ROOM_FOR.load(Ordering::Relaxed) != 0
 }
 
-/// Whether writers refused room wait for a drain to make some.
+/// Whether writers refused room, or lines of the hyp's own, wait for a drain.
 #[inline]
-pub fn writers_refused() -> bool {
-    REFUSED.load(Ordering::Relaxed)
+pub fn drain_wanted() -> bool {
+    REFUSED.load(Ordering::Relaxed) || HYP_QUEUED.load(Ordering::Relaxed)
 }
 
 /// The writers (a bit each, `writer % MAX_WRITERS`) a drain made room for since the last call.
@@ -189,11 +262,22 @@ fn drain_to(
             REFUSED.store(false, Ordering::Relaxed);
             ROOM_FOR.fetch_or(line.room_for, Ordering::Release);
         }
-        drop(queue);
-        if let Some(uart) = uart {
-            write_line(uart, line.prefix, line.text);
+        if line.hyp && !queue.hyp_queued() {
+            HYP_QUEUED.store(false, Ordering::Relaxed);
         }
-        left = left.saturating_sub(crate::vm::console::line_cost(line.prefix.len(), line.text));
+        drop(queue);
+        let cost = if line.hyp {
+            if let Some(uart) = uart {
+                write_raw(uart, line.text);
+            }
+            line.text.len() + line.text.iter().filter(|&&b| b == b'\n').count()
+        } else {
+            if let Some(uart) = uart {
+                write_line(uart, line.prefix, line.text);
+            }
+            crate::vm::console::line_cost(line.prefix.len(), line.text)
+        };
+        left = left.saturating_sub(cost);
         wrote = true;
     }
     wrote

@@ -56,7 +56,7 @@ fn features() -> [u64; 3] {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{dispatch, fake::FakeVm};
+    use super::super::fake::{FakeVm, dispatch};
     use hypercall_abi::{Call, Error, Version};
 
     #[test]

@@ -1,7 +1,7 @@
 //! The `channel` family: where a VM's end of a channel is, and the doorbell to its peer.
 
 use super::{Action, GuestVm, answer, set_return};
-use hypercall_abi::{Error, Regs};
+use hypercall_abi::Error;
 
 pub fn info(vm: &mut impl GuestVm, channel: u32) -> Result<[u64; 3], Error> {
     vm.channel(channel)
@@ -10,7 +10,7 @@ pub fn info(vm: &mut impl GuestVm, channel: u32) -> Result<[u64; 3], Error> {
 }
 
 /// Raises the peer's event for this channel (the scheduler does it: the peer is another VM).
-pub fn notify(vm: &mut impl GuestVm, channel: u32, regs: &mut Regs) -> Action {
+pub fn notify(vm: &mut impl GuestVm, channel: u32) -> Action {
     match vm.channel(channel) {
         Some(end) => {
             let (peer, event) = (end.peer_vm, end.peer_event);
@@ -19,17 +19,17 @@ pub fn notify(vm: &mut impl GuestVm, channel: u32, regs: &mut Regs) -> Action {
             if vm.events().acks_shared() {
                 vm.events_changed(None);
             }
-            set_return(regs, Ok([0; 3]));
+            set_return(vm.regs(), Ok([0; 3]));
             Action::Notify { vm: peer, event }
         }
-        None => answer(regs, Err(Error::InvalidParameters)),
+        None => answer(vm, Err(Error::InvalidParameters)),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::fake::FakeVm;
-    use super::super::{Action, dispatch};
+    use super::super::{Action, fake::dispatch};
     use crate::vm::channel::{ChannelEnd, channel_ipa};
     use hypercall_abi::{Call, ChannelInfo, Error, decode_return};
     use std::vec;

@@ -3,8 +3,9 @@
 //! the documented answers; calls from a newer guest that this hypervisor does not know are
 //! NOT_SUPPORTED; another major is refused.
 
+use super::Action;
 use super::fake::FakeVm;
-use super::{Action, dispatch};
+use super::fake::dispatch;
 use hypercall_abi::layout::{BatchEntry, BatchOp};
 use hypercall_abi::{Error, MemPerms, Regs, Version, live_features_in};
 use std::string::String;

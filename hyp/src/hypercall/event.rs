@@ -42,7 +42,7 @@ pub fn send(vm: &mut impl GuestVm, vcpu: u32, event: u32) -> Result<[u64; 3], Er
 
 #[cfg(test)]
 mod tests {
-    use super::super::dispatch;
+    use super::super::fake::dispatch;
     use super::super::fake::{FakeVm, call};
     use hypercall_abi::event::EventSource;
     use hypercall_abi::{Call, Error};

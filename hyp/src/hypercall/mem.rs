@@ -9,7 +9,7 @@ use crate::vm::mem::{PageCall, Progress};
 use core::mem::MaybeUninit;
 use hypercall_abi::layout::{BatchEntry, BatchOp};
 use hypercall_abi::mem::{MEM_BATCH_MAX, PAGE_SIZE};
-use hypercall_abi::{BatchResult, Error, Regs};
+use hypercall_abi::{BatchResult, Error};
 
 /// Whether the calling vCPU may change the VM's memory now: not while another vCPU's page
 /// call is under way (a vCPU that is off has given its call up).
@@ -28,26 +28,21 @@ fn may_change_memory(vm: &mut impl GuestVm) -> bool {
 
 /// `MEM_MAP`, `MEM_UNMAP`, `MEM_PROTECT` (x1 = ipa, x2 = pages): the answer, or the rest of
 /// the call in x1 and x2 and a continuation.
-pub fn page_call(
-    vm: &mut impl GuestVm,
-    regs: &mut Regs,
-    call: PageCall,
-    ipa: u64,
-    pages: u64,
-) -> Action {
+pub fn page_call(vm: &mut impl GuestVm, call: PageCall, ipa: u64, pages: u64) -> Action {
     if !may_change_memory(vm) {
         return Action::Continue;
     }
     let vcpu = vm.vcpu_index();
     match vm.memory_mut().call(vcpu, call, Ipa::new(ipa), pages) {
-        Ok(Progress::Done) => answer(regs, Ok([0; 3])),
+        Ok(Progress::Done) => answer(vm, Ok([0; 3])),
         Ok(Progress::Continue { ipa, pages }) => {
+            let regs = vm.regs();
             regs[1] = ipa;
             regs[2] = pages;
             Action::Continue
         }
         Ok(Progress::Busy) => Action::Continue,
-        Err(e) => answer(regs, Err(e)),
+        Err(e) => answer(vm, Err(e)),
     }
 }
 
@@ -61,13 +56,14 @@ pub fn query(vm: &mut impl GuestVm, ipa: u64) -> Result<[u64; 3], Error> {
 
 /// Runs up to 512 one-page operations listed in a page of the guest's RAM, in order, stopping
 /// at the first that fails.
-pub fn batch_call(vm: &mut impl GuestVm, regs: &mut Regs, list_ipa: u64, count: u64) -> Action {
+pub fn batch_call(vm: &mut impl GuestVm, list_ipa: u64, count: u64) -> Action {
     if !may_change_memory(vm) {
         return Action::Continue;
     }
     // A page call of this vCPU's own that it left for this one is given up.
     vm.memory_mut().abandon_pending();
-    answer(regs, batch(vm, list_ipa, count))
+    let result = batch(vm, list_ipa, count);
+    answer(vm, result)
 }
 
 fn batch(vm: &mut impl GuestVm, list_ipa: u64, count: u64) -> Result<[u64; 3], Error> {
@@ -114,7 +110,7 @@ mod tests {
     use crate::arch::TlbOp;
     use crate::arch::fake::FakeMachine;
     use crate::vm::mem::calls::CHUNK_PAGES;
-    use hypercall_abi::{Call, MemPerms};
+    use hypercall_abi::{Call, MemPerms, Regs};
     use std::vec::Vec;
 
     fn write_list(vm: &mut FakeVm, entries: &[u64]) {
@@ -256,7 +252,7 @@ mod tests {
         let mut continues = 0;
         loop {
             vm.caller = vcpu;
-            match super::super::dispatch(vm, regs) {
+            match super::super::fake::dispatch(vm, regs) {
                 Action::Resume => return continues,
                 Action::Continue => {
                     continues += 1;
@@ -320,7 +316,10 @@ mod tests {
             perms: MemPerms::RW,
         }
         .to_regs();
-        assert_eq!(super::super::dispatch(&mut vm, &mut regs), Action::Continue);
+        assert_eq!(
+            super::super::fake::dispatch(&mut vm, &mut regs),
+            Action::Continue
+        );
         // vCPU 1 maps a page of the range still to do: continued without progress.
         vm.caller = 1;
         let mut theirs = Call::MemMap {
@@ -331,7 +330,7 @@ mod tests {
         .to_regs();
         let before = theirs;
         assert_eq!(
-            super::super::dispatch(&mut vm, &mut theirs),
+            super::super::fake::dispatch(&mut vm, &mut theirs),
             Action::Continue
         );
         assert_eq!(theirs, before, "its call is issued again as it was");
@@ -340,10 +339,16 @@ mod tests {
             count: 1,
         }
         .to_regs();
-        assert_eq!(super::super::dispatch(&mut vm, &mut list), Action::Continue);
+        assert_eq!(
+            super::super::fake::dispatch(&mut vm, &mut list),
+            Action::Continue
+        );
         // vCPU 0 powers off: its call is given up, vCPU 1's goes ahead.
         vm.vcpus[0].0 = Power::Off;
-        assert_eq!(super::super::dispatch(&mut vm, &mut theirs), Action::Resume);
+        assert_eq!(
+            super::super::fake::dispatch(&mut vm, &mut theirs),
+            Action::Resume
+        );
         assert_eq!(theirs[0], 0);
         assert_eq!(vm.memory.pages_used(), 513);
     }

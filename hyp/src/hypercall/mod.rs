@@ -26,6 +26,8 @@ use hypercall_abi::{Call, Error, Regs};
 
 /// What the hyp needs from the calling VM to serve its calls.
 pub trait GuestVm {
+    /// The calling vCPU's x0..x17, in place: the call's arguments, then its answer.
+    fn regs(&mut self) -> &mut Regs;
     /// The VM's memory.
     fn memory(&self) -> &GuestMemory<Cpu>;
     /// The VM's memory, to change.
@@ -151,83 +153,91 @@ pub fn stated_version(regs: &Regs) -> Option<hypercall_abi::Version> {
     abi::stated(regs)
 }
 
-/// Serves the call in `regs` (x0..x17) and leaves the answer there.
-pub fn dispatch(vm: &mut impl GuestVm, regs: &mut Regs) -> Action {
+/// Serves the call in the calling vCPU's registers (x0..x17, [`GuestVm::regs`]: decoded and
+/// answered in place, never copied) and leaves the answer there.
+pub fn dispatch(vm: &mut impl GuestVm) -> Action {
     if vm.is_linux() {
-        return dispatch_standard(vm, regs);
+        return dispatch_standard(vm);
     }
-    if let Some(guest) = abi::stated(regs) {
+    if let Some(guest) = abi::stated(vm.regs()) {
         vm.stated_version().get_or_insert(guest);
     }
-    if answer_stateless(regs) {
-        return Action::Resume;
-    }
+    let regs = vm.regs();
+    // Decoded first: the stateless queries are answered by `answer_stateless` whatever their
+    // arguments, but rarely come here (vm::run answers them before), so every other call is
+    // spared the look.
     let call = match Call::try_from(&*regs) {
         Ok(call) if call.is_live() => call,
-        Ok(_) => return answer(regs, Err(Error::NotSupported)),
+        _ if answer_stateless(regs) => return Action::Resume,
+        Ok(_) => return answer(vm, Err(Error::NotSupported)),
         // An unknown function ID is NOT_SUPPORTED; a known one with bad arguments says so.
-        Err(e) => return answer(regs, Err(e)),
+        Err(e) => return answer(vm, Err(e)),
     };
-    match call {
-        // Answered by answer_stateless above, whatever their arguments.
+    let result = match call {
         Call::SmcccVersion
         | Call::SmcccArchFeatures { .. }
         | Call::VendorHypCallUid
         | Call::AbiVersion { .. }
-        | Call::AbiFeatures => Action::Resume,
+        | Call::AbiFeatures => {
+            answer_stateless(vm.regs());
+            return Action::Resume;
+        }
         Call::VendorHypRevision => {
-            standard::revision(regs, abi::revision(*vm.stated_version()));
-            Action::Resume
+            let revision = abi::revision(*vm.stated_version());
+            standard::revision(vm.regs(), revision);
+            return Action::Resume;
         }
-        Call::Psci(p) => psci::handle(vm, p, regs),
-        Call::VmExit { status } => Action::Exit(status),
+        Call::Psci(p) => return psci::handle(vm, p),
+        Call::VmExit { status } => return Action::Exit(status),
         Call::VmYield => {
-            set_return(regs, Ok([0; 3]));
-            Action::Yield
+            set_return(vm.regs(), Ok([0; 3]));
+            return Action::Yield;
         }
-        Call::VmInfo => answer(regs, Ok(vm.info().to_values())),
+        Call::VmInfo => Ok(vm.info().to_values()),
         Call::ConsoleWrite { ipa, len } => match console::write(vm, ipa, len) {
-            Ok(None) => Action::WaitConsoleRoom,
-            done => answer(regs, done.map(|r| r.unwrap_or_default())),
+            Ok(None) => return Action::WaitConsoleRoom,
+            done => done.map(|r| r.unwrap_or_default()),
         },
         Call::ConsoleNotify => match console::notify(vm) {
-            Ok(None) => Action::WaitConsoleRoom,
-            done => answer(regs, done.map(|r| r.unwrap_or_default())),
+            Ok(None) => return Action::WaitConsoleRoom,
+            done => done.map(|r| r.unwrap_or_default()),
         },
-        Call::ConsoleRead { ipa, len } => answer(regs, console::read(vm, ipa, len)),
+        Call::ConsoleRead { ipa, len } => console::read(vm, ipa, len),
         Call::MemMap { ipa, pages, perms } => {
-            mem::page_call(vm, regs, PageCall::Map(perms), ipa, pages)
+            return mem::page_call(vm, PageCall::Map(perms), ipa, pages);
         }
-        Call::MemUnmap { ipa, pages } => mem::page_call(vm, regs, PageCall::Unmap, ipa, pages),
+        Call::MemUnmap { ipa, pages } => return mem::page_call(vm, PageCall::Unmap, ipa, pages),
         Call::MemProtect { ipa, pages, perms } => {
-            mem::page_call(vm, regs, PageCall::Protect(perms), ipa, pages)
+            return mem::page_call(vm, PageCall::Protect(perms), ipa, pages);
         }
-        Call::MemQuery { ipa } => answer(regs, mem::query(vm, ipa)),
-        Call::MemBatch { list_ipa, count } => mem::batch_call(vm, regs, list_ipa, count),
-        Call::EventBind { source } => answer(regs, event::bind(vm, source)),
-        Call::EventMask { event } => answer(regs, event::set_masked(vm, event, true)),
-        Call::EventUnmask { event } => answer(regs, event::set_masked(vm, event, false)),
-        Call::EventAck { event } => answer(regs, event::ack(vm, event)),
-        Call::EventSend { vcpu, event } => answer(regs, event::send(vm, vcpu, event)),
-        Call::EventSharedAck => answer(regs, event::share_acks(vm)),
-        Call::BlockInfo => answer(regs, block::info(vm)),
+        Call::MemQuery { ipa } => mem::query(vm, ipa),
+        Call::MemBatch { list_ipa, count } => return mem::batch_call(vm, list_ipa, count),
+        Call::EventBind { source } => event::bind(vm, source),
+        Call::EventMask { event } => event::set_masked(vm, event, true),
+        Call::EventUnmask { event } => event::set_masked(vm, event, false),
+        Call::EventAck { event } => event::ack(vm, event),
+        Call::EventSend { vcpu, event } => event::send(vm, vcpu, event),
+        Call::EventSharedAck => event::share_acks(vm),
+        Call::BlockInfo => block::info(vm),
         Call::BlockSubmit { producer } => match block::submit(vm, producer) {
-            Ok(None) => Action::Continue,
-            done => answer(regs, done.map(|r| r.unwrap_or_default())),
+            Ok(None) => return Action::Continue,
+            done => done.map(|r| r.unwrap_or_default()),
         },
-        Call::ChannelInfo { channel } => answer(regs, channel::info(vm, channel)),
-        Call::ChannelNotify { channel } => channel::notify(vm, channel, regs),
-    }
+        Call::ChannelInfo { channel } => channel::info(vm, channel),
+        Call::ChannelNotify { channel } => return channel::notify(vm, channel),
+    };
+    answer(vm, result)
 }
 
 /// The calls of a Linux VM: SMCCC's and PSCI's; the hyp's vendor calls (the PV ABI) are
 /// NOT_SUPPORTED for it, as for any client that does not know them.
-fn dispatch_standard(vm: &mut impl GuestVm, regs: &mut Regs) -> Action {
+fn dispatch_standard(vm: &mut impl GuestVm) -> Action {
+    let regs = vm.regs();
     if standard::handle(regs[0] as u32, regs) {
         return Action::Resume;
     }
     match Call::try_from(&*regs) {
-        Ok(Call::Psci(p)) => psci::handle(vm, p, regs),
+        Ok(Call::Psci(p)) => psci::handle(vm, p),
         _ => {
             regs[0] = Error::NotSupported.code() as u64;
             Action::Resume
@@ -239,8 +249,8 @@ fn set_return(regs: &mut Regs, result: Result<[u64; 3], Error>) {
     regs[..4].copy_from_slice(&hypercall_abi::encode_return(result));
 }
 
-fn answer(regs: &mut Regs, result: Result<[u64; 3], Error>) -> Action {
-    set_return(regs, result);
+fn answer(vm: &mut impl GuestVm, result: Result<[u64; 3], Error>) -> Action {
+    set_return(vm.regs(), result);
     Action::Resume
 }
 
@@ -249,13 +259,21 @@ pub(crate) mod fake {
     use super::GuestVm;
     use crate::arch::Cpu;
     use crate::vm::mem::GuestMemory;
-    use hypercall_abi::{MemPerms, VmInfo};
+    use hypercall_abi::{MemPerms, Regs, VmInfo};
     use std::vec::Vec;
+
+    /// Dispatches the call in `regs` as the vCPU's registers, and gives them back answered.
+    pub fn dispatch(vm: &mut FakeVm, regs: &mut Regs) -> super::Action {
+        vm.regs = *regs;
+        let action = super::dispatch(vm);
+        *regs = vm.regs;
+        action
+    }
 
     /// Dispatches a vendor call that returns to the guest; its decoded result.
     pub fn call(vm: &mut FakeVm, c: hypercall_abi::Call) -> Result<[u64; 3], hypercall_abi::Error> {
         let mut regs = c.to_regs();
-        assert_eq!(super::dispatch(vm, &mut regs), super::Action::Resume);
+        assert_eq!(dispatch(vm, &mut regs), super::Action::Resume);
         hypercall_abi::decode_return([regs[0], regs[1], regs[2], regs[3]])
     }
 
@@ -269,7 +287,7 @@ pub(crate) mod fake {
         let call = c.to_regs();
         let mut regs = call;
         for entries in 1..10_000 {
-            match super::dispatch(vm, &mut regs) {
+            match dispatch(vm, &mut regs) {
                 super::Action::Continue => {
                     assert_eq!(regs, call, "a continued call leaves its registers")
                 }
@@ -312,6 +330,8 @@ pub(crate) mod fake {
         pub stated_version: Option<hypercall_abi::Version>,
         /// Whether it stands for a Linux VM.
         pub linux: bool,
+        /// The calling vCPU's x0..x17.
+        pub regs: Regs,
     }
 
     impl FakeVm {
@@ -345,6 +365,7 @@ pub(crate) mod fake {
                 caller: 0,
                 stated_version: None,
                 linux: false,
+                regs: [0; 18],
             }
         }
     }
@@ -368,6 +389,9 @@ pub(crate) mod fake {
     }
 
     impl GuestVm for FakeVm {
+        fn regs(&mut self) -> &mut Regs {
+            &mut self.regs
+        }
         fn memory(&self) -> &GuestMemory<Cpu> {
             &self.memory
         }
@@ -439,6 +463,7 @@ pub(crate) mod fake {
 #[cfg(test)]
 mod tests {
     use super::fake::FakeVm;
+    use super::fake::dispatch;
     use super::*;
     use hypercall_abi::{Call, Version};
 

@@ -6,8 +6,8 @@
 //! every CPU first, `vm::sched`).
 
 use super::{Action, GuestVm, Power};
+use hypercall_abi::MemPerms;
 use hypercall_abi::psci::{PSCI_VERSION_1_1, PsciCall, features, psci_error};
-use hypercall_abi::{MemPerms, Regs};
 
 /// AFFINITY_INFO: the target is on.
 const AFFINITY_ON: i32 = 0;
@@ -20,7 +20,7 @@ fn target(vm: &impl GuestVm, mpidr: u64) -> Option<usize> {
     (affinity < vm.vcpu_count() as u64).then_some(affinity as usize)
 }
 
-pub fn handle(vm: &mut impl GuestVm, call: PsciCall, regs: &mut Regs) -> Action {
+pub fn handle(vm: &mut impl GuestVm, call: PsciCall) -> Action {
     let own = vm.vcpu_index() as u8;
     let (result, action) = match call {
         PsciCall::Version => (PSCI_VERSION_1_1 as i32, Action::Resume),
@@ -48,7 +48,7 @@ pub fn handle(vm: &mut impl GuestVm, call: PsciCall, regs: &mut Regs) -> Action 
         PsciCall::SystemOff => return Action::Exit(0),
         PsciCall::SystemReset => return Action::Reset,
     };
-    regs[0] = result as i64 as u64;
+    vm.regs()[0] = result as i64 as u64;
     action
 }
 
@@ -78,7 +78,8 @@ const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Action, dispatch, fake::FakeVm};
+    use super::super::Action;
+    use super::super::fake::{FakeVm, dispatch};
     use hypercall_abi::Call;
     use hypercall_abi::psci::{PsciCall, psci_error};
 

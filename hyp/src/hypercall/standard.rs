@@ -33,7 +33,7 @@ pub fn revision(regs: &mut Regs, revision: Version) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{dispatch, fake::FakeVm};
+    use super::super::fake::{FakeVm, dispatch};
     use hypercall_abi::Call;
 
     #[test]

@@ -601,6 +601,13 @@ impl crate::hypercall::GuestVm for Caller<'_> {
         &mut self.vm.memory
     }
 
+    #[inline]
+    fn regs(&mut self) -> &mut hypercall_abi::Regs {
+        let x = &mut self.vm.vcpus[self.vcpu].regs.x;
+        x.first_chunk_mut()
+            .expect("x0..x17 are in the register file")
+    }
+
     fn console_output(&mut self, bytes: &[u8]) -> usize {
         let vm = &mut *self.vm;
         super::console::output(&mut vm.console, vm.index.get(), &vm.name, bytes)

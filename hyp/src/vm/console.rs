@@ -55,6 +55,15 @@ pub fn line_cost(prefix_len: usize, text: &[u8]) -> usize {
     prefix_len + 2 + text.len() + 3 * escaped + 2
 }
 
+#[cfg(target_os = "none")]
+use crate::arch::aarch64::cpu::load_le_u64;
+
+/// The 8 bytes as a little-endian word (the target's does it in one load).
+#[cfg(not(target_os = "none"))]
+fn load_le_u64(bytes: &[u8; 8]) -> u64 {
+    u64::from_le_bytes(*bytes)
+}
+
 /// Collects a VM's console bytes until a newline.
 pub struct LineBuffer {
     buf: [u8; LINE_MAX],
@@ -71,25 +80,50 @@ impl Default for LineBuffer {
 }
 
 /// The index of the first line end (`\n` or `\r`) in `bytes` from `from`, or its length: the
-/// console hot path, so 8 bytes a step while none of them is below 14 (a line end is 10 or 13).
+/// console hot path, so 8 bytes a step, the last step a word that overlaps the one before.
+/// A word's bytes below 14 (a line end is 10 or 13) are all flagged by the borrow trick, with
+/// perhaps a few more above them (a borrow): each flagged byte is looked at, lowest first.
 fn line_end(bytes: &[u8], from: usize) -> usize {
     const ONES: u64 = u64::from_le_bytes([1; 8]);
+    let below_14 = |w: u64| w.wrapping_sub(ONES * 14) & !w & (ONES << 7);
+    // The first line end among the flagged bytes of the word at `at`.
+    let first_flagged = |at: usize, mut flags: u64| {
+        while flags != 0 {
+            let i = at + (flags.trailing_zeros() / 8) as usize;
+            if matches!(bytes.get(i), Some(b'\n' | b'\r')) {
+                return Some(i);
+            }
+            flags &= flags - 1;
+        }
+        None
+    };
     let mut i = from;
-    while let Some(&word) = bytes.get(i..).and_then(|rest| rest.first_chunk::<8>()) {
-        let w = u64::from_le_bytes(word);
-        // The high bit of a byte below 14 (exact when none is: then no borrow crosses bytes).
-        if w.wrapping_sub(ONES * 14) & !w & (ONES << 7) != 0 {
-            break;
+    let Some(rest) = bytes.get(from..) else {
+        return bytes.len();
+    };
+    for word in rest.chunks_exact(8) {
+        let word = word.first_chunk::<8>().unwrap_or(&[0; 8]);
+        if let Some(end) = first_flagged(i, below_14(load_le_u64(word))) {
+            return end;
         }
         i += 8;
     }
-    while let Some(&b) = bytes.get(i) {
-        if b == b'\n' || b == b'\r' {
-            break;
-        }
-        i += 1;
+    if i >= bytes.len() {
+        return bytes.len();
     }
-    i
+    match bytes.last_chunk::<8>() {
+        Some(word) => {
+            // The last 8 bytes, those before `i` (looked at already) left out.
+            let at = bytes.len() - 8;
+            let seen = 8 * (i - at) as u32;
+            let flags = below_14(load_le_u64(word)) & (u64::MAX << seen);
+            first_flagged(at, flags).unwrap_or(bytes.len())
+        }
+        None => bytes[i..]
+            .iter()
+            .position(|&b| b == b'\n' || b == b'\r')
+            .map_or(bytes.len(), |n| i + n),
+    }
 }
 
 impl LineBuffer {
@@ -166,8 +200,9 @@ impl LineBuffer {
 /// from a VM with the longest name. Every VM (a writer, by manifest index) is charged the
 /// records it has queued, and may hold at most a fair share: the queue divided among the
 /// writers that have lines queued or wait for room (never less than one whole record), so one
-/// VM cannot fill it for the others. The hyp's own lines are not queued: it drains the queue
-/// and writes them itself.
+/// VM cannot fill it for the others. The hyp's own lines go straight to the UART when nothing
+/// is queued, else behind the guests' lines, as records of raw text charged to nobody
+/// ([`push_hyp`](Self::push_hyp)), so that a log line never waits for the whole queue.
 pub struct LineQueue {
     ring: [u8; QUEUE_BYTES],
     head: usize,
@@ -182,6 +217,8 @@ pub struct LineQueue {
     /// `waiting`: a VM is one writer for several vCPUs, and one vCPU's line queued must not
     /// cancel the wake-up another vCPU of the VM, refused, waits for.
     refused: u64,
+    /// The hyp's own records queued.
+    hyp_records: usize,
 }
 
 /// Bytes of the queue: 100 lines of 64 bytes, with the longest VM name each (9,800 bytes).
@@ -194,11 +231,18 @@ const HEADER: usize = 3;
 pub const PREFIX_MAX: usize = manifest::MAX_NAME_LEN;
 /// The largest record.
 pub const RECORD_MAX: usize = HEADER + PREFIX_MAX + LINE_MAX;
+/// The writer byte of the hyp's own records (no VM has it: MAX_WRITERS is below).
+const HYP: u8 = u8::MAX;
+/// The most text of the hyp's one record: a longer text takes several, queued together.
+const HYP_PIECE: usize = RECORD_MAX - HEADER;
+const _: () = assert!(MAX_WRITERS < HYP as usize && HYP_PIECE <= u8::MAX as usize);
 
 /// A line taken out of the queue, in the caller's record buffer.
 pub struct Popped<'a> {
     pub prefix: &'a [u8],
     pub text: &'a [u8],
+    /// Whether it is the hyp's own text (raw, newlines in it, no prefix), not a VM's line.
+    pub hyp: bool,
     /// The writers refused room since the last pop, a bit each: this one made some, they may
     /// try again (each handed out once; one refused again is noted again).
     pub room_for: u64,
@@ -220,6 +264,7 @@ impl LineQueue {
             queued: 0,
             waiting: 0,
             refused: 0,
+            hyp_records: 0,
         }
     }
 
@@ -286,6 +331,32 @@ impl LineQueue {
         true
     }
 
+    /// Queues the hyp's own `text` (formatted log lines, their newlines in them) after every
+    /// line queued before, whole: in one record or several back to back; false, nothing
+    /// queued, if the queue has no room for all of it.
+    pub fn push_hyp(&mut self, text: &[u8]) -> bool {
+        let pieces = text.len().div_ceil(HYP_PIECE);
+        if text.len() + pieces * HEADER > QUEUE_BYTES - self.len {
+            return false;
+        }
+        for piece in text.chunks(HYP_PIECE) {
+            self.put(&[HYP, 0, piece.len() as u8]);
+            self.put(piece);
+        }
+        self.hyp_records += pieces;
+        true
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether some of the hyp's own text is queued.
+    pub fn hyp_queued(&self) -> bool {
+        self.hyp_records > 0
+    }
+
     /// Forgets that `writer` waits for room (it has ended).
     pub fn forget(&mut self, writer: usize) {
         let bit = 1u64 << (writer % MAX_WRITERS);
@@ -320,14 +391,20 @@ impl LineQueue {
         let [writer, prefix_len, text_len] = header.map(usize::from);
         let size = prefix_len + text_len;
         self.take(&mut record[..size]);
-        self.used[writer] -= (HEADER + size) as u16;
-        if self.used[writer] == 0 {
-            self.queued &= !(1u64 << writer);
+        let hyp = writer == usize::from(HYP);
+        if hyp {
+            self.hyp_records -= 1;
+        } else {
+            self.used[writer] -= (HEADER + size) as u16;
+            if self.used[writer] == 0 {
+                self.queued &= !(1u64 << writer);
+            }
         }
         let (prefix, rest) = record.split_at(prefix_len);
         Some(Popped {
             prefix,
             text: &rest[..text_len],
+            hyp,
             room_for: core::mem::take(&mut self.refused),
         })
     }
@@ -699,6 +776,40 @@ mod tests {
     }
 
     #[test]
+    fn the_hyps_text_comes_out_whole_in_order_and_charged_to_nobody() {
+        let mut q = LineQueue::new();
+        assert!(q.push(1, b"vm", b"before"));
+        let long: Vec<u8> = (0..HYP_PIECE * 2 + 7)
+            .map(|i| b'a' + (i % 26) as u8)
+            .collect();
+        assert!(q.push_hyp(&long));
+        assert!(q.push(1, b"vm", b"after"));
+        assert!(q.hyp_queued());
+        let mut record = [0u8; RECORD_MAX];
+        let mut hyp_text = Vec::new();
+        let mut lines = Vec::new();
+        while let Some(p) = q.pop(&mut record) {
+            if p.hyp {
+                assert!(
+                    lines.len() == 1,
+                    "after the line before it, before the one after"
+                );
+                hyp_text.extend_from_slice(p.text);
+            } else {
+                lines.push(p.text.to_vec());
+            }
+        }
+        assert_eq!(hyp_text, long);
+        assert_eq!(lines, [&b"before"[..], b"after"]);
+        assert!(!q.hyp_queued() && q.is_empty() && q.used_by(1) == 0);
+        // All of it or nothing.
+        while q.push(2, b"vm", &[b'x'; LINE_MAX]) {}
+        assert!(!q.push_hyp(&long));
+        assert!(!q.hyp_queued());
+        assert_eq!(q.share(3), QUEUE_BYTES / 2, "the hyp is no writer");
+    }
+
+    #[test]
     fn line_ends_are_found_wherever_they_are() {
         for len in 0..40 {
             for at in 0..=len {
@@ -711,6 +822,10 @@ mod tests {
                     }
                     for from in 0..=at {
                         assert_eq!(line_end(&bytes, from), at, "{bytes:?} from {from}");
+                        // Line ends before `from` are not looked at.
+                        let mut ended = bytes.clone();
+                        ended[..from].fill(b'\n');
+                        assert_eq!(line_end(&ended, from), at, "{ended:?} from {from}");
                     }
                 }
             }

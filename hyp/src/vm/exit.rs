@@ -14,7 +14,6 @@ use crate::hypercall::{self, Action, KillReason};
 use crate::vdev::pl011::{PL011_IPA, PL011_SIZE};
 use crate::vdev::vgic::MmioAccess;
 use core::sync::atomic::{AtomicU32, Ordering};
-use hypercall_abi::Regs;
 use manifest::FaultPolicy;
 
 /// What a VM reads from the ID registers, by its kind.
@@ -257,20 +256,14 @@ fn handle_sync(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
         }
         Class::Hvc64 => {
             vm.stats.count(ExitKind::Hypercall);
-            let Some(vcpu) = vm.vcpus.get(v) else {
+            if v >= vm.vcpus.len() {
                 return Action::Kill(KillReason::NoVcpu(v));
-            };
-            let mut regs: Regs = vcpu.regs.copy_call_regs();
-            let action = hypercall::dispatch(
-                &mut Caller {
-                    vm: &mut *vm,
-                    vcpu: v,
-                },
-                &mut regs,
-            );
-            if let Some(vcpu) = vm.vcpus.get_mut(v) {
-                vcpu.regs.set_call_regs(&regs);
             }
+            // Decoded and answered in the vCPU's saved registers (Caller::regs), no copy.
+            let action = hypercall::dispatch(&mut Caller {
+                vm: &mut *vm,
+                vcpu: v,
+            });
             #[cfg(debug_assertions)]
             check_frame_accounting(vm);
             action

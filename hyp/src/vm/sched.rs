@@ -568,13 +568,14 @@ fn deferred_work() -> bool {
 }
 
 /// Writers the console queue turned away run again once a drain has made room (each issues
-/// its call again; one that still finds none waits again). While some wait, a bounded part of
-/// the queue is drained here first: with every CPU busy (vCPUs that only yield never reach an
-/// idle CPU's drain nor a slice's end) nothing else would make room. Two atomics when there
+/// its call again; one that still finds none waits again). While some wait (or lines of the
+/// hyp's own do), a bounded part of the queue is drained here first: with every CPU busy
+/// (vCPUs that only yield never reach an idle CPU's drain nor a slice's end) nothing else
+/// would make room. Two atomics when there
 /// is nothing to do; else the VMs made room for locked in turn, none held while another is
 /// taken.
 pub fn wake_console_writers() {
-    if console::writers_refused() {
+    if console::drain_wanted() {
         console::drain(console::EXIT_DRAIN);
     }
     let writers = console::take_room_made();

@@ -20,38 +20,6 @@ pub struct GuestRegs {
     pub stated_version: u64,
 }
 
-/// Copies 18 words from `from` to `to`: nine `ldp`/`stp` pairs on the target.
-///
-/// # Safety
-/// `from` must be valid for reading 18 words, `to` for writing 18, both 8-aligned, and the two
-/// must not overlap.
-#[inline(always)]
-unsafe fn copy_18(from: *const u64, to: *mut u64) {
-    #[cfg(target_os = "none")]
-    // SAFETY: the caller's contract; the asm reads and writes only those 36 words.
-    unsafe {
-        asm!(
-            "ldp {a}, {b}, [{from}, #0]", "stp {a}, {b}, [{to}, #0]",
-            "ldp {a}, {b}, [{from}, #16]", "stp {a}, {b}, [{to}, #16]",
-            "ldp {a}, {b}, [{from}, #32]", "stp {a}, {b}, [{to}, #32]",
-            "ldp {a}, {b}, [{from}, #48]", "stp {a}, {b}, [{to}, #48]",
-            "ldp {a}, {b}, [{from}, #64]", "stp {a}, {b}, [{to}, #64]",
-            "ldp {a}, {b}, [{from}, #80]", "stp {a}, {b}, [{to}, #80]",
-            "ldp {a}, {b}, [{from}, #96]", "stp {a}, {b}, [{to}, #96]",
-            "ldp {a}, {b}, [{from}, #112]", "stp {a}, {b}, [{to}, #112]",
-            "ldp {a}, {b}, [{from}, #128]", "stp {a}, {b}, [{to}, #128]",
-            from = in(reg) from, to = in(reg) to,
-            a = out(reg) _, b = out(reg) _,
-            options(nostack, preserves_flags),
-        )
-    };
-    #[cfg(not(target_os = "none"))]
-    // SAFETY: the caller's contract.
-    unsafe {
-        core::ptr::copy_nonoverlapping(from, to, 18)
-    };
-}
-
 /// Every AArch64 instruction is 4 bytes.
 const INSTRUCTION_BYTES: u64 = 4;
 
@@ -65,27 +33,6 @@ impl GuestRegs {
             .split_first_chunk_mut()
             .expect("31 registers hold 18");
         call
-    }
-
-    /// A copy of x0..x17 (SMCCC 1.2), a call as it was made; [`GuestRegs::set_call_regs`]
-    /// writes its answer back. Written out register by register, built in place: a slice or
-    /// loop copy becomes a call to memcpy (43 instructions, optimized for size) on the hot path
-    /// of every call the general path serves.
-    #[inline(always)]
-    pub fn copy_call_regs(&self) -> hypercall_abi::Regs {
-        let x = &self.x;
-        [
-            x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], x[8], x[9], x[10], x[11], x[12], x[13],
-            x[14], x[15], x[16], x[17],
-        ]
-    }
-
-    /// Writes x0..x17 from `regs` (a call's answer): nine paired loads and stores.
-    #[inline(always)]
-    pub fn set_call_regs(&mut self, regs: &hypercall_abi::Regs) {
-        // SAFETY: `regs` holds 18 words, `self.x` 31; one is borrowed shared, the other
-        // exclusively, so they do not overlap.
-        unsafe { copy_18(regs.as_ptr(), self.x.as_mut_ptr()) }
     }
 
     /// Counts one hypercall answered without a lock.
@@ -385,19 +332,6 @@ mod tests {
         regs.call_regs()[0] = 1;
         regs.call_regs()[17] += 1;
         assert_eq!((regs.x[0], regs.x[17], regs.x[18]), (1, 8, 0));
-    }
-
-    #[test]
-    fn a_calls_registers_are_copied_out_and_its_answer_back() {
-        let mut regs = GuestRegs::default();
-        for (i, x) in regs.x.iter_mut().enumerate() {
-            *x = i as u64;
-        }
-        let mut call = regs.copy_call_regs();
-        assert_eq!(call, core::array::from_fn(|i| i as u64));
-        call[17] = 99;
-        regs.set_call_regs(&call);
-        assert_eq!((regs.x[17], regs.x[18]), (99, 18));
     }
 
     #[test]

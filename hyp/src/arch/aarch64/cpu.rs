@@ -255,3 +255,18 @@ pub fn zero_page(pa: u64) {
         at += block;
     }
 }
+
+/// The 8 bytes at `bytes` as a little-endian word, in one load: the target is built with strict
+/// alignment (an unaligned word access split into eight byte loads and shifts), while the hyp's
+/// memory allows unaligned loads (Normal memory, SCTLR_EL2.A clear: mem.S). For the console's
+/// scan for line ends, 8 bytes a step.
+#[inline(always)]
+pub fn load_le_u64(bytes: &[u8; 8]) -> u64 {
+    let word: u64;
+    // SAFETY: `bytes` is 8 readable bytes of Normal memory, and SCTLR_EL2.A is clear.
+    unsafe {
+        asm!("ldr {}, [{}]", out(reg) word, in(reg) bytes.as_ptr(),
+            options(nostack, readonly, preserves_flags))
+    };
+    word
+}
