@@ -23,6 +23,8 @@ struct State {
     budget: Option<usize>,
     /// Frames set aside by `reserve_frames`.
     reserved: usize,
+    /// Calls of `alloc_frames`.
+    batches: usize,
 }
 
 std::thread_local! {
@@ -59,6 +61,11 @@ impl FakeMachine {
     /// Frames each owner holds.
     pub fn frames_of(owner: Owner) -> usize {
         STATE.with(|s| s.borrow().owners.values().filter(|&&o| o == owner).count())
+    }
+
+    /// Calls of `alloc_frames` since the last call of this.
+    pub fn take_frame_batches() -> usize {
+        STATE.with(|s| core::mem::take(&mut s.borrow_mut().batches))
     }
 
     /// Frames reserved and not yet allocated.
@@ -106,6 +113,36 @@ impl Machine for FakeMachine {
 
     fn alloc_reserved_frame(owner: Owner) -> Option<u64> {
         Self::take(owner, true)
+    }
+
+    fn alloc_frames(owner: Owner, out: &mut [u64]) -> usize {
+        STATE.with(|s| s.borrow_mut().batches += 1);
+        for (n, slot) in out.iter_mut().enumerate() {
+            match Self::take(owner, false) {
+                Some(pa) => *slot = pa,
+                None => return n,
+            }
+        }
+        out.len()
+    }
+
+    fn return_unused_frames(owner: Owner, frames: &[u64]) {
+        for &pa in frames {
+            let held = STATE.with(|s| s.borrow().owners.get(&pa) == Some(&owner));
+            assert!(
+                held,
+                "frame {pa:#x} given back unused by {owner:?}, not its owner"
+            );
+            // SAFETY: a frame of PAGE bytes this fake allocated and has not freed (checked
+            // just above), read as bytes.
+            let bytes = unsafe { core::slice::from_raw_parts(pa as *const u8, PAGE.size()) };
+            assert!(
+                bytes.iter().all(|&b| b == 0),
+                "frame {pa:#x} given back unused but written"
+            );
+            Self::free_frame(owner, pa);
+            // Not scrubbed: the free above recorded nothing, and no cache operation is issued.
+        }
     }
 
     fn reserve_frames(count: usize) -> bool {

@@ -38,6 +38,10 @@ pub enum CacheOp {
     /// Make the frame coherent for instruction fetch: `DC CVAU` by line, `DSB ISH`,
     /// `IC IVAU` by line, `DSB ISH`, `ISB` (line sizes from CTR_EL0).
     SyncForExecution { pa: u64 },
+    /// `IC IALLUIS`, `DSB ISH`, `ISB`: forget every instruction cache line (inner
+    /// shareable), for frames already clean to the point of coherency (as the pool hands
+    /// them out) about to be mapped executable in bulk.
+    InvalidateInstructionCache,
 }
 
 /// The machine operations memory management uses.
@@ -45,6 +49,12 @@ pub trait Machine {
     /// A zeroed frame, now owned by `owner`, addressable by the hyp at its physical address;
     /// None when no frame is left beyond those reserved.
     fn alloc_frame(owner: Owner) -> Option<u64>;
+    /// Up to `out.len()` frames as `alloc_frame` gives them, in one go; how many were written
+    /// to the front of `out`.
+    fn alloc_frames(owner: Owner, out: &mut [u64]) -> usize;
+    /// Takes back frames `alloc_frames` gave `owner` and nobody ever used (mapped nowhere,
+    /// still zeroed): no scrub.
+    fn return_unused_frames(owner: Owner, frames: &[u64]);
     /// As `alloc_frame`, taking one of the frames `reserve_frames` set aside.
     fn alloc_reserved_frame(owner: Owner) -> Option<u64>;
     /// Sets `count` frames aside for later `alloc_reserved_frame`s; false (nothing set aside)

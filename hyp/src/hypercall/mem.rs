@@ -107,8 +107,9 @@ mod tests {
     use super::super::Power;
     use super::super::fake::{FakeVm, PAGE_IPA, call};
     use super::*;
-    use crate::arch::TlbOp;
     use crate::arch::fake::FakeMachine;
+    use crate::arch::{CacheOp, TlbOp};
+    use crate::owner::Owner;
     use crate::vm::mem::calls::CHUNK_PAGES;
     use hypercall_abi::{Call, MemPerms, Regs};
     use std::vec::Vec;
@@ -178,6 +179,7 @@ mod tests {
             .collect();
         write_list(&mut vm, &entries);
         FakeMachine::take_tlb_ops();
+        FakeMachine::take_frame_batches();
         assert_eq!(
             batch(&mut vm, PAGE_IPA, 512),
             Ok(BatchResult {
@@ -186,8 +188,88 @@ mod tests {
             })
         );
         assert_eq!(vm.memory.pages_used(), 513);
+        assert_eq!(
+            FakeMachine::take_frame_batches(),
+            512 / crate::vm::mem::STASH_FRAMES,
+            "the frames come from the pool a stash at a time"
+        );
+        assert_eq!(
+            FakeMachine::frames_of(Owner::Vm(2)) as u64,
+            vm.memory.frames_held()
+        );
         // New entries need no invalidation, and one barrier publishes them all.
         assert_eq!(FakeMachine::take_tlb_ops(), [TlbOp::DsbIshst]);
+    }
+
+    #[test]
+    fn the_frames_at_hand_stay_within_the_quota_and_go_back_with_the_vm() {
+        let mut vm = FakeVm::default();
+        vm.memory = crate::vm::mem::GuestMemory::new(2, 3, 40 * 4096).unwrap();
+        vm.memory.map(PAGE_IPA, 1, MemPerms::RW).unwrap();
+        let base = 0x100_0000;
+        // Three maps, then one of a page already mapped: the batch stops there.
+        let mut entries: Vec<u64> = (0..3)
+            .map(|i| entry(BatchOp::Map, base + i * 4096, MemPerms::RW))
+            .collect();
+        entries.push(entry(BatchOp::Map, base, MemPerms::RW));
+        write_list(&mut vm, &entries);
+        assert_eq!(
+            batch(&mut vm, PAGE_IPA, entries.len() as u64),
+            Ok(BatchResult {
+                done: 3,
+                first_error: Some(Error::AlreadyMapped)
+            })
+        );
+        assert_eq!(vm.memory.pages_used(), 4);
+        let held = vm.memory.frames_held();
+        assert_eq!(FakeMachine::frames_of(Owner::Vm(2)) as u64, held);
+        assert!(held > 4, "frames at hand for the next maps");
+        // The whole quota in one-page maps: never a frame beyond it, the last map refused.
+        let entries: Vec<u64> = (0..37)
+            .map(|i| entry(BatchOp::Map, 0x200_0000 + i * 4096, MemPerms::RW))
+            .collect();
+        write_list(&mut vm, &entries);
+        assert_eq!(
+            batch(&mut vm, PAGE_IPA, 37),
+            Ok(BatchResult {
+                done: 36,
+                first_error: Some(Error::OutOfMemory)
+            })
+        );
+        assert_eq!(FakeMachine::frames_of(Owner::Vm(2)), 40);
+        assert_eq!(vm.memory.frames_held(), 40);
+        // Unmapped frames are scrubbed into the stash while it has room, the rest to the pool.
+        FakeMachine::take_cache_ops();
+        let unmap = Call::MemUnmap {
+            ipa: 0x200_0000,
+            pages: 20,
+        };
+        assert_eq!(call(&mut vm, unmap), Ok([0; 3]));
+        let scrubs = FakeMachine::take_cache_ops();
+        assert_eq!(scrubs.len(), 2 * crate::vm::mem::STASH_FRAMES);
+        assert!(
+            matches!(scrubs[..2], [CacheOp::Zero { pa }, CacheOp::CleanToPoc { pa: clean }] if pa == clean)
+        );
+        assert_eq!(vm.memory.frames_held(), 40 - 20 + 16);
+        assert_eq!(FakeMachine::frames_of(Owner::Vm(2)), 36);
+        // A map of several pages gives the stash back first.
+        let map = Call::MemMap {
+            ipa: 0x300_0000,
+            pages: 2,
+            perms: MemPerms::RW,
+        };
+        assert_eq!(call(&mut vm, map), Ok([0; 3]));
+        assert_eq!(vm.memory.frames_held(), vm.memory.pages_used());
+        assert_eq!(
+            FakeMachine::frames_of(Owner::Vm(2)) as u64,
+            vm.memory.pages_used()
+        );
+        vm.memory
+            .map(0x300_0000 + 2 * 4096, 1, MemPerms::RW)
+            .unwrap();
+        assert!(vm.memory.frames_held() > vm.memory.pages_used());
+        vm.memory.clear();
+        assert_eq!(FakeMachine::frames_of(Owner::Vm(2)), 0);
     }
 
     #[test]

@@ -55,6 +55,12 @@ fn alloc_zeroed(owner: Owner) -> Option<u64> {
     with(None, |p| p.alloc(owner, false))
 }
 
+/// Up to `out.len()` zeroed frames for `owner`, in one round trip of the lock; how many.
+#[inline(never)]
+fn alloc_zeroed_many(owner: Owner, out: &mut [u64]) -> usize {
+    with(0, |p| p.alloc_many(owner, out))
+}
+
 /// As `alloc_zeroed`, one of the frames set aside by `reserve`.
 #[inline(never)]
 fn alloc_reserved(owner: Owner) -> Option<u64> {
@@ -104,6 +110,14 @@ impl Machine for Aarch64 {
 
     fn alloc_reserved_frame(owner: Owner) -> Option<u64> {
         alloc_reserved(owner)
+    }
+
+    fn alloc_frames(owner: Owner, out: &mut [u64]) -> usize {
+        alloc_zeroed_many(owner, out)
+    }
+
+    fn return_unused_frames(owner: Owner, frames: &[u64]) {
+        with((), |p| p.take_back_unused(owner, frames))
     }
 
     fn reserve_frames(count: usize) -> bool {

@@ -117,6 +117,35 @@ impl<M: Machine> Pool<M> {
         self.alloc_slow(owner)
     }
 
+    /// Up to `out.len()` zeroed frames for `owner` at once (a batch of maps takes its frames
+    /// in one round trip of the pool's lock); how many were written to the front of `out`.
+    pub fn alloc_many(&mut self, owner: Owner, out: &mut [u64]) -> usize {
+        for (n, slot) in out.iter_mut().enumerate() {
+            match self.alloc(owner, false) {
+                Some(pa) => *slot = pa,
+                None => return n,
+            }
+        }
+        out.len()
+    }
+
+    /// Takes back frames `alloc` gave `owner` that it never exposed (mapped nowhere, written
+    /// by nobody): still as they were handed out, zeroed in DRAM, so not scrubbed again. A
+    /// frame `owner` does not hold is refused as in `free`.
+    pub fn take_back_unused(&mut self, owner: Owner, frames: &[u64]) {
+        for &pa in frames {
+            if self
+                .owners
+                .transfer(pa / PAGE_SIZE, owner, Owner::Free)
+                .is_err()
+            {
+                refused("was given back by another owner than its own", pa);
+                continue;
+            }
+            self.push_returned(pa);
+        }
+    }
+
     /// `alloc` when no scrubbed frame is waiting (or one was refused): the next one, else
     /// never-used RAM, cleaned on its way out.
     #[inline(never)]
@@ -161,11 +190,16 @@ impl<M: Machine> Pool<M> {
         // Zero in DRAM, not only in the cache: the next owner may read it non-cacheable.
         M::cache(CacheOp::Zero { pa });
         M::cache(CacheOp::CleanToPoc { pa });
+        self.push_returned(pa);
+    }
+
+    /// Puts the clean frame at `pa`, just made free in the owner map, on the stack.
+    fn push_returned(&mut self, pa: u64) {
         if self.returned.len() < self.returned.capacity() {
             self.returned.push((pa / PAGE_SIZE) as u32);
             self.free += 1;
         } else {
-            // More frames back than were ever free: impossible with the owner check above.
+            // More frames back than were ever free: impossible with the owner check before.
             refused("finds no room on the free stack", pa);
         }
     }
@@ -271,6 +305,24 @@ mod tests {
         let rest: Vec<u64> = core::iter::from_fn(|| p.alloc(Owner::Vm(3), false)).collect();
         assert_eq!(rest.len(), 5);
         assert!(!rest.contains(&a) && !rest.contains(&RAM));
+    }
+
+    #[test]
+    fn frames_taken_at_once_come_back_unused_without_a_scrub() {
+        let mut p = pool();
+        let mut out = [0; 8];
+        assert_eq!(p.alloc_many(Owner::Vm(1), &mut out), 6, "all there is");
+        assert!(out[..6].iter().all(|&pa| p.owner(pa) == Owner::Vm(1)));
+        assert_eq!(p.available(), 0);
+        FakeMachine::take_cache_ops();
+        p.take_back_unused(Owner::Vm(1), &out[..4]);
+        assert!(FakeMachine::take_cache_ops().is_empty(), "never exposed");
+        assert_eq!(p.available(), 4);
+        assert!(out[..4].iter().all(|&pa| p.owner(pa) == Owner::Free));
+        // Another owner's frames are refused and stay out.
+        p.take_back_unused(Owner::Vm(2), &out[4..6]);
+        assert_eq!(p.owner(out[4]), Owner::Vm(1));
+        assert_eq!(p.alloc_many(Owner::Vm(3), &mut out[..5]), 4);
     }
 
     #[test]

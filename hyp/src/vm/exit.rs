@@ -424,7 +424,7 @@ fn check_frame_accounting(vm: &Vm) {
     if cfg!(debug_assertions) {
         assert_eq!(
             frames::count(owner) as u64,
-            vm.memory.pages_used(),
+            vm.memory.frames_held(),
             "VM {}: frame count",
             vm.name
         );

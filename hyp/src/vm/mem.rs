@@ -43,6 +43,9 @@ pub const TABLES_MIN: u64 = 32;
 /// of every 2 MiB it touches (docs/MANIFEST.md).
 pub const PAGES_PER_TABLE: u64 = 64;
 
+/// Frames a VM keeps at hand for its next maps, taken from the pool this many at a time.
+pub const STASH_FRAMES: usize = 16;
+
 /// The stage-2 tables (level 2 and 3, beside the root) a VM with this quota may hold.
 pub fn table_allowance(quota_pages: u64) -> u64 {
     TABLES_MIN + quota_pages / PAGES_PER_TABLE
@@ -66,7 +69,7 @@ pub enum Pin {
 
 impl Pin {
     /// Its code in a leaf's software bits.
-    fn code(self) -> u64 {
+    const fn code(self) -> u64 {
         match self {
             Pin::None => 0,
             Pin::Image => 1,
@@ -85,6 +88,21 @@ impl Pin {
             3 => Pin::Shared,
             _ => Pin::Device,
         }
+    }
+
+    /// A set of pins as a mask of their codes (bit `code`; Device's: every code `of` reads as
+    /// Device), for a test by shift and mask.
+    const fn mask(pins: &[Pin]) -> u64 {
+        let mut mask = 0;
+        let mut i = 0;
+        while i < pins.len() {
+            mask |= match pins[i] {
+                Pin::Device => 0xf0,
+                p => 1 << p.code(),
+            };
+            i += 1;
+        }
+        mask
     }
 
     /// Whether the page's frame is the VM's: counted against its quota, given back with it.
@@ -149,6 +167,13 @@ pub struct GuestMemory<M: Machine> {
     table_allowance: u64,
     /// A page call split into chunks, under way.
     pending: Option<calls::Pending>,
+    /// Frames at hand for the next one-page maps, `stash[..stashed]`: already the VM's in the
+    /// owner map, zeroed and clean in DRAM, mapped nowhere. Taken from the pool a stash at a
+    /// time, and the frames of pages it unmaps scrubbed back into it, so most maps and unmaps
+    /// take no lock. Never beyond the quota (mapped pages plus stashed frames; a map of
+    /// several pages gives the stash back first), and given back with the memory (`clear`).
+    stash: [u64; STASH_FRAMES],
+    stashed: usize,
     machine: PhantomData<fn() -> M>,
 }
 
@@ -169,6 +194,8 @@ impl<M: Machine> GuestMemory<M> {
             tables: 0,
             table_allowance: table_allowance(quota_pages),
             pending: None,
+            stash: [0; STASH_FRAMES],
+            stashed: 0,
             machine: PhantomData,
         })
     }
@@ -181,6 +208,12 @@ impl<M: Machine> GuestMemory<M> {
     /// Pages counted against the quota: all but the channels' pages.
     pub fn pages_used(&self) -> u64 {
         self.used_pages
+    }
+
+    /// The frames the VM holds in the owner map: its pages', and those at hand for its next
+    /// maps.
+    pub fn frames_held(&self) -> u64 {
+        self.used_pages + self.stashed as u64
     }
 
     /// Frames holding this VM's stage-2 tables, the root included.
@@ -322,6 +355,9 @@ impl<M: Machine> GuestMemory<M> {
     fn check_map(&mut self, ipa: u64, pages: u64, perms: MemPerms) -> Result<u64, Error> {
         check_range(ipa, pages)?;
         check_perms(perms)?;
+        // Its frames come from the pool: the stash goes back, so that the pages mapped and
+        // the frames at hand stay within the quota.
+        self.return_stash();
         if pages > self.quota_left_pages() {
             return Err(Error::OutOfMemory);
         }
@@ -446,6 +482,54 @@ impl<M: Machine> GuestMemory<M> {
         M::tlb(TlbOp::DsbIshst);
     }
 
+    /// Gives the stashed frames back to the pool.
+    fn return_stash(&mut self) {
+        if self.stashed != 0 {
+            M::return_unused_frames(self.owner, &self.stash[..self.stashed]);
+            self.stashed = 0;
+        }
+    }
+
+    /// A fresh zeroed frame of the VM's for a page it is about to map, the quota checked (so
+    /// a stashed frame is in it): off the stash, else a stash from the pool at once.
+    #[inline(always)]
+    fn fresh_frame(&mut self) -> Option<u64> {
+        match self.stashed.checked_sub(1) {
+            Some(left) => {
+                self.stashed = left;
+                self.stash.get(left).copied()
+            }
+            None => self.refill_stash(),
+        }
+    }
+
+    /// Takes as many frames as the stash holds and the quota leaves from the pool in one go;
+    /// the first of them.
+    #[inline(never)]
+    fn refill_stash(&mut self) -> Option<u64> {
+        let want = (STASH_FRAMES as u64).min(self.quota_left_pages()) as usize;
+        let got = M::alloc_frames(self.owner, &mut self.stash[..want]);
+        self.stashed = got.checked_sub(1)?;
+        self.stash.get(self.stashed).copied()
+    }
+
+    /// Gives back the frame of a page just removed (its translations invalidated): scrubbed
+    /// into the stash if it has room, else to the pool (which scrubs it).
+    fn release_frame(&mut self, pa: u64) {
+        match self.stash.get_mut(self.stashed) {
+            Some(slot) => {
+                // Zero in DRAM, not only in the cache, as the pool does: the next page it backs
+                // may be read non-cacheable.
+                M::cache(CacheOp::Zero { pa });
+                M::cache(CacheOp::CleanToPoc { pa });
+                *slot = pa;
+                self.stashed += 1;
+            }
+            None => M::free_frame(self.owner, pa),
+        }
+    }
+
+    /// `map_pinned` without the barrier.
     #[inline(always)]
     fn map_unpublished(
         &mut self,
@@ -466,12 +550,84 @@ impl<M: Machine> GuestMemory<M> {
             Err(e) => return Err(e.into()),
         };
         // Its one allocation is the only thing that can fail, before anything is written.
-        let pa = M::alloc_frame(self.owner).ok_or(Error::OutOfMemory)?;
+        let pa = self.fresh_frame().ok_or(Error::OutOfMemory)?;
         if perms.contains(MemPerms::EXEC) {
             M::cache(CacheOp::SyncForExecution { pa });
         }
         entry.fill(page_leaf(pa, perms, pin));
         self.used_pages += 1;
+        Ok(())
+    }
+
+    /// Backs `[ipa, ipa + pages)` with fresh zeroed frames, read-write-execute and pinned as
+    /// the image (the guest may protect them, not unmap them): the whole RAM of a guest that
+    /// owns its memory (a Linux VM), at boot. As `map_pinned`, checked whole first, but a
+    /// run of frames at a time from the pool, and one instruction-cache invalidation for the
+    /// whole range instead of a sync for fetch per page (the pool's frames are zeroed and
+    /// clean to the point of coherency). What the hyp writes into these pages afterwards is
+    /// made coherent for fetch by `write_executable`. Fails changing nothing.
+    #[cfg_attr(
+        target_os = "none",
+        expect(dead_code, reason = "the Linux VM's build (branch linuxvm) uses it")
+    )]
+    pub fn map_ram_at_boot(&mut self, ipa: Ipa, pages: u64) -> Result<(), Error> {
+        const RUN: usize = 64;
+        const RWX: MemPerms = MemPerms::RW.union(MemPerms::EXEC);
+        let ipa = ipa.get();
+        let tables = self.check_map(ipa, pages, RWX)?;
+        Self::frames_for(pages, tables)?;
+        let mut cursor = self.cursor;
+        let mut frames = [0; RUN];
+        let mut done = 0;
+        while done < pages {
+            let want = (pages - done).min(RUN as u64) as usize;
+            let got = M::alloc_frames(self.owner, &mut frames[..want]);
+            let mut mapped = 0;
+            for &pa in &frames[..got] {
+                let at = ipa + (done + mapped) * PAGE_SIZE;
+                let leaf = page_leaf(pa, RWX, Pin::Image);
+                if self.put_leaf(&mut cursor, at, leaf, false).is_err() {
+                    break;
+                }
+                mapped += 1;
+            }
+            self.used_pages += mapped;
+            done += mapped;
+            if mapped < want as u64 {
+                // Counted up front: only a hyp bug gets here. Nothing of the call stays.
+                log::error!(
+                    "stage 2: a frame counted for IPA {:#x} is missing",
+                    ipa + done * PAGE_SIZE
+                );
+                M::return_unused_frames(self.owner, &frames[mapped as usize..got]);
+                self.cursor = cursor;
+                self.remove(ipa, done);
+                return Err(Error::OutOfMemory);
+            }
+        }
+        self.cursor = cursor;
+        M::cache(CacheOp::InvalidateInstructionCache);
+        self.publish();
+        Ok(())
+    }
+
+    /// As `write`, for code: each page written is then made coherent for instruction fetch
+    /// (`SyncForExecution`), as a page must be before it is executed (a Linux VM's kernel,
+    /// copied into the RAM `map_ram_at_boot` mapped).
+    #[cfg_attr(
+        target_os = "none",
+        expect(dead_code, reason = "the Linux VM's build (branch linuxvm) uses it")
+    )]
+    pub fn write_executable(&mut self, ipa: Ipa, data: &[u8]) -> Result<(), Error> {
+        self.write(ipa, data)?;
+        let mut page = ipa.get() & !(PAGE_SIZE - 1);
+        let end = ipa.get() + data.len() as u64;
+        while page < end {
+            if let Some(host) = self.host_address(page) {
+                M::cache(CacheOp::SyncForExecution { pa: host });
+            }
+            page += PAGE_SIZE;
+        }
         Ok(())
     }
 
@@ -527,11 +683,12 @@ impl<M: Machine> GuestMemory<M> {
         Ok(())
     }
 
-    /// Fails unless every page of the range is mapped, with none of the `denied` pins.
-    fn check_mapped(&mut self, ipa: u64, pages: u64, denied: &[Pin]) -> Result<(), Error> {
+    /// Fails unless every page of the range is mapped, with none of the pins in `denied`
+    /// (a `Pin::mask`).
+    fn check_mapped(&mut self, ipa: u64, pages: u64, denied: u64) -> Result<(), Error> {
         check_range(ipa, pages)?;
         let mut cursor = self.cursor;
-        let mut refused = false;
+        let mut refused = 0;
         let mut result = Ok(());
         for i in 0..pages {
             let d = cursor.slot(ipa + i * PAGE_SIZE).map_or(0, read_slot);
@@ -539,11 +696,11 @@ impl<M: Machine> GuestMemory<M> {
                 result = Err(Error::NotMapped);
                 break;
             }
-            refused |= denied.contains(&Pin::of(d));
+            refused |= denied >> software_bits(d) & 1;
         }
         self.cursor = cursor;
         result?;
-        if refused {
+        if refused != 0 {
             return Err(Error::Denied);
         }
         Ok(())
@@ -589,7 +746,7 @@ impl<M: Machine> GuestMemory<M> {
                 continue;
             };
             if Pin::of(d).owns_frame() {
-                M::free_frame(self.owner, output(d).get());
+                self.release_frame(output(d).get());
                 self.used_pages -= 1;
             }
             if left == 0 {
@@ -630,16 +787,14 @@ impl<M: Machine> GuestMemory<M> {
     }
 
     fn check_unmap(&mut self, ipa: u64, pages: u64) -> Result<(), Error> {
-        self.check_mapped(
-            ipa,
-            pages,
-            &[Pin::Image, Pin::Hyp, Pin::Shared, Pin::Device],
-        )
+        const DENIED: u64 = Pin::mask(&[Pin::Image, Pin::Hyp, Pin::Shared, Pin::Device]);
+        self.check_mapped(ipa, pages, DENIED)
     }
 
     fn check_protect(&mut self, ipa: u64, pages: u64, perms: MemPerms) -> Result<(), Error> {
         check_perms(perms)?;
-        self.check_mapped(ipa, pages, &[Pin::Hyp, Pin::Shared, Pin::Device])
+        const DENIED: u64 = Pin::mask(&[Pin::Hyp, Pin::Shared, Pin::Device]);
+        self.check_mapped(ipa, pages, DENIED)
     }
 
     /// Changes the range's permissions, break-before-make. All or nothing.
@@ -783,6 +938,7 @@ impl<M: Machine> GuestMemory<M> {
     /// (a reset rebuilds the VM in it).
     pub fn clear(&mut self) {
         self.abandon_pending();
+        self.return_stash();
         for i in 0..desc::ENTRIES {
             let at = slot(self.root, i);
             let d = read_slot(at);

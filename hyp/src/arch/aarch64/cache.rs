@@ -88,3 +88,18 @@ pub fn sync_for_execution(pa: u64) {
     // SAFETY: barriers.
     unsafe { asm!("dsb ish", "isb", options(nostack, preserves_flags)) };
 }
+
+/// Invalidates every instruction cache line to the point of unification, inner shareable, and
+/// waits for it: after it no stale instruction of any frame whose data reached the point of
+/// coherency can be fetched.
+pub fn invalidate_instruction_cache() {
+    // SAFETY: IC IALLUIS drops instruction cache lines only; it changes no memory. Barriers.
+    unsafe {
+        asm!(
+            "ic ialluis",
+            "dsb ish",
+            "isb",
+            options(nostack, preserves_flags)
+        )
+    };
+}

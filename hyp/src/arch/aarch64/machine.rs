@@ -36,6 +36,7 @@ impl Aarch64 {
             CacheOp::Zero { pa } => cpu::zero_page(pa),
             CacheOp::CleanToPoc { pa } => cache::clean_to_poc(pa),
             CacheOp::SyncForExecution { pa } => cache::sync_for_execution(pa),
+            CacheOp::InvalidateInstructionCache => cache::invalidate_instruction_cache(),
         }
     }
 

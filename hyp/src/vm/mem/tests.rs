@@ -62,7 +62,14 @@ fn unmap_breaks_invalidates_and_returns_frames() {
         removal_sequence(&[BASE + P, BASE + 2 * P])
     );
     assert_eq!(mem.pages_used(), 1);
-    assert_eq!(FakeMachine::frames_of(Owner::Vm(3)), 1);
+    // The two frames scrubbed, kept at hand for the next maps.
+    assert_eq!(mem.frames_held(), 3);
+    assert_eq!(FakeMachine::frames_of(Owner::Vm(3)), 3);
+    assert_eq!(
+        FakeMachine::take_cache_ops().len(),
+        4,
+        "zeroed and cleaned, each"
+    );
     assert_eq!(mem.query(BASE + P), Err(Error::NotMapped));
     assert_eq!(mem.quota_left_bytes(), 7 * P);
 }
@@ -226,11 +233,11 @@ fn every_frame_has_exactly_one_owner() {
     a.unmap(BASE, 2).unwrap();
     assert_eq!(
         FakeMachine::frames_of(Owner::Vm(3)),
-        a.pages_used() as usize
+        a.frames_held() as usize
     );
     assert_eq!(
         FakeMachine::frames_of(Owner::Vm(5)),
-        b.pages_used() as usize
+        b.frames_held() as usize
     );
     drop(a);
     drop(b);
@@ -306,7 +313,10 @@ fn the_record_lives_in_the_descriptors() {
             .iter()
             .all(|&pa| pa != shared[0] && pa.is_multiple_of(P))
     );
-    assert_eq!(FakeMachine::frames_of(Owner::Vm(3)), 2);
+    assert_eq!(
+        FakeMachine::frames_of(Owner::Vm(3)) as u64,
+        mem.frames_held()
+    );
     mem.write(edge + P - 2, b"xyzw").unwrap();
     let mut buf = [0u8; 4];
     mem.read(edge + P - 2, &mut buf).unwrap();
@@ -424,4 +434,78 @@ fn device_mappings_are_checked_whole() {
     FakeMachine::limit_frames(None);
     mem.map_device(Ipa::new(BASE + L2_SPAN), gicv, 1).unwrap();
     assert_eq!(mem.table_frames(), 5);
+}
+
+#[test]
+fn a_guests_whole_ram_is_mapped_at_boot_with_one_icache_invalidation() {
+    // Across a 2 MiB boundary, and beyond one run of frames from the pool.
+    let pages = 600;
+    let start = BASE + L3_SPAN - 40 * P;
+    let mut mem = fresh(pages + 1);
+    FakeMachine::take_frame_batches();
+    mem.map_ram_at_boot(Ipa::new(start), pages).unwrap();
+    assert_eq!(FakeMachine::take_frame_batches(), 10, "64 frames at a time");
+    assert_eq!(
+        FakeMachine::take_cache_ops(),
+        [CacheOp::InvalidateInstructionCache],
+        "no sync per page"
+    );
+    assert_eq!(FakeMachine::take_tlb_ops(), [TlbOp::DsbIshst]);
+    assert_eq!(mem.pages_used(), pages);
+    assert_eq!(FakeMachine::frames_of(Owner::Vm(3)) as u64, pages);
+    assert_eq!(
+        mem.table_frames(),
+        1 + 1 + 3,
+        "root, one level 2, three level 3"
+    );
+    assert_eq!(mem.query(start), Ok(MemPerms::RW | MemPerms::EXEC));
+    assert_eq!(
+        mem.query(start + (pages - 1) * P),
+        Ok(MemPerms::RW | MemPerms::EXEC)
+    );
+    assert_eq!(mem.query(start + pages * P), Err(Error::NotMapped));
+    assert_eq!(
+        mem.unmap(start, 1),
+        Err(Error::Denied),
+        "pinned as the image"
+    );
+    // Code written into it is made coherent for fetch, page by page.
+    mem.write_executable(Ipa::new(start + P - 4), &[0xaa; 8])
+        .unwrap();
+    let synced = FakeMachine::take_cache_ops();
+    assert_eq!(synced.len(), 2);
+    assert!(
+        synced
+            .iter()
+            .all(|op| matches!(op, CacheOp::SyncForExecution { .. }))
+    );
+    let mut word = [0; 8];
+    mem.read(start + P - 4, &mut word).unwrap();
+    assert_eq!(word, [0xaa; 8]);
+    assert_eq!(
+        mem.write_executable(Ipa::new(start + pages * P - 4), &[0; 8]),
+        Err(Error::BadAddress)
+    );
+    // All or nothing: beyond the quota, over a mapped page, or more than RAM holds.
+    assert_eq!(
+        mem.map_ram_at_boot(Ipa::new(BASE + L2_SPAN), 2),
+        Err(Error::OutOfMemory)
+    );
+    let mut other = fresh(64);
+    other.map(BASE + 8 * P, 1, MemPerms::RW).unwrap();
+    assert_eq!(
+        other.map_ram_at_boot(Ipa::new(BASE), 16),
+        Err(Error::AlreadyMapped)
+    );
+    FakeMachine::limit_frames(Some(10));
+    assert_eq!(
+        other.map_ram_at_boot(Ipa::new(BASE + L2_SPAN), 16),
+        Err(Error::OutOfMemory)
+    );
+    FakeMachine::limit_frames(None);
+    assert_eq!(other.pages_used(), 1);
+    drop(other);
+    drop(mem);
+    assert_eq!(FakeMachine::frames_of(Owner::Vm(3)), 0);
+    assert_eq!(FakeMachine::frames_of(Owner::Hyp), 0);
 }

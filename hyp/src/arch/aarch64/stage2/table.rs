@@ -81,25 +81,26 @@ pub fn output(descriptor: u64) -> PhysAddr {
 }
 
 /// The level-3 descriptor of a page of frame `pa` with `perms` and software bits `sw`
-/// (0..=7): normal write-back memory, inner shareable, accessed.
+/// (0..=7): normal write-back memory, inner shareable, accessed. Branch-free from the
+/// permission bits (on every page mapped): WRITE sets S2AP[1] over the read-only S2AP[0], no
+/// EXEC sets XN.
+#[inline(always)]
 pub fn leaf(pa: PhysAddr, perms: MemPerms, sw: u64) -> u64 {
-    let mut a = Stage2Attributes::VALID
-        | Stage2Attributes::MEMATTR_NORMAL_INNER_WB
-        | Stage2Attributes::MEMATTR_NORMAL_OUTER_WB
-        | Stage2Attributes::SH_INNER
-        | Stage2Attributes::ACCESS_FLAG;
-    a |= if perms.contains(MemPerms::WRITE) {
-        Stage2Attributes::S2AP_ACCESS_RW
-    } else {
-        Stage2Attributes::S2AP_ACCESS_RO
-    };
-    if !perms.contains(MemPerms::EXEC) {
-        a |= Stage2Attributes::XN;
-    }
-    (pa.get() & desc::OA)
-        | a.bits() as u64
-        | desc::TABLE_OR_PAGE
-        | (sw << desc::SW_SHIFT) & desc::SW
+    const NORMAL_RO: u64 = Stage2Attributes::VALID
+        .union(Stage2Attributes::MEMATTR_NORMAL_INNER_WB)
+        .union(Stage2Attributes::MEMATTR_NORMAL_OUTER_WB)
+        .union(Stage2Attributes::SH_INNER)
+        .union(Stage2Attributes::ACCESS_FLAG)
+        .union(Stage2Attributes::S2AP_ACCESS_RO)
+        .bits() as u64
+        | desc::TABLE_OR_PAGE;
+    const S2AP_W: u64 = desc::S2AP & !(Stage2Attributes::S2AP_ACCESS_RO.bits() as u64);
+    const _: () = assert!(S2AP_W == MemPerms::WRITE.bits() << 6);
+    const _: () = assert!(desc::XN == MemPerms::EXEC.bits() << 52);
+    let bits = perms.bits();
+    let write = (bits & MemPerms::WRITE.bits()) << 6;
+    let xn = (!bits & MemPerms::EXEC.bits()) << 52;
+    (pa.get() & desc::OA) | NORMAL_RO | write | xn | (sw << desc::SW_SHIFT) & desc::SW
 }
 
 /// The level-3 descriptor of a page of device registers at `pa` with software bits `sw`
@@ -411,6 +412,34 @@ mod tests {
     fn release(frames: [u64; 3]) {
         for pa in frames {
             FakeMachine::free_frame(Owner::Hyp, pa);
+        }
+    }
+
+    #[test]
+    fn a_leaf_has_the_architectures_bits_for_every_permission() {
+        let frame = PhysAddr::new(0x8765_4000);
+        for bits in 0..8 {
+            let perms = MemPerms::from_bits_truncate(bits);
+            let mut a = Stage2Attributes::VALID
+                | Stage2Attributes::TABLE_OR_PAGE
+                | Stage2Attributes::MEMATTR_NORMAL_INNER_WB
+                | Stage2Attributes::MEMATTR_NORMAL_OUTER_WB
+                | Stage2Attributes::SH_INNER
+                | Stage2Attributes::ACCESS_FLAG
+                | Stage2Attributes::SWFLAG_0
+                | Stage2Attributes::SWFLAG_2;
+            a |= if perms.contains(MemPerms::WRITE) {
+                Stage2Attributes::S2AP_ACCESS_RW
+            } else {
+                Stage2Attributes::S2AP_ACCESS_RO
+            };
+            if !perms.contains(MemPerms::EXEC) {
+                a |= Stage2Attributes::XN;
+            }
+            let d = leaf(frame, perms, 0b101);
+            assert_eq!(d, frame.get() | a.bits() as u64, "{perms:?}");
+            assert_eq!(perms_of(d), perms | MemPerms::READ);
+            assert_eq!(software_bits(d), 0b101);
         }
     }
 
