@@ -199,13 +199,15 @@ fn load_linux(
     .map_err(|e| bad(alloc::format!("{e}")))?;
     let ram_err = |e| BuildError::Memory("RAM", e);
     let pages = spec.memory_bytes / PAGE_SIZE;
-    // Read-write while the hyp fills it, then executable: `protect` makes each frame coherent
-    // for instruction fetch once, after its contents are written.
+    // All of it at once (zeroed, RWX, pinned); the Image made coherent for instruction fetch.
     memory
-        .map_pinned(layout::RAM_IPA, pages, MemPerms::RW, Pin::Image)
+        .map_ram_at_boot(crate::addr::Ipa::new(layout::RAM_IPA), pages)
         .map_err(ram_err)?;
     memory
-        .write(layout::RAM_IPA + place.kernel_offset, image)
+        .write_executable(
+            crate::addr::Ipa::new(layout::RAM_IPA + place.kernel_offset),
+            image,
+        )
         .map_err(ram_err)?;
     let initrd_range = match place.initrd {
         Some((at, len)) => {
@@ -235,9 +237,6 @@ fn load_linux(
     let dtb_ipa = layout::RAM_IPA + place.dtb_offset;
     memory.write(dtb_ipa, &tree[..len]).map_err(ram_err)?;
     drop(tree);
-    memory
-        .protect(layout::RAM_IPA, pages, MemPerms::RW | MemPerms::EXEC)
-        .map_err(ram_err)?;
     if !v3 {
         // The guest's GICC is the board's GICV, two pages (GICC_DIR is in the second).
         let gicv = gic::gicv_base().ok_or_else(|| bad("the board's GIC has no GICV".into()))?;
