@@ -210,6 +210,10 @@ cases=(
     "linux: Debian's kernel on raspi4b (GIC-400)|0|--board raspi4b --manifest $M/linux.toml --timeout 300|psci: PSCIv1.1 detected in firmware.;;psci: SMC Calling Convention v1.2;;SMP: Total of 2 processors activated.;;linux: init: busybox up, 2 CPUs;;linux: init: slept 1 s;;VM linux exited with status 0;;selftest: selftest: all;;hyp: summary: vms=2 ok=2 failed=0 frames_leaked=0 heap_leaked=0"
     # reboot from Linux (SYSTEM_RESET with its secondary on): stopped everywhere, rebuilt fresh,
     # /init again; it reboots for good, so the run ends at its timeout (run.sh: status 124).
+    # What pvpack refuses, packed anyway (--no-image-check): the hyp refuses that VM alone.
+    "linux: the hyp refuses a Linux VM whose image is not an arm64 Image|1|--no-image-check --manifest $M/linux-not-image.toml|VM linux: refused: its image: not an arm64 Image;;hyp: summary: vms=1 ok=0 failed=1 frames_leaked=0 heap_leaked=0"
+    "linux: the hyp refuses a Linux VM whose kernel does not fit its memory|1|--no-image-check --manifest $M/linux-too-big.toml|VM linux: refused: its kernel, initrd and device tree: memory too small;;hyp: summary: vms=1 ok=0 failed=1 frames_leaked=0 heap_leaked=0"
+    "debug hyp (lock order, frame accounting): Debian's kernel on virt GICv3, 2 vCPUs on 2 CPUs|0|--debug-hyp --smp 2 --manifest $M/linux.toml --timeout 400|psci: PSCIv1.1 detected in firmware.;;psci: SMC Calling Convention v1.2;;SMP: Total of 2 processors activated.;;linux: init: busybox up, 2 CPUs;;linux: init: slept 1 s;;VM linux exited with status 0;;selftest: selftest: all;;hyp: summary: vms=2 ok=2 failed=0 frames_leaked=0 heap_leaked=0"
     "linux: reboot starts it afresh, twice, beside a PV VM|124|--smp 2 --manifest $M/linux-reboot.toml --timeout 240|linux: init: rebooting;;VM linux resets;;VM linux: Linux starts again (restart 1)>>>VM linux: Linux starts again (restart 2);;linux: init: busybox up, 2 CPUs;;selftest: selftest: all"
 )
 if [ "$full" = 1 ]; then

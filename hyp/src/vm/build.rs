@@ -130,7 +130,7 @@ impl core::fmt::Display for BuildError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::Image(e) => write!(f, "bad image: {e}"),
-            Self::Linux(why) => write!(f, "bad Linux image: {why}"),
+            Self::Linux(why) => f.write_str(why),
             Self::Memory(what, e) => write!(f, "cannot map its {what}: {e}"),
         }
     }
@@ -187,7 +187,7 @@ fn load_linux(
     use crate::vdev::{dt, layout};
     use manifest::linux_image;
     let bad = |what: alloc::string::String| BuildError::Linux(what);
-    let header = linux_image::parse(image).map_err(|e| bad(alloc::format!("{e}")))?;
+    let header = linux_image::parse(image).map_err(|e| bad(alloc::format!("its image: {e}")))?;
     let initrd_len = (!initrd.is_empty()).then_some(initrd.len() as u64);
     let place = linux_image::linux_layout(
         spec.memory_bytes,
@@ -196,7 +196,7 @@ fn load_linux(
         initrd_len,
         DTB_MAX_BYTES as u64,
     )
-    .map_err(|e| bad(alloc::format!("{e}")))?;
+    .map_err(|e| bad(alloc::format!("its kernel, initrd and device tree: {e}")))?;
     let ram_err = |e| BuildError::Memory("RAM", e);
     let pages = spec.memory_bytes / PAGE_SIZE;
     // All of it at once (zeroed, RWX, pinned); the Image made coherent for instruction fetch.
