@@ -170,7 +170,10 @@ fn slots() -> &'static [VmSlot] {
 /// so that taking the oldest (the usual case) moves nothing. An entry may be stale (its vCPU
 /// since waits, or its VM stopped): the CPU that pops it checks under the VM's lock.
 struct RunQueue {
-    entries: [Queued; QUEUE_LEN],
+    /// Room for every vCPU a run may have (allocated once, by `run`: 8 KiB kept out of the
+    /// image; [`Queued::NONE`] where no entry is). A fixed power-of-two length: places wrap
+    /// with a mask and index with no bounds check.
+    entries: Option<alloc::boxed::Box<[Queued; QUEUE_LEN]>>,
     /// Where the oldest entry is.
     head: usize,
     len: usize,
@@ -185,33 +188,51 @@ struct Queued {
     vcpu: VcpuIndex,
 }
 
+impl Queued {
+    /// What the queue holds where it holds no entry.
+    const NONE: Self = Self {
+        slot: &NO_SLOT,
+        vm: VmIndex::new(0),
+        vcpu: VcpuIndex::new(0),
+    };
+}
+
+/// Entries the run queue has room for: every vCPU of the most VMs a manifest may have.
 const QUEUE_LEN: usize = MAX_VMS * MAX_VCPUS;
+const _: () = assert!(QUEUE_LEN.is_power_of_two());
+
+/// The place in the ring `i` entries after `head`.
+fn wrap(head: usize, i: usize) -> usize {
+    (head + i) & (QUEUE_LEN - 1)
+}
 
 impl RunQueue {
-    /// Where the `i`th oldest entry is held.
-    fn at(&self, i: usize) -> usize {
-        (self.head + i) % QUEUE_LEN
-    }
-
     fn push(&mut self, entry: Queued) {
-        if self.len < QUEUE_LEN {
-            self.entries[self.at(self.len)] = entry;
+        let (head, len) = (self.head, self.len);
+        if let Some(entries) = self.entries.as_mut().filter(|_| len < QUEUE_LEN) {
+            entries[wrap(head, len)] = entry;
             self.len += 1;
         }
     }
 
     /// The place (0: the oldest) of the oldest vCPU `cpu` may run.
     fn position_for(&self, cpu: usize) -> Option<usize> {
-        (0..self.len)
-            .find(|&i| self.entries[self.at(i)].slot.cpus.load(Ordering::Relaxed) & (1 << cpu) != 0)
+        let entries = self.entries.as_ref()?;
+        (0..self.len).find(|&i| {
+            entries[wrap(self.head, i)]
+                .slot
+                .cpus
+                .load(Ordering::Relaxed)
+                & (1 << cpu)
+                != 0
+        })
     }
 
     /// The oldest vCPU `cpu` may run, left queued.
     fn first_for(&self, cpu: usize) -> Option<(VmIndex, VcpuIndex)> {
-        self.position_for(cpu).map(|i| {
-            let entry = &self.entries[self.at(i)];
-            (entry.vm, entry.vcpu)
-        })
+        let at = self.position_for(cpu)?;
+        let entry = self.entries.as_ref()?[wrap(self.head, at)];
+        Some((entry.vm, entry.vcpu))
     }
 
     /// Takes the oldest vCPU `cpu` may run; the older entries it passed move up one. Inlined:
@@ -219,11 +240,13 @@ impl RunQueue {
     #[inline(always)]
     fn pop_for(&mut self, cpu: usize) -> Option<Queued> {
         let found = self.position_for(cpu)?;
-        let entry = self.entries[self.at(found)];
+        let head = self.head;
+        let entries = self.entries.as_mut()?;
+        let entry = entries[wrap(head, found)];
         for i in (1..=found).rev() {
-            self.entries[self.at(i)] = self.entries[self.at(i - 1)];
+            entries[wrap(head, i)] = entries[wrap(head, i - 1)];
         }
-        self.head = self.at(1);
+        self.head = wrap(head, 1);
         self.len -= 1;
         entry
             .slot
@@ -237,11 +260,7 @@ impl RunQueue {
 static RUN_QUEUE: Ordered<RunQueue> = Ordered::new(
     Level::RunQueue,
     RunQueue {
-        entries: [Queued {
-            slot: &NO_SLOT,
-            vm: VmIndex::new(0),
-            vcpu: VcpuIndex::new(0),
-        }; QUEUE_LEN],
+        entries: None,
         head: 0,
         len: 0,
     },
@@ -860,6 +879,7 @@ pub fn run(vms: Vec<Vm>) -> ! {
     crate::power::held_for_the_run(|| {
         let table: Vec<VmSlot> = (0..count.min(MAX_VMS)).map(|_| VmSlot::empty()).collect();
         SLOTS.call_once(|| alloc::boxed::Box::leak(table.into_boxed_slice()));
+        RUN_QUEUE.lock().entries = Some(alloc::boxed::Box::new([Queued::NONE; QUEUE_LEN]));
     });
     // VM 0 first, on CPU 0: the queue in manifest order.
     for vm in vms {
