@@ -448,12 +448,23 @@ fn build_vm(
             ));
         }
     };
+    let initrd: &'static [u8] = match spec.initrd.as_deref() {
+        None => &[],
+        Some(name) => match manifest::cpio::find(archive, name) {
+            Ok(Some(bytes)) => bytes,
+            _ => return Err(alloc::format!("initrd {name} missing from the initrd")),
+        },
+    };
     // pvpack charges the quota the same way (manifest::VmSpec::hyp_pages); keep them in step.
-    let expected_pages = manifest::elf::parse(image, manifest::elf::GUEST_IPA_LIMIT)
-        .map(|i| i.pages() + spec.hyp_pages());
+    // A Linux VM maps all of its memory.
+    let expected_pages = match spec.kind {
+        manifest::VmKind::Pv => manifest::elf::parse(image, manifest::elf::GUEST_IPA_LIMIT)
+            .map(|i| i.pages() + spec.hyp_pages()),
+        manifest::VmKind::Linux => Ok(spec.memory_bytes / crate::mm::PAGE_SIZE),
+    };
     let index = crate::vm::ids::VmIndex::new(index);
     let vmid = crate::vm::ids::Vmid::of(index);
-    let vm = Vm::build(index, vmid, spec, image, 0).map_err(|e| alloc::format!("{e}"))?;
+    let vm = Vm::build(index, vmid, spec, image, initrd, 0).map_err(|e| alloc::format!("{e}"))?;
     debug_assert_eq!(Ok(vm.memory.pages_used()), expected_pages);
     Ok(vm)
 }

@@ -62,6 +62,11 @@ pub trait GuestVm {
     fn block_io(&mut self) -> Option<&mut crate::vm::block::BlockIo>;
     /// The machine's disk (absolute sectors; the caller checks the region).
     fn disk(&self) -> &'static spin::Mutex<Option<crate::disk::Disk>>;
+    /// Whether the VM runs an unmodified kernel (`kind = "linux"`): it gets the standard
+    /// SMCCC and PSCI calls only.
+    fn is_linux(&self) -> bool {
+        false
+    }
 }
 
 /// A vCPU's power state as PSCI AFFINITY_INFO reports it.
@@ -153,6 +158,9 @@ pub fn stated_version(regs: &Regs) -> Option<hypercall_abi::Version> {
 /// Serves the call in the calling vCPU's registers (x0..x17, [`GuestVm::regs`]: decoded and
 /// answered in place, never copied) and leaves the answer there.
 pub fn dispatch(vm: &mut impl GuestVm) -> Action {
+    if vm.is_linux() {
+        return dispatch_standard(vm);
+    }
     if let Some(guest) = abi::stated(vm.regs()) {
         vm.stated_version().get_or_insert(guest);
     }
@@ -221,6 +229,22 @@ pub fn dispatch(vm: &mut impl GuestVm) -> Action {
         Call::ChannelNotify { channel } => return channel::notify(vm, channel),
     };
     answer(vm, result)
+}
+
+/// The calls of a Linux VM: SMCCC's and PSCI's; the hyp's vendor calls (the PV ABI) are
+/// NOT_SUPPORTED for it, as for any client that does not know them.
+fn dispatch_standard(vm: &mut impl GuestVm) -> Action {
+    let regs = vm.regs();
+    if standard::handle(regs[0] as u32, regs) {
+        return Action::Resume;
+    }
+    match Call::try_from(&*regs) {
+        Ok(Call::Psci(p)) => psci::handle(vm, p),
+        _ => {
+            regs[0] = Error::NotSupported.code() as u64;
+            Action::Resume
+        }
+    }
 }
 
 fn set_return(regs: &mut Regs, result: Result<[u64; 3], Error>) {
@@ -306,6 +330,8 @@ pub(crate) mod fake {
         /// The calling vCPU.
         pub caller: usize,
         pub stated_version: Option<hypercall_abi::Version>,
+        /// Whether it stands for a Linux VM.
+        pub linux: bool,
         /// The calling vCPU's x0..x17.
         pub regs: Regs,
     }
@@ -340,6 +366,7 @@ pub(crate) mod fake {
                 vcpus: std::vec![(super::Power::On, 0, 0)],
                 caller: 0,
                 stated_version: None,
+                linux: false,
                 regs: [0; 18],
             }
         }
@@ -421,6 +448,10 @@ pub(crate) mod fake {
         fn disk(&self) -> &'static spin::Mutex<Option<crate::disk::Disk>> {
             self.disk
         }
+        fn is_linux(&self) -> bool {
+            self.linux
+        }
+
         fn info(&self) -> VmInfo {
             VmInfo {
                 vm_index: self.index,
@@ -519,6 +550,33 @@ mod tests {
                 regs[0] = 0xC600_0000 | (regs[0] & 0x7f);
             }
             let _ = dispatch(&mut vm, &mut regs);
+        }
+    }
+
+    #[test]
+    fn a_linux_vm_gets_smccc_and_psci_and_none_of_the_vendor_calls() {
+        let mut vm = FakeVm::default();
+        vm.linux = true;
+        let (_, regs) = call(&mut vm, Call::SmcccVersion);
+        assert_eq!(regs[0], 0x1_0002, "SMCCC 1.2");
+        let (_, regs) = call(&mut vm, Call::Psci(hypercall_abi::psci::PsciCall::Version));
+        assert_eq!(regs[0], 0x1_0001, "PSCI 1.1");
+        let (action, _) = call(
+            &mut vm,
+            Call::Psci(hypercall_abi::psci::PsciCall::SystemOff),
+        );
+        assert_eq!(action, Action::Exit(0));
+        for c in [
+            Call::AbiVersion {
+                guest: Version::CURRENT,
+            },
+            Call::VmInfo,
+            Call::VmExit { status: 3 },
+            Call::ConsoleNotify,
+        ] {
+            let (action, regs) = call(&mut vm, c);
+            assert_eq!(action, Action::Resume, "{c:?}");
+            assert_eq!(regs[0] as i64, Error::NotSupported.code(), "{c:?}");
         }
     }
 

@@ -30,13 +30,6 @@
 //!   without arguments), and the initrd's `linux,initrd-start`/`-end` (end exclusive).
 
 #![forbid(unsafe_code)]
-#![cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the Linux VM's boot (branch linuxvm) writes this tree"
-    )
-)]
 
 use core::fmt::Write as _;
 

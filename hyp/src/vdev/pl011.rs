@@ -132,13 +132,6 @@ impl Pl011Emu {
     }
 
     /// The level of the UART's interrupt line: a raw interrupt the guest has unmasked.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "the Linux VM's exits (branch linuxvm) drive the vGIC with it"
-        )
-    )]
     pub fn irq_line(&self, rx_waiting: bool) -> bool {
         self.raw_status(rx_waiting) & self.imsc != 0
     }

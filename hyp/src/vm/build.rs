@@ -13,15 +13,17 @@ use super::sched::{self, Then};
 use crate::arch::Cpu;
 use crate::arch::aarch64::context::{El1State, FpSimd, GuestRegs};
 use crate::arch::aarch64::cpu;
+use crate::dev::gic;
 use crate::mm::PAGE_SIZE;
 use crate::vdev::pl011::{PL011_IPA, Pl011Emu};
+use crate::vdev::vgic;
 use alloc::string::String;
 use alloc::vec::Vec;
 use hypercall_abi::console::CONSOLE_RING_ENTRIES;
 use hypercall_abi::layout::{EventPage, RingHeader};
 use hypercall_abi::{BootInfo, MemPerms, Version};
 use manifest::ConsoleKind;
-use manifest::VmSpec;
+use manifest::{VmKind, VmSpec};
 
 /// A vCPU's full state while it is not running.
 pub struct Vcpu {
@@ -96,8 +98,12 @@ pub struct Vm {
     pub event_page_ipa: u64,
     /// Its console ring and input queue.
     pub console_io: ConsoleIo,
-    /// The emulated UART of an `emulated-pl011` VM.
+    /// The emulated UART of an `emulated-pl011` VM, and of a Linux VM.
     pub pl011: Option<Pl011Emu>,
+    /// The virtual platform of a Linux VM (`kind = "linux"`); None for a PV VM.
+    pub linux: Option<super::linux::Platform>,
+    /// A Linux VM's initramfs (empty without one), written into its RAM at every start.
+    pub initrd: &'static [u8],
     /// Its block ring and disk region, if the manifest gives it one.
     pub block_io: Option<super::block::BlockIo>,
     /// Its ends of the channels it takes part in, numbered as the guest sees them.
@@ -117,6 +123,8 @@ pub struct Vm {
 #[derive(Debug)]
 pub enum BuildError {
     Image(elf::ElfError),
+    /// A Linux VM's Image, initrd or device tree does not fit (the archive is user input).
+    Linux(alloc::string::String),
     Memory(&'static str, hypercall_abi::Error),
 }
 
@@ -124,6 +132,7 @@ impl core::fmt::Display for BuildError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::Image(e) => write!(f, "bad image: {e}"),
+            Self::Linux(why) => f.write_str(why),
             Self::Memory(what, e) => write!(f, "cannot map its {what}: {e}"),
         }
     }
@@ -139,6 +148,9 @@ const SPSR_EL1H_MASKED: u64 = 0x3c5;
 struct Loaded {
     /// The image's entry point.
     entry: u64,
+    /// vCPU 0's x0 at entry: the boot info (PV) or the device tree (Linux).
+    x0: u64,
+    linux: Option<super::linux::Platform>,
     events: Events,
     event_page_ipa: u64,
     console_io: ConsoleIo,
@@ -147,7 +159,111 @@ struct Loaded {
     boot_info_ipa: u64,
 }
 
-/// Maps and fills what VM `index` starts with into `memory` (empty): its image, boot info,
+/// Maps and fills what VM `index` starts with into `memory` (empty), by its kind.
+fn load_any(
+    memory: &mut GuestMemory<Cpu>,
+    index: VmIndex,
+    spec: &VmSpec,
+    image: &[u8],
+    initrd: &[u8],
+) -> Result<Loaded, BuildError> {
+    match spec.kind {
+        VmKind::Pv => load(memory, index, spec, image),
+        VmKind::Linux => load_linux(memory, spec, image, initrd),
+    }
+}
+
+/// The most bytes of device tree the hyp writes for a Linux VM.
+const DTB_MAX_BYTES: usize = 64 * 1024;
+
+/// A Linux VM's start (booting.rst): all of its memory mapped at `layout::RAM_IPA` (zeroed
+/// frames, its whole quota), the Image at its header's offset, the initrd, the device tree;
+/// a fresh vGIC; on GICv2 the board's GICV frames where the guest's GICC is. The Image is
+/// parsed again here: the archive is user input.
+fn load_linux(
+    memory: &mut GuestMemory<Cpu>,
+    spec: &VmSpec,
+    image: &[u8],
+    initrd: &[u8],
+) -> Result<Loaded, BuildError> {
+    use crate::vdev::{dt, layout};
+    use manifest::linux_image;
+    let bad = |what: alloc::string::String| BuildError::Linux(what);
+    let header = linux_image::parse(image).map_err(|e| bad(alloc::format!("its image: {e}")))?;
+    let initrd_len = (!initrd.is_empty()).then_some(initrd.len() as u64);
+    let place = linux_image::linux_layout(
+        spec.memory_bytes,
+        &header,
+        image.len() as u64,
+        initrd_len,
+        DTB_MAX_BYTES as u64,
+    )
+    .map_err(|e| bad(alloc::format!("its kernel, initrd and device tree: {e}")))?;
+    let ram_err = |e| BuildError::Memory("RAM", e);
+    let pages = spec.memory_bytes / PAGE_SIZE;
+    // All of it at once (zeroed, RWX, pinned); the Image made coherent for instruction fetch.
+    memory
+        .map_ram_at_boot(crate::addr::Ipa::new(layout::RAM_IPA), pages)
+        .map_err(ram_err)?;
+    memory
+        .write_executable(
+            crate::addr::Ipa::new(layout::RAM_IPA + place.kernel_offset),
+            image,
+        )
+        .map_err(ram_err)?;
+    let initrd_range = match place.initrd {
+        Some((at, len)) => {
+            memory
+                .write(layout::RAM_IPA + at, initrd)
+                .map_err(ram_err)?;
+            let start = layout::RAM_IPA + at;
+            Some((start, start + len))
+        }
+        None => None,
+    };
+    let model = vgic::hw::model()
+        .ok_or_else(|| bad("the board's GIC has no virtualization extensions".into()))?;
+    let v3 = model == vgic::GicModel::V3;
+    let vcpus = spec.vcpus.clamp(1, MAX_VCPUS as u32) as usize;
+    let platform = dt::Platform {
+        ram_ipa: layout::RAM_IPA,
+        ram_bytes: spec.memory_bytes,
+        vcpus,
+        gic: if v3 { dt::GicDt::V3 } else { dt::GicDt::V2 },
+        bootargs: &spec.cmdline,
+        initrd: initrd_range,
+    };
+    let mut tree = alloc::vec![0u8; DTB_MAX_BYTES];
+    let len = dt::write(&platform, &mut tree)
+        .map_err(|e| bad(alloc::format!("its device tree: {e:?}")))?;
+    let dtb_ipa = layout::RAM_IPA + place.dtb_offset;
+    memory.write(dtb_ipa, &tree[..len]).map_err(ram_err)?;
+    drop(tree);
+    if !v3 {
+        // The guest's GICC is the board's GICV, two pages (GICC_DIR is in the second).
+        let gicv = gic::gicv_base().ok_or_else(|| bad("the board's GIC has no GICV".into()))?;
+        memory
+            .map_device(
+                crate::addr::Ipa::new(layout::GICC_IPA),
+                gicv,
+                layout::GICC_SIZE / PAGE_SIZE,
+            )
+            .map_err(|e| BuildError::Memory("GICV frames", e))?;
+    }
+    Ok(Loaded {
+        entry: layout::RAM_IPA + place.kernel_offset,
+        x0: dtb_ipa,
+        linux: Some(super::linux::Platform::new(model, vcpus)),
+        events: Events::new(0),
+        event_page_ipa: 0,
+        console_io: ConsoleIo::default(),
+        pl011: Some(Pl011Emu::default()),
+        block_io: None,
+        boot_info_ipa: 0,
+    })
+}
+
+/// Maps and fills what PV VM `index` starts with into `memory` (empty): its image, boot info,
 /// event page and rings.
 fn load(
     memory: &mut GuestMemory<Cpu>,
@@ -233,6 +349,8 @@ fn load(
         .map_err(|e| BuildError::Memory("boot-info page", e))?;
     Ok(Loaded {
         entry: parsed.entry,
+        x0: boot_info_ipa,
+        linux: None,
         events,
         event_page_ipa,
         console_io,
@@ -244,10 +362,12 @@ fn load(
 
 impl Loaded {
     /// vCPU `index` as the VM starts: vCPU 0 at the entry point with x0 = boot info and
-    /// x1 = `restarts`, the others off.
+    /// x1 = `restarts` (a Linux VM: x0 = its device tree, x1..x3 = 0, as booting.rst says),
+    /// the others off.
     fn vcpu(&self, index: usize, restarts: u64) -> Vcpu {
+        let x1 = if self.linux.is_some() { 0 } else { restarts };
         let (x0, x1, run) = match index {
-            0 => (self.boot_info_ipa, restarts, RunState::Runnable),
+            0 => (self.x0, x1, RunState::Runnable),
             _ => (0, 0, RunState::Off),
         };
         Vcpu::fresh(index, self.entry, x0, x1, run)
@@ -262,11 +382,12 @@ impl Vm {
         vmid: Vmid,
         spec: VmSpec,
         image: &'static [u8],
+        initrd: &'static [u8],
         restarts: u64,
     ) -> Result<Self, BuildError> {
         let mut memory = GuestMemory::new(index.owner(), vmid.get(), spec.memory_bytes)
             .map_err(|e| BuildError::Memory("stage-2 root table", e))?;
-        let loaded = load(&mut memory, index, &spec, image)?;
+        let loaded = load_any(&mut memory, index, &spec, image, initrd)?;
         let vcpu_count = spec.vcpus.clamp(1, MAX_VCPUS as u32) as usize;
         let vcpus = (0..vcpu_count).map(|i| loaded.vcpu(i, restarts)).collect();
         Ok(Self {
@@ -284,6 +405,8 @@ impl Vm {
             event_page_ipa: loaded.event_page_ipa,
             console_io: loaded.console_io,
             pl011: loaded.pl011,
+            linux: loaded.linux,
+            initrd,
             block_io: loaded.block_io,
             channels: Vec::new(),
             boot_info_ipa: loaded.boot_info_ipa,
@@ -300,7 +423,13 @@ impl Vm {
     pub fn restart(&mut self) -> Result<(), BuildError> {
         self.memory.clear();
         let restarts = self.restarts + 1;
-        let loaded = match load(&mut self.memory, self.index, &self.spec, self.image) {
+        let loaded = match load_any(
+            &mut self.memory,
+            self.index,
+            &self.spec,
+            self.image,
+            self.initrd,
+        ) {
             Ok(loaded) => loaded,
             Err(e) => {
                 self.memory.clear();
@@ -318,11 +447,16 @@ impl Vm {
         self.event_page_ipa = loaded.event_page_ipa;
         self.console_io = loaded.console_io;
         self.pl011 = loaded.pl011;
+        self.linux = loaded.linux;
         self.block_io = loaded.block_io;
         self.boot_info_ipa = loaded.boot_info_ipa;
         self.has_run = false;
         self.stated_version = None;
         self.started = crate::arch::aarch64::timer::counter();
+        if self.is_linux() {
+            // No channels, no boot info: nothing more to restore.
+            return Ok(());
+        }
         // The fresh VM sees the same channel regions.
         let (memory, name) = (&mut self.memory, &self.name);
         self.channels
@@ -555,6 +689,10 @@ impl crate::hypercall::GuestVm for Caller<'_> {
 
     fn disk(&self) -> &'static spin::Mutex<Option<crate::disk::Disk>> {
         &crate::disk::DISK
+    }
+
+    fn is_linux(&self) -> bool {
+        self.vm.is_linux()
     }
 
     fn info(&self) -> hypercall_abi::VmInfo {

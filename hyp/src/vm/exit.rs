@@ -12,12 +12,18 @@ use crate::arch::aarch64::{cpu, stage2, timer};
 use crate::dev::gic;
 use crate::hypercall::{self, Action, KillReason};
 use crate::vdev::pl011::{PL011_IPA, PL011_SIZE};
+use crate::vdev::vgic::MmioAccess;
 use core::sync::atomic::{AtomicU32, Ordering};
 use manifest::FaultPolicy;
 
-/// What guests read from the ID registers: every VM is a PV guest today (a Linux VM kind picks
-/// its own policy here, and its own answer to the registers PV guests find UNDEFINED).
-const ID_REGISTERS: &idregs::Policy = &idregs::PV_GUEST;
+/// What a VM reads from the ID registers, by its kind.
+fn id_registers(vm: &Vm) -> &'static idregs::Policy {
+    if vm.is_linux() {
+        &idregs::LINUX_GUEST
+    } else {
+        &idregs::PV_GUEST
+    }
+}
 
 /// The INTID of the hyp's scheduling timer (0: none, guests are not preempted).
 static SCHEDULER_IRQ: AtomicU32 = AtomicU32::new(0);
@@ -32,8 +38,11 @@ pub fn set_timer_irqs(scheduler: u32, vtimer: u32) {
 
 /// Serves the physical interrupts pending now. The end of a slice yields; the running guest's
 /// virtual timer becomes its timer event (`vm`: the guest and vCPU on the CPU, if any), its
-/// interrupt masked until the guest acknowledges the event; a kick has done its work by making
-/// the CPU leave the guest or its idle wait (the caller looks at the requests).
+/// interrupt masked until the guest acknowledges the event, or for a Linux vCPU its vGIC's
+/// hardware-mapped timer interrupt, left active for the guest to deactivate; the maintenance
+/// interrupt syncs the Linux vCPU's list registers (which deasserts it); a kick
+/// has done its work by making the CPU leave the guest or its idle wait (the caller looks at
+/// the requests).
 pub fn take_interrupts(mut vm: Option<(&mut Vm, usize)>) -> Action {
     let mut action = Action::Resume;
     while let Some(acked) = gic::acknowledge() {
@@ -41,11 +50,23 @@ pub fn take_interrupts(mut vm: Option<(&mut Vm, usize)>) -> Action {
         if intid == SCHEDULER_IRQ.load(Ordering::Relaxed) {
             timer::disarm();
             action = Action::Yield;
+        } else if intid == VTIMER_IRQ.load(Ordering::Relaxed)
+            && let Some((vm, v)) = vm.as_mut().filter(|(vm, _)| vm.is_linux())
+        {
+            vm.vtimer_fired(*v);
+            gic::end_forwarded(acked);
+            continue;
         } else if intid == VTIMER_IRQ.load(Ordering::Relaxed) {
             let ctl = cpu::cntv_ctl();
             cpu::set_cntv_ctl(ctl | super::build::CNTV_CTL_IMASK);
             if let Some((vm, v)) = vm.as_mut() {
                 vm.raise_event_on(super::event::TIMER_EVENT, *v);
+            }
+        } else if crate::vdev::vgic::hw::is_maintenance(intid) {
+            // Level: asserted until the list registers change, so they are synced before it is
+            // ended (only a Linux vCPU's interface is ever on).
+            if let Some((vm, v)) = vm.as_mut() {
+                vm.sync_vgic(*v);
             }
         } else if intid != gic::KICK_SGI && !crate::disk::on_interrupt(intid) {
             log::warn!("unexpected interrupt {intid}");
@@ -99,6 +120,9 @@ pub fn handle(exit: Exit) {
             Action::Kill(KillReason::Unexpected { kind, esr })
         }
     };
+    // A Linux vCPU's list registers: what the guest did with them back into its vGIC, and
+    // what this exit (or another CPU: REQ_VGIC, or a maintenance interrupt) changed into them.
+    vm.sync_vgic(v);
     if crate::trace::enabled() {
         let (esr, function, ipa) = match exit {
             Exit::Sync(s, x0) => (s.esr as u32, x0, s.ipa),
@@ -211,7 +235,17 @@ fn reset(vm: &mut Vm) {
         .map_err(|e| alloc::format!("{e}"))
         .and_then(|()| crate::vm::device::restore(vm))
     {
-        Ok(()) => sched::make_runnable(vm.index, VcpuIndex::new(0)),
+        Ok(()) => {
+            if vm.is_linux() {
+                // A PV guest counts its own lives (x1 at entry); Linux is told nothing.
+                log::info!(
+                    "VM {}: Linux starts again (restart {})",
+                    vm.name,
+                    vm.restarts
+                );
+            }
+            sched::make_runnable(vm.index, VcpuIndex::new(0));
+        }
         Err(e) => {
             log::error!("VM {} cannot restart: {e}; killed", vm.name);
             end(vm, VmState::Killed);
@@ -252,12 +286,9 @@ fn handle_sync(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
         Class::WfiWfe => {
             vm.stats.count(ExitKind::Wfi);
             vm.vcpus[v].regs.skip_instruction();
-            // WFI waits for the vCPU's next event, unless one is already deliverable (after
-            // the acknowledgements a guest made in its event page: they may drop HCR_EL2.VI).
-            if vm.events.acks_shared() {
-                vm.events_changed();
-            }
-            if vm.events.deliverable_to(v as u8) {
+            // WFI waits for the vCPU's next event (a Linux vCPU: its next vGIC interrupt),
+            // unless one is already there.
+            if vm.wfi_wakes(v) {
                 Action::Resume
             } else {
                 Action::Wait
@@ -267,13 +298,15 @@ fn handle_sync(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
             vm.stats.count(ExitKind::SysReg);
             let access = SysRegAccess::decode(s.iss);
             if access.is_read && idregs::is_id_register(access.reg) {
-                let value = ID_REGISTERS.read(access.reg, cpu::read_id_register);
+                let value = id_registers(vm).read(access.reg, cpu::read_id_register);
                 let regs = &mut vm.vcpus[v].regs;
                 if let Some(rt) = regs.x.get_mut(usize::from(access.rt)) {
                     *rt = value;
                 }
                 regs.skip_instruction();
-            } else if !access.is_read && emulate_vm_register_write(vm, v, access) {
+            } else if (!access.is_read && emulate_vm_register_write(vm, v, access))
+                || (vm.is_linux() && emulate_linux_register(vm, v, access))
+            {
                 vm.vcpus[v].regs.skip_instruction();
             } else {
                 // Every other trapped register (PMU, debug, AMU, LOR, RAS, PAC keys, IMPDEF...)
@@ -322,10 +355,42 @@ fn emulate_vm_register_write(vm: &mut Vm, v: usize, access: SysRegAccess) -> boo
     true
 }
 
+/// A Linux vCPU's trapped access to a register its early setup touches (`linux::sysreg`):
+/// the debug, OS-lock and PMU registers do nothing, ICC_SGI1R_EL1 sends SGIs through its vGIC;
+/// false for a register that is UNDEFINED for it.
+fn emulate_linux_register(vm: &mut Vm, v: usize, access: SysRegAccess) -> bool {
+    use super::linux::sysreg::{Emulated, emulated};
+    let rt = usize::from(access.rt);
+    match emulated(access.reg, access.is_read) {
+        Emulated::Fixed(value) => {
+            if access.is_read
+                && let Some(reg) = vm.vcpus[v].regs.x.get_mut(rt)
+            {
+                *reg = value;
+            }
+            true
+        }
+        Emulated::Sgi1r => {
+            let value = vm.vcpus[v].regs.x.get(rt).copied().unwrap_or(0);
+            if let Some(linux) = vm.linux.as_mut() {
+                let mask = linux.vgic.write_sgi1r(v, value);
+                vm.vgic_changed(mask);
+            }
+            true
+        }
+        Emulated::Undefined => false,
+    }
+}
+
 /// A guest touched an IPA it has no (or not that) access to: its emulated UART if it has one
-/// there, else the VM's fault policy decides.
+/// there, a Linux VM's GIC distributor and redistributors, else the VM's fault policy decides.
 fn stage2_fault(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
     if s.class == Class::DataAbortLower && emulate_pl011(vm, v, s) {
+        vm.vcpus[v].regs.skip_instruction();
+        vm.update_uart_line();
+        return Action::Resume;
+    }
+    if s.class == Class::DataAbortLower && emulate_gic(vm, v, s) {
         vm.vcpus[v].regs.skip_instruction();
         return Action::Resume;
     }
@@ -401,4 +466,54 @@ fn emulate_pl011(vm: &mut Vm, v: usize, s: &Syndrome) -> bool {
         }
     }
     true
+}
+
+/// Emulates one access of a Linux vCPU to its vGIC's distributor or redistributors; false if
+/// this abort is not one (not a Linux VM, another address, an access the syndrome does not
+/// describe).
+fn emulate_gic(vm: &mut Vm, v: usize, s: &Syndrome) -> bool {
+    let (Some(linux), Some(access)) = (vm.linux.as_mut(), esr::DataAccess::decode(s)) else {
+        return false;
+    };
+    let regs = &mut vm.vcpus[v].regs;
+    let reg = usize::from(access.reg);
+    let written = match (access.is_write, reg) {
+        (false, _) => None,
+        (true, 31) => Some(0),
+        (true, r) => Some(regs.x[r]),
+    };
+    let Some((value, mask)) = linux.vgic.mmio(
+        v,
+        s.ipa,
+        MmioAccess {
+            size: access.size,
+            write: written,
+        },
+    ) else {
+        return false;
+    };
+    if !access.is_write && reg != 31 {
+        regs.x[reg] = loaded_value(value, access);
+    }
+    vm.vgic_changed(mask);
+    true
+}
+
+/// What a load of `value` puts in its register: `size` bytes, sign-extended if the load
+/// sign-extends, to 32 bits unless it writes the whole register.
+fn loaded_value(value: u64, access: esr::DataAccess) -> u64 {
+    let bits = u32::from(access.size) * 8;
+    let mut v = if bits >= 64 {
+        value
+    } else {
+        value & ((1 << bits) - 1)
+    };
+    if access.sign_extend && bits < 64 {
+        let shift = 64 - bits;
+        v = (((v << shift) as i64) >> shift) as u64;
+    }
+    if !access.sixty_four {
+        v &= u64::from(u32::MAX);
+    }
+    v
 }

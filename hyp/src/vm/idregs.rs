@@ -73,6 +73,8 @@ struct Register {
 #[derive(Debug)]
 pub struct Policy {
     registers: &'static [Register],
+    /// Registers shown otherwise than in `registers` (a kind of VM that sees more of a few).
+    overrides: &'static [Register],
 }
 
 impl Policy {
@@ -98,9 +100,11 @@ impl Policy {
         if !is_id_register(reg) {
             return None;
         }
-        self.registers
+        let named = |r: &&Register| (r.crm, r.op2) == (reg.3, reg.4);
+        self.overrides
             .iter()
-            .find(|r| (r.crm, r.op2) == (reg.3, reg.4))
+            .find(named)
+            .or_else(|| self.registers.iter().find(named))
     }
 }
 
@@ -119,8 +123,7 @@ const fn pa_range_for(bits: u32) -> u64 {
     }
 }
 
-/// A PV guest: the only kind of VM today (a Linux VM kind gets a policy of its own, picked
-/// where the exit is handled). It sees AArch64 EL0/EL1 with FP/AdvSIMD and the instruction-set
+/// A PV guest. It sees AArch64 EL0/EL1 with FP/AdvSIMD and the instruction-set
 /// extensions that carry no state the hyp would have to switch. Hidden, because the hyp traps
 /// them or does not switch their state: EL2/EL3, AArch32 (FPEXC32_EL2 and the other AArch32
 /// registers are not switched), SVE, SME, the PMU, pointer authentication (HCR_EL2.API/APK
@@ -131,144 +134,170 @@ const fn pa_range_for(bits: u32) -> u64 {
 /// read as absent: the minimum is shown (v8.0 debug, 2 breakpoints, 2 watchpoints, no OS
 /// double lock), and its registers are UNDEFINED (MDCR_EL2.TDA, TDOSA, TDRA).
 pub const PV_GUEST: Policy = Policy {
-    registers: &[
-        // ID_AA64PFR0_EL1
-        Register {
-            crm: 4,
-            op2: 0,
-            fields: &[
-                at_most(0, 1),  // EL0: AArch64 only
-                at_most(4, 1),  // EL1: AArch64 only
-                cpu(16),        // FP
-                cpu(20),        // AdvSIMD
-                cpu(48),        // DIT
-                at_most(56, 1), // CSV2, without SCXTNUM_ELx
-                cpu(60),        // CSV3
-            ],
-        },
-        // ID_AA64PFR1_EL1
-        Register {
-            crm: 4,
-            op2: 1,
-            fields: &[
-                cpu(0), // BT
-                cpu(4), // SSBS
-            ],
-        },
-        // ID_AA64DFR0_EL1
-        Register {
-            crm: 5,
-            op2: 0,
-            fields: &[
-                at_most(0, 6),  // DebugVer: Armv8.0
-                at_most(12, 1), // BRPs: 2
-                at_most(20, 1), // WRPs: 2
-                fixed(36, 0xf), // DoubleLock: not implemented
-            ],
-        },
-        // ID_AA64ISAR0_EL1
-        Register {
-            crm: 6,
-            op2: 0,
-            fields: &[
-                cpu(4),  // AES
-                cpu(8),  // SHA1
-                cpu(12), // SHA2
-                cpu(16), // CRC32
-                cpu(20), // Atomic
-                cpu(28), // RDM
-                cpu(32), // SHA3
-                cpu(36), // SM3
-                cpu(40), // SM4
-                cpu(44), // DP
-                cpu(48), // FHM
-                cpu(52), // TS
-                cpu(56), // TLB
-                cpu(60), // RNDR
-            ],
-        },
-        // ID_AA64ISAR1_EL1
-        Register {
-            crm: 6,
-            op2: 1,
-            fields: &[
-                cpu(0),  // DPB
-                cpu(12), // JSCVT
-                cpu(16), // FCMA
-                cpu(20), // LRCPC
-                cpu(32), // FRINTTS
-                cpu(36), // SB
-                cpu(40), // SPECRES
-                cpu(44), // BF16
-                cpu(48), // DGH
-                cpu(52), // I8MM
-                cpu(56), // XS
-            ],
-        },
-        // ID_AA64ISAR2_EL1
-        Register {
-            crm: 6,
-            op2: 2,
-            fields: &[
-                cpu(4),  // RPRES
-                cpu(20), // BC
-                cpu(28), // CLRBHB
-                cpu(48), // RPRFM
-                cpu(52), // CSSC
-                cpu(56), // LUT
-            ],
-        },
-        // ID_AA64MMFR0_EL1
-        Register {
-            crm: 7,
-            op2: 0,
-            fields: &[
-                at_most(0, pa_range_for(IPA_BITS)), // PARange: the guest's IPA space
-                cpu(4),                             // ASIDBits
-                cpu(8),                             // BigEnd
-                cpu(16),                            // BigEndEL0
-                cpu(20),                            // TGran16
-                cpu(24),                            // TGran64
-                cpu(28),                            // TGran4
-                cpu(44),                            // ExS
-            ],
-        },
-        // ID_AA64MMFR1_EL1
-        Register {
-            crm: 7,
-            op2: 1,
-            fields: &[
-                cpu(0),  // HAFDBS
-                cpu(12), // HPDS
-                cpu(20), // PAN
-                cpu(36), // ETS
-                cpu(44), // AFP
-                cpu(48), // nTLBPA
-                cpu(52), // TIDCP1
-                cpu(56), // CMOW
-                cpu(60), // ECBHB
-            ],
-        },
-        // ID_AA64MMFR2_EL1
-        Register {
-            crm: 7,
-            op2: 2,
-            fields: &[
-                cpu(0),  // CnP
-                cpu(4),  // UAO
-                cpu(8),  // LSM
-                cpu(16), // VARange
-                cpu(20), // CCIDX
-                cpu(28), // ST
-                cpu(32), // AT
-                cpu(36), // IDS
-                cpu(48), // TTL
-                cpu(52), // BBM
-                cpu(60), // E0PD
-            ],
-        },
-    ],
+    registers: GUEST_REGISTERS,
+    overrides: &[],
 };
+
+/// An unmodified Linux kernel (`kind = "linux"`): what a PV guest sees, and the GIC system
+/// register interface where the CPU has one (GICv3: its vGIC is driven through the ICC_*
+/// registers, ICH_* behind them). Its debug and PMU registers are emulated as doing nothing
+/// (`vm::linux::sysreg`), so the same minimum of debug and no PMU are shown.
+pub const LINUX_GUEST: Policy = Policy {
+    registers: GUEST_REGISTERS,
+    overrides: &[Register {
+        crm: 4,
+        op2: 0,
+        fields: &[
+            at_most(0, 1),  // EL0: AArch64 only
+            at_most(4, 1),  // EL1: AArch64 only
+            cpu(16),        // FP
+            cpu(20),        // AdvSIMD
+            at_most(24, 1), // GIC: the v3.0/4.0 system registers, if the CPU has them
+            cpu(48),        // DIT
+            at_most(56, 1), // CSV2, without SCXTNUM_ELx
+            cpu(60),        // CSV3
+        ],
+    }],
+};
+
+/// The registers both kinds of guest see, as a PV guest sees them.
+const GUEST_REGISTERS: &[Register] = &[
+    // ID_AA64PFR0_EL1
+    Register {
+        crm: 4,
+        op2: 0,
+        fields: &[
+            at_most(0, 1),  // EL0: AArch64 only
+            at_most(4, 1),  // EL1: AArch64 only
+            cpu(16),        // FP
+            cpu(20),        // AdvSIMD
+            cpu(48),        // DIT
+            at_most(56, 1), // CSV2, without SCXTNUM_ELx
+            cpu(60),        // CSV3
+        ],
+    },
+    // ID_AA64PFR1_EL1
+    Register {
+        crm: 4,
+        op2: 1,
+        fields: &[
+            cpu(0), // BT
+            cpu(4), // SSBS
+        ],
+    },
+    // ID_AA64DFR0_EL1
+    Register {
+        crm: 5,
+        op2: 0,
+        fields: &[
+            at_most(0, 6),  // DebugVer: Armv8.0
+            at_most(12, 1), // BRPs: 2
+            at_most(20, 1), // WRPs: 2
+            fixed(36, 0xf), // DoubleLock: not implemented
+        ],
+    },
+    // ID_AA64ISAR0_EL1
+    Register {
+        crm: 6,
+        op2: 0,
+        fields: &[
+            cpu(4),  // AES
+            cpu(8),  // SHA1
+            cpu(12), // SHA2
+            cpu(16), // CRC32
+            cpu(20), // Atomic
+            cpu(28), // RDM
+            cpu(32), // SHA3
+            cpu(36), // SM3
+            cpu(40), // SM4
+            cpu(44), // DP
+            cpu(48), // FHM
+            cpu(52), // TS
+            cpu(56), // TLB
+            cpu(60), // RNDR
+        ],
+    },
+    // ID_AA64ISAR1_EL1
+    Register {
+        crm: 6,
+        op2: 1,
+        fields: &[
+            cpu(0),  // DPB
+            cpu(12), // JSCVT
+            cpu(16), // FCMA
+            cpu(20), // LRCPC
+            cpu(32), // FRINTTS
+            cpu(36), // SB
+            cpu(40), // SPECRES
+            cpu(44), // BF16
+            cpu(48), // DGH
+            cpu(52), // I8MM
+            cpu(56), // XS
+        ],
+    },
+    // ID_AA64ISAR2_EL1
+    Register {
+        crm: 6,
+        op2: 2,
+        fields: &[
+            cpu(4),  // RPRES
+            cpu(20), // BC
+            cpu(28), // CLRBHB
+            cpu(48), // RPRFM
+            cpu(52), // CSSC
+            cpu(56), // LUT
+        ],
+    },
+    // ID_AA64MMFR0_EL1
+    Register {
+        crm: 7,
+        op2: 0,
+        fields: &[
+            at_most(0, pa_range_for(IPA_BITS)), // PARange: the guest's IPA space
+            cpu(4),                             // ASIDBits
+            cpu(8),                             // BigEnd
+            cpu(16),                            // BigEndEL0
+            cpu(20),                            // TGran16
+            cpu(24),                            // TGran64
+            cpu(28),                            // TGran4
+            cpu(44),                            // ExS
+        ],
+    },
+    // ID_AA64MMFR1_EL1
+    Register {
+        crm: 7,
+        op2: 1,
+        fields: &[
+            cpu(0),  // HAFDBS
+            cpu(12), // HPDS
+            cpu(20), // PAN
+            cpu(36), // ETS
+            cpu(44), // AFP
+            cpu(48), // nTLBPA
+            cpu(52), // TIDCP1
+            cpu(56), // CMOW
+            cpu(60), // ECBHB
+        ],
+    },
+    // ID_AA64MMFR2_EL1
+    Register {
+        crm: 7,
+        op2: 2,
+        fields: &[
+            cpu(0),  // CnP
+            cpu(4),  // UAO
+            cpu(8),  // LSM
+            cpu(16), // VARange
+            cpu(20), // CCIDX
+            cpu(28), // ST
+            cpu(32), // AT
+            cpu(36), // IDS
+            cpu(48), // TTL
+            cpu(52), // BBM
+            cpu(60), // E0PD
+        ],
+    },
+];
 
 #[cfg(test)]
 mod tests {
@@ -387,24 +416,52 @@ mod tests {
     }
 
     #[test]
-    fn the_policy_table_is_well_formed() {
-        for (i, r) in PV_GUEST.registers.iter().enumerate() {
-            let name = (r.crm, r.op2);
-            assert!(is_id_register(id(r.crm, r.op2)), "{name:?}");
-            assert!(
-                PV_GUEST.registers[..i]
-                    .iter()
-                    .all(|o| (o.crm, o.op2) != (r.crm, r.op2)),
-                "{name:?} listed twice"
+    fn linux_sees_the_gic_system_registers_and_nothing_more() {
+        let linux = |reg: Encoding, hardware: u64| LINUX_GUEST.read(reg, |_| hardware);
+        for hardware in [EVERYTHING, u64::MAX] {
+            let pfr0 = linux(PFR0, hardware);
+            assert_eq!(
+                field(pfr0, 24),
+                1,
+                "GICv3 system registers, at most v3.0/4.0"
             );
-            let mut used = 0u64;
-            for f in r.fields {
-                assert!(f.lsb % 4 == 0 && f.lsb < 64, "{name:?} field at {}", f.lsb);
-                let bits = FIELD_MASK << f.lsb;
-                assert_eq!(used & bits, 0, "{name:?} field at {} twice", f.lsb);
-                used |= bits;
-                if let Shown::AtMost(v) | Shown::Fixed(v) = f.shown {
-                    assert!(v <= FIELD_MASK, "{name:?} field at {}", f.lsb);
+            assert_eq!(
+                pfr0 & !(0xf << 24),
+                read(PFR0, hardware),
+                "the rest as for PV"
+            );
+            for reg in [
+                PFR1, ZFR0, SMFR0, DFR0, DFR1, ISAR0, ISAR1, ISAR2, MMFR0, MMFR3,
+            ] {
+                assert_eq!(linux(reg, hardware), read(reg, hardware), "{reg:?}");
+            }
+        }
+        assert_eq!(
+            field(linux(PFR0, 0), 24),
+            0,
+            "no GICv3 CPU interface: none shown"
+        );
+    }
+
+    #[test]
+    fn the_policy_table_is_well_formed() {
+        for table in [GUEST_REGISTERS, LINUX_GUEST.overrides] {
+            for (i, r) in table.iter().enumerate() {
+                let name = (r.crm, r.op2);
+                assert!(is_id_register(id(r.crm, r.op2)), "{name:?}");
+                assert!(
+                    table[..i].iter().all(|o| (o.crm, o.op2) != (r.crm, r.op2)),
+                    "{name:?} listed twice"
+                );
+                let mut used = 0u64;
+                for f in r.fields {
+                    assert!(f.lsb % 4 == 0 && f.lsb < 64, "{name:?} field at {}", f.lsb);
+                    let bits = FIELD_MASK << f.lsb;
+                    assert_eq!(used & bits, 0, "{name:?} field at {} twice", f.lsb);
+                    used |= bits;
+                    if let Shown::AtMost(v) | Shown::Fixed(v) = f.shown {
+                        assert!(v <= FIELD_MASK, "{name:?} field at {}", f.lsb);
+                    }
                 }
             }
         }

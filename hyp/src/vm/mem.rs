@@ -566,10 +566,6 @@ impl<M: Machine> GuestMemory<M> {
     /// whole range instead of a sync for fetch per page (the pool's frames are zeroed and
     /// clean to the point of coherency). What the hyp writes into these pages afterwards is
     /// made coherent for fetch by `write_executable`. Fails changing nothing.
-    #[cfg_attr(
-        target_os = "none",
-        expect(dead_code, reason = "the Linux VM's build (branch linuxvm) uses it")
-    )]
     pub fn map_ram_at_boot(&mut self, ipa: Ipa, pages: u64) -> Result<(), Error> {
         const RUN: usize = 64;
         const RWX: MemPerms = MemPerms::RW.union(MemPerms::EXEC);
@@ -614,10 +610,6 @@ impl<M: Machine> GuestMemory<M> {
     /// As `write`, for code: each page written is then made coherent for instruction fetch
     /// (`SyncForExecution`), as a page must be before it is executed (a Linux VM's kernel,
     /// copied into the RAM `map_ram_at_boot` mapped).
-    #[cfg_attr(
-        target_os = "none",
-        expect(dead_code, reason = "the Linux VM's build (branch linuxvm) uses it")
-    )]
     pub fn write_executable(&mut self, ipa: Ipa, data: &[u8]) -> Result<(), Error> {
         self.write(ipa, data)?;
         let mut page = ipa.get() & !(PAGE_SIZE - 1);

@@ -13,6 +13,7 @@ pub mod event;
 pub mod exit;
 pub mod idregs;
 pub mod ids;
+pub mod linux;
 pub mod lock;
 pub mod mem;
 #[cfg(target_os = "none")]

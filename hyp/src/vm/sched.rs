@@ -63,6 +63,9 @@ const MAX_VCPUS: usize = super::build::MAX_VCPUS;
 pub const REQ_VIRQ: u32 = 1 << 0;
 /// Request: the vCPU's VM stops: its CPU leaves it.
 pub const REQ_STOP: u32 = 1 << 1;
+/// Request: a Linux vCPU's vGIC changed: its CPU reloads its list registers (every exit of a
+/// Linux vCPU does: the kick is what matters).
+pub const REQ_VGIC: u32 = 1 << 2;
 
 /// `VcpuShared::on_cpu` of a vCPU no CPU runs.
 const NO_CPU: usize = usize::MAX;
@@ -328,9 +331,10 @@ fn load(vm: &mut Vm, slot: &VmSlot, index: VmIndex, v: VcpuIndex) {
     // What it is loaded with is current: older requests are met.
     shared.requests.store(0, Ordering::SeqCst);
     shared.timer_deadline.store(NO_DEADLINE, Ordering::Relaxed);
+    vm.vcpus[v.get()].el1.restore();
+    vm.switch_in_vgic(v.get());
     let vcpu = &mut vm.vcpus[v.get()];
     cpu::set_hcr(vcpu.hcr);
-    vcpu.el1.restore();
     percpu::load_fp(&mut vcpu.fp);
     stage2::load(vttbr);
     percpu::set_current(Some((index, v)), &mut vcpu.regs);
@@ -357,6 +361,7 @@ fn unload(vm: &mut Vm, slot: &VmSlot, v: VcpuIndex, keep: bool) {
     // Its timer must not fire while another vCPU (or nobody) is on the CPU; poll_timers
     // watches its deadline instead.
     cpu::set_cntv_ctl(0);
+    vm.switch_out_vgic(v.get());
     percpu::unload_fp(keep);
     percpu::set_current(None, core::ptr::null_mut());
     shared.on_cpu.store(NO_CPU, Ordering::SeqCst);
@@ -708,8 +713,7 @@ fn poll_timers() {
                 && timer::is_armed(el1.cntv_ctl)
                 && el1.cntv_cval <= now.wrapping_sub(el1.cntvoff)
             {
-                el1.cntv_ctl |= super::build::CNTV_CTL_IMASK;
-                vm.raise_event_on(super::event::TIMER_EVENT, v);
+                vm.vtimer_expired(v);
             }
         }
         debug_assert_eq!(vm.index.get(), i);
@@ -788,7 +792,7 @@ fn deliver_input(bytes: &[u8]) {
         return;
     };
     if vm.console_io.push_input(bytes) {
-        vm.raise_event(super::event::CONSOLE_EVENT);
+        vm.console_input_arrived();
     }
 }
 
