@@ -6,6 +6,7 @@ pub mod block;
 pub mod build;
 pub mod channel;
 pub mod console;
+pub mod crash;
 pub mod elf;
 pub mod event;
 #[cfg(target_os = "none")]

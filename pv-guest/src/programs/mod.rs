@@ -14,6 +14,8 @@ mod channel;
 #[cfg(target_os = "none")]
 mod checks;
 #[cfg(target_os = "none")]
+mod crash;
+#[cfg(target_os = "none")]
 mod exhaust;
 #[cfg(target_os = "none")]
 mod fill;
@@ -133,9 +135,7 @@ pub fn run(info: &hypercall_abi::BootInfo, cmd: &Command) -> u64 {
         // with "inject" our exception handler reports the unexpected abort and exits 99.
         "crash" => {
             println!("crash: touching IPA {UNMAPPED_IPA:#x}, which this VM never mapped");
-            // SAFETY: a volatile read of an address stage 1 maps (the identity map covers the
-            // IPA space) and stage 2 does not: the access faults, it reads no Rust object.
-            let v = unsafe { crate::arch::access::read_u64(UNMAPPED_IPA) };
+            let v = crash::read_three_calls_deep(UNMAPPED_IPA);
             println!("crash: read {v:#x}: the access did not fault (the IPA is mapped?)");
             1
         }

@@ -20,6 +20,8 @@ pub mod mmu;
 pub mod smp;
 #[cfg(target_os = "none")]
 pub mod timer;
+#[cfg(target_os = "none")]
+pub mod translate;
 
 #[cfg(target_os = "none")]
 mod asm {
