@@ -194,6 +194,83 @@ esac
 [ "$gdb" = 0 ] || [ "$debug_hyp" = 0 ] || echo "run: debug hypervisor: gdb target/pvhyp/debug/hyp.elf" >&2
 qemu+=("${qemu_extra[@]}")
 
+# symbolize_crash_report LOG: the run's `hyp: crash:` lines again, after the run (a filter on
+# the live output would hold back the focused VM's partial line), every address in the hyp's
+# code (its ELF) or in a crashed PV guest's (the built pv-guest, where the manifest gives the VM
+# no image of its own) followed by `function+offset (file:line)`; other values as they were.
+# Never fails the run: without llvm-nm and llvm-addr2line it says so once and resolves nothing.
+symbolize_crash_report() {
+    grep -q '^hyp: crash: ' <(tr -d '\r' <"$1") || return 0
+    if ! command -v llvm-nm >/dev/null || ! command -v llvm-addr2line >/dev/null; then
+        echo "run: crash report not symbolized: llvm-nm or llvm-addr2line missing (scripts/setup.sh installs them)"
+        return 0
+    fi
+    local hyp_elf="$HYP/hyp.elf" guest_elf="$ROOT/target/aarch64-unknown-none/release/pv-guest"
+    local pv_vms
+    # The VMs that run the built pv-guest: no `image`, no `kind = "linux"`.
+    pv_vms="$(awk '
+        function flush() { if (name != "" && !own) print name; name = ""; own = 0 }
+        /^[[:space:]]*\[\[vm\]\]/ { flush(); invm = 1; next }
+        /^[[:space:]]*\[/ { flush(); invm = 0; next }
+        invm && /^[[:space:]]*name[[:space:]]*=/ { n = $0; sub(/^[^"]*"/, "", n); sub(/".*/, "", n); name = n }
+        invm && /^[[:space:]]*(image|kind)[[:space:]]*=/ { own = 1 }
+        END { flush() }' "$manifest" | tr '\n' ' ')"
+    echo "run: the crash report, symbolized:"
+    tr -d '\r' <"$1" | grep '^hyp: crash: ' |
+        timeout 60 awk -v hyp_elf="$hyp_elf" -v guest_elf="$guest_elf" -v pv_vms=" $pv_vms" \
+            -v root="$ROOT/" '
+        # A hex number (mawk has no strtonum; addresses stay below 2^53, exact in a double).
+        function hexval(h,   v, i) {
+            sub(/^0x/, "", h); v = 0
+            for (i = 1; i <= length(h); i++) v = v * 16 + index("0123456789abcdef", substr(h, i, 1)) - 1
+            return v
+        }
+        # Function symbols of `elf`, by address: start, size and name (its hash dropped).
+        function load(elf,   cmd, line, f, n) {
+            if (elf in loaded) return
+            loaded[elf] = 1; n = 0
+            cmd = "llvm-nm -n -S -C --defined-only \"" elf "\" 2>/dev/null"
+            while ((cmd | getline line) > 0) {
+                split(line, f, " ")
+                if (f[3] != "t" && f[3] != "T") continue
+                n++; start[elf, n] = hexval(f[1]); size[elf, n] = hexval(f[2])
+                sub(/^[^ ]+ [^ ]+ [^ ]+ /, "", line); sub(/::h[0-9a-f]+$/, "", line)
+                sym[elf, n] = line
+            }
+            close(cmd); count[elf] = n
+        }
+        # "name+0xoff (file:line)" of `addr` in `elf`, or "" outside its functions.
+        function resolve(elf, hex,   a, lo, hi, mid, i, cmd, line, where) {
+            load(elf); a = hexval(hex); lo = 1; hi = count[elf]; i = 0
+            while (lo <= hi) {
+                mid = int((lo + hi) / 2)
+                if (start[elf, mid] <= a) { i = mid; lo = mid + 1 } else hi = mid - 1
+            }
+            if (i == 0 || a >= start[elf, i] + size[elf, i]) return ""
+            cmd = "timeout 10 llvm-addr2line -i -e \"" elf "\" " hex " 2>/dev/null"
+            where = "?"
+            while ((cmd | getline line) > 0) where = line
+            close(cmd)
+            if (index(where, root) == 1) where = substr(where, length(root) + 1)
+            return sprintf("%s+0x%x (%s)", sym[elf, i], a - start[elf, i], where)
+        }
+        /^hyp: crash: VM [^ :]+:/ {
+            name = $4; sub(/:$/, "", name)
+            elf = index(pv_vms, " " name " ") ? guest_elf : ""
+        }
+        /^hyp: crash: hyp[: ]/ { elf = hyp_elf }
+        {
+            out = ""; rest = $0
+            while (elf != "" && match(rest, /0x[0-9a-f]+/)) {
+                hex = substr(rest, RSTART, RLENGTH)
+                r = resolve(elf, hex)
+                out = out substr(rest, 1, RSTART + RLENGTH - 1) (r == "" ? "" : " " r)
+                rest = substr(rest, RSTART + RLENGTH)
+            }
+            print out rest
+        }' || echo "run: the crash report could not be symbolized"
+}
+
 log="$work/console.log"
 set +e
 if [ -n "$timeout" ]; then
@@ -208,6 +285,7 @@ else
 fi
 status=${PIPESTATUS[0]}
 set -e
+symbolize_crash_report "$log"
 if [ "$status" = 124 ]; then
     echo "run: timeout after $timeout s"
     exit 124

@@ -210,6 +210,10 @@ cases=(
     # The focused VM's partial line: the shell's prompt shows before anything is typed (nothing
     # is: the run times out), the other VM's lines whole around it.
     "the PV shell's prompt shows before any input (the focused VM's partial line)|124|--manifest $M/shell.toml --timeout 15|sh: pv shell on VM sh;;sh: sh> ;;other: selftest: all 76 checks passed;;run: timeout after 15 s"
+    # Crash reports: the killed VM's syndrome, registers and backtrace (three calls deep in
+    # pv-guest's crash program), then resolved by run.sh with the guest's ELF.
+    "crash report: a killed VM's syndrome, registers and backtrace, symbolized|1|--manifest $M/crash.toml|hyp: crash: VM crasher: ESR 0x;;(data abort from a guest, translation fault on read;;FAR 0x7e00000000 IPA 0x7e00000000 ELR 0x;;hyp: crash:   x0 0x7e00000000 x1 0x;;sp_el1 0x;;hyp: crash:   #0 pc 0x;;hyp: crash:   #3 0x;;VM crasher killed: stage-2 fault at IPA>>>run: the crash report, symbolized:;;#0 pc 0x4;; pv_guest::programs::crash::crash_inner+0x;;#1 0x4;; pv_guest::programs::crash::crash_middle+0x;;(pv-guest/src/programs/crash.rs:;;#2 0x4;; pv_guest::programs::crash::crash_outer+0x;;#3 0x4;; pv_guest::programs::run+0x;;before: selftest: all;;after: selftest: all;;hyp: summary: vms=3 ok=2 failed=1"
+    "raspi4b crash report: a killed VM's syndrome, registers and backtrace, symbolized|1|--board raspi4b --manifest $M/crash.toml|hyp: crash: VM crasher: ESR 0x;;FAR 0x7e00000000 IPA 0x7e00000000 ELR 0x;;hyp: crash:   x0 0x7e00000000 x1 0x;;hyp: crash:   #3 0x;;VM crasher killed: stage-2 fault at IPA>>>run: the crash report, symbolized:;; pv_guest::programs::crash::crash_inner+0x;; pv_guest::programs::crash::crash_middle+0x;; pv_guest::programs::crash::crash_outer+0x;;#3 0x4;; pv_guest::programs::run+0x;;hyp: summary: vms=3 ok=2 failed=1"
 )
 if [ "$full" = 1 ]; then
     for cpu in cortex-a53 cortex-a57 cortex-a72 cortex-a76 neoverse-n1 max; do
