@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+use crate::arch::aarch64::esr::Syndrome;
 use core::fmt;
 
 /// The most frames a backtrace shows (bounded work in one exit).
@@ -115,11 +116,18 @@ pub fn emit_registers(
     }
 }
 
-/// Emits the backtrace: `#0 pc` the faulting instruction, then the return addresses.
-pub fn emit_backtrace(pc: u64, trace: &Backtrace, emit: &mut impl FnMut(fmt::Arguments)) {
-    emit(format_args!("hyp: crash:   #0 pc {pc:#x}"));
+/// Emits the backtrace: `#0 pc` the faulting instruction (if known: a panic has none), then
+/// the return addresses.
+pub fn emit_backtrace(pc: Option<u64>, trace: &Backtrace, emit: &mut impl FnMut(fmt::Arguments)) {
+    let first = match pc {
+        Some(pc) => {
+            emit(format_args!("hyp: crash:   #0 pc {pc:#x}"));
+            1
+        }
+        None => 0,
+    };
     for (i, at) in trace.returns().iter().enumerate() {
-        emit(format_args!("hyp: crash:   #{} {at:#x}", i + 1));
+        emit(format_args!("hyp: crash:   #{} {at:#x}", first + i));
     }
     emit(format_args!(
         "hyp: crash:   backtrace ends: {}",
@@ -166,6 +174,37 @@ pub fn guest_stack_pointer(spsr: u64, sp_el0: u64, sp_el1: u64) -> (&'static str
     }
 }
 
+/// The report of an exception the hyp took at EL2 (`kind`: its vector): syndrome, registers
+/// (`x` as the vector saved them, `sp` before it did), and its own frames, each word read by
+/// `read_u64` (which refuses anything outside the hyp's stacks).
+pub fn report_hyp_exception(
+    kind: u64,
+    syndrome: &Syndrome,
+    x: &[u64; 31],
+    sp: u64,
+    elr: u64,
+    read_u64: impl FnMut(u64) -> Option<u64>,
+    emit: &mut impl FnMut(fmt::Arguments),
+) {
+    emit(format_args!(
+        "hyp: crash: hyp: exception at EL2 (kind {kind}): {syndrome} ELR {elr:#x}"
+    ));
+    emit_registers(x, "sp_el2", sp, emit);
+    emit_backtrace(Some(elr), &walk(x[29], MAX_FRAMES, read_u64), emit);
+}
+
+/// The report of a panic of the hyp: its frames from `fp`, the panic handler's.
+pub fn report_hyp_panic(
+    fp: u64,
+    read_u64: impl FnMut(u64) -> Option<u64>,
+    emit: &mut impl FnMut(fmt::Arguments),
+) {
+    emit(format_args!(
+        "hyp: crash: hyp: panic, the panic handler's callers:"
+    ));
+    emit_backtrace(None, &walk(fp, MAX_FRAMES, read_u64), emit);
+}
+
 /// The report of `vm`, whose vCPU `v` (its EL1 state loaded on this CPU) is being killed for
 /// `reason`: through the console as whole lines, before the kill's own line.
 #[cfg(target_os = "none")]
@@ -204,7 +243,7 @@ pub fn report_guest(vm: &super::Vm, v: usize, reason: &crate::hypercall::KillRea
         read_frame(pa, &mut word);
         Some(u64::from_le_bytes(word))
     });
-    emit_backtrace(elr, &trace, &mut emit);
+    emit_backtrace(Some(elr), &trace, &mut emit);
 }
 
 #[cfg(test)]
@@ -295,7 +334,7 @@ mod tests {
     fn a_backtrace_numbers_its_frames_from_the_pc() {
         let memory = stack(&[0x8000, 0x8040], 0);
         let trace = walk_in(&memory, 0x8000, MAX_FRAMES);
-        let out = lines(|emit| emit_backtrace(0x4008_0010, &trace, &mut |a| emit(a)));
+        let out = lines(|emit| emit_backtrace(Some(0x4008_0010), &trace, &mut |a| emit(a)));
         assert_eq!(
             out,
             [
@@ -303,6 +342,53 @@ mod tests {
                 "hyp: crash:   #1 0x1000",
                 "hyp: crash:   #2 0x1001",
                 "hyp: crash:   backtrace ends: outermost frame",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_hyps_own_exception_is_reported_whole() {
+        let memory = stack(&[0x8000], 0);
+        let mut x = [0u64; 31];
+        x[29] = 0x8000;
+        let syndrome = Syndrome::decode(0x9600_0004, 0xdead_0000, 0);
+        let out = lines(|emit| {
+            report_hyp_exception(
+                2,
+                &syndrome,
+                &x,
+                0x9000,
+                0x7fc0_1234,
+                |va| memory.get(&va).copied(),
+                &mut |a| emit(a),
+            )
+        });
+        assert!(
+            out[0].starts_with(
+                "hyp: crash: hyp: exception at EL2 (kind 2): ESR 0x96000004 (data abort"
+            )
+        );
+        assert!(
+            out[0].ends_with("FAR 0xdead0000 ELR 0x7fc01234"),
+            "{}",
+            out[0]
+        );
+        assert!(
+            out[8].ends_with("x29 0x8000 x30 0x0 sp_el2 0x9000"),
+            "{}",
+            out[8]
+        );
+        assert_eq!(
+            &out[9..11],
+            ["hyp: crash:   #0 pc 0x7fc01234", "hyp: crash:   #1 0x1000"]
+        );
+        let out =
+            lines(|emit| report_hyp_panic(0x8000, |va| memory.get(&va).copied(), &mut |a| emit(a)));
+        assert_eq!(
+            &out[1..3],
+            [
+                "hyp: crash:   #0 0x1000",
+                "hyp: crash:   backtrace ends: outermost frame"
             ]
         );
     }

@@ -1,6 +1,7 @@
-//! A guest's virtual addresses through the guest's own translation, stage 1 and stage 2, while
-//! its EL1 state and its VTTBR_EL2 are loaded on this CPU (for crash reports: reading its
-//! stack). The hardware walks the tables; a fault on the way is reported in PAR_EL1, never taken.
+//! What crash reports read: a guest's virtual addresses through the guest's own translation,
+//! stage 1 and stage 2, while its EL1 state and its VTTBR_EL2 are loaded on this CPU (the
+//! hardware walks the tables; a fault on the way is reported in PAR_EL1, never taken), and the
+//! hyp's own stacks.
 
 use crate::addr::PhysAddr;
 use core::arch::asm;
@@ -50,4 +51,28 @@ pub fn guest_stack_pointers() -> (u64, u64) {
         )
     };
     (sp_el0, sp_el1)
+}
+
+/// The word at `va` if it lies in the EL2 stacks (for the hyp's own backtrace: a frame
+/// pointer gone wrong must not fault the crash report), else None.
+pub fn read_hyp_stack_word(va: u64) -> Option<u64> {
+    let stacks = core::ptr::addr_of!(crate::percpu::HYP_STACKS);
+    let start = stacks as u64;
+    let end =
+        start + core::mem::size_of::<[crate::percpu::Stack; crate::percpu::MAX_CPUS]>() as u64;
+    if va < start || va.checked_add(8)? > end || !va.is_multiple_of(8) {
+        return None;
+    }
+    // SAFETY: `va` is an aligned word inside the static EL2 stacks, always mapped; a stack
+    // another CPU writes meanwhile gives a stale word, which the walk's checks bound.
+    Some(unsafe { (va as *const u64).read_volatile() })
+}
+
+/// This function's caller's frame pointer (x29), where a walk of the hyp's frames starts.
+#[inline(always)]
+pub fn frame_pointer() -> u64 {
+    let fp: u64;
+    // SAFETY: reading x29 has no side effect.
+    unsafe { asm!("mov {}, x29", out(reg) fp, options(nomem, nostack, preserves_flags)) };
+    fp
 }
