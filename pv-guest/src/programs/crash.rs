@@ -22,3 +22,29 @@ fn crash_inner(ipa: u64) -> u64 {
     // space) and stage 2 does not: the access faults, it reads no Rust object.
     unsafe { crate::arch::access::read_u64(ipa) }
 }
+
+/// The return address of the frame record [`read_with_hostile_frame_pointer`] forges.
+pub const FORGED_RETURN: u64 = 0x4000_1234;
+
+/// Reads `ipa` (which faults) with x29 at a frame record on its own stack that returns to
+/// [`FORGED_RETURN`] and names `ipa` as its caller's frame: what a hostile guest gives the
+/// hyp's backtrace, which must show the one record and stop at `ipa`, reading nothing there.
+pub fn read_with_hostile_frame_pointer(ipa: u64) -> u64 {
+    let record = [ipa, FORGED_RETURN];
+    let v: u64;
+    // SAFETY: x29 is saved below the stack pointer and put back (if the load returned); the
+    // load is a volatile read of an address stage 1 maps and stage 2 does not: it faults.
+    unsafe {
+        core::arch::asm!(
+            "stp x29, xzr, [sp, #-16]!",
+            "mov x29, {record}",
+            "ldr {v}, [{ipa}]",
+            "ldp x29, xzr, [sp], #16",
+            record = in(reg) record.as_ptr(),
+            ipa = in(reg) ipa,
+            v = lateout(reg) v,
+            options(readonly),
+        )
+    };
+    v
+}
