@@ -11,7 +11,9 @@ usage: scripts/run.sh [options] [-- QEMU-ARGS...]
 Boots the pvhyp hypervisor with its VMs on QEMU. With a terminal the console is interactive
 (Ctrl-A x quits QEMU); without one the run ends when every VM has ended, or at the timeout.
 Exit status: 0 if every VM exited with status 0; 1 if any failed or the hypervisor did not
-finish; 124 on timeout; 2 for a bad option.
+finish; 124 on timeout; 2 for a bad option. A crash report (`hyp: crash:` lines: a VM killed by
+a fault, or the hypervisor's own exception) is printed again after the run with its code
+addresses resolved to function+offset (file:line) from the ELF files (llvm-nm, llvm-addr2line).
 
 options:
   --board virt|raspi4b   machine to emulate (default virt); raspi4b is fixed hardware (4
@@ -196,8 +198,9 @@ qemu+=("${qemu_extra[@]}")
 
 # symbolize_crash_report LOG: the run's `hyp: crash:` lines again, after the run (a filter on
 # the live output would hold back the focused VM's partial line), every address in the hyp's
-# code (its ELF) or in a crashed PV guest's (the built pv-guest, where the manifest gives the VM
-# no image of its own) followed by `function+offset (file:line)`; other values as they were.
+# code (its ELF) or in a crashed PV guest's (the built pv-guest, or the VM's own `image`; every
+# PV guest is linked at the same address, so the report's VM name picks the ELF) followed by
+# `function+offset (file:line)`; other values as they were, and a Linux VM's left alone.
 # Never fails the run: without llvm-nm and llvm-addr2line it says so once and resolves nothing.
 symbolize_crash_report() {
     grep -q '^hyp: crash: ' <(tr -d '\r' <"$1") || return 0
@@ -206,18 +209,21 @@ symbolize_crash_report() {
         return 0
     fi
     local hyp_elf="$HYP/hyp.elf" guest_elf="$ROOT/target/aarch64-unknown-none/release/pv-guest"
-    local pv_vms
-    # The VMs that run the built pv-guest: no `image`, no `kind = "linux"`.
-    pv_vms="$(awk '
-        function flush() { if (name != "" && !own) print name; name = ""; own = 0 }
+    local vm_elfs
+    # Each PV VM's ELF, "name=path" words: the built pv-guest for a VM without an `image` (its
+    # own image, relative to the manifest, for one with; none for `kind = "linux"`).
+    vm_elfs="$(awk -v guest_elf="$guest_elf" -v dir="$(dirname "$manifest")/" '
+        function flush() { if (name != "" && !linux) print name "=" elf; name = ""; linux = 0; elf = guest_elf }
+        BEGIN { elf = guest_elf }
         /^[[:space:]]*\[\[vm\]\]/ { flush(); invm = 1; next }
         /^[[:space:]]*\[/ { flush(); invm = 0; next }
         invm && /^[[:space:]]*name[[:space:]]*=/ { n = $0; sub(/^[^"]*"/, "", n); sub(/".*/, "", n); name = n }
-        invm && /^[[:space:]]*(image|kind)[[:space:]]*=/ { own = 1 }
+        invm && /^[[:space:]]*image[[:space:]]*=/ { i = $0; sub(/^[^"]*"/, "", i); sub(/".*/, "", i); elf = (i ~ /^\//) ? i : dir i }
+        invm && /^[[:space:]]*kind[[:space:]]*=[[:space:]]*"linux"/ { linux = 1 }
         END { flush() }' "$manifest" | tr '\n' ' ')"
     echo "run: the crash report, symbolized:"
     tr -d '\r' <"$1" | grep '^hyp: crash: ' |
-        timeout 60 awk -v hyp_elf="$hyp_elf" -v guest_elf="$guest_elf" -v pv_vms=" $pv_vms" \
+        timeout 60 awk -v hyp_elf="$hyp_elf" -v vm_elfs="$vm_elfs" \
             -v root="$ROOT/" '
         # A hex number (mawk has no strtonum; addresses stay below 2^53, exact in a double).
         function hexval(h,   v, i) {
@@ -254,9 +260,16 @@ symbolize_crash_report() {
             if (index(where, root) == 1) where = substr(where, length(root) + 1)
             return sprintf("%s+0x%x (%s)", sym[elf, i], a - start[elf, i], where)
         }
+        BEGIN {
+            nvm = split(vm_elfs, words, " ")
+            for (i = 1; i <= nvm; i++) {
+                eq = index(words[i], "="); vm_name[i] = substr(words[i], 1, eq - 1); vm_elf[i] = substr(words[i], eq + 1)
+            }
+        }
         /^hyp: crash: VM [^ :]+:/ {
             name = $4; sub(/:$/, "", name)
-            elf = index(pv_vms, " " name " ") ? guest_elf : ""
+            elf = ""
+            for (i = 1; i <= nvm; i++) if (vm_name[i] == name) elf = vm_elf[i]
         }
         /^hyp: crash: hyp[: ]/ { elf = hyp_elf }
         {
