@@ -231,6 +231,12 @@ symbolize_crash_report() {
             for (i = 1; i <= length(h); i++) v = v * 16 + index("0123456789abcdef", substr(h, i, 1)) - 1
             return v
         }
+        # The escapes of a Rust legacy symbol llvm-nm leaves in its demangled name.
+        function rust_escapes(n) {
+            sub(/^_\$/, "$", n); gsub(/\$LT\$/, "<", n); gsub(/\$GT\$/, ">", n); gsub(/\$u20\$/, " ", n)
+            gsub(/\$RF\$/, "\\&", n); gsub(/\$BP\$/, "*", n); gsub(/\$C\$/, ",", n); gsub(/\.\./, "::", n)
+            return n
+        }
         # Function symbols of `elf`, by address: start, size and name (its hash dropped).
         function load(elf,   cmd, line, f, n) {
             if (elf in loaded) return
@@ -241,6 +247,7 @@ symbolize_crash_report() {
                 if (f[3] != "t" && f[3] != "T") continue
                 n++; start[elf, n] = hexval(f[1]); size[elf, n] = hexval(f[2])
                 sub(/^[^ ]+ [^ ]+ [^ ]+ /, "", line); sub(/::h[0-9a-f]+$/, "", line)
+                if (index(line, "$")) line = rust_escapes(line)
                 sym[elf, n] = line
             }
             close(cmd); count[elf] = n
