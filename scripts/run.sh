@@ -252,15 +252,23 @@ symbolize_crash_report() {
             }
             close(cmd); count[elf] = n
         }
-        # "name+0xoff (file:line)" of `addr` in `elf`, or "" outside its functions.
-        function resolve(elf, hex,   a, lo, hi, mid, i, cmd, line, where) {
-            load(elf); a = hexval(hex); lo = 1; hi = count[elf]; i = 0
+        # A number in hex (mawk prints only 32 bits with %x).
+        function tohex(v,   h) {
+            h = ""
+            do { h = substr("0123456789abcdef", v % 16 + 1, 1) h; v = int(v / 16) } while (v > 0)
+            return "0x" h
+        }
+        # "name+0xoff (file:line)" of `addr` in `elf`, or "" outside its functions. A return
+        # address (`ret`) is looked up one byte back, in its call: a call that ends a function
+        # returns to the first byte of the next.
+        function resolve(elf, hex, ret,   a, look, lo, hi, mid, i, cmd, line, where) {
+            load(elf); a = hexval(hex); look = ret ? a - 1 : a; lo = 1; hi = count[elf]; i = 0
             while (lo <= hi) {
                 mid = int((lo + hi) / 2)
-                if (start[elf, mid] <= a) { i = mid; lo = mid + 1 } else hi = mid - 1
+                if (start[elf, mid] <= look) { i = mid; lo = mid + 1 } else hi = mid - 1
             }
-            if (i == 0 || a >= start[elf, i] + size[elf, i]) return ""
-            cmd = "timeout 10 llvm-addr2line -i -e \"" elf "\" " hex " 2>/dev/null"
+            if (i == 0 || look >= start[elf, i] + size[elf, i]) return ""
+            cmd = "timeout 10 llvm-addr2line -i -e \"" elf "\" " tohex(look) " 2>/dev/null"
             where = "?"
             while ((cmd | getline line) > 0) where = line
             close(cmd)
@@ -280,10 +288,10 @@ symbolize_crash_report() {
         }
         /^hyp: crash: hyp[: ]/ { elf = hyp_elf }
         {
-            out = ""; rest = $0
+            out = ""; rest = $0; ret = $0 ~ /^hyp: crash:   #[0-9]+ 0x/
             while (elf != "" && match(rest, /0x[0-9a-f]+/)) {
                 hex = substr(rest, RSTART, RLENGTH)
-                r = resolve(elf, hex)
+                r = resolve(elf, hex, ret)
                 out = out substr(rest, 1, RSTART + RLENGTH - 1) (r == "" ? "" : " " r)
                 rest = substr(rest, RSTART + RLENGTH)
             }
