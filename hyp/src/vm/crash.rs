@@ -286,6 +286,13 @@ mod tests {
             (trace.returns().len(), trace.stop),
             (2, Stop::NotIncreasing)
         );
+        // A record naming itself as its caller's.
+        let own_caller = stack(&[0x8000], 0x8000);
+        let trace = walk_in(&own_caller, 0x8000, MAX_FRAMES);
+        assert_eq!(
+            (trace.returns().len(), trace.stop),
+            (1, Stop::NotIncreasing)
+        );
         // A frame pointer the reader refuses (another VM's memory, unmapped).
         let refused = stack(&[0x8000], 0x9000);
         let trace = walk_in(&refused, 0x8000, MAX_FRAMES);
