@@ -23,7 +23,7 @@ fn crash_inner(ipa: u64) -> u64 {
     unsafe { crate::arch::access::read_u64(ipa) }
 }
 
-/// The return address of the frame record [`read_with_hostile_frame_pointer`] forges.
+/// The return address of the frame records the hostile variants forge.
 pub const FORGED_RETURN: u64 = 0x4000_1234;
 
 /// Reads `ipa` (which faults) with x29 at a frame record on its own stack that returns to
@@ -31,6 +31,29 @@ pub const FORGED_RETURN: u64 = 0x4000_1234;
 /// hyp's backtrace, which must show the one record and stop at `ipa`, reading nothing there.
 pub fn read_with_hostile_frame_pointer(ipa: u64) -> u64 {
     let record = [ipa, FORGED_RETURN];
+    read_with_frame_pointer(record.as_ptr() as u64, ipa)
+}
+
+/// Reads `ipa` (which faults) with x29 at a frame record it writes into channel 0's page,
+/// mapped here but shared, not this VM's: the hyp's backtrace must not read it, and stops at
+/// the faulting instruction (the record, outermost, would end it "outermost" if read).
+pub fn read_with_frame_pointer_in_shared_page(ipa: u64) -> u64 {
+    let shared = match crate::hv().channel_info(0) {
+        Ok(info) => info.ipa,
+        Err(e) => {
+            crate::println!("crash: no channel 0 ({e}): the manifest must give this VM one");
+            return 1;
+        }
+    };
+    // SAFETY: channel 0's page is mapped read-write at its IPA (VA = IPA); two words of it.
+    unsafe {
+        crate::arch::access::write_u64(shared, 0);
+        crate::arch::access::write_u64(shared + 8, FORGED_RETURN);
+    }
+    read_with_frame_pointer(shared, ipa)
+}
+
+fn read_with_frame_pointer(record: u64, ipa: u64) -> u64 {
     let v: u64;
     // SAFETY: x29 is saved below the stack pointer and put back (if the load returned); the
     // load is a volatile read of an address stage 1 maps and stage 2 does not: it faults.
@@ -40,7 +63,7 @@ pub fn read_with_hostile_frame_pointer(ipa: u64) -> u64 {
             "mov x29, {record}",
             "ldr {v}, [{ipa}]",
             "ldp x29, xzr, [sp], #16",
-            record = in(reg) record.as_ptr(),
+            record = in(reg) record,
             ipa = in(reg) ipa,
             v = lateout(reg) v,
             options(readonly),

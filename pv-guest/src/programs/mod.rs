@@ -133,13 +133,14 @@ pub fn run(info: &hypercall_abi::BootInfo, cmd: &Command) -> u64 {
         }
         // Touches an IPA it never mapped: with on_fault = "kill" the hypervisor ends the VM;
         // with "inject" our exception handler reports the unexpected abort and exits 99.
-        // `crash hostile-fp` faults with a forged frame pointer (the hyp's backtrace stops).
+        // `crash hostile-fp` and `crash shared-fp` fault with a forged frame pointer (into its
+        // stack, into a shared page): the hyp's backtrace stops.
         "crash" => {
             println!("crash: touching IPA {UNMAPPED_IPA:#x}, which this VM never mapped");
-            let v = if cmd.args.trim() == "hostile-fp" {
-                crash::read_with_hostile_frame_pointer(UNMAPPED_IPA)
-            } else {
-                crash::read_three_calls_deep(UNMAPPED_IPA)
+            let v = match cmd.args.trim() {
+                "hostile-fp" => crash::read_with_hostile_frame_pointer(UNMAPPED_IPA),
+                "shared-fp" => crash::read_with_frame_pointer_in_shared_page(UNMAPPED_IPA),
+                _ => crash::read_three_calls_deep(UNMAPPED_IPA),
             };
             println!("crash: read {v:#x}: the access did not fault (the IPA is mapped?)");
             1
