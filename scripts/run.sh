@@ -11,7 +11,9 @@ usage: scripts/run.sh [options] [-- QEMU-ARGS...]
 Boots the pvhyp hypervisor with its VMs on QEMU. With a terminal the console is interactive
 (Ctrl-A x quits QEMU); without one the run ends when every VM has ended, or at the timeout.
 Exit status: 0 if every VM exited with status 0; 1 if any failed or the hypervisor did not
-finish; 124 on timeout; 2 for a bad option.
+finish; 124 on timeout; 2 for a bad option. A crash report (`hyp: crash:` lines: a VM killed by
+a fault, or the hypervisor's own exception) is printed again after the run with its code
+addresses resolved to function+offset (file:line) from the ELF files (llvm-nm, llvm-addr2line).
 
 options:
   --board virt|raspi4b   machine to emulate (default virt); raspi4b is fixed hardware (4
@@ -216,6 +218,109 @@ esac
 [ "$gdb" = 0 ] || [ "$debug_hyp" = 0 ] || echo "run: debug hypervisor: gdb target/pvhyp/debug/hyp.elf" >&2
 qemu+=("${qemu_extra[@]}")
 
+# symbolize_crash_report LOG: the run's `hyp: crash:` lines again, after the run (a filter on
+# the live output would hold back the focused VM's partial line), every address in the hyp's
+# code (its ELF) or in a crashed PV guest's (the built pv-guest, or the VM's own `image`; every
+# PV guest is linked at the same address, so the report's VM name picks the ELF) followed by
+# `function+offset (file:line)`; other values as they were, and a Linux VM's left alone.
+# Never fails the run: without llvm-nm and llvm-addr2line it says so once and resolves nothing.
+symbolize_crash_report() {
+    grep -q '^hyp: crash: ' <(tr -d '\r' <"$1") || return 0
+    if ! command -v llvm-nm >/dev/null || ! command -v llvm-addr2line >/dev/null; then
+        echo "run: crash report not symbolized: llvm-nm or llvm-addr2line missing (scripts/setup.sh installs them)"
+        return 0
+    fi
+    local hyp_elf="$HYP/hyp.elf" guest_elf="$ROOT/target/aarch64-unknown-none/release/pv-guest"
+    local vm_elfs
+    # Each PV VM's ELF, "name=path" words: the built pv-guest for a VM without an `image` (its
+    # own image, relative to the manifest, for one with; none for `kind = "linux"`).
+    vm_elfs="$(awk -v guest_elf="$guest_elf" -v dir="$(dirname "$manifest")/" '
+        function flush() { if (name != "" && !linux) print name "=" elf; name = ""; linux = 0; elf = guest_elf }
+        BEGIN { elf = guest_elf }
+        /^[[:space:]]*\[\[vm\]\]/ { flush(); invm = 1; next }
+        /^[[:space:]]*\[/ { flush(); invm = 0; next }
+        invm && /^[[:space:]]*name[[:space:]]*=/ { n = $0; sub(/^[^"]*"/, "", n); sub(/".*/, "", n); name = n }
+        invm && /^[[:space:]]*image[[:space:]]*=/ { i = $0; sub(/^[^"]*"/, "", i); sub(/".*/, "", i); elf = (i ~ /^\//) ? i : dir i }
+        invm && /^[[:space:]]*kind[[:space:]]*=[[:space:]]*"linux"/ { linux = 1 }
+        END { flush() }' "$manifest" | tr '\n' ' ')"
+    echo "run: the crash report, symbolized:"
+    tr -d '\r' <"$1" | grep '^hyp: crash: ' |
+        timeout 60 awk -v hyp_elf="$hyp_elf" -v vm_elfs="$vm_elfs" \
+            -v root="$ROOT/" '
+        # A hex number (mawk has no strtonum; addresses stay below 2^53, exact in a double).
+        function hexval(h,   v, i) {
+            sub(/^0x/, "", h); v = 0
+            for (i = 1; i <= length(h); i++) v = v * 16 + index("0123456789abcdef", substr(h, i, 1)) - 1
+            return v
+        }
+        # The escapes of a Rust legacy symbol llvm-nm leaves in its demangled name.
+        function rust_escapes(n) {
+            sub(/^_\$/, "$", n); gsub(/\$LT\$/, "<", n); gsub(/\$GT\$/, ">", n); gsub(/\$u20\$/, " ", n)
+            gsub(/\$RF\$/, "\\&", n); gsub(/\$BP\$/, "*", n); gsub(/\$C\$/, ",", n); gsub(/\.\./, "::", n)
+            return n
+        }
+        # Function symbols of `elf`, by address: start, size and name (its hash dropped).
+        function load(elf,   cmd, line, f, n) {
+            if (elf in loaded) return
+            loaded[elf] = 1; n = 0
+            cmd = "llvm-nm -n -S -C --defined-only \"" elf "\" 2>/dev/null"
+            while ((cmd | getline line) > 0) {
+                split(line, f, " ")
+                if (f[3] != "t" && f[3] != "T") continue
+                n++; start[elf, n] = hexval(f[1]); size[elf, n] = hexval(f[2])
+                sub(/^[^ ]+ [^ ]+ [^ ]+ /, "", line); sub(/::h[0-9a-f]+$/, "", line)
+                if (index(line, "$")) line = rust_escapes(line)
+                sym[elf, n] = line
+            }
+            close(cmd); count[elf] = n
+        }
+        # A number in hex (mawk prints only 32 bits with %x).
+        function tohex(v,   h) {
+            h = ""
+            do { h = substr("0123456789abcdef", v % 16 + 1, 1) h; v = int(v / 16) } while (v > 0)
+            return "0x" h
+        }
+        # "name+0xoff (file:line)" of `addr` in `elf`, or "" outside its functions. A return
+        # address (`ret`) is looked up one byte back, in its call: a call that ends a function
+        # returns to the first byte of the next.
+        function resolve(elf, hex, ret,   a, look, lo, hi, mid, i, cmd, line, where) {
+            load(elf); a = hexval(hex); look = ret ? a - 1 : a; lo = 1; hi = count[elf]; i = 0
+            while (lo <= hi) {
+                mid = int((lo + hi) / 2)
+                if (start[elf, mid] <= look) { i = mid; lo = mid + 1 } else hi = mid - 1
+            }
+            if (i == 0 || look >= start[elf, i] + size[elf, i]) return ""
+            cmd = "timeout 10 llvm-addr2line -i -e \"" elf "\" " tohex(look) " 2>/dev/null"
+            where = "?"
+            while ((cmd | getline line) > 0) where = line
+            close(cmd)
+            if (index(where, root) == 1) where = substr(where, length(root) + 1)
+            return sprintf("%s+0x%x (%s)", sym[elf, i], a - start[elf, i], where)
+        }
+        BEGIN {
+            nvm = split(vm_elfs, words, " ")
+            for (i = 1; i <= nvm; i++) {
+                eq = index(words[i], "="); vm_name[i] = substr(words[i], 1, eq - 1); vm_elf[i] = substr(words[i], eq + 1)
+            }
+        }
+        /^hyp: crash: VM [^ :]+:/ {
+            name = $4; sub(/:$/, "", name)
+            elf = ""
+            for (i = 1; i <= nvm; i++) if (vm_name[i] == name) elf = vm_elf[i]
+        }
+        /^hyp: crash: hyp[: ]/ { elf = hyp_elf }
+        {
+            out = ""; rest = $0; ret = $0 ~ /^hyp: crash:   #[0-9]+ 0x/
+            while (elf != "" && match(rest, /0x[0-9a-f]+/)) {
+                hex = substr(rest, RSTART, RLENGTH)
+                r = resolve(elf, hex, ret)
+                out = out substr(rest, 1, RSTART + RLENGTH - 1) (r == "" ? "" : " " r)
+                rest = substr(rest, RSTART + RLENGTH)
+            }
+            print out rest
+        }' || echo "run: the crash report could not be symbolized"
+}
+
 log="$work/console.log"
 set +e
 if [ -n "$timeout" ]; then
@@ -230,6 +335,7 @@ else
 fi
 status=${PIPESTATUS[0]}
 set -e
+symbolize_crash_report "$log"
 if [ "$status" = 124 ]; then
     echo "run: timeout after $timeout s"
     exit 124

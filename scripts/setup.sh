@@ -5,6 +5,7 @@
 #     if it lacks it, qemu-system-arm from bookworm-backports (QEMU 10 there today)
 #   - cargo-fuzz (crates.io), which builds the host fuzz targets (fuzz/run.sh)
 #   - gdb-multiarch (Debian), the debugger scripts/gdb.sh starts
+#   - llvm-nm and llvm-addr2line (Debian's llvm), which resolve crash reports' addresses
 #   - the real Raspberry Pi 4 device trees (from Debian's arm64 kernel package), into the cache
 #   - the Linux guest: that package's kernel Image and a busybox initramfs (Debian's
 #     busybox-static:arm64, scripts/linux-initrd.sh) into the cache, linked into target/linux/
@@ -16,7 +17,7 @@ raspi_firmware=0
 for arg in "$@"; do
     case "$arg" in
         --raspi-firmware) raspi_firmware=1 ;;
-        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "setup: unknown option $arg" >&2; exit 2 ;;
     esac
 done
@@ -225,6 +226,14 @@ ensure_gdb_multiarch() {
     apt_quiet install -y --no-install-recommends gdb-multiarch
 }
 
+# llvm-nm and llvm-addr2line: scripts/run.sh resolves a crash report's addresses with them.
+ensure_llvm_symbolizer() {
+    command -v llvm-nm >/dev/null && command -v llvm-addr2line >/dev/null && return 0
+    apt_update_once
+    say "installing llvm (llvm-nm, llvm-addr2line)"
+    apt_quiet install -y --no-install-recommends llvm
+}
+
 # cargo-fuzz for the host fuzz targets (fuzz/run.sh), from crates.io; a pinned version, built
 # with the pinned toolchain.
 CARGO_FUZZ_VERSION=0.13.2
@@ -243,6 +252,7 @@ ensure_cargo_fuzz
 ensure_qemu
 ensure_cpio
 ensure_gdb_multiarch
+ensure_llvm_symbolizer
 ensure_kernel_package
 ensure_linux_guest
 ensure_qemu_dtbs

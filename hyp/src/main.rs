@@ -53,6 +53,9 @@ extern "C" fn hyp_main(dtb_pa: usize, image_pa: usize, boot_counter: u64) -> ! {
     }
     boot::init_power(&board);
     boot::init_cpu(&board);
+    if crash_test_requested(board.bootargs) {
+        dev::console::with_lock_held(arch::aarch64::exception::fault_for_test);
+    }
     boot::init_interrupts(&board);
     boot::start_secondaries(&board, image_pa);
     boot::init_memory(&board, image_pa);
@@ -74,11 +77,28 @@ extern "C" fn secondary_main(index: usize) -> ! {
     vm::sched::run_secondary()
 }
 
+/// The bootarg that makes the hyp fault at boot with the console lock held, to test that its
+/// crash report still prints (scripts/test.sh).
+const CRASH_TEST_BOOTARG: &str = "pvhyp.crash-test";
+
+fn crash_test_requested(bootargs: Option<&str>) -> bool {
+    bootargs.is_some_and(|args| {
+        args.split_ascii_whitespace()
+            .any(|w| w == CRASH_TEST_BOOTARG)
+    })
+}
+
 #[cfg(target_os = "none")]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     // Not the logger: the console lock may be held, by this CPU even.
-    dev::console::emergency_println(format_args!("hyp: panic: {info}"));
+    let mut emit = dev::console::emergency_println;
+    emit(format_args!("hyp: panic: {info}"));
+    vm::crash::report_hyp_panic(
+        arch::aarch64::translate::frame_pointer(),
+        arch::aarch64::translate::read_hyp_stack_word,
+        &mut emit,
+    );
     power::halt_after_failure()
 }
 

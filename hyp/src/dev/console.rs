@@ -461,6 +461,13 @@ pub fn emergency_println(args: fmt::Arguments) {
     }
 }
 
+/// Runs `f` with the console lock held (the test of the crash path, `pvhyp.crash-test`: a
+/// fault there must still be reported, through [`emergency_println`]).
+pub fn with_lock_held(f: impl FnOnce()) {
+    let _console = CONSOLE.lock();
+    f();
+}
+
 /// Writes every queued line and waits until every byte has left the UART (before powering
 /// off).
 pub fn flush() {

@@ -192,6 +192,7 @@ pub fn handle(exit: Exit) {
         }
         Action::Kill(reason) => {
             vm.flush_console();
+            super::crash::report_guest(vm, v, &reason);
             log::error!("VM {} killed: {reason}", vm.name);
             sched::begin_stop(vm, Then::Kill);
             GiveUp::Stop

@@ -6,6 +6,7 @@ pub mod block;
 pub mod build;
 pub mod channel;
 pub mod console;
+pub mod crash;
 pub mod device;
 pub mod elf;
 pub mod event;

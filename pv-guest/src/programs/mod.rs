@@ -14,6 +14,8 @@ mod channel;
 #[cfg(target_os = "none")]
 mod checks;
 #[cfg(target_os = "none")]
+mod crash;
+#[cfg(target_os = "none")]
 mod dma;
 #[cfg(target_os = "none")]
 mod exhaust;
@@ -134,11 +136,15 @@ pub fn run(info: &hypercall_abi::BootInfo, cmd: &Command) -> u64 {
         }
         // Touches an IPA it never mapped: with on_fault = "kill" the hypervisor ends the VM;
         // with "inject" our exception handler reports the unexpected abort and exits 99.
+        // `crash hostile-fp` and `crash shared-fp` fault with a forged frame pointer (into its
+        // stack, into a shared page): the hyp's backtrace stops.
         "crash" => {
             println!("crash: touching IPA {UNMAPPED_IPA:#x}, which this VM never mapped");
-            // SAFETY: a volatile read of an address stage 1 maps (the identity map covers the
-            // IPA space) and stage 2 does not: the access faults, it reads no Rust object.
-            let v = unsafe { crate::arch::access::read_u64(UNMAPPED_IPA) };
+            let v = match cmd.args.trim() {
+                "hostile-fp" => crash::read_with_hostile_frame_pointer(UNMAPPED_IPA),
+                "shared-fp" => crash::read_with_frame_pointer_in_shared_page(UNMAPPED_IPA),
+                _ => crash::read_three_calls_deep(UNMAPPED_IPA),
+            };
             println!("crash: read {v:#x}: the access did not fault (the IPA is mapped?)");
             1
         }

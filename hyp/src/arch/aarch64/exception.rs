@@ -182,18 +182,45 @@ impl RawExit {
     }
 }
 
-/// Called by vectors.S for an exception taken at EL2 itself: a hypervisor bug.
+/// Bytes the vector put below the stack pointer: x0..x30 and a word of padding.
+#[cfg(target_os = "none")]
+const HYP_FAULT_FRAME: u64 = 32 * 8;
+
+/// Called by vectors.S for an exception taken at EL2 itself: a hypervisor bug. `regs`: x0..x30
+/// as the exception found them, saved by the vector on the stack.
 #[cfg(target_os = "none")]
 #[unsafe(no_mangle)]
-extern "C" fn handle_hyp_fault(kind: u64, esr: u64, far: u64, elr: u64) -> ! {
+extern "C" fn handle_hyp_fault(kind: u64, esr: u64, far: u64, elr: u64, regs: &[u64; 31]) -> ! {
     let syndrome = Syndrome::decode(esr, far, 0);
+    let sp = regs as *const [u64; 31] as u64 + HYP_FAULT_FRAME;
     // The console lock may be held (by this CPU, even): the emergency path does not wait.
-    crate::dev::console::emergency_println(format_args!(
+    let mut emit = crate::dev::console::emergency_println;
+    crate::vm::crash::report_hyp_exception(
+        kind,
+        &syndrome,
+        regs,
+        sp,
+        elr,
+        super::translate::read_hyp_stack_word,
+        &mut emit,
+    );
+    emit(format_args!(
         "hyp: exception at EL2 (kind {kind}): {syndrome} at ELR {elr:#x}; stopping"
     ));
     crate::power::halt_after_failure();
     #[allow(unreachable_code)]
     super::cpu::wait_forever()
+}
+
+/// Takes a data abort at EL2 (a load from an address above TTBR0_EL2's range): how the
+/// `pvhyp.crash-test` bootarg tests the report of the hyp's own exception.
+#[cfg(target_os = "none")]
+#[inline(never)]
+pub fn fault_for_test() {
+    const OUTSIDE_TTBR0: u64 = 0xffff_ffff_ffff_f000;
+    // SAFETY: the load faults (no EL2 translation covers the address) and the fault handler
+    // never returns; nothing is read.
+    unsafe { core::arch::asm!("ldr xzr, [{}]", in(reg) OUTSIDE_TTBR0, options(nostack, readonly)) };
 }
 
 #[cfg(test)]

@@ -21,6 +21,8 @@ pub mod smp;
 #[cfg(target_os = "none")]
 pub mod timer;
 #[cfg(target_os = "none")]
+pub mod translate;
+#[cfg(target_os = "none")]
 pub mod vgic;
 
 #[cfg(target_os = "none")]

@@ -41,11 +41,32 @@
 .endm
 
 .macro hyp_fault kind
-    /* An exception taken from EL2 itself is a hypervisor bug: report and stop. */
+    /*
+     * An exception taken from EL2 itself is a hypervisor bug: report and stop, with x0..x30
+     * as they were (saved below the stack pointer, for the crash report).
+     */
+    sub     sp, sp, #(32 * 8)
+    stp     x0, x1, [sp, #(0 * 8)]
+    stp     x2, x3, [sp, #(2 * 8)]
+    stp     x4, x5, [sp, #(4 * 8)]
+    stp     x6, x7, [sp, #(6 * 8)]
+    stp     x8, x9, [sp, #(8 * 8)]
+    stp     x10, x11, [sp, #(10 * 8)]
+    stp     x12, x13, [sp, #(12 * 8)]
+    stp     x14, x15, [sp, #(14 * 8)]
+    stp     x16, x17, [sp, #(16 * 8)]
+    stp     x18, x19, [sp, #(18 * 8)]
+    stp     x20, x21, [sp, #(20 * 8)]
+    stp     x22, x23, [sp, #(22 * 8)]
+    stp     x24, x25, [sp, #(24 * 8)]
+    stp     x26, x27, [sp, #(26 * 8)]
+    stp     x28, x29, [sp, #(28 * 8)]
+    str     x30, [sp, #(30 * 8)]
     mov     x0, #\kind
     mrs     x1, esr_el2
     mrs     x2, far_el2
     mrs     x3, elr_el2
+    mov     x4, sp
     bl      handle_hyp_fault
 1:  wfe
     b       1b
