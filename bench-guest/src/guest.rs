@@ -8,6 +8,16 @@ global_asm!(include_str!("entry.S"));
 const GICD: usize = 0x0800_0000;
 const GICR: usize = 0x080a_0000;
 const GICR_STRIDE: usize = 0x2_0000;
+/// GICv2: the CPU interface (the board's GICV, not trapped) and the distributor's SGIR.
+const GICC: usize = 0x0801_0000;
+const GICC_CTLR: usize = 0x0;
+const GICC_PMR: usize = 0x4;
+const GICC_IAR: usize = 0xc;
+const GICC_EOIR: usize = 0x10;
+const GICD_ISENABLER0: usize = 0x100;
+const GICD_SGIR: usize = 0xf00;
+/// GICD_PIDR2: ArchRev in bits 7:4 says the GIC's version.
+const GICD_PIDR2: usize = 0xffe8;
 const UART: usize = 0x0900_0000;
 const GICD_TYPER: usize = 0x4;
 
@@ -25,6 +35,13 @@ const OPS: u64 = 1000;
 const BATCHES: usize = 9;
 /// How far ahead of now the timer is set, in ticks: well past the two writes that arm it.
 const TIMER_LEAD_TICKS: u64 = 32;
+
+/// The platform's GIC is a GICv2 (set once by vCPU 0 before vCPU 1 starts).
+static GIC_V2: AtomicU64 = AtomicU64::new(0);
+
+fn gic_v2() -> bool {
+    GIC_V2.load(SeqCst) != 0
+}
 
 /// What the handlers tell the measuring loops (one writer each: plain loads and stores).
 static PING_AT: AtomicU64 = AtomicU64::new(0);
@@ -65,8 +82,13 @@ fn mmio_write(addr: usize, v: u32) {
     unsafe { core::ptr::write_volatile(addr as *mut u32, v) }
 }
 
-/// ICC_SGI1R_EL1: SGI `intid` to the vCPU with Aff0 `cpu` (Aff1-3 are 0).
+/// SGI `intid` to the vCPU with Aff0 `cpu` (Aff1-3 are 0): GICv3's ICC_SGI1R_EL1, GICv2's
+/// GICD_SGIR (its CPU target list).
 fn send_sgi(intid: u64, cpu: u64) {
+    if gic_v2() {
+        mmio_write(GICD + GICD_SGIR, ((1 << (16 + cpu)) | intid) as u32);
+        return;
+    }
     let v = (intid << 24) | (1 << cpu);
     // SAFETY: writes the SGI register of the GICv3 CPU interface.
     unsafe { asm!("msr s3_0_c12_c11_5, {}", "isb", in(reg) v) };
@@ -109,6 +131,18 @@ fn print_u64(mut v: u64) {
 /// This vCPU's redistributor and CPU interface: SGIs and PPIs in group 1 and enabled,
 /// priorities unmasked, IRQs unmasked.
 fn gic_cpu_init(cpu: u64) {
+    if gic_v2() {
+        // GICD_ISENABLER0 is banked: each vCPU enables its own SGIs and PPIs.
+        mmio_write(
+            GICD + GICD_ISENABLER0,
+            (1 << SGI_PING) | (1 << SGI_PONG) | (1 << INTID_VTIMER),
+        );
+        mmio_write(GICC + GICC_PMR, 0xff);
+        mmio_write(GICC + GICC_CTLR, 1); // enabled, EOImode 0
+        // SAFETY: unmasks IRQs: the vector table is installed (entry.S).
+        unsafe { asm!("msr daifclr, #2") };
+        return;
+    }
     let rd = GICR + cpu as usize * GICR_STRIDE;
     mmio_write(rd + 0x14, 0); // GICR_WAKER: awake
     for _ in 0..1000 {
@@ -153,11 +187,18 @@ fn wait_pong(seen: u64) {
 /// Called by entry.S's IRQ vector.
 #[unsafe(no_mangle)]
 extern "C" fn irq_handler() {
-    let iar: u64;
-    // SAFETY: ICC_IAR1_EL1 acknowledges the interrupt.
-    unsafe { asm!("mrs {}, s3_0_c12_c12_0", out(reg) iar) };
+    let v2 = gic_v2();
+    let iar: u64 = if v2 {
+        u64::from(mmio_read(GICC + GICC_IAR))
+    } else {
+        let iar;
+        // SAFETY: ICC_IAR1_EL1 acknowledges the interrupt.
+        unsafe { asm!("mrs {}, s3_0_c12_c12_0", out(reg) iar) };
+        iar
+    };
     let at = counter();
-    match iar & 0xff_ffff {
+    let intid = if v2 { iar & 0x3ff } else { iar & 0xff_ffff };
+    match intid {
         INTID_VTIMER => {
             // SAFETY: disables the virtual timer: the interrupt goes down.
             unsafe { asm!("msr cntv_ctl_el0, xzr", "isb") };
@@ -172,8 +213,12 @@ extern "C" fn irq_handler() {
         1020.. => return,
         _ => {}
     }
-    // SAFETY: ICC_EOIR1_EL1 ends it (EOImode 0: priority drop and deactivation).
-    unsafe { asm!("msr s3_0_c12_c12_1, {}", "isb", in(reg) iar) };
+    if v2 {
+        mmio_write(GICC + GICC_EOIR, iar as u32);
+    } else {
+        // SAFETY: ICC_EOIR1_EL1 ends it (EOImode 0: priority drop and deactivation).
+        unsafe { asm!("msr s3_0_c12_c12_1, {}", "isb", in(reg) iar) };
+    }
 }
 
 /// Ticks as nanoseconds of the virtual clock (instructions under `-icount shift=0`), per op.
@@ -257,9 +302,16 @@ unsafe extern "C" {
 
 #[unsafe(no_mangle)]
 extern "C" fn primary_main(_dtb: u64) -> ! {
-    print("bench-guest: on the Linux VM platform, GICv3\n");
+    let v2 = (mmio_read(GICD + GICD_PIDR2) >> 4) & 0xf == 2;
+    GIC_V2.store(u64::from(v2), SeqCst);
+    print(if v2 {
+        "bench-guest: on the Linux VM platform, GICv2\n"
+    } else {
+        "bench-guest: on the Linux VM platform, GICv3\n"
+    });
     let freq = frequency();
-    mmio_write(GICD, 0x12); // GICD_CTLR: ARE, group 1 enabled
+    // GICD_CTLR: GICv3 ARE and group 1; GICv2 enabled.
+    mmio_write(GICD, if v2 { 1 } else { 0x12 });
     gic_cpu_init(0);
     report("gicd_read_trap", gicd_read(freq));
     report("vtimer_to_handler", vtimer(freq));

@@ -5,7 +5,8 @@
 //! expiry to the handler. Each measure: [`BATCHES`] batches of [`OPS`] operations timed with
 //! CNTVCT_EL0, reported as `bench: name=... unit=instructions iterations=N min=M median=D`
 //! lines (nanoseconds of the virtual clock: instructions under QEMU `-icount shift=0`), which
-//! `tools/benchreport` reads. GICv3 only (the platform's GICv2 CPU interface is not driven).
+//! `tools/benchreport` reads. GICv3 (SGIs through ICC_SGI1R_EL1, acknowledged through
+//! ICC_IAR1_EL1 / ICC_EOIR1_EL1) or GICv2 (GICD_SGIR, the GICC frame), as GICD_PIDR2 says.
 #![cfg_attr(target_os = "none", no_std)]
 #![cfg_attr(target_os = "none", no_main)]
 
