@@ -28,10 +28,17 @@ null_hypercall_abi_version and mem_map_1 + mem_unmap_1. The smp check (printed; 
 makes it fail the run) says whether ABI_VERSION with four CPUs calling costs more than 1.2x
 alone: a lock the CPUs share on the general path. With --no-icount that boot runs QEMU
 multi-threaded (-accel tcg,thread=multi): nanoseconds of host time, not judged.
+What a VM on the trap-and-emulate platform pays comes from two more boots: bench-guest (a bare
+guest booted as a Linux VM with two vCPUs; default tests/manifests/bench-trap-linux.toml)
+times gicd_read_trap, vtimer_to_handler and virtual_ipi (on GICv3 or GICv2, --gic), and
+Debian's kernel (default tests/manifests/bench-linux-boot.toml; about 25 s, skipped by
+--quick) gives linux_entry_to_init, from the VM's first entry to /init's first line. Both are
+counted under -icount only (skipped with --no-icount).
 
 options:
   --board virt|raspi4b   machine (default virt: 1 CPU, cortex-a72; raspi4b: its 4 fixed
                          Cortex-A72, the 3 secondaries parked in WFI)
+  --gic 2|3              GIC version on virt (default 3; raspi4b's is a GICv2)
   --cpu MODEL            CPU model on virt (default cortex-a72; `max` counts 1 tick a
                          instruction)
   --json FILE            write the measures as one JSON array
@@ -45,6 +52,10 @@ options:
                          the hyp's figure counts); `none` skips it
   --smp-manifest FILE    the four-CPU boot (VMs running `bench smp vm=K of=4`); `none`
                          skips it
+  --linux-manifest FILE  the bench-guest boot; `none` skips it
+  --linux-boot-manifest FILE
+                         the Linux boot for linux_entry_to_init (needs scripts/setup.sh's
+                         target/linux/); `none` skips it
   --smp-only             only the four-CPU boot (its relative budgets then unjudged)
   --check-smp            exit 1 when the smp check fails (scripts/test.sh has it as a case
                          to enable once ABI_VERSION takes no global lock)
@@ -59,15 +70,19 @@ USAGE
 
 die() { echo "bench: $*" >&2; exit 2; }
 
-board=virt cpu="" json="" svg="" iterations="" quick=0 icount=1 build=1 logs=""
+board=virt gic=3 cpu="" json="" svg="" iterations="" quick=0 icount=1 build=1 logs=""
 run_extra=()
 hold_manifest=tests/manifests/bench-hold.toml
 smp_manifest=tests/manifests/bench-smp.toml
+linux_manifest=tests/manifests/bench-trap-linux.toml
+linux_boot_manifest=tests/manifests/bench-linux-boot.toml
+linux_boot_set=0
 report_extra=()
 smp_only=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --board) board="${2:?--board needs a value}"; shift 2 ;;
+        --gic) gic="${2:?--gic needs a value}"; shift 2 ;;
         --cpu) cpu="${2:?--cpu needs a value}"; shift 2 ;;
         --json) json="${2:?--json needs a file}"; shift 2 ;;
         --svg) svg="${2:?--svg needs a file}"; shift 2 ;;
@@ -79,6 +94,9 @@ while [ $# -gt 0 ]; do
         --logs) logs="${2:?--logs needs a directory}"; shift 2 ;;
         --hold-manifest) hold_manifest="${2:?--hold-manifest needs a file}"; shift 2 ;;
         --smp-manifest) smp_manifest="${2:?--smp-manifest needs a file}"; shift 2 ;;
+        --linux-manifest) linux_manifest="${2:?--linux-manifest needs a file}"; shift 2 ;;
+        --linux-boot-manifest) linux_boot_manifest="${2:?--linux-boot-manifest needs a file}"
+                               linux_boot_set=1; shift 2 ;;
         --check-smp) report_extra+=(--check-smp); shift ;;
         --smp-only) smp_only=1; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -86,8 +104,9 @@ while [ $# -gt 0 ]; do
     esac
 done
 case "$board" in
-    virt) machine=(--board virt --cpu "${cpu:-cortex-a72}" --smp 1)
-          smp_machine=(--board virt --cpu "${cpu:-cortex-a72}" --smp 4) ;;
+    virt) case "$gic" in 2|3) ;; *) die "--gic must be 2 or 3, not '$gic'" ;; esac
+          machine=(--board virt --gic "$gic" --cpu "${cpu:-cortex-a72}" --smp 1)
+          smp_machine=(--board virt --gic "$gic" --cpu "${cpu:-cortex-a72}" --smp 4) ;;
     raspi4b) [ -z "$cpu" ] || die "--board raspi4b has fixed Cortex-A72 CPUs"
              machine=(--board raspi4b) smp_machine=(--board raspi4b) ;;
     *) die "--board must be virt or raspi4b, not '$board'" ;;
@@ -96,6 +115,9 @@ esac
     die "--iterations must be a positive number, not '$iterations'"
 [ "$hold_manifest" = none ] || [ -f "$hold_manifest" ] || die "no manifest $hold_manifest"
 [ "$smp_manifest" = none ] || [ -f "$smp_manifest" ] || die "no manifest $smp_manifest"
+[ "$linux_manifest" = none ] || [ -f "$linux_manifest" ] || die "no manifest $linux_manifest"
+[ "$linux_boot_manifest" = none ] || [ -f "$linux_boot_manifest" ] ||
+    die "no manifest $linux_boot_manifest"
 [ "$smp_only" = 0 ] || [ "$smp_manifest" != none ] ||
     die "--smp-only with --smp-manifest none runs nothing"
 
@@ -146,12 +168,43 @@ run_one() {
     fi
     [ -z "$logs" ] || cp "$log" "$logs/$name.log"
 }
+# run_in_place NAME MANIFEST: a boot whose manifest is used as it is (its images are named
+# relative to it; it takes no bench arguments), on the one-CPU machine.
+run_in_place() {
+    local name="$1" manifest="$2" log="$work/$1.log"
+    if ! scripts/run.sh --no-build "${machine[@]}" "${run_extra[@]}" --manifest "$manifest" \
+        --timeout 600 -- "${qemu[@]}" </dev/null >"$log" 2>&1; then
+        echo "bench: the $name run failed:" >&2
+        tail -n 20 "$log" >&2
+        exit 1
+    fi
+    [ -z "$logs" ] || cp "$log" "$logs/$name.log"
+    logs_read+=("$log")
+}
 logs_read=()
 if [ "$smp_only" = 0 ]; then
     run_one solo tests/manifests/bench.toml
     run_one switch tests/manifests/bench-switch.toml
     run_one trap tests/manifests/bench-trap.toml
     logs_read+=("$work/solo.log" "$work/switch.log" "$work/trap.log")
+    if [ "$linux_manifest" = none ]; then
+        :
+    elif [ "$icount" = 0 ]; then
+        echo "bench: $linux_manifest skipped: bench-guest counts instructions under -icount only"
+    else
+        run_in_place trap-linux "$linux_manifest"
+    fi
+    if [ "$linux_boot_manifest" = none ]; then
+        :
+    elif [ "$icount" = 0 ]; then
+        echo "bench: $linux_boot_manifest skipped: linux_entry_to_init is counted under -icount only"
+    elif [ "$quick" = 1 ] && [ "$linux_boot_set" = 0 ]; then
+        echo "bench: linux_entry_to_init skipped by --quick (--linux-boot-manifest runs it)"
+    elif [ ! -f target/linux/Image ]; then
+        echo "bench: linux_entry_to_init skipped: no target/linux/Image (scripts/setup.sh)"
+    else
+        run_in_place linux-boot "$linux_boot_manifest"
+    fi
 else
     hold_manifest=none
 fi

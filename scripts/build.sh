@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the hypervisor Image (also kernel8.img for the Pi 4), the pv-guest ELF and pvpack.
+# Builds the hypervisor Image (also kernel8.img for the Pi 4), the pv-guest ELF, bench-guest's
+# Image (a bare guest for Linux VMs) and pvpack.
 # Prints nothing on success but cargo's own errors; outputs land in target/pvhyp/.
 #   scripts/build.sh              the release build (PVHYP_PROFILE=dev for a debug one)
 #   scripts/build.sh --debug-hyp  also a debug build of the hypervisor alone (debug assertions
@@ -12,7 +13,7 @@ debug_hyp=0
 for arg in "$@"; do
     case "$arg" in
         --debug-hyp) debug_hyp=1 ;;
-        -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "build: unknown option $arg" >&2; exit 2 ;;
     esac
 done
@@ -24,6 +25,7 @@ cargo_flags=(-q)
 
 cargo build "${cargo_flags[@]}" -p hyp --target aarch64-unknown-none-softfloat
 cargo build "${cargo_flags[@]}" -p pv-guest --target aarch64-unknown-none
+cargo build "${cargo_flags[@]}" -p bench-guest --target aarch64-unknown-none
 cargo build -q --release -p pvpack -p mkimage
 
 # Cargo's profile directory: `dev` builds land in debug/.
@@ -40,6 +42,9 @@ hyp_image() {
 hyp_image "target/aarch64-unknown-none-softfloat/$(profile_dir "$PROFILE")/hyp" "$OUT"
 cp "target/aarch64-unknown-none/$(profile_dir "$PROFILE")/pv-guest" "$OUT/pv-guest.elf"
 cp target/release/pvpack "$OUT/pvpack"
+# bench-guest boots as a Linux VM: a raw Image (its header is its first 64 bytes).
+llvm-objcopy -O binary "target/aarch64-unknown-none/$(profile_dir "$PROFILE")/bench-guest" \
+    "$OUT/bench-guest.img"
 
 if [ "$debug_hyp" = 1 ]; then
     # The dev profile, but optimised a little: the debug-only checks (the frame accounting

@@ -194,6 +194,26 @@ fn overhead(vm: &crate::vm::Vm, table_frames: u64) -> VmOverhead {
     }
 }
 
+/// Logs the counter when a VM's emulated UART ends the first line of the Linux initramfs's
+/// /init (scripts/linux-init), for bench.sh's `linux_entry_to_init` (less `boot_to_guest`),
+/// with the least idle time of any CPU so far: under `-icount` the clock skips ahead only while
+/// every CPU idles, which bench.sh subtracts to count instructions alone.
+#[cfg(target_os = "none")]
+pub fn at_console_line(line: &[u8]) {
+    use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0, Readable};
+    if line.starts_with(b"init: busybox up") {
+        let start = BOOT_COUNTER.load(core::sync::atomic::Ordering::Relaxed);
+        let mut idle = u64::MAX;
+        crate::percpu::each(|_, stats, _| idle = idle.min(stats.idle_ticks));
+        log::info!(
+            "linux_init_line: {} counter ticks at {} Hz (idle {} ticks)",
+            CNTPCT_EL0.get().wrapping_sub(start),
+            CNTFRQ_EL0.get(),
+            if idle == u64::MAX { 0 } else { idle }
+        );
+    }
+}
+
 /// Called once, just before the first guest entry: reads the counter first, then logs
 /// `boot_to_guest` and the per-VM overhead (the first VM's, as built, before it maps anything
 /// itself) for scripts/bench.sh.

@@ -469,7 +469,10 @@ mod target {
     /// that does not fit waits while the queue drains (about one line's room), so it takes
     /// every byte.
     pub fn output_waiting(lines: &mut LineBuffer, writer: usize, name: &str, bytes: &[u8]) {
-        lines.push(bytes, |line| console::queue_line(writer, name, line, true));
+        lines.push(bytes, |line| {
+            crate::bench::at_console_line(line);
+            console::queue_line(writer, name, line, true)
+        });
     }
 
     /// Queues a partial last line when the VM ends (waiting for room if it must), and forgets

@@ -132,6 +132,21 @@ pub const ALL: &[Spec] = &[
         &[("Xen 4.17 evtchn", 11842)],
     ),
     hot(spec("channel_roundtrip", I, Guest)),
+    // A VM on the trap-and-emulate platform (bench-guest, a bare guest booted as a Linux VM:
+    // vGIC, vtimer, PSCI), measured as the peers' bare guests were.
+    refs(
+        hot(budget(spec("gicd_read_trap", I, Guest), AtMost(200.0))),
+        &[("Xen 4.17", 599), ("KVM nVHE", 2280)],
+    ),
+    // The timer's expiry (CNTV_CVAL) to the guest's handler reading the counter after
+    // ICC_IAR1_EL1.
+    hot(spec("vtimer_to_handler", I, Guest)),
+    // vCPU 0's ICC_SGI1R_EL1 write to vCPU 1's handler (both vCPUs on one CPU: vCPU 0 waits in
+    // WFI, so the figure includes the switch to vCPU 1).
+    hot(spec("virtual_ipi", I, Guest)),
+    // Debian's kernel from the Linux VM's first entry to /init's first console line: the
+    // virtual clock, so idle waits (skipped ahead under -icount sleep=off) count too.
+    spec("linux_entry_to_init", I, Host),
     // Four VMs on four CPUs at once (pv-guest's bench/smp.rs): all CPUs' instructions per call,
     // against one CPU's figures; the _alone twins are one VM alone in the same boot.
     hot(budget(

@@ -73,6 +73,8 @@ pub struct Results {
     pub failures: Vec<String>,
     /// The calibration lines, for the report's header.
     pub calibrations: Vec<String>,
+    /// The `boot_to_guest` of the log being read, from which its `linux_init_line` counts.
+    log_boot: Option<f64>,
     /// What the longest hold was (the hyp's words after the figure), for the report's footer.
     pub max_hold_cause: Option<String>,
 }
@@ -100,6 +102,7 @@ impl Results {
 
     /// Reads one console log.
     pub fn read_log(&mut self, text: &str) {
+        self.log_boot = None;
         for line in text.lines() {
             self.read_line(line.trim_end_matches('\r'));
         }
@@ -196,6 +199,19 @@ impl Results {
         } else if let Some(at) = line.find("boot_to_guest: ") {
             if let Some(v) = counter_ns(&line[at..]) {
                 self.set_first("boot_to_guest", single(self.wall_unit(), v));
+                self.log_boot = Some(v);
+            }
+        } else if let Some(at) = line.find("linux_init_line: ") {
+            // Both counted from the hyp's first instruction: their difference is the kernel's
+            // entry (the first guest entry: the boot's only VM) to /init, less the time every
+            // CPU idled (the hyp's "(idle N ticks)": under -icount the clock skips it).
+            if let (Some(v), Some(boot)) = (counter_ns(&line[at..]), self.log_boot) {
+                let idle = idle_ns(&line[at..]).unwrap_or(0.0);
+                let unit = self.wall_unit();
+                self.set(
+                    "linux_entry_to_init",
+                    single(unit, (v - boot - idle).max(0.0)),
+                );
             }
         } else if let Some(at) = line.find("max_hold: ") {
             // "max_hold: N counter ticks at F Hz (cause)": the largest over every log.
@@ -229,7 +245,7 @@ impl Results {
     pub fn derive(&mut self, image_bytes: Option<u64>) {
         // The hyp's line comes before any guest says it runs on wall time.
         if self.wall {
-            for name in ["boot_to_guest", "max_hold"] {
+            for name in ["boot_to_guest", "max_hold", "linux_entry_to_init"] {
                 if let Some(Figure::Measured { unit, .. }) = self.figures.get_mut(name) {
                     *unit = "ns".to_string();
                 }
@@ -348,6 +364,14 @@ fn counter_ns(text: &str) -> Option<f64> {
     }
 }
 
+/// "... at F Hz (idle N ticks)" as nanoseconds of the virtual clock.
+fn idle_ns(text: &str) -> Option<f64> {
+    let hz = text.split_whitespace().skip_while(|w| *w != "at").nth(1)?;
+    let idle = text.split_once("(idle ")?.1.split_whitespace().next()?;
+    let (hz, idle) = (hz.parse::<u128>().ok()?, idle.parse::<u128>().ok()?);
+    (hz > 0).then(|| ((idle * 1_000_000_000 + hz / 2) / hz) as f64)
+}
+
 /// The hyp's "CPU N, HVC 0xID" with the call's name from the ABI catalog: "CPU N, HVC NAME
 /// (0xID)". Anything else as it is.
 fn name_call(cause: &str) -> String {
@@ -428,6 +452,27 @@ bench: bench: name=event_roundtrip unavailable=needs the event calls (EVENT_* li
         // Everything in the catalog has a figure or a reason.
         assert!(catalog::ALL.iter().all(|s| r.get(s.name).is_some()));
         assert!(r.failures.is_empty() && !r.wall);
+    }
+
+    #[test]
+    fn linux_entry_to_init_counts_from_its_own_logs_first_entry() {
+        let mut r = Results::default();
+        r.read_log("hyp: INFO  [bench] boot_to_guest: 10 counter ticks at 62500000 Hz");
+        r.read_log(
+            "hyp: INFO  [bench] linux_init_line: 900 counter ticks at 62500000 Hz\n\
+             hyp: INFO  [bench] boot_to_guest: 100 counter ticks at 62500000 Hz\n\
+             hyp: INFO  [bench] linux_init_line: 1100 counter ticks at 62500000 Hz (idle 1 ticks)",
+        );
+        r.derive(None);
+        assert!(matches!(r.get("linux_entry_to_init"),
+            Some(Figure::Measured { min, unit, .. }) if *min == 15_984.0 && unit == "instructions"));
+        let mut r = Results::default();
+        r.read_log("hyp: INFO  [bench] linux_init_line: 900 counter ticks at 62500000 Hz");
+        r.derive(None);
+        assert!(matches!(
+            r.get("linux_entry_to_init"),
+            Some(Figure::Unavailable(_))
+        ));
     }
 
     #[test]
