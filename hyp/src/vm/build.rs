@@ -166,10 +166,11 @@ fn load_any(
     spec: &VmSpec,
     image: &[u8],
     initrd: &[u8],
+    restarts: u64,
 ) -> Result<Loaded, BuildError> {
     match spec.kind {
         VmKind::Pv => load(memory, index, spec, image),
-        VmKind::Linux => load_linux(memory, spec, image, initrd),
+        VmKind::Linux => load_linux(memory, spec, image, initrd, restarts),
     }
 }
 
@@ -179,12 +180,15 @@ const DTB_MAX_BYTES: usize = 64 * 1024;
 /// A Linux VM's start (booting.rst): all of its memory mapped at `layout::RAM_IPA` (zeroed
 /// frames, its whole quota), the Image at its header's offset, the initrd, the device tree;
 /// a fresh vGIC; on GICv2 the board's GICV frames where the guest's GICC is. The Image is
-/// parsed again here: the archive is user input.
+/// parsed again here: the archive is user input. A restarted VM's bootargs end with
+/// `pvhyp.restart=N` (its Nth restart): the only way its fresh memory can tell it, as a PV
+/// guest's x1 does.
 fn load_linux(
     memory: &mut GuestMemory<Cpu>,
     spec: &VmSpec,
     image: &[u8],
     initrd: &[u8],
+    restarts: u64,
 ) -> Result<Loaded, BuildError> {
     use crate::vdev::{dt, layout};
     use manifest::linux_image;
@@ -225,12 +229,16 @@ fn load_linux(
         .ok_or_else(|| bad("the board's GIC has no virtualization extensions".into()))?;
     let v3 = model == vgic::GicModel::V3;
     let vcpus = spec.vcpus.clamp(1, MAX_VCPUS as u32) as usize;
+    let bootargs = match restarts {
+        0 => spec.cmdline.clone(),
+        n => alloc::format!("{} pvhyp.restart={n}", spec.cmdline),
+    };
     let platform = dt::Platform {
         ram_ipa: layout::RAM_IPA,
         ram_bytes: spec.memory_bytes,
         vcpus,
         gic: if v3 { dt::GicDt::V3 } else { dt::GicDt::V2 },
-        bootargs: &spec.cmdline,
+        bootargs: &bootargs,
         initrd: initrd_range,
     };
     let mut tree = alloc::vec![0u8; DTB_MAX_BYTES];
@@ -387,7 +395,7 @@ impl Vm {
     ) -> Result<Self, BuildError> {
         let mut memory = GuestMemory::new(index.owner(), vmid.get(), spec.memory_bytes)
             .map_err(|e| BuildError::Memory("stage-2 root table", e))?;
-        let loaded = load_any(&mut memory, index, &spec, image, initrd)?;
+        let loaded = load_any(&mut memory, index, &spec, image, initrd, restarts)?;
         let vcpu_count = spec.vcpus.clamp(1, MAX_VCPUS as u32) as usize;
         let vcpus = (0..vcpu_count).map(|i| loaded.vcpu(i, restarts)).collect();
         Ok(Self {
@@ -429,6 +437,7 @@ impl Vm {
             &self.spec,
             self.image,
             self.initrd,
+            restarts,
         ) {
             Ok(loaded) => loaded,
             Err(e) => {
