@@ -142,6 +142,23 @@ impl VGic {
         None
     }
 
+    /// Whether a read at `ipa` shows state the list registers own while a vCPU is loaded
+    /// (pending and active bits: GICD/GICR_IS/ICPENDR, IS/ICACTIVER, GICv2's C/SPENDSGIR): the
+    /// reader's list registers are folded back first, so that a guest polling an interrupt's
+    /// state sees its own acknowledgements and deactivations. Every other register's state
+    /// only the hyp changes, so a read of it needs no look at the list registers.
+    pub fn read_sees_list_registers(&self, ipa: u64) -> bool {
+        const LR_OWNED: core::ops::Range<u64> = GICD_ISPENDR..GICD_IPRIORITYR;
+        if let Some(offset) = ipa.checked_sub(GICD_IPA).filter(|&o| o < GICD_SIZE) {
+            return LR_OWNED.contains(&offset)
+                || (self.model == GicModel::V2 && (GICD_CPENDSGIR..0x0f30).contains(&offset));
+        }
+        let gicr_end = GICR_IPA + self.vcpus.len() as u64 * GICR_STRIDE;
+        self.model == GicModel::V3
+            && (GICR_IPA..gicr_end).contains(&ipa)
+            && LR_OWNED.contains(&(((ipa - GICR_IPA) % GICR_STRIDE).wrapping_sub(SGI_FRAME)))
+    }
+
     fn distributor(
         &mut self,
         vcpu: usize,
