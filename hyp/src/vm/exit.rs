@@ -92,6 +92,9 @@ pub fn handle(exit: Exit) {
     // The calls vm::run answered without the lock since this vCPU's last exit here.
     let unlocked = vm.vcpus[v].regs.take_unlocked_calls();
     vm.stats.count_n(ExitKind::Hypercall, unlocked);
+    let loads = vm.vcpus[v].regs.unlocked_loads;
+    vm.vcpus[v].regs.unlocked_loads = 0;
+    vm.stats.count_n(ExitKind::Stage2, loads);
     if let Some(stated) = vm.vcpus[v].regs.take_stated_version() {
         vm.stated_version = vm
             .stated_version
@@ -533,27 +536,10 @@ fn emulate_gic(vm: &mut Vm, v: usize, s: &Syndrome) -> Option<VcpuMask> {
         },
     )?;
     if !access.is_write && reg != 31 {
-        regs.x[reg] = loaded_value(value, access);
+        regs.x[reg] = access.loaded_value(value);
     }
+    // From now on vm::run answers its loads of the registers that never change.
+    regs.fixed_gic = linux.vgic.fixed().encode();
     vm.vgic_changed(mask);
     Some(mask)
-}
-
-/// What a load of `value` puts in its register: `size` bytes, sign-extended if the load
-/// sign-extends, to 32 bits unless it writes the whole register.
-fn loaded_value(value: u64, access: esr::DataAccess) -> u64 {
-    let bits = u32::from(access.size) * 8;
-    let mut v = if bits >= 64 {
-        value
-    } else {
-        value & ((1 << bits) - 1)
-    };
-    if access.sign_extend && bits < 64 {
-        let shift = 64 - bits;
-        v = (((v << shift) as i64) >> shift) as u64;
-    }
-    if !access.sixty_four {
-        v &= u64::from(u32::MAX);
-    }
-    v
 }

@@ -762,3 +762,42 @@ fn only_reads_of_pending_and_active_state_need_the_list_registers_folded_back() 
     assert!(!g2.read_sees_list_registers(GICD_IPA + 0xf30));
     assert!(!g2.read_sees_list_registers(gicr(0, SGI_FRAME + 0x200)));
 }
+
+#[test]
+fn the_fixed_registers_read_as_the_vgic_does_and_survive_their_encoding() {
+    use super::FixedRegs;
+    for (mut g, ipas) in [
+        (
+            linux_v3(3),
+            std::vec![
+                GICD_IPA + 4,
+                GICD_IPA + 8,
+                GICD_IPA + 0xffe8,
+                gicr(0, 4),
+                gicr(1, 8),
+                gicr(2, 8),
+                gicr(2, 0xc),
+                gicr(2, 0xffe8),
+            ],
+        ),
+        (
+            linux_v2(2),
+            std::vec![GICD_IPA + 4, GICD_IPA + 8, GICD_IPA + 0xffe8],
+        ),
+    ] {
+        let fixed = FixedRegs::decode(g.fixed().encode()).expect("encoded");
+        assert_eq!(fixed, g.fixed());
+        for ipa in ipas {
+            let size = 4;
+            let value = fixed.read(ipa, size).expect("fixed");
+            assert_ne!(value, 0, "{ipa:#x}");
+            assert_eq!(value, read(&mut g, 0, ipa, size), "{ipa:#x}");
+        }
+        // Registers that change, or are not there.
+        for ipa in [GICD_IPA, GICD_IPA + 0x100, gicr(0, 0x14), gicr(3, 8)] {
+            assert_eq!(fixed.read(ipa, 4), None, "{ipa:#x}");
+        }
+    }
+    assert_eq!(FixedRegs::decode(0), None);
+    assert_eq!(FixedRegs::decode(1 << 63), None, "no vCPUs");
+}
