@@ -150,7 +150,8 @@ impl RawExit {
     pub fn data_abort(&mut self) -> Option<(&mut GuestRegs, u64, u64)> {
         use aarch64_cpu::registers::{ESR_EL2, Readable};
         let esr = ESR_EL2.get();
-        if self.kind != EXIT_SYNC || esr >> 26 != super::esr::EC_DATA_ABORT_LOWER {
+        // EC is ESR_EL2 bits 31:26 (ISS2 above them).
+        if self.kind != EXIT_SYNC || (esr >> 26) & 0x3f != super::esr::EC_DATA_ABORT_LOWER {
             return None;
         }
         let (_, far, hpfar) = super::cpu::exit_syndrome();
