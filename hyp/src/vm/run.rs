@@ -10,7 +10,10 @@
 //! leaves through one: it ends, or its VM does, only there); traced when tracing is on. They
 //! are bounded and short, and so outside bench.rs's `max_hold`, as the vector's own fast path.
 //! Such an exit is resumed without reloading ELR_EL2 and SPSR_EL2 (exception::RawExit), every
-//! other exit is decoded into an `Exit` for vm::exit. What another CPU does to this vCPU's VM (ends it, raises
+//! other exit is decoded into an `Exit` for vm::exit. A Linux vCPU's load from a vGIC register
+//! that never changes (`answer_fixed_load`: GICD_TYPER, IIDR, PIDR2 and the redistributors'
+//! TYPER, IIDR, PIDR2) is answered here the same way, counted in its own `unlocked_loads` and
+//! folded into the VM's stage-2 exits, and resumed past the load. What another CPU does to this vCPU's VM (ends it, raises
 //! one of its events) takes effect at the vCPU's next other exit, as it did before for every
 //! exit: at the latest the end of its slice, an IRQ (or an SGI kick, which is one too).
 
