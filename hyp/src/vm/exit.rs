@@ -92,9 +92,11 @@ pub fn handle(exit: Exit) {
     // The calls vm::run answered without the lock since this vCPU's last exit here.
     let unlocked = vm.vcpus[v].regs.take_unlocked_calls();
     vm.stats.count_n(ExitKind::Hypercall, unlocked);
-    let loads = vm.vcpus[v].regs.unlocked_loads;
-    vm.vcpus[v].regs.unlocked_loads = 0;
-    vm.stats.count_n(ExitKind::Stage2, loads);
+    // And the loads it answered (a Linux vCPU's only).
+    if vm.vcpus[v].regs.unlocked_loads != 0 {
+        let loads = core::mem::take(&mut vm.vcpus[v].regs.unlocked_loads);
+        vm.stats.count_n(ExitKind::Stage2, loads);
+    }
     if let Some(stated) = vm.vcpus[v].regs.take_stated_version() {
         vm.stated_version = vm
             .stated_version
@@ -110,6 +112,8 @@ pub fn handle(exit: Exit) {
         cpu::set_hcr(vm.vcpus[v].hcr);
     }
     if let Exit::Sync(s, _) = &exit
+        && s.class == Class::DataAbortLower
+        && vm.is_linux()
         && requests & sched::REQ_VGIC == 0
         && answer_gic_read(vm, v, s)
     {
@@ -206,6 +210,7 @@ pub fn handle(exit: Exit) {
 }
 
 /// Records `exit` of vCPU `vcpu` of VM `index` in this CPU's trace, if tracing is on.
+#[inline(always)]
 fn trace(index: VmIndex, vcpu: VcpuIndex, exit: &Exit) {
     if crate::trace::enabled() {
         let (esr, function, ipa) = match *exit {

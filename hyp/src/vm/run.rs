@@ -41,7 +41,11 @@ pub fn answer_unlocked(regs: &mut GuestRegs) -> bool {
 /// its saved registers and the ESR_EL2 and IPA of its data abort: the register the load writes
 /// and its value, counted; `None`, nothing touched, for every other abort.
 #[inline(always)]
-pub fn answer_fixed_load(regs: &mut GuestRegs, esr: u64, ipa: u64) -> Option<(u8, u64)> {
+pub fn answer_fixed_load(
+    regs: &mut GuestRegs,
+    esr: u64,
+    ipa: impl FnOnce() -> u64,
+) -> Option<(u8, u64)> {
     use crate::arch::aarch64::esr::DataAccess;
     /// ISS.S1PTW: the abort was on the guest's own page-table walk, not its load.
     const S1PTW: u64 = 1 << 7;
@@ -50,7 +54,7 @@ pub fn answer_fixed_load(regs: &mut GuestRegs, esr: u64, ipa: u64) -> Option<(u8
         return None;
     }
     let access = DataAccess::from_iss((esr & 0x1ff_ffff) as u32).filter(|a| !a.is_write)?;
-    let value = fixed.read(ipa, access.size)?;
+    let value = fixed.read(ipa(), access.size)?;
     regs.unlocked_loads = regs.unlocked_loads.wrapping_add(1);
     Some((access.reg, access.loaded_value(value)))
 }
@@ -72,11 +76,11 @@ pub fn run() -> ! {
                 continue;
             }
         }
-        if let Some((regs, esr, ipa)) = raw.data_abort()
-            && let Some((rt, value)) = answer_fixed_load(regs, esr, ipa)
+        if let Some((regs, esr)) = raw.data_abort()
+            && let Some((rt, value)) = answer_fixed_load(regs, esr, exception::RawExit::fault_ipa)
         {
             if crate::trace::enabled() {
-                trace_load(esr, ipa);
+                trace_load(esr, exception::RawExit::fault_ipa());
             }
             raw = raw.resume_after_load(rt, value);
             continue;
@@ -175,12 +179,12 @@ mod tests {
     fn a_linux_vcpus_load_of_a_fixed_vgic_register_is_answered_and_counted() {
         use crate::vdev::layout::{GICD_IPA, GICR_IPA, GICR_STRIDE};
         let mut regs = linux_vcpu(2);
-        let typer = answer_fixed_load(&mut regs, abort_esr(2, 21, false, false), GICD_IPA + 4);
+        let typer = answer_fixed_load(&mut regs, abort_esr(2, 21, false, false), || GICD_IPA + 4);
         // ITLinesNumber 2, CPUNumber 1, IDbits 10, No1N.
         assert_eq!(typer, Some((21, (9 << 19) | (1 << 25) | (1 << 5) | 2)));
         // The last redistributor's GICR_TYPER, as 64 bits: Last, its number and affinity 1.
         let gicr_typer = GICR_IPA + GICR_STRIDE + 8;
-        let answer = answer_fixed_load(&mut regs, abort_esr(3, 3, false, true), gicr_typer);
+        let answer = answer_fixed_load(&mut regs, abort_esr(3, 3, false, true), || gicr_typer);
         assert_eq!(answer, Some((3, (1 << 32) | (1 << 8) | (1 << 4))));
         assert_eq!(regs.unlocked_loads, 2);
         assert_eq!(
@@ -209,7 +213,7 @@ mod tests {
         ] {
             let before = regs.clone();
             assert_eq!(
-                answer_fixed_load(&mut regs, esr, ipa),
+                answer_fixed_load(&mut regs, esr, || ipa),
                 None,
                 "{esr:#x} {ipa:#x}"
             );

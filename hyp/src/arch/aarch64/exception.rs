@@ -143,21 +143,26 @@ impl RawExit {
         Some(unsafe { self.regs.as_mut() })
     }
 
-    /// The vCPU's saved registers, ESR_EL2 and the faulting IPA, if this exit is a data abort
-    /// from the guest: a load to answer in place (`resume_after_load`); as in `call_regs`,
-    /// x20..x28 are not in the block yet.
+    /// The vCPU's saved registers and ESR_EL2, if this exit is a data abort from the guest: a
+    /// load to answer in place (`resume_after_load`; its IPA: `fault_ipa`); as in
+    /// `call_regs`, x20..x28 are not in the block yet.
     #[inline(always)]
-    pub fn data_abort(&mut self) -> Option<(&mut GuestRegs, u64, u64)> {
+    pub fn data_abort(&mut self) -> Option<(&mut GuestRegs, u64)> {
         use aarch64_cpu::registers::{ESR_EL2, Readable};
         let esr = ESR_EL2.get();
         // EC is ESR_EL2 bits 31:26 (ISS2 above them).
         if self.kind != EXIT_SYNC || (esr >> 26) & 0x3f != super::esr::EC_DATA_ABORT_LOWER {
             return None;
         }
-        let (_, far, hpfar) = super::cpu::exit_syndrome();
-        let ipa = Syndrome::decode(esr, far, hpfar).ipa;
         // SAFETY: as in `call_regs`.
-        Some((unsafe { self.regs.as_mut() }, esr, ipa))
+        Some((unsafe { self.regs.as_mut() }, esr))
+    }
+
+    /// The IPA of this exit's stage-2 abort (`data_abort`), as FAR_EL2 and HPFAR_EL2 say it.
+    #[inline(always)]
+    pub fn fault_ipa() -> u64 {
+        let (esr, far, hpfar) = super::cpu::exit_syndrome();
+        Syndrome::decode(esr, far, hpfar).ipa
     }
 
     /// Completes the guest's load that trapped (`data_abort`): `value` into its register `rt`
