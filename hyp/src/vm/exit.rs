@@ -12,7 +12,7 @@ use crate::arch::aarch64::{cpu, stage2, timer};
 use crate::dev::gic;
 use crate::hypercall::{self, Action, KillReason};
 use crate::vdev::pl011::{PL011_IPA, PL011_SIZE};
-use crate::vdev::vgic::MmioAccess;
+use crate::vdev::vgic::{MmioAccess, VcpuMask};
 use core::sync::atomic::{AtomicU32, Ordering};
 use manifest::FaultPolicy;
 
@@ -95,6 +95,11 @@ pub fn handle(exit: Exit) {
     // The calls vm::run answered without the lock since this vCPU's last exit here.
     let unlocked = vm.vcpus[v].regs.take_unlocked_calls();
     vm.stats.count_n(ExitKind::Hypercall, unlocked);
+    // And the loads it answered (a Linux vCPU's only).
+    if vm.vcpus[v].regs.unlocked_loads != 0 {
+        let loads = core::mem::take(&mut vm.vcpus[v].regs.unlocked_loads);
+        vm.stats.count_n(ExitKind::Stage2, loads);
+    }
     if let Some(stated) = vm.vcpus[v].regs.take_stated_version() {
         vm.stated_version = vm
             .stated_version
@@ -108,6 +113,15 @@ pub fn handle(exit: Exit) {
     if requests & sched::REQ_VIRQ != 0 {
         // Another CPU raised or dropped its virtual IRQ and kicked this one.
         cpu::set_hcr(vm.vcpus[v].hcr);
+    }
+    if let Exit::Sync(s, _) = &exit
+        && s.class == Class::DataAbortLower
+        && vm.is_linux()
+        && requests & sched::REQ_VGIC == 0
+        && answer_gic_read(vm, v, s)
+    {
+        trace(index, vcpu, &exit);
+        return;
     }
     let action = match &exit {
         Exit::Sync(s, _) => handle_sync(vm, v, s),
@@ -123,14 +137,7 @@ pub fn handle(exit: Exit) {
     // A Linux vCPU's list registers: what the guest did with them back into its vGIC, and
     // what this exit (or another CPU: REQ_VGIC, or a maintenance interrupt) changed into them.
     vm.sync_vgic(v);
-    if crate::trace::enabled() {
-        let (esr, function, ipa) = match exit {
-            Exit::Sync(s, x0) => (s.esr as u32, x0, s.ipa),
-            Exit::Irq => (crate::trace::ESR_IRQ, 0, 0),
-            Exit::Unexpected { .. } => (crate::trace::ESR_OTHER_ASYNC, 0, 0),
-        };
-        crate::percpu::trace_exit(index, vcpu, esr, function, ipa);
-    }
+    trace(index, vcpu, &exit);
     let how = match action {
         Action::Resume => {
             if matches!(exit, Exit::Irq) {
@@ -204,6 +211,47 @@ pub fn handle(exit: Exit) {
         }
     };
     sched::give_up(guard, vcpu, how);
+}
+
+/// Records `exit` of vCPU `vcpu` of VM `index` in this CPU's trace, if tracing is on.
+#[inline(always)]
+fn trace(index: VmIndex, vcpu: VcpuIndex, exit: &Exit) {
+    if crate::trace::enabled() {
+        let (esr, function, ipa) = match *exit {
+            Exit::Sync(s, x0) => (s.esr as u32, x0, s.ipa),
+            Exit::Irq => (crate::trace::ESR_IRQ, 0, 0),
+            Exit::Unexpected { .. } => (crate::trace::ESR_OTHER_ASYNC, 0, 0),
+        };
+        crate::percpu::trace_exit(index, vcpu, esr, function, ipa);
+    }
+}
+
+/// A Linux vCPU's load from its vGIC's registers (`s`: its exit; no other CPU asked it to
+/// reload its list registers), answered with only what a read needs: a read changes no
+/// interrupt state, so its list registers stay as the guest has them, folded back first only
+/// when the register shows state they own (`VGic::read_sees_list_registers`). False, nothing
+/// done, for every other exit.
+fn answer_gic_read(vm: &mut Vm, v: usize, s: &Syndrome) -> bool {
+    if s.class != Class::DataAbortLower
+        || esr::DataAccess::decode(s).is_none_or(|access| access.is_write)
+    {
+        return false;
+    }
+    let Some(linux) = vm.linux.as_ref() else {
+        return false;
+    };
+    if linux.vgic.read_sees_list_registers(s.ipa) {
+        vm.sync_vgic(v);
+    }
+    let Some(kick) = emulate_gic(vm, v, s) else {
+        return false;
+    };
+    vm.stats.count(ExitKind::Stage2);
+    vm.vcpus[v].regs.skip_instruction();
+    if kick.contains(v) {
+        vm.sync_vgic(v);
+    }
+    true
 }
 
 /// Ends or restarts `vm` (locked), stopping: no CPU runs one of its vCPUs any more.
@@ -391,7 +439,7 @@ fn stage2_fault(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
         vm.update_uart_line();
         return Action::Resume;
     }
-    if s.class == Class::DataAbortLower && emulate_gic(vm, v, s) {
+    if s.class == Class::DataAbortLower && emulate_gic(vm, v, s).is_some() {
         vm.vcpus[v].regs.skip_instruction();
         return Action::Resume;
     }
@@ -469,12 +517,12 @@ fn emulate_pl011(vm: &mut Vm, v: usize, s: &Syndrome) -> bool {
     true
 }
 
-/// Emulates one access of a Linux vCPU to its vGIC's distributor or redistributors; false if
-/// this abort is not one (not a Linux VM, another address, an access the syndrome does not
-/// describe).
-fn emulate_gic(vm: &mut Vm, v: usize, s: &Syndrome) -> bool {
+/// Emulates one access of a Linux vCPU to its vGIC's distributor or redistributors: the vCPUs
+/// it changed the vGIC for (kicked); `None` if this abort is not one (not a Linux VM, another
+/// address, an access the syndrome does not describe).
+fn emulate_gic(vm: &mut Vm, v: usize, s: &Syndrome) -> Option<VcpuMask> {
     let (Some(linux), Some(access)) = (vm.linux.as_mut(), esr::DataAccess::decode(s)) else {
-        return false;
+        return None;
     };
     let regs = &mut vm.vcpus[v].regs;
     let reg = usize::from(access.reg);
@@ -483,38 +531,19 @@ fn emulate_gic(vm: &mut Vm, v: usize, s: &Syndrome) -> bool {
         (true, 31) => Some(0),
         (true, r) => Some(regs.x[r]),
     };
-    let Some((value, mask)) = linux.vgic.mmio(
+    let (value, mask) = linux.vgic.mmio(
         v,
         s.ipa,
         MmioAccess {
             size: access.size,
             write: written,
         },
-    ) else {
-        return false;
-    };
+    )?;
     if !access.is_write && reg != 31 {
-        regs.x[reg] = loaded_value(value, access);
+        regs.x[reg] = access.loaded_value(value);
     }
+    // From now on vm::run answers its loads of the registers that never change.
+    regs.fixed_gic = linux.vgic.fixed().encode();
     vm.vgic_changed(mask);
-    true
-}
-
-/// What a load of `value` puts in its register: `size` bytes, sign-extended if the load
-/// sign-extends, to 32 bits unless it writes the whole register.
-fn loaded_value(value: u64, access: esr::DataAccess) -> u64 {
-    let bits = u32::from(access.size) * 8;
-    let mut v = if bits >= 64 {
-        value
-    } else {
-        value & ((1 << bits) - 1)
-    };
-    if access.sign_extend && bits < 64 {
-        let shift = 64 - bits;
-        v = (((v << shift) as i64) >> shift) as u64;
-    }
-    if !access.sixty_four {
-        v &= u64::from(u32::MAX);
-    }
-    v
+    Some(mask)
 }

@@ -10,7 +10,10 @@
 //! leaves through one: it ends, or its VM does, only there); traced when tracing is on. They
 //! are bounded and short, and so outside bench.rs's `max_hold`, as the vector's own fast path.
 //! Such an exit is resumed without reloading ELR_EL2 and SPSR_EL2 (exception::RawExit), every
-//! other exit is decoded into an `Exit` for vm::exit. What another CPU does to this vCPU's VM (ends it, raises
+//! other exit is decoded into an `Exit` for vm::exit. A Linux vCPU's load from a vGIC register
+//! that never changes (`answer_fixed_load`: GICD_TYPER, IIDR, PIDR2 and the redistributors'
+//! TYPER, IIDR, PIDR2) is answered here the same way, counted in its own `unlocked_loads` and
+//! folded into the VM's stage-2 exits, and resumed past the load. What another CPU does to this vCPU's VM (ends it, raises
 //! one of its events) takes effect at the vCPU's next other exit, as it did before for every
 //! exit: at the latest the end of its slice, an IRQ (or an SGI kick, which is one too).
 
@@ -31,6 +34,29 @@ pub fn answer_unlocked(regs: &mut GuestRegs) -> bool {
         regs.note_stated_version(version.to_u64());
     }
     true
+}
+
+/// Answers a Linux vCPU's load from a vGIC register that never changes (`vgic::FixedRegs`,
+/// which its block keeps once the locked path has seen its vGIC; 0 for every other vCPU), given
+/// its saved registers and the ESR_EL2 and IPA of its data abort: the register the load writes
+/// and its value, counted; `None`, nothing touched, for every other abort.
+#[inline(always)]
+pub fn answer_fixed_load(
+    regs: &mut GuestRegs,
+    esr: u64,
+    ipa: impl FnOnce() -> u64,
+) -> Option<(u8, u64)> {
+    use crate::arch::aarch64::esr::DataAccess;
+    /// ISS.S1PTW: the abort was on the guest's own page-table walk, not its load.
+    const S1PTW: u64 = 1 << 7;
+    let fixed = crate::vdev::vgic::FixedRegs::decode(regs.fixed_gic)?;
+    if esr & S1PTW != 0 {
+        return None;
+    }
+    let access = DataAccess::from_iss((esr & 0x1ff_ffff) as u32).filter(|a| !a.is_write)?;
+    let value = fixed.read(ipa(), access.size)?;
+    regs.unlocked_loads = regs.unlocked_loads.wrapping_add(1);
+    Some((access.reg, access.loaded_value(value)))
 }
 
 /// Runs vCPUs on this CPU for good: the scheduler has loaded the first.
@@ -55,6 +81,15 @@ pub fn run() -> ! {
             raw = raw.resume();
             continue;
         }
+        if let Some((regs, esr)) = raw.data_abort()
+            && let Some((rt, value)) = answer_fixed_load(regs, esr, exception::RawExit::fault_ipa)
+        {
+            if crate::trace::enabled() {
+                trace_load(esr, exception::RawExit::fault_ipa());
+            }
+            raw = raw.resume_after_load(rt, value);
+            continue;
+        }
         let exit = raw.decode();
         let (kind, esr, x0) = exit.raw();
         let hold = crate::bench::HoldTimer::start();
@@ -72,6 +107,16 @@ fn trace(function: u64) {
     use crate::arch::aarch64::exception::ESR_HVC0;
     if let Some((vm, vcpu)) = crate::percpu::current_vm() {
         crate::percpu::trace_exit(vm, vcpu, ESR_HVC0, function, 0);
+    }
+}
+
+/// Records a load answered here (`esr`, `ipa`: its abort) in this CPU's trace.
+#[cfg(target_os = "none")]
+#[cold]
+#[inline(never)]
+fn trace_load(esr: u64, ipa: u64) {
+    if let Some((vm, vcpu)) = crate::percpu::current_vm() {
+        crate::percpu::trace_exit(vm, vcpu, esr as u32, 0, ipa);
     }
 }
 
@@ -111,6 +156,74 @@ mod tests {
             Some(hypercall_abi::Version::CURRENT.to_u64())
         );
         assert_eq!(regs.take_stated_version(), None);
+    }
+
+    /// ESR_EL2 of a guest's data abort with a valid syndrome: a load (or a store) of `size`
+    /// bytes into (from) register `rt`, `sf`: of the 64-bit register.
+    fn abort_esr(size_log2: u64, rt: u64, write: bool, sf: bool) -> u64 {
+        let (isv, il, wnr) = (1 << 24, 1 << 25, 1 << 6);
+        (0x24 << 26)
+            | il
+            | isv
+            | (size_log2 << 22)
+            | (rt << 16)
+            | (u64::from(sf) << 15)
+            | if write { wnr } else { 0 }
+            | 0x07
+    }
+
+    fn linux_vcpu(vcpus: usize) -> GuestRegs {
+        use crate::vdev::vgic::{GicModel, VGic};
+        GuestRegs {
+            fixed_gic: VGic::new(GicModel::V3, vcpus).fixed().encode(),
+            ..GuestRegs::default()
+        }
+    }
+
+    #[test]
+    fn a_linux_vcpus_load_of_a_fixed_vgic_register_is_answered_and_counted() {
+        use crate::vdev::layout::{GICD_IPA, GICR_IPA, GICR_STRIDE};
+        let mut regs = linux_vcpu(2);
+        let typer = answer_fixed_load(&mut regs, abort_esr(2, 21, false, false), || GICD_IPA + 4);
+        // ITLinesNumber 2, CPUNumber 1, IDbits 10, No1N.
+        assert_eq!(typer, Some((21, (9 << 19) | (1 << 25) | (1 << 5) | 2)));
+        // The last redistributor's GICR_TYPER, as 64 bits: Last, its number and affinity 1.
+        let gicr_typer = GICR_IPA + GICR_STRIDE + 8;
+        let answer = answer_fixed_load(&mut regs, abort_esr(3, 3, false, true), || gicr_typer);
+        assert_eq!(answer, Some((3, (1 << 32) | (1 << 8) | (1 << 4))));
+        assert_eq!(regs.unlocked_loads, 2);
+        assert_eq!(
+            regs.x,
+            GuestRegs::default().x,
+            "vm::run writes the register"
+        );
+    }
+
+    #[test]
+    fn every_other_abort_goes_the_general_way_untouched() {
+        use crate::vdev::layout::{GICD_IPA, GICR_IPA, GICR_STRIDE};
+        let load = abort_esr(2, 1, false, false);
+        for (mut regs, esr, ipa) in [
+            // A PV vCPU, or a Linux one whose vGIC the locked path has not seen yet.
+            (GuestRegs::default(), load, GICD_IPA + 4),
+            // A store, a misaligned or too narrow load, a register that changes (CTLR).
+            (linux_vcpu(2), abort_esr(2, 1, true, false), GICD_IPA + 4),
+            (linux_vcpu(2), load, GICD_IPA + 6),
+            (linux_vcpu(2), abort_esr(0, 1, false, false), GICD_IPA + 4),
+            (linux_vcpu(2), load, GICD_IPA),
+            // A redistributor the VM does not have; no valid syndrome; a walk's abort.
+            (linux_vcpu(2), load, GICR_IPA + 2 * GICR_STRIDE + 8),
+            (linux_vcpu(2), load & !(1 << 24), GICD_IPA + 4),
+            (linux_vcpu(2), load | (1 << 7), GICD_IPA + 4),
+        ] {
+            let before = regs.clone();
+            assert_eq!(
+                answer_fixed_load(&mut regs, esr, || ipa),
+                None,
+                "{esr:#x} {ipa:#x}"
+            );
+            assert_eq!(regs.unlocked_loads, before.unlocked_loads);
+        }
     }
 
     #[test]

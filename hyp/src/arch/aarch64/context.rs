@@ -18,6 +18,11 @@ pub struct GuestRegs {
     /// The ABI version the first `ABI_VERSION` answered without a lock stated, encoded (0:
     /// none since the VM last took it in): the VM's revision, folded in under its lock.
     pub stated_version: u64,
+    /// Loads answered without a lock (vm::run: a Linux vCPU's fixed vGIC registers) since the
+    /// VM's stats last took them in, and what those registers read (`vgic::FixedRegs`, encoded;
+    /// 0: none known), both written only by the CPU running the vCPU.
+    pub unlocked_loads: u64,
+    pub fixed_gic: u64,
 }
 
 /// Every AArch64 instruction is 4 bytes.

@@ -199,7 +199,31 @@ impl DataAccess {
     /// The access of a data abort, or None if the syndrome does not describe it (e.g. a
     /// load/store pair, or with writeback): such accesses cannot be emulated.
     pub fn decode(s: &Syndrome) -> Option<Self> {
-        let iss = s.iss;
+        Self::from_iss(s.iss)
+    }
+
+    /// What a load of `value` puts in its register: `size` bytes, sign-extended if the load
+    /// sign-extends, to 32 bits unless it writes the whole register.
+    pub fn loaded_value(self, value: u64) -> u64 {
+        let bits = u32::from(self.size) * 8;
+        let mut v = if bits >= 64 {
+            value
+        } else {
+            value & ((1 << bits) - 1)
+        };
+        if self.sign_extend && bits < 64 {
+            let shift = 64 - bits;
+            v = (((v << shift) as i64) >> shift) as u64;
+        }
+        if !self.sixty_four {
+            v &= u64::from(u32::MAX);
+        }
+        v
+    }
+
+    /// As `decode`, from the ISS (ESR bits 24:0) of a data abort.
+    #[inline(always)]
+    pub fn from_iss(iss: u32) -> Option<Self> {
         if iss & (1 << 24) == 0 {
             return None;
         }
@@ -212,6 +236,9 @@ impl DataAccess {
         })
     }
 }
+
+/// ESR_ELx.EC of a data abort from a lower exception level (`Class::DataAbortLower`).
+pub const EC_DATA_ABORT_LOWER: u64 = 0x24;
 
 /// The (op0, op1, CRn, CRm, op2) of SCTLR_EL1.
 pub const SCTLR_EL1: (u8, u8, u8, u8, u8) = (3, 0, 1, 0, 0);

@@ -153,6 +153,43 @@ impl RawExit {
         self.kind == EXIT_SYNC && ESR_EL2.get() >> 26 & 0x3f == EC_FP
     }
 
+    /// The vCPU's saved registers and ESR_EL2, if this exit is a data abort from the guest: a
+    /// load to answer in place (`resume_after_load`; its IPA: `fault_ipa`); as in
+    /// `call_regs`, x20..x28 are not in the block yet.
+    #[inline(always)]
+    pub fn data_abort(&mut self) -> Option<(&mut GuestRegs, u64)> {
+        use aarch64_cpu::registers::{ESR_EL2, Readable};
+        let esr = ESR_EL2.get();
+        // EC is ESR_EL2 bits 31:26 (ISS2 above them).
+        if self.kind != EXIT_SYNC || (esr >> 26) & 0x3f != super::esr::EC_DATA_ABORT_LOWER {
+            return None;
+        }
+        // SAFETY: as in `call_regs`.
+        Some((unsafe { self.regs.as_mut() }, esr))
+    }
+
+    /// The IPA of this exit's stage-2 abort (`data_abort`), as FAR_EL2 and HPFAR_EL2 say it.
+    #[inline(always)]
+    pub fn fault_ipa() -> u64 {
+        let (esr, far, hpfar) = super::cpu::exit_syndrome();
+        Syndrome::decode(esr, far, hpfar).ipa
+    }
+
+    /// Completes the guest's load that trapped (`data_abort`): `value` into its register `rt`
+    /// (31: none), ELR_EL2 past the load, and enters the vCPU again at once.
+    #[inline(always)]
+    pub fn resume_after_load(mut self, rt: u8, value: u64) -> RawExit {
+        use aarch64_cpu::registers::{ELR_EL2, Readable, Writeable};
+        match usize::from(rt) {
+            rt @ 20..=28 => self.carried[rt - 20] = value,
+            // SAFETY: as in `call_regs`; a plain write, no reference kept.
+            rt @ 0..=30 => unsafe { (*self.regs.as_ptr()).x[rt] = value },
+            _ => {}
+        }
+        ELR_EL2.set(ELR_EL2.get().wrapping_add(4));
+        self.resume()
+    }
+
     /// Enters the vCPU again at once, ELR_EL2 and SPSR_EL2 as the exit left them (nothing at
     /// EL2 has changed them since: no exception, no other vCPU), until its next exit.
     #[inline(always)]

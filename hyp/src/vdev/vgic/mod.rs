@@ -57,6 +57,8 @@ pub mod hw;
 pub mod lr;
 mod regs;
 
+pub use regs::FixedRegs;
+
 use alloc::vec::Vec;
 use lr::{HCR_EN, HCR_LRENPIE, HCR_UIE, Lr, LrState, MAX_LRS};
 

@@ -115,7 +115,95 @@ fn bitmap_array(offset: u64) -> Option<(Bits, u64)> {
         .map(|&(base, kind)| (kind, (offset - base) / 4))
 }
 
+/// The registers of a vGIC that never change: GICD_TYPER, GICD_IIDR, GICD_PIDR2 and each
+/// redistributor's GICR_TYPER, GICR_IIDR and GICR_PIDR2 depend only on the model and the number
+/// of vCPUs. A vCPU keeps them (`encode`d, in its register block) so that vm::run answers a
+/// load of one without the VM's lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FixedRegs {
+    model: GicModel,
+    /// 1..=MAX_VCPUS.
+    vcpus: usize,
+}
+
+impl FixedRegs {
+    const PRESENT: u64 = 1 << 63;
+    const V3: u64 = 1 << 62;
+    const VCPUS: u64 = 0xff;
+
+    /// As a vCPU's block keeps it (never 0, which means none: a PV vCPU, or one whose vGIC has
+    /// not been seen yet).
+    pub fn encode(self) -> u64 {
+        let v3 = if self.model == GicModel::V3 {
+            Self::V3
+        } else {
+            0
+        };
+        Self::PRESENT | v3 | self.vcpus as u64
+    }
+
+    /// What `encode` made, `None` for 0 (or anything it cannot have made).
+    pub fn decode(bits: u64) -> Option<Self> {
+        let vcpus = (bits & Self::VCPUS) as usize;
+        let valid = bits & Self::PRESENT != 0 && (1..=super::MAX_VCPUS).contains(&vcpus);
+        valid.then_some(Self {
+            model: if bits & Self::V3 != 0 {
+                GicModel::V3
+            } else {
+                GicModel::V2
+            },
+            vcpus,
+        })
+    }
+
+    /// What a load of `size` bytes at `ipa` reads, if it is one of these registers (aligned, of
+    /// its width); `None` for every other access.
+    pub fn read(self, ipa: u64, size: u8) -> Option<u64> {
+        let v3 = self.model == GicModel::V3;
+        let word = |offset| fits(Width::Word, offset, size);
+        if let Some(offset) = ipa.checked_sub(GICD_IPA).filter(|&o| o < GICD_SIZE) {
+            return match offset {
+                GICD_TYPER if word(offset) => {
+                    let cpus = (self.vcpus as u64 - 1) << 5;
+                    let v3_bits = if v3 { TYPER_IDBITS_10 | TYPER_NO1N } else { 0 };
+                    Some(TYPER_IT_LINES | cpus | v3_bits)
+                }
+                GICD_IIDR if word(offset) => Some(IIDR),
+                GICD_PIDR2 if word(offset) => Some(if v3 { PIDR2_V3 } else { PIDR2_V2 }),
+                _ => None,
+            };
+        }
+        let r = ipa.checked_sub(GICR_IPA)? / GICR_STRIDE;
+        if !v3 || r >= self.vcpus as u64 {
+            return None;
+        }
+        let offset = (ipa - GICR_IPA) % GICR_STRIDE;
+        match offset {
+            GICR_IIDR if word(offset) => Some(IIDR),
+            GICR_TYPER | 0x000c if fits(Width::Double, offset, size) => {
+                let last = if r + 1 == self.vcpus as u64 {
+                    GICR_TYPER_LAST
+                } else {
+                    0
+                };
+                let typer = r << GICR_TYPER_AFFINITY_SHIFT | r << GICR_TYPER_PROCESSOR_SHIFT | last;
+                Some(half(typer, size, offset == 0x000c))
+            }
+            GICR_PIDR2 if word(offset) => Some(PIDR2_V3),
+            _ => None,
+        }
+    }
+}
+
 impl VGic {
+    /// Its registers that never change.
+    pub fn fixed(&self) -> FixedRegs {
+        FixedRegs {
+            model: self.model,
+            vcpus: self.vcpus.len(),
+        }
+    }
+
     /// A guest's access at `ipa` (of vCPU `vcpu`): the distributor, or on GICv3 a
     /// redistributor frame (any vCPU's). `None` if `ipa` is not the vGIC's; else the value a
     /// read returns (0 for a write) and the vCPUs to kick.
@@ -127,6 +215,11 @@ impl VGic {
             4 => v & 0xffff_ffff,
             _ => v,
         });
+        if write.is_none()
+            && let Some(value) = self.fixed().read(ipa, size)
+        {
+            return Some((value, VcpuMask::NONE));
+        }
         if (GICD_IPA..GICD_IPA + GICD_SIZE).contains(&ipa) {
             if vcpu >= self.vcpus.len() {
                 return Some((0, VcpuMask::NONE));
@@ -140,6 +233,23 @@ impl VGic {
             return Some(self.redistributor(frame, offset, size, write));
         }
         None
+    }
+
+    /// Whether a read at `ipa` shows state the list registers own while a vCPU is loaded
+    /// (pending and active bits: GICD/GICR_IS/ICPENDR, IS/ICACTIVER, GICv2's C/SPENDSGIR): the
+    /// reader's list registers are folded back first, so that a guest polling an interrupt's
+    /// state sees its own acknowledgements and deactivations. Every other register's state
+    /// only the hyp changes, so a read of it needs no look at the list registers.
+    pub fn read_sees_list_registers(&self, ipa: u64) -> bool {
+        const LR_OWNED: core::ops::Range<u64> = GICD_ISPENDR..GICD_IPRIORITYR;
+        if let Some(offset) = ipa.checked_sub(GICD_IPA).filter(|&o| o < GICD_SIZE) {
+            return LR_OWNED.contains(&offset)
+                || (self.model == GicModel::V2 && (GICD_CPENDSGIR..0x0f30).contains(&offset));
+        }
+        let gicr_end = GICR_IPA + self.vcpus.len() as u64 * GICR_STRIDE;
+        self.model == GicModel::V3
+            && (GICR_IPA..gicr_end).contains(&ipa)
+            && LR_OWNED.contains(&(((ipa - GICR_IPA) % GICR_STRIDE).wrapping_sub(SGI_FRAME)))
     }
 
     fn distributor(
@@ -163,12 +273,6 @@ impl VGic {
                     (0, self.kick_all_pending())
                 }
             },
-            GICD_TYPER if word && write.is_none() => {
-                let cpus = (self.vcpus.len() as u64 - 1) << 5;
-                let v3_bits = if v3 { TYPER_IDBITS_10 | TYPER_NO1N } else { 0 };
-                (TYPER_IT_LINES | cpus | v3_bits, VcpuMask::NONE)
-            }
-            GICD_IIDR if word && write.is_none() => (IIDR, VcpuMask::NONE),
             GICD_IGROUPR..GICD_IPRIORITYR if word => {
                 let Some((kind, bank)) = bitmap_array(offset) else {
                     return none;
@@ -219,9 +323,6 @@ impl VGic {
                     }
                 }
             }
-            GICD_PIDR2 if word && write.is_none() => {
-                (if v3 { PIDR2_V3 } else { PIDR2_V2 }, VcpuMask::NONE)
-            }
             _ => none,
         }
     }
@@ -252,18 +353,6 @@ impl VGic {
         }
         match offset {
             GICR_CTLR if word => none,
-            GICR_IIDR if word && write.is_none() => (IIDR, VcpuMask::NONE),
-            GICR_TYPER | 0x000c if fits(Width::Double, offset, size) && write.is_none() => {
-                let last = if r + 1 == self.vcpus.len() {
-                    GICR_TYPER_LAST
-                } else {
-                    0
-                };
-                let typer = (r as u64) << GICR_TYPER_AFFINITY_SHIFT
-                    | (r as u64) << GICR_TYPER_PROCESSOR_SHIFT
-                    | last;
-                (half(typer, size, offset == 0x000c), VcpuMask::NONE)
-            }
             GICR_WAKER if word => {
                 let p = &mut self.vcpus[r];
                 match write {
@@ -281,7 +370,6 @@ impl VGic {
                     }
                 }
             }
-            GICR_PIDR2 if word && write.is_none() => (PIDR2_V3, VcpuMask::NONE),
             _ => none,
         }
     }

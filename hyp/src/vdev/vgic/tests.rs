@@ -722,3 +722,82 @@ fn any_access_anywhere_never_panics() {
         }
     }
 }
+
+#[test]
+fn only_reads_of_pending_and_active_state_need_the_list_registers_folded_back() {
+    let g = linux_v3(2);
+    // The distributor's and each redistributor's IS/ICPENDR and IS/ICACTIVER.
+    for ipa in [
+        GICD_IPA + 0x200,
+        GICD_IPA + 0x284,
+        GICD_IPA + 0x37c,
+        gicr(0, SGI_FRAME + 0x200),
+        gicr(1, SGI_FRAME + 0x380),
+    ] {
+        assert!(g.read_sees_list_registers(ipa), "{ipa:#x}");
+    }
+    // What only the hyp changes: the ID registers, enables, priorities, routes, a
+    // redistributor's RD frame; and what is not the vGIC's (a vCPU it does not have).
+    for ipa in [
+        GICD_IPA,
+        GICD_IPA + 0x4,
+        GICD_IPA + 0x1fc,
+        GICD_IPA + 0x400,
+        GICD_IPA + 0x6100,
+        GICD_IPA + 0xffe8,
+        GICD_IPA + 0xf10,
+        gicr(0, 0x200),
+        gicr(1, 0x14),
+        gicr(1, SGI_FRAME + 0x100),
+        gicr(2, SGI_FRAME + 0x200),
+        0,
+        u64::MAX,
+    ] {
+        assert!(!g.read_sees_list_registers(ipa), "{ipa:#x}");
+    }
+    // GICv2's SGI pending registers show the LRs' state too.
+    let g2 = linux_v2(2);
+    assert!(g2.read_sees_list_registers(GICD_IPA + 0xf10));
+    assert!(g2.read_sees_list_registers(GICD_IPA + 0xf2c));
+    assert!(!g2.read_sees_list_registers(GICD_IPA + 0xf30));
+    assert!(!g2.read_sees_list_registers(gicr(0, SGI_FRAME + 0x200)));
+}
+
+#[test]
+fn the_fixed_registers_read_as_the_vgic_does_and_survive_their_encoding() {
+    use super::FixedRegs;
+    for (mut g, ipas) in [
+        (
+            linux_v3(3),
+            std::vec![
+                GICD_IPA + 4,
+                GICD_IPA + 8,
+                GICD_IPA + 0xffe8,
+                gicr(0, 4),
+                gicr(1, 8),
+                gicr(2, 8),
+                gicr(2, 0xc),
+                gicr(2, 0xffe8),
+            ],
+        ),
+        (
+            linux_v2(2),
+            std::vec![GICD_IPA + 4, GICD_IPA + 8, GICD_IPA + 0xffe8],
+        ),
+    ] {
+        let fixed = FixedRegs::decode(g.fixed().encode()).expect("encoded");
+        assert_eq!(fixed, g.fixed());
+        for ipa in ipas {
+            let size = 4;
+            let value = fixed.read(ipa, size).expect("fixed");
+            assert_ne!(value, 0, "{ipa:#x}");
+            assert_eq!(value, read(&mut g, 0, ipa, size), "{ipa:#x}");
+        }
+        // Registers that change, or are not there.
+        for ipa in [GICD_IPA, GICD_IPA + 0x100, gicr(0, 0x14), gicr(3, 8)] {
+            assert_eq!(fixed.read(ipa, 4), None, "{ipa:#x}");
+        }
+    }
+    assert_eq!(FixedRegs::decode(0), None);
+    assert_eq!(FixedRegs::decode(1 << 63), None, "no vCPUs");
+}

@@ -76,6 +76,9 @@ impl Vm {
     /// a Linux vCPU syncs them). One on this CPU is the one whose exit is handled: its exit
     /// syncs it.
     pub fn vgic_changed(&mut self, mask: VcpuMask) {
+        if mask.is_empty() {
+            return;
+        }
         for (i, vcpu) in self.vcpus.iter_mut().enumerate() {
             if !mask.contains(i) {
                 continue;
