@@ -33,7 +33,10 @@ guest booted as a Linux VM with two vCPUs; default tests/manifests/bench-trap-li
 times gicd_read_trap, vtimer_to_handler and virtual_ipi (on GICv3 or GICv2, --gic), and
 Debian's kernel (default tests/manifests/bench-linux-boot.toml; about 25 s, skipped by
 --quick) gives linux_entry_to_init, from the VM's first entry to /init's first line. Both are
-counted under -icount only (skipped with --no-icount).
+counted under -icount only (skipped with --no-icount). On virt one more boot, under run.sh
+--iommu (default tests/manifests/bench-dma.toml), repeats mem_map_1 and mem_unmap_1 in a VM
+that owns the PCI disk behind the SMMU: mem_unmap_1_device_owner against mem_unmap_1 is what
+the SMMU's TLB maintenance (CMD_TLBI_S2_IPA + CMD_SYNC) adds to an unmap.
 
 options:
   --board virt|raspi4b   machine (default virt: 1 CPU, cortex-a72; raspi4b: its 4 fixed
@@ -56,6 +59,10 @@ options:
   --linux-boot-manifest FILE
                          the Linux boot for linux_entry_to_init (needs scripts/setup.sh's
                          target/linux/); `none` skips it
+  --device-owner-manifest FILE
+                         the boot under --iommu for mem_map_1_device_owner and
+                         mem_unmap_1_device_owner (default tests/manifests/bench-dma.toml: the
+                         bench VM owns the PCI disk 00:01.0; virt only); `none` skips it
   --smp-only             only the four-CPU boot (its relative budgets then unjudged)
   --check-smp            exit 1 when the smp check fails (scripts/test.sh has it as a case
                          to enable once ABI_VERSION takes no global lock)
@@ -77,6 +84,7 @@ smp_manifest=tests/manifests/bench-smp.toml
 linux_manifest=tests/manifests/bench-trap-linux.toml
 linux_boot_manifest=tests/manifests/bench-linux-boot.toml
 linux_boot_set=0
+device_owner_manifest=tests/manifests/bench-dma.toml
 report_extra=()
 smp_only=0
 while [ $# -gt 0 ]; do
@@ -97,6 +105,8 @@ while [ $# -gt 0 ]; do
         --linux-manifest) linux_manifest="${2:?--linux-manifest needs a file}"; shift 2 ;;
         --linux-boot-manifest) linux_boot_manifest="${2:?--linux-boot-manifest needs a file}"
                                linux_boot_set=1; shift 2 ;;
+        --device-owner-manifest) device_owner_manifest="${2:?--device-owner-manifest needs a file}"
+                                 shift 2 ;;
         --check-smp) report_extra+=(--check-smp); shift ;;
         --smp-only) smp_only=1; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -118,6 +128,8 @@ esac
 [ "$linux_manifest" = none ] || [ -f "$linux_manifest" ] || die "no manifest $linux_manifest"
 [ "$linux_boot_manifest" = none ] || [ -f "$linux_boot_manifest" ] ||
     die "no manifest $linux_boot_manifest"
+[ "$device_owner_manifest" = none ] || [ -f "$device_owner_manifest" ] ||
+    die "no manifest $device_owner_manifest"
 [ "$smp_only" = 0 ] || [ "$smp_manifest" != none ] ||
     die "--smp-only with --smp-manifest none runs nothing"
 
@@ -181,12 +193,25 @@ run_in_place() {
     [ -z "$logs" ] || cp "$log" "$logs/$name.log"
     logs_read+=("$log")
 }
+# run_device_owner: mem_map_1 and mem_unmap_1 in a VM that owns the PCI disk behind the SMMU
+# (run.sh --iommu; the manifest's devices = ["00:01.0"]), for the SMMU maintenance an unmap adds.
+# virt only: the Pi 4 has no SMMU (the measures are then reported not available).
+run_device_owner() {
+    if [ "$board" != virt ]; then
+        echo "bench: mem_unmap_1_device_owner skipped: $board has no SMMU"
+        return
+    fi
+    local device_machine=("${machine[@]}" --iommu --pci-disk "$work/pci-disk.img")
+    run_one device-owner "$device_owner_manifest" device_machine
+    logs_read+=("$work/device-owner.log")
+}
 logs_read=()
 if [ "$smp_only" = 0 ]; then
     run_one solo tests/manifests/bench.toml
     run_one switch tests/manifests/bench-switch.toml
     run_one trap tests/manifests/bench-trap.toml
     logs_read+=("$work/solo.log" "$work/switch.log" "$work/trap.log")
+    [ "$device_owner_manifest" = none ] || run_device_owner
     if [ "$linux_manifest" = none ]; then
         :
     elif [ "$icount" = 0 ]; then

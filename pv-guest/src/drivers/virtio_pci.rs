@@ -250,6 +250,13 @@ mod target {
             data: u64,
             len: u32,
         ) -> Result<(), Failure> {
+            self.submit(kind, sector, data, len);
+            self.complete()
+        }
+
+        /// [`VirtioBlk::request`]'s first half: the request queued and the device notified;
+        /// [`VirtioBlk::complete`] waits for its answer.
+        pub fn submit(&mut self, kind: u32, sector: u64, data: u64, len: u32) {
             let rq = self.request.ipa();
             let words = self.request.words();
             words[0] = u64::from(kind);
@@ -283,6 +290,11 @@ mod target {
             w16(avail + 2, self.avail_idx);
             barrier();
             w16(self.notify, 0);
+        }
+
+        /// Polls until the device answers the request [`VirtioBlk::submit`] queued.
+        pub fn complete(&mut self) -> Result<(), Failure> {
+            let q = self.queue.ipa();
             let mut polls = 0u32;
             loop {
                 barrier();

@@ -15,7 +15,9 @@
 //! nanoseconds of wall time, not deterministic, and nothing is checked. A measured path never
 //! waits (no WFI), so the clock never jumps ahead.
 //!
-//! `bench` runs the one-VM measures; `bench vm_switch` the two-VM ones, beside a second VM
+//! `bench` runs the one-VM measures; `bench device_owner` only `mem_map_1` and `mem_unmap_1`,
+//! named `..._device_owner`, for a VM that owns a PCI device behind the SMMU; `bench vm_switch`
+//! the two-VM ones, beside a second VM
 //! running `bench vm_switch partner` with the same arguments; `bench smp vm=K of=V` VM K's
 //! part of the every-CPU-at-once measures (see [`smp`]), VM 0 checking the counter first.
 
@@ -88,6 +90,8 @@ mod target {
             measures::PAIR
         } else if has_flag(args, "console_trap") {
             measures::TRAP
+        } else if has_flag(args, "device_owner") {
+            measures::DEVICE_OWNER
         } else if has_flag(args, "shell") {
             measures::SHELL
         } else {

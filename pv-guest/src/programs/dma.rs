@@ -7,6 +7,9 @@
 //! needs a reset; the hypervisor logs the SMMU's event), and after a reset good requests work.
 //! `dma write reset` writes, restarts the VM, and in its next life reads back through the
 //! device the hypervisor assigned to it again.
+//! `dma abandon` starts a long read (2 MiB) into the VM's memory and exits at
+//! once, without waiting: the hypervisor's teardown must stop the device (its stream aborts, bus
+//! mastering off) before it frees the frames the read was headed for.
 //! `dma steal`, in a VM that owns no device, reads where an owner has the device's registers:
 //! a stage-2 fault.
 
@@ -50,6 +53,9 @@ pub fn run(info: &BootInfo, argv: &str) -> u64 {
         println!("dma: no memory for a buffer");
         return 1;
     };
+    if argv.split_whitespace().any(|w| w == "abandon") {
+        return abandon(&mut dev);
+    }
     let mut status = 0;
     // `reset`: the first life writes and restarts (PSCI SYSTEM_RESET); the next one, with the
     // device assigned afresh, reads back what the first wrote.
@@ -183,6 +189,28 @@ fn attack(dev: &mut VirtioBlk, buf: &mut Frames, seed: u64) -> u64 {
         0,
     );
     checks.finish()
+}
+
+/// Pages `dma abandon` reads into: 2 MiB (QEMU maps each page the SMMU translates as one of at
+/// most 1024 segments a request).
+const ABANDON_PAGES: u64 = 512;
+
+/// Queues a read of [`ABANDON_PAGES`] into this VM's memory and exits before the device answers
+/// (status 0: leaving it to the hypervisor is the point).
+fn abandon(dev: &mut VirtioBlk) -> u64 {
+    let Ok(target) = Frames::alloc(ABANDON_PAGES, MemPerms::RW) else {
+        println!("dma: abandon: no memory for the read");
+        return 1;
+    };
+    let bytes = (ABANDON_PAGES * 4096) as u32;
+    dev.submit(T_IN, 0, target.ipa(), bytes);
+    println!(
+        "dma: abandon: {bytes} byte read into IPA {:#x} queued; exiting without waiting",
+        target.ipa()
+    );
+    // The frames stay mapped until the hypervisor tears the VM down.
+    core::mem::forget(target);
+    0
 }
 
 /// Words of a page.

@@ -114,6 +114,10 @@ pub const ALL: &[Spec] = &[
         &[("Xen 4.17 populate", 2727)],
     ),
     hot(spec("mem_unmap_1", I, Guest)),
+    // The same two in a VM that owns a PCI device behind the SMMU (bench.sh's run.sh --iommu
+    // boot, virt only): the unmap's extra is the SMMU's CMD_TLBI_S2_IPA + CMD_SYNC.
+    spec("mem_map_1_device_owner", I, Guest),
+    spec("mem_unmap_1_device_owner", I, Guest),
     refs(
         hot(budget(
             spec("mem_batch_512_per_page", I, Guest),

@@ -455,6 +455,27 @@ bench: bench: name=event_roundtrip unavailable=needs the event calls (EVENT_* li
     }
 
     #[test]
+    fn the_device_owner_boot_gives_its_own_figures_beside_the_plain_ones() {
+        let mut r = Results::default();
+        r.read_log("bench: bench: name=mem_unmap_1 unit=instructions iterations=8 min=600 median=610");
+        r.read_log(
+            "bench: bench: name=mem_unmap_1_device_owner unit=instructions iterations=8 min=900 \
+             median=910",
+        );
+        r.derive(None);
+        let median = |name| match r.get(name) {
+            Some(Figure::Measured { median, .. }) => Some(*median),
+            _ => None,
+        };
+        assert_eq!(median("mem_unmap_1"), Some(610.0));
+        assert_eq!(median("mem_unmap_1_device_owner"), Some(910.0));
+        assert!(matches!(
+            r.get("mem_map_1_device_owner"),
+            Some(Figure::Unavailable(_))
+        ));
+    }
+
+    #[test]
     fn linux_entry_to_init_counts_from_its_own_logs_first_entry() {
         let mut r = Results::default();
         r.read_log("hyp: INFO  [bench] boot_to_guest: 10 counter ticks at 62500000 Hz");
