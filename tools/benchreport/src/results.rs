@@ -457,7 +457,9 @@ bench: bench: name=event_roundtrip unavailable=needs the event calls (EVENT_* li
     #[test]
     fn the_device_owner_boot_gives_its_own_figures_beside_the_plain_ones() {
         let mut r = Results::default();
-        r.read_log("bench: bench: name=mem_unmap_1 unit=instructions iterations=8 min=600 median=610");
+        r.read_log(
+            "bench: bench: name=mem_unmap_1 unit=instructions iterations=8 min=600 median=610",
+        );
         r.read_log(
             "bench: bench: name=mem_unmap_1_device_owner unit=instructions iterations=8 min=900 \
              median=910",
