@@ -251,6 +251,9 @@ cases=(
     # the SMMU when the device took the request, and an aborting STE records no event: no SMMU
     # line is expected); the VM beside it holds, nothing leaks.
     "dma: a DMA in flight when its VM exits: the device released (stream aborts, bus mastering off) before the frames go; the victim holds|0|--iommu --pci-disk $results/dma-abandon.img --manifest $M/dma-abandon.toml|owner: dma: abandon: 2097152 byte read into IPA;;queued; exiting without waiting;;VM owner exited with status 0>>>VM owner: device 00:01.0 released: stream 8 aborts, bus mastering off;;victim: victim: memory and FP/SIMD registers unchanged;;hyp: summary: vms=2 ok=2 failed=0 frames_leaked=0 heap_leaked=0"
+    # A second PCI disk (QEMU's null block driver, at 00:02.0) that no VM names: found, its BARs
+    # placed, and left blocked (stream 16 aborting, decoding and bus mastering off).
+    "dma: a second PCI device no VM names stays blocked: its stream aborts, bus mastering off|0|--iommu --pci-disk $results/dma-second.img --manifest $M/dma-assign.toml -- -drive file=null-co://,if=none,format=raw,id=pd1 -device virtio-blk-pci,drive=pd1,disable-legacy=on,iommu_platform=on,addr=2|64 streams, every one aborts; enabled;;PCI 00:02.0: vendor 1af4 device 1042;;VM owner: device 00:01.0 (1af4:1042) assigned: stream 8;;PCI 00:02.0: no VM owns it: stream 16 aborts, bus mastering off;;hyp: summary: vms=2 ok=2 failed=0 frames_leaked=0 heap_leaked=0"
 )
 if [ "$full" = 1 ]; then
     for cpu in cortex-a53 cortex-a57 cortex-a72 cortex-a76 neoverse-n1 max; do

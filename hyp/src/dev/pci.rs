@@ -181,6 +181,15 @@ pub fn function(bdf: Bdf) -> Option<(Function, bool)> {
         .map(|&f| (f, *behind_smmu))
 }
 
+/// Every function `init` found on bus 0, in slot order (none before `init`).
+pub fn functions() -> &'static [Function] {
+    FOUND.get().map_or(&[], |(found, _)| found.as_slice())
+}
+
+/// A function's base class (the top byte of [`Function::class`]) when it is a bridge: the host
+/// bridge is one, and does no DMA of its own.
+pub const CLASS_BRIDGE: u32 = 0x06;
+
 /// Turns the function's memory decoding and bus mastering on (`true`) or both off.
 pub fn set_enabled(bdf: Bdf, on: bool) {
     if let Some(ecam) = ECAM.get() {

@@ -27,6 +27,22 @@ pub fn assign_at_boot(vms: &mut [Vm]) {
             vm.state = VmState::Killed;
         }
     }
+    // A function no VM names stays as `pci::init` left it, memory decoding and bus mastering
+    // off, and its stream table entry aborts (every one does until assigned): said once each.
+    if smmu::get().is_none() {
+        return;
+    }
+    for f in pci::functions()
+        .iter()
+        .filter(|f| f.class >> 16 != pci::CLASS_BRIDGE)
+        .filter(|f| !vms.iter().any(|vm| vm.spec.devices.contains(&f.bdf)))
+    {
+        log::info!(
+            "PCI {}: no VM owns it: stream {} aborts, bus mastering off",
+            f.bdf,
+            f.bdf.requester_id()
+        );
+    }
 }
 
 /// Maps the VM's devices' BARs and points their streams at its stage 2, then enables them.
