@@ -7,9 +7,11 @@
 //! needs a reset; the hypervisor logs the SMMU's event), and after a reset good requests work.
 //! `dma write reset` writes, restarts the VM, and in its next life reads back through the
 //! device the hypervisor assigned to it again.
-//! `dma abandon` starts a long read (2 MiB) into the VM's memory and exits at
-//! once, without waiting: the hypervisor's teardown must stop the device (its stream aborts, bus
+//! `dma abandon [seed=N]` writes the pattern to the disk's first page, then starts a long read
+//! (2 MiB) into the VM's memory and exits at once, without waiting: the hypervisor's teardown must stop the device (its stream aborts, bus
 //! mastering off) before it frees the frames the read was headed for.
+//! `dma scavenge [rounds=N]`, in a VM beside it that owns no device, yields N times (default
+//! 200), then maps 8 MiB and finds every word zero: no DMA reached a frame after its scrub.
 //! `dma steal`, in a VM that owns no device, reads where an owner has the device's registers:
 //! a stage-2 fault.
 
@@ -33,6 +35,9 @@ pub fn run(info: &BootInfo, argv: &str) -> u64 {
     if argv.split_whitespace().any(|w| w == "steal") {
         return steal(info);
     }
+    if argv.split_whitespace().any(|w| w == "scavenge") {
+        return scavenge(args::number(argv, "rounds").unwrap_or(SCAVENGE_ROUNDS));
+    }
     let seed = args::number(argv, "seed").unwrap_or(1);
     let mut dev = match VirtioBlk::open(info) {
         Ok(d) => d,
@@ -54,7 +59,7 @@ pub fn run(info: &BootInfo, argv: &str) -> u64 {
         return 1;
     };
     if argv.split_whitespace().any(|w| w == "abandon") {
-        return abandon(&mut dev);
+        return abandon(&mut dev, &mut buf, seed);
     }
     let mut status = 0;
     // `reset`: the first life writes and restarts (PSCI SYSTEM_RESET); the next one, with the
@@ -197,7 +202,12 @@ const ABANDON_PAGES: u64 = 512;
 
 /// Queues a read of [`ABANDON_PAGES`] into this VM's memory and exits before the device answers
 /// (status 0: leaving it to the hypervisor is the point).
-fn abandon(dev: &mut VirtioBlk) -> u64 {
+/// First the pattern for `seed` goes to the disk's first page, so that the read carries data a
+/// fresh page never holds.
+fn abandon(dev: &mut VirtioBlk, buf: &mut Frames, seed: u64) -> u64 {
+    if write(dev, buf, seed) != 0 {
+        return 1;
+    }
     let Ok(target) = Frames::alloc(ABANDON_PAGES, MemPerms::RW) else {
         println!("dma: abandon: no memory for the read");
         return 1;
@@ -211,6 +221,30 @@ fn abandon(dev: &mut VirtioBlk) -> u64 {
     // The frames stay mapped until the hypervisor tears the VM down.
     core::mem::forget(target);
     0
+}
+
+/// Yields `dma scavenge` waits by default: long enough for an `abandon` VM beside it to end.
+const SCAVENGE_ROUNDS: u64 = 200;
+/// Pages `dma scavenge` maps: half its 16 MiB, more than an `abandon` VM's read.
+const SCAVENGE_PAGES: u64 = 2048;
+
+/// Waits `rounds` yields, then maps [`SCAVENGE_PAGES`] fresh pages and checks that every word is
+/// zero: a word that is not is data that reached a frame after the hypervisor scrubbed it (a
+/// DMA that outlived its VM's teardown).
+fn scavenge(rounds: u64) -> u64 {
+    for _ in 0..rounds {
+        let _ = crate::hv().vm_yield();
+    }
+    let Ok(mut pages) = Frames::alloc(SCAVENGE_PAGES, MemPerms::RW) else {
+        println!("dma: scavenge: no memory for {SCAVENGE_PAGES} pages");
+        return 1;
+    };
+    let dirty = pages.words().iter().filter(|&&w| w != 0).count();
+    println!(
+        "dma: scavenge: {SCAVENGE_PAGES} fresh pages mapped after {rounds} yields: {dirty} \
+         words not zero"
+    );
+    u64::from(dirty != 0)
 }
 
 /// Words of a page.
