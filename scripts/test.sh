@@ -223,6 +223,9 @@ cases=(
     # PSCI/SMCCC probed, its secondary brought up by CPU_ON, /init run, a timer sleep, SYSTEM_OFF.
     # Natively ~5 s of guest time; generous limits for a loaded machine.
     "linux: Debian's kernel on virt GICv3, 2 vCPUs on 2 CPUs, to /init and poweroff|0|--smp 2 --manifest $M/linux.toml --timeout 300|GICv3: CPU1: found redistributor 1;;psci: PSCIv1.1 detected in firmware.;;psci: SMC Calling Convention v1.2;;SMP: Total of 2 processors activated.;;linux: init: busybox up, 2 CPUs;;linux: init: work pinned to CPU 0 ran on CPU 0;;linux: init: work pinned to CPU 1 ran on CPU 1;;linux: init: slept 1 s;;VM linux exited with status 0;;victim: victim: memory and FP/SIMD registers unchanged;;attacker: attack: all;;hyp: summary: vms=3 ok=3 failed=0 frames_leaked=0 heap_leaked=0"
+    # The newest CPU QEMU models (pointer authentication, SVE, SME, MTE, BTI, newer translation
+    # controls): Linux sees only what the hyp virtualizes (vm::idregs::LINUX_GUEST).
+    "linux: Debian's kernel on virt GICv3 with --cpu max, 2 vCPUs on 2 CPUs|0|--cpu max --smp 2 --manifest $M/linux.toml --timeout 300|GICv3: CPU1: found redistributor 1;;psci: PSCIv1.1 detected in firmware.;;psci: SMC Calling Convention v1.2;;SMP: Total of 2 processors activated.;;linux: init: busybox up, 2 CPUs;;linux: init: work pinned to CPU 0 ran on CPU 0;;linux: init: work pinned to CPU 1 ran on CPU 1;;linux: init: slept 1 s;;VM linux exited with status 0;;victim: victim: memory and FP/SIMD registers unchanged;;attacker: attack: all;;hyp: summary: vms=3 ok=3 failed=0 frames_leaked=0 heap_leaked=0"
     "linux: Debian's kernel on virt GICv2 (GICV mapped), 2 vCPUs on 2 CPUs|0|--gic 2 --smp 2 --manifest $M/linux.toml --timeout 300|psci: PSCIv1.1 detected in firmware.;;psci: SMC Calling Convention v1.2;;SMP: Total of 2 processors activated.;;linux: init: busybox up, 2 CPUs;;linux: init: work pinned to CPU 0 ran on CPU 0;;linux: init: work pinned to CPU 1 ran on CPU 1;;linux: init: slept 1 s;;VM linux exited with status 0;;victim: victim: memory and FP/SIMD registers unchanged;;attacker: attack: all;;hyp: summary: vms=3 ok=3 failed=0 frames_leaked=0 heap_leaked=0"
     "linux: Debian's kernel on virt GICv2, 2 vCPUs time-sharing 1 CPU|0|--gic 2 --smp 1 --manifest $M/linux.toml --timeout 300|psci: PSCIv1.1 detected in firmware.;;psci: SMC Calling Convention v1.2;;SMP: Total of 2 processors activated.;;linux: init: busybox up, 2 CPUs;;linux: init: work pinned to CPU 0 ran on CPU 0;;linux: init: work pinned to CPU 1 ran on CPU 1;;linux: init: slept 1 s;;VM linux exited with status 0;;victim: victim: memory and FP/SIMD registers unchanged;;attacker: attack: all;;hyp: summary: vms=3 ok=3 failed=0 frames_leaked=0 heap_leaked=0"
     "linux: Debian's kernel on raspi4b (GIC-400)|0|--board raspi4b --manifest $M/linux.toml --timeout 300|psci: PSCIv1.1 detected in firmware.;;psci: SMC Calling Convention v1.2;;SMP: Total of 2 processors activated.;;linux: init: busybox up, 2 CPUs;;linux: init: work pinned to CPU 0 ran on CPU 0;;linux: init: work pinned to CPU 1 ran on CPU 1;;linux: init: slept 1 s;;VM linux exited with status 0;;victim: victim: memory and FP/SIMD registers unchanged;;attacker: attack: all;;hyp: summary: vms=3 ok=3 failed=0 frames_leaked=0 heap_leaked=0"
@@ -257,11 +260,20 @@ cases=(
     "dma: a second PCI device no VM names stays blocked: its stream aborts, bus mastering off|0|--iommu --pci-disk $results/dma-second.img --manifest $M/dma-assign.toml -- -drive file=null-co://,if=none,format=raw,id=pd1 -device virtio-blk-pci,drive=pd1,disable-legacy=on,iommu_platform=on,addr=2|64 streams, every one aborts; enabled;;PCI 00:02.0: vendor 1af4 device 1042;;VM owner: device 00:01.0 (1af4:1042) assigned: stream 8;;PCI 00:02.0: no VM owns it: stream 16 aborts, bus mastering off;;hyp: summary: vms=2 ok=2 failed=0 frames_leaked=0 heap_leaked=0"
 )
 if [ "$full" = 1 ]; then
+    linux_patterns="psci: PSCIv1.1 detected in firmware.;;psci: SMC Calling Convention v1.2;;SMP: Total of 2 processors activated.;;linux: init: busybox up, 2 CPUs;;linux: init: work pinned to CPU 0 ran on CPU 0;;linux: init: work pinned to CPU 1 ran on CPU 1;;linux: init: slept 1 s;;VM linux exited with status 0;;victim: victim: memory and FP/SIMD registers unchanged;;attacker: attack: all;;hyp: summary: vms=3 ok=3 failed=0 frames_leaked=0 heap_leaked=0"
+    linux4_patterns="SMP: Total of 4 processors activated.;;linux: init: busybox up, 4 CPUs;;linux: init: work pinned to CPU 0 ran on CPU 0;;linux: init: work pinned to CPU 1 ran on CPU 1;;linux: init: work pinned to CPU 2 ran on CPU 2;;linux: init: work pinned to CPU 3 ran on CPU 3;;linux: init: slept 1 s;;VM linux exited with status 0;;victim: victim: memory and FP/SIMD registers unchanged;;hyp: summary: vms=2 ok=2 failed=0 frames_leaked=0 heap_leaked=0"
+    # A 4-vCPU Linux VM on 4 CPUs: SGIs between all four, work pinned to each.
+    for gic in 2 3; do
+        cases+=("linux: Debian's kernel on virt gicv$gic, 4 vCPUs on 4 CPUs|0|--gic $gic --smp 4 --manifest $M/linux-4vcpu.toml --timeout 400|$linux4_patterns")
+    done
+    cases+=("linux: Debian's kernel on raspi4b, 4 vCPUs on 4 cores|0|--board raspi4b --manifest $M/linux-4vcpu.toml --timeout 400|$linux4_patterns")
     for cpu in cortex-a53 cortex-a57 cortex-a72 cortex-a76 neoverse-n1 max; do
         for gic in 2 3; do
             for mem in 256M 1G 5G; do
                 cases+=("matrix $cpu gicv$gic $mem|0|--cpu $cpu --gic $gic --mem $mem|hyp: summary: vms=2 ok=2 failed=0")
             done
+            # Linux on every CPU model of the matrix, GICv2 and GICv3 (2 vCPUs on 2 CPUs).
+            cases+=("linux: Debian's kernel on $cpu gicv$gic, 2 vCPUs on 2 CPUs|0|--cpu $cpu --gic $gic --smp 2 --manifest $M/linux.toml --timeout 400|$linux_patterns")
         done
     done
 fi

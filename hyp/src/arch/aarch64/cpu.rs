@@ -58,6 +58,28 @@ pub fn init_el2(vectors: u64, percpu: u64) {
         unsafe { asm!("msr s3_4_c1_c2_2, xzr", options(nomem, nostack)) };
     }
 
+    // FEAT_FGT: the fine-grained trap registers come out of reset UNKNOWN too. Zero traps none
+    // of the registers HCR_EL2 and MDCR_EL2 already govern, and, through their inverted
+    // ("n") bits, traps those of the newer features the ID registers hide and whose state is
+    // not switched (permission indirection and overlays, GCS, SME's TPIDR2, LS64's ACCDATA,
+    // SPE's and BRBE's newer registers): a guest that writes them anyway gets UNDEFINED.
+    const MMFR0_FGT_SHIFT: u64 = 56;
+    if (ID_AA64MMFR0_EL1.get() >> MMFR0_FGT_SHIFT) & 0xf != 0 {
+        // SAFETY: HFGRTR_EL2, HFGWTR_EL2, HFGITR_EL2 (s3_4_c1_c1_{4,5,6}), HDFGRTR_EL2 and
+        // HDFGWTR_EL2 (s3_4_c3_c1_{4,5}) exist on this CPU (ID_AA64MMFR0_EL1.FGT) and only
+        // control what EL1 and EL0 may use.
+        unsafe {
+            asm!(
+                "msr s3_4_c1_c1_4, xzr",
+                "msr s3_4_c1_c1_5, xzr",
+                "msr s3_4_c1_c1_6, xzr",
+                "msr s3_4_c3_c1_4, xzr",
+                "msr s3_4_c3_c1_5, xzr",
+                options(nomem, nostack)
+            )
+        };
+    }
+
     // SAFETY: CPTR_EL2 only controls traps of lower-EL (and EL2) coprocessor accesses; the
     // value keeps FP/SIMD usable and SVE/SME/trace trapped.
     unsafe { asm!("msr cptr_el2, {}", in(reg) CPTR_EL2_GUESTS, options(nomem, nostack)) };
