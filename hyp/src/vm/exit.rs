@@ -89,7 +89,10 @@ pub fn handle(exit: Exit) {
     let slot = sched::slot(index);
     let mut guard = slot.lock();
     let Some(vm) = guard.as_mut() else { return };
-    crate::vm::device::poll_events(vm);
+    // A VM that owns no device has no SMMU events to hear: one branch, no call.
+    if !vm.spec.devices.is_empty() {
+        crate::vm::device::poll_events(vm);
+    }
     let v = vcpu.get();
     let requests = slot.vcpu(vcpu).take_requests();
     // The calls vm::run answered without the lock since this vCPU's last exit here.
@@ -136,7 +139,9 @@ pub fn handle(exit: Exit) {
     };
     // A Linux vCPU's list registers: what the guest did with them back into its vGIC, and
     // what this exit (or another CPU: REQ_VGIC, or a maintenance interrupt) changed into them.
-    vm.sync_vgic(v);
+    if vm.is_linux() {
+        vm.sync_vgic(v);
+    }
     trace(index, vcpu, &exit);
     let how = match action {
         Action::Resume => {
@@ -436,7 +441,9 @@ fn emulate_linux_register(vm: &mut Vm, v: usize, access: SysRegAccess) -> bool {
 fn stage2_fault(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
     if s.class == Class::DataAbortLower && emulate_pl011(vm, v, s) {
         vm.vcpus[v].regs.skip_instruction();
-        vm.update_uart_line();
+        if vm.is_linux() {
+            vm.update_uart_line();
+        }
         return Action::Resume;
     }
     if s.class == Class::DataAbortLower && emulate_gic(vm, v, s).is_some() {
