@@ -95,18 +95,11 @@ pub fn handle(exit: Exit) {
     }
     let v = vcpu.get();
     let requests = slot.vcpu(vcpu).take_requests();
-    // The calls vm::run answered without the lock since this vCPU's last exit here.
-    let unlocked = vm.vcpus[v].regs.take_unlocked_calls();
-    vm.stats.count_n(ExitKind::Hypercall, unlocked);
-    // And the loads it answered (a Linux vCPU's only).
-    if vm.vcpus[v].regs.unlocked_loads != 0 {
-        let loads = core::mem::take(&mut vm.vcpus[v].regs.unlocked_loads);
-        vm.stats.count_n(ExitKind::Stage2, loads);
-    }
-    if let Some(stated) = vm.vcpus[v].regs.take_stated_version() {
-        vm.stated_version = vm
-            .stated_version
-            .or(hypercall_abi::Version::from_u64(stated));
+    // What vm::run answered without the lock since this vCPU's last exit here: one branch
+    // when it answered nothing.
+    let regs = &vm.vcpus[v].regs;
+    if regs.unlocked_calls | regs.unlocked_loads | regs.stated_version != 0 {
+        fold_unlocked(vm, v);
     }
     if !vm.is_alive() {
         // Its VM stops (or has ended) while this vCPU ran: leave it, which acknowledges.
@@ -216,6 +209,22 @@ pub fn handle(exit: Exit) {
         }
     };
     sched::give_up(guard, vcpu, how);
+}
+
+/// Folds what vm::run answered for vCPU `v` without the lock into the VM: its calls and (a
+/// Linux vCPU's only) loads into the stats, the version an `ABI_VERSION` stated.
+fn fold_unlocked(vm: &mut Vm, v: usize) {
+    let regs = &mut vm.vcpus[v].regs;
+    let calls = regs.take_unlocked_calls();
+    let loads = core::mem::take(&mut regs.unlocked_loads);
+    let stated = regs.take_stated_version();
+    vm.stats.count_n(ExitKind::Hypercall, calls);
+    vm.stats.count_n(ExitKind::Stage2, loads);
+    if let Some(stated) = stated {
+        vm.stated_version = vm
+            .stated_version
+            .or(hypercall_abi::Version::from_u64(stated));
+    }
 }
 
 /// Records `exit` of vCPU `vcpu` of VM `index` in this CPU's trace, if tracing is on.
