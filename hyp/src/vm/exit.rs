@@ -455,7 +455,7 @@ fn stage2_fault(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
         }
         return Action::Resume;
     }
-    if s.class == Class::DataAbortLower && emulate_gic(vm, v, s).is_some() {
+    if s.class == Class::DataAbortLower && vm.is_linux() && emulate_gic(vm, v, s).is_some() {
         vm.vcpus[v].regs.skip_instruction();
         return Action::Resume;
     }
