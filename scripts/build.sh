@@ -50,6 +50,8 @@ if [ "$debug_hyp" = 1 ]; then
     # The dev profile, but optimised a little: the debug-only checks (the frame accounting
     # after every hypercall walks the owner map) are slow enough unoptimised to time the
     # suite's cases out.
-    CARGO_PROFILE_DEV_OPT_LEVEL=1 cargo build -q -p hyp --target aarch64-unknown-none-softfloat
+    # Frame pointers for its backtraces (.cargo/config.toml says why not the release hyp's).
+    CARGO_PROFILE_DEV_OPT_LEVEL=1 CARGO_TARGET_AARCH64_UNKNOWN_NONE_SOFTFLOAT_RUSTFLAGS="-C force-frame-pointers=yes" \
+        cargo build -q -p hyp --target aarch64-unknown-none-softfloat
     hyp_image target/aarch64-unknown-none-softfloat/debug/hyp "$OUT/debug"
 fi

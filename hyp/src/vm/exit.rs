@@ -89,21 +89,17 @@ pub fn handle(exit: Exit) {
     let slot = sched::slot(index);
     let mut guard = slot.lock();
     let Some(vm) = guard.as_mut() else { return };
-    crate::vm::device::poll_events(vm);
+    // A VM that owns no device has no SMMU events to hear: one branch, no call.
+    if !vm.spec.devices.is_empty() {
+        crate::vm::device::poll_events(vm);
+    }
     let v = vcpu.get();
     let requests = slot.vcpu(vcpu).take_requests();
-    // The calls vm::run answered without the lock since this vCPU's last exit here.
-    let unlocked = vm.vcpus[v].regs.take_unlocked_calls();
-    vm.stats.count_n(ExitKind::Hypercall, unlocked);
-    // And the loads it answered (a Linux vCPU's only).
-    if vm.vcpus[v].regs.unlocked_loads != 0 {
-        let loads = core::mem::take(&mut vm.vcpus[v].regs.unlocked_loads);
-        vm.stats.count_n(ExitKind::Stage2, loads);
-    }
-    if let Some(stated) = vm.vcpus[v].regs.take_stated_version() {
-        vm.stated_version = vm
-            .stated_version
-            .or(hypercall_abi::Version::from_u64(stated));
+    // What vm::run answered without the lock since this vCPU's last exit here: one branch
+    // when it answered nothing.
+    let regs = &vm.vcpus[v].regs;
+    if regs.unlocked_calls | regs.unlocked_loads | regs.stated_version != 0 {
+        fold_unlocked(vm, v);
     }
     if !vm.is_alive() {
         // Its VM stops (or has ended) while this vCPU ran: leave it, which acknowledges.
@@ -136,7 +132,9 @@ pub fn handle(exit: Exit) {
     };
     // A Linux vCPU's list registers: what the guest did with them back into its vGIC, and
     // what this exit (or another CPU: REQ_VGIC, or a maintenance interrupt) changed into them.
-    vm.sync_vgic(v);
+    if vm.is_linux() {
+        vm.sync_vgic(v);
+    }
     trace(index, vcpu, &exit);
     let how = match action {
         Action::Resume => {
@@ -211,6 +209,22 @@ pub fn handle(exit: Exit) {
         }
     };
     sched::give_up(guard, vcpu, how);
+}
+
+/// Folds what vm::run answered for vCPU `v` without the lock into the VM: its calls and (a
+/// Linux vCPU's only) loads into the stats, the version an `ABI_VERSION` stated.
+fn fold_unlocked(vm: &mut Vm, v: usize) {
+    let regs = &mut vm.vcpus[v].regs;
+    let calls = regs.take_unlocked_calls();
+    let loads = core::mem::take(&mut regs.unlocked_loads);
+    let stated = regs.take_stated_version();
+    vm.stats.count_n(ExitKind::Hypercall, calls);
+    vm.stats.count_n(ExitKind::Stage2, loads);
+    if let Some(stated) = stated {
+        vm.stated_version = vm
+            .stated_version
+            .or(hypercall_abi::Version::from_u64(stated));
+    }
 }
 
 /// Records `exit` of vCPU `vcpu` of VM `index` in this CPU's trace, if tracing is on.
@@ -436,10 +450,12 @@ fn emulate_linux_register(vm: &mut Vm, v: usize, access: SysRegAccess) -> bool {
 fn stage2_fault(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
     if s.class == Class::DataAbortLower && emulate_pl011(vm, v, s) {
         vm.vcpus[v].regs.skip_instruction();
-        vm.update_uart_line();
+        if vm.is_linux() {
+            vm.update_uart_line();
+        }
         return Action::Resume;
     }
-    if s.class == Class::DataAbortLower && emulate_gic(vm, v, s).is_some() {
+    if s.class == Class::DataAbortLower && vm.is_linux() && emulate_gic(vm, v, s).is_some() {
         vm.vcpus[v].regs.skip_instruction();
         return Action::Resume;
     }

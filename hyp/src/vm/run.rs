@@ -66,7 +66,8 @@ pub fn run() -> ! {
     let mut raw = exception::enter();
     loop {
         crate::percpu::count_exit();
-        if let Some(regs) = raw.call_regs() {
+        let esr = raw.esr();
+        if let Some(regs) = raw.call_regs(esr) {
             let function = regs.x[0];
             if answer_unlocked(regs) {
                 if crate::trace::enabled() {
@@ -76,12 +77,12 @@ pub fn run() -> ! {
                 continue;
             }
         }
-        if raw.is_fp_trap() && crate::percpu::fp_first_use() {
+        if exception::RawExit::is_fp_trap(esr) && crate::percpu::fp_first_use() {
             // The lazy FP/SIMD switch (arch::aarch64::context::LazyFp): the instruction again.
             raw = raw.resume();
             continue;
         }
-        if let Some((regs, esr)) = raw.data_abort()
+        if let Some(regs) = raw.data_abort(esr)
             && let Some((rt, value)) = answer_fixed_load(regs, esr, exception::RawExit::fault_ipa)
         {
             if crate::trace::enabled() {

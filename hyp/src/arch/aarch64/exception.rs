@@ -127,13 +127,25 @@ pub fn enter() -> RawExit {
 
 #[cfg(target_os = "none")]
 impl RawExit {
-    /// The vCPU's saved registers, if this exit is `HVC #0`: a call, to answer in place
-    /// (x0..x17 hold it; ELR already points past the HVC; x20..x28 are not in the block yet).
-    /// Borrowed from the exit: the vCPU cannot be entered again while they are.
+    /// ESR_EL2 of this exit if it is synchronous, else 0 (EC 0: no class the run loop answers):
+    /// read once an exit, and handed to `call_regs`, `is_fp_trap` and `data_abort`.
     #[inline(always)]
-    pub fn call_regs(&mut self) -> Option<&mut GuestRegs> {
+    pub fn esr(&self) -> u64 {
         use aarch64_cpu::registers::{ESR_EL2, Readable};
-        if self.kind != EXIT_SYNC || !is_hvc0(ESR_EL2.get()) {
+        if self.kind == EXIT_SYNC {
+            ESR_EL2.get()
+        } else {
+            0
+        }
+    }
+
+    /// The vCPU's saved registers, if this exit (`esr`: its [`RawExit::esr`]) is `HVC #0`: a
+    /// call, to answer in place (x0..x17 hold it; ELR already points past the HVC; x20..x28
+    /// are not in the block yet). Borrowed from the exit: the vCPU cannot be entered again while
+    /// they are.
+    #[inline(always)]
+    pub fn call_regs(&mut self, esr: u64) -> Option<&mut GuestRegs> {
+        if !is_hvc0(esr) {
             return None;
         }
         // SAFETY: `regs` is the block of the vCPU loaded on this CPU, which the vector just
@@ -143,29 +155,26 @@ impl RawExit {
         Some(unsafe { self.regs.as_mut() })
     }
 
-    /// Whether this exit is an FP/SIMD instruction trapped by CPTR_EL2.TFP (ELR_EL2 points at
-    /// it: resumed, it runs again).
+    /// Whether this exit (`esr`: its [`RawExit::esr`]) is an FP/SIMD instruction trapped by
+    /// CPTR_EL2.TFP (ELR_EL2 points at it: resumed, it runs again).
     #[inline(always)]
-    pub fn is_fp_trap(&self) -> bool {
-        use aarch64_cpu::registers::{ESR_EL2, Readable};
+    pub fn is_fp_trap(esr: u64) -> bool {
         // The exception class of esr::Class::Fp.
         const EC_FP: u64 = 0x07;
-        self.kind == EXIT_SYNC && ESR_EL2.get() >> 26 & 0x3f == EC_FP
+        esr >> 26 & 0x3f == EC_FP
     }
 
-    /// The vCPU's saved registers and ESR_EL2, if this exit is a data abort from the guest: a
-    /// load to answer in place (`resume_after_load`; its IPA: `fault_ipa`); as in
-    /// `call_regs`, x20..x28 are not in the block yet.
+    /// The vCPU's saved registers, if this exit (`esr`: its [`RawExit::esr`]) is a data abort
+    /// from the guest: a load to answer in place (`resume_after_load`; its IPA: `fault_ipa`); as
+    /// in `call_regs`, x20..x28 are not in the block yet.
     #[inline(always)]
-    pub fn data_abort(&mut self) -> Option<(&mut GuestRegs, u64)> {
-        use aarch64_cpu::registers::{ESR_EL2, Readable};
-        let esr = ESR_EL2.get();
+    pub fn data_abort(&mut self, esr: u64) -> Option<&mut GuestRegs> {
         // EC is ESR_EL2 bits 31:26 (ISS2 above them).
-        if self.kind != EXIT_SYNC || (esr >> 26) & 0x3f != super::esr::EC_DATA_ABORT_LOWER {
+        if (esr >> 26) & 0x3f != super::esr::EC_DATA_ABORT_LOWER {
             return None;
         }
         // SAFETY: as in `call_regs`.
-        Some((unsafe { self.regs.as_mut() }, esr))
+        Some(unsafe { self.regs.as_mut() })
     }
 
     /// The IPA of this exit's stage-2 abort (`data_abort`), as FAR_EL2 and HPFAR_EL2 say it.
