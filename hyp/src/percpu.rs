@@ -45,6 +45,8 @@ pub struct CpuStats {
     pub exits: u64,
     /// Counter ticks it spent idle (nothing to run).
     pub idle_ticks: u64,
+    /// Spins it made waiting for a VM's or the run queue's lock held elsewhere (vm::lock).
+    pub lock_waits: u64,
 }
 
 /// A CPU's exit trace.
@@ -90,6 +92,7 @@ static mut PER_CPU: [PerCpu; MAX_CPUS] = [const {
         stats: CpuStats {
             exits: 0,
             idle_ticks: 0,
+            lock_waits: 0,
         },
         trace: TraceRing::new(BLANK_RECORD),
         fp: crate::arch::aarch64::context::LazyFp::new(),
@@ -219,6 +222,15 @@ pub fn add_idle(ticks: u64) {
     unsafe {
         let stats = &raw mut (*this()).stats;
         (*stats).idle_ticks = (*stats).idle_ticks.wrapping_add(ticks);
+    }
+}
+
+/// Adds `spins` to this CPU's lock waits.
+pub fn add_lock_waits(spins: u64) {
+    // SAFETY: as in `index`.
+    unsafe {
+        let stats = &raw mut (*this()).stats;
+        (*stats).lock_waits = (*stats).lock_waits.wrapping_add(spins);
     }
 }
 
