@@ -52,6 +52,9 @@ options:
                          (scripts/build.sh --debug-hyp builds it)
   --no-image-check       let pvpack pack images the hypervisor will refuse (pvpack
                          --no-image-check): only for tests of the hypervisor's own refusal
+  --bootarg WORD         add WORD to the hypervisor's command line (/chosen/bootargs, QEMU's
+                         -append; repeatable, merged with --trace's word), e.g.
+                         --bootarg pvhyp.crash-test
   --trace                trace every CPU's last 256 guest exits (the hypervisor's command
                          line says pvhyp.trace); dumped decoded at the end of the run, one
                          `hyp: trace:` line an exit, oldest first, CPU by CPU, and on a
@@ -72,6 +75,7 @@ die() { echo "run: $*" >&2; exit 2; }
 board=virt cpu="" gic="" smp="" mem="" manifest="" timeout="" build=1 gdb=0 gdb_port=1234 disk=""
 debug_hyp=0 linux=0 iommu=0 pci_disk=""
 trace=0 json=""
+bootargs=()
 pvpack_extra=()
 qemu_extra=()
 while [ $# -gt 0 ]; do
@@ -93,6 +97,9 @@ while [ $# -gt 0 ]; do
         --gdb) gdb=1; shift ;;
         --gdb-port) gdb=1 gdb_port="${2:?--gdb-port needs a value}"; shift 2 ;;
         --trace) trace=1; shift ;;
+        --bootarg)
+            [[ "${2:-}" =~ ^[^[:space:]]+$ ]] || die "--bootarg needs one word (no spaces), not '${2:-}'"
+            bootargs+=("$2"); shift 2 ;;
         --json) json="${2:?--json needs a file}"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         --) shift; qemu_extra=("$@"); break ;;
@@ -214,7 +221,9 @@ case "$board" in
 esac
 [ "$gdb" = 0 ] || qemu+=(-gdb "tcp:127.0.0.1:$gdb_port" -S)
 # The hypervisor reads its options from /chosen/bootargs, which QEMU fills from -append.
-[ "$trace" = 0 ] || qemu+=(-append pvhyp.trace)
+# One -append for all of them: QEMU keeps only the last.
+[ "$trace" = 0 ] || bootargs=(pvhyp.trace "${bootargs[@]}")
+[ ${#bootargs[@]} = 0 ] || qemu+=(-append "${bootargs[*]}")
 [ "$gdb" = 0 ] || [ "$debug_hyp" = 0 ] || echo "run: debug hypervisor: gdb target/pvhyp/debug/hyp.elf" >&2
 qemu+=("${qemu_extra[@]}")
 

@@ -42,26 +42,43 @@ pub const ESR_IRQ: u32 = 0xffff_ffff;
 pub const ESR_OTHER_ASYNC: u32 = 0xfc00_0000;
 
 /// One guest exit as the trace remembers it: raw values, copied as they are on the exit path
-/// (a record costs a few stores), decoded only when dumped. 64 bytes, so a slot's address is
-/// one shift away.
+/// (three store pairs: the fields are in the order the
+/// registers come), decoded only when dumped. 64 bytes, so a slot's address
+/// is one shift away. The function and the IPA have a field each although no exit needs both:
+/// choosing one on the general exit path costs more than the store.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C, align(64))]
 pub struct Record {
     /// CNTPCT_EL0 when the exit's handling ended.
     pub counter: u64,
-    /// x0 at the exit (a hypercall's function ID) and after it (its result).
-    pub function: u64,
+    /// x0 after the exit (a hypercall's result).
     pub result: u64,
+    /// x0 at the exit (a hypercall's function ID).
+    pub function: u64,
     /// The stage-2 fault's IPA (meaningful for stage-2 faults only).
     pub ipa: u64,
     /// ESR_EL2's low 32 bits for a synchronous exit, else [`ESR_IRQ`] or [`ESR_OTHER_ASYNC`].
     pub esr: u32,
-    /// The VM's index (the manifest's order) and the vCPU's.
-    pub vm: u16,
-    pub vcpu: u16,
+    /// [`Record::who`] of the VM and vCPU, made when the vCPU is loaded: beside `esr`, the two
+    /// are one store pair.
+    pub who: u32,
 }
 
 impl Record {
+    /// The [`Record::who`] of vCPU `vcpu` of VM `vm` (their indices).
+    pub const fn who(vm: u16, vcpu: u16) -> u32 {
+        vm as u32 | (vcpu as u32) << 16
+    }
+
+    /// The VM's index (the manifest's order).
+    pub fn vm(&self) -> u16 {
+        self.who as u16
+    }
+
+    pub fn vcpu(&self) -> u16 {
+        (self.who >> 16) as u16
+    }
+
     /// ESR_EL2's exception class.
     pub fn ec(&self) -> u8 {
         ((self.esr >> 26) & 0x3f) as u8
@@ -95,7 +112,8 @@ impl<T: Copy, const N: usize> Ring<T, N> {
         }
     }
 
-    /// Appends `record`, over the oldest one when the ring is full.
+    /// Appends `record`, over the oldest one when the ring is full: the slot is the sequence
+    /// number masked (no bounds check: `N` is a power of two).
     #[inline(always)]
     pub fn record(&mut self, record: T) {
         self.slots[self.written as usize & (N - 1)] = record;
@@ -132,8 +150,8 @@ impl fmt::Display for Line<'_> {
             self.cpu,
             self.seq,
             r.counter,
-            r.vm,
-            r.vcpu,
+            r.vm(),
+            r.vcpu(),
             kind.name(),
             r.ec()
         )?;
@@ -211,8 +229,7 @@ mod tests {
     fn lines_decode_what_each_kind_has() {
         let hvc = Record {
             counter: 77,
-            vm: 1,
-            vcpu: 2,
+            who: Record::who(1, 2),
             esr: 0x16 << 26,
             function: 0xc600_0001,
             result: 0,
@@ -241,7 +258,7 @@ mod tests {
         }
         .to_string();
         assert!(
-            line.ends_with("kind=stage2 ec=0x24 ipa=0x90000000"),
+            line.ends_with("vm=1 vcpu=2 kind=stage2 ec=0x24 ipa=0x90000000"),
             "{line}"
         );
         let irq = Record {

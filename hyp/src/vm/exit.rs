@@ -116,7 +116,7 @@ pub fn handle(exit: Exit) {
         && requests & sched::REQ_VGIC == 0
         && answer_gic_read(vm, v, s)
     {
-        trace(index, vcpu, &exit);
+        trace(&exit);
         return;
     }
     let action = match &exit {
@@ -135,7 +135,7 @@ pub fn handle(exit: Exit) {
     if vm.is_linux() {
         vm.sync_vgic(v);
     }
-    trace(index, vcpu, &exit);
+    trace(&exit);
     let how = match action {
         Action::Resume => {
             if matches!(exit, Exit::Irq) {
@@ -227,16 +227,16 @@ fn fold_unlocked(vm: &mut Vm, v: usize) {
     }
 }
 
-/// Records `exit` of vCPU `vcpu` of VM `index` in this CPU's trace, if tracing is on.
+/// Records `exit` of the vCPU loaded here in this CPU's trace, if tracing is on.
 #[inline(always)]
-fn trace(index: VmIndex, vcpu: VcpuIndex, exit: &Exit) {
+fn trace(exit: &Exit) {
     if crate::trace::enabled() {
         let (esr, function, ipa) = match *exit {
             Exit::Sync(s, x0) => (s.esr as u32, x0, s.ipa),
             Exit::Irq => (crate::trace::ESR_IRQ, 0, 0),
             Exit::Unexpected { .. } => (crate::trace::ESR_OTHER_ASYNC, 0, 0),
         };
-        crate::percpu::trace_exit(index, vcpu, esr, function, ipa);
+        crate::percpu::trace_exit(esr, function, ipa);
     }
 }
 

@@ -69,9 +69,32 @@ mod ordered {
             if cfg!(debug_assertions) {
                 crate::percpu::lock_taken(self.level);
             }
+            // Uncontended, one compare-and-swap as before; the counting only when it fails.
+            let guard = match self.lock.try_lock() {
+                Some(guard) => guard,
+                None => self.wait(),
+            };
             OrderedGuard {
                 level: self.level,
-                guard: self.lock.lock(),
+                guard,
+            }
+        }
+
+        /// Spins until the lock is free and takes it, counting the spins in this CPU's
+        /// `lock_waits` (the `hyp>` console's `stats`).
+        #[cold]
+        #[inline(never)]
+        fn wait(&self) -> MutexGuard<'_, T> {
+            let mut spins = 0u64;
+            loop {
+                while self.lock.is_locked() {
+                    spins += 1;
+                    core::hint::spin_loop();
+                }
+                if let Some(guard) = self.lock.try_lock() {
+                    crate::percpu::add_lock_waits(spins.max(1));
+                    return guard;
+                }
             }
         }
     }

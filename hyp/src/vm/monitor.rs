@@ -53,6 +53,7 @@ fn run(line: &str) {
                     cpu,
                     exits: stats.exits,
                     idle_ticks: stats.idle_ticks,
+                    lock_waits: stats.lock_waits,
                 })
             });
             monitor::stats_table(&rows, timer::counter(), frequency())

@@ -71,7 +71,7 @@ pub fn run() -> ! {
             let function = regs.x[0];
             if answer_unlocked(regs) {
                 if crate::trace::enabled() {
-                    trace(function);
+                    crate::percpu::trace_exit(exception::ESR_HVC0, function, 0);
                 }
                 raw = raw.resume();
                 continue;
@@ -86,7 +86,7 @@ pub fn run() -> ! {
             && let Some((rt, value)) = answer_fixed_load(regs, esr, exception::RawExit::fault_ipa)
         {
             if crate::trace::enabled() {
-                trace_load(esr, exception::RawExit::fault_ipa());
+                crate::percpu::trace_exit(esr as u32, 0, exception::RawExit::fault_ipa());
             }
             raw = raw.resume_after_load(rt, value);
             continue;
@@ -97,27 +97,6 @@ pub fn run() -> ! {
         super::exit::handle(exit);
         hold.stop(kind, esr, x0);
         raw = exception::enter();
-    }
-}
-
-/// Records a call answered here (`function`: its ID) in this CPU's trace.
-#[cfg(target_os = "none")]
-#[cold]
-#[inline(never)]
-fn trace(function: u64) {
-    use crate::arch::aarch64::exception::ESR_HVC0;
-    if let Some((vm, vcpu)) = crate::percpu::current_vm() {
-        crate::percpu::trace_exit(vm, vcpu, ESR_HVC0, function, 0);
-    }
-}
-
-/// Records a load answered here (`esr`, `ipa`: its abort) in this CPU's trace.
-#[cfg(target_os = "none")]
-#[cold]
-#[inline(never)]
-fn trace_load(esr: u64, ipa: u64) {
-    if let Some((vm, vcpu)) = crate::percpu::current_vm() {
-        crate::percpu::trace_exit(vm, vcpu, esr as u32, 0, ipa);
     }
 }
 
