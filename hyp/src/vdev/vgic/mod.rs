@@ -47,7 +47,8 @@
 //! - A Linux vCPU's deadline passed while it was not loaded (poll_timers): `raise_hw(v, 27)`.
 //! - The emulated UART's interrupt line: `set_line(layout::INTID_UART, high)`.
 //! - A WFI: the vCPU waits unless `has_pending(v)` (after `hw::sync` or `switch_out`: an
-//!   interrupt still in the LRs counts only once saved).
+//!   interrupt the guest has in its LRs counts once saved, or as pending in the LRs `sync`
+//!   loaded again).
 
 #![forbid(unsafe_code)]
 #![allow(dead_code, reason = "the Linux VM (helper linuxvm) is its caller")]
@@ -363,13 +364,25 @@ impl VGic {
     }
 
     /// Whether `vcpu` has an interrupt it would take: pending, enabled, its group enabled (what
-    /// a WFI waits for). Interrupts in its LRs count once saved (`hw::sync`, `hw::switch_out`).
+    /// a WFI waits for). Interrupts in its LRs count once saved (`hw::switch_out`) or as the
+    /// last `load` put them there (`hw::sync` saves and loads again: an interrupt it moved
+    /// back into an LR pending is no longer pending in the model, yet the guest has not taken
+    /// it; a WFI that missed it would wait for an interrupt already delivered). Between a
+    /// `load` and the next `save` the guest may have taken one meanwhile: then a needless kick
+    /// at worst.
     pub fn has_pending(&self, vcpu: usize) -> bool {
         if vcpu >= self.vcpus.len() {
             return false;
         }
         let p = &self.vcpus[vcpu];
         if self.private_pending(vcpu) & p.enabled & self.group_enabled_mask32(p.group1) != 0 {
+            return true;
+        }
+        let model = self.model;
+        if p.last[..p.loaded]
+            .iter()
+            .any(|&raw| Lr::decode(raw, model).pending)
+        {
             return true;
         }
         let spis =

@@ -412,6 +412,31 @@ fn the_virtual_timer_goes_through_a_hardware_lr() {
 }
 
 #[test]
+fn a_wfi_after_a_sync_sees_the_sgi_the_lrs_hold_pending() {
+    // vCPU 0 masks IRQs; the SGI arrives (its kick's exit syncs it into an LR, pending); vCPU
+    // 0 executes WFI: the WFI's exit syncs again (save, then load) and asks `has_pending`.
+    let mut g = linux_v3(2);
+    let mut s = LrState::new(4);
+    g.load(0, &mut s);
+    assert!(!g.has_pending(0));
+    assert_eq!(g.write_sgi1r(1, 2 << 24 | 0b01), VcpuMask::of(0));
+    let _ = g.save(0, &s);
+    g.load(0, &mut s);
+    let _ = g.save(0, &s);
+    g.load(0, &mut s);
+    assert!(lrs(&g, &s)[0].pending);
+    assert!(
+        g.has_pending(0),
+        "the WFI would wait for an SGI already delivered"
+    );
+    guest_acks(&g, &mut s, 2);
+    guest_deactivates(&g, &mut s, 2);
+    let _ = g.save(0, &s);
+    g.load(0, &mut s);
+    assert!(!g.has_pending(0));
+}
+
+#[test]
 fn a_second_load_without_save_loses_nothing() {
     let mut g = linux_v3(1);
     g.write_sgi1r(0, 2 << 24 | 1);
