@@ -168,8 +168,14 @@ pub fn drain_events(owner: impl Fn(u32) -> Option<alloc::string::String>) -> usi
     let mut n = 0;
     let mut run: Option<(Event, u64, usize)> = None;
     loop {
-        // The lock is not held while logging.
-        let next = smmu.lock().next_event();
+        // At most one queue's worth a call: a device its guest keeps faulting cannot hold this
+        // exit; what is left waits for the next one.
+        let next = if n < 1usize << EVENTQ_LOG2_MAX {
+            // The lock is not held while logging.
+            smmu.lock().next_event()
+        } else {
+            None
+        };
         let same_run = |(first, last, _): &(Event, u64, usize), e: &Event| {
             first.kind == e.kind
                 && first.sid == e.sid

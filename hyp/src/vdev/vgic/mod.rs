@@ -375,7 +375,9 @@ impl VGic {
             return false;
         }
         let p = &self.vcpus[vcpu];
-        if self.private_pending(vcpu) & p.enabled & self.group_enabled_mask32(p.group1) != 0 {
+        if self.private_pending(vcpu) & p.enabled & self.group_enabled(u64::from(p.group1)) as u32
+            != 0
+        {
             return true;
         }
         let model = self.model;
@@ -385,8 +387,7 @@ impl VGic {
         {
             return true;
         }
-        let spis =
-            self.spi_pending() & self.spi.enabled & self.group_enabled_mask64(self.spi.group1);
+        let spis = self.spi_pending() & self.spi.enabled & self.group_enabled(self.spi.group1);
         bits64(spis).any(|i| self.spi_target(i) == Some(vcpu))
     }
 
@@ -431,16 +432,16 @@ impl VGic {
             }
         };
         let p = &self.vcpus[vcpu];
-        let private =
-            (self.private_pending(vcpu) & p.enabled & self.group_enabled_mask32(p.group1))
-                | p.active;
+        let private = (self.private_pending(vcpu)
+            & p.enabled
+            & self.group_enabled(u64::from(p.group1)) as u32)
+            | p.active;
         for intid in bits32(private) {
             let active = p.active & (1 << intid) != 0;
             consider(key(active, p.priority[intid as usize]), intid, active);
         }
-        let spis =
-            (self.spi_pending() & self.spi.enabled & self.group_enabled_mask64(self.spi.group1))
-                | self.spi.active;
+        let spis = (self.spi_pending() & self.spi.enabled & self.group_enabled(self.spi.group1))
+            | self.spi.active;
         for i in bits64(spis) {
             if self.spi_target(i) == Some(vcpu) {
                 let active = self.spi.active & (1 << i) != 0;
@@ -655,21 +656,8 @@ impl VGic {
         self.spi.pending | (self.spi.line & !self.spi.edge)
     }
 
-    fn group_enabled_mask32(&self, group1: u32) -> u32 {
-        let g1 = if self.ctlr & CTLR_GRP1 != 0 {
-            group1
-        } else {
-            0
-        };
-        let g0 = if self.ctlr & CTLR_GRP0 != 0 {
-            !group1
-        } else {
-            0
-        };
-        g1 | g0
-    }
-
-    fn group_enabled_mask64(&self, group1: u64) -> u64 {
+    /// The interrupts (a bit each, `group1` their group bits) whose group is enabled.
+    fn group_enabled(&self, group1: u64) -> u64 {
         let g1 = if self.ctlr & CTLR_GRP1 != 0 {
             group1
         } else {
@@ -719,8 +707,9 @@ impl VGic {
             }
             let p = &self.vcpus[vcpu];
             let bit = 1 << intid;
-            let ready =
-                self.private_pending(vcpu) & p.enabled & self.group_enabled_mask32(p.group1);
+            let ready = self.private_pending(vcpu)
+                & p.enabled
+                & self.group_enabled(u64::from(p.group1)) as u32;
             return if ready & bit != 0 {
                 VcpuMask::of(vcpu)
             } else {
@@ -732,8 +721,7 @@ impl VGic {
             return VcpuMask::NONE;
         }
         let bit = 1u64 << i;
-        let ready =
-            self.spi_pending() & self.spi.enabled & self.group_enabled_mask64(self.spi.group1);
+        let ready = self.spi_pending() & self.spi.enabled & self.group_enabled(self.spi.group1);
         match self.spi_target(i) {
             Some(t) if ready & bit != 0 => VcpuMask::of(t),
             _ => VcpuMask::NONE,
