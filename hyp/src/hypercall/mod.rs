@@ -148,11 +148,13 @@ pub fn answer_stateless(regs: &mut Regs) -> bool {
     abi::handle(function_id, regs) || standard::handle(function_id, regs)
 }
 
-/// The version an `ABI_VERSION` call in `regs` states, if the hyp accepts it: whoever answers
-/// the call records it as the VM's (VENDOR_HYP_REVISION reports the first of a life).
+/// The version an `ABI_VERSION` call stated, given its function ID and x1 as called and the
+/// x0 [`answer_stateless`] answered it with: its x1 (the version's register encoding) when
+/// the hyp accepted it, which is when it answered success (`abi::stated`, without decoding the
+/// version a second time).
 #[inline(always)]
-pub fn stated_version(regs: &Regs) -> Option<hypercall_abi::Version> {
-    abi::stated(regs)
+pub fn stated_by_answer(function_id: u32, x1: u64, answered_x0: u64) -> Option<u64> {
+    (function_id == hypercall_abi::abi::ABI_VERSION && answered_x0 == 0).then_some(x1)
 }
 
 /// Serves the call in the calling vCPU's registers (x0..x17, [`GuestVm::regs`]: decoded and
@@ -468,6 +470,24 @@ mod tests {
     use super::fake::dispatch;
     use super::*;
     use hypercall_abi::{Call, Version};
+
+    #[test]
+    fn the_version_a_stateless_answer_states_is_the_one_abi_stated_reads() {
+        let other_major = Version::new(Version::CURRENT.major + 1, 0).to_u64();
+        for (function, x1) in [
+            (hypercall_abi::abi::ABI_VERSION, Version::CURRENT.to_u64()),
+            (hypercall_abi::abi::ABI_VERSION, Version::new(1, 0).to_u64()),
+            (hypercall_abi::abi::ABI_VERSION, other_major),
+            (hypercall_abi::abi::ABI_VERSION, 1 << 32 | 0x1_0000),
+            (hypercall_abi::abi::ABI_FEATURES, Version::CURRENT.to_u64()),
+        ] {
+            let mut regs = [0u64; 18];
+            (regs[0], regs[1]) = (u64::from(function), x1);
+            let stated = abi::stated(&regs).map(Version::to_u64);
+            assert!(answer_stateless(&mut regs));
+            assert_eq!(stated_by_answer(function, x1, regs[0]), stated, "{x1:#x}");
+        }
+    }
 
     #[test]
     fn a_kill_reason_is_plain_data_that_says_what_happened() {

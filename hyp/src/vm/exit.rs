@@ -120,6 +120,7 @@ pub fn handle(exit: Exit) {
         return;
     }
     let action = match &exit {
+        Exit::Call(_) => call(vm, v),
         Exit::Sync(s, _) => handle_sync(vm, v, s),
         Exit::Irq => {
             vm.stats.count(ExitKind::Irq);
@@ -232,6 +233,7 @@ fn fold_unlocked(vm: &mut Vm, v: usize) {
 fn trace(exit: &Exit) {
     if crate::trace::enabled() {
         let (esr, function, ipa) = match *exit {
+            Exit::Call(x0) => (crate::arch::aarch64::exception::ESR_HVC0, x0, 0),
             Exit::Sync(s, x0) => (s.esr as u32, x0, s.ipa),
             Exit::Irq => (crate::trace::ESR_IRQ, 0, 0),
             Exit::Unexpected { .. } => (crate::trace::ESR_OTHER_ASYNC, 0, 0),
@@ -316,27 +318,31 @@ fn reset(vm: &mut Vm) {
     }
 }
 
+/// A call (`HVC #0`) of vCPU `v`: decoded and answered in its saved registers
+/// (Caller::regs), no copy.
+#[inline(always)]
+fn call(vm: &mut Vm, v: usize) -> Action {
+    vm.stats.count(ExitKind::Hypercall);
+    if v >= vm.vcpus.len() {
+        return Action::Kill(KillReason::NoVcpu(v));
+    }
+    let action = hypercall::dispatch(&mut Caller {
+        vm: &mut *vm,
+        vcpu: v,
+    });
+    #[cfg(debug_assertions)]
+    check_frame_accounting(vm);
+    action
+}
+
 fn handle_sync(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
     match s.class {
-        Class::Hvc64 if s.imm16() != 0 => {
-            vm.stats.count(ExitKind::Hypercall);
-            // SMCCC reserves HVC #0 for calls; other immediates are not ours to define.
-            vm.vcpus[v].regs.x[0] = hypercall_abi::Error::NotSupported.code() as u64;
-            Action::Resume
-        }
+        // HVC #0 is an Exit::Call; SMCCC reserves it for calls, other immediates are not ours
+        // to define.
         Class::Hvc64 => {
             vm.stats.count(ExitKind::Hypercall);
-            if v >= vm.vcpus.len() {
-                return Action::Kill(KillReason::NoVcpu(v));
-            }
-            // Decoded and answered in the vCPU's saved registers (Caller::regs), no copy.
-            let action = hypercall::dispatch(&mut Caller {
-                vm: &mut *vm,
-                vcpu: v,
-            });
-            #[cfg(debug_assertions)]
-            check_frame_accounting(vm);
-            action
+            vm.vcpus[v].regs.x[0] = hypercall_abi::Error::NotSupported.code() as u64;
+            Action::Resume
         }
         Class::Smc64 => {
             vm.stats.count(ExitKind::Hypercall);

@@ -25,13 +25,13 @@ use crate::arch::aarch64::context::GuestRegs;
 /// reads no state, and counts it; false (nothing touched) for every other call.
 #[inline(always)]
 pub fn answer_unlocked(regs: &mut GuestRegs) -> bool {
-    let stated = crate::hypercall::stated_version(regs.call_regs());
+    let (function, x1) = (regs.x[0] as u32, regs.x[1]);
     if !crate::hypercall::answer_stateless(regs.call_regs()) {
         return false;
     }
     regs.count_unlocked_call();
-    if let Some(version) = stated {
-        regs.note_stated_version(version.to_u64());
+    if let Some(version) = crate::hypercall::stated_by_answer(function, x1, regs.x[0]) {
+        regs.note_stated_version(version);
     }
     true
 }
@@ -67,7 +67,7 @@ pub fn run() -> ! {
     loop {
         crate::percpu::count_exit();
         let esr = raw.esr();
-        if let Some(regs) = raw.call_regs(esr) {
+        let exit = if let Some(regs) = raw.call_regs(esr) {
             let function = regs.x[0];
             if answer_unlocked(regs) {
                 if crate::trace::enabled() {
@@ -76,22 +76,25 @@ pub fn run() -> ! {
                 raw = raw.resume();
                 continue;
             }
-        }
-        if exception::RawExit::is_fp_trap(esr) && crate::percpu::fp_first_use() {
-            // The lazy FP/SIMD switch (arch::aarch64::context::LazyFp): the instruction again.
-            raw = raw.resume();
-            continue;
-        }
-        if let Some(regs) = raw.data_abort(esr)
-            && let Some((rt, value)) = answer_fixed_load(regs, esr, exception::RawExit::fault_ipa)
-        {
-            if crate::trace::enabled() {
-                crate::percpu::trace_exit(esr as u32, 0, exception::RawExit::fault_ipa());
+            raw.decode_call()
+        } else {
+            if exception::RawExit::is_fp_trap(esr) && crate::percpu::fp_first_use() {
+                // The lazy FP/SIMD switch (arch::aarch64::context::LazyFp): the instruction again.
+                raw = raw.resume();
+                continue;
             }
-            raw = raw.resume_after_load(rt, value);
-            continue;
-        }
-        let exit = raw.decode();
+            if let Some(regs) = raw.data_abort(esr)
+                && let Some((rt, value)) =
+                    answer_fixed_load(regs, esr, exception::RawExit::fault_ipa)
+            {
+                if crate::trace::enabled() {
+                    crate::percpu::trace_exit(esr as u32, 0, exception::RawExit::fault_ipa());
+                }
+                raw = raw.resume_after_load(rt, value);
+                continue;
+            }
+            raw.decode()
+        };
         let (kind, esr, x0) = exit.raw();
         let hold = crate::bench::HoldTimer::start();
         super::exit::handle(exit);

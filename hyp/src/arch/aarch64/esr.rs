@@ -123,11 +123,6 @@ impl Syndrome {
     pub fn is_write(&self) -> bool {
         self.iss & (1 << 6) != 0
     }
-
-    /// For HVC/SMC: the immediate.
-    pub fn imm16(&self) -> u16 {
-        (self.iss & 0xffff) as u16
-    }
 }
 
 impl fmt::Display for Syndrome {
@@ -361,7 +356,7 @@ mod tests {
     #[test]
     fn decodes_hvc_immediate_and_unknown_classes() {
         let hvc = Syndrome::decode((0x16 << 26) | (1 << 25) | 0x42, 0, 0);
-        assert_eq!((hvc.class, hvc.imm16()), (Class::Hvc64, 0x42));
+        assert_eq!((hvc.class, hvc.iss & 0xffff), (Class::Hvc64, 0x42));
         for (ec, class) in [
             (0x09, Class::PointerAuth),
             (0x19, Class::Sve),

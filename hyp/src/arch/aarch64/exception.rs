@@ -20,7 +20,10 @@ pub const EXIT_SERROR: u64 = 3;
 /// Why the guest left.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
-    /// A synchronous exception, with the guest's x0 at the exit (a hypercall's function ID).
+    /// `HVC #0`: a call under SMCCC, with the guest's x0 at the exit (its function ID). Told
+    /// from every other synchronous exit by ESR_EL2 alone: no syndrome is decoded for it.
+    Call(u64),
+    /// Any other synchronous exception, with the guest's x0 at the exit.
     Sync(Syndrome, u64),
     Irq,
     Unexpected {
@@ -35,6 +38,7 @@ impl Exit {
     #[inline(always)]
     pub fn decode(kind: u64, esr: u64, far: u64, hpfar: u64, x0: u64) -> Exit {
         match kind {
+            EXIT_SYNC if is_hvc0(esr) => Exit::Call(x0),
             EXIT_SYNC => Exit::Sync(Syndrome::decode(esr, far, hpfar), x0),
             EXIT_IRQ => Exit::Irq,
             _ => Exit::Unexpected { kind, esr },
@@ -45,6 +49,7 @@ impl Exit {
     /// unless synchronous): what bench.rs's `max_hold` names a hold by.
     pub fn raw(&self) -> (u64, u64, u64) {
         match *self {
+            Exit::Call(x0) => (EXIT_SYNC, u64::from(ESR_HVC0), x0),
             Exit::Sync(s, x0) => (EXIT_SYNC, s.esr, x0),
             Exit::Irq => (EXIT_IRQ, 0, 0),
             Exit::Unexpected { kind, esr } => (kind, esr, 0),
@@ -211,10 +216,26 @@ impl RawExit {
     /// ELR_EL2 and SPSR_EL2 (which the general path may read or change, and guest_enter loads).
     #[inline(always)]
     pub fn decode(self) -> Exit {
+        let kind = self.kind;
+        let x0 = self.complete_block();
+        let (esr, far, hpfar) = super::cpu::exit_syndrome();
+        Exit::decode(kind, esr, far, hpfar, x0)
+    }
+
+    /// As [`RawExit::decode`], for an exit [`RawExit::call_regs`] found to be a call: its FAR_EL2
+    /// and HPFAR_EL2 mean nothing and are not read, nor is its syndrome decoded.
+    #[inline(always)]
+    pub fn decode_call(self) -> Exit {
+        Exit::Call(self.complete_block())
+    }
+
+    /// Writes x20..x28, ELR_EL2 and SPSR_EL2 into the vCPU's block; the guest's x0.
+    #[inline(always)]
+    fn complete_block(self) -> u64 {
         use aarch64_cpu::registers::{ELR_EL2, Readable, SPSR_EL2};
         let regs = self.regs.as_ptr();
         // SAFETY: as in `call_regs`; plain reads and writes, no reference kept.
-        let x0 = unsafe {
+        unsafe {
             let [x20, x21, x22, x23, x24, x25, x26, x27, x28] = self.carried;
             let x = &mut (*regs).x;
             (x[20], x[21], x[22], x[23], x[24]) = (x20, x21, x22, x23, x24);
@@ -222,9 +243,7 @@ impl RawExit {
             (*regs).elr = ELR_EL2.get();
             (*regs).spsr = SPSR_EL2.get();
             (*regs).x[0]
-        };
-        let (esr, far, hpfar) = super::cpu::exit_syndrome();
-        Exit::decode(self.kind, esr, far, hpfar, x0)
+        }
     }
 }
 
@@ -281,12 +300,14 @@ mod tests {
 
     #[test]
     fn a_synchronous_exit_carries_its_syndrome_and_the_guests_x0() {
+        // HVC #0 is a call, told apart by ESR_EL2 alone; HVC #1 is not.
         let exit = Exit::decode(EXIT_SYNC, hvc(0), 0, 0, 0xC600_0000);
-        let Exit::Sync(s, x0) = exit else {
-            panic!("{exit:?}")
+        assert_eq!(exit, Exit::Call(0xC600_0000));
+        assert_eq!(exit.raw(), (EXIT_SYNC, hvc(0), 0xC600_0000));
+        let Exit::Sync(s, x0) = Exit::decode(EXIT_SYNC, hvc(1), 0, 0, 7) else {
+            panic!()
         };
-        assert_eq!((s.class, x0), (Class::Hvc64, 0xC600_0000));
-        assert!(is_hvc0(s.esr));
+        assert_eq!((s.class, s.iss & 0xffff, x0), (Class::Hvc64, 1, 7));
         // A data abort keeps its IPA (HPFAR's page, FAR's offset).
         let Exit::Sync(s, _) = Exit::decode(EXIT_SYNC, 0x9200_0047, 0x1234, 0x4_0000 << 4, 0)
         else {
