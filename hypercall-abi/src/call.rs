@@ -251,11 +251,20 @@ impl Call {
     /// Whether the call is live in this crate's version (`false`: provisional, a hypervisor
     /// built from this crate answers `NOT_SUPPORTED`).
     pub fn is_live(&self) -> bool {
-        // The hot path of every hypercall: a bit test for our calls, not a catalog search.
+        let id = self.function_id();
+        Call::vendor_is_live(id).unwrap_or_else(|| self.info().live)
+    }
+
+    /// Whether the vendor call with function ID `id` is live in this crate's version (as
+    /// [`Call::is_live`] of the call decoded from it: a vendor call's ID is its own); `None`
+    /// for an ID outside the vendor calls' feature bits. The hot path of every hypercall: a bit
+    /// test, neither the call's ID encoded again nor a catalog search.
+    #[inline]
+    pub const fn vendor_is_live(id: u32) -> Option<bool> {
         const LIVE: u64 = crate::abi::live_features();
-        match crate::abi::feature_bit(self.function_id()) {
-            Some(bit) => LIVE & (1 << bit) != 0,
-            None => self.info().live,
+        match crate::abi::feature_bit(id) {
+            Some(bit) => Some(LIVE & (1 << bit) != 0),
+            None => None,
         }
     }
 
@@ -279,6 +288,11 @@ impl TryFrom<&Regs> for Call {
     /// registers a call does not use are ignored. Never panics.
     fn try_from(x: &Regs) -> Result<Call, Error> {
         let id = x[0] as u32;
+        // Ours first, by one test: a vendor call (all but the SMCCC queries and PSCI) is then
+        // one jump on its low byte, not a search through the standard IDs.
+        if id & 0xFFFF_FF00 == VENDOR_HYP_BASE {
+            return decode_vendor(id, x);
+        }
         Ok(match id {
             SMCCC_VERSION => Call::SmcccVersion,
             SMCCC_ARCH_FEATURES => Call::SmcccArchFeatures {
@@ -286,71 +300,79 @@ impl TryFrom<&Regs> for Call {
             },
             VENDOR_HYP_CALL_UID => Call::VendorHypCallUid,
             VENDOR_HYP_REVISION => Call::VendorHypRevision,
-            ABI_VERSION => Call::AbiVersion {
-                guest: Version::from_u64(x[1]).ok_or(Error::InvalidParameters)?,
-            },
-            ABI_FEATURES => Call::AbiFeatures,
-            VM_EXIT => Call::VmExit { status: x[1] },
-            VM_YIELD => Call::VmYield,
-            VM_INFO => Call::VmInfo,
-            CONSOLE_WRITE => Call::ConsoleWrite {
-                ipa: x[1],
-                len: x[2],
-            },
-            CONSOLE_NOTIFY => Call::ConsoleNotify,
-            CONSOLE_READ => Call::ConsoleRead {
-                ipa: x[1],
-                len: x[2],
-            },
-            MEM_MAP => Call::MemMap {
-                ipa: x[1],
-                pages: x[2],
-                perms: MemPerms::decode(x[3])?,
-            },
-            MEM_UNMAP => Call::MemUnmap {
-                ipa: x[1],
-                pages: x[2],
-            },
-            MEM_PROTECT => Call::MemProtect {
-                ipa: x[1],
-                pages: x[2],
-                perms: MemPerms::decode(x[3])?,
-            },
-            MEM_QUERY => Call::MemQuery { ipa: x[1] },
-            MEM_BATCH => Call::MemBatch {
-                list_ipa: x[1],
-                count: x[2],
-            },
-            EVENT_BIND => Call::EventBind {
-                source: EventSource::from_regs(x[1], x[2])?,
-            },
-            EVENT_MASK => Call::EventMask {
-                event: event::decode_event(x[1])?,
-            },
-            EVENT_UNMASK => Call::EventUnmask {
-                event: event::decode_event(x[1])?,
-            },
-            EVENT_ACK => Call::EventAck {
-                event: event::decode_event(x[1])?,
-            },
-            EVENT_SEND => Call::EventSend {
-                vcpu: u32_arg(x[1])?,
-                event: event::decode_event(x[2])?,
-            },
-            EVENT_SHARED_ACK => Call::EventSharedAck,
-            BLOCK_INFO => Call::BlockInfo,
-            BLOCK_SUBMIT => Call::BlockSubmit {
-                producer: u32_arg(x[1])?,
-            },
-            CHANNEL_INFO => Call::ChannelInfo {
-                channel: u32_arg(x[1])?,
-            },
-            CHANNEL_NOTIFY => Call::ChannelNotify {
-                channel: u32_arg(x[1])?,
-            },
             _ => Call::Psci(PsciCall::decode(id, x).ok_or(Error::NotSupported)?),
         })
     }
+}
+
+/// [`Call::try_from`] of a vendor call's ID (`VENDOR_HYP_BASE | n`): `NOT_SUPPORTED` for an
+/// `n` no call has.
+fn decode_vendor(id: u32, x: &Regs) -> Result<Call, Error> {
+    Ok(match id {
+        ABI_VERSION => Call::AbiVersion {
+            guest: Version::from_u64(x[1]).ok_or(Error::InvalidParameters)?,
+        },
+        ABI_FEATURES => Call::AbiFeatures,
+        VM_EXIT => Call::VmExit { status: x[1] },
+        VM_YIELD => Call::VmYield,
+        VM_INFO => Call::VmInfo,
+        CONSOLE_WRITE => Call::ConsoleWrite {
+            ipa: x[1],
+            len: x[2],
+        },
+        CONSOLE_NOTIFY => Call::ConsoleNotify,
+        CONSOLE_READ => Call::ConsoleRead {
+            ipa: x[1],
+            len: x[2],
+        },
+        MEM_MAP => Call::MemMap {
+            ipa: x[1],
+            pages: x[2],
+            perms: MemPerms::decode(x[3])?,
+        },
+        MEM_UNMAP => Call::MemUnmap {
+            ipa: x[1],
+            pages: x[2],
+        },
+        MEM_PROTECT => Call::MemProtect {
+            ipa: x[1],
+            pages: x[2],
+            perms: MemPerms::decode(x[3])?,
+        },
+        MEM_QUERY => Call::MemQuery { ipa: x[1] },
+        MEM_BATCH => Call::MemBatch {
+            list_ipa: x[1],
+            count: x[2],
+        },
+        EVENT_BIND => Call::EventBind {
+            source: EventSource::from_regs(x[1], x[2])?,
+        },
+        EVENT_MASK => Call::EventMask {
+            event: event::decode_event(x[1])?,
+        },
+        EVENT_UNMASK => Call::EventUnmask {
+            event: event::decode_event(x[1])?,
+        },
+        EVENT_ACK => Call::EventAck {
+            event: event::decode_event(x[1])?,
+        },
+        EVENT_SEND => Call::EventSend {
+            vcpu: u32_arg(x[1])?,
+            event: event::decode_event(x[2])?,
+        },
+        EVENT_SHARED_ACK => Call::EventSharedAck,
+        BLOCK_INFO => Call::BlockInfo,
+        BLOCK_SUBMIT => Call::BlockSubmit {
+            producer: u32_arg(x[1])?,
+        },
+        CHANNEL_INFO => Call::ChannelInfo {
+            channel: u32_arg(x[1])?,
+        },
+        CHANNEL_NOTIFY => Call::ChannelNotify {
+            channel: u32_arg(x[1])?,
+        },
+        _ => return Err(Error::NotSupported),
+    })
 }
 
 impl TryFrom<Regs> for Call {

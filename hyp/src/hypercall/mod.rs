@@ -170,8 +170,9 @@ pub fn dispatch(vm: &mut impl GuestVm) -> Action {
     // Decoded first: the stateless queries are answered by `answer_stateless` whatever their
     // arguments, but rarely come here (vm::run answers them before), so every other call is
     // spared the look.
+    let live = |call: &Call| Call::vendor_is_live(regs[0] as u32).unwrap_or_else(|| call.is_live());
     let call = match Call::try_from(&*regs) {
-        Ok(call) if call.is_live() => call,
+        Ok(call) if live(&call) => call,
         _ if answer_stateless(regs) => return Action::Resume,
         Ok(_) => return answer(vm, Err(Error::NotSupported)),
         // An unknown function ID is NOT_SUPPORTED; a known one with bad arguments says so.
@@ -249,6 +250,7 @@ fn dispatch_standard(vm: &mut impl GuestVm) -> Action {
     }
 }
 
+#[inline(always)]
 fn set_return(regs: &mut Regs, result: Result<[u64; 3], Error>) {
     regs[..4].copy_from_slice(&hypercall_abi::encode_return(result));
 }
