@@ -27,7 +27,8 @@ fn may_change_memory(vm: &mut impl GuestVm) -> bool {
 }
 
 /// `MEM_MAP`, `MEM_UNMAP`, `MEM_PROTECT` (x1 = ipa, x2 = pages): the answer, or the rest of
-/// the call in x1 and x2 and a continuation.
+/// the call in x1 and x2 and a continuation. Inlined into its one call site (`dispatch`).
+#[inline(always)]
 pub fn page_call(vm: &mut impl GuestVm, call: PageCall, ipa: u64, pages: u64) -> Action {
     if !may_change_memory(vm) {
         return Action::Continue;

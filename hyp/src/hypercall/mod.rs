@@ -178,6 +178,18 @@ pub fn dispatch(vm: &mut impl GuestVm) -> Action {
         // An unknown function ID is NOT_SUPPORTED; a known one with bad arguments says so.
         Err(e) => return answer(vm, Err(e)),
     };
+    // The page calls first, their one call site inlined: the hot path of a PV guest's memory.
+    let (page_call, ipa, pages) = match call {
+        Call::MemMap { ipa, pages, perms } => (PageCall::Map(perms), ipa, pages),
+        Call::MemUnmap { ipa, pages } => (PageCall::Unmap, ipa, pages),
+        Call::MemProtect { ipa, pages, perms } => (PageCall::Protect(perms), ipa, pages),
+        call => return serve(vm, call),
+    };
+    mem::page_call(vm, page_call, ipa, pages)
+}
+
+/// Serves a live call in the calling vCPU's registers, every call but the page calls.
+fn serve(vm: &mut impl GuestVm, call: Call) -> Action {
     let result = match call {
         Call::SmcccVersion
         | Call::SmcccArchFeatures { .. }
@@ -208,12 +220,9 @@ pub fn dispatch(vm: &mut impl GuestVm) -> Action {
             done => done.map(|r| r.unwrap_or_default()),
         },
         Call::ConsoleRead { ipa, len } => console::read(vm, ipa, len),
-        Call::MemMap { ipa, pages, perms } => {
-            return mem::page_call(vm, PageCall::Map(perms), ipa, pages);
-        }
-        Call::MemUnmap { ipa, pages } => return mem::page_call(vm, PageCall::Unmap, ipa, pages),
-        Call::MemProtect { ipa, pages, perms } => {
-            return mem::page_call(vm, PageCall::Protect(perms), ipa, pages);
+        // Served by `dispatch` before.
+        Call::MemMap { .. } | Call::MemUnmap { .. } | Call::MemProtect { .. } => {
+            return answer(vm, Err(Error::NotSupported));
         }
         Call::MemQuery { ipa } => mem::query(vm, ipa),
         Call::MemBatch { list_ipa, count } => return mem::batch_call(vm, list_ipa, count),
