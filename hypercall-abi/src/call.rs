@@ -287,6 +287,15 @@ impl TryFrom<&Regs> for Call {
     /// bad version encoding, an event number out of range): `INVALID_PARAMETERS`. Argument
     /// registers a call does not use are ignored. Never panics.
     fn try_from(x: &Regs) -> Result<Call, Error> {
+        Call::decode(x)
+    }
+}
+
+impl Call {
+    /// [`Call::try_from`], inlined where it is called: for the one caller on a hot path (a
+    /// hypervisor's dispatch, whose match on the call then follows the decode's own jump).
+    #[inline(always)]
+    pub fn decode(x: &Regs) -> Result<Call, Error> {
         let id = x[0] as u32;
         // Ours first, by one test: a vendor call (all but the SMCCC queries and PSCI) is then
         // one jump on its low byte, not a search through the standard IDs.
@@ -307,6 +316,7 @@ impl TryFrom<&Regs> for Call {
 
 /// [`Call::try_from`] of a vendor call's ID (`VENDOR_HYP_BASE | n`): `NOT_SUPPORTED` for an
 /// `n` no call has.
+#[inline(always)]
 fn decode_vendor(id: u32, x: &Regs) -> Result<Call, Error> {
     Ok(match id {
         ABI_VERSION => Call::AbiVersion {

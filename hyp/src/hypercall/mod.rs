@@ -145,8 +145,18 @@ impl fmt::Display for KillReason {
 #[inline(always)]
 pub fn answer_stateless(regs: &mut Regs) -> bool {
     let function_id = regs[0] as u32;
-    abi::handle(function_id, regs) || standard::handle(function_id, regs)
+    // The standard queries are SMC32 calls, every other call of ours SMC64: one bit spares
+    // those the standard queries' compares.
+    abi::handle(function_id, regs)
+        || (function_id & SMC64 == 0 && standard::handle(function_id, regs))
 }
+
+/// SMCCC's calling-convention bit of a function ID: set for SMC64 calls.
+const SMC64: u32 = 1 << 30;
+const _: () = {
+    use hypercall_abi::standard::{SMCCC_ARCH_FEATURES, SMCCC_VERSION, VENDOR_HYP_CALL_UID};
+    assert!((SMCCC_VERSION | SMCCC_ARCH_FEATURES | VENDOR_HYP_CALL_UID) & SMC64 == 0);
+};
 
 /// The version an `ABI_VERSION` call stated, given its function ID and x1 as called and the
 /// x0 [`answer_stateless`] answered it with: its x1 (the version's register encoding) when
@@ -171,7 +181,7 @@ pub fn dispatch(vm: &mut impl GuestVm) -> Action {
     // arguments, but rarely come here (vm::run answers them before), so every other call is
     // spared the look.
     let live = |call: &Call| Call::vendor_is_live(regs[0] as u32).unwrap_or_else(|| call.is_live());
-    let call = match Call::try_from(&*regs) {
+    let call = match Call::decode(regs) {
         Ok(call) if live(&call) => call,
         _ if answer_stateless(regs) => return Action::Resume,
         Ok(_) => return answer(vm, Err(Error::NotSupported)),
