@@ -120,7 +120,16 @@ pub fn handle(exit: Exit) {
         return;
     }
     let action = match &exit {
-        Exit::Call(_) => call(vm, v),
+        Exit::Call(_) => match call(vm, v) {
+            // The hot way out of a PV vCPU's call, as the general one below takes it: nothing
+            // to sync, the vCPU resumed (a separate return, so that a call answered in place
+            // branches straight here).
+            Action::Resume if !vm.is_linux() => {
+                trace(&exit);
+                return;
+            }
+            action => action,
+        },
         Exit::Sync(s, _) => handle_sync(vm, v, s),
         Exit::Irq => {
             vm.stats.count(ExitKind::Irq);
