@@ -13,6 +13,7 @@ use hypercall_abi::{BatchResult, Error};
 
 /// Whether the calling vCPU may change the VM's memory now: not while another vCPU's page
 /// call is under way (a vCPU that is off has given its call up).
+#[inline(always)]
 fn may_change_memory(vm: &mut impl GuestVm) -> bool {
     match vm.memory().continued_by() {
         Some(owner) if owner != vm.vcpu_index() => {
