@@ -26,8 +26,19 @@ pub enum Class {
     Other(u8),
 }
 
+/// Every EC's class, by EC: a decode is one load, not a search through the classes.
+static CLASS_OF_EC: [Class; 64] = {
+    let mut table = [Class::Unknown; 64];
+    let mut ec = 0;
+    while ec < 64 {
+        table[ec] = Class::from_ec(ec as u8);
+        ec += 1;
+    }
+    table
+};
+
 impl Class {
-    fn from_ec(ec: u8) -> Self {
+    const fn from_ec(ec: u8) -> Self {
         match ec {
             0x00 => Self::Unknown,
             0x01 => Self::WfiWfe,
@@ -97,7 +108,7 @@ impl Syndrome {
         let ipa = ((hpfar >> 4) & 0xff_ffff_ffff) << 12 | (far & 0xfff);
         Self {
             esr,
-            class: Class::from_ec(ec),
+            class: CLASS_OF_EC[usize::from(ec) % CLASS_OF_EC.len()],
             iss: (esr & 0x1ff_ffff) as u32,
             il32: esr & (1 << 25) != 0,
             far,
