@@ -173,9 +173,6 @@ pub fn dispatch(vm: &mut impl GuestVm) -> Action {
     if vm.is_linux() {
         return dispatch_standard(vm);
     }
-    if let Some(guest) = abi::stated(vm.regs()) {
-        vm.stated_version().get_or_insert(guest);
-    }
     let regs = vm.regs();
     // Decoded first: the stateless queries are answered by `answer_stateless` whatever their
     // arguments, but rarely come here (vm::run answers them before), so every other call is
@@ -201,10 +198,17 @@ pub fn dispatch(vm: &mut impl GuestVm) -> Action {
 /// Serves a live call in the calling vCPU's registers, every call but the page calls.
 fn serve(vm: &mut impl GuestVm, call: Call) -> Action {
     let result = match call {
+        // The only call that states a version (one that does not decode states none).
+        Call::AbiVersion { .. } => {
+            if let Some(guest) = abi::stated(vm.regs()) {
+                vm.stated_version().get_or_insert(guest);
+            }
+            answer_stateless(vm.regs());
+            return Action::Resume;
+        }
         Call::SmcccVersion
         | Call::SmcccArchFeatures { .. }
         | Call::VendorHypCallUid
-        | Call::AbiVersion { .. }
         | Call::AbiFeatures => {
             answer_stateless(vm.regs());
             return Action::Resume;
