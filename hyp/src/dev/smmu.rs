@@ -177,8 +177,7 @@ impl Smmu {
     /// acknowledged: the SMMU goes on (an event queue abort, for one, means lost events).
     fn take_global_errors(&mut self) -> u32 {
         let gerrorn = self.read32(reg::GERRORN);
-        let active =
-            smmuv3::gerror_active(self.read32(reg::GERROR), gerrorn) & !GERROR_CMDQ_ERR;
+        let active = smmuv3::gerror_active(self.read32(reg::GERROR), gerrorn) & !GERROR_CMDQ_ERR;
         if active != 0 {
             self.write32(reg::GERRORN, smmuv3::gerror_acknowledge(gerrorn, active));
         }

@@ -241,8 +241,8 @@ impl fmt::Display for VmLine<'_> {
         }
         write!(
             f,
-            " faults={} events={} dma_faults={} mapped_pages={} quota_pages={}",
-            s.faults, s.events, s.dma_faults, self.mapped_pages, self.quota_pages
+            " faults={} events={} mapped_pages={} quota_pages={} dma_faults={}",
+            s.faults, s.events, self.mapped_pages, self.quota_pages, s.dma_faults
         )
     }
 }
@@ -325,7 +325,7 @@ mod tests {
             line,
             "hyp: vmstats: name=alpha state=exited status=0 vcpus=2 restarts=1 exits=2 \
              hypercalls=1 exits_sysreg=0 exits_wfi=1 exits_stage2=0 exits_irq=0 exits_other=0 \
-             faults=0 events=1 dma_faults=0 mapped_pages=40 quota_pages=256"
+             faults=0 events=1 mapped_pages=40 quota_pages=256 dma_faults=0"
         );
         let killed = VmLine {
             ending: Ending::Killed,

@@ -4,8 +4,8 @@
 use super::smmuv3::Stage2Regime;
 use super::{DEVICE_BASE_IPA, set_dma_vmid};
 use crate::addr::{Ipa, PAGE_SIZE, PhysAddr};
-use crate::arch::stage2::{IPA_BITS, ROOT_LEVEL};
 use crate::arch::aarch64::timer;
+use crate::arch::stage2::{IPA_BITS, ROOT_LEVEL};
 use crate::dev::{pci, smmu};
 use crate::vm::{Vm, VmState};
 use alloc::format;

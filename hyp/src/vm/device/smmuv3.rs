@@ -493,8 +493,16 @@ mod tests {
         smmu.eventq_prod = 0b100;
         smmu.lose_event();
         assert_eq!(smmu.consume(log2), (true, 0));
-        assert_eq!(smmu.eventq_cons, EVENTQ_OVERFLOW_FLAG | 0b100, "drained, flag copied");
-        assert_eq!(smmu.consume(log2), (false, 0), "acknowledged: not seen again");
+        assert_eq!(
+            smmu.eventq_cons,
+            EVENTQ_OVERFLOW_FLAG | 0b100,
+            "drained, flag copied"
+        );
+        assert_eq!(
+            smmu.consume(log2),
+            (false, 0),
+            "acknowledged: not seen again"
+        );
         // The flag toggles back on the next overflow: seen again.
         smmu.eventq_prod = smmu.eventq_prod & EVENTQ_OVERFLOW_FLAG | 1;
         smmu.lose_event();
