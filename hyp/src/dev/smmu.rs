@@ -13,8 +13,9 @@ use crate::arch::{Cpu, Machine, TlbOp};
 use crate::mm::owner::Owner;
 use crate::vm::device::smmuv3::{
     self, CR1_WB_INNER_SHAREABLE, CR2_RECINVSID_PTM, Command, Event, Features, GBPA_ABORT,
-    GBPA_UPDATE, GERROR_CMDQ_ERR, QueueIndex, cr0, reg,
+    GBPA_UPDATE, GERROR_CMDQ_ERR, GERROR_EVENTQ_ABT_ERR, QueueIndex, cr0, reg,
 };
+use alloc::string::String;
 use core::ptr::{read_volatile, write_volatile};
 use spin::{Mutex, Once};
 
@@ -36,6 +37,10 @@ pub struct Smmu {
     cmdq_prod: QueueIndex,
     eventq: u64,
     eventq_log2: u32,
+    /// When the last lost-events line was logged, and how many overflows since went unlogged:
+    /// at most one such line a second, whoever fills the queue.
+    lost_logged_at: Option<u64>,
+    lost_unlogged: u64,
 }
 
 static SMMU: Once<Mutex<Smmu>> = Once::new();
@@ -125,19 +130,87 @@ impl Smmu {
         // The commands are in memory before the SMMU is told of them.
         Cpu::tlb(TlbOp::DsbIsh);
         self.write32(reg::CMDQ_PROD, self.cmdq_prod.raw);
+        let mut refused = None;
         for _ in 0..POLLS {
             let raw = self.read32(reg::CMDQ_CONS);
-            if self.read32(reg::GERROR) & GERROR_CMDQ_ERR != 0 {
-                return Err(Error::CommandQueue(
-                    raw >> smmuv3::CMDQ_CONS_ERR_SHIFT & 0x7f,
-                ));
+            if let Some(code) = self.skip_refused_command(raw) {
+                // The queue goes on with the commands after it; the caller hears of the error.
+                refused = Some(code);
+                continue;
             }
             if QueueIndex::new(raw, log2).is_empty_with(self.cmdq_prod) {
-                return Ok(());
+                return refused.map_or(Ok(()), |code| Err(Error::CommandQueue(code)));
             }
             core::hint::spin_loop();
         }
         Err(Error::Stuck("CMD_SYNC"))
+    }
+
+    /// If the command queue stopped on a command (GERROR.CMDQ_ERR active), overwrites that
+    /// command, the one at CMDQ_CONS (`cons`), with a CMD_SYNC, which does nothing, then
+    /// acknowledges the error, so that the SMMU goes on after it (SMMUv3 7.1: software fixes
+    /// the command, then toggles GERRORN.CMDQ_ERR); its CMDQ_CONS.ERR.
+    fn skip_refused_command(&mut self, cons: u32) -> Option<u32> {
+        let gerrorn = self.read32(reg::GERRORN);
+        let active = smmuv3::gerror_active(self.read32(reg::GERROR), gerrorn);
+        if active & GERROR_CMDQ_ERR == 0 {
+            return None;
+        }
+        let code = cons >> smmuv3::CMDQ_CONS_ERR_SHIFT & 0x7f;
+        let index = QueueIndex::new(cons, self.cmdq_prod.log2);
+        let at = self.cmdq + (index.slot() * smmuv3::COMMAND_BYTES) as u64;
+        log::warn!(
+            "SMMU: command queue error {code} ({}) at slot {}: skipped",
+            smmuv3::cmdq_error_name(code),
+            index.slot()
+        );
+        write_words(at, &Command::Sync.encode());
+        Cpu::tlb(TlbOp::DsbIsh);
+        self.write32(
+            reg::GERRORN,
+            smmuv3::gerror_acknowledge(gerrorn, GERROR_CMDQ_ERR),
+        );
+        Some(code)
+    }
+
+    /// The global errors other than CMDQ_ERR (which `submit` handles) active now, each
+    /// acknowledged: the SMMU goes on (an event queue abort, for one, means lost events).
+    fn take_global_errors(&mut self) -> u32 {
+        let gerrorn = self.read32(reg::GERRORN);
+        let active = smmuv3::gerror_active(self.read32(reg::GERROR), gerrorn) & !GERROR_CMDQ_ERR;
+        if active != 0 {
+            self.write32(reg::GERRORN, smmuv3::gerror_acknowledge(gerrorn, active));
+        }
+        active
+    }
+
+    /// An overflow seen (`flag`): whether to log it now (at most once a second), with the
+    /// overflows left unlogged since the last line.
+    fn admit_lost_line(&mut self, flag: &'static str) -> Option<(&'static str, u64)> {
+        use aarch64_cpu::registers::{CNTFRQ_EL0, Readable};
+        let now = crate::arch::aarch64::timer::counter();
+        if self
+            .lost_logged_at
+            .is_some_and(|at| now.wrapping_sub(at) < CNTFRQ_EL0.get())
+        {
+            self.lost_unlogged += 1;
+            return None;
+        }
+        self.lost_logged_at = Some(now);
+        Some((flag, core::mem::take(&mut self.lost_unlogged)))
+    }
+
+    /// Whether the event queue overflowed (events were lost) since the last look; the
+    /// overflow is acknowledged.
+    fn take_overflow(&mut self) -> bool {
+        let prod = self.read32(reg::EVENTQ_PROD);
+        let cons = self.read32(reg::EVENTQ_CONS);
+        if !smmuv3::eventq_overflowed(prod, cons) {
+            return false;
+        }
+        let index = QueueIndex::new(cons, self.eventq_log2);
+        self.write32(reg::EVENTQ_CONS, smmuv3::eventq_cons(index, prod));
+        true
     }
 
     /// Takes the next event record, if the SMMU has written one.
@@ -149,7 +222,9 @@ impl Smmu {
         }
         let at = self.eventq + (cons.slot() * smmuv3::EVENT_BYTES) as u64;
         let event = Event::decode(read_words(at));
-        self.write32(reg::EVENTQ_CONS, cons.next().raw);
+        // The overflow flag as last acknowledged (`take_overflow` acknowledges the new ones).
+        let acked = self.read32(reg::EVENTQ_CONS);
+        self.write32(reg::EVENTQ_CONS, smmuv3::eventq_cons(cons.next(), acked));
         Some(event)
     }
 }
@@ -159,14 +234,57 @@ pub fn get() -> Option<&'static Mutex<Smmu>> {
     SMMU.get()
 }
 
-/// Reads every event record the SMMU has written, one line for each run of faults of one
-/// kind from one stream at nearby addresses (QEMU records one per 4-byte access), naming the
-/// stream's VM (`owner` of the stream ID, when known), the first address and how many more;
-/// how many records.
-pub fn drain_events(owner: impl Fn(u32) -> Option<alloc::string::String>) -> usize {
+/// A run of faults of one kind from one stream at nearby addresses (QEMU records one per
+/// 4-byte access): its first event, and how many records it took.
+#[derive(Clone, Copy, Debug)]
+pub struct FaultRun {
+    pub first: Event,
+    pub records: usize,
+}
+
+/// Reads the event records the SMMU has written (at most one queue's worth a call), and hands
+/// each run of faults to `fault`, which names the VM its stream belongs to (and logs it, or
+/// not: `log_fault`). A lost event (the queue overflowed) and a global error are logged here,
+/// once each time, and acknowledged, so the SMMU goes on. How many records.
+pub fn drain_events(mut fault: impl FnMut(&FaultRun)) -> usize {
     let Some(smmu) = SMMU.get() else { return 0 };
+    let (lost, errors) = {
+        let mut smmu = smmu.lock();
+        let overflowed = smmu.take_overflow();
+        let errors = smmu.take_global_errors();
+        let lost = if overflowed {
+            Some("EVENTQ_PROD.OVFLG")
+        } else if errors & GERROR_EVENTQ_ABT_ERR != 0 {
+            Some("GERROR.EVENTQ_ABT_ERR")
+        } else {
+            None
+        };
+        (lost.and_then(|flag| smmu.admit_lost_line(flag)), errors)
+    };
+    if let Some((flag, unlogged)) = lost {
+        log::warn!(
+            "SMMU: event queue overflowed ({flag}): 1 or more events lost; the queue holds {}{}",
+            1usize << EVENTQ_LOG2_MAX,
+            if unlogged > 0 {
+                alloc::format!(" (and {unlogged} more overflows since the last line)")
+            } else {
+                String::new()
+            }
+        );
+    }
+    let others = errors & !GERROR_EVENTQ_ABT_ERR;
+    if others != 0 {
+        let mut names = String::new();
+        for name in smmuv3::gerror_names(others) {
+            if !names.is_empty() {
+                names.push_str(", ");
+            }
+            names.push_str(name);
+        }
+        log::warn!("SMMU: global error {names}: acknowledged");
+    }
     let mut n = 0;
-    let mut run: Option<(Event, u64, usize)> = None;
+    let mut run: Option<(FaultRun, u64)> = None;
     loop {
         // At most one queue's worth a call: a device its guest keeps faulting cannot hold this
         // exit; what is left waits for the next one.
@@ -176,23 +294,31 @@ pub fn drain_events(owner: impl Fn(u32) -> Option<alloc::string::String>) -> usi
         } else {
             None
         };
-        let same_run = |(first, last, _): &(Event, u64, usize), e: &Event| {
-            first.kind == e.kind
-                && first.sid == e.sid
-                && first.read == e.read
+        let same_run = |(r, last): &(FaultRun, u64), e: &Event| {
+            r.first.kind == e.kind
+                && r.first.sid == e.sid
+                && r.first.read == e.read
                 && e.address.wrapping_sub(*last) <= 64
         };
         match (run.as_mut(), next) {
             (Some(r), Some(e)) if same_run(r, &e) => {
                 r.1 = e.address;
-                r.2 += 1;
+                r.0.records += 1;
             }
             (_, next) => {
-                if let Some((e, _, more)) = run.take() {
-                    log_event(&e, more - 1, owner(e.sid));
+                if let Some((r, _)) = run.take() {
+                    fault(&r);
                 }
                 match next {
-                    Some(e) => run = Some((e, e.address, 1)),
+                    Some(e) => {
+                        run = Some((
+                            FaultRun {
+                                first: e,
+                                records: 1,
+                            },
+                            e.address,
+                        ))
+                    }
                     None => break,
                 }
             }
@@ -202,21 +328,22 @@ pub fn drain_events(owner: impl Fn(u32) -> Option<alloc::string::String>) -> usi
     n
 }
 
-fn log_event(e: &Event, more: usize, owner: Option<alloc::string::String>) {
+/// One line for a run of faults, naming the stream's VM (`owner`) when known.
+pub fn log_fault(r: &FaultRun, owner: Option<&str>) {
+    let e = &r.first;
+    let more = r.records - 1;
     log::warn!(
         "SMMU: {} (event {:#04x}) from stream {}{}: {} at {:#x} stopped{}",
         e.name(),
         e.kind,
         e.sid,
-        owner.map_or(alloc::string::String::new(), |vm| alloc::format!(
-            " of VM {vm}"
-        )),
+        owner.map_or(String::new(), |vm| alloc::format!(" of VM {vm}")),
         if e.read { "read" } else { "write" },
         e.address,
         if more > 0 {
             alloc::format!(" (and {more} more at the addresses after it)")
         } else {
-            alloc::string::String::new()
+            String::new()
         }
     );
 }
@@ -276,6 +403,8 @@ fn bring_up(base: usize) -> Result<Smmu, Error> {
         cmdq_prod: QueueIndex::new(0, 0),
         eventq: 0,
         eventq_log2: 0,
+        lost_logged_at: None,
+        lost_unlogged: 0,
     };
     s.features = Features::decode(
         s.read32(reg::IDR0),

@@ -222,7 +222,7 @@ pub fn virtio_caps(read32: impl Fn(u16) -> u32) -> Option<VirtioCaps> {
 #[cfg(target_os = "none")]
 mod assign;
 #[cfg(target_os = "none")]
-pub use assign::{assign_at_boot, poll_events, release, restore};
+pub use assign::{assign_at_boot, dma_fault, poll_events, release, restore};
 
 #[cfg(test)]
 mod tests {

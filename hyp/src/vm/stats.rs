@@ -69,6 +69,10 @@ pub struct VmStats {
     pub faults: u64,
     /// Events raised for it (by peers, its timer, its console, the hyp).
     pub events: u64,
+    /// DMA faults the SMMU recorded for its devices (one per event record).
+    pub dma_faults: u64,
+    /// How many of their log lines it may still cause.
+    pub dma_fault_log: DmaFaultLog,
 }
 
 impl VmStats {
@@ -89,6 +93,10 @@ impl VmStats {
         self.faults = self.faults.wrapping_add(1);
     }
 
+    pub fn count_dma_faults(&mut self, n: u64) {
+        self.dma_faults = self.dma_faults.wrapping_add(n);
+    }
+
     pub fn count_event(&mut self) {
         self.events = self.events.wrapping_add(1);
     }
@@ -105,6 +113,62 @@ impl VmStats {
 
     pub fn hypercalls(&self) -> u64 {
         self.exits_of(ExitKind::Hypercall)
+    }
+}
+
+/// Log lines of DMA faults one VM may cause in one window; the faults beyond them are counted
+/// and reported in one line once the window has passed.
+pub const DMA_FAULT_LINES_PER_WINDOW: u32 = 4;
+
+/// A VM's rate limit of DMA fault lines: at most `DMA_FAULT_LINES_PER_WINDOW` a window, so a
+/// guest that keeps faulting its device cannot make the hyp log a line at each of its exits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DmaFaultLog {
+    /// The counter value its current window began at.
+    window_start: u64,
+    lines: u32,
+    /// Faults whose lines were left out in the current window.
+    suppressed: u64,
+}
+
+impl DmaFaultLog {
+    /// A run of `faults` faults at counter value `now`, with windows `window` ticks long:
+    /// whether its line is logged (else its faults are counted as suppressed). Call
+    /// `take_suppressed` first, so that a window's suppressed faults are reported before the
+    /// next window begins.
+    pub fn admit(&mut self, now: u64, window: u64, faults: u64) -> bool {
+        if now.wrapping_sub(self.window_start) >= window && self.suppressed == 0 {
+            self.window_start = now;
+            self.lines = 0;
+        }
+        if self.lines < DMA_FAULT_LINES_PER_WINDOW {
+            self.lines += 1;
+            true
+        } else {
+            self.suppressed = self.suppressed.wrapping_add(faults);
+            false
+        }
+    }
+
+    /// The faults suppressed in a window that has passed by `now` (or in any window, if
+    /// `now` is None: the VM's end), to be reported in one line; the next window begins.
+    pub fn take_suppressed(&mut self, now: Option<u64>, window: u64) -> Option<u64> {
+        let passed = now.is_none_or(|now| now.wrapping_sub(self.window_start) >= window);
+        if self.suppressed == 0 || !passed {
+            return None;
+        }
+        let n = self.suppressed;
+        self.suppressed = 0;
+        if let Some(now) = now {
+            self.window_start = now;
+            self.lines = 0;
+        }
+        Some(n)
+    }
+
+    /// Faults suppressed and not reported yet.
+    pub fn pending(&self) -> bool {
+        self.suppressed != 0
     }
 }
 
@@ -177,8 +241,8 @@ impl fmt::Display for VmLine<'_> {
         }
         write!(
             f,
-            " faults={} events={} mapped_pages={} quota_pages={}",
-            s.faults, s.events, self.mapped_pages, self.quota_pages
+            " faults={} events={} mapped_pages={} quota_pages={} dma_faults={}",
+            s.faults, s.events, self.mapped_pages, self.quota_pages, s.dma_faults
         )
     }
 }
@@ -261,7 +325,7 @@ mod tests {
             line,
             "hyp: vmstats: name=alpha state=exited status=0 vcpus=2 restarts=1 exits=2 \
              hypercalls=1 exits_sysreg=0 exits_wfi=1 exits_stage2=0 exits_irq=0 exits_other=0 \
-             faults=0 events=1 mapped_pages=40 quota_pages=256"
+             faults=0 events=1 mapped_pages=40 quota_pages=256 dma_faults=0"
         );
         let killed = VmLine {
             ending: Ending::Killed,
@@ -277,5 +341,42 @@ mod tests {
             killed.starts_with("hyp: vmstats: name=b state=killed vcpus=1 "),
             "{killed}"
         );
+    }
+
+    #[test]
+    fn dma_fault_lines_are_limited_per_window_and_the_rest_reported_once() {
+        let window = 1000;
+        let mut log = DmaFaultLog::default();
+        let mut logged = 0;
+        // A guest faulting at every exit, 10 runs of 3 faults within one window.
+        for t in 0..10 {
+            let now = 5000 + t;
+            assert_eq!(log.take_suppressed(Some(now), window), None);
+            if log.admit(now, window, 3) {
+                logged += 1;
+            }
+        }
+        assert_eq!(logged, DMA_FAULT_LINES_PER_WINDOW);
+        assert!(log.pending());
+        // Not before the window has passed; then once.
+        assert_eq!(log.take_suppressed(Some(5999), window), None);
+        assert_eq!(log.take_suppressed(Some(6000), window), Some(18));
+        assert_eq!(log.take_suppressed(Some(6001), window), None);
+        // The next window logs again.
+        assert!(log.admit(6001, window, 1));
+        // The VM's end reports what is left, whatever the window.
+        for _ in 0..DMA_FAULT_LINES_PER_WINDOW {
+            log.admit(6002, window, 1);
+        }
+        assert_eq!(log.take_suppressed(None, window), Some(1));
+        assert!(!log.pending());
+    }
+
+    #[test]
+    fn dma_faults_are_counted() {
+        let mut s = VmStats::default();
+        s.count_dma_faults(1025);
+        s.count_dma_faults(3);
+        assert_eq!(s.dma_faults, 1028);
     }
 }

@@ -4,6 +4,7 @@
 use super::smmuv3::Stage2Regime;
 use super::{DEVICE_BASE_IPA, set_dma_vmid};
 use crate::addr::{Ipa, PAGE_SIZE, PhysAddr};
+use crate::arch::aarch64::timer;
 use crate::arch::stage2::{IPA_BITS, ROOT_LEVEL};
 use crate::dev::{pci, smmu};
 use crate::vm::{Vm, VmState};
@@ -128,12 +129,13 @@ fn assign(vm: &mut Vm) -> Result<(), String> {
 /// Takes the VM's devices back (see the module doc's teardown order): their streams abort, the
 /// SMMU forgets the VMID, bus mastering goes off. Its frames may be freed after this. Any
 /// event the SMMU recorded is logged first, named by the VM.
-pub fn release(vm: &Vm) {
+pub fn release(vm: &mut Vm) {
     if vm.spec.devices.is_empty() {
         return;
     }
     let Some(smmu) = smmu::get() else { return };
     poll_events(vm);
+    report_suppressed(vm, None);
     let mut smmu = smmu.lock();
     for &bdf in &vm.spec.devices {
         let sid = u32::from(bdf.requester_id());
@@ -206,17 +208,58 @@ fn write_device_info(
 }
 
 /// Reads the SMMU's event queue (at each exit of a VM that owns a device, and before its
-/// teardown), naming the VM of each stream this VM owns. A VM without devices pays one atomic
-/// load.
-pub fn poll_events(vm: &Vm) {
+/// teardown): each run of faults from a stream this VM owns is `dma_fault`'s, the others are
+/// logged unnamed. A VM without devices pays one atomic load.
+pub fn poll_events(vm: &mut Vm) {
     if !super::has_dma(vm.vmid.get()) {
         return;
     }
-    smmu::drain_events(|sid| {
-        vm.spec
+    smmu::drain_events(|run| {
+        if vm
+            .spec
             .devices
             .iter()
-            .any(|d| u32::from(d.requester_id()) == sid)
-            .then(|| vm.name.clone())
+            .any(|d| u32::from(d.requester_id()) == run.first.sid)
+        {
+            super::dma_fault(vm, run);
+        } else {
+            smmu::log_fault(run, None);
+        }
     });
+    if vm.stats.dma_fault_log.pending() {
+        report_suppressed(vm, Some(timer::counter()));
+    }
+}
+
+/// A run of DMA faults of a device `vm` owns: the one place a fault is charged to its VM.
+/// Counted in its statistics; logged within its rate limit (`stats::DmaFaultLog`).
+pub fn dma_fault(vm: &mut Vm, run: &smmu::FaultRun) {
+    vm.stats.count_dma_faults(run.records as u64);
+    let now = timer::counter();
+    report_suppressed(vm, Some(now));
+    if vm
+        .stats
+        .dma_fault_log
+        .admit(now, fault_log_window(), run.records as u64)
+    {
+        smmu::log_fault(run, Some(&vm.name));
+    }
+}
+
+/// One line for the faults of `vm` whose lines its rate limit left out, once their window has
+/// passed by `now` (None: the VM's devices go, whatever the window).
+fn report_suppressed(vm: &mut Vm, now: Option<u64>) {
+    if let Some(n) = vm
+        .stats
+        .dma_fault_log
+        .take_suppressed(now, fault_log_window())
+    {
+        log::warn!("SMMU: VM {}: {n} more DMA faults suppressed", vm.name);
+    }
+}
+
+/// The rate limit's window: one second of the counter.
+fn fault_log_window() -> u64 {
+    use aarch64_cpu::registers::{CNTFRQ_EL0, Readable};
+    CNTFRQ_EL0.get()
 }

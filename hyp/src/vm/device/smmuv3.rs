@@ -14,6 +14,7 @@ pub mod reg {
     pub const GBPA: usize = 0x44;
     pub const IRQ_CTRL: usize = 0x50;
     pub const GERROR: usize = 0x60;
+    pub const GERRORN: usize = 0x64;
     pub const STRTAB_BASE: usize = 0x80;
     pub const STRTAB_BASE_CFG: usize = 0x88;
     pub const CMDQ_BASE: usize = 0x90;
@@ -46,6 +47,71 @@ pub const GBPA_UPDATE: u32 = 1 << 31;
 pub const GERROR_CMDQ_ERR: u32 = 1 << 0;
 /// CMDQ_CONS.ERR: why the command queue stopped.
 pub const CMDQ_CONS_ERR_SHIFT: u32 = 24;
+/// GERROR.EVENTQ_ABT_ERR: an event record could not be written (QEMU's SMMU says so of a full
+/// queue, rather than toggling EVENTQ_PROD.OVFLG): events were lost.
+pub const GERROR_EVENTQ_ABT_ERR: u32 = 1 << 2;
+/// GERROR's error bits: each is active while it differs from GERRORN's; software
+/// acknowledges by toggling GERRORN's to match.
+const GERROR_ERRORS: [(u32, &str); 8] = [
+    (1 << 0, "CMDQ_ERR"),
+    (GERROR_EVENTQ_ABT_ERR, "EVENTQ_ABT_ERR"),
+    (1 << 3, "PRIQ_ABT_ERR"),
+    (1 << 4, "MSI_CMDQ_ABT_ERR"),
+    (1 << 5, "MSI_EVENTQ_ABT_ERR"),
+    (1 << 6, "MSI_PRIQ_ABT_ERR"),
+    (1 << 7, "MSI_GERROR_ABT_ERR"),
+    (1 << 8, "SFM_ERR"),
+];
+/// EVENTQ_PROD.OVFLG and EVENTQ_CONS.OVACKFLG (bit 31): the SMMU toggles OVFLG when it loses
+/// events to a full queue; the consumer acknowledges by copying it into OVACKFLG.
+pub const EVENTQ_OVERFLOW_FLAG: u32 = 1 << 31;
+
+/// The global errors active in `gerror` against `gerrorn` (a mask of GERROR's error bits).
+pub const fn gerror_active(gerror: u32, gerrorn: u32) -> u32 {
+    let mut all = 0;
+    let mut i = 0;
+    while i < GERROR_ERRORS.len() {
+        all |= GERROR_ERRORS[i].0;
+        i += 1;
+    }
+    (gerror ^ gerrorn) & all
+}
+
+/// The GERRORN value that acknowledges the errors `active` (as `gerror_active` gave them).
+pub const fn gerror_acknowledge(gerrorn: u32, active: u32) -> u32 {
+    gerrorn ^ active
+}
+
+/// The names of the errors in `active`, in bit order.
+pub fn gerror_names(active: u32) -> impl Iterator<Item = &'static str> {
+    GERROR_ERRORS
+        .iter()
+        .filter(move |(bit, _)| active & bit != 0)
+        .map(|(_, name)| *name)
+}
+
+/// CMDQ_CONS.ERR's name (the reason the command at CMDQ_CONS was refused).
+pub fn cmdq_error_name(code: u32) -> &'static str {
+    match code {
+        0 => "CERROR_NONE",
+        1 => "CERROR_ILL (an illegal command)",
+        2 => "CERROR_ABT (an abort fetching the command)",
+        3 => "CERROR_ATC_INV_SYNC",
+        _ => "an unknown error",
+    }
+}
+
+/// The event queue has overflowed since the consumer last acknowledged (producer and consumer
+/// register values).
+pub const fn eventq_overflowed(prod: u32, cons: u32) -> bool {
+    (prod ^ cons) & EVENTQ_OVERFLOW_FLAG != 0
+}
+
+/// The EVENTQ_CONS value for consumer `index` that acknowledges the overflow flag of `prod`
+/// (a producer register value).
+pub const fn eventq_cons(index: QueueIndex, prod: u32) -> u32 {
+    index.raw | prod & EVENTQ_OVERFLOW_FLAG
+}
 /// The base registers' read/write-allocate hint (bit 62).
 pub const BASE_ALLOCATE: u64 = 1 << 62;
 
@@ -383,5 +449,90 @@ mod tests {
         let e = Event::decode([0x8_0000_0010, 0, 0x7000_0000, 0x7000_0000]);
         assert_eq!((e.kind, e.sid, e.address), (0x10, 8, 0x7000_0000));
         assert_eq!(e.name(), "F_TRANSLATION");
+    }
+
+    /// The registers a consumer of the event queue and of GERROR sees, as the SMMU sets them.
+    struct FakeSmmu {
+        gerror: u32,
+        gerrorn: u32,
+        eventq_prod: u32,
+        eventq_cons: u32,
+    }
+
+    impl FakeSmmu {
+        /// The SMMU loses an event to a full queue.
+        fn lose_event(&mut self) {
+            self.eventq_prod ^= EVENTQ_OVERFLOW_FLAG;
+        }
+
+        /// The consumer's pass: the overflow it saw, the errors it acknowledged.
+        fn consume(&mut self, log2: u32) -> (bool, u32) {
+            let overflowed = eventq_overflowed(self.eventq_prod, self.eventq_cons);
+            let mut cons = QueueIndex::new(self.eventq_cons, log2);
+            while !QueueIndex::new(self.eventq_prod, log2).is_empty_with(cons) {
+                cons = cons.next();
+            }
+            self.eventq_cons = eventq_cons(cons, self.eventq_prod);
+            let active = gerror_active(self.gerror, self.gerrorn);
+            self.gerrorn = gerror_acknowledge(self.gerrorn, active);
+            (overflowed, active)
+        }
+    }
+
+    #[test]
+    fn an_overflow_is_seen_once_and_acknowledged_each_toggle() {
+        let log2 = 2;
+        let mut smmu = FakeSmmu {
+            gerror: 0,
+            gerrorn: 0,
+            eventq_prod: 0,
+            eventq_cons: 0,
+        };
+        assert_eq!(smmu.consume(log2), (false, 0));
+        // A full queue (4 records, wrap bit set), and events lost.
+        smmu.eventq_prod = 0b100;
+        smmu.lose_event();
+        assert_eq!(smmu.consume(log2), (true, 0));
+        assert_eq!(
+            smmu.eventq_cons,
+            EVENTQ_OVERFLOW_FLAG | 0b100,
+            "drained, flag copied"
+        );
+        assert_eq!(
+            smmu.consume(log2),
+            (false, 0),
+            "acknowledged: not seen again"
+        );
+        // The flag toggles back on the next overflow: seen again.
+        smmu.eventq_prod = smmu.eventq_prod & EVENTQ_OVERFLOW_FLAG | 1;
+        smmu.lose_event();
+        assert_eq!(smmu.eventq_prod, 1);
+        assert_eq!(smmu.consume(log2), (true, 0));
+        assert_eq!(smmu.eventq_cons, 1);
+        assert_eq!(smmu.consume(log2), (false, 0));
+    }
+
+    #[test]
+    fn global_errors_are_active_until_gerrorn_matches() {
+        let mut smmu = FakeSmmu {
+            gerror: 0,
+            gerrorn: 0,
+            eventq_prod: 0,
+            eventq_cons: 0,
+        };
+        // A command error and an event queue abort; bits GERROR does not define are ignored.
+        smmu.gerror ^= GERROR_CMDQ_ERR | 1 << 2 | 1 << 30;
+        let (_, active) = smmu.consume(0);
+        assert_eq!(active, GERROR_CMDQ_ERR | 1 << 2);
+        assert_eq!(
+            gerror_names(active).collect::<std::vec::Vec<_>>(),
+            ["CMDQ_ERR", "EVENTQ_ABT_ERR"]
+        );
+        assert_eq!(smmu.consume(0), (false, 0), "acknowledged");
+        // The same error again toggles GERROR back: active again.
+        smmu.gerror ^= GERROR_CMDQ_ERR;
+        assert_eq!(smmu.consume(0), (false, GERROR_CMDQ_ERR));
+        assert_eq!(smmu.consume(0), (false, 0));
+        assert_eq!(cmdq_error_name(1), "CERROR_ILL (an illegal command)");
     }
 }
