@@ -334,7 +334,10 @@ fn load(vm: &mut Vm, slot: &VmSlot, index: VmIndex, v: VcpuIndex) {
     shared.requests.store(0, Ordering::SeqCst);
     shared.timer_deadline.store(NO_DEADLINE, Ordering::Relaxed);
     vm.vcpus[v.get()].el1.restore();
-    vm.switch_in_vgic(v.get());
+    // A PV VM has no vGIC: one inlined look instead of a call that finds none.
+    if vm.is_linux() {
+        vm.switch_in_vgic(v.get());
+    }
     let vcpu = &mut vm.vcpus[v.get()];
     cpu::set_hcr(vcpu.hcr);
     percpu::load_fp(&mut vcpu.fp);
@@ -365,7 +368,9 @@ fn unload(vm: &mut Vm, slot: &VmSlot, v: VcpuIndex, keep: bool) {
     // Its timer must not fire while another vCPU (or nobody) is on the CPU; poll_timers
     // watches its deadline instead.
     cpu::set_cntv_ctl(0);
-    vm.switch_out_vgic(v.get());
+    if vm.is_linux() {
+        vm.switch_out_vgic(v.get());
+    }
     percpu::unload_fp(keep);
     percpu::set_current(None, core::ptr::null_mut());
     shared.on_cpu.store(NO_CPU, Ordering::SeqCst);
