@@ -309,6 +309,7 @@ fn queue(slot: &'static VmSlot, index: VmIndex, v: VcpuIndex) {
 }
 
 /// After a vCPU of `slot` was queued: kicks an idle CPU (not this one) that may run it.
+#[inline(always)]
 fn kick_idle(slot: &VmSlot) {
     // Against `idle`: it marks itself idle, then looks at the queue.
     core::sync::atomic::fence(Ordering::SeqCst);
