@@ -553,7 +553,9 @@ pub fn vm_count() -> usize {
 
 /// Whether vCPU `v` of VM `index` is the one this CPU would take next (the first in the run
 /// queue it may run): a notifier then hands it the CPU now (a directed yield), never out of
-/// turn, so two VMs notifying each other cannot starve a third on their CPU.
+/// turn, so two VMs notifying each other cannot starve a third on their CPU. Out of line: the
+/// queue's look inlined here would grow the run loop, which inlines this, on every exit.
+#[inline(never)]
 pub fn is_next_here(index: VmIndex, v: VcpuIndex) -> bool {
     RUN_QUEUE.lock().first_for(percpu::index()) == Some((index, v))
 }
