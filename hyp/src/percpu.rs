@@ -139,9 +139,11 @@ pub fn set_current(
     // SAFETY: as in `index`; the caller keeps `regs` valid while the VM is loaded here (a VM's
     // vCPUs live in a heap buffer that never grows, so they stay put even if the VM moves).
     unsafe {
-        (*this()).vm = vm;
-        (*this()).regs = regs;
-        (*this()).trace_who = vm.map_or(0, |(vm, vcpu)| {
+        // One read of TPIDR_EL2 for the three fields (each `this` is an `mrs` of its own).
+        let this = this();
+        (*this).vm = vm;
+        (*this).regs = regs;
+        (*this).trace_who = vm.map_or(0, |(vm, vcpu)| {
             crate::trace::Record::who(vm.get() as u16, vcpu.get() as u16)
         });
     }

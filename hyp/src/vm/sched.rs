@@ -216,6 +216,7 @@ impl RunQueue {
     }
 
     /// The place (0: the oldest) of the oldest vCPU `cpu` may run.
+    #[inline(always)]
     fn position_for(&self, cpu: usize) -> Option<usize> {
         let entries = self.entries.as_ref()?;
         (0..self.len).find(|&i| {
@@ -308,6 +309,7 @@ fn queue(slot: &'static VmSlot, index: VmIndex, v: VcpuIndex) {
 }
 
 /// After a vCPU of `slot` was queued: kicks an idle CPU (not this one) that may run it.
+#[inline(always)]
 fn kick_idle(slot: &VmSlot) {
     // Against `idle`: it marks itself idle, then looks at the queue.
     core::sync::atomic::fence(Ordering::SeqCst);
@@ -320,6 +322,7 @@ fn kick_idle(slot: &VmSlot) {
 
 /// Points this CPU at vCPU `v` of VM `index`: its EL1, timer and FP/SIMD state, its VM's
 /// stage 2, and the register block vectors.S restores from.
+#[inline(always)]
 fn load(vm: &mut Vm, slot: &VmSlot, index: VmIndex, v: VcpuIndex) {
     let vttbr = vm.vttbr();
     if !vm.has_run && vm.spec.cpus.is_some() {
@@ -332,7 +335,10 @@ fn load(vm: &mut Vm, slot: &VmSlot, index: VmIndex, v: VcpuIndex) {
     shared.requests.store(0, Ordering::SeqCst);
     shared.timer_deadline.store(NO_DEADLINE, Ordering::Relaxed);
     vm.vcpus[v.get()].el1.restore();
-    vm.switch_in_vgic(v.get());
+    // A PV VM has no vGIC: one inlined look instead of a call that finds none.
+    if vm.is_linux() {
+        vm.switch_in_vgic(v.get());
+    }
     let vcpu = &mut vm.vcpus[v.get()];
     cpu::set_hcr(vcpu.hcr);
     percpu::load_fp(&mut vcpu.fp);
@@ -341,7 +347,9 @@ fn load(vm: &mut Vm, slot: &VmSlot, index: VmIndex, v: VcpuIndex) {
 }
 
 /// Takes vCPU `v` off this CPU; `keep` says whether its state is worth saving (not when its
-/// VM stops or the vCPU is off).
+/// VM stops or the vCPU is off). Inlined (in `give_up`'s switch and its other ways off): a call
+/// would save and restore the registers it keeps across it.
+#[inline(always)]
 fn unload(vm: &mut Vm, slot: &VmSlot, v: VcpuIndex, keep: bool) {
     let shared = slot.vcpu(v);
     if let Some(vcpu) = vm.vcpus.get_mut(v.get()) {
@@ -361,7 +369,9 @@ fn unload(vm: &mut Vm, slot: &VmSlot, v: VcpuIndex, keep: bool) {
     // Its timer must not fire while another vCPU (or nobody) is on the CPU; poll_timers
     // watches its deadline instead.
     cpu::set_cntv_ctl(0);
-    vm.switch_out_vgic(v.get());
+    if vm.is_linux() {
+        vm.switch_out_vgic(v.get());
+    }
     percpu::unload_fp(keep);
     percpu::set_current(None, core::ptr::null_mut());
     shared.on_cpu.store(NO_CPU, Ordering::SeqCst);
@@ -387,61 +397,61 @@ pub fn give_up(mut guard: VmLocked, v: VcpuIndex, how: GiveUp) {
     let index = vm.index;
     let slot = slot(index);
     let me = percpu::index();
-    match how {
-        // Work of other VMs (disk completions, console writers to wake) is done by `pick`,
-        // with no VM's lock held: with some, the vCPU goes round the queue, else a vCPU that
-        // only yields would keep it waiting for good.
-        GiveUp::Yield if vm.vcpus[v.get()].run == RunState::Runnable && !deferred_work() => {
-            // The common case, a switch: in one look at the queue the next vCPU for this CPU
-            // comes out and this one goes in (its entry waits for our lock on its VM, which
-            // the CPU that pops it takes, until it is unloaded).
-            let next = {
-                let mut queue = RUN_QUEUE.lock();
-                let next = queue.pop_for(me);
-                if next.is_some() && !slot.vcpu(v).queued.swap(true, Ordering::SeqCst) {
-                    queue.push(Queued {
-                        slot,
-                        vm: index,
-                        vcpu: v,
-                    });
-                }
-                next
-            };
-            let Some(next) = next else {
-                // Nobody else waits: go on (with a virtual IRQ raised meanwhile).
-                cpu::set_hcr(vm.vcpus[v.get()].hcr);
-                timer::arm_slice();
-                return;
-            };
-            unload(vm, slot, v, true);
-            kick_idle(slot);
-            drop(guard);
-            // What `pick` polls, but the work `deferred_work` found none of.
-            poll_timers();
-            poll_console_now_and_then();
-            if load_queued(next.slot, next.vm, next.vcpu) {
-                return;
+    // Work of other VMs (disk completions, console writers to wake) is done by `pick`,
+    // with no VM's lock held: with some, the vCPU goes round the queue, else a vCPU that
+    // only yields would keep it waiting for good.
+    if matches!(how, GiveUp::Yield)
+        && vm.vcpus[v.get()].run == RunState::Runnable
+        && !deferred_work()
+    {
+        // The common case, a switch: in one look at the queue the next vCPU for this CPU
+        // comes out and this one goes in (its entry waits for our lock on its VM, which
+        // the CPU that pops it takes, until it is unloaded).
+        let next = {
+            let mut queue = RUN_QUEUE.lock();
+            let next = queue.pop_for(me);
+            if next.is_some() && !slot.vcpu(v).queued.swap(true, Ordering::SeqCst) {
+                queue.push(Queued {
+                    slot,
+                    vm: index,
+                    vcpu: v,
+                });
             }
-            return pick();
+            next
+        };
+        let Some(next) = next else {
+            // Nobody else waits: go on (with a virtual IRQ raised meanwhile).
+            cpu::set_hcr(vm.vcpus[v.get()].hcr);
+            timer::arm_slice();
+            return;
+        };
+        unload(vm, slot, v, true);
+        kick_idle(slot);
+        drop(guard);
+        // What `pick` polls, but the work `deferred_work` found none of.
+        poll_timers();
+        poll_console_now_and_then();
+        if load_queued(next.slot, next.vm, next.vcpu) {
+            return;
         }
-        GiveUp::Yield => {
-            let runnable = vm.vcpus[v.get()].run == RunState::Runnable;
-            unload(vm, slot, v, true);
-            if runnable {
-                queue(slot, index, v);
-            }
-        }
-        GiveUp::Leave => {
-            let keep = vm.vcpus[v.get()].run != RunState::Off;
-            unload(vm, slot, v, keep);
-            if vm.vcpus[v.get()].run == RunState::Runnable && vm.is_alive() {
-                queue(slot, index, v);
-            }
-        }
-        GiveUp::Stop => {
-            unload(vm, slot, v, false);
-            stop_if_left(vm);
-        }
+        return pick();
+    }
+    // Every other way off the CPU: one (inlined) unload for them all.
+    let run = vm.vcpus[v.get()].run;
+    let (keep, requeue) = match how {
+        GiveUp::Yield => (true, run == RunState::Runnable),
+        GiveUp::Leave => (
+            run != RunState::Off,
+            run == RunState::Runnable && vm.is_alive(),
+        ),
+        GiveUp::Stop => (false, false),
+    };
+    unload(vm, slot, v, keep);
+    if requeue {
+        queue(slot, index, v);
+    }
+    if matches!(how, GiveUp::Stop) {
+        stop_if_left(vm);
     }
     drop(guard);
     pick()
@@ -543,7 +553,9 @@ pub fn vm_count() -> usize {
 
 /// Whether vCPU `v` of VM `index` is the one this CPU would take next (the first in the run
 /// queue it may run): a notifier then hands it the CPU now (a directed yield), never out of
-/// turn, so two VMs notifying each other cannot starve a third on their CPU.
+/// turn, so two VMs notifying each other cannot starve a third on their CPU. Out of line: the
+/// queue's look inlined here would grow the run loop, which inlines this, on every exit.
+#[inline(never)]
 pub fn is_next_here(index: VmIndex, v: VcpuIndex) -> bool {
     RUN_QUEUE.lock().first_for(percpu::index()) == Some((index, v))
 }
@@ -591,7 +603,9 @@ fn pick() {
 
 /// Loads vCPU `v` of VM `index` (`slot`), a queue entry just popped, and arms its slice; false
 /// if the entry is stale (the vCPU waits or is off, or runs elsewhere, or its VM stopped). The
-/// entry's fields apart: a `Queued` passed on is copied with a call to memcpy.
+/// entry's fields apart: a `Queued` passed on is copied with a call to memcpy. Inlined (in
+/// `give_up`'s switch and in `pick`), as `load` is into it.
+#[inline(always)]
 fn load_queued(slot: &'static VmSlot, index: VmIndex, v: VcpuIndex) -> bool {
     let mut guard = slot.lock();
     let Some(vm) = guard.as_mut() else {
@@ -672,12 +686,19 @@ fn idle(me: usize) {
 
 /// Raises the timer event of every vCPU off the CPUs whose virtual timer has expired (on that
 /// vCPU), and masks that timer until the guest acknowledges the event. Reads the deadlines
-/// without a lock; locks only a VM with one expired.
+/// without a lock; locks only a VM with one expired. Inlined: nothing is due on almost every
+/// switch, and that one look needs no call.
+#[inline(always)]
 fn poll_timers() {
     let now = timer::counter();
-    if now < EARLIEST_DEADLINE.load(Ordering::SeqCst) {
-        return;
+    if now >= EARLIEST_DEADLINE.load(Ordering::SeqCst) {
+        expire_timers(now);
     }
+}
+
+/// [`poll_timers`] once a deadline may have passed (`now`).
+#[inline(never)]
+fn expire_timers(now: u64) {
     // Against `unload`: it stores a deadline, then lowers the earliest; a deadline stored
     // before this reset is seen by the look below, one after it lowers the earliest again.
     EARLIEST_DEADLINE.store(NO_DEADLINE, Ordering::SeqCst);
