@@ -14,8 +14,8 @@
 use super::invalidate_dma;
 use crate::addr::{Ipa, PAGE_SIZE};
 use crate::arch::stage2::table::{
-    Cursor, L2_SPAN, L3_SPAN, Stage2Error, desc, is_table, live_down, live_up, read_slot, slot,
-    software_bits, tables_needed, write_slot,
+    Cursor, L2_SPAN, L3_SPAN, Stage2Error, Vacant, desc, is_table, live_down, live_up, read_slot,
+    slot, software_bits, tables_needed, write_slot,
 };
 
 /// Whether a leaf with these software bits (the CPU table's pin codes) is the VM's RAM: the
@@ -67,6 +67,12 @@ impl DmaTable {
     /// How many tables putting `pages` pages from `ipa` (a checked range) would add.
     pub fn tables_needed(&mut self, ipa: u64, pages: u64) -> u64 {
         tables_needed(self.root, &mut self.cursor, ipa, pages)
+    }
+
+    /// The free entry of page `ipa` if its level-3 table exists (one page's map: written with
+    /// the CPU table's after its frame is found).
+    pub fn vacant(&mut self, ipa: u64) -> Result<Vacant, Stage2Error> {
+        self.cursor.vacant(Ipa::new(ipa))
     }
 
     /// Writes `leaf` (the CPU table's, a RAM leaf) for page `ipa`, adding the tables it lacks
