@@ -106,6 +106,12 @@ impl Pin {
         mask
     }
 
+    /// Whether a leaf this module wrote is the VM's RAM (its own pages and its image): what
+    /// its DMA table holds.
+    pub fn is_ram(descriptor: u64) -> bool {
+        matches!(Pin::of(descriptor), Pin::None | Pin::Image)
+    }
+
     /// Whether the page's frame is the VM's: counted against its quota, given back with it.
     fn owns_frame(self) -> bool {
         !matches!(self, Pin::Shared | Pin::Device)

@@ -1,8 +1,8 @@
 //! `dma [write] [verify] [attack] [seed=N]`: drives the PCI disk the VM owns (virtio-pci,
-//! `drivers::virtio_pci`) by DMA into its own memory, which the SMMU translates with a DMA table
-//! holding the VM's RAM only. `write` writes the pattern for `seed` to the first sectors, flushes, reads them
-//! back and compares; `verify` reads them and compares (a second boot with the same image
-//! finds what the first wrote); `attack` has the device write into an IPA the VM never mapped
+//! `drivers::virtio_pci`) by DMA into its own memory, which the SMMU translates with a DMA
+//! table holding the VM's RAM only. `write` writes the pattern for `seed` to the first sectors,
+//! flushes, reads them back and compares; `verify` reads them and compares (a second boot with
+//! the same image finds what the first wrote); `attack` has the device write into an IPA the VM never mapped
 //! and into a page it mapped read-only: the SMMU stops both (the device fails the request and
 //! needs a reset; the hypervisor logs the SMMU's event), and after a reset good requests work;
 //! then into its own BAR and into the first page of its channel 0: mapped in its stage 2 but

@@ -15,14 +15,13 @@ use super::invalidate_dma;
 use crate::addr::{Ipa, PAGE_SIZE};
 use crate::arch::stage2::table::{
     Cursor, L2_SPAN, L3_SPAN, Stage2Error, Vacant, desc, is_table, live_down, live_up, read_slot,
-    slot, software_bits, tables_needed, write_slot,
+    slot, tables_needed, write_slot,
 };
 
-/// Whether a leaf with these software bits (the CPU table's pin codes) is the VM's RAM: the
-/// pages it maps itself (0) and its image (1). The hyp's shared pages (2), channel pages (3)
-/// and device registers (4 and up) are never in the DMA table.
+/// Whether a leaf of the CPU table goes into the DMA table: the VM's RAM (`Pin::is_ram`), never
+/// a page the hyp shares, a channel's page or a device's registers.
 pub fn is_mirrored(leaf: u64) -> bool {
-    software_bits(leaf) <= 1
+    crate::vm::mem::Pin::is_ram(leaf)
 }
 
 /// A VM's DMA table.
