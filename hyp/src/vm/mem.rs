@@ -653,6 +653,7 @@ impl<M: Machine> GuestMemory<M> {
     /// `map_unpublished` of one checked page for a VM with a DMA table: as its hot case, with
     /// the DMA table's entry found before anything is written (the general path when either
     /// table lacks the level-3 table).
+    #[cold]
     #[inline(never)]
     fn map_page_with_dma(&mut self, ipa: u64, perms: MemPerms, pin: Pin) -> Result<(), Error> {
         if self.quota_left_pages() == 0 {
