@@ -73,8 +73,17 @@ pub fn invalidate_dma(vmid: u16, ipa: u64, pages: u64) {
     }
     #[cfg(target_os = "none")]
     crate::dev::smmu::invalidate(vmid, ipa, pages);
-    #[cfg(not(target_os = "none"))]
+    #[cfg(test)]
+    SMMU_INVALIDATIONS.with(|log| log.borrow_mut().push((vmid, ipa, pages)));
+    #[cfg(all(not(target_os = "none"), not(test)))]
     let _ = (ipa, pages);
+}
+
+#[cfg(test)]
+std::thread_local! {
+    /// The SMMU invalidations `invalidate_dma` asked for on this thread (host tests).
+    pub static SMMU_INVALIDATIONS: core::cell::RefCell<std::vec::Vec<(u16, u64, u64)>> =
+        const { core::cell::RefCell::new(std::vec::Vec::new()) };
 }
 
 /// The smallest BAR placement: a page, so that one VM's BAR never shares a stage-2 page with

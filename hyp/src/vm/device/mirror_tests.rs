@@ -19,9 +19,18 @@ const CHANNEL: u64 = BASE + 40 * P;
 const BAR: u64 = BASE + (3 << 20);
 const BAR_PA: u64 = 0x1000_0000;
 
+/// The VMID of these tests' VMs, marked as a device's (no other test uses it).
+const VMID: u16 = 90;
+
 fn fresh(quota_pages: u64) -> Mem {
     FakeMachine::limit_frames(None);
-    Mem::new(3, 4, quota_pages * P).unwrap()
+    super::super::set_dma_vmid(VMID, true);
+    Mem::new(3, VMID, quota_pages * P).unwrap()
+}
+
+/// The SMMU invalidations asked for since the last call.
+fn take_invalidations() -> Vec<(u16, u64, u64)> {
+    super::super::SMMU_INVALIDATIONS.with(|log| core::mem::take(&mut *log.borrow_mut()))
 }
 
 /// The DMA table's leaves, checked equal to the CPU table's RAM leaves.
@@ -104,6 +113,28 @@ fn the_dma_table_follows_random_maps_unmaps_and_protects() {
     for pa in shared {
         FakeMachine::free_frame(Owner::Shared(0), pa);
     }
+}
+
+#[test]
+fn the_smmu_forgets_what_the_dma_table_loses_and_only_that() {
+    let (mut mem, _) = device_owner(64);
+    mem.map(BASE + 16 * P, 2, MemPerms::RW).unwrap();
+    take_invalidations();
+    mem.protect(BASE + 16 * P, 2, MemPerms::READ).unwrap();
+    assert_eq!(take_invalidations(), [(VMID, BASE + 16 * P, 2)], "protect");
+    // Its last page out of the level-3 table: the leaves, then the walk.
+    mem.map(BASE + (6 << 20), 1, MemPerms::RW).unwrap();
+    take_invalidations();
+    mem.unmap(BASE + (6 << 20), 1).unwrap();
+    assert_eq!(
+        take_invalidations(),
+        [(VMID, BASE + (6 << 20), 1), (VMID, BASE + (6 << 20), 1)],
+        "unmap of a table's last page"
+    );
+    // A hyp-shared page is not in the DMA table: its change costs the SMMU nothing.
+    mem.set_hyp_page_perms(BASE + 8 * P, MemPerms::RW).unwrap();
+    assert_eq!(take_invalidations(), []);
+    in_step(&mem);
 }
 
 #[test]
