@@ -14,6 +14,9 @@
 //!   last entry went is unhooked the same way (the non-leaf `TLBI IPAS2E1IS` also drops the
 //!   walk caches) before its frame is freed;
 //! - a page is made coherent for instruction fetch before it is first mapped executable.
+//! - a VM whose device does DMA has a second table, its DMA table (`vm::device::mirror`),
+//!   holding the RAM leaves: written in the same call, broken with the CPU table's and
+//!   invalidated in the SMMU's TLB before the make or the frame's reuse.
 //!
 //! The table format, the walks and the maintenance sequences are the architecture's
 //! (`arch::stage2`); this module is the policy over them and has no `unsafe`.
