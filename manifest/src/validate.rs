@@ -75,10 +75,6 @@ pub enum Problem {
     TooManyDevices(usize),
     /// A device is assigned twice: its address, and the VM that has it already.
     DuplicateDevice(crate::Bdf, String),
-    /// A VM that owns a device is a channel's end: the VM's name (the SMMU translates with the
-    /// VM's stage 2, which would then hold the channel's pages: the device could reach the
-    /// peer's memory).
-    ChannelToDeviceOwner(String),
     /// Two VMs share a name.
     DuplicateVm(String),
     /// Two channels share a name.
@@ -189,10 +185,6 @@ impl fmt::Display for Problem {
             Self::DuplicateDevice(bdf, vm) => {
                 write!(f, "device {bdf} is already assigned to VM {vm}")
             }
-            Self::ChannelToDeviceOwner(vm) => write!(
-                f,
-                "VM {vm} owns a device and cannot be a channel's end: its device's DMA would reach the channel's pages"
-            ),
             Self::DuplicateVm(n) => write!(f, "duplicate VM name \"{n}\""),
             Self::DuplicateChannel(n) => write!(f, "duplicate channel name \"{n}\""),
             Self::UnknownEndpoint(n) => {
@@ -459,10 +451,6 @@ pub fn check_relations(m: &Manifest) -> Result<(), Invalid> {
         for end in [&ch.a, &ch.b] {
             if m.vm(end).is_some_and(|vm| vm.kind == VmKind::Linux) {
                 let problem = Problem::ChannelToLinux(end.clone());
-                return Err(Invalid { item, problem });
-            }
-            if m.vm(end).is_some_and(|vm| !vm.devices.is_empty()) {
-                let problem = Problem::ChannelToDeviceOwner(end.clone());
                 return Err(Invalid { item, problem });
             }
         }

@@ -30,7 +30,6 @@ fn sample() -> Manifest {
     beta.console = ConsoleKind::EmulatedPl011;
     beta.on_fault = FaultPolicy::Inject;
     beta.image = "images/other.elf".into();
-    // A device owner is no channel's end.
     let mut c = vm("c");
     c.devices = vec![manifest::Bdf::new(0, 1, 0), manifest::Bdf::new(0, 2, 3)];
     Manifest {

@@ -7,23 +7,16 @@
 //!
 //! # Which stage-2 table the SMMU walks
 //!
-//! The VM's own: its stream table entry points at the VM's stage-2 root with the VM's VMID, so
-//! every `MEM_MAP`, `MEM_UNMAP` and `MEM_PROTECT` applies to the device at once, with nothing
-//! to keep in step but the SMMU's TLB ([`invalidate_dma`], called from the one place `vm::mem`
-//! invalidates the CPUs' TLBs, before any frame is freed; the SMMU ignores the CPUs' broadcast
-//! TLBIs: CR2.PTM). What else that table holds, and why it is no way out:
-//!
-//! - channel pages (a peer's memory too): a VM that owns a device is no channel's end (the
-//!   manifest refuses it);
-//! - the hyp-written pages charged to the VM (boot info, event page, console and block rings):
-//!   the VM's own frames, which it may write anyway; the hyp reads nothing there it does not
-//!   check;
-//! - the device's own BARs (Device memory at [`DEVICE_BASE_IPA`]): DMA there reaches only the
-//!   device the VM owns.
-//!
-//! A separate SMMU table mirroring only the VM's RAM would drop the last two; it costs a second
-//! set of tables per VM and a hook on every map as well, and is left for when a VM that owns a
-//! device needs channels.
+//! A table of its own, the VM's DMA table ([`mirror`]): the VM's CPU stage 2 also holds its
+//! channel pages (a peer's memory too), the device's BARs and the pages the hyp shares with the
+//! VM, none of which its device may reach. The DMA table has the same format and holds exactly
+//! the CPU table's RAM leaves (the image and the pages the VM maps), changed by `vm::mem` in
+//! the same all-or-nothing call as the CPU table on every `MEM_MAP`, `MEM_UNMAP`,
+//! `MEM_PROTECT` and batch, and at build and teardown; its tables count against the VM's table
+//! allowance. A leaf removed or re-permissioned there is invalidated in the SMMU's TLB
+//! ([`invalidate_dma`]) between the break and the make and before the frame is reused (the SMMU
+//! ignores the CPUs' broadcast TLBIs: CR2.PTM). A VM that owns no device has no DMA table and
+//! pays one branch a call.
 //!
 //! # Teardown
 //!
@@ -34,6 +27,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod mirror;
 pub mod smmuv3;
 
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -45,7 +39,7 @@ pub const DEVICE_BASE_IPA: u64 = 0x50_0000_0000;
 /// Most per-IPA SMMU invalidations for one change; beyond, the VMID's whole TLB goes.
 pub const MAX_TLBI_PAGES: u64 = 16;
 
-/// The VMIDs (bit = VMID, 0..128) whose stage 2 an SMMU stream translates with: only their
+/// The VMIDs (bit = VMID, 0..128) whose DMA table an SMMU stream translates with: only their
 /// changes cost SMMU maintenance.
 static DMA_VMIDS: [AtomicU64; 2] = [const { AtomicU64::new(0) }; 2];
 
@@ -54,7 +48,7 @@ fn vmid_bit(vmid: u16) -> Option<(&'static AtomicU64, u64)> {
     Some((word, 1 << (vmid % 64)))
 }
 
-/// Records whether a stream translates with VMID `vmid`'s stage 2.
+/// Records whether a stream translates with VMID `vmid`'s DMA table.
 pub fn set_dma_vmid(vmid: u16, on: bool) {
     if let Some((word, bit)) = vmid_bit(vmid) {
         if on {
@@ -65,22 +59,31 @@ pub fn set_dma_vmid(vmid: u16, on: bool) {
     }
 }
 
-/// Whether a device's DMA translates with VMID `vmid`'s stage 2.
+/// Whether a device's DMA translates with VMID `vmid`'s DMA table.
 pub fn has_dma(vmid: u16) -> bool {
     vmid_bit(vmid).is_some_and(|(word, bit)| word.load(Ordering::Acquire) & bit != 0)
 }
 
-/// After `pages` pages from `ipa` of VMID `vmid`'s stage 2 were broken (unmapped or
-/// re-permissioned), before their frames are reused: the SMMU forgets them too. A VM that owns
-/// no device pays one atomic load.
+/// After `pages` pages from `ipa` of VMID `vmid`'s DMA table were broken (unmapped or
+/// re-permissioned) or a table of it unhooked, before the make or the frames' reuse: the SMMU
+/// forgets them.
 pub fn invalidate_dma(vmid: u16, ipa: u64, pages: u64) {
     if !has_dma(vmid) {
         return;
     }
     #[cfg(target_os = "none")]
     crate::dev::smmu::invalidate(vmid, ipa, pages);
-    #[cfg(not(target_os = "none"))]
+    #[cfg(test)]
+    SMMU_INVALIDATIONS.with(|log| log.borrow_mut().push((vmid, ipa, pages)));
+    #[cfg(all(not(target_os = "none"), not(test)))]
     let _ = (ipa, pages);
+}
+
+#[cfg(test)]
+std::thread_local! {
+    /// The SMMU invalidations `invalidate_dma` asked for on this thread (host tests).
+    pub static SMMU_INVALIDATIONS: core::cell::RefCell<std::vec::Vec<(u16, u64, u64)>> =
+        const { core::cell::RefCell::new(std::vec::Vec::new()) };
 }
 
 /// The smallest BAR placement: a page, so that one VM's BAR never shares a stage-2 page with

@@ -14,6 +14,9 @@
 //!   last entry went is unhooked the same way (the non-leaf `TLBI IPAS2E1IS` also drops the
 //!   walk caches) before its frame is freed;
 //! - a page is made coherent for instruction fetch before it is first mapped executable.
+//! - a VM whose device does DMA has a second table, its DMA table (`vm::device::mirror`),
+//!   holding the RAM leaves: written in the same call, broken with the CPU table's and
+//!   invalidated in the SMMU's TLB before the make or the frame's reuse.
 //!
 //! The table format, the walks and the maintenance sequences are the architecture's
 //! (`arch::stage2`); this module is the policy over them and has no `unsafe`.
@@ -24,11 +27,12 @@ use crate::addr::{Ipa, PAGE_SIZE, PhysAddr};
 use crate::arch::stage2::table::{
     Cursor, L2_SPAN, L3_SPAN, Leaves, Stage2Error, desc, device_leaf, frame_atomics, is_table,
     leaf, live_down, live_up, output, perms_of, read_frame, read_frame_words, read_slot, slot,
-    software_bits, write_frame, write_slot,
+    software_bits, tables_needed, write_frame, write_slot,
 };
 use crate::arch::stage2::{invalidate, invalidate_all};
 use crate::arch::{CacheOp, Machine, TlbOp};
 use crate::mm::owner::Owner;
+use crate::vm::device::mirror::{DmaTable, is_mirrored};
 use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 use hypercall_abi::{Error, MemPerms};
@@ -105,6 +109,12 @@ impl Pin {
         mask
     }
 
+    /// Whether a leaf this module wrote is the VM's RAM (its own pages and its image): what
+    /// its DMA table holds.
+    pub fn is_ram(descriptor: u64) -> bool {
+        matches!(Pin::of(descriptor), Pin::None | Pin::Image)
+    }
+
     /// Whether the page's frame is the VM's: counted against its quota, given back with it.
     fn owns_frame(self) -> bool {
         !matches!(self, Pin::Shared | Pin::Device)
@@ -174,6 +184,9 @@ pub struct GuestMemory<M: Machine> {
     /// several pages gives the stash back first), and given back with the memory (`clear`).
     stash: [u64; STASH_FRAMES],
     stashed: usize,
+    /// The SMMU's copy of the RAM leaves, while a device of the VM's does DMA
+    /// (`vm::device::mirror`): every change to a RAM leaf goes there too.
+    dma: Option<DmaTable>,
     machine: PhantomData<fn() -> M>,
 }
 
@@ -196,6 +209,7 @@ impl<M: Machine> GuestMemory<M> {
             pending: None,
             stash: [0; STASH_FRAMES],
             stashed: 0,
+            dma: None,
             machine: PhantomData,
         })
     }
@@ -218,7 +232,67 @@ impl<M: Machine> GuestMemory<M> {
 
     /// Frames holding this VM's stage-2 tables, the root included.
     pub fn table_frames(&self) -> u64 {
-        self.tables + 1
+        self.tables + 1 + self.dma_tables()
+    }
+
+    /// Frames holding the DMA table, its root included (none without one).
+    fn dma_tables(&self) -> u64 {
+        self.dma.as_ref().map_or(0, |dma| dma.tables() + 1)
+    }
+
+    /// Builds the DMA table a device of the VM's will translate with (the SMMU's S2TTB, its
+    /// root's address): the RAM leaves mapped so far, copied, its tables charged to the
+    /// table allowance. Fails changing nothing.
+    pub fn enable_dma(&mut self) -> Result<u64, Error> {
+        if let Some(dma) = &self.dma {
+            return Ok(dma.root());
+        }
+        let root = M::alloc_frame(Owner::Hyp).ok_or(Error::OutOfMemory)?;
+        let mut dma = DmaTable::new(self.vmid, root);
+        let mut leaves = self.leaves();
+        let mut copied = Ok(());
+        while let Some(leaf) = leaves.next() {
+            let ipa = leaves.next - PAGE_SIZE;
+            if is_mirrored(leaf) {
+                copied = dma.put(ipa, leaf, || M::alloc_frame(Owner::Hyp));
+                if copied.is_err() {
+                    break;
+                }
+            }
+        }
+        let within = self.tables + dma.tables() < self.table_allowance;
+        if copied.is_err() || !within {
+            dma.free(|t| M::free_frame(Owner::Hyp, t));
+            return Err(Error::OutOfMemory);
+        }
+        M::tlb(TlbOp::DsbIshst);
+        self.dma = Some(dma);
+        Ok(root)
+    }
+
+    /// The DMA table's leaves (for tests: the RAM subset of the CPU table's).
+    #[cfg(test)]
+    pub fn dma_leaves(&self) -> Option<alloc::vec::Vec<(u64, u64)>> {
+        let dma = self.dma.as_ref()?;
+        let mut leaves = dma.leaves();
+        let mut all = alloc::vec::Vec::new();
+        while let Some(d) = leaves.next() {
+            all.push((leaves.next - PAGE_SIZE, d));
+        }
+        Some(all)
+    }
+
+    /// The CPU table's RAM leaves, as `dma_leaves`.
+    #[cfg(test)]
+    pub fn ram_leaves(&self) -> alloc::vec::Vec<(u64, u64)> {
+        let mut leaves = self.leaves();
+        let mut all = alloc::vec::Vec::new();
+        while let Some(d) = leaves.next() {
+            if is_mirrored(d) {
+                all.push((leaves.next - PAGE_SIZE, d));
+            }
+        }
+        all
     }
 
     /// The frames this VM owns (not the channels' it sees), read from its stage-2 table.
@@ -277,10 +351,40 @@ impl<M: Machine> GuestMemory<M> {
         match cursor.map(Ipa::new(ipa), leaf) {
             Err(Stage2Error::NoTable) => {
                 self.add_tables(cursor, ipa, reserved)?;
-                cursor.map(Ipa::new(ipa), leaf).map_err(Error::from)
+                cursor.map(Ipa::new(ipa), leaf).map_err(Error::from)?;
             }
-            done => done.map_err(Error::from),
+            done => done.map_err(Error::from)?,
         }
+        if self.dma.is_some() && is_mirrored(leaf) {
+            return self.put_dma_leaf(cursor, ipa, leaf, reserved);
+        }
+        Ok(())
+    }
+
+    /// Copies the RAM leaf just written for page `ipa` into the DMA table. Its tables were
+    /// counted with the map's, so this fails only on a hyp bug: then the CPU table's leaf
+    /// goes too and the page is as before the call.
+    #[inline(never)]
+    fn put_dma_leaf(
+        &mut self,
+        cursor: &mut Cursor,
+        ipa: u64,
+        leaf: u64,
+        reserved: bool,
+    ) -> Result<(), Error> {
+        let Some(mut dma) = self.dma.take() else {
+            return Ok(());
+        };
+        let put = dma.put(ipa, leaf, || self.take_frame(Owner::Hyp, reserved));
+        self.dma = Some(dma);
+        if put.is_err() {
+            log::error!("stage 2: a DMA table counted for IPA {ipa:#x} is missing");
+            let _ = cursor.break_entry(Ipa::new(ipa));
+            self.invalidate_tlb(ipa, 1);
+            let _ = cursor.unmap(Ipa::new(ipa));
+            return Err(Error::OutOfMemory);
+        }
+        Ok(())
     }
 
     /// Adds the level-2 and level-3 tables page `ipa` lacks. The caller counted the frames and
@@ -311,30 +415,6 @@ impl<M: Machine> GuestMemory<M> {
         Ok(())
     }
 
-    /// How many tables mapping `[ipa, ipa + pages)` would add (a checked range).
-    fn tables_needed(&self, cursor: &mut Cursor, ipa: u64, pages: u64) -> u64 {
-        let end = ipa + pages * PAGE_SIZE;
-        if (end - 1) / L3_SPAN == ipa / L3_SPAN && cursor.slot(ipa).is_some() {
-            return 0;
-        }
-        let mut needed = 0;
-        let mut at = ipa;
-        while at < end {
-            let gib_end = ((at / L2_SPAN + 1) * L2_SPAN).min(end);
-            let regions = (at / L3_SPAN)..=((gib_end - 1) / L3_SPAN);
-            let d1 = read_slot(slot(self.root, at / L2_SPAN));
-            needed += if is_table(d1) {
-                regions
-                    .filter(|&r| !is_table(read_slot(slot(d1 & desc::OA, r))))
-                    .count() as u64
-            } else {
-                1 + regions.count() as u64
-            };
-            at = gib_end;
-        }
-        needed
-    }
-
     /// Fails unless no page of the range is mapped (a range with no level-3 table is skipped
     /// whole).
     fn check_unmapped(cursor: &mut Cursor, ipa: u64, pages: u64) -> Result<(), Error> {
@@ -361,18 +441,29 @@ impl<M: Machine> GuestMemory<M> {
         if pages > self.quota_left_pages() {
             return Err(Error::OutOfMemory);
         }
-        self.check_new_entries(ipa, pages)
+        let tables = self.check_new_entries(ipa, pages)?;
+        match self.dma.as_mut() {
+            None => Ok(tables),
+            Some(dma) => {
+                let all = tables + dma.tables_needed(ipa, pages);
+                let promised = calls::promised_tables(&self.pending);
+                if self.tables + self.dma_tables() + promised + all > self.table_allowance {
+                    return Err(Error::OutOfMemory);
+                }
+                Ok(all)
+            }
+        }
     }
 
     /// The overlap and table checks of a map; the tables it would add.
     fn check_new_entries(&mut self, ipa: u64, pages: u64) -> Result<u64, Error> {
         let mut cursor = self.cursor;
         let checked = Self::check_unmapped(&mut cursor, ipa, pages)
-            .map(|()| self.tables_needed(&mut cursor, ipa, pages));
+            .map(|()| tables_needed(self.root, &mut cursor, ipa, pages));
         self.cursor = cursor;
         let tables = checked?;
         let promised = calls::promised_tables(&self.pending);
-        if self.tables + promised + tables > self.table_allowance {
+        if self.tables + self.dma_tables() + promised + tables > self.table_allowance {
             return Err(Error::OutOfMemory);
         }
         Ok(tables)
@@ -541,6 +632,9 @@ impl<M: Machine> GuestMemory<M> {
         if pages != 1 || check_range(ipa, 1).is_err() || check_perms(perms).is_err() {
             return self.map_general(ipa, pages, perms, pin);
         }
+        if self.dma.is_some() {
+            return self.map_page_with_dma(ipa, perms, pin);
+        }
         if self.quota_left_pages() == 0 {
             return Err(Error::OutOfMemory);
         }
@@ -555,6 +649,41 @@ impl<M: Machine> GuestMemory<M> {
             M::cache(CacheOp::SyncForExecution { pa });
         }
         entry.fill(page_leaf(pa, perms, pin));
+        self.used_pages += 1;
+        Ok(())
+    }
+
+    /// `map_unpublished` of one checked page for a VM with a DMA table: as its hot case, with
+    /// the DMA table's entry found before anything is written (the general path when either
+    /// table lacks the level-3 table).
+    #[cold]
+    #[inline(never)]
+    fn map_page_with_dma(&mut self, ipa: u64, perms: MemPerms, pin: Pin) -> Result<(), Error> {
+        if self.quota_left_pages() == 0 {
+            return Err(Error::OutOfMemory);
+        }
+        let entry = match self.cursor.vacant(Ipa::new(ipa)) {
+            Ok(entry) => entry,
+            Err(Stage2Error::NoTable) => return self.map_general(ipa, 1, perms, pin),
+            Err(e) => return Err(e.into()),
+        };
+        let leaf_bits = page_leaf(0, perms, pin);
+        let mirror = match self.dma.as_mut() {
+            Some(dma) if is_mirrored(leaf_bits) => match dma.vacant(ipa) {
+                Ok(mirror) => Some(mirror),
+                Err(_) => return self.map_general(ipa, 1, perms, pin),
+            },
+            _ => None,
+        };
+        let pa = self.fresh_frame().ok_or(Error::OutOfMemory)?;
+        if perms.contains(MemPerms::EXEC) {
+            M::cache(CacheOp::SyncForExecution { pa });
+        }
+        let leaf = page_leaf(pa, perms, pin);
+        entry.fill(leaf);
+        if let Some(mirror) = mirror {
+            mirror.fill(leaf);
+        }
         self.used_pages += 1;
         Ok(())
     }
@@ -707,6 +836,11 @@ impl<M: Machine> GuestMemory<M> {
             let _ = cursor.break_entry(Ipa::new(ipa + i * PAGE_SIZE));
         }
         self.invalidate_tlb(ipa, pages);
+        if let Some(dma) = self.dma.as_mut()
+            && dma.break_entries(ipa, pages)
+        {
+            super::device::invalidate_dma(self.vmid, ipa, pages);
+        }
     }
 
     /// Runs `f` with this VM's VMID loaded (TLB maintenance applies to the current VMID).
@@ -725,7 +859,6 @@ impl<M: Machine> GuestMemory<M> {
     /// The stage-2 TLB maintenance after removing or changing entries, with this VM's VMID.
     fn invalidate_tlb(&self, ipa: u64, pages: u64) {
         self.with_own_vmid(|| invalidate::<M>(Ipa::new(ipa), pages));
-        super::device::invalidate_dma(self.vmid, ipa, pages);
     }
 
     /// Removes the range's entries (all in use), break-before-make, and frees their frames
@@ -748,6 +881,9 @@ impl<M: Machine> GuestMemory<M> {
             }
         }
         self.cursor = cursor;
+        if let Some(dma) = self.dma.as_mut() {
+            dma.remove(ipa, pages, |table| M::free_frame(Owner::Hyp, table));
+        }
     }
 
     /// Unhooks the level-3 table of `ipa`, which has no entry left (and its level-2 table if
@@ -818,6 +954,14 @@ impl<M: Machine> GuestMemory<M> {
                 }
                 page_leaf(pa, perms, Pin::of(d))
             });
+        }
+        if let Some(dma) = self.dma.as_mut() {
+            for i in 0..pages {
+                let at = ipa + i * PAGE_SIZE;
+                if let Ok(leaf) = cursor.query(Ipa::new(at)) {
+                    dma.remake(at, leaf);
+                }
+            }
         }
         self.cursor = cursor;
         M::tlb(TlbOp::DsbIshst);
@@ -929,7 +1073,12 @@ impl<M: Machine> GuestMemory<M> {
     /// Tears everything down but the root: every entry unhooked, the VMID's translations
     /// forgotten, then every frame and table freed. The memory is empty and usable again
     /// (a reset rebuilds the VM in it).
+    /// The DMA table goes too: no stream may translate with it any more (`vm::device::release`
+    /// comes first).
     pub fn clear(&mut self) {
+        if let Some(dma) = self.dma.take() {
+            dma.free(|table| M::free_frame(Owner::Hyp, table));
+        }
         self.abandon_pending();
         self.return_stash();
         for i in 0..desc::ENTRIES {

@@ -1,10 +1,12 @@
 //! `dma [write] [verify] [attack] [seed=N]`: drives the PCI disk the VM owns (virtio-pci,
-//! `drivers::virtio_pci`) by DMA into its own memory, which the SMMU translates with the VM's
-//! stage 2. `write` writes the pattern for `seed` to the first sectors, flushes, reads them
-//! back and compares; `verify` reads them and compares (a second boot with the same image
-//! finds what the first wrote); `attack` has the device write into an IPA the VM never mapped
+//! `drivers::virtio_pci`) by DMA into its own memory, which the SMMU translates with a DMA
+//! table holding the VM's RAM only. `write` writes the pattern for `seed` to the first sectors,
+//! flushes, reads them back and compares; `verify` reads them and compares (a second boot with
+//! the same image finds what the first wrote); `attack` has the device write into an IPA the VM never mapped
 //! and into a page it mapped read-only: the SMMU stops both (the device fails the request and
-//! needs a reset; the hypervisor logs the SMMU's event), and after a reset good requests work.
+//! needs a reset; the hypervisor logs the SMMU's event), and after a reset good requests work;
+//! then into its own BAR and into the first page of its channel 0: mapped in its stage 2 but
+//! not its RAM, so not in the SMMU's DMA table either.
 //! `dma write reset` writes, restarts the VM, and in its next life reads back through the
 //! device the hypervisor assigned to it again.
 //! `dma abandon [seed=N]` writes the pattern to the disk's first page, then starts a long read
@@ -82,7 +84,7 @@ pub fn run(info: &BootInfo, argv: &str) -> u64 {
         status |= match verb {
             "write" => write(&mut dev, &mut buf, seed),
             "verify" => verify(&mut dev, &mut buf, seed, "from the last boot"),
-            "attack" => attack(&mut dev, &mut buf, seed),
+            "attack" => attack(&mut dev, &mut buf, seed) | attack_not_ram(info, &mut dev),
             _ => 0,
         };
     }
@@ -195,6 +197,39 @@ fn attack(dev: &mut VirtioBlk, buf: &mut Frames, seed: u64) -> u64 {
     );
     checks.finish()
 }
+
+/// The device's own registers and a channel's page are mapped in this VM's stage 2 but are not
+/// its RAM: the SMMU's DMA table has neither, so a DMA into either stops (the hypervisor logs
+/// an `F_TRANSLATION` for each). The channel page keeps the marker written into it first.
+fn attack_not_ram(info: &BootInfo, dev: &mut VirtioBlk) -> u64 {
+    let mut checks = Checks::new("dma attack not RAM");
+    let bar = info.device.bar_ipa;
+    let r = dev.request(T_IN, 0, bar, BYTES);
+    println!("dma: attack: device write to its own BAR at IPA {bar:#x}: {r:?}");
+    recover(dev, &mut checks, r);
+    match crate::hv().channel_info(0) {
+        Ok(channel) => {
+            let page = channel.ipa;
+            // SAFETY: volatile accesses to the first page of channel 0, mapped read-write in
+            // this VM; no Rust object lives there.
+            unsafe { crate::arch::access::write_u64(page, CHANNEL_MARKER) };
+            let r = dev.request(T_IN, 0, page, BYTES);
+            println!("dma: attack: device write to channel page at IPA {page:#x}: {r:?}");
+            // SAFETY: as above.
+            let after = unsafe { crate::arch::access::read_u64(page) };
+            checks.expect("the channel page's marker", after, CHANNEL_MARKER);
+            recover(dev, &mut checks, r);
+        }
+        Err(e) => {
+            println!("dma: attack: no channel 0: {e}");
+            checks.check("a channel", false);
+        }
+    }
+    checks.finish()
+}
+
+/// What `attack_not_ram` leaves in the channel page (the disk's pattern never holds it).
+const CHANNEL_MARKER: u64 = 0xc4a7_7e11_0000_d0a7;
 
 /// Pages `dma abandon` reads into: 2 MiB (QEMU maps each page the SMMU translates as one of at
 /// most 1024 segments a request).

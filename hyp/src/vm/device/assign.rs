@@ -12,9 +12,6 @@ use alloc::format;
 use alloc::string::String;
 use manifest::Bdf;
 
-/// VTTBR_EL2's base address bits (the VMID is above them).
-const VTTBR_BADDR: u64 = 0x0000_ffff_ffff_fffe;
-
 /// Assigns each VM the devices its manifest entry names; a VM whose device cannot be assigned
 /// is refused alone, one line saying which device and why, and nothing of it is assigned.
 pub fn assign_at_boot(vms: &mut [Vm]) {
@@ -46,7 +43,7 @@ pub fn assign_at_boot(vms: &mut [Vm]) {
     }
 }
 
-/// Maps the VM's devices' BARs and points their streams at its stage 2, then enables them.
+/// Maps the VM's devices' BARs and points their streams at its DMA table, then enables them.
 fn assign(vm: &mut Vm) -> Result<(), String> {
     let mut next_ipa = DEVICE_BASE_IPA;
     // The boot info describes the first device (it has room for one).
@@ -96,10 +93,14 @@ fn assign(vm: &mut Vm) -> Result<(), String> {
             bars.push_str(&format!(", BAR{i} at IPA {next_ipa:#x}"));
             next_ipa += pages * PAGE_SIZE;
         }
+        let root = vm
+            .memory
+            .enable_dma()
+            .map_err(|e| format!("device {bdf}: no room for its DMA table: {e}"))?;
         let mut smmu = smmu.lock();
         let regime = Stage2Regime {
             vmid: vm.vmid.get(),
-            root: vm.memory.vttbr() & VTTBR_BADDR,
+            root,
             ipa_bits: IPA_BITS,
             root_level: ROOT_LEVEL as u32,
             ps_field: (crate::arch::aarch64::cpu::pa_range_capped() as u32)
@@ -116,7 +117,7 @@ fn assign(vm: &mut Vm) -> Result<(), String> {
         set_dma_vmid(vm.vmid.get(), true);
         pci::set_enabled(bdf, true);
         log::info!(
-            "VM {}: device {bdf} ({:04x}:{:04x}) assigned: stream {sid} translates with its stage 2 (VMID {}){bars}",
+            "VM {}: device {bdf} ({:04x}:{:04x}) assigned: stream {sid} translates with its DMA table (VMID {}: its RAM only){bars}",
             vm.name,
             function.vendor,
             function.device,

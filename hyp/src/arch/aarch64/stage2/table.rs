@@ -293,6 +293,31 @@ impl Cursor {
     }
 }
 
+/// How many level-2 and level-3 tables mapping `[ipa, ipa + pages)` (a checked range) under
+/// `root` would add; `cursor` walks `root`.
+pub fn tables_needed(root: u64, cursor: &mut Cursor, ipa: u64, pages: u64) -> u64 {
+    let end = ipa + pages * PAGE_SIZE;
+    if (end - 1) / L3_SPAN == ipa / L3_SPAN && cursor.slot(ipa).is_some() {
+        return 0;
+    }
+    let mut needed = 0;
+    let mut at = ipa;
+    while at < end {
+        let gib_end = ((at / L2_SPAN + 1) * L2_SPAN).min(end);
+        let regions = (at / L3_SPAN)..=((gib_end - 1) / L3_SPAN);
+        let d1 = read_slot(slot(root, at / L2_SPAN));
+        needed += if is_table(d1) {
+            regions
+                .filter(|&r| !is_table(read_slot(slot(d1 & desc::OA, r))))
+                .count() as u64
+        } else {
+            1 + regions.count() as u64
+        };
+        at = gib_end;
+    }
+    needed
+}
+
 /// A free entry `Cursor::vacant` found; valid until the tables change.
 #[must_use]
 pub struct Vacant {
