@@ -61,7 +61,7 @@ extern "C" fn hyp_main(dtb_pa: usize, image_pa: usize, boot_counter: u64) -> ! {
     boot::init_memory(&board, image_pa);
     dev::smmu::init(&board);
     dev::pci::init(&board);
-    dev::smmu::drain_events(|_| None);
+    dev::smmu::drain_events(|_, _| None);
     let mut vms = boot::load_vms(&board);
     vm::device::assign_at_boot(&mut vms);
     boot::init_disk(&board, &mut vms);

@@ -163,7 +163,9 @@ pub fn get() -> Option<&'static Mutex<Smmu>> {
 /// kind from one stream at nearby addresses (QEMU records one per 4-byte access), naming the
 /// stream's VM (`owner` of the stream ID, when known), the first address and how many more;
 /// how many records.
-pub fn drain_events(owner: impl Fn(u32) -> Option<alloc::string::String>) -> usize {
+/// `owner` gets the stream and the first address of each run (it counts the fault for the
+/// stream's VM: `vm::device::irq::dma_fault`).
+pub fn drain_events(owner: impl Fn(u32, u64) -> Option<alloc::string::String>) -> usize {
     let Some(smmu) = SMMU.get() else { return 0 };
     let mut n = 0;
     let mut run: Option<(Event, u64, usize)> = None;
@@ -189,7 +191,7 @@ pub fn drain_events(owner: impl Fn(u32) -> Option<alloc::string::String>) -> usi
             }
             (_, next) => {
                 if let Some((e, _, more)) = run.take() {
-                    log_event(&e, more - 1, owner(e.sid));
+                    log_event(&e, more - 1, owner(e.sid, e.address));
                 }
                 match next {
                     Some(e) => run = Some((e, e.address, 1)),

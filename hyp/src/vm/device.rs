@@ -34,6 +34,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod irq;
 pub mod smmuv3;
 
 use core::sync::atomic::{AtomicU64, Ordering};
