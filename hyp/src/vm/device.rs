@@ -25,9 +25,16 @@
 //! set of tables per VM and a hook on every map as well, and is left for when a VM that owns a
 //! device needs channels.
 //!
+//! # Interrupts and stopped DMAs
+//!
+//! The device's INTx (its SPI from the host bridge's `interrupt-map`) and the DMAs the SMMU
+//! stopped reach the owner as events ([`irq`], ABI 1.6): a taken level interrupt stays
+//! disabled until the owner's `EVENT_DEVICE_ACK`.
+//!
 //! # Teardown
 //!
-//! When the VM ends, is killed or restarts ([`release`]): the stream table entry goes back to
+//! When the VM ends, is killed or restarts ([`release`]): its interrupt is disabled and routed
+//! nowhere, the stream table entry goes back to
 //! abort (`CMD_CFGI_STE` + `CMD_SYNC`), the SMMU forgets the VMID's translations
 //! (`CMD_TLBI_S12_VMALL` + `CMD_SYNC`: a restart reuses the VMID), bus mastering and memory
 //! decoding go off, and only then may its frames be freed.
