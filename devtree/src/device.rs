@@ -193,4 +193,44 @@ pub struct PciHost {
     pub mem32: Option<PciWindow>,
     /// Whether its `iommu-map` sends the requesters' DMA through the SMMU the board lists.
     pub behind_smmu: bool,
+    /// Its `interrupt-map`: which GIC SPI each function's INTx pin raises.
+    pub intx: IntxMap,
+}
+
+/// Most `interrupt-map` entries kept (QEMU `virt` has 16: 4 slots x 4 pins).
+pub const MAX_INTX: usize = 32;
+
+/// A host bridge's `interrupt-map` entries whose parent is the GIC, decoded: a function's
+/// (device, function) and INTx pin, masked with `interrupt-map-mask`, to the SPI's INTID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntxMap {
+    /// `interrupt-map-mask`'s `phys.hi` cell (bus, device, function bits compared).
+    pub mask_hi: u32,
+    /// `interrupt-map-mask`'s pin cell.
+    pub mask_pin: u32,
+    /// (masked `phys.hi`, masked pin, INTID), the first `count` used.
+    pub entries: [(u32, u32, u32); MAX_INTX],
+    /// How many of `entries` are used.
+    pub count: usize,
+}
+
+impl IntxMap {
+    /// No entries.
+    pub const EMPTY: IntxMap = IntxMap {
+        mask_hi: 0,
+        mask_pin: 0,
+        entries: [(0, 0, 0); MAX_INTX],
+        count: 0,
+    };
+
+    /// The INTID that pin `pin` (1 = INTA .. 4 = INTD) of function `devfn` (device << 3 |
+    /// function) on bus `bus` raises, if the map names one.
+    pub fn intid(&self, bus: u8, devfn: u8, pin: u8) -> Option<u32> {
+        let hi = (u32::from(bus) << 16 | u32::from(devfn) << 8) & self.mask_hi;
+        let pin = u32::from(pin) & self.mask_pin;
+        self.entries[..self.count.min(MAX_INTX)]
+            .iter()
+            .find(|&&(h, p, _)| h == hi && p == pin)
+            .map(|&(.., intid)| intid)
+    }
 }

@@ -72,6 +72,9 @@ fn decode(frame: &Frame<'_, '_>, version: GicVersion) -> Result<(Gic, Option<Gic
         interrupt_cells: frame
             .u32_prop("#interrupt-cells")
             .map_or(0, |c| (c as usize).min(MAX_CELLS + 1)),
+        address_cells: frame
+            .u32_prop("#address-cells")
+            .map_or(0, |c| (c as usize).min(MAX_CELLS + 1)),
     });
     let maintenance_irq = Interrupts::of(frame)
         .decode(info)

@@ -21,6 +21,9 @@ const PPI_COUNT: u32 = 16;
 pub(crate) struct GicInfo {
     pub phandle: u32,
     pub interrupt_cells: usize,
+    /// Its `#address-cells` (0 if absent): the parent unit address an `interrupt-map` entry
+    /// gives before the specifier.
+    pub address_cells: usize,
 }
 
 /// One decoded GIC interrupt.
@@ -78,7 +81,7 @@ impl<'a> Interrupts<'a> {
     }
 }
 
-fn decode(spec: &[u8]) -> Option<Irq> {
+pub(crate) fn decode(spec: &[u8]) -> Option<Irq> {
     let (kind, number) = (be32(spec, 0)?, be32(spec, 4)?);
     match kind {
         0 if number < SPI_COUNT => Some(Irq::Spi(number)),

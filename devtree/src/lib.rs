@@ -50,8 +50,8 @@ mod writer;
 
 pub use board::{Board, MAX_CPUS, MAX_MEMORY, MAX_RESERVED, MAX_VIRTIO};
 pub use device::{
-    Cpu, EnableMethod, Gic, GicVersion, PciHost, PciWindow, PowerManagement, Psci, PsciMethod,
-    Region, Smmu, Timer, Uart, UartKind, VirtioMmio,
+    Cpu, EnableMethod, Gic, GicVersion, IntxMap, PciHost, PciWindow, PowerManagement, Psci,
+    PsciMethod, Region, Smmu, Timer, Uart, UartKind, VirtioMmio,
 };
 pub use error::Error;
 pub use header::{HEADER_SIZE, MAX_TOTAL_SIZE, total_size};
@@ -95,19 +95,25 @@ pub fn parse_allow_no_memory(dtb: &[u8]) -> Result<Board<'_>, Error> {
     let mut gic = None;
     let mut pending = devices::Pending::new();
     let mut console = ConsoleSearch::new(chosen.stdout_path);
-    let (mut smmu, mut pci, mut iommu_phandle) = (None, None, None);
+    let (mut smmu, mut pci, mut iommu_phandle, mut intx) = (None, None, None, None);
     walk(&root, &mut |frame: &Frame<'_, '_>| {
         memory::visit(frame, &mut board)?;
         cpus::visit(frame, &mut board)?;
         gic::visit(frame, &mut gic)?;
         devices::visit(frame, &mut pending, &mut board)?;
-        pci::visit(frame, &mut smmu, &mut pci, &mut iommu_phandle);
+        pci::visit(frame, &mut smmu, &mut pci, &mut iommu_phandle, &mut intx);
         console.visit(frame)
     })?;
     board.gic = gic.map(|(gic, _)| gic);
     devices::finish(&pending, gic.and_then(|(_, info)| info), &mut board)?;
     board.console = console.finish(&root);
-    (board.smmu, board.pci) = pci::finish(smmu, pci, iommu_phandle);
+    (board.smmu, board.pci) = pci::finish(
+        smmu,
+        pci,
+        iommu_phandle,
+        intx,
+        gic.and_then(|(_, info)| info),
+    );
     // Insertion sort: at most MAX_VIRTIO slots, and it keeps a sort routine out of the image.
     let slots = &mut board.virtio_mmio[..board.virtio_count];
     for i in 1..slots.len() {

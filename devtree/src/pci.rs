@@ -7,7 +7,8 @@
 use crate::Error;
 use crate::cells::{be32, read_cells};
 use crate::compatible::Compatible;
-use crate::device::{PciHost, PciWindow, Smmu};
+use crate::device::{IntxMap, MAX_INTX, PciHost, PciWindow, Smmu};
+use crate::interrupts::{GicInfo, Irq, decode};
 use crate::translate::{first_region, translate};
 use crate::tree::Frame;
 
@@ -16,12 +17,17 @@ const SPACE_MEM32: u32 = 0b10;
 /// Cells of a PCI child address (`phys.hi phys.mid phys.lo`).
 const PCI_ADDRESS_CELLS: usize = 3;
 
+/// What the walk found of the host bridge's `interrupt-map` (and its mask), decoded once the
+/// GIC is known.
+pub(crate) type RawIntx<'a> = Option<(&'a [u8], Option<&'a [u8]>)>;
+
 /// Records the first SMMUv3 and the first ECAM host bridge.
-pub(crate) fn visit(
-    frame: &Frame<'_, '_>,
+pub(crate) fn visit<'a>(
+    frame: &Frame<'_, 'a>,
     smmu: &mut Option<(Smmu, Option<u32>)>,
     pci: &mut Option<PciHost>,
     iommu_phandle: &mut Option<u32>,
+    intx: &mut RawIntx<'a>,
 ) {
     if smmu.is_none() && frame.is_compatible(Compatible::SMMU_V3) {
         if let Ok(region) = first_region(frame) {
@@ -31,7 +37,49 @@ pub(crate) fn visit(
         *pci = host(frame).ok();
         // iommu-map = <rid-base iommu-phandle iommu-base length>: the first entry's phandle.
         *iommu_phandle = frame.prop("iommu-map").and_then(|m| be32(m, 4));
+        *intx = frame
+            .prop("interrupt-map")
+            .map(|m| (m, frame.prop("interrupt-map-mask")));
     }
+}
+
+/// Cells of a PCI `interrupt-map` entry's child specifier (the host's `#interrupt-cells`).
+const PCI_INTERRUPT_CELLS: usize = 1;
+
+/// Decodes the entries of `map` whose parent is the GIC into SPI INTIDs. An entry naming
+/// another parent ends the walk (its length depends on that parent's cells); an entry whose
+/// specifier is not an SPI is left out.
+fn intx_map(raw: RawIntx<'_>, gic: Option<GicInfo>) -> IntxMap {
+    let mut out = IntxMap::EMPTY;
+    let (Some((map, mask)), Some(gic)) = (raw, gic) else {
+        return out;
+    };
+    let mask = mask.unwrap_or_default();
+    out.mask_hi = be32(mask, 0).unwrap_or(u32::MAX);
+    out.mask_pin = be32(mask, PCI_ADDRESS_CELLS * 4).unwrap_or(u32::MAX);
+    let child = (PCI_ADDRESS_CELLS + PCI_INTERRUPT_CELLS) * 4;
+    let spec_at = child + 4 + gic.address_cells * 4;
+    let entry = spec_at + gic.interrupt_cells * 4;
+    if !(3..=4).contains(&gic.interrupt_cells) {
+        return out;
+    }
+    let mut at = 0;
+    while out.count < MAX_INTX {
+        let Some(e) = map.get(at..at + entry) else {
+            break;
+        };
+        if be32(e, child) != Some(gic.phandle) {
+            break;
+        }
+        if let Some(Irq::Spi(n)) = decode(&e[spec_at..]) {
+            let hi = be32(e, 0).unwrap_or_default() & out.mask_hi;
+            let pin = be32(e, PCI_ADDRESS_CELLS * 4).unwrap_or_default() & out.mask_pin;
+            out.entries[out.count] = (hi, pin, Irq::Spi(n).intid());
+            out.count += 1;
+        }
+        at += entry;
+    }
+    out
 }
 
 /// Joins what the walk found: the host bridge is behind the SMMU when its `iommu-map` names
@@ -40,10 +88,13 @@ pub(crate) fn finish(
     smmu: Option<(Smmu, Option<u32>)>,
     pci: Option<PciHost>,
     iommu_phandle: Option<u32>,
+    intx: RawIntx<'_>,
+    gic: Option<GicInfo>,
 ) -> (Option<Smmu>, Option<PciHost>) {
     let behind = matches!((smmu, iommu_phandle), (Some((_, Some(a))), Some(b)) if a == b);
     let pci = pci.map(|p| PciHost {
         behind_smmu: behind,
+        intx: intx_map(intx, gic),
         ..p
     });
     (smmu.map(|(s, _)| s), pci)
@@ -64,6 +115,7 @@ fn host(frame: &Frame<'_, '_>) -> Result<PciHost, Error> {
         bus_last: bus_last.min(0xff) as u8,
         mem32: mem32_window(frame)?,
         behind_smmu: false,
+        intx: IntxMap::EMPTY,
     })
 }
 

@@ -168,6 +168,15 @@ fn pcie_host_bridge_and_its_32_bit_window() {
                 size: 0x2eff_0000
             }),
             behind_smmu: false,
+            intx: b.pci.unwrap().intx,
         })
     );
+    // interrupt-map: INTx of slot s, pin p (1..4) raises SPI 3 + (s + p - 1) % 4.
+    let intx = b.pci.unwrap().intx;
+    assert_eq!(intx.count, 16);
+    assert_eq!(intx.intid(0, 1 << 3, 1), Some(32 + 4));
+    assert_eq!(intx.intid(0, 0, 1), Some(32 + 3));
+    assert_eq!(intx.intid(0, 3 << 3, 2), Some(32 + 3));
+    assert_eq!(intx.intid(0, 5 << 3, 1), Some(32 + 4));
+    assert_eq!(intx.intid(0, 1 << 3, 0), None);
 }

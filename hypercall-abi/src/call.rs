@@ -134,6 +134,10 @@ pub enum Call {
     },
     /// [`EVENT_SHARED_ACK`]. Live since 1.5.
     EventSharedAck,
+    /// [`EVENT_DEVICE_ACK`]. Live since 1.6.
+    EventDeviceAck,
+    /// [`EVENT_DEVICE_FAULTS`]. Live since 1.6.
+    EventDeviceFaults,
     /// [`BLOCK_INFO`]. Live since 1.3.
     BlockInfo,
     /// [`BLOCK_SUBMIT`]. Live since 1.3.
@@ -181,6 +185,8 @@ impl Call {
             Call::EventAck { .. } => EVENT_ACK,
             Call::EventSend { .. } => EVENT_SEND,
             Call::EventSharedAck => EVENT_SHARED_ACK,
+            Call::EventDeviceAck => EVENT_DEVICE_ACK,
+            Call::EventDeviceFaults => EVENT_DEVICE_FAULTS,
             Call::BlockInfo => BLOCK_INFO,
             Call::BlockSubmit { .. } => BLOCK_SUBMIT,
             Call::ChannelInfo { .. } => CHANNEL_INFO,
@@ -222,6 +228,8 @@ impl Call {
             | Call::VmInfo
             | Call::ConsoleNotify
             | Call::EventSharedAck
+            | Call::EventDeviceAck
+            | Call::EventDeviceFaults
             | Call::BlockInfo => [0; 3],
         }
     }
@@ -371,6 +379,8 @@ fn decode_vendor(id: u32, x: &Regs) -> Result<Call, Error> {
             event: event::decode_event(x[2])?,
         },
         EVENT_SHARED_ACK => Call::EventSharedAck,
+        EVENT_DEVICE_ACK => Call::EventDeviceAck,
+        EVENT_DEVICE_FAULTS => Call::EventDeviceFaults,
         BLOCK_INFO => Call::BlockInfo,
         BLOCK_SUBMIT => Call::BlockSubmit {
             producer: u32_arg(x[1])?,

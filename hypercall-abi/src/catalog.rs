@@ -65,6 +65,7 @@ const V1_2: Version = Version::new(1, 2);
 const V1_3: Version = Version::new(1, 3);
 const V1_4: Version = Version::new(1, 4);
 const V1_5: Version = Version::new(1, 5);
+const V1_6: Version = Version::new(1, 6);
 
 const fn live(name: &'static str, function_id: u32, family: Family, args: u8) -> CallInfo {
     CallInfo {
@@ -137,6 +138,14 @@ pub const CALLS: &[CallInfo] = &[
     live_since("EVENT_ACK", EVENT_ACK, Family::Event, 1, V1_2),
     live_since("EVENT_SEND", EVENT_SEND, Family::Event, 2, V1_2),
     live_since("EVENT_SHARED_ACK", EVENT_SHARED_ACK, Family::Event, 0, V1_5),
+    live_since("EVENT_DEVICE_ACK", EVENT_DEVICE_ACK, Family::Event, 0, V1_6),
+    live_since(
+        "EVENT_DEVICE_FAULTS",
+        EVENT_DEVICE_FAULTS,
+        Family::Event,
+        0,
+        V1_6,
+    ),
     live_since("BLOCK_INFO", BLOCK_INFO, Family::Block, 0, V1_3),
     live_since("BLOCK_SUBMIT", BLOCK_SUBMIT, Family::Block, 1, V1_3),
     live_since("CHANNEL_INFO", CHANNEL_INFO, Family::Channel, 1, V1_4),

@@ -257,6 +257,17 @@ impl<C: Conduit> Hypervisor<C> {
         self.vendor_unit(Call::EventSharedAck)
     }
 
+    /// `EVENT_DEVICE_ACK` (live since 1.6).
+    pub fn event_device_ack(&mut self) -> Result<(), Error> {
+        self.vendor_unit(Call::EventDeviceAck)
+    }
+
+    /// `EVENT_DEVICE_FAULTS` (live since 1.6): (DMAs the SMMU stopped, the last one's IPA).
+    pub fn event_device_faults(&mut self) -> Result<(u64, u64), Error> {
+        self.vendor(Call::EventDeviceFaults)
+            .map(|[count, ipa, _]| (count, ipa))
+    }
+
     // block (live since 1.3)
 
     /// `BLOCK_INFO`.

@@ -3,7 +3,9 @@
 //! Each VM has [`EVENT_COUNT`] events. Pending and mask bits live in the event page
 //! ([`crate::layout::EventPage`], IPA in the boot info); a pending unmasked event raises the
 //! vCPU's virtual IRQ until the guest acknowledges it: with `EVENT_ACK`, or (since 1.5, after
-//! [`EVENT_SHARED_ACK`]) by clearing the event's pending bit in the page itself.
+//! [`EVENT_SHARED_ACK`]) by clearing the event's pending bit in the page itself. Since 1.6 a
+//! VM that owns a PCI device (boot info `device`) hears its interrupt and the DMAs the SMMU
+//! stopped as events too ([`EventSource::DeviceInterrupt`], [`EventSource::DeviceFault`]).
 
 use crate::{Error, abi::vendor_id};
 
@@ -33,6 +35,19 @@ pub const EVENT_SEND: u32 = vendor_id(0x44);
 /// page, a guest makes one of those calls before it waits or unmasks IRQs (`EVENT_ACK` of the
 /// event does). Errors: none. Live since 1.5.
 pub const EVENT_SHARED_ACK: u32 = vendor_id(0x45);
+/// `EVENT_DEVICE_ACK` (`0xC600_0046`): no arguments. The VM has handled its device's interrupt
+/// (for virtio-pci: it read the ISR status, which lowers the line): the device event's pending
+/// bit is cleared, as by `EVENT_ACK`, and the interrupt, which the hypervisor masked when it
+/// took it, is enabled again. A level interrupt still asserted then raises the event again;
+/// until this call it raises nothing more. Errors: `DENIED` (the VM owns no device). Live since
+/// 1.6.
+pub const EVENT_DEVICE_ACK: u32 = vendor_id(0x46);
+/// `EVENT_DEVICE_FAULTS` (`0xC600_0047`): no arguments. Result: x1 = how many of the device's
+/// DMAs the SMMU stopped in this life of the VM (one for each run of faults at nearby addresses
+/// from one request), x2 = the input address (IPA) of the last one (0: none). The device itself
+/// may still report such a request as done: this is how the VM learns it failed. Errors:
+/// `DENIED` (the VM owns no device). Live since 1.6.
+pub const EVENT_DEVICE_FAULTS: u32 = vendor_id(0x47);
 
 /// Events per VM; event numbers are `0..EVENT_COUNT`.
 pub const EVENT_COUNT: u32 = 256;
@@ -40,7 +55,8 @@ pub const EVENT_COUNT: u32 = 256;
 pub const EVENT_NONE: u32 = u32::MAX;
 
 /// What an event is bound to. On the wire: x1 = kind (0 timer, 1 console input, 2 block
-/// completion, 3 channel), x2 = index (the channel number; 0 for the others).
+/// completion, 3 channel; since 1.6: 4 device interrupt, 5 device fault), x2 = index (the
+/// channel number; 0 for the others).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum EventSource {
     /// The EL1 virtual timer (`CNTV`) firing.
@@ -54,6 +70,12 @@ pub enum EventSource {
         /// The channel number.
         channel: u32,
     },
+    /// The VM's PCI device raised its interrupt (since 1.6; `DENIED` without a device). The
+    /// event is also in the boot info (`DeviceInfo::event`); [`EVENT_DEVICE_ACK`] ends it.
+    DeviceInterrupt,
+    /// The SMMU stopped a DMA of the VM's device (since 1.6; `DENIED` without a device):
+    /// [`EVENT_DEVICE_FAULTS`] says how many and where.
+    DeviceFault,
 }
 
 impl EventSource {
@@ -64,6 +86,8 @@ impl EventSource {
             EventSource::ConsoleRx => [1, 0],
             EventSource::BlockCompletion => [2, 0],
             EventSource::Channel { channel } => [3, channel.into()],
+            EventSource::DeviceInterrupt => [4, 0],
+            EventSource::DeviceFault => [5, 0],
         }
     }
 
@@ -77,6 +101,8 @@ impl EventSource {
             (3, i) => Ok(EventSource::Channel {
                 channel: u32::try_from(i).map_err(|_| Error::InvalidParameters)?,
             }),
+            (4, 0) => Ok(EventSource::DeviceInterrupt),
+            (5, 0) => Ok(EventSource::DeviceFault),
             _ => Err(Error::InvalidParameters),
         }
     }

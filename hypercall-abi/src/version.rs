@@ -24,7 +24,7 @@ pub struct Version {
 
 impl Version {
     /// The version this crate describes.
-    pub const CURRENT: Version = Version { major: 1, minor: 5 };
+    pub const CURRENT: Version = Version { major: 1, minor: 6 };
 
     /// Makes a version.
     pub const fn new(major: u16, minor: u16) -> Version {

@@ -29,6 +29,7 @@ const FROZEN_HASHES: &[(&str, u64)] = &[
     ("frozen 1.3", 0x7fd0e83aba44e965),
     ("frozen 1.4", 0xef1c30a09157a2a1),
     ("frozen 1.5", 0xbe4a760e7ee74896),
+    ("frozen 1.6", 0xc8f5d1d7ea4a7608),
 ];
 
 const PROVISIONAL: &str = "provisional";
@@ -176,15 +177,16 @@ fn expected() -> Vec<(String, String)> {
             reserved,
         }),
     ));
+    let v1_6 = frozen(Version::new(1, 6));
     out.push((
-        PROVISIONAL.into(),
+        v1_6.clone(),
         format!(
             "const BOOT_INFO_DEVICE_OFFSET={}",
             offset_of!(BootInfo, device)
         ),
     ));
     out.push((
-        PROVISIONAL.into(),
+        v1_6,
         layout_line!(DeviceInfo {
             pci_id,
             requester_id,
@@ -195,7 +197,7 @@ fn expected() -> Vec<(String, String)> {
             virtio_notify_multiplier,
             virtio_isr,
             virtio_device,
-            reserved,
+            event,
         }),
     ));
     out.push((v1_1.clone(), layout_line!(BatchEntry { raw })));

@@ -20,7 +20,7 @@ fn same_major_any_minor_is_accepted() {
 
 #[test]
 fn version_encoding() {
-    assert_eq!(Version::CURRENT, Version::new(1, 5));
+    assert_eq!(Version::CURRENT, Version::new(1, 6));
     assert_eq!(Version::new(1, 3).to_u64(), 0x1_0003);
     assert_eq!(Version::from_u64(0x2_0001), Some(Version::new(2, 1)));
     assert_eq!(Version::from_u64(1 << 32), None);

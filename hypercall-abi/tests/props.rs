@@ -26,6 +26,8 @@ fn source() -> impl Strategy<Value = EventSource> {
         Just(EventSource::VirtualTimer),
         Just(EventSource::ConsoleRx),
         Just(EventSource::BlockCompletion),
+        Just(EventSource::DeviceInterrupt),
+        Just(EventSource::DeviceFault),
         any::<u32>().prop_map(|channel| EventSource::Channel { channel }),
     ]
 }
@@ -84,6 +86,8 @@ fn call() -> impl Strategy<Value = Call> {
         event().prop_map(|event| Call::EventAck { event }),
         (w(), event()).prop_map(|(vcpu, event)| Call::EventSend { vcpu, event }),
         Just(Call::EventSharedAck),
+        Just(Call::EventDeviceAck),
+        Just(Call::EventDeviceFaults),
         Just(Call::BlockInfo),
         w().prop_map(|producer| Call::BlockSubmit { producer }),
         w().prop_map(|channel| Call::ChannelInfo { channel }),

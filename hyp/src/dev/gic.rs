@@ -312,6 +312,24 @@ pub fn enable_spi(intid: u32) {
     }
 }
 
+/// Enables (`true`) or disables a shared peripheral interrupt `enable_spi` set up, leaving its
+/// priority, group and target as they are: a level interrupt the hyp took for a guest stays
+/// disabled until that guest has handled it.
+pub fn set_spi_enabled(intid: u32, on: bool) {
+    let Ok(id) = IntId::try_from(intid) else {
+        return;
+    };
+    match GIC.lock().as_mut() {
+        Some(Driver::V2(d)) => {
+            let _ = d.enable_interrupt(id, on);
+        }
+        Some(Driver::V3(d)) => {
+            let _ = d.enable_interrupt(id, None, on);
+        }
+        None => {}
+    }
+}
+
 /// Makes logical CPU `cpu` take the kick SGI: it leaves its guest, or its idle wait, at once.
 /// Memory written before the kick is visible to that CPU when it takes it.
 pub fn kick(cpu: usize) {

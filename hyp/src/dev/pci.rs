@@ -20,6 +20,8 @@ pub mod reg {
     pub const CLASS_REVISION: u16 = 0x08;
     pub const HEADER_TYPE_WORD: u16 = 0x0c;
     pub const BAR0: u16 = 0x10;
+    /// Interrupt line (byte 0) and pin (byte 1: 0 none, 1 INTA .. 4 INTD).
+    pub const INTERRUPT_WORD: u16 = 0x3c;
 }
 
 /// Command register bits.
@@ -53,6 +55,8 @@ pub struct Function {
     pub bars: [Option<Placed>; BARS],
     /// Where its virtio structures are, if it is a modern virtio-pci device.
     pub virtio: Option<VirtioCaps>,
+    /// The INTID of the GIC SPI its INTx pin raises (the host bridge's `interrupt-map`).
+    pub intx: Option<u32>,
 }
 
 /// Bus 0's configuration space.
@@ -107,6 +111,7 @@ impl Ecam {
             virtio: (vendor == VIRTIO_VENDOR)
                 .then(|| virtio_caps(|at| self.read32(bdf, at)))
                 .flatten(),
+            intx: None,
         })
     }
 
@@ -219,6 +224,10 @@ pub fn init(board: &devtree::Board) {
         .mem32
         .map(|w| BarAllocator::new(w.pci_base, w.cpu_base, w.size));
     for f in found.iter_mut().take(n).flatten() {
+        let pin = ecam.read8(f.bdf, reg::INTERRUPT_WORD + 1);
+        f.intx = (pin != 0)
+            .then(|| host.intx.intid(f.bdf.bus(), f.bdf.devfn(), pin))
+            .flatten();
         if f.header_type & 0x7f == 0
             && let Some(window) = window.as_mut()
         {
@@ -251,6 +260,9 @@ pub fn init(board: &devtree::Board) {
             f.class,
             f.header_type
         );
+        if let Some(intid) = f.intx {
+            log::info!("PCI {}: INTx raises SPI {intid}", f.bdf);
+        }
         if let Some(v) = f.virtio {
             log::info!(
                 "PCI {}: virtio in BAR{}: common {:#x}, notify {:#x} (x{}), ISR {:#x}, device {:#x}",

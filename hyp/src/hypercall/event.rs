@@ -2,11 +2,39 @@
 //! events to its own vCPUs. Delivery (the virtual IRQ) follows from the state in `vm::event`.
 
 use super::GuestVm;
+use crate::vm::device::irq;
+use crate::vm::event::DEVICE_EVENT;
 use hypercall_abi::event::EventSource;
 use hypercall_abi::{Error, MemPerms};
 
 pub fn bind(vm: &mut impl GuestVm, source: EventSource) -> Result<[u64; 3], Error> {
+    if matches!(
+        source,
+        EventSource::DeviceInterrupt | EventSource::DeviceFault
+    ) && !irq::owns(vm.info().vm_index as usize)
+    {
+        return Err(Error::Denied);
+    }
     vm.events().bind(source).map(|e| [e.into(), 0, 0])
+}
+
+/// EVENT_DEVICE_ACK: the device event is acknowledged and the device's interrupt, disabled
+/// since the hyp took it, enabled again.
+pub fn device_ack(vm: &mut impl GuestVm) -> Result<[u64; 3], Error> {
+    let index = vm.info().vm_index as usize;
+    if !irq::owns(index) {
+        return Err(Error::Denied);
+    }
+    vm.events().ack(DEVICE_EVENT)?;
+    vm.events_changed(Some(DEVICE_EVENT));
+    irq::acknowledge(index);
+    Ok([0; 3])
+}
+
+/// EVENT_DEVICE_FAULTS: how many of the device's DMAs the SMMU stopped, and the last address.
+pub fn device_faults(vm: &mut impl GuestVm) -> Result<[u64; 3], Error> {
+    let (count, ipa) = irq::faults(vm.info().vm_index as usize).ok_or(Error::Denied)?;
+    Ok([count, ipa, 0])
 }
 
 pub fn set_masked(vm: &mut impl GuestVm, event: u32, masked: bool) -> Result<[u64; 3], Error> {
@@ -46,6 +74,28 @@ mod tests {
     use super::super::fake::{FakeVm, call};
     use hypercall_abi::event::EventSource;
     use hypercall_abi::{Call, Error};
+
+    #[test]
+    fn device_sources_and_calls_are_denied_to_a_vm_without_a_device() {
+        let mut vm = FakeVm::empty(41, 16);
+        for source in [EventSource::DeviceInterrupt, EventSource::DeviceFault] {
+            assert_eq!(
+                call(&mut vm, Call::EventBind { source }),
+                Err(Error::Denied)
+            );
+        }
+        assert_eq!(call(&mut vm, Call::EventDeviceAck), Err(Error::Denied));
+        assert_eq!(call(&mut vm, Call::EventDeviceFaults), Err(Error::Denied));
+        // Its owner binds them to the fixed events and acknowledges the interrupt's.
+        crate::vm::device::irq::route(41, 0x30, Some(99)).unwrap();
+        let bind = |vm: &mut FakeVm, source| call(vm, Call::EventBind { source });
+        assert_eq!(bind(&mut vm, EventSource::DeviceInterrupt), Ok([3, 0, 0]));
+        assert_eq!(bind(&mut vm, EventSource::DeviceFault), Ok([4, 0, 0]));
+        vm.events.raise(3).unwrap();
+        assert_eq!(call(&mut vm, Call::EventDeviceAck), Ok([0; 3]));
+        assert_eq!(vm.events.page().pending[0] & 1 << 3, 0);
+        crate::vm::device::irq::unroute(41);
+    }
 
     #[test]
     fn send_unmask_ack_cycle() {

@@ -246,6 +246,8 @@ fn serve(vm: &mut impl GuestVm, call: Call) -> Action {
         Call::EventAck { event } => event::ack(vm, event),
         Call::EventSend { vcpu, event } => event::send(vm, vcpu, event),
         Call::EventSharedAck => event::share_acks(vm),
+        Call::EventDeviceAck => event::device_ack(vm),
+        Call::EventDeviceFaults => event::device_faults(vm),
         Call::BlockInfo => block::info(vm),
         Call::BlockSubmit { producer } => match block::submit(vm, producer) {
             Ok(None) => return Action::Continue,

@@ -18,9 +18,16 @@
 //! ignores the CPUs' broadcast TLBIs: CR2.PTM). A VM that owns no device has no DMA table and
 //! pays one branch a call.
 //!
+//! # Interrupts and stopped DMAs
+//!
+//! The device's INTx (its SPI from the host bridge's `interrupt-map`) and the DMAs the SMMU
+//! stopped reach the owner as events ([`irq`], ABI 1.6): a taken level interrupt stays
+//! disabled until the owner's `EVENT_DEVICE_ACK`.
+//!
 //! # Teardown
 //!
-//! When the VM ends, is killed or restarts ([`release`]): the stream table entry goes back to
+//! When the VM ends, is killed or restarts ([`release`]): its interrupt is disabled and routed
+//! nowhere, the stream table entry goes back to
 //! abort (`CMD_CFGI_STE` + `CMD_SYNC`), the SMMU forgets the VMID's translations
 //! (`CMD_TLBI_S12_VMALL` + `CMD_SYNC`: a restart reuses the VMID), bus mastering and memory
 //! decoding go off, and only then may its frames be freed.
@@ -28,6 +35,7 @@
 #![forbid(unsafe_code)]
 
 pub mod mirror;
+pub mod irq;
 pub mod smmuv3;
 
 use core::sync::atomic::{AtomicU64, Ordering};

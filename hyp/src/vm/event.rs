@@ -29,6 +29,10 @@ pub const TIMER_EVENT: u32 = 0;
 pub const CONSOLE_EVENT: u32 = 1;
 /// Block requests completed.
 pub const BLOCK_EVENT: u32 = 2;
+/// The VM's PCI device raised its interrupt (ABI 1.6; `vm::device::irq`).
+pub const DEVICE_EVENT: u32 = 3;
+/// The SMMU stopped a DMA of the VM's device (ABI 1.6).
+pub const DEVICE_FAULT_EVENT: u32 = 4;
 /// The first channel's event.
 pub const FIRST_CHANNEL_EVENT: u32 = 8;
 
@@ -118,6 +122,9 @@ impl Events {
                 Ok(FIRST_CHANNEL_EVENT + channel)
             }
             EventSource::Channel { .. } => Err(Error::Denied),
+            // Whether the VM owns a device is the caller's check (`hypercall::event::bind`).
+            EventSource::DeviceInterrupt => Ok(DEVICE_EVENT),
+            EventSource::DeviceFault => Ok(DEVICE_FAULT_EVENT),
         }
     }
 

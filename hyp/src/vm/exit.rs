@@ -68,7 +68,10 @@ pub fn take_interrupts(mut vm: Option<(&mut Vm, usize)>) -> Action {
             if let Some((vm, v)) = vm.as_mut() {
                 vm.sync_vgic(*v);
             }
-        } else if intid != gic::KICK_SGI && !crate::disk::on_interrupt(intid) {
+        } else if intid != gic::KICK_SGI
+            && !crate::disk::on_interrupt(intid)
+            && !crate::vm::device::irq::on_interrupt(intid)
+        {
             log::warn!("unexpected interrupt {intid}");
         }
         gic::end(acked);
@@ -153,6 +156,7 @@ pub fn handle(exit: Exit) {
                 // drain made room for.
                 drop(guard);
                 super::block::deliver();
+                super::device::irq::deliver();
                 sched::wake_console_writers();
             }
             return;

@@ -579,6 +579,8 @@ fn pick() {
     loop {
         // What the disk's interrupt completed (a waiting vCPU may become runnable).
         super::block::deliver();
+        // What a device's interrupt or its SMMU faults raised, for whichever VMs they were.
+        super::device::irq::deliver();
         wake_console_writers();
         poll_timers();
         poll_console();

@@ -61,16 +61,15 @@ pub struct BootInfo {
     pub channel_count: u32,
     /// Zero; room for later minors.
     pub reserved: [u64; 72],
-    /// The PCI device the VM owns (manifest `devices`, its first), or all zero. Provisional
-    /// (golden section `provisional`): appended in the last 48 bytes, which older hypervisors
-    /// zero and older guests never read.
+    /// The PCI device the VM owns (manifest `devices`, its first), or all zero (since 1.6; in
+    /// the page's last 48 bytes, which older hypervisors zero and older guests never read).
     pub device: DeviceInfo,
 }
 
 /// A PCI device assigned to the VM: where its BAR with the virtio structures is in the VM's
 /// IPA space (Device memory), and where those structures are in it. The VM sees no
 /// configuration space. Its DMA goes through the SMMU with the VM's stage 2: buffer addresses
-/// are IPAs. Provisional.
+/// are IPAs. Since 1.6.
 #[repr(C)]
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
 pub struct DeviceInfo {
@@ -92,8 +91,9 @@ pub struct DeviceInfo {
     pub virtio_isr: u32,
     /// Offset of the device-specific configuration (§4.1.4.6).
     pub virtio_device: u32,
-    /// Zero.
-    pub reserved: u32,
+    /// The event its interrupt is raised on ([`crate::EventSource::DeviceInterrupt`]); the
+    /// hypervisor masks the interrupt when it takes it until `EVENT_DEVICE_ACK`.
+    pub event: u32,
 }
 
 assert_layout!(DeviceInfo, size = 48, {
@@ -106,7 +106,7 @@ assert_layout!(DeviceInfo, size = 48, {
     virtio_notify_multiplier = 32,
     virtio_isr = 36,
     virtio_device = 40,
-    reserved = 44,
+    event = 44,
 });
 
 assert_layout!(BootInfo, size = 1024, {
@@ -175,7 +175,7 @@ impl BootInfo {
                 virtio_notify_multiplier: 0,
                 virtio_isr: 0,
                 virtio_device: 0,
-                reserved: 0,
+                event: 0,
             },
         }
     }

@@ -65,6 +65,8 @@ fn has_sample(call: &Call) -> bool {
         | Call::EventAck { .. }
         | Call::EventSend { .. }
         | Call::EventSharedAck
+        | Call::EventDeviceAck
+        | Call::EventDeviceFaults
         | Call::BlockInfo
         | Call::BlockSubmit { .. }
         | Call::ChannelInfo { .. }
@@ -267,6 +269,13 @@ pub fn samples() -> Vec<Sample> {
             ok([0; 3]),
         ),
         ("EVENT_SHARED_ACK", Call::EventSharedAck, ok([0; 3])),
+        // A VM that owns a device, whose DMA the SMMU stopped once, at 0x50000000.
+        ("EVENT_DEVICE_ACK", Call::EventDeviceAck, ok([0; 3])),
+        (
+            "EVENT_DEVICE_FAULTS",
+            Call::EventDeviceFaults,
+            ok([1, 0x5000_0000, 0]),
+        ),
         (
             "BLOCK_INFO",
             Call::BlockInfo,

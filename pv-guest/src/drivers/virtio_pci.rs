@@ -1,12 +1,15 @@
-//! A polled virtio-pci (modern, virtio 1.1 §4.1) block driver for the PCI device the VM owns
+//! A virtio-pci (modern, virtio 1.1 §4.1) block driver for the PCI device the VM owns
 //! (`BootInfo::device`): its common configuration, notification area and device configuration
 //! are at the offsets the boot info gives, in the BAR the hypervisor mapped at `bar_ipa`. One
-//! virtqueue of [`QUEUE_SIZE`] entries in one page of the VM's own RAM, one request at a time,
-//! completion polled in the used ring (the device's interrupt is not delivered yet).
+//! virtqueue of [`QUEUE_SIZE`] entries in one page of the VM's own RAM, one request at a time.
+//! A request waits in WFI for the device's interrupt (ABI 1.6: its event; the ISR status read
+//! lowers the line, `EVENT_DEVICE_ACK` lets the hypervisor take it again), with the virtual
+//! timer as its deadline; on an older hypervisor it polls the used ring.
 //!
 //! Addresses given to the device are IPAs: the SMMU translates its DMA with the VM's stage 2,
 //! so it reaches the VM's own memory and nothing else — a buffer the VM has not mapped, or
-//! mapped read-only, makes the DMA fault and the request fail.
+//! mapped read-only, makes the DMA fault. QEMU's device may still answer OK: a request during
+//! which the hypervisor's count of stopped DMAs (`EVENT_DEVICE_FAULTS`) grew failed.
 //!
 //! Why not the `virtio-drivers` crate: its PCI transport finds the capabilities by reading
 //! the configuration space (its `PciRoot` walks an ECAM), which the VM never sees; and its HAL
@@ -78,6 +81,9 @@ pub enum Failure {
     NoAnswer,
     /// The request's status byte (1 = IOERR, 2 = UNSUPP).
     Status(u8),
+    /// The SMMU stopped a DMA of the request (the last one at this IPA), whatever the device
+    /// answered.
+    Stopped { ipa: u64 },
 }
 
 impl core::fmt::Display for Failure {
@@ -88,6 +94,7 @@ impl core::fmt::Display for Failure {
             Self::NeedsReset => f.write_str("the device needs a reset (its DMA failed)"),
             Self::NoAnswer => f.write_str("no answer from the device"),
             Self::Status(s) => write!(f, "request status {s}"),
+            Self::Stopped { ipa } => write!(f, "SMMU stopped it (its DMA at IPA {ipa:#x})"),
         }
     }
 }
@@ -98,12 +105,16 @@ pub use target::VirtioBlk;
 #[cfg(target_os = "none")]
 mod target {
     use super::*;
+    use crate::arch::timer;
+    use crate::events;
     use crate::mm::frames::Frames;
     use core::ptr::{read_volatile, write_volatile};
-    use hypercall_abi::{BootInfo, MemPerms};
+    use hypercall_abi::{BootInfo, EventSource, MemPerms};
 
     /// How many polls of the used ring before a request is given up.
     const POLLS: u32 = 50_000_000;
+    /// How long a request waits for the device's interrupt before it is given up.
+    const ANSWER_SECONDS: u64 = 5;
 
     /// The device, its queue page and its request page (header at 0, status at 64).
     pub struct VirtioBlk {
@@ -115,6 +126,10 @@ mod target {
         avail_idx: u16,
         used_idx: u16,
         pub flush: bool,
+        /// The event the device's interrupt raises (None: an older hypervisor; we poll).
+        event: Option<u32>,
+        /// Completions an interrupt woke us for.
+        pub interrupts: u64,
     }
 
     /// Reads and writes of the device's registers (Device memory at stage 2) at their widths.
@@ -173,7 +188,17 @@ mod target {
                 avail_idx: 0,
                 used_idx: 0,
                 flush: false,
+                event: None,
+                interrupts: 0,
             };
+            // Its interrupt, and the timer as a request's deadline, wake a WFI (ABI 1.6).
+            let mut hv = crate::hv();
+            if let Ok(event) = hv.event_bind(EventSource::DeviceInterrupt)
+                && hv.event_unmask(event).is_ok()
+                && hv.event_unmask(info.timer_event).is_ok()
+            {
+                dev.event = Some(event);
+            }
             let notify_off = dev.reset_and_start()?;
             dev.notify += u64::from(notify_off) * u64::from(d.virtio_notify_multiplier);
             Ok(dev)
@@ -242,7 +267,8 @@ mod target {
         }
 
         /// One request: `kind` at `sector`, `len` bytes at IPA `data` (none for a flush), the
-        /// device writing the data for a read. Polls until the device answers.
+        /// device writing the data for a read. Waits until the device answers; fails if the
+        /// SMMU stopped one of its DMAs meanwhile.
         pub fn request(
             &mut self,
             kind: u32,
@@ -250,8 +276,14 @@ mod target {
             data: u64,
             len: u32,
         ) -> Result<(), Failure> {
+            let faults = || crate::hv().event_device_faults().ok();
+            let before = faults();
             self.submit(kind, sector, data, len);
-            self.complete()
+            let answer = self.complete();
+            match (before, faults()) {
+                (Some((was, _)), Some((now, ipa))) if now != was => Err(Failure::Stopped { ipa }),
+                _ => answer,
+            }
         }
 
         /// [`VirtioBlk::request`]'s first half: the request queued and the device notified;
@@ -292,8 +324,62 @@ mod target {
             w16(self.notify, 0);
         }
 
-        /// Polls until the device answers the request [`VirtioBlk::submit`] queued.
+        /// Waits until the device answers the request [`VirtioBlk::submit`] queued.
         pub fn complete(&mut self) -> Result<(), Failure> {
+            let answer = match self.event {
+                Some(event) => self.wait_for_interrupt(event),
+                None => self.poll(),
+            };
+            answer?;
+            self.used_idx = self.used_idx.wrapping_add(1);
+            match self.request.words()[8] as u8 {
+                0 => Ok(()),
+                s => Err(Failure::Status(s)),
+            }
+        }
+
+        /// Whether the device has put an answer in the used ring.
+        fn answered(&self) -> bool {
+            barrier();
+            r16(self.queue.ipa() + USED_OFFSET + 2) != self.used_idx
+        }
+
+        /// Waits in WFI for the device's interrupt event until it answered, at most
+        /// [`ANSWER_SECONDS`] (the virtual timer wakes the wait).
+        fn wait_for_interrupt(&mut self, event: u32) -> Result<(), Failure> {
+            let info = crate::boot_info();
+            let deadline = timer::ticks() + ANSWER_SECONDS * timer::frequency();
+            timer::arm(deadline);
+            let answer = loop {
+                if events::is_pending(info, event) {
+                    // Reading the ISR lowers the line; the ack lets the hypervisor take it
+                    // again (it keeps it masked until then). Then look before waiting.
+                    let _ = r8(self.isr);
+                    self.interrupts += 1;
+                    let _ = crate::hv().event_device_ack();
+                    continue;
+                }
+                if self.answered() {
+                    break Ok(());
+                }
+                if self.status() & status::NEEDS_RESET != 0 {
+                    break Err(Failure::NeedsReset);
+                }
+                if timer::ticks() >= deadline {
+                    break Err(Failure::NoAnswer);
+                }
+                // SAFETY: WFI only waits; the device's event or the timer's wakes it.
+                unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
+            };
+            timer::disarm();
+            if events::is_pending(info, info.timer_event) {
+                let _ = crate::hv().event_ack(info.timer_event);
+            }
+            answer
+        }
+
+        /// Polls the used ring until the device answers (a hypervisor before ABI 1.6).
+        fn poll(&mut self) -> Result<(), Failure> {
             let q = self.queue.ipa();
             let mut polls = 0u32;
             loop {
@@ -310,13 +396,9 @@ mod target {
                 }
                 core::hint::spin_loop();
             }
-            self.used_idx = self.used_idx.wrapping_add(1);
             // Reading the ISR acknowledges the (undelivered) interrupt.
             let _ = r8(self.isr);
-            match self.request.words()[8] as u8 {
-                0 => Ok(()),
-                s => Err(Failure::Status(s)),
-            }
+            Ok(())
         }
     }
 }

@@ -2,11 +2,13 @@
 //! `drivers::virtio_pci`) by DMA into its own memory, which the SMMU translates with a DMA
 //! table holding the VM's RAM only. `write` writes the pattern for `seed` to the first sectors,
 //! flushes, reads them back and compares; `verify` reads them and compares (a second boot with
-//! the same image finds what the first wrote); `attack` has the device write into an IPA the VM never mapped
-//! and into a page it mapped read-only: the SMMU stops both (the device fails the request and
-//! needs a reset; the hypervisor logs the SMMU's event), and after a reset good requests work;
-//! then into its own BAR and into the first page of its channel 0: mapped in its stage 2 but
-//! not its RAM, so not in the SMMU's DMA table either.
+//! the same image finds what the first wrote); `attack` has the device write into an IPA the VM
+//! never mapped and into a page it mapped read-only: the SMMU stops both (the hypervisor logs
+//! the SMMU's event and counts it for the VM: each such request fails, `dma: attack: ...:
+//! request failed: SMMU stopped it`), and after a reset good requests work; then into its own
+//! BAR and into the first page of its channel 0: mapped in its stage 2 but not its RAM, so not
+//! in the SMMU's DMA table either. Requests wait for the device's interrupt; `dma: completions
+//! came by interrupt: irqs=N` says how many one woke.
 //! `dma write reset` writes, restarts the VM, and in its next life reads back through the
 //! device the hypervisor assigned to it again.
 //! `dma abandon [seed=N]` writes the pattern to the disk's first page, then starts a long read
@@ -69,7 +71,9 @@ pub fn run(info: &BootInfo, argv: &str) -> u64 {
     if argv.split_whitespace().any(|w| w == "reset") {
         if crate::restarts() > 0 {
             println!("dma: restarted; reading back through the device assigned again");
-            return verify(&mut dev, &mut buf, seed, "before the restart");
+            let status = verify(&mut dev, &mut buf, seed, "before the restart");
+            report_interrupts(&dev);
+            return status;
         }
         status |= write(&mut dev, &mut buf, seed);
         if status == 0 {
@@ -88,7 +92,16 @@ pub fn run(info: &BootInfo, argv: &str) -> u64 {
             _ => 0,
         };
     }
+    report_interrupts(&dev);
     status
+}
+
+/// Says whether the device's interrupt woke the requests (ABI 1.6) or they were polled.
+fn report_interrupts(dev: &VirtioBlk) {
+    match dev.interrupts {
+        0 => println!("dma: no completion came by interrupt: irqs=0"),
+        n => println!("dma: completions came by interrupt: irqs={n}"),
+    }
 }
 
 /// `dma steal` in a VM that owns no device: reads where an owner has the device's registers.
@@ -151,15 +164,20 @@ fn attack(dev: &mut VirtioBlk, buf: &mut Frames, seed: u64) -> u64 {
     // The device writes (a read request) into an IPA this VM never mapped.
     let unmapped = super::UNMAPPED_IPA;
     let r = dev.request(T_IN, 0, unmapped, BYTES);
-    println!("dma: attack: device write to unmapped IPA {unmapped:#x}: {r:?}");
+    stopped(
+        &mut checks,
+        &alloc::format!("device write to unmapped IPA {unmapped:#x}"),
+        r,
+    );
     recover(dev, &mut checks, r);
     // The device writes into a page the VM mapped read-only.
     match Frames::alloc(1, MemPerms::READ) {
         Ok(ro) => {
             let r = dev.request(T_IN, 0, ro.ipa(), BYTES);
-            println!(
-                "dma: attack: device write to read-only IPA {:#x}: {r:?}",
-                ro.ipa()
+            stopped(
+                &mut checks,
+                &alloc::format!("device write to read-only IPA {:#x}", ro.ipa()),
+                r,
             );
             let written = (0..PAGE_WORDS)
                 // SAFETY: a volatile read of a page this VM mapped readable; no Rust object.
@@ -182,7 +200,11 @@ fn attack(dev: &mut VirtioBlk, buf: &mut Frames, seed: u64) -> u64 {
             checks.expect("a DMA into a mapped page works", warm, Ok(()));
             drop(gone);
             let r = dev.request(T_IN, 0, ipa, BYTES);
-            println!("dma: attack: device write to just-unmapped IPA {ipa:#x}: {r:?}");
+            stopped(
+                &mut checks,
+                &alloc::format!("device write to just-unmapped IPA {ipa:#x}"),
+                r,
+            );
             recover(dev, &mut checks, r);
         }
         Err(e) => {
@@ -284,6 +306,18 @@ fn scavenge(rounds: u64) -> u64 {
 
 /// Words of a page.
 const PAGE_WORDS: u64 = 512;
+
+/// Reports a request whose DMA the SMMU must stop: it failed, and said why.
+fn stopped(checks: &mut Checks, what: &str, r: Result<(), Failure>) {
+    match r {
+        Err(e) => println!("dma: attack: {what}: request failed: {e}"),
+        Ok(()) => println!("dma: attack: {what}: request done"),
+    }
+    checks.check(
+        "a request whose DMA the SMMU stopped fails",
+        matches!(r, Err(Failure::Stopped { .. })),
+    );
+}
 
 /// After a stopped DMA: a device that needs a reset gets one, and answers again.
 fn recover(dev: &mut VirtioBlk, checks: &mut Checks, r: Result<(), Failure>) {

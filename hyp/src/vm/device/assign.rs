@@ -2,7 +2,7 @@
 //! `dev::pci`, `dev::smmu` and the VM. The policy and its reasons are the parent module's doc.
 
 use super::smmuv3::Stage2Regime;
-use super::{DEVICE_BASE_IPA, set_dma_vmid};
+use super::{DEVICE_BASE_IPA, irq, set_dma_vmid};
 use crate::addr::{Ipa, PAGE_SIZE, PhysAddr};
 use crate::arch::aarch64::timer;
 use crate::arch::stage2::{IPA_BITS, ROOT_LEVEL};
@@ -73,6 +73,7 @@ fn assign(vm: &mut Vm) -> Result<(), String> {
         let mut info = hypercall_abi::DeviceInfo {
             pci_id: u32::from(function.vendor) | u32::from(function.device) << 16,
             requester_id: sid,
+            event: crate::vm::event::DEVICE_EVENT,
             ..Default::default()
         };
         for (i, bar) in function.bars.iter().enumerate() {
@@ -109,15 +110,24 @@ fn assign(vm: &mut Vm) -> Result<(), String> {
         smmu.write_ste(sid, super::smmuv3::ste_stage2(&regime))
             .map_err(|e| format!("device {bdf}: the SMMU refused its stream table entry: {e}"))?;
         drop(smmu);
+        // The device the boot info describes is the one whose interrupt and faults the VM
+        // hears as events.
+        let mut interrupt = String::new();
         if first {
             write_device_info(vm, &info)
                 .map_err(|e| format!("device {bdf}: the boot info cannot be written: {e}"))?;
+            irq::route(vm.index.get(), sid, function.intx).map_err(|irq::Shared { with }| {
+                format!("device {bdf}: its interrupt is shared with VM {with}'s device")
+            })?;
+            if let Some(intid) = function.intx {
+                interrupt = format!(", SPI {intid} raises event {}", info.event);
+            }
             first = false;
         }
         set_dma_vmid(vm.vmid.get(), true);
         pci::set_enabled(bdf, true);
         log::info!(
-            "VM {}: device {bdf} ({:04x}:{:04x}) assigned: stream {sid} translates with its DMA table (VMID {}: its RAM only){bars}",
+            "VM {}: device {bdf} ({:04x}:{:04x}) assigned: stream {sid} translates with its DMA table (VMID {}: its RAM only){bars}{interrupt}",
             vm.name,
             function.vendor,
             function.device,
@@ -127,15 +137,17 @@ fn assign(vm: &mut Vm) -> Result<(), String> {
     Ok(())
 }
 
-/// Takes the VM's devices back (see the module doc's teardown order): their streams abort, the
-/// SMMU forgets the VMID, bus mastering goes off. Its frames may be freed after this. Any
-/// event the SMMU recorded is logged first, named by the VM.
+/// Takes the VM's devices back (see the module doc's teardown order): their interrupt is
+/// disabled and routed nowhere, their streams abort, the SMMU forgets the VMID, bus mastering
+/// goes off. Its frames may be freed after this. Any event the SMMU recorded is logged first,
+/// named by the VM.
 pub fn release(vm: &mut Vm) {
     if vm.spec.devices.is_empty() {
         return;
     }
+    irq::unroute(vm.index.get());
     let Some(smmu) = smmu::get() else { return };
-    poll_events(vm);
+    drain(vm);
     report_suppressed(vm, None);
     let mut smmu = smmu.lock();
     for &bdf in &vm.spec.devices {
@@ -199,7 +211,7 @@ fn write_device_info(
         (32, &info.virtio_notify_multiplier.to_le_bytes()),
         (36, &info.virtio_isr.to_le_bytes()),
         (40, &info.virtio_device.to_le_bytes()),
-        (44, &info.reserved.to_le_bytes()),
+        (44, &info.event.to_le_bytes()),
     ];
     for (at, word) in words {
         bytes[at..at + word.len()].copy_from_slice(word);
@@ -208,14 +220,27 @@ fn write_device_info(
     vm.memory.write(at, &bytes)
 }
 
-/// Reads the SMMU's event queue (at each exit of a VM that owns a device, and before its
-/// teardown): each run of faults from a stream this VM owns is `dma_fault`'s, the others are
-/// logged unnamed. A VM without devices pays one atomic load.
+/// Reads the SMMU's event queue (at each exit of a VM that owns a device): each run of faults
+/// from a stream this VM owns is `dma_fault`'s, the others are logged unnamed; and raises its
+/// device events if one of its DMAs was stopped or its device interrupted (another VM's stopped
+/// DMA reaches it at the next delivery, `irq::deliver`). A VM without devices pays one atomic
+/// load.
 pub fn poll_events(vm: &mut Vm) {
     if !super::has_dma(vm.vmid.get()) {
         return;
     }
+    drain(vm);
+    let (interrupted, faulted) = irq::take_marks(vm.index.get());
+    if interrupted || faulted {
+        irq::raise(vm, interrupted, faulted);
+    }
+}
+
+/// The drain of [`poll_events`] and [`release`]: each run of faults counts for its stream's
+/// owner (`irq::dma_fault`: its device fault event), and is charged and logged here.
+fn drain(vm: &mut Vm) {
     smmu::drain_events(|run| {
+        irq::dma_fault(run.first.sid, run.first.address);
         if vm
             .spec
             .devices

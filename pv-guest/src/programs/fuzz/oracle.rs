@@ -371,7 +371,10 @@ pub fn check(t: &Targets, m: &Model, input: &Regs, out: &Regs) -> Verdict {
                 EventSource::ConsoleRx => Some(t.console_event),
                 EventSource::BlockCompletion => Some(t.block_event),
                 EventSource::Channel { channel } if channel < t.channel_count => Some(8 + channel),
-                EventSource::Channel { .. } => None,
+                // The fuzzer's VM owns no device.
+                EventSource::Channel { .. }
+                | EventSource::DeviceInterrupt
+                | EventSource::DeviceFault => None,
             };
             match fixed {
                 Some(e) => exactly(Ok([e.into(), 0, 0])),
@@ -384,6 +387,7 @@ pub fn check(t: &Targets, m: &Model, input: &Regs, out: &Regs) -> Verdict {
         | Call::EventSharedAck => exactly(Ok([0; 3])),
         Call::EventSend { vcpu, .. } if vcpu < t.vcpus => exactly(Ok([0; 3])),
         Call::EventSend { .. } => exactly(Err(Error::InvalidParameters)),
+        Call::EventDeviceAck | Call::EventDeviceFaults => exactly(Err(Error::Denied)),
         Call::BlockInfo if t.disk_sectors == 0 => exactly(Err(Error::NotSupported)),
         Call::BlockInfo => exactly(Ok([t.disk_sectors, BLOCK_SECTOR_SIZE.into(), 0])),
         Call::BlockSubmit { .. } if t.disk_sectors == 0 => exactly(Err(Error::NotSupported)),
