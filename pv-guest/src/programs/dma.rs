@@ -227,7 +227,11 @@ fn attack_not_ram(info: &BootInfo, dev: &mut VirtioBlk) -> u64 {
     let mut checks = Checks::new("dma attack not RAM");
     let bar = info.device.bar_ipa;
     let r = dev.request(T_IN, 0, bar, BYTES);
-    println!("dma: attack: device write to its own BAR at IPA {bar:#x}: {r:?}");
+    stopped(
+        &mut checks,
+        &alloc::format!("device write to its own BAR at IPA {bar:#x}"),
+        r,
+    );
     recover(dev, &mut checks, r);
     match crate::hv().channel_info(0) {
         Ok(channel) => {
@@ -236,7 +240,11 @@ fn attack_not_ram(info: &BootInfo, dev: &mut VirtioBlk) -> u64 {
             // this VM; no Rust object lives there.
             unsafe { crate::arch::access::write_u64(page, CHANNEL_MARKER) };
             let r = dev.request(T_IN, 0, page, BYTES);
-            println!("dma: attack: device write to channel page at IPA {page:#x}: {r:?}");
+            stopped(
+                &mut checks,
+                &alloc::format!("device write to channel page at IPA {page:#x}"),
+                r,
+            );
             // SAFETY: as above.
             let after = unsafe { crate::arch::access::read_u64(page) };
             checks.expect("the channel page's marker", after, CHANNEL_MARKER);
