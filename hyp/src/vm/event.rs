@@ -61,10 +61,20 @@ pub struct Events {
     unpublished_words: u8,
     /// The guest acknowledges in the page (EVENT_SHARED_ACK).
     acks_shared: bool,
+    /// The vCPUs whose virtual IRQ may no longer be what their HCR_EL2 says, a bit each: every
+    /// change that can make an event deliverable or not (a raise, an acknowledgement, a mask,
+    /// an acknowledgement taken from the page) marks the vCPU the event is routed to; the
+    /// recompute visits only those ([`Events::take_stale`]).
+    stale: u8,
 }
 
 fn bit(event: u32) -> (usize, u64) {
     ((event / 64) as usize, 1 << (event % 64))
+}
+
+/// A vCPU's bit in [`Events::stale`] (a VM has at most 8 vCPUs).
+fn vcpu_bit(vcpu: u8) -> u8 {
+    1 << (vcpu % 8)
 }
 
 impl Events {
@@ -82,6 +92,8 @@ impl Events {
             unpublished_masks: 0,
             unpublished_words: 0,
             acks_shared: false,
+            // The first recompute looks at every vCPU.
+            stale: u8::MAX,
         }
     }
 
@@ -140,8 +152,16 @@ impl Events {
     }
 
     /// Makes `event` pending, for vCPU `vcpu` (its virtual IRQ).
+    #[inline]
     pub fn raise_on(&mut self, event: u32, vcpu: u8) -> Result<(), Error> {
         let (w, b) = Self::check(event)?;
+        if self.masked[w] & b == 0 {
+            // The vCPU it was pending for, if another, may lose its virtual IRQ.
+            if self.pending[w] & b != 0 {
+                self.stale |= vcpu_bit(self.route[event as usize]);
+            }
+            self.stale |= vcpu_bit(vcpu);
+        }
         self.pending[w] |= b;
         self.unpublished_raised[w] |= b;
         self.unpublished_cleared[w] &= !b;
@@ -153,6 +173,9 @@ impl Events {
     /// Clears a pending event (EVENT_ACK).
     pub fn ack(&mut self, event: u32) -> Result<(), Error> {
         let (w, b) = Self::check(event)?;
+        if self.pending[w] & !self.masked[w] & b != 0 {
+            self.stale |= vcpu_bit(self.route[event as usize]);
+        }
         self.pending[w] &= !b;
         self.unpublished_cleared[w] |= b;
         self.unpublished_raised[w] &= !b;
@@ -163,6 +186,9 @@ impl Events {
     /// EVENT_MASK (`true`) and EVENT_UNMASK (`false`).
     pub fn set_masked(&mut self, event: u32, masked: bool) -> Result<(), Error> {
         let (w, b) = Self::check(event)?;
+        if self.pending[w] & b != 0 {
+            self.stale |= vcpu_bit(self.route[event as usize]);
+        }
         if masked {
             self.masked[w] |= b
         } else {
@@ -177,19 +203,53 @@ impl Events {
     /// page, then (when the guest acknowledges there) what the guest cleared comes back. Before
     /// the virtual IRQs are recomputed. Nothing to do, and no walk, for a guest that does not
     /// share acknowledgements when nothing changed.
+    #[inline]
     pub fn sync(&mut self, memory: &GuestMemory<Cpu>) {
         if self.unpublished_words == 0 && !self.acks_shared {
             return;
         }
-        // The page is pinned for the VM's life (the guest can neither unmap nor move it): one
-        // walk finds it, later syncs go straight to the frame.
-        if self.page_pa != 0 {
-            let words = frame_atomics(memory, PhysAddr::new(self.page_pa));
-            self.sync_words(words);
-        } else if let Ok(words) = memory.shared_words::<{ 2 * WORDS }>(self.page_ipa) {
-            self.page_pa = words.as_ptr() as u64;
+        if let Some(words) = self.page_words(memory) {
             self.sync_words(words);
         }
+    }
+
+    /// The page's words as the hyp reaches them. The page is pinned for the VM's life (the
+    /// guest can neither unmap nor move it): one walk finds it, later calls go straight to the
+    /// frame.
+    #[inline]
+    fn page_words<'m>(&mut self, memory: &'m GuestMemory<Cpu>) -> Option<&'m PageWords> {
+        if self.page_pa != 0 {
+            return Some(frame_atomics(memory, PhysAddr::new(self.page_pa)));
+        }
+        let words = memory.shared_words::<{ 2 * WORDS }>(self.page_ipa).ok()?;
+        self.page_pa = words.as_ptr() as u64;
+        Some(words)
+    }
+
+    /// [`Events::raise_on`] from the hyp (a peer's notify, a device, a timer), with just that
+    /// bit set in the page at once: one atomic, no look at the rest of the page (what else is
+    /// unpublished waits for the next [`Events::sync`], and the guest's acknowledgements in the
+    /// page too: they can only lower virtual IRQs, and the vCPU this raises for gets its own
+    /// up either way).
+    #[inline]
+    pub fn raise_published(
+        &mut self,
+        event: u32,
+        vcpu: u8,
+        memory: &GuestMemory<Cpu>,
+    ) -> Result<(), Error> {
+        self.raise_on(event, vcpu)?;
+        let (w, b) = bit(event);
+        if let Some(words) = self.page_words(memory) {
+            self.unpublished_raised[w] &= !b;
+            if self.unpublished_raised[w] | self.unpublished_cleared[w] == 0
+                && self.unpublished_masks & 1 << w == 0
+            {
+                self.unpublished_words &= !(1 << w);
+            }
+            words[w].fetch_or(b, Ordering::SeqCst);
+        }
+        Ok(())
     }
 
     /// [`Events::sync`] on the page's words.
@@ -224,14 +284,30 @@ impl Events {
     /// (one atomic clear of just those: its concurrent clears stand). No hyp raise runs
     /// meanwhile: the caller holds the VM (`&mut self`).
     fn take_acks(&mut self, pending: &[AtomicU64]) {
-        for (word, shared) in self.pending.iter_mut().zip(pending) {
+        for (w, shared) in pending.iter().enumerate().take(WORDS) {
+            let held = self.pending[w];
             let seen = shared.load(Ordering::SeqCst);
-            *word &= seen;
-            let forged = seen & !*word;
+            if seen == held {
+                continue;
+            }
+            let mut delivered = held & !seen & !self.masked[w];
+            self.pending[w] = held & seen;
+            while delivered != 0 {
+                let event = w * 64 + delivered.trailing_zeros() as usize;
+                self.stale |= vcpu_bit(self.route[event % EVENT_COUNT as usize]);
+                delivered &= delivered - 1;
+            }
+            let forged = seen & !held;
             if forged != 0 {
                 shared.fetch_and(!forged, Ordering::SeqCst);
             }
         }
+    }
+
+    /// The vCPUs whose virtual IRQ may have changed since the last call, a bit each (all of
+    /// them at first); the caller recomputes theirs.
+    pub fn take_stale(&mut self) -> u8 {
+        core::mem::take(&mut self.stale)
     }
 
     /// Whether something is pending and not masked, on any vCPU.
@@ -245,6 +321,7 @@ impl Events {
 
     /// Whether vCPU `vcpu`'s virtual IRQ should be raised: an event routed to it is pending
     /// and not masked.
+    #[inline]
     pub fn deliverable_to(&self, vcpu: u8) -> bool {
         for w in 0..WORDS {
             let mut bits = self.pending[w] & !self.masked[w];
