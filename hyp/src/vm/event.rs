@@ -239,17 +239,24 @@ impl Events {
         memory: &GuestMemory<Cpu>,
     ) -> Result<(), Error> {
         self.raise_on(event, vcpu)?;
-        let (w, b) = bit(event);
         if let Some(words) = self.page_words(memory) {
-            self.unpublished_raised[w] &= !b;
-            if self.unpublished_raised[w] | self.unpublished_cleared[w] == 0
-                && self.unpublished_masks & 1 << w == 0
-            {
-                self.unpublished_words &= !(1 << w);
-            }
-            words[w].fetch_or(b, Ordering::SeqCst);
+            self.publish_raise(event, words);
         }
         Ok(())
+    }
+
+    /// [`Events::raise_published`]'s page part: `event`, just raised, set in the page now and
+    /// no longer waiting for a sync (what else of its word waits still does).
+    #[inline]
+    fn publish_raise(&mut self, event: u32, words: &PageWords) {
+        let (w, b) = bit(event);
+        self.unpublished_raised[w] &= !b;
+        if self.unpublished_raised[w] | self.unpublished_cleared[w] == 0
+            && self.unpublished_masks & 1 << w == 0
+        {
+            self.unpublished_words &= !(1 << w);
+        }
+        words[w].fetch_or(b, Ordering::SeqCst);
     }
 
     /// [`Events::sync`] on the page's words.
@@ -525,6 +532,73 @@ mod tests {
             load(&words, 0),
             KEPT,
             "the page holds what is pending, nothing forged"
+        );
+    }
+
+    #[test]
+    fn a_raise_published_at_once_leaves_the_rest_of_its_word_to_the_sync() {
+        let words = page();
+        let mut e = Events::new(0);
+        e.raise(3).unwrap();
+        e.sync_words(&words);
+        // An EVENT_ACK of 3 not yet in the page, then a raise of 5 in the same word.
+        e.ack(3).unwrap();
+        e.raise_on(5, 0).unwrap();
+        e.publish_raise(5, &words);
+        assert_eq!(
+            load(&words, 0),
+            1 << 3 | 1 << 5,
+            "5 at once, the ack of 3 waits"
+        );
+        e.sync_words(&words);
+        assert_eq!(
+            load(&words, 0),
+            1 << 5,
+            "the sync publishes the ack, keeps the raise"
+        );
+        // Nothing else unpublished: the raise alone leaves nothing for a sync.
+        e.raise_on(7, 0).unwrap();
+        e.publish_raise(7, &words);
+        assert_eq!(e.unpublished_words, 0);
+        assert_eq!(load(&words, 0), 1 << 5 | 1 << 7);
+    }
+
+    #[test]
+    fn only_the_vcpus_whose_delivery_can_have_changed_are_stale() {
+        let words = page();
+        let mut e = Events::new(0);
+        e.share_acks();
+        e.take_stale();
+        e.raise_on(40, 2).unwrap();
+        assert_eq!(e.take_stale(), 0, "a masked event moves no virtual IRQ");
+        e.set_masked(40, false).unwrap();
+        assert_eq!(e.take_stale(), 1 << 2, "unmasked: its vCPU's");
+        e.raise_on(40, 3).unwrap();
+        assert_eq!(e.take_stale(), 1 << 2 | 1 << 3, "moved: both vCPUs'");
+        e.sync_words(&words);
+        assert_eq!(e.take_stale(), 0, "publishing moves nothing");
+        words[0].fetch_and(!(1 << 40), Ordering::SeqCst);
+        e.sync_words(&words);
+        assert_eq!(
+            e.take_stale(),
+            1 << 3,
+            "acknowledged in the page: its vCPU's"
+        );
+        e.raise_on(41, 1).unwrap();
+        e.ack(41).unwrap();
+        assert_eq!(
+            e.take_stale(),
+            0,
+            "masked: neither raise nor ack moves anything"
+        );
+        e.set_masked(41, false).unwrap();
+        e.raise_on(41, 1).unwrap();
+        e.take_stale();
+        e.ack(41).unwrap();
+        assert_eq!(
+            e.take_stale(),
+            1 << 1,
+            "EVENT_ACK of a delivered event: its vCPU's"
         );
     }
 

@@ -240,6 +240,12 @@ impl RunQueue {
     #[inline(always)]
     fn pop_for(&mut self, cpu: usize) -> Option<Queued> {
         let found = self.position_for(cpu)?;
+        self.pop_at(found)
+    }
+
+    /// [`RunQueue::pop_for`] of the entry at place `found`.
+    #[inline(always)]
+    fn pop_at(&mut self, found: usize) -> Option<Queued> {
         let head = self.head;
         let entries = self.entries.as_mut()?;
         let entry = entries[wrap(head, found)];
@@ -561,6 +567,19 @@ pub fn notify(index: VmIndex, event: u32) {
 
 // --- The channel notify's hand-over (vm::event's hot path; see `notify_from`). ---
 
+impl RunQueue {
+    /// Takes the oldest vCPU `cpu` may run if it is vCPU `v` of VM `vm`, else nothing.
+    #[inline(always)]
+    fn pop_if_first_for(&mut self, cpu: usize, vm: VmIndex, v: VcpuIndex) -> Option<Queued> {
+        let found = self.position_for(cpu)?;
+        let entry = self.entries.as_ref()?[wrap(self.head, found)];
+        if (entry.vm, entry.vcpu) != (vm, v) {
+            return None;
+        }
+        self.pop_at(found)
+    }
+}
+
 /// A channel notify of vCPU `v`, on this CPU, of the VM `guard` locks (alive): raises `event`
 /// in VM `peer` and, when the peer's vCPU 0 (which takes hyp-raised events) is the one this
 /// CPU would run next anyway (the first in its queue), hands it the CPU now: a directed yield,
@@ -576,8 +595,8 @@ pub fn notify_from(mut guard: VmLocked, v: VcpuIndex, peer: VmIndex, event: u32)
         Some(vm) if !deferred_work() => {
             let own = slot(vm.index);
             let mut queue = RUN_QUEUE.lock();
-            if queue.first_for(me) == Some((peer, peer_vcpu)) {
-                let next = queue.pop_for(me);
+            let next = queue.pop_if_first_for(me, peer, peer_vcpu);
+            if next.is_some() {
                 if !own.vcpu(v).queued.swap(true, Ordering::SeqCst) {
                     queue.push(Queued {
                         slot: own,
