@@ -3,7 +3,10 @@
 //! on GICv2 and GICv3 and with no GIC page in the guest. The hyp owns this state and mirrors it
 //! into the guest's event page, word by word and atomically (the guest may read it at any
 //! time, from any vCPU). The page is the VM's; each event is routed to one vCPU (vCPU 0 unless
-//! EVENT_SEND or the vCPU's own timer named another), whose virtual IRQ it raises.
+//! EVENT_SEND or the vCPU's own timer named another), whose virtual IRQ it raises. A raise from
+//! the hyp (a peer's notify, a device) sets its one bit in the page at once
+//! ([`Events::raise_published`]); every change marks the vCPUs whose virtual IRQ it can move
+//! ([`Events::take_stale`]), and only theirs are recomputed.
 //!
 //! Since ABI 1.5 a guest may acknowledge in the page itself (EVENT_SHARED_ACK: the page becomes
 //! writable): it clears pending bits there, and the hyp reads them back at its next [`sync`]
