@@ -518,9 +518,16 @@ impl Vm {
 
     /// Raises `event` on vCPU `vcpu` (its virtual IRQ).
     pub fn raise_event_on(&mut self, event: u32, vcpu: usize) {
-        if self.events.raise_on(event, vcpu as u8).is_ok() {
+        if self
+            .events
+            .raise_published(event, vcpu as u8, &self.memory)
+            .is_ok()
+        {
             self.stats.count_event();
-            self.events_changed();
+            let stale = self.events.take_stale();
+            if stale != 0 {
+                self.deliver_events_to(stale);
+            }
         }
     }
 
@@ -529,25 +536,52 @@ impl Vm {
     /// has something deliverable.
     pub fn events_changed(&mut self) {
         self.events.sync(&self.memory);
-        let here = crate::percpu::index();
-        for (i, vcpu) in self.vcpus.iter_mut().enumerate() {
+        let _ = self.events.take_stale();
+        self.deliver_events_to(u8::MAX);
+    }
+
+    /// [`Vm::events_changed`] for the vCPUs whose delivery the changes since the last one
+    /// can have moved (`Events::take_stale`): what a hypercall or a raise changed names them.
+    pub fn deliver_events(&mut self) {
+        self.events.sync(&self.memory);
+        let stale = self.events.take_stale();
+        if stale != 0 {
+            self.deliver_events_to(stale);
+        }
+    }
+
+    /// Sets or drops the virtual IRQ of the vCPUs of `vcpus` (a bit each), waking one that
+    /// waits and has something deliverable.
+    #[inline]
+    fn deliver_events_to(&mut self, vcpus: u8) {
+        let mut left = vcpus;
+        while left != 0 {
+            let i = left.trailing_zeros() as usize;
+            left &= left - 1;
+            let deliverable = self.events.deliverable_to(i as u8);
+            let Some(vcpu) = self.vcpus.get_mut(i) else {
+                break;
+            };
             let before = vcpu.hcr;
-            let v = VcpuIndex::new(i);
-            if self.events.deliverable_to(i as u8) {
+            if deliverable {
                 vcpu.hcr |= cpu::HCR_VI;
                 if vcpu.run == RunState::Waiting {
                     vcpu.run = RunState::Runnable;
-                    sched::make_runnable(self.index, v);
+                    sched::make_runnable(self.index, VcpuIndex::new(i));
                 }
             } else {
                 vcpu.hcr &= !cpu::HCR_VI;
             }
+            // Unchanged: a vCPU live on a CPU has it loaded already (or a REQ_VIRQ pending).
+            if vcpu.hcr == before {
+                continue;
+            }
             // Live on this CPU: load it now. Live on another one: kick that CPU to load it.
-            let shared = sched::vcpu(self.index, v);
+            let shared = sched::vcpu(self.index, VcpuIndex::new(i));
             match shared.on_cpu() {
-                Some(cpu) if cpu == here => cpu::set_hcr(vcpu.hcr),
-                Some(_) if vcpu.hcr != before => shared.request(sched::REQ_VIRQ),
-                _ => {}
+                Some(cpu) if cpu == crate::percpu::index() => cpu::set_hcr(vcpu.hcr),
+                Some(_) => shared.request(sched::REQ_VIRQ),
+                None => {}
             }
         }
     }
@@ -651,7 +685,7 @@ impl crate::hypercall::GuestVm for Caller<'_> {
                 self.vm.vcpus[self.vcpu].el1.cntv_ctl &= !CNTV_CTL_IMASK;
             }
         }
-        self.vm.events_changed();
+        self.vm.deliver_events();
     }
 
     fn vcpu_index(&self) -> usize {

@@ -3,7 +3,10 @@
 //! on GICv2 and GICv3 and with no GIC page in the guest. The hyp owns this state and mirrors it
 //! into the guest's event page, word by word and atomically (the guest may read it at any
 //! time, from any vCPU). The page is the VM's; each event is routed to one vCPU (vCPU 0 unless
-//! EVENT_SEND or the vCPU's own timer named another), whose virtual IRQ it raises.
+//! EVENT_SEND or the vCPU's own timer named another), whose virtual IRQ it raises. A raise from
+//! the hyp (a peer's notify, a device) sets its one bit in the page at once
+//! ([`Events::raise_published`]); every change marks the vCPUs whose virtual IRQ it can move
+//! ([`Events::take_stale`]), and only theirs are recomputed.
 //!
 //! Since ABI 1.5 a guest may acknowledge in the page itself (EVENT_SHARED_ACK: the page becomes
 //! writable): it clears pending bits there, and the hyp reads them back at its next [`sync`]
@@ -65,10 +68,20 @@ pub struct Events {
     unpublished_words: u8,
     /// The guest acknowledges in the page (EVENT_SHARED_ACK).
     acks_shared: bool,
+    /// The vCPUs whose virtual IRQ may no longer be what their HCR_EL2 says, a bit each: every
+    /// change that can make an event deliverable or not (a raise, an acknowledgement, a mask,
+    /// an acknowledgement taken from the page) marks the vCPU the event is routed to; the
+    /// recompute visits only those ([`Events::take_stale`]).
+    stale: u8,
 }
 
 fn bit(event: u32) -> (usize, u64) {
     ((event / 64) as usize, 1 << (event % 64))
+}
+
+/// A vCPU's bit in [`Events::stale`] (a VM has at most 8 vCPUs).
+fn vcpu_bit(vcpu: u8) -> u8 {
+    1 << (vcpu % 8)
 }
 
 impl Events {
@@ -86,6 +99,8 @@ impl Events {
             unpublished_masks: 0,
             unpublished_words: 0,
             acks_shared: false,
+            // The first recompute looks at every vCPU.
+            stale: u8::MAX,
         }
     }
 
@@ -147,8 +162,16 @@ impl Events {
     }
 
     /// Makes `event` pending, for vCPU `vcpu` (its virtual IRQ).
+    #[inline]
     pub fn raise_on(&mut self, event: u32, vcpu: u8) -> Result<(), Error> {
         let (w, b) = Self::check(event)?;
+        if self.masked[w] & b == 0 {
+            // The vCPU it was pending for, if another, may lose its virtual IRQ.
+            if self.pending[w] & b != 0 {
+                self.stale |= vcpu_bit(self.route[event as usize]);
+            }
+            self.stale |= vcpu_bit(vcpu);
+        }
         self.pending[w] |= b;
         self.unpublished_raised[w] |= b;
         self.unpublished_cleared[w] &= !b;
@@ -160,6 +183,9 @@ impl Events {
     /// Clears a pending event (EVENT_ACK).
     pub fn ack(&mut self, event: u32) -> Result<(), Error> {
         let (w, b) = Self::check(event)?;
+        if self.pending[w] & !self.masked[w] & b != 0 {
+            self.stale |= vcpu_bit(self.route[event as usize]);
+        }
         self.pending[w] &= !b;
         self.unpublished_cleared[w] |= b;
         self.unpublished_raised[w] &= !b;
@@ -170,6 +196,9 @@ impl Events {
     /// EVENT_MASK (`true`) and EVENT_UNMASK (`false`).
     pub fn set_masked(&mut self, event: u32, masked: bool) -> Result<(), Error> {
         let (w, b) = Self::check(event)?;
+        if self.pending[w] & b != 0 {
+            self.stale |= vcpu_bit(self.route[event as usize]);
+        }
         if masked {
             self.masked[w] |= b
         } else {
@@ -184,19 +213,60 @@ impl Events {
     /// page, then (when the guest acknowledges there) what the guest cleared comes back. Before
     /// the virtual IRQs are recomputed. Nothing to do, and no walk, for a guest that does not
     /// share acknowledgements when nothing changed.
+    #[inline]
     pub fn sync(&mut self, memory: &GuestMemory<Cpu>) {
         if self.unpublished_words == 0 && !self.acks_shared {
             return;
         }
-        // The page is pinned for the VM's life (the guest can neither unmap nor move it): one
-        // walk finds it, later syncs go straight to the frame.
-        if self.page_pa != 0 {
-            let words = frame_atomics(memory, PhysAddr::new(self.page_pa));
-            self.sync_words(words);
-        } else if let Ok(words) = memory.shared_words::<{ 2 * WORDS }>(self.page_ipa) {
-            self.page_pa = words.as_ptr() as u64;
+        if let Some(words) = self.page_words(memory) {
             self.sync_words(words);
         }
+    }
+
+    /// The page's words as the hyp reaches them. The page is pinned for the VM's life (the
+    /// guest can neither unmap nor move it): one walk finds it, later calls go straight to the
+    /// frame.
+    #[inline]
+    fn page_words<'m>(&mut self, memory: &'m GuestMemory<Cpu>) -> Option<&'m PageWords> {
+        if self.page_pa != 0 {
+            return Some(frame_atomics(memory, PhysAddr::new(self.page_pa)));
+        }
+        let words = memory.shared_words::<{ 2 * WORDS }>(self.page_ipa).ok()?;
+        self.page_pa = words.as_ptr() as u64;
+        Some(words)
+    }
+
+    /// [`Events::raise_on`] from the hyp (a peer's notify, a device, a timer), with just that
+    /// bit set in the page at once: one atomic, no look at the rest of the page (what else is
+    /// unpublished waits for the next [`Events::sync`], and the guest's acknowledgements in the
+    /// page too: they can only lower virtual IRQs, and the vCPU this raises for gets its own
+    /// up either way).
+    #[inline]
+    pub fn raise_published(
+        &mut self,
+        event: u32,
+        vcpu: u8,
+        memory: &GuestMemory<Cpu>,
+    ) -> Result<(), Error> {
+        self.raise_on(event, vcpu)?;
+        if let Some(words) = self.page_words(memory) {
+            self.publish_raise(event, words);
+        }
+        Ok(())
+    }
+
+    /// [`Events::raise_published`]'s page part: `event`, just raised, set in the page now and
+    /// no longer waiting for a sync (what else of its word waits still does).
+    #[inline]
+    fn publish_raise(&mut self, event: u32, words: &PageWords) {
+        let (w, b) = bit(event);
+        self.unpublished_raised[w] &= !b;
+        if self.unpublished_raised[w] | self.unpublished_cleared[w] == 0
+            && self.unpublished_masks & 1 << w == 0
+        {
+            self.unpublished_words &= !(1 << w);
+        }
+        words[w].fetch_or(b, Ordering::SeqCst);
     }
 
     /// [`Events::sync`] on the page's words.
@@ -231,14 +301,30 @@ impl Events {
     /// (one atomic clear of just those: its concurrent clears stand). No hyp raise runs
     /// meanwhile: the caller holds the VM (`&mut self`).
     fn take_acks(&mut self, pending: &[AtomicU64]) {
-        for (word, shared) in self.pending.iter_mut().zip(pending) {
+        for (w, shared) in pending.iter().enumerate().take(WORDS) {
+            let held = self.pending[w];
             let seen = shared.load(Ordering::SeqCst);
-            *word &= seen;
-            let forged = seen & !*word;
+            if seen == held {
+                continue;
+            }
+            let mut delivered = held & !seen & !self.masked[w];
+            self.pending[w] = held & seen;
+            while delivered != 0 {
+                let event = w * 64 + delivered.trailing_zeros() as usize;
+                self.stale |= vcpu_bit(self.route[event % EVENT_COUNT as usize]);
+                delivered &= delivered - 1;
+            }
+            let forged = seen & !held;
             if forged != 0 {
                 shared.fetch_and(!forged, Ordering::SeqCst);
             }
         }
+    }
+
+    /// The vCPUs whose virtual IRQ may have changed since the last call, a bit each (all of
+    /// them at first); the caller recomputes theirs.
+    pub fn take_stale(&mut self) -> u8 {
+        core::mem::take(&mut self.stale)
     }
 
     /// Whether something is pending and not masked, on any vCPU.
@@ -252,6 +338,7 @@ impl Events {
 
     /// Whether vCPU `vcpu`'s virtual IRQ should be raised: an event routed to it is pending
     /// and not masked.
+    #[inline]
     pub fn deliverable_to(&self, vcpu: u8) -> bool {
         for w in 0..WORDS {
             let mut bits = self.pending[w] & !self.masked[w];
@@ -455,6 +542,73 @@ mod tests {
             load(&words, 0),
             KEPT,
             "the page holds what is pending, nothing forged"
+        );
+    }
+
+    #[test]
+    fn a_raise_published_at_once_leaves_the_rest_of_its_word_to_the_sync() {
+        let words = page();
+        let mut e = Events::new(0);
+        e.raise(3).unwrap();
+        e.sync_words(&words);
+        // An EVENT_ACK of 3 not yet in the page, then a raise of 5 in the same word.
+        e.ack(3).unwrap();
+        e.raise_on(5, 0).unwrap();
+        e.publish_raise(5, &words);
+        assert_eq!(
+            load(&words, 0),
+            1 << 3 | 1 << 5,
+            "5 at once, the ack of 3 waits"
+        );
+        e.sync_words(&words);
+        assert_eq!(
+            load(&words, 0),
+            1 << 5,
+            "the sync publishes the ack, keeps the raise"
+        );
+        // Nothing else unpublished: the raise alone leaves nothing for a sync.
+        e.raise_on(7, 0).unwrap();
+        e.publish_raise(7, &words);
+        assert_eq!(e.unpublished_words, 0);
+        assert_eq!(load(&words, 0), 1 << 5 | 1 << 7);
+    }
+
+    #[test]
+    fn only_the_vcpus_whose_delivery_can_have_changed_are_stale() {
+        let words = page();
+        let mut e = Events::new(0);
+        e.share_acks();
+        e.take_stale();
+        e.raise_on(40, 2).unwrap();
+        assert_eq!(e.take_stale(), 0, "a masked event moves no virtual IRQ");
+        e.set_masked(40, false).unwrap();
+        assert_eq!(e.take_stale(), 1 << 2, "unmasked: its vCPU's");
+        e.raise_on(40, 3).unwrap();
+        assert_eq!(e.take_stale(), 1 << 2 | 1 << 3, "moved: both vCPUs'");
+        e.sync_words(&words);
+        assert_eq!(e.take_stale(), 0, "publishing moves nothing");
+        words[0].fetch_and(!(1 << 40), Ordering::SeqCst);
+        e.sync_words(&words);
+        assert_eq!(
+            e.take_stale(),
+            1 << 3,
+            "acknowledged in the page: its vCPU's"
+        );
+        e.raise_on(41, 1).unwrap();
+        e.ack(41).unwrap();
+        assert_eq!(
+            e.take_stale(),
+            0,
+            "masked: neither raise nor ack moves anything"
+        );
+        e.set_masked(41, false).unwrap();
+        e.raise_on(41, 1).unwrap();
+        e.take_stale();
+        e.ack(41).unwrap();
+        assert_eq!(
+            e.take_stale(),
+            1 << 1,
+            "EVENT_ACK of a delivered event: its vCPU's"
         );
     }
 

@@ -162,22 +162,8 @@ pub fn handle(exit: Exit) {
             return;
         }
         Action::Notify { vm: peer, event } => {
-            // One VM's lock at a time: this one's first goes.
-            drop(guard);
-            let peer = VmIndex::new(peer);
-            sched::notify(peer, event);
-            // A directed yield: the notified vCPU (vCPU 0 takes hyp-raised events) runs here
-            // now if it is next here anyway, instead of after this one waits.
-            if !sched::is_next_here(peer, VcpuIndex::new(0)) {
-                return;
-            }
-            let guard = slot.lock();
-            let alive = guard.as_ref().is_some_and(|vm| vm.is_alive());
-            return sched::give_up(
-                guard,
-                vcpu,
-                if alive { GiveUp::Yield } else { GiveUp::Stop },
-            );
+            // The raise, and the directed yield to the peer when it is next here.
+            return sched::notify_from(guard, vcpu, VmIndex::new(peer), event);
         }
         Action::Yield => GiveUp::Yield,
         Action::Continue => {

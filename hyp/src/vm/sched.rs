@@ -241,6 +241,12 @@ impl RunQueue {
     #[inline(always)]
     fn pop_for(&mut self, cpu: usize) -> Option<Queued> {
         let found = self.position_for(cpu)?;
+        self.pop_at(found)
+    }
+
+    /// [`RunQueue::pop_for`] of the entry at place `found`.
+    #[inline(always)]
+    fn pop_at(&mut self, found: usize) -> Option<Queued> {
         let head = self.head;
         let entries = self.entries.as_mut()?;
         let entry = entries[wrap(head, found)];
@@ -571,6 +577,83 @@ pub fn notify(index: VmIndex, event: u32) {
     }
 }
 
+// --- The channel notify's hand-over (vm::event's hot path; see `notify_from`). ---
+
+impl RunQueue {
+    /// Takes the oldest vCPU `cpu` may run if it is vCPU `v` of VM `vm`, else nothing.
+    #[inline(always)]
+    fn pop_if_first_for(&mut self, cpu: usize, vm: VmIndex, v: VcpuIndex) -> Option<Queued> {
+        let found = self.position_for(cpu)?;
+        let entry = self.entries.as_ref()?[wrap(self.head, found)];
+        if (entry.vm, entry.vcpu) != (vm, v) {
+            return None;
+        }
+        self.pop_at(found)
+    }
+}
+
+/// A channel notify of vCPU `v`, on this CPU, of the VM `guard` locks (alive): raises `event`
+/// in VM `peer` and, when the peer's vCPU 0 (which takes hyp-raised events) is the one this
+/// CPU would run next anyway (the first in its queue), hands it the CPU now: a directed yield,
+/// never out of turn, so two VMs notifying each other cannot starve a third on their CPU.
+/// Decided before the raise, from the queue, so the switch takes each VM's lock once: the
+/// caller's (its yield: queued again, unloaded), then the peer's (the raise, and its load).
+/// Otherwise (the peer runs or waits, another vCPU is first, or `pick` has work for the VMs) as
+/// a notify from no lock, then [`is_next_here`] and a yield: the raise is never skipped.
+pub fn notify_from(mut guard: VmLocked, v: VcpuIndex, peer: VmIndex, event: u32) {
+    let me = percpu::index();
+    let peer_vcpu = VcpuIndex::new(0);
+    let handed = match guard.as_mut() {
+        Some(vm) if !deferred_work() => {
+            let own = slot(vm.index);
+            let mut queue = RUN_QUEUE.lock();
+            let next = queue.pop_if_first_for(me, peer, peer_vcpu);
+            if next.is_some() {
+                if !own.vcpu(v).queued.swap(true, Ordering::SeqCst) {
+                    queue.push(Queued {
+                        slot: own,
+                        vm: vm.index,
+                        vcpu: v,
+                    });
+                }
+                drop(queue);
+                unload(vm, own, v, true);
+                kick_idle(own);
+                next
+            } else {
+                None
+            }
+        }
+        _ => None,
+    };
+    let Some(next) = handed else {
+        let own = guard.as_ref().map(|vm| vm.index);
+        drop(guard);
+        notify(peer, event);
+        let Some(own) = own.filter(|_| is_next_here(peer, peer_vcpu)) else {
+            return;
+        };
+        let guard = slot(own).lock();
+        let alive = guard.as_ref().is_some_and(|vm| vm.is_alive());
+        return give_up(guard, v, if alive { GiveUp::Yield } else { GiveUp::Stop });
+    };
+    drop(guard);
+    // What `pick` polls, but the work `deferred_work` found none of.
+    poll_timers();
+    poll_console_now_and_then();
+    let mut peer_guard = next.slot.lock();
+    if let Some(vm) = peer_guard.as_mut().filter(|vm| vm.is_alive()) {
+        vm.raise_event(event);
+        if load_if_ready(vm, next.slot, next.vm, next.vcpu) {
+            return;
+        }
+    }
+    drop(peer_guard);
+    pick()
+}
+
+// --- End of the channel notify's hand-over. ---
+
 /// Loads this CPU's next vCPU and returns (the caller enters it). Idles, holding no lock, while
 /// there is nothing to run. When every VM has ended and left its CPUs, the CPU that sees it
 /// first prints the summary and powers off; the others stop.
@@ -613,6 +696,11 @@ fn load_queued(slot: &'static VmSlot, index: VmIndex, v: VcpuIndex) -> bool {
     let Some(vm) = guard.as_mut() else {
         return false;
     };
+    load_if_ready(vm, slot, index, v)
+}
+
+/// [`load_queued`] with the VM's lock held.
+fn load_if_ready(vm: &mut Vm, slot: &'static VmSlot, index: VmIndex, v: VcpuIndex) -> bool {
     let ready = vm.is_alive()
         && vm
             .vcpus
