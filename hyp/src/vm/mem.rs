@@ -26,8 +26,8 @@
 use crate::addr::{Ipa, PAGE_SIZE, PhysAddr};
 use crate::arch::stage2::table::{
     Cursor, L2_SPAN, L3_SPAN, Leaves, Stage2Error, desc, device_leaf, frame_atomics, is_table,
-    leaf, live_down, live_up, output, perms_of, read_frame, read_frame_words, read_slot, slot,
-    software_bits, tables_needed, write_frame, write_slot,
+    leaf, live_up, output, perms_of, read_frame, read_frame_words, read_slot, slot, software_bits,
+    tables_needed, unhook_empty_l3, write_frame, write_slot,
 };
 use crate::arch::stage2::{invalidate, invalidate_all};
 use crate::arch::{CacheOp, Machine, TlbOp};
@@ -889,20 +889,10 @@ impl<M: Machine> GuestMemory<M> {
     /// Unhooks the level-3 table of `ipa`, which has no entry left (and its level-2 table if
     /// that was its last), break-before-make, then frees them.
     fn free_tables(&mut self, ipa: u64) {
-        let l1 = slot(self.root, ipa / L2_SPAN);
-        let l2_table = read_slot(l1) & desc::OA;
-        let l2 = slot(l2_table, ipa / L3_SPAN);
-        let l3_table = read_slot(l2) & desc::OA;
-        write_slot(l2, 0);
-        let l2_empty = live_down(l1) == 0;
-        if l2_empty {
-            write_slot(l1, 0);
-        }
+        let (l3_table, l2_table) = unhook_empty_l3(self.root, ipa);
         self.invalidate_tlb(ipa & !(L3_SPAN - 1), 1);
-        M::free_frame(Owner::Hyp, l3_table);
-        self.tables -= 1;
-        if l2_empty {
-            M::free_frame(Owner::Hyp, l2_table);
+        for table in core::iter::once(l3_table).chain(l2_table) {
+            M::free_frame(Owner::Hyp, table);
             self.tables -= 1;
         }
     }

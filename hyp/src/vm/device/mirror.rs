@@ -14,8 +14,8 @@
 use super::invalidate_dma;
 use crate::addr::{Ipa, PAGE_SIZE};
 use crate::arch::stage2::table::{
-    Cursor, L2_SPAN, L3_SPAN, Stage2Error, Vacant, desc, is_table, live_down, live_up, read_slot,
-    slot, tables_needed, write_slot,
+    Cursor, L2_SPAN, L3_SPAN, Stage2Error, Vacant, desc, is_table, live_up, read_slot, slot,
+    tables_needed, unhook_empty_l3, write_slot,
 };
 
 /// Whether a leaf of the CPU table goes into the DMA table: the VM's RAM (`Pin::is_ram`), never
@@ -138,20 +138,10 @@ impl DmaTable {
     /// Unhooks the empty level-3 table of `ipa` (and its level-2 table if that was its last),
     /// has the SMMU forget the walk, then frees them.
     fn free_tables(&mut self, ipa: u64, free_table: &mut impl FnMut(u64)) {
-        let l1 = slot(self.root, ipa / L2_SPAN);
-        let l2_table = read_slot(l1) & desc::OA;
-        let l2 = slot(l2_table, ipa / L3_SPAN);
-        let l3_table = read_slot(l2) & desc::OA;
-        write_slot(l2, 0);
-        let l2_empty = live_down(l1) == 0;
-        if l2_empty {
-            write_slot(l1, 0);
-        }
+        let (l3_table, l2_table) = unhook_empty_l3(self.root, ipa);
         invalidate_dma(self.vmid, ipa & !(L3_SPAN - 1), 1);
-        free_table(l3_table);
-        self.tables -= 1;
-        if l2_empty {
-            free_table(l2_table);
+        for table in core::iter::once(l3_table).chain(l2_table) {
+            free_table(table);
             self.tables -= 1;
         }
     }

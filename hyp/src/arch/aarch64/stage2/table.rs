@@ -155,6 +155,22 @@ pub fn live_down(at: u64) -> u64 {
     left
 }
 
+/// Unhooks the level-3 table of `ipa` under `root`, which has no entry left, and its level-2
+/// table if that was the last entry there: the tables to free, level 3 first, once the walk of
+/// `ipa` is invalidated (break-before-make: the caller invalidates, then frees).
+pub fn unhook_empty_l3(root: u64, ipa: u64) -> (u64, Option<u64>) {
+    let l1 = slot(root, ipa / L2_SPAN);
+    let l2_table = read_slot(l1) & desc::OA;
+    let l2 = slot(l2_table, ipa / L3_SPAN);
+    let l3_table = read_slot(l2) & desc::OA;
+    write_slot(l2, 0);
+    if live_down(l1) == 0 {
+        write_slot(l1, 0);
+        return (l3_table, Some(l2_table));
+    }
+    (l3_table, None)
+}
+
 /// The level-3 table that covers `ipa` (< IPA_LIMIT) under `root`, if the tables exist, and
 /// the address of the level-2 descriptor pointing to it.
 pub fn l3_table(root: u64, ipa: u64) -> Option<(u64, u64)> {
