@@ -82,7 +82,7 @@ fuzz_target!(|input: Input| {
     assert!(s.ipa < 1 << 52);
     let text = s.to_string();
     assert!(text.starts_with("ESR ") && text.contains(" FAR "), "{text}");
-    let _ = (s.fault_status(), s.is_write(), s.imm16());
+    let _ = (s.fault_status(), s.is_write());
 
     let access = DataAccess::decode(&s);
     assert_eq!(access.is_some(), s.iss & (1 << 24) != 0);
