@@ -17,7 +17,8 @@
 //! 2. **The run queue** ([`Level::RunQueue`]): a few instructions (push, or pop the first
 //!    vCPU this CPU may run); taken under a VM's lock when a vCPU becomes runnable.
 //! 3. Leaf locks of other modules, taken last and never while waiting on another: the console
-//!    and its UART, the disk, the frame allocator and the heap.
+//!    and its UART, the disk, the frame allocator and the heap, the SMMU's and its unnamed
+//!    fault lines' rate limit (`device::assign`).
 //!
 //! Nothing is held across a guest entry or an idle wait. What only one CPU touches takes no
 //! lock: a loaded vCPU's registers, EL1 and FP/SIMD state belong to the CPU it is loaded on

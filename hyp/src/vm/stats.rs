@@ -132,6 +132,15 @@ pub struct DmaFaultLog {
 }
 
 impl DmaFaultLog {
+    /// A limit with no line logged yet.
+    pub const fn new() -> Self {
+        Self {
+            window_start: 0,
+            lines: 0,
+            suppressed: 0,
+        }
+    }
+
     /// A run of `faults` faults at counter value `now`, with windows `window` ticks long:
     /// whether its line is logged (else its faults are counted as suppressed). Call
     /// `take_suppressed` first, so that a window's suppressed faults are reported before the

@@ -7,6 +7,7 @@ use crate::addr::{Ipa, PAGE_SIZE, PhysAddr};
 use crate::arch::aarch64::timer;
 use crate::arch::stage2::{IPA_BITS, ROOT_LEVEL};
 use crate::dev::{pci, smmu};
+use crate::vm::stats::DmaFaultLog;
 use crate::vm::{Vm, VmState};
 use alloc::format;
 use alloc::string::String;
@@ -249,11 +250,37 @@ fn drain(vm: &mut Vm) {
         {
             super::dma_fault(vm, run);
         } else {
-            smmu::log_fault(run, None);
+            unnamed_fault(run);
         }
     });
     if vm.stats.dma_fault_log.pending() {
         report_suppressed(vm, Some(timer::counter()));
+    }
+}
+
+/// The rate limit of the fault lines this drain cannot name a VM in: runs of another VM's
+/// device, drained at this VM's exit, or of a stream no VM owns (their faults still count for
+/// their owner: `irq::dma_fault`). A leaf lock (sched.rs's order, 3), taken with this VM's.
+static UNNAMED_FAULT_LOG: spin::Mutex<DmaFaultLog> = spin::Mutex::new(DmaFaultLog::new());
+
+/// A run of faults [`drain`] names no VM for: logged within one limit for all of them, so
+/// that a VM faulting its device while another VM's exits drain the queue still cannot make
+/// the hyp log a line at each exit.
+fn unnamed_fault(run: &smmu::FaultRun) {
+    let now = timer::counter();
+    let (suppressed, admitted) = {
+        let mut limit = UNNAMED_FAULT_LOG.lock();
+        let suppressed = limit.take_suppressed(Some(now), fault_log_window());
+        (
+            suppressed,
+            limit.admit(now, fault_log_window(), run.records as u64),
+        )
+    };
+    if let Some(n) = suppressed {
+        log::warn!("SMMU: {n} more DMA faults of other VMs' streams suppressed");
+    }
+    if admitted {
+        smmu::log_fault(run, None);
     }
 }
 
