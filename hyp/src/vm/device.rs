@@ -34,8 +34,8 @@
 
 #![forbid(unsafe_code)]
 
-pub mod mirror;
 pub mod irq;
+pub mod mirror;
 pub mod smmuv3;
 
 use core::sync::atomic::{AtomicU64, Ordering};

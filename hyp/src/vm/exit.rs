@@ -86,10 +86,9 @@ pub fn handle(exit: Exit) {
         // Off every caller's path: a bounded part of the queued console lines.
         crate::dev::console::drain(crate::dev::console::EXIT_DRAIN);
     }
-    let Some((index, vcpu)) = crate::percpu::current_vm() else {
+    let Some((slot, _, vcpu)) = crate::percpu::current_vm() else {
         return;
     };
-    let slot = sched::slot(index);
     let mut guard = slot.lock();
     let Some(vm) = guard.as_mut() else { return };
     // A VM that owns no device has no SMMU events to hear: one branch, no call.

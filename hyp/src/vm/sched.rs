@@ -107,8 +107,16 @@ impl VcpuShared {
         }
     }
 
-    /// Takes the requests made since the last look (the CPU it is loaded on).
+    /// Takes the requests made since the last look (the CPU it is loaded on, under its VM's
+    /// lock). A plain load first, the swap only when one is there: most exits have none. A
+    /// request made just after the load is not lost: `request` sets its bit before it reads
+    /// `on_cpu` and kicks this CPU, whose pending SGI makes the guest exit again at once (and
+    /// one made on this CPU was ordered before the load by program order).
+    #[inline(always)]
     pub fn take_requests(&self) -> u32 {
+        if self.requests.load(Ordering::Relaxed) == 0 {
+            return 0;
+        }
         self.requests.swap(0, Ordering::SeqCst)
     }
 }
@@ -329,7 +337,7 @@ fn kick_idle(slot: &VmSlot) {
 /// Points this CPU at vCPU `v` of VM `index`: its EL1, timer and FP/SIMD state, its VM's
 /// stage 2, and the register block vectors.S restores from.
 #[inline(always)]
-fn load(vm: &mut Vm, slot: &VmSlot, index: VmIndex, v: VcpuIndex) {
+fn load(vm: &mut Vm, slot: &'static VmSlot, index: VmIndex, v: VcpuIndex) {
     let vttbr = vm.vttbr();
     if !vm.has_run && vm.spec.cpus.is_some() {
         vm.has_run = true;
@@ -349,7 +357,7 @@ fn load(vm: &mut Vm, slot: &VmSlot, index: VmIndex, v: VcpuIndex) {
     cpu::set_hcr(vcpu.hcr);
     percpu::load_fp(&mut vcpu.fp);
     stage2::load(vttbr);
-    percpu::set_current(Some((index, v)), &mut vcpu.regs);
+    percpu::set_current(Some((slot, index, v)), &mut vcpu.regs);
 }
 
 /// Takes vCPU `v` off this CPU; `keep` says whether its state is worth saving (not when its
