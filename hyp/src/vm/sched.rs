@@ -401,15 +401,19 @@ pub enum GiveUp {
     Stop,
 }
 
-/// The vCPU `v` on this CPU, of the VM `guard` locks, gives the CPU up; returns once this CPU
+/// The vCPU `v` on this CPU, of the VM `guard` locks (in `slot`: the caller has it, from
+/// `percpu::current_vm`, and no lookup is made again), gives the CPU up; returns once this CPU
 /// has a vCPU loaded (the caller enters it).
-pub fn give_up(mut guard: VmLocked, v: VcpuIndex, how: GiveUp) {
+pub fn give_up(mut guard: VmLocked, slot: &'static VmSlot, v: VcpuIndex, how: GiveUp) {
     let Some(vm) = guard.as_mut() else {
         drop(guard);
         return pick();
     };
     let index = vm.index;
-    let slot = slot(index);
+    debug_assert!(
+        core::ptr::eq(slot, self::slot(index)),
+        "give_up: not the guard's slot"
+    );
     let me = percpu::index();
     // Work of other VMs (disk completions, console writers to wake) is done by `pick`,
     // with no VM's lock held: with some, the vCPU goes round the queue, else a vCPU that
@@ -600,7 +604,8 @@ impl RunQueue {
     }
 }
 
-/// A channel notify of vCPU `v`, on this CPU, of the VM `guard` locks (alive): raises `event`
+/// A channel notify of vCPU `v`, on this CPU, of the VM `guard` locks (alive; in `own`, as
+/// for [`give_up`]): raises `event`
 /// in VM `peer` and, when the peer's vCPU 0 (which takes hyp-raised events) is the one this
 /// CPU would run next anyway (the first in its queue), hands it the CPU now: a directed yield,
 /// never out of turn, so two VMs notifying each other cannot starve a third on their CPU.
@@ -608,12 +613,21 @@ impl RunQueue {
 /// caller's (its yield: queued again, unloaded), then the peer's (the raise, and its load).
 /// Otherwise (the peer runs or waits, another vCPU is first, or `pick` has work for the VMs) as
 /// a notify from no lock, then [`is_next_here`] and a yield: the raise is never skipped.
-pub fn notify_from(mut guard: VmLocked, v: VcpuIndex, peer: VmIndex, event: u32) {
+pub fn notify_from(
+    mut guard: VmLocked,
+    own: &'static VmSlot,
+    v: VcpuIndex,
+    peer: VmIndex,
+    event: u32,
+) {
     let me = percpu::index();
     let peer_vcpu = VcpuIndex::new(0);
     let handed = match guard.as_mut() {
         Some(vm) if !deferred_work() => {
-            let own = slot(vm.index);
+            debug_assert!(
+                core::ptr::eq(own, slot(vm.index)),
+                "notify_from: not the guard's slot"
+            );
             let mut queue = RUN_QUEUE.lock();
             let next = queue.pop_if_first_for(me, peer, peer_vcpu);
             if next.is_some() {
@@ -635,15 +649,20 @@ pub fn notify_from(mut guard: VmLocked, v: VcpuIndex, peer: VmIndex, event: u32)
         _ => None,
     };
     let Some(next) = handed else {
-        let own = guard.as_ref().map(|vm| vm.index);
+        let here = guard.is_some();
         drop(guard);
         notify(peer, event);
-        let Some(own) = own.filter(|_| is_next_here(peer, peer_vcpu)) else {
+        if !here || !is_next_here(peer, peer_vcpu) {
             return;
-        };
-        let guard = slot(own).lock();
+        }
+        let guard = own.lock();
         let alive = guard.as_ref().is_some_and(|vm| vm.is_alive());
-        return give_up(guard, v, if alive { GiveUp::Yield } else { GiveUp::Stop });
+        return give_up(
+            guard,
+            own,
+            v,
+            if alive { GiveUp::Yield } else { GiveUp::Stop },
+        );
     };
     drop(guard);
     // What `pick` polls, but the work `deferred_work` found none of.
