@@ -10,6 +10,10 @@ pub const MAX_CPUS: usize = 8;
 
 use crate::vm::ids::{VcpuIndex, VmIndex};
 use crate::vm::lock::{self, Level};
+use crate::vm::sched::VmSlot;
+
+/// The vCPU loaded on a CPU: its VM's slot and its indices.
+pub type Current = (&'static VmSlot, VmIndex, VcpuIndex);
 
 /// Per-CPU state. `regs` is read by vectors.S (offset from `offset_of!`).
 #[repr(C)]
@@ -18,8 +22,9 @@ pub struct PerCpu {
     pub regs: *mut crate::arch::aarch64::context::GuestRegs,
     /// This CPU's index (0 is the boot CPU).
     pub index: usize,
-    /// The vCPU loaded on this CPU, if any.
-    pub vm: Option<(VmIndex, VcpuIndex)>,
+    /// The vCPU loaded on this CPU, if any, with its VM's slot (found once, when it is
+    /// loaded: every exit needs it).
+    pub vm: Option<Current>,
     /// `trace::Record::who` of the vCPU loaded here (0 with none), for `trace_exit`
     /// (near the start: a 32-bit load reaches only so far).
     pub trace_who: u32,
@@ -124,18 +129,16 @@ pub fn index() -> usize {
     unsafe { (*this()).index }
 }
 
-/// The vCPU loaded on this CPU, if any.
-pub fn current_vm() -> Option<(VmIndex, VcpuIndex)> {
+/// The vCPU loaded on this CPU, if any, with its VM's slot.
+#[inline(always)]
+pub fn current_vm() -> Option<Current> {
     // SAFETY: as in `index`.
     unsafe { (*this()).vm }
 }
 
 /// Records the vCPU loaded on this CPU and the register block vectors.S saves to and restores
 /// from (null with none).
-pub fn set_current(
-    vm: Option<(VmIndex, VcpuIndex)>,
-    regs: *mut crate::arch::aarch64::context::GuestRegs,
-) {
+pub fn set_current(vm: Option<Current>, regs: *mut crate::arch::aarch64::context::GuestRegs) {
     // SAFETY: as in `index`; the caller keeps `regs` valid while the VM is loaded here (a VM's
     // vCPUs live in a heap buffer that never grows, so they stay put even if the VM moves).
     unsafe {
@@ -143,7 +146,7 @@ pub fn set_current(
         let this = this();
         (*this).vm = vm;
         (*this).regs = regs;
-        (*this).trace_who = vm.map_or(0, |(vm, vcpu)| {
+        (*this).trace_who = vm.map_or(0, |(_, vm, vcpu)| {
             crate::trace::Record::who(vm.get() as u16, vcpu.get() as u16)
         });
     }

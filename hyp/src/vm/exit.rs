@@ -86,10 +86,9 @@ pub fn handle(exit: Exit) {
         // Off every caller's path: a bounded part of the queued console lines.
         crate::dev::console::drain(crate::dev::console::EXIT_DRAIN);
     }
-    let Some((index, vcpu)) = crate::percpu::current_vm() else {
+    let Some((slot, _, vcpu)) = crate::percpu::current_vm() else {
         return;
     };
-    let slot = sched::slot(index);
     let mut guard = slot.lock();
     let Some(vm) = guard.as_mut() else { return };
     // A VM that owns no device has no SMMU events to hear: one branch, no call.
@@ -107,7 +106,7 @@ pub fn handle(exit: Exit) {
     if !vm.is_alive() {
         // Its VM stops (or has ended) while this vCPU ran: leave it, which acknowledges.
         let _ = take_interrupts(None);
-        return sched::give_up(guard, vcpu, GiveUp::Stop);
+        return sched::give_up(guard, slot, vcpu, GiveUp::Stop);
     }
     if requests & sched::REQ_VIRQ != 0 {
         // Another CPU raised or dropped its virtual IRQ and kicked this one.
@@ -163,7 +162,7 @@ pub fn handle(exit: Exit) {
         }
         Action::Notify { vm: peer, event } => {
             // The raise, and the directed yield to the peer when it is next here.
-            return sched::notify_from(guard, vcpu, VmIndex::new(peer), event);
+            return sched::notify_from(guard, slot, vcpu, VmIndex::new(peer), event);
         }
         Action::Yield => GiveUp::Yield,
         Action::Continue => {
@@ -208,7 +207,7 @@ pub fn handle(exit: Exit) {
             GiveUp::Stop
         }
     };
-    sched::give_up(guard, vcpu, how);
+    sched::give_up(guard, slot, vcpu, how);
 }
 
 /// Folds what vm::run answered for vCPU `v` without the lock into the VM: its calls and (a

@@ -108,8 +108,16 @@ impl VcpuShared {
         }
     }
 
-    /// Takes the requests made since the last look (the CPU it is loaded on).
+    /// Takes the requests made since the last look (the CPU it is loaded on, under its VM's
+    /// lock). A plain load first, the swap only when one is there: most exits have none. A
+    /// request made just after the load is not lost: `request` sets its bit before it reads
+    /// `on_cpu` and kicks this CPU, whose pending SGI makes the guest exit again at once (and
+    /// one made on this CPU was ordered before the load by program order).
+    #[inline(always)]
     pub fn take_requests(&self) -> u32 {
+        if self.requests.load(Ordering::Relaxed) == 0 {
+            return 0;
+        }
         self.requests.swap(0, Ordering::SeqCst)
     }
 }
@@ -330,7 +338,7 @@ fn kick_idle(slot: &VmSlot) {
 /// Points this CPU at vCPU `v` of VM `index`: its EL1, timer and FP/SIMD state, its VM's
 /// stage 2, and the register block vectors.S restores from.
 #[inline(always)]
-fn load(vm: &mut Vm, slot: &VmSlot, index: VmIndex, v: VcpuIndex) {
+fn load(vm: &mut Vm, slot: &'static VmSlot, index: VmIndex, v: VcpuIndex) {
     let vttbr = vm.vttbr();
     if !vm.has_run && vm.spec.cpus.is_some() {
         vm.has_run = true;
@@ -350,7 +358,7 @@ fn load(vm: &mut Vm, slot: &VmSlot, index: VmIndex, v: VcpuIndex) {
     cpu::set_hcr(vcpu.hcr);
     percpu::load_fp(&mut vcpu.fp);
     stage2::load(vttbr);
-    percpu::set_current(Some((index, v)), &mut vcpu.regs);
+    percpu::set_current(Some((slot, index, v)), &mut vcpu.regs);
 }
 
 /// Takes vCPU `v` off this CPU; `keep` says whether its state is worth saving (not when its
@@ -394,15 +402,19 @@ pub enum GiveUp {
     Stop,
 }
 
-/// The vCPU `v` on this CPU, of the VM `guard` locks, gives the CPU up; returns once this CPU
+/// The vCPU `v` on this CPU, of the VM `guard` locks (in `slot`: the caller has it, from
+/// `percpu::current_vm`, and no lookup is made again), gives the CPU up; returns once this CPU
 /// has a vCPU loaded (the caller enters it).
-pub fn give_up(mut guard: VmLocked, v: VcpuIndex, how: GiveUp) {
+pub fn give_up(mut guard: VmLocked, slot: &'static VmSlot, v: VcpuIndex, how: GiveUp) {
     let Some(vm) = guard.as_mut() else {
         drop(guard);
         return pick();
     };
     let index = vm.index;
-    let slot = slot(index);
+    debug_assert!(
+        core::ptr::eq(slot, self::slot(index)),
+        "give_up: not the guard's slot"
+    );
     let me = percpu::index();
     // Work of other VMs (disk completions, console writers to wake) is done by `pick`,
     // with no VM's lock held: with some, the vCPU goes round the queue, else a vCPU that
@@ -593,7 +605,8 @@ impl RunQueue {
     }
 }
 
-/// A channel notify of vCPU `v`, on this CPU, of the VM `guard` locks (alive): raises `event`
+/// A channel notify of vCPU `v`, on this CPU, of the VM `guard` locks (alive; in `own`, as
+/// for [`give_up`]): raises `event`
 /// in VM `peer` and, when the peer's vCPU 0 (which takes hyp-raised events) is the one this
 /// CPU would run next anyway (the first in its queue), hands it the CPU now: a directed yield,
 /// never out of turn, so two VMs notifying each other cannot starve a third on their CPU.
@@ -601,12 +614,21 @@ impl RunQueue {
 /// caller's (its yield: queued again, unloaded), then the peer's (the raise, and its load).
 /// Otherwise (the peer runs or waits, another vCPU is first, or `pick` has work for the VMs) as
 /// a notify from no lock, then [`is_next_here`] and a yield: the raise is never skipped.
-pub fn notify_from(mut guard: VmLocked, v: VcpuIndex, peer: VmIndex, event: u32) {
+pub fn notify_from(
+    mut guard: VmLocked,
+    own: &'static VmSlot,
+    v: VcpuIndex,
+    peer: VmIndex,
+    event: u32,
+) {
     let me = percpu::index();
     let peer_vcpu = VcpuIndex::new(0);
     let handed = match guard.as_mut() {
         Some(vm) if !deferred_work() => {
-            let own = slot(vm.index);
+            debug_assert!(
+                core::ptr::eq(own, slot(vm.index)),
+                "notify_from: not the guard's slot"
+            );
             let mut queue = RUN_QUEUE.lock();
             let next = queue.pop_if_first_for(me, peer, peer_vcpu);
             if next.is_some() {
@@ -628,15 +650,20 @@ pub fn notify_from(mut guard: VmLocked, v: VcpuIndex, peer: VmIndex, event: u32)
         _ => None,
     };
     let Some(next) = handed else {
-        let own = guard.as_ref().map(|vm| vm.index);
+        let here = guard.is_some();
         drop(guard);
         notify(peer, event);
-        let Some(own) = own.filter(|_| is_next_here(peer, peer_vcpu)) else {
+        if !here || !is_next_here(peer, peer_vcpu) {
             return;
-        };
-        let guard = slot(own).lock();
+        }
+        let guard = own.lock();
         let alive = guard.as_ref().is_some_and(|vm| vm.is_alive());
-        return give_up(guard, v, if alive { GiveUp::Yield } else { GiveUp::Stop });
+        return give_up(
+            guard,
+            own,
+            v,
+            if alive { GiveUp::Yield } else { GiveUp::Stop },
+        );
     };
     drop(guard);
     // What `pick` polls, but the work `deferred_work` found none of.
