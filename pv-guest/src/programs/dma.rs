@@ -285,18 +285,28 @@ fn abandon(dev: &mut VirtioBlk, buf: &mut Frames, seed: u64) -> u64 {
     );
     // The frames stay mapped until the hypervisor tears the VM down.
     core::mem::forget(target);
+    // A `scavenge` VM on channel 0 waits for this before it counts its yields: it then looks
+    // after this VM's end whatever the device's or the scheduler's speed.
+    if crate::hv().channel_info(0).is_ok() {
+        let _ = crate::hv().channel_notify(0);
+    }
     0
 }
 
-/// Yields `dma scavenge` waits by default: long enough for an `abandon` VM beside it to end.
+/// Yields `dma scavenge` waits by default, once its `abandon` peer has queued its DMA: enough
+/// for that VM to end.
 const SCAVENGE_ROUNDS: u64 = 200;
 /// Pages `dma scavenge` maps: half its 16 MiB, more than an `abandon` VM's read.
 const SCAVENGE_PAGES: u64 = 2048;
 
-/// Waits `rounds` yields, then maps [`SCAVENGE_PAGES`] fresh pages and checks that every word is
+/// Waits for its `abandon` peer's notify and `rounds` yields, then maps [`SCAVENGE_PAGES`] fresh pages and checks that every word is
 /// zero: a word that is not is data that reached a frame after the hypervisor scrubbed it (a
 /// DMA that outlived its VM's teardown).
 fn scavenge(rounds: u64) -> u64 {
+    if let Err(e) = wait_for_abandon() {
+        println!("dma: scavenge: no word from the abandoning VM on channel 0: {e}");
+        return 1;
+    }
     for _ in 0..rounds {
         let _ = crate::hv().vm_yield();
     }
@@ -310,6 +320,17 @@ fn scavenge(rounds: u64) -> u64 {
          words not zero"
     );
     u64::from(dirty != 0)
+}
+
+/// Waits for the notify of channel 0's peer, an `abandon` VM with its DMA queued: only its
+/// exit is left to it then.
+fn wait_for_abandon() -> Result<(), hypercall_abi::Error> {
+    let mut hv = crate::hv();
+    let event = hv.event_bind(hypercall_abi::EventSource::Channel { channel: 0 })?;
+    hv.event_unmask(event)?;
+    let info = crate::boot_info();
+    crate::events::wait(event, || crate::events::is_pending(info, event));
+    hv.event_ack(event)
 }
 
 /// Words of a page.
