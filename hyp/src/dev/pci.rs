@@ -218,7 +218,9 @@ pub fn init(board: &devtree::Board) {
     // SAFETY: take_over_mmu mapped bus 0 of the ECAM as Device memory (mmio_region), and only
     // this module uses it.
     let ecam = ECAM.call_once(|| unsafe { Ecam::new(base as usize) });
-    let mut found = [None; 32 * 8];
+    // On the heap: 256 slots of a `Function` are about 57 KiB, most of a CPU's 64 KiB stack
+    // (an array here overflowed it into the boot tables below the stacks).
+    let mut found = alloc::vec![None; 32 * 8];
     let n = ecam.enumerate(&mut found);
     let mut window = host
         .mem32
