@@ -39,7 +39,7 @@ pub fn read_device_tree(dtb_pa: usize) -> Board<'static> {
 /// power-management block. Device regions are mapped by the pages that contain them (the Pi's
 /// mini UART is a 0x40-byte block at 0xfe215040: its one page).
 pub fn take_over_mmu(board: &Board, image_pa: usize) {
-    let mut devices: [(u64, u64); 9] = [(0, 0); 9];
+    let mut devices: [(u64, u64); 10] = [(0, 0); 10];
     let mut n = 0;
     if let Some(gic) = &board.gic {
         // GICH (GICv2's virtual interface control) for the vGIC; never GICV, the guests'.
@@ -67,10 +67,12 @@ pub fn take_over_mmu(board: &Board, image_pa: usize) {
         devices[n] = span;
         n += 1;
     }
-    // The SMMU and bus 0 of the PCIe configuration space: the hyp's map only.
+    // The SMMU and bus 0 of the PCIe configuration space: the hyp's map only; the BAR window
+    // too for the `pvhyp.dma-probe` self-check.
     for region in [
         board.smmu.map(|s| (s.region.base, s.region.size)),
         crate::dev::pci::mmio_region(board),
+        crate::dev::dma_probe::mmio_region(board),
     ]
     .into_iter()
     .flatten()

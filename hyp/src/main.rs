@@ -64,6 +64,9 @@ extern "C" fn hyp_main(dtb_pa: usize, image_pa: usize, boot_counter: u64) -> ! {
     dev::smmu::drain_events(|r| dev::smmu::log_fault(r, None));
     let mut vms = boot::load_vms(&board);
     vm::device::assign_at_boot(&mut vms);
+    if dev::dma_probe::requested(board.bootargs) {
+        dev::dma_probe::run(&board, &vms);
+    }
     boot::init_disk(&board, &mut vms);
     vm::sched::run(vms)
 }

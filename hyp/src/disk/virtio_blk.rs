@@ -133,7 +133,7 @@ pub fn negotiate(transport: Transport, offered: u64) -> Result<u64, &'static str
 }
 
 #[cfg(target_os = "none")]
-pub use driver::VirtioBlk;
+pub use driver::{Frame, VirtioBlk};
 
 #[cfg(target_os = "none")]
 mod driver {
@@ -157,8 +157,8 @@ mod driver {
     const CHAIN_MAX: usize = BOUNCE_PAGES + 2;
     const _: () = assert!(CHAIN_MAX <= QUEUE_SIZE as usize);
 
-    /// A hyp-owned frame, reached at its identity-mapped address.
-    struct Frame(u64);
+    /// A hyp-owned frame, reached at its identity-mapped address (also `dev::dma_probe`'s).
+    pub struct Frame(pub u64);
 
     impl Frame {
         fn at(&self, offset: usize) -> usize {
