@@ -56,6 +56,10 @@ extern "C" fn hyp_main(dtb_pa: usize, image_pa: usize, boot_counter: u64) -> ! {
     if crash_test_requested(board.bootargs) {
         dev::console::with_lock_held(arch::aarch64::exception::fault_for_test);
     }
+    #[cfg(debug_assertions)]
+    if bootarg(board.bootargs, STACK_OVERFLOW_TEST_BOOTARG) {
+        arch::aarch64::exception::overflow_for_test(0);
+    }
     boot::init_interrupts(&board);
     boot::start_secondaries(&board, image_pa);
     boot::init_memory(&board, image_pa);
@@ -84,11 +88,17 @@ extern "C" fn secondary_main(index: usize) -> ! {
 /// crash report still prints (scripts/test.sh).
 const CRASH_TEST_BOOTARG: &str = "pvhyp.crash-test";
 
+/// The bootarg that makes a debug hyp overflow its stack at boot, to test the guard below it
+/// (scripts/test.sh).
+#[cfg(debug_assertions)]
+const STACK_OVERFLOW_TEST_BOOTARG: &str = "pvhyp.stack-overflow-test";
+
 fn crash_test_requested(bootargs: Option<&str>) -> bool {
-    bootargs.is_some_and(|args| {
-        args.split_ascii_whitespace()
-            .any(|w| w == CRASH_TEST_BOOTARG)
-    })
+    bootarg(bootargs, CRASH_TEST_BOOTARG)
+}
+
+fn bootarg(bootargs: Option<&str>, word: &str) -> bool {
+    bootargs.is_some_and(|args| args.split_ascii_whitespace().any(|w| w == word))
 }
 
 #[cfg(target_os = "none")]

@@ -75,14 +75,46 @@ pub struct HoldClock {
     pub max: u64,
 }
 
-#[repr(C, align(16))]
-pub struct Stack(pub [u8; STACK_SIZE]);
+/// Bytes of the stack a CPU's stack-overflow report runs on (vectors.S switches to it).
+pub const EMERGENCY_STACK_SIZE: usize = 16 * 1024;
+const PAGE: usize = 4096;
+
+/// One CPU's stacks: the stack fills the upper half, so an address's bit log2(STACK_SIZE) says
+/// which half it is in (vectors.S's overflow check, before it stores anything). The lower half
+/// is unmapped (mmu.rs), a guard against an overflow, but for the emergency stack one page
+/// above its bottom (a guard of its own below it, the previous CPU's stack above that).
+#[repr(C, align(131072))]
+pub struct Stack(pub [u8; 2 * STACK_SIZE]);
+const _: () = assert!(core::mem::align_of::<Stack>() == 2 * STACK_SIZE);
+const _: () = assert!(STACK_SIZE.is_power_of_two());
+
+/// The mapped parts of a `Stack`, as offsets: the emergency stack, then the stack.
+pub const STACK_PARTS: [(usize, usize); 2] = [
+    (PAGE, PAGE + EMERGENCY_STACK_SIZE),
+    (STACK_SIZE, 2 * STACK_SIZE),
+];
 
 /// EL2 stacks: entry.S points CPU `i`'s SP at the end of `HYP_STACKS[i]`. Outside .bss
 /// (hyp.ld), which entry.S zeroes: a stack is never read before it is written.
 #[unsafe(no_mangle)]
 #[unsafe(link_section = ".bss.stacks")]
-pub static mut HYP_STACKS: [Stack; MAX_CPUS] = [const { Stack([0; STACK_SIZE]) }; MAX_CPUS];
+pub static mut HYP_STACKS: [Stack; MAX_CPUS] = [const { Stack([0; 2 * STACK_SIZE]) }; MAX_CPUS];
+
+/// Whether the `len` bytes at `va` lie in one mapped part of a CPU's stacks.
+pub fn in_stack(va: u64, len: u64) -> bool {
+    let start = (&raw const HYP_STACKS) as u64;
+    let Some(offset) = va.checked_sub(start) else {
+        return false;
+    };
+    let slot = core::mem::size_of::<Stack>() as u64;
+    if offset >= slot * MAX_CPUS as u64 {
+        return false;
+    }
+    let within = offset % slot;
+    STACK_PARTS
+        .iter()
+        .any(|&(from, to)| within >= from as u64 && within.saturating_add(len) <= to as u64)
+}
 
 /// One PerCpu per CPU, indexed by CPU number.
 static mut PER_CPU: [PerCpu; MAX_CPUS] = [const {

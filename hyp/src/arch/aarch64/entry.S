@@ -149,7 +149,7 @@ high_entry:
     b       6b
 5:  adrp    x0, HYP_STACKS
     add     x0, x0, :lo12:HYP_STACKS
-    ldr     x1, ={STACK_SIZE}
+    ldr     x1, ={STACK_SLOT}
     add     sp, x0, x1
     mov     x0, x19
     mov     x1, x20
@@ -216,7 +216,7 @@ secondary_high:
     isb
     adrp    x0, HYP_STACKS
     add     x0, x0, :lo12:HYP_STACKS
-    ldr     x1, ={STACK_SIZE}
+    ldr     x1, ={STACK_SLOT}
     madd    x0, x4, x1, x0
     add     sp, x0, x1
     mov     x0, x4

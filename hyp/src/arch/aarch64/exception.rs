@@ -247,17 +247,19 @@ impl RawExit {
     }
 }
 
-/// Bytes the vector put below the stack pointer: x0..x30 and a word of padding.
-#[cfg(target_os = "none")]
-const HYP_FAULT_FRAME: u64 = 32 * 8;
-
 /// Called by vectors.S for an exception taken at EL2 itself: a hypervisor bug. `regs`: x0..x30
-/// as the exception found them, saved by the vector on the stack.
+/// as the exception found them, saved by the vector on the stack; `sp`: SP_EL2 then.
 #[cfg(target_os = "none")]
 #[unsafe(no_mangle)]
-extern "C" fn handle_hyp_fault(kind: u64, esr: u64, far: u64, elr: u64, regs: &[u64; 31]) -> ! {
+extern "C" fn handle_hyp_fault(
+    kind: u64,
+    esr: u64,
+    far: u64,
+    elr: u64,
+    regs: &[u64; 31],
+    sp: u64,
+) -> ! {
     let syndrome = Syndrome::decode(esr, far, 0);
-    let sp = regs as *const [u64; 31] as u64 + HYP_FAULT_FRAME;
     // The console lock may be held (by this CPU, even): the emergency path does not wait.
     let mut emit = crate::dev::console::emergency_println;
     crate::vm::crash::report_hyp_exception(
@@ -286,6 +288,54 @@ pub fn fault_for_test() {
     // SAFETY: the load faults (no EL2 translation covers the address) and the fault handler
     // never returns; nothing is read.
     unsafe { core::arch::asm!("ldr xzr, [{}]", in(reg) OUTSIDE_TTBR0, options(nostack, readonly)) };
+}
+
+// --- The hyp's stack overflow (vectors.S `hyp_fault_el2h`, percpu::Stack's guard). ---
+
+/// Called by vectors.S, on this CPU's emergency stack, for an exception taken at EL2 with SP_EL2
+/// outside every stack (`sp`): an overflow into the guard below this CPU's stack. Reported as
+/// any fault of the hyp's own, after a line that says so. A fault in that report is taken here
+/// again (the emergency stack counts as no stack): the second stops at once, any later one waits.
+#[cfg(target_os = "none")]
+#[unsafe(no_mangle)]
+extern "C" fn handle_hyp_stack_overflow(
+    kind: u64,
+    esr: u64,
+    far: u64,
+    elr: u64,
+    regs: &[u64; 31],
+    sp: u64,
+) -> ! {
+    use core::sync::atomic::{AtomicU32, Ordering};
+    static ENTERED: AtomicU32 = AtomicU32::new(0);
+    let emit = crate::dev::console::emergency_println;
+    match ENTERED.fetch_add(1, Ordering::Relaxed) {
+        0 => {}
+        1 => {
+            emit(format_args!(
+                "hyp: a fault while reporting a stack overflow: ELR {elr:#x} FAR {far:#x} ESR {esr:#x}; stopping"
+            ));
+            crate::power::halt_after_failure();
+        }
+        _ => super::cpu::wait_forever(),
+    }
+    emit(format_args!(
+        "hyp: stack overflow on CPU {}: SP {sp:#x} ELR {elr:#x} FAR {far:#x} ESR {esr:#x}",
+        crate::percpu::index()
+    ));
+    handle_hyp_fault(kind, esr, far, elr, regs, sp)
+}
+
+/// Recurses until the stack overflows: how the `pvhyp.stack-overflow-test` bootarg (debug
+/// builds) tests the guard below the hyp's stack.
+#[cfg(all(target_os = "none", debug_assertions))]
+#[inline(never)]
+pub fn overflow_for_test(depth: u64) -> u64 {
+    let frame = core::hint::black_box([depth; 32]);
+    if frame[0] == u64::MAX {
+        return 0;
+    }
+    overflow_for_test(depth + 1).wrapping_add(frame[(depth % 32) as usize])
 }
 
 #[cfg(test)]

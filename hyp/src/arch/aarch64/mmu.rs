@@ -1,6 +1,7 @@
 //! The hypervisor's own EL2 stage-1 tables, built once the device tree has named the RAM and
-//! the devices: the image at its link address with per-section permissions, RAM identity-mapped
-//! non-executable, and the devices the hyp drives identity-mapped as Device-nGnRE.
+//! the devices: the image at its link address with per-section permissions (but the guards
+//! around the CPUs' stacks, left unmapped), RAM identity-mapped non-executable, and the devices
+//! the hyp drives identity-mapped as Device-nGnRE.
 
 use aarch64_paging::Mapping;
 use aarch64_paging::descriptor::{El23Attributes, PhysicalAddress};
@@ -101,9 +102,23 @@ pub fn switch_to_final_tables(layout: &Layout) {
             rodata_end,
             NORMAL | El23Attributes::READ_ONLY | El23Attributes::XN,
         ),
-        (rodata_end, end, NORMAL | El23Attributes::XN),
     ];
-    for (from, to, attrs) in image_map {
+    let data = NORMAL | El23Attributes::XN;
+    // The stacks' slots but their mapped parts stay unmapped: the guards (percpu::Stack).
+    let stacks = (&raw const crate::percpu::HYP_STACKS) as usize;
+    let slot = core::mem::size_of::<crate::percpu::Stack>();
+    let stacks_end = stacks + slot * crate::percpu::MAX_CPUS;
+    let stack_parts = (0..crate::percpu::MAX_CPUS).flat_map(|cpu| {
+        crate::percpu::STACK_PARTS.map(|(from, to)| {
+            let base = stacks + cpu * slot;
+            (base + from, base + to, data)
+        })
+    });
+    let data_map = [(rodata_end, stacks, data)]
+        .into_iter()
+        .chain(stack_parts)
+        .chain([(stacks_end, end, data)]);
+    for (from, to, attrs) in image_map.into_iter().chain(data_map) {
         map.map_range(&MemoryRegion::new(from, to), pa(from), attrs, none)
             .expect("hyp image mapping");
     }

@@ -29,7 +29,7 @@ pub mod vgic;
 mod asm {
     use super::smp::SecondaryBoot;
     use super::{context, exception};
-    use crate::percpu::{MAX_CPUS, PerCpu, STACK_SIZE};
+    use crate::percpu::{MAX_CPUS, PerCpu, STACK_PARTS, STACK_SIZE, Stack};
     use core::arch::global_asm;
     use core::mem::offset_of;
     use exception::ESR_HVC0;
@@ -40,7 +40,7 @@ mod asm {
 
     global_asm!(
         include_str!("entry.S"),
-        STACK_SIZE = const STACK_SIZE,
+        STACK_SLOT = const size_of::<Stack>(),
         MAX_CPUS = const MAX_CPUS,
         SB_TTBR0 = const offset_of!(SecondaryBoot, ttbr0),
         SB_TCR = const offset_of!(SecondaryBoot, tcr),
@@ -60,6 +60,9 @@ mod asm {
         EXIT_IRQ = const exception::EXIT_IRQ,
         EXIT_FIQ = const exception::EXIT_FIQ,
         EXIT_SERROR = const exception::EXIT_SERROR,
+        STACK_SHIFT = const STACK_SIZE.trailing_zeros(),
+        STACK_SLOT = const size_of::<Stack>(),
+        EMERGENCY_TOP = const STACK_PARTS[0].1,
     );
 
     global_asm!(include_str!("fpsimd.S"));

@@ -53,17 +53,13 @@ pub fn guest_stack_pointers() -> (u64, u64) {
     (sp_el0, sp_el1)
 }
 
-/// The word at `va` if it lies in the EL2 stacks (for the hyp's own backtrace: a frame
+/// The word at `va` if it lies in a mapped part of the EL2 stacks, not a guard (for the hyp's own backtrace: a frame
 /// pointer gone wrong must not fault the crash report), else None.
 pub fn read_hyp_stack_word(va: u64) -> Option<u64> {
-    let stacks = core::ptr::addr_of!(crate::percpu::HYP_STACKS);
-    let start = stacks as u64;
-    let end =
-        start + core::mem::size_of::<[crate::percpu::Stack; crate::percpu::MAX_CPUS]>() as u64;
-    if va < start || va.checked_add(8)? > end || !va.is_multiple_of(8) {
+    if !crate::percpu::in_stack(va, 8) || !va.is_multiple_of(8) {
         return None;
     }
-    // SAFETY: `va` is an aligned word inside the static EL2 stacks, always mapped; a stack
+    // SAFETY: `va` is an aligned word inside a mapped part of the static EL2 stacks; a stack
     // another CPU writes meanwhile gives a stale word, which the walk's checks bound.
     Some(unsafe { (va as *const u64).read_volatile() })
 }

@@ -46,30 +46,50 @@
      * as they were (saved below the stack pointer, for the crash report).
      */
     sub     sp, sp, #(32 * 8)
-    stp     x0, x1, [sp, #(0 * 8)]
-    stp     x2, x3, [sp, #(2 * 8)]
-    stp     x4, x5, [sp, #(4 * 8)]
-    stp     x6, x7, [sp, #(6 * 8)]
-    stp     x8, x9, [sp, #(8 * 8)]
-    stp     x10, x11, [sp, #(10 * 8)]
-    stp     x12, x13, [sp, #(12 * 8)]
-    stp     x14, x15, [sp, #(14 * 8)]
-    stp     x16, x17, [sp, #(16 * 8)]
-    stp     x18, x19, [sp, #(18 * 8)]
-    stp     x20, x21, [sp, #(20 * 8)]
-    stp     x22, x23, [sp, #(22 * 8)]
-    stp     x24, x25, [sp, #(24 * 8)]
-    stp     x26, x27, [sp, #(26 * 8)]
-    stp     x28, x29, [sp, #(28 * 8)]
-    str     x30, [sp, #(30 * 8)]
-    mov     x0, #\kind
-    mrs     x1, esr_el2
-    mrs     x2, far_el2
-    mrs     x3, elr_el2
-    mov     x4, sp
-    bl      handle_hyp_fault
-1:  wfe
-    b       1b
+    hyp_fault_framed \kind
+.endm
+
+/* hyp_fault with its frame taken already. */
+.macro hyp_fault_framed kind
+    stp     x0, x1, [sp]
+    add     x0, sp, #(32 * 8)
+    str     x0, [sp, #(31 * 8)]
+    adr     x0, handle_hyp_fault
+    mov     x1, #\kind
+    b       hyp_fault_save
+.endm
+
+/*
+ * hyp_fault for an exception taken from EL2 on SP_EL2, which may be a stack overflow: SP in the
+ * unmapped lower half of its CPU's percpu::Stack, where the frame's first store would fault
+ * again, and again. So nothing is stored before the frame is known to be in a stack's upper
+ * half (bit STACK_SHIFT set: the Stack is aligned to its size), tested with x0 and SP alone
+ * (SP + x0 - x0, as Linux's arm64 entry does). On an overflow the frame goes to this CPU's
+ * emergency stack, its slot found from SP, the interrupted x0 held in SP_EL0 meanwhile (the
+ * loaded guest's, lost: the hyp stops). An exception on the emergency stack counts as an
+ * overflow too (exception.rs stops its recursion).
+ */
+.macro hyp_fault_el2h kind
+    sub     sp, sp, #(32 * 8)
+    add     sp, sp, x0                  /* sp = frame + x0 */
+    sub     x0, sp, x0                  /* x0 = frame */
+    tbz     x0, #{STACK_SHIFT}, 1f
+    sub     x0, sp, x0                  /* x0 = x0 */
+    sub     sp, sp, x0                  /* sp = frame */
+    hyp_fault_framed \kind
+1:  sub     x0, sp, x0                  /* x0 = x0 */
+    msr     sp_el0, x0
+    sub     x0, sp, x0                  /* x0 = frame */
+    and     sp, x0, #~({STACK_SLOT} - 1)
+    add     sp, sp, #{EMERGENCY_TOP}
+    sub     sp, sp, #(32 * 8)
+    add     x0, x0, #(32 * 8)           /* the interrupted SP */
+    str     x0, [sp, #(31 * 8)]
+    mrs     x0, sp_el0
+    stp     x0, x1, [sp]
+    adr     x0, handle_hyp_stack_overflow
+    mov     x1, #\kind
+    b       hyp_fault_save
 .endm
 
 .section .vectors, "ax"
@@ -87,13 +107,13 @@ hyp_vectors:
     hyp_fault 3
 /* Current EL with SP_ELx. */
 .balign 0x80
-    hyp_fault 0
+    hyp_fault_el2h 0
 .balign 0x80
-    hyp_fault 1
+    hyp_fault_el2h 1
 .balign 0x80
-    hyp_fault 2
+    hyp_fault_el2h 2
 .balign 0x80
-    hyp_fault 3
+    hyp_fault_el2h 3
 /* Lower EL, AArch64: the guests. */
 .balign 0x80
     /*
@@ -139,6 +159,37 @@ hyp_vectors:
     hyp_fault 4
 
 .text
+/*
+ * The rest of hyp_fault: x0 = the Rust handler, x1 = the kind, the frame at SP with the
+ * interrupted x0 and x1 in it and the interrupted SP in its last word.
+ */
+hyp_fault_save:
+    stp     x2, x3, [sp, #(2 * 8)]
+    stp     x4, x5, [sp, #(4 * 8)]
+    stp     x6, x7, [sp, #(6 * 8)]
+    stp     x8, x9, [sp, #(8 * 8)]
+    stp     x10, x11, [sp, #(10 * 8)]
+    stp     x12, x13, [sp, #(12 * 8)]
+    stp     x14, x15, [sp, #(14 * 8)]
+    stp     x16, x17, [sp, #(16 * 8)]
+    stp     x18, x19, [sp, #(18 * 8)]
+    stp     x20, x21, [sp, #(20 * 8)]
+    stp     x22, x23, [sp, #(22 * 8)]
+    stp     x24, x25, [sp, #(24 * 8)]
+    stp     x26, x27, [sp, #(26 * 8)]
+    stp     x28, x29, [sp, #(28 * 8)]
+    str     x30, [sp, #(30 * 8)]
+    mov     x6, x0
+    mov     x0, x1
+    mrs     x1, esr_el2
+    mrs     x2, far_el2
+    mrs     x3, elr_el2
+    mov     x4, sp
+    ldr     x5, [sp, #(31 * 8)]
+    blr     x6
+1:  wfe
+    b       1b
+
 guest_sync_slow:
     save_guest_after_x0_x1 {EXIT_SYNC}
     /* fall through */
