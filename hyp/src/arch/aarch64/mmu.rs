@@ -104,7 +104,7 @@ pub fn switch_to_final_tables(layout: &Layout) {
         ),
     ];
     let data = NORMAL | El23Attributes::XN;
-    // The stacks' slots but their mapped parts stay unmapped: the guards (percpu::Stack).
+    // Of the stacks' slots only their parts (percpu::STACK_PARTS) are mapped: the rest guards.
     let stacks = (&raw const crate::percpu::HYP_STACKS) as usize;
     let slot = core::mem::size_of::<crate::percpu::Stack>();
     let stacks_end = stacks + slot * crate::percpu::MAX_CPUS;

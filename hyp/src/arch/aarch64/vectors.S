@@ -74,10 +74,10 @@
     add     sp, sp, x0                  /* sp = frame + x0 */
     sub     x0, sp, x0                  /* x0 = frame */
     tbz     x0, #{STACK_SHIFT}, 1f
-    sub     x0, sp, x0                  /* x0 = x0 */
+    sub     x0, sp, x0                  /* x0 = the interrupted x0 */
     sub     sp, sp, x0                  /* sp = frame */
     hyp_fault_framed \kind
-1:  sub     x0, sp, x0                  /* x0 = x0 */
+1:  sub     x0, sp, x0                  /* x0 = the interrupted x0 */
     msr     sp_el0, x0
     sub     x0, sp, x0                  /* x0 = frame */
     and     sp, x0, #~({STACK_SLOT} - 1)
