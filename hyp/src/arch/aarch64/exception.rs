@@ -238,8 +238,9 @@ impl RawExit {
             let x = &mut (*regs).x;
             (x[20], x[21], x[22], x[23], x[24]) = (x20, x21, x22, x23, x24);
             (x[25], x[26], x[27], x[28]) = (x25, x26, x27, x28);
-            (*regs).elr = ELR_EL2.get();
-            (*regs).spsr = SPSR_EL2.get();
+            // Both read first: the two fields are one store pair.
+            let (elr, spsr) = (ELR_EL2.get(), SPSR_EL2.get());
+            ((*regs).elr, (*regs).spsr) = (elr, spsr);
         }
     }
 }
