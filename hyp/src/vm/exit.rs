@@ -79,18 +79,38 @@ pub fn take_interrupts(mut vm: Option<(&mut Vm, usize)>) -> Action {
     action
 }
 
-/// Handles one exit of this CPU's vCPU and leaves the CPU pointed at the vCPU to run next.
-/// Takes only the lock of that vCPU's VM (and, to change the run queue, the queue's).
-pub fn handle(exit: Exit) {
+/// Handles one exit of this CPU's vCPU, decoded with its register block complete, and leaves
+/// the CPU pointed at the vCPU to run next: true when that is the same vCPU, resumed as it
+/// left but for x0..x17 (a PV vCPU's call answered in place: the run loop enters it again
+/// with x20..x28, ELR_EL2 and SPSR_EL2 as the exit left them, `exception::RawExit::resume`).
+pub fn handle(exit: Exit) -> bool {
+    if let Exit::Call(x0) = exit {
+        return handle_call(x0);
+    }
+    handle_exit::<false>(exit)
+}
+
+/// [`handle`] for a call (`HVC #0`, `x0`: the guest's x0 at the exit).
+pub fn handle_call(x0: u64) -> bool {
+    handle_exit::<true>(Exit::Call(x0))
+}
+
+/// Takes only the lock of the vCPU's VM (and, to change the run queue, the queue's). `CALL`:
+/// whether `exit` may be a call, so that the calls' dispatch is inlined at its one site,
+/// [`handle_call`]'s.
+#[inline(always)]
+fn handle_exit<const CALL: bool>(exit: Exit) -> bool {
     if let Exit::Irq = exit {
         // Off every caller's path: a bounded part of the queued console lines.
         crate::dev::console::drain(crate::dev::console::EXIT_DRAIN);
     }
     let Some((slot, _, vcpu)) = crate::percpu::current_vm() else {
-        return;
+        return false;
     };
     let mut guard = slot.lock();
-    let Some(vm) = guard.as_mut() else { return };
+    let Some(vm) = guard.as_mut() else {
+        return false;
+    };
     // A VM that owns no device has no SMMU events to hear: one branch, no call.
     if !vm.spec.devices.is_empty() {
         crate::vm::device::poll_events(vm);
@@ -106,7 +126,8 @@ pub fn handle(exit: Exit) {
     if !vm.is_alive() {
         // Its VM stops (or has ended) while this vCPU ran: leave it, which acknowledges.
         let _ = take_interrupts(None);
-        return sched::give_up(guard, slot, vcpu, GiveUp::Stop);
+        sched::give_up(guard, slot, vcpu, GiveUp::Stop);
+        return false;
     }
     if requests & sched::REQ_VIRQ != 0 {
         // Another CPU raised or dropped its virtual IRQ and kicked this one.
@@ -119,24 +140,22 @@ pub fn handle(exit: Exit) {
         && answer_gic_read(vm, v, s)
     {
         trace(s.esr as u32, 0, s.ipa);
-        return;
+        return false;
     }
     // Each kind is traced where its fields are at hand, with no choice among the kinds at one
-    // site (7 instructions more a record); the call and the interrupts in their arms, a
-    // synchronous exit after the vGIC sync (which leaves x0 as it is): traced in its arm, it
-    // made tracing off cost more (`stage2_fault_inject` 410 instructions against 399).
+    // site (7 instructions more a record); the interrupts in their arm, a synchronous exit
+    // or a call not answered in place after the vGIC sync (which leaves x0 as it is): traced in
+    // its arm, it made tracing off cost more (`stage2_fault_inject` 410 instructions against
+    // 399); a call answered in place by the run loop, whose registers hold its fields.
     let action = match &exit {
-        &Exit::Call(x0) => {
-            let action = call(vm, v);
-            trace(crate::arch::aarch64::exception::ESR_HVC0, x0, 0);
-            match action {
-                // The hot way out of a PV vCPU's call, as the general one below takes it:
-                // nothing to sync, the vCPU resumed (a separate return, so that a call
-                // answered in place branches straight here).
-                Action::Resume if !vm.is_linux() => return,
-                action => action,
-            }
-        }
+        Exit::Call(_) if !CALL => return false,
+        Exit::Call(_) => match call(vm, v) {
+            // The hot way out of a PV vCPU's call, as the general one below takes it:
+            // nothing to sync, the vCPU resumed in place (a separate return, so that a call
+            // answered in place branches straight here).
+            Action::Resume if !vm.is_linux() => return true,
+            action => action,
+        },
         Exit::Sync(s, _) => handle_sync(vm, v, s),
         Exit::Irq => {
             vm.stats.count(ExitKind::Irq);
@@ -155,8 +174,11 @@ pub fn handle(exit: Exit) {
     if vm.is_linux() {
         vm.sync_vgic(v);
     }
-    if let Exit::Sync(s, x0) = &exit {
-        trace(s.esr as u32, *x0, s.ipa);
+    match exit {
+        Exit::Sync(s, x0) => trace(s.esr as u32, x0, s.ipa),
+        // One answered in place is traced by the run loop (vm::run).
+        Exit::Call(x0) => trace(crate::arch::aarch64::exception::ESR_HVC0, x0, 0),
+        Exit::Irq | Exit::Unexpected { .. } => {}
     }
     let how = match action {
         Action::Resume => {
@@ -168,11 +190,12 @@ pub fn handle(exit: Exit) {
                 super::device::irq::deliver();
                 sched::wake_console_writers();
             }
-            return;
+            return false;
         }
         Action::Notify { vm: peer, event } => {
             // The raise, and the directed yield to the peer when it is next here.
-            return sched::notify_from(guard, slot, vcpu, VmIndex::new(peer), event);
+            sched::notify_from(guard, slot, vcpu, VmIndex::new(peer), event);
+            return false;
         }
         Action::Yield => GiveUp::Yield,
         Action::Continue => {
@@ -218,6 +241,7 @@ pub fn handle(exit: Exit) {
         }
     };
     sched::give_up(guard, slot, vcpu, how);
+    false
 }
 
 /// Folds what vm::run answered for vCPU `v` without the lock into the VM: its calls and (a

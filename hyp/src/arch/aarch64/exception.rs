@@ -217,32 +217,30 @@ impl RawExit {
     #[inline(always)]
     pub fn decode(self) -> Exit {
         let kind = self.kind;
-        let x0 = self.complete_block();
+        self.complete_block();
+        // SAFETY: as in `call_regs`; a plain read.
+        let x0 = unsafe { (*self.regs.as_ptr()).x[0] };
         let (esr, far, hpfar) = super::cpu::exit_syndrome();
         Exit::decode(kind, esr, far, hpfar, x0)
     }
 
-    /// As [`RawExit::decode`], for an exit [`RawExit::call_regs`] found to be a call: its FAR_EL2
-    /// and HPFAR_EL2 mean nothing and are not read, nor is its syndrome decoded.
+    /// Writes x20..x28, ELR_EL2 and SPSR_EL2 into the vCPU's block, for the general path (which
+    /// may read or change them: a crash report, the switch, a repeated `HVC`; guest_enter loads
+    /// them). The exit may still be resumed ([`RawExit::resume`]) if the block's copies were left
+    /// as they are, ELR_EL2 and SPSR_EL2 untouched (no other vCPU entered).
     #[inline(always)]
-    pub fn decode_call(self) -> Exit {
-        Exit::Call(self.complete_block())
-    }
-
-    /// Writes x20..x28, ELR_EL2 and SPSR_EL2 into the vCPU's block; the guest's x0.
-    #[inline(always)]
-    fn complete_block(self) -> u64 {
+    pub fn complete_block(&self) {
         use aarch64_cpu::registers::{ELR_EL2, Readable, SPSR_EL2};
         let regs = self.regs.as_ptr();
-        // SAFETY: as in `call_regs`; plain reads and writes, no reference kept.
+        // SAFETY: as in `call_regs`; plain writes, no reference kept.
         unsafe {
             let [x20, x21, x22, x23, x24, x25, x26, x27, x28] = self.carried;
             let x = &mut (*regs).x;
             (x[20], x[21], x[22], x[23], x[24]) = (x20, x21, x22, x23, x24);
             (x[25], x[26], x[27], x[28]) = (x25, x26, x27, x28);
-            (*regs).elr = ELR_EL2.get();
-            (*regs).spsr = SPSR_EL2.get();
-            (*regs).x[0]
+            // Both read first: the two fields are one store pair.
+            let (elr, spsr) = (ELR_EL2.get(), SPSR_EL2.get());
+            ((*regs).elr, (*regs).spsr) = (elr, spsr);
         }
     }
 }

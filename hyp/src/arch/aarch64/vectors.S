@@ -10,9 +10,10 @@
  * block, pops the caller's three and returns with x0 = the exit's kind (EXIT_*), x1 = the block
  * and x20..x28 still the guest's: the asm block's outputs, which the compiler keeps (or spills)
  * as the run loop's own values. The general path writes them into the block
- * (exception::RawExit::decode) with ELR_EL2 and SPSR_EL2, which stay in the CPU until then;
- * `guest_enter` loads all of x0..x30 and ELR/SPSR from the block, `guest_resume` (after a call
- * answered in place) only what the vector saved, ELR_EL2 and SPSR_EL2 untouched. Offsets come
+ * (exception::RawExit::complete_block) with ELR_EL2 and SPSR_EL2, which stay in the CPU until
+ * then; `guest_enter` loads all of x0..x30 and ELR/SPSR from the block, `guest_resume` (after a
+ * call answered in place, by the run loop or by vm::exit) only what the vector saved, ELR_EL2
+ * and SPSR_EL2 untouched. Offsets come
  * from Rust (core::mem::offset_of!) as const operands, so the layout is written down once.
  */
 
