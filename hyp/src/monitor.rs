@@ -235,7 +235,10 @@ impl fmt::Display for Seconds {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let hz = u128::from(self.hz.max(1));
         let ms = u128::from(self.ticks) * 1000 / hz;
-        write!(f, "{}.{:03}s", ms / 1000, ms % 1000)
+        // Printed as u64 (whole seconds are at most `ticks`): u128's Display is 1.3 KiB of the
+        // Image for this one table.
+        let secs = u64::try_from(ms / 1000).unwrap_or(u64::MAX);
+        write!(f, "{secs}.{:03}s", (ms % 1000) as u16)
     }
 }
 
@@ -331,6 +334,7 @@ pub fn stats_table(rows: &[CpuRow], now_ticks: u64, hz: u64) -> Vec<String> {
         .iter()
         .map(|r| {
             let share = u128::from(r.idle_ticks) * 100 / u128::from(now_ticks.max(1));
+            let share = u64::try_from(share).unwrap_or(u64::MAX);
             alloc::vec![
                 format!("{}", r.cpu),
                 format!("{}", r.exits),

@@ -150,7 +150,7 @@ pub fn show_partial(writer: usize, text: &[u8], completed: bool, start: bool) {
 /// Draws the focused writer's partial line now, after the queued lines.
 pub fn refresh() {
     let console = CONSOLE.lock();
-    drain_to(console.as_ref(), usize::MAX, || QUEUE.lock());
+    drain_to(console.as_ref(), usize::MAX, lock_queue);
     draw_partial(console.as_ref(), true);
 }
 
@@ -158,7 +158,7 @@ pub fn refresh() {
 /// output starts on a new line (the hyp's own line on Enter; every line at the end of the run).
 pub fn end_partial_line() {
     let console = CONSOLE.lock();
-    drain_to(console.as_ref(), usize::MAX, || QUEUE.lock());
+    drain_to(console.as_ref(), usize::MAX, lock_queue);
     draw_partial(console.as_ref(), true);
     if let (Some(uart), Some(mut terminal)) = (console.as_ref(), TERMINAL.try_lock()) {
         terminal.commit(&mut |b| write_bytes(uart, b));
@@ -225,7 +225,7 @@ impl fmt::Write for HypLine {
 pub fn write_fmt(args: fmt::Arguments) {
     let console = CONSOLE.lock();
     let uart = console.as_ref();
-    drain_to(uart, HYP_LINE_DRAIN, || QUEUE.lock());
+    drain_to(uart, HYP_LINE_DRAIN, lock_queue);
     let mut line = HypLine {
         buf: [0; HYP_LINE_MAX],
         len: 0,
@@ -243,7 +243,7 @@ pub fn write_fmt(args: fmt::Arguments) {
                 return;
             }
             drop(queue);
-            drain_to(uart, RECORD_MAX, || QUEUE.lock());
+            drain_to(uart, RECORD_MAX, lock_queue);
         }
         if let Some(uart) = uart {
             hide_partial(uart);
@@ -252,7 +252,7 @@ pub fn write_fmt(args: fmt::Arguments) {
         draw_partial(uart, false);
         return;
     }
-    drain_to(uart, usize::MAX, || QUEUE.lock());
+    drain_to(uart, usize::MAX, lock_queue);
     if let Some(uart) = uart {
         hide_partial(uart);
         let _ = fmt::Write::write_fmt(&mut Writer(uart), args);
@@ -301,7 +301,7 @@ pub fn queue_line(writer: usize, prefix: &str, text: &[u8], wait: bool) -> bool 
     let console = CONSOLE.lock();
     loop {
         // Every record drained frees room: with the queue empty, the line fits.
-        drain_to(console.as_ref(), RECORD_MAX, || QUEUE.lock());
+        drain_to(console.as_ref(), RECORD_MAX, lock_queue);
         if QUEUE.lock().push_waiting(writer, prefix.as_bytes(), text) {
             return true;
         }
@@ -341,16 +341,18 @@ pub fn drain(max_chars: usize) -> bool {
     let Some(console) = CONSOLE.try_lock() else {
         return false;
     };
-    let wrote = drain_to(console.as_ref(), max_chars, || QUEUE.lock());
+    let wrote = drain_to(console.as_ref(), max_chars, lock_queue);
     draw_partial(console.as_ref(), false) || wrote
 }
 
 /// Writes queued lines to `uart` (or drops them without one) until `max_chars` characters are
 /// out or the queue is empty, the queue locked by `lock` only while a record is copied out.
+/// `lock` a function pointer, not a generic: one copy of this for its nine callers (a closure
+/// type each made nine, 5 KiB of the Image).
 fn drain_to(
     uart: Option<&Uart>,
     max_chars: usize,
-    lock: impl Fn() -> spin::MutexGuard<'static, LineQueue>,
+    lock: fn() -> spin::MutexGuard<'static, LineQueue>,
 ) -> bool {
     let mut record = [0u8; RECORD_MAX];
     let mut left = max_chars;
@@ -426,6 +428,10 @@ fn write_line(uart: &Uart, prefix: &[u8], text: &[u8]) {
     uart.write_byte(b'\n');
 }
 
+fn lock_queue() -> spin::MutexGuard<'static, LineQueue> {
+    QUEUE.lock()
+}
+
 /// Attempts at a lock before the emergency path takes it anyway.
 const EMERGENCY_TRIES: u32 = 1 << 20;
 
@@ -472,7 +478,7 @@ pub fn with_lock_held(f: impl FnOnce()) {
 /// off).
 pub fn flush() {
     let console = CONSOLE.lock();
-    drain_to(console.as_ref(), usize::MAX, || QUEUE.lock());
+    drain_to(console.as_ref(), usize::MAX, lock_queue);
     if let Some(uart) = console.as_ref() {
         uart.flush();
     }
