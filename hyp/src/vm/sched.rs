@@ -47,7 +47,7 @@ use super::ids::{VcpuIndex, VmIndex};
 use super::lock::{Level, Ordered, OrderedGuard};
 use super::stats::{Ending, Totals, VmLine};
 use super::{Vm, VmState};
-use crate::arch::aarch64::{cpu, stage2, timer};
+use crate::arch::aarch64::{cpu, timer};
 use crate::dev::{console, gic};
 use crate::percpu::{self, MAX_CPUS};
 use alloc::vec::Vec;
@@ -253,6 +253,35 @@ impl RunQueue {
         self.pop_at(found)
     }
 
+    /// Takes the entry at place `found` and queues `own` (unless it is queued already: its
+    /// `queued`, set here): a vCPU handing this CPU over. With that entry the only one, `own`
+    /// takes its place, nothing moves.
+    #[inline(always)]
+    fn swap_at(&mut self, found: usize, own: Queued, queued: &AtomicBool) -> Option<Queued> {
+        if found == 0 && self.len == 1 {
+            let head = self.head;
+            let entries = self.entries.as_mut()?;
+            let entry = entries[wrap(head, 0)];
+            entry
+                .slot
+                .vcpu(entry.vcpu)
+                .queued
+                .store(false, Ordering::SeqCst);
+            if queued.swap(true, Ordering::SeqCst) {
+                self.head = wrap(head, 1);
+                self.len = 0;
+            } else {
+                entries[wrap(head, 0)] = own;
+            }
+            return Some(entry);
+        }
+        let entry = self.pop_at(found)?;
+        if !queued.swap(true, Ordering::SeqCst) {
+            self.push(own);
+        }
+        Some(entry)
+    }
+
     /// [`RunQueue::pop_for`] of the entry at place `found`.
     #[inline(always)]
     fn pop_at(&mut self, found: usize) -> Option<Queued> {
@@ -355,9 +384,17 @@ fn load(vm: &mut Vm, slot: &'static VmSlot, index: VmIndex, v: VcpuIndex) {
         vm.switch_in_vgic(v.get());
     }
     let vcpu = &mut vm.vcpus[v.get()];
-    cpu::set_hcr(vcpu.hcr);
     percpu::load_fp(&mut vcpu.fp);
-    stage2::load(vttbr);
+    // HCR_EL2 and VTTBR_EL2 with one `ISB` for both (each setter has its own): nothing between
+    // here and the guest entry depends on them, and the TLB maintenance of a later exit comes
+    // after that exit's own synchronization.
+    {
+        use aarch64_cpu::asm::barrier;
+        use aarch64_cpu::registers::{HCR_EL2, VTTBR_EL2, Writeable};
+        HCR_EL2.set(vcpu.hcr);
+        VTTBR_EL2.set(vttbr);
+        barrier::isb(barrier::SY);
+    }
     percpu::set_current(Some((slot, index, v)), &mut vcpu.regs);
 }
 
@@ -388,7 +425,12 @@ fn unload(vm: &mut Vm, slot: &VmSlot, v: VcpuIndex, keep: bool) {
         vm.switch_out_vgic(v.get());
     }
     percpu::unload_fp(keep);
-    percpu::set_current(None, core::ptr::null_mut());
+    // This CPU's current vCPU is left as it was: the next `load` (a switch) sets it, and
+    // `pick`, the only other way on, clears it first. Not for a vCPU whose VM may end next
+    // (its register block freed).
+    if !keep {
+        percpu::set_current(None, core::ptr::null_mut());
+    }
     shared.on_cpu.store(NO_CPU, Ordering::SeqCst);
 }
 
@@ -426,17 +468,16 @@ pub fn give_up(mut guard: VmLocked, slot: &'static VmSlot, v: VcpuIndex, how: Gi
         // The common case, a switch: in one look at the queue the next vCPU for this CPU
         // comes out and this one goes in (its entry waits for our lock on its VM, which
         // the CPU that pops it takes, until it is unloaded).
+        let own = Queued {
+            slot,
+            vm: index,
+            vcpu: v,
+        };
         let next = {
             let mut queue = RUN_QUEUE.lock();
-            let next = queue.pop_for(me);
-            if next.is_some() && !slot.vcpu(v).queued.swap(true, Ordering::SeqCst) {
-                queue.push(Queued {
-                    slot,
-                    vm: index,
-                    vcpu: v,
-                });
-            }
-            next
+            queue
+                .position_for(me)
+                .and_then(|found| queue.swap_at(found, own, &slot.vcpu(v).queued))
         };
         let Some(next) = next else {
             // Nobody else waits: go on (with a virtual IRQ raised meanwhile).
@@ -593,15 +634,12 @@ pub fn notify(index: VmIndex, event: u32) {
 // --- The channel notify's hand-over (vm::event's hot path; see `notify_from`). ---
 
 impl RunQueue {
-    /// Takes the oldest vCPU `cpu` may run if it is vCPU `v` of VM `vm`, else nothing.
+    /// The place of the oldest vCPU `cpu` may run if it is vCPU `v` of VM `vm`, else nothing.
     #[inline(always)]
-    fn pop_if_first_for(&mut self, cpu: usize, vm: VmIndex, v: VcpuIndex) -> Option<Queued> {
+    fn first_place_of(&self, cpu: usize, vm: VmIndex, v: VcpuIndex) -> Option<usize> {
         let found = self.position_for(cpu)?;
         let entry = self.entries.as_ref()?[wrap(self.head, found)];
-        if (entry.vm, entry.vcpu) != (vm, v) {
-            return None;
-        }
-        self.pop_at(found)
+        ((entry.vm, entry.vcpu) == (vm, v)).then_some(found)
     }
 }
 
@@ -629,16 +667,16 @@ pub fn notify_from(
                 core::ptr::eq(own, slot(vm.index)),
                 "notify_from: not the guard's slot"
             );
+            let mine = Queued {
+                slot: own,
+                vm: vm.index,
+                vcpu: v,
+            };
             let mut queue = RUN_QUEUE.lock();
-            let next = queue.pop_if_first_for(me, peer, peer_vcpu);
+            let next = queue
+                .first_place_of(me, peer, peer_vcpu)
+                .and_then(|found| queue.swap_at(found, mine, &own.vcpu(v).queued));
             if next.is_some() {
-                if !own.vcpu(v).queued.swap(true, Ordering::SeqCst) {
-                    queue.push(Queued {
-                        slot: own,
-                        vm: vm.index,
-                        vcpu: v,
-                    });
-                }
                 drop(queue);
                 unload(vm, own, v, true);
                 kick_idle(own);
@@ -687,6 +725,8 @@ pub fn notify_from(
 /// first prints the summary and powers off; the others stop.
 fn pick() {
     let me = percpu::index();
+    // No vCPU is loaded here until `load` says which (`unload` leaves the pointers).
+    percpu::set_current(None, core::ptr::null_mut());
     loop {
         // What the disk's interrupt completed (a waiting vCPU may become runnable).
         super::block::deliver();
@@ -727,7 +767,9 @@ fn load_queued(slot: &'static VmSlot, index: VmIndex, v: VcpuIndex) -> bool {
     load_if_ready(vm, slot, index, v)
 }
 
-/// [`load_queued`] with the VM's lock held.
+/// [`load_queued`] with the VM's lock held. Inlined into the switch and the notify's
+/// hand-over: a call saves and restores every register it keeps.
+#[inline(always)]
 fn load_if_ready(vm: &mut Vm, slot: &'static VmSlot, index: VmIndex, v: VcpuIndex) -> bool {
     let ready = vm.is_alive()
         && vm

@@ -111,7 +111,9 @@ macro_rules! el1_state {
         pub struct El1State { $(pub $f1: u64, pub $f2: u64,)* $(pub $l1: u64, pub $l2: u64,)* pub disr: u64 }
 
         impl El1State {
-            /// Reads the registers of the vCPU that is leaving the CPU.
+            /// Reads the registers of the vCPU that is leaving the CPU. Inlined into the
+            /// switch, as `restore` is: no call, no register moves around it.
+            #[inline(always)]
             pub fn save(&mut self) {
                 let base: *mut Self = self;
                 $(
@@ -136,6 +138,7 @@ macro_rules! el1_state {
             }
 
             /// Loads the registers of the vCPU about to run.
+            #[inline(always)]
             pub fn restore(&self) {
                 let base: *const Self = self;
                 $(

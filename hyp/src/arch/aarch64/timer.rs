@@ -7,9 +7,19 @@ use core::arch::asm;
 /// Slices per second.
 const SLICES_PER_SECOND: u64 = 100;
 
+/// A slice in counter ticks, found at the first `arm_slice` (0: not yet): CNTFRQ_EL0 never
+/// changes, and the division is on every switch's path.
+static SLICE_TICKS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
 /// Starts a fresh slice for the vCPU about to run.
+#[inline(always)]
 pub fn arm_slice() {
-    let ticks = CNTFRQ_EL0.get() / SLICES_PER_SECOND;
+    use core::sync::atomic::Ordering;
+    let mut ticks = SLICE_TICKS.load(Ordering::Relaxed);
+    if ticks == 0 {
+        ticks = (CNTFRQ_EL0.get() / SLICES_PER_SECOND).max(1);
+        SLICE_TICKS.store(ticks, Ordering::Relaxed);
+    }
     // SAFETY: CNTHP_TVAL_EL2 only sets when the hyp's own timer fires.
     unsafe { asm!("msr cnthp_tval_el2, {}", in(reg) ticks, options(nomem, nostack)) };
     CNTHP_CTL_EL2.write(CNTHP_CTL_EL2::ENABLE::SET + CNTHP_CTL_EL2::IMASK::CLEAR);
