@@ -99,6 +99,54 @@ impl core::fmt::Display for Failure {
     }
 }
 
+/// What a request waiting for the device's interrupt saw in one look.
+#[derive(Debug, Clone, Copy, Default)]
+struct Seen {
+    /// The device's interrupt event is pending.
+    pending: bool,
+    /// Its answer is in the used ring.
+    answered: bool,
+    /// The device set NEEDS_RESET.
+    needs_reset: bool,
+    /// The request's deadline has passed.
+    late: bool,
+}
+
+/// What the wait does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Take the interrupt: read the ISR (lowering the line), acknowledge the event (the
+    /// hypervisor takes the line again), then look again.
+    TakeInterrupt,
+    /// The request is over.
+    Done(Result<(), Failure>),
+    /// WFI until the device's event or the deadline's timer.
+    Wait,
+}
+
+/// The wait's decision, `interrupted` once this request's interrupt was taken. The device
+/// writes the used ring before it raises its interrupt, so the answer can be seen first: the
+/// interrupt still comes, and a request that ended there would leave it behind, its line
+/// asserted and the hypervisor holding it masked for an acknowledgement nobody sends (the next
+/// request takes it for its own; the last one of a VM's life never does). So an answer ends the
+/// request with its interrupt taken, or at the deadline without it (the data is there;
+/// `interrupts` says what came).
+fn next_step(seen: Seen, interrupted: bool) -> Step {
+    if seen.pending {
+        Step::TakeInterrupt
+    } else if seen.answered && (interrupted || seen.late) {
+        Step::Done(Ok(()))
+    } else if seen.answered {
+        Step::Wait
+    } else if seen.needs_reset {
+        Step::Done(Err(Failure::NeedsReset))
+    } else if seen.late {
+        Step::Done(Err(Failure::NoAnswer))
+    } else {
+        Step::Wait
+    }
+}
+
 #[cfg(target_os = "none")]
 pub use target::VirtioBlk;
 
@@ -344,32 +392,31 @@ mod target {
             r16(self.queue.ipa() + USED_OFFSET + 2) != self.used_idx
         }
 
-        /// Waits in WFI for the device's interrupt event until it answered, at most
-        /// [`ANSWER_SECONDS`] (the virtual timer wakes the wait).
+        /// Waits in WFI until the device answered and its interrupt event came ([`next_step`]),
+        /// at most [`ANSWER_SECONDS`] (the virtual timer wakes the wait).
         fn wait_for_interrupt(&mut self, event: u32) -> Result<(), Failure> {
             let info = crate::boot_info();
             let deadline = timer::ticks() + ANSWER_SECONDS * timer::frequency();
             timer::arm(deadline);
+            let mut interrupted = false;
             let answer = loop {
-                if events::is_pending(info, event) {
-                    // Reading the ISR lowers the line; the ack lets the hypervisor take it
-                    // again (it keeps it masked until then). Then look before waiting.
-                    let _ = r8(self.isr);
-                    self.interrupts += 1;
-                    let _ = crate::hv().event_device_ack();
-                    continue;
+                let seen = Seen {
+                    pending: events::is_pending(info, event),
+                    answered: self.answered(),
+                    needs_reset: self.status() & status::NEEDS_RESET != 0,
+                    late: timer::ticks() >= deadline,
+                };
+                match next_step(seen, interrupted) {
+                    Step::TakeInterrupt => {
+                        let _ = r8(self.isr);
+                        self.interrupts += 1;
+                        interrupted = true;
+                        let _ = crate::hv().event_device_ack();
+                    }
+                    Step::Done(answer) => break answer,
+                    // SAFETY: WFI only waits; the device's event or the timer's wakes it.
+                    Step::Wait => unsafe { core::arch::asm!("wfi", options(nomem, nostack)) },
                 }
-                if self.answered() {
-                    break Ok(());
-                }
-                if self.status() & status::NEEDS_RESET != 0 {
-                    break Err(Failure::NeedsReset);
-                }
-                if timer::ticks() >= deadline {
-                    break Err(Failure::NoAnswer);
-                }
-                // SAFETY: WFI only waits; the device's event or the timer's wakes it.
-                unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
             };
             timer::disarm();
             if events::is_pending(info, info.timer_event) {
@@ -400,5 +447,65 @@ mod target {
             let _ = r8(self.isr);
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(pending: bool, answered: bool) -> Seen {
+        Seen {
+            pending,
+            answered,
+            ..Seen::default()
+        }
+    }
+
+    #[test]
+    fn an_answer_seen_before_its_interrupt_waits_for_the_interrupt() {
+        // The used ring shows the answer; the interrupt is on its way.
+        assert_eq!(next_step(seen(false, true), false), Step::Wait);
+        // It comes: taken (ISR read, acknowledged), then the request is over.
+        assert_eq!(next_step(seen(true, true), false), Step::TakeInterrupt);
+        assert_eq!(next_step(seen(false, true), true), Step::Done(Ok(())));
+    }
+
+    #[test]
+    fn an_interrupt_before_the_answer_is_taken_and_the_answer_awaited() {
+        assert_eq!(next_step(seen(false, false), false), Step::Wait);
+        assert_eq!(next_step(seen(true, false), false), Step::TakeInterrupt);
+        assert_eq!(next_step(seen(false, false), true), Step::Wait);
+        assert_eq!(next_step(seen(false, true), true), Step::Done(Ok(())));
+    }
+
+    #[test]
+    fn the_deadline_ends_a_wait_with_or_without_an_answer() {
+        let late = |answered| Seen {
+            answered,
+            late: true,
+            ..Seen::default()
+        };
+        // Answered, its interrupt never came: the data is there (`interrupts` tells).
+        assert_eq!(next_step(late(true), false), Step::Done(Ok(())));
+        assert_eq!(
+            next_step(late(false), true),
+            Step::Done(Err(Failure::NoAnswer))
+        );
+        let reset = Seen {
+            needs_reset: true,
+            ..Seen::default()
+        };
+        assert_eq!(
+            next_step(reset, false),
+            Step::Done(Err(Failure::NeedsReset))
+        );
+        // A late interrupt is still taken first: its line would stay asserted.
+        let pending_late = Seen {
+            pending: true,
+            late: true,
+            ..Seen::default()
+        };
+        assert_eq!(next_step(pending_late, false), Step::TakeInterrupt);
     }
 }
