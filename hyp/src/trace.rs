@@ -49,9 +49,10 @@ pub const ESR_OTHER_ASYNC: u32 = 0xfc00_0000;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C, align(64))]
 pub struct Record {
-    /// CNTPCT_EL0 when the exit's handling ended.
+    /// CNTPCT_EL0 when a call's or an interrupt's handling ended, when any other exit was
+    /// decoded (where its fields are in registers: vm::run).
     pub counter: u64,
-    /// x0 after the exit (a hypercall's result).
+    /// x0 after a call's handling (its result); for another exit, x0 when it was recorded.
     pub result: u64,
     /// x0 at the exit (a hypercall's function ID).
     pub function: u64,
@@ -156,7 +157,12 @@ impl fmt::Display for Line<'_> {
             r.ec()
         )?;
         match kind {
-            ExitKind::Hypercall => write!(f, " function={:#x} result={:#x}", r.function, r.result),
+            // Only a call's record is made after its handling: HVC with another immediate
+            // and SMC, refused, are recorded as decoded (vm::run).
+            ExitKind::Hypercall if r.esr == crate::arch::aarch64::exception::ESR_HVC0 => {
+                write!(f, " function={:#x} result={:#x}", r.function, r.result)
+            }
+            ExitKind::Hypercall => write!(f, " function={:#x}", r.function),
             ExitKind::Stage2 => write!(f, " ipa={:#x}", r.ipa),
             _ => Ok(()),
         }
@@ -230,7 +236,7 @@ mod tests {
         let hvc = Record {
             counter: 77,
             who: Record::who(1, 2),
-            esr: 0x16 << 26,
+            esr: crate::arch::aarch64::exception::ESR_HVC0,
             function: 0xc600_0001,
             result: 0,
             ipa: 0xdead,
@@ -246,6 +252,18 @@ mod tests {
             "hyp: trace: cpu=3 seq=9 counter=77 vm=1 vcpu=2 kind=hypercall ec=0x16 \
              function=0xc6000001 result=0x0"
         );
+        // HVC #1, refused, recorded as decoded: no result.
+        let hvc1 = Record {
+            esr: crate::arch::aarch64::exception::ESR_HVC0 | 1,
+            ..hvc
+        };
+        let line = Line {
+            cpu: 0,
+            seq: 0,
+            record: &hvc1,
+        }
+        .to_string();
+        assert!(line.ends_with("ec=0x16 function=0xc6000001"), "{line}");
         let fault = Record {
             esr: 0x24 << 26 | 0x46,
             ipa: 0x9000_0000,

@@ -139,23 +139,28 @@ fn handle_exit<const CALL: bool>(exit: Exit) -> bool {
         && requests & sched::REQ_VGIC == 0
         && answer_gic_read(vm, v, s)
     {
-        trace(s.esr as u32, 0, s.ipa);
+        // Traced as decoded (vm::run).
         return false;
     }
-    // Each kind is traced where its fields are at hand, with no choice among the kinds at one
-    // site (7 instructions more a record); the interrupts in their arm, a synchronous exit
-    // or a call not answered in place after the vGIC sync (which leaves x0 as it is): traced in
-    // its arm, it made tracing off cost more (`stage2_fault_inject` 410 instructions against
-    // 399); a call answered in place by the run loop, whose registers hold its fields.
+    // Each kind is traced where its fields are at hand: no choice among the kinds at one site
+    // (7 instructions more a record), and with tracing off only the flag's test (a match on
+    // the exit after the vGIC sync cost 7 more on a stage-2 fault). A call or an interrupt in
+    // its arm, after its handling (the vGIC sync below leaves x0, the record's result, as it
+    // is); a call answered in place and every other synchronous exit by the run loop (vm::run),
+    // whose registers hold their fields.
     let action = match &exit {
         Exit::Call(_) if !CALL => return false,
-        Exit::Call(_) => match call(vm, v) {
+        &Exit::Call(x0) => match call(vm, v) {
             // The hot way out of a PV vCPU's call, as the general one below takes it:
             // nothing to sync, the vCPU resumed in place (a separate return, so that a call
             // answered in place branches straight here).
             Action::Resume if !vm.is_linux() => return true,
-            action => action,
+            action => {
+                trace(crate::arch::aarch64::exception::ESR_HVC0, x0, 0);
+                action
+            }
         },
+        // Traced as decoded (vm::run).
         Exit::Sync(s, _) => handle_sync(vm, v, s),
         Exit::Irq => {
             vm.stats.count(ExitKind::Irq);
@@ -173,12 +178,6 @@ fn handle_exit<const CALL: bool>(exit: Exit) -> bool {
     // what this exit (or another CPU: REQ_VGIC, or a maintenance interrupt) changed into them.
     if vm.is_linux() {
         vm.sync_vgic(v);
-    }
-    match exit {
-        Exit::Sync(s, x0) => trace(s.esr as u32, x0, s.ipa),
-        // One answered in place is traced by the run loop (vm::run).
-        Exit::Call(x0) => trace(crate::arch::aarch64::exception::ESR_HVC0, x0, 0),
-        Exit::Irq | Exit::Unexpected { .. } => {}
     }
     let how = match action {
         Action::Resume => {
