@@ -157,7 +157,9 @@ impl FixedRegs {
     }
 
     /// What a load of `size` bytes at `ipa` reads, if it is one of these registers (aligned, of
-    /// its width); `None` for every other access.
+    /// its width); `None` for every other access. Inlined into its one hot caller so that the
+    /// IPA it was given stays at hand for the exit's trace record.
+    #[inline(always)]
     pub fn read(self, ipa: u64, size: u8) -> Option<u64> {
         let v3 = self.model == GicModel::V3;
         let word = |offset| fits(Width::Word, offset, size);
