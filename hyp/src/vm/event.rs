@@ -165,12 +165,15 @@ impl Events {
     #[inline]
     pub fn raise_on(&mut self, event: u32, vcpu: u8) -> Result<(), Error> {
         let (w, b) = Self::check(event)?;
+        let was = self.route[event as usize];
         if self.masked[w] & b == 0 {
-            // The vCPU it was pending for, if another, may lose its virtual IRQ.
-            if self.pending[w] & b != 0 {
-                self.stale |= vcpu_bit(self.route[event as usize]);
+            if self.pending[w] & b == 0 {
+                self.stale |= vcpu_bit(vcpu);
+            } else if was != vcpu {
+                // The vCPU it was pending for may lose its virtual IRQ. Pending for this
+                // one already (a peer's notify before the last was taken): nothing moves.
+                self.stale |= vcpu_bit(was) | vcpu_bit(vcpu);
             }
-            self.stale |= vcpu_bit(vcpu);
         }
         self.pending[w] |= b;
         self.unpublished_raised[w] |= b;
