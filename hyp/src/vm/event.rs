@@ -588,6 +588,12 @@ mod tests {
         assert_eq!(e.take_stale(), 1 << 2, "unmasked: its vCPU's");
         e.raise_on(40, 3).unwrap();
         assert_eq!(e.take_stale(), 1 << 2 | 1 << 3, "moved: both vCPUs'");
+        e.raise_on(40, 3).unwrap();
+        assert_eq!(
+            e.take_stale(),
+            0,
+            "pending for that vCPU already: nothing moves"
+        );
         e.sync_words(&words);
         assert_eq!(e.take_stale(), 0, "publishing moves nothing");
         words[0].fetch_and(!(1 << 40), Ordering::SeqCst);
