@@ -14,11 +14,9 @@ pub fn notify(vm: &mut impl GuestVm, channel: u32) -> Action {
     match vm.channel(channel) {
         Some(end) => {
             let (peer, event) = (end.peer_vm, end.peer_event);
-            // The caller's acknowledgements in its event page drop its virtual IRQ here (the
-            // notify before a wait is where a guest that acks in the page makes an exit).
-            if vm.events().acks_shared() {
-                vm.events_changed(None);
-            }
+            // The caller's acknowledgements in its event page are taken by the scheduler: when
+            // it goes on here, before it runs again; when it hands its CPU to the peer, at its
+            // next load (`sched::notify_from`).
             set_return(vm.regs(), Ok([0; 3]));
             Action::Notify { vm: peer, event }
         }

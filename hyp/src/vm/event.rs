@@ -165,12 +165,15 @@ impl Events {
     #[inline]
     pub fn raise_on(&mut self, event: u32, vcpu: u8) -> Result<(), Error> {
         let (w, b) = Self::check(event)?;
+        let was = self.route[event as usize];
         if self.masked[w] & b == 0 {
-            // The vCPU it was pending for, if another, may lose its virtual IRQ.
-            if self.pending[w] & b != 0 {
-                self.stale |= vcpu_bit(self.route[event as usize]);
+            if self.pending[w] & b == 0 {
+                self.stale |= vcpu_bit(vcpu);
+            } else if was != vcpu {
+                // The vCPU it was pending for may lose its virtual IRQ. Pending for this
+                // one already (a peer's notify before the last was taken): nothing moves.
+                self.stale |= vcpu_bit(was) | vcpu_bit(vcpu);
             }
-            self.stale |= vcpu_bit(vcpu);
         }
         self.pending[w] |= b;
         self.unpublished_raised[w] |= b;
@@ -585,6 +588,12 @@ mod tests {
         assert_eq!(e.take_stale(), 1 << 2, "unmasked: its vCPU's");
         e.raise_on(40, 3).unwrap();
         assert_eq!(e.take_stale(), 1 << 2 | 1 << 3, "moved: both vCPUs'");
+        e.raise_on(40, 3).unwrap();
+        assert_eq!(
+            e.take_stale(),
+            0,
+            "pending for that vCPU already: nothing moves"
+        );
         e.sync_words(&words);
         assert_eq!(e.take_stale(), 0, "publishing moves nothing");
         words[0].fetch_and(!(1 << 40), Ordering::SeqCst);

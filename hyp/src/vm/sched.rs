@@ -383,8 +383,16 @@ fn load(vm: &mut Vm, slot: &'static VmSlot, index: VmIndex, v: VcpuIndex) {
     if vm.is_linux() {
         vm.switch_in_vgic(v.get());
     }
-    let vcpu = &mut vm.vcpus[v.get()];
+    let mut vcpu = &mut vm.vcpus[v.get()];
     percpu::load_fp(&mut vcpu.fp);
+    // A notify that handed the CPU over left the acknowledgements the guest made in its event
+    // page untaken: a virtual IRQ still up for them would keep its next WFI from waiting. Taken
+    // here, before the guest entry; a vCPU whose virtual IRQ is down needs none (taking
+    // acknowledgements only lowers it).
+    if vcpu.hcr & cpu::HCR_VI != 0 {
+        take_page_acks(vm);
+        vcpu = &mut vm.vcpus[v.get()];
+    }
     // HCR_EL2 and VTTBR_EL2 with one `ISB` for both (each setter has its own): nothing between
     // here and the guest entry depends on them, and the TLB maintenance of a later exit comes
     // after that exit's own synchronization.
@@ -396,6 +404,15 @@ fn load(vm: &mut Vm, slot: &'static VmSlot, index: VmIndex, v: VcpuIndex) {
         barrier::isb(barrier::SY);
     }
     percpu::set_current(Some((slot, index, v)), &mut vcpu.regs);
+}
+
+/// [`load`]'s look at the acknowledgements in the event page, out of line: the switch of two
+/// vCPUs with no virtual IRQ up keeps its registers.
+#[inline(never)]
+fn take_page_acks(vm: &mut Vm) {
+    if vm.events.acks_shared() {
+        vm.deliver_events();
+    }
 }
 
 /// Takes vCPU `v` off this CPU; `keep` says whether its state is worth saving (not when its
@@ -688,6 +705,11 @@ pub fn notify_from(
         _ => None,
     };
     let Some(next) = handed else {
+        // The caller goes on (or yields): the acknowledgements it made in its event page drop
+        // its virtual IRQ now (the notify before a wait is where such a guest makes an exit).
+        if let Some(vm) = guard.as_mut().filter(|vm| vm.events.acks_shared()) {
+            vm.deliver_events();
+        }
         let here = guard.is_some();
         drop(guard);
         notify(peer, event);
