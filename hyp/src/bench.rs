@@ -157,7 +157,7 @@ pub fn idle<T>(wait: impl FnOnce() -> T) -> T {
 pub fn at_end() {
     use aarch64_cpu::registers::{CNTFRQ_EL0, Readable};
     let max = *MAX_HOLD.lock();
-    log::info!(
+    info!(
         "max_hold: {} counter ticks at {} Hz ({max})",
         max.ticks,
         CNTFRQ_EL0.get()
@@ -205,7 +205,7 @@ pub fn at_console_line(line: &[u8]) {
         let start = BOOT_COUNTER.load(core::sync::atomic::Ordering::Relaxed);
         let mut idle = u64::MAX;
         crate::percpu::each(|_, stats, _| idle = idle.min(stats.idle_ticks));
-        log::info!(
+        info!(
             "linux_init_line: {} counter ticks at {} Hz (idle {} ticks)",
             CNTPCT_EL0.get().wrapping_sub(start),
             CNTFRQ_EL0.get(),
@@ -222,7 +222,7 @@ pub fn at_first_guest_entry(vms: &[crate::vm::Vm]) {
     use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0, Readable};
     let now = CNTPCT_EL0.get();
     let start = BOOT_COUNTER.load(core::sync::atomic::Ordering::Relaxed);
-    log::info!(
+    info!(
         "boot_to_guest: {} counter ticks at {} Hz",
         now.wrapping_sub(start),
         CNTFRQ_EL0.get()
@@ -230,7 +230,7 @@ pub fn at_first_guest_entry(vms: &[crate::vm::Vm]) {
     let Some(first) = vms.first() else { return };
     let tables = first.memory.table_frames();
     let o = overhead(first, tables);
-    log::info!(
+    info!(
         "hyp_overhead_bytes_per_vm: {} bytes (Vm struct {}, strings and buffers {}, stage-2 tables \
          {} in {} frames, recording {} pages)",
         o.total(),

@@ -123,22 +123,21 @@ pub fn start_console(board: &Board) {
 
 /// Says what the hyp found, so a user can check the board was understood.
 pub fn describe(board: &Board) {
-    log::info!(
+    info!(
         "pvhyp {} starting at EL2 on {}",
         env!("CARGO_PKG_VERSION"),
         board.model
     );
     for r in board.memory() {
-        log::info!("RAM {:#x}..{:#x} ({} MiB)", r.base, r.end(), r.size >> 20);
+        info!("RAM {:#x}..{:#x} ({} MiB)", r.base, r.end(), r.size >> 20);
     }
     if let Some(uart) = &board.console {
-        log::info!("console {:?} at {:#x}", uart.kind, uart.region.base);
+        info!("console {:?} at {:#x}", uart.kind, uart.region.base);
     }
     if let Some(gic) = &board.gic {
-        log::info!(
+        info!(
             "GIC {:?}, distributor at {:#x}",
-            gic.version,
-            gic.distributor.base
+            gic.version, gic.distributor.base
         );
     }
 }
@@ -171,7 +170,7 @@ static TIMER_PPIS: Once<(u32, u32)> = Once::new();
 /// still run, but a guest that never yields is not preempted: say so.
 pub fn init_interrupts(board: &Board) {
     let (Some(gic), Some(timer)) = (&board.gic, &board.timer) else {
-        log::warn!("no GIC or timer in the device tree: guests are not preempted");
+        warn!("no GIC or timer in the device tree: guests are not preempted");
         return;
     };
     // SAFETY: take_over_mmu mapped the GIC's regions as device memory; only dev::gic uses them.
@@ -180,9 +179,9 @@ pub fn init_interrupts(board: &Board) {
             TIMER_PPIS.call_once(|| (timer.hyp_phys_ppi, timer.virt_ppi));
             enable_timer_ppis(percpu::gic_index());
             crate::vm::exit::set_timer_irqs(16 + timer.hyp_phys_ppi, 16 + timer.virt_ppi);
-            log::info!("preemption: EL2 timer, INTID {}", 16 + timer.hyp_phys_ppi);
+            info!("preemption: EL2 timer, INTID {}", 16 + timer.hyp_phys_ppi);
         }
-        Err(e) => log::warn!("GIC unusable ({}): guests are not preempted", e.0),
+        Err(e) => warn!("GIC unusable ({}): guests are not preempted", e.0),
     }
 }
 
@@ -236,17 +235,17 @@ pub fn init_memory(board: &Board, image_pa: usize) {
         Ok(free) => free,
         Err(e) => {
             // No heap yet to format into: the log line formats it.
-            log::error!("{e}");
+            error!("{e}");
             power::halt_after_failure()
         }
     };
     if free.banks_left_out > 0 {
-        log::warn!(
+        warn!(
             "memory map too fragmented: {} RAM bank(s) left unused",
             free.banks_left_out
         );
     }
-    log::info!(
+    info!(
         "{} MiB free for guests and the hyp heap",
         free.ranges.total() >> 20
     );
@@ -314,7 +313,7 @@ pub fn start_secondaries(board: &Board, image_pa: usize) {
         }
         let logical = count;
         if logical >= percpu::MAX_CPUS {
-            log::warn!(
+            warn!(
                 "CPU {:#x} stays off: the hyp runs at most {} CPUs",
                 c.mpidr,
                 percpu::MAX_CPUS
@@ -336,10 +335,10 @@ pub fn start_secondaries(board: &Board, image_pa: usize) {
                     let function = p.cpu_on.unwrap_or(hypercall_abi::psci::PSCI_CPU_ON_64);
                     match smp::psci_cpu_on(function, c.mpidr, entry, logical as u64) {
                         0 => psci += 1,
-                        e => log::warn!("CPU {:#x}: PSCI CPU_ON failed ({e})", c.mpidr),
+                        e => warn!("CPU {:#x}: PSCI CPU_ON failed ({e})", c.mpidr),
                     }
                 }
-                _ => log::warn!(
+                _ => warn!(
                     "CPU {:#x} stays off: its PSCI is not reached through SMC",
                     c.mpidr
                 ),
@@ -347,13 +346,13 @@ pub fn start_secondaries(board: &Board, image_pa: usize) {
             EnableMethod::SpinTable { .. } => {
                 match crate::board::spin_table::release(c, board.memory(), entry) {
                     Ok(_) => spin += 1,
-                    Err(e) => log::warn!(
+                    Err(e) => warn!(
                         "CPU {:#x} stays on the firmware's spin table: {e:?}",
                         c.mpidr
                     ),
                 }
             }
-            EnableMethod::None => log::warn!(
+            EnableMethod::None => warn!(
                 "CPU {:#x} stays off: no enable method the hyp knows",
                 c.mpidr
             ),
@@ -362,10 +361,10 @@ pub fn start_secondaries(board: &Board, image_pa: usize) {
     let up = 1 + smp::wait_online(psci + spin, 1000);
     let n = board.cpus().len().max(1);
     match (up == n, psci, spin) {
-        (true, 0, 0) => log::info!("cpus={up} up"),
-        (true, p, 0) => log::info!("cpus={up} up ({p} started by PSCI CPU_ON)"),
-        (true, 0, s) => log::info!("cpus={up} up ({s} released from the spin table)"),
-        (_, p, s) => log::warn!(
+        (true, 0, 0) => info!("cpus={up} up"),
+        (true, p, 0) => info!("cpus={up} up ({p} started by PSCI CPU_ON)"),
+        (true, 0, s) => info!("cpus={up} up ({s} released from the spin table)"),
+        (_, p, s) => warn!(
             "cpus={up} up of {n} ({p} started by PSCI CPU_ON, {s} released from the spin table)"
         ),
     }
@@ -388,7 +387,7 @@ pub fn init_secondary(index: usize) {
 /// line naming it and why: the others run, and the summary counts it as failed.
 pub fn load_vms(board: &Board) -> Vec<Vm> {
     let Some(initrd) = board.initrd else {
-        log::error!("no initrd: nothing to run (scripts/run.sh packs the VMs into one)");
+        error!("no initrd: nothing to run (scripts/run.sh packs the VMs into one)");
         power::halt_after_failure();
     };
     // SAFETY: the initrd is RAM the bootloader filled, excluded from the frame allocator and
@@ -409,7 +408,7 @@ pub fn load_vms(board: &Board) -> Vec<Vm> {
         let name = spec.name.clone();
         match build_vm(archive, index, spec) {
             Ok(mut vm) => {
-                log::info!(
+                info!(
                     "VM {name}: VMID {}, {} pages mapped, entry {:#x}, cmdline \"{}\"",
                     vm.vmid,
                     vm.memory.pages_used(),
@@ -417,7 +416,7 @@ pub fn load_vms(board: &Board) -> Vec<Vm> {
                     vm.spec.cmdline
                 );
                 if vm.vcpus.len() > 1 {
-                    log::info!(
+                    info!(
                         "VM {name}: {} vCPUs (vCPU 0 on; the others wait for PSCI CPU_ON)",
                         vm.vcpus.len()
                     );
@@ -426,7 +425,7 @@ pub fn load_vms(board: &Board) -> Vec<Vm> {
                 vms.push(vm);
             }
             Err(why) => {
-                log::error!("VM {name}: refused: {why}; the other VMs run");
+                error!("VM {name}: refused: {why}; the other VMs run");
                 power::vm_refused_at_boot();
             }
         }
@@ -483,13 +482,13 @@ fn refuse_impossible_pin(vm: &mut Vm) {
         }
     });
     if let Some(missing) = set.iter().find(|&c| !smp::is_online(c)) {
-        log::error!(
+        error!(
             "VM {}: refused: pinned to CPUs {pinned}, but CPU {missing} is not up on this board",
             vm.name
         );
         vm.state = crate::vm::VmState::Killed;
     } else {
-        log::info!("VM {}: pinned to CPUs {pinned}", vm.name);
+        info!("VM {}: pinned to CPUs {pinned}", vm.name);
     }
 }
 
@@ -527,7 +526,7 @@ pub fn init_disk(board: &Board, vms: &mut [Vm]) {
 }
 
 fn fail(reason: &str) -> ! {
-    log::error!("{reason}");
+    error!("{reason}");
     power::halt_after_failure()
 }
 
@@ -543,7 +542,7 @@ fn connect_channels(channels: &[manifest::ChannelSpec], vms: &mut [Vm]) {
         let index_of = |name: &str| vms.iter().position(|vm| vm.name == name);
         // The manifest's channels join its VMs: a VM not found was refused at boot.
         let (Some(a), Some(b)) = (index_of(&spec.a), index_of(&spec.b)) else {
-            log::error!(
+            error!(
                 "channel {}: not connected: VM {} was refused",
                 spec.name,
                 if index_of(&spec.a).is_none() {
@@ -608,12 +607,9 @@ fn connect_channels(channels: &[manifest::ChannelSpec], vms: &mut [Vm]) {
             refuse_for_channel(vms, [a, b], &spec.name, &why);
             continue;
         }
-        log::info!(
+        info!(
             "channel {}: {} <-> {}, {} page(s), owned by the channel",
-            spec.name,
-            vms[a].name,
-            vms[b].name,
-            spec.pages
+            spec.name, vms[a].name, vms[b].name, spec.pages
         );
     }
 }
@@ -623,7 +619,7 @@ fn connect_channels(channels: &[manifest::ChannelSpec], vms: &mut [Vm]) {
 /// counts these as failed.
 fn refuse_for_channel(vms: &mut [Vm], ends: [usize; 2], channel: &str, why: &str) {
     for vm in ends {
-        log::error!(
+        error!(
             "VM {}: refused: channel {channel}: {why}; the other VMs run",
             vms[vm].name
         );

@@ -11,6 +11,10 @@
 
 extern crate alloc;
 
+// First: its macros (`info!`, ...) are in scope in every module declared after it.
+#[macro_use]
+mod logger;
+
 mod addr;
 mod arch;
 mod bench;
@@ -22,8 +26,6 @@ mod dev;
 mod disk;
 mod echo;
 mod hypercall;
-#[cfg(target_os = "none")]
-mod logger;
 mod mm;
 mod monitor;
 mod owner;
@@ -45,7 +47,7 @@ extern "C" fn hyp_main(dtb_pa: usize, image_pa: usize, boot_counter: u64) -> ! {
     boot::describe(&board);
     trace::set_enabled(trace::requested(board.bootargs));
     if trace::enabled() {
-        log::info!(
+        info!(
             "exit tracing on ({}): the last {} exits of each CPU",
             trace::BOOTARG,
             trace::RING_LEN

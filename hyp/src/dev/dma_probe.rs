@@ -157,13 +157,13 @@ pub fn run(board: &devtree::Board, vms: &[Vm]) {
                 let reset = Mmio(base + v.common as usize).reset();
                 pci::set_enabled(f.bdf, false);
                 if !reset {
-                    log::warn!("PCI {}: DMA probe: the device did not reset", f.bdf);
+                    warn!("PCI {}: DMA probe: the device did not reset", f.bdf);
                 }
                 outcome
             }
         };
         match outcome {
-            Outcome::Aborted(s) => log::info!(
+            Outcome::Aborted(s) => info!(
                 "PCI {}: DMA probe: the device's DMA was aborted (ring and buffer untouched, status {s:#04x}{})",
                 f.bdf,
                 if s & NEEDS_RESET != 0 {
@@ -172,11 +172,11 @@ pub fn run(board: &devtree::Board, vms: &[Vm]) {
                     ""
                 }
             ),
-            Outcome::Reached(what, s) => log::error!(
+            Outcome::Reached(what, s) => error!(
                 "PCI {}: DMA probe FAILED: a device no VM owns wrote hyp memory ({what} changed, status {s:#04x})",
                 f.bdf
             ),
-            Outcome::NotRun(why) => log::info!("PCI {}: DMA probe not run: {why}", f.bdf),
+            Outcome::NotRun(why) => info!("PCI {}: DMA probe not run: {why}", f.bdf),
         }
     }
 }

@@ -157,11 +157,11 @@ pub unsafe fn init(gic: &devtree::Gic, cpus: usize) -> Result<(), GicUnavailable
         let intid = gic.maintenance_irq.unwrap_or(DEFAULT_MAINTENANCE_INTID);
         MAINTENANCE_INTID.store(intid, Ordering::Relaxed);
         match gicv_base() {
-            Some(gicv) => log::info!(
+            Some(gicv) => info!(
                 "vGIC: {lrs} list registers, GICV at {:#x}, maintenance INTID {intid}",
                 gicv.get()
             ),
-            None => log::info!("vGIC: {lrs} list registers, maintenance INTID {intid}"),
+            None => info!("vGIC: {lrs} list registers, maintenance INTID {intid}"),
         }
     }
     enable_this_cpu(crate::percpu::gic_index());

@@ -236,7 +236,7 @@ pub fn init(board: &devtree::Board) {
             ecam.place_bars(f, window);
         }
     }
-    log::info!(
+    info!(
         "PCI host bridge: ECAM at {base:#x}, {n} function(s) on bus 0, 32-bit window {}, {}",
         host.mem32
             .map_or(alloc::string::String::from("none"), |w| alloc::format!(
@@ -254,36 +254,24 @@ pub fn init(board: &devtree::Board) {
     // Its list is the hyp's for the run.
     crate::power::held_for_the_run(|| FOUND.call_once(|| (found.clone(), host.behind_smmu)));
     for f in &found {
-        log::info!(
+        info!(
             "PCI {}: vendor {:04x} device {:04x} class {:06x} header type {:#04x}",
-            f.bdf,
-            f.vendor,
-            f.device,
-            f.class,
-            f.header_type
+            f.bdf, f.vendor, f.device, f.class, f.header_type
         );
         if let Some(intid) = f.intx {
-            log::info!("PCI {}: INTx raises SPI {intid}", f.bdf);
+            info!("PCI {}: INTx raises SPI {intid}", f.bdf);
         }
         if let Some(v) = f.virtio {
-            log::info!(
+            info!(
                 "PCI {}: virtio in BAR{}: common {:#x}, notify {:#x} (x{}), ISR {:#x}, device {:#x}",
-                f.bdf,
-                v.bar,
-                v.common,
-                v.notify,
-                v.notify_multiplier,
-                v.isr,
-                v.device
+                f.bdf, v.bar, v.common, v.notify, v.notify_multiplier, v.isr, v.device
             );
         }
         for (i, bar) in f.bars.iter().enumerate() {
             if let Some(bar) = bar {
-                log::info!(
+                info!(
                     "PCI {}: BAR{i} at {:#x} ({:#x} bytes)",
-                    f.bdf,
-                    bar.cpu,
-                    bar.size
+                    f.bdf, bar.cpu, bar.size
                 );
             }
         }

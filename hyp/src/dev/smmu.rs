@@ -159,7 +159,7 @@ impl Smmu {
         let code = cons >> smmuv3::CMDQ_CONS_ERR_SHIFT & 0x7f;
         let index = QueueIndex::new(cons, self.cmdq_prod.log2);
         let at = self.cmdq + (index.slot() * smmuv3::COMMAND_BYTES) as u64;
-        log::warn!(
+        warn!(
             "SMMU: command queue error {code} ({}) at slot {}: skipped",
             smmuv3::cmdq_error_name(code),
             index.slot()
@@ -269,7 +269,7 @@ fn drain_events_of(smmu: &Mutex<Smmu>, fault: &mut dyn FnMut(&FaultRun)) -> usiz
         (lost.and_then(|flag| smmu.admit_lost_line(flag)), errors)
     };
     if let Some((flag, unlogged)) = lost {
-        log::warn!(
+        warn!(
             "SMMU: event queue overflowed ({flag}): 1 or more events lost; the queue holds {}{}",
             1usize << EVENTQ_LOG2_MAX,
             if unlogged > 0 {
@@ -288,7 +288,7 @@ fn drain_events_of(smmu: &Mutex<Smmu>, fault: &mut dyn FnMut(&FaultRun)) -> usiz
             }
             names.push_str(name);
         }
-        log::warn!("SMMU: global error {names}: acknowledged");
+        warn!("SMMU: global error {names}: acknowledged");
     }
     let mut n = 0;
     let mut run: Option<(FaultRun, u64)> = None;
@@ -339,7 +339,7 @@ fn drain_events_of(smmu: &Mutex<Smmu>, fault: &mut dyn FnMut(&FaultRun)) -> usiz
 pub fn log_fault(r: &FaultRun, owner: Option<&str>) {
     let e = &r.first;
     let more = r.records - 1;
-    log::warn!(
+    warn!(
         "SMMU: {} (event {:#04x}) from stream {}{}: {} at {:#x} stopped{}",
         e.name(),
         e.kind,
@@ -383,7 +383,7 @@ pub fn init(board: &devtree::Board) {
     match crate::power::held_for_the_run(|| bring_up(base as usize)) {
         Ok(s) => {
             let f = s.features;
-            log::info!(
+            info!(
                 "SMMUv3 at {base:#x}: stage 2{}, OAS {} bits, {}-bit stream IDs, BTM {}; {} streams, every one aborts; enabled",
                 if f.stage1 { " and 1" } else { "" },
                 f.oas_bits,
@@ -397,7 +397,7 @@ pub fn init(board: &devtree::Board) {
             );
             SMMU.call_once(|| Mutex::new(s));
         }
-        Err(e) => log::error!("SMMUv3 at {base:#x} unusable: {e}; no device is assigned"),
+        Err(e) => error!("SMMUv3 at {base:#x} unusable: {e}; no device is assigned"),
     }
 }
 

@@ -90,17 +90,17 @@ pub fn init(board: &Board, regions: &[(&str, usize, Region)]) -> Result<Vec<usiz
             // it from here on.
             let dev = unsafe { VirtioBlk::new(base, transport) }
                 .map_err(|e| format!("virtio-blk at {base:#x}: {e}"))?;
-            log::info!(
+            info!(
                 "virtio-blk ({transport:?} virtio-mmio) at {base:#x}, {} MiB, interrupt {irq}",
                 (dev.sectors() * SECTOR_SIZE) >> 20
             );
             let mut queue = Queue::<Cpu>::new(Box::new(dev));
             for (i, (name, vm, r)) in regions.iter().enumerate() {
                 if let Some(line) = beyond_the_disk(name, r, queue.sectors()) {
-                    log::error!("{line}");
+                    error!("{line}");
                     refused.push(i);
                 } else if queue.reserve(*vm).is_err() {
-                    log::error!(
+                    error!(
                         "VM {name}: refused: no RAM for its disk request buffers ({} KiB)",
                         (Queue::<Cpu>::FRAMES_PER_VM as u64 * PAGE_SIZE) >> 10
                     );
@@ -111,19 +111,19 @@ pub fn init(board: &Board, regions: &[(&str, usize, Region)]) -> Result<Vec<usiz
             (Disk::Queued(queue), Some(irq))
         }
         None => {
-            log::info!(
+            info!(
                 "no virtio-blk device: the VMs' disk regions are a RAM disk of {} MiB, zeroed at boot, which does not persist",
                 (needed * SECTOR_SIZE).div_ceil(1 << 20)
             );
             let mut disk = RamDisk::<Cpu>::new();
             for (i, (name, _, r)) in regions.iter().enumerate() {
                 match disk.reserve(*r) {
-                    Ok(()) => log::info!(
+                    Ok(()) => info!(
                         "VM {name}: its disk region's {} KiB of RAM taken for it at boot",
                         (RamDisk::<Cpu>::frames_needed(r) * PAGE_SIZE) >> 10
                     ),
                     Err(e) => {
-                        log::error!("{}", refusal(name, r, &e));
+                        error!("{}", refusal(name, r, &e));
                         refused.push(i);
                     }
                 }
@@ -136,7 +136,7 @@ pub fn init(board: &Board, regions: &[(&str, usize, Region)]) -> Result<Vec<usiz
         if refused.contains(&i) {
             continue;
         }
-        log::info!(
+        info!(
             "VM {name}: disk sectors {}..{} ({} KiB)",
             r.first_sector,
             r.end(),

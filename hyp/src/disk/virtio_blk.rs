@@ -375,7 +375,7 @@ mod driver {
                 .set(self.regs.interrupt_status.get());
             let answer = self.queue.poll(&self.page)?;
             if let Err(bad) = answer {
-                log::error!("virtio-blk: {}; the disk is off", bad.reason());
+                error!("virtio-blk: {}; the disk is off", bad.reason());
                 self.broken = true;
                 return Some(Err(DiskError::Device));
             }

@@ -219,7 +219,7 @@ impl<M: Machine> Pool<M> {
 #[cold]
 #[inline(never)]
 fn refused(what: &str, pa: u64) {
-    log::error!("frame pool: frame {pa:#x} {what}; not reused");
+    error!("frame pool: frame {pa:#x} {what}; not reused");
 }
 
 #[cfg(test)]

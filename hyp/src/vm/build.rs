@@ -472,7 +472,7 @@ impl Vm {
             .retain(|end| match memory.map_shared(end.ipa, &end.frames) {
                 Ok(()) => true,
                 Err(e) => {
-                    log::error!("VM {name}: channel lost on restart: {e}");
+                    error!("VM {name}: channel lost on restart: {e}");
                     false
                 }
             });

@@ -72,7 +72,7 @@ pub fn take_interrupts(mut vm: Option<(&mut Vm, usize)>) -> Action {
             && !crate::disk::on_interrupt(intid)
             && !crate::vm::device::irq::on_interrupt(intid)
         {
-            log::warn!("unexpected interrupt {intid}");
+            warn!("unexpected interrupt {intid}");
         }
         gic::end(acked);
     }
@@ -213,7 +213,7 @@ fn handle_exit<const CALL: bool>(exit: Exit) -> bool {
             vm.vcpus[v].run = RunState::Off;
             if vm.vcpus.iter().all(|c| c.run == RunState::Off) {
                 vm.flush_console();
-                log::info!("VM {} exited with status 0 (its last vCPU is off)", vm.name);
+                info!("VM {} exited with status 0 (its last vCPU is off)", vm.name);
                 sched::begin_stop(vm, Then::Exit(0));
                 GiveUp::Stop
             } else {
@@ -222,19 +222,19 @@ fn handle_exit<const CALL: bool>(exit: Exit) -> bool {
         }
         Action::Exit(status) => {
             vm.flush_console();
-            log::info!("VM {} exited with status {status}", vm.name);
+            info!("VM {} exited with status {status}", vm.name);
             sched::begin_stop(vm, Then::Exit(status));
             GiveUp::Stop
         }
         Action::Kill(reason) => {
             vm.flush_console();
             super::crash::report_guest(vm, v, &reason);
-            log::error!("VM {} killed: {reason}", vm.name);
+            error!("VM {} killed: {reason}", vm.name);
             sched::begin_stop(vm, Then::Kill);
             GiveUp::Stop
         }
         Action::Reset => {
-            log::info!("VM {} resets", vm.name);
+            info!("VM {} resets", vm.name);
             sched::begin_stop(vm, Then::Restart);
             GiveUp::Stop
         }
@@ -329,16 +329,15 @@ fn reset(vm: &mut Vm) {
         Ok(()) => {
             if vm.is_linux() {
                 // A PV guest counts its own lives (x1 at entry); Linux is told nothing.
-                log::info!(
+                info!(
                     "VM {}: Linux starts again (restart {})",
-                    vm.name,
-                    vm.restarts
+                    vm.name, vm.restarts
                 );
             }
             sched::make_runnable(vm.index, VcpuIndex::new(0));
         }
         Err(e) => {
-            log::error!("VM {} cannot restart: {e}; killed", vm.name);
+            error!("VM {} cannot restart: {e}; killed", vm.name);
             end(vm, VmState::Killed);
         }
     }
@@ -445,7 +444,7 @@ fn emulate_vm_register_write(vm: &mut Vm, v: usize, access: SysRegAccess) -> boo
     if access.reg == esr::SCTLR_EL1 && value & SCTLR_M != 0 {
         vm.vcpus[v].hcr &= !(cpu::HCR_DC | cpu::HCR_TVM);
         cpu::set_hcr(vm.vcpus[v].hcr);
-        log::debug!("VM {} turned its MMU on", vm.name);
+        debug!("VM {} turned its MMU on", vm.name);
     }
     true
 }
@@ -496,10 +495,9 @@ fn stage2_fault(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
     if vm.spec.on_fault == FaultPolicy::Inject {
         // SPSR.M[3:2] is the exception level the guest was at.
         let from_el1 = (regs.spsr >> 2) & 3 == 1;
-        log::debug!(
+        debug!(
             "VM {}: stage-2 fault at IPA {:#x} injected: {s}",
-            vm.name,
-            s.ipa
+            vm.name, s.ipa
         );
         cpu::inject_sync(regs, esr::injected_abort_syndrome(s, from_el1), s.far);
         return Action::Resume;

@@ -378,7 +378,7 @@ impl<M: Machine> GuestMemory<M> {
         let put = dma.put(ipa, leaf, || self.take_frame(Owner::Hyp, reserved));
         self.dma = Some(dma);
         if put.is_err() {
-            log::error!("stage 2: a DMA table counted for IPA {ipa:#x} is missing");
+            error!("stage 2: a DMA table counted for IPA {ipa:#x} is missing");
             let _ = cursor.break_entry(Ipa::new(ipa));
             self.invalidate_tlb(ipa, 1);
             let _ = cursor.unmap(Ipa::new(ipa));
@@ -720,7 +720,7 @@ impl<M: Machine> GuestMemory<M> {
             done += mapped;
             if mapped < want as u64 {
                 // Counted up front: only a hyp bug gets here. Nothing of the call stays.
-                log::error!(
+                error!(
                     "stage 2: a frame counted for IPA {:#x} is missing",
                     ipa + done * PAGE_SIZE
                 );
@@ -793,7 +793,7 @@ impl<M: Machine> GuestMemory<M> {
                 None => Err(Error::OutOfMemory),
             };
             if let Err(e) = mapped {
-                log::error!("stage 2: a frame counted for IPA {at:#x} is missing");
+                error!("stage 2: a frame counted for IPA {at:#x} is missing");
                 self.cursor = cursor;
                 self.remove(ipa, i);
                 return Err(e);

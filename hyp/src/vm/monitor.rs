@@ -120,7 +120,7 @@ fn stop(name: &str, then: Then) -> Result<(), Refusal> {
         (VmState::Stopping(_), Then::Restart) => {
             // The CPU that completes the stop reads this under the VM's lock.
             vm.state = VmState::Stopping(Then::Restart);
-            log::info!(
+            info!(
                 "VM {} restarts from the console once it has stopped",
                 vm.name
             );

@@ -371,7 +371,7 @@ fn load(vm: &mut Vm, slot: &'static VmSlot, index: VmIndex, v: VcpuIndex) {
     let vttbr = vm.vttbr();
     if !vm.has_run && vm.spec.cpus.is_some() {
         vm.has_run = true;
-        log::info!("VM {}: first runs on CPU {}", vm.name, percpu::index());
+        info!("VM {}: first runs on CPU {}", vm.name, percpu::index());
     }
     let shared = slot.vcpu(v);
     shared.on_cpu.store(percpu::index(), Ordering::SeqCst);
@@ -584,9 +584,9 @@ pub fn stop_vm(index: VmIndex, then: Then) -> bool {
         return false;
     }
     match then {
-        Then::Kill => log::error!("VM {} killed from the console", vm.name),
-        Then::Restart => log::info!("VM {} restarts from the console", vm.name),
-        Then::Exit(status) => log::info!("VM {} ended with status {status}", vm.name),
+        Then::Kill => error!("VM {} killed from the console", vm.name),
+        Then::Restart => info!("VM {} restarts from the console", vm.name),
+        Then::Exit(status) => info!("VM {} ended with status {status}", vm.name),
     }
     vm.flush_console();
     stop_if_left(vm);
@@ -612,11 +612,11 @@ pub fn restart_ended(index: VmIndex) -> Result<(), crate::monitor::Refusal> {
     }
     match vm.restart() {
         Ok(()) => {
-            log::info!("VM {} restarts from the console (it had ended)", vm.name);
+            info!("VM {} restarts from the console (it had ended)", vm.name);
             make_runnable(index, VcpuIndex::new(0));
         }
         Err(e) => {
-            log::error!("VM {} cannot restart: {e}", vm.name);
+            error!("VM {} cannot restart: {e}", vm.name);
             ALIVE.fetch_sub(1, Ordering::SeqCst);
         }
     }
@@ -1133,7 +1133,7 @@ pub fn run(vms: Vec<Vm>) -> ! {
     if vms.is_empty() {
         crate::power::finish(Tally::default());
     }
-    log::info!("console input goes to {} (Ctrl-] moves it)", vms[0].name);
+    info!("console input goes to {} (Ctrl-] moves it)", vms[0].name);
     FOCUS.store(vms[0].index.get(), Ordering::Relaxed);
     console::set_focus(Some(vms[0].index.get()), &vms[0].name, &[]);
     crate::bench::at_first_guest_entry(&vms);

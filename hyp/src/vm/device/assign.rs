@@ -22,7 +22,7 @@ pub fn assign_at_boot(vms: &mut [Vm]) {
         }
         if let Err(why) = assign(vm) {
             release(vm);
-            log::error!("VM {}: refused: {why}; the other VMs run", vm.name);
+            error!("VM {}: refused: {why}; the other VMs run", vm.name);
             vm.state = VmState::Killed;
         }
     }
@@ -36,7 +36,7 @@ pub fn assign_at_boot(vms: &mut [Vm]) {
         .filter(|f| f.class >> 16 != pci::CLASS_BRIDGE)
         .filter(|f| !vms.iter().any(|vm| vm.spec.devices.contains(&f.bdf)))
     {
-        log::info!(
+        info!(
             "PCI {}: no VM owns it: stream {} aborts, bus mastering off",
             f.bdf,
             f.bdf.requester_id()
@@ -127,12 +127,9 @@ fn assign(vm: &mut Vm) -> Result<(), String> {
         }
         set_dma_vmid(vm.vmid.get(), true);
         pci::set_enabled(bdf, true);
-        log::info!(
+        info!(
             "VM {}: device {bdf} ({:04x}:{:04x}) assigned: stream {sid} translates with its DMA table (VMID {}: its RAM only){bars}{interrupt}",
-            vm.name,
-            function.vendor,
-            function.device,
-            vm.vmid
+            vm.name, function.vendor, function.device, vm.vmid
         );
     }
     Ok(())
@@ -170,7 +167,7 @@ pub fn release(vm: &mut Vm) {
     set_dma_vmid(vmid, false);
     for &bdf in &vm.spec.devices {
         pci::set_enabled(bdf, false);
-        log::info!(
+        info!(
             "VM {}: device {bdf} released: stream {} aborts, bus mastering off",
             vm.name,
             bdf.requester_id()
@@ -189,7 +186,7 @@ pub fn restore(vm: &mut Vm) -> Result<(), String> {
 
 /// An SMMU that does not complete a command may still reach the VM's frames: stop.
 fn stuck(vm: &Vm, bdf: Bdf, e: &smmu::Error) -> ! {
-    log::error!(
+    error!(
         "VM {}: device {bdf}: the SMMU did not release it ({e}); stopping",
         vm.name
     );
@@ -277,7 +274,7 @@ fn unnamed_fault(run: &smmu::FaultRun) {
         )
     };
     if let Some(n) = suppressed {
-        log::warn!("SMMU: {n} more DMA faults of other VMs' streams suppressed");
+        warn!("SMMU: {n} more DMA faults of other VMs' streams suppressed");
     }
     if admitted {
         smmu::log_fault(run, None);
@@ -307,7 +304,7 @@ fn report_suppressed(vm: &mut Vm, now: Option<u64>) {
         .dma_fault_log
         .take_suppressed(now, fault_log_window())
     {
-        log::warn!("SMMU: VM {}: {n} more DMA faults suppressed", vm.name);
+        warn!("SMMU: VM {}: {n} more DMA faults suppressed", vm.name);
     }
 }
 
