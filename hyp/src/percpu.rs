@@ -30,6 +30,9 @@ pub struct PerCpu {
     pub trace_who: u32,
     /// The levels of the ordered locks this CPU holds, a bit each (debug builds: vm::lock).
     pub held_locks: u32,
+    /// x0 of the call the vCPU loaded here made at its last exit by `HVC #0` that vm::run did
+    /// not answer itself ([`note_call`]), for [`trace_noted_call`].
+    pub call_function: u64,
     /// This CPU's place in the device tree's `/cpus` list: its GIC redistributor's index.
     pub gic_index: usize,
     /// How long this CPU has been in the hyp for the current guest exit (bench.rs).
@@ -124,6 +127,7 @@ static mut PER_CPU: [PerCpu; MAX_CPUS] = [const {
         vm: None,
         trace_who: 0,
         held_locks: 0,
+        call_function: 0,
         gic_index: 0,
         hold: HoldClock { start: 0, max: 0 },
         stats: CpuStats {
@@ -277,11 +281,39 @@ pub fn add_lock_waits(spins: u64) {
 /// one TPIDR read, the counter read once, four loads, three store pairs and the count's one.
 #[inline(always)]
 pub fn trace_exit(esr: u32, function: u64, ipa: u64) {
-    use aarch64_cpu::registers::{CNTPCT_EL0, Readable};
-    // SAFETY: as in `index`: only this CPU writes its ring. `regs` points at the loaded vCPU's
-    // register block (`set_current`), which the exit handling has not unloaded yet.
+    // SAFETY: `this` is this CPU's own slot.
+    unsafe { record_exit(this(), esr, function, ipa) }
+}
+
+/// Keeps `function`, x0 of the call the vCPU loaded here exits with, for [`trace_noted_call`]:
+/// one store, where x0 is in a register, rather than x0 kept live across the call's handling
+/// (tracing off cost the locked calls 10 instructions that way, 2 this way).
+#[inline(always)]
+pub fn note_call(function: u64) {
+    // SAFETY: as in `index`.
+    unsafe { (*this()).call_function = function }
+}
+
+/// [`trace_exit`] of the call [`note_call`] kept, with the syndrome `esr`.
+#[inline(always)]
+pub fn trace_noted_call(esr: u32) {
+    // SAFETY: as in `index`; `this` is this CPU's own slot.
     unsafe {
         let cpu = this();
+        record_exit(cpu, esr, (*cpu).call_function, 0);
+    }
+}
+
+/// [`trace_exit`] on `cpu`.
+///
+/// # Safety
+/// `cpu` is this CPU's own PerCpu, with a vCPU loaded (its `regs` valid).
+#[inline(always)]
+unsafe fn record_exit(cpu: *mut PerCpu, esr: u32, function: u64, ipa: u64) {
+    use aarch64_cpu::registers::{CNTPCT_EL0, Readable};
+    // SAFETY: only this CPU writes its ring. `regs` points at the loaded vCPU's register block
+    // (`set_current`), which the exit handling has not unloaded yet (the caller's contract).
+    unsafe {
         (*cpu).trace.record(crate::trace::Record {
             counter: CNTPCT_EL0.get(),
             function,

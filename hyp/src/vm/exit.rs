@@ -92,6 +92,7 @@ pub fn handle(exit: Exit) -> bool {
 
 /// [`handle`] for a call (`HVC #0`, `x0`: the guest's x0 at the exit).
 pub fn handle_call(x0: u64) -> bool {
+    crate::percpu::note_call(x0);
     handle_exit::<true>(Exit::Call(x0))
 }
 
@@ -150,13 +151,16 @@ fn handle_exit<const CALL: bool>(exit: Exit) -> bool {
     // whose registers hold their fields.
     let action = match &exit {
         Exit::Call(_) if !CALL => return false,
-        &Exit::Call(x0) => match call(vm, v) {
+        Exit::Call(_) => match call(vm, v) {
             // The hot way out of a PV vCPU's call, as the general one below takes it:
             // nothing to sync, the vCPU resumed in place (a separate return, so that a call
             // answered in place branches straight here).
             Action::Resume if !vm.is_linux() => return true,
             action => {
-                trace(crate::arch::aarch64::exception::ESR_HVC0, x0, 0);
+                // Its x0 as vm::run noted it (`percpu::note_call`): not kept live through `call`.
+                if crate::trace::enabled() {
+                    crate::percpu::trace_noted_call(crate::arch::aarch64::exception::ESR_HVC0);
+                }
                 action
             }
         },
