@@ -308,7 +308,7 @@ impl Call {
         // Ours first, by one test: a vendor call (all but the SMCCC queries and PSCI) is then
         // one jump on its low byte, not a search through the standard IDs.
         if id & 0xFFFF_FF00 == VENDOR_HYP_BASE {
-            return decode_vendor(id, x);
+            return decode_vendor([x[0], x[1], x[2], x[3]], AsDecoded);
         }
         Ok(match id {
             SMCCC_VERSION => Call::SmcccVersion,
@@ -322,77 +322,177 @@ impl Call {
     }
 }
 
-/// [`Call::try_from`] of a vendor call's ID (`VENDOR_HYP_BASE | n`): `NOT_SUPPORTED` for an
-/// `n` no call has.
+/// The feature bit ([`feature_bit`]) of each vendor call, as a pattern: a match on the bits,
+/// which run 0..56 with no wide gaps, compiles to one jump table even where code is optimised
+/// for size, where one on the IDs (0x00..0x61, sparse) is a chain of compares 5 deep.
+mod bit {
+    macro_rules! bits {
+        ($($id:ident),* $(,)?) => {
+            $(
+                pub const $id: u32 = match crate::abi::feature_bit(super::$id) {
+                    Some(bit) => bit,
+                    None => panic!("not a vendor call"),
+                };
+            )*
+        };
+    }
+    bits!(
+        ABI_VERSION,
+        ABI_FEATURES,
+        VM_EXIT,
+        VM_YIELD,
+        VM_INFO,
+        CONSOLE_WRITE,
+        CONSOLE_NOTIFY,
+        CONSOLE_READ,
+        MEM_MAP,
+        MEM_UNMAP,
+        MEM_PROTECT,
+        MEM_QUERY,
+        MEM_BATCH,
+        EVENT_BIND,
+        EVENT_MASK,
+        EVENT_UNMASK,
+        EVENT_ACK,
+        EVENT_SEND,
+        EVENT_SHARED_ACK,
+        EVENT_DEVICE_ACK,
+        EVENT_DEVICE_FAULTS,
+        BLOCK_INFO,
+        BLOCK_SUBMIT,
+        CHANNEL_INFO,
+        CHANNEL_NOTIFY,
+    );
+}
+
+/// What takes a decoded vendor call from [`Call::decode_vendor_into`].
+pub trait ServeVendor {
+    /// What serving a call, or refusing it, gives.
+    type Out;
+    /// Serves `call`. A hypervisor marks it `#[inline(always)]`: it is inlined into each arm
+    /// of the decode's jump, where `call` is a constant (a closure would not be, being large).
+    fn serve(self, call: Call) -> Self::Out;
+    /// Refuses a call that does not decode: `NOT_SUPPORTED` for an unknown ID, or its
+    /// argument's error.
+    fn refuse(self, error: Error) -> Self::Out;
+}
+
+/// The decode itself: the call as a value.
+struct AsDecoded;
+
+impl ServeVendor for AsDecoded {
+    type Out = Result<Call, Error>;
+
+    #[inline(always)]
+    fn serve(self, call: Call) -> Self::Out {
+        Ok(call)
+    }
+
+    #[inline(always)]
+    fn refuse(self, error: Error) -> Self::Out {
+        Err(error)
+    }
+}
+
+impl Call {
+    /// Decodes the vendor call in `x`, a call's x0..x3 (every vendor call's arguments are in
+    /// x1..x3; only x0's low 32 bits are its function ID), and hands it to `to` from the arm
+    /// of the jump on its ID that decoded it; refused `NOT_SUPPORTED` for an ID no vendor call
+    /// has (a standard call's among them), or with an argument's error as [`Call::try_from`]
+    /// says. For a hypervisor's dispatch: with [`ServeVendor::serve`] inlined (and its own
+    /// match on the call), each arm keeps only that call's case, so that a call goes from its
+    /// function ID to its handler in one jump, its arguments in registers, no `Call` built in
+    /// memory and matched again, no answer wrapped in a `Result` and copied out of it.
+    #[inline(always)]
+    pub fn decode_vendor_into<S: ServeVendor>(x: [u64; 4], to: S) -> S::Out {
+        decode_vendor(x, to)
+    }
+}
+
+/// [`Call::try_from`] of a vendor call (x0..x3; x0's low 32 bits `VENDOR_HYP_BASE | n`), handed
+/// to `to` from its arm: refused `NOT_SUPPORTED` for an `n` no call has.
 #[inline(always)]
-fn decode_vendor(id: u32, x: &Regs) -> Result<Call, Error> {
-    Ok(match id {
-        ABI_VERSION => Call::AbiVersion {
-            guest: Version::from_u64(x[1]).ok_or(Error::InvalidParameters)?,
+fn decode_vendor<S: ServeVendor>(x: [u64; 4], to: S) -> S::Out {
+    /// An argument, or the call refused with its error.
+    macro_rules! arg {
+        ($decoded:expr) => {
+            match $decoded {
+                Ok(value) => value,
+                Err(e) => return to.refuse(e),
+            }
+        };
+    }
+    let Some(feature) = feature_bit(x[0] as u32) else {
+        return to.refuse(Error::NotSupported);
+    };
+    let call = match feature {
+        bit::ABI_VERSION => Call::AbiVersion {
+            guest: arg!(Version::from_u64(x[1]).ok_or(Error::InvalidParameters)),
         },
-        ABI_FEATURES => Call::AbiFeatures,
-        VM_EXIT => Call::VmExit { status: x[1] },
-        VM_YIELD => Call::VmYield,
-        VM_INFO => Call::VmInfo,
-        CONSOLE_WRITE => Call::ConsoleWrite {
+        bit::ABI_FEATURES => Call::AbiFeatures,
+        bit::VM_EXIT => Call::VmExit { status: x[1] },
+        bit::VM_YIELD => Call::VmYield,
+        bit::VM_INFO => Call::VmInfo,
+        bit::CONSOLE_WRITE => Call::ConsoleWrite {
             ipa: x[1],
             len: x[2],
         },
-        CONSOLE_NOTIFY => Call::ConsoleNotify,
-        CONSOLE_READ => Call::ConsoleRead {
+        bit::CONSOLE_NOTIFY => Call::ConsoleNotify,
+        bit::CONSOLE_READ => Call::ConsoleRead {
             ipa: x[1],
             len: x[2],
         },
-        MEM_MAP => Call::MemMap {
+        bit::MEM_MAP => Call::MemMap {
             ipa: x[1],
             pages: x[2],
-            perms: MemPerms::decode(x[3])?,
+            perms: arg!(MemPerms::decode(x[3])),
         },
-        MEM_UNMAP => Call::MemUnmap {
+        bit::MEM_UNMAP => Call::MemUnmap {
             ipa: x[1],
             pages: x[2],
         },
-        MEM_PROTECT => Call::MemProtect {
+        bit::MEM_PROTECT => Call::MemProtect {
             ipa: x[1],
             pages: x[2],
-            perms: MemPerms::decode(x[3])?,
+            perms: arg!(MemPerms::decode(x[3])),
         },
-        MEM_QUERY => Call::MemQuery { ipa: x[1] },
-        MEM_BATCH => Call::MemBatch {
+        bit::MEM_QUERY => Call::MemQuery { ipa: x[1] },
+        bit::MEM_BATCH => Call::MemBatch {
             list_ipa: x[1],
             count: x[2],
         },
-        EVENT_BIND => Call::EventBind {
-            source: EventSource::from_regs(x[1], x[2])?,
+        bit::EVENT_BIND => Call::EventBind {
+            source: arg!(EventSource::from_regs(x[1], x[2])),
         },
-        EVENT_MASK => Call::EventMask {
-            event: event::decode_event(x[1])?,
+        bit::EVENT_MASK => Call::EventMask {
+            event: arg!(event::decode_event(x[1])),
         },
-        EVENT_UNMASK => Call::EventUnmask {
-            event: event::decode_event(x[1])?,
+        bit::EVENT_UNMASK => Call::EventUnmask {
+            event: arg!(event::decode_event(x[1])),
         },
-        EVENT_ACK => Call::EventAck {
-            event: event::decode_event(x[1])?,
+        bit::EVENT_ACK => Call::EventAck {
+            event: arg!(event::decode_event(x[1])),
         },
-        EVENT_SEND => Call::EventSend {
-            vcpu: u32_arg(x[1])?,
-            event: event::decode_event(x[2])?,
+        bit::EVENT_SEND => Call::EventSend {
+            vcpu: arg!(u32_arg(x[1])),
+            event: arg!(event::decode_event(x[2])),
         },
-        EVENT_SHARED_ACK => Call::EventSharedAck,
-        EVENT_DEVICE_ACK => Call::EventDeviceAck,
-        EVENT_DEVICE_FAULTS => Call::EventDeviceFaults,
-        BLOCK_INFO => Call::BlockInfo,
-        BLOCK_SUBMIT => Call::BlockSubmit {
-            producer: u32_arg(x[1])?,
+        bit::EVENT_SHARED_ACK => Call::EventSharedAck,
+        bit::EVENT_DEVICE_ACK => Call::EventDeviceAck,
+        bit::EVENT_DEVICE_FAULTS => Call::EventDeviceFaults,
+        bit::BLOCK_INFO => Call::BlockInfo,
+        bit::BLOCK_SUBMIT => Call::BlockSubmit {
+            producer: arg!(u32_arg(x[1])),
         },
-        CHANNEL_INFO => Call::ChannelInfo {
-            channel: u32_arg(x[1])?,
+        bit::CHANNEL_INFO => Call::ChannelInfo {
+            channel: arg!(u32_arg(x[1])),
         },
-        CHANNEL_NOTIFY => Call::ChannelNotify {
-            channel: u32_arg(x[1])?,
+        bit::CHANNEL_NOTIFY => Call::ChannelNotify {
+            channel: arg!(u32_arg(x[1])),
         },
-        _ => return Err(Error::NotSupported),
-    })
+        _ => return to.refuse(Error::NotSupported),
+    };
+    to.serve(call)
 }
 
 impl TryFrom<Regs> for Call {

@@ -35,7 +35,7 @@ pub mod vm;
 
 pub use abi::{feature_bit, live_features, live_features_in};
 pub use block::BlockInfo;
-pub use call::Call;
+pub use call::{Call, ServeVendor};
 pub use catalog::{CALLS, CallInfo, Family};
 pub use channel::ChannelInfo;
 #[cfg(target_arch = "aarch64")]

@@ -440,6 +440,23 @@ fn catalog_ids_are_unique_and_vendor_bits_distinct() {
     }
 }
 
+/// Every vendor ID no call has is `NOT_SUPPORTED`, whatever its arguments: the holes of the
+/// decode's jump on the feature bit, and the IDs outside the 8 families of 8 calls.
+#[test]
+fn every_vendor_id_without_a_call_is_not_supported() {
+    for n in 0..=0xffu32 {
+        let id = abi::vendor_id(n);
+        if CALLS.iter().any(|c| c.function_id == id) {
+            continue;
+        }
+        for args in [0, 1, u64::MAX] {
+            let mut regs = [args; 18];
+            regs[0] = u64::from(id);
+            assert_eq!(Call::try_from(&regs), Err(Error::NotSupported), "{id:#x}");
+        }
+    }
+}
+
 #[test]
 #[ignore = "prints the lines the fixture should hold; for writing new entries"]
 fn print_fixture() {

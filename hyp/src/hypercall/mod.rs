@@ -174,18 +174,69 @@ pub fn dispatch(vm: &mut impl GuestVm) -> Action {
         return dispatch_standard(vm);
     }
     let regs = vm.regs();
-    // Decoded first: the stateless queries are answered by `answer_stateless` whatever their
-    // arguments, but rarely come here (vm::run answers them before), so every other call is
-    // spared the look.
-    let live = |call: &Call| Call::vendor_is_live(regs[0] as u32).unwrap_or_else(|| call.is_live());
+    let x = [regs[0], regs[1], regs[2], regs[3]];
+    // A vendor call live in this version (all but the rare standard ones): one jump from its
+    // ID to its own case of `serve_live`, inlined there (`Call::decode_vendor_into`). The
+    // stateless queries are answered by `answer_stateless` whatever their arguments, but
+    // rarely come here (vm::run answers them before), so every other call is spared the look.
+    if Call::vendor_is_live(x[0] as u32) == Some(true) {
+        return Call::decode_vendor_into(x, Live(vm));
+    }
     let call = match Call::decode(regs) {
-        Ok(call) if live(&call) => call,
+        Ok(call) if call.is_live() => call,
         _ if answer_stateless(regs) => return Action::Resume,
         Ok(_) => return answer(vm, Err(Error::NotSupported)),
         // An unknown function ID is NOT_SUPPORTED; a known one with bad arguments says so.
         Err(e) => return answer(vm, Err(e)),
     };
-    // The page calls first, their one call site inlined: the hot path of a PV guest's memory.
+    serve_standard(vm, call)
+}
+
+/// The calling VM, whose live vendor calls `Call::decode_vendor_into` hands to [`serve_live`].
+struct Live<'a, V>(&'a mut V);
+
+impl<V: GuestVm> hypercall_abi::ServeVendor for Live<'_, V> {
+    type Out = Action;
+
+    #[inline(always)]
+    fn serve(self, call: Call) -> Action {
+        serve_live(self.0, call)
+    }
+
+    /// A known call with bad arguments says so (but a stateless query, answered whatever its
+    /// arguments: `ABI_VERSION` of a version that does not decode is answered its own way).
+    fn refuse(self, error: Error) -> Action {
+        if answer_stateless(self.0.regs()) {
+            return Action::Resume;
+        }
+        answer(self.0, Err(error))
+    }
+}
+
+/// Serves a live call `dispatch` does not jump to: a standard one (PSCI, the SMCCC queries),
+/// or a vendor call this version does not have live.
+#[inline(never)]
+fn serve_standard(vm: &mut impl GuestVm, call: Call) -> Action {
+    match call {
+        Call::SmcccVersion | Call::SmcccArchFeatures { .. } | Call::VendorHypCallUid => {
+            answer_stateless(vm.regs());
+            Action::Resume
+        }
+        Call::VendorHypRevision => {
+            let revision = abi::revision(*vm.stated_version());
+            standard::revision(vm.regs(), revision);
+            Action::Resume
+        }
+        Call::Psci(p) => psci::handle(vm, p),
+        _ => answer(vm, Err(Error::NotSupported)),
+    }
+}
+
+/// Serves a live call. Inlined into each of the vendor decode's arms, where the call is a
+/// constant and only its case remains: the page calls first, the hot path of a PV guest's
+/// memory.
+#[inline(always)]
+fn serve_live(vm: &mut impl GuestVm, call: Call) -> Action {
     let (page_call, ipa, pages) = match call {
         Call::MemMap { ipa, pages, perms } => (PageCall::Map(perms), ipa, pages),
         Call::MemUnmap { ipa, pages } => (PageCall::Unmap, ipa, pages),
@@ -195,7 +246,8 @@ pub fn dispatch(vm: &mut impl GuestVm) -> Action {
     mem::page_call(vm, page_call, ipa, pages)
 }
 
-/// Serves a live call in the calling vCPU's registers, every call but the page calls.
+/// Serves a live vendor call in the calling vCPU's registers, every one but the page calls.
+#[inline(always)]
 fn serve(vm: &mut impl GuestVm, call: Call) -> Action {
     let result = match call {
         // The only call that states a version (one that does not decode states none).
@@ -206,19 +258,15 @@ fn serve(vm: &mut impl GuestVm, call: Call) -> Action {
             answer_stateless(vm.regs());
             return Action::Resume;
         }
-        Call::SmcccVersion
-        | Call::SmcccArchFeatures { .. }
-        | Call::VendorHypCallUid
-        | Call::AbiFeatures => {
+        Call::AbiFeatures => {
             answer_stateless(vm.regs());
             return Action::Resume;
         }
-        Call::VendorHypRevision => {
-            let revision = abi::revision(*vm.stated_version());
-            standard::revision(vm.regs(), revision);
-            return Action::Resume;
-        }
-        Call::Psci(p) => return psci::handle(vm, p),
+        Call::SmcccVersion
+        | Call::SmcccArchFeatures { .. }
+        | Call::VendorHypCallUid
+        | Call::VendorHypRevision
+        | Call::Psci(_) => return serve_standard(vm, call),
         Call::VmExit { status } => return Action::Exit(status),
         Call::VmYield => {
             set_return(vm.regs(), Ok([0; 3]));
@@ -568,6 +616,27 @@ mod tests {
             assert_eq!(dispatch(&mut vm, &mut regs), Action::Resume);
             assert_eq!(regs[0] as i64, -1, "id {id:#x}");
         }
+    }
+
+    /// The jump on a vendor call's feature bit (`Call::decode_vendor_into`) has a hole for
+    /// every bit no call has, and no bit for IDs outside the families' 8 x 8.
+    #[test]
+    fn every_vendor_id_without_a_call_is_not_supported() {
+        let mut vm = FakeVm::default();
+        let known: Vec<u32> = hypercall_abi::CALLS.iter().map(|c| c.function_id).collect();
+        let mut holes = 0;
+        for n in 0..=0xffu32 {
+            let id = hypercall_abi::abi::vendor_id(n);
+            if known.contains(&id) {
+                continue;
+            }
+            let mut regs: Regs = [0; 18];
+            regs[0] = u64::from(id);
+            assert_eq!(dispatch(&mut vm, &mut regs), Action::Resume);
+            assert_eq!(regs[0] as i64, Error::NotSupported.code(), "id {id:#x}");
+            holes += 1;
+        }
+        assert!(holes > 200, "{holes}");
     }
 
     #[test]
