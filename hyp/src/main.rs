@@ -59,8 +59,11 @@ extern "C" fn hyp_main(dtb_pa: usize, image_pa: usize, boot_counter: u64) -> ! {
         dev::console::with_lock_held(arch::aarch64::exception::fault_for_test);
     }
     #[cfg(debug_assertions)]
-    if bootarg(board.bootargs, STACK_OVERFLOW_TEST_BOOTARG) {
-        arch::aarch64::exception::overflow_for_test(0);
+    if let Some(cpu) = overflow_test_cpu(board.bootargs) {
+        if cpu == 0 {
+            arch::aarch64::exception::overflow_for_test(0);
+        }
+        OVERFLOW_TEST_CPU.store(cpu, core::sync::atomic::Ordering::Relaxed);
     }
     boot::init_interrupts(&board);
     boot::start_secondaries(&board, image_pa);
@@ -83,6 +86,12 @@ extern "C" fn hyp_main(dtb_pa: usize, image_pa: usize, boot_counter: u64) -> ! {
 #[unsafe(no_mangle)]
 extern "C" fn secondary_main(index: usize) -> ! {
     boot::init_secondary(index);
+    // Written by the boot CPU before it started this one (PSCI CPU_ON or the spin table's
+    // release orders the two).
+    #[cfg(debug_assertions)]
+    if OVERFLOW_TEST_CPU.load(core::sync::atomic::Ordering::Relaxed) == index {
+        arch::aarch64::exception::overflow_for_test(0);
+    }
     vm::sched::run_secondary()
 }
 
@@ -91,9 +100,28 @@ extern "C" fn secondary_main(index: usize) -> ! {
 const CRASH_TEST_BOOTARG: &str = "pvhyp.crash-test";
 
 /// The bootarg that makes a debug hyp overflow its stack at boot, to test the guard below it
-/// (scripts/test.sh).
+/// (scripts/test.sh): on the boot CPU, or as `pvhyp.stack-overflow-test=N` on CPU N as it
+/// starts.
 #[cfg(debug_assertions)]
 const STACK_OVERFLOW_TEST_BOOTARG: &str = "pvhyp.stack-overflow-test";
+
+/// The secondary CPU that overflows its stack as it starts (`usize::MAX`: none).
+#[cfg(debug_assertions)]
+static OVERFLOW_TEST_CPU: core::sync::atomic::AtomicUsize =
+    core::sync::atomic::AtomicUsize::new(usize::MAX);
+
+/// The CPU [`STACK_OVERFLOW_TEST_BOOTARG`] names, if `bootargs` has it (0 without `=N`).
+#[cfg(debug_assertions)]
+fn overflow_test_cpu(bootargs: Option<&str>) -> Option<usize> {
+    bootargs?.split_ascii_whitespace().find_map(|w| {
+        let rest = w.strip_prefix(STACK_OVERFLOW_TEST_BOOTARG)?;
+        match rest.strip_prefix('=') {
+            None if rest.is_empty() => Some(0),
+            Some(cpu) => cpu.parse().ok(),
+            None => None,
+        }
+    })
+}
 
 fn crash_test_requested(bootargs: Option<&str>) -> bool {
     bootarg(bootargs, CRASH_TEST_BOOTARG)
@@ -124,4 +152,23 @@ fn main() {
         "the hypervisor runs at EL2 on AArch64: build it with scripts/build.sh and boot it with scripts/run.sh"
     );
     std::process::exit(2);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_stack_overflow_test_names_its_cpu_by_the_whole_word() {
+        use super::overflow_test_cpu as cpu;
+        assert_eq!(cpu(Some("pvhyp.stack-overflow-test")), Some(0));
+        assert_eq!(cpu(Some("a pvhyp.stack-overflow-test=3 b")), Some(3));
+        for none in [
+            None,
+            Some(""),
+            Some("pvhyp.stack-overflow-tests"),
+            Some("pvhyp.stack-overflow-test=x"),
+            Some("xpvhyp.stack-overflow-test"),
+        ] {
+            assert_eq!(cpu(none), None, "{none:?}");
+        }
+    }
 }

@@ -295,18 +295,9 @@ impl TryFrom<&Regs> for Call {
     /// bad version encoding, an event number out of range): `INVALID_PARAMETERS`. Argument
     /// registers a call does not use are ignored. Never panics.
     fn try_from(x: &Regs) -> Result<Call, Error> {
-        Call::decode(x)
-    }
-}
-
-impl Call {
-    /// [`Call::try_from`], inlined where it is called: for the one caller on a hot path (a
-    /// hypervisor's dispatch, whose match on the call then follows the decode's own jump).
-    #[inline(always)]
-    pub fn decode(x: &Regs) -> Result<Call, Error> {
         let id = x[0] as u32;
         // Ours first, by one test: a vendor call (all but the SMCCC queries and PSCI) is then
-        // one jump on its low byte, not a search through the standard IDs.
+        // one jump on its feature bit, not a search through the standard IDs.
         if id & 0xFFFF_FF00 == VENDOR_HYP_BASE {
             return decode_vendor([x[0], x[1], x[2], x[3]], AsDecoded);
         }

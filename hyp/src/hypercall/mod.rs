@@ -182,7 +182,7 @@ pub fn dispatch(vm: &mut impl GuestVm) -> Action {
     if Call::vendor_is_live(x[0] as u32) == Some(true) {
         return Call::decode_vendor_into(x, Live(vm));
     }
-    let call = match Call::decode(regs) {
+    let call = match Call::try_from(&*regs) {
         Ok(call) if call.is_live() => call,
         _ if answer_stateless(regs) => return Action::Resume,
         Ok(_) => return answer(vm, Err(Error::NotSupported)),
