@@ -53,8 +53,11 @@ options:
   --no-image-check       let pvpack pack images the hypervisor will refuse (pvpack
                          --no-image-check): only for tests of the hypervisor's own refusal
   --bootarg WORD         add WORD to the hypervisor's command line (/chosen/bootargs, QEMU's
-                         -append; repeatable, merged with --trace's word), e.g.
-                         --bootarg pvhyp.crash-test
+                         -append; repeatable, merged with --trace's word). The hypervisor's
+                         words: pvhyp.trace (what --trace adds), pvhyp.crash-test (fault at
+                         boot with the console lock held), pvhyp.dma-probe (check at boot that
+                         a PCI function no VM owns cannot DMA, virt --iommu), and with --debug-hyp
+                         pvhyp.stack-overflow-test[=N] (overflow CPU N's stack, 0 by default)
   --trace                trace every CPU's last 256 guest exits (the hypervisor's command
                          line says pvhyp.trace); dumped decoded at the end of the run, one
                          `hyp: trace:` line an exit, oldest first, CPU by CPU, and on a
