@@ -340,13 +340,17 @@ if [ -n "$timeout" ]; then
         timeout --foreground "$timeout" "${qemu[@]}" | tee "$log"
     else
         # Without a terminal, input (if any) comes from stdin: a pipe can drive the shell.
-        timeout "$timeout" "${qemu[@]}" | tee "$log"
+        # QEMU's own messages (a device's warning, its exit on a signal) come after its run,
+        # whole: written as they came they could cut into a line of the guests' in a log
+        # that holds both (a script's 2>&1), where its tests look for that line.
+        timeout "$timeout" "${qemu[@]}" 2>"$work/qemu.err" | tee "$log"
     fi
 else
     "${qemu[@]}" | tee "$log"
 fi
 status=${PIPESTATUS[0]}
 set -e
+[ ! -s "$work/qemu.err" ] || cat "$work/qemu.err" >&2
 symbolize_crash_report "$log"
 if [ "$status" = 124 ]; then
     echo "run: timeout after $timeout s"

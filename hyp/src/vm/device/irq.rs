@@ -17,15 +17,45 @@
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use manifest::MAX_VMS;
 
-/// "No stream" / "no interrupt" in [`Owner`].
-const NONE: u32 = u32::MAX;
+/// A stream ID or an INTID, or none, kept inverted: "none" is 0, so that [`OWNERS`] is all
+/// zeros and lives in .bss (as `u32::MAX`, the marker it was, the table took 1.5 KiB of the
+/// Image's .data). `u32::MAX` itself is never an ID here (no SMMU stream or GIC INTID has it).
+struct MaybeId(AtomicU32);
+
+impl MaybeId {
+    const fn none() -> Self {
+        Self(AtomicU32::new(0))
+    }
+
+    fn decode(raw: u32) -> Option<u32> {
+        Some(!raw).filter(|&id| id != u32::MAX)
+    }
+
+    fn load(&self) -> Option<u32> {
+        Self::decode(self.0.load(Ordering::Acquire))
+    }
+
+    /// Whether it holds `id` (never for `u32::MAX`).
+    fn is(&self, id: u32) -> bool {
+        id != u32::MAX && self.0.load(Ordering::Acquire) == !id
+    }
+
+    fn store(&self, id: Option<u32>) {
+        self.0.store(!id.unwrap_or(u32::MAX), Ordering::Release);
+    }
+
+    /// What it held; it holds none now.
+    fn take(&self) -> Option<u32> {
+        Self::decode(self.0.swap(0, Ordering::AcqRel))
+    }
+}
 
 /// What the hyp keeps of a VM's device.
 struct Owner {
-    /// The stream ID of the device the boot info describes (NONE: the VM owns none).
-    stream: AtomicU32,
-    /// The INTID of its interrupt (NONE: it has none the hyp can route).
-    intid: AtomicU32,
+    /// The stream ID of the device the boot info describes (none: the VM owns none).
+    stream: MaybeId,
+    /// The INTID of its interrupt (none: it has none the hyp can route).
+    intid: MaybeId,
     /// DMAs the SMMU stopped in this life, and the last one's input address.
     faults: AtomicU64,
     last_fault: AtomicU64,
@@ -33,8 +63,8 @@ struct Owner {
 
 static OWNERS: [Owner; MAX_VMS] = [const {
     Owner {
-        stream: AtomicU32::new(NONE),
-        intid: AtomicU32::new(NONE),
+        stream: MaybeId::none(),
+        intid: MaybeId::none(),
         faults: AtomicU64::new(0),
         last_fault: AtomicU64::new(0),
     }
@@ -66,14 +96,14 @@ pub fn route(vm: usize, stream: u32, intid: Option<u32>) -> Result<(), Shared> {
         && let Some(with) = OWNERS
             .iter()
             .enumerate()
-            .position(|(i, o)| i != vm && o.intid.load(Ordering::Acquire) == intid)
+            .position(|(i, o)| i != vm && o.intid.is(intid))
     {
         return Err(Shared { with });
     }
     owner.faults.store(0, Ordering::Relaxed);
     owner.last_fault.store(0, Ordering::Relaxed);
-    owner.stream.store(stream, Ordering::Release);
-    owner.intid.store(intid.unwrap_or(NONE), Ordering::Release);
+    owner.stream.store(Some(stream));
+    owner.intid.store(intid);
     clear_marks(vm);
     if let Some(intid) = intid {
         enable(intid, true);
@@ -85,11 +115,10 @@ pub fn route(vm: usize, stream: u32, intid: Option<u32>) -> Result<(), Shared> {
 /// routed nowhere, its marks and counts forgotten.
 pub fn unroute(vm: usize) {
     let Some(owner) = OWNERS.get(vm) else { return };
-    let intid = owner.intid.swap(NONE, Ordering::AcqRel);
-    if intid != NONE {
+    if let Some(intid) = owner.intid.take() {
         enable(intid, false);
     }
-    owner.stream.store(NONE, Ordering::Release);
+    owner.stream.store(None);
     clear_marks(vm);
 }
 
@@ -100,18 +129,13 @@ fn clear_marks(vm: usize) {
 
 /// Whether VM `vm` owns a device (its device event sources and calls are its own).
 pub fn owns(vm: usize) -> bool {
-    OWNERS
-        .get(vm)
-        .is_some_and(|o| o.stream.load(Ordering::Acquire) != NONE)
+    OWNERS.get(vm).is_some_and(|o| o.stream.load().is_some())
 }
 
 /// Serves interrupt `intid` if it is an owned device's (false if not): it is disabled until
 /// its owner acknowledges, and the owner marked for [`deliver`]. The caller ends it.
 pub fn on_interrupt(intid: u32) -> bool {
-    let Some(vm) = OWNERS
-        .iter()
-        .position(|o| o.intid.load(Ordering::Acquire) == intid)
-    else {
+    let Some(vm) = OWNERS.iter().position(|o| o.intid.is(intid)) else {
         return false;
     };
     enable(intid, false);
@@ -125,8 +149,7 @@ pub fn acknowledge(vm: usize) -> bool {
     let Some(owner) = OWNERS.get(vm).filter(|_| owns(vm)) else {
         return false;
     };
-    let intid = owner.intid.load(Ordering::Acquire);
-    if intid != NONE {
+    if let Some(intid) = owner.intid.load() {
         enable(intid, true);
     }
     true
@@ -146,10 +169,7 @@ pub fn faults(vm: usize) -> Option<(u64, u64)> {
 /// as the event drain logs it): counted for the stream's owner, which is marked for
 /// [`deliver`]. A stream no VM owns counts for nobody.
 pub fn dma_fault(stream: u32, ipa: u64) {
-    let Some(vm) = OWNERS
-        .iter()
-        .position(|o| o.stream.load(Ordering::Acquire) == stream)
-    else {
+    let Some(vm) = OWNERS.iter().position(|o| o.stream.is(stream)) else {
         return;
     };
     let owner = &OWNERS[vm];
@@ -234,6 +254,26 @@ mod tests {
 
     fn gic() -> std::vec::Vec<(u32, bool)> {
         ENABLED.with(|e| e.take())
+    }
+
+    #[test]
+    fn an_id_is_none_when_zero_and_never_u32_max() {
+        let id = MaybeId::none();
+        assert_eq!((id.load(), id.is(0), id.is(u32::MAX)), (None, false, false));
+        for value in [0, 8, 1019, u32::MAX - 1] {
+            id.store(Some(value));
+            assert_eq!(
+                (id.load(), id.is(value), id.is(value ^ 1)),
+                (Some(value), true, false)
+            );
+        }
+        assert_eq!(id.take(), Some(u32::MAX - 1));
+        assert_eq!(
+            (id.load(), id.take(), id.0.load(Ordering::Relaxed)),
+            (None, None, 0)
+        );
+        id.store(Some(u32::MAX));
+        assert_eq!((id.load(), id.is(u32::MAX)), (None, false));
     }
 
     // Each test uses VM indices of its own: the table is the process's.
