@@ -59,11 +59,24 @@ extern "C" fn hyp_main(dtb_pa: usize, image_pa: usize, boot_counter: u64) -> ! {
         dev::console::with_lock_held(arch::aarch64::exception::fault_for_test);
     }
     #[cfg(debug_assertions)]
-    if let Some(cpu) = overflow_test_cpu(board.bootargs) {
-        if cpu == 0 {
+    match overflow_test_cpu(board.bootargs) {
+        Some(Ok(0)) => {
             arch::aarch64::exception::overflow_for_test(0);
         }
-        OVERFLOW_TEST_CPU.store(cpu, core::sync::atomic::Ordering::Relaxed);
+        Some(Ok(cpu)) if cpu < board.cpus().len().min(percpu::MAX_CPUS) => {
+            OVERFLOW_TEST_CPU.store(cpu, core::sync::atomic::Ordering::Relaxed)
+        }
+        Some(Ok(cpu)) => {
+            warn!(
+                "{STACK_OVERFLOW_TEST_BOOTARG}={cpu}: this board runs no CPU {cpu}; no overflow test"
+            )
+        }
+        Some(Err(word)) => {
+            warn!(
+                "{word}: not a CPU number (want {STACK_OVERFLOW_TEST_BOOTARG}=N); no overflow test"
+            )
+        }
+        None => {}
     }
     boot::init_interrupts(&board);
     boot::start_secondaries(&board, image_pa);
@@ -110,14 +123,15 @@ const STACK_OVERFLOW_TEST_BOOTARG: &str = "pvhyp.stack-overflow-test";
 static OVERFLOW_TEST_CPU: core::sync::atomic::AtomicUsize =
     core::sync::atomic::AtomicUsize::new(usize::MAX);
 
-/// The CPU [`STACK_OVERFLOW_TEST_BOOTARG`] names, if `bootargs` has it (0 without `=N`).
+/// The CPU [`STACK_OVERFLOW_TEST_BOOTARG`] names, if `bootargs` has it (0 without `=N`); the
+/// word itself when what follows `=` is not a number.
 #[cfg(debug_assertions)]
-fn overflow_test_cpu(bootargs: Option<&str>) -> Option<usize> {
+fn overflow_test_cpu(bootargs: Option<&str>) -> Option<Result<usize, &str>> {
     bootargs?.split_ascii_whitespace().find_map(|w| {
         let rest = w.strip_prefix(STACK_OVERFLOW_TEST_BOOTARG)?;
         match rest.strip_prefix('=') {
-            None if rest.is_empty() => Some(0),
-            Some(cpu) => cpu.parse().ok(),
+            None if rest.is_empty() => Some(Ok(0)),
+            Some(cpu) => Some(cpu.parse().map_err(|_| w)),
             None => None,
         }
     })
@@ -159,13 +173,17 @@ mod tests {
     #[test]
     fn the_stack_overflow_test_names_its_cpu_by_the_whole_word() {
         use super::overflow_test_cpu as cpu;
-        assert_eq!(cpu(Some("pvhyp.stack-overflow-test")), Some(0));
-        assert_eq!(cpu(Some("a pvhyp.stack-overflow-test=3 b")), Some(3));
+        assert_eq!(cpu(Some("pvhyp.stack-overflow-test")), Some(Ok(0)));
+        assert_eq!(cpu(Some("a pvhyp.stack-overflow-test=3 b")), Some(Ok(3)));
+        // Named but not a number: the word, for the warning.
+        assert_eq!(
+            cpu(Some("pvhyp.stack-overflow-test=x")),
+            Some(Err("pvhyp.stack-overflow-test=x"))
+        );
         for none in [
             None,
             Some(""),
             Some("pvhyp.stack-overflow-tests"),
-            Some("pvhyp.stack-overflow-test=x"),
             Some("xpvhyp.stack-overflow-test"),
         ] {
             assert_eq!(cpu(none), None, "{none:?}");

@@ -360,8 +360,9 @@ mod bit {
 pub trait ServeVendor {
     /// What serving a call, or refusing it, gives.
     type Out;
-    /// Serves `call`. A hypervisor marks it `#[inline(always)]`: it is inlined into each arm
-    /// of the decode's jump, where `call` is a constant (a closure would not be, being large).
+    /// Serves `call`, just built by one arm of the decode's jump. A hypervisor marks it
+    /// `#[inline(always)]`: the compiler then threads each arm into this function's own case
+    /// of that call (a closure, being large, was left out of line).
     fn serve(self, call: Call) -> Self::Out;
     /// Refuses a call that does not decode: `NOT_SUPPORTED` for an unknown ID, or its
     /// argument's error.
@@ -387,13 +388,15 @@ impl ServeVendor for AsDecoded {
 
 impl Call {
     /// Decodes the vendor call in `x`, a call's x0..x3 (every vendor call's arguments are in
-    /// x1..x3; only x0's low 32 bits are its function ID), and hands it to `to` from the arm
-    /// of the jump on its ID that decoded it; refused `NOT_SUPPORTED` for an ID no vendor call
-    /// has (a standard call's among them), or with an argument's error as [`Call::try_from`]
-    /// says. For a hypervisor's dispatch: with [`ServeVendor::serve`] inlined (and its own
-    /// match on the call), each arm keeps only that call's case, so that a call goes from its
-    /// function ID to its handler in one jump, its arguments in registers, no `Call` built in
-    /// memory and matched again, no answer wrapped in a `Result` and copied out of it.
+    /// x1..x3; only x0's low 32 bits are its function ID), and hands it to `to` right after
+    /// the jump on its feature bit that decoded it; refused `NOT_SUPPORTED` for an ID no vendor
+    /// call has (a standard call's among them), or with an argument's error as
+    /// [`Call::try_from`] says. For a hypervisor's dispatch: with [`ServeVendor::serve`] inlined
+    /// (and its own match on the call), the compiler threads each arm of the jump into that
+    /// call's case, so that a call goes from its function ID to its handler in one jump, its
+    /// arguments in registers, no `Call` built in memory and matched again, and no answer
+    /// wrapped in a `Result` and copied out of it (`refuse` answers the errors). That is an
+    /// optimisation, not a guarantee: `scripts/bench.sh`'s hot-path figures are its check.
     #[inline(always)]
     pub fn decode_vendor_into<S: ServeVendor>(x: [u64; 4], to: S) -> S::Out {
         decode_vendor(x, to)
@@ -401,7 +404,7 @@ impl Call {
 }
 
 /// [`Call::try_from`] of a vendor call (x0..x3; x0's low 32 bits `VENDOR_HYP_BASE | n`), handed
-/// to `to` from its arm: refused `NOT_SUPPORTED` for an `n` no call has.
+/// to `to`: refused `NOT_SUPPORTED` for an `n` no call has.
 #[inline(always)]
 fn decode_vendor<S: ServeVendor>(x: [u64; 4], to: S) -> S::Out {
     /// An argument, or the call refused with its error.

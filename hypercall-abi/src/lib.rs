@@ -12,7 +12,7 @@
 //! Each call is a [`Call`] value: `Call::try_from(&regs)` decodes (never panics) and
 //! [`Call::to_regs`] encodes. A hypervisor's hot path decodes a vendor call with
 //! [`Call::decode_vendor_into`] instead: the same decode, handing the call to its
-//! [`ServeVendor`] from the arm of the jump that decoded it. Guests call through
+//! [`ServeVendor`] right after the jump that decoded it. Guests call through
 //! [`Hypervisor`] over a [`Conduit`].
 //! `docs/ABI.md` is the reference; `tests/golden/v1.txt` freezes every live encoding and layout.
 

@@ -175,8 +175,8 @@ pub fn dispatch(vm: &mut impl GuestVm) -> Action {
     }
     let regs = vm.regs();
     let x = [regs[0], regs[1], regs[2], regs[3]];
-    // A vendor call live in this version (all but the rare standard ones): one jump from its
-    // ID to its own case of `serve_live`, inlined there (`Call::decode_vendor_into`). The
+    // A vendor call live in this version (all but the rare standard ones): one jump on its
+    // feature bit, threaded into its own case of `serve_live` (`Call::decode_vendor_into`). The
     // stateless queries are answered by `answer_stateless` whatever their arguments, but
     // rarely come here (vm::run answers them before), so every other call is spared the look.
     if Call::vendor_is_live(x[0] as u32) == Some(true) {
@@ -213,8 +213,9 @@ impl<V: GuestVm> hypercall_abi::ServeVendor for Live<'_, V> {
     }
 }
 
-/// Serves a live call `dispatch` does not jump to: a standard one (PSCI, the SMCCC queries),
-/// or a vendor call this version does not have live.
+/// Serves a live call `dispatch` does not jump to: a standard one (PSCI, the SMCCC queries).
+/// A vendor call never comes here (a live one is jumped to, any other refused before), and
+/// would be NOT_SUPPORTED.
 #[inline(never)]
 fn serve_standard(vm: &mut impl GuestVm, call: Call) -> Action {
     match call {
@@ -232,9 +233,8 @@ fn serve_standard(vm: &mut impl GuestVm, call: Call) -> Action {
     }
 }
 
-/// Serves a live call. Inlined into each of the vendor decode's arms, where the call is a
-/// constant and only its case remains: the page calls first, the hot path of a PV guest's
-/// memory.
+/// Serves a live call. Inlined after the vendor decode's jump, which the compiler threads into
+/// the case of each arm's call: the page calls first, the hot path of a PV guest's memory.
 #[inline(always)]
 fn serve_live(vm: &mut impl GuestVm, call: Call) -> Action {
     let (page_call, ipa, pages) = match call {
@@ -618,8 +618,10 @@ mod tests {
         }
     }
 
-    /// The jump on a vendor call's feature bit (`Call::decode_vendor_into`) has a hole for
-    /// every bit no call has, and no bit for IDs outside the families' 8 x 8.
+    /// Every vendor ID no call has (a hole among the feature bits, or outside the families'
+    /// 8 x 8) is NOT_SUPPORTED: it is not live, so never jumped to, and the standard path's
+    /// decode refuses it (`every_vendor_id_without_a_call_is_not_supported` of the ABI's
+    /// golden tests checks the decode's own default arm).
     #[test]
     fn every_vendor_id_without_a_call_is_not_supported() {
         let mut vm = FakeVm::default();

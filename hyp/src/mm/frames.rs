@@ -36,15 +36,15 @@ pub fn init(mut free: RangeSet<FRAGMENTS>, ram: Range) -> Result<(), &'static st
         .map(|b| 2 * b.next_power_of_two())
         .sum();
     let heap_size = (HEAP_BASE_SIZE + pool).next_multiple_of(PAGE_SIZE);
+    if FRAMES.is_completed() {
+        return Err("the frame allocator is set up twice");
+    }
     let heap = free
         .take(heap_size)
         .ok_or("not enough RAM for the hyp heap")?;
     // SAFETY: the range is free RAM, identity-mapped, and from here on used only by the heap.
     unsafe { HEAP.lock().init(heap as usize, heap_size as usize) };
     let pool = Pool::new(free, ram)?;
-    if FRAMES.is_completed() {
-        return Err("the frame allocator is set up twice");
-    }
     FRAMES.call_once(|| Mutex::new(pool));
     Ok(())
 }
