@@ -18,7 +18,7 @@ use super::pl011::Pl011;
 use crate::echo::{Before, Partial, Terminal};
 use crate::vm::console::{LineQueue, RECORD_MAX, is_shown};
 use core::fmt;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use spin::Mutex;
 
 /// The UART kinds the hyp can drive.
@@ -65,18 +65,29 @@ static CONSOLE: Mutex<Option<Uart>> = Mutex::new(None);
 /// The guests' lines waiting for the UART.
 static QUEUE: Mutex<LineQueue> = Mutex::new(LineQueue::new());
 
-/// The writers (VMs, a bit each) a drain made room for since they were refused some: the
-/// scheduler wakes the vCPUs it descheduled (`vm::console::wake_writers`).
-static ROOM_FOR: AtomicU64 = AtomicU64::new(0);
+/// What the scheduler looks at on every switch (`writers_wait`), in one static: one address
+/// for the three looks.
+struct Waiting {
+    /// Why a drain is wanted even when no CPU idles ([`DRAIN_REFUSED`], [`DRAIN_HYP`]; changed
+    /// under the queue's lock).
+    drain_for: AtomicU8,
+    /// The writers (VMs, a bit each) a drain made room for since they were refused some: the
+    /// scheduler wakes the vCPUs it descheduled (`vm::console::wake_writers`).
+    room_for: AtomicU64,
+}
 
-/// Set while a writer refused room waits for a drain (`LineQueue::has_refused`, changed under
-/// the queue's lock): the scheduler drains even when no CPU idles, or writers waiting on
-/// vCPUs that only yield would never be woken.
-static REFUSED: AtomicBool = AtomicBool::new(false);
+static WAITING: Waiting = Waiting {
+    drain_for: AtomicU8::new(0),
+    room_for: AtomicU64::new(0),
+};
 
-/// Set while some of the hyp's own text waits in the queue (`LineQueue::hyp_queued`, changed
-/// under the queue's lock): the scheduler drains it as it does for refused writers.
-static HYP_QUEUED: AtomicBool = AtomicBool::new(false);
+/// A writer refused room waits for a drain (`LineQueue::has_refused`): the scheduler drains
+/// even when no CPU idles, or writers waiting on vCPUs that only yield would never be woken.
+const DRAIN_REFUSED: u8 = 1 << 0;
+
+/// Some of the hyp's own text waits in the queue (`LineQueue::hyp_queued`): the scheduler
+/// drains it as it does for refused writers.
+const DRAIN_HYP: u8 = 1 << 1;
 
 /// UART characters a line of the hyp's own drains before it at most.
 const HYP_LINE_DRAIN: usize = 1024;
@@ -239,7 +250,7 @@ pub fn write_fmt(args: fmt::Arguments) {
                 break;
             }
             if queue.push_hyp(text) {
-                HYP_QUEUED.store(true, Ordering::Relaxed);
+                WAITING.drain_for.fetch_or(DRAIN_HYP, Ordering::Relaxed);
                 return;
             }
             drop(queue);
@@ -294,7 +305,7 @@ pub fn queue_line(writer: usize, prefix: &str, text: &[u8], wait: bool) -> bool 
             return true;
         }
         if !wait {
-            REFUSED.store(true, Ordering::Relaxed);
+            WAITING.drain_for.fetch_or(DRAIN_REFUSED, Ordering::Relaxed);
             return false;
         }
     }
@@ -317,21 +328,21 @@ pub fn forget_writer(writer: usize) {
 /// [`take_room_made`] has not taken yet: work for the scheduler.
 #[inline]
 pub fn writers_wait() -> bool {
-    drain_wanted() || ROOM_FOR.load(Ordering::Relaxed) != 0
+    drain_wanted() || WAITING.room_for.load(Ordering::Relaxed) != 0
 }
 
 /// Whether writers refused room, or lines of the hyp's own, wait for a drain.
 #[inline]
 pub fn drain_wanted() -> bool {
-    REFUSED.load(Ordering::Relaxed) || HYP_QUEUED.load(Ordering::Relaxed)
+    WAITING.drain_for.load(Ordering::Relaxed) != 0
 }
 
 /// The writers (a bit each, `writer % MAX_WRITERS`) a drain made room for since the last call.
 pub fn take_room_made() -> u64 {
-    if ROOM_FOR.load(Ordering::Relaxed) == 0 {
+    if WAITING.room_for.load(Ordering::Relaxed) == 0 {
         return 0;
     }
-    ROOM_FOR.swap(0, Ordering::Acquire)
+    WAITING.room_for.swap(0, Ordering::Acquire)
 }
 
 /// Writes up to about `max_chars` UART characters of queued lines (whole lines: the last may
@@ -368,11 +379,13 @@ fn drain_to(
         if line.room_for != 0 {
             // Under the queue's lock, as a refusal sets it: one refused after this pop is
             // never cleared unseen.
-            REFUSED.store(false, Ordering::Relaxed);
-            ROOM_FOR.fetch_or(line.room_for, Ordering::Release);
+            WAITING
+                .drain_for
+                .fetch_and(!DRAIN_REFUSED, Ordering::Relaxed);
+            WAITING.room_for.fetch_or(line.room_for, Ordering::Release);
         }
         if line.hyp && !queue.hyp_queued() {
-            HYP_QUEUED.store(false, Ordering::Relaxed);
+            WAITING.drain_for.fetch_and(!DRAIN_HYP, Ordering::Relaxed);
         }
         drop(queue);
         let cost = if line.hyp {

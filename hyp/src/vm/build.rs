@@ -511,24 +511,23 @@ impl Vm {
         self.state == VmState::Alive
     }
 
-    /// Raises `event` (from the hyp: a device, a timer, a peer) on vCPU 0.
-    pub fn raise_event(&mut self, event: u32) {
-        self.raise_event_on(event, 0);
+    /// Raises `event` (from the hyp: a device, a timer, a peer) on vCPU 0; true when it is
+    /// delivered there (not masked: the vCPU's virtual IRQ is up for it).
+    pub fn raise_event(&mut self, event: u32) -> bool {
+        self.raise_event_on(event, 0)
     }
 
-    /// Raises `event` on vCPU `vcpu` (its virtual IRQ).
-    pub fn raise_event_on(&mut self, event: u32, vcpu: usize) {
-        if self
-            .events
-            .raise_published(event, vcpu as u8, &self.memory)
-            .is_ok()
-        {
-            self.stats.count_event();
-            let stale = self.events.take_stale();
-            if stale != 0 {
-                self.deliver_events_to(stale);
-            }
+    /// Raises `event` on vCPU `vcpu` (its virtual IRQ); true when it is delivered there.
+    pub fn raise_event_on(&mut self, event: u32, vcpu: usize) -> bool {
+        let Ok(delivered) = self.events.raise_published(event, vcpu as u8, &self.memory) else {
+            return false;
+        };
+        self.stats.count_event();
+        let stale = self.events.take_stale();
+        if stale != 0 {
+            self.deliver_events_to(stale);
         }
+        delivered
     }
 
     /// After its events changed: mirror them into the event page, set or drop each vCPU's

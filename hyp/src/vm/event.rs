@@ -158,12 +158,13 @@ impl Events {
 
     /// Makes `event` pending, for vCPU 0.
     pub fn raise(&mut self, event: u32) -> Result<(), Error> {
-        self.raise_on(event, 0)
+        self.raise_on(event, 0).map(|_| ())
     }
 
-    /// Makes `event` pending, for vCPU `vcpu` (its virtual IRQ).
+    /// Makes `event` pending, for vCPU `vcpu` (its virtual IRQ); true when it is delivered
+    /// there (not masked: the vCPU's virtual IRQ is up for it).
     #[inline]
-    pub fn raise_on(&mut self, event: u32, vcpu: u8) -> Result<(), Error> {
+    pub fn raise_on(&mut self, event: u32, vcpu: u8) -> Result<bool, Error> {
         let (w, b) = Self::check(event)?;
         let was = self.route[event as usize];
         if self.masked[w] & b == 0 {
@@ -180,7 +181,7 @@ impl Events {
         self.unpublished_cleared[w] &= !b;
         self.unpublished_words |= 1 << w;
         self.route[event as usize] = vcpu;
-        Ok(())
+        Ok(self.masked[w] & b == 0)
     }
 
     /// Clears a pending event (EVENT_ACK).
@@ -244,18 +245,20 @@ impl Events {
     /// unpublished waits for the next [`Events::sync`], and the guest's acknowledgements in the
     /// page too: they can only lower virtual IRQs, and the vCPU this raises for gets its own
     /// up either way).
+    /// True when it is delivered (as [`Events::raise_on`]): `vcpu`'s virtual IRQ is up for it,
+    /// whatever else the guest has acknowledged in its page.
     #[inline]
     pub fn raise_published(
         &mut self,
         event: u32,
         vcpu: u8,
         memory: &GuestMemory<Cpu>,
-    ) -> Result<(), Error> {
-        self.raise_on(event, vcpu)?;
+    ) -> Result<bool, Error> {
+        let delivered = self.raise_on(event, vcpu)?;
         if let Some(words) = self.page_words(memory) {
             self.publish_raise(event, words);
         }
-        Ok(())
+        Ok(delivered)
     }
 
     /// [`Events::raise_published`]'s page part: `event`, just raised, set in the page now and
@@ -582,11 +585,15 @@ mod tests {
         let mut e = Events::new(0);
         e.share_acks();
         e.take_stale();
-        e.raise_on(40, 2).unwrap();
+        assert!(!e.raise_on(40, 2).unwrap(), "masked: not delivered");
+        assert!(!e.deliverable_to(2));
         assert_eq!(e.take_stale(), 0, "a masked event moves no virtual IRQ");
         e.set_masked(40, false).unwrap();
         assert_eq!(e.take_stale(), 1 << 2, "unmasked: its vCPU's");
-        e.raise_on(40, 3).unwrap();
+        // Delivered, so the vCPU's virtual IRQ is up whatever else it acknowledged: the notify's
+        // hand-over loads it without a look at its page (vm::sched::load's `irq_fresh`).
+        assert!(e.raise_on(40, 3).unwrap(), "unmasked: delivered");
+        assert!(e.deliverable_to(3));
         assert_eq!(e.take_stale(), 1 << 2 | 1 << 3, "moved: both vCPUs'");
         e.raise_on(40, 3).unwrap();
         assert_eq!(

@@ -42,7 +42,7 @@
 //! its vCPU (its acknowledgement), and the last to leave, under the VM's lock, ends the VM
 //! (its stage 2 forgotten) or rebuilds it from its image. No CPU waits for another.
 
-use super::build::RunState;
+use super::build::{RunState, Vcpu};
 use super::ids::{VcpuIndex, VmIndex};
 use super::lock::{Level, Ordered, OrderedGuard};
 use super::stats::{Ending, Totals, VmLine};
@@ -372,33 +372,39 @@ fn kick_idle(slot: &VmSlot) {
 }
 
 /// Points this CPU at vCPU `v` of VM `index`: its EL1, timer and FP/SIMD state, its VM's
-/// stage 2, and the register block vectors.S restores from.
+/// stage 2, and the register block vectors.S restores from. `irq_fresh`: its virtual IRQ is
+/// up for an event the caller has just raised (`Vm::raise_event`).
 #[inline(always)]
-fn load(vm: &mut Vm, slot: &'static VmSlot, index: VmIndex, v: VcpuIndex) {
+fn load(vm: &mut Vm, slot: &'static VmSlot, index: VmIndex, v: VcpuIndex, irq_fresh: bool) {
     let vttbr = vm.vttbr();
     if !vm.has_run && vm.spec.cpus.is_some() {
         vm.has_run = true;
         info!("VM {}: first runs on CPU {}", vm.name, percpu::index());
     }
+    // One look up of the vCPU for all of its state, before the atomics (each `vm.vcpus[v]`
+    // after one is a bounds check again, 5 instructions; this one is the caller's).
+    let Some(mut vcpu) = vm.vcpus.get_mut(v.get()) else {
+        return;
+    };
     let shared = slot.vcpu(v);
     shared.on_cpu.store(percpu::index(), Ordering::SeqCst);
     // What it is loaded with is current: older requests are met.
     shared.requests.store(0, Ordering::SeqCst);
     shared.timer_deadline.store(NO_DEADLINE, Ordering::Relaxed);
-    vm.vcpus[v.get()].el1.restore();
-    // A PV VM has no vGIC: one inlined look instead of a call that finds none.
-    if vm.is_linux() {
-        vm.switch_in_vgic(v.get());
-    }
-    let mut vcpu = &mut vm.vcpus[v.get()];
+    vcpu.el1.restore();
     percpu::load_fp(&mut vcpu.fp);
     // A notify that handed the CPU over left the acknowledgements the guest made in its event
     // page untaken: a virtual IRQ still up for them would keep its next WFI from waiting. Taken
     // here, before the guest entry; a vCPU whose virtual IRQ is down needs none (taking
-    // acknowledgements only lowers it).
-    if vcpu.hcr & cpu::HCR_VI != 0 {
+    // acknowledgements only lowers it), nor one that `irq_fresh` says is up for an event just
+    // raised, which the guest has not seen (the notify's hand-over: a look at the page that
+    // cannot lower it, ~75 instructions).
+    if vcpu.hcr & cpu::HCR_VI != 0 && !irq_fresh {
         take_page_acks(vm);
-        vcpu = &mut vm.vcpus[v.get()];
+        let Some(again) = vm.vcpus.get_mut(v.get()) else {
+            return;
+        };
+        vcpu = again;
     }
     // HCR_EL2 and VTTBR_EL2 with one `ISB` for both (each setter has its own): nothing between
     // here and the guest entry depends on them, and the TLB maintenance of a later exit comes
@@ -411,6 +417,10 @@ fn load(vm: &mut Vm, slot: &'static VmSlot, index: VmIndex, v: VcpuIndex) {
         barrier::isb(barrier::SY);
     }
     percpu::set_current(Some((slot, index, v)), &mut vcpu.regs);
+    // A PV VM has no vGIC: one inlined look instead of a call that finds none.
+    if vm.is_linux() {
+        vm.switch_in_vgic(v.get());
+    }
 }
 
 /// [`load`]'s look at the acknowledgements in the event page, out of line: the switch of two
@@ -427,21 +437,34 @@ fn take_page_acks(vm: &mut Vm) {
 /// would save and restore the registers it keeps across it.
 #[inline(always)]
 fn unload(vm: &mut Vm, slot: &VmSlot, v: VcpuIndex, keep: bool) {
-    let shared = slot.vcpu(v);
     if let Some(vcpu) = vm.vcpus.get_mut(v.get()) {
-        let mut deadline = NO_DEADLINE;
-        if keep {
-            vcpu.el1.save();
-            let el1 = &vcpu.el1;
-            if vcpu.run != RunState::Off && timer::is_armed(el1.cntv_ctl) {
-                deadline = el1.cntv_cval.wrapping_add(el1.cntvoff);
-            }
-        }
-        shared.timer_deadline.store(deadline, Ordering::SeqCst);
-        if deadline != NO_DEADLINE {
-            EARLIEST_DEADLINE.fetch_min(deadline, Ordering::SeqCst);
+        save_vcpu(vcpu, slot.vcpu(v), keep);
+    }
+    unload_saved(vm, slot, v, keep);
+}
+
+/// [`unload`]'s part in the vCPU's own block: its EL1 state (if `keep`), and its timer's
+/// deadline for `poll_timers`. Apart, so that the switch saves the vCPU it has looked up.
+#[inline(always)]
+fn save_vcpu(vcpu: &mut Vcpu, shared: &VcpuShared, keep: bool) {
+    let mut deadline = NO_DEADLINE;
+    if keep {
+        vcpu.el1.save();
+        let el1 = &vcpu.el1;
+        if vcpu.run != RunState::Off && timer::is_armed(el1.cntv_ctl) {
+            deadline = el1.cntv_cval.wrapping_add(el1.cntvoff);
         }
     }
+    shared.timer_deadline.store(deadline, Ordering::SeqCst);
+    if deadline != NO_DEADLINE {
+        EARLIEST_DEADLINE.fetch_min(deadline, Ordering::SeqCst);
+    }
+}
+
+/// The rest of [`unload`], once [`save_vcpu`] has run: the CPU's timer, vGIC and FP/SIMD.
+#[inline(always)]
+fn unload_saved(vm: &mut Vm, slot: &VmSlot, v: VcpuIndex, keep: bool) {
+    let shared = slot.vcpu(v);
     // Its timer must not fire while another vCPU (or nobody) is on the CPU; poll_timers
     // watches its deadline instead.
     cpu::set_cntv_ctl(0);
@@ -486,7 +509,8 @@ pub fn give_up(mut guard: VmLocked, slot: &'static VmSlot, v: VcpuIndex, how: Gi
     // with no VM's lock held: with some, the vCPU goes round the queue, else a vCPU that
     // only yields would keep it waiting for good.
     if matches!(how, GiveUp::Yield)
-        && vm.vcpus[v.get()].run == RunState::Runnable
+        && let Some(vcpu) = vm.vcpus.get_mut(v.get())
+        && vcpu.run == RunState::Runnable
         && !deferred_work()
     {
         // The common case, a switch: in one look at the queue the next vCPU for this CPU
@@ -505,11 +529,12 @@ pub fn give_up(mut guard: VmLocked, slot: &'static VmSlot, v: VcpuIndex, how: Gi
         };
         let Some(next) = next else {
             // Nobody else waits: go on (with a virtual IRQ raised meanwhile).
-            cpu::set_hcr(vm.vcpus[v.get()].hcr);
+            cpu::set_hcr(vcpu.hcr);
             timer::arm_slice();
             return;
         };
-        unload(vm, slot, v, true);
+        save_vcpu(vcpu, slot.vcpu(v), true);
+        unload_saved(vm, slot, v, true);
         kick_idle(slot);
         drop(guard);
         // What `pick` polls, but the work `deferred_work` found none of.
@@ -738,8 +763,9 @@ pub fn notify_from(
     poll_console_now_and_then();
     let mut peer_guard = next.slot.lock();
     if let Some(vm) = peer_guard.as_mut().filter(|vm| vm.is_alive()) {
-        vm.raise_event(event);
-        if load_if_ready(vm, next.slot, next.vm, next.vcpu) {
+        // Raised on vCPU 0, which `first_place_of` found queued.
+        let irq_fresh = vm.raise_event(event);
+        if load_if_ready(vm, next.slot, next.vm, next.vcpu, irq_fresh) {
             return;
         }
     }
@@ -793,21 +819,28 @@ fn load_queued(slot: &'static VmSlot, index: VmIndex, v: VcpuIndex) -> bool {
     let Some(vm) = guard.as_mut() else {
         return false;
     };
-    load_if_ready(vm, slot, index, v)
+    load_if_ready(vm, slot, index, v, false)
 }
 
 /// [`load_queued`] with the VM's lock held. Inlined into the switch and the notify's
 /// hand-over: a call saves and restores every register it keeps.
 #[inline(always)]
-fn load_if_ready(vm: &mut Vm, slot: &'static VmSlot, index: VmIndex, v: VcpuIndex) -> bool {
+fn load_if_ready(
+    vm: &mut Vm,
+    slot: &'static VmSlot,
+    index: VmIndex,
+    v: VcpuIndex,
+    irq_fresh: bool,
+) -> bool {
+    // The vCPU looked at last, so that `load` finds it with no atomic between.
     let ready = vm.is_alive()
+        && slot.vcpu(v).on_cpu().is_none()
         && vm
             .vcpus
             .get(v.get())
-            .is_some_and(|c| c.run == RunState::Runnable)
-        && slot.vcpu(v).on_cpu().is_none();
+            .is_some_and(|c| c.run == RunState::Runnable);
     if ready {
-        load(vm, slot, index, v);
+        load(vm, slot, index, v, irq_fresh);
         timer::arm_slice();
     }
     ready
