@@ -166,8 +166,21 @@ impl Events {
     #[inline]
     pub fn raise_on(&mut self, event: u32, vcpu: u8) -> Result<bool, Error> {
         let (w, b) = Self::check(event)?;
+        let delivered = self.make_pending(event, vcpu);
+        self.unpublished_raised[w] |= b;
+        self.unpublished_cleared[w] &= !b;
+        self.unpublished_words |= 1 << w;
+        Ok(delivered)
+    }
+
+    /// [`Events::raise_on`] but for the page: `event` (checked) pending for `vcpu`, the vCPUs
+    /// whose virtual IRQ that can move marked stale; true when it is delivered.
+    #[inline(always)]
+    fn make_pending(&mut self, event: u32, vcpu: u8) -> bool {
+        let (w, b) = bit(event);
         let was = self.route[event as usize];
-        if self.masked[w] & b == 0 {
+        let delivered = self.masked[w] & b == 0;
+        if delivered {
             if self.pending[w] & b == 0 {
                 self.stale |= vcpu_bit(vcpu);
             } else if was != vcpu {
@@ -177,11 +190,8 @@ impl Events {
             }
         }
         self.pending[w] |= b;
-        self.unpublished_raised[w] |= b;
-        self.unpublished_cleared[w] &= !b;
-        self.unpublished_words |= 1 << w;
         self.route[event as usize] = vcpu;
-        Ok(self.masked[w] & b == 0)
+        delivered
     }
 
     /// Clears a pending event (EVENT_ACK).
@@ -254,25 +264,29 @@ impl Events {
         vcpu: u8,
         memory: &GuestMemory<Cpu>,
     ) -> Result<bool, Error> {
-        let delivered = self.raise_on(event, vcpu)?;
-        if let Some(words) = self.page_words(memory) {
-            self.publish_raise(event, words);
+        Self::check(event)?;
+        match self.page_words(memory) {
+            Some(words) => Ok(self.raise_into(event, vcpu, words)),
+            None => self.raise_on(event, vcpu),
         }
-        Ok(delivered)
     }
 
-    /// [`Events::raise_published`]'s page part: `event`, just raised, set in the page now and
-    /// no longer waiting for a sync (what else of its word waits still does).
+    /// [`Events::raise_published`] on the page's words, `event` checked: set in the page now
+    /// and no longer waiting for a sync (what else of its word waits still does).
     #[inline]
-    fn publish_raise(&mut self, event: u32, words: &PageWords) {
+    fn raise_into(&mut self, event: u32, vcpu: u8, words: &PageWords) -> bool {
+        let delivered = self.make_pending(event, vcpu);
         let (w, b) = bit(event);
         self.unpublished_raised[w] &= !b;
+        self.unpublished_cleared[w] &= !b;
+        // Its word stays marked while other changes to it wait (marked when they were made).
         if self.unpublished_raised[w] | self.unpublished_cleared[w] == 0
             && self.unpublished_masks & 1 << w == 0
         {
             self.unpublished_words &= !(1 << w);
         }
         words[w].fetch_or(b, Ordering::SeqCst);
+        delivered
     }
 
     /// [`Events::sync`] on the page's words.
@@ -559,8 +573,7 @@ mod tests {
         e.sync_words(&words);
         // An EVENT_ACK of 3 not yet in the page, then a raise of 5 in the same word.
         e.ack(3).unwrap();
-        e.raise_on(5, 0).unwrap();
-        e.publish_raise(5, &words);
+        e.raise_into(5, 0, &words);
         assert_eq!(
             load(&words, 0),
             1 << 3 | 1 << 5,
@@ -573,8 +586,7 @@ mod tests {
             "the sync publishes the ack, keeps the raise"
         );
         // Nothing else unpublished: the raise alone leaves nothing for a sync.
-        e.raise_on(7, 0).unwrap();
-        e.publish_raise(7, &words);
+        e.raise_into(7, 0, &words);
         assert_eq!(e.unpublished_words, 0);
         assert_eq!(load(&words, 0), 1 << 5 | 1 << 7);
     }

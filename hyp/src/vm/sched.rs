@@ -260,15 +260,29 @@ impl RunQueue {
         self.pop_at(found)
     }
 
-    /// Takes the entry at place `found` and queues `own` (unless it is queued already: its
-    /// `queued`, set here): a vCPU handing this CPU over. With that entry the only one, `own`
-    /// takes its place, nothing moves.
+    /// Takes the oldest vCPU `cpu` may run (with `only`, just when it is that vCPU) and queues
+    /// `own` (unless it is queued already: its `queued`, set here): a vCPU handing this CPU
+    /// over. With that entry the only one, `own` takes its place, nothing moves; that case is
+    /// looked at first, without the search (the switch of two vCPUs on a CPU).
     #[inline(always)]
-    fn swap_at(&mut self, found: usize, own: Queued, queued: &AtomicBool) -> Option<Queued> {
-        if found == 0 && self.len == 1 {
+    fn hand_over(
+        &mut self,
+        cpu: usize,
+        own: Queued,
+        queued: &AtomicBool,
+        only: Option<(VmIndex, VcpuIndex)>,
+    ) -> Option<Queued> {
+        let is_wanted = |entry: &Queued| only.is_none_or(|want| (entry.vm, entry.vcpu) == want);
+        if self.len == 0 {
+            return None;
+        }
+        if self.len == 1 {
             let head = self.head;
             let entries = self.entries.as_mut()?;
             let entry = entries[wrap(head, 0)];
+            if entry.slot.cpus.load(Ordering::Relaxed) & (1 << cpu) == 0 || !is_wanted(&entry) {
+                return None;
+            }
             entry
                 .slot
                 .vcpu(entry.vcpu)
@@ -281,6 +295,10 @@ impl RunQueue {
                 entries[wrap(head, 0)] = own;
             }
             return Some(entry);
+        }
+        let found = self.position_for(cpu)?;
+        if !is_wanted(&self.entries.as_ref()?[wrap(self.head, found)]) {
+            return None;
         }
         let entry = self.pop_at(found)?;
         if !queued.swap(true, Ordering::SeqCst) {
@@ -362,10 +380,15 @@ fn queue(slot: &'static VmSlot, index: VmIndex, v: VcpuIndex) {
 /// After a vCPU of `slot` was queued: kicks an idle CPU (not this one) that may run it.
 #[inline(always)]
 fn kick_idle(slot: &VmSlot) {
+    let others = slot.cpus.load(Ordering::Relaxed) & !(1 << percpu::index());
+    // Only this CPU may run it (pinned here, or a board of one CPU): nobody to kick, and no
+    // fence on the switch.
+    if others == 0 {
+        return;
+    }
     // Against `idle`: it marks itself idle, then looks at the queue.
     core::sync::atomic::fence(Ordering::SeqCst);
-    let me = percpu::index();
-    let idle = IDLE_CPUS.load(Ordering::SeqCst) & slot.cpus.load(Ordering::Relaxed) & !(1 << me);
+    let idle = IDLE_CPUS.load(Ordering::SeqCst) & others;
     if idle != 0 {
         gic::kick(idle.trailing_zeros() as usize);
     }
@@ -523,9 +546,7 @@ pub fn give_up(mut guard: VmLocked, slot: &'static VmSlot, v: VcpuIndex, how: Gi
         };
         let next = {
             let mut queue = RUN_QUEUE.lock();
-            queue
-                .position_for(me)
-                .and_then(|found| queue.swap_at(found, own, &slot.vcpu(v).queued))
+            queue.hand_over(me, own, &slot.vcpu(v).queued, None)
         };
         let Some(next) = next else {
             // Nobody else waits: go on (with a virtual IRQ raised meanwhile).
@@ -682,16 +703,6 @@ pub fn notify(index: VmIndex, event: u32) {
 
 // --- The channel notify's hand-over (vm::event's hot path; see `notify_from`). ---
 
-impl RunQueue {
-    /// The place of the oldest vCPU `cpu` may run if it is vCPU `v` of VM `vm`, else nothing.
-    #[inline(always)]
-    fn first_place_of(&self, cpu: usize, vm: VmIndex, v: VcpuIndex) -> Option<usize> {
-        let found = self.position_for(cpu)?;
-        let entry = self.entries.as_ref()?[wrap(self.head, found)];
-        ((entry.vm, entry.vcpu) == (vm, v)).then_some(found)
-    }
-}
-
 /// A channel notify of vCPU `v`, on this CPU, of the VM `guard` locks (alive; in `own`, as
 /// for [`give_up`]): raises `event`
 /// in VM `peer` and, when the peer's vCPU 0 (which takes hyp-raised events) is the one this
@@ -722,9 +733,7 @@ pub fn notify_from(
                 vcpu: v,
             };
             let mut queue = RUN_QUEUE.lock();
-            let next = queue
-                .first_place_of(me, peer, peer_vcpu)
-                .and_then(|found| queue.swap_at(found, mine, &own.vcpu(v).queued));
+            let next = queue.hand_over(me, mine, &own.vcpu(v).queued, Some((peer, peer_vcpu)));
             if next.is_some() {
                 drop(queue);
                 unload(vm, own, v, true);
@@ -763,7 +772,7 @@ pub fn notify_from(
     poll_console_now_and_then();
     let mut peer_guard = next.slot.lock();
     if let Some(vm) = peer_guard.as_mut().filter(|vm| vm.is_alive()) {
-        // Raised on vCPU 0, which `first_place_of` found queued.
+        // Raised on vCPU 0, which `hand_over` found queued.
         let irq_fresh = vm.raise_event(event);
         if load_if_ready(vm, next.slot, next.vm, next.vcpu, irq_fresh) {
             return;
