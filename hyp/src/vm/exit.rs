@@ -134,12 +134,9 @@ fn handle_exit<const CALL: bool>(exit: Exit) -> bool {
         // Another CPU raised or dropped its virtual IRQ and kicked this one.
         cpu::set_hcr(vm.vcpus[v].hcr);
     }
-    // Read once for the exit: after the call's stores through its registers each look at
-    // `vm.linux` is a load again.
-    let linux = vm.is_linux();
     if let Exit::Sync(s, _) = &exit
         && s.class == Class::DataAbortLower
-        && linux
+        && vm.is_linux()
         && requests & sched::REQ_VGIC == 0
         && answer_gic_read(vm, v, s)
     {
@@ -158,10 +155,10 @@ fn handle_exit<const CALL: bool>(exit: Exit) -> bool {
             // The hot way out of a PV vCPU's call, as the general one below takes it:
             // nothing to sync, the vCPU resumed in place (a separate return, so that a call
             // answered in place branches straight here).
-            Action::Resume if !linux => return true,
+            Action::Resume if !vm.is_linux() => return true,
             // A PV vCPU's yield, as the general way below takes it (a PV VM has no vGIC to
             // sync): no `Action` kept across the trace's test and matched again.
-            Action::Yield if !linux => {
+            Action::Yield if !vm.is_linux() => {
                 if crate::trace::enabled() {
                     crate::percpu::trace_noted_call(crate::arch::aarch64::exception::ESR_HVC0);
                 }
@@ -192,7 +189,7 @@ fn handle_exit<const CALL: bool>(exit: Exit) -> bool {
     };
     // A Linux vCPU's list registers: what the guest did with them back into its vGIC, and
     // what this exit (or another CPU: REQ_VGIC, or a maintenance interrupt) changed into them.
-    if linux {
+    if vm.is_linux() {
         vm.sync_vgic(v);
     }
     let how = match action {
