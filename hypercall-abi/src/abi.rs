@@ -43,6 +43,19 @@ pub const fn live_features() -> u64 {
     live_features_in(Version::CURRENT)
 }
 
+/// The feature bits of every vendor call this crate defines, live or provisional.
+pub(crate) const fn defined_features() -> u64 {
+    let mut bits = 0u64;
+    let mut i = 0;
+    while i < CALLS.len() {
+        if let Some(bit) = feature_bit(CALLS[i].function_id) {
+            bits |= 1 << bit;
+        }
+        i += 1;
+    }
+    bits
+}
+
 /// The `ABI_FEATURES` bitmap a hypervisor of `version` returns: the bits of the vendor calls
 /// live in it (live, and made live at or before `version`'s minor of the same major).
 pub const fn live_features_in(version: Version) -> u64 {

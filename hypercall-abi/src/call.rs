@@ -276,6 +276,12 @@ impl Call {
         }
     }
 
+    /// Whether every vendor call this crate defines is live in its version: then whether a
+    /// vendor ID's call is live is whether a call has that ID, which the decode's jump finds
+    /// anyway, and a dispatch may leave out [`Call::vendor_is_live`]'s test.
+    pub const ALL_VENDOR_CALLS_LIVE: bool =
+        crate::abi::live_features() == crate::abi::defined_features();
+
     /// The version that introduced the call.
     pub fn since(&self) -> Version {
         self.info().since

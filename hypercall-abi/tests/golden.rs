@@ -472,3 +472,27 @@ fn print_fixture() {
         println!();
     }
 }
+
+/// What a dispatch that leaves out the live bits' test relies on (`Call::ALL_VENDOR_CALLS_LIVE`):
+/// it says so exactly when every vendor ID a call has is live, and then a vendor ID is live
+/// exactly when a call has it.
+#[test]
+fn all_vendor_calls_live_says_what_vendor_is_live_would() {
+    let all_live = CALLS
+        .iter()
+        .filter(|c| abi::feature_bit(c.function_id).is_some())
+        .all(|c| Call::vendor_is_live(c.function_id) == Some(true));
+    assert_eq!(Call::ALL_VENDOR_CALLS_LIVE, all_live);
+    if Call::ALL_VENDOR_CALLS_LIVE {
+        for n in 0..=0xffu32 {
+            let id = abi::vendor_id(n);
+            let has_call = CALLS.iter().any(|c| c.function_id == id);
+            let with_bit = abi::feature_bit(id).is_some();
+            assert_eq!(
+                Call::vendor_is_live(id) == Some(true),
+                with_bit && has_call,
+                "{id:#x}"
+            );
+        }
+    }
+}
