@@ -400,12 +400,9 @@ fn kick_idle(slot: &VmSlot) {
 #[inline(always)]
 fn load(vm: &mut Vm, slot: &'static VmSlot, index: VmIndex, v: VcpuIndex, irq_fresh: bool) {
     let vttbr = vm.vttbr();
-    if !vm.has_run && vm.spec.cpus.is_some() {
-        vm.has_run = true;
-        info!("VM {}: first runs on CPU {}", vm.name, percpu::index());
-    }
-    // One look up of the vCPU for all of its state, before the atomics (each `vm.vcpus[v]`
-    // after one is a bounds check again, 5 instructions; this one is the caller's).
+    // One look up of the vCPU for all of its state, before the atomics and the log line below
+    // (each `vm.vcpus[v]` after one is a bounds check again, 5 instructions; this one is the
+    // caller's).
     let Some(mut vcpu) = vm.vcpus.get_mut(v.get()) else {
         return;
     };
@@ -443,6 +440,10 @@ fn load(vm: &mut Vm, slot: &'static VmSlot, index: VmIndex, v: VcpuIndex, irq_fr
     // A PV VM has no vGIC: one inlined look instead of a call that finds none.
     if vm.is_linux() {
         vm.switch_in_vgic(v.get());
+    }
+    if !vm.has_run && vm.spec.cpus.is_some() {
+        vm.has_run = true;
+        info!("VM {}: first runs on CPU {}", vm.name, percpu::index());
     }
 }
 
