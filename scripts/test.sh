@@ -351,6 +351,20 @@ for i in "${!cases[@]}"; do
     fi
 done
 
+# --- Typed input reaches the hyp's console while the only vCPU on the only CPU spins (never
+# yields nor waits): typed seconds after the boot, when no line of the hyp's own is queued to
+# send the CPU through the scheduler's look at the UART, which a slice's end must make. ---
+typed_log="$results/typed-late.log"
+(sleep 4; printf '\035'; sleep 4) | scripts/run.sh --no-build --timeout 14 \
+    --manifest "$M/spin-alone.toml" >"$typed_log" 2>&1
+if grep -qF "spinning forever" "$typed_log" &&
+    grep -qF "hyp: console focus: hyp (type help; Ctrl-] moves it)" <(tr -d '\r' <"$typed_log"); then
+    pass "qemu: typed input reaches the hyp's console while a vCPU spins alone on one CPU"
+else
+    fail "qemu: typed input reaches the hyp's console while a vCPU spins alone on one CPU"
+    tail -8 "$typed_log" | sed 's/^/    | /'
+fi
+
 # --- The block device persists: one boot writes its regions (legacy virtio-mmio) and flushes,
 # a second boot with the same disk image (modern virtio-mmio) reads them back. ---
 disk="$results/persist.img"

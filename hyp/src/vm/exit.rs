@@ -210,6 +210,8 @@ fn handle_exit<const CALL: bool>(exit: Exit) -> bool {
             sched::notify_from(guard, slot, vcpu, VmIndex::new(peer), event);
             return false;
         }
+        // Only the slice's end makes an interrupt exit yield (`take_interrupts`).
+        Action::Yield if matches!(exit, Exit::Irq) => GiveUp::SliceEnd,
         Action::Yield => GiveUp::Yield,
         Action::Continue => {
             vm.vcpus[v].regs.repeat_instruction();

@@ -374,13 +374,13 @@ fn queue(slot: &'static VmSlot, index: VmIndex, v: VcpuIndex) {
         vm: index,
         vcpu: v,
     });
-    kick_idle(slot);
+    kick_idle(slot, percpu::index());
 }
 
-/// After a vCPU of `slot` was queued: kicks an idle CPU (not this one) that may run it.
+/// After a vCPU of `slot` was queued: kicks an idle CPU (not this one, `me`) that may run it.
 #[inline(always)]
-fn kick_idle(slot: &VmSlot) {
-    let others = slot.cpus.load(Ordering::Relaxed) & !(1 << percpu::index());
+fn kick_idle(slot: &VmSlot, me: usize) {
+    let others = slot.cpus.load(Ordering::Relaxed) & !(1 << me);
     // Only this CPU may run it (pinned here, or a board of one CPU): nobody to kick, and no
     // fence on the switch.
     if others == 0 {
@@ -396,9 +396,16 @@ fn kick_idle(slot: &VmSlot) {
 
 /// Points this CPU at vCPU `v` of VM `index`: its EL1, timer and FP/SIMD state, its VM's
 /// stage 2, and the register block vectors.S restores from. `irq_fresh`: its virtual IRQ is
-/// up for an event the caller has just raised (`Vm::raise_event`).
+/// up for an event the caller has just raised (`Vm::raise_event`). `me`: this CPU's index.
 #[inline(always)]
-fn load(vm: &mut Vm, slot: &'static VmSlot, index: VmIndex, v: VcpuIndex, irq_fresh: bool) {
+fn load(
+    vm: &mut Vm,
+    slot: &'static VmSlot,
+    index: VmIndex,
+    v: VcpuIndex,
+    me: usize,
+    irq_fresh: bool,
+) {
     let vttbr = vm.vttbr();
     // One look up of the vCPU for all of its state, before the atomics and the log line below
     // (each `vm.vcpus[v]` after one is a bounds check again, 5 instructions; this one is the
@@ -407,7 +414,7 @@ fn load(vm: &mut Vm, slot: &'static VmSlot, index: VmIndex, v: VcpuIndex, irq_fr
         return;
     };
     let shared = slot.vcpu(v);
-    shared.on_cpu.store(percpu::index(), Ordering::SeqCst);
+    shared.on_cpu.store(me, Ordering::SeqCst);
     // What it is loaded with is current: older requests are met.
     shared.requests.store(0, Ordering::SeqCst);
     shared.timer_deadline.store(NO_DEADLINE, Ordering::Relaxed);
@@ -443,7 +450,7 @@ fn load(vm: &mut Vm, slot: &'static VmSlot, index: VmIndex, v: VcpuIndex, irq_fr
     }
     if !vm.has_run && vm.spec.cpus.is_some() {
         vm.has_run = true;
-        info!("VM {}: first runs on CPU {}", vm.name, percpu::index());
+        info!("VM {}: first runs on CPU {me}", vm.name);
     }
 }
 
@@ -507,8 +514,14 @@ fn unload_saved(vm: &mut Vm, slot: &VmSlot, v: VcpuIndex, keep: bool) {
 
 /// What the vCPU of an exit does with this CPU.
 pub enum GiveUp {
-    /// It may go on, unless another vCPU waits for this CPU (the end of a slice, a yield).
+    /// It may go on, unless another vCPU waits for this CPU (a yield).
     Yield,
+    /// As `Yield`, at the end of its slice, but always through `pick`, which also looks at
+    /// typed input and the other work for the VMs (with one CPU and a vCPU that never yields
+    /// nor waits, the switch's way would never look: the console's input stalled until a line
+    /// of the hyp's own happened to send the CPU through `pick`). Once a slice, off the
+    /// calls' path.
+    SliceEnd,
     /// It waits, or is off: it leaves the CPU with its state saved.
     Leave,
     /// Its VM stops: it leaves without saving (the stop's acknowledgement).
@@ -557,12 +570,12 @@ pub fn give_up(mut guard: VmLocked, slot: &'static VmSlot, v: VcpuIndex, how: Gi
         };
         save_vcpu(vcpu, slot.vcpu(v), true);
         unload_saved(vm, slot, v, true);
-        kick_idle(slot);
+        kick_idle(slot, me);
         drop(guard);
         // What `pick` polls, but the work `deferred_work` found none of.
         poll_timers();
         poll_console_now_and_then();
-        if load_queued(next.slot, next.vm, next.vcpu) {
+        if load_queued(next.slot, next.vm, next.vcpu, me) {
             return;
         }
         return pick();
@@ -570,7 +583,7 @@ pub fn give_up(mut guard: VmLocked, slot: &'static VmSlot, v: VcpuIndex, how: Gi
     // Every other way off the CPU: one (inlined) unload for them all.
     let run = vm.vcpus[v.get()].run;
     let (keep, requeue) = match how {
-        GiveUp::Yield => (true, run == RunState::Runnable),
+        GiveUp::Yield | GiveUp::SliceEnd => (true, run == RunState::Runnable),
         GiveUp::Leave => (
             run != RunState::Off,
             run == RunState::Runnable && vm.is_alive(),
@@ -738,7 +751,7 @@ pub fn notify_from(
             if next.is_some() {
                 drop(queue);
                 unload(vm, own, v, true);
-                kick_idle(own);
+                kick_idle(own, me);
                 next
             } else {
                 None
@@ -775,7 +788,7 @@ pub fn notify_from(
     if let Some(vm) = peer_guard.as_mut().filter(|vm| vm.is_alive()) {
         // Raised on vCPU 0, which `hand_over` found queued.
         let irq_fresh = vm.raise_event(event);
-        if load_if_ready(vm, next.slot, next.vm, next.vcpu, irq_fresh) {
+        if load_if_ready(vm, next.slot, next.vm, next.vcpu, me, irq_fresh) {
             return;
         }
     }
@@ -802,7 +815,7 @@ fn pick() {
         poll_console();
         let next = RUN_QUEUE.lock().pop_for(me);
         if let Some(next) = next {
-            if load_queued(next.slot, next.vm, next.vcpu) {
+            if load_queued(next.slot, next.vm, next.vcpu, me) {
                 return;
             }
             // A stale entry: the vCPU waits or is off, or its VM stopped.
@@ -819,17 +832,18 @@ fn pick() {
     }
 }
 
-/// Loads vCPU `v` of VM `index` (`slot`), a queue entry just popped, and arms its slice; false
-/// if the entry is stale (the vCPU waits or is off, or runs elsewhere, or its VM stopped). The
-/// entry's fields apart: a `Queued` passed on is copied with a call to memcpy. Inlined (in
+/// Loads vCPU `v` of VM `index` (`slot`), a queue entry just popped, on this CPU (`me`) and
+/// arms its slice; false if the entry is stale (the vCPU waits or is off, or runs elsewhere, or
+/// its VM stopped). The entry's fields apart: a `Queued` passed on is copied with a call to
+/// memcpy. Inlined (in
 /// `give_up`'s switch and in `pick`), as `load` is into it.
 #[inline(always)]
-fn load_queued(slot: &'static VmSlot, index: VmIndex, v: VcpuIndex) -> bool {
+fn load_queued(slot: &'static VmSlot, index: VmIndex, v: VcpuIndex, me: usize) -> bool {
     let mut guard = slot.lock();
     let Some(vm) = guard.as_mut() else {
         return false;
     };
-    load_if_ready(vm, slot, index, v, false)
+    load_if_ready(vm, slot, index, v, me, false)
 }
 
 /// [`load_queued`] with the VM's lock held. Inlined into the switch and the notify's
@@ -840,6 +854,7 @@ fn load_if_ready(
     slot: &'static VmSlot,
     index: VmIndex,
     v: VcpuIndex,
+    me: usize,
     irq_fresh: bool,
 ) -> bool {
     // The vCPU looked at last, so that `load` finds it with no atomic between.
@@ -850,7 +865,7 @@ fn load_if_ready(
             .get(v.get())
             .is_some_and(|c| c.run == RunState::Runnable);
     if ready {
-        load(vm, slot, index, v, irq_fresh);
+        load(vm, slot, index, v, me, irq_fresh);
         timer::arm_slice();
     }
     ready

@@ -101,6 +101,7 @@ pub fn init_el2(vectors: u64, percpu: u64) {
 
     // The physical timer and counter are the hyp's; guests use the virtual ones.
     CNTHCTL_EL2.write(CNTHCTL_EL2::EL1PCEN::CLEAR + CNTHCTL_EL2::EL1PCTEN::CLEAR);
+    super::timer::init();
     CNTVOFF_EL2.set(0);
     // Guests see the real CPU's MIDR.
     // SAFETY: VPIDR_EL2 only changes what EL1 reads from MIDR_EL1.

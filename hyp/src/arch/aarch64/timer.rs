@@ -7,19 +7,21 @@ use core::arch::asm;
 /// Slices per second.
 const SLICES_PER_SECOND: u64 = 100;
 
-/// A slice in counter ticks, found at the first `arm_slice` (0: not yet): CNTFRQ_EL0 never
-/// changes, and the division is on every switch's path.
+/// A slice in counter ticks, set by [`init`] (every CPU's EL2 set-up, before its first slice):
+/// CNTFRQ_EL0 never changes, and the division is not for every switch's path.
 static SLICE_TICKS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Finds the slice's length in ticks.
+pub fn init() {
+    let ticks = (CNTFRQ_EL0.get() / SLICES_PER_SECOND).max(1);
+    SLICE_TICKS.store(ticks, core::sync::atomic::Ordering::Relaxed);
+}
 
 /// Starts a fresh slice for the vCPU about to run.
 #[inline(always)]
 pub fn arm_slice() {
-    use core::sync::atomic::Ordering;
-    let mut ticks = SLICE_TICKS.load(Ordering::Relaxed);
-    if ticks == 0 {
-        ticks = (CNTFRQ_EL0.get() / SLICES_PER_SECOND).max(1);
-        SLICE_TICKS.store(ticks, Ordering::Relaxed);
-    }
+    let ticks = SLICE_TICKS.load(core::sync::atomic::Ordering::Relaxed);
+    debug_assert_ne!(ticks, 0, "a slice armed before timer::init");
     // SAFETY: CNTHP_TVAL_EL2 only sets when the hyp's own timer fires.
     unsafe { asm!("msr cnthp_tval_el2, {}", in(reg) ticks, options(nomem, nostack)) };
     CNTHP_CTL_EL2.write(CNTHP_CTL_EL2::ENABLE::SET + CNTHP_CTL_EL2::IMASK::CLEAR);
