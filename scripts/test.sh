@@ -351,19 +351,27 @@ for i in "${!cases[@]}"; do
     fi
 done
 
-# --- Typed input reaches the hyp's console while the only vCPU on the only CPU spins (never
-# yields nor waits): typed seconds after the boot, when no line of the hyp's own is queued to
-# send the CPU through the scheduler's look at the UART, which a slice's end must make. ---
-typed_log="$results/typed-late.log"
-(sleep 4; printf '\035'; sleep 4) | scripts/run.sh --no-build --timeout 14 \
-    --manifest "$M/spin-alone.toml" >"$typed_log" 2>&1
-if grep -qF "spinning forever" "$typed_log" &&
-    grep -qF "hyp: console focus: hyp (type help; Ctrl-] moves it)" <(tr -d '\r' <"$typed_log"); then
-    pass "qemu: typed input reaches the hyp's console while a vCPU spins alone on one CPU"
-else
-    fail "qemu: typed input reaches the hyp's console while a vCPU spins alone on one CPU"
-    tail -8 "$typed_log" | sed 's/^/    | /'
-fi
+# --- Typed input reaches the hyp's console while the only CPU never idles: typed seconds after
+# the boot, when no line of the hyp's own is queued to send the CPU through the scheduler's look
+# at the UART, which a slice's end must make; with one vCPU that never yields nor waits, and
+# with two that only yield to each other (every switch their hand-over, which passes the rest
+# of the CPU's slice on: a switch that armed a new slice would never let one end). ---
+typed_late() { # MANIFEST GUEST_LINE FOCUS_LINE WHAT
+    local log="$results/typed-late-$1.log"
+    (sleep 4; printf '\035'; sleep 4) | scripts/run.sh --no-build --timeout 14 \
+        --manifest "$M/$1.toml" >"$log" 2>&1
+    if grep -qF "$2" "$log" && grep -qF "$3" <(tr -d '\r' <"$log"); then
+        pass "qemu: typed input reaches the hyp's console while $4"
+    else
+        fail "qemu: typed input reaches the hyp's console while $4"
+        tail -8 "$log" | sed 's/^/    | /'
+    fi
+}
+typed_late spin-alone "spinning forever" "hyp: console focus: hyp (type help; Ctrl-] moves it)" \
+    "a vCPU spins alone on one CPU"
+# Ctrl-] moves the focus from the first VM to the second.
+typed_late yield-pair "spinning forever, yielding" "hyp: console focus: yield-b (Ctrl-] moves it)" \
+    "two vCPUs yield to each other on one CPU"
 
 # --- The block device persists: one boot writes its regions (legacy virtio-mmio) and flushes,
 # a second boot with the same disk image (modern virtio-mmio) reads them back. ---

@@ -39,10 +39,11 @@ pub struct PerCpu {
     pub hold: HoldClock,
     /// What this CPU did, for the end of the run.
     pub stats: CpuStats,
+    /// Whose FP/SIMD registers are live here, switched lazily (before the trace ring: within
+    /// a load's immediate offset, for every switch's two looks).
+    pub fp: crate::arch::aarch64::context::LazyFp,
     /// The last guest exits this CPU handled (written only when tracing is on).
     pub trace: TraceRing,
-    /// Whose FP/SIMD registers are live here, switched lazily.
-    pub fp: crate::arch::aarch64::context::LazyFp,
 }
 
 /// One CPU's counters: only that CPU writes them.
@@ -135,8 +136,8 @@ static mut PER_CPU: [PerCpu; MAX_CPUS] = [const {
             idle_ticks: 0,
             lock_waits: 0,
         },
-        trace: TraceRing::new(BLANK_RECORD),
         fp: crate::arch::aarch64::context::LazyFp::new(),
+        trace: TraceRing::new(BLANK_RECORD),
     }
 }; MAX_CPUS];
 

@@ -8,6 +8,12 @@
 //! WFI until its EL2 timer (the next virtual-timer deadline of a waiting vCPU, or a slice) or
 //! a kick.
 //!
+//! A slice belongs to the CPU: `pick` arms it when it loads a vCPU, and a switch (a yield, the
+//! notify's hand-over) passes the rest of it to the vCPU it loads. However its vCPUs switch,
+//! every CPU so reaches `pick` once a slice at least, where typed input and the other VMs'
+//! work are looked at; the switch itself looks only at what cannot wait that long (the
+//! timers of vCPUs off the CPUs, disk completions, console writers waiting).
+//!
 //! # Locks, in the order a CPU may take them
 //!
 //! 1. **A VM's lock** (`VmSlot::vm`, [`Level::Vm`]): everything of that VM (memory, events,
@@ -563,18 +569,18 @@ pub fn give_up(mut guard: VmLocked, slot: &'static VmSlot, v: VcpuIndex, how: Gi
             queue.hand_over(me, own, &slot.vcpu(v).queued, None)
         };
         let Some(next) = next else {
-            // Nobody else waits: go on (with a virtual IRQ raised meanwhile).
+            // Nobody else waits: go on, in the rest of the slice (with a virtual IRQ raised
+            // meanwhile).
             cpu::set_hcr(vcpu.hcr);
-            timer::arm_slice();
             return;
         };
         save_vcpu(vcpu, slot.vcpu(v), true);
         unload_saved(vm, slot, v, true);
         kick_idle(slot, me);
         drop(guard);
-        // What `pick` polls, but the work `deferred_work` found none of.
+        // What `pick` polls, but the work `deferred_work` found none of, and typed input (the
+        // slice's end, through `pick`, looks at that).
         poll_timers();
-        poll_console_now_and_then();
         if load_queued(next.slot, next.vm, next.vcpu, me) {
             return;
         }
@@ -781,9 +787,8 @@ pub fn notify_from(
         );
     };
     drop(guard);
-    // What `pick` polls, but the work `deferred_work` found none of.
+    // As the switch's (`give_up`).
     poll_timers();
-    poll_console_now_and_then();
     let mut peer_guard = next.slot.lock();
     if let Some(vm) = peer_guard.as_mut().filter(|vm| vm.is_alive()) {
         // Raised on vCPU 0, which `hand_over` found queued.
@@ -816,6 +821,7 @@ fn pick() {
         let next = RUN_QUEUE.lock().pop_for(me);
         if let Some(next) = next {
             if load_queued(next.slot, next.vm, next.vcpu, me) {
+                timer::arm_slice();
                 return;
             }
             // A stale entry: the vCPU waits or is off, or its VM stopped.
@@ -832,8 +838,8 @@ fn pick() {
     }
 }
 
-/// Loads vCPU `v` of VM `index` (`slot`), a queue entry just popped, on this CPU (`me`) and
-/// arms its slice; false if the entry is stale (the vCPU waits or is off, or runs elsewhere, or
+/// Loads vCPU `v` of VM `index` (`slot`), a queue entry just popped, on this CPU (`me`);
+/// false if the entry is stale (the vCPU waits or is off, or runs elsewhere, or
 /// its VM stopped). The entry's fields apart: a `Queued` passed on is copied with a call to
 /// memcpy. Inlined (in
 /// `give_up`'s switch and in `pick`), as `load` is into it.
@@ -866,7 +872,6 @@ fn load_if_ready(
             .is_some_and(|c| c.run == RunState::Runnable);
     if ready {
         load(vm, slot, index, v, me, irq_fresh);
-        timer::arm_slice();
     }
     ready
 }
@@ -887,8 +892,8 @@ fn deferred_work() -> bool {
 /// Writers the console queue turned away run again once a drain has made room (each issues
 /// its call again; one that still finds none waits again). While some wait (or lines of the
 /// hyp's own do), a bounded part of the queue is drained here first: with every CPU busy
-/// (vCPUs that only yield never reach an idle CPU's drain nor a slice's end) nothing else
-/// would make room. Two atomics when there
+/// (vCPUs that only yield never reach an idle CPU's drain) a writer would otherwise wait for
+/// the exit of a slice's end to make room. Two atomics when there
 /// is nothing to do; else the VMs made room for locked in turn, none held while another is
 /// taken.
 pub fn wake_console_writers() {
@@ -1003,21 +1008,6 @@ fn next_deadline() -> Option<u64> {
         .map(|v| v.timer_deadline.load(Ordering::Relaxed))
         .min()
         .filter(|&d| d != NO_DEADLINE)
-}
-
-/// Switches between two looks at the UART on the switch path ([`give_up`]): a switch every
-/// microsecond or two need not look each time (`pick` still does, and the idle wait).
-const SWITCHES_PER_CONSOLE_POLL: u32 = 64;
-/// Switches made on the switch path, all CPUs (an approximate count is enough).
-static SWITCHES: AtomicU32 = AtomicU32::new(0);
-
-/// [`poll_console`], every [`SWITCHES_PER_CONSOLE_POLL`]th call.
-fn poll_console_now_and_then() {
-    let n = SWITCHES.load(Ordering::Relaxed).wrapping_add(1);
-    SWITCHES.store(n, Ordering::Relaxed);
-    if n.is_multiple_of(SWITCHES_PER_CONSOLE_POLL) {
-        poll_console();
-    }
 }
 
 /// Hands typed bytes to the focused VM (raising its console event), or to the hyp's console;

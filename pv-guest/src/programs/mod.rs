@@ -149,6 +149,15 @@ pub fn run(info: &hypercall_abi::BootInfo, cmd: &Command) -> u64 {
             1
         }
         // Never ends and never yields: what the scheduler and the run timeout must survive.
+        // `spin yield` yields in its loop instead, forever: two such VMs on one CPU only ever
+        // switch to each other, and the hyp must still look at typed input.
+        "spin" if cmd.args.trim() == "yield" => {
+            println!("spinning forever, yielding");
+            let mut hv = crate::hv();
+            loop {
+                let _ = hv.vm_yield();
+            }
+        }
         "spin" => {
             println!("spinning forever");
             loop {
