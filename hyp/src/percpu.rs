@@ -30,6 +30,10 @@ pub struct PerCpu {
     pub trace_who: u32,
     /// The levels of the ordered locks this CPU holds, a bit each (debug builds: vm::lock).
     pub held_locks: u32,
+    /// Whether the vCPU loaded here came on by a switch (a yield, a notify's hand-over), in
+    /// the rest of another's slice, and has not had a whole one of its own since
+    /// ([`take_switched_in`]).
+    pub switched_in: bool,
     /// x0 of the call the vCPU loaded here made at its last exit by `HVC #0` that vm::run did
     /// not answer itself ([`note_call`]), for [`trace_noted_call`].
     pub call_function: u64,
@@ -128,6 +132,7 @@ static mut PER_CPU: [PerCpu; MAX_CPUS] = [const {
         vm: None,
         trace_who: 0,
         held_locks: 0,
+        switched_in: false,
         call_function: 0,
         gic_index: 0,
         hold: HoldClock { start: 0, max: 0 },
@@ -175,18 +180,30 @@ pub fn current_vm() -> Option<Current> {
 
 /// Records the vCPU loaded on this CPU and the register block vectors.S saves to and restores
 /// from (null with none).
-pub fn set_current(vm: Option<Current>, regs: *mut crate::arch::aarch64::context::GuestRegs) {
+pub fn set_current(
+    vm: Option<Current>,
+    regs: *mut crate::arch::aarch64::context::GuestRegs,
+    switched_in: bool,
+) {
     // SAFETY: as in `index`; the caller keeps `regs` valid while the VM is loaded here (a VM's
     // vCPUs live in a heap buffer that never grows, so they stay put even if the VM moves).
     unsafe {
-        // One read of TPIDR_EL2 for the three fields (each `this` is an `mrs` of its own).
+        // One read of TPIDR_EL2 for the fields (each `this` is an `mrs` of its own).
         let this = this();
         (*this).vm = vm;
         (*this).regs = regs;
+        (*this).switched_in = switched_in;
         (*this).trace_who = vm.map_or(0, |(_, vm, vcpu)| {
             crate::trace::Record::who(vm.get() as u16, vcpu.get() as u16)
         });
     }
+}
+
+/// Whether the vCPU loaded here came on by a switch and has had no whole slice of its own
+/// since; clears it (the caller gives it one).
+pub fn take_switched_in() -> bool {
+    // SAFETY: as in `index`.
+    unsafe { core::mem::replace(&mut (*this()).switched_in, false) }
 }
 
 /// The vCPU being loaded here keeps its FP/SIMD registers in `block` (valid until

@@ -10,9 +10,12 @@
 //!
 //! A slice belongs to the CPU: `pick` arms it when it loads a vCPU, and a switch (a yield, the
 //! notify's hand-over) passes the rest of it to the vCPU it loads. However its vCPUs switch,
-//! every CPU so reaches `pick` once a slice at least, where typed input and the other VMs'
-//! work are looked at; the switch itself looks only at what cannot wait that long (the
-//! timers of vCPUs off the CPUs, disk completions, console writers waiting).
+//! every CPU so reaches a slice's end and `pick`'s looks once a slice at least, where typed
+//! input and the other VMs' work are looked at; the switch itself looks only at what cannot
+//! wait that long (the timers of vCPUs off the CPUs, disk completions, console writers
+//! waiting). A vCPU that came on by a switch is owed a slice: at the end of the one it came
+//! on in, it goes on with a whole one of its own (`pick`'s looks made, not sent round the
+//! queue), so a neighbour that yields just before its slice ends cannot leave it the dregs.
 //!
 //! # Locks, in the order a CPU may take them
 //!
@@ -403,6 +406,7 @@ fn kick_idle(slot: &VmSlot, me: usize) {
 /// Points this CPU at vCPU `v` of VM `index`: its EL1, timer and FP/SIMD state, its VM's
 /// stage 2, and the register block vectors.S restores from. `irq_fresh`: its virtual IRQ is
 /// up for an event the caller has just raised (`Vm::raise_event`). `me`: this CPU's index.
+/// `switched_in`: a switch loads it, in the rest of the slice (`percpu::take_switched_in`).
 #[inline(always)]
 fn load(
     vm: &mut Vm,
@@ -411,6 +415,7 @@ fn load(
     v: VcpuIndex,
     me: usize,
     irq_fresh: bool,
+    switched_in: bool,
 ) {
     let vttbr = vm.vttbr();
     // One look up of the vCPU for all of its state, before the atomics and the log line below
@@ -449,7 +454,7 @@ fn load(
         VTTBR_EL2.set(vttbr);
         barrier::isb(barrier::SY);
     }
-    percpu::set_current(Some((slot, index, v)), &mut vcpu.regs);
+    percpu::set_current(Some((slot, index, v)), &mut vcpu.regs, switched_in);
     // A PV VM has no vGIC: one inlined look instead of a call that finds none.
     if vm.is_linux() {
         vm.switch_in_vgic(v.get());
@@ -513,7 +518,7 @@ fn unload_saved(vm: &mut Vm, slot: &VmSlot, v: VcpuIndex, keep: bool) {
     // `pick`, the only other way on, clears it first. Not for a vCPU whose VM may end next
     // (its register block freed).
     if !keep {
-        percpu::set_current(None, core::ptr::null_mut());
+        percpu::set_current(None, core::ptr::null_mut(), false);
     }
     shared.on_cpu.store(NO_CPU, Ordering::SeqCst);
 }
@@ -581,10 +586,20 @@ pub fn give_up(mut guard: VmLocked, slot: &'static VmSlot, v: VcpuIndex, how: Gi
         // What `pick` polls, but the work `deferred_work` found none of, and typed input (the
         // slice's end, through `pick`, looks at that).
         poll_timers();
-        if load_queued(next.slot, next.vm, next.vcpu, me) {
+        if load_queued(next.slot, next.vm, next.vcpu, me, true) {
             return;
         }
         return pick();
+    }
+    if matches!(how, GiveUp::SliceEnd) && percpu::take_switched_in() {
+        // It came on by a switch, in the rest of another's slice: it goes on, with a whole
+        // slice of its own, after `pick`'s looks. Else a vCPU that yields just before its
+        // slice ends would hand the next one almost nothing, and take the CPU back at once.
+        cpu::set_hcr(vm.vcpus[v.get()].hcr);
+        drop(guard);
+        look_around();
+        timer::arm_slice();
+        return;
     }
     // Every other way off the CPU: one (inlined) unload for them all.
     let run = vm.vcpus[v.get()].run;
@@ -793,7 +808,7 @@ pub fn notify_from(
     if let Some(vm) = peer_guard.as_mut().filter(|vm| vm.is_alive()) {
         // Raised on vCPU 0, which `hand_over` found queued.
         let irq_fresh = vm.raise_event(event);
-        if load_if_ready(vm, next.slot, next.vm, next.vcpu, me, irq_fresh) {
+        if load_if_ready(vm, next.slot, next.vm, next.vcpu, me, irq_fresh, true) {
             return;
         }
     }
@@ -803,24 +818,30 @@ pub fn notify_from(
 
 // --- End of the channel notify's hand-over. ---
 
+/// What `pick` looks at before it takes a vCPU, with no VM's lock held: the work for other
+/// VMs, the timers of vCPUs off the CPUs, typed input.
+fn look_around() {
+    // What the disk's interrupt completed (a waiting vCPU may become runnable).
+    super::block::deliver();
+    // What a device's interrupt or its SMMU faults raised, for whichever VMs they were.
+    super::device::irq::deliver();
+    wake_console_writers();
+    poll_timers();
+    poll_console();
+}
+
 /// Loads this CPU's next vCPU and returns (the caller enters it). Idles, holding no lock, while
 /// there is nothing to run. When every VM has ended and left its CPUs, the CPU that sees it
 /// first prints the summary and powers off; the others stop.
 fn pick() {
     let me = percpu::index();
     // No vCPU is loaded here until `load` says which (`unload` leaves the pointers).
-    percpu::set_current(None, core::ptr::null_mut());
+    percpu::set_current(None, core::ptr::null_mut(), false);
     loop {
-        // What the disk's interrupt completed (a waiting vCPU may become runnable).
-        super::block::deliver();
-        // What a device's interrupt or its SMMU faults raised, for whichever VMs they were.
-        super::device::irq::deliver();
-        wake_console_writers();
-        poll_timers();
-        poll_console();
+        look_around();
         let next = RUN_QUEUE.lock().pop_for(me);
         if let Some(next) = next {
-            if load_queued(next.slot, next.vm, next.vcpu, me) {
+            if load_queued(next.slot, next.vm, next.vcpu, me, false) {
                 timer::arm_slice();
                 return;
             }
@@ -844,12 +865,18 @@ fn pick() {
 /// memcpy. Inlined (in
 /// `give_up`'s switch and in `pick`), as `load` is into it.
 #[inline(always)]
-fn load_queued(slot: &'static VmSlot, index: VmIndex, v: VcpuIndex, me: usize) -> bool {
+fn load_queued(
+    slot: &'static VmSlot,
+    index: VmIndex,
+    v: VcpuIndex,
+    me: usize,
+    switched_in: bool,
+) -> bool {
     let mut guard = slot.lock();
     let Some(vm) = guard.as_mut() else {
         return false;
     };
-    load_if_ready(vm, slot, index, v, me, false)
+    load_if_ready(vm, slot, index, v, me, false, switched_in)
 }
 
 /// [`load_queued`] with the VM's lock held. Inlined into the switch and the notify's
@@ -862,6 +889,7 @@ fn load_if_ready(
     v: VcpuIndex,
     me: usize,
     irq_fresh: bool,
+    switched_in: bool,
 ) -> bool {
     // The vCPU looked at last, so that `load` finds it with no atomic between.
     let ready = vm.is_alive()
@@ -871,7 +899,7 @@ fn load_if_ready(
             .get(v.get())
             .is_some_and(|c| c.run == RunState::Runnable);
     if ready {
-        load(vm, slot, index, v, me, irq_fresh);
+        load(vm, slot, index, v, me, irq_fresh, switched_in);
     }
     ready
 }
