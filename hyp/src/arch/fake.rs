@@ -199,6 +199,15 @@ impl Machine for FakeMachine {
     }
 
     fn cache(op: CacheOp) {
+        // The zeroing the operation stands for, of a frame this fake handed out (the pool's
+        // own tests zero made-up addresses, only recorded).
+        if let CacheOp::Zero { pa } = op
+            && STATE.with(|s| s.borrow().owners.contains_key(&pa))
+        {
+            // SAFETY: a frame of PAGE bytes this fake allocated and has not freed (checked
+            // just above).
+            unsafe { core::ptr::write_bytes(pa as *mut u8, 0, PAGE.size()) };
+        }
         STATE.with(|s| s.borrow_mut().cache.push(op));
     }
 

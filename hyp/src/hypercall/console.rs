@@ -45,21 +45,24 @@ pub fn notify(vm: &mut impl GuestVm) -> Result<Option<[u64; 3]>, Error> {
             (producer.wrapping_sub(consumer).min(CONSOLE_RING_ENTRIES), 0)
         }
     };
-    // A chunk at a time, so a short line copies (and the stack zeroes) only what it needs.
+    // A chunk at a time, so a short line copies only what it needs (into a buffer not cleared
+    // first: the slots are all in the ring's page).
     let slots = ring + RingHeader::SLOTS_OFFSET as u64;
-    let mut buf = [0u8; COPY_CHUNK];
+    let mut buf = [MaybeUninit::uninit(); COPY_CHUNK];
     let mut took = 0;
     while took < left {
         let at = consumer.wrapping_add(took) % CONSOLE_RING_ENTRIES;
         let n = ((left - took).min(CONSOLE_RING_ENTRIES - at) as usize).min(COPY_CHUNK);
         // The ring page is pinned: it cannot fail once the first chunk was read.
-        if let Err(e) = vm.memory().read(slots + u64::from(at), &mut buf[..n]) {
-            if took == 0 {
-                return Err(e);
-            }
-            break;
-        }
-        let chunk_took = vm.console_output(&buf[..n]);
+        let bytes = match vm
+            .memory()
+            .read_in_page(slots + u64::from(at), &mut buf[..n])
+        {
+            Ok(bytes) => bytes,
+            Err(e) if took == 0 => return Err(e),
+            Err(_) => break,
+        };
+        let chunk_took = vm.console_output(bytes);
         took += chunk_took as u32;
         if chunk_took < n {
             break;
@@ -67,10 +70,8 @@ pub fn notify(vm: &mut impl GuestVm) -> Result<Option<[u64; 3]>, Error> {
     }
     let consumer = consumer.wrapping_add(took);
     vm.console_io().consumer = consumer;
-    vm.memory_mut().write(
-        ring + offset_of!(RingHeader, consumer) as u64,
-        &consumer.to_le_bytes(),
-    )?;
+    vm.memory_mut()
+        .write_u32(ring + offset_of!(RingHeader, consumer) as u64, consumer)?;
     let taken = taken + took;
     if took < left {
         vm.console_io().notify = Some(NotifyCall {
@@ -82,8 +83,7 @@ pub fn notify(vm: &mut impl GuestVm) -> Result<Option<[u64; 3]>, Error> {
     Ok(Some([taken.into(), 0, 0]))
 }
 
-/// Ring bytes copied out of guest memory at a time: two lines of 64 bytes (the stack buffer
-/// is zeroed on every call, so no larger than the usual lines need).
+/// Ring bytes copied out of guest memory at a time: two lines of 64 bytes.
 const COPY_CHUNK: usize = 128;
 
 /// Gives the guest up to `len` typed bytes, into a buffer it may write itself (its image, boot

@@ -26,8 +26,8 @@
 use crate::addr::{Ipa, PAGE_SIZE, PhysAddr};
 use crate::arch::stage2::table::{
     Cursor, L2_SPAN, L3_SPAN, Leaves, Stage2Error, desc, device_leaf, frame_atomics, is_table,
-    leaf, live_up, output, perms_of, read_frame, read_frame_words, read_slot, slot, software_bits,
-    tables_needed, unhook_empty_l3, write_frame, write_slot,
+    leaf, live_up, output, perms_of, read_frame, read_frame_bytes, read_frame_words, read_slot,
+    slot, software_bits, tables_needed, unhook_empty_l3, write_frame, write_frame_u32, write_slot,
 };
 use crate::arch::stage2::{invalidate, invalidate_all};
 use crate::arch::{CacheOp, Machine, TlbOp};
@@ -49,6 +49,26 @@ pub const PAGES_PER_TABLE: u64 = 64;
 
 /// Frames a VM keeps at hand for its next maps, taken from the pool this many at a time.
 pub const STASH_FRAMES: usize = 16;
+
+/// Pages the hyp shares with the guest ([`Pin::Hyp`]) whose host address is remembered
+/// ([`GuestMemory::host_address`]): a VM's four (boot info, event page, console ring, block
+/// ring), consecutive, so each has its own entry.
+const HYP_PAGES_KNOWN: usize = 4;
+
+/// A [`HypPageMemo`] entry that holds no page.
+const NO_HYP_PAGE: HypPageMemo = HypPageMemo {
+    page: u64::MAX,
+    host: 0,
+};
+
+/// A shared page's host frame, known from its mapping: a `Pin::Hyp` page is neither unmapped
+/// nor moved until the memory is cleared (the guest may do neither; `clear` forgets them).
+#[derive(Clone, Copy)]
+struct HypPageMemo {
+    /// Its IPA's page number (`u64::MAX`: none).
+    page: u64,
+    host: u64,
+}
 
 /// The stage-2 tables (level 2 and 3, beside the root) a VM with this quota may hold.
 pub fn table_allowance(quota_pages: u64) -> u64 {
@@ -187,6 +207,9 @@ pub struct GuestMemory<M: Machine> {
     /// The SMMU's copy of the RAM leaves, while a device of the VM's does DMA
     /// (`vm::device::mirror`): every change to a RAM leaf goes there too.
     dma: Option<DmaTable>,
+    /// The shared pages' host frames, by page number modulo their count: the console ring's
+    /// three looks a `CONSOLE_WRITE`, and the event page's, walk no table.
+    hyp_pages: [HypPageMemo; HYP_PAGES_KNOWN],
     machine: PhantomData<fn() -> M>,
 }
 
@@ -210,6 +233,7 @@ impl<M: Machine> GuestMemory<M> {
             stash: [0; STASH_FRAMES],
             stashed: 0,
             dma: None,
+            hyp_pages: [NO_HYP_PAGE; HYP_PAGES_KNOWN],
             machine: PhantomData,
         })
     }
@@ -551,9 +575,20 @@ impl<M: Machine> GuestMemory<M> {
         perms: MemPerms,
         pin: Pin,
     ) -> Result<(), Error> {
-        let mapped = self.map_unpublished(ipa.into().get(), pages, perms, pin);
+        let ipa = ipa.into().get();
+        let mapped = self.map_unpublished(ipa, pages, perms, pin);
         if mapped.is_ok() {
             self.publish();
+            if pin == Pin::Hyp {
+                for page in ipa / PAGE_SIZE..ipa / PAGE_SIZE + pages {
+                    if let Some(d) = self.entry(page * PAGE_SIZE) {
+                        self.hyp_pages[page as usize % HYP_PAGES_KNOWN] = HypPageMemo {
+                            page,
+                            host: output(d).get(),
+                        };
+                    }
+                }
+            }
         }
         mapped
     }
@@ -864,6 +899,12 @@ impl<M: Machine> GuestMemory<M> {
     /// Removes the range's entries (all in use), break-before-make, and frees their frames
     /// (not a channel's) and every table left empty.
     fn remove(&mut self, ipa: u64, pages: u64) {
+        debug_assert!(
+            self.hyp_pages
+                .iter()
+                .all(|k| !(ipa / PAGE_SIZE..ipa / PAGE_SIZE + pages).contains(&k.page)),
+            "remove: a shared page the hyp remembers (only `clear` unmaps those)"
+        );
         let mut cursor = self.cursor;
         self.break_entries(&mut cursor, ipa, pages);
         for i in 0..pages {
@@ -998,6 +1039,10 @@ impl<M: Machine> GuestMemory<M> {
 
     /// The hyp's (identity) address of the byte at `ipa`, if that page is mapped.
     fn host_address(&self, ipa: u64) -> Option<u64> {
+        let known = self.hyp_pages[(ipa / PAGE_SIZE) as usize % HYP_PAGES_KNOWN];
+        if known.page == ipa / PAGE_SIZE {
+            return Some(known.host + Ipa::new(ipa).page_offset());
+        }
         if ipa >= IPA_LIMIT {
             return None;
         }
@@ -1028,6 +1073,33 @@ impl<M: Machine> GuestMemory<M> {
         }
         let host = self.host_address(ipa).ok_or(Error::BadAddress)?;
         Ok(read_frame_words(PhysAddr::new(host), words))
+    }
+
+    /// Reads the bytes at `ipa` (all in one page) into `buf`, with no clearing first; the bytes
+    /// read. Fails if the page is unmapped or the bytes leave it.
+    pub fn read_in_page<'b>(
+        &self,
+        ipa: impl Into<Ipa>,
+        buf: &'b mut [MaybeUninit<u8>],
+    ) -> Result<&'b [u8], Error> {
+        let ipa = ipa.into().get();
+        if ipa % PAGE_SIZE + buf.len() as u64 > PAGE_SIZE {
+            return Err(Error::BadAddress);
+        }
+        let host = self.host_address(ipa).ok_or(Error::BadAddress)?;
+        Ok(read_frame_bytes(PhysAddr::new(host), buf))
+    }
+
+    /// Stores the 32-bit little-endian `value` at `ipa` (4-byte aligned) in one store (whatever
+    /// the guest's permissions, as [`write`](Self::write)); fails if the page is unmapped.
+    pub fn write_u32(&mut self, ipa: impl Into<Ipa>, value: u32) -> Result<(), Error> {
+        let ipa = ipa.into().get();
+        if !ipa.is_multiple_of(4) {
+            return Err(Error::BadAddress);
+        }
+        let host = self.host_address(ipa).ok_or(Error::BadAddress)?;
+        write_frame_u32(PhysAddr::new(host), value);
+        Ok(())
     }
 
     /// Copies `data` into guest memory at `ipa` (whatever the guest's permissions: the hyp
@@ -1066,6 +1138,7 @@ impl<M: Machine> GuestMemory<M> {
     /// The DMA table goes too: no stream may translate with it any more (`vm::device::release`
     /// comes first).
     pub fn clear(&mut self) {
+        self.hyp_pages = [NO_HYP_PAGE; HYP_PAGES_KNOWN];
         if let Some(dma) = self.dma.take() {
             dma.free(|table| M::free_frame(Owner::Hyp, table));
         }

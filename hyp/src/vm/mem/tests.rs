@@ -509,3 +509,84 @@ fn a_guests_whole_ram_is_mapped_at_boot_with_one_icache_invalidation() {
     assert_eq!(FakeMachine::frames_of(Owner::Vm(3)), 0);
     assert_eq!(FakeMachine::frames_of(Owner::Hyp), 0);
 }
+
+/// The host address of a hyp page as its leaf says it now.
+fn leaf_address(mem: &Mem, ipa: u64) -> Option<u64> {
+    mem.entry(ipa).map(|d| output(d).get() + ipa % P)
+}
+
+#[test]
+fn shared_pages_are_found_without_a_walk_until_the_memory_is_cleared() {
+    let mut mem = fresh(16);
+    mem.map_pinned(BASE, 4, MemPerms::RW, Pin::Hyp).unwrap();
+    for page in 0..4 {
+        let ipa = BASE + page * P + 8;
+        assert!(
+            mem.hyp_pages.iter().any(|k| k.page == ipa / P),
+            "page {page} remembered"
+        );
+        assert_eq!(mem.host_address(ipa), leaf_address(&mem, ipa));
+    }
+    mem.write_u32(BASE + P + 128, 0x1234_5678).unwrap();
+    let mut buf = [MaybeUninit::uninit(); 6];
+    assert_eq!(
+        mem.read_in_page(BASE + P + 126, &mut buf).unwrap(),
+        [0, 0, 0x78, 0x56, 0x34, 0x12]
+    );
+    // The same IPAs again after a clear, once the old frames went to other pages first: every
+    // access goes to the new frames, none to what the first mapping held.
+    let old = mem.host_address(BASE).unwrap();
+    mem.clear();
+    let mut buf = [MaybeUninit::uninit(); 4];
+    assert_eq!(mem.read_in_page(BASE, &mut buf), Err(Error::BadAddress));
+    assert_eq!(mem.write_u32(BASE + 3 * P, 1), Err(Error::BadAddress));
+    mem.map(BASE + 64 * P, 4, MemPerms::RW).unwrap();
+    mem.map_pinned(BASE, 4, MemPerms::RW, Pin::Hyp).unwrap();
+    assert_ne!(
+        leaf_address(&mem, BASE),
+        Some(old),
+        "the test needs another frame"
+    );
+    for page in 0..4 {
+        let ipa = BASE + page * P;
+        assert_eq!(mem.host_address(ipa), leaf_address(&mem, ipa));
+    }
+    assert_eq!(mem.read_in_page(BASE + P + 128, &mut buf).unwrap(), [0; 4]);
+}
+
+#[test]
+fn a_guests_own_page_is_walked_every_time() {
+    let mut mem = fresh(8);
+    mem.map(BASE, 1, MemPerms::RW).unwrap();
+    assert!(mem.hyp_pages.iter().all(|k| k.page == u64::MAX));
+    mem.write(BASE, b"old").unwrap();
+    mem.unmap(BASE, 1).unwrap();
+    assert_eq!(mem.write_u32(BASE, 1), Err(Error::BadAddress));
+    mem.map(BASE, 1, MemPerms::RW).unwrap();
+    let mut buf = [MaybeUninit::uninit(); 3];
+    assert_eq!(mem.read_in_page(BASE, &mut buf).unwrap(), [0; 3]);
+}
+
+#[test]
+fn in_page_reads_and_word_writes_check_their_bounds() {
+    let mut mem = fresh(8);
+    mem.map(BASE, 2, MemPerms::RW).unwrap();
+    let mut buf = [MaybeUninit::uninit(); 8];
+    assert_eq!(
+        mem.read_in_page(BASE + P - 4, &mut buf),
+        Err(Error::BadAddress)
+    );
+    assert_eq!(
+        mem.read_in_page(BASE + 2 * P, &mut buf),
+        Err(Error::BadAddress)
+    );
+    assert!(mem.read_in_page(BASE + P - 8, &mut buf).is_ok());
+    assert_eq!(mem.write_u32(BASE + 2, 7), Err(Error::BadAddress));
+    assert_eq!(mem.write_u32(BASE + 2 * P, 7), Err(Error::BadAddress));
+    mem.write_u32(BASE + P - 4, 7).unwrap();
+    let mut word = [MaybeUninit::uninit(); 4];
+    assert_eq!(
+        mem.read_in_page(BASE + P - 4, &mut word).unwrap(),
+        [7, 0, 0, 0]
+    );
+}

@@ -366,6 +366,26 @@ pub fn write_frame(to: PhysAddr, data: &[u8]) {
     unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), to.get() as *mut u8, data.len()) }
 }
 
+/// Copies the bytes at `from` (inside one frame a stage-2 leaf maps) into `buf`, which need not
+/// be initialised (no clearing first); the bytes read.
+pub fn read_frame_bytes(from: PhysAddr, buf: &mut [MaybeUninit<u8>]) -> &[u8] {
+    debug_assert!(from.page_offset() + buf.len() as u64 <= PAGE_SIZE);
+    // SAFETY: as in `read_frame`.
+    unsafe {
+        core::ptr::copy_nonoverlapping(from.get() as *const u8, buf.as_mut_ptr().cast(), buf.len())
+    };
+    // SAFETY: every byte was written just above; MaybeUninit<u8> has u8's layout.
+    unsafe { &*(buf as *const [MaybeUninit<u8>] as *const [u8]) }
+}
+
+/// Stores the little-endian 32-bit word `value` at `to` (4-byte aligned, inside one frame a
+/// stage-2 leaf maps): one store, which the guest sees whole.
+pub fn write_frame_u32(to: PhysAddr, value: u32) {
+    debug_assert!(to.get().is_multiple_of(4) && to.page_offset() + 4 <= PAGE_SIZE);
+    // SAFETY: as in `write_frame`; aligned, and inside the frame (checked by the caller).
+    unsafe { (to.get() as *mut u32).write_volatile(value.to_le()) }
+}
+
 /// Reads the little-endian words at `from` (8-byte aligned, inside one frame a stage-2 leaf
 /// maps) into `words`, one load and one store each (no clearing first: the buffer need not be
 /// initialised); the words read.
