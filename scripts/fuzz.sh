@@ -71,7 +71,9 @@ while [ "$seed" -le "$last" ]; do
         --manifest "$manifest" --timeout "$timeout" >"$log" 2>&1
     status=$?
     text="$work/boot.txt"
-    tr -d '\r' <"$log" >"$text"
+    # As the terminal shows it: the focused VM's partial line is hidden (CR, erase to the end
+    # of the line) before another writer's whole line, which then starts the line (--typed).
+    sed -e 's/\r\x1b\[K/\n/g' -e 's/\r//g' <"$log" >"$text"
     for s in "${group[@]}"; do
         if grep -Eq "^fuzz-$s: fuzz: seed=$s calls=$count .* ok$" "$text"; then
             passed=$((passed + 1))
