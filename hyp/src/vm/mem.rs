@@ -1017,11 +1017,8 @@ impl<M: Machine> GuestMemory<M> {
         &self,
         ipa: u64,
     ) -> Result<&[core::sync::atomic::AtomicU64; N], Error> {
-        if !ipa.is_multiple_of(8) || ipa % PAGE_SIZE + 8 * N as u64 > PAGE_SIZE {
-            return Err(Error::BadAddress);
-        }
-        let host = self.host_address(ipa).ok_or(Error::BadAddress)?;
-        Ok(frame_atomics(self, PhysAddr::new(host)))
+        let host = self.host_in_page(ipa, 8 * N as u64, 8)?;
+        Ok(frame_atomics(self, host))
     }
 
     /// The permissions of the page holding `ipa` (a device's page is refused).
@@ -1066,13 +1063,8 @@ impl<M: Machine> GuestMemory<M> {
         ipa: impl Into<Ipa>,
         words: &'w mut [MaybeUninit<u64>],
     ) -> Result<&'w [u64], Error> {
-        let ipa = ipa.into().get();
-        let len = 8 * words.len() as u64;
-        if !ipa.is_multiple_of(8) || ipa % PAGE_SIZE + len > PAGE_SIZE {
-            return Err(Error::BadAddress);
-        }
-        let host = self.host_address(ipa).ok_or(Error::BadAddress)?;
-        Ok(read_frame_words(PhysAddr::new(host), words))
+        let host = self.host_in_page(ipa.into().get(), 8 * words.len() as u64, 8)?;
+        Ok(read_frame_words(host, words))
     }
 
     /// Reads the bytes at `ipa` (all in one page) into `buf`, with no clearing first; the bytes
@@ -1082,24 +1074,26 @@ impl<M: Machine> GuestMemory<M> {
         ipa: impl Into<Ipa>,
         buf: &'b mut [MaybeUninit<u8>],
     ) -> Result<&'b [u8], Error> {
-        let ipa = ipa.into().get();
-        if ipa % PAGE_SIZE + buf.len() as u64 > PAGE_SIZE {
-            return Err(Error::BadAddress);
-        }
-        let host = self.host_address(ipa).ok_or(Error::BadAddress)?;
-        Ok(read_frame_bytes(PhysAddr::new(host), buf))
+        let host = self.host_in_page(ipa.into().get(), buf.len() as u64, 1)?;
+        Ok(read_frame_bytes(host, buf))
     }
 
     /// Stores the 32-bit little-endian `value` at `ipa` (4-byte aligned) in one store (whatever
     /// the guest's permissions, as [`write`](Self::write)); fails if the page is unmapped.
     pub fn write_u32(&mut self, ipa: impl Into<Ipa>, value: u32) -> Result<(), Error> {
-        let ipa = ipa.into().get();
-        if !ipa.is_multiple_of(4) {
+        let host = self.host_in_page(ipa.into().get(), 4, 4)?;
+        write_frame_u32(host, value);
+        Ok(())
+    }
+
+    /// The host address of the `len` bytes at `ipa`, `align`-aligned and all in one mapped
+    /// page.
+    fn host_in_page(&self, ipa: u64, len: u64, align: u64) -> Result<PhysAddr, Error> {
+        if !ipa.is_multiple_of(align) || ipa % PAGE_SIZE + len > PAGE_SIZE {
             return Err(Error::BadAddress);
         }
         let host = self.host_address(ipa).ok_or(Error::BadAddress)?;
-        write_frame_u32(PhysAddr::new(host), value);
-        Ok(())
+        Ok(PhysAddr::new(host))
     }
 
     /// Copies `data` into guest memory at `ipa` (whatever the guest's permissions: the hyp
