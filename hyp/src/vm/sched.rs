@@ -403,10 +403,19 @@ fn kick_idle(slot: &VmSlot, me: usize) {
     }
 }
 
+/// How a vCPU comes on a CPU: what `load` may skip, and whose slice it runs in.
+#[derive(Clone, Copy, PartialEq)]
+enum Arrival {
+    /// `pick` took it from the run queue: it gets a slice of its own.
+    Picked,
+    /// A switch (a yield, or a notify's hand-over) loads it in the rest of the slice, which
+    /// it is owed a whole one for (`percpu::take_switched_in`). `irq_fresh`: its virtual IRQ
+    /// is up for an event the caller has just raised (`Vm::raise_event`).
+    Switched { irq_fresh: bool },
+}
+
 /// Points this CPU at vCPU `v` of VM `index`: its EL1, timer and FP/SIMD state, its VM's
-/// stage 2, and the register block vectors.S restores from. `irq_fresh`: its virtual IRQ is
-/// up for an event the caller has just raised (`Vm::raise_event`). `me`: this CPU's index.
-/// `switched_in`: a switch loads it, in the rest of the slice (`percpu::take_switched_in`).
+/// stage 2, and the register block vectors.S restores from. `me`: this CPU's index.
 #[inline(always)]
 fn load(
     vm: &mut Vm,
@@ -414,8 +423,7 @@ fn load(
     index: VmIndex,
     v: VcpuIndex,
     me: usize,
-    irq_fresh: bool,
-    switched_in: bool,
+    arrival: Arrival,
 ) {
     let vttbr = vm.vttbr();
     // One look up of the vCPU for all of its state, before the atomics and the log line below
@@ -437,7 +445,7 @@ fn load(
     // acknowledgements only lowers it), nor one that `irq_fresh` says is up for an event just
     // raised, which the guest has not seen (the notify's hand-over: a look at the page that
     // cannot lower it, ~75 instructions).
-    if vcpu.hcr & cpu::HCR_VI != 0 && !irq_fresh {
+    if vcpu.hcr & cpu::HCR_VI != 0 && arrival != (Arrival::Switched { irq_fresh: true }) {
         take_page_acks(vm);
         let Some(again) = vm.vcpus.get_mut(v.get()) else {
             return;
@@ -454,6 +462,7 @@ fn load(
         VTTBR_EL2.set(vttbr);
         barrier::isb(barrier::SY);
     }
+    let switched_in = arrival != Arrival::Picked;
     percpu::set_current(Some((slot, index, v)), &mut vcpu.regs, switched_in);
     // A PV VM has no vGIC: one inlined look instead of a call that finds none.
     if vm.is_linux() {
@@ -586,7 +595,8 @@ pub fn give_up(mut guard: VmLocked, slot: &'static VmSlot, v: VcpuIndex, how: Gi
         // What `pick` polls, but the work `deferred_work` found none of, and typed input (the
         // slice's end, through `pick`, looks at that).
         poll_timers();
-        if load_queued(next.slot, next.vm, next.vcpu, me, true) {
+        let switched = Arrival::Switched { irq_fresh: false };
+        if load_queued(next.slot, next.vm, next.vcpu, me, switched) {
             return;
         }
         return pick();
@@ -808,7 +818,14 @@ pub fn notify_from(
     if let Some(vm) = peer_guard.as_mut().filter(|vm| vm.is_alive()) {
         // Raised on vCPU 0, which `hand_over` found queued.
         let irq_fresh = vm.raise_event(event);
-        if load_if_ready(vm, next.slot, next.vm, next.vcpu, me, irq_fresh, true) {
+        if load_if_ready(
+            vm,
+            next.slot,
+            next.vm,
+            next.vcpu,
+            me,
+            Arrival::Switched { irq_fresh },
+        ) {
             return;
         }
     }
@@ -841,8 +858,7 @@ fn pick() {
         look_around();
         let next = RUN_QUEUE.lock().pop_for(me);
         if let Some(next) = next {
-            if load_queued(next.slot, next.vm, next.vcpu, me, false) {
-                timer::arm_slice();
+            if load_queued(next.slot, next.vm, next.vcpu, me, Arrival::Picked) {
                 return;
             }
             // A stale entry: the vCPU waits or is off, or its VM stopped.
@@ -870,13 +886,13 @@ fn load_queued(
     index: VmIndex,
     v: VcpuIndex,
     me: usize,
-    switched_in: bool,
+    arrival: Arrival,
 ) -> bool {
     let mut guard = slot.lock();
     let Some(vm) = guard.as_mut() else {
         return false;
     };
-    load_if_ready(vm, slot, index, v, me, false, switched_in)
+    load_if_ready(vm, slot, index, v, me, arrival)
 }
 
 /// [`load_queued`] with the VM's lock held. Inlined into the switch and the notify's
@@ -888,8 +904,7 @@ fn load_if_ready(
     index: VmIndex,
     v: VcpuIndex,
     me: usize,
-    irq_fresh: bool,
-    switched_in: bool,
+    arrival: Arrival,
 ) -> bool {
     // The vCPU looked at last, so that `load` finds it with no atomic between.
     let ready = vm.is_alive()
@@ -899,7 +914,11 @@ fn load_if_ready(
             .get(v.get())
             .is_some_and(|c| c.run == RunState::Runnable);
     if ready {
-        load(vm, slot, index, v, me, irq_fresh, switched_in);
+        load(vm, slot, index, v, me, arrival);
+        // A slice of its own; a vCPU switched in runs in the rest of the one it came on in.
+        if arrival == Arrival::Picked {
+            timer::arm_slice();
+        }
     }
     ready
 }
