@@ -346,10 +346,7 @@ pub fn start_secondaries(board: &Board, image_pa: usize) {
             EnableMethod::SpinTable { .. } => {
                 match crate::board::spin_table::release(c, board.memory(), entry) {
                     Ok(_) => spin += 1,
-                    Err(e) => warn!(
-                        "CPU {:#x} stays on the firmware's spin table: {e:?}",
-                        c.mpidr
-                    ),
+                    Err(e) => warn!("CPU {:#x} stays on the firmware's spin table: {e}", c.mpidr),
                 }
             }
             EnableMethod::None => warn!(
@@ -398,7 +395,7 @@ pub fn load_vms(board: &Board) -> Vec<Vm> {
         Ok(Some(bytes)) => core::str::from_utf8(bytes).unwrap_or(""),
         Ok(None) => fail("the initrd has no `manifest` file"),
         Err(e) => fail(&alloc::format!(
-            "the initrd is not a valid cpio archive: {e:?}"
+            "the initrd is not a valid cpio archive: {e}"
         )),
     };
     let manifest =

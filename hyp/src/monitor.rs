@@ -233,13 +233,25 @@ pub struct Seconds {
 
 impl fmt::Display for Seconds {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let hz = u128::from(self.hz.max(1));
-        let ms = u128::from(self.ticks) * 1000 / hz;
-        // Printed as u64 (whole seconds are at most `ticks`): u128's Display is 1.3 KiB of the
-        // Image for this one table.
-        let secs = u64::try_from(ms / 1000).unwrap_or(u64::MAX);
-        write!(f, "{secs}.{:03}s", (ms % 1000) as u16)
+        let hz = self.hz.max(1);
+        let millis = scaled(self.ticks % hz, 1000, hz);
+        write!(f, "{}.{millis:03}s", self.ticks / hz)
     }
+}
+
+/// `part * scale / whole` rounded down, in u64 (u128's division is 1.4 KiB of the Image for two
+/// tables): exact while `part % whole * scale` fits in u64, at most one above it otherwise. A
+/// `whole` of 0 counts as 1.
+fn scaled(part: u64, scale: u64, whole: u64) -> u64 {
+    let whole = whole.max(1);
+    let (whole_times, rest) = (part / whole, part % whole);
+    let rest_scaled = match rest.checked_mul(scale) {
+        Some(r) => r / whole,
+        None => rest / (whole / scale),
+    };
+    whole_times
+        .saturating_mul(scale)
+        .saturating_add(rest_scaled)
 }
 
 /// Lays `rows` out as a table with a header, each column as wide as its widest cell (the
@@ -262,7 +274,7 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> Vec<String> {
                 out.extend(core::iter::repeat_n(' ', widths[i] - cell.len()));
             }
         }
-        out.truncate(out.trim_end().len());
+        out.truncate(out.trim_ascii_end().len());
         out
     };
     let mut lines = Vec::with_capacity(rows.len() + 1);
@@ -333,8 +345,7 @@ pub fn stats_table(rows: &[CpuRow], now_ticks: u64, hz: u64) -> Vec<String> {
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            let share = u128::from(r.idle_ticks) * 100 / u128::from(now_ticks.max(1));
-            let share = u64::try_from(share).unwrap_or(u64::MAX);
+            let share = scaled(r.idle_ticks, 100, now_ticks);
             alloc::vec![
                 format!("{}", r.cpu),
                 format!("{}", r.exits),
@@ -516,11 +527,31 @@ mod tests {
         assert_eq!(
             Seconds {
                 ticks: u64::MAX,
+                hz: u64::MAX - 1
+            }
+            .to_string(),
+            "1.000s"
+        );
+        assert_eq!(
+            Seconds {
+                ticks: u64::MAX,
                 hz: 1
             }
             .to_string()
             .len(),
             25
         );
+    }
+
+    #[test]
+    fn a_share_is_exact_in_u64_and_close_where_the_product_would_not_fit() {
+        assert_eq!(scaled(1, 100, 3), 33);
+        assert_eq!(scaled(2, 100, 3), 66);
+        assert_eq!(scaled(7, 100, 0), 700);
+        // 24.99...: where the product would not fit, at most one above.
+        assert_eq!(scaled(u64::MAX / 4, 100, u64::MAX), 25);
+        assert_eq!(scaled(u64::MAX / 2, 100, u64::MAX / 2 + 1), 100);
+        assert_eq!(scaled(u64::MAX, 100, u64::MAX), 100);
+        assert_eq!(scaled(u64::MAX, 100, 1), u64::MAX);
     }
 }

@@ -21,10 +21,14 @@ impl Bdf {
         if b.len() != 7 || b[2] != b':' || b[5] != b'.' {
             return None;
         }
-        let hex = |s: &str| u8::from_str_radix(s, 16).ok();
-        let (bus, device, function) = (hex(&text[0..2])?, hex(&text[3..5])?, hex(&text[6..7])?);
-        (device < 32 && function < 8 && text.is_char_boundary(7))
-            .then(|| Self::new(bus, device, function))
+        // Hex digits read as bytes: no slice of the text, so no char boundary to check.
+        let hex = |digits: &[u8]| {
+            digits.iter().try_fold(0u8, |value, &d| {
+                Some(value << 4 | char::from(d).to_digit(16)? as u8)
+            })
+        };
+        let (bus, device, function) = (hex(&b[0..2])?, hex(&b[3..5])?, hex(&b[6..7])?);
+        (device < 32 && function < 8).then(|| Self::new(bus, device, function))
     }
 
     /// The bus.
@@ -72,7 +76,8 @@ mod tests {
     #[test]
     fn refuses_what_is_not_a_function() {
         for bad in [
-            "00:20.0", "00:01.8", "0:01.0", "00-01.0", "00:01.0 ", "zz:01.0", "00:1.00",
+            "00:20.0", "00:01.8", "0:01.0", "00-01.0", "00:01.0 ", "zz:01.0", "00:1.00", "+0:01.0",
+            "00:é.0", "é0:01.0",
         ] {
             assert_eq!(Bdf::parse(bad), None, "{bad}");
         }

@@ -24,9 +24,9 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt::{self, Write};
 
-use crate::Bdf;
 use crate::model::*;
 use crate::validate::{self, Item, Problem};
+use crate::{Bdf, Quoted};
 
 /// The first line of every compact manifest: format name and version.
 pub const HEADER: &str = "pvhyp-manifest 1";
@@ -75,12 +75,15 @@ impl fmt::Display for DecodeErrorKind {
             Self::UnsupportedVersion(v) => {
                 write!(
                     f,
-                    "manifest version {v:?} is not supported (this hyp reads 1)"
+                    "manifest version {} is not supported (this hyp reads 1)",
+                    Quoted(v)
                 )
             }
-            Self::UnknownRecord(r) => write!(f, "unknown record {r:?}; expected vm or channel"),
-            Self::NotKeyValue(t) => write!(f, "{t:?} is not key=value"),
-            Self::UnknownKey(k) => write!(f, "unknown key {k:?}"),
+            Self::UnknownRecord(r) => {
+                write!(f, "unknown record {}; expected vm or channel", Quoted(r))
+            }
+            Self::NotKeyValue(t) => write!(f, "{} is not key=value", Quoted(t)),
+            Self::UnknownKey(k) => write!(f, "unknown key {}", Quoted(k)),
             Self::DuplicateKey(k) => write!(f, "key {k} given twice"),
             Self::MissingKey(k) => write!(f, "missing key {k}"),
             Self::BadNumber(k) => write!(f, "{k} is not a decimal number that fits"),
@@ -249,8 +252,8 @@ fn fields<'a>(
             return Err(DecodeErrorKind::DuplicateKey(keys[index]));
         }
         if is_rest {
-            // `key=` is ASCII, so this index is a char boundary.
-            *slot = Some(&rest[key.len() + 1..]);
+            // The token's `=` is the line's first: what follows it is the rest of the line.
+            *slot = rest.split_once('=').map(|(_, line_rest)| line_rest);
             break;
         }
         *slot = Some(value);

@@ -30,6 +30,7 @@ pub mod elf;
 mod fits;
 pub mod linux_image;
 mod model;
+mod quoted;
 mod size;
 #[cfg(feature = "host")]
 mod toml_front;
@@ -39,6 +40,7 @@ pub use bdf::Bdf;
 pub use compact::{DecodeError, DecodeErrorKind, HEADER, decode, encode};
 pub use fits::{HYP_ALLOWANCE_BYTES, ManifestError, check_fits};
 pub use model::*;
+pub use quoted::Quoted;
 pub use size::{Size, parse_size};
 #[cfg(feature = "host")]
 pub use toml_front::{SourceLines, VmLines, parse_toml, parse_toml_with_lines};

@@ -96,8 +96,15 @@ impl fmt::Display for Problem {
         match self {
             Self::NameEmpty => f.write_str("name is empty"),
             Self::NameTooLong => write!(f, "name is longer than {MAX_NAME_LEN} bytes"),
+            Self::NameBadChar(c @ ' '..='~') => {
+                write!(f, "name contains '{c}'; only A-Z a-z 0-9 _ - are allowed")
+            }
             Self::NameBadChar(c) => {
-                write!(f, "name contains {c:?}; only A-Z a-z 0-9 _ - are allowed")
+                let code = u32::from(*c);
+                write!(
+                    f,
+                    "name contains U+{code:04X}; only A-Z a-z 0-9 _ - are allowed"
+                )
             }
             Self::NameReserved => {
                 write!(f, "name \"{RESERVED_NAME}\" is reserved for the hypervisor")
@@ -473,4 +480,18 @@ pub fn validate(m: &Manifest) -> Result<(), Invalid> {
         })?;
     }
     check_relations(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Problem;
+    use alloc::string::ToString;
+
+    #[test]
+    fn a_bad_name_character_is_shown_so_it_cannot_reach_the_terminal() {
+        let said = |c| Problem::NameBadChar(c).to_string();
+        assert!(said('.').starts_with("name contains '.';"), "{}", said('.'));
+        assert!(said('\u{1b}').starts_with("name contains U+001B;"));
+        assert!(said('é').starts_with("name contains U+00E9;"));
+    }
 }

@@ -19,6 +19,19 @@ pub enum NotReleased {
     ReleaseAddrUnaligned(u64),
 }
 
+impl core::fmt::Display for NotReleased {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::ReleaseAddrOutsideRam(at) => {
+                write!(f, "its release address {at:#x} is outside RAM")
+            }
+            Self::ReleaseAddrUnaligned(at) => {
+                write!(f, "its release address {at:#x} is not 8-byte aligned")
+            }
+        }
+    }
+}
+
 /// Releases one spin-table CPU to `entry_pa`; false if the CPU is not a spin-table one.
 pub fn release(cpu: &Cpu, ram: &[Region], entry_pa: u64) -> Result<bool, NotReleased> {
     let EnableMethod::SpinTable { release_addr } = cpu.enable else {

@@ -242,8 +242,8 @@ fn load_linux(
         initrd: initrd_range,
     };
     let mut tree = alloc::vec![0u8; DTB_MAX_BYTES];
-    let len = dt::write(&platform, &mut tree)
-        .map_err(|e| bad(alloc::format!("its device tree: {e:?}")))?;
+    let len =
+        dt::write(&platform, &mut tree).map_err(|e| bad(alloc::format!("its device tree: {e}")))?;
     let dtb_ipa = layout::RAM_IPA + place.dtb_offset;
     memory.write(dtb_ipa, &tree[..len]).map_err(ram_err)?;
     drop(tree);

@@ -3,9 +3,8 @@
 //! around the CPUs' stacks, left unmapped), RAM identity-mapped non-executable, and the devices
 //! the hyp drives identity-mapped as Device-nGnRE.
 
-use aarch64_paging::Mapping;
 use aarch64_paging::descriptor::{El23Attributes, PhysicalAddress};
-use aarch64_paging::paging::{Constraints, El2, MemoryRegion, PageTable, Translation};
+use aarch64_paging::paging::{Constraints, El2, MemoryRegion, PageTable, RootTable, Translation};
 use core::arch::asm;
 use core::ptr::NonNull;
 
@@ -86,7 +85,9 @@ pub fn switch_to_final_tables(layout: &Layout) {
         )
     };
     let pa = |va: usize| PhysicalAddress(va - layout.image_offset);
-    let mut map = Mapping::new(
+    // Built before it is live, so a `RootTable`: `Mapping`'s maintenance of live tables (and the
+    // unwrap in it) is not needed.
+    let mut map = RootTable::new(
         PoolTranslation {
             next: 0,
             image_offset: layout.image_offset,
@@ -94,7 +95,17 @@ pub fn switch_to_final_tables(layout: &Layout) {
         1,
         El2,
     );
-    let none = Constraints::empty();
+    // A failure names the range, not the `MapError` (whose Debug and Display are 1 KiB of the
+    // Image for a boot that has already gone wrong).
+    let mut map_range = |what: &str, from: usize, to: usize, pa: PhysicalAddress, attrs| {
+        let region = MemoryRegion::new(from, to);
+        if map
+            .map_range(&region, pa, attrs, Constraints::empty())
+            .is_err()
+        {
+            panic!("{what} {from:#x}..{to:#x}: the hyp's EL2 tables cannot map it");
+        }
+    };
     let image_map = [
         (start, text_end, NORMAL | El23Attributes::READ_ONLY),
         (
@@ -119,8 +130,7 @@ pub fn switch_to_final_tables(layout: &Layout) {
         .chain(stack_parts)
         .chain([(stacks_end, end, data)]);
     for (from, to, attrs) in image_map.into_iter().chain(data_map) {
-        map.map_range(&MemoryRegion::new(from, to), pa(from), attrs, none)
-            .expect("hyp image mapping");
+        map_range("hyp image", from, to, pa(from), attrs);
     }
     // RAM, minus the image itself: no writable alias of the hyp's code.
     let (image_pa_start, image_pa_end) = (
@@ -134,22 +144,17 @@ pub fn switch_to_final_tables(layout: &Layout) {
             (base.max(image_pa_end), end),
         ] {
             if from < to {
-                map.map_range(
-                    &MemoryRegion::new(from as usize, to as usize),
-                    PhysicalAddress(from as usize),
-                    NORMAL | El23Attributes::XN,
-                    none,
-                )
-                .expect("RAM identity mapping");
+                let (from, to) = (from as usize, to as usize);
+                let pa = PhysicalAddress(from);
+                map_range("RAM", from, to, pa, NORMAL | El23Attributes::XN);
             }
         }
     }
     for &(base, size) in layout.devices {
-        let region = MemoryRegion::new(base as usize, (base + size) as usize);
-        map.map_range(&region, PhysicalAddress(base as usize), DEVICE, none)
-            .expect("device mapping");
+        let (from, to) = (base as usize, (base + size) as usize);
+        map_range("device", from, to, PhysicalAddress(from), DEVICE);
     }
-    let root = map.root_address().0;
+    let root = map.to_physical().0;
     // SAFETY: the new tables map the image, stack and all RAM at the addresses in use now, so
     // execution continues unchanged; stale boot-table entries are invalidated right after.
     unsafe {
