@@ -15,6 +15,7 @@ const GICC_PMR: usize = 0x4;
 const GICC_IAR: usize = 0xc;
 const GICC_EOIR: usize = 0x10;
 const GICD_ISENABLER0: usize = 0x100;
+const GICD_ICENABLER0: usize = 0x180;
 const GICD_SGIR: usize = 0xf00;
 /// GICD_PIDR2: ArchRev in bits 7:4 says the GIC's version.
 const GICD_PIDR2: usize = 0xffe8;
@@ -300,8 +301,60 @@ unsafe extern "C" {
     fn secondary_entry();
 }
 
+/// The bootargs word of the hostile mode (`stuck_vtimer`).
+const STUCK_VTIMER: &[u8] = b"stuck-vtimer";
+
+/// Whether the device tree at `dtb` holds `word` (its bootargs are the only text a test's
+/// manifest puts there): the tree's bytes searched as they are, no parse.
+fn tree_holds(dtb: u64, word: &[u8]) -> bool {
+    // SAFETY: the hyp put the tree at `dtb` in this VM's RAM, identity-mapped; its header's
+    // big-endian totalsize (at 4) bounds it, capped at the 64 KiB the platform gives it.
+    let tree = unsafe {
+        let size = u32::from_be(core::ptr::read_volatile((dtb + 4) as *const u32));
+        core::slice::from_raw_parts(dtb as *const u8, (size as usize).min(0x1_0000))
+    };
+    tree.windows(word.len()).any(|w| w == word)
+}
+
+/// A hostile Linux VM: its virtual timer fires while its IRQs are masked (the hyp forwards the
+/// physical interrupt, left active for the guest's deactivation, pending in a hardware LR),
+/// then it disables that interrupt and powers off. The physical timer interrupt of its CPU
+/// must not stay active for the vCPUs loaded there after it (tests/manifests/stuck-vtimer.toml).
+fn stuck_vtimer(freq: u64) -> ! {
+    // SAFETY: masks IRQs, then arms the virtual timer (enabled, unmasked) to fire now.
+    unsafe {
+        asm!("msr daifset, #2", "mrs {t}, cntvct_el0", "msr cntv_cval_el0, {t}",
+             "mov {t}, #1", "msr cntv_ctl_el0, {t}", "isb", t = out(reg) _)
+    };
+    // Fired (CNTV_CTL.ISTATUS), and a millisecond for the hyp to take the physical interrupt.
+    loop {
+        let ctl: u64;
+        // SAFETY: reads the timer's control.
+        unsafe { asm!("mrs {}, cntv_ctl_el0", out(reg) ctl) };
+        if ctl & 0b100 != 0 {
+            break;
+        }
+    }
+    let until = counter() + freq / 1000;
+    while counter() < until {
+        core::hint::spin_loop();
+    }
+    let disable = if gic_v2() {
+        GICD + GICD_ICENABLER0
+    } else {
+        GICR + 0x1_0000 + GICD_ICENABLER0
+    };
+    mmio_write(disable, 1 << INTID_VTIMER);
+    print("bench-guest: stuck-vtimer: its timer interrupt pending, disabled; powering off\n");
+    hvc(PSCI_SYSTEM_OFF, 0, 0, 0);
+    loop {
+        // SAFETY: parks the vCPU should SYSTEM_OFF return.
+        unsafe { asm!("wfi") };
+    }
+}
+
 #[unsafe(no_mangle)]
-extern "C" fn primary_main(_dtb: u64) -> ! {
+extern "C" fn primary_main(dtb: u64) -> ! {
     let v2 = (mmio_read(GICD + GICD_PIDR2) >> 4) & 0xf == 2;
     GIC_V2.store(u64::from(v2), SeqCst);
     print(if v2 {
@@ -313,6 +366,9 @@ extern "C" fn primary_main(_dtb: u64) -> ! {
     // GICD_CTLR: GICv3 ARE and group 1; GICv2 enabled.
     mmio_write(GICD, if v2 { 1 } else { 0x12 });
     gic_cpu_init(0);
+    if tree_holds(dtb, STUCK_VTIMER) {
+        stuck_vtimer(freq);
+    }
     report("gicd_read_trap", gicd_read(freq));
     report("vtimer_to_handler", vtimer(freq));
     let seen = PONGS.load(SeqCst);

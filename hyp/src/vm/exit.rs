@@ -322,7 +322,9 @@ pub fn complete_stop(vm: &mut Vm) {
     }
 }
 
-fn end(vm: &mut Vm, state: VmState) {
+/// Ends `vm` (locked), stopped or never running since its restart: its devices and frames
+/// back, its translations forgotten.
+pub(super) fn end(vm: &mut Vm, state: VmState) {
     crate::vm::device::release(vm);
     check_frame_accounting(vm);
     vm.state = state;

@@ -609,6 +609,11 @@ pub fn give_up(mut guard: VmLocked, slot: &'static VmSlot, v: VcpuIndex, how: Gi
         drop(guard);
         look_around();
         timer::arm_slice();
+        // What the looks asked of it (a console's kill, a virtual IRQ to recompute) was asked
+        // on this CPU, so not kicked: it exits at once to act on it, not a slice later.
+        if slot.vcpu(v).requests.load(Ordering::SeqCst) != 0 {
+            gic::kick(percpu::index());
+        }
         return;
     }
     // Every other way off the CPU: one (inlined) unload for them all.
@@ -641,6 +646,9 @@ pub fn begin_stop(vm: &mut Vm, then: Then) -> bool {
     }
     vm.state = VmState::Stopping(then);
     let slot = slot(vm.index);
+    // Its timers fire no more: no CPU's look at the deadlines waits on this VM's lock while
+    // its stop completes (a reset holds it while it scrubs and reloads the VM's memory).
+    forget_deadlines(slot);
     for v in 0..vm.vcpus.len() {
         slot.vcpu(VcpuIndex::new(v)).request(REQ_STOP);
     }
@@ -708,16 +716,19 @@ pub fn restart_ended(index: VmIndex) -> Result<(), crate::monitor::Refusal> {
         ALIVE.fetch_sub(1, Ordering::SeqCst);
         return Err(Refusal::RunEnding);
     }
-    match vm.restart() {
-        Ok(()) => {
-            info!("VM {} restarts from the console (it had ended)", vm.name);
-            make_runnable(index, VcpuIndex::new(0));
-        }
-        Err(e) => {
-            error!("VM {} cannot restart: {e}", vm.name);
-            ALIVE.fetch_sub(1, Ordering::SeqCst);
-        }
+    if let Err(e) = vm.restart() {
+        error!("VM {} cannot restart: {e}", vm.name);
+        ALIVE.fetch_sub(1, Ordering::SeqCst);
+        return Ok(());
     }
+    // Its devices were released when it ended: assigned again, as a reset does.
+    if let Err(e) = crate::vm::device::restore(vm) {
+        error!("VM {} cannot restart: {e}; killed", vm.name);
+        super::exit::end(vm, VmState::Killed);
+        return Ok(());
+    }
+    info!("VM {} restarts from the console (it had ended)", vm.name);
+    make_runnable(index, VcpuIndex::new(0));
     Ok(())
 }
 
@@ -866,7 +877,17 @@ fn pick() {
         }
         if ALIVE.load(Ordering::SeqCst) == 0 && none_loaded() {
             if FINISHING.swap(true, Ordering::SeqCst) {
-                cpu::wait_forever();
+                // Another CPU ends the run, or saw a restart and goes on (below).
+                while FINISHING.load(Ordering::SeqCst) {
+                    core::hint::spin_loop();
+                }
+                continue;
+            }
+            // Against `restart_ended`, which counts its VM alive before it looks at FINISHING:
+            // one of the two sees the other.
+            if ALIVE.load(Ordering::SeqCst) != 0 {
+                FINISHING.store(false, Ordering::SeqCst);
+                continue;
             }
             crate::bench::at_end();
             crate::power::finish(finish());

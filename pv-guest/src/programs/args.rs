@@ -12,6 +12,11 @@ pub fn number(args: &str, key: &str) -> Option<u64> {
     }
 }
 
+/// Whether the word `flag` is among `args`.
+pub fn flag(args: &str, flag: &str) -> bool {
+    args.split_whitespace().any(|w| w == flag)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,11 +42,6 @@ const QUICK_CALIBRATION_LOOPS: u64 = 20_000;
 /// Timed empty windows for the window check.
 const WINDOW_CHECKS: u64 = 4096;
 
-/// Whether the word `flag` is among `args`.
-pub fn has_flag(args: &str, flag: &str) -> bool {
-    args.split_whitespace().any(|w| w == flag)
-}
-
 #[cfg(target_os = "none")]
 pub use target::run;
 
@@ -60,21 +55,21 @@ mod target {
     use crate::programs::args;
 
     pub fn run(args: &str) -> u64 {
-        let quick = has_flag(args, "quick");
+        let quick = args::flag(args, "quick");
         let ctx = Ctx {
             clock: Clock {
                 frequency: timer::frequency(),
-                wall: has_flag(args, "wall"),
+                wall: args::flag(args, "wall"),
             },
             iterations: args::number(args, "iterations")
                 .unwrap_or(if quick { QUICK_ITERATIONS } else { ITERATIONS })
                 .max(1),
         };
-        let pair = has_flag(args, "vm_switch");
-        if pair && has_flag(args, "partner") {
+        let pair = args::flag(args, "vm_switch");
+        if pair && args::flag(args, "partner") {
             return finish(measures::pair_partner(&ctx), false);
         }
-        let smp = has_flag(args, "smp");
+        let smp = args::flag(args, "smp");
         // In the smp run only VM 0 calibrates: one check is enough, and the others boot sooner.
         if (!smp || args::number(args, "vm").unwrap_or(0) == 0) && !calibrate(&ctx.clock, quick) {
             return STATUS_CALIBRATION;
@@ -88,11 +83,11 @@ mod target {
         }
         let list = if pair {
             measures::PAIR
-        } else if has_flag(args, "console_trap") {
+        } else if args::flag(args, "console_trap") {
             measures::TRAP
-        } else if has_flag(args, "device_owner") {
+        } else if args::flag(args, "device_owner") {
             measures::DEVICE_OWNER
-        } else if has_flag(args, "shell") {
+        } else if args::flag(args, "shell") {
             measures::SHELL
         } else {
             measures::SOLO
@@ -185,13 +180,13 @@ mod target {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::super::args;
 
     #[test]
     fn flags_are_whole_words() {
-        assert!(has_flag("quick iterations=3", "quick"));
-        assert!(has_flag("vm_switch partner", "partner"));
-        assert!(!has_flag("quickly", "quick"));
-        assert!(!has_flag("", "quick"));
+        assert!(args::flag("quick iterations=3", "quick"));
+        assert!(args::flag("vm_switch partner", "partner"));
+        assert!(!args::flag("quickly", "quick"));
+        assert!(!args::flag("", "quick"));
     }
 }

@@ -27,6 +27,8 @@ pub mod fuzz;
 #[cfg(target_os = "none")]
 mod hog;
 #[cfg(target_os = "none")]
+mod icv;
+#[cfg(target_os = "none")]
 mod memtest;
 pub mod pattern;
 #[cfg(target_os = "none")]
@@ -103,6 +105,7 @@ pub fn run(info: &hypercall_abi::BootInfo, cmd: &Command) -> u64 {
         "hog" => hog::run(cmd.args),
         "shell" => shell::run(info),
         "timer" => timer::run(info, cmd.args),
+        "icv" => icv::run(info, cmd.args),
         "blk" => blk::run(cmd.args),
         "dma" => dma::run(info, cmd.args),
         "ping" => channel::ping(cmd.args),
@@ -167,7 +170,7 @@ pub fn run(info: &hypercall_abi::BootInfo, cmd: &Command) -> u64 {
         other => {
             println!(
                 "unknown program \"{other}\" (try shell, selftest, memtest, attack, victim, fuzz, \
-                 hog, fpsimd, hello, lines, exit N, crash, spin)"
+                 hog, fpsimd, timer, icv, hello, lines, exit N, crash, spin)"
             );
             STATUS_UNKNOWN_PROGRAM
         }

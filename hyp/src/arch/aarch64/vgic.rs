@@ -35,20 +35,20 @@ lr_access! {
     12 => ICH_LR12_EL2, 13 => ICH_LR13_EL2, 14 => ICH_LR14_EL2, 15 => ICH_LR15_EL2,
 }
 
-fn v3_write_aprs(state: &LrState, aprs: usize) {
+fn v3_write_aprs(ap0r: &[u32; 4], ap1r: &[u32; 4], aprs: usize) {
     // Highest first: the architecture has AP<g>R<n> only for n < the count.
     if aprs > 2 {
-        ICH_AP0R3_EL2.set(u64::from(state.ap0r[3]));
-        ICH_AP0R2_EL2.set(u64::from(state.ap0r[2]));
-        ICH_AP1R3_EL2.set(u64::from(state.ap1r[3]));
-        ICH_AP1R2_EL2.set(u64::from(state.ap1r[2]));
+        ICH_AP0R3_EL2.set(u64::from(ap0r[3]));
+        ICH_AP0R2_EL2.set(u64::from(ap0r[2]));
+        ICH_AP1R3_EL2.set(u64::from(ap1r[3]));
+        ICH_AP1R2_EL2.set(u64::from(ap1r[2]));
     }
     if aprs > 1 {
-        ICH_AP0R1_EL2.set(u64::from(state.ap0r[1]));
-        ICH_AP1R1_EL2.set(u64::from(state.ap1r[1]));
+        ICH_AP0R1_EL2.set(u64::from(ap0r[1]));
+        ICH_AP1R1_EL2.set(u64::from(ap1r[1]));
     }
-    ICH_AP0R0_EL2.set(u64::from(state.ap0r[0]));
-    ICH_AP1R0_EL2.set(u64::from(state.ap1r[0]));
+    ICH_AP0R0_EL2.set(u64::from(ap0r[0]));
+    ICH_AP1R0_EL2.set(u64::from(ap1r[0]));
 }
 
 fn v3_read_aprs(state: &mut LrState, aprs: usize) {
@@ -72,7 +72,7 @@ pub fn v3_restore(state: &LrState, aprs: usize) {
     for (n, &lr) in state.used().iter().enumerate() {
         v3_write_lr(n, lr);
     }
-    v3_write_aprs(state, aprs);
+    v3_write_aprs(&state.ap0r, &state.ap1r, aprs);
     ICH_VMCR_EL2.set(u64::from(state.vmcr));
     ICH_HCR_EL2.set(u64::from(state.hcr));
     barrier::isb(barrier::SY);
@@ -104,6 +104,19 @@ pub fn v3_save(state: &mut LrState, aprs: usize) {
     state.vmcr = ICH_VMCR_EL2.get() as u32;
     state.hcr = ICH_HCR_EL2.get() as u32;
     v3_off();
+}
+
+/// GICv3: clears the interface `v3_save` saved into `state` (the vCPU leaves the CPU): off,
+/// a PV vCPU loaded next still reads ICV_PMR_EL1 and ICV_IGRPEN1_EL1 (VMCR) and
+/// ICV_AP1R<n>_EL1 (the APRs) without a trap. A Linux vCPU's `v3_restore` writes every LR.
+pub fn v3_clear(state: &LrState, aprs: usize) {
+    for n in 0..state.used().len() {
+        if state.elrsr & (1 << n) == 0 {
+            v3_write_lr(n, 0);
+        }
+    }
+    v3_write_aprs(&[0; 4], &[0; 4], aprs);
+    ICH_VMCR_EL2.set(0);
 }
 
 /// GICv3: the virtual CPU interface off (a PV vCPU's state: its interrupts are HCR_EL2.VI).

@@ -1,8 +1,9 @@
 //! A vGIC on this CPU: its list registers in and out of the virtual CPU interface
 //! (`arch::aarch64::vgic`), and the physical side of hardware-mapped interrupts (`dev::gic`).
 //! While a vCPU's virtual timer is in flight in a hardware LR the physical INTID 27 is active,
-//! on whichever CPU the vCPU is loaded: cleared when it leaves, set again where it returns, so
-//! the next vCPU on the CPU keeps its own timer and the guest's deactivation finds it active.
+//! on whichever CPU the vCPU is loaded: cleared when it leaves (whether or not an LR carries
+//! it), set again where it returns in an LR, so the next vCPU on the CPU keeps its own timer
+//! and the guest's deactivation finds it active.
 
 use super::lr::{Lr, LrState};
 use super::{GicModel, VGic, VcpuMask};
@@ -36,14 +37,23 @@ pub fn switch_in(vgic: &mut VGic, v: usize, state: &mut LrState) {
     restore(model, state);
 }
 
-/// Vcpu `v` leaves this CPU: its LRs read back and folded, the interface off, its in-flight
-/// hardware interrupts no longer active here. Call after its timer is stopped (CNTV_CTL 0).
-/// Returns the vCPUs to kick (an SPI it released).
+/// Vcpu `v` leaves this CPU: its LRs read back and folded, the interface off, its hardware
+/// interrupts no longer active here. Call after its timer is stopped (CNTV_CTL 0). Returns the
+/// vCPUs to kick (an SPI it released).
 pub fn switch_out(vgic: &mut VGic, v: usize, state: &mut LrState) -> VcpuMask {
     let model = vgic.model();
     save(model, state);
-    for pintid in in_flight(model, state) {
-        gic::set_private_active(pintid, false);
+    if model == GicModel::V3 {
+        // GICv2's GICH frame is the hyp's alone; GICv3's state stays readable (`v3_clear`).
+        cpu_if::v3_clear(state, gic::v3_aprs());
+    }
+    // Every hardware PPI, not only those in an LR: one the guest left where no LR carries it
+    // (pending while it disabled it, say) was left active for a deactivation that cannot
+    // come, and would hold the timer of every vCPU loaded here after it.
+    let mut ppis = vgic.hw_ppis(v);
+    while ppis != 0 {
+        gic::set_private_active(ppis.trailing_zeros(), false);
+        ppis &= ppis - 1;
     }
     vgic.save(v, state)
 }

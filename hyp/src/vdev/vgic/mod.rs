@@ -363,6 +363,11 @@ impl VGic {
         self.kick_if_deliverable(vcpu, intid)
     }
 
+    /// The hardware-mapped PPIs of `vcpu` (bit n: INTID n; its virtual timer's, once it fired).
+    pub fn hw_ppis(&self, vcpu: usize) -> u32 {
+        self.vcpus.get(vcpu).map_or(0, |p| p.hw)
+    }
+
     /// Whether `vcpu` has an interrupt it would take: pending, enabled, its group enabled (what
     /// a WFI waits for). Interrupts in its LRs count once saved (`hw::switch_out`) or as the
     /// last `load` put them there (`hw::sync` saves and loads again: an interrupt it moved
