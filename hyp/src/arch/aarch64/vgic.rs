@@ -22,6 +22,8 @@ macro_rules! lr_access {
         fn v3_read_lr(n: usize) -> u64 {
             match n { $($n => $reg.get(),)* _ => 0 }
         }
+        // Inlined: `v3_restore` is on the path of every vGIC sync (`v3_clear` the other caller).
+        #[inline(always)]
         fn v3_write_lr(n: usize, value: u64) {
             match n { $($n => $reg.set(value),)* _ => {} }
         }
@@ -35,6 +37,7 @@ lr_access! {
     12 => ICH_LR12_EL2, 13 => ICH_LR13_EL2, 14 => ICH_LR14_EL2, 15 => ICH_LR15_EL2,
 }
 
+#[inline(always)]
 fn v3_write_aprs(ap0r: &[u32; 4], ap1r: &[u32; 4], aprs: usize) {
     // Highest first: the architecture has AP<g>R<n> only for n < the count.
     if aprs > 2 {
