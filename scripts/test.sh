@@ -157,6 +157,8 @@ cases=(
     "raspi4b 8 VMs at once|0|--board raspi4b --manifest $M/eight.toml|st-1: selftest: all;;mt-4: memtest: all;;hyp: summary: vms=8 ok=8 failed=0"
     "raspi4b a failing guest fails the run|1|--board raspi4b --manifest $M/exit-nonzero.toml|VM fails exited with status 3;;passes: selftest: all;;hyp: summary: vms=2 ok=1 failed=1;;run: 1 of 2 VMs failed"
     "raspi4b a neighbour that yields just before its slice ends cannot starve the vCPU it hands the rest to|0|--board raspi4b --manifest $M/yield-late.toml -- -icount shift=0,sleep=off|victim: hog: share ok;;late: hog: done after;;hyp: summary: vms=2 ok=2 failed=0"
+    "a VM whose long page calls are continued, and which resets holding all its memory, gets and leaves half of its CPU|0|--manifest $M/reset-hold.toml -- -icount shift=0,sleep=off|victim: hog: share ok;;resetter: reset: restarted 40 times; image fresh: true, memory fresh: true;;hyp: summary: vms=2 ok=2 failed=0 frames_leaked=0 heap_leaked=0"
+    "raspi4b a VM whose long page calls are continued, and which resets holding all its memory, gets and leaves half of its CPU|0|--board raspi4b --manifest $M/reset-hold.toml -- -icount shift=0,sleep=off|victim: hog: share ok;;resetter: reset: restarted 40 times; image fresh: true, memory fresh: true;;hyp: summary: vms=2 ok=2 failed=0 frames_leaked=0 heap_leaked=0"
     # A Linux VM that leaves its timer interrupt pending and disabled, then powers off: the
     # physical one must not stay active for the next vCPU on its CPU; nor may a PV vCPU read
     # what the Linux vCPU left in the GICv3 virtual interface.

@@ -32,7 +32,7 @@ fn may_change_memory(vm: &mut impl GuestVm) -> bool {
 #[inline(always)]
 pub fn page_call(vm: &mut impl GuestVm, call: PageCall, ipa: u64, pages: u64) -> Action {
     if !may_change_memory(vm) {
-        return Action::Continue;
+        return Action::Retry;
     }
     let vcpu = vm.vcpu_index();
     match vm.memory_mut().call(vcpu, call, Ipa::new(ipa), pages) {
@@ -47,7 +47,7 @@ pub fn page_call(vm: &mut impl GuestVm, call: PageCall, ipa: u64, pages: u64) ->
             regs[2] = pages;
             Action::Continue
         }
-        Ok(Progress::Busy) => Action::Continue,
+        Ok(Progress::Busy) => Action::Retry,
         Err(e) => answer(vm, Err(e)),
     }
 }
@@ -67,7 +67,7 @@ pub fn query(vm: &mut impl GuestVm, ipa: u64) -> Result<[u64; 3], Error> {
 #[inline(never)]
 pub fn batch_call(vm: &mut impl GuestVm, list_ipa: u64, count: u64) -> Action {
     if !may_change_memory(vm) {
-        return Action::Continue;
+        return Action::Retry;
     }
     // A page call of this vCPU's own that it left for this one is given up.
     vm.memory_mut().abandon_pending();
@@ -411,7 +411,7 @@ mod tests {
             super::super::fake::dispatch(&mut vm, &mut regs),
             Action::Continue
         );
-        // vCPU 1 maps a page of the range still to do: continued without progress.
+        // vCPU 1 maps a page of the range still to do: retried later, without progress.
         vm.caller = 1;
         let mut theirs = Call::MemMap {
             ipa: 0x100_0000 + 1000 * PAGE_SIZE,
@@ -422,7 +422,7 @@ mod tests {
         let before = theirs;
         assert_eq!(
             super::super::fake::dispatch(&mut vm, &mut theirs),
-            Action::Continue
+            Action::Retry
         );
         assert_eq!(theirs, before, "its call is issued again as it was");
         let mut list = Call::MemBatch {
@@ -432,7 +432,7 @@ mod tests {
         .to_regs();
         assert_eq!(
             super::super::fake::dispatch(&mut vm, &mut list),
-            Action::Continue
+            Action::Retry
         );
         // vCPU 0 powers off: its call is given up, vCPU 1's goes ahead.
         vm.vcpus[0].0 = Power::Off;

@@ -83,10 +83,15 @@ pub enum Action {
     Resume,
     /// Return to the vCPU later; run others first.
     Yield,
-    /// The call is not done (its arguments in the registers say what is left, or it waits
-    /// for another vCPU's): the vCPU issues it again, its `HVC` re-executed, after the CPU
-    /// has been given back (a hypercall continuation).
+    /// The call has done a chunk and has more (its arguments in the registers, or the VM's
+    /// state, say what is left): the vCPU issues it again at once, its `HVC` re-executed (a
+    /// hypercall continuation), in its own slice. An interrupt pending meanwhile (its slice's
+    /// end) is taken first, so a long call is preemptible between its chunks, and its caller
+    /// keeps the CPU time it is due.
     Continue,
+    /// The call cannot start yet (another vCPU's page call is under way): the vCPU issues it
+    /// again after the vCPUs waiting for this CPU have run.
+    Retry,
     /// Return to the vCPU when one of its events is raised (WFI, CPU_SUSPEND).
     Wait,
     /// The call is not done and cannot go on until the console queue has room for the

@@ -215,6 +215,10 @@ fn handle_exit<const CALL: bool>(exit: Exit) -> bool {
         Action::Yield => GiveUp::Yield,
         Action::Continue => {
             vm.vcpus[v].regs.repeat_instruction();
+            return false;
+        }
+        Action::Retry => {
+            vm.vcpus[v].regs.repeat_instruction();
             GiveUp::Yield
         }
         Action::Wait => {

@@ -1,8 +1,9 @@
-//! `hog [ms=N] [yield-at-us=U] [min-share=P]`: spins for N ms of virtual time (default 3000)
-//! without ever yielding, then exits 0. Beside it, other VMs must still run and finish: the
-//! hypervisor's timer has to take the CPU away. The longest gap between two reads of the
-//! counter shows it did, and the time it ran (the counter's steps short of a gap) what share of
-//! the CPU it had: with `min-share=P` it fails (exit 1) under P percent.
+//! `hog [ms=N] [yield-at-us=U] [min-share=P] [max-share=Q]`: spins for N ms of virtual time
+//! (default 3000) without ever yielding, then exits 0. Beside it, other VMs must still run and
+//! finish: the hypervisor's timer has to take the CPU away. The longest gap between two reads
+//! of the counter shows it did, and the time it ran (the counter's steps short of a gap) what
+//! share of the CPU it had: with `min-share=P` it fails (exit 1) under P percent, with
+//! `max-share=Q` over Q percent (the VM beside it did not get its part).
 //!
 //! With `yield-at-us=U` it is the hostile neighbour of a time-shared CPU instead: U µs after
 //! each time it comes on (after a gap), it yields, just before the hyp would end its slice, so
@@ -25,6 +26,7 @@ pub fn run(args: &str) -> u64 {
     let ms = args::number(args, "ms").unwrap_or(DEFAULT_MS);
     let yield_at_us = args::number(args, "yield-at-us");
     let min_share = args::number(args, "min-share");
+    let max_share = args::number(args, "max-share");
     let per_ms = (timer::frequency() / 1000).max(1);
     let per_us = (timer::frequency() / 1_000_000).max(1);
     match yield_at_us {
@@ -67,6 +69,10 @@ pub fn run(args: &str) -> u64 {
         longest_gap / per_ms,
         ran / per_ms,
     );
+    if let Some(max) = max_share.filter(|&max| share > max) {
+        println!("hog: took too much: ran {share}% of the time, over the {max}% asked");
+        return STATUS_STARVED;
+    }
     match min_share {
         Some(min) if share < min => {
             println!("hog: starved: ran {share}% of the time, under the {min}% asked");

@@ -1,7 +1,9 @@
-//! PSCI calls that end or restart the VM, which selftest cannot make: `reset [times=N]`
-//! restarts itself N times (default 1) with SYSTEM_RESET and checks, in every life after the
-//! first, that it came back from its image with fresh memory; `cpuoff` and `off` end with
-//! CPU_OFF and SYSTEM_OFF (status 0).
+//! PSCI calls that end or restart the VM, which selftest cannot make: `reset [times=N]
+//! [hold]` restarts itself N times (default 1) with SYSTEM_RESET and checks, in every life
+//! after the first, that it came back from its image with fresh memory (the first life maps its
+//! whole quota first, so the reset must tear it down before it rebuilds; with `hold` every life
+//! does, the hostile neighbour whose every reset scrubs all its memory); `cpuoff` and `off`
+//! end with CPU_OFF and SYSTEM_OFF (status 0).
 //!
 //! With `spin` (`reset spin`, `off spin`), vCPU 0 first starts every other vCPU, which spins
 //! forever (on, never off: as a Linux guest's parked secondaries), and makes the call once all
@@ -94,7 +96,7 @@ pub fn reset() -> u64 {
     // Leave traces a fresh life must not see, then restart.
     MARK.store(0x2222, Ordering::SeqCst);
     let _ = hv.mem_map(PAGE, 1, MemPerms::RW);
-    if life == 0 {
+    if life == 0 || super::args::flag(boot_info().cmdline(), "hold") {
         // The first life holds its whole quota, so the reset must tear it down before it
         // builds the fresh VM.
         let left = hv.vm_info().map_or(0, |i| i.mem_available_bytes / 4096);
@@ -102,6 +104,8 @@ pub fn reset() -> u64 {
             println!("reset: cannot map the {left} pages left of the quota");
             return 1;
         }
+    }
+    if life == 0 {
         println!("reset: first life; calling PSCI SYSTEM_RESET ({times} time(s) in all)");
     }
     if with_spinners() && !start_spinners("reset") {
