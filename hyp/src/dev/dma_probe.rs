@@ -148,14 +148,14 @@ pub fn run(board: &devtree::Board, vms: &[Vm]) {
                 Outcome::NotRun("its BAR is beyond the mapped start of the window")
             }
             Some((v, bar)) => {
-                pci::set_enabled(f.bdf, true);
+                pci::set_enabled(f.bdf, true, false);
                 let base = bar.cpu as usize;
                 let notify = |off: u16| {
                     Mmio(base + v.notify as usize + usize::from(off) * v.notify_multiplier as usize)
                 };
                 let outcome = probe(Mmio(base + v.common as usize), notify);
                 let reset = Mmio(base + v.common as usize).reset();
-                pci::set_enabled(f.bdf, false);
+                pci::set_enabled(f.bdf, false, false);
                 if !reset {
                     warn!("PCI {}: DMA probe: the device did not reset", f.bdf);
                 }

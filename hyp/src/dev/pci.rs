@@ -28,6 +28,7 @@ pub mod reg {
 pub mod command {
     pub const MEMORY_SPACE: u16 = 1 << 1;
     pub const BUS_MASTER: u16 = 1 << 2;
+    pub const INTX_DISABLE: u16 = 1 << 10;
 }
 
 /// Red Hat's vendor ID, which virtio-pci devices carry.
@@ -116,10 +117,10 @@ impl Ecam {
     }
 
     /// Sizes the memory BARs of `f` (a type 0 header) and places them in `window`, with
-    /// memory decoding and bus mastering off (a BAR is written only while it decodes nothing).
-    /// A BAR the window cannot hold stays unprogrammed (zero) and is left out.
+    /// memory decoding, bus mastering and INTx off (a BAR is written only while it decodes
+    /// nothing). A BAR the window cannot hold stays unprogrammed (zero) and is left out.
     fn place_bars(&self, f: &mut Function, window: &mut BarAllocator) {
-        self.set_command(f.bdf, 0);
+        self.set_command(f.bdf, command::INTX_DISABLE);
         let mut i = 0;
         while i < BARS {
             let offset = reg::BAR0 + 4 * i as u16;
@@ -195,11 +196,21 @@ pub fn functions() -> &'static [Function] {
 /// bridge is one, and does no DMA of its own.
 pub const CLASS_BRIDGE: u32 = 0x06;
 
-/// Turns the function's memory decoding and bus mastering on (`true`) or both off.
-pub fn set_enabled(bdf: Bdf, on: bool) {
+/// Turns the function's memory decoding and bus mastering on (`true`) or both off, and its
+/// INTx on only if `on` and `intx` (its interrupt routed to its owner).
+pub fn set_enabled(bdf: Bdf, on: bool, intx: bool) {
     if let Some(ecam) = ECAM.get() {
-        let bits = command::MEMORY_SPACE | command::BUS_MASTER;
-        ecam.set_command(bdf, if on { bits } else { 0 });
+        let mut bits = if on {
+            command::MEMORY_SPACE | command::BUS_MASTER
+        } else {
+            0
+        };
+        // A function whose interrupt the hyp does not route for its owner raises none: it may
+        // share its line with another VM's device.
+        if !(on && intx) {
+            bits |= command::INTX_DISABLE;
+        }
+        ecam.set_command(bdf, bits);
     }
 }
 

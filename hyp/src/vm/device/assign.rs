@@ -114,6 +114,7 @@ fn assign(vm: &mut Vm) -> Result<(), String> {
         // The device the boot info describes is the one whose interrupt and faults the VM
         // hears as events.
         let mut interrupt = String::new();
+        let routed = first;
         if first {
             write_device_info(vm, &info)
                 .map_err(|e| format!("device {bdf}: the boot info cannot be written: {e}"))?;
@@ -126,7 +127,9 @@ fn assign(vm: &mut Vm) -> Result<(), String> {
             first = false;
         }
         set_dma_vmid(vm.vmid.get(), true);
-        pci::set_enabled(bdf, true);
+        // Its INTx only for the device whose interrupt is routed: another's could share a line
+        // with a device of another VM, which `irq::route` checked for the first alone.
+        pci::set_enabled(bdf, true, routed);
         info!(
             "VM {}: device {bdf} ({:04x}:{:04x}) assigned: stream {sid} translates with its DMA table (VMID {}: its RAM only){bars}{interrupt}",
             vm.name, function.vendor, function.device, vm.vmid
@@ -166,7 +169,7 @@ pub fn release(vm: &mut Vm) {
     drop(smmu);
     set_dma_vmid(vmid, false);
     for &bdf in &vm.spec.devices {
-        pci::set_enabled(bdf, false);
+        pci::set_enabled(bdf, false, false);
         info!(
             "VM {}: device {bdf} released: stream {} aborts, bus mastering off",
             vm.name,

@@ -230,7 +230,13 @@ pub fn raise(vm: &mut crate::vm::Vm, interrupted: bool, faulted: bool) {
 
 #[cfg(target_os = "none")]
 fn enable(intid: u32, on: bool) {
-    crate::dev::gic::set_spi_enabled(intid, on);
+    if on {
+        // Routed to this CPU, the one its owner routes or acknowledges it on: the interrupt
+        // its device raises next costs its owner's CPU the exit, not another VM's.
+        crate::dev::gic::enable_spi(intid);
+    } else {
+        crate::dev::gic::set_spi_enabled(intid, false);
+    }
 }
 
 /// On the host: what the GIC would have been told, for the tests.
