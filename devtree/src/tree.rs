@@ -181,16 +181,21 @@ impl<'p, 'a> Frame<'p, 'a> {
         if !path.starts_with('/') {
             return false;
         }
-        let mut components = path.split('/').filter(|c| !c.is_empty()).rev();
+        // Split as bytes: `str`'s reverse split is a searcher of its own in the Image.
+        let mut components = path
+            .as_bytes()
+            .split(|&b| b == b'/')
+            .filter(|c| !c.is_empty())
+            .rev();
         let mut frame = self;
         loop {
             match (components.next(), frame.parent) {
                 (None, None) => return true,
                 (Some(component), Some(parent)) => {
-                    let matches = if component.contains('@') {
-                        frame.name() == component.as_bytes()
+                    let matches = if component.contains(&b'@') {
+                        frame.name() == component
                     } else {
-                        frame.base_name() == component.as_bytes()
+                        frame.base_name() == component
                     };
                     if !matches {
                         return false;
@@ -214,26 +219,33 @@ pub(crate) fn base_name(name: &[u8]) -> &[u8] {
 }
 
 /// Calls `visit` on `frame` and every enabled node below it, depth first in
-/// tree order. A disabled node is skipped with everything under it. Recursion
-/// is bounded by the validator's depth limit.
+/// tree order, until it fails. A disabled node is skipped with everything under
+/// it. Recursion is bounded by the validator's depth limit.
 pub(crate) fn walk<'a, E, F>(frame: &Frame<'_, 'a>, visit: &mut F) -> Result<(), E>
 where
     F: FnMut(&Frame<'_, 'a>) -> Result<(), E>,
 {
+    let mut failed = None;
     if frame.is_enabled() {
-        walk_enabled(frame, visit)?;
+        // One walker for every caller's closure and error type (`dyn`, a stop flag): its
+        // code once in the hyp's Image, not once per caller.
+        let _ = walk_enabled(frame, &mut |f: &Frame<'_, 'a>| {
+            visit(f).map_err(|e| failed = Some(e)).is_ok()
+        });
     }
-    Ok(())
+    failed.map_or(Ok(()), Err)
 }
 
-/// [`walk`] of an enabled `frame`: returns where its node ends (just past its
-/// `FDT_END_NODE`), or `None` if the block ends first (a validated one never
-/// does).
-fn walk_enabled<'a, E, F>(frame: &Frame<'_, 'a>, visit: &mut F) -> Result<Option<usize>, E>
-where
-    F: FnMut(&Frame<'_, 'a>) -> Result<(), E>,
-{
-    visit(frame)?;
+/// [`walk`] of an enabled `frame`, `visit` saying whether to go on: returns
+/// where its node ends (just past its `FDT_END_NODE`), `Ok(None)` if the block
+/// ends first (a validated one never does), `Err(())` once `visit` stopped it.
+fn walk_enabled<'a>(
+    frame: &Frame<'_, 'a>,
+    visit: &mut dyn FnMut(&Frame<'_, 'a>) -> bool,
+) -> Result<Option<usize>, ()> {
+    if !visit(frame) {
+        return Err(());
+    }
     let blocks = frame.node.blocks();
     let mut pos = frame.children_at;
     loop {

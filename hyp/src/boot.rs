@@ -10,15 +10,24 @@ use crate::percpu;
 use crate::power::{self, PowerOff};
 use crate::vm::Vm;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use devtree::{Board, EnableMethod, PsciMethod, UartKind};
-use spin::Once;
 
 /// The hyp's link address minus where the bootloader put it (see hyp.ld).
 const HYP_LINK_START: usize = 0x7F_C008_0000;
 
-/// Where the device tree lies, (address, size), once read_device_tree has validated it.
-static DTB: Once<(u64, u64)> = Once::new();
+/// Where the device tree lies, address and size, once read_device_tree has validated it (the
+/// boot CPU's, before any other runs).
+static DTB_PA: AtomicU64 = AtomicU64::new(0);
+static DTB_SIZE: AtomicU64 = AtomicU64::new(0);
+
+/// The device tree's (address, size); (0, 0) before `read_device_tree`.
+fn dtb() -> (u64, u64) {
+    (
+        DTB_PA.load(Ordering::Relaxed),
+        DTB_SIZE.load(Ordering::Relaxed),
+    )
+}
 
 /// Parses the device tree entry.S left identity-mapped. Without one we cannot even print.
 /// A tree without RAM (the Pi's, when nothing filled in its memory node) is still read, so
@@ -31,7 +40,8 @@ pub fn read_device_tree(dtb_pa: usize) -> Board<'static> {
     // SAFETY: the header says the blob is `size` bytes; the bootloader placed it in RAM, which
     // stays mapped and is excluded from the frame allocator, so it lives as long as the hyp.
     let blob = unsafe { core::slice::from_raw_parts(dtb_pa as *const u8, size) };
-    DTB.call_once(|| (dtb_pa as u64, size as u64));
+    DTB_PA.store(dtb_pa as u64, Ordering::Relaxed);
+    DTB_SIZE.store(size as u64, Ordering::Relaxed);
     devtree::parse_allow_no_memory(blob).unwrap_or_else(|_| cpu::wait_forever())
 }
 
@@ -88,10 +98,8 @@ pub fn take_over_mmu(board: &Board, image_pa: usize) {
     if banks == 0 {
         // No RAM to map, but the tree itself must stay readable (the board's strings point
         // into it) until init_power has said why the boot stops.
-        if let Some(&dtb) = DTB.get() {
-            ram_banks[0] = dtb;
-            banks = 1;
-        }
+        ram_banks[0] = dtb();
+        banks = 1;
     }
     mmu::switch_to_final_tables(&mmu::Layout {
         image_offset: HYP_LINK_START - image_pa,
@@ -162,10 +170,6 @@ fn init_this_cpu(index: usize, gic_index: usize) {
     stage2::init_vtcr();
 }
 
-/// The PPIs of the hyp's scheduling timer and of the guests' virtual timer, once the GIC is up:
-/// every CPU enables them in its own (banked) registers.
-static TIMER_PPIS: Once<(u32, u32)> = Once::new();
-
 /// Brings up the interrupt controller and the hyp's scheduling timer. Without them guests
 /// still run, but a guest that never yields is not preempted: say so.
 pub fn init_interrupts(board: &Board) {
@@ -176,19 +180,20 @@ pub fn init_interrupts(board: &Board) {
     // SAFETY: take_over_mmu mapped the GIC's regions as device memory; only dev::gic uses them.
     match unsafe { crate::dev::gic::init(gic, board.cpus().len().max(1)) } {
         Ok(()) => {
-            TIMER_PPIS.call_once(|| (timer.hyp_phys_ppi, timer.virt_ppi));
-            enable_timer_ppis(percpu::gic_index());
             crate::vm::exit::set_timer_irqs(16 + timer.hyp_phys_ppi, 16 + timer.virt_ppi);
+            enable_timer_ppis(percpu::gic_index());
             info!("preemption: EL2 timer, INTID {}", 16 + timer.hyp_phys_ppi);
         }
         Err(e) => warn!("GIC unusable ({}): guests are not preempted", e.0),
     }
 }
 
+/// The PPIs of the hyp's scheduling timer and of the guests' virtual timer, once the GIC is up:
+/// every CPU enables them in its own (banked) registers.
 fn enable_timer_ppis(gic_index: usize) {
-    if let Some(&(hyp, virt)) = TIMER_PPIS.get() {
-        crate::dev::gic::enable_ppi(hyp, gic_index);
-        crate::dev::gic::enable_ppi(virt, gic_index);
+    if let Some((hyp, virt)) = crate::vm::exit::timer_irqs() {
+        crate::dev::gic::enable_ppi(hyp - 16, gic_index);
+        crate::dev::gic::enable_ppi(virt - 16, gic_index);
     }
 }
 
@@ -212,7 +217,7 @@ pub fn init_memory(board: &Board, image_pa: usize) {
     // SAFETY: only the symbol's address is taken.
     let image_size = unsafe { &__image_end as *const u8 as usize } - HYP_LINK_START;
     let ram = board.memory().iter().map(|r| Range::new(r.base, r.size));
-    let (dtb_pa, dtb_size) = DTB.get().copied().unwrap_or_default();
+    let (dtb_pa, dtb_size) = dtb();
     // No heap yet: the holes are an iterator chain, not a collection.
     let fixed: [(&'static str, Range); FIXED_HOLES] = [
         (
@@ -335,7 +340,11 @@ pub fn start_secondaries(board: &Board, image_pa: usize) {
                     let function = p.cpu_on.unwrap_or(hypercall_abi::psci::PSCI_CPU_ON_64);
                     match smp::psci_cpu_on(function, c.mpidr, entry, logical as u64) {
                         0 => psci += 1,
-                        e => warn!("CPU {:#x}: PSCI CPU_ON failed ({e})", c.mpidr),
+                        e => warn!(
+                            "CPU {:#x}: PSCI CPU_ON failed ({})",
+                            c.mpidr,
+                            crate::logger::Signed(i64::from(e))
+                        ),
                     }
                 }
                 _ => warn!(

@@ -53,6 +53,19 @@ pub fn write(level: log::Level, module: &str, args: core::fmt::Arguments) {
     let _ = (module, args);
 }
 
+/// A signed number printed as its sign and a u64: the hyp's few signed figures (a leak count,
+/// a firmware's error code) without i64's (or i32's) Display in the Image.
+pub struct Signed(pub i64);
+
+impl core::fmt::Display for Signed {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.0 < 0 {
+            f.write_str("-")?;
+        }
+        write!(f, "{}", self.0.unsigned_abs())
+    }
+}
+
 #[cfg(target_os = "none")]
 struct HypLogger;
 
@@ -85,4 +98,18 @@ pub fn init() {
     } else {
         LevelFilter::Info
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Signed;
+    use alloc::string::ToString;
+
+    #[test]
+    fn a_signed_figure_prints_as_its_sign_and_magnitude() {
+        assert_eq!(Signed(0).to_string(), "0");
+        assert_eq!(Signed(42).to_string(), "42");
+        assert_eq!(Signed(-7).to_string(), "-7");
+        assert_eq!(Signed(i64::MIN).to_string(), "-9223372036854775808");
+    }
 }

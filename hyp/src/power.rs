@@ -8,7 +8,7 @@
 use crate::mm::frames;
 use crate::vm::sched::Tally;
 use core::sync::atomic::{AtomicUsize, Ordering};
-use spin::{Mutex, Once};
+use spin::Mutex;
 
 /// How this board is switched off.
 #[derive(Clone, Copy, Debug)]
@@ -21,11 +21,20 @@ pub enum PowerOff {
     None,
 }
 
-static POWER_OFF: Once<PowerOff> = Once::new();
+/// How to power off, as one word (no `Once` of its own in the Image): 0 no known way,
+/// [`POWER_OFF_PSCI`], or the PM block's address.
+static POWER_OFF: AtomicUsize = AtomicUsize::new(0);
+const POWER_OFF_PSCI: usize = 1;
 
 /// Records how to power off, once the device tree has been read.
 pub fn init(method: PowerOff) {
-    POWER_OFF.call_once(|| method);
+    let word = match method {
+        PowerOff::PsciSmc => POWER_OFF_PSCI,
+        // A PM block at 0 or 1 is no address the word can hold: no known way.
+        PowerOff::PmBlock(base) if base > POWER_OFF_PSCI => base,
+        PowerOff::PmBlock(_) | PowerOff::None => 0,
+    };
+    POWER_OFF.store(word, Ordering::Release);
 }
 
 /// What the hyp's memory looks like at one moment.
@@ -93,6 +102,10 @@ pub fn finish(tally: Tally) -> ! {
         }
         None => (0, 0),
     };
+    let (frames_leaked, heap_leaked) = (
+        crate::logger::Signed(frames_leaked),
+        crate::logger::Signed(heap_leaked),
+    );
     crate::println!(
         "hyp: summary: vms={vms} ok={} failed={} frames_leaked={frames_leaked} heap_leaked={heap_leaked}{}",
         tally.ok,
@@ -116,16 +129,16 @@ pub fn halt_after_failure() -> ! {
 
 fn power_off() -> ! {
     crate::dev::console::flush();
-    match POWER_OFF.get() {
-        Some(PowerOff::PsciSmc) => {
+    match POWER_OFF.load(Ordering::Acquire) {
+        0 => {}
+        POWER_OFF_PSCI => {
             crate::arch::aarch64::cpu::smc(hypercall_abi::psci::PSCI_SYSTEM_OFF, 0, 0, 0);
         }
-        Some(&PowerOff::PmBlock(base)) => {
+        base => {
             // SAFETY: init_power records only the tree's PM block, which take_over_mmu mapped
             // as a device; this is its only user, and it runs once, at the very end.
             unsafe { crate::board::rpi4::PmWatchdog::new(base) }.halt();
         }
-        Some(PowerOff::None) | None => {}
     }
     crate::arch::aarch64::cpu::wait_forever()
 }

@@ -151,10 +151,11 @@ impl fmt::Display for Line<'_> {
             self.cpu,
             self.seq,
             r.counter,
-            r.vm(),
-            r.vcpu(),
+            // The narrow fields as u32: no Display or hex of u8 and u16 in the Image.
+            u32::from(r.vm()),
+            u32::from(r.vcpu()),
             kind.name(),
-            r.ec()
+            u32::from(r.ec())
         )?;
         match kind {
             // Only a call's record is made after its handling: HVC with another immediate

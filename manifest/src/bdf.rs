@@ -52,9 +52,10 @@ impl fmt::Display for Bdf {
         write!(
             f,
             "{:02x}:{:02x}.{:x}",
-            self.bus(),
-            self.devfn() >> 3,
-            self.devfn() & 7
+            // As u32, as the hyp prints most numbers: no hex of u8 in it for this.
+            u32::from(self.bus()),
+            u32::from(self.devfn() >> 3),
+            u32::from(self.devfn() & 7)
         )
     }
 }

@@ -289,10 +289,12 @@ const VM_KEYS: [&str; 12] = [
 
 /// A `devices` value: PCI addresses `BB:DD.F`, separated by commas.
 fn device_list(value: &str) -> Result<Vec<Bdf>, DecodeErrorKind> {
-    value
-        .split(',')
-        .map(|d| Bdf::parse(d).ok_or(DecodeErrorKind::BadValue("devices")))
-        .collect()
+    // A loop, not a `collect` into a `Result`: its adapter is code of its own in the hyp.
+    let mut devices = Vec::new();
+    for d in value.split(',') {
+        devices.push(Bdf::parse(d).ok_or(DecodeErrorKind::BadValue("devices"))?);
+    }
+    Ok(devices)
 }
 
 /// A `cpus` value: CPU indices in decimal, separated by commas.

@@ -78,13 +78,18 @@ impl core::fmt::Display for ElfError {
             Self::NotElf64LittleEndian => {
                 f.write_str("an ELF file, but not ELF64 little-endian (32-bit or big-endian)")
             }
+            // The u16 fields as u32, as the hyp prints most numbers (no u16 Display in it).
             Self::WrongMachine(m) => write!(
                 f,
-                "an ELF64 file for machine {m}, not AArch64 (e_machine {EM_AARCH64})"
+                "an ELF64 file for machine {}, not AArch64 (e_machine {})",
+                u32::from(m),
+                u32::from(EM_AARCH64)
             ),
             Self::NotExecutable(t) => write!(
                 f,
-                "an AArch64 ELF64 file of type {t}, not an executable (e_type {ET_EXEC})"
+                "an AArch64 ELF64 file of type {}, not an executable (e_type {})",
+                u32::from(t),
+                u32::from(ET_EXEC)
             ),
             Self::Truncated => f.write_str("truncated image"),
             Self::BadSegment => f.write_str("a loadable segment is malformed"),

@@ -103,7 +103,7 @@ impl fmt::Display for Problem {
                 let code = u32::from(*c);
                 write!(
                     f,
-                    "name contains U+{code:04X}; only A-Z a-z 0-9 _ - are allowed"
+                    "name contains \\u{{{code:x}}}; only A-Z a-z 0-9 _ - are allowed"
                 )
             }
             Self::NameReserved => {
@@ -491,7 +491,7 @@ mod tests {
     fn a_bad_name_character_is_shown_so_it_cannot_reach_the_terminal() {
         let said = |c| Problem::NameBadChar(c).to_string();
         assert!(said('.').starts_with("name contains '.';"), "{}", said('.'));
-        assert!(said('\u{1b}').starts_with("name contains U+001B;"));
-        assert!(said('é').starts_with("name contains U+00E9;"));
+        assert!(said('\u{1b}').starts_with("name contains \\u{1b};"));
+        assert!(said('é').starts_with("name contains \\u{e9};"));
     }
 }

@@ -437,7 +437,8 @@ fn write_line(uart: &Uart, prefix: &[u8], text: &[u8]) {
         if is_shown(b) {
             uart.write_byte(b);
         } else {
-            let _ = fmt::Write::write_fmt(&mut Writer(uart), format_args!("\\x{b:02x}"));
+            let _ =
+                fmt::Write::write_fmt(&mut Writer(uart), format_args!("\\x{:02x}", u32::from(b)));
         }
     }
     uart.write_byte(b'\r');

@@ -164,8 +164,9 @@ pub fn run(board: &devtree::Board, vms: &[Vm]) {
         };
         match outcome {
             Outcome::Aborted(s) => info!(
-                "PCI {}: DMA probe: the device's DMA was aborted (ring and buffer untouched, status {s:#04x}{})",
+                "PCI {}: DMA probe: the device's DMA was aborted (ring and buffer untouched, status {:#04x}{})",
                 f.bdf,
+                u32::from(s),
                 if s & NEEDS_RESET != 0 {
                     ": DEVICE_NEEDS_RESET"
                 } else {
@@ -173,8 +174,9 @@ pub fn run(board: &devtree::Board, vms: &[Vm]) {
                 }
             ),
             Outcome::Reached(what, s) => error!(
-                "PCI {}: DMA probe FAILED: a device no VM owns wrote hyp memory ({what} changed, status {s:#04x})",
-                f.bdf
+                "PCI {}: DMA probe FAILED: a device no VM owns wrote hyp memory ({what} changed, status {:#04x})",
+                f.bdf,
+                u32::from(s)
             ),
             Outcome::NotRun(why) => info!("PCI {}: DMA probe not run: {why}", f.bdf),
         }

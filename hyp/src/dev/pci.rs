@@ -173,23 +173,28 @@ impl Ecam {
     }
 }
 
-/// Bus 0's configuration space, once `init` has found the host bridge.
-static ECAM: spin::Once<Ecam> = spin::Once::new();
-/// What `init` found on bus 0 (BARs placed), and whether its DMA goes through the SMMU.
-static FOUND: spin::Once<(alloc::vec::Vec<Function>, bool)> = spin::Once::new();
+/// Bus 0 once `init` has found the host bridge: its configuration space, the functions on it
+/// (BARs placed), and whether their DMA goes through the SMMU. One `Once` for the three.
+struct Bus0 {
+    ecam: Ecam,
+    found: alloc::vec::Vec<Function>,
+    behind_smmu: bool,
+}
+
+static BUS0: spin::Once<Bus0> = spin::Once::new();
 
 /// The function at `bdf` as `init` found it, and whether its DMA goes through the SMMU.
 pub fn function(bdf: Bdf) -> Option<(Function, bool)> {
-    let (found, behind_smmu) = FOUND.get()?;
-    found
+    let bus = BUS0.get()?;
+    bus.found
         .iter()
         .find(|f| f.bdf == bdf)
-        .map(|&f| (f, *behind_smmu))
+        .map(|&f| (f, bus.behind_smmu))
 }
 
 /// Every function `init` found on bus 0, in slot order (none before `init`).
 pub fn functions() -> &'static [Function] {
-    FOUND.get().map_or(&[], |(found, _)| found.as_slice())
+    BUS0.get().map_or(&[], |bus| bus.found.as_slice())
 }
 
 /// A function's base class (the top byte of [`Function::class`]) when it is a bridge: the host
@@ -199,7 +204,7 @@ pub const CLASS_BRIDGE: u32 = 0x06;
 /// Turns the function's memory decoding and bus mastering on (`true`) or both off, and its
 /// INTx on only if `on` and `intx` (its interrupt routed to its owner).
 pub fn set_enabled(bdf: Bdf, on: bool, intx: bool) {
-    if let Some(ecam) = ECAM.get() {
+    if let Some(ecam) = BUS0.get().map(|bus| &bus.ecam) {
         let mut bits = if on {
             command::MEMORY_SPACE | command::BUS_MASTER
         } else {
@@ -228,7 +233,7 @@ pub fn init(board: &devtree::Board) {
     };
     // SAFETY: take_over_mmu mapped bus 0 of the ECAM as Device memory (mmio_region), and only
     // this module uses it.
-    let ecam = ECAM.call_once(|| unsafe { Ecam::new(base as usize) });
+    let ecam = unsafe { Ecam::new(base as usize) };
     // On the heap: 256 slots of a `Function` are about 57 KiB, most of a CPU's 64 KiB stack
     // (an array here overflowed it into the boot tables below the stacks).
     let mut found = alloc::vec![None; 32 * 8];
@@ -263,11 +268,22 @@ pub fn init(board: &devtree::Board) {
     );
     let found: alloc::vec::Vec<Function> = found.iter().take(n).flatten().copied().collect();
     // Its list is the hyp's for the run.
-    crate::power::held_for_the_run(|| FOUND.call_once(|| (found.clone(), host.behind_smmu)));
+    crate::power::held_for_the_run(|| {
+        BUS0.call_once(|| Bus0 {
+            ecam,
+            found: found.clone(),
+            behind_smmu: host.behind_smmu,
+        })
+    });
     for f in &found {
         info!(
             "PCI {}: vendor {:04x} device {:04x} class {:06x} header type {:#04x}",
-            f.bdf, f.vendor, f.device, f.class, f.header_type
+            // The u16 and u8 fields as u32: no hex of their own types in the Image.
+            f.bdf,
+            u32::from(f.vendor),
+            u32::from(f.device),
+            f.class,
+            u32::from(f.header_type)
         );
         if let Some(intid) = f.intx {
             info!("PCI {}: INTx raises SPI {intid}", f.bdf);
@@ -275,7 +291,13 @@ pub fn init(board: &devtree::Board) {
         if let Some(v) = f.virtio {
             info!(
                 "PCI {}: virtio in BAR{}: common {:#x}, notify {:#x} (x{}), ISR {:#x}, device {:#x}",
-                f.bdf, v.bar, v.common, v.notify, v.notify_multiplier, v.isr, v.device
+                f.bdf,
+                u32::from(v.bar), // no u8 Display in the Image for this one line
+                v.common,
+                v.notify,
+                v.notify_multiplier,
+                v.isr,
+                v.device
             );
         }
         for (i, bar) in f.bars.iter().enumerate() {

@@ -342,7 +342,7 @@ pub fn log_fault(r: &FaultRun, owner: Option<&str>) {
     warn!(
         "SMMU: {} (event {:#04x}) from stream {}{}: {} at {:#x} stopped{}",
         e.name(),
-        e.kind,
+        u32::from(e.kind),
         e.sid,
         owner.map_or(String::new(), |vm| alloc::format!(" of VM {vm}")),
         if e.read { "read" } else { "write" },
@@ -489,7 +489,8 @@ pub fn invalidate(vmid: u16, ipa: u64, pages: u64) {
         // Nothing safe is left to do with a stuck SMMU but stop: a frame it may still reach
         // would be reused.
         crate::dev::console::emergency_println(format_args!(
-            "hyp: SMMU TLB invalidation for VMID {vmid} failed: {e}"
+            "hyp: SMMU TLB invalidation for VMID {} failed: {e}",
+            u32::from(vmid)
         ));
         crate::power::halt_after_failure();
     }

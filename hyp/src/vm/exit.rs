@@ -36,6 +36,13 @@ pub fn set_timer_irqs(scheduler: u32, vtimer: u32) {
     VTIMER_IRQ.store(vtimer, Ordering::Relaxed);
 }
 
+/// The INTIDs `set_timer_irqs` stored (each CPU enables them in its own banked registers);
+/// `None` before, or without a GIC.
+pub fn timer_irqs() -> Option<(u32, u32)> {
+    let scheduler = SCHEDULER_IRQ.load(Ordering::Relaxed);
+    (scheduler != 0).then(|| (scheduler, VTIMER_IRQ.load(Ordering::Relaxed)))
+}
+
 /// Serves the physical interrupts pending now. The end of a slice yields; the running guest's
 /// virtual timer becomes its timer event (`vm`: the guest and vCPU on the CPU, if any), its
 /// interrupt masked until the guest acknowledges the event, or for a Linux vCPU its vGIC's
@@ -545,7 +552,7 @@ fn check_frame_accounting(vm: &Vm) {
             found == owner,
             "VM {}: frame {pa:#x} has another owner ({:#x})",
             vm.name,
-            found.encode()
+            u32::from(found.encode())
         );
     }
     if cfg!(debug_assertions) {

@@ -76,7 +76,8 @@ impl Vmid {
 
 impl fmt::Display for Vmid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
+        // As u32, as most numbers the hyp prints: u16's Display is code of its own.
+        u32::from(self.0).fmt(f)
     }
 }
 

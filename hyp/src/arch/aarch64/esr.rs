@@ -140,7 +140,7 @@ impl fmt::Display for Syndrome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ESR {:#010x} ({}", self.esr, self.class.name())?;
         if let Class::Other(ec) = self.class {
-            write!(f, " EC {ec:#x}")?;
+            write!(f, " EC {:#x}", u32::from(ec))?;
         }
         match self.class {
             Class::DataAbortLower | Class::DataAbortSame => write!(

@@ -39,7 +39,7 @@ pub fn assign_at_boot(vms: &mut [Vm]) {
         info!(
             "PCI {}: no VM owns it: stream {} aborts, bus mastering off",
             f.bdf,
-            f.bdf.requester_id()
+            u32::from(f.bdf.requester_id())
         );
     }
 }
@@ -132,7 +132,10 @@ fn assign(vm: &mut Vm) -> Result<(), String> {
         pci::set_enabled(bdf, true, routed);
         info!(
             "VM {}: device {bdf} ({:04x}:{:04x}) assigned: stream {sid} translates with its DMA table (VMID {}: its RAM only){bars}{interrupt}",
-            vm.name, function.vendor, function.device, vm.vmid
+            vm.name,
+            u32::from(function.vendor),
+            u32::from(function.device),
+            vm.vmid
         );
     }
     Ok(())
@@ -173,7 +176,7 @@ pub fn release(vm: &mut Vm) {
         info!(
             "VM {}: device {bdf} released: stream {} aborts, bus mastering off",
             vm.name,
-            bdf.requester_id()
+            u32::from(bdf.requester_id())
         );
     }
 }
