@@ -587,6 +587,19 @@ impl Vm {
 
     /// Queues the VM's console bytes as whole lines, prefixed with its name, for the UART,
     /// waiting for room as an emulated UART's writer does (`vm::console::output_waiting`).
+    /// vCPU `v`: the one place its index is checked, so that every caller's (impossible)
+    /// out-of-range panic shares one `Location` in the Image; inlined, no call.
+    #[inline(always)]
+    pub fn vcpu(&self, v: usize) -> &Vcpu {
+        &self.vcpus[v]
+    }
+
+    /// vCPU `v`, to change (as [`Vm::vcpu`]).
+    #[inline(always)]
+    pub fn vcpu_mut(&mut self, v: usize) -> &mut Vcpu {
+        &mut self.vcpus[v]
+    }
+
     pub fn console_output(&mut self, bytes: &[u8]) {
         super::console::output_waiting(&mut self.console, self.index.get(), &self.name, bytes)
     }
@@ -648,7 +661,7 @@ impl crate::hypercall::GuestVm for Caller<'_> {
 
     #[inline]
     fn regs(&mut self) -> &mut hypercall_abi::Regs {
-        let x = &mut self.vm.vcpus[self.vcpu].regs.x;
+        let x = &mut self.vm.vcpu_mut(self.vcpu).regs.x;
         x.first_chunk_mut()
             .expect("x0..x17 are in the register file")
     }
@@ -681,7 +694,7 @@ impl crate::hypercall::GuestVm for Caller<'_> {
             if self.vm.on_this_cpu(self.vcpu) {
                 cpu::set_cntv_ctl(cpu::cntv_ctl() & !CNTV_CTL_IMASK);
             } else {
-                self.vm.vcpus[self.vcpu].el1.cntv_ctl &= !CNTV_CTL_IMASK;
+                self.vm.vcpu_mut(self.vcpu).el1.cntv_ctl &= !CNTV_CTL_IMASK;
             }
         }
         self.vm.deliver_events();
@@ -717,10 +730,10 @@ impl crate::hypercall::GuestVm for Caller<'_> {
             return;
         }
         // CNTVOFF is the VM's: the new vCPU sees the same virtual count as the others.
-        let cntvoff = self.vm.vcpus[0].el1.cntvoff;
+        let cntvoff = self.vm.vcpu(0).el1.cntvoff;
         let mut fresh = Vcpu::fresh(vcpu, entry, context, 0, RunState::Runnable);
         fresh.el1.cntvoff = cntvoff;
-        self.vm.vcpus[vcpu] = fresh;
+        *self.vm.vcpu_mut(vcpu) = fresh;
         self.vm.events_changed();
         sched::make_runnable(index, v);
     }

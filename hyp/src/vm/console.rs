@@ -492,7 +492,7 @@ mod target {
     /// again (the `HVC` re-executed) once a drain has made room ([`wake_writers`]). Under the
     /// VM's lock, as the refusal was: the waker takes that lock, so it sees this.
     pub fn block_writer(vm: &mut Vm, v: usize) {
-        let vcpu = &mut vm.vcpus[v];
+        let vcpu = vm.vcpu_mut(v);
         vcpu.regs.repeat_instruction();
         vcpu.run = RunState::Waiting;
         vm.console_io.blocked |= 1 << v;

@@ -128,7 +128,7 @@ fn handle_exit<const CALL: bool>(exit: Exit) -> bool {
     // What vm::run answered without the lock since this vCPU's last exit here: one branch
     // when it answered nothing (a stated version comes only with a call counted, and
     // `fold_unlocked` takes both).
-    let regs = &vm.vcpus[v].regs;
+    let regs = &vm.vcpu(v).regs;
     if regs.unlocked_calls | regs.unlocked_loads != 0 {
         fold_unlocked(vm, v);
     }
@@ -140,7 +140,7 @@ fn handle_exit<const CALL: bool>(exit: Exit) -> bool {
     }
     if requests & sched::REQ_VIRQ != 0 {
         // Another CPU raised or dropped its virtual IRQ and kicked this one.
-        cpu::set_hcr(vm.vcpus[v].hcr);
+        cpu::set_hcr(vm.vcpu_mut(v).hcr);
     }
     if let Exit::Sync(s, _) = &exit
         && s.class == Class::DataAbortLower
@@ -221,15 +221,15 @@ fn handle_exit<const CALL: bool>(exit: Exit) -> bool {
         Action::Yield if matches!(exit, Exit::Irq) => GiveUp::SliceEnd,
         Action::Yield => GiveUp::Yield,
         Action::Continue => {
-            vm.vcpus[v].regs.repeat_instruction();
+            vm.vcpu_mut(v).regs.repeat_instruction();
             return false;
         }
         Action::Retry => {
-            vm.vcpus[v].regs.repeat_instruction();
+            vm.vcpu_mut(v).regs.repeat_instruction();
             GiveUp::Yield
         }
         Action::Wait => {
-            vm.vcpus[v].run = RunState::Waiting;
+            vm.vcpu_mut(v).run = RunState::Waiting;
             GiveUp::Leave
         }
         Action::WaitConsoleRoom => {
@@ -237,7 +237,7 @@ fn handle_exit<const CALL: bool>(exit: Exit) -> bool {
             GiveUp::Leave
         }
         Action::CpuOff => {
-            vm.vcpus[v].run = RunState::Off;
+            vm.vcpu_mut(v).run = RunState::Off;
             if vm.vcpus.iter().all(|c| c.run == RunState::Off) {
                 vm.flush_console();
                 info!("VM {} exited with status 0 (its last vCPU is off)", vm.name);
@@ -273,7 +273,7 @@ fn handle_exit<const CALL: bool>(exit: Exit) -> bool {
 /// Folds what vm::run answered for vCPU `v` without the lock into the VM: its calls and (a
 /// Linux vCPU's only) loads into the stats, the version an `ABI_VERSION` stated.
 fn fold_unlocked(vm: &mut Vm, v: usize) {
-    let regs = &mut vm.vcpus[v].regs;
+    let regs = &mut vm.vcpu_mut(v).regs;
     let calls = regs.take_unlocked_calls();
     let loads = core::mem::take(&mut regs.unlocked_loads);
     let stated = regs.take_stated_version();
@@ -316,7 +316,7 @@ fn answer_gic_read(vm: &mut Vm, v: usize, s: &Syndrome) -> bool {
         return false;
     };
     vm.stats.count(ExitKind::Stage2);
-    vm.vcpus[v].regs.skip_instruction();
+    vm.vcpu_mut(v).regs.skip_instruction();
     if kick.contains(v) {
         vm.sync_vgic(v);
     }
@@ -395,20 +395,20 @@ fn handle_sync(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
         // to define.
         Class::Hvc64 => {
             vm.stats.count(ExitKind::Hypercall);
-            vm.vcpus[v].regs.x[0] = hypercall_abi::Error::NotSupported.code() as u64;
+            vm.vcpu_mut(v).regs.x[0] = hypercall_abi::Error::NotSupported.code() as u64;
             Action::Resume
         }
         Class::Smc64 => {
             vm.stats.count(ExitKind::Hypercall);
             // Guests call the hyp with HVC; a trapped SMC is not executed, only refused, as
             // KVM refuses it: NOT_SUPPORTED in x0, every other register kept, the SMC skipped.
-            vm.vcpus[v].regs.skip_instruction();
-            vm.vcpus[v].regs.x[0] = hypercall_abi::Error::NotSupported.code() as u64;
+            vm.vcpu_mut(v).regs.skip_instruction();
+            vm.vcpu_mut(v).regs.x[0] = hypercall_abi::Error::NotSupported.code() as u64;
             Action::Resume
         }
         Class::WfiWfe => {
             vm.stats.count(ExitKind::Wfi);
-            vm.vcpus[v].regs.skip_instruction();
+            vm.vcpu_mut(v).regs.skip_instruction();
             // WFI waits for the vCPU's next event (a Linux vCPU: its next vGIC interrupt),
             // unless one is already there.
             if vm.wfi_wakes(v) {
@@ -422,7 +422,7 @@ fn handle_sync(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
             let access = SysRegAccess::decode(s.iss);
             if access.is_read && idregs::is_id_register(access.reg) {
                 let value = id_registers(vm).read(access.reg, cpu::read_id_register);
-                let regs = &mut vm.vcpus[v].regs;
+                let regs = &mut vm.vcpu_mut(v).regs;
                 if let Some(rt) = regs.x.get_mut(usize::from(access.rt)) {
                     *rt = value;
                 }
@@ -430,11 +430,11 @@ fn handle_sync(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
             } else if (!access.is_read && emulate_vm_register_write(vm, v, access))
                 || (vm.is_linux() && emulate_linux_register(vm, v, access))
             {
-                vm.vcpus[v].regs.skip_instruction();
+                vm.vcpu_mut(v).regs.skip_instruction();
             } else {
                 // Every other trapped register (PMU, debug, AMU, LOR, RAS, PAC keys, IMPDEF...)
                 // does not exist for the guest, as its ID registers say.
-                cpu::inject_undefined(&mut vm.vcpus[v].regs);
+                cpu::inject_undefined(&mut vm.vcpu_mut(v).regs);
             }
             Action::Resume
         }
@@ -442,7 +442,7 @@ fn handle_sync(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
         // (CPTR_EL2.TZ/TSM, HCR_EL2.API): a CPU without them would find them UNDEFINED too.
         Class::Unknown | Class::Sve | Class::Sme | Class::PointerAuth => {
             vm.stats.count(ExitKind::Other);
-            cpu::inject_undefined(&mut vm.vcpus[v].regs);
+            cpu::inject_undefined(&mut vm.vcpu_mut(v).regs);
             Action::Resume
         }
         Class::DataAbortLower | Class::InstructionAbortLower => {
@@ -452,7 +452,7 @@ fn handle_sync(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
         _ => {
             vm.stats.count(ExitKind::Other);
             Action::Kill(KillReason::Trap {
-                pc: vm.vcpus[v].regs.elr,
+                pc: vm.vcpu(v).regs.elr,
                 syndrome: *s,
             })
         }
@@ -464,15 +464,15 @@ fn handle_sync(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
 fn emulate_vm_register_write(vm: &mut Vm, v: usize, access: SysRegAccess) -> bool {
     let value = match access.rt {
         31 => 0,
-        rt => vm.vcpus[v].regs.x[usize::from(rt)],
+        rt => vm.vcpu(v).regs.x[usize::from(rt)],
     };
     if !cpu::write_vm_register(access.reg, value) {
         return false;
     }
     const SCTLR_M: u64 = 1;
     if access.reg == esr::SCTLR_EL1 && value & SCTLR_M != 0 {
-        vm.vcpus[v].hcr &= !(cpu::HCR_DC | cpu::HCR_TVM);
-        cpu::set_hcr(vm.vcpus[v].hcr);
+        vm.vcpu_mut(v).hcr &= !(cpu::HCR_DC | cpu::HCR_TVM);
+        cpu::set_hcr(vm.vcpu_mut(v).hcr);
         debug!("VM {} turned its MMU on", vm.name);
     }
     true
@@ -487,14 +487,14 @@ fn emulate_linux_register(vm: &mut Vm, v: usize, access: SysRegAccess) -> bool {
     match emulated(access.reg, access.is_read) {
         Emulated::Fixed(value) => {
             if access.is_read
-                && let Some(reg) = vm.vcpus[v].regs.x.get_mut(rt)
+                && let Some(reg) = vm.vcpu_mut(v).regs.x.get_mut(rt)
             {
                 *reg = value;
             }
             true
         }
         Emulated::Sgi1r => {
-            let value = vm.vcpus[v].regs.x.get(rt).copied().unwrap_or(0);
+            let value = vm.vcpu(v).regs.x.get(rt).copied().unwrap_or(0);
             if let Some(linux) = vm.linux.as_mut() {
                 let mask = linux.vgic.write_sgi1r(v, value);
                 vm.vgic_changed(mask);
@@ -509,17 +509,18 @@ fn emulate_linux_register(vm: &mut Vm, v: usize, access: SysRegAccess) -> bool {
 /// there, a Linux VM's GIC distributor and redistributors, else the VM's fault policy decides.
 fn stage2_fault(vm: &mut Vm, v: usize, s: &Syndrome) -> Action {
     if s.class == Class::DataAbortLower && emulate_pl011(vm, v, s) {
-        vm.vcpus[v].regs.skip_instruction();
+        vm.vcpu_mut(v).regs.skip_instruction();
         if vm.is_linux() {
             vm.update_uart_line();
         }
         return Action::Resume;
     }
     if s.class == Class::DataAbortLower && vm.is_linux() && emulate_gic(vm, v, s).is_some() {
-        vm.vcpus[v].regs.skip_instruction();
+        vm.vcpu_mut(v).regs.skip_instruction();
         return Action::Resume;
     }
     vm.stats.count_fault();
+    // Indexed here: the fields of `vm` below are borrowed beside it.
     let regs = &mut vm.vcpus[v].regs;
     if vm.spec.on_fault == FaultPolicy::Inject {
         // SPSR.M[3:2] is the exception level the guest was at.

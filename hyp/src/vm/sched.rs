@@ -605,7 +605,7 @@ pub fn give_up(mut guard: VmLocked, slot: &'static VmSlot, v: VcpuIndex, how: Gi
         // It came on by a switch, in the rest of another's slice: it goes on, with a whole
         // slice of its own, after `pick`'s looks. Else a vCPU that yields just before its
         // slice ends would hand the next one almost nothing, and take the CPU back at once.
-        cpu::set_hcr(vm.vcpus[v.get()].hcr);
+        cpu::set_hcr(vm.vcpu(v.get()).hcr);
         drop(guard);
         look_around();
         timer::arm_slice();
@@ -617,7 +617,7 @@ pub fn give_up(mut guard: VmLocked, slot: &'static VmSlot, v: VcpuIndex, how: Gi
         return;
     }
     // Every other way off the CPU: one (inlined) unload for them all.
-    let run = vm.vcpus[v.get()].run;
+    let run = vm.vcpu(v.get()).run;
     let (keep, requeue) = match how {
         GiveUp::Yield | GiveUp::SliceEnd => (true, run == RunState::Runnable),
         GiveUp::Leave => (
@@ -1048,7 +1048,7 @@ fn expire_timers(now: u64) {
                 continue;
             }
             shared.timer_deadline.store(NO_DEADLINE, Ordering::SeqCst);
-            let vcpu = &mut vm.vcpus[v];
+            let vcpu = vm.vcpu_mut(v);
             let el1 = &mut vcpu.el1;
             if vcpu.run != RunState::Off
                 && timer::is_armed(el1.cntv_ctl)
