@@ -140,7 +140,7 @@ fn handle_exit<const CALL: bool>(exit: Exit) -> bool {
     }
     if requests & sched::REQ_VIRQ != 0 {
         // Another CPU raised or dropped its virtual IRQ and kicked this one.
-        cpu::set_hcr(vm.vcpu_mut(v).hcr);
+        cpu::set_hcr(vm.vcpu(v).hcr);
     }
     if let Exit::Sync(s, _) = &exit
         && s.class == Class::DataAbortLower
@@ -472,7 +472,7 @@ fn emulate_vm_register_write(vm: &mut Vm, v: usize, access: SysRegAccess) -> boo
     const SCTLR_M: u64 = 1;
     if access.reg == esr::SCTLR_EL1 && value & SCTLR_M != 0 {
         vm.vcpu_mut(v).hcr &= !(cpu::HCR_DC | cpu::HCR_TVM);
-        cpu::set_hcr(vm.vcpu_mut(v).hcr);
+        cpu::set_hcr(vm.vcpu(v).hcr);
         debug!("VM {} turned its MMU on", vm.name);
     }
     true

@@ -19,8 +19,8 @@ const DEFAULT_MS: u64 = 3000;
 /// A step of the counter longer than this is a gap: the vCPU was off the CPU.
 const GAP_US: u64 = 100;
 
-/// Exit status of a hog that ran under its `min-share`.
-const STATUS_STARVED: u64 = 1;
+/// Exit status of a hog that ran outside its `min-share`..`max-share`.
+const STATUS_UNFAIR: u64 = 1;
 
 pub fn run(args: &str) -> u64 {
     let ms = args::number(args, "ms").unwrap_or(DEFAULT_MS);
@@ -71,12 +71,12 @@ pub fn run(args: &str) -> u64 {
     );
     if let Some(max) = max_share.filter(|&max| share > max) {
         println!("hog: took too much: ran {share}% of the time, over the {max}% asked");
-        return STATUS_STARVED;
+        return STATUS_UNFAIR;
     }
     match min_share {
         Some(min) if share < min => {
             println!("hog: starved: ran {share}% of the time, under the {min}% asked");
-            STATUS_STARVED
+            STATUS_UNFAIR
         }
         Some(min) => {
             println!("hog: share ok: ran {share}% of the time, at least the {min}% asked");

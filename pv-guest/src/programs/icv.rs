@@ -1,7 +1,8 @@
 //! `icv [after-ms=A]`: what a PV vCPU reads of the virtual GIC CPU interface (GICv3 boards: the
 //! ICV_* system registers reach EL1 without a trap while the interface is off). Nothing a Linux
 //! vCPU left on this CPU may be readable: ICV_PMR_EL1, ICV_IGRPEN1_EL1 and ICV_AP1R0_EL1 must
-//! read 0. First waits A ms in WFI, so that a Linux VM pinned to the same CPU runs before.
+//! read 0. First waits A ms in WFI, so that a Linux VM pinned to the same CPU runs before. On a
+//! GICv2 board (no system-register interface) it says so and exits 0: nothing is readable.
 
 use super::args;
 use crate::arch::timer::{self, arm, disarm};
@@ -21,16 +22,28 @@ pub fn run(info: &BootInfo, argv: &str) -> u64 {
     }
     disarm();
     let _ = hv.event_ack(info.timer_event);
+    // ICC_SRE_EL1.SRE set (system-register access to the interface): on a GICv2 board there is
+    // none, and the first access is UNDEFINED.
+    let mut sre = 0u64;
+    // SAFETY: one read of ICC_SRE_EL1 (the probe catches its fault: one instruction, so one
+    // fault at most).
+    let undefined = crate::fault::probe(|| unsafe {
+        asm!("mrs {}, s3_0_c12_c12_5", out(reg) sre, options(nomem, nostack))
+    });
+    if undefined.is_some() {
+        println!("icv: no GIC system-register interface here (GICv2): nothing to read");
+        return 0;
+    }
+    // SAFETY: ICC_SRE_EL1.SRE set, which exists (read above).
+    unsafe { asm!("msr s3_0_c12_c12_5, {}", "isb", in(reg) sre | 1, options(nomem, nostack)) };
     let (pmr, igrpen1, ap1r0): (u64, u64, u64);
-    // SAFETY: ICC_SRE_EL1.SRE set (system-register access to the interface), then three reads
-    // of the virtual interface's registers; nothing else changes.
+    // SAFETY: three reads of the virtual interface's registers; nothing changes.
     unsafe {
         asm!(
-            "mrs {t}, s3_0_c12_c12_5", "orr {t}, {t}, #1", "msr s3_0_c12_c12_5, {t}", "isb",
             "mrs {pmr}, s3_0_c4_c6_0",
             "mrs {grp}, s3_0_c12_c12_7",
             "mrs {ap}, s3_0_c12_c9_0",
-            t = out(reg) _, pmr = out(reg) pmr, grp = out(reg) igrpen1, ap = out(reg) ap1r0,
+            pmr = out(reg) pmr, grp = out(reg) igrpen1, ap = out(reg) ap1r0,
             options(nomem, nostack),
         )
     };
